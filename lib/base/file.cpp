@@ -1,0 +1,293 @@
+// Checked file I/O for lm: every read, write, fsync and rename is checked and reported with the path.
+#include "base/file.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "base/error.hpp"
+
+namespace lm {
+
+std::string display_name(const std::string& path, bool output) {
+  if (is_std_stream(path)) return output ? "<stdout>" : "<stdin>";
+  return path;
+}
+
+static int open_input(const std::string& path) {
+  if (is_std_stream(path)) return STDIN_FILENO;
+  int fd;
+  do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  if (fd < 0) throw IoError(path, "cannot open", errno);
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    throw IoError(path, "cannot read", EISDIR);
+  }
+  return fd;
+}
+
+static void read_all(int fd, const std::string& path, std::string& out) {
+  char chunk[1 << 16];
+  for (;;) {
+    ssize_t r = ::read(fd, chunk, sizeof chunk);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw IoError(display_name(path), "read error", errno);
+    }
+    if (r == 0) break;
+    out.append(chunk, size_t(r));
+  }
+}
+
+std::string load_file(const std::string& path) {
+  int fd = open_input(path);
+  std::string out;
+  try {
+    read_all(fd, path, out);
+  } catch (...) {
+    if (fd != STDIN_FILENO) ::close(fd);
+    throw;
+  }
+  if (fd != STDIN_FILENO) ::close(fd);
+  return out;
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  if (is_std_stream(a) || is_std_stream(b)) return false;
+  struct stat sa, sb;
+  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// ---- MappedFile ----
+
+MappedFile::MappedFile(const std::string& path) : path_(display_name(path)) {
+  int fd = open_input(path);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    if (fd != STDIN_FILENO) ::close(fd);
+    throw IoError(path_, "cannot stat", e);
+  }
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
+    void* p = ::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    if (fd != STDIN_FILENO) ::close(fd);
+    if (p == MAP_FAILED) throw IoError(path_, "cannot map", e);
+    data_ = static_cast<const uint8_t*>(p);
+    size_ = size_t(st.st_size);
+    mapped_ = true;
+    return;
+  }
+  try {
+    read_all(fd, path, heap_);
+  } catch (...) {
+    if (fd != STDIN_FILENO) ::close(fd);
+    throw;
+  }
+  if (fd != STDIN_FILENO) ::close(fd);
+  data_ = reinterpret_cast<const uint8_t*>(heap_.data());
+  size_ = heap_.size();
+}
+
+void MappedFile::reset() noexcept {
+  if (mapped_ && data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  data_ = nullptr;
+  size_ = 0;
+  mapped_ = false;
+  heap_.clear();
+}
+
+MappedFile::~MappedFile() { reset(); }
+
+MappedFile::MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }
+
+MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
+  if (this == &o) return *this;
+  reset();
+  path_ = std::move(o.path_);
+  mapped_ = o.mapped_;
+  size_ = o.size_;
+  if (mapped_) {
+    data_ = o.data_;
+  } else {
+    heap_ = std::move(o.heap_);
+    data_ = reinterpret_cast<const uint8_t*>(heap_.data());
+  }
+  o.data_ = nullptr;
+  o.size_ = 0;
+  o.mapped_ = false;
+  return *this;
+}
+
+// ---- LineReader ----
+
+LineReader::LineReader(const std::string& path, size_t max_line)
+    : path_(display_name(path)), max_line_(max_line) {
+  fd_ = open_input(path);
+  own_fd_ = fd_ != STDIN_FILENO;
+  buf_.resize(size_t{1} << 16);
+}
+
+LineReader::~LineReader() {
+  if (own_fd_) ::close(fd_);
+}
+
+bool LineReader::fill() {
+  if (eof_) return false;
+  if (pos_ > 0) {  // compact: keep the unread tail at the front
+    std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+    end_ -= pos_;
+    pos_ = 0;
+  }
+  if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
+  for (;;) {
+    ssize_t r = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw IoError(path_, "read error", errno);
+    }
+    if (r == 0) {
+      eof_ = true;
+      return false;
+    }
+    end_ += size_t(r);
+    return true;
+  }
+}
+
+bool LineReader::next(std::string& line, bool* had_newline) {
+  size_t scan = pos_;
+  for (;;) {
+    const void* nl = std::memchr(buf_.data() + scan, '\n', end_ - scan);
+    if (nl) {
+      size_t at = size_t(static_cast<const char*>(nl) - buf_.data());
+      line.assign(buf_.data() + pos_, at - pos_);
+      pos_ = at + 1;
+      ++line_no_;
+      if (had_newline) *had_newline = true;
+      return true;
+    }
+    if (end_ - pos_ > max_line_)
+      throw FormatError(path_, "line " + std::to_string(line_no_ + 1) + " is longer than " +
+                                   std::to_string(max_line_ >> 20) + " MiB, the maximum line length; split the input into shorter lines");
+    size_t seen = end_ - pos_;
+    if (!fill()) {
+      if (end_ == pos_) return false;
+      line.assign(buf_.data() + pos_, end_ - pos_);
+      pos_ = end_;
+      ++line_no_;
+      if (had_newline) *had_newline = false;
+      return true;
+    }
+    scan = pos_ + seen;
+  }
+}
+
+// ---- OutputFile ----
+
+static void write_fully(int fd, const char* p, size_t n, const std::string& name) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw IoError(name, "write error", errno);
+    }
+    p += w;
+    n -= size_t(w);
+  }
+}
+
+OutputFile::OutputFile(const std::string& path, size_t buffer_bytes) : path_(display_name(path, true)) {
+  buf_.resize(buffer_bytes);
+  struct stat st;
+  if (is_std_stream(path)) {
+    is_stdout_ = true;
+    fd_ = STDOUT_FILENO;
+    seekable_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && ::lseek(fd_, 0, SEEK_CUR) == 0;
+    return;
+  }
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw IoError(path, "cannot write output", EISDIR);
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  tmp_path_ = dir + "." + base + ".XXXXXX.tmp";
+  fd_ = ::mkstemps(tmp_path_.data(), 4);
+  if (fd_ < 0) throw IoError(path, "cannot create output", errno);
+  ::fchmod(fd_, 0644 & ~[] { mode_t m = ::umask(0); ::umask(m); return m; }());
+  seekable_ = true;
+}
+
+OutputFile::~OutputFile() {
+  if (is_stdout_ || committed_) return;
+  if (fd_ >= 0) ::close(fd_);
+  ::unlink(tmp_path_.c_str());
+}
+
+void OutputFile::write(const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  if (len_ + n > buf_.size()) {
+    flush();
+    if (n >= buf_.size()) {
+      write_fully(fd_, p, n, path_);
+      written_ += n;
+      return;
+    }
+  }
+  std::memcpy(buf_.data() + len_, p, n);
+  len_ += n;
+}
+
+void OutputFile::flush() {
+  if (len_ == 0) return;
+  size_t n = len_;
+  len_ = 0;  // even on error: the bytes are lost, and a retry must not duplicate them
+  write_fully(fd_, buf_.data(), n, path_);
+  written_ += n;
+}
+
+void OutputFile::write_at(uint64_t offset, const void* data, size_t n) {
+  LM_ASSERT(seekable_);
+  flush();
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd_, p, n, off_t(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw IoError(path_, "write error", errno);
+    }
+    p += w;
+    n -= size_t(w);
+    offset += uint64_t(w);
+  }
+}
+
+void OutputFile::commit() {
+  flush();
+  if (is_stdout_) {
+    committed_ = true;
+    return;
+  }
+  if (::fsync(fd_) != 0) throw IoError(path_, "cannot sync output", errno);
+  int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) throw IoError(path_, "cannot close output", errno);
+  if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) throw IoError(path_, "cannot rename temp file into place", errno);
+  committed_ = true;
+  size_t slash = path_.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash == 0 ? 1 : slash);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {  // make the rename durable; a failure here cannot undo it, so it is not reported
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace lm

@@ -1,0 +1,117 @@
+// Checked file I/O: whole-file reads, read-only mappings, a line reader, and atomic outputs
+// (temp file in the target directory, fsync, rename). Parsing of file bytes lives in lib/format.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace lm {
+
+// "-" names stdin for inputs and stdout for outputs.
+inline bool is_std_stream(const std::string& path) { return path.empty() || path == "-"; }
+// Display name for messages: "<stdin>"/"<stdout>" for "-", else the path.
+std::string display_name(const std::string& path, bool output = false);
+
+// Reads a whole file (or stdin for "-") into memory. Throws IoError; FormatError if it is a directory.
+std::string load_file(const std::string& path);
+
+// True if both paths name the same existing file (same device and inode). Never throws.
+bool same_file(const std::string& a, const std::string& b);
+
+// A read-only view of a whole file: mmap for regular files, a heap copy for stdin and pipes.
+// The bytes stay valid until the object is destroyed. Move-only.
+class MappedFile {
+ public:
+  MappedFile() = default;
+  // Throws IoError (cannot open, EACCES, directory) .
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  std::string_view view() const { return {reinterpret_cast<const char*>(data_), size_}; }
+
+ private:
+  void reset() noexcept;
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  bool mapped_ = false;
+  std::string heap_;  // used instead of a mapping for stdin and non-regular files
+};
+
+// Buffered line reader over a file descriptor; keeps NUL bytes, handles EINTR and short reads.
+class LineReader {
+ public:
+  // Opens `path` ("-" = stdin). Throws IoError. `max_line` caps a single line (FormatError beyond).
+  explicit LineReader(const std::string& path, size_t max_line = kDefaultMaxLine);
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // Reads the next line without its '\n' (a trailing '\r' is kept). Returns false at end of input.
+  // `had_newline` tells whether the line ended with '\n' (false only for a last unterminated line).
+  bool next(std::string& line, bool* had_newline = nullptr);
+  const std::string& path() const { return path_; }
+  uint64_t line_number() const { return line_no_; }
+
+  static constexpr size_t kDefaultMaxLine = size_t{64} << 20;  // 64 MiB
+
+ private:
+  bool fill();
+  std::string path_;
+  int fd_ = -1;
+  bool own_fd_ = false;
+  size_t max_line_;
+  std::string buf_;
+  size_t pos_ = 0, end_ = 0;
+  bool eof_ = false;
+  uint64_t line_no_ = 0;
+};
+
+// Buffered output with every error checked. For a path, bytes go to a temp file beside the
+// target ("<dir>/.<name>.XXXXXX.tmp"), created at construction (so an unwritable target fails
+// before any work); commit() flushes, fsyncs and renames it into place. Destroying an
+// uncommitted output unlinks the temp file, so a failed run never leaves a partial file.
+// For "-" bytes go to stdout and commit() flushes and checks it.
+class OutputFile {
+ public:
+  // Throws IoError (directory missing or read-only, path is a directory).
+  explicit OutputFile(const std::string& path, size_t buffer_bytes = size_t{1} << 20);
+  ~OutputFile();
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+
+  void write(const void* data, size_t n);
+  void write(std::string_view s) { write(s.data(), s.size()); }
+  void put(char c) {
+    if (len_ == buf_.size()) flush();
+    buf_[len_++] = c;
+  }
+  // Writes everything buffered so far. Throws IoError (ENOSPC, EBADF, EIO...).
+  void flush();
+  // Overwrites bytes already written at `offset` (e.g. a header). Only when seekable().
+  void write_at(uint64_t offset, const void* data, size_t n);
+  bool seekable() const { return seekable_; }
+  uint64_t bytes_written() const { return written_ + len_; }
+  // Makes the output final: see the class comment. Throws IoError.
+  void commit();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_, tmp_path_;
+  int fd_ = -1;
+  bool is_stdout_ = false, seekable_ = false, committed_ = false;
+  std::string buf_;
+  size_t len_ = 0;
+  uint64_t written_ = 0;
+};
+
+}  // namespace lm

@@ -1,0 +1,141 @@
+// Tests for lib/base/file: atomic outputs, line reading, mapping.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "test_util.hpp"
+
+using namespace lm;
+
+TEST_CASE("OutputFile commits atomically and leaves nothing behind on failure") {
+  test::TempDir dir;
+  std::string path = dir.path() + "/out.bin";
+  {
+    OutputFile out(path);
+    out.write("hello");
+    CHECK(test::list_dir(dir.path()).size() == 1);  // only the temp file
+    CHECK_FALSE(test::exists(path));
+    out.commit();
+  }
+  CHECK(load_file(path) == "hello");
+  CHECK(test::list_dir(dir.path()).size() == 1);
+  {
+    OutputFile out(path);
+    out.write("partial");
+    // destroyed without commit: the old file stays, the temp file is removed
+  }
+  CHECK(load_file(path) == "hello");
+  CHECK(test::list_dir(dir.path()).size() == 1);
+}
+
+TEST_CASE("OutputFile write_at patches a header") {
+  test::TempDir dir;
+  std::string path = dir.path() + "/h.bin";
+  OutputFile out(path, 4);
+  out.write("xxxx-body-that-is-longer-than-the-buffer");
+  out.write_at(0, "HEAD", 4);
+  out.commit();
+  CHECK(load_file(path) == "HEAD-body-that-is-longer-than-the-buffer");
+}
+
+TEST_CASE("OutputFile reports a missing directory and a directory target before any work") {
+  test::TempDir dir;
+  CHECK_THROWS_AS(OutputFile(dir.path() + "/no/such/dir/x"), IoError);
+  CHECK_THROWS_AS(OutputFile(dir.path()), IoError);
+}
+
+TEST_CASE("OutputFile to a full device reports ENOSPC") {
+  // Point fd 1 at /dev/full for the duration of the test, then restore it.
+  int saved = dup(1);
+  int full = open("/dev/full", O_WRONLY);
+  REQUIRE(full >= 0);
+  dup2(full, 1);
+  close(full);
+  bool threw = false;
+  int err = 0;
+  try {
+    OutputFile out("-");
+    out.write("x");
+    out.commit();
+  } catch (const IoError& e) {
+    threw = true;
+    err = e.errno_value();
+  }
+  dup2(saved, 1);
+  close(saved);
+  CHECK(threw);
+  CHECK(err == ENOSPC);
+}
+
+TEST_CASE("LineReader keeps NULs, CR and reports an unterminated last line") {
+  test::TempDir dir;
+  std::string path = dir.path() + "/lines.txt";
+  test::write_file(path, std::string("a\0b\r\n\nlast", 10));
+  LineReader r(path);
+  std::string line;
+  bool nl = false;
+  REQUIRE(r.next(line, &nl));
+  CHECK(line == std::string("a\0b\r", 4));
+  CHECK(nl);
+  REQUIRE(r.next(line, &nl));
+  CHECK(line.empty());
+  REQUIRE(r.next(line, &nl));
+  CHECK(line == "last");
+  CHECK_FALSE(nl);
+  CHECK_FALSE(r.next(line, &nl));
+}
+
+TEST_CASE("LineReader rejects a line beyond the cap with the file name") {
+  test::TempDir dir;
+  std::string path = dir.path() + "/long.txt";
+  test::write_file(path, std::string(300000, 'x'));
+  LineReader r(path, 100000);
+  std::string line;
+  CHECK_THROWS_WITH_AS(r.next(line), doctest::Contains(path.c_str()), FormatError);
+}
+
+TEST_CASE("LineReader reads lines longer than its initial buffer") {
+  test::TempDir dir;
+  std::string path = dir.path() + "/big.txt";
+  std::string big(200000, 'y');
+  test::write_file(path, big + "\nz\n");
+  LineReader r(path);
+  std::string line;
+  REQUIRE(r.next(line));
+  CHECK(line == big);
+  REQUIRE(r.next(line));
+  CHECK(line == "z");
+}
+
+TEST_CASE("MappedFile maps regular files and handles empty ones") {
+  test::TempDir dir;
+  std::string path = dir.path() + "/m.bin";
+  test::write_file(path, "abc");
+  MappedFile m(path);
+  CHECK(m.view() == "abc");
+  MappedFile moved = std::move(m);
+  CHECK(moved.view() == "abc");
+  test::write_file(path, "");
+  MappedFile e(path);
+  CHECK(e.size() == 0);
+  CHECK_THROWS_AS(MappedFile(dir.path() + "/missing"), IoError);
+  CHECK_THROWS_AS(MappedFile(dir.path()), IoError);
+}
+
+TEST_CASE("same_file compares inodes") {
+  test::TempDir dir;
+  std::string a = dir.path() + "/a", b = dir.path() + "/b";
+  test::write_file(a, "1");
+  test::write_file(b, "1");
+  CHECK(same_file(a, a));
+  CHECK(same_file(a, dir.path() + "/./a"));
+  CHECK_FALSE(same_file(a, b));
+  CHECK_FALSE(same_file(a, "-"));
+}

@@ -1,0 +1,75 @@
+// run_main and the standard flags. Only tools/ parse argv, print results and choose exit codes.
+#include "common/cli.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <new>
+
+#include "base/error.hpp"
+
+namespace lm::tools {
+
+static std::string g_tool = "lm";
+
+const std::string& tool_name() { return g_tool; }
+
+void init_app(CLI::App& app, const std::string& tool) {
+  g_tool = tool;
+  app.name(tool);
+  app.set_version_flag("--version", std::string(tool) + " " LM_VERSION);
+  app.option_defaults()->always_capture_default();
+  app.get_formatter()->column_width(34);
+}
+
+void add_verbosity(CLI::App& app, Logger& log) {
+  app.add_flag_callback("-q,--quiet", [&log] { log.set_level(Logger::Level::Quiet); },
+                        "Print only errors on stderr");
+  app.add_flag_callback("-v,--verbose", [&log] { log.set_level(Logger::Level::Verbose); },
+                        "Print more detail on stderr");
+}
+
+void add_threads(CLI::App& app, int& threads) {
+  app.add_option("-t,--threads", threads, "Threads to use (0 = all cores)")->check(CLI::Range(0, 1024));
+}
+
+static int usage_error(const std::string& what) {
+  std::fprintf(stderr, "%s: %s\ntry '%s --help'\n", g_tool.c_str(), what.c_str(), g_tool.c_str());
+  return kExitUsage;
+}
+
+int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
+  std::signal(SIGPIPE, SIG_DFL);
+  try {
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+      // Help for the subcommand that was named, if any.
+      const CLI::App* target = &app;
+      for (const CLI::App* sub : app.get_subcommands()) target = sub;
+      std::fputs(app.help(target == &app ? "" : target->get_name()).c_str(), stdout);
+      return std::fflush(stdout) == 0 ? kExitOk : kExitError;
+    } catch (const CLI::CallForAllHelp&) {
+      std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
+      return kExitOk;
+    } catch (const CLI::CallForVersion& e) {
+      std::printf("%s\n", e.what());
+      return kExitOk;
+    } catch (const CLI::ParseError& e) {
+      return usage_error(e.what());
+    }
+    int rc = body();
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) throw IoError("<stdout>", "write error", errno);
+    return rc;
+  } catch (const UsageError& e) {
+    return usage_error(e.what());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), e.what());
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s: out of memory\n", g_tool.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), e.what());
+  }
+  return kExitError;
+}
+
+}  // namespace lm::tools
