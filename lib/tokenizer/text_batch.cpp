@@ -1,0 +1,57 @@
+// Parallel whole-text encoding (OpenMP over lines) and the piece index.
+#include "tokenizer/text_batch.hpp"
+
+#include <omp.h>
+
+#include "base/error.hpp"
+
+namespace lm {
+
+int resolve_threads(int threads) { return threads > 0 ? threads : omp_get_num_procs(); }
+
+void encode_text_batch(const Tokenizer& tok, const std::vector<std::string>& lines, const std::vector<uint8_t>& first,
+                       const std::vector<uint8_t>& newline, std::vector<std::vector<int>>& out, int threads) {
+  LM_ASSERT(first.size() == lines.size() && newline.size() == lines.size());
+  out.resize(lines.size());
+  const long n = long(lines.size());
+#pragma omp parallel for schedule(dynamic, 64) num_threads(resolve_threads(threads))
+  for (long i = 0; i < n; ++i) {
+    out[size_t(i)].clear();
+    tok.encode_line_of_text(lines[size_t(i)], first[size_t(i)] != 0, newline[size_t(i)] != 0, out[size_t(i)]);
+  }
+}
+
+PieceIndex::PieceIndex(const Tokenizer& tok) {
+  index_.reserve(size_t(tok.vocab_size()));
+  for (int id = 0; id < tok.vocab_size(); ++id) index_.emplace(tok.piece(id), id);
+}
+
+std::optional<int> PieceIndex::find(std::string_view piece) const {
+  auto it = index_.find(piece);
+  if (it == index_.end()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace lm
+
+TokenCounter::TokenCounter(const Tokenizer& tok) : counts_(size_t(tok.vocab_size())), kind_(size_t(tok.vocab_size())) {
+  for (int id = 0; id < tok.vocab_size(); ++id)
+    kind_[size_t(id)] = tok.type(id) == PieceType::Unknown ? 1 : tok.type(id) == PieceType::Byte ? 2 : 0;
+}
+
+void TokenCounter::add(const int* ids, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    auto id = size_t(ids[i]);
+    LM_ASSERT(id < counts_.size());
+    ++counts_[id];
+    unknown_ += kind_[id] == 1;
+    bytes_ += kind_[id] == 2;
+  }
+  tokens_ += n;
+}
+
+uint64_t TokenCounter::distinct() const {
+  uint64_t d = 0;
+  for (uint64_t c : counts_) d += c != 0;
+  return d;
+}

@@ -1,0 +1,51 @@
+// Batch helpers over a Tokenizer: parallel whole-text encoding and piece lookup.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizer/tokenizer.hpp"
+
+namespace lm {
+
+// Encodes lines of documents in parallel with Tokenizer::encode_line_of_text: line i is a
+// document's first line if first[i] != 0 and is followed by a newline if newline[i] != 0.
+// out is resized to lines.size(). `threads` 0 = all cores.
+void encode_text_batch(const Tokenizer& tok, const std::vector<std::string>& lines, const std::vector<uint8_t>& first,
+                       const std::vector<uint8_t>& newline, std::vector<std::vector<int>>& out, int threads);
+
+// Piece text -> id, for decoding piece sequences. Built once from the vocabulary.
+class PieceIndex {
+ public:
+  explicit PieceIndex(const Tokenizer& tok);
+  std::optional<int> find(std::string_view piece) const;
+
+ private:
+  std::unordered_map<std::string_view, int> index_;
+};
+
+// Counts tokens by kind, for `lm-tokenize stats`: totals, distinct ids, unknown and byte pieces.
+class TokenCounter {
+ public:
+  explicit TokenCounter(const Tokenizer& tok);
+  void add(const int* ids, size_t n);
+  void add(const std::vector<int>& ids) { add(ids.data(), ids.size()); }
+  uint64_t tokens() const { return tokens_; }
+  uint64_t distinct() const;
+  uint64_t unknown() const { return unknown_; }
+  uint64_t byte_pieces() const { return bytes_; }
+
+ private:
+  std::vector<uint64_t> counts_;
+  std::vector<uint8_t> kind_;  // 1 unknown, 2 byte piece, 0 other
+  uint64_t tokens_ = 0, unknown_ = 0, bytes_ = 0;
+};
+
+// Number of threads to use for a --threads value (0 = all cores).
+int resolve_threads(int threads);
+
+}  // namespace lm

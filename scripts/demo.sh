@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The main job, end to end: installs what is missing, builds, fetches the Brown corpus, trains
+# a tokenizer on its training documents, encodes the corpus into token files, prints
+# statistics and checks that decoding gives back the text byte for byte.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export PATH=$PWD/build/tools:$PATH
+data=data/brown
+scripts/get-brown.sh "$data"
+echo "== training an 8000-piece BPE tokenizer on $data/train.txt"
+lm-tokenize train --vocab-size 8000 -o "$data/tok.model" "$data/train.txt"
+for part in train valid; do
+  lm-tokenize encode -m "$data/tok.model" --format bin -o "$data/$part.tok" "$data/$part.txt"
+  echo "== $data/$part.tok"
+  lm-tokenize stats -m "$data/tok.model" "$data/$part.tok"
+  lm-tokenize decode -m "$data/tok.model" "$data/$part.tok" | cmp - "$data/$part.txt"
+  echo "round trip: decoded $data/$part.tok is identical to $data/$part.txt"
+done
+echo "== the first line of the corpus, as pieces"
+head -1 "$data/valid.txt" | lm-tokenize encode -m "$data/tok.model" --format pieces

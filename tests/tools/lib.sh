@@ -1,0 +1,62 @@
+# Shared helpers for the tool tests (sourced). Each test script runs real binaries from $LM_BIN
+# in a private temp directory and exits non-zero if any check failed.
+set -u
+: "${LM_BIN:?set LM_BIN to the directory holding the lm-* binaries}"
+: "${LM_SRC:?set LM_SRC to the source tree}"
+PATH=$LM_BIN:$PATH
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+n_pass=0
+n_fail=0
+
+pass() { n_pass=$((n_pass + 1)); }
+fail() { n_fail=$((n_fail + 1)); echo "FAIL: $*" >&2; }
+
+# expect_exit CODE DESCRIPTION -- command...   (stderr is kept in $T/err, stdout in $T/out)
+expect_exit() {
+  local want=$1 what=$2
+  shift 3
+  "$@" > "$T/out" 2> "$T/err"
+  local got=$?
+  if [[ $got == "$want" ]]; then pass; else fail "$what: exit $got, expected $want; stderr: $(head -c 300 "$T/err")"; fi
+}
+
+# expect_err REGEX DESCRIPTION: the last command's stderr is one line matching REGEX.
+expect_err() {
+  local lines
+  lines=$(wc -l < "$T/err")
+  if [[ $lines -ne 1 && ! ( $lines -eq 2 && $(tail -1 "$T/err") == "try '"*"--help'" ) ]]; then
+    fail "$2: expected one error line, got $lines: $(head -c 300 "$T/err")"
+  elif grep -Eq -- "$1" "$T/err"; then pass
+  else fail "$2: stderr '$(head -c 300 "$T/err")' does not match /$1/"; fi
+}
+
+# same_files A B DESCRIPTION
+same_files() {
+  if cmp -s "$1" "$2"; then pass; else fail "$3: $1 and $2 differ: $(cmp "$1" "$2" 2>&1 | head -1)"; fi
+}
+
+# no_leftovers DIR DESCRIPTION: no temp files remain in DIR.
+no_leftovers() {
+  if compgen -G "$1/.*.tmp" > /dev/null; then fail "$2: temp files left in $1"; else pass; fi
+}
+
+finish() {
+  echo "$n_pass passed, $n_fail failed"
+  [[ $n_fail -eq 0 ]]
+}
+
+# A deterministic English-like corpus: LINES lines from a fixed word list and LCG.
+make_corpus() {
+  awk -v lines="$1" 'BEGIN {
+    split("the of and to in a is that for it as was with be by on not he I this are or his from at which but have an they you were her she there one all we can their has been if more when will would who so no time people year good new first last long great little own other old right big high different small large next early young important few public bad same able jury said county election city committee law state government president house court board week money report police school music art water market family war church science story language history world night morning evening river mountain garden model token piece train value data number system 1961 42 3.14 café naïve résumé Zürich 東京 😀", w, " ")
+    n = length(w); x = 12345
+    for (i = 0; i < lines; i++) {
+      len = 4 + (i * 7) % 13; s = ""
+      for (j = 0; j < len; j++) { x = (x * 1103515245 + 12345) % 2147483648; s = s (j ? " " : "") w[1 + int(x / 65536) % n] }
+      if (i % 5 == 0) s = toupper(substr(s, 1, 1)) substr(s, 2) "."
+      print s
+    }
+  }'
+}

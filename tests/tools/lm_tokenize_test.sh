@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# lm-tokenize end to end: training, SentencePiece-identical encode/decode, token-file round
+# trips, stdin/stdout, exit codes and one-line errors for bad inputs (RELIABILITY.md C, F).
+source "$(dirname "$0")/lib.sh"
+
+make_corpus 3000 > corpus.txt
+printf 'tail line without newline \xe2\x82\xac' >> corpus.txt
+
+# ---- train ----
+expect_exit 0 "train bpe" -- lm-tokenize train --vocab-size 400 -o tok.model -q corpus.txt
+[[ -s tok.model ]] && pass || fail "train wrote no model"
+no_leftovers . "train"
+expect_exit 0 "train unigram from stdin" -- sh -c 'lm-tokenize train --model-type unigram --vocab-size 300 -o uni.model -q < corpus.txt'
+[[ -s uni.model ]] && pass || fail "unigram train wrote no model"
+expect_exit 0 "train is reproducible" -- lm-tokenize train --vocab-size 400 -o tok2.model -q corpus.txt
+same_files tok.model tok2.model "same data and options give the same model"
+
+# ---- identical to SentencePiece's own tools ----
+for m in tok.model uni.model; do
+  for fmt in ids pieces; do
+    spm_fmt=$([[ $fmt == ids ]] && echo id || echo piece)
+    lm-tokenize encode -m $m --format $fmt corpus.txt > ours.$fmt
+    spm_encode --model=$m --output_format=$spm_fmt < corpus.txt > spm.$fmt
+    same_files ours.$fmt spm.$fmt "encode --format $fmt on $m equals spm_encode"
+  done
+  lm-tokenize decode -m $m ours.ids > ours.dec
+  spm_decode --model=$m --input_format=id < spm.ids > spm.dec
+  same_files ours.dec spm.dec "decode ids on $m equals spm_decode"
+  lm-tokenize decode -m $m --format pieces ours.pieces > ours.pdec
+  same_files ours.pdec spm.dec "decode pieces on $m equals spm_decode"
+done
+expect_exit 0 "encode with 1 thread" -- lm-tokenize encode -m tok.model -t 1 -o one.ids corpus.txt
+same_files one.ids ours.ids "output does not depend on the thread count"
+
+# ---- token files ----
+expect_exit 0 "encode bin" -- lm-tokenize encode -m tok.model --format bin -o corpus.tok corpus.txt
+expect_exit 0 "decode bin" -- lm-tokenize decode -m tok.model -o back.txt corpus.tok
+same_files corpus.txt back.txt "token file round trip is byte exact"
+lm-tokenize encode -m tok.model --format bin < corpus.txt | lm-tokenize decode -m tok.model > piped.txt
+same_files corpus.txt piped.txt "token file through a pipe (non-seekable output, stdin input)"
+printf 'a\r\nb\0c\n\n  two spaces  \n\xff\xfe invalid \xc0\xaf\xed\xa0\x80 utf8\nlast' > odd.txt
+expect_exit 0 "encode CRLF, NUL, invalid UTF-8 (F2, F3)" -- lm-tokenize encode -m tok.model --format bin -o odd.tok odd.txt
+expect_exit 0 "decode them" -- lm-tokenize decode -m tok.model -o odd.back odd.tok
+head -c 15 odd.txt > odd.head; head -c 15 odd.back > odd.back.head
+same_files odd.head odd.back.head "CRLF, NUL and spaces survive"
+expect_exit 0 "stats on a token file" -- lm-tokenize stats -m tok.model corpus.tok
+grep -q "^tokens	$(( ($(stat -c %s corpus.tok) - 64) / 2 ))\$" "$T/out" && pass || fail "stats token count: $(cat "$T/out")"
+grep -q "^bytes	$(stat -c %s corpus.txt)\$" "$T/out" && pass || fail "stats byte count: $(cat "$T/out")"
+lm-tokenize stats -m tok.model corpus.txt > text.stats
+same_files "$T/out" text.stats "stats agree on text and on its token file"
+expect_exit 0 "stats --json" -- lm-tokenize stats -m tok.model --json corpus.tok
+grep -q '^{"tokens":[0-9]*,"bytes":[0-9]*,"bytes_per_token":' "$T/out" && pass || fail "stats --json: $(cat "$T/out")"
+expect_exit 0 "encode --bos --eos" -- sh -c 'echo hello | lm-tokenize encode -m tok.model --bos --eos'
+[[ $(cut -d' ' -f1 "$T/out") == 1 && $(awk '{print $NF}' "$T/out") == 2 ]] && pass || fail "bos/eos ids: $(cat "$T/out")"
+
+# ---- vocab ----
+expect_exit 0 "vocab" -- lm-tokenize vocab -m tok.model
+[[ $(wc -l < "$T/out") == 400 ]] && pass || fail "vocab lists $(wc -l < "$T/out") pieces, expected 400"
+grep -q "^0	<unk>	0	unknown\$" "$T/out" && pass || fail "vocab first line: $(head -1 "$T/out")"
+grep -q "^[0-9]*	<0x0A>	0	byte\$" "$T/out" && pass || fail "vocab has the newline byte piece"
+expect_exit 0 "vocab --json" -- lm-tokenize vocab -m tok.model --json
+head -1 "$T/out" | grep -q '^{"id":0,"piece":"<unk>","score":0,"type":"unknown"}$' && pass || fail "vocab --json: $(head -1 "$T/out")"
+
+# ---- exit codes and one-line errors ----
+expect_exit 2 "no subcommand" -- lm-tokenize
+expect_exit 2 "unknown flag (F7)" -- lm-tokenize encode -m tok.model --frobnicate
+expect_err "^lm-tokenize: .*frobnicate" "unknown flag message"
+expect_exit 2 "non-numeric vocab size (F7)" -- lm-tokenize train --vocab-size abc -o x.model corpus.txt
+expect_exit 2 "vocab size out of range" -- lm-tokenize train --vocab-size 3 -o x.model corpus.txt
+expect_exit 2 "bad format" -- lm-tokenize encode -m tok.model --format xml
+expect_exit 0 "--help" -- lm-tokenize encode --help
+grep -q -- "--format" "$T/out" && pass || fail "encode --help lists --format"
+expect_exit 0 "--version" -- lm-tokenize --version
+expect_exit 1 "missing model file" -- lm-tokenize encode -m nope.model corpus.txt
+expect_err "^lm-tokenize: nope.model: cannot open: No such file or directory" "missing model message"
+expect_exit 1 "input is a directory (F9)" -- lm-tokenize encode -m tok.model .
+expect_err "^lm-tokenize: \.: .*directory" "directory input message"
+head -c 3000 /dev/urandom > random.model
+expect_exit 1 "random bytes as model (C1)" -- lm-tokenize encode -m random.model corpus.txt
+expect_err "^lm-tokenize: random.model: " "random model message"
+printf 'version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n' > lfs.model
+expect_exit 1 "git-lfs pointer as model" -- lm-tokenize encode -m lfs.model corpus.txt
+expect_err "^lm-tokenize: lfs.model: .*LFS" "lfs message"
+expect_exit 1 "empty model file" -- lm-tokenize encode -m /dev/null corpus.txt
+expect_exit 1 "token id out of range (F8)" -- sh -c 'echo "5 99999" | lm-tokenize decode -m tok.model'
+expect_err "^lm-tokenize: <stdin>: line 1: token id 99999 out of range \[0, 400\)" "out of range message"
+expect_exit 1 "negative token id (F8)" -- sh -c 'echo "-3" | lm-tokenize decode -m tok.model'
+expect_exit 1 "garbage id" -- sh -c 'echo "12 x7" | lm-tokenize decode -m tok.model'
+expect_err "^lm-tokenize: <stdin>: line 1: 'x7' is not a token id" "garbage id message"
+expect_exit 1 "token file from another tokenizer" -- lm-tokenize decode -m uni.model corpus.tok
+expect_err "^lm-tokenize: corpus.tok: .*tokenizer" "fingerprint mismatch message"
+head -c 100 corpus.tok > short.tok
+expect_exit 1 "truncated token file (D3)" -- lm-tokenize decode -m tok.model short.tok
+expect_err "^lm-tokenize: short.tok: " "truncated token file message"
+expect_exit 0 "empty stdin (F1)" -- sh -c 'lm-tokenize encode -m tok.model < /dev/null'
+[[ ! -s $T/out && ! -s $T/err ]] && pass || fail "empty input gives no output"
+expect_exit 1 "train on empty input (F1)" -- sh -c 'lm-tokenize train -o e.model < /dev/null'
+expect_err "^lm-tokenize: .*no training data" "empty training data message"
+[[ ! -e e.model ]] && pass || fail "failed train left e.model behind"
+no_leftovers . "failed train"
+expect_exit 1 "write to /dev/full (F6)" -- lm-tokenize encode -m tok.model -o /dev/full corpus.txt
+expect_exit 1 "stdout is /dev/full (F6)" -- sh -c 'lm-tokenize encode -m tok.model corpus.txt > /dev/full'
+expect_err "^lm-tokenize: <stdout>: write error: No space left on device" "/dev/full message"
+expect_exit 1 "stdout closed (F6)" -- sh -c 'lm-tokenize encode -m tok.model corpus.txt >&-'
+expect_err "^lm-tokenize: <stdout>: write error: Bad file descriptor" "closed stdout message"
+for i in 1 2 3; do
+  lm-tokenize encode -m tok.model corpus.txt 2> pipe.err | head -c1 > /dev/null
+  [[ ! -s pipe.err ]] && pass || fail "| head -c1 printed on stderr (F5): $(cat pipe.err)"
+done
+expect_exit 1 "missing output directory" -- lm-tokenize encode -m tok.model -o no/such/dir/x.ids corpus.txt
+expect_err "^lm-tokenize: no/such/dir/x.ids: cannot create output" "missing directory message"
+expect_exit 2 "output over an input" -- lm-tokenize encode -m tok.model -o corpus.txt corpus.txt
+cp corpus.txt keep.txt; same_files corpus.txt keep.txt "input untouched"
+echo "old" > existing.ids
+expect_exit 1 "failed encode keeps the existing output" -- lm-tokenize encode -m tok.model -o existing.ids corpus.txt .
+[[ $(cat existing.ids) == old ]] && pass || fail "existing output was damaged"
+no_leftovers . "failed encode"
+finish

@@ -1,0 +1,407 @@
+// lm-tokenize: train SentencePiece tokenizers, encode text to ids, pieces or token files,
+// decode them back, list the vocabulary and count tokens. The work is in lib/tokenizer.
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "common/cli.hpp"
+#include "common/text.hpp"
+#include "format/token_file.hpp"
+#include "model/tokenizer_loader.hpp"
+#include "tokenizer/options.hpp"
+#include "tokenizer/text_batch.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace {
+
+using lm::tools::append_json_string;
+
+constexpr size_t kBatchLines = 8192;
+
+bool is_token_file(const lm::MappedFile& in) {
+  return in.size() >= sizeof lm::format::kTokenFileMagic &&
+         std::equal(in.data(), in.data() + sizeof lm::format::kTokenFileMagic, lm::format::kTokenFileMagic);
+}
+
+void check_not_input(const std::string& output, const std::vector<std::string>& inputs) {
+  for (const auto& in : inputs)
+    if (lm::same_file(in, output))
+      throw lm::UsageError("output '" + output + "' is also an input; choose another output file");
+}
+
+int special_id(const std::optional<int>& id, const char* name, const std::string& model) {
+  if (!id) throw lm::UsageError(std::string("--") + name + ": " + model + " has no " + name + " piece");
+  return *id;
+}
+
+void append_ids(std::string& out, const std::vector<int>& ids, std::optional<int> bos, std::optional<int> eos) {
+  char buf[16];
+  bool sep = false;
+  auto put = [&](int id) {
+    if (sep) out += ' ';
+    out.append(buf, size_t(std::to_chars(buf, buf + sizeof buf, id).ptr - buf));
+    sep = true;
+  };
+  if (bos) put(*bos);
+  for (int id : ids) put(id);
+  if (eos) put(*eos);
+  out += '\n';
+}
+
+// ---- train ----
+int run_train(const lm::TokenizerTrainOptions& opts, const std::vector<std::string>& inputs,
+              const std::string& output, const lm::Logger& log) {
+  check_not_input(output, inputs);
+  lm::OutputFile out(output);  // before training: an unwritable output fails in no time
+  size_t next_input = 0;
+  std::unique_ptr<lm::LineReader> reader;
+  uint64_t lines = 0, bytes = 0;
+  auto next_line = [&](std::string& line) {
+    for (;;) {
+      if (!reader) {
+        if (next_input == inputs.size()) return false;
+        reader = std::make_unique<lm::LineReader>(inputs[next_input++]);
+      }
+      if (reader->next(line)) {
+        ++lines;
+        bytes += line.size() + 1;
+        return true;
+      }
+      reader.reset();
+    }
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  lm::Tokenizer tok = lm::Tokenizer::train(opts, next_line, log);
+  out.write(tok.model_proto());
+  out.commit();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log.info("trained a %s tokenizer of %d pieces on %llu lines (%.1f MB) in %.1f s: %s", tok.model_type().c_str(),
+           tok.vocab_size(), (unsigned long long)lines, double(bytes) / 1e6, secs, out.path().c_str());
+  return 0;
+}
+
+// ---- encode ----
+int run_encode(const lm::EncodeOptions& opts, const std::string& model, const std::vector<std::string>& inputs,
+               const std::string& output, const lm::Logger& log) {
+  check_not_input(output, inputs);
+  if (opts.format == "bin" && lm::is_std_stream(output) && isatty(STDOUT_FILENO))
+    throw lm::UsageError("refusing to write a binary token file to a terminal; use -o FILE or redirect stdout");
+  lm::Tokenizer tok = lm::model::load_tokenizer(model);
+  std::optional<int> bos, eos;
+  if (opts.bos) bos = special_id(tok.bos_id(), "bos", model);
+  if (opts.eos) eos = special_id(tok.eos_id(), "eos", model);
+  const bool bin = opts.format == "bin";
+  if (bin && tok.newline_ids().empty())
+    log.warn("%s cannot represent a newline; lines will run together in the token file", model.c_str());
+
+  lm::OutputFile out(output);
+  std::optional<lm::format::TokenFileWriter> writer;
+  if (bin) writer.emplace(out, uint32_t(tok.vocab_size()), tok.fingerprint());
+  std::vector<std::string> lines;
+  std::vector<uint8_t> first, newline;
+  std::vector<std::vector<int>> ids;
+  std::vector<std::string> pieces;
+  std::string text;
+  uint64_t n_lines = 0, n_bytes = 0, n_tokens = 0;
+  auto t0 = std::chrono::steady_clock::now();
+
+  auto flush = [&] {
+    text.clear();
+    if (opts.format == "pieces") {
+      for (const auto& line : lines) {
+        tok.encode_pieces(line, pieces);
+        if (bos) text += tok.piece(*bos) + ' ';
+        for (size_t i = 0; i < pieces.size(); ++i) (text += pieces[i]) += i + 1 < pieces.size() ? " " : "";
+        if (eos) (text += pieces.empty() ? "" : " ") += tok.piece(*eos);
+        text += '\n';
+        n_tokens += pieces.size() + bos.has_value() + eos.has_value();
+      }
+      out.write(text);
+    } else if (bin) {
+      lm::encode_text_batch(tok, lines, first, newline, ids, opts.threads);
+      for (const auto& v : ids) {
+        writer->write(v);
+        n_tokens += v.size();
+      }
+    } else {
+      lm::encode_batch(tok, lines, ids, opts.threads);
+      for (const auto& v : ids) {
+        append_ids(text, v, bos, eos);
+        n_tokens += v.size() + bos.has_value() + eos.has_value();
+      }
+      out.write(text);
+    }
+    lines.clear();
+    first.clear();
+    newline.clear();
+  };
+
+  for (const auto& path : inputs) {
+    lm::LineReader reader(path);
+    std::string line;
+    bool nl = false, is_first = true;
+    if (bin && bos) writer->write(&*bos, 1), ++n_tokens;
+    while (reader.next(line, &nl)) {
+      n_bytes += line.size() + nl;
+      ++n_lines;
+      lines.push_back(std::move(line));
+      first.push_back(is_first);
+      newline.push_back(nl);
+      is_first = false;
+      if (lines.size() == kBatchLines) flush();
+    }
+    flush();
+    if (bin && eos) writer->write(&*eos, 1), ++n_tokens;
+  }
+  if (writer) writer->finish();
+  out.commit();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log.debug("encoded %llu lines, %llu bytes into %llu tokens (%.3f bytes/token) in %.2f s (%.1f MB/s)",
+            (unsigned long long)n_lines, (unsigned long long)n_bytes, (unsigned long long)n_tokens,
+            n_tokens ? double(n_bytes) / double(n_tokens) : 0.0, secs, double(n_bytes) / 1e6 / std::max(secs, 1e-9));
+  return 0;
+}
+
+// ---- decode ----
+// Parses one line of ids; throws FormatError naming the input, line and value.
+void parse_ids(std::string_view line, const std::string& name, uint64_t line_no, int vocab, std::vector<int>& ids) {
+  ids.clear();
+  const char* p = line.data();
+  const char* end = p + line.size();
+  for (;;) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) ++p;
+    if (p == end) return;
+    long long v = 0;
+    auto [next, ec] = std::from_chars(p, end, v);
+    if (ec != std::errc() || (next < end && *next != ' ' && *next != '\t' && *next != '\r'))
+      throw lm::FormatError(name, "line " + std::to_string(line_no) + ": '" +
+                                      std::string(p, size_t(std::min<ptrdiff_t>(end - p, 20))) +
+                                      "' is not a token id, expected integers separated by spaces");
+    if (v < 0 || v >= vocab)
+      throw lm::FormatError(name, "line " + std::to_string(line_no) + ": token id " + std::to_string(v) +
+                                      " out of range [0, " + std::to_string(vocab) + "); decode with the model used for encoding");
+    ids.push_back(int(v));
+    p = next;
+  }
+}
+
+int run_decode(const lm::DecodeOptions& opts, const std::string& model, const std::vector<std::string>& inputs,
+               const std::string& output) {
+  check_not_input(output, inputs);
+  lm::Tokenizer tok = lm::model::load_tokenizer(model);
+  lm::OutputFile out(output);
+  std::optional<lm::PieceIndex> index;
+  std::vector<int> ids;
+  for (const auto& path : inputs) {
+    lm::MappedFile in(path);
+    const bool bin = opts.format == "bin" || (opts.format == "auto" && is_token_file(in));
+    if (bin) {
+      lm::format::TokenFile tf(std::move(in));
+      tf.check_fingerprint(tok.fingerprint(), model);
+      tf.check_range(uint32_t(tok.vocab_size()));
+      ids.resize(tf.size());
+      tf.read(0, ids.size(), ids.data());
+      out.write(tok.decode_text(ids));
+      continue;
+    }
+    if (opts.format == "pieces" && !index) index.emplace(tok);
+    std::string_view rest = in.view();
+    uint64_t line_no = 0;
+    while (!rest.empty()) {
+      size_t nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      ++line_no;
+      if (index) {
+        ids.clear();
+        for (size_t pos = 0; pos < line.size();) {
+          size_t sp = std::min(line.find(' ', pos), line.size());
+          if (sp > pos) {
+            auto id = index->find(line.substr(pos, sp - pos));
+            if (!id)
+              throw lm::FormatError(in.path(), "line " + std::to_string(line_no) + ": '" +
+                                                   std::string(line.substr(pos, sp - pos)) + "' is not a piece of " + model);
+            ids.push_back(*id);
+          }
+          pos = sp + 1;
+        }
+      } else {
+        parse_ids(line, in.path(), line_no, tok.vocab_size(), ids);
+      }
+      out.write(tok.decode(ids));
+      out.put('\n');
+    }
+  }
+  out.commit();
+  return 0;
+}
+
+// ---- vocab ----
+int run_vocab(const lm::VocabOptions& opts, const std::string& model, const std::string& output) {
+  lm::Tokenizer tok = lm::model::load_tokenizer(model);
+  lm::OutputFile out(output);
+  std::string line;
+  char score[32];
+  for (int id = 0; id < tok.vocab_size(); ++id) {
+    line.clear();
+    std::snprintf(score, sizeof score, "%.9g", double(tok.score(id)));
+    if (opts.json) {
+      line += "{\"id\":" + std::to_string(id) + ",\"piece\":";
+      append_json_string(line, tok.piece(id));
+      line += std::string(",\"score\":") + score + ",\"type\":\"" + lm::piece_type_name(tok.type(id)) + "\"}\n";
+    } else {
+      line += std::to_string(id) + '\t';
+      lm::tools::append_tsv_field(line, tok.piece(id));
+      line += std::string("\t") + score + '\t' + lm::piece_type_name(tok.type(id)) + '\n';
+    }
+    out.write(line);
+  }
+  out.commit();
+  return 0;
+}
+
+// ---- stats ----
+int run_stats(const lm::StatsOptions& opts, const std::string& model, const std::vector<std::string>& inputs) {
+  lm::Tokenizer tok = lm::model::load_tokenizer(model);
+  lm::TokenCounter counter(tok);
+  uint64_t bytes = 0;
+  std::vector<std::string> batch;
+  std::vector<uint8_t> first, newline;
+  std::vector<std::vector<int>> ids;
+  for (const auto& path : inputs) {
+    lm::MappedFile in(path);
+    if (is_token_file(in)) {
+      lm::format::TokenFile tf(std::move(in));
+      tf.check_fingerprint(tok.fingerprint(), model);
+      tf.check_range(uint32_t(tok.vocab_size()));
+      std::vector<int> all(tf.size());
+      tf.read(0, all.size(), all.data());
+      counter.add(all);
+      bytes += tok.decode_text(all).size();
+      continue;
+    }
+    std::string_view rest = in.view();
+    bool doc_start = true;  // each input is a document
+    while (!rest.empty()) {
+      size_t nl = rest.find('\n');
+      batch.emplace_back(rest.substr(0, nl));
+      first.push_back(doc_start);
+      newline.push_back(nl != std::string_view::npos);
+      bytes += batch.back().size() + newline.back();
+      doc_start = false;
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+      if (batch.size() == kBatchLines || rest.empty()) {
+        lm::encode_text_batch(tok, batch, first, newline, ids, opts.threads);
+        for (const auto& v : ids) counter.add(v);
+        batch.clear();
+        first.clear();
+        newline.clear();
+      }
+    }
+  }
+  double bpt = counter.tokens() ? double(bytes) / double(counter.tokens()) : 0.0;
+  if (opts.json)
+    std::printf("{\"tokens\":%llu,\"bytes\":%llu,\"bytes_per_token\":%.4f,\"distinct\":%llu,\"vocab_size\":%d,"
+                "\"unknown\":%llu,\"byte_pieces\":%llu}\n",
+                (unsigned long long)counter.tokens(), (unsigned long long)bytes, bpt,
+                (unsigned long long)counter.distinct(), tok.vocab_size(), (unsigned long long)counter.unknown(),
+                (unsigned long long)counter.byte_pieces());
+  else
+    std::printf("tokens\t%llu\nbytes\t%llu\nbytes_per_token\t%.4f\ndistinct\t%llu\nvocab_size\t%d\nunknown\t%llu\n"
+                "byte_pieces\t%llu\n",
+                (unsigned long long)counter.tokens(), (unsigned long long)bytes, bpt,
+                (unsigned long long)counter.distinct(), tok.vocab_size(), (unsigned long long)counter.unknown(),
+                (unsigned long long)counter.byte_pieces());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lm::TokenizerTrainOptions train;
+  lm::EncodeOptions encode;
+  lm::DecodeOptions decode;
+  lm::VocabOptions vocab;
+  lm::StatsOptions stats;
+  lm::Logger log("lm-tokenize");
+  std::string model, output = "-";
+  std::vector<std::string> inputs{"-"};
+
+  CLI::App app{"Train SentencePiece tokenizers; encode text to token ids, pieces or token files; decode them back"};
+  lm::tools::init_app(app, "lm-tokenize");
+  app.require_subcommand(1);
+  auto add_common = [&](CLI::App* sub, bool with_output) {
+    sub->add_option("inputs", inputs, "Input files ('-' = stdin)")->type_name("FILE");
+    if (with_output) sub->add_option("-o,--output", output, "Output file ('-' = stdout)")->type_name("FILE");
+    lm::tools::add_verbosity(*sub, log);
+  };
+  auto add_model = [&](CLI::App* sub) {
+    sub->add_option("-m,--model", model, "Tokenizer: a SentencePiece .model or a GGUF model file")
+        ->type_name("FILE")->required();
+  };
+
+  CLI::App* t = app.add_subcommand("train", "Train a tokenizer on text (one sentence or paragraph per line)");
+  add_common(t, false);
+  t->add_option("-o,--output", output, "Output SentencePiece model file")->type_name("FILE")->required();
+  t->add_option("--model-type", train.model_type, "Algorithm")->check(CLI::IsMember({"bpe", "unigram"}));
+  t->add_option("--vocab-size", train.vocab_size, "Number of pieces")->check(CLI::Range(8, 1 << 24));
+  t->add_flag("--byte-fallback,!--no-byte-fallback", train.byte_fallback, "Encode unknown characters as UTF-8 bytes");
+  t->add_option("--character-coverage", train.character_coverage, "Share of characters the pieces must cover")
+      ->check(CLI::Range(0.5, 1.0));
+  t->add_option("--user-defined-symbols", train.user_defined_symbols, "Pieces always kept whole (comma-separated)")
+      ->delimiter(',')->type_name("LIST");
+  t->add_option("--control-symbols", train.control_symbols, "Reserved pieces never produced from text (comma-separated)")
+      ->delimiter(',')->type_name("LIST");
+  t->add_option("--normalization", train.normalization, "Unicode normalization rule")
+      ->check(CLI::IsMember({"identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf"}));
+  t->add_flag("--remove-extra-whitespaces,!--no-remove-extra-whitespaces", train.remove_extra_whitespaces,
+              "Collapse runs of whitespace (lossy)");
+  t->add_flag("--add-dummy-prefix,!--no-add-dummy-prefix", train.add_dummy_prefix, "Add a space before each text");
+  t->add_flag("--split-digits,!--no-split-digits", train.split_digits, "Make every digit its own piece");
+  t->add_option("--max-sentences", train.max_sentences, "Train on a random sample of this many lines (0 = all)");
+  t->add_option("--max-sentence-length", train.max_sentence_length, "Skip lines longer than this many bytes")
+      ->check(CLI::Range(1, 1 << 30));
+  t->add_option("-s,--seed", train.seed, "Random seed for sampling lines");
+  lm::tools::add_threads(*t, train.threads);
+
+  CLI::App* e = app.add_subcommand("encode", "Encode text, one line in and one line out, or into a token file");
+  add_common(e, true);
+  add_model(e);
+  e->add_option("--format", encode.format, "Output: ids, pieces, or bin (a token file, see lm-tokens(5))")
+      ->check(CLI::IsMember({"ids", "pieces", "bin"}));
+  e->add_flag("--bos", encode.bos, "Add the BOS id before each line (before each input with --format bin)");
+  e->add_flag("--eos", encode.eos, "Add the EOS id after each line (after each input with --format bin)");
+  lm::tools::add_threads(*e, encode.threads);
+
+  CLI::App* d = app.add_subcommand("decode", "Decode ids, pieces or a token file back to text");
+  add_common(d, true);
+  add_model(d);
+  d->add_option("--format", decode.format, "Input: auto, ids, pieces or bin")
+      ->check(CLI::IsMember({"auto", "ids", "pieces", "bin"}));
+
+  CLI::App* v = app.add_subcommand("vocab", "List the vocabulary: id, piece, score, type");
+  v->add_option("-o,--output", output, "Output file ('-' = stdout)")->type_name("FILE");
+  lm::tools::add_verbosity(*v, log);
+  add_model(v);
+  v->add_flag("--json", vocab.json, "Write JSON Lines");
+
+  CLI::App* s = app.add_subcommand("stats", "Count tokens, bytes per token and vocabulary use of text or token files");
+  add_common(s, false);
+  add_model(s);
+  s->add_flag("--json", stats.json, "Write one JSON object");
+  lm::tools::add_threads(*s, stats.threads);
+
+  return lm::tools::run_main(app, argc, argv, [&] {
+    if (t->parsed()) return run_train(train, inputs, output, log);
+    if (e->parsed()) return run_encode(encode, model, inputs, output, log);
+    if (d->parsed()) return run_decode(decode, model, inputs, output);
+    if (v->parsed()) return run_vocab(vocab, model, output);
+    return run_stats(stats, model, inputs);
+  });
+}
