@@ -68,6 +68,8 @@ class TokenFileWriter {
 class TokenFile {
  public:
   explicit TokenFile(const std::string& path);
+  // Takes an already opened input (e.g. stdin read after peeking at its magic).
+  explicit TokenFile(MappedFile file);
   const TokenFileInfo& info() const { return info_; }
   uint64_t size() const { return info_.n_tokens; }
   uint32_t token(uint64_t i) const;  // i < size()
@@ -80,6 +82,7 @@ class TokenFile {
   const std::string& path() const { return file_.path(); }
 
  private:
+  void parse();
   MappedFile file_;
   TokenFileInfo info_;
   const uint8_t* tokens_ = nullptr;

@@ -3,22 +3,48 @@
 
 #include <omp.h>
 
+#include <exception>
+
 #include "base/error.hpp"
 
 namespace lm {
 
 int resolve_threads(int threads) { return threads > 0 ? threads : omp_get_num_procs(); }
 
+// Runs fn(i) for i in [0, n) on `threads` threads; the first exception is rethrown after the loop
+// (an exception must not leave an OpenMP region).
+template <class Fn>
+static void parallel_lines(size_t n, int threads, const Fn& fn) {
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 64) num_threads(resolve_threads(threads))
+  for (long i = 0; i < long(n); ++i) {
+    try {
+      fn(size_t(i));
+    } catch (...) {
+#pragma omp critical(lm_parallel_lines)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+void encode_batch(const Tokenizer& tok, const std::vector<std::string>& lines, std::vector<std::vector<int>>& out,
+                  int threads) {
+  out.resize(lines.size());
+  parallel_lines(lines.size(), threads, [&](size_t i) {
+    out[i].clear();
+    tok.encode(lines[i], out[i]);
+  });
+}
+
 void encode_text_batch(const Tokenizer& tok, const std::vector<std::string>& lines, const std::vector<uint8_t>& first,
                        const std::vector<uint8_t>& newline, std::vector<std::vector<int>>& out, int threads) {
   LM_ASSERT(first.size() == lines.size() && newline.size() == lines.size());
   out.resize(lines.size());
-  const long n = long(lines.size());
-#pragma omp parallel for schedule(dynamic, 64) num_threads(resolve_threads(threads))
-  for (long i = 0; i < n; ++i) {
-    out[size_t(i)].clear();
-    tok.encode_line_of_text(lines[size_t(i)], first[size_t(i)] != 0, newline[size_t(i)] != 0, out[size_t(i)]);
-  }
+  parallel_lines(lines.size(), threads, [&](size_t i) {
+    out[i].clear();
+    tok.encode_line_of_text(lines[i], first[i] != 0, newline[i] != 0, out[i]);
+  });
 }
 
 PieceIndex::PieceIndex(const Tokenizer& tok) {
@@ -32,7 +58,6 @@ std::optional<int> PieceIndex::find(std::string_view piece) const {
   return it->second;
 }
 
-}  // namespace lm
 
 TokenCounter::TokenCounter(const Tokenizer& tok) : counts_(size_t(tok.vocab_size())), kind_(size_t(tok.vocab_size())) {
   for (int id = 0; id < tok.vocab_size(); ++id)
@@ -55,3 +80,5 @@ uint64_t TokenCounter::distinct() const {
   for (uint64_t c : counts_) d += c != 0;
   return d;
 }
+
+}  // namespace lm

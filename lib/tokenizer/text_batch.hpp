@@ -12,6 +12,11 @@
 
 namespace lm {
 
+// Encodes `lines` in parallel, each on its own (spm_encode semantics). out is resized to
+// lines.size(). `threads` 0 = all cores. Output does not depend on the thread count.
+void encode_batch(const Tokenizer& tok, const std::vector<std::string>& lines, std::vector<std::vector<int>>& out,
+                  int threads);
+
 // Encodes lines of documents in parallel with Tokenizer::encode_line_of_text: line i is a
 // document's first line if first[i] != 0 and is followed by a newline if newline[i] != 0.
 // out is resized to lines.size(). `threads` 0 = all cores.

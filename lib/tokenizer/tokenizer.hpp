@@ -101,8 +101,4 @@ class Tokenizer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Encodes `lines` in parallel (one vector per line, spm_encode semantics). `threads` 0 = all cores.
-void encode_batch(const Tokenizer& tok, const std::vector<std::string>& lines, std::vector<std::vector<int>>& out,
-                  int threads);
-
 }  // namespace lm

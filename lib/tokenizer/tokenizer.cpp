@@ -1,0 +1,491 @@
+// lm::Tokenizer over SentencePiece. The model bytes are checked by our own small protobuf
+// reader before SentencePiece sees them, so a bad file gives one clear error, never an abort.
+#include "tokenizer/tokenizer.hpp"
+
+#include <omp.h>
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <unordered_set>
+
+#include "base/error.hpp"
+#include "base/hash.hpp"
+#include "base/file.hpp"
+
+namespace lm {
+
+const char* piece_type_name(PieceType t) {
+  switch (t) {
+    case PieceType::Normal: return "normal";
+    case PieceType::Unknown: return "unknown";
+    case PieceType::Control: return "control";
+    case PieceType::UserDefined: return "user";
+    case PieceType::Unused: return "unused";
+    case PieceType::Byte: return "byte";
+  }
+  return "normal";
+}
+
+namespace {
+
+// ---- minimal protobuf wire format (sentencepiece_model.proto) ----
+// ModelProto: pieces = 1 {piece = 1, score = 2 (fixed32 float), type = 3}, trainer_spec = 2,
+// normalizer_spec = 3. TrainerSpec: model_type = 3, vocab_size = 4, byte_fallback = 35,
+// unk_id..pad_id = 40..43, unk_piece..pad_piece = 45..48.
+// NormalizerSpec: name = 1, add_dummy_prefix = 3, remove_extra_whitespaces = 4.
+constexpr size_t kMaxPieceBytes = 65536;
+
+struct Field {
+  uint32_t number;
+  uint32_t wire;      // 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32
+  uint64_t value;     // varint / fixed value
+  std::string_view bytes;  // length-delimited payload
+  size_t begin, end;  // byte range of the whole field in the message
+};
+
+// Reads protobuf fields one by one; any malformation throws FormatError("could not parse ...").
+class ProtoReader {
+ public:
+  ProtoReader(std::string_view data, const std::string& source, size_t base)
+      : data_(data), source_(source), base_(base) {}
+  bool next(Field& f) {
+    if (pos_ == data_.size()) return false;
+    f.begin = pos_;
+    uint64_t key = varint();
+    f.number = uint32_t(key >> 3);
+    f.wire = uint32_t(key & 7);
+    if (f.number == 0) fail("field number 0");
+    switch (f.wire) {
+      case 0: f.value = varint(); break;
+      case 1: need(8), std::memcpy(&f.value, data_.data() + pos_, 8), pos_ += 8; break;
+      case 5: {
+        uint32_t v;
+        need(4), std::memcpy(&v, data_.data() + pos_, 4), pos_ += 4;
+        f.value = v;
+        break;
+      }
+      case 2: {
+        uint64_t n = varint();
+        if (n > data_.size() - pos_) fail("field " + std::to_string(f.number) + " is longer than the data left");
+        f.bytes = data_.substr(pos_, size_t(n));
+        pos_ += size_t(n);
+        break;
+      }
+      default: fail("unsupported wire type " + std::to_string(f.wire));
+    }
+    f.end = pos_;
+    return true;
+  }
+  size_t base() const { return base_; }
+
+ private:
+  uint64_t varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      need(1);
+      auto b = uint8_t(data_[pos_++]);
+      v |= uint64_t(b & 0x7f) << shift;
+      if (b < 0x80) return v;
+    }
+    fail("varint longer than 10 bytes");
+  }
+  void need(size_t n) {
+    if (data_.size() - pos_ < n) fail("truncated field");
+  }
+  [[noreturn]] void fail(const std::string& why) {
+    throw FormatError(source_, "could not parse the SentencePiece model: " + why +
+                                   "; expected a SentencePiece .model file or a GGUF model",
+                      int64_t(base_ + pos_));
+  }
+  std::string_view data_;
+  const std::string& source_;
+  size_t base_;
+  size_t pos_ = 0;
+};
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out += char(uint8_t(v) | 0x80);
+    v >>= 7;
+  }
+  out += char(uint8_t(v));
+}
+void put_key(std::string& out, uint32_t number, uint32_t wire) { put_varint(out, (uint64_t(number) << 3) | wire); }
+void put_bytes(std::string& out, uint32_t number, std::string_view bytes) {
+  put_key(out, number, 2);
+  put_varint(out, bytes.size());
+  out.append(bytes);
+}
+void put_uint(std::string& out, uint32_t number, uint64_t v) {
+  put_key(out, number, 0);
+  put_varint(out, v);
+}
+void put_int(std::string& out, uint32_t number, int64_t v) { put_uint(out, number, uint64_t(v)); }
+void put_float(std::string& out, uint32_t number, float f) {
+  put_key(out, number, 5);
+  char b[4];
+  std::memcpy(b, &f, 4);
+  out.append(b, 4);
+}
+
+// What we read from the model bytes ourselves.
+struct ProtoSummary {
+  std::vector<float> scores;
+  std::vector<PieceType> types;
+  int model_type = 1;  // UNIGRAM
+  bool add_dummy_prefix = true;
+  bool byte_fallback = false;
+};
+
+ProtoSummary check_model_proto(std::string_view bytes, const std::string& source) {
+  ProtoSummary s;
+  if (bytes.empty()) throw FormatError(source, "file is empty, expected a SentencePiece model");
+  if (bytes.substr(0, 24) == "version https://git-lfs.")
+    throw FormatError(source, "is a Git LFS pointer, not model data; run 'git lfs pull'");
+  if (bytes.substr(0, 4) == "GGUF")
+    throw FormatError(source, "is a GGUF file, but was read as a SentencePiece model");
+  ProtoReader top(bytes, source, 0);
+  Field f;
+  std::unordered_set<std::string_view> seen;
+  int64_t special[4] = {0, 1, 2, -1};  // unk, bos, eos, pad ids (proto defaults)
+  const char* special_name[4] = {"unk_id", "bos_id", "eos_id", "pad_id"};
+  bool any_field = false;
+  while (top.next(f)) {
+    any_field = true;
+    if (f.number == 1 && f.wire == 2) {
+      const size_t index = s.types.size();
+      ProtoReader pr(f.bytes, source, f.begin);
+      Field pf;
+      std::string_view piece;
+      float score = 0;
+      uint64_t type = 1;
+      while (pr.next(pf)) {
+        if (pf.number == 1 && pf.wire == 2) piece = pf.bytes;
+        if (pf.number == 2 && pf.wire == 5) {
+          auto v = uint32_t(pf.value);
+          std::memcpy(&score, &v, 4);
+        }
+        if (pf.number == 3 && pf.wire == 0) type = pf.value;
+      }
+      const std::string where = "piece #" + std::to_string(index);
+      if (piece.size() > kMaxPieceBytes)
+        throw FormatError(source, where + " is " + std::to_string(piece.size()) + " bytes, expected at most " +
+                                      std::to_string(kMaxPieceBytes), int64_t(f.begin));
+      if (piece.empty()) throw FormatError(source, where + " is empty, expected at least one byte", int64_t(f.begin));
+      if (type < 1 || type > 6)
+        throw FormatError(source, where + " has type " + std::to_string(type) + ", expected 1 to 6", int64_t(f.begin));
+      if (!std::isfinite(score))
+        throw FormatError(source, where + " has score " + std::to_string(score) + ", expected a finite number",
+                          int64_t(f.begin));
+      if (!seen.insert(piece).second)
+        throw FormatError(source, where + " '" + std::string(piece.substr(0, 64)) + "' is a duplicate",
+                          int64_t(f.begin));
+      s.scores.push_back(score);
+      s.types.push_back(PieceType(type));
+    } else if (f.number == 2 && f.wire == 2) {
+      ProtoReader tr(f.bytes, source, f.begin);
+      Field tf;
+      while (tr.next(tf)) {
+        if (tf.wire != 0) continue;
+        if (tf.number == 3) s.model_type = int(tf.value);
+        if (tf.number == 35) s.byte_fallback = tf.value != 0;
+        if (tf.number >= 40 && tf.number <= 43) special[tf.number - 40] = int64_t(tf.value);
+      }
+    } else if (f.number == 3 && f.wire == 2) {
+      ProtoReader nr(f.bytes, source, f.begin);
+      Field nf;
+      while (nr.next(nf))
+        if (nf.number == 3 && nf.wire == 0) s.add_dummy_prefix = nf.value != 0;
+    }
+  }
+  if (!any_field || s.types.empty())
+    throw FormatError(source, "SentencePiece model has no pieces; expected a trained .model file");
+  const auto n = int64_t(s.types.size());
+  for (int k = 0; k < 4; ++k)
+    if (special[k] >= n)
+      throw FormatError(source, std::string(special_name[k]) + " " + std::to_string(special[k]) +
+                                    " >= vocabulary size " + std::to_string(n));
+  bool has_unk = false;
+  for (PieceType t : s.types) has_unk |= t == PieceType::Unknown;
+  if (!has_unk) throw FormatError(source, "model has no unknown piece; expected exactly one piece of type unknown");
+  if (s.model_type < 1 || s.model_type > 4)
+    throw FormatError(source, "model type " + std::to_string(s.model_type) + ", expected 1 to 4 (unigram, bpe, word, char)");
+  return s;
+}
+
+// The same model with normalizer_spec.add_dummy_prefix = false: a repeated scalar field is
+// "last one wins" in protobuf, so appending the field to the normalizer message is enough.
+std::string without_dummy_prefix(std::string_view proto, const std::string& source) {
+  std::string out;
+  std::string normalizer;
+  ProtoReader top(proto, source, 0);
+  Field f;
+  while (top.next(f)) {
+    if (f.number == 3 && f.wire == 2)
+      normalizer.assign(f.bytes);
+    else
+      out.append(proto.substr(f.begin, f.end - f.begin));
+  }
+  put_uint(normalizer, 3, 0);
+  put_bytes(out, 3, normalizer);
+  return out;
+}
+
+class LineIterator : public sentencepiece::SentenceIterator {
+ public:
+  explicit LineIterator(const std::function<bool(std::string&)>& next) : next_(next) { Next(); }
+  bool done() const override { return done_; }
+  void Next() override {
+    try {
+      done_ = !next_(value_);
+    } catch (const Error& e) {  // spm cannot carry our exception: keep it and stop
+      error_ = std::current_exception();
+      done_ = true;
+    }
+  }
+  const std::string& value() const override { return value_; }
+  sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }
+  std::exception_ptr error() const { return error_; }
+
+ private:
+  const std::function<bool(std::string&)>& next_;
+  std::string value_;
+  bool done_ = false;
+  std::exception_ptr error_;
+};
+
+}  // namespace
+
+struct Tokenizer::Impl {
+  std::string proto;
+  ProtoSummary summary;
+  sentencepiece::SentencePieceProcessor sp;         // the model as it is
+  sentencepiece::SentencePieceProcessor sp_inner;   // same, without the dummy prefix
+  std::vector<int> newline;
+  std::string source;
+  uint64_t fingerprint = 0;
+};
+
+Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
+
+Tokenizer Tokenizer::from_model_proto(std::string bytes, const std::string& source) {
+  auto impl = std::make_unique<Impl>();
+  impl->summary = check_model_proto(bytes, source);
+  impl->proto = std::move(bytes);
+  impl->source = source;
+  auto st = impl->sp.LoadFromSerializedProto(impl->proto);
+  if (!st.ok()) throw FormatError(source, std::string("SentencePiece rejected the model: ") + st.ToString());
+  st = impl->sp_inner.LoadFromSerializedProto(without_dummy_prefix(impl->proto, source));
+  if (!st.ok()) throw FormatError(source, std::string("SentencePiece rejected the model: ") + st.ToString());
+  st = impl->sp_inner.Encode("\n", &impl->newline);
+  if (!st.ok()) throw Error(source + ": cannot encode a newline: " + st.ToString());
+  if (impl->newline.size() == 1 && impl->sp.IsUnknown(impl->newline[0])) impl->newline.clear();
+  impl->fingerprint = fnv1a64(impl->proto);
+  return Tokenizer(std::move(impl));
+}
+
+Tokenizer Tokenizer::load(const std::string& path) { return from_model_proto(load_file(path), display_name(path)); }
+
+Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {
+  const size_t n = v.pieces.size();
+  if (n == 0) throw FormatError(source, "tokenizer has no tokens");
+  if (v.scores.size() != n || v.types.size() != n)
+    throw FormatError(source, "tokenizer arrays differ in length: " + std::to_string(n) + " tokens, " +
+                                  std::to_string(v.scores.size()) + " scores, " + std::to_string(v.types.size()) +
+                                  " types; expected equal lengths");
+  if (v.model_type != "bpe" && v.model_type != "unigram")
+    throw FormatError(source, "tokenizer model type '" + v.model_type + "', expected bpe or unigram");
+  std::string proto;
+  for (size_t i = 0; i < n; ++i) {
+    std::string piece;
+    put_bytes(piece, 1, v.pieces[i]);
+    put_float(piece, 2, v.scores[i]);
+    put_uint(piece, 3, uint64_t(int32_t(v.types[i])));
+    put_bytes(proto, 1, piece);
+  }
+  auto special = [&](const std::optional<int>& id, int64_t none) -> int64_t {
+    if (!id) return none;
+    if (*id < 0 || size_t(*id) >= n)
+      throw FormatError(source, "special token id " + std::to_string(*id) + " >= vocabulary size " + std::to_string(n));
+    return *id;
+  };
+  std::optional<int> unk = v.unk_id;
+  if (!unk)
+    for (size_t i = 0; i < n && !unk; ++i)
+      if (v.types[i] == PieceType::Unknown) unk = int(i);
+  std::string trainer;
+  put_uint(trainer, 3, v.model_type == "bpe" ? 2 : 1);
+  put_int(trainer, 4, int64_t(n));
+  put_uint(trainer, 35, v.byte_fallback ? 1 : 0);
+  put_int(trainer, 40, special(unk, 0));
+  put_int(trainer, 41, special(v.bos_id, -1));
+  put_int(trainer, 42, special(v.eos_id, -1));
+  put_int(trainer, 43, special(v.pad_id, -1));
+  // SentencePiece finds BOS/EOS/PAD by piece text, so name the pieces at those ids.
+  if (v.bos_id) put_bytes(trainer, 46, v.pieces[size_t(*v.bos_id)]);
+  if (v.eos_id) put_bytes(trainer, 47, v.pieces[size_t(*v.eos_id)]);
+  if (v.pad_id) put_bytes(trainer, 48, v.pieces[size_t(*v.pad_id)]);
+  if (unk) put_bytes(trainer, 45, v.pieces[size_t(*unk)]);
+  put_bytes(proto, 2, trainer);
+  std::string normalizer;
+  put_bytes(normalizer, 1, "identity");
+  put_uint(normalizer, 3, v.add_dummy_prefix ? 1 : 0);
+  put_uint(normalizer, 4, 0);
+  put_bytes(proto, 3, normalizer);
+  return from_model_proto(std::move(proto), source);
+}
+
+Tokenizer Tokenizer::train(const TokenizerTrainOptions& o, const std::function<bool(std::string&)>& next_line,
+                           const Logger& log) {
+  if (o.model_type != "bpe" && o.model_type != "unigram")
+    throw UsageError("--model-type '" + o.model_type + "', expected bpe or unigram");
+  if (o.vocab_size < 8) throw UsageError("--vocab-size " + std::to_string(o.vocab_size) + ", expected at least 8");
+  if (!(o.character_coverage >= 0.5 && o.character_coverage <= 1.0))
+    throw UsageError("--character-coverage " + std::to_string(o.character_coverage) + ", expected 0.5 to 1");
+  static const char* kRules[] = {"identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf"};
+  if (std::find(std::begin(kRules), std::end(kRules), o.normalization) == std::end(kRules))
+    throw UsageError("--normalization '" + o.normalization + "', expected identity, nfkc, nmt_nfkc, nfkc_cf or nmt_nfkc_cf");
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) {
+      if (x.find(',') != std::string::npos) throw UsageError("symbol '" + x + "' contains a comma, which cannot be passed on");
+      s += (s.empty() ? "" : ",") + x;
+    }
+    return s;
+  };
+  auto b = [](bool x) { return std::string(x ? "true" : "false"); };
+  std::unordered_map<std::string, std::string> kw = {
+      {"model_type", o.model_type},
+      {"vocab_size", std::to_string(o.vocab_size)},
+      {"byte_fallback", b(o.byte_fallback)},
+      {"character_coverage", std::to_string(o.character_coverage)},
+      {"normalization_rule_name", o.normalization},
+      {"remove_extra_whitespaces", b(o.remove_extra_whitespaces)},
+      {"add_dummy_prefix", b(o.add_dummy_prefix)},
+      {"split_digits", b(o.split_digits)},
+      {"allow_whitespace_only_pieces", "true"},
+      {"input_sentence_size", std::to_string(o.max_sentences)},
+      {"shuffle_input_sentence", "true"},
+      {"max_sentence_length", std::to_string(o.max_sentence_length)},
+      {"num_threads", std::to_string(o.threads > 0 ? o.threads : omp_get_num_procs())},
+      {"minloglevel", log.level() == Logger::Level::Verbose ? "0" : "2"},
+  };
+  if (!o.user_defined_symbols.empty()) kw["user_defined_symbols"] = join(o.user_defined_symbols);
+  if (!o.control_symbols.empty()) kw["control_symbols"] = join(o.control_symbols);
+
+  LineIterator it(next_line);
+  if (it.error()) std::rethrow_exception(it.error());
+  if (it.done()) throw Error("no training data: the input has no lines");
+  sentencepiece::SetRandomGeneratorSeed(unsigned(o.seed));
+  std::string proto;
+  auto st = sentencepiece::SentencePieceTrainer::Train(kw, &it, &proto);
+  if (it.error()) std::rethrow_exception(it.error());
+  if (!st.ok()) {
+    std::string why = st.error_message();
+    std::string fix = why.find("ocabulary size") != std::string::npos ? "; use a smaller --vocab-size or more text" : "";
+    throw Error("training failed: " + why + fix);
+  }
+  return from_model_proto(std::move(proto), "<trained model>");
+}
+
+int Tokenizer::vocab_size() const { return int(impl_->summary.types.size()); }
+const std::string& Tokenizer::piece(int id) const { return impl_->sp.IdToPiece(id); }
+float Tokenizer::score(int id) const { return impl_->summary.scores[size_t(id)]; }
+PieceType Tokenizer::type(int id) const { return impl_->summary.types[size_t(id)]; }
+
+static std::optional<int> opt_id(int id) { return id >= 0 ? std::optional<int>(id) : std::nullopt; }
+std::optional<int> Tokenizer::unk_id() const { return opt_id(impl_->sp.unk_id()); }
+std::optional<int> Tokenizer::bos_id() const { return opt_id(impl_->sp.bos_id()); }
+std::optional<int> Tokenizer::eos_id() const { return opt_id(impl_->sp.eos_id()); }
+std::optional<int> Tokenizer::pad_id() const { return opt_id(impl_->sp.pad_id()); }
+
+std::string Tokenizer::model_type() const {
+  switch (impl_->summary.model_type) {
+    case 2: return "bpe";
+    case 3: return "word";
+    case 4: return "char";
+    default: return "unigram";
+  }
+}
+bool Tokenizer::add_dummy_prefix() const { return impl_->summary.add_dummy_prefix; }
+bool Tokenizer::byte_fallback() const { return impl_->summary.byte_fallback; }
+
+static void check(const sentencepiece::util::Status& st, const std::string& source, const char* what) {
+  if (!st.ok()) throw Error(source + ": " + what + " failed: " + st.ToString());
+}
+
+void Tokenizer::encode(std::string_view text, std::vector<int>& ids) const {
+  check(impl_->sp.Encode({text.data(), text.size()}, &ids), impl_->source, "encoding");
+}
+
+void Tokenizer::encode_pieces(std::string_view text, std::vector<std::string>& pieces) const {
+  check(impl_->sp.Encode({text.data(), text.size()}, &pieces), impl_->source, "encoding");
+}
+
+static void check_ids(const std::vector<int>& ids, int vocab, const std::string& source) {
+  for (int id : ids)
+    if (id < 0 || id >= vocab)
+      throw FormatError(source, "token id " + std::to_string(id) + " out of range [0, " + std::to_string(vocab) + ")");
+}
+
+std::string Tokenizer::decode(const std::vector<int>& ids) const {
+  check_ids(ids, vocab_size(), impl_->source);
+  std::string text;
+  check(impl_->sp.Decode(ids, &text), impl_->source, "decoding");
+  return text;
+}
+
+void Tokenizer::encode_line_of_text(std::string_view line, bool first, bool newline, std::vector<int>& ids) const {
+  std::vector<int> part;
+  if (!first) {
+    check(impl_->sp_inner.Encode({line.data(), line.size()}, &part), impl_->source, "encoding");
+  } else if (!line.empty() || !newline) {
+    check(impl_->sp.Encode({line.data(), line.size()}, &part), impl_->source, "encoding");
+  } else if (impl_->summary.add_dummy_prefix) {
+    // An empty first line followed by more text: the whole text starts with the dummy prefix
+    // alone, which the model encodes as a single space does without the prefix.
+    check(impl_->sp_inner.Encode(" ", &part), impl_->source, "encoding");
+  }
+  ids.insert(ids.end(), part.begin(), part.end());
+  if (newline) ids.insert(ids.end(), impl_->newline.begin(), impl_->newline.end());
+}
+
+std::string Tokenizer::decode_text(const std::vector<int>& ids) const {
+  check_ids(ids, vocab_size(), impl_->source);
+  const auto& nl = impl_->newline;
+  std::string text, part;
+  if (nl.size() != 1) {
+    check(impl_->sp.Decode(ids, &text), impl_->source, "decoding");
+    return text;
+  }
+  std::vector<int> segment;
+  bool first = true;
+  auto emit = [&] {
+    check((first ? impl_->sp : impl_->sp_inner).Decode(segment, &part), impl_->source, "decoding");
+    text += part;
+    segment.clear();
+    first = false;
+  };
+  for (int id : ids) {
+    if (id == nl[0]) {
+      emit();
+      text += '\n';
+    } else {
+      segment.push_back(id);
+    }
+  }
+  if (!segment.empty()) emit();
+  return text;
+}
+
+const std::vector<int>& Tokenizer::newline_ids() const { return impl_->newline; }
+const std::string& Tokenizer::model_proto() const { return impl_->proto; }
+uint64_t Tokenizer::fingerprint() const { return impl_->fingerprint; }
+
+}  // namespace lm

@@ -1,0 +1,300 @@
+// Tests for lib/tokenizer: SentencePiece-identical encoding, whole-text encoding, rebuild from
+// vocabulary arrays, training options, and the bad-model catalogue (RELIABILITY.md section C).
+#include <doctest/doctest.h>
+#include <sentencepiece_processor.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "tokenizer/text_batch.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+using namespace lm;
+
+namespace {
+
+std::vector<std::string> corpus_lines() {
+  static const char* words[] = {"the", "of", "and", "jury", "said", "county", "election", "model", "token",
+                                "river", "garden", "1961", "42", "café", "naïve", "東京", "x", "piece", "train"};
+  std::vector<std::string> lines;
+  uint64_t x = 7;
+  for (int i = 0; i < 1500; ++i) {
+    std::string s;
+    for (int j = 0; j < 3 + i % 9; ++j) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      s += (j ? " " : "") + std::string(words[(x >> 33) % (sizeof words / sizeof *words)]);
+    }
+    lines.push_back(s);
+  }
+  return lines;
+}
+
+Tokenizer train_small(const std::string& type = "bpe", int vocab = 400, bool byte_fallback = true) {
+  TokenizerTrainOptions o;
+  o.model_type = type;
+  o.vocab_size = vocab;
+  o.byte_fallback = byte_fallback;
+  o.threads = 1;
+  auto lines = corpus_lines();
+  size_t i = 0;
+  Logger quiet("test", Logger::Level::Quiet);
+  return Tokenizer::train(o, [&](std::string& l) { return i < lines.size() ? (l = lines[i++], true) : false; }, quiet);
+}
+
+const Tokenizer& bpe() {
+  static Tokenizer tok = train_small();
+  return tok;
+}
+
+std::vector<int> whole_text_ids(const Tokenizer& tok, const std::string& text) {
+  std::vector<int> ids;
+  size_t pos = 0;
+  bool first = true;
+  while (pos <= text.size()) {
+    size_t nl = text.find('\n', pos);
+    bool has_nl = nl != std::string::npos;
+    std::string line = text.substr(pos, has_nl ? nl - pos : std::string::npos);
+    if (!has_nl && line.empty() && !first) break;
+    tok.encode_line_of_text(line, first, has_nl, ids);
+    first = false;
+    if (!has_nl) break;
+    pos = nl + 1;
+  }
+  return ids;
+}
+
+std::string varint(uint64_t v) {
+  std::string s;
+  while (v >= 0x80) s += char(uint8_t(v) | 0x80), v >>= 7;
+  return s + char(v);
+}
+std::string field_bytes(int n, const std::string& b) { return varint(uint64_t(n) << 3 | 2) + varint(b.size()) + b; }
+std::string field_uint(int n, uint64_t v) { return varint(uint64_t(n) << 3) + varint(v); }
+std::string field_float(int n, float f) {
+  char b[4];
+  std::memcpy(b, &f, 4);
+  return varint(uint64_t(n) << 3 | 5) + std::string(b, 4);
+}
+std::string piece(const std::string& p, float score, int type) {
+  return field_bytes(1, field_bytes(1, p) + field_float(2, score) + field_uint(3, uint64_t(type)));
+}
+// A minimal valid unigram model without dummy prefix: <unk>, <s>, </s>, a, b.
+std::string tiny_model(const std::string& extra_pieces = "", const std::string& trainer = "") {
+  return piece("<unk>", 0, 2) + piece("<s>", 0, 3) + piece("</s>", 0, 3) + piece("a", -1, 1) + piece("b", -2, 1) +
+         extra_pieces + field_bytes(2, field_uint(3, 1) + trainer) + field_bytes(3, field_bytes(1, "identity") + field_uint(3, 0));
+}
+
+}  // namespace
+
+TEST_CASE("encode and decode equal SentencePiece's own processor") {
+  const Tokenizer& tok = bpe();
+  sentencepiece::SentencePieceProcessor sp;
+  REQUIRE(sp.LoadFromSerializedProto(tok.model_proto()).ok());
+  for (const std::string& text : {std::string("the jury said"), std::string("  two  spaces "), std::string("东京 café ☃"),
+                                  std::string(""), std::string("zzz 1961 12345")}) {
+    std::vector<int> ours;
+    tok.encode(text, ours);
+    CHECK(ours == sp.EncodeAsIds(text));
+    std::vector<std::string> pieces;
+    tok.encode_pieces(text, pieces);
+    CHECK(pieces == sp.EncodeAsPieces(text));
+    CHECK(tok.decode(ours) == sp.DecodeIds(ours));
+  }
+}
+
+TEST_CASE("trained defaults: bpe, byte fallback, lossless, specials and a newline piece") {
+  const Tokenizer& tok = bpe();
+  CHECK(tok.vocab_size() == 400);
+  CHECK(tok.model_type() == "bpe");
+  CHECK(tok.byte_fallback());
+  CHECK(tok.add_dummy_prefix());
+  CHECK(tok.unk_id() == 0);
+  CHECK(tok.bos_id() == 1);
+  CHECK(tok.eos_id() == 2);
+  CHECK_FALSE(tok.pad_id().has_value());
+  CHECK(tok.type(0) == PieceType::Unknown);
+  CHECK(tok.type(1) == PieceType::Control);
+  REQUIRE(tok.newline_ids().size() == 1);
+  CHECK(tok.piece(tok.newline_ids()[0]) == "<0x0A>");
+  CHECK(tok.type(tok.newline_ids()[0]) == PieceType::Byte);
+  std::string text = "  Ünïcödé  ☃ 東京\tx";
+  std::vector<int> ids;
+  tok.encode(text, ids);
+  CHECK(tok.decode(ids) == text);
+}
+
+TEST_CASE("whole-text encoding equals encoding the text as one string, and decode_text inverts it") {
+  sentencepiece::SentencePieceProcessor sp;
+  for (const Tokenizer* tok : {&bpe()}) {
+    REQUIRE(sp.LoadFromSerializedProto(tok->model_proto()).ok());
+    for (const std::string& text :
+         {std::string("the jury\nsaid the county\n"), std::string("\nleading newline"), std::string("a\n\n\nb"),
+          std::string("  indented\n  more indent\n"), std::string("no newline at all"), std::string("\n"),
+          std::string("\n\n"), std::string("café\r\n東京 ☃\n\x01\x02"), std::string("last line\nwithout newline")}) {
+      CAPTURE(text);
+      std::vector<int> ids = whole_text_ids(*tok, text);
+      CHECK(ids == sp.EncodeAsIds(text));
+      CHECK(tok->decode_text(ids) == text);
+    }
+  }
+}
+
+TEST_CASE("unigram models train and round trip") {
+  Tokenizer uni = train_small("unigram", 300);
+  CHECK(uni.model_type() == "unigram");
+  std::string text = "the river garden\n  said 東京\n";
+  sentencepiece::SentencePieceProcessor sp;
+  REQUIRE(sp.LoadFromSerializedProto(uni.model_proto()).ok());
+  std::vector<int> ids = whole_text_ids(uni, text);
+  CHECK(ids == sp.EncodeAsIds(text));
+  CHECK(uni.decode_text(ids) == text);
+}
+
+TEST_CASE("from_vocab rebuilds a model that encodes identically") {
+  const Tokenizer& tok = bpe();
+  VocabSpec v;
+  for (int i = 0; i < tok.vocab_size(); ++i) {
+    v.pieces.push_back(tok.piece(i));
+    v.scores.push_back(tok.score(i));
+    v.types.push_back(tok.type(i));
+  }
+  v.unk_id = 0;
+  v.bos_id = 1;
+  v.eos_id = 2;
+  Tokenizer rebuilt = Tokenizer::from_vocab(v, "rebuilt");
+  CHECK(rebuilt.model_type() == "bpe");
+  CHECK(rebuilt.bos_id() == 1);
+  CHECK(rebuilt.eos_id() == 2);
+  for (const std::string& text : {std::string("the jury said 1961"), std::string("东京 café ☃ qqq"), std::string("\nx\n")}) {
+    std::vector<int> a, b;
+    tok.encode(text, a);
+    rebuilt.encode(text, b);
+    CHECK(a == b);
+    CHECK(whole_text_ids(tok, text) == whole_text_ids(rebuilt, text));
+  }
+}
+
+TEST_CASE("from_vocab rejects inconsistent arrays and special ids") {
+  VocabSpec v;
+  v.pieces = {"<unk>", "a"};
+  v.scores = {0};
+  v.types = {PieceType::Unknown, PieceType::Normal};
+  CHECK_THROWS_WITH_AS(Tokenizer::from_vocab(v, "m.gguf"), doctest::Contains("differ in length"), FormatError);
+  v.scores = {0, 0};
+  v.bos_id = 7;
+  CHECK_THROWS_WITH_AS(Tokenizer::from_vocab(v, "m.gguf"), doctest::Contains("special token id 7"), FormatError);
+}
+
+TEST_CASE("training options are validated and failures explained") {
+  Logger quiet("test", Logger::Level::Quiet);
+  auto none = [](std::string&) { return false; };
+  TokenizerTrainOptions o;
+  CHECK_THROWS_WITH_AS(Tokenizer::train(o, none, quiet), doctest::Contains("no training data"), Error);
+  o.model_type = "wordpiece";
+  CHECK_THROWS_AS(Tokenizer::train(o, none, quiet), UsageError);
+  o = {};
+  o.vocab_size = 100000;
+  o.threads = 1;
+  auto lines = corpus_lines();
+  size_t i = 0;
+  auto next = [&](std::string& l) { return i < lines.size() ? (l = lines[i++], true) : false; };
+  CHECK_THROWS_WITH_AS(Tokenizer::train(o, next, quiet), doctest::Contains("--vocab-size"), Error);
+}
+
+TEST_CASE("training honours user-defined and control symbols") {
+  TokenizerTrainOptions o;
+  o.vocab_size = 400;
+  o.threads = 1;
+  o.user_defined_symbols = {"<sep>"};
+  o.control_symbols = {"<cls>"};
+  auto lines = corpus_lines();
+  size_t i = 0;
+  Logger quiet("test", Logger::Level::Quiet);
+  Tokenizer tok = Tokenizer::train(o, [&](std::string& l) { return i < lines.size() ? (l = lines[i++], true) : false; }, quiet);
+  std::vector<std::string> pieces;
+  tok.encode_pieces("jury<sep>said", pieces);
+  CHECK(std::find(pieces.begin(), pieces.end(), "<sep>") != pieces.end());
+  bool found = false;
+  for (int id = 0; id < tok.vocab_size(); ++id) found |= tok.piece(id) == "<cls>" && tok.type(id) == PieceType::Control;
+  CHECK(found);
+}
+
+TEST_CASE("decode rejects ids outside the vocabulary (F8)") {
+  CHECK_THROWS_WITH_AS(bpe().decode({5, 400}), doctest::Contains("token id 400 out of range [0, 400)"), FormatError);
+  CHECK_THROWS_AS(bpe().decode({-1}), FormatError);
+  CHECK_THROWS_AS(bpe().decode_text({1, 99999}), FormatError);
+}
+
+TEST_CASE("encode_batch matches one-by-one encoding at any thread count") {
+  auto lines = corpus_lines();
+  std::vector<std::vector<int>> one, two;
+  encode_batch(bpe(), lines, one, 1);
+  encode_batch(bpe(), lines, two, 2);
+  CHECK(one == two);
+  std::vector<int> ids;
+  bpe().encode(lines[17], ids);
+  CHECK(one[17] == ids);
+}
+
+TEST_CASE("the hand-built tiny model loads") {
+  Tokenizer tok = Tokenizer::from_model_proto(tiny_model(), "tiny");
+  CHECK(tok.vocab_size() == 5);
+  CHECK(tok.model_type() == "unigram");
+  std::vector<int> ids;
+  tok.encode("ab", ids);
+  CHECK(tok.decode(ids) == "ab");
+}
+
+TEST_CASE("C1 random bytes and truncated protobuf are rejected") {
+  std::string junk = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x07garbage";
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(junk, "junk.model"), doctest::Contains("junk.model"), FormatError);
+  std::string good = tiny_model();
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(good.substr(0, good.size() - 3), "cut.model"),
+                       doctest::Contains("could not parse"), FormatError);
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto("", "empty.model"), doctest::Contains("empty"), FormatError);
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto("version https://git-lfs.github.com/spec/v1\n", "lfs.model"),
+                       doctest::Contains("Git LFS"), FormatError);
+}
+
+TEST_CASE("C2 a piece of 200000 bytes is rejected") {
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(tiny_model(piece(std::string(200000, 'x'), 0, 1)), "long.model"),
+                       doctest::Contains("piece #5 is 200000 bytes"), FormatError);
+}
+
+TEST_CASE("C3 empty and duplicate pieces are rejected") {
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(tiny_model(piece("", 0, 1)), "m"), doctest::Contains("piece #5 is empty"),
+                       FormatError);
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(tiny_model(piece("a", 0, 1)), "m"), doctest::Contains("duplicate"),
+                       FormatError);
+}
+
+TEST_CASE("C4 special ids beyond the vocabulary are rejected") {
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(tiny_model("", field_uint(41, 9)), "m"),
+                       doctest::Contains("bos_id 9 >= vocabulary size 5"), FormatError);
+}
+
+TEST_CASE("C5 NaN scores and unknown piece types are rejected") {
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(tiny_model(piece("c", NAN, 1)), "m"), doctest::Contains("score"),
+                       FormatError);
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(tiny_model(piece("c", 0, 9)), "m"), doctest::Contains("type 9"),
+                       FormatError);
+}
+
+TEST_CASE("C7 a model without pieces or without an unknown piece is rejected") {
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(field_bytes(2, field_uint(3, 1)), "m"), doctest::Contains("no pieces"),
+                       FormatError);
+  std::string no_unk = piece("a", 0, 1) + piece("b", 0, 1) + piece("c", 0, 1) + field_bytes(2, field_uint(3, 1));
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(no_unk, "m"), doctest::Contains("no unknown piece"), FormatError);
+}
+
+TEST_CASE("fingerprints identify the model bytes") {
+  Tokenizer a = Tokenizer::from_model_proto(tiny_model(), "a");
+  Tokenizer b = Tokenizer::from_model_proto(tiny_model(), "b");
+  Tokenizer c = Tokenizer::from_model_proto(tiny_model(piece("c", -3, 1)), "c");
+  CHECK(a.fingerprint() == b.fingerprint());
+  CHECK(a.fingerprint() != c.fingerprint());
+}
