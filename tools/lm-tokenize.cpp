@@ -330,7 +330,7 @@ int main(int argc, char** argv) {
   lm::VocabOptions vocab;
   lm::StatsOptions stats;
   lm::Logger log("lm-tokenize");
-  std::string model, output = "-";
+  std::string model, model_out, output = "-";
   std::vector<std::string> inputs{"-"};
 
   CLI::App app{"Train SentencePiece tokenizers; encode text to token ids, pieces or token files; decode them back"};
@@ -348,10 +348,10 @@ int main(int argc, char** argv) {
 
   CLI::App* t = app.add_subcommand("train", "Train a tokenizer on text (one sentence or paragraph per line)");
   add_common(t, false);
-  t->add_option("-o,--output", output, "Output SentencePiece model file")->type_name("FILE")->required();
+  t->add_option("-o,--output", model_out, "Output SentencePiece model file")->type_name("FILE")->required();
   t->add_option("--model-type", train.model_type, "Algorithm")->check(CLI::IsMember({"bpe", "unigram"}));
   t->add_option("--vocab-size", train.vocab_size, "Number of pieces")->check(CLI::Range(8, 1 << 24));
-  t->add_flag("--byte-fallback,!--no-byte-fallback", train.byte_fallback, "Encode unknown characters as UTF-8 bytes");
+  lm::tools::add_switch(*t, "byte-fallback", train.byte_fallback, "Encode unknown characters as UTF-8 bytes");
   t->add_option("--character-coverage", train.character_coverage, "Share of characters the pieces must cover")
       ->check(CLI::Range(0.5, 1.0));
   t->add_option("--user-defined-symbols", train.user_defined_symbols, "Pieces always kept whole (comma-separated)")
@@ -360,10 +360,10 @@ int main(int argc, char** argv) {
       ->delimiter(',')->type_name("LIST");
   t->add_option("--normalization", train.normalization, "Unicode normalization rule")
       ->check(CLI::IsMember({"identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf"}));
-  t->add_flag("--remove-extra-whitespaces,!--no-remove-extra-whitespaces", train.remove_extra_whitespaces,
-              "Collapse runs of whitespace (lossy)");
-  t->add_flag("--add-dummy-prefix,!--no-add-dummy-prefix", train.add_dummy_prefix, "Add a space before each text");
-  t->add_flag("--split-digits,!--no-split-digits", train.split_digits, "Make every digit its own piece");
+  lm::tools::add_switch(*t, "remove-extra-whitespaces", train.remove_extra_whitespaces,
+                        "Collapse runs of whitespace (lossy)");
+  lm::tools::add_switch(*t, "add-dummy-prefix", train.add_dummy_prefix, "Add a space before each text");
+  lm::tools::add_switch(*t, "split-digits", train.split_digits, "Make every digit its own piece");
   t->add_option("--max-sentences", train.max_sentences, "Train on a random sample of this many lines (0 = all)");
   t->add_option("--max-sentence-length", train.max_sentence_length, "Skip lines longer than this many bytes")
       ->check(CLI::Range(1, 1 << 30));
@@ -398,7 +398,7 @@ int main(int argc, char** argv) {
   lm::tools::add_threads(*s, stats.threads);
 
   return lm::tools::run_main(app, argc, argv, [&] {
-    if (t->parsed()) return run_train(train, inputs, output, log);
+    if (t->parsed()) return run_train(train, inputs, model_out, log);
     if (e->parsed()) return run_encode(encode, model, inputs, output, log);
     if (d->parsed()) return run_decode(decode, model, inputs, output);
     if (v->parsed()) return run_vocab(vocab, model, output);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -214,10 +215,28 @@ OutputFile::OutputFile(const std::string& path, size_t buffer_bytes) : path_(dis
     seekable_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && ::lseek(fd_, 0, SEEK_CUR) == 0;
     return;
   }
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) throw IoError(path, "cannot write output", EISDIR);
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  std::string target = path;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) throw IoError(path, "cannot write output", EISDIR);
+    if (!S_ISREG(st.st_mode)) {
+      // A device or FIFO (/dev/null, /dev/stdout, a named pipe): write to it as it is. Renaming a
+      // temp file over it would replace the device node itself.
+      do fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+      while (fd_ < 0 && errno == EINTR);
+      if (fd_ < 0) throw IoError(path, "cannot open output", errno);
+      is_stdout_ = true;  // same life cycle as stdout: no temp file, commit() only flushes
+      return;
+    }
+    // Through a symlink, replace the file it points to and keep the link.
+    if (char* real = ::realpath(path.c_str(), nullptr)) {
+      target = real;
+      std::free(real);
+    }
+  }
+  target_ = target;
+  size_t slash = target.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : target.substr(0, slash + 1);
+  std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
   tmp_path_ = dir + "." + base + ".XXXXXX.tmp";
   fd_ = ::mkstemps(tmp_path_.data(), 4);
   if (fd_ < 0) throw IoError(path, "cannot create output", errno);
@@ -226,7 +245,11 @@ OutputFile::OutputFile(const std::string& path, size_t buffer_bytes) : path_(dis
 }
 
 OutputFile::~OutputFile() {
-  if (is_stdout_ || committed_) return;
+  if (is_stdout_) {
+    if (fd_ != STDOUT_FILENO) ::close(fd_);
+    return;
+  }
+  if (committed_) return;
   if (fd_ >= 0) ::close(fd_);
   ::unlink(tmp_path_.c_str());
 }
@@ -279,10 +302,10 @@ void OutputFile::commit() {
   int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) throw IoError(path_, "cannot close output", errno);
-  if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) throw IoError(path_, "cannot rename temp file into place", errno);
+  if (::rename(tmp_path_.c_str(), target_.c_str()) != 0) throw IoError(path_, "cannot rename temp file into place", errno);
   committed_ = true;
-  size_t slash = path_.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash == 0 ? 1 : slash);
+  size_t slash = target_.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : target_.substr(0, slash == 0 ? 1 : slash);
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {  // make the rename durable; a failure here cannot undo it, so it is not reported
     ::fsync(dfd);

@@ -80,7 +80,8 @@ class LineReader {
 // target ("<dir>/.<name>.XXXXXX.tmp"), created at construction (so an unwritable target fails
 // before any work); commit() flushes, fsyncs and renames it into place. Destroying an
 // uncommitted output unlinks the temp file, so a failed run never leaves a partial file.
-// For "-" bytes go to stdout and commit() flushes and checks it.
+// For "-" bytes go to stdout, and for an existing device or FIFO (/dev/null, a named pipe)
+// straight to it; there commit() only flushes. Through a symlink, the file it names is replaced.
 class OutputFile {
  public:
   // Throws IoError (directory missing or read-only, path is a directory).
@@ -106,7 +107,7 @@ class OutputFile {
   const std::string& path() const { return path_; }
 
  private:
-  std::string path_, tmp_path_;
+  std::string path_, target_, tmp_path_;
   int fd_ = -1;
   bool is_stdout_ = false, seekable_ = false, committed_ = false;
   std::string buf_;

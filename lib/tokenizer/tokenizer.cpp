@@ -387,8 +387,15 @@ Tokenizer Tokenizer::train(const TokenizerTrainOptions& o, const std::function<b
   auto st = sentencepiece::SentencePieceTrainer::Train(kw, &it, &proto);
   if (it.error()) std::rethrow_exception(it.error());
   if (!st.ok()) {
+    // SentencePiece prefixes "file(line) [condition] " and names its own flags: speak ours.
     std::string why = st.error_message();
-    std::string fix = why.find("ocabulary size") != std::string::npos ? "; use a smaller --vocab-size or more text" : "";
+    if (size_t at = why.find("] "); why.rfind("./src/", 0) == 0 && at != std::string::npos) why = why.substr(at + 2);
+    for (auto [theirs, ours] : {std::pair<std::string, std::string>{"--character_coverage option", "--character-coverage"},
+                                {"character_coverage", "--character-coverage"}, {"vocab_size", "--vocab-size"}}) {
+      for (size_t at = why.find(theirs); at != std::string::npos; at = why.find(theirs, at + ours.size()))
+        why.replace(at, theirs.size(), ours);
+    }
+    std::string fix = why.find("too high") != std::string::npos ? "; use a smaller --vocab-size or more text" : "";
     throw Error("training failed: " + why + fix);
   }
   return from_model_proto(std::move(proto), "<trained model>");

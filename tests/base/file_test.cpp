@@ -139,3 +139,40 @@ TEST_CASE("same_file compares inodes") {
   CHECK_FALSE(same_file(a, b));
   CHECK_FALSE(same_file(a, "-"));
 }
+
+TEST_CASE("OutputFile writes into devices instead of replacing them") {
+  // Regression: as root, a temp file in /dev was renamed over /dev/full.
+  {
+    OutputFile out("/dev/null");
+    out.write("discarded");
+    out.commit();
+  }
+  struct stat st;
+  REQUIRE(::stat("/dev/null", &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
+  bool threw = false;
+  try {
+    OutputFile out("/dev/full");
+    out.write("x");
+    out.commit();
+  } catch (const IoError& e) {
+    threw = e.errno_value() == ENOSPC;
+  }
+  CHECK(threw);
+  REQUIRE(::stat("/dev/full", &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
+}
+
+TEST_CASE("OutputFile through a symlink replaces the target and keeps the link") {
+  test::TempDir dir;
+  std::string real = dir.path() + "/real.txt", link = dir.path() + "/link.txt";
+  test::write_file(real, "old");
+  REQUIRE(::symlink(real.c_str(), link.c_str()) == 0);
+  OutputFile out(link);
+  out.write("new");
+  out.commit();
+  CHECK(load_file(real) == "new");
+  struct stat st;
+  REQUIRE(::lstat(link.c_str(), &st) == 0);
+  CHECK(S_ISLNK(st.st_mode));
+}

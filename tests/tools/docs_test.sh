@@ -29,13 +29,13 @@ for bin in "$LM_BIN"/lm-*; do
   while read -r opt; do
     if [[ $opt == --* ]]; then
       name=${opt#--}
-      grep -q -- "\\\\-\\\\-$name\\b" "$man" 2>/dev/null || fail "$tool: man page lacks $opt"
+      grep -qF -- "\\-\\-${name//-/\\-}" "$man" 2>/dev/null || fail "$tool: man page lacks $opt"
       grep -Eq -- "(^|[^a-z-])--$name([^a-z-]|\$)" "$bash_c" 2>/dev/null || fail "$tool: bash completion lacks $opt"
       grep -Eq -- "(^|[^a-z-])--$name([^a-z-]|\$)" "$zsh_c" 2>/dev/null || fail "$tool: zsh completion lacks $opt"
       grep -Eq -- "-l $name([^a-z-]|\$)" "$fish_c" 2>/dev/null || fail "$tool: fish completion lacks $opt"
     else
       name=${opt#-}
-      grep -q -- "\\\\-$name\\b" "$man" 2>/dev/null || fail "$tool: man page lacks $opt"
+      grep -qE -- "\\\\-$name([^a-z]|\$)" "$man" 2>/dev/null || fail "$tool: man page lacks $opt"
       grep -Eq -- "(^|[^a-z-])-$name([^a-z-]|\$)" "$bash_c" 2>/dev/null || fail "$tool: bash completion lacks $opt"
       grep -Eq -- "(^|[^a-z-])-$name([^a-z-]|\$)" "$zsh_c" 2>/dev/null || fail "$tool: zsh completion lacks $opt"
       grep -Eq -- "-s $name([^a-z-]|\$)" "$fish_c" 2>/dev/null || fail "$tool: fish completion lacks $opt"
@@ -43,9 +43,9 @@ for bin in "$LM_BIN"/lm-*; do
     pass
   done < opts.txt
   # The other way round: nothing documented or completed that --help does not know.
-  { grep -oE -- '\\-\\-[a-z][a-z0-9-]*' "$man" | sed 's/\\//g'
+  { grep -oE -- '\\-\\-[a-z]([a-z0-9]|\\-)*' "$man" | sed 's/\\//g'
     grep -ohE -- '(^|[ "'"'"'({])--[a-z][a-z0-9-]*' "$bash_c" "$zsh_c" | grep -oE -- '--[a-z][a-z0-9-]*'
-    grep -oE -- '-l [a-z][a-z0-9-]*' "$fish_c" | sed 's/^-l /--/'
+    grep '^complete' "$fish_c" | grep -oE -- ' -l [a-z][a-z0-9-]*' | sed 's/^ -l /--/'
   } | sort -u > named.txt
   while read -r opt; do
     grep -qx -- "$opt" opts.txt || fail "$tool: $opt is documented or completed but not in --help"

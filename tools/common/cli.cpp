@@ -32,6 +32,11 @@ void add_threads(CLI::App& app, int& threads) {
   app.add_option("-t,--threads", threads, "Threads to use (0 = all cores)")->check(CLI::Range(0, 1024));
 }
 
+void add_switch(CLI::App& app, const std::string& name, bool& value, const std::string& description) {
+  app.add_flag("--" + name + ",!--no-" + name, value, description + (value ? " (default: on)" : " (default: off)"))
+      ->default_str("");
+}
+
 static int usage_error(const std::string& what) {
   std::fprintf(stderr, "%s: %s\ntry '%s --help'\n", g_tool.c_str(), what.c_str(), g_tool.c_str());
   return kExitUsage;
@@ -43,10 +48,7 @@ int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& b
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
-      // Help for the subcommand that was named, if any.
-      const CLI::App* target = &app;
-      for (const CLI::App* sub : app.get_subcommands()) target = sub;
-      std::fputs(app.help(target == &app ? "" : target->get_name()).c_str(), stdout);
+      std::fputs(app.help().c_str(), stdout);  // delegates to the subcommand that was named
       return std::fflush(stdout) == 0 ? kExitOk : kExitError;
     } catch (const CLI::CallForAllHelp&) {
       std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);

@@ -24,6 +24,9 @@ void add_verbosity(CLI::App& app, Logger& log);
 // -t/--threads. 0 means all cores. Validated to [0, 1024].
 void add_threads(CLI::App& app, int& threads);
 
+// An on/off switch --NAME / --no-NAME bound to `value`; --help shows the default read from `value`.
+void add_switch(CLI::App& app, const std::string& name, bool& value, const std::string& description);
+
 // Parses argv and runs `body`, mapping outcomes to exit codes:
 //  --help/--version -> stdout, 0; parse error -> "lm-x: <why>" + "try 'lm-x --help'", 2;
 //  lm::UsageError -> 2; lm::Error and std::exception -> "lm-x: <message>", 1.
