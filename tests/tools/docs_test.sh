@@ -52,14 +52,14 @@ for bin in "$LM_BIN"/lm-*; do
   done < named.txt
   # The man page renders without warnings.
   if command -v groff > /dev/null; then
-    warn=$(groff -man -Tutf8 -ww -z "$man" 2>&1)
+    warn=$(groff -t -man -Tutf8 -ww -z "$man" 2>&1)
     [[ -z $warn ]] && pass || fail "$tool: groff warnings: $warn"
   fi
 done
 for page in "$LM_SRC"/man/*.5; do
   [[ -e $page ]] || continue
   if command -v groff > /dev/null; then
-    warn=$(groff -man -Tutf8 -ww -z "$page" 2>&1)
+    warn=$(groff -t -man -Tutf8 -ww -z "$page" 2>&1)
     [[ -z $warn ]] && pass || fail "$(basename "$page"): groff warnings: $warn"
   fi
 done
