@@ -76,4 +76,26 @@ Tokenizer load_tokenizer(const format::GgufFile& gguf) {
   return Tokenizer::from_vocab(v, path);
 }
 
+void add_tokenizer(const Tokenizer& tok, format::GgufWriter& out, bool embed_model) {
+  const int n = tok.vocab_size();
+  std::vector<std::string> pieces(static_cast<size_t>(n));
+  std::vector<float> scores(static_cast<size_t>(n));
+  std::vector<int32_t> types(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    pieces[size_t(i)] = tok.piece(i);
+    scores[size_t(i)] = tok.score(i);
+    types[size_t(i)] = int32_t(tok.type(i));
+  }
+  out.set_string(format::kKeyTokenizerModel, "llama");
+  out.set_array_string(format::kKeyTokens, pieces);
+  out.set_array_f32(format::kKeyScores, scores);
+  out.set_array_i32(format::kKeyTokenType, types);
+  if (auto id = tok.unk_id()) out.set_u32(format::kKeyUnkId, uint32_t(*id));
+  if (auto id = tok.bos_id()) out.set_u32(format::kKeyBosId, uint32_t(*id));
+  if (auto id = tok.eos_id()) out.set_u32(format::kKeyEosId, uint32_t(*id));
+  if (auto id = tok.pad_id()) out.set_u32(format::kKeyPadId, uint32_t(*id));
+  out.set_bool(format::kKeyAddSpacePrefix, tok.add_dummy_prefix());
+  if (embed_model) out.set_array_u8(format::kKeySpmModel, tok.model_proto());
+}
+
 }  // namespace lm::model

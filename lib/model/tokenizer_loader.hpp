@@ -17,4 +17,9 @@ Tokenizer load_tokenizer(const std::string& path);
 // Builds the tokenizer of an open GGUF file. Throws FormatError naming the file and key.
 Tokenizer load_tokenizer(const format::GgufFile& gguf);
 
+// Adds the tokenizer keys llama.cpp reads (tokenizer.ggml.model "llama", tokens, scores,
+// token types, special ids, add_space_prefix) and, if `embed_model`, the exact SentencePiece
+// model bytes under kKeySpmModel so that lm tools rebuild the identical tokenizer.
+void add_tokenizer(const Tokenizer& tok, format::GgufWriter& out, bool embed_model = true);
+
 }  // namespace lm::model
