@@ -177,6 +177,7 @@ void GgufFile::parse() {
                std::to_string(c.left() / 33) + ")",
            8);
 
+  std::unordered_set<std::string> keys;  // kv_index_ is built after the loop: kv_ may still move
   for (uint64_t i = 0; i < n_kv; ++i) {
     const size_t at = c.pos();
     std::string_view key = c.string("key");
@@ -184,7 +185,7 @@ void GgufFile::parse() {
     for (char ch : key)
       if (uint8_t(ch) < 0x20 || uint8_t(ch) > 0x7e)
         c.fail("key #" + std::to_string(i) + " " + quoted(key) + " is not printable ASCII", at);
-    if (kv_index_.count(key)) c.fail("duplicate key " + quoted(key), at);
+    if (!keys.insert(std::string(key)).second) c.fail("duplicate key " + quoted(key), at);
     const std::string ctx = "key " + quoted(key);
     const size_t type_at = c.pos();
     const auto type = uint32_t(c.uint(4, "value type"));

@@ -1,0 +1,420 @@
+// Tests for lib/format/gguf: round trips through the writer, and the bad-file catalogue of
+// RELIABILITY.md section A, one named test per entry.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "format/gguf.hpp"
+#include "test_util.hpp"
+
+using namespace lm;
+using namespace lm::format;
+
+namespace {
+
+// Little-endian byte builder for hand-made files.
+struct Bytes {
+  std::string s;
+  Bytes& u32(uint32_t v) { return raw(&v, 4); }
+  Bytes& u64(uint64_t v) { return raw(&v, 8); }
+  Bytes& u8(uint8_t v) { return raw(&v, 1); }
+  Bytes& f32(float v) { return raw(&v, 4); }
+  Bytes& str(std::string_view x) { return u64(x.size()).raw(x.data(), x.size()); }
+  Bytes& raw(const void* p, size_t n) {
+    s.append(static_cast<const char*>(p), n);
+    return *this;
+  }
+  Bytes& header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3) { return raw("GGUF", 4).u32(version).u64(n_tensors).u64(n_kv); }
+  Bytes& kv_u32(std::string_view k, uint32_t v) { return str(k).u32(uint32_t(GgufType::U32)).u32(v); }
+  Bytes& kv_string(std::string_view k, std::string_view v) { return str(k).u32(uint32_t(GgufType::STRING)).str(v); }
+  // A tensor info with 1 or 2 dims.
+  Bytes& tensor(std::string_view name, std::vector<int64_t> ne, uint32_t type, uint64_t offset) {
+    str(name).u32(uint32_t(ne.size()));
+    for (int64_t d : ne) u64(uint64_t(d));
+    return u32(type).u64(offset);
+  }
+  Bytes& pad(size_t align = 32) {
+    s.resize((s.size() + align - 1) / align * align, '\0');
+    return *this;
+  }
+};
+
+GgufFile parse(const std::string& bytes) { return GgufFile::from_bytes(bytes, "bad.gguf"); }
+
+void expect_bad(const std::string& bytes, const char* message) {
+  CHECK_THROWS_WITH_AS(parse(bytes), doctest::Contains(message), FormatError);
+}
+
+// A valid file: two KVs, a 4x2 f32 tensor and an 8-element f32 tensor.
+std::string valid_file(std::vector<float>* values = nullptr) {
+  static std::vector<float> a = {1, 2, 3, 4, 5, 6, 7, 8};
+  if (values) *values = a;
+  Bytes b;
+  b.header(2, 2).kv_string("general.architecture", "llama").kv_u32("llama.block_count", 1);
+  b.tensor("a", {4, 2}, 0, 0).tensor("b", {8}, 0, 32);
+  b.pad();
+  b.raw(a.data(), 32).raw(a.data(), 32);
+  return b.s;
+}
+
+}  // namespace
+
+TEST_CASE("the hand-built valid file parses") {
+  GgufFile f = parse(valid_file());
+  CHECK(f.version() == 3);
+  CHECK(f.get_string("general.architecture") == "llama");
+  CHECK(f.get_u32("llama.block_count") == 1);
+  REQUIRE(f.tensors().size() == 2);
+  CHECK(f.find_tensor("b")->ne[0] == 8);
+  float x;
+  std::memcpy(&x, f.find_tensor("b")->data + 4, 4);
+  CHECK(x == 2);
+  CHECK(f.warnings().empty());
+}
+
+TEST_CASE("writer round trip: every value type, arrays and tensor types") {
+  test::TempDir dir;
+  std::vector<float> f32(64);
+  for (size_t i = 0; i < f32.size(); ++i) f32[i] = float(i) * 0.5f;
+  std::string q8(34 * 2, '\x11'), q4k(144 * 2, '\x22'), f16(2 * 32, '\x33');
+  for (uint32_t align : {32u, 64u}) {
+    GgufWriter w;
+    if (align != 32) w.set_u32(kKeyAlignment, align);
+    w.set_u8("t.u8", 200);
+    w.set_u32("t.u32", 4000000000u);
+    w.set_i32("t.i32", -5);
+    w.set_u64("t.u64", uint64_t{1} << 40);
+    w.set_f32("t.f32", 1.5f);
+    w.set_bool("t.bool", true);
+    w.set_string("t.string", "héllo");
+    w.set_array_string("t.strings", {"a", "", "ccc"});
+    w.set_array_f32("t.f32s", {1.0f, -2.0f});
+    w.set_array_i32("t.i32s", {3, -4, 5});
+    w.set_array_u8("t.bytes", std::string("\0\1\2", 3));
+    w.set_string("t.string", "replaced");
+    w.add_tensor("w.f32", GgmlType::F32, {16, 4}, f32.data());
+    w.add_tensor("w.q8_0", GgmlType::Q8_0, {64}, q8.data());
+    w.add_tensor("w.q4_k", GgmlType::Q4_K, {256, 2}, q4k.data());
+    w.add_tensor("w.f16", GgmlType::F16, {32, 1}, f16.data());
+    std::string path = dir.path() + "/rt.gguf";
+    {
+      OutputFile out(path);
+      w.write(out);
+      out.commit();
+    }
+    CHECK(load_file(path).size() == w.file_size());
+    GgufFile f = GgufFile::open(path);
+    CHECK(f.alignment() == align);
+    CHECK(f.get_u32("t.u8") == 200);
+    CHECK(f.get_u32("t.u32") == 4000000000u);
+    CHECK(f.get_i32("t.i32") == -5);
+    CHECK(f.get_u64("t.u64") == uint64_t{1} << 40);
+    CHECK(f.get_f32("t.f32") == 1.5f);
+    CHECK(f.get_bool("t.bool"));
+    CHECK(f.get_string("t.string") == "replaced");
+    CHECK(f.get_string_array("t.strings") == std::vector<std::string>{"a", "", "ccc"});
+    CHECK(f.get_f32_array("t.f32s") == std::vector<float>{1.0f, -2.0f});
+    CHECK(f.get_i32_array("t.i32s") == std::vector<int32_t>{3, -4, 5});
+    CHECK(f.get_u8_array("t.bytes") == std::string_view("\0\1\2", 3));
+    CHECK(f.metadata().size() == (align == 32 ? 11u : 12u));
+    REQUIRE(f.tensors().size() == 4);
+    for (const auto& t : f.tensors()) CHECK(t.offset % align == 0);
+    CHECK(std::memcmp(f.find_tensor("w.f32")->data, f32.data(), 256) == 0);
+    CHECK(f.find_tensor("w.f32")->ne[1] == 4);
+    CHECK(std::string(reinterpret_cast<const char*>(f.find_tensor("w.q8_0")->data), 68) == q8);
+    CHECK(f.find_tensor("w.q4_k")->n_bytes == 288);
+    CHECK(f.find_tensor("w.f16")->type == GgmlType::F16);
+    CHECK_FALSE(f.try_get_u32("missing").has_value());
+  }
+}
+
+TEST_CASE("a file without tensors round trips") {
+  GgufWriter w;
+  w.set_string(kKeyArchitecture, "llama");
+  test::TempDir dir;
+  OutputFile out(dir.path() + "/e.gguf");
+  w.write(out);
+  out.commit();
+  GgufFile f = GgufFile::open(dir.path() + "/e.gguf");
+  CHECK(f.tensors().empty());
+  CHECK(f.get_string(kKeyArchitecture) == "llama");
+}
+
+TEST_CASE("writer rejects bad tensors") {
+  GgufWriter w;
+  float x[64] = {};
+  CHECK_THROWS_AS(w.add_tensor("q", GgmlType::Q4_0, {33}, x), UsageError);
+  CHECK_THROWS_AS(w.add_tensor(std::string(64, 'n'), GgmlType::F32, {1}, x), UsageError);
+  w.add_tensor("a", GgmlType::F32, {1}, x);
+  CHECK_THROWS_AS(w.add_tensor("a", GgmlType::F32, {1}, x), UsageError);
+}
+
+TEST_CASE("ggml type table: sizes and removed types") {
+  CHECK(ggml_type_info(GgmlType::Q8_0).block_bytes == 34);
+  CHECK(ggml_type_info(GgmlType::Q6_K).block_bytes == 210);
+  CHECK(ggml_type_info(4) == nullptr);
+  CHECK(ggml_type_info(31) == nullptr);
+  CHECK(ggml_type_info(255) == nullptr);
+  CHECK(ggml_type_info(uint32_t(-1)) == nullptr);
+  uint64_t n;
+  int64_t ne[2] = {4096, 4096};
+  REQUIRE(ggml_tensor_bytes(GgmlType::Q4_0, ne, 2, &n));
+  CHECK(n == 4096u / 32 * 18 * 4096);
+}
+
+TEST_CASE("A1 empty file") { expect_bad("", "file is empty, expected GGUF magic"); }
+
+TEST_CASE("A2 three bytes GGU") { expect_bad("GGU", "truncated header: need 24 bytes, file has 3"); }
+
+TEST_CASE("A3 other magics are named") {
+  expect_bad("FUGG" + std::string(30, '\0'), "not a GGUF file (magic 'FUGG'");
+  Bytes st;
+  st.u64(20).raw("{\"a\":{}}", 8);
+  expect_bad(st.s, "safetensors");
+  expect_bad(std::string("PK\x03\x04", 4) + std::string(40, 'x'), "zip archive");
+  expect_bad("\x80\x02}q" + std::string(30, 'x'), "pickle");
+}
+
+TEST_CASE("A4 Git LFS pointer") {
+  expect_bad("version https://git-lfs.github.com/spec/v1\noid sha256:1234\nsize 99\n", "Git LFS pointer");
+}
+
+TEST_CASE("A5 unsupported and byte-swapped versions") {
+  for (uint32_t v : {0u, 1u, 4u}) {
+    Bytes b;
+    b.header(0, 0, v);
+    expect_bad(b.s, ("unsupported GGUF version " + std::to_string(v)).c_str());
+  }
+  Bytes b;
+  b.header(0, 0, 0x03000000);
+  expect_bad(b.s, "looks big-endian");
+}
+
+TEST_CASE("A6 huge tensor counts") {
+  for (uint64_t n : {~uint64_t{0}, uint64_t{1} << 63}) {
+    Bytes b;
+    b.header(n, 0);
+    expect_bad(b.s, "tensor count");
+  }
+}
+
+TEST_CASE("A7 huge metadata count") {
+  Bytes b;
+  b.header(0, uint64_t{1} << 62);
+  expect_bad(b.s, "metadata count");
+}
+
+TEST_CASE("A8 key length beyond the file") {
+  Bytes b;
+  b.header(0, 1).u64(~uint64_t{0}).raw("abcdefghijklmnop", 16);
+  expect_bad(b.s, "key length 18446744073709551615 exceeds the remaining");
+}
+
+TEST_CASE("A9 empty and non-ASCII keys") {
+  Bytes b;
+  b.header(0, 1).kv_u32("", 1);
+  expect_bad(b.s, "key #0 is empty");
+  Bytes c;
+  c.header(0, 1).kv_u32(std::string("a\0b", 3), 1);
+  expect_bad(c.s, "not printable ASCII");
+  Bytes d;
+  d.header(0, 1).kv_u32("k\xc3\xa9y", 1);
+  expect_bad(d.s, "not printable ASCII");
+}
+
+TEST_CASE("A10 duplicate key") {
+  Bytes b;
+  b.header(0, 2).kv_string("general.architecture", "llama").kv_string("general.architecture", "gpt2");
+  expect_bad(b.s, "duplicate key 'general.architecture'");
+}
+
+TEST_CASE("A11 unknown value types") {
+  for (uint32_t t : {13u, ~0u, 0x80000000u}) {
+    Bytes b;
+    b.header(0, 1).str("k").u32(t).u64(0);
+    expect_bad(b.s, "key 'k' has unknown type");
+  }
+}
+
+TEST_CASE("A12 nested arrays and oversized arrays") {
+  Bytes b;
+  b.header(0, 1).str("k").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::ARRAY)).u64(1);
+  expect_bad(b.s, "arrays of arrays are not supported");
+  Bytes c;
+  c.header(0, 1).str("k").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::U32)).u64(uint64_t{1} << 63);
+  expect_bad(c.s, "exceeds the remaining");
+  Bytes d;
+  d.header(0, 1).str("k").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::U64)).u64(100).u64(1);
+  expect_bad(d.s, "array of 100 elements exceeds the remaining");
+  Bytes e;
+  e.header(0, 1).str("k").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::STRING)).u64(3).str("a").u64(1000);
+  expect_bad(e.s, "exceeds the remaining");
+}
+
+TEST_CASE("A13 bool value that is not 0 or 1") {
+  Bytes b;
+  b.header(0, 1).str("flag").u32(uint32_t(GgufType::BOOL)).u8(2);
+  expect_bad(b.s, "key 'flag': bool value 2 is not 0 or 1");
+}
+
+TEST_CASE("A14 bad alignment values and types") {
+  Bytes a;
+  a.header(0, 1).str("general.alignment").u32(uint32_t(GgufType::I32)).u32(32);
+  expect_bad(a.s, "key 'general.alignment' has type i32, expected u32");
+  for (uint32_t v : {0u, 13u, 0x80000000u}) {
+    Bytes b;
+    b.header(0, 1).kv_u32("general.alignment", v);
+    expect_bad(b.s, "expected a power of two");
+  }
+}
+
+TEST_CASE("A15 array with the wrong element type") {
+  Bytes b;
+  b.header(0, 1).str("tokenizer.ggml.scores").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::U8)).u64(2).u8(1).u8(2);
+  GgufFile f = parse(b.s);
+  CHECK_THROWS_WITH_AS(f.get_f32_array("tokenizer.ggml.scores"),
+                       doctest::Contains("has type array of u8, expected array of f32"), FormatError);
+}
+
+TEST_CASE("A16 malformed byte-token text is the tokenizer's to reject; the reader keeps it verbatim") {
+  Bytes b;
+  b.header(0, 1).str("tokenizer.ggml.tokens").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::STRING)).u64(2);
+  b.str("<0x-1>").str("<0xZZ>");
+  CHECK(parse(b.s).get_string_array("tokenizer.ggml.tokens")[1] == "<0xZZ>");
+}
+
+TEST_CASE("A17 long and duplicate tensor names") {
+  Bytes a;
+  a.header(1, 0).tensor(std::string(64, 't'), {4}, 0, 0).pad().raw("0123456789abcdef", 16);
+  expect_bad(a.s, "is 64 bytes, expected at most 63");
+  Bytes b;
+  b.header(2, 0).tensor("x", {8}, 0, 0).tensor("x", {8}, 0, 32).pad();
+  b.s.append(64, '\0');
+  expect_bad(b.s, "duplicate tensor name 'x'");
+}
+
+TEST_CASE("A18 too many dimensions") {
+  for (uint32_t nd : {5u, ~0u, 0u}) {
+    Bytes b;
+    b.header(1, 0).str("t").u32(nd).u64(1).u64(1).u64(1).u64(1).u64(1).u32(0).u64(0);
+    expect_bad(b.s, "dimensions, expected 1 to 4");
+  }
+}
+
+TEST_CASE("A19 negative and zero dimensions") {
+  Bytes b;
+  b.header(1, 0).tensor("t", {-1}, 0, 0).pad();
+  expect_bad(b.s, "has dimension -1");
+  Bytes z;  // a zero-element tensor is accepted as empty
+  z.header(1, 0).tensor("t", {4, 0}, 0, 0).pad();
+  GgufFile f = parse(z.s);
+  CHECK(f.tensors()[0].n_bytes == 0);
+}
+
+TEST_CASE("A20 sizes that overflow") {
+  Bytes a;
+  a.header(1, 0).tensor("t", {int64_t{1} << 42 | 1, int64_t{1} << 42 | 1}, 0, 0).pad();
+  expect_bad(a.s, "byte size overflows");
+  Bytes b;
+  b.header(1, 0).tensor("t", {4LL * INT32_MAX, 4LL * INT32_MAX, 4LL * INT32_MAX, 4LL * INT32_MAX}, 0, 0).pad();
+  expect_bad(b.s, "byte size overflows");
+  Bytes c;
+  c.header(1, 0).tensor("t", {int64_t(~uint64_t{0} >> 1) / 32 * 32, 16}, 2, 0).pad();
+  expect_bad(c.s, "byte size overflows");
+  Bytes d;  // ne[0] near 2^63: the padding arithmetic must not wrap either
+  d.header(1, 0).tensor("t", {(int64_t{1} << 62) - 2}, 8, 0).pad();
+  CHECK_THROWS_AS(parse(d.s), FormatError);
+}
+
+TEST_CASE("A21 unsupported tensor types") {
+  for (uint32_t t : {4u, 255u, ~0u}) {
+    Bytes b;
+    b.header(1, 0).tensor("t", {32}, t, 0).pad();
+    expect_bad(b.s, "has unsupported type");
+  }
+}
+
+TEST_CASE("A22 first dimension not a multiple of the block size") {
+  Bytes b;
+  b.header(1, 0).tensor("t", {33}, uint32_t(GgmlType::Q4_0), 0).pad();
+  expect_bad(b.s, "first dimension 33 is not a multiple of the q4_0 block size 32");
+}
+
+TEST_CASE("A23 misaligned, out-of-order, overlapping and gapped offsets") {
+  for (uint64_t second : {uint64_t{8}, uint64_t{0}, uint64_t{64}, ~uint64_t{0}}) {
+    Bytes b;
+    b.header(2, 0).tensor("a", {8}, 0, 0).tensor("b", {8}, 0, second).pad();
+    b.s.append(128, '\0');
+    expect_bad(b.s, ("tensor 'b': offset " + std::to_string(second) + ", expected 32").c_str());
+  }
+}
+
+TEST_CASE("A24 data one byte short") {
+  std::string f = valid_file();
+  expect_bad(f.substr(0, f.size() - 1), "tensor 'b' extends past the end of the file");
+}
+
+TEST_CASE("A25 tensor region smaller than its type needs") {
+  Bytes b;
+  b.header(1, 0).tensor("q", {256, 4}, uint32_t(GgmlType::Q4_K), 0).pad();
+  b.s.append(144 * 3, '\0');  // needs 4 rows of 144 bytes
+  expect_bad(b.s, "extends past the end of the file");
+}
+
+TEST_CASE("A26 trailing bytes are accepted with a warning") {
+  GgufFile f = parse(valid_file() + std::string(1 << 20, 'z'));
+  REQUIRE(f.warnings().size() == 1);
+  CHECK(f.warnings()[0].find("1048576 bytes after the tensor data") != std::string::npos);
+}
+
+TEST_CASE("A27 missing keys are named by the typed getters") {
+  GgufFile f = parse(valid_file());
+  CHECK_THROWS_WITH_AS(f.get_u32("llama.embedding_length"), doctest::Contains("missing key 'llama.embedding_length'"),
+                       FormatError);
+  CHECK_THROWS_WITH_AS(f.get_string("tokenizer.ggml.model"), doctest::Contains("missing key"), FormatError);
+}
+
+TEST_CASE("A28 wrong types and out-of-range values are named by the typed getters") {
+  GgufFile f = parse(valid_file());
+  CHECK_THROWS_WITH_AS(f.get_u32("general.architecture"),
+                       doctest::Contains("key 'general.architecture' has type string, expected u32"), FormatError);
+  CHECK_THROWS_WITH_AS(f.get_string("llama.block_count"), doctest::Contains("has type u32, expected string"),
+                       FormatError);
+  Bytes b;
+  b.header(0, 1).str("n").u32(uint32_t(GgufType::I32)).u32(uint32_t(-3));
+  CHECK_THROWS_WITH_AS(parse(b.s).get_u32("n"), doctest::Contains("does not fit u32"), FormatError);
+}
+
+TEST_CASE("A29 NaN and Inf in weights are found by check_finite") {
+  std::vector<float> values;
+  std::string f = valid_file(&values);
+  GgufFile ok = parse(f);
+  for (const auto& t : ok.tensors()) check_finite(ok, t);
+  size_t at = f.size() - 32 + 4 * 5;  // element 5 of tensor 'b'
+  float nan = std::nanf("");
+  std::memcpy(&f[at], &nan, 4);
+  GgufFile bad = parse(f);
+  CHECK_THROWS_WITH_AS(check_finite(bad, *bad.find_tensor("b")), doctest::Contains("tensor 'b' contains a NaN or Inf at element 5"),
+                       FormatError);
+  float inf = INFINITY;
+  std::memcpy(&f[at], &inf, 4);
+  GgufFile bad2 = parse(f);
+  CHECK_THROWS_AS(check_finite(bad2, *bad2.find_tensor("b")), FormatError);
+}
+
+TEST_CASE("errors carry the byte offset of the problem") {
+  Bytes b;
+  b.header(0, 1).str("flag").u32(uint32_t(GgufType::BOOL)).u8(7);
+  try {
+    parse(b.s);
+    FAIL("no exception");
+  } catch (const FormatError& e) {
+    CHECK(e.offset() == 24 + 8 + 4 + 4);
+    CHECK(std::string(e.what()).rfind("bad.gguf: ", 0) == 0);
+  }
+}
