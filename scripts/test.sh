@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test (unit tests and tool tests) under ctest.
+# Installs what is missing, builds, and runs every test (unit tests and tool tests) under ctest:
+# first the Release build the tools ship as, then again built with AddressSanitizer and
+# UndefinedBehaviorSanitizer (build-asan/), where any report fails the test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 ctest --test-dir build --output-on-failure -j"$(nproc)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLM_SANITIZE_ADDRESS=ON -DLM_SANITIZE_UNDEFINED=ON \
+      -DLM_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan -j"$(nproc)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest --test-dir build-asan --output-on-failure -j"$(nproc)"

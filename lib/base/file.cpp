@@ -255,6 +255,7 @@ OutputFile::~OutputFile() {
 }
 
 void OutputFile::write(const void* data, size_t n) {
+  if (n == 0) return;  // data may be null for an empty range
   const char* p = static_cast<const char*>(data);
   if (len_ + n > buf_.size()) {
     flush();

@@ -2,6 +2,7 @@
 # lm-tokenize end to end: training, SentencePiece-identical encode/decode, token-file round
 # trips, stdin/stdout, exit codes and one-line errors for bad inputs (RELIABILITY.md C, F).
 source "$(dirname "$0")/lib.sh"
+: "${LM_TEST_BIN:?set LM_TEST_BIN to the directory holding lm_test_write_gguf}"
 
 make_corpus 3000 > corpus.txt
 printf 'tail line without newline \xe2\x82\xac' >> corpus.txt
@@ -53,6 +54,24 @@ expect_exit 0 "stats --json" -- lm-tokenize stats -m tok.model --json corpus.tok
 grep -q '^{"tokens":[0-9]*,"bytes":[0-9]*,"bytes_per_token":' "$T/out" && pass || fail "stats --json: $(cat "$T/out")"
 expect_exit 0 "encode --bos --eos" -- sh -c 'echo hello | lm-tokenize encode -m tok.model --bos --eos'
 [[ $(cut -d' ' -f1 "$T/out") == 1 && $(awk '{print $NF}' "$T/out") == 2 ]] && pass || fail "bos/eos ids: $(cat "$T/out")"
+
+# ---- GGUF models as -m (with the SentencePiece bytes embedded, and rebuilt from arrays) ----
+"$LM_TEST_BIN/lm_test_write_gguf" tok.model embed.gguf && pass || fail "write embed.gguf"
+"$LM_TEST_BIN/lm_test_write_gguf" tok.model arrays.gguf --no-embed && pass || fail "write arrays.gguf"
+for g in embed.gguf arrays.gguf; do
+  lm-tokenize encode -m $g corpus.txt > gguf.ids
+  lm-tokenize encode -m tok.model corpus.txt > spm.ids2
+  same_files gguf.ids spm.ids2 "encode with -m $g equals the .model"
+done
+expect_exit 0 "token file made with the .model decodes with the embedding GGUF" -- lm-tokenize decode -m embed.gguf -o g.txt corpus.tok
+same_files g.txt corpus.txt "decode through GGUF"
+# GGUF v3, no tensors, one key: general.architecture = "llama"
+printf 'GGUF\x03\0\0\0\0\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x14\0\0\0\0\0\0\0general.architecture\x08\0\0\0\x05\0\0\0\0\0\0\0llama' > no_tokenizer.gguf
+expect_exit 1 "GGUF without tokenizer" -- lm-tokenize vocab -m no_tokenizer.gguf
+expect_err "no_tokenizer.gguf: has no tokenizer" "no tokenizer message"
+printf 'GGUF\x03\x00\x00\x00' > trunc.gguf
+expect_exit 1 "truncated GGUF (A2)" -- lm-tokenize vocab -m trunc.gguf
+expect_err "^lm-tokenize: trunc.gguf: truncated header: need 24 bytes, file has 8" "truncated GGUF message"
 
 # ---- vocab ----
 expect_exit 0 "vocab" -- lm-tokenize vocab -m tok.model
