@@ -4,7 +4,7 @@
 # statistics and checks that decoding gives back the text byte for byte.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh npm:npm
 export PATH=$PWD/build/tools:$PATH
 data=data/brown
 scripts/get-brown.sh "$data"

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lm needs (only those missing), then configures and builds lm
 # in build/ (Release). Used by scripts/demo.sh and scripts/test.sh; safe to run again.
+# Extra commands to make sure of can be named as arguments, "command:package" (the demo asks for
+# npm this way: a Node.js installed outside Debian brings its own npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libopenblas-dev libopenblas0-openmp libcli11-dev libsentencepiece-dev
-          doctest-dev sentencepiece groff-base npm)
+          doctest-dev sentencepiece groff-base)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+for want in "$@"; do
+  command -v "${want%%:*}" >/dev/null || missing+=("${want#*:}")
 done
 if ((${#missing[@]})); then
   echo "setup.sh: installing ${missing[*]}" >&2
