@@ -1,0 +1,108 @@
+// OpenBLAS, loaded at run time so that its kernel family can be chosen before it initialises.
+//
+// Why dlopen: Debian's OpenBLAS 0.3.21 does not know Zen 5 and picks its Haswell (AVX2) sgemm,
+// half the speed of the SkylakeX (AVX-512) one on this CPU (PERFORMANCE.md, surprise 1). The
+// choice is read from OPENBLAS_CORETYPE when the library initialises, so a linked library would
+// be too early. We set the variable, unless the user did, when the CPU has AVX-512, then load
+// the OpenMP build so that OpenBLAS and our loops share one thread pool (surprise 3).
+// OPENBLAS_CORETYPE=Haswell (or Zen) is what this OpenBLAS would choose by itself on such a CPU,
+// and some environments set it so; on an AVX-512 CPU we replace those two values too.
+// LM_OPENBLAS_CORETYPE, if set, is passed on as it is and always wins.
+#include "kernels/blas.hpp"
+
+#include <cblas.h>
+#include <dlfcn.h>
+#include <omp.h>
+
+#include <strings.h>
+
+#include <cstdlib>
+#include <mutex>
+
+#include "base/error.hpp"
+
+namespace lm::kernels {
+
+namespace {
+
+struct Blas {
+  decltype(&cblas_sgemm) sgemm = nullptr;
+  void (*set_num_threads)(int) = nullptr;
+  char* (*get_corename)() = nullptr;
+  char* (*get_config)() = nullptr;
+  BlasInfo info;
+};
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+}
+
+const Blas& blas() {
+  static Blas b;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* ours = std::getenv("LM_OPENBLAS_CORETYPE");
+    const char* theirs = std::getenv("OPENBLAS_CORETYPE");
+    if (ours) {
+      ::setenv("OPENBLAS_CORETYPE", ours, 1);
+    } else if (cpu_has_avx512() && (!theirs || strcasecmp(theirs, "Haswell") == 0 || strcasecmp(theirs, "Zen") == 0)) {
+      ::setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+      b.info.coretype_forced = true;
+    }
+    static const char* kPaths[] = {"/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0", "libopenblas.so.0"};
+    void* h = nullptr;
+    for (const char* p : kPaths)
+      if ((h = ::dlopen(p, RTLD_NOW | RTLD_LOCAL))) {
+        b.info.path = p;
+        break;
+      }
+    if (!h) return;
+    b.sgemm = reinterpret_cast<decltype(&cblas_sgemm)>(::dlsym(h, "cblas_sgemm"));
+    b.set_num_threads = reinterpret_cast<void (*)(int)>(::dlsym(h, "openblas_set_num_threads"));
+    b.get_corename = reinterpret_cast<char* (*)()>(::dlsym(h, "openblas_get_corename"));
+    b.get_config = reinterpret_cast<char* (*)()>(::dlsym(h, "openblas_get_config"));
+    if (b.get_corename) b.info.core = b.get_corename();
+    if (b.get_config) b.info.config = b.get_config();
+  });
+  if (!b.sgemm)
+    throw Error("OpenBLAS (libopenblas.so.0 with cblas_sgemm) could not be loaded: install it with "
+                "'apt-get install libopenblas0-openmp'");
+  return b;
+}
+
+}  // namespace
+
+BlasInfo blas_info() { return blas().info; }
+
+int set_threads(int threads) {
+  int n = threads > 0 ? threads : omp_get_num_procs();
+  omp_set_num_threads(n);
+  if (const Blas& b = blas(); b.set_num_threads) b.set_num_threads(n);
+  return n;
+}
+
+void sgemm_ref(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+               int ldb, float beta, float* C, int ldc) {
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      double acc = 0;
+      for (int k = 0; k < K; ++k)
+        acc += double(trans_a ? A[k * lda + i] : A[i * lda + k]) * double(trans_b ? B[j * ldb + k] : B[k * ldb + j]);
+      float& c = C[i * ldc + j];
+      c = float(alpha * acc + (beta == 0.0f ? 0.0 : double(beta) * c));
+    }
+}
+
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+           int ldb, float beta, float* C, int ldc) {
+  if (2.0 * M * N * K < kBlasMinFlops) {
+    sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  blas().sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+               alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace lm::kernels

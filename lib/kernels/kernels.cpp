@@ -1,0 +1,267 @@
+// Fused fp32 kernels: OpenMP over rows, inner loops written to vectorise. Hot row functions are
+// compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time, so the default build
+// (no -march=native) still runs AVX-512 code on CPUs that have it.
+#include "kernels/kernels.hpp"
+
+#include <cmath>
+#include <vector>
+
+#define LM_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+namespace lm::kernels {
+
+// ---- RMSNorm ----
+
+LM_TARGET_CLONES static float rmsnorm_row(float* y, const float* x, const float* w, int C, float eps) {
+  float ss = 0;
+#pragma omp simd reduction(+ : ss)
+  for (int c = 0; c < C; ++c) ss += x[c] * x[c];
+  const float r = 1.0f / std::sqrt(ss / float(C) + eps);
+#pragma omp simd
+  for (int c = 0; c < C; ++c) y[c] = x[c] * r * w[c];
+  return r;
+}
+
+void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int N, int C, float eps) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; ++n) rstd[n] = rmsnorm_row(y + size_t(n) * C, x + size_t(n) * C, w, C, eps);
+}
+
+void rmsnorm_forward_ref(float* y, float* rstd, const float* x, const float* w, int N, int C, float eps) {
+  for (int n = 0; n < N; ++n) {
+    const float* xr = x + size_t(n) * C;
+    double ss = 0;
+    for (int c = 0; c < C; ++c) ss += double(xr[c]) * xr[c];
+    const double r = 1.0 / std::sqrt(ss / C + eps);
+    for (int c = 0; c < C; ++c) y[size_t(n) * C + c] = float(xr[c] * r * w[c]);
+    rstd[n] = float(r);
+  }
+}
+
+LM_TARGET_CLONES static void rmsnorm_backward_row(float* dx, float* dw, const float* dy, const float* x,
+                                                  const float* w, float r, int C) {
+  float dot = 0;
+#pragma omp simd reduction(+ : dot)
+  for (int c = 0; c < C; ++c) dot += dy[c] * w[c] * x[c];
+  const float k = r * r * r * dot / float(C);
+#pragma omp simd
+  for (int c = 0; c < C; ++c) {
+    dx[c] = r * w[c] * dy[c] - k * x[c];
+    dw[c] += dy[c] * x[c] * r;
+  }
+}
+
+void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int N,
+                      int C) {
+  // dw is a sum over rows: each thread accumulates its own copy, then the copies are added.
+#pragma omp parallel
+  {
+    std::vector<float> dw_local(size_t(C), 0.0f);
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; ++n)
+      rmsnorm_backward_row(dx + size_t(n) * C, dw_local.data(), dy + size_t(n) * C, x + size_t(n) * C, w, rstd[n], C);
+#pragma omp critical(lm_rmsnorm_dw)
+    for (int c = 0; c < C; ++c) dw[c] += dw_local[size_t(c)];
+  }
+}
+
+void rmsnorm_backward_ref(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                          int N, int C) {
+  for (int n = 0; n < N; ++n) {
+    const size_t o = size_t(n) * C;
+    const double r = rstd[n];
+    double dot = 0;
+    for (int c = 0; c < C; ++c) dot += double(dy[o + c]) * w[c] * x[o + c];
+    for (int c = 0; c < C; ++c) {
+      dx[o + c] = float(r * w[c] * dy[o + c] - r * r * r * dot / C * x[o + c]);
+      dw[c] += float(double(dy[o + c]) * x[o + c] * r);
+    }
+  }
+}
+
+// ---- RoPE ----
+
+// Rotates every pair of x (B, T, H, D) by sign * angle(pos0 + t, i).
+static void rope_apply(float* x, int B, int T, int H, int D, float base, int pos0, float sign) {
+  const int P = D / 2;
+#pragma omp parallel
+  {
+    std::vector<float> cs(static_cast<size_t>(P)), sn(static_cast<size_t>(P));
+#pragma omp for schedule(static)
+    for (int t = 0; t < T; ++t) {
+      for (int i = 0; i < P; ++i) {
+        const double angle = double(pos0 + t) * std::pow(double(base), -2.0 * i / D);
+        cs[size_t(i)] = float(std::cos(angle));
+        sn[size_t(i)] = sign * float(std::sin(angle));
+      }
+      for (int b = 0; b < B; ++b)
+        for (int h = 0; h < H; ++h) {
+          float* v = x + ((size_t(b) * T + t) * H + h) * D;
+#pragma omp simd
+          for (int i = 0; i < P; ++i) {
+            const float a = v[2 * i], c = v[2 * i + 1];
+            v[2 * i] = a * cs[size_t(i)] - c * sn[size_t(i)];
+            v[2 * i + 1] = a * sn[size_t(i)] + c * cs[size_t(i)];
+          }
+        }
+    }
+  }
+}
+
+void rope_forward(float* x, int B, int T, int H, int D, float base, int pos0) { rope_apply(x, B, T, H, D, base, pos0, 1.0f); }
+void rope_backward(float* dx, int B, int T, int H, int D, float base, int pos0) {
+  rope_apply(dx, B, T, H, D, base, pos0, -1.0f);
+}
+
+void rope_forward_ref(float* x, int B, int T, int H, int D, float base, int pos0) {
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < H; ++h)
+        for (int i = 0; i < D / 2; ++i) {
+          float* v = x + ((size_t(b) * T + t) * H + h) * D + 2 * i;
+          const double angle = double(pos0 + t) / std::pow(double(base), 2.0 * i / D);
+          const double a = v[0], c = v[1];
+          v[0] = float(a * std::cos(angle) - c * std::sin(angle));
+          v[1] = float(a * std::sin(angle) + c * std::cos(angle));
+        }
+}
+
+// ---- SwiGLU ----
+
+LM_TARGET_CLONES static void swiglu_chunk(float* h, const float* g, const float* u, size_t n) {
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+LM_TARGET_CLONES static void swiglu_backward_chunk(float* dg, float* du, const float* dh, const float* g,
+                                                   const float* u, size_t n) {
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) {
+    const float s = 1.0f / (1.0f + std::exp(-g[i]));
+    const float d = dh[i];
+    du[i] = d * g[i] * s;
+    dg[i] = d * u[i] * s * (1.0f + g[i] * (1.0f - s));
+  }
+}
+
+static constexpr size_t kChunk = 4096;
+
+void swiglu_forward(float* h, const float* g, const float* u, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t c = 0; c < n; c += kChunk) swiglu_chunk(h + c, g + c, u + c, std::min(kChunk, n - c));
+}
+
+void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n) {
+#pragma omp parallel for schedule(static)
+  for (size_t c = 0; c < n; c += kChunk)
+    swiglu_backward_chunk(dg + c, du + c, dh + c, g + c, u + c, std::min(kChunk, n - c));
+}
+
+void swiglu_forward_ref(float* h, const float* g, const float* u, size_t n) {
+  for (size_t i = 0; i < n; ++i) h[i] = float(double(g[i]) / (1.0 + std::exp(-double(g[i]))) * u[i]);
+}
+
+void swiglu_backward_ref(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double s = 1.0 / (1.0 + std::exp(-double(g[i])));
+    du[i] = float(double(dh[i]) * g[i] * s);
+    dg[i] = float(double(dh[i]) * u[i] * s * (1.0 + g[i] * (1.0 - s)));
+  }
+}
+
+// ---- cross-entropy ----
+
+LM_TARGET_CLONES static float cross_entropy_row(float* dl, const float* l, int target, int V, float dscale) {
+  float mx = l[0];
+#pragma omp simd reduction(max : mx)
+  for (int v = 0; v < V; ++v) mx = std::max(mx, l[v]);
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int v = 0; v < V; ++v) sum += std::exp(l[v] - mx);
+  const float loss = std::log(sum) + mx - l[target];  // read before dl (which may alias l) is written
+  const float k = dscale / sum;
+#pragma omp simd
+  for (int v = 0; v < V; ++v) dl[v] = std::exp(l[v] - mx) * k;
+  dl[target] -= dscale;
+  return loss;
+}
+
+int cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits, const int* targets, int N,
+                                   int V, float dscale) {
+  int scored = 0;
+#pragma omp parallel for schedule(static) reduction(+ : scored)
+  for (int n = 0; n < N; ++n) {
+    float* dl = dlogits + size_t(n) * V;
+    if (targets[n] < 0) {
+      losses[n] = 0;
+      for (int v = 0; v < V; ++v) dl[v] = 0;
+      continue;
+    }
+    losses[n] = cross_entropy_row(dl, logits + size_t(n) * V, targets[n], V, dscale);
+    ++scored;
+  }
+  return scored;
+}
+
+int cross_entropy_forward_backward_ref(float* losses, float* dlogits, const float* logits, const int* targets, int N,
+                                       int V, float dscale) {
+  int scored = 0;
+  std::vector<double> p(static_cast<size_t>(V));
+  for (int n = 0; n < N; ++n) {
+    const float* l = logits + size_t(n) * V;
+    float* dl = dlogits + size_t(n) * V;
+    if (targets[n] < 0) {
+      losses[n] = 0;
+      for (int v = 0; v < V; ++v) dl[v] = 0;
+      continue;
+    }
+    double mx = l[0], sum = 0;
+    for (int v = 0; v < V; ++v) mx = std::max(mx, double(l[v]));
+    for (int v = 0; v < V; ++v) sum += p[size_t(v)] = std::exp(double(l[v]) - mx);
+    losses[n] = float(std::log(sum) + mx - l[targets[n]]);
+    for (int v = 0; v < V; ++v) dl[v] = float((p[size_t(v)] / sum - (v == targets[n])) * dscale);
+    ++scored;
+  }
+  return scored;
+}
+
+// ---- AdamW ----
+
+LM_TARGET_CLONES static void adamw_chunk(float* p, const float* g, float* m, float* v, size_t n, float lr, float b1,
+                                         float b2, float eps, float wd, float c1, float c2) {
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) {
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    p[i] -= lr * ((m[i] * c1) / (std::sqrt(v[i] * c2) + eps) + wd * p[i]);
+  }
+}
+
+void adamw_step(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2, float eps,
+                float weight_decay, int t) {
+  const float c1 = float(1.0 / (1.0 - std::pow(double(beta1), t)));
+  const float c2 = float(1.0 / (1.0 - std::pow(double(beta2), t)));
+#pragma omp parallel for schedule(static)
+  for (size_t c = 0; c < n; c += kChunk)
+    adamw_chunk(p + c, g + c, m + c, v + c, std::min(kChunk, n - c), lr, beta1, beta2, eps, weight_decay, c1, c2);
+}
+
+void adamw_step_ref(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2,
+                    float eps, float weight_decay, int t) {
+  for (size_t i = 0; i < n; ++i) {
+    m[i] = float(beta1 * double(m[i]) + (1.0 - beta1) * g[i]);
+    v[i] = float(beta2 * double(v[i]) + (1.0 - beta2) * double(g[i]) * g[i]);
+    const double mh = m[i] / (1.0 - std::pow(double(beta1), t));
+    const double vh = v[i] / (1.0 - std::pow(double(beta2), t));
+    p[i] = float(p[i] - lr * (mh / (std::sqrt(vh) + eps) + weight_decay * double(p[i])));
+  }
+}
+
+double sum_squares(const float* x, size_t n) {
+  double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+  for (size_t i = 0; i < n; ++i) s += double(x[i]) * x[i];
+  return s;
+}
+
+}  // namespace lm::kernels

@@ -1,0 +1,59 @@
+// Forward and backward kernels of the Llama-style model, fp32, each with a plain `_ref` twin
+// used by the tests. Matrix products are in blas.hpp.
+//
+// Dimension letters (the whole project): B batch, T time, C channels (model width),
+// V vocabulary, L layers, H heads, D head size; N = rows (B*T) when the batch is flattened,
+// F = MLP hidden width. Tensors are row-major and contiguous unless a stride is given.
+// Kernels do not throw and do not check shapes: callers check once where an op is entered.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lm::kernels {
+
+// RMSNorm (Zhang & Sennrich 2019): y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
+// x, y (N, C); w (C); rstd (N) is saved for the backward pass.
+void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int N, int C, float eps);
+void rmsnorm_forward_ref(float* y, float* rstd, const float* x, const float* w, int N, int C, float eps);
+// dx (N, C) is overwritten; dw (C) is accumulated into (+=).
+void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int N,
+                      int C);
+void rmsnorm_backward_ref(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                          int N, int C);
+
+// RoPE, adjacent-pair form (llama.cpp rope type NORM): each pair (x[2i], x[2i+1]) of a head is
+// rotated by pos * base^(-2i/D). x (B, T, H, D) in place; the token at t has position pos0 + t.
+// backward rotates the gradient by the opposite angle (the rotation is orthogonal).
+void rope_forward(float* x, int B, int T, int H, int D, float base, int pos0);
+void rope_forward_ref(float* x, int B, int T, int H, int D, float base, int pos0);
+void rope_backward(float* dx, int B, int T, int H, int D, float base, int pos0);
+
+// SwiGLU (Shazeer 2020): h = silu(g) * u, silu(g) = g / (1 + exp(-g)). g, u, h: n values.
+void swiglu_forward(float* h, const float* g, const float* u, size_t n);
+void swiglu_forward_ref(float* h, const float* g, const float* u, size_t n);
+// dg, du (n) are overwritten.
+void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n);
+void swiglu_backward_ref(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n);
+
+// Softmax cross-entropy over V for N rows, forward and backward in one pass.
+// logits (N, V); targets (N), a negative target marks a row that is not scored.
+// losses (N): -log softmax(logits)[target] (0 for unscored rows).
+// dlogits (N, V) may alias logits: (softmax - onehot(target)) * dscale, 0 for unscored rows.
+// Returns the number of scored rows.
+int cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits, const int* targets, int N,
+                                   int V, float dscale);
+int cross_entropy_forward_backward_ref(float* losses, float* dlogits, const float* logits, const int* targets, int N,
+                                       int V, float dscale);
+
+// AdamW (Loshchilov & Hutter 2019) for n parameters at step t >= 1 (bias correction uses t):
+// m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m^ / (sqrt(v^) + eps) + wd p).
+void adamw_step(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2, float eps,
+                float weight_decay, int t);
+void adamw_step_ref(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2,
+                    float eps, float weight_decay, int t);
+
+// Sum of squares of n values (for global-norm gradient clipping), in double.
+double sum_squares(const float* x, size_t n);
+
+}  // namespace lm::kernels
