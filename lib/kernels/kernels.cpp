@@ -6,6 +6,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/blas.hpp"
+
 #define LM_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 namespace lm::kernels {
@@ -255,6 +257,105 @@ void adamw_step_ref(float* p, const float* g, float* m, float* v, size_t n, floa
     const double vh = v[i] / (1.0 - std::pow(double(beta2), t));
     p[i] = float(p[i] - lr * (mh / (std::sqrt(vh) + eps) + weight_decay * double(p[i])));
   }
+}
+
+// ---- attention ----
+
+LM_TARGET_CLONES static void causal_softmax_rows(float* s, int T) {
+  for (int i = 0; i < T; ++i) {
+    float* row = s + size_t(i) * T;
+    float mx = row[0];
+    for (int j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j <= i; ++j) sum += row[j] = std::exp(row[j] - mx);
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int j = 0; j <= i; ++j) row[j] *= inv;
+    for (int j = i + 1; j < T; ++j) row[j] = 0;
+  }
+}
+
+void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int H,
+                       int Hkv, int D) {
+  const float scale = 1.0f / std::sqrt(float(D));
+  const int group = H / Hkv;
+  // One (b, h) per task; sgemm runs single-threaded inside the parallel region.
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h) {
+      const int g = h / group;
+      const float* qb = q + (size_t(b) * T * H + h) * D;
+      const float* kb = k + (size_t(b) * T * Hkv + g) * D;
+      const float* vb = v + (size_t(b) * T * Hkv + g) * D;
+      float* s = att + (size_t(b) * H + h) * T * T;
+      sgemm(false, true, T, T, D, scale, qb, H * D, kb, Hkv * D, 0.0f, s, T);
+      causal_softmax_rows(s, T);
+      sgemm(false, false, T, D, T, 1.0f, s, T, vb, Hkv * D, 0.0f, out + (size_t(b) * T * H + h) * D, H * D);
+    }
+}
+
+void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int B, int T,
+                           int H, int Hkv, int D) {
+  const double scale = 1.0 / std::sqrt(double(D));
+  const int group = H / Hkv;
+  std::vector<double> s(static_cast<size_t>(T));
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < T; ++i) {
+        const float* qi = q + ((size_t(b) * T + i) * H + h) * D;
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j <= i; ++j) {
+          const float* kj = k + ((size_t(b) * T + j) * Hkv + h / group) * D;
+          double d = 0;
+          for (int c = 0; c < D; ++c) d += double(qi[c]) * kj[c];
+          s[size_t(j)] = d * scale;
+          mx = std::max(mx, s[size_t(j)]);
+        }
+        for (int j = 0; j <= i; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] - mx);
+        float* a = att + ((size_t(b) * H + h) * T + i) * T;
+        for (int j = 0; j < T; ++j) a[j] = j <= i ? float(s[size_t(j)] / sum) : 0.0f;
+        float* o = out + ((size_t(b) * T + i) * H + h) * D;
+        for (int c = 0; c < D; ++c) {
+          double acc = 0;
+          for (int j = 0; j <= i; ++j) acc += s[size_t(j)] / sum * v[((size_t(b) * T + j) * Hkv + h / group) * D + c];
+          o[c] = float(acc);
+        }
+      }
+}
+
+void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
+                        const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D) {
+  const float scale = 1.0f / std::sqrt(float(D));
+  const int group = H / Hkv;
+  // Tasks are (b, kv head): the heads of a group add into the same dk and dv rows.
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int b = 0; b < B; ++b)
+    for (int g = 0; g < Hkv; ++g) {
+      const float* kb = k + (size_t(b) * T * Hkv + g) * D;
+      const float* vb = v + (size_t(b) * T * Hkv + g) * D;
+      float* dkb = dk + (size_t(b) * T * Hkv + g) * D;
+      float* dvb = dv + (size_t(b) * T * Hkv + g) * D;
+      for (int h = g * group; h < (g + 1) * group; ++h) {
+        const float beta = h == g * group ? 0.0f : 1.0f;  // the group's first head overwrites dk, dv
+        const float* p = att + (size_t(b) * H + h) * T * T;
+        float* dp = datt + (size_t(b) * H + h) * T * T;
+        const float* dob = dout + (size_t(b) * T * H + h) * D;
+        const float* qb = q + (size_t(b) * T * H + h) * D;
+        sgemm(true, false, T, D, T, 1.0f, p, T, dob, H * D, beta, dvb, Hkv * D);     // dv += P^T dO
+        sgemm(false, true, T, T, D, 1.0f, dob, H * D, vb, Hkv * D, 0.0f, dp, T);     // dP = dO V^T
+        for (int i = 0; i < T; ++i) {  // dS = P * (dP - rowsum(dP * P)), scaled for q k^T
+          float* dpr = dp + size_t(i) * T;
+          const float* pr = p + size_t(i) * T;
+          float dot = 0;
+          for (int j = 0; j <= i; ++j) dot += dpr[j] * pr[j];
+          for (int j = 0; j <= i; ++j) dpr[j] = pr[j] * (dpr[j] - dot) * scale;
+          for (int j = i + 1; j < T; ++j) dpr[j] = 0;
+        }
+        sgemm(false, false, T, D, T, 1.0f, dp, T, kb, Hkv * D, 0.0f, dq + (size_t(b) * T * H + h) * D, H * D);  // dQ
+        sgemm(true, false, T, D, T, 1.0f, dp, T, qb, H * D, beta, dkb, Hkv * D);   // dK += dS^T Q
+      }
+    }
 }
 
 double sum_squares(const float* x, size_t n) {

@@ -53,6 +53,18 @@ void adamw_step(float* p, const float* g, float* m, float* v, size_t n, float lr
 void adamw_step_ref(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2,
                     float eps, float weight_decay, int t);
 
+// Causal self-attention with grouped-query heads (Hkv divides H; head h reads kv head
+// h / (H / Hkv)): out = softmax(q k^T / sqrt(D) + causal mask) v for every (b, h).
+// q, out (B, T, H, D); k, v (B, T, Hkv, D); att (B, H, T, T) receives the probabilities, which
+// the backward pass needs (entries above the diagonal are 0).
+void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int H,
+                       int Hkv, int D);
+void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int B, int T,
+                           int H, int Hkv, int D);
+// dq (B, T, H, D), dk and dv (B, T, Hkv, D) are overwritten. datt (B, H, T, T) is scratch.
+void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
+                        const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D);
+
 // Sum of squares of n values (for global-norm gradient clipping), in double.
 double sum_squares(const float* x, size_t n);
 
