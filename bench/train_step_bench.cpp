@@ -1,0 +1,52 @@
+// Training-step throughput of lm's model code: forward + backward + AdamW on random tokens,
+// at the PERFORMANCE.md configs (default small: B 8 x T 512). Prints tokens/s as median
+// [min-max] over the timed steps, model GFLOP/s by the PaLM convention (6N + 12 L C T per token)
+// and MFU against 385 GFLOP/s. Usage: train_step_bench [tiny|small|medium] [steps] [threads]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "kernels/blas.hpp"
+#include "kernels/kernels.hpp"
+#include "model/model.hpp"
+
+using namespace lm;
+
+int main(int argc, char** argv) {
+  const std::string name = argc > 1 ? argv[1] : "small";
+  const int steps = argc > 2 ? std::atoi(argv[2]) : 7;
+  const int threads = kernels::set_threads(argc > 3 ? std::atoi(argv[3]) : 2);
+  model::ModelConfig cfg = model::preset(name);
+  const int T = cfg.n_ctx, B = (name == "tiny" ? 4096 : name == "small" ? 4096 : 2048) / T;
+  model::Params p(cfg);
+  Rng rng(1);
+  p.init(rng);
+  std::vector<float> m(p.w.size()), v(p.w.size());
+  model::Model net(cfg, B, T);
+  std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
+  std::printf("%s: %zu parameters, B %d x T %d, %d threads, activations %.0f MiB, OpenBLAS core %s\n", name.c_str(),
+              cfg.n_params(), B, T, threads, double(net.activation_bytes()) / (1 << 20), kernels::blas_info().core.c_str());
+  std::vector<double> tps;
+  for (int s = 0; s < steps + 2; ++s) {
+    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(uint64_t(cfg.n_vocab)));
+    for (size_t i = 0; i + 1 < tokens.size(); ++i) targets[i] = tokens[i + 1];
+    targets.back() = int(rng.below(uint64_t(cfg.n_vocab)));
+    auto t0 = std::chrono::steady_clock::now();
+    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+    float loss = net.forward(p, tokens.data(), targets.data(), B, T);
+    net.backward(p);
+    kernels::adamw_step(p.w.data(), p.grad.data(), m.data(), v.data(), p.w.size(), 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (s >= 2) tps.push_back(double(B) * T / secs);
+    std::printf("step %d loss %.4f %.0f tok/s\n", s, loss, double(B) * T / secs);
+  }
+  std::sort(tps.begin(), tps.end());
+  const double med = tps[tps.size() / 2];
+  const double flops = 6.0 * double(cfg.n_params()) + 12.0 * cfg.n_layer * cfg.n_embd * T;
+  std::printf("train %s: %.0f tok/s [%.0f-%.0f], %.0f GFLOP/s, MFU %.0f%%\n", name.c_str(), med, tps.front(),
+              tps.back(), med * flops / 1e9, 100.0 * med * flops / 1e9 / 385.0);
+  return 0;
+}
