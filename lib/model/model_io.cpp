@@ -1,0 +1,158 @@
+// llama-arch GGUF keys and tensors <-> ModelConfig and Params.
+#include "model/model_io.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "base/error.hpp"
+#include "model/tokenizer_loader.hpp"
+
+namespace lm::model {
+
+namespace {
+
+std::string key(const char* suffix) { return std::string(kArch) + "." + suffix; }
+
+// IEEE half and bfloat16 to float.
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      uint32_t m = man;
+      do {
+        ++e;
+        m <<= 1;
+      } while (!(m & 0x400));
+      bits = sign | uint32_t(127 - 15 - e) << 23 | (m & 0x3ff) << 13;
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | man << 13;
+  } else {
+    bits = sign | (exp + 127 - 15) << 23 | man << 13;
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+float bf16_to_float(uint16_t b) {
+  const uint32_t bits = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+}  // namespace
+
+ModelConfig read_config(const format::GgufFile& g) {
+  const std::string& path = g.path();
+  const std::string arch = g.get_string(format::kKeyArchitecture);
+  if (arch != kArch)
+    throw FormatError(path, "architecture '" + arch + "', expected 'llama'; other architectures are not supported");
+  ModelConfig c;
+  auto bounded = [&](const std::string& k, uint32_t lo, uint32_t hi) {
+    const uint32_t v = g.get_u32(k);
+    if (v < lo || v > hi)
+      throw FormatError(path, "key '" + k + "' is " + std::to_string(v) + ", expected " + std::to_string(lo) + " to " +
+                                  std::to_string(hi));
+    return int(v);
+  };
+  c.n_ctx = bounded(key("context_length"), 1, 1u << 20);
+  c.n_embd = bounded(key("embedding_length"), 2, 1u << 16);
+  c.n_layer = bounded(key("block_count"), 1, 1024);
+  c.n_ff = bounded(key("feed_forward_length"), 1, 1u << 20);
+  c.n_head = bounded(key("attention.head_count"), 1, uint32_t(c.n_embd));
+  c.n_head_kv = g.has(key("attention.head_count_kv")) ? bounded(key("attention.head_count_kv"), 1, uint32_t(c.n_head))
+                                                        : c.n_head;
+  c.norm_eps = g.get_f32(key("attention.layer_norm_rms_epsilon"));
+  if (!(c.norm_eps > 0 && c.norm_eps < 1))
+    throw FormatError(path, "key '" + key("attention.layer_norm_rms_epsilon") + "' is " + std::to_string(c.norm_eps) +
+                                ", expected a value in (0, 1)");
+  c.rope_base = g.try_get_f32(key("rope.freq_base")).value_or(10000.0f);
+  if (!(c.rope_base > 1 && std::isfinite(c.rope_base)))
+    throw FormatError(path, "key '" + key("rope.freq_base") + "' is " + std::to_string(c.rope_base) + ", expected > 1");
+  if (c.n_embd % c.n_head != 0)
+    throw FormatError(path, "embedding length " + std::to_string(c.n_embd) + " is not a multiple of head count " +
+                                std::to_string(c.n_head));
+  if (c.n_head % c.n_head_kv != 0)
+    throw FormatError(path, "head count " + std::to_string(c.n_head) + " is not a multiple of kv head count " +
+                                std::to_string(c.n_head_kv));
+  if (auto rd = g.try_get_u32(key("rope.dimension_count")); rd && int(*rd) != c.head_dim())
+    throw FormatError(path, "key '" + key("rope.dimension_count") + "' is " + std::to_string(*rd) +
+                                ", expected the head size " + std::to_string(c.head_dim()) + " (partial RoPE is not supported)");
+  const format::GgufTensorInfo* emb = g.find_tensor("token_embd.weight");
+  if (!emb) throw FormatError(path, "missing tensor 'token_embd.weight'");
+  if (emb->n_dims != 2 || emb->ne[0] != c.n_embd)
+    throw FormatError(path, "tensor 'token_embd.weight' has " + std::to_string(emb->ne[0]) + " columns, expected " +
+                                std::to_string(c.n_embd));
+  if (emb->ne[1] < 2 || emb->ne[1] > (1 << 24))
+    throw FormatError(path, "tensor 'token_embd.weight' has " + std::to_string(emb->ne[1]) +
+                                " rows (vocabulary size), expected 2 to 16777216");
+  c.n_vocab = int(emb->ne[1]);
+  if (auto vs = g.try_get_u32(key("vocab_size")); vs && int(*vs) != c.n_vocab)
+    throw FormatError(path, "key '" + key("vocab_size") + "' is " + std::to_string(*vs) +
+                                ", but token_embd.weight has " + std::to_string(c.n_vocab) + " rows");
+  c.tied = g.find_tensor("output.weight") == nullptr;
+  return c;
+}
+
+Params load_params(const format::GgufFile& g) {
+  Params p(read_config(g));
+  for (const ParamView& v : p.views) {
+    const format::GgufTensorInfo* t = g.find_tensor(v.name);
+    if (!t) throw FormatError(g.path(), "missing tensor '" + v.name + "'");
+    const int64_t want_rows = v.rows;
+    const bool shape_ok = (v.rows == 1 ? t->n_dims == 1 : t->n_dims == 2 && t->ne[1] == want_rows) && t->ne[0] == v.cols;
+    if (!shape_ok)
+      throw FormatError(g.path(), "tensor '" + v.name + "' has shape {" + std::to_string(t->ne[0]) + ", " +
+                                      std::to_string(t->n_dims > 1 ? t->ne[1] : 1) + "}, expected {" +
+                                      std::to_string(v.cols) + ", " + std::to_string(v.rows) + "}");
+    float* dst = p.w.data() + v.offset;
+    const size_t n = size_t(v.rows) * v.cols;
+    switch (t->type) {
+      case format::GgmlType::F32: std::memcpy(dst, t->data, n * 4); break;
+      case format::GgmlType::F16:
+      case format::GgmlType::BF16:
+        for (size_t i = 0; i < n; ++i) {
+          const uint16_t b = uint16_t(t->data[2 * i] | t->data[2 * i + 1] << 8);
+          dst[i] = t->type == format::GgmlType::F16 ? half_to_float(b) : bf16_to_float(b);
+        }
+        break;
+      default:
+        throw FormatError(g.path(), "tensor '" + v.name + "' has type " + format::ggml_type_info(t->type).name +
+                                        ", expected f32, f16 or bf16 (quantized types are not supported yet)");
+    }
+  }
+  return p;
+}
+
+void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name) {
+  const ModelConfig& c = p.cfg;
+  if (tok.vocab_size() != c.n_vocab)
+    throw UsageError("tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model " +
+                     std::to_string(c.n_vocab) + " embeddings");
+  out.set_string(format::kKeyArchitecture, kArch);
+  out.set_string(format::kKeyName, name);
+  out.set_u32(format::kKeyFileType, 0);  // all tensors F32
+  out.set_u32(key("context_length"), uint32_t(c.n_ctx));
+  out.set_u32(key("embedding_length"), uint32_t(c.n_embd));
+  out.set_u32(key("block_count"), uint32_t(c.n_layer));
+  out.set_u32(key("feed_forward_length"), uint32_t(c.n_ff));
+  out.set_u32(key("attention.head_count"), uint32_t(c.n_head));
+  out.set_u32(key("attention.head_count_kv"), uint32_t(c.n_head_kv));
+  out.set_u32(key("rope.dimension_count"), uint32_t(c.head_dim()));
+  out.set_f32(key("rope.freq_base"), c.rope_base);
+  out.set_f32(key("attention.layer_norm_rms_epsilon"), c.norm_eps);
+  out.set_u32(key("vocab_size"), uint32_t(c.n_vocab));
+  add_tokenizer(tok, out, true);
+  for (const ParamView& v : p.views) {
+    std::vector<int64_t> ne = v.rows == 1 ? std::vector<int64_t>{v.cols} : std::vector<int64_t>{v.cols, v.rows};
+    out.add_tensor(v.name, format::GgmlType::F32, ne, p.w.data() + v.offset);
+  }
+}
+
+}  // namespace lm::model

@@ -1,0 +1,28 @@
+// Model files: GGUF with architecture "llama", the keys and tensor names llama.cpp reads, and
+// the tokenizer inside (DESIGN.md decision 1). Checks a file's hyper-parameters and tensors
+// against what the architecture needs (RELIABILITY.md A27, A28) before any weight is used.
+#pragma once
+
+#include <string>
+
+#include "format/gguf.hpp"
+#include "model/model.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace lm::model {
+
+inline constexpr const char* kArch = "llama";
+
+// The model configuration a GGUF file describes. Throws FormatError naming the file and the
+// missing key, the bad value and its allowed range.
+ModelConfig read_config(const format::GgufFile& gguf);
+
+// Weights of a llama-arch GGUF file (F32, F16 or BF16 tensors) into Params, checking that every
+// tensor the config needs is present with its shape. Throws FormatError naming the tensor.
+Params load_params(const format::GgufFile& gguf);
+
+// Writes the hyper-parameter keys, the tokenizer and all weights as F32 into `out`, which the
+// caller may extend and then writes. `p` and `tok` must outlive out.write().
+void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name);
+
+}  // namespace lm::model

@@ -1,0 +1,164 @@
+// Tests for lib/model/model_io: llama-arch GGUF round trips, F16/BF16 loading, and the
+// architecture checks of RELIABILITY.md A27 (missing keys and tensors) and A28 (inconsistent
+// hyper-parameters), each naming the key or tensor.
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <tuple>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "model/model_io.hpp"
+#include "model/tokenizer_loader.hpp"
+#include "test_util.hpp"
+
+using namespace lm;
+using namespace lm::model;
+
+namespace {
+
+Tokenizer tokenizer() {
+  TokenizerTrainOptions o;
+  o.vocab_size = 300;
+  o.threads = 1;
+  std::vector<std::string> lines;
+  for (int i = 0; i < 500; ++i) lines.push_back("the jury said " + std::to_string(i % 17) + " words of the county");
+  size_t i = 0;
+  Logger quiet("test", Logger::Level::Quiet);
+  return Tokenizer::train(o, [&](std::string& l) { return i < lines.size() ? (l = lines[i++], true) : false; }, quiet);
+}
+
+ModelConfig small_config(bool tied) {
+  ModelConfig c;
+  c.n_vocab = 300, c.n_ctx = 16, c.n_layer = 2, c.n_embd = 32, c.n_head = 4, c.n_head_kv = 2, c.n_ff = 64;
+  c.tied = tied;
+  return c;
+}
+
+// Writes a model file, letting `edit` change the writer before writing.
+std::string write_model(const std::string& path, const Params& p, const Tokenizer& tok,
+                        const std::function<void(format::GgufWriter&)>& edit = {}) {
+  format::GgufWriter w;
+  add_model(w, p, tok, "test");
+  if (edit) edit(w);
+  OutputFile out(path);
+  w.write(out);
+  out.commit();
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("a model written as GGUF loads back bit for bit, tied and untied") {
+  test::TempDir dir;
+  Tokenizer tok = tokenizer();
+  for (bool tied : {true, false}) {
+    Params p(small_config(tied));
+    Rng rng(3);
+    p.init(rng);
+    std::string path = write_model(dir.path() + "/m.gguf", p, tok);
+    format::GgufFile g = format::GgufFile::open(path);
+    CHECK(g.get_string("general.architecture") == "llama");
+    CHECK((g.find_tensor("output.weight") == nullptr) == tied);
+    CHECK(g.find_tensor("blk.1.attn_k.weight")->ne[0] == 32);
+    CHECK(g.find_tensor("blk.1.attn_k.weight")->ne[1] == 16);
+    Params q = load_params(g);
+    CHECK(q.cfg.tied == tied);
+    CHECK(q.cfg.n_head_kv == 2);
+    CHECK(q.w == p.w);
+    CHECK(load_tokenizer(g).fingerprint() == tok.fingerprint());
+  }
+}
+
+TEST_CASE("F16 and BF16 weights load as floats") {
+  test::TempDir dir;
+  Tokenizer tok = tokenizer();
+  Params p(small_config(true));
+  Rng rng(4);
+  p.init(rng);
+  const ParamView& v = p.views[p.find("blk.0.attn_norm.weight")];
+  std::vector<uint16_t> f16(size_t(v.cols), 0x3c00), bf16(size_t(v.cols), 0x3fc0);  // 1.0 and 1.5
+  f16[1] = 0xc000;                                                                  // -2.0
+  for (auto [type, data, want] : {std::tuple{format::GgmlType::F16, &f16, -2.0f}, std::tuple{format::GgmlType::BF16, &bf16, 1.5f}}) {
+    // Replace the tensor: rebuild the file with every tensor but this one from p.
+    format::GgufWriter w;
+    add_model(w, p, tok, "t");
+    format::GgufWriter w2;
+    std::string path = dir.path() + "/h.gguf";
+    {
+      OutputFile out(path);
+      w.write(out);
+      out.commit();
+    }
+    format::GgufFile g = format::GgufFile::open(path);
+    for (const auto& [k, val] : g.metadata()) w2.set_value(k, val);
+    for (const auto& t : g.tensors()) {
+      if (t.name == v.name)
+        w2.add_tensor(t.name, type, {t.ne[0]}, data->data());
+      else
+        w2.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), t.data);
+    }
+    std::string path2 = dir.path() + "/h2.gguf";
+    OutputFile out2(path2);
+    w2.write(out2);
+    out2.commit();
+    Params q = load_params(format::GgufFile::open(path2));
+    CHECK(q.w[v.offset + 1] == want);
+  }
+}
+
+TEST_CASE("A27 missing keys and tensors are named") {
+  test::TempDir dir;
+  Tokenizer tok = tokenizer();
+  Params p(small_config(true));
+  std::string path = write_model(dir.path() + "/k.gguf", p, tok);
+  // Rewrite it without llama.block_count and without one tensor.
+  format::GgufFile g = format::GgufFile::open(path);
+  format::GgufWriter w;
+  for (const auto& [k, val] : g.metadata())
+    if (k != "llama.block_count") w.set_value(k, val);
+  for (const auto& t : g.tensors())
+    if (t.name != "blk.1.ffn_up.weight") w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), t.data);
+  std::string path2 = dir.path() + "/k2.gguf";
+  {
+    OutputFile out(path2);
+    w.write(out);
+    out.commit();
+  }
+  CHECK_THROWS_WITH_AS(read_config(format::GgufFile::open(path2)), doctest::Contains("missing key 'llama.block_count'"),
+                       FormatError);
+  w.set_u32("llama.block_count", 2);
+  std::string path3 = dir.path() + "/k3.gguf";
+  {
+    OutputFile out(path3);
+    w.write(out);
+    out.commit();
+  }
+  CHECK_THROWS_WITH_AS(load_params(format::GgufFile::open(path3)), doctest::Contains("missing tensor 'blk.1.ffn_up.weight'"),
+                       FormatError);
+}
+
+TEST_CASE("A28 inconsistent hyper-parameters are named") {
+  test::TempDir dir;
+  Tokenizer tok = tokenizer();
+  Params p(small_config(true));
+  auto bad = [&](const std::function<void(format::GgufWriter&)>& edit, const char* message) {
+    std::string path = write_model(dir.path() + "/a28.gguf", p, tok, edit);
+    CHECK_THROWS_WITH_AS(load_params(format::GgufFile::open(path)), doctest::Contains(message), FormatError);
+  };
+  bad([](auto& w) { w.set_u32("llama.attention.head_count", 0); }, "'llama.attention.head_count' is 0");
+  bad([](auto& w) { w.set_u32("llama.attention.head_count", 5); }, "not a multiple of head count 5");
+  bad([](auto& w) { w.set_u32("llama.attention.head_count_kv", 3); }, "not a multiple of kv head count 3");
+  bad([](auto& w) { w.set_u32("llama.context_length", 1u << 31); }, "'llama.context_length' is 2147483648");
+  bad([](auto& w) { w.set_u32("llama.vocab_size", 301); }, "'llama.vocab_size' is 301, but token_embd.weight has 300");
+  bad([](auto& w) { w.set_u32("llama.embedding_length", 64); }, "'llama.rope.dimension_count' is 8, expected the head size 16");
+  bad([](auto& w) {
+    w.set_u32("llama.embedding_length", 64);
+    w.set_u32("llama.rope.dimension_count", 16);
+  }, "token_embd.weight' has 32 columns, expected 64");
+  bad([](auto& w) { w.set_f32("llama.attention.layer_norm_rms_epsilon", -1.0f); }, "layer_norm_rms_epsilon' is");
+  bad([](auto& w) { w.set_string("general.architecture", "gpt2"); }, "architecture 'gpt2', expected 'llama'");
+  bad([](auto& w) { w.set_u32("llama.feed_forward_length", 65); }, "tensor 'blk.0.ffn_gate.weight' has shape {32, 64}, expected {32, 65}");
+}
