@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "base/log.hpp"
+#include "tokenizer/tokenizer.hpp"
+
 namespace lm::test {
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
@@ -50,6 +53,16 @@ inline std::vector<std::string> list_dir(const std::string& dir) {
     ::closedir(d);
   }
   return names;
+}
+
+// Trains a tokenizer on `lines` in-process, quietly, on one thread (deterministic).
+inline Tokenizer train_tokenizer(const std::vector<std::string>& lines, int vocab_size,
+                                 TokenizerTrainOptions opts = TokenizerTrainOptions()) {
+  opts.vocab_size = vocab_size;
+  opts.threads = 1;
+  size_t i = 0;
+  Logger quiet("test", Logger::Level::Quiet);
+  return Tokenizer::train(opts, [&](std::string& l) { return i < lines.size() ? (l = lines[i++], true) : false; }, quiet);
 }
 
 }  // namespace lm::test

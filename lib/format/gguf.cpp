@@ -568,4 +568,10 @@ void GgufWriter::write(OutputFile& out) const {
   }
 }
 
+void GgufWriter::save(const std::string& path) const {
+  OutputFile out(path);
+  write(out);
+  out.commit();
+}
+
 }  // namespace lm::format

@@ -185,6 +185,8 @@ class GgufWriter {
   uint64_t file_size() const;
   // Writes the whole file to `out` (the caller commits it). Throws IoError.
   void write(OutputFile& out) const;
+  // Writes the file to `path` atomically (temp file, fsync, rename). Throws IoError.
+  void save(const std::string& path) const;
 
  private:
   struct Tensor {

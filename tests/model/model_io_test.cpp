@@ -20,14 +20,9 @@ using namespace lm::model;
 namespace {
 
 Tokenizer tokenizer() {
-  TokenizerTrainOptions o;
-  o.vocab_size = 300;
-  o.threads = 1;
   std::vector<std::string> lines;
   for (int i = 0; i < 500; ++i) lines.push_back("the jury said " + std::to_string(i % 17) + " words of the county");
-  size_t i = 0;
-  Logger quiet("test", Logger::Level::Quiet);
-  return Tokenizer::train(o, [&](std::string& l) { return i < lines.size() ? (l = lines[i++], true) : false; }, quiet);
+  return test::train_tokenizer(lines, 300);
 }
 
 ModelConfig small_config(bool tied) {
@@ -43,9 +38,7 @@ std::string write_model(const std::string& path, const Params& p, const Tokenize
   format::GgufWriter w;
   add_model(w, p, tok, "test");
   if (edit) edit(w);
-  OutputFile out(path);
-  w.write(out);
-  out.commit();
+  w.save(path);
   return path;
 }
 
@@ -87,11 +80,7 @@ TEST_CASE("F16 and BF16 weights load as floats") {
     add_model(w, p, tok, "t");
     format::GgufWriter w2;
     std::string path = dir.path() + "/h.gguf";
-    {
-      OutputFile out(path);
-      w.write(out);
-      out.commit();
-    }
+    w.save(path);
     format::GgufFile g = format::GgufFile::open(path);
     for (const auto& [k, val] : g.metadata()) w2.set_value(k, val);
     for (const auto& t : g.tensors()) {
@@ -101,9 +90,7 @@ TEST_CASE("F16 and BF16 weights load as floats") {
         w2.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), t.data);
     }
     std::string path2 = dir.path() + "/h2.gguf";
-    OutputFile out2(path2);
-    w2.write(out2);
-    out2.commit();
+    w2.save(path2);
     Params q = load_params(format::GgufFile::open(path2));
     CHECK(q.w[v.offset + 1] == want);
   }
@@ -122,20 +109,12 @@ TEST_CASE("A27 missing keys and tensors are named") {
   for (const auto& t : g.tensors())
     if (t.name != "blk.1.ffn_up.weight") w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + t.n_dims), t.data);
   std::string path2 = dir.path() + "/k2.gguf";
-  {
-    OutputFile out(path2);
-    w.write(out);
-    out.commit();
-  }
+  w.save(path2);
   CHECK_THROWS_WITH_AS(read_config(format::GgufFile::open(path2)), doctest::Contains("missing key 'llama.block_count'"),
                        FormatError);
   w.set_u32("llama.block_count", 2);
   std::string path3 = dir.path() + "/k3.gguf";
-  {
-    OutputFile out(path3);
-    w.write(out);
-    out.commit();
-  }
+  w.save(path3);
   CHECK_THROWS_WITH_AS(load_params(format::GgufFile::open(path3)), doctest::Contains("missing tensor 'blk.1.ffn_up.weight'"),
                        FormatError);
 }

@@ -16,15 +16,10 @@ using namespace lm;
 namespace {
 
 Tokenizer small_tokenizer() {
-  TokenizerTrainOptions o;
-  o.vocab_size = 320;
-  o.threads = 1;
   std::vector<std::string> lines;
   for (int i = 0; i < 800; ++i)
     lines.push_back("the jury said " + std::to_string(i % 37) + " times that the county election was fair");
-  size_t i = 0;
-  Logger quiet("test", Logger::Level::Quiet);
-  return Tokenizer::train(o, [&](std::string& l) { return i < lines.size() ? (l = lines[i++], true) : false; }, quiet);
+  return test::train_tokenizer(lines, 320);
 }
 
 std::string write_gguf(const std::string& dir, const std::string& name, const std::function<void(format::GgufWriter&)>& fill) {
@@ -32,9 +27,7 @@ std::string write_gguf(const std::string& dir, const std::string& name, const st
   format::GgufWriter w;
   w.set_string(format::kKeyArchitecture, "llama");
   fill(w);
-  OutputFile out(path);
-  w.write(out);
-  out.commit();
+  w.save(path);
   return path;
 }
 

@@ -12,6 +12,7 @@
 #include "base/error.hpp"
 #include "tokenizer/text_batch.hpp"
 #include "tokenizer/tokenizer.hpp"
+#include "test_util.hpp"
 
 using namespace lm;
 
@@ -33,16 +34,10 @@ std::vector<std::string> corpus_lines() {
   return lines;
 }
 
-Tokenizer train_small(const std::string& type = "bpe", int vocab = 400, bool byte_fallback = true) {
+Tokenizer train_small(const std::string& type = "bpe", int vocab = 400) {
   TokenizerTrainOptions o;
   o.model_type = type;
-  o.vocab_size = vocab;
-  o.byte_fallback = byte_fallback;
-  o.threads = 1;
-  auto lines = corpus_lines();
-  size_t i = 0;
-  Logger quiet("test", Logger::Level::Quiet);
-  return Tokenizer::train(o, [&](std::string& l) { return i < lines.size() ? (l = lines[i++], true) : false; }, quiet);
+  return test::train_tokenizer(corpus_lines(), vocab, o);
 }
 
 const Tokenizer& bpe() {
@@ -207,14 +202,9 @@ TEST_CASE("training options are validated and failures explained") {
 
 TEST_CASE("training honours user-defined and control symbols") {
   TokenizerTrainOptions o;
-  o.vocab_size = 400;
-  o.threads = 1;
   o.user_defined_symbols = {"<sep>"};
   o.control_symbols = {"<cls>"};
-  auto lines = corpus_lines();
-  size_t i = 0;
-  Logger quiet("test", Logger::Level::Quiet);
-  Tokenizer tok = Tokenizer::train(o, [&](std::string& l) { return i < lines.size() ? (l = lines[i++], true) : false; }, quiet);
+  Tokenizer tok = test::train_tokenizer(corpus_lines(), 400, o);
   std::vector<std::string> pieces;
   tok.encode_pieces("jury<sep>said", pieces);
   CHECK(std::find(pieces.begin(), pieces.end(), "<sep>") != pieces.end());

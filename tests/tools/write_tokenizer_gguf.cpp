@@ -18,9 +18,7 @@ int main(int argc, char** argv) {
     lm::format::GgufWriter w;
     w.set_string(lm::format::kKeyArchitecture, "llama");
     lm::model::add_tokenizer(tok, w, !(argc > 3 && std::strcmp(argv[3], "--no-embed") == 0));
-    lm::OutputFile out(argv[2]);
-    w.write(out);
-    out.commit();
+    w.save(argv[2]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lm_test_write_gguf: %s\n", e.what());
     return 1;
