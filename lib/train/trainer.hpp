@@ -1,0 +1,87 @@
+// Training building blocks: learning-rate schedule, gradient clipping with a non-finite check,
+// AdamW over the flat parameter buffer, a seeded batch sampler over a token stream, and
+// checkpoints (GGUF files, DESIGN.md decision 2) that resume bit for bit at a fixed thread count.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/rng.hpp"
+#include "format/gguf.hpp"
+#include "model/model.hpp"
+
+namespace lm::train {
+
+struct OptimizerOptions {
+  float lr = 3e-4f;            // peak learning rate
+  float lr_min = 3e-5f;        // reached at the end of the cosine decay
+  uint64_t warmup_steps = 100; // linear warmup from 0
+  uint64_t total_steps = 1000; // the cosine ends here
+  float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
+  float weight_decay = 0.1f;   // decoupled; never applied to norm gains
+  float grad_clip = 1.0f;      // global-norm clipping threshold (0 = off)
+};
+
+// Learning rate at step s (0-based): linear warmup to lr, then cosine to lr_min at total_steps.
+float lr_at(uint64_t step, const OptimizerOptions& o);
+
+// Global L2 norm of grad; if finite and above max_norm > 0, scales grad to max_norm.
+// Returns the norm before clipping (NaN or Inf if any gradient is not finite, grad untouched).
+double clip_grad_norm(std::vector<float>& grad, float max_norm);
+
+// AdamW over Params (weight decay only on matrices, not on norm gains). Moments allocated once.
+class AdamW {
+ public:
+  AdamW(const model::Params& p, const OptimizerOptions& o);
+  // One update with learning rate `lr`; advances the step counter used for bias correction.
+  void step(model::Params& p, float lr);
+  uint64_t steps() const { return t_; }
+  std::vector<float>& m() { return m_; }
+  std::vector<float>& v() { return v_; }
+  void set_steps(uint64_t t) { t_ = t; }
+
+ private:
+  OptimizerOptions o_;
+  std::vector<float> m_, v_;
+  uint64_t t_ = 0;
+};
+
+// Draws training windows of T+1 tokens at uniformly random offsets of a token stream, from an
+// explicit RNG, so that a run is reproducible and resumable from (rng state, draws).
+class BatchSampler {
+ public:
+  // tokens: the stream (not owned; must outlive the sampler). Throws FormatError if the stream
+  // is shorter than T+1 tokens (RELIABILITY.md D5), naming `source`.
+  BatchSampler(const std::vector<int>& tokens, int T, uint64_t seed, const std::string& source);
+  // Fills inputs and targets (B, T) with B windows.
+  void next(int B, int* inputs, int* targets);
+  const Rng& rng() const { return rng_; }
+  void set_rng(const Rng& r) { rng_ = r; }
+  uint64_t draws() const { return draws_; }
+  void set_draws(uint64_t d) { draws_ = d; }
+
+ private:
+  const std::vector<int>& tokens_;
+  int T_;
+  Rng rng_;
+  uint64_t draws_ = 0;
+};
+
+// Everything needed to continue a run exactly.
+struct TrainState {
+  uint64_t step = 0;          // optimizer steps done
+  uint64_t tokens_seen = 0;
+  Rng::State sampler_rng{};
+  uint64_t sampler_draws = 0;
+  uint64_t skipped_steps = 0; // updates skipped for non-finite gradients
+};
+
+// Adds the optimizer moments and the training state (lm.train.* keys, adam_m.* / adam_v.*
+// tensors) to a writer that already holds the model (model::add_model).
+void add_checkpoint(format::GgufWriter& out, const model::Params& p, AdamW& opt, const TrainState& st);
+// Reads them back into opt and returns the state. Throws FormatError naming the file and the
+// missing or mismatched key or tensor.
+TrainState load_checkpoint(const format::GgufFile& g, const model::Params& p, AdamW& opt);
+
+}  // namespace lm::train
