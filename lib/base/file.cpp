@@ -206,7 +206,7 @@ static void write_fully(int fd, const char* p, size_t n, const std::string& name
   }
 }
 
-OutputFile::OutputFile(const std::string& path, size_t buffer_bytes) : path_(display_name(path, true)) {
+OutputFile::OutputFile(const std::string& path, size_t buffer_bytes, Mode mode) : path_(display_name(path, true)) {
   buf_.resize(buffer_bytes);
   struct stat st;
   if (is_std_stream(path)) {
@@ -216,6 +216,13 @@ OutputFile::OutputFile(const std::string& path, size_t buffer_bytes) : path_(dis
     return;
   }
   std::string target = path;
+  if (mode == Mode::Direct) {
+    do fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    while (fd_ < 0 && errno == EINTR);
+    if (fd_ < 0) throw IoError(path, "cannot create output", errno);
+    is_stdout_ = true;  // no temp file: commit() only flushes
+    return;
+  }
   if (::stat(path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) throw IoError(path, "cannot write output", EISDIR);
     if (!S_ISREG(st.st_mode)) {

@@ -84,8 +84,11 @@ class LineReader {
 // straight to it; there commit() only flushes. Through a symlink, the file it names is replaced.
 class OutputFile {
  public:
+  // How a regular file is written: Atomic through a temp file (the default), or Direct into the
+  // file itself, for logs that readers follow while they grow (e.g. a metrics file).
+  enum class Mode { Atomic, Direct };
   // Throws IoError (directory missing or read-only, path is a directory).
-  explicit OutputFile(const std::string& path, size_t buffer_bytes = size_t{1} << 20);
+  explicit OutputFile(const std::string& path, size_t buffer_bytes = size_t{1} << 20, Mode mode = Mode::Atomic);
   ~OutputFile();
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;

@@ -16,7 +16,10 @@
 
 #include <strings.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <vector>
 #include <mutex>
 
 #include "base/error.hpp"
@@ -103,6 +106,19 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
   }
   blas().sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
                alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+double sgemm_peak_gflops() {
+  const int n = 768;
+  std::vector<float> a(size_t(n) * n, 1.0f), c(size_t(n) * n);
+  double best = 0;
+  for (int r = 0; r < 8; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    sgemm(false, false, n, n, n, 1.0f, a.data(), n, a.data(), n, 0.0f, c.data(), n);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * n * n * n / s / 1e9);
+  }
+  return best;
 }
 
 }  // namespace lm::kernels

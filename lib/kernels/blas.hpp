@@ -22,6 +22,9 @@ inline constexpr double kBlasMinFlops = 2.0 * 32 * 32 * 32;
 // Sets the threads used by our OpenMP loops and by OpenBLAS; 0 = all cores. Returns the count.
 int set_threads(int threads);
 
+// Best GFLOP/s of a few 768^3 products at the current thread count: the peak used for MFU.
+double sgemm_peak_gflops();
+
 struct BlasInfo {
   std::string path;       // the library file loaded
   std::string core;       // OpenBLAS's kernel family, e.g. "SkylakeX"

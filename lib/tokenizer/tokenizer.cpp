@@ -390,8 +390,10 @@ Tokenizer Tokenizer::train(const TokenizerTrainOptions& o, const std::function<b
     // SentencePiece prefixes "file(line) [condition] " and names its own flags: speak ours.
     std::string why = st.error_message();
     if (size_t at = why.find("] "); why.rfind("./src/", 0) == 0 && at != std::string::npos) why = why.substr(at + 2);
-    for (auto [theirs, ours] : {std::pair<std::string, std::string>{"--character_coverage option", "--character-coverage"},
-                                {"character_coverage", "--character-coverage"}, {"vocab_size", "--vocab-size"}}) {
+    for (auto [theirs, ours] :
+         {std::pair<std::string, std::string>{"decrease character_coverage with --character_coverage option",
+                                              "lower --character-coverage"},
+          {"vocab_size", "--vocab-size"}}) {
       for (size_t at = why.find(theirs); at != std::string::npos; at = why.find(theirs, at + ours.size()))
         why.replace(at, theirs.size(), ours);
     }

@@ -43,7 +43,10 @@ for bin in "$LM_BIN"/lm-*; do
     pass
   done < opts.txt
   # The other way round: nothing documented or completed that --help does not know.
-  { grep -oE -- '\\-\\-[a-z]([a-z0-9]|\\-)*' "$man" | sed 's/\\//g'
+  # Man page lines that name another lm tool (examples, cross references) quote its options.
+  others=$(cd "$LM_BIN" && ls -d lm-* | grep -vx "$tool" | paste -sd'|')
+  { sed 's/\\-/-/g' "$man" | { if [[ -n $others ]]; then grep -vE "($others)([^a-z-]|\$)"; else cat; fi; } |
+      grep -oE -- '--[a-z][a-z0-9-]*'
     grep -ohE -- '(^|[ "'"'"'({])--[a-z][a-z0-9-]*' "$bash_c" "$zsh_c" | grep -oE -- '--[a-z][a-z0-9-]*'
     grep '^complete' "$fish_c" | grep -oE -- ' -l [a-z][a-z0-9-]*' | sed 's/^ -l /--/'
   } | sort -u > named.txt

@@ -1,6 +1,7 @@
 // run_main and the standard flags. Only tools/ parse argv, print results and choose exit codes.
 #include "common/cli.hpp"
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <new>
@@ -17,7 +18,8 @@ void init_app(CLI::App& app, const std::string& tool) {
   g_tool = tool;
   app.name(tool);
   app.set_version_flag("--version", std::string(tool) + " " LM_VERSION);
-  app.option_defaults()->always_capture_default();
+  // A repeated option takes its last value, so scripts can append overrides.
+  app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.get_formatter()->column_width(34);
 }
 
@@ -35,6 +37,21 @@ void add_threads(CLI::App& app, int& threads) {
 void add_switch(CLI::App& app, const std::string& name, bool& value, const std::string& description) {
   app.add_flag("--" + name + ",!--no-" + name, value, description + (value ? " (default: on)" : " (default: off)"))
       ->default_str("");
+}
+
+double parse_duration(const std::string& text, const char* flag) {
+  double value = 0;
+  size_t used = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = used ? text.substr(used) : "";
+  const double scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+  if (used == 0 || scale == 0 || !(value > 0) || !std::isfinite(value))
+    throw UsageError(std::string(flag) + " '" + text + "': expected a positive duration such as 90s, 10m or 2h");
+  return value * scale;
 }
 
 static int usage_error(const std::string& what) {

@@ -27,6 +27,9 @@ void add_threads(CLI::App& app, int& threads);
 // An on/off switch --NAME / --no-NAME bound to `value`; --help shows the default read from `value`.
 void add_switch(CLI::App& app, const std::string& name, bool& value, const std::string& description);
 
+// Parses a duration such as "90", "90s", "10m", "1.5h" into seconds. Throws UsageError naming `flag`.
+double parse_duration(const std::string& text, const char* flag);
+
 // Parses argv and runs `body`, mapping outcomes to exit codes:
 //  --help/--version -> stdout, 0; parse error -> "lm-x: <why>" + "try 'lm-x --help'", 2;
 //  lm::UsageError -> 2; lm::Error and std::exception -> "lm-x: <message>", 1.

@@ -1,0 +1,49 @@
+// Token streams for training from token files or text.
+#include "train/data.hpp"
+
+#include <cstring>
+
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "format/token_file.hpp"
+#include "tokenizer/text_batch.hpp"
+
+namespace lm::train {
+
+std::vector<int> load_tokens(const std::string& path, const Tokenizer& tok, const std::string& tok_name, int threads) {
+  MappedFile file(path);
+  std::vector<int> ids;
+  if (file.size() >= 8 && std::memcmp(file.data(), format::kTokenFileMagic, 8) == 0) {
+    format::TokenFile tf(std::move(file));
+    tf.check_fingerprint(tok.fingerprint(), tok_name);
+    tf.check_range(uint32_t(tok.vocab_size()));
+    ids.resize(tf.size());
+    tf.read(0, ids.size(), ids.data());
+    return ids;
+  }
+  std::vector<std::string> lines;
+  std::vector<uint8_t> first, newline;
+  std::string_view rest = file.view();
+  while (!rest.empty()) {
+    const size_t nl = rest.find('\n');
+    lines.emplace_back(rest.substr(0, nl));
+    first.push_back(lines.size() == 1);
+    newline.push_back(nl != std::string_view::npos);
+    rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+  }
+  std::vector<std::vector<int>> per_line;
+  encode_text_batch(tok, lines, first, newline, per_line, threads);
+  for (const auto& v : per_line) ids.insert(ids.end(), v.begin(), v.end());
+  return ids;
+}
+
+std::vector<int> split_validation(std::vector<int>& train, double fraction) {
+  if (!(fraction >= 0 && fraction <= 0.5))
+    throw UsageError("--valid-fraction " + std::to_string(fraction) + " is out of range [0, 0.5]");
+  const size_t n = size_t(double(train.size()) * fraction);
+  std::vector<int> valid(train.end() - long(n), train.end());
+  train.resize(train.size() - n);
+  return valid;
+}
+
+}  // namespace lm::train

@@ -1,0 +1,236 @@
+// The training loop: one optimizer step = grad_accum micro-batches of `batch` windows.
+#include "train/run.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include "base/error.hpp"
+#include "format/gguf.hpp"
+#include "kernels/blas.hpp"
+#include "model/model_io.hpp"
+
+namespace lm::train {
+
+namespace {
+
+constexpr const char* kBatch = "lm.train.batch";
+constexpr const char* kAccum = "lm.train.grad_accum";
+constexpr const char* kSeed = "lm.train.seed";
+constexpr const char* kTotal = "lm.train.total_steps";
+
+void save_checkpoint(const std::string& path, const model::Params& p, AdamW& opt, const TrainState& st,
+                     const TrainOptions& o, uint64_t total_steps, const Tokenizer& tok) {
+  format::GgufWriter w;
+  model::add_model(w, p, tok, "lm-train checkpoint");
+  add_checkpoint(w, p, opt, st);
+  w.set_u32(kBatch, uint32_t(o.batch));
+  w.set_u32(kAccum, uint32_t(o.grad_accum));
+  w.set_u64(kSeed, o.seed);
+  w.set_u64(kTotal, total_steps);
+  w.save(path);
+}
+
+// Resume must continue the same run: the shape, batch and seed are part of it (RELIABILITY E3).
+void check_same_run(const format::GgufFile& g, const model::ModelConfig& cfg, const TrainOptions& o) {
+  const model::ModelConfig c = model::read_config(g);
+  std::string diff;
+  auto cmp = [&](const char* name, long ours, long theirs) {
+    if (ours != theirs) diff += std::string(diff.empty() ? "" : ", ") + name + " " + std::to_string(theirs) +
+                                " in the checkpoint but " + std::to_string(ours) + " now";
+  };
+  cmp("vocabulary", cfg.n_vocab, c.n_vocab);
+  cmp("context", cfg.n_ctx, c.n_ctx);
+  cmp("layers", cfg.n_layer, c.n_layer);
+  cmp("embedding", cfg.n_embd, c.n_embd);
+  cmp("heads", cfg.n_head, c.n_head);
+  cmp("kv heads", cfg.n_head_kv, c.n_head_kv);
+  cmp("feed-forward", cfg.n_ff, c.n_ff);
+  cmp("untied", !cfg.tied, !c.tied);
+  cmp("batch", o.batch, long(g.get_u32(kBatch)));
+  cmp("grad-accum", o.grad_accum, long(g.get_u32(kAccum)));
+  cmp("seed", long(o.seed), long(g.get_u64(kSeed)));
+  if (!diff.empty())
+    throw FormatError(g.path(), "checkpoint belongs to another run: " + diff + "; resume with the same options");
+}
+
+}  // namespace
+
+model::ModelConfig make_config(const TrainOptions& o, int n_vocab) {
+  model::ModelConfig c = model::preset(o.preset);
+  c.n_vocab = n_vocab;
+  if (o.context) c.n_ctx = *o.context;
+  if (o.layers) c.n_layer = *o.layers;
+  if (o.embd) c.n_embd = *o.embd;
+  if (o.heads) c.n_head = *o.heads, c.n_head_kv = *o.heads;
+  if (o.kv_heads) c.n_head_kv = *o.kv_heads;
+  if (o.ff) c.n_ff = *o.ff;
+  c.tied = !o.untied;
+  c.validate();
+  return c;
+}
+
+DryRun dry_run(const TrainOptions& o, int n_vocab) {
+  DryRun d;
+  d.cfg = make_config(o, n_vocab);
+  kernels::set_threads(o.threads);
+  const int B = o.batch, T = d.cfg.n_ctx;
+  d.n_params = d.cfg.n_params();
+  d.tokens_per_step = uint64_t(B) * T * uint64_t(o.grad_accum);
+  d.flops_per_step = double(d.tokens_per_step) * (6.0 * double(d.n_params) + 12.0 * d.cfg.n_layer * d.cfg.n_embd * double(T));
+  d.state_bytes = d.n_params * 4 * sizeof(float);
+  model::Params p(d.cfg);
+  Rng rng(o.seed);
+  p.init(rng);
+  model::Model net(d.cfg, B, T);
+  d.activation_bytes = net.activation_bytes();
+  std::vector<int> in(size_t(B) * T), tgt(size_t(B) * T);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = int(rng.below(uint64_t(n_vocab))), tgt[i] = int(rng.below(uint64_t(n_vocab)));
+  net.forward(p, in.data(), tgt.data(), B, T);  // warm-up: first touch of the buffers
+  net.backward(p);
+  const auto t0 = std::chrono::steady_clock::now();
+  net.forward(p, in.data(), tgt.data(), B, T);
+  net.backward(p);
+  d.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * o.grad_accum;
+  d.steps = o.steps ? o.steps : o.tokens ? (o.tokens + d.tokens_per_step - 1) / d.tokens_per_step : 0;
+  return d;
+}
+
+float evaluate(model::Model& net, const model::Params& p, const std::vector<int>& tokens, int B, int T,
+               int max_windows) {
+  const size_t n_windows = std::min<size_t>(size_t(max_windows), tokens.size() > size_t(T) ? (tokens.size() - 1) / size_t(T) : 0);
+  if (n_windows == 0) return NAN;
+  std::vector<int> in(size_t(B) * T), tgt(size_t(B) * T);
+  double sum = 0;
+  size_t done = 0;
+  while (done < n_windows) {
+    const int b = int(std::min<size_t>(size_t(B), n_windows - done));
+    for (int i = 0; i < b; ++i) {
+      const int* src = tokens.data() + (done + size_t(i)) * size_t(T);
+      std::copy(src, src + T, in.begin() + long(i) * T);
+      std::copy(src + 1, src + T + 1, tgt.begin() + long(i) * T);
+    }
+    sum += double(net.forward(p, in.data(), tgt.data(), b, T)) * b;
+    done += size_t(b);
+  }
+  return float(sum / double(n_windows));
+}
+
+RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional<model::Params>& params,
+                       const Logger& log) {
+  if (o.steps == 0 && o.tokens == 0 && o.time_s <= 0)
+    throw UsageError("no training budget: give --steps, --tokens or --time");
+  if (o.batch < 1 || o.grad_accum < 1) throw UsageError("--batch and --grad-accum must be at least 1");
+  const model::ModelConfig cfg = make_config(o, in.tokenizer->vocab_size());
+  const int B = o.batch, T = cfg.n_ctx;
+  kernels::set_threads(o.threads);
+  params.emplace(cfg);
+  model::Params& p = *params;
+  Rng init_rng(derive_seed(o.seed, 0));
+  p.init(init_rng);
+  BatchSampler sampler(*in.train, T, derive_seed(o.seed, 1), in.train_name);
+  model::Model net(cfg, B, T);
+  OptimizerOptions oo = o.opt;
+  const uint64_t tokens_per_step = uint64_t(B) * T * uint64_t(o.grad_accum);
+  uint64_t total = o.steps ? o.steps : o.tokens ? (o.tokens + tokens_per_step - 1) / tokens_per_step : 0;
+  TrainState st;
+  AdamW opt(p, oo);
+  if (in.resume_path) {
+    format::GgufFile g = format::GgufFile::open(*in.resume_path);
+    check_same_run(g, cfg, o);
+    p = model::load_params(g);
+    st = load_checkpoint(g, p, opt);
+    Rng r;
+    r.set_state(st.sampler_rng);
+    sampler.set_rng(r);
+    sampler.set_draws(st.sampler_draws);
+    if (!total) total = g.get_u64(kTotal);  // a time budget keeps the schedule it had estimated
+    log.info("resuming %s at step %llu", in.resume_path->c_str(), (unsigned long long)st.step);
+  }
+  const double flops_per_token = 6.0 * double(cfg.n_params()) + 12.0 * cfg.n_layer * cfg.n_embd * double(T);
+  std::vector<int> inputs(size_t(B) * T), targets(size_t(B) * T);
+  RunResult res;
+  int consecutive_skips = 0, evals_without_gain = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  auto checkpoint = [&] {
+    if (in.checkpoint_path.empty()) return;
+    st.sampler_rng = sampler.rng().state();
+    st.sampler_draws = sampler.draws();
+    save_checkpoint(in.checkpoint_path, p, opt, st, o, total, *in.tokenizer);
+    if (in.on_checkpoint) in.on_checkpoint(in.checkpoint_path);
+  };
+  const bool have_valid = in.valid && in.valid->size() > size_t(T);
+  uint64_t first_step = st.step;
+  while (total == 0 || st.step < total) {
+    if (o.time_s > 0 && elapsed() >= o.time_s) break;
+    const double step_start = elapsed();
+    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+    double loss = 0;
+    for (int a = 0; a < o.grad_accum; ++a) {
+      sampler.next(B, inputs.data(), targets.data());
+      loss += net.forward(p, inputs.data(), targets.data(), B, T);
+      net.backward(p);
+    }
+    loss /= o.grad_accum;
+    if (o.grad_accum > 1)
+      for (float& g : p.grad) g /= float(o.grad_accum);
+    StepInfo info;
+    info.grad_norm = clip_grad_norm(p.grad, oo.grad_clip);
+    oo.total_steps = total ? total : st.step + 1000;
+    info.lr = lr_at(st.step, oo);
+    if (!std::isfinite(info.grad_norm) || !std::isfinite(loss)) {
+      info.skipped = true;
+      ++st.skipped_steps;
+      if (++consecutive_skips >= o.max_skipped)
+        throw Error("training diverged: " + std::to_string(consecutive_skips) +
+                    " consecutive steps with non-finite loss or gradients at step " + std::to_string(st.step) +
+                    (in.checkpoint_path.empty() ? "" : "; the last checkpoint is " + in.checkpoint_path) +
+                    "; lower --lr or raise --warmup");
+    } else {
+      consecutive_skips = 0;
+      opt.step(p, info.lr);
+    }
+    ++st.step;
+    st.tokens_seen += tokens_per_step;
+    const double step_s = elapsed() - step_start;
+    if (total == 0 && st.step - first_step == 3) {  // time budget: fix the schedule's length now
+      const double per_step = elapsed() / 3.0;
+      total = st.step + uint64_t(std::max(0.0, o.time_s - elapsed()) / per_step);
+      log.debug("time budget: about %llu steps", (unsigned long long)total);
+    }
+    info.step = st.step;
+    info.total_steps = total;
+    info.loss = float(loss);
+    info.tokens_per_s = double(tokens_per_step) / step_s;
+    info.gflops = info.tokens_per_s * flops_per_token / 1e9;
+    info.elapsed_s = elapsed();
+    info.tokens_seen = st.tokens_seen;
+    res.last_loss = info.loss;
+    const bool last = (total && st.step >= total) || (o.time_s > 0 && elapsed() >= o.time_s);
+    if (have_valid && ((o.eval_every && st.step % o.eval_every == 0) || last)) {
+      info.valid_loss = evaluate(net, p, *in.valid, B, T, o.eval_batches * B);
+      res.last_valid_loss = info.valid_loss;
+      if (!res.best_valid_loss || *info.valid_loss < *res.best_valid_loss) {
+        res.best_valid_loss = info.valid_loss;
+        evals_without_gain = 0;
+      } else {
+        ++evals_without_gain;
+      }
+    }
+    if (in.on_step) in.on_step(info);
+    if (o.checkpoint_every && st.step % o.checkpoint_every == 0) checkpoint();
+    if (in.stop && in.stop->load()) {
+      checkpoint();
+      res.end = RunEnd::Interrupted;
+      break;
+    }
+    if (o.patience && evals_without_gain >= o.patience) {
+      res.end = RunEnd::EarlyStop;
+      break;
+    }
+  }
+  res.steps = st.step;
+  return res;
+}
+
+}  // namespace lm::train

@@ -1,0 +1,98 @@
+// The training run of lm-train: budgets, gradient accumulation, validation, early stopping,
+// the non-finite guard, periodic checkpoints and interruption. Progress goes to a callback;
+// printing is the caller's.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/model.hpp"
+#include "tokenizer/tokenizer.hpp"
+#include "train/trainer.hpp"
+
+namespace lm::train {
+
+struct TrainOptions {
+  std::string preset = "small";     // starting point for the model shape; the fields below override
+  std::optional<int> context, layers, embd, heads, kv_heads, ff;
+  bool untied = false;              // separate output.weight instead of the tied embedding
+  int batch = 8;                    // sequences per micro-batch
+  int grad_accum = 1;               // micro-batches per optimizer step
+  uint64_t steps = 0;               // budgets; at least one of steps, tokens, time_s must be set
+  uint64_t tokens = 0;
+  double time_s = 0;
+  OptimizerOptions opt;             // lr, lr_min, warmup, decay, clipping (total_steps is derived)
+  double valid_fraction = 0.05;     // held out from the end of the data when no validation file
+  uint64_t eval_every = 100;        // steps between validation runs (0 = only at the end)
+  int eval_batches = 8;             // micro-batches of held-out windows per validation run
+  int patience = 0;                 // stop after this many validations without improvement (0 = off)
+  int max_skipped = 3;              // consecutive non-finite updates before giving up
+  uint64_t checkpoint_every = 0;    // steps between checkpoints (0 = only when interrupted)
+  uint64_t seed = 0;
+  int threads = 0;
+};
+
+// Builds the model configuration: preset, then the explicit fields; vocabulary from the tokenizer.
+model::ModelConfig make_config(const TrainOptions& o, int n_vocab);
+
+struct StepInfo {
+  uint64_t step = 0, total_steps = 0;
+  float loss = 0;
+  double grad_norm = 0;
+  float lr = 0;
+  double tokens_per_s = 0;          // this step
+  double gflops = 0;                // model FLOPs per second (6N + 12 L C T per token)
+  double elapsed_s = 0;
+  uint64_t tokens_seen = 0;
+  bool skipped = false;             // the update was skipped (non-finite gradients)
+  std::optional<float> valid_loss;  // set on steps that ran a validation
+};
+
+enum class RunEnd { Budget, EarlyStop, Interrupted };
+
+struct RunResult {
+  RunEnd end = RunEnd::Budget;
+  uint64_t steps = 0;
+  std::optional<float> best_valid_loss, last_valid_loss;
+  float last_loss = 0;
+};
+
+// Everything a run needs. Data vectors are token streams (whole-text encodings).
+struct RunInputs {
+  const Tokenizer* tokenizer = nullptr;
+  const std::vector<int>* train = nullptr;
+  const std::vector<int>* valid = nullptr;  // may be empty: no validation
+  std::string train_name, checkpoint_path;  // checkpoint_path empty: never write checkpoints
+  std::optional<std::string> resume_path;
+  const std::atomic<int>* stop = nullptr;   // non-zero: save a checkpoint and return Interrupted
+  std::function<void(const StepInfo&)> on_step;
+  std::function<void(const std::string&)> on_checkpoint;  // called with the path after each save
+};
+
+// Trains and returns the final parameters in `params` (allocated here). Throws UsageError for
+// bad options, FormatError for bad data or checkpoints, Error when training diverges
+// (more than max_skipped consecutive non-finite updates; the last checkpoint stays).
+RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional<model::Params>& params,
+                       const Logger& log);
+
+struct DryRun {
+  model::ModelConfig cfg;
+  size_t n_params = 0;
+  uint64_t tokens_per_step = 0;
+  double flops_per_step = 0;
+  size_t state_bytes = 0;       // weights, gradients and the two AdamW moments
+  size_t activation_bytes = 0;
+  double step_seconds = 0;      // one measured forward and backward pass (times grad_accum)
+  uint64_t steps = 0;           // 0 when only a time budget is given
+};
+// Builds the model and times one training step on random tokens, without training.
+DryRun dry_run(const TrainOptions& o, int n_vocab);
+
+// Mean loss over consecutive windows of `tokens` (at most max_windows of T+1 tokens).
+float evaluate(model::Model& net, const model::Params& p, const std::vector<int>& tokens, int B, int T,
+               int max_windows);
+
+}  // namespace lm::train

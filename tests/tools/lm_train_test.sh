@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# lm-train end to end on a tiny model: training from token files and text, outputs, metrics,
+# dry run, exact resume after SIGINT, and one-line errors with their exit codes.
+source "$(dirname "$0")/lib.sh"
+
+make_corpus 4000 > corpus.txt
+lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
+lm-tokenize encode -m tok.model --format bin -o corpus.tok corpus.txt
+shape=(--context 32 --layers 2 --embd 32 --heads 4 --kv-heads 2 --ff 64 --batch 4 --warmup 5 --lr 3e-3 -t 2)
+
+# ---- training ----
+expect_exit 0 "train from a token file" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --steps 40 \
+  --eval-every 10 --metrics m.jsonl -o model.gguf -q
+grep -q "^steps	40\$" "$T/out" && pass || fail "steps line: $(cat "$T/out")"
+grep -Eq "^valid_loss	[0-9]+\.[0-9]+\$" "$T/out" && pass || fail "valid_loss line: $(cat "$T/out")"
+cp "$T/out" token_run.txt
+[[ $(wc -l < m.jsonl) == 40 ]] && pass || fail "metrics has $(wc -l < m.jsonl) lines, expected 40"
+first=$(head -1 m.jsonl | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
+last=$(tail -1 m.jsonl | sed 's/.*"loss":\([0-9.e+-]*\).*/\1/')
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 1) }' && pass || fail "loss did not fall: $first -> $last"
+grep -c '"valid_loss"' m.jsonl | grep -qx 4 && pass || fail "expected 4 validations in the metrics"
+[[ ! -e model.gguf.ckpt ]] && pass || fail "a checkpoint was written without --checkpoint-every or an interrupt"
+no_leftovers . "train"
+# The model carries its tokenizer: lm-tokenize reads it from the GGUF.
+lm-tokenize vocab -m model.gguf > v1 && lm-tokenize vocab -m tok.model > v2
+same_files v1 v2 "the model's embedded tokenizer equals the one it was trained with"
+mkdir -p again
+expect_exit 0 "train from text gives the same run" -- lm-train --tokenizer tok.model --data corpus.txt "${shape[@]}" \
+  --steps 40 --eval-every 10 -o again/model.gguf -q
+same_files "$T/out" token_run.txt "text and token file data train identically"
+same_files model.gguf again/model.gguf "the same seed and data give the same model file"
+expect_exit 0 "--json" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --steps 2 --json -o j.gguf -q
+grep -Eq '^\{"steps":2,"train_loss":[0-9.]+,"valid_loss":[0-9.]+,"valid_perplexity":[0-9.]+,"early_stop":false\}$' "$T/out" \
+  && pass || fail "--json: $(cat "$T/out")"
+expect_exit 0 "dry run" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --steps 100 --dry-run
+grep -q "^parameters	" "$T/out" && grep -q "^estimated_time	" "$T/out" && pass || fail "dry run: $(cat "$T/out")"
+expect_exit 0 "early stopping" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --steps 400 \
+  --lr 0 --lr-min 0 --eval-every 1 --patience 2 --json -o es.gguf -q
+grep -q '"early_stop":true' "$T/out" && pass || fail "early stop: $(cat "$T/out")"
+
+# ---- interrupt and resume: the resumed steps repeat the uninterrupted run bit for bit ----
+long=(--tokenizer tok.model --data corpus.tok "${shape[@]}" --steps 300 --eval-every 0)
+mkdir -p full part
+lm-train "${long[@]}" --metrics full.jsonl -o full/model.gguf -q
+lm-train "${long[@]}" --metrics part.jsonl -o part/model.gguf 2> int.err &
+pid=$!
+for _ in $(seq 200); do [[ -s part.jsonl ]] && (( $(wc -l < part.jsonl 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.05; done
+kill -INT $pid
+wait $pid
+rc=$?
+[[ $rc == 130 ]] && pass || fail "SIGINT exit $rc, expected 130: $(cat int.err)"
+grep -q "interrupted at step [0-9]*; checkpoint saved to part/model.gguf.ckpt" int.err && pass || fail "interrupt message: $(cat int.err)"
+[[ -s part/model.gguf.ckpt && ! -e part/model.gguf ]] && pass || fail "after SIGINT: checkpoint only, no model"
+stopped=$(grep -o 'interrupted at step [0-9]*' int.err | grep -o '[0-9]*$')
+expect_exit 0 "resume" -- lm-train "${long[@]}" --resume part/model.gguf.ckpt --metrics rest.jsonl -o part/model.gguf -q
+(( stopped < 300 )) && pass || fail "the run finished before the interrupt"
+tail -n +"$((stopped + 1))" full.jsonl | sed 's/"tokens_per_s".*"skipped"/"skipped"/' > want.jsonl
+sed 's/"tokens_per_s".*"skipped"/"skipped"/' rest.jsonl > got.jsonl
+same_files want.jsonl got.jsonl "resumed steps $((stopped + 1))..300 equal the uninterrupted run"
+same_files full/model.gguf part/model.gguf "resumed run writes the same model"
+expect_exit 1 "resume with another batch size (E3)" -- lm-train "${long[@]}" --batch 2 --resume part/model.gguf.ckpt -o x.gguf
+expect_err "^lm-train: part/model.gguf.ckpt: checkpoint belongs to another run: batch 4 in the checkpoint but 2 now" "E3 message"
+expect_exit 1 "resume from a model file (no optimizer state)" -- lm-train "${long[@]}" --resume full/model.gguf -o x.gguf
+expect_err "full/model.gguf: missing key 'lm.train.batch'" "not a checkpoint message"
+
+# ---- errors ----
+expect_exit 2 "no budget" -- lm-train --tokenizer tok.model --data corpus.tok -o x.gguf
+expect_err "^lm-train: no training budget: give --steps, --tokens or --time" "no budget message"
+expect_exit 2 "no data" -- lm-train --tokenizer tok.model --steps 1 -o x.gguf
+expect_exit 2 "bad duration" -- lm-train --tokenizer tok.model --data corpus.tok --time 10x -o x.gguf
+expect_err "^lm-train: --time '10x': expected a positive duration" "bad duration message"
+expect_exit 2 "kv heads not dividing heads" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --kv-heads 3 --steps 1 -o x.gguf
+expect_err "not a multiple of the kv head count 3" "kv heads message"
+expect_exit 2 "output over the data" -- lm-train --tokenizer tok.model --data corpus.tok --steps 1 -o corpus.tok
+lm-tokenize train -q --vocab-size 420 -o other.model corpus.txt
+expect_exit 1 "token file of another tokenizer" -- lm-train --tokenizer other.model --data corpus.tok --steps 1 -o x.gguf
+expect_err "^lm-train: corpus.tok: tokenizer fingerprint" "fingerprint message"
+echo "too short" > short.txt
+expect_exit 1 "data shorter than one sequence (D5)" -- lm-train --tokenizer tok.model --data short.txt "${shape[@]}" --steps 1 -o x.gguf
+expect_err "short.txt: has [0-9]+ tokens, expected at least 33" "short data message"
+expect_exit 1 "missing output directory, before training" -- lm-train --tokenizer tok.model --data corpus.tok --steps 1000000 -o no/dir/x.gguf
+expect_err "^lm-train: no/dir/x.gguf: cannot create output" "output directory message"
+expect_exit 1 "missing tokenizer" -- lm-train --tokenizer nope.model --data corpus.tok --steps 1 -o x.gguf
+no_leftovers . "errors"
+finish
