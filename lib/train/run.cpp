@@ -160,7 +160,8 @@ RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional
     if (in.on_checkpoint) in.on_checkpoint(in.checkpoint_path);
   };
   const bool have_valid = in.valid && in.valid->size() > size_t(T);
-  uint64_t first_step = st.step;
+  const uint64_t first_step = st.step;
+  double after_first = 0;
   while (total == 0 || st.step < total) {
     if (o.time_s > 0 && elapsed() >= o.time_s) break;
     const double step_start = elapsed();
@@ -193,8 +194,11 @@ RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional
     ++st.step;
     st.tokens_seen += tokens_per_step;
     const double step_s = elapsed() - step_start;
-    if (total == 0 && st.step - first_step == 3) {  // time budget: fix the schedule's length now
-      const double per_step = elapsed() / 3.0;
+    if (st.step - first_step == 1) after_first = elapsed();
+    // Time budget: fix the schedule's length from steps 2 to 4 (the first one touches every
+    // buffer for the first time and is slower).
+    if (total == 0 && st.step - first_step == 4) {
+      const double per_step = (elapsed() - after_first) / 3.0;
       total = st.step + uint64_t(std::max(0.0, o.time_s - elapsed()) / per_step);
       log.debug("time budget: about %llu steps", (unsigned long long)total);
     }
