@@ -140,6 +140,23 @@ struct ProtoSummary {
   bool byte_fallback = false;
 };
 
+// The charsmap is "u32 trie size (LE), Darts trie units (u32 each), NUL-terminated strings".
+// SentencePiece trusts these sizes, so a bad prefix reads out of bounds (RELIABILITY.md C6).
+void check_charsmap(std::string_view m, const std::string& source) {
+  if (m.empty()) return;
+  auto bad = [&](const std::string& why) {
+    throw FormatError(source, "normalization rule (precompiled_charsmap) is broken: " + why +
+                                  "; retrain or re-export the model");
+  };
+  if (m.size() <= 4) bad(std::to_string(m.size()) + " bytes, expected more than 4");
+  uint32_t trie = 0;
+  for (int i = 0; i < 4; ++i) trie |= uint32_t(uint8_t(m[size_t(i)])) << (8 * i);
+  if (trie >= m.size() - 4)
+    bad("trie size " + std::to_string(trie) + " exceeds the " + std::to_string(m.size() - 4) + " bytes left");
+  if (trie % 4 != 0) bad("trie size " + std::to_string(trie) + " is not a multiple of 4");
+  if (m.back() != '\0') bad("normalized strings do not end with NUL");
+}
+
 ProtoSummary check_model_proto(std::string_view bytes, const std::string& source) {
   ProtoSummary s;
   if (bytes.empty()) throw FormatError(source, "file is empty, expected a SentencePiece model");
@@ -197,8 +214,10 @@ ProtoSummary check_model_proto(std::string_view bytes, const std::string& source
     } else if (f.number == 3 && f.wire == 2) {
       ProtoReader nr(f.bytes, source, f.begin);
       Field nf;
-      while (nr.next(nf))
+      while (nr.next(nf)) {
         if (nf.number == 3 && nf.wire == 0) s.add_dummy_prefix = nf.value != 0;
+        if (nf.number == 2 && nf.wire == 2) check_charsmap(nf.bytes, source);
+      }
     }
   }
   if (!any_field || s.types.empty())

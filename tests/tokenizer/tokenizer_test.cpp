@@ -274,6 +274,24 @@ TEST_CASE("C5 NaN scores and unknown piece types are rejected") {
                        FormatError);
 }
 
+TEST_CASE("C6 a broken precompiled_charsmap is rejected before SentencePiece reads it") {
+  auto with_charsmap = [](const std::string& map) {
+    return piece("<unk>", 0, 2) + piece("a", -1, 1) + field_bytes(2, field_uint(3, 1)) +
+           field_bytes(3, field_bytes(1, "custom") + field_bytes(2, map));
+  };
+  std::string oversized = std::string("\xff\xff\x00\x00", 4) + std::string(8, 'x') + std::string(1, '\0');
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(with_charsmap(oversized), "m"), doctest::Contains("trie size 65535 exceeds"),
+                       FormatError);
+  std::string odd = std::string("\x06\x00\x00\x00", 4) + std::string(8, 'x') + std::string(1, '\0');
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(with_charsmap(odd), "m"), doctest::Contains("not a multiple of 4"),
+                       FormatError);
+  std::string no_nul = std::string("\x04\x00\x00\x00", 4) + std::string(8, 'x');
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(with_charsmap(no_nul), "m"), doctest::Contains("do not end with NUL"),
+                       FormatError);
+  CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(with_charsmap("abc"), "m"), doctest::Contains("expected more than 4"),
+                       FormatError);
+}
+
 TEST_CASE("C7 a model without pieces or without an unknown piece is rejected") {
   CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(field_bytes(2, field_uint(3, 1)), "m"), doctest::Contains("no pieces"),
                        FormatError);
