@@ -124,7 +124,7 @@ struct Model::Acts {
   bool have_targets = false;
 };
 
-Model::Model(const ModelConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_(T), a_(new Acts) {
+Model::Model(const ModelConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_(T), a_(std::make_unique<Acts>()) {
   cfg.validate();
   if (B < 1 || B > (1 << 20)) throw UsageError("batch size " + std::to_string(B) + " is out of range [1, 1048576]");
   if (T < 1 || T > cfg.n_ctx)
@@ -157,7 +157,7 @@ Model::Model(const ModelConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_(T), a_
   a_->datt.resize(A);
 }
 
-Model::~Model() { delete a_; }
+Model::~Model() = default;
 
 const float* Model::logits() const { return a_->logits.data(); }
 

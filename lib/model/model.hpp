@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -85,7 +86,7 @@ class Model {
   int B_, T_;
   int b_ = 0, t_ = 0;
   const int* tokens_ = nullptr;
-  Acts* a_;
+  std::unique_ptr<Acts> a_;
 };
 
 }  // namespace lm::model
