@@ -3,6 +3,7 @@
 // (no -march=native) still runs AVX-512 code on CPUs that have it.
 #include "kernels/kernels.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -261,9 +262,11 @@ void adamw_step_ref(float* p, const float* g, float* m, float* v, size_t n, floa
 
 // ---- attention ----
 
-LM_TARGET_CLONES static void causal_softmax_rows(float* s, int T) {
-  for (int i = 0; i < T; ++i) {
-    float* row = s + size_t(i) * T;
+// Softmax of rows r0 .. r0+rows-1 of a (T, T) score matrix whose row i holds scores for keys
+// 0..i (later entries are set to 0). s points at row r0.
+LM_TARGET_CLONES static void causal_softmax_block(float* s, int r0, int rows, int T) {
+  for (int i = r0; i < r0 + rows; ++i) {
+    float* row = s + size_t(i - r0) * T;
     float mx = row[0];
     for (int j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
     float sum = 0;
@@ -275,6 +278,10 @@ LM_TARGET_CLONES static void causal_softmax_rows(float* s, int T) {
     for (int j = i + 1; j < T; ++j) row[j] = 0;
   }
 }
+
+// Query rows are processed in blocks of kAttnBlock: a block only needs the keys up to its last
+// row (the causal mask hides the rest), which skips most of the masked upper triangle.
+static constexpr int kAttnBlock = 128;
 
 void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int H,
                        int Hkv, int D) {
@@ -289,9 +296,14 @@ void attention_forward(float* out, float* att, const float* q, const float* k, c
       const float* kb = k + (size_t(b) * T * Hkv + g) * D;
       const float* vb = v + (size_t(b) * T * Hkv + g) * D;
       float* s = att + (size_t(b) * H + h) * T * T;
-      sgemm(false, true, T, T, D, scale, qb, H * D, kb, Hkv * D, 0.0f, s, T);
-      causal_softmax_rows(s, T);
-      sgemm(false, false, T, D, T, 1.0f, s, T, vb, Hkv * D, 0.0f, out + (size_t(b) * T * H + h) * D, H * D);
+      float* ob = out + (size_t(b) * T * H + h) * D;
+      for (int r0 = 0; r0 < T; r0 += kAttnBlock) {
+        const int rows = std::min(kAttnBlock, T - r0), keys = r0 + rows;
+        float* sr = s + size_t(r0) * T;
+        sgemm(false, true, rows, keys, D, scale, qb + size_t(r0) * H * D, H * D, kb, Hkv * D, 0.0f, sr, T);
+        causal_softmax_block(sr, r0, rows, T);
+        sgemm(false, false, rows, D, keys, 1.0f, sr, T, vb, Hkv * D, 0.0f, ob + size_t(r0) * H * D, H * D);
+      }
     }
 }
 
@@ -336,24 +348,34 @@ void attention_backward(float* dq, float* dk, float* dv, float* datt, const floa
       const float* vb = v + (size_t(b) * T * Hkv + g) * D;
       float* dkb = dk + (size_t(b) * T * Hkv + g) * D;
       float* dvb = dv + (size_t(b) * T * Hkv + g) * D;
+      for (int t = 0; t < T; ++t) {
+        std::fill(dkb + size_t(t) * Hkv * D, dkb + size_t(t) * Hkv * D + D, 0.0f);
+        std::fill(dvb + size_t(t) * Hkv * D, dvb + size_t(t) * Hkv * D + D, 0.0f);
+      }
       for (int h = g * group; h < (g + 1) * group; ++h) {
-        const float beta = h == g * group ? 0.0f : 1.0f;  // the group's first head overwrites dk, dv
         const float* p = att + (size_t(b) * H + h) * T * T;
         float* dp = datt + (size_t(b) * H + h) * T * T;
         const float* dob = dout + (size_t(b) * T * H + h) * D;
         const float* qb = q + (size_t(b) * T * H + h) * D;
-        sgemm(true, false, T, D, T, 1.0f, p, T, dob, H * D, beta, dvb, Hkv * D);     // dv += P^T dO
-        sgemm(false, true, T, T, D, 1.0f, dob, H * D, vb, Hkv * D, 0.0f, dp, T);     // dP = dO V^T
-        for (int i = 0; i < T; ++i) {  // dS = P * (dP - rowsum(dP * P)), scaled for q k^T
-          float* dpr = dp + size_t(i) * T;
-          const float* pr = p + size_t(i) * T;
-          float dot = 0;
-          for (int j = 0; j <= i; ++j) dot += dpr[j] * pr[j];
-          for (int j = 0; j <= i; ++j) dpr[j] = pr[j] * (dpr[j] - dot) * scale;
-          for (int j = i + 1; j < T; ++j) dpr[j] = 0;
+        float* dqb = dq + (size_t(b) * T * H + h) * D;
+        for (int r0 = 0; r0 < T; r0 += kAttnBlock) {
+          const int rows = std::min(kAttnBlock, T - r0), keys = r0 + rows;
+          const float* pr = p + size_t(r0) * T;
+          float* dpr = dp + size_t(r0) * T;
+          const float* dor = dob + size_t(r0) * H * D;
+          sgemm(true, false, keys, D, rows, 1.0f, pr, T, dor, H * D, 1.0f, dvb, Hkv * D);  // dV += P^T dO
+          sgemm(false, true, rows, keys, D, 1.0f, dor, H * D, vb, Hkv * D, 0.0f, dpr, T);  // dP = dO V^T
+          for (int i = r0; i < r0 + rows; ++i) {  // dS = P * (dP - rowsum(dP * P)), scaled for q k^T
+            float* d = dpr + size_t(i - r0) * T;
+            const float* pi = pr + size_t(i - r0) * T;
+            float dot = 0;
+            for (int j = 0; j <= i; ++j) dot += d[j] * pi[j];
+            for (int j = 0; j <= i; ++j) d[j] = pi[j] * (d[j] - dot) * scale;
+            for (int j = i + 1; j < keys; ++j) d[j] = 0;
+          }
+          sgemm(false, false, rows, D, keys, 1.0f, dpr, T, kb, Hkv * D, 0.0f, dqb + size_t(r0) * H * D, H * D);  // dQ
+          sgemm(true, false, keys, D, rows, 1.0f, dpr, T, qb + size_t(r0) * H * D, H * D, 1.0f, dkb, Hkv * D);  // dK
         }
-        sgemm(false, false, T, D, T, 1.0f, dp, T, kb, Hkv * D, 0.0f, dq + (size_t(b) * T * H + h) * D, H * D);  // dQ
-        sgemm(true, false, T, D, T, 1.0f, dp, T, qb, H * D, beta, dkb, Hkv * D);   // dK += dS^T Q
       }
     }
 }
