@@ -50,33 +50,47 @@ class Block(torch.nn.Module):
         return x + self.d(torch.nn.functional.silu(self.g(n)) * self.u(n))
 
 
+class Model:
+    """The peer model of a preset with vocabulary V: N(0, 0.02) matrices, unit norm gains."""
+
+    def __init__(self, preset, V):
+        _, T, L, C, H, F, _ = PRESETS[preset]
+        self.V = V
+        self.emb = torch.nn.Embedding(V, C)
+        self.blocks = torch.nn.ModuleList(Block(C, H, F) for _ in range(L))
+        self.norm = torch.nn.Parameter(torch.ones(C))
+        self.params = list(self.emb.parameters()) + list(self.blocks.parameters()) + [self.norm]
+        for p in self.params:
+            if p.dim() == 2:
+                torch.nn.init.normal_(p, 0.0, 0.02)
+        inv = 1.0 / (10000.0 ** (torch.arange(0, C // H, 2).float() / (C // H)))
+        ang = torch.outer(torch.arange(T).float(), inv)
+        self.cos, self.sin = torch.cos(ang)[None, :, None, :], torch.sin(ang)[None, :, None, :]
+        self.mask = torch.full((T, T), float("-inf")).triu(1)
+
+    def loss(self, x, y):
+        """Mean cross-entropy of targets y (B, T) given inputs x (B, T)."""
+        h = self.emb(x)
+        for blk in self.blocks:
+            h = blk(h, self.cos, self.sin, self.mask)
+        logits = rmsnorm(h, self.norm) @ self.emb.weight.T
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, self.V), y.reshape(-1))
+
+
 def main():
     preset, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    V, T, L, C, H, F, tokens = PRESETS[preset]
+    V, T, _, _, _, _, tokens = PRESETS[preset]
     B = tokens // T
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    emb = torch.nn.Embedding(V, C)
-    blocks = torch.nn.ModuleList(Block(C, H, F) for _ in range(L))
-    norm = torch.nn.Parameter(torch.ones(C))
-    params = list(emb.parameters()) + list(blocks.parameters()) + [norm]
-    for p in params:
-        if p.dim() == 2:
-            torch.nn.init.normal_(p, 0.0, 0.02)
+    model = Model(preset, V)
+    params = model.params
     opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.1)
-    inv = 1.0 / (10000.0 ** (torch.arange(0, C // H, 2).float() / (C // H)))
-    ang = torch.outer(torch.arange(T).float(), inv)
-    cos, sin = torch.cos(ang)[None, :, None, :], torch.sin(ang)[None, :, None, :]
-    mask = torch.full((T, T), float("-inf")).triu(1)
     rates = []
     for s in range(steps + 3):
         x = torch.randint(0, V, (B, T + 1))
         t0 = time.perf_counter()
-        h = emb(x[:, :-1])
-        for blk in blocks:
-            h = blk(h, cos, sin, mask)
-        logits = rmsnorm(h, norm) @ emb.weight.T
-        loss = torch.nn.functional.cross_entropy(logits.view(-1, V), x[:, 1:].reshape(-1))
+        loss = model.loss(x[:, :-1], x[:, 1:])
         opt.zero_grad(set_to_none=False)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

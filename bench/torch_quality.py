@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from torch_peer import PRESETS, Block, rmsnorm  # noqa: E402
+from torch_peer import PRESETS, Model  # noqa: E402
 
 
 def tokens(path):
@@ -23,33 +23,18 @@ def tokens(path):
 def main():
     preset, train_path, valid_path = sys.argv[1:4]
     steps, lr, warmup, seed, threads = int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
-    _, T, L, C, H, F, tok_per_step = PRESETS[preset]
+    _, T, _, _, _, _, tok_per_step = PRESETS[preset]
     train, valid = tokens(train_path), tokens(valid_path)
     V = int(np.fromfile(train_path, dtype="<u4", count=1, offset=24)[0])
     B = tok_per_step // T
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    emb = torch.nn.Embedding(V, C)
-    blocks = torch.nn.ModuleList(Block(C, H, F) for _ in range(L))
-    norm = torch.nn.Parameter(torch.ones(C))
-    params = list(emb.parameters()) + list(blocks.parameters()) + [norm]
-    for p in params:
-        if p.dim() == 2:
-            torch.nn.init.normal_(p, 0.0, 0.02)
+    model = Model(preset, V)
+    params = model.params
     groups = [{"params": [p for p in params if p.dim() == 2], "weight_decay": 0.1},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), eps=1e-8)
-    inv = 1.0 / (10000.0 ** (torch.arange(0, C // H, 2).float() / (C // H)))
-    ang = torch.outer(torch.arange(T).float(), inv)
-    cos, sin = torch.cos(ang)[None, :, None, :], torch.sin(ang)[None, :, None, :]
-    mask = torch.full((T, T), float("-inf")).triu(1)
-
-    def loss_of(x, y):
-        h = emb(x)
-        for blk in blocks:
-            h = blk(h, cos, sin, mask)
-        logits = rmsnorm(h, norm) @ emb.weight.T
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+    loss_of = model.loss
 
     lr_min = lr / 10
     for s in range(steps):
