@@ -1,6 +1,7 @@
 // GGUF parsing with one bounded cursor and checked arithmetic, and the GGUF writer.
 #include "format/gguf.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <cstring>
@@ -36,9 +37,14 @@ bool ggml_tensor_bytes(GgmlType t, const int64_t* ne, uint32_t n_dims, uint64_t*
   for (uint32_t d = 0; d < n_dims; ++d)
     if (ne[d] < 0) return false;
   if (uint64_t(ne[0]) % info->block != 0) return false;
-  uint64_t n = uint64_t(ne[0]) / info->block * info->block_bytes;
+  // The element count must fit int64 too (ggml's nelements), not only the byte count: for
+  // block types bytes < elements, so checking bytes alone lets prod(ne) wrap.
+  int64_t elements = ne[0];
+  uint64_t n;
+  if (__builtin_mul_overflow(uint64_t(ne[0]) / info->block, uint64_t(info->block_bytes), &n)) return false;
   for (uint32_t d = 1; d < n_dims; ++d)
-    if (__builtin_mul_overflow(n, uint64_t(ne[d]), &n)) return false;
+    if (__builtin_mul_overflow(n, uint64_t(ne[d]), &n) || __builtin_mul_overflow(elements, ne[d], &elements))
+      return false;
   *bytes = n;
   return true;
 }
@@ -97,7 +103,11 @@ class Cursor {
   std::string_view string(const char* what) {
     size_t at = pos_;
     uint64_t n = uint(8, what);
-    if (n > left() || n > kMaxString)
+    if (n > kMaxString && n <= left())
+      throw FormatError(path_, std::string(what) + " length " + std::to_string(n) + " exceeds the cap of " +
+                                   std::to_string(kMaxString) + " bytes (1 GiB)",
+                        int64_t(at));
+    if (n > left())
       throw FormatError(path_, std::string(what) + " length " + std::to_string(n) + " exceeds the remaining " +
                                    std::to_string(left()) + " bytes",
                         int64_t(at));
@@ -150,13 +160,13 @@ GgufFile GgufFile::from_bytes(std::string bytes, const std::string& name) {
 }
 
 void GgufFile::parse() {
-  if (size_ == 0) throw FormatError(path_, "file is empty, expected GGUF magic");
+  if (size_ == 0) throw FormatError(path_, "file is empty, expected GGUF magic", 0);
   if (size_ < 4 || std::memcmp(data_, "GGUF", 4) != 0) {
     if (size_ < 4 && std::string_view(reinterpret_cast<const char*>(data_), size_) == std::string_view("GGUF", size_))
-      throw FormatError(path_, "truncated header: need 24 bytes, file has " + std::to_string(size_));
+      throw FormatError(path_, "truncated header: need 24 bytes, file has " + std::to_string(size_), 0);
     throw FormatError(path_, not_gguf(data_, size_), 0);
   }
-  if (size_ < 24) throw FormatError(path_, "truncated header: need 24 bytes, file has " + std::to_string(size_));
+  if (size_ < 24) throw FormatError(path_, "truncated header: need 24 bytes, file has " + std::to_string(size_), 0);
   Cursor c(data_, size_, path_);
   c.uint(4, "magic");
   version_ = uint32_t(c.uint(4, "version"));
@@ -176,7 +186,15 @@ void GgufFile::parse() {
     c.fail("tensor count " + std::to_string(n_tensors) + " exceeds what the file can hold (at most " +
                std::to_string(c.left() / 33) + ")",
            8);
+  // Check the sum as well as each term (CVE-2025-53630 was a sum that wrapped).
+  uint64_t kv_min, tensor_min, all_min;
+  if (__builtin_mul_overflow(n_kv, uint64_t{14}, &kv_min) || __builtin_mul_overflow(n_tensors, uint64_t{33}, &tensor_min) ||
+      __builtin_add_overflow(kv_min, tensor_min, &all_min) || all_min > c.left())
+    c.fail("metadata count " + std::to_string(n_kv) + " and tensor count " + std::to_string(n_tensors) +
+               " together exceed what the file can hold (" + std::to_string(c.left()) + " bytes left)",
+           8);
 
+  size_t alignment_at = 0;  // offset of general.alignment's type field, for messages
   std::unordered_set<std::string> keys;  // kv_index_ is built after the loop: kv_ may still move
   for (uint64_t i = 0; i < n_kv; ++i) {
     const size_t at = c.pos();
@@ -188,8 +206,9 @@ void GgufFile::parse() {
     if (!keys.insert(std::string(key)).second) c.fail("duplicate key " + quoted(key), at);
     const std::string ctx = "key " + quoted(key);
     const size_t type_at = c.pos();
+    if (key == kKeyAlignment) alignment_at = type_at;
     const auto type = uint32_t(c.uint(4, "value type"));
-    if (type > 12) c.fail(ctx + " has unknown type " + std::to_string(int32_t(type)) + ", expected 0 to 12", type_at);
+    if (type > 12) c.fail(ctx + " has unknown type " + std::to_string(type) + ", expected 0 to 12", type_at);
     GgufValue v;
     v.type = GgufType(type);
     auto read_scalar = [&](uint32_t t, uint64_t* bits) {
@@ -203,16 +222,16 @@ void GgufFile::parse() {
     } else if (v.type == GgufType::ARRAY) {
       const size_t eat = c.pos();
       const auto elem = uint32_t(c.uint(4, "array element type"));
-      if (elem > 12) c.fail(ctx + ": array element type " + std::to_string(int32_t(elem)) + " is unknown", eat);
+      if (elem > 12) c.fail(ctx + ": array element type " + std::to_string(elem) + " is unknown, expected 0 to 12", eat);
       if (GgufType(elem) == GgufType::ARRAY) c.fail(ctx + ": arrays of arrays are not supported", eat);
-      v.elem = GgufType(elem);
+      v.elem_type = GgufType(elem);
       v.count = c.uint(8, "array count");
       const uint64_t min_elem = elem == uint32_t(GgufType::STRING) ? 8 : scalar_size(elem);
       if (v.count > kMaxArray || v.count > c.left() / min_elem)
         c.fail(ctx + ": array of " + std::to_string(v.count) + " elements exceeds the remaining " +
                    std::to_string(c.left()) + " bytes",
                eat + 4);
-      if (v.elem == GgufType::STRING) {
+      if (v.elem_type == GgufType::STRING) {
         v.strings.reserve(size_t(v.count));
         for (uint64_t k = 0; k < v.count; ++k) v.strings.emplace_back(c.string("string array element"));
       } else {
@@ -234,19 +253,23 @@ void GgufFile::parse() {
   if (const GgufValue* a = find(kKeyAlignment)) {
     if (a->type != GgufType::U32)
       throw FormatError(path_, "key 'general.alignment' has type " + std::string(gguf_type_name(a->type)) +
-                                   ", expected u32");
+                                   ", expected u32",
+                        int64_t(alignment_at));
     const uint64_t al = a->bits;
     if (al == 0 || (al & (al - 1)) != 0 || al > kMaxAlignment)
       throw FormatError(path_, "key 'general.alignment' is " + std::to_string(al) +
-                                   ", expected a power of two from 1 to " + std::to_string(kMaxAlignment));
+                                   ", expected a u32 power of two from 1 to " + std::to_string(kMaxAlignment),
+                        int64_t(alignment_at + 4));
     alignment_ = uint32_t(al);
   }
 
   std::unordered_set<std::string> names;  // no reserve: counts come from the file
+  std::vector<size_t> info_at;             // offset of each tensor info, for layout messages
   for (uint64_t i = 0; i < n_tensors; ++i) {
     const size_t at = c.pos();
     GgufTensorInfo t;
     std::string_view name = c.string("tensor name");
+    if (name.empty()) c.fail("tensor #" + std::to_string(i) + " has an empty name", at);
     if (name.size() > kMaxTensorName)
       c.fail("tensor name " + quoted(name) + " is " + std::to_string(name.size()) + " bytes, expected at most " +
                  std::to_string(kMaxTensorName),
@@ -273,29 +296,39 @@ void GgufFile::parse() {
                  " block size " + std::to_string(info->block),
              dims_at);
     if (!ggml_tensor_bytes(t.type, t.ne, t.n_dims, &t.n_bytes)) c.fail(ctx + ": byte size overflows", dims_at);
+    info_at.push_back(c.pos());
     t.offset = c.uint(8, "tensor offset");
     tensors_.push_back(std::move(t));
   }
 
   if (!pad_ok(c.pos(), alignment_, &data_offset_)) c.fail("data offset overflows", c.pos());
   uint64_t running = 0;  // where the next tensor must start, relative to the data section
-  for (auto& t : tensors_) {
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    auto& t = tensors_[i];
     if (t.offset != running)
-      throw FormatError(path_, "tensor " + quoted(t.name) + ": offset " + std::to_string(t.offset) + ", expected " +
-                                   std::to_string(running) + " (tensors must be aligned, in order, without gaps)");
-    uint64_t begin, end;
-    if (!add_ok(data_offset_, t.offset, &begin) || !add_ok(begin, t.n_bytes, &end) || end > size_)
-      throw FormatError(path_, "tensor " + quoted(t.name) + " extends past the end of the file (" +
-                                   std::to_string(size_) + " bytes; corrupted or incomplete)");
+      c.fail("tensor " + quoted(t.name) + ": offset " + std::to_string(t.offset) + ", expected " +
+                 std::to_string(running) + " (tensors must be aligned to " + std::to_string(alignment_) +
+                 ", in order, without gaps or overlaps)",
+             info_at[i]);
+    uint64_t begin = 0, end = 0;
+    const bool wraps = !add_ok(data_offset_, t.offset, &begin) || !add_ok(begin, t.n_bytes, &end);
+    if (wraps || end > size_)
+      c.fail("tensor " + quoted(t.name) + " extends past the end of the file (needs bytes up to " +
+                 (wraps ? std::string("beyond 2^64") : std::to_string(end)) + ", file has " +
+                 std::to_string(size_) + "; corrupted or incomplete download)",
+             info_at[i]);
     t.data = data_ + begin;
     uint64_t next;
     if (!add_ok(t.offset, t.n_bytes, &next) || !pad_ok(next, alignment_, &running))
-      throw FormatError(path_, "tensor " + quoted(t.name) + ": data size overflows");
+      c.fail("tensor " + quoted(t.name) + ": data size overflows", info_at[i]);
   }
   for (size_t i = 0; i < tensors_.size(); ++i) tensor_index_.emplace(tensors_[i].name, i);
-  if (!tensors_.empty() && size_ > data_offset_ + running)
-    warnings_.push_back(path_ + ": " + std::to_string(size_ - data_offset_ - running) +
-                        " bytes after the tensor data were ignored");
+  // Without tensors the data section is empty and may even be missing its padding.
+  uint64_t data_end;
+  if (!add_ok(data_offset_, running, &data_end)) c.fail("data section size overflows", c.pos());
+  const uint64_t used = tensors_.empty() ? std::max<uint64_t>(c.pos(), std::min<uint64_t>(data_offset_, size_)) : data_end;
+  if (size_ > used)
+    warnings_.push_back(path_ + ": " + std::to_string(size_ - used) + " bytes after the tensor data were ignored");
 }
 
 const GgufValue* GgufFile::find(std::string_view key) const {
@@ -310,7 +343,7 @@ const GgufTensorInfo* GgufFile::find_tensor(std::string_view name) const {
 
 void GgufFile::type_error(std::string_view key, const GgufValue& v, const char* expected) const {
   std::string found = gguf_type_name(v.type);
-  if (v.type == GgufType::ARRAY) found += " of " + std::string(gguf_type_name(v.elem));
+  if (v.type == GgufType::ARRAY) found += " of " + std::string(gguf_type_name(v.elem_type));
   throw FormatError(path_, "key '" + std::string(key) + "' has type " + found + ", expected " + expected);
 }
 
@@ -339,7 +372,9 @@ static T integer(const GgufFile& f, std::string_view key, const GgufValue* v, co
   if (!integer_value(*v, &x))
     throw FormatError(f.path(), "key '" + std::string(key) + "' has type " + gguf_type_name(v->type) + ", expected " + name);
   if (x < __int128(std::numeric_limits<T>::min()) || x > __int128(std::numeric_limits<T>::max()))
-    throw FormatError(f.path(), "key '" + std::string(key) + "' value does not fit " + name);
+    throw FormatError(f.path(), "key '" + std::string(key) + "' value " +
+                                    (x < 0 ? "-" + std::to_string(uint64_t(-x)) : std::to_string(uint64_t(x))) +
+                                    " does not fit " + name);
   return T(x);
 }
 
@@ -370,31 +405,46 @@ const std::string& GgufFile::get_string(std::string_view key) const { return nee
 
 const std::vector<std::string>& GgufFile::get_string_array(std::string_view key) const {
   const GgufValue& v = need(key, GgufType::ARRAY);
-  if (v.elem != GgufType::STRING) type_error(key, v, "array of string");
+  if (v.elem_type != GgufType::STRING) type_error(key, v, "array of string");
   return v.strings;
 }
 std::vector<float> GgufFile::get_f32_array(std::string_view key) const {
   const GgufValue& v = need(key, GgufType::ARRAY);
-  if (v.elem != GgufType::F32) type_error(key, v, "array of f32");
+  if (v.elem_type != GgufType::F32) type_error(key, v, "array of f32");
   std::vector<float> out(size_t(v.count));
   std::memcpy(out.data(), v.str.data(), out.size() * 4);
   return out;
 }
 std::vector<int32_t> GgufFile::get_i32_array(std::string_view key) const {
   const GgufValue& v = need(key, GgufType::ARRAY);
-  if (v.elem != GgufType::I32) type_error(key, v, "array of i32");
+  if (v.elem_type != GgufType::I32) type_error(key, v, "array of i32");
   std::vector<int32_t> out(size_t(v.count));
   std::memcpy(out.data(), v.str.data(), out.size() * 4);
   return out;
 }
 std::string_view GgufFile::get_u8_array(std::string_view key) const {
   const GgufValue& v = need(key, GgufType::ARRAY);
-  if (v.elem != GgufType::U8 && v.elem != GgufType::I8) type_error(key, v, "array of u8");
+  if (v.elem_type != GgufType::U8 && v.elem_type != GgufType::I8) type_error(key, v, "array of u8");
   return v.str;
 }
 
 std::optional<uint32_t> GgufFile::try_get_u32(std::string_view key) const {
   return has(key) ? std::optional(get_u32(key)) : std::nullopt;
+}
+std::optional<uint64_t> GgufFile::try_get_u64(std::string_view key) const {
+  return has(key) ? std::optional(get_u64(key)) : std::nullopt;
+}
+std::optional<int32_t> GgufFile::try_get_i32(std::string_view key) const {
+  return has(key) ? std::optional(get_i32(key)) : std::nullopt;
+}
+const std::vector<std::string>* GgufFile::try_get_string_array(std::string_view key) const {
+  return has(key) ? &get_string_array(key) : nullptr;
+}
+std::optional<std::vector<float>> GgufFile::try_get_f32_array(std::string_view key) const {
+  return has(key) ? std::optional(get_f32_array(key)) : std::nullopt;
+}
+std::optional<std::vector<int32_t>> GgufFile::try_get_i32_array(std::string_view key) const {
+  return has(key) ? std::optional(get_i32_array(key)) : std::nullopt;
 }
 std::optional<float> GgufFile::try_get_f32(std::string_view key) const {
   return has(key) ? std::optional(get_f32(key)) : std::nullopt;
@@ -411,27 +461,51 @@ std::optional<std::string_view> GgufFile::try_get_u8_array(std::string_view key)
 
 void check_finite(const GgufFile& file, const GgufTensorInfo& t) {
   const uint64_t n = t.n_elements();
-  auto fail = [&](uint64_t i) {
-    throw FormatError(file.path(), "tensor " + quoted(t.name) + " contains a NaN or Inf at element " + std::to_string(i));
+  // An all-ones exponent is Inf when the mantissa is zero and NaN otherwise.
+  auto fail = [&](uint64_t i, bool nan, size_t elem_size) {
+    throw FormatError(file.path(),
+                      "tensor " + quoted(t.name) + " contains " + (nan ? "NaN" : "Inf") + " at element " +
+                          std::to_string(i) + "; the model is corrupted or diverged in training",
+                      int64_t(file.data_offset() + t.offset + i * elem_size));
   };
   if (t.type == GgmlType::F32) {
     for (uint64_t i = 0; i < n; ++i) {
       uint32_t b;
       std::memcpy(&b, t.data + 4 * i, 4);
-      if ((b & 0x7f800000u) == 0x7f800000u) fail(i);
+      if ((b & 0x7f800000u) == 0x7f800000u) fail(i, (b & 0x007fffffu) != 0, 4);
     }
-  } else if (t.type == GgmlType::F16) {
-    for (uint64_t i = 0; i < n; ++i)
-      if (((t.data[2 * i + 1] << 8) & 0x7c00) == 0x7c00) fail(i);
-  } else if (t.type == GgmlType::BF16) {
-    for (uint64_t i = 0; i < n; ++i)
-      if ((((t.data[2 * i + 1] << 8) | t.data[2 * i]) & 0x7f80) == 0x7f80) fail(i);
+  } else if (t.type == GgmlType::F16 || t.type == GgmlType::BF16) {
+    const uint32_t exp = t.type == GgmlType::F16 ? 0x7c00u : 0x7f80u;
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint32_t b = uint32_t(t.data[2 * i + 1]) << 8 | t.data[2 * i];
+      if ((b & exp) == exp) fail(i, (b & (exp ^ 0x7fffu)) != 0, 2);
+    }
   }
 }
 
 // ---- GgufWriter ----
 
 void GgufWriter::set_value(std::string_view key, GgufValue v) {
+  const std::string ctx = "GGUF key " + quoted(key);
+  if (key.empty()) throw UsageError("GGUF key must not be empty");
+  if (key.size() > kMaxString) throw UsageError(ctx + " is longer than 1 GiB");
+  for (char ch : key)
+    if (uint8_t(ch) < 0x20 || uint8_t(ch) > 0x7e) throw UsageError(ctx + " must be printable ASCII (0x20 to 0x7e)");
+  if (uint32_t(v.type) > 12) throw UsageError(ctx + " has unknown type " + std::to_string(uint32_t(v.type)));
+  if (v.type == GgufType::BOOL && v.bits > 1) throw UsageError(ctx + ": bool value must be 0 or 1");
+  if (v.type == GgufType::STRING && v.str.size() > kMaxString) throw UsageError(ctx + ": string longer than 1 GiB");
+  if (v.type == GgufType::ARRAY) {
+    const auto e = uint32_t(v.elem_type);
+    if (e > 12 || v.elem_type == GgufType::ARRAY) throw UsageError(ctx + ": array element type must be 0 to 12, not an array");
+    if (v.count > kMaxArray) throw UsageError(ctx + ": array longer than 2^30 elements");
+    if (v.elem_type == GgufType::STRING ? v.strings.size() != v.count : v.str.size() != v.count * scalar_size(e))
+      throw UsageError(ctx + ": array count " + std::to_string(v.count) + " does not match its elements");
+    if (v.elem_type == GgufType::BOOL)
+      for (char b : v.str)
+        if (uint8_t(b) > 1) throw UsageError(ctx + ": bool element must be 0 or 1");
+  }
+  if (key == kKeyAlignment && (v.type != GgufType::U32 || v.bits == 0 || (v.bits & (v.bits - 1)) != 0 || v.bits > kMaxAlignment))
+    throw UsageError("general.alignment must be a u32 power of two from 1 to " + std::to_string(kMaxAlignment));
   for (auto& [k, old] : kv_)
     if (k == key) {
       old = std::move(v);
@@ -449,7 +523,7 @@ static GgufValue scalar(GgufType t, uint64_t bits) {
 static GgufValue numeric_array(GgufType elem, const void* data, size_t count, size_t elem_size) {
   GgufValue v;
   v.type = GgufType::ARRAY;
-  v.elem = elem;
+  v.elem_type = elem;
   v.count = count;
   v.str.assign(static_cast<const char*>(data), count * elem_size);
   return v;
@@ -474,7 +548,7 @@ void GgufWriter::set_string(std::string_view k, std::string_view x) {
 void GgufWriter::set_array_string(std::string_view k, const std::vector<std::string>& x) {
   GgufValue v;
   v.type = GgufType::ARRAY;
-  v.elem = GgufType::STRING;
+  v.elem_type = GgufType::STRING;
   v.count = x.size();
   v.strings = x;
   set_value(k, std::move(v));
@@ -498,6 +572,7 @@ void GgufWriter::add_tensor(std::string_view name, GgmlType type, const std::vec
   if (ne.empty() || ne.size() > 4 || !ggml_tensor_bytes(type, ne.data(), uint32_t(ne.size()), &bytes))
     throw UsageError("tensor " + quoted(name) + ": shape does not fit type " +
                      (ggml_type_info(uint32_t(type)) ? ggml_type_info(type).name : "?"));
+  if (!data && bytes != 0) throw UsageError("tensor " + quoted(name) + ": data is null");
   tensors_.push_back({std::string(name), type, ne, bytes, data});
 }
 
@@ -527,9 +602,9 @@ std::string GgufWriter::header_bytes() const {
     if (v.type == GgufType::STRING) {
       put_string(h, v.str);
     } else if (v.type == GgufType::ARRAY) {
-      put(h, uint32_t(v.elem), 4);
+      put(h, uint32_t(v.elem_type), 4);
       put(h, v.count, 8);
-      if (v.elem == GgufType::STRING)
+      if (v.elem_type == GgufType::STRING)
         for (const auto& s : v.strings) put_string(h, s);
       else
         h.append(v.str);

@@ -73,11 +73,11 @@ enum class GgufType : uint32_t {
 const char* gguf_type_name(GgufType t);  // "u32", "string", "array", ...
 
 // One metadata value. Scalars live in `bits` (little-endian, zero-extended), strings in `str`;
-// arrays have `elem` and `count`, numeric elements as raw little-endian bytes in `str`, string
-// elements in `strings`.
+// arrays have `elem_type` and `count`, numeric elements as raw little-endian bytes in `str`
+// (count x element size), string elements in `strings` (count of them).
 struct GgufValue {
   GgufType type = GgufType::U8;
-  GgufType elem = GgufType::U8;
+  GgufType elem_type = GgufType::U8;  // arrays only
   uint64_t bits = 0;
   uint64_t count = 0;
   std::string str;
@@ -92,6 +92,7 @@ struct GgufTensorInfo {
   uint64_t offset = 0;      // from the start of the data section
   uint64_t n_bytes = 0;
   const uint8_t* data = nullptr;  // valid while the GgufFile lives
+  // Product of ne; the reader has checked that it does not overflow.
   uint64_t n_elements() const { return uint64_t(ne[0]) * uint64_t(ne[1]) * uint64_t(ne[2]) * uint64_t(ne[3]); }
 };
 
@@ -128,9 +129,15 @@ class GgufFile {
   std::string_view get_u8_array(std::string_view key) const;  // u8 or i8 elements, as bytes
   // As above, but std::nullopt when the key is missing (a wrong type still throws).
   std::optional<uint32_t> try_get_u32(std::string_view key) const;
+  std::optional<uint64_t> try_get_u64(std::string_view key) const;
+  std::optional<int32_t> try_get_i32(std::string_view key) const;
   std::optional<float> try_get_f32(std::string_view key) const;
   std::optional<bool> try_get_bool(std::string_view key) const;
   std::optional<std::string> try_get_string(std::string_view key) const;
+  // nullptr when missing; the vector lives as long as the GgufFile.
+  const std::vector<std::string>* try_get_string_array(std::string_view key) const;
+  std::optional<std::vector<float>> try_get_f32_array(std::string_view key) const;
+  std::optional<std::vector<int32_t>> try_get_i32_array(std::string_view key) const;
   std::optional<std::string_view> try_get_u8_array(std::string_view key) const;
 
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
@@ -158,7 +165,7 @@ class GgufFile {
 };
 
 // Throws FormatError naming the tensor and element index of the first NaN or Inf in an F32,
-// F16 or BF16 tensor (other types are not scanned).
+// F16 or BF16 tensor, with its byte offset in the file (other types are not scanned).
 void check_finite(const GgufFile& file, const GgufTensorInfo& tensor);
 
 // Collects metadata and tensors, then writes a GGUF v3 file. Keys keep insertion order; setting
@@ -176,7 +183,10 @@ class GgufWriter {
   void set_array_f32(std::string_view key, const std::vector<float>& v);
   void set_array_i32(std::string_view key, const std::vector<int32_t>& v);
   void set_array_u8(std::string_view key, std::string_view bytes);
-  // Any value, e.g. one copied from a GgufFile.
+  // Any value, e.g. one copied from a GgufFile. All setters throw UsageError for a key the reader
+  // would reject (empty, bytes outside 0x20..0x7e), an inconsistent value (count not matching the
+  // elements, bool not 0/1, array of arrays), or a general.alignment that is not a u32 power of
+  // two in [1, 2^20].
   void set_value(std::string_view key, GgufValue v);
   // Adds a tensor; `data` must hold ggml_tensor_bytes(type, ne) bytes and stay valid until
   // write(). Throws UsageError for a bad name, shape or type.
