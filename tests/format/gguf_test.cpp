@@ -44,6 +44,22 @@ struct Bytes {
   }
 };
 
+// Writes `w` through OutputFile into `dir` and returns the file's bytes.
+std::string write_bytes(const GgufWriter& w, const test::TempDir& dir) {
+  const std::string path = dir.path() + "/w.gguf";
+  OutputFile out(path);
+  w.write(out);
+  out.commit();
+  return load_file(path);
+}
+
+GgufValue scalar_value(GgufType t, uint64_t bits) {
+  GgufValue v;
+  v.type = t;
+  v.bits = bits;
+  return v;
+}
+
 GgufFile parse(const std::string& bytes) { return GgufFile::from_bytes(bytes, "bad.gguf"); }
 
 void expect_bad(const std::string& bytes, const char* message) {
@@ -145,11 +161,123 @@ TEST_CASE("a file without tensors round trips") {
   CHECK(f.get_string(kKeyArchitecture) == "llama");
 }
 
+TEST_CASE("writer round trip: the remaining scalar and array types through set_value, in insertion order") {
+  GgufWriter w;
+  w.set_value("s.i8", scalar_value(GgufType::I8, uint8_t(-7)));
+  w.set_value("s.u16", scalar_value(GgufType::U16, 65535));
+  w.set_value("s.i16", scalar_value(GgufType::I16, uint16_t(-300)));
+  w.set_value("s.i64", scalar_value(GgufType::I64, uint64_t(int64_t{-1} << 40)));
+  double d = -0.25;
+  uint64_t dbits;
+  std::memcpy(&dbits, &d, 8);
+  w.set_value("s.f64", scalar_value(GgufType::F64, dbits));
+  GgufValue bools;
+  bools.type = GgufType::ARRAY;
+  bools.elem_type = GgufType::BOOL;
+  bools.count = 3;
+  bools.str = std::string("\1\0\1", 3);
+  w.set_value("a.bool", bools);
+  GgufValue u64s;
+  u64s.type = GgufType::ARRAY;
+  u64s.elem_type = GgufType::U64;
+  u64s.count = 1;
+  u64s.str = std::string("\1\2\3\4\5\6\7\x80", 8);
+  w.set_value("a.u64", u64s);
+  w.set_array_u8("a.empty", "");
+  w.set_value("s.i8", scalar_value(GgufType::I8, 5));  // replaced in place, keeps its position
+  test::TempDir dir;
+  const std::string bytes = write_bytes(w, dir);
+  CHECK(bytes.size() == w.file_size());
+  GgufFile f = parse(bytes);
+  std::vector<std::string> keys;
+  for (const auto& kv : f.metadata()) keys.push_back(kv.first);
+  CHECK(keys == std::vector<std::string>{"s.i8", "s.u16", "s.i16", "s.i64", "s.f64", "a.bool", "a.u64", "a.empty"});
+  CHECK(f.get_i32("s.i8") == 5);
+  CHECK(f.get_u32("s.u16") == 65535);
+  CHECK(f.get_u64("s.u16") == 65535);
+  CHECK(f.get_i32("s.i16") == -300);
+  CHECK(f.find("s.i64")->type == GgufType::I64);
+  CHECK(int64_t(f.find("s.i64")->bits) == int64_t{-1} << 40);
+  double back;
+  std::memcpy(&back, &f.find("s.f64")->bits, 8);
+  CHECK(back == -0.25);
+  CHECK(f.find("a.bool")->elem_type == GgufType::BOOL);
+  CHECK(f.find("a.bool")->str == std::string("\1\0\1", 3));
+  CHECK(f.find("a.u64")->count == 1);
+  CHECK(f.find("a.u64")->str == u64s.str);
+  CHECK(f.get_u8_array("a.empty").empty());
+  CHECK_THROWS_WITH_AS(f.get_u32("s.i64"), doctest::Contains("value -1099511627776 does not fit u32"), FormatError);
+}
+
+TEST_CASE("zero tensors with alignment 64 round trip, and so do version 2 files") {
+  GgufWriter w;
+  w.set_u32(kKeyAlignment, 64);
+  w.set_string(kKeyArchitecture, "llama");
+  test::TempDir dir;
+  const std::string bytes = write_bytes(w, dir);
+  CHECK(bytes.size() == w.file_size());
+  CHECK(bytes.size() % 64 == 0);
+  GgufFile f = parse(bytes);
+  CHECK(f.alignment() == 64);
+  CHECK(f.tensors().empty());
+  CHECK(f.warnings().empty());
+  CHECK(f.data_offset() == bytes.size());
+  Bytes v2;
+  v2.header(0, 1, 2).kv_string("general.architecture", "gpt2");
+  CHECK(parse(v2.s).version() == 2);
+  CHECK(parse(v2.s).get_string(kKeyArchitecture) == "gpt2");
+}
+
+TEST_CASE("try_ getters return nothing for a missing key and still throw for a wrong type") {
+  GgufFile f = parse(valid_file());
+  CHECK_FALSE(f.try_get_u64("x").has_value());
+  CHECK_FALSE(f.try_get_i32("x").has_value());
+  CHECK_FALSE(f.try_get_f32("x").has_value());
+  CHECK_FALSE(f.try_get_bool("x").has_value());
+  CHECK_FALSE(f.try_get_string("x").has_value());
+  CHECK(f.try_get_string_array("x") == nullptr);
+  CHECK_FALSE(f.try_get_f32_array("x").has_value());
+  CHECK_FALSE(f.try_get_i32_array("x").has_value());
+  CHECK_FALSE(f.try_get_u8_array("x").has_value());
+  CHECK(f.try_get_u64("llama.block_count") == 1u);
+  CHECK(f.try_get_string("general.architecture") == "llama");
+  CHECK_THROWS_AS(f.try_get_string_array("general.architecture"), FormatError);
+  CHECK_THROWS_AS(f.try_get_i32_array("llama.block_count"), FormatError);
+}
+
+TEST_CASE("writer rejects keys and values the reader would refuse") {
+  GgufWriter w;
+  CHECK_THROWS_AS(w.set_u32("", 1), UsageError);
+  CHECK_THROWS_AS(w.set_u32(std::string("a\0b", 3), 1), UsageError);
+  CHECK_THROWS_AS(w.set_u32("k\xc3\xa9", 1), UsageError);
+  CHECK_THROWS_AS(w.set_u32(kKeyAlignment, 0), UsageError);
+  CHECK_THROWS_AS(w.set_u32(kKeyAlignment, 48), UsageError);
+  CHECK_THROWS_AS(w.set_u32(kKeyAlignment, 1u << 21), UsageError);
+  CHECK_THROWS_AS(w.set_i32(kKeyAlignment, 32), UsageError);
+  CHECK_THROWS_AS(w.set_value("b", scalar_value(GgufType::BOOL, 2)), UsageError);
+  GgufValue nested;
+  nested.type = GgufType::ARRAY;
+  nested.elem_type = GgufType::ARRAY;
+  CHECK_THROWS_AS(w.set_value("n", nested), UsageError);
+  GgufValue short_array;
+  short_array.type = GgufType::ARRAY;
+  short_array.elem_type = GgufType::U32;
+  short_array.count = 2;
+  short_array.str = "1234";
+  CHECK_THROWS_AS(w.set_value("s", short_array), UsageError);
+  CHECK(w.file_size() == 32);  // nothing was added: the 24-byte header padded to 32
+}
+
 TEST_CASE("writer rejects bad tensors") {
   GgufWriter w;
   float x[64] = {};
   CHECK_THROWS_AS(w.add_tensor("q", GgmlType::Q4_0, {33}, x), UsageError);
   CHECK_THROWS_AS(w.add_tensor(std::string(64, 'n'), GgmlType::F32, {1}, x), UsageError);
+  CHECK_THROWS_AS(w.add_tensor("", GgmlType::F32, {1}, x), UsageError);
+  CHECK_THROWS_AS(w.add_tensor("five", GgmlType::F32, {1, 1, 1, 1, 1}, x), UsageError);
+  CHECK_THROWS_AS(w.add_tensor("neg", GgmlType::F32, {-1}, x), UsageError);
+  CHECK_THROWS_AS(w.add_tensor("bad_type", GgmlType(4), {1}, x), UsageError);
+  CHECK_THROWS_AS(w.add_tensor("null", GgmlType::F32, {1}, nullptr), UsageError);
   w.add_tensor("a", GgmlType::F32, {1}, x);
   CHECK_THROWS_AS(w.add_tensor("a", GgmlType::F32, {1}, x), UsageError);
 }
@@ -165,6 +293,30 @@ TEST_CASE("ggml type table: sizes and removed types") {
   int64_t ne[2] = {4096, 4096};
   REQUIRE(ggml_tensor_bytes(GgmlType::Q4_0, ne, 2, &n));
   CHECK(n == 4096u / 32 * 18 * 4096);
+  struct Row { GgmlType t; uint32_t block, bytes; const char* name; };
+  const Row rows[] = {
+      {GgmlType::F32, 1, 4, "f32"},       {GgmlType::F16, 1, 2, "f16"},         {GgmlType::BF16, 1, 2, "bf16"},
+      {GgmlType::F64, 1, 8, "f64"},       {GgmlType::I8, 1, 1, "i8"},           {GgmlType::I16, 1, 2, "i16"},
+      {GgmlType::I32, 1, 4, "i32"},       {GgmlType::I64, 1, 8, "i64"},         {GgmlType::Q4_0, 32, 18, "q4_0"},
+      {GgmlType::Q4_1, 32, 20, "q4_1"},   {GgmlType::Q5_0, 32, 22, "q5_0"},     {GgmlType::Q5_1, 32, 24, "q5_1"},
+      {GgmlType::Q8_0, 32, 34, "q8_0"},   {GgmlType::Q8_1, 32, 36, "q8_1"},     {GgmlType::Q2_K, 256, 84, "q2_K"},
+      {GgmlType::Q3_K, 256, 110, "q3_K"}, {GgmlType::Q4_K, 256, 144, "q4_K"},   {GgmlType::Q5_K, 256, 176, "q5_K"},
+      {GgmlType::Q6_K, 256, 210, "q6_K"}, {GgmlType::Q8_K, 256, 292, "q8_K"},   {GgmlType::IQ2_XXS, 256, 66, "iq2_xxs"},
+      {GgmlType::IQ2_XS, 256, 74, "iq2_xs"}, {GgmlType::IQ3_XXS, 256, 98, "iq3_xxs"}, {GgmlType::IQ1_S, 256, 50, "iq1_s"},
+      {GgmlType::IQ4_NL, 32, 18, "iq4_nl"}, {GgmlType::IQ3_S, 256, 110, "iq3_s"}, {GgmlType::IQ2_S, 256, 82, "iq2_s"},
+      {GgmlType::IQ4_XS, 256, 136, "iq4_xs"}, {GgmlType::IQ1_M, 256, 56, "iq1_m"}, {GgmlType::TQ1_0, 256, 54, "tq1_0"},
+      {GgmlType::TQ2_0, 256, 66, "tq2_0"}, {GgmlType::MXFP4, 32, 17, "mxfp4"},
+  };
+  size_t valid = 0;
+  for (uint32_t raw = 0; raw < 64; ++raw) valid += ggml_type_info(raw) != nullptr;
+  CHECK(valid == sizeof rows / sizeof *rows);
+  for (const Row& r : rows) {
+    CAPTURE(r.name);
+    REQUIRE(ggml_type_info(uint32_t(r.t)) != nullptr);
+    CHECK(ggml_type_info(r.t).block == r.block);
+    CHECK(ggml_type_info(r.t).block_bytes == r.bytes);
+    CHECK(std::string(ggml_type_info(r.t).name) == r.name);
+  }
 }
 
 TEST_CASE("A1 empty file") { expect_bad("", "file is empty, expected GGUF magic"); }
@@ -193,6 +345,9 @@ TEST_CASE("A5 unsupported and byte-swapped versions") {
   Bytes b;
   b.header(0, 0, 0x03000000);
   expect_bad(b.s, "looks big-endian");
+  Bytes v2;  // version 2 has the same layout and is accepted
+  v2.header(0, 0, 2);
+  CHECK(parse(v2.s).version() == 2);
 }
 
 TEST_CASE("A6 huge tensor counts") {
@@ -201,6 +356,9 @@ TEST_CASE("A6 huge tensor counts") {
     b.header(n, 0);
     expect_bad(b.s, "tensor count");
   }
+  Bytes c;  // each count fits on its own, their sum does not
+  c.header(1, 2).kv_u32("a", 1).kv_u32("b", 2).raw("xxxxxxxxxxxxxxx", 15);
+  expect_bad(c.s, "together exceed what the file can hold");
 }
 
 TEST_CASE("A7 huge metadata count") {
@@ -213,6 +371,9 @@ TEST_CASE("A8 key length beyond the file") {
   Bytes b;
   b.header(0, 1).u64(~uint64_t{0}).raw("abcdefghijklmnop", 16);
   expect_bad(b.s, "key length 18446744073709551615 exceeds the remaining");
+  Bytes s;  // a string value over the 1 GiB cap is named as such (no allocation is attempted)
+  s.header(0, 1).str("k").u32(uint32_t(GgufType::STRING)).u64((uint64_t{1} << 30) + 1).raw("abc", 3);
+  expect_bad(s.s, "exceeds the remaining");
 }
 
 TEST_CASE("A9 empty and non-ASCII keys") {
@@ -296,6 +457,10 @@ TEST_CASE("A17 long and duplicate tensor names") {
   b.header(2, 0).tensor("x", {8}, 0, 0).tensor("x", {8}, 0, 32).pad();
   b.s.append(64, '\0');
   expect_bad(b.s, "duplicate tensor name 'x'");
+  Bytes e;
+  e.header(1, 0).tensor("", {8}, 0, 0).pad();
+  e.s.append(32, '\0');
+  expect_bad(e.s, "tensor #0 has an empty name");
 }
 
 TEST_CASE("A18 too many dimensions") {
@@ -329,6 +494,12 @@ TEST_CASE("A20 sizes that overflow") {
   Bytes d;  // ne[0] near 2^63: the padding arithmetic must not wrap either
   d.header(1, 0).tensor("t", {(int64_t{1} << 62) - 2}, 8, 0).pad();
   CHECK_THROWS_AS(parse(d.s), FormatError);
+  Bytes e;  // q4_0 bytes (2^57 * 18 * 4) fit in 64 bits, the element count 2^64 does not
+  e.header(1, 0).tensor("t", {int64_t{1} << 62, 4}, uint32_t(GgmlType::Q4_0), 0).pad();
+  expect_bad(e.s, "tensor 't': byte size overflows");
+  Bytes f;  // f64 with ne[0] near 2^63: ne[0] * 8 itself wraps
+  f.header(1, 0).tensor("t", {int64_t{1} << 61}, uint32_t(GgmlType::F64), 0).pad();
+  expect_bad(f.s, "tensor 't': byte size overflows");
 }
 
 TEST_CASE("A21 unsupported tensor types") {
@@ -352,6 +523,10 @@ TEST_CASE("A23 misaligned, out-of-order, overlapping and gapped offsets") {
     b.s.append(128, '\0');
     expect_bad(b.s, ("tensor 'b': offset " + std::to_string(second) + ", expected 32").c_str());
   }
+  Bytes a;  // the first tensor must start at 0
+  a.header(1, 0).tensor("a", {8}, 0, 32).pad();
+  a.s.append(64, '\0');
+  expect_bad(a.s, "tensor 'a': offset 32, expected 0");
 }
 
 TEST_CASE("A24 data one byte short") {
@@ -370,6 +545,11 @@ TEST_CASE("A26 trailing bytes are accepted with a warning") {
   GgufFile f = parse(valid_file() + std::string(1 << 20, 'z'));
   REQUIRE(f.warnings().size() == 1);
   CHECK(f.warnings()[0].find("1048576 bytes after the tensor data") != std::string::npos);
+  Bytes z;  // without tensors too
+  z.header(0, 1).kv_u32("a", 1).pad().raw("junk", 4);
+  GgufFile g = parse(z.s);
+  REQUIRE(g.warnings().size() == 1);
+  CHECK(g.warnings()[0].find("4 bytes after") != std::string::npos);
 }
 
 TEST_CASE("A27 missing keys are named by the typed getters") {
@@ -408,6 +588,37 @@ TEST_CASE("A29 NaN and Inf in weights are found by check_finite") {
                        FormatError);
 }
 
+TEST_CASE("A29 check_finite scans f16 and bf16 too, and skips quantized types") {
+  // f16: 0x3c00 = 1.0, 0x7c00 = +Inf, 0x7e00 = NaN. bf16: 0x3f80 = 1.0, 0xff80 = -Inf, 0x7fc1 = NaN.
+  auto file_with = [](GgmlType type, std::vector<uint16_t> halves) {
+    Bytes b;
+    b.header(1, 0).tensor("h", {int64_t(halves.size())}, uint32_t(type), 0).pad();
+    b.raw(halves.data(), halves.size() * 2).pad();
+    return b.s;
+  };
+  GgufFile ok = parse(file_with(GgmlType::F16, {0x3c00, 0x3c00}));
+  check_finite(ok, ok.tensors()[0]);
+  GgufFile inf16 = parse(file_with(GgmlType::F16, {0x3c00, 0x7c00}));
+  CHECK_THROWS_WITH_AS(check_finite(inf16, inf16.tensors()[0]), doctest::Contains("contains Inf at element 1"), FormatError);
+  GgufFile nan16 = parse(file_with(GgmlType::F16, {0x7e00, 0x3c00}));
+  CHECK_THROWS_WITH_AS(check_finite(nan16, nan16.tensors()[0]), doctest::Contains("contains NaN at element 0"), FormatError);
+  GgufFile inf_bf = parse(file_with(GgmlType::BF16, {0x3f80, 0x3f80, 0xff80}));
+  CHECK_THROWS_WITH_AS(check_finite(inf_bf, inf_bf.tensors()[0]), doctest::Contains("contains Inf at element 2"), FormatError);
+  GgufFile nan_bf = parse(file_with(GgmlType::BF16, {0x7fc1}));
+  try {
+    check_finite(nan_bf, nan_bf.tensors()[0]);
+    FAIL("no exception");
+  } catch (const FormatError& e) {
+    CHECK(std::string(e.what()).find("contains NaN at element 0") != std::string::npos);
+    CHECK(e.offset() == int64_t(nan_bf.data_offset()));
+  }
+  Bytes q;  // all-ones q8_0 bytes are not floats: not scanned
+  q.header(1, 0).tensor("q", {32}, uint32_t(GgmlType::Q8_0), 0).pad();
+  q.s.append(34, '\xff');
+  GgufFile qf = parse(q.s);
+  check_finite(qf, qf.tensors()[0]);
+}
+
 TEST_CASE("errors carry the byte offset of the problem") {
   Bytes b;
   b.header(0, 1).str("flag").u32(uint32_t(GgufType::BOOL)).u8(7);
@@ -417,5 +628,22 @@ TEST_CASE("errors carry the byte offset of the problem") {
   } catch (const FormatError& e) {
     CHECK(e.offset() == 24 + 8 + 4 + 4);
     CHECK(std::string(e.what()).rfind("bad.gguf: ", 0) == 0);
+  }
+  Bytes t;  // a layout error points at the tensor's offset field
+  t.header(1, 0).tensor("a", {8}, 0, 64).pad();
+  t.s.append(128, '\0');
+  try {
+    parse(t.s);
+    FAIL("no exception");
+  } catch (const FormatError& e) {
+    CHECK(e.offset() == 24 + 8 + 1 + 4 + 8 + 4);
+  }
+  Bytes a;  // a bad alignment points at the key's type field
+  a.header(0, 1).str("general.alignment").u32(uint32_t(GgufType::I32)).u32(32);
+  try {
+    parse(a.s);
+    FAIL("no exception");
+  } catch (const FormatError& e) {
+    CHECK(e.offset() == 24 + 8 + 17);
   }
 }
