@@ -10,8 +10,12 @@
 // string = u64 length + bytes (no NUL). value = the type's bytes; bool is one byte 0 or 1;
 // array = u32 element type + u64 count + elements (arrays of arrays are not allowed here).
 // ne[0] is the fastest-varying dimension (a PyTorch [out, in] weight is ne = {in, out}).
+// Keys are 1+ bytes of printable ASCII (0x20..0x7e), unique; tensor names 1..63 bytes, unique;
+// n_dims 1..4; ne >= 0; ne[0] a multiple of the type's block; offset == the previous tensor's
+// offset + bytes, padded to the alignment (first is 0); alignment is a u32 power of two <= 2^20.
 // Bounds enforced by the reader (RELIABILITY.md 1.4): strings <= 1 GiB, arrays <= 2^30
 // elements, counts never exceed what the remaining bytes can hold, all sizes checked for overflow.
+// Versions 2 and 3 share this layout; bytes after the last tensor are accepted with a warning.
 #pragma once
 
 #include <cstdint>
@@ -151,7 +155,7 @@ class GgufFile {
 
   std::string path_;
   MappedFile file_;
-  std::string bytes_;  // from_bytes keeps its data here
+  std::string bytes_;  // from_bytes keeps its data here; >= 24 bytes, so heap-held and stable across moves
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   uint32_t version_ = 0;
