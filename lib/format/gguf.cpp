@@ -68,6 +68,15 @@ size_t scalar_size(uint32_t t) {
 }
 
 bool add_ok(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_add_overflow(a, b, out); }
+
+// In-memory entries are bigger than their smallest encoding (an empty string is 8 bytes in the
+// file and 32 in a std::string), so counts are also held to RELIABILITY.md's peak-RSS budget:
+// the remaining file bytes + 64 MiB. Real files stay far below (a 256K vocabulary needs 8 MiB).
+constexpr uint64_t kMemorySlack = uint64_t{64} << 20;
+bool memory_ok(uint64_t count, uint64_t per_item, uint64_t left) {
+  uint64_t need, budget;
+  return !__builtin_mul_overflow(count, per_item, &need) && add_ok(left, kMemorySlack, &budget) && need <= budget;
+}
 bool pad_ok(uint64_t x, uint64_t align, uint64_t* out) {  // align is a power of two
   uint64_t t;
   if (!add_ok(x, align - 1, &t)) return false;
@@ -195,6 +204,12 @@ void GgufFile::parse() {
            8);
 
   size_t alignment_at = 0;  // offset of general.alignment's type field, for messages
+  // Entry + index + duplicate-detection set, per item.
+  const uint64_t kv_cost = sizeof(std::pair<std::string, GgufValue>) + 64, tensor_cost = sizeof(GgufTensorInfo) + 96;
+  if (!memory_ok(n_kv, kv_cost, c.left()) || !memory_ok(n_tensors, tensor_cost, c.left()))
+    c.fail("metadata count " + std::to_string(n_kv) + " / tensor count " + std::to_string(n_tensors) +
+               " needs more memory than the file's size justifies",
+           8);
   std::unordered_set<std::string> keys;  // kv_index_ is built after the loop: kv_ may still move
   for (uint64_t i = 0; i < n_kv; ++i) {
     const size_t at = c.pos();
@@ -232,6 +247,11 @@ void GgufFile::parse() {
                    std::to_string(c.left()) + " bytes",
                eat + 4);
       if (v.elem_type == GgufType::STRING) {
+        if (!memory_ok(v.count, sizeof(std::string), c.left()))
+          c.fail(ctx + ": array of " + std::to_string(v.count) + " strings needs " +
+                     std::to_string(v.count * sizeof(std::string)) + " bytes of memory, more than the remaining " +
+                     std::to_string(c.left()) + " file bytes + 64 MiB",
+                 eat + 4);
         v.strings.reserve(size_t(v.count));
         for (uint64_t k = 0; k < v.count; ++k) v.strings.emplace_back(c.string("string array element"));
       } else {

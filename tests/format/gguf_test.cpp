@@ -415,6 +415,12 @@ TEST_CASE("A12 nested arrays and oversized arrays") {
   Bytes e;
   e.header(0, 1).str("k").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::STRING)).u64(3).str("a").u64(1000);
   expect_bad(e.s, "exceeds the remaining");
+  // 2^22 empty strings: 32 MiB of file, but 128 MiB as std::string objects (> 32 MiB + 64 MiB).
+  // Built lazily: only the count and the first bytes matter, the reader fails before reading on.
+  Bytes f;
+  f.header(0, 1).str("k").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::STRING)).u64(uint64_t{1} << 22);
+  f.s.resize(f.s.size() + (size_t{8} << 22), '\0');
+  expect_bad(f.s, "strings needs 134217728 bytes of memory");
 }
 
 TEST_CASE("A13 bool value that is not 0 or 1") {
