@@ -1,17 +1,77 @@
 // Fused fp32 kernels: OpenMP over rows, inner loops written to vectorise. Hot row functions are
 // compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time, so the default build
-// (no -march=native) still runs AVX-512 code on CPUs that have it.
+// (no -march=native) still runs AVX-512 code on CPUs that have it. Loops that evaluate e^x have
+// an explicit AVX-512 twin (simd.hpp), chosen at run time: scalar std::exp would dominate them.
+// Sums over rows (dw, dE, squared norms) add in a fixed order that does not depend on the
+// thread count or on timing, so a resumed run reproduces the same bits (DESIGN.md decision 2).
 #include "kernels/kernels.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/blas.hpp"
+#include "kernels/simd.hpp"
 
 #define LM_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 namespace lm::kernels {
+
+// Column blocks for sums over rows: a thread owns whole columns and adds the rows in order.
+static constexpr int kColBlock = 64;
+
+// ---- matmul ----
+
+void matmul_forward(float* y, const float* x, const float* W, int N, int C, int OC, float beta) {
+  sgemm(false, true, N, OC, C, 1.0f, x, C, W, C, beta, y, OC);
+}
+void matmul_forward_ref(float* y, const float* x, const float* W, int N, int C, int OC, float beta) {
+  sgemm_ref(false, true, N, OC, C, 1.0f, x, C, W, C, beta, y, OC);
+}
+
+void matmul_backward(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,
+                     bool accumulate_dx) {
+  if (dx) sgemm(false, false, N, C, OC, 1.0f, dy, OC, W, C, accumulate_dx ? 1.0f : 0.0f, dx, C);
+  sgemm(true, false, OC, C, N, 1.0f, dy, OC, x, C, 1.0f, dW, C);
+}
+void matmul_backward_ref(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,
+                         bool accumulate_dx) {
+  if (dx) sgemm_ref(false, false, N, C, OC, 1.0f, dy, OC, W, C, accumulate_dx ? 1.0f : 0.0f, dx, C);
+  sgemm_ref(true, false, OC, C, N, 1.0f, dy, OC, x, C, 1.0f, dW, C);
+}
+
+// ---- embedding ----
+
+void embedding_forward(float* x, const int* tokens, const float* E, int N, int C) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; ++n) std::memcpy(x + size_t(n) * C, E + size_t(tokens[n]) * C, sizeof(float) * size_t(C));
+}
+void embedding_forward_ref(float* x, const int* tokens, const float* E, int N, int C) {
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c) x[size_t(n) * C + c] = E[size_t(tokens[n]) * C + c];
+}
+
+// dE[tokens[n], c0..c1) += dx[n, c0..c1) for every n in order.
+LM_TARGET_CLONES static void embedding_backward_block(float* dE, const int* tokens, const float* dx, int N, int C,
+                                                      int c0, int c1) {
+  for (int n = 0; n < N; ++n) {
+    float* row = dE + size_t(tokens[n]) * C;
+    const float* d = dx + size_t(n) * C;
+#pragma omp simd
+    for (int c = c0; c < c1; ++c) row[c] += d[c];
+  }
+}
+
+void embedding_backward(float* dE, const int* tokens, const float* dx, int N, int C) {
+  // Threads own column blocks, so repeated tokens never race and add in the order of n.
+#pragma omp parallel for schedule(static)
+  for (int c0 = 0; c0 < C; c0 += kColBlock) embedding_backward_block(dE, tokens, dx, N, C, c0, std::min(C, c0 + kColBlock));
+}
+void embedding_backward_ref(float* dE, const int* tokens, const float* dx, int N, int C) {
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c) dE[size_t(tokens[n]) * C + c] += dx[size_t(n) * C + c];
+}
 
 // ---- RMSNorm ----
 
@@ -41,30 +101,40 @@ void rmsnorm_forward_ref(float* y, float* rstd, const float* x, const float* w, 
   }
 }
 
-LM_TARGET_CLONES static void rmsnorm_backward_row(float* dx, float* dw, const float* dy, const float* x,
-                                                  const float* w, float r, int C) {
+LM_TARGET_CLONES static void rmsnorm_backward_row(float* dx, const float* dy, const float* x, const float* w, float r,
+                                                  int C) {
   float dot = 0;
 #pragma omp simd reduction(+ : dot)
   for (int c = 0; c < C; ++c) dot += dy[c] * w[c] * x[c];
   const float k = r * r * r * dot / float(C);
 #pragma omp simd
-  for (int c = 0; c < C; ++c) {
-    dx[c] = r * w[c] * dy[c] - k * x[c];
-    dw[c] += dy[c] * x[c] * r;
+  for (int c = 0; c < C; ++c) dx[c] = r * w[c] * dy[c] - k * x[c];
+}
+
+// dw[c0, c1) += sum over n of dy (N, C) * x (N, C) * rstd[n], rows added in order.
+LM_TARGET_CLONES static void rmsnorm_dw_block(float* dw, const float* dy, const float* x, const float* rstd, int N,
+                                              int C, int c0, int c1) {
+  float acc[kColBlock] = {};
+  const int w = c1 - c0;
+  for (int n = 0; n < N; ++n) {
+    const float r = rstd[n];
+    const float* dyr = dy + size_t(n) * C + c0;
+    const float* xr = x + size_t(n) * C + c0;
+#pragma omp simd
+    for (int j = 0; j < w; ++j) acc[j] += dyr[j] * xr[j] * r;
   }
+  for (int j = 0; j < w; ++j) dw[c0 + j] += acc[j];
 }
 
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int N,
                       int C) {
-  // dw is a sum over rows: each thread accumulates its own copy, then the copies are added.
 #pragma omp parallel
   {
-    std::vector<float> dw_local(size_t(C), 0.0f);
 #pragma omp for schedule(static)
     for (int n = 0; n < N; ++n)
-      rmsnorm_backward_row(dx + size_t(n) * C, dw_local.data(), dy + size_t(n) * C, x + size_t(n) * C, w, rstd[n], C);
-#pragma omp critical(lm_rmsnorm_dw)
-    for (int c = 0; c < C; ++c) dw[c] += dw_local[size_t(c)];
+      rmsnorm_backward_row(dx + size_t(n) * C, dy + size_t(n) * C, x + size_t(n) * C, w, rstd[n], C);
+#pragma omp for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += kColBlock) rmsnorm_dw_block(dw, dy, x, rstd, N, C, c0, std::min(C, c0 + kColBlock));
   }
 }
 
@@ -116,17 +186,24 @@ void rope_backward(float* dx, int B, int T, int H, int D, float base, int pos0) 
   rope_apply(dx, B, T, H, D, base, pos0, -1.0f);
 }
 
-void rope_forward_ref(float* x, int B, int T, int H, int D, float base, int pos0) {
+static void rope_apply_ref(float* x, int B, int T, int H, int D, float base, int pos0, double sign) {
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t)
       for (int h = 0; h < H; ++h)
         for (int i = 0; i < D / 2; ++i) {
           float* v = x + ((size_t(b) * T + t) * H + h) * D + 2 * i;
-          const double angle = double(pos0 + t) / std::pow(double(base), 2.0 * i / D);
+          const double angle = sign * double(pos0 + t) / std::pow(double(base), 2.0 * i / D);
           const double a = v[0], c = v[1];
           v[0] = float(a * std::cos(angle) - c * std::sin(angle));
           v[1] = float(a * std::sin(angle) + c * std::cos(angle));
         }
+}
+
+void rope_forward_ref(float* x, int B, int T, int H, int D, float base, int pos0) {
+  rope_apply_ref(x, B, T, H, D, base, pos0, 1.0);
+}
+void rope_backward_ref(float* dx, int B, int T, int H, int D, float base, int pos0) {
+  rope_apply_ref(dx, B, T, H, D, base, pos0, -1.0);
 }
 
 // ---- SwiGLU ----
@@ -147,17 +224,56 @@ LM_TARGET_CLONES static void swiglu_backward_chunk(float* dg, float* du, const f
   }
 }
 
+__attribute__((target("avx512f"))) static void swiglu_chunk_avx512(float* h, const float* g, const float* u, size_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(int(std::min<size_t>(16, n - i)));
+    const __m512 gv = _mm512_maskz_loadu_ps(m, g + i), uv = _mm512_maskz_loadu_ps(m, u + i);
+    const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+    _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_mul_ps(gv, s), uv));
+  }
+}
+
+__attribute__((target("avx512f"))) static void swiglu_backward_chunk_avx512(float* dg, float* du, const float* dh,
+                                                                           const float* g, const float* u, size_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(int(std::min<size_t>(16, n - i)));
+    const __m512 gv = _mm512_maskz_loadu_ps(m, g + i), uv = _mm512_maskz_loadu_ps(m, u + i);
+    const __m512 d = _mm512_maskz_loadu_ps(m, dh + i);
+    const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+    const __m512 ds = _mm512_mul_ps(d, s);
+    _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(ds, gv));
+    // d silu(g)/dg = s (1 + g (1 - s))
+    const __m512 k = _mm512_fmadd_ps(gv, _mm512_sub_ps(one, s), one);
+    _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(ds, uv), k));
+  }
+}
+
 static constexpr size_t kChunk = 4096;
 
 void swiglu_forward(float* h, const float* g, const float* u, size_t n) {
+  const bool avx512 = has_avx512f();
 #pragma omp parallel for schedule(static)
-  for (size_t c = 0; c < n; c += kChunk) swiglu_chunk(h + c, g + c, u + c, std::min(kChunk, n - c));
+  for (size_t c = 0; c < n; c += kChunk) {
+    const size_t len = std::min(kChunk, n - c);
+    if (avx512)
+      swiglu_chunk_avx512(h + c, g + c, u + c, len);
+    else
+      swiglu_chunk(h + c, g + c, u + c, len);
+  }
 }
 
 void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n) {
+  const bool avx512 = has_avx512f();
 #pragma omp parallel for schedule(static)
-  for (size_t c = 0; c < n; c += kChunk)
-    swiglu_backward_chunk(dg + c, du + c, dh + c, g + c, u + c, std::min(kChunk, n - c));
+  for (size_t c = 0; c < n; c += kChunk) {
+    const size_t len = std::min(kChunk, n - c);
+    if (avx512)
+      swiglu_backward_chunk_avx512(dg + c, du + c, dh + c, g + c, u + c, len);
+    else
+      swiglu_backward_chunk(dg + c, du + c, dh + c, g + c, u + c, len);
+  }
 }
 
 void swiglu_forward_ref(float* h, const float* g, const float* u, size_t n) {
@@ -174,24 +290,54 @@ void swiglu_backward_ref(float* dg, float* du, const float* dh, const float* g, 
 
 // ---- cross-entropy ----
 
+// One row: returns the loss and writes dl (V), which may alias l (V). l[target] is read before
+// dl is written; e^(l - max) is stored in dl on the way, so each logit costs one exp.
 LM_TARGET_CLONES static float cross_entropy_row(float* dl, const float* l, int target, int V, float dscale) {
   float mx = l[0];
 #pragma omp simd reduction(max : mx)
   for (int v = 0; v < V; ++v) mx = std::max(mx, l[v]);
+  const float lt = l[target];
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
-  for (int v = 0; v < V; ++v) sum += std::exp(l[v] - mx);
-  const float loss = std::log(sum) + mx - l[target];  // read before dl (which may alias l) is written
+  for (int v = 0; v < V; ++v) sum += dl[v] = std::exp(l[v] - mx);
   const float k = dscale / sum;
 #pragma omp simd
-  for (int v = 0; v < V; ++v) dl[v] = std::exp(l[v] - mx) * k;
+  for (int v = 0; v < V; ++v) dl[v] *= k;
   dl[target] -= dscale;
-  return loss;
+  return std::log(sum) + (mx - lt);
+}
+
+__attribute__((target("avx512f"))) static float cross_entropy_row_avx512(float* dl, const float* l, int target, int V,
+                                                                        float dscale) {
+  __m512 mxv = _mm512_set1_ps(-INFINITY);
+  for (int v = 0; v < V; v += 16) {
+    const __mmask16 m = tail_mask(V - v);
+    mxv = _mm512_mask_max_ps(mxv, m, mxv, _mm512_maskz_loadu_ps(m, l + v));
+  }
+  const float mx = _mm512_reduce_max_ps(mxv);
+  const float lt = l[target];
+  const __m512 mxb = _mm512_set1_ps(mx);
+  __m512 acc = _mm512_setzero_ps();
+  for (int v = 0; v < V; v += 16) {
+    const __mmask16 m = tail_mask(V - v);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + v), mxb));
+    _mm512_mask_storeu_ps(dl + v, m, e);
+    acc = _mm512_mask_add_ps(acc, m, acc, e);
+  }
+  const float sum = _mm512_reduce_add_ps(acc);
+  const __m512 k = _mm512_set1_ps(dscale / sum);
+  for (int v = 0; v < V; v += 16) {
+    const __mmask16 m = tail_mask(V - v);
+    _mm512_mask_storeu_ps(dl + v, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dl + v), k));
+  }
+  dl[target] -= dscale;
+  return std::log(sum) + (mx - lt);
 }
 
 int cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits, const int* targets, int N,
                                    int V, float dscale) {
   int scored = 0;
+  const bool avx512 = has_avx512f();
 #pragma omp parallel for schedule(static) reduction(+ : scored)
   for (int n = 0; n < N; ++n) {
     float* dl = dlogits + size_t(n) * V;
@@ -200,7 +346,8 @@ int cross_entropy_forward_backward(float* losses, float* dlogits, const float* l
       for (int v = 0; v < V; ++v) dl[v] = 0;
       continue;
     }
-    losses[n] = cross_entropy_row(dl, logits + size_t(n) * V, targets[n], V, dscale);
+    losses[n] = avx512 ? cross_entropy_row_avx512(dl, logits + size_t(n) * V, targets[n], V, dscale)
+                       : cross_entropy_row(dl, logits + size_t(n) * V, targets[n], V, dscale);
     ++scored;
   }
   return scored;
@@ -264,9 +411,36 @@ void adamw_step_ref(float* p, const float* g, float* m, float* v, size_t n, floa
 
 // Softmax of rows r0 .. r0+rows-1 of a (T, T) score matrix whose row i holds scores for keys
 // 0..i (later entries are set to 0). s points at row r0.
+__attribute__((target("avx512f"))) static void softmax_inplace_avx512(float* row, int n) {
+  __m512 mxv = _mm512_set1_ps(-INFINITY);
+  for (int j = 0; j < n; j += 16) {
+    const __mmask16 m = tail_mask(n - j);
+    mxv = _mm512_mask_max_ps(mxv, m, mxv, _mm512_maskz_loadu_ps(m, row + j));
+  }
+  const __m512 mxb = _mm512_set1_ps(_mm512_reduce_max_ps(mxv));
+  __m512 acc = _mm512_setzero_ps();
+  for (int j = 0; j < n; j += 16) {
+    const __mmask16 m = tail_mask(n - j);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, row + j), mxb));
+    _mm512_mask_storeu_ps(row + j, m, e);
+    acc = _mm512_mask_add_ps(acc, m, acc, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
+  for (int j = 0; j < n; j += 16) {
+    const __mmask16 m = tail_mask(n - j);
+    _mm512_mask_storeu_ps(row + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), inv));
+  }
+}
+
 LM_TARGET_CLONES static void causal_softmax_block(float* s, int r0, int rows, int T) {
+  const bool avx512 = has_avx512f();
   for (int i = r0; i < r0 + rows; ++i) {
     float* row = s + size_t(i - r0) * T;
+    if (avx512) {
+      softmax_inplace_avx512(row, i + 1);
+      std::fill(row + i + 1, row + T, 0.0f);
+      continue;
+    }
     float mx = row[0];
     for (int j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
     float sum = 0;
@@ -336,6 +510,15 @@ void attention_forward_ref(float* out, float* att, const float* q, const float* 
       }
 }
 
+// dS = P * (dP - sum(dP * P)) * scale over one row of n entries, in place in d.
+LM_TARGET_CLONES static void softmax_backward_row(float* d, const float* p, int n, float scale) {
+  float dot = 0;
+#pragma omp simd reduction(+ : dot)
+  for (int j = 0; j < n; ++j) dot += d[j] * p[j];
+#pragma omp simd
+  for (int j = 0; j < n; ++j) d[j] = p[j] * (d[j] - dot) * scale;
+}
+
 void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
                         const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D) {
   const float scale = 1.0f / std::sqrt(float(D));
@@ -365,13 +548,10 @@ void attention_backward(float* dq, float* dk, float* dv, float* datt, const floa
           const float* dor = dob + size_t(r0) * H * D;
           sgemm(true, false, keys, D, rows, 1.0f, pr, T, dor, H * D, 1.0f, dvb, Hkv * D);  // dV += P^T dO
           sgemm(false, true, rows, keys, D, 1.0f, dor, H * D, vb, Hkv * D, 0.0f, dpr, T);  // dP = dO V^T
-          for (int i = r0; i < r0 + rows; ++i) {  // dS = P * (dP - rowsum(dP * P)), scaled for q k^T
+          for (int i = r0; i < r0 + rows; ++i) {
             float* d = dpr + size_t(i - r0) * T;
-            const float* pi = pr + size_t(i - r0) * T;
-            float dot = 0;
-            for (int j = 0; j <= i; ++j) dot += d[j] * pi[j];
-            for (int j = 0; j <= i; ++j) d[j] = pi[j] * (d[j] - dot) * scale;
-            for (int j = i + 1; j < keys; ++j) d[j] = 0;
+            softmax_backward_row(d, pr + size_t(i - r0) * T, i + 1, scale);
+            std::fill(d + i + 1, d + keys, 0.0f);
           }
           sgemm(false, false, rows, D, keys, 1.0f, dpr, T, kb, Hkv * D, 0.0f, dqb + size_t(r0) * H * D, H * D);  // dQ
           sgemm(true, false, keys, D, rows, 1.0f, dpr, T, qb + size_t(r0) * H * D, H * D, 1.0f, dkb, Hkv * D);  // dK
@@ -380,10 +560,71 @@ void attention_backward(float* dq, float* dk, float* dv, float* datt, const floa
     }
 }
 
-double sum_squares(const float* x, size_t n) {
+LM_TARGET_CLONES static double sum_squares_block(const float* x, size_t n) {
   double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+#pragma omp simd reduction(+ : s)
   for (size_t i = 0; i < n; ++i) s += double(x[i]) * x[i];
+  return s;
+}
+
+void attention_backward_ref(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
+                            const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D) {
+  const double scale = 1.0 / std::sqrt(double(D));
+  const int group = H / Hkv;
+  std::fill(dk, dk + size_t(B) * T * Hkv * D, 0.0f);
+  std::fill(dv, dv + size_t(B) * T * Hkv * D, 0.0f);
+  std::vector<double> p(static_cast<size_t>(T)), dp(static_cast<size_t>(T));
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < T; ++i) {
+        auto at = [&](auto* base, int t, int heads, int hh) { return base + ((size_t(b) * T + t) * heads + hh) * D; };
+        const float* qi = at(q, i, H, h);
+        const float* doi = at(dout, i, H, h);
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j <= i; ++j) {
+          const float* kj = at(k, j, Hkv, h / group);
+          double s = 0;
+          for (int c = 0; c < D; ++c) s += double(qi[c]) * kj[c];
+          p[size_t(j)] = s * scale;
+          mx = std::max(mx, p[size_t(j)]);
+        }
+        for (int j = 0; j <= i; ++j) sum += p[size_t(j)] = std::exp(p[size_t(j)] - mx);
+        double dot = 0;
+        for (int j = 0; j <= i; ++j) {
+          p[size_t(j)] /= sum;
+          const float* vj = at(v, j, Hkv, h / group);
+          double d = 0;
+          for (int c = 0; c < D; ++c) d += double(doi[c]) * vj[c];
+          dp[size_t(j)] = d;
+          dot += d * p[size_t(j)];
+        }
+        float* dqi = at(dq, i, H, h);
+        std::vector<double> dqa(size_t(D), 0.0);
+        for (int j = 0; j <= i; ++j) {
+          const double ds = p[size_t(j)] * (dp[size_t(j)] - dot) * scale;
+          const float* kj = at(k, j, Hkv, h / group);
+          float* dkj = at(dk, j, Hkv, h / group);
+          float* dvj = at(dv, j, Hkv, h / group);
+          for (int c = 0; c < D; ++c) {
+            dqa[size_t(c)] += ds * kj[c];
+            dkj[c] += float(ds * qi[c]);
+            dvj[c] += float(p[size_t(j)] * doi[c]);
+          }
+        }
+        for (int c = 0; c < D; ++c) dqi[c] = float(dqa[size_t(c)]);
+      }
+}
+
+double sum_squares(const float* x, size_t n) {
+  // Fixed blocks summed in block order: an OpenMP reduction would add the threads' partial
+  // sums in the order they finish, and the clipping factor would change in the last bit.
+  constexpr size_t kBlock = size_t{1} << 16;
+  const size_t nb = (n + kBlock - 1) / kBlock;
+  std::vector<double> part(nb);
+#pragma omp parallel for schedule(static)
+  for (size_t b = 0; b < nb; ++b) part[b] = sum_squares_block(x + b * kBlock, std::min(kBlock, n - b * kBlock));
+  double s = 0;
+  for (double p : part) s += p;
   return s;
 }
 

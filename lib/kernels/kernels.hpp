@@ -3,7 +3,7 @@
 //
 // Dimension letters (the whole project): B batch, T time, C channels (model width),
 // V vocabulary, L layers, H heads, D head size; N = rows (B*T) when the batch is flattened,
-// F = MLP hidden width. Tensors are row-major and contiguous unless a stride is given.
+// F = MLP hidden width, OC = output channels of a linear layer. Tensors are row-major and contiguous unless a stride is given.
 // Kernels do not throw and do not check shapes: callers check once where an op is entered.
 #pragma once
 
@@ -12,11 +12,29 @@
 
 namespace lm::kernels {
 
+// Linear layer without bias: y (N, OC) = x (N, C) W^T + beta * y, W (OC, C) row-major (ggml
+// shape {C, OC}). Through sgemm, so large products run in OpenBLAS.
+void matmul_forward(float* y, const float* x, const float* W, int N, int C, int OC, float beta = 0.0f);
+void matmul_forward_ref(float* y, const float* x, const float* W, int N, int C, int OC, float beta = 0.0f);
+// dx (N, C) = dy (N, OC) W, or += when accumulate_dx; dx == nullptr skips it (a first layer).
+// dW (OC, C) += dy^T x: weight gradients always accumulate.
+void matmul_backward(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,
+                     bool accumulate_dx);
+void matmul_backward_ref(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,
+                         bool accumulate_dx);
+
+// Token embedding: x (N, C) row n = E (V, C) row tokens[n]; tokens (N) in [0, V).
+void embedding_forward(float* x, const int* tokens, const float* E, int N, int C);
+void embedding_forward_ref(float* x, const int* tokens, const float* E, int N, int C);
+// dE (V, C) row tokens[n] += dx (N, C) row n, for all n; the same bits at any thread count.
+void embedding_backward(float* dE, const int* tokens, const float* dx, int N, int C);
+void embedding_backward_ref(float* dE, const int* tokens, const float* dx, int N, int C);
+
 // RMSNorm (Zhang & Sennrich 2019): y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
 // x, y (N, C); w (C); rstd (N) is saved for the backward pass.
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int N, int C, float eps);
 void rmsnorm_forward_ref(float* y, float* rstd, const float* x, const float* w, int N, int C, float eps);
-// dx (N, C) is overwritten; dw (C) is accumulated into (+=).
+// dx (N, C) is overwritten; dw (C) is accumulated into (+=), the same bits at any thread count.
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int N,
                       int C);
 void rmsnorm_backward_ref(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
@@ -28,6 +46,7 @@ void rmsnorm_backward_ref(float* dx, float* dw, const float* dy, const float* x,
 void rope_forward(float* x, int B, int T, int H, int D, float base, int pos0);
 void rope_forward_ref(float* x, int B, int T, int H, int D, float base, int pos0);
 void rope_backward(float* dx, int B, int T, int H, int D, float base, int pos0);
+void rope_backward_ref(float* dx, int B, int T, int H, int D, float base, int pos0);
 
 // SwiGLU (Shazeer 2020): h = silu(g) * u, silu(g) = g / (1 + exp(-g)). g, u, h: n values.
 void swiglu_forward(float* h, const float* g, const float* u, size_t n);
@@ -64,8 +83,12 @@ void attention_forward_ref(float* out, float* att, const float* q, const float* 
 // dq (B, T, H, D), dk and dv (B, T, Hkv, D) are overwritten. datt (B, H, T, T) is scratch.
 void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
                         const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D);
+// The definition in double: recomputes the probabilities from q and k, so att and datt are unused.
+void attention_backward_ref(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
+                            const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D);
 
-// Sum of squares of n values (for global-norm gradient clipping), in double.
+// Sum of squares of n values (for global-norm gradient clipping), in double; the same bits at
+// any thread count.
 double sum_squares(const float* x, size_t n);
 
 }  // namespace lm::kernels

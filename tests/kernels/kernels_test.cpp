@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "base/rng.hpp"
+#include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
+#include "kernels/simd.hpp"
 
 using namespace lm::kernels;
 
@@ -45,6 +47,25 @@ void check_grad(std::vector<float>& x, const std::vector<float>& grad, const std
     CAPTURE(i);
     CHECK(std::fabs(fd - grad[i]) <= tol * (gmax + 1e-3));
   }
+}
+
+// Runs `body` on each implementation this CPU has: the AVX-512 paths, then the portable ones.
+template <class F>
+void for_each_path(F body) {
+  for (bool avx512 : {true, false}) {
+    enable_avx512(avx512);
+    CAPTURE(avx512);
+    body();
+  }
+  enable_avx512(true);
+}
+
+// Runs `body` at `threads` OpenMP threads, then restores the default (all cores).
+template <class F>
+void with_threads(int threads, F body) {
+  set_threads(threads);
+  body();
+  set_threads(0);
 }
 
 double dot(const std::vector<float>& a, const std::vector<float>& b) {
@@ -101,8 +122,15 @@ TEST_CASE("rope forward matches the reference, keeps norms, and backward is its 
   CHECK(one[3] == doctest::Approx(std::sin(2.0 / 10)));
   // d/dx of <rope(x), g> is rope_backward(g).
   auto g = randn(x.size(), 5);
-  auto grad = g;
+  auto grad = g, grad_ref = g;
   rope_backward(grad.data(), B, T, H, D, 10000.0f, 3);
+  rope_backward_ref(grad_ref.data(), B, T, H, D, 10000.0f, 3);
+  CHECK(max_rel_diff(grad, grad_ref) < 1e-5);
+  // Far positions (a long generation) still match: angles are computed in double.
+  auto far = x, far_ref = x;
+  rope_forward(far.data(), B, T, H, D, 10000.0f, 100000);
+  rope_forward_ref(far_ref.data(), B, T, H, D, 10000.0f, 100000);
+  CHECK(max_rel_diff(far, far_ref) < 1e-5);
   check_grad(x, grad, [&] {
     auto y = x;
     rope_forward_ref(y.data(), B, T, H, D, 10000.0f, 3);
@@ -111,6 +139,7 @@ TEST_CASE("rope forward matches the reference, keeps norms, and backward is its 
 }
 
 TEST_CASE("swiglu forward and backward match the reference and finite differences") {
+  for_each_path([] {
   for (size_t n : {size_t{1}, size_t{17}, size_t{10000}}) {
     auto g = randn(n, 6, 3.0f), u = randn(n, 7), dh = randn(n, 8);
     std::vector<float> h(n), h_ref(n), dg(n), du(n), dg_ref(n), du_ref(n);
@@ -129,9 +158,11 @@ TEST_CASE("swiglu forward and backward match the reference and finite difference
     check_grad(g, dg_ref, loss);
     check_grad(u, du_ref, loss);
   }
+  });
 }
 
 TEST_CASE("cross-entropy matches the reference and finite differences, and ignores negative targets") {
+  for_each_path([] {
   const int N = 6, V = 101;
   auto logits = randn(size_t(N) * V, 9, 2.0f);
   std::vector<int> targets = {3, 100, -1, 0, 50, 7};
@@ -156,16 +187,47 @@ TEST_CASE("cross-entropy matches the reference and finite differences, and ignor
   cross_entropy_forward_backward(loss2.data(), inplace.data(), inplace.data(), targets.data(), N, V, 0.2f);
   CHECK(loss2 == loss);
   CHECK(inplace == dl);
+  });
 }
 
 TEST_CASE("cross-entropy stays finite at extreme logits") {
-  const int V = 8;
-  std::vector<float> logits = {1e30f, -1e30f, 0, 88, -88, 1e4f, -1e4f, 3};
-  std::vector<int> targets = {1};
-  std::vector<float> loss(1), dl(V);
-  cross_entropy_forward_backward(loss.data(), dl.data(), logits.data(), targets.data(), 1, V, 1.0f);
-  CHECK(std::isfinite(loss[0]));
-  for (float d : dl) CHECK(std::isfinite(d));
+  for_each_path([] {
+    const int V = 19;  // one full AVX-512 vector and a tail
+    std::vector<float> logits = {1e30f, -1e30f, 0, 88, -88, 1e4f, -1e4f, 3, -3.4e38f, 200, -200, 1e-30f,
+                                 5, 6, 7, 8, 9, 10, -1e30f};
+    for (int target : {0, 1, 8, 18}) {
+      CAPTURE(target);
+      std::vector<float> loss(1), dl(V);
+      cross_entropy_forward_backward(loss.data(), dl.data(), logits.data(), &target, 1, V, 1.0f);
+      CHECK(std::isfinite(loss[0]));
+      CHECK(loss[0] >= 0);
+      double sum = 0;
+      for (float d : dl) {
+        CHECK(std::isfinite(d));
+        sum += d;
+      }
+      CHECK(std::fabs(sum) < 1e-6);  // softmax sums to 1, the one-hot takes 1 away
+    }
+    // The winning logit's row: loss 0 and gradient 0 at the target.
+    int target = 0;
+    std::vector<float> loss(1), dl(V);
+    cross_entropy_forward_backward(loss.data(), dl.data(), logits.data(), &target, 1, V, 1.0f);
+    CHECK(loss[0] == 0.0f);
+    CHECK(dl[0] == 0.0f);
+  });
+}
+
+TEST_CASE("cross-entropy at V = 8192 with large logits: fast paths match the reference") {
+  for_each_path([] {
+    const int N = 5, V = 8192 + 3;
+    auto logits = randn(size_t(N) * V, 12, 30.0f);
+    std::vector<int> targets = {0, V - 1, 4097, -1, 17};
+    std::vector<float> loss(N), loss_ref(N), dl(logits.size()), dl_ref(logits.size());
+    cross_entropy_forward_backward(loss.data(), dl.data(), logits.data(), targets.data(), N, V, 0.25f);
+    cross_entropy_forward_backward_ref(loss_ref.data(), dl_ref.data(), logits.data(), targets.data(), N, V, 0.25f);
+    CHECK(max_rel_diff(loss, loss_ref) < 1e-5);
+    CHECK(max_rel_diff(dl, dl_ref) < 1e-6);
+  });
 }
 
 TEST_CASE("adamw matches the reference over several steps") {
@@ -186,14 +248,99 @@ TEST_CASE("adamw matches the reference over several steps") {
   CHECK(q[0] == doctest::Approx(0.99f).epsilon(1e-5));
 }
 
-TEST_CASE("sum_squares") {
-  auto x = randn(12345, 11);
+TEST_CASE("sum_squares matches a plain sum and gives the same bits at 1 and 3 threads") {
+  auto x = randn(300007, 11);
   double s = 0;
   for (float v : x) s += double(v) * v;
   CHECK(sum_squares(x.data(), x.size()) == doctest::Approx(s).epsilon(1e-12));
+  double one = 0, three = 0;
+  with_threads(1, [&] { one = sum_squares(x.data(), x.size()); });
+  with_threads(3, [&] { three = sum_squares(x.data(), x.size()); });
+  CHECK(one == three);
+  CHECK(sum_squares(x.data(), 0) == 0.0);
+}
+
+TEST_CASE("rmsnorm and embedding backward: the same bits at 1 and 3 threads, with gradients already accumulated") {
+  const int N = 301, C = 200, V = 37;
+  auto x = randn(size_t(N) * C, 40), w = randn(size_t(C), 41), dy = randn(size_t(N) * C, 42);
+  std::vector<float> y(x.size()), r(static_cast<size_t>(N));
+  rmsnorm_forward(y.data(), r.data(), x.data(), w.data(), N, C, 1e-5f);
+  std::vector<int> tokens(static_cast<size_t>(N));
+  for (int n = 0; n < N; ++n) tokens[size_t(n)] = (n * 7) % V;
+  std::vector<std::vector<float>> dws, dEs;
+  for (int threads : {1, 3}) {
+    auto dw = randn(size_t(C), 43), dE = randn(size_t(V) * C, 44);
+    std::vector<float> dx(x.size());
+    with_threads(threads, [&] {
+      rmsnorm_backward(dx.data(), dw.data(), dy.data(), x.data(), w.data(), r.data(), N, C);
+      embedding_backward(dE.data(), tokens.data(), dy.data(), N, C);
+    });
+    dws.push_back(dw);
+    dEs.push_back(dE);
+  }
+  CHECK(dws[0] == dws[1]);
+  CHECK(dEs[0] == dEs[1]);
+}
+
+TEST_CASE("embedding forward copies rows; backward adds repeated tokens like the reference, bit for bit") {
+  for (auto [N, C, V] : {std::tuple{1, 1, 1}, std::tuple{9, 70, 5}, std::tuple{130, 129, 300}}) {
+    CAPTURE(C);
+    auto E = randn(size_t(V) * C, 50), dx = randn(size_t(N) * C, 51);
+    lm::Rng rng(52);
+    std::vector<int> tokens(static_cast<size_t>(N));
+    for (auto& t : tokens) t = int(rng.below(uint64_t(V)));
+    std::vector<float> x(size_t(N) * C), x_ref(size_t(N) * C);
+    embedding_forward(x.data(), tokens.data(), E.data(), N, C);
+    embedding_forward_ref(x_ref.data(), tokens.data(), E.data(), N, C);
+    CHECK(x == x_ref);
+    auto dE = randn(size_t(V) * C, 53), dE_ref = dE;
+    embedding_backward(dE.data(), tokens.data(), dx.data(), N, C);
+    embedding_backward_ref(dE_ref.data(), tokens.data(), dx.data(), N, C);
+    CHECK(dE == dE_ref);
+  }
+}
+
+TEST_CASE("matmul forward and backward match the reference on both sides of the BLAS threshold, and finite differences") {
+  // 2*N*C*OC: 2, 210, 72930 and 1.6M flops against kBlasMinFlops = 65536.
+  for (auto [N, C, OC] : {std::tuple{1, 1, 1}, std::tuple{3, 5, 7}, std::tuple{33, 17, 65}, std::tuple{64, 96, 130}}) {
+    CAPTURE(N);
+    CAPTURE(C);
+    CAPTURE(OC);
+    auto x = randn(size_t(N) * C, 60), W = randn(size_t(OC) * C, 61), dy = randn(size_t(N) * OC, 62);
+    const double tol = 1e-6 * std::sqrt(double(std::max({N, C, OC})));
+    for (float beta : {0.0f, 1.0f}) {
+      auto y = randn(size_t(N) * OC, 63), y_ref = y;
+      matmul_forward(y.data(), x.data(), W.data(), N, C, OC, beta);
+      matmul_forward_ref(y_ref.data(), x.data(), W.data(), N, C, OC, beta);
+      CHECK(max_rel_diff(y, y_ref) < tol);
+    }
+    for (bool acc : {false, true}) {
+      auto dx = randn(x.size(), 64), dx_ref = dx, dW = randn(W.size(), 65), dW_ref = dW;
+      matmul_backward(dx.data(), dW.data(), dy.data(), x.data(), W.data(), N, C, OC, acc);
+      matmul_backward_ref(dx_ref.data(), dW_ref.data(), dy.data(), x.data(), W.data(), N, C, OC, acc);
+      CHECK(max_rel_diff(dx, dx_ref) < tol);
+      CHECK(max_rel_diff(dW, dW_ref) < tol);
+    }
+    // dx == nullptr leaves out the input gradient only.
+    auto dW = randn(W.size(), 65), dW_ref = dW;
+    matmul_backward(nullptr, dW.data(), dy.data(), x.data(), W.data(), N, C, OC, false);
+    matmul_backward_ref(nullptr, dW_ref.data(), dy.data(), x.data(), W.data(), N, C, OC, false);
+    CHECK(max_rel_diff(dW, dW_ref) < tol);
+    // Gradients of <x W^T, dy>.
+    std::vector<float> gx(x.size()), gW(W.size(), 0.0f);
+    matmul_backward_ref(gx.data(), gW.data(), dy.data(), x.data(), W.data(), N, C, OC, false);
+    auto loss = [&] {
+      std::vector<float> y(size_t(N) * OC);
+      matmul_forward_ref(y.data(), x.data(), W.data(), N, C, OC);
+      return dot(y, dy);
+    };
+    check_grad(x, gx, loss, 8);
+    check_grad(W, gW, loss, 8);
+  }
 }
 
 TEST_CASE("attention forward matches the reference; backward matches finite differences (MHA and GQA)") {
+  for_each_path([] {
   // T 300 spans three row blocks of the fast kernel, the last one partial.
   for (auto [B, T, H, Hkv, D] : {std::tuple{1, 1, 1, 1, 4}, std::tuple{2, 7, 4, 4, 8}, std::tuple{1, 40, 6, 2, 16},
                                  std::tuple{1, 300, 2, 1, 8}}) {
@@ -217,13 +364,31 @@ TEST_CASE("attention forward matches the reference; backward matches finite diff
     check_grad(q, dq, loss);
     check_grad(k, dk, loss);
     check_grad(v, dv, loss);
+    std::vector<float> dq_ref(nq), dk_ref(nk), dv_ref(nk);
+    attention_backward_ref(dq_ref.data(), dk_ref.data(), dv_ref.data(), nullptr, dout.data(), nullptr, q.data(),
+                           k.data(), v.data(), B, T, H, Hkv, D);
+    CHECK(max_rel_diff(dq, dq_ref) < 1e-4);
+    CHECK(max_rel_diff(dk, dk_ref) < 1e-4);
+    CHECK(max_rel_diff(dv, dv_ref) < 1e-4);
   }
+  });
 }
 
 TEST_CASE("attention softmax subtracts the row maximum: scores near FLT_MAX stay finite") {
   const int T = 4, D = 2;
   std::vector<float> q = {1e19f, 1e19f, -1e19f, 1e19f, 0, 0, 1e19f, -1e19f}, k = q, v = randn(8, 30);
   std::vector<float> out(8), att(16);
-  attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), 1, T, 1, 1, D);
-  for (float x : out) CHECK(std::isfinite(x));
+  for_each_path([&] {
+    attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), 1, T, 1, 1, D);
+    for (float x : out) CHECK(std::isfinite(x));
+    // Masked entries (above the diagonal) are exactly 0; every row sums to 1.
+    for (int i = 0; i < T; ++i) {
+      double sum = 0;
+      for (int j = 0; j < T; ++j) {
+        if (j > i) CHECK(att[size_t(i * T + j)] == 0.0f);
+        sum += att[size_t(i * T + j)];
+      }
+      CHECK(sum == doctest::Approx(1.0).epsilon(1e-6));
+    }
+  });
 }
