@@ -98,10 +98,47 @@ void sgemm_ref(bool trans_a, bool trans_b, int M, int N, int K, float alpha, con
     }
 }
 
+// The small-product path: float accumulation, inner loops along contiguous rows so they
+// vectorise. beta == 0 never reads C (it may hold NaN), as in BLAS.
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void sgemm_small(
+    bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+    float beta, float* C, int ldc) {
+  for (int i = 0; i < M; ++i) {
+    float* c = C + size_t(i) * ldc;
+    if (!trans_b) {  // C row i = beta C row i + sum over k of alpha A(i, k) B row k
+      if (beta == 0.0f)
+        std::fill(c, c + N, 0.0f);
+      else if (beta != 1.0f)
+        for (int j = 0; j < N; ++j) c[j] *= beta;
+      for (int k = 0; k < K; ++k) {
+        const float a = alpha * (trans_a ? A[size_t(k) * lda + i] : A[size_t(i) * lda + k]);
+        const float* b = B + size_t(k) * ldb;
+#pragma omp simd
+        for (int j = 0; j < N; ++j) c[j] += a * b[j];
+      }
+    } else {  // C(i, j) = alpha <A row/column i, B row j> + beta C(i, j)
+      for (int j = 0; j < N; ++j) {
+        const float* b = B + size_t(j) * ldb;
+        float acc = 0;
+        if (trans_a) {
+#pragma omp simd reduction(+ : acc)
+          for (int k = 0; k < K; ++k) acc += A[size_t(k) * lda + i] * b[k];
+        } else {
+          const float* a = A + size_t(i) * lda;
+#pragma omp simd reduction(+ : acc)
+          for (int k = 0; k < K; ++k) acc += a[k] * b[k];
+        }
+        c[j] = alpha * acc + (beta == 0.0f ? 0.0f : beta * c[j]);
+      }
+    }
+  }
+}
+
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
   if (2.0 * M * N * K < kBlasMinFlops) {
-    sgemm_ref(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sgemm_small(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   blas().sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,

@@ -62,3 +62,17 @@ TEST_CASE("OpenBLAS loads with AVX-512 kernels on CPUs that have AVX-512") {
   CHECK(set_threads(1) == 1);
   CHECK(set_threads(0) >= 1);
 }
+
+TEST_CASE("sgemm with beta 0 ignores NaN already in C, and K = 0 scales C, on both sides of the threshold") {
+  for (int n : {4, 64}) {  // 2 n^3 = 128 and 524288 flops against kBlasMinFlops
+    CAPTURE(n);
+    for (int tb = 0; tb < 2; ++tb) {
+      std::vector<float> A(size_t(n) * n, 1.0f), B(size_t(n) * n, 2.0f), C(size_t(n) * n, NAN);
+      sgemm(false, tb, n, n, n, 1.0f, A.data(), n, B.data(), n, 0.0f, C.data(), n);
+      for (float c : C) CHECK(c == 2.0f * n);
+    }
+    std::vector<float> C(size_t(n) * n, 3.0f);
+    sgemm(false, false, n, n, 0, 1.0f, nullptr, 1, nullptr, n, 0.5f, C.data(), n);
+    for (float c : C) CHECK(c == 1.5f);
+  }
+}
