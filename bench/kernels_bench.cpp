@@ -37,7 +37,8 @@ int main() {
   auto logits = randn(size_t(N) * V, 2.0f), g = randn(size_t(N) * F, 2.0f), u = randn(size_t(N) * F, 1.0f);
   auto q = randn(size_t(N) * H * D, 1.0f), k = randn(size_t(N) * H * D, 1.0f), v = randn(size_t(N) * H * D, 1.0f);
   std::vector<float> losses(N), dl(logits.size()), h(g.size()), dg(g.size()), du(g.size());
-  std::vector<float> out(q.size()), att(size_t(B) * H * T * T), datt(att.size()), dq(q.size()), dk(k.size()), dv(v.size());
+  std::vector<float> out(q.size()), att(size_t(B) * H * T * T), datt(att.size());
+  std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
   std::vector<int> targets(N);
   for (auto& t : targets) t = int(rng.below(V));
   std::printf("OpenBLAS core %s; shapes B %d T %d H %d D %d F %d V %d\n", blas_info().core.c_str(), B, T, H, D, F, V);
@@ -50,7 +51,8 @@ int main() {
         cross_entropy_forward_backward(losses.data(), dl.data(), logits.data(), targets.data(), N, V, 1.0f / N);
       });
       time_it("swiglu_forward (N, F)", [&] { swiglu_forward(h.data(), g.data(), u.data(), g.size()); });
-      time_it("swiglu_backward (N, F)", [&] { swiglu_backward(dg.data(), du.data(), h.data(), g.data(), u.data(), g.size()); });
+      time_it("swiglu_backward (N, F)",
+              [&] { swiglu_backward(dg.data(), du.data(), h.data(), g.data(), u.data(), g.size()); });
       time_it("attention_forward (B, T, H, D)", [&] {
         attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), B, T, H, H, D);
       });

@@ -66,7 +66,8 @@ LM_TARGET_CLONES static void embedding_backward_block(float* dE, const int* toke
 void embedding_backward(float* dE, const int* tokens, const float* dx, int N, int C) {
   // Threads own column blocks, so repeated tokens never race and add in the order of n.
 #pragma omp parallel for schedule(static)
-  for (int c0 = 0; c0 < C; c0 += kColBlock) embedding_backward_block(dE, tokens, dx, N, C, c0, std::min(C, c0 + kColBlock));
+  for (int c0 = 0; c0 < C; c0 += kColBlock)
+    embedding_backward_block(dE, tokens, dx, N, C, c0, std::min(C, c0 + kColBlock));
 }
 void embedding_backward_ref(float* dE, const int* tokens, const float* dx, int N, int C) {
   for (int n = 0; n < N; ++n)

@@ -1,9 +1,10 @@
 // Forward and backward kernels of the Llama-style model, fp32, each with a plain `_ref` twin
-// used by the tests. Matrix products are in blas.hpp.
+// used by the tests. Matrix products go through sgemm (blas.hpp), the only OpenBLAS user.
 //
 // Dimension letters (the whole project): B batch, T time, C channels (model width),
 // V vocabulary, L layers, H heads, D head size; N = rows (B*T) when the batch is flattened,
-// F = MLP hidden width, OC = output channels of a linear layer. Tensors are row-major and contiguous unless a stride is given.
+// F = MLP hidden width, OC = output channels of a linear layer. Tensors are row-major and
+// contiguous unless a stride is given.
 // Kernels do not throw and do not check shapes: callers check once where an op is entered.
 #pragma once
 

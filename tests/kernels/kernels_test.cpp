@@ -300,7 +300,7 @@ TEST_CASE("embedding forward copies rows; backward adds repeated tokens like the
   }
 }
 
-TEST_CASE("matmul forward and backward match the reference on both sides of the BLAS threshold, and finite differences") {
+TEST_CASE("matmul forward and backward match the reference on both sides of the BLAS threshold, and FD") {
   // 2*N*C*OC: 2, 210, 72930 and 1.6M flops against kBlasMinFlops = 65536.
   for (auto [N, C, OC] : {std::tuple{1, 1, 1}, std::tuple{3, 5, 7}, std::tuple{33, 17, 65}, std::tuple{64, 96, 130}}) {
     CAPTURE(N);
