@@ -172,17 +172,6 @@ size_t Model::activation_bytes() const {
   return n * sizeof(float);
 }
 
-// y (N, out) = x (N, in) W^T, W (out, in). beta 1 adds to y.
-static void matmul_forward(float* y, const float* x, const float* W, int N, int in, int out, float beta = 0.0f) {
-  sgemm(false, true, N, out, in, 1.0f, x, in, W, in, beta, y, out);
-}
-// dx (N, in) = dy W (beta 1 adds); dW (out, in) += dy^T x.
-static void matmul_backward(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int in,
-                            int out, float beta_dx) {
-  sgemm(false, false, N, in, out, 1.0f, dy, out, W, in, beta_dx, dx, in);
-  sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
-}
-
 float Model::forward(const Params& p, const int* tokens, const int* targets, int b, int t) {
   LM_ASSERT(b >= 1 && b <= B_ && t >= 1 && t <= T_);
   b_ = b, t_ = t, tokens_ = tokens;
@@ -190,7 +179,7 @@ float Model::forward(const Params& p, const int* tokens, const int* targets, int
   const int N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff, V = cfg_.n_vocab;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
   const float* E = p.get(0);
-  for (int n = 0; n < N; ++n) std::memcpy(a.x[0].data() + size_t(n) * C, E + size_t(tokens[n]) * C, sizeof(float) * C);
+  embedding_forward(a.x[0].data(), tokens, E, N, C);
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const float* x = a.x[size_t(l)].data();
     float *xn1 = a.xn1[size_t(l)].data(), *q = a.q[size_t(l)].data(), *k = a.k[size_t(l)].data(),
@@ -239,7 +228,7 @@ void Model::backward(Params& p) {
   const size_t out_norm = 1 + size_t(cfg_.n_layer) * kPerLayer;
   const float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
   const size_t head = cfg_.tied ? 0 : out_norm + 1;
-  matmul_backward(a.dxn.data(), grad(head), dlogits, a.xf.data(), p.get(head), N, C, V, 0.0f);
+  matmul_backward(a.dxn.data(), grad(head), dlogits, a.xf.data(), p.get(head), N, C, V, false);
   rmsnorm_backward(a.dres.data(), grad(out_norm), a.dxn.data(), a.x[size_t(cfg_.n_layer)].data(), p.get(out_norm),
                    a.rstdf.data(), N, C);
   for (int l = cfg_.n_layer - 1; l >= 0; --l) {
@@ -247,38 +236,33 @@ void Model::backward(Params& p) {
     // x' = x2 + Wd swiglu(...): dres is the gradient of x' and, after the MLP branch is added,
     // of x2 (the residual path is the identity).
     matmul_backward(a.dh.data(), grad(layer_view(l, kWd)), a.dres.data(), a.h[L].data(), p.get(layer_view(l, kWd)), N,
-                    F, C, 0.0f);
+                    F, C, false);
     swiglu_backward(a.dg.data(), a.du.data(), a.dh.data(), a.g[L].data(), a.u[L].data(), size_t(N) * F);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWg)), a.dg.data(), a.xn2[L].data(), p.get(layer_view(l, kWg)), N,
-                    C, F, 0.0f);
+                    C, F, false);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWu)), a.du.data(), a.xn2[L].data(), p.get(layer_view(l, kWu)), N,
-                    C, F, 1.0f);
+                    C, F, true);
     rmsnorm_backward(a.dtmp.data(), grad(layer_view(l, kFfnNorm)), a.dxn.data(), a.x2[L].data(),
                      p.get(layer_view(l, kFfnNorm)), a.rstd2[L].data(), N, C);
     for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] += a.dtmp[i];
     // x2 = x + Wo attn(...)
     matmul_backward(a.dao.data(), grad(layer_view(l, kWo)), a.dres.data(), a.ao[L].data(), p.get(layer_view(l, kWo)), N,
-                    C, C, 0.0f);
+                    C, C, false);
     attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[L].data(),
                        a.q[L].data(), a.k[L].data(), a.v[L].data(), b, t, H, Hkv, D);
     rope_backward(a.dq.data(), b, t, H, D, cfg_.rope_base, 0);
     rope_backward(a.dk.data(), b, t, Hkv, D, cfg_.rope_base, 0);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWq)), a.dq.data(), a.xn1[L].data(), p.get(layer_view(l, kWq)), N,
-                    C, C, 0.0f);
+                    C, C, false);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWk)), a.dk.data(), a.xn1[L].data(), p.get(layer_view(l, kWk)), N,
-                    C, K, 1.0f);
+                    C, K, true);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWv)), a.dv.data(), a.xn1[L].data(), p.get(layer_view(l, kWv)), N,
-                    C, K, 1.0f);
+                    C, K, true);
     rmsnorm_backward(a.dtmp.data(), grad(layer_view(l, kAttnNorm)), a.dxn.data(), a.x[L].data(),
                      p.get(layer_view(l, kAttnNorm)), a.rstd1[L].data(), N, C);
     for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] += a.dtmp[i];
   }
-  float* dE = grad(0);
-  for (int n = 0; n < N; ++n) {
-    float* row = dE + size_t(tokens_[n]) * C;
-    const float* d = a.dres.data() + size_t(n) * C;
-    for (int c = 0; c < C; ++c) row[c] += d[c];
-  }
+  embedding_backward(grad(0), tokens_, a.dres.data(), N, C);
 }
 
 }  // namespace lm::model
