@@ -23,8 +23,71 @@ static constexpr int kColBlock = 64;
 
 // ---- matmul ----
 
+// Few rows (decoding): y = x W^T reads all of W once per call, so it is bound by memory
+// bandwidth. Threads own blocks of W's rows; each block of kGemvBlock rows is read from memory
+// once and reused from cache for the other input rows. Dots accumulate in 16 lanes and are
+// reduced at the end, so the bits do not depend on the thread count.
+static constexpr int kGemvBlock = 4;
+
+__attribute__((target("avx512f"))) static void gemv_block_avx512(float* y, const float* x, const float* W, int N,
+                                                                 int C, int OC, int o0, int o1, float beta) {
+  for (int o = o0; o < o1; o += kGemvBlock) {
+    const int rows = std::min(kGemvBlock, o1 - o);
+    const float* w0 = W + size_t(o) * C;
+    const float* w1 = W + size_t(o + std::min(1, rows - 1)) * C;
+    const float* w2 = W + size_t(o + std::min(2, rows - 1)) * C;
+    const float* w3 = W + size_t(o + std::min(3, rows - 1)) * C;
+    for (int n = 0; n < N; ++n) {
+      const float* xn = x + size_t(n) * C;
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int c = 0; c < C; c += 16) {
+        const __mmask16 m = tail_mask(C - c);
+        const __m512 xv = _mm512_maskz_loadu_ps(m, xn + c);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w0 + c), xv, a0);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w1 + c), xv, a1);
+        a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w2 + c), xv, a2);
+        a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w3 + c), xv, a3);
+      }
+      const float d[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
+                          _mm512_reduce_add_ps(a3)};
+      float* yn = y + size_t(n) * OC + o;
+      for (int r = 0; r < rows; ++r) yn[r] = beta == 0.0f ? d[r] : d[r] + beta * yn[r];
+    }
+  }
+}
+
+LM_TARGET_CLONES static void gemv_block(float* y, const float* x, const float* W, int N, int C, int OC, int o0, int o1,
+                                        float beta) {
+  for (int o = o0; o < o1; ++o) {
+    const float* w = W + size_t(o) * C;
+    for (int n = 0; n < N; ++n) {
+      const float* xn = x + size_t(n) * C;
+      float acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int c = 0; c < C; ++c) acc += w[c] * xn[c];
+      float& out = y[size_t(n) * OC + o];
+      out = beta == 0.0f ? acc : acc + beta * out;
+    }
+  }
+}
+
 void matmul_forward(float* y, const float* x, const float* W, int N, int C, int OC, float beta) {
-  sgemm(false, true, N, OC, C, 1.0f, x, C, W, C, beta, y, OC);
+  if (N > kGemvMaxRows) {
+    sgemm(false, true, N, OC, C, 1.0f, x, C, W, C, beta, y, OC);
+    return;
+  }
+  const bool avx512 = has_avx512f();
+  // Blocks of 64 rows of W per task: small enough to balance two threads, large enough that
+  // scheduling costs nothing next to reading them.
+  const int blocks = (OC + 63) / 64;
+#pragma omp parallel for schedule(static) if (size_t(OC) * C >= 32768)
+  for (int b = 0; b < blocks; ++b) {
+    const int o0 = b * 64, o1 = std::min(OC, o0 + 64);
+    if (avx512)
+      gemv_block_avx512(y, x, W, N, C, OC, o0, o1, beta);
+    else
+      gemv_block(y, x, W, N, C, OC, o0, o1, beta);
+  }
 }
 void matmul_forward_ref(float* y, const float* x, const float* W, int N, int C, int OC, float beta) {
   sgemm_ref(false, true, N, OC, C, 1.0f, x, C, W, C, beta, y, OC);
@@ -509,6 +572,81 @@ void attention_forward_ref(float* out, float* att, const float* q, const float* 
           o[c] = float(acc);
         }
       }
+}
+
+size_t attention_cached_scratch(int n, int n_keys, int H) {
+  return size_t(H) * size_t(std::min(n, kAttnBlock)) * size_t(n_keys);
+}
+
+// One query row against `keys` cached keys (decoding): s = q K^T scale, softmax, out = s V.
+LM_TARGET_CLONES static void attention_row(float* out, float* s, const float* q, const float* kc, const float* vc,
+                                           int keys, int ld, int D, float scale) {
+  for (int j = 0; j < keys; ++j) {
+    const float* kj = kc + size_t(j) * ld;
+    float acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int c = 0; c < D; ++c) acc += q[c] * kj[c];
+    s[j] = acc * scale;
+  }
+  causal_softmax_block(s, keys - 1, 1, keys);
+  std::fill(out, out + D, 0.0f);
+  for (int j = 0; j < keys; ++j) {
+    const float p = s[j];
+    const float* vj = vc + size_t(j) * ld;
+#pragma omp simd
+    for (int c = 0; c < D; ++c) out[c] += p * vj[c];
+  }
+}
+
+void attention_cached(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H, int Hkv,
+                      int D, float* scratch) {
+  const float scale = 1.0f / std::sqrt(float(D));
+  const int group = H / Hkv, ld = Hkv * D, keys_max = pos0 + n;
+  const size_t per_head = size_t(std::min(n, kAttnBlock)) * size_t(keys_max);
+#pragma omp parallel for schedule(dynamic) if (size_t(H) * keys_max * D * n >= 16384)
+  for (int h = 0; h < H; ++h) {
+    const int g = h / group;
+    const float* kb = kc + size_t(g) * D;
+    const float* vb = vc + size_t(g) * D;
+    float* s = scratch + size_t(h) * per_head;
+    if (n == 1) {
+      attention_row(out + size_t(h) * D, s, q + size_t(h) * D, kb, vb, keys_max, ld, D, scale);
+      continue;
+    }
+    // Blocks of query rows: a block needs only the keys up to its last row.
+    for (int r0 = 0; r0 < n; r0 += kAttnBlock) {
+      const int rows = std::min(kAttnBlock, n - r0), keys = pos0 + r0 + rows;
+      sgemm(false, true, rows, keys, D, scale, q + (size_t(r0) * H + h) * D, H * D, kb, ld, 0.0f, s, keys);
+      causal_softmax_block(s, pos0 + r0, rows, keys);
+      sgemm(false, false, rows, D, keys, 1.0f, s, keys, vb, ld, 0.0f, out + (size_t(r0) * H + h) * D, H * D);
+    }
+  }
+}
+
+void attention_cached_ref(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H,
+                          int Hkv, int D) {
+  const double scale = 1.0 / std::sqrt(double(D));
+  const int group = H / Hkv, ld = Hkv * D;
+  std::vector<double> s(size_t(pos0 + n));
+  for (int i = 0; i < n; ++i)
+    for (int h = 0; h < H; ++h) {
+      const float* qi = q + (size_t(i) * H + h) * D;
+      const int keys = pos0 + i + 1;
+      double mx = -INFINITY, sum = 0;
+      for (int j = 0; j < keys; ++j) {
+        const float* kj = kc + size_t(j) * ld + size_t(h / group) * D;
+        double d = 0;
+        for (int c = 0; c < D; ++c) d += double(qi[c]) * kj[c];
+        s[size_t(j)] = d * scale;
+        mx = std::max(mx, s[size_t(j)]);
+      }
+      for (int j = 0; j < keys; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] - mx);
+      for (int c = 0; c < D; ++c) {
+        double acc = 0;
+        for (int j = 0; j < keys; ++j) acc += s[size_t(j)] / sum * vc[size_t(j) * ld + size_t(h / group) * D + c];
+        out[(size_t(i) * H + h) * D + c] = float(acc);
+      }
+    }
 }
 
 // dS = P * (dP - sum(dP * P)) * scale over one row of n entries, in place in d.

@@ -14,7 +14,9 @@
 namespace lm::kernels {
 
 // Linear layer without bias: y (N, OC) = x (N, C) W^T + beta * y, W (OC, C) row-major (ggml
-// shape {C, OC}). Through sgemm, so large products run in OpenBLAS.
+// shape {C, OC}). Through sgemm, so large products run in OpenBLAS; up to kGemvMaxRows rows
+// (decoding) through our own matrix-vector loop, which reads W once at memory bandwidth.
+inline constexpr int kGemvMaxRows = 4;
 void matmul_forward(float* y, const float* x, const float* W, int N, int C, int OC, float beta = 0.0f);
 void matmul_forward_ref(float* y, const float* x, const float* W, int N, int C, int OC, float beta = 0.0f);
 // dx (N, C) = dy (N, OC) W, or += when accumulate_dx; dx == nullptr skips it (a first layer).
@@ -87,6 +89,16 @@ void attention_backward(float* dq, float* dk, float* dv, float* datt, const floa
 // The definition in double: recomputes the probabilities from q and k, so att and datt are unused.
 void attention_backward_ref(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
                             const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D);
+
+// Attention of n new queries against a KV cache (inference): query i sits at position pos0 + i
+// and sees the cached keys 0 .. pos0 + i. q, out (n, H, D); kc, vc hold at least pos0 + n rows
+// of (Hkv, D), already rotated by RoPE. scratch holds attention_cached_scratch(n, pos0 + n, H)
+// floats.
+size_t attention_cached_scratch(int n, int n_keys, int H);
+void attention_cached(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H, int Hkv,
+                      int D, float* scratch);
+void attention_cached_ref(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H,
+                          int Hkv, int D);
 
 // Sum of squares of n values (for global-norm gradient clipping), in double; the same bits at
 // any thread count.

@@ -82,16 +82,13 @@ size_t ModelConfig::n_params() const {
   return v.back().offset + size_t(v.back().rows) * v.back().cols;
 }
 
-// Indices into Params::views: token_embd, then kPerLayer per layer, then output_norm, output.
-constexpr size_t kPerLayer = 9;
-enum LayerView : size_t { kAttnNorm, kWq, kWk, kWv, kWo, kFfnNorm, kWg, kWu, kWd };
-static size_t layer_view(int l, LayerView v) { return 1 + size_t(l) * kPerLayer + v; }
+static size_t layer_view(int l, LayerParam v) { return layer_param(l, v); }
 
-Params::Params(const ModelConfig& c) : cfg(c), views(param_layout(c)) {
+Params::Params(const ModelConfig& c, bool with_grad) : cfg(c), views(param_layout(c)) {
   c.validate();
   const size_t n = c.n_params();
   w.assign(n, 0.0f);
-  grad.assign(n, 0.0f);
+  if (with_grad) grad.assign(n, 0.0f);
 }
 
 size_t Params::find(const std::string& name) const {
@@ -203,7 +200,7 @@ float Model::forward(const Params& p, const int* tokens, const int* targets, int
     std::memcpy(next, x2, sizeof(float) * size_t(N) * C);
     matmul_forward(next, h, p.get(layer_view(l, kWd)), N, F, C, 1.0f);
   }
-  const size_t out_norm = 1 + size_t(cfg_.n_layer) * kPerLayer;
+  const size_t out_norm = output_norm_param(cfg_);
   rmsnorm_forward(a.xf.data(), a.rstdf.data(), a.x[size_t(cfg_.n_layer)].data(), p.get(out_norm), N, C, cfg_.norm_eps);
   matmul_forward(a.logits.data(), a.xf.data(), cfg_.tied ? E : p.get(out_norm + 1), N, C, V);
   a.have_targets = targets != nullptr;
@@ -225,7 +222,7 @@ void Model::backward(Params& p) {
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
   float* G = p.grad.data();
   auto grad = [&](size_t view) { return G + p.views[view].offset; };
-  const size_t out_norm = 1 + size_t(cfg_.n_layer) * kPerLayer;
+  const size_t out_norm = output_norm_param(cfg_);
   const float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
   const size_t head = cfg_.tied ? 0 : out_norm + 1;
   matmul_backward(a.dxn.data(), grad(head), dlogits, a.xf.data(), p.get(head), N, C, V, false);

@@ -46,9 +46,16 @@ struct ParamView {
 // Parameter layout: the GGUF tensor list in file order.
 std::vector<ParamView> param_layout(const ModelConfig& cfg);
 
+// Indices into param_layout(): token_embd.weight is 0, then kLayerParams per layer in this
+// order, then output_norm.weight and (untied) output.weight.
+enum LayerParam : size_t { kAttnNorm, kWq, kWk, kWv, kWo, kFfnNorm, kWg, kWu, kWd, kLayerParams };
+inline size_t layer_param(int l, LayerParam v) { return 1 + size_t(l) * kLayerParams + v; }
+inline size_t output_norm_param(const ModelConfig& c) { return 1 + size_t(c.n_layer) * kLayerParams; }
+
 // Weights and their gradients, each one flat buffer. Allocated once.
 struct Params {
-  explicit Params(const ModelConfig& cfg);
+  // Without gradients (with_grad false) for inference: grad stays empty.
+  explicit Params(const ModelConfig& cfg, bool with_grad = true);
   ModelConfig cfg;
   std::vector<ParamView> views;
   std::vector<float> w, grad;

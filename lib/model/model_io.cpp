@@ -6,45 +6,13 @@
 
 #include "base/error.hpp"
 #include "model/tokenizer_loader.hpp"
+#include "quant/quant.hpp"
 
 namespace lm::model {
 
 namespace {
 
 std::string key(const char* suffix) { return std::string(kArch) + "." + suffix; }
-
-// IEEE half and bfloat16 to float.
-float half_to_float(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (man == 0) {
-      bits = sign;
-    } else {  // subnormal: normalise
-      int e = -1;
-      uint32_t m = man;
-      do {
-        ++e;
-        m <<= 1;
-      } while (!(m & 0x400));
-      bits = sign | uint32_t(127 - 15 - e) << 23 | (m & 0x3ff) << 13;
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | man << 13;
-  } else {
-    bits = sign | (exp + 127 - 15) << 23 | man << 13;
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-float bf16_to_float(uint16_t b) {
-  const uint32_t bits = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 }  // namespace
 
@@ -100,8 +68,8 @@ ModelConfig read_config(const format::GgufFile& g) {
   return c;
 }
 
-Params load_params(const format::GgufFile& g) {
-  Params p(read_config(g));
+Params load_params(const format::GgufFile& g, bool with_grad) {
+  Params p(read_config(g), with_grad);
   for (const ParamView& v : p.views) {
     const format::GgufTensorInfo* t = g.find_tensor(v.name);
     if (!t) throw FormatError(g.path(), "missing tensor '" + v.name + "'");
@@ -115,16 +83,13 @@ Params load_params(const format::GgufFile& g) {
     const size_t n = size_t(v.rows) * v.cols;
     switch (t->type) {
       case format::GgmlType::F32: std::memcpy(dst, t->data, n * 4); break;
-      case format::GgmlType::F16:
-      case format::GgmlType::BF16:
-        for (size_t i = 0; i < n; ++i) {
-          const uint16_t b = uint16_t(t->data[2 * i] | t->data[2 * i + 1] << 8);
-          dst[i] = t->type == format::GgmlType::F16 ? half_to_float(b) : bf16_to_float(b);
-        }
-        break;
+      case format::GgmlType::F16: quant::dequantize_f16(t->data, dst, n); break;
+      case format::GgmlType::BF16: quant::dequantize_bf16(t->data, dst, n); break;
+      case format::GgmlType::Q8_0: quant::dequantize_q8_0(t->data, dst, n); break;
+      case format::GgmlType::Q4_0: quant::dequantize_q4_0(t->data, dst, n); break;
       default:
         throw FormatError(g.path(), "tensor '" + v.name + "' has type " + format::ggml_type_info(t->type).name +
-                                        ", expected f32, f16 or bf16 (quantized types are not supported yet)");
+                                        ", expected f32, f16, bf16, q8_0 or q4_0");
     }
   }
   return p;

@@ -19,7 +19,8 @@ ModelConfig read_config(const format::GgufFile& gguf);
 
 // Weights of a llama-arch GGUF file (F32, F16 or BF16 tensors) into Params, checking that every
 // tensor the config needs is present with its shape. Throws FormatError naming the tensor.
-Params load_params(const format::GgufFile& gguf);
+// with_grad false leaves the gradient buffer empty (inference).
+Params load_params(const format::GgufFile& gguf, bool with_grad = true);
 
 // Writes the hyper-parameter keys, the tokenizer and all weights as F32 into `out`, which the
 // caller may extend and then writes. `p` and `tok` must outlive out.write().

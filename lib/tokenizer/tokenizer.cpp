@@ -427,6 +427,33 @@ const std::string& Tokenizer::piece(int id) const { return impl_->sp.IdToPiece(i
 float Tokenizer::score(int id) const { return impl_->summary.scores[size_t(id)]; }
 PieceType Tokenizer::type(int id) const { return impl_->summary.types[size_t(id)]; }
 
+std::string Tokenizer::token_bytes(int id) const {
+  switch (type(id)) {
+    case PieceType::Control:
+    case PieceType::Unused: return {};
+    case PieceType::Unknown: return " \xe2\x81\x87 ";
+    case PieceType::Byte: {
+      const std::string& p = piece(id);  // "<0xNN>"
+      if (p.size() == 6 && p.compare(0, 3, "<0x") == 0 && p[5] == '>')
+        return std::string(1, char(std::stoi(p.substr(3, 2), nullptr, 16)));
+      return p;
+    }
+    default: break;
+  }
+  const std::string& p = piece(id);
+  std::string out;
+  out.reserve(p.size());
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p.compare(i, 3, "\xe2\x96\x81") == 0) {
+      out += ' ';
+      i += 2;
+    } else {
+      out += p[i];
+    }
+  }
+  return out;
+}
+
 static std::optional<int> opt_id(int id) { return id >= 0 ? std::optional<int>(id) : std::nullopt; }
 std::optional<int> Tokenizer::unk_id() const { return opt_id(impl_->sp.unk_id()); }
 std::optional<int> Tokenizer::bos_id() const { return opt_id(impl_->sp.bos_id()); }

@@ -87,6 +87,12 @@ class Tokenizer {
   void encode_line_of_text(std::string_view line, bool first, bool newline, std::vector<int>& ids) const;
   // Inverse of a whole document encoded with encode_line_of_text. Throws FormatError for bad ids.
   std::string decode_text(const std::vector<int>& ids) const;
+  // The bytes token `id` stands for inside a text, for streaming output one token at a time:
+  // "\xe2\x96\x81" (the SentencePiece space) becomes ' ', a byte piece <0xNN> its byte (possibly
+  // part of a UTF-8 character), control pieces nothing and the unknown piece " \xe2\x81\x87 " as
+  // SentencePiece decodes it. Concatenated over a text's ids this is decode_text() with the
+  // dummy prefix's space still at the front. id must be in [0, vocab_size).
+  std::string token_bytes(int id) const;
   // The ids that encode "\n" inside a text (empty if the model maps it to nothing).
   const std::vector<int>& newline_ids() const;
 

@@ -392,3 +392,52 @@ TEST_CASE("attention softmax subtracts the row maximum: scores near FLT_MAX stay
     }
   });
 }
+
+TEST_CASE("few-row matmul (decoding) matches the reference on odd shapes, with and without beta") {
+  for_each_path([] {
+    for (auto [N, C, OC] : {std::tuple{1, 1, 1}, std::tuple{1, 17, 5}, std::tuple{2, 100, 131}, std::tuple{4, 384, 1030},
+                            std::tuple{3, 1024, 67}}) {
+      CAPTURE(N);
+      CAPTURE(C);
+      CAPTURE(OC);
+      auto x = randn(size_t(N) * C, 70), W = randn(size_t(OC) * C, 71);
+      for (float beta : {0.0f, 1.0f}) {
+        auto y = randn(size_t(N) * OC, 72), y_ref = y;
+        matmul_forward(y.data(), x.data(), W.data(), N, C, OC, beta);
+        matmul_forward_ref(y_ref.data(), x.data(), W.data(), N, C, OC, beta);
+        CHECK(max_rel_diff(y, y_ref) < 1e-6 * std::sqrt(double(C)) + 1e-6);
+      }
+    }
+  });
+}
+
+TEST_CASE("cached attention matches the reference, the training kernel, and itself one token at a time") {
+  for_each_path([] {
+    // n 150 spans two query blocks; pos0 > 0 continues a cache; GQA with 3 heads per kv head.
+    for (auto [n, pos0, H, Hkv, D] : {std::tuple{1, 0, 1, 1, 4}, std::tuple{5, 3, 4, 4, 8}, std::tuple{150, 20, 6, 2, 16},
+                                      std::tuple{1, 600, 6, 6, 64}}) {
+      CAPTURE(n);
+      CAPTURE(pos0);
+      const int T = pos0 + n;
+      auto q = randn(size_t(n) * H * D, 80), kc = randn(size_t(T) * Hkv * D, 81), vc = randn(size_t(T) * Hkv * D, 82);
+      std::vector<float> out(q.size()), out_ref(q.size()), scratch(attention_cached_scratch(n, T, H));
+      attention_cached(out.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D, scratch.data());
+      attention_cached_ref(out_ref.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D);
+      CHECK(max_rel_diff(out, out_ref) < 1e-5);
+      // The same queries one at a time give the same rows as the batch.
+      std::vector<float> one(size_t(H) * D), s1(attention_cached_scratch(1, T, H));
+      for (int i = 0; i < n; i += std::max(1, n / 7)) {
+        attention_cached(one.data(), q.data() + size_t(i) * H * D, kc.data(), vc.data(), 1, pos0 + i, H, Hkv, D,
+                         s1.data());
+        std::vector<float> row(out.begin() + long(i) * H * D, out.begin() + long(i + 1) * H * D);
+        CHECK(max_rel_diff(one, row) < 1e-5);
+      }
+      // From an empty cache it is the training kernel's causal attention.
+      if (pos0 == 0) {
+        std::vector<float> o2(q.size()), att(size_t(H) * n * n);
+        attention_forward(o2.data(), att.data(), q.data(), kc.data(), vc.data(), 1, n, H, Hkv, D);
+        CHECK(max_rel_diff(out, o2) < 1e-5);
+      }
+    }
+  });
+}

@@ -306,3 +306,18 @@ TEST_CASE("fingerprints identify the model bytes") {
   CHECK(a.fingerprint() == b.fingerprint());
   CHECK(a.fingerprint() != c.fingerprint());
 }
+
+TEST_CASE("token_bytes concatenated over a text's ids is the text after the dummy prefix's space") {
+  const Tokenizer& tok = bpe();
+  REQUIRE(tok.add_dummy_prefix());
+  // ☃ and 東京 fall back to byte pieces: each carries part of a UTF-8 character.
+  for (const std::string& text : {std::string("the jury said"), std::string("café\n\n東京 ☃  x\t42"),
+                                  std::string("  two leading spaces"), std::string("\x01")}) {
+    CAPTURE(text);
+    std::string joined;
+    for (int id : whole_text_ids(tok, text)) joined += tok.token_bytes(id);
+    CHECK(joined == " " + text);
+  }
+  CHECK(tok.token_bytes(*tok.bos_id()).empty());
+  CHECK(tok.token_bytes(*tok.unk_id()) == tok.decode({*tok.unk_id()}));
+}

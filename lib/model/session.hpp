@@ -1,0 +1,50 @@
+// Inference over a KV cache (llama.cpp's "context"): one sequence, its keys and values cached
+// per layer, prompt chunks evaluated as matrix products (GEMM) and single tokens as
+// matrix-vector products that read each weight once (bandwidth-bound decoding). Everything is
+// allocated in the constructor; eval() allocates nothing.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "model/model.hpp"
+
+namespace lm::model {
+
+class Session {
+ public:
+  // A session over `p` (which must outlive it) for sequences of up to n_ctx tokens, evaluated in
+  // chunks of up to n_batch tokens. Throws UsageError unless 1 <= n_ctx <= the model's context
+  // and 1 <= n_batch.
+  Session(const Params& p, int n_ctx, int n_batch);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  int n_ctx() const { return n_ctx_; }
+  int n_batch() const { return n_batch_; }
+  int n_vocab() const { return cfg_.n_vocab; }
+  // Tokens in the cache: the position the next token gets.
+  int n_past() const { return n_past_; }
+
+  // Appends n tokens (1 <= n <= n_batch, n_past() + n <= n_ctx; ids in [0, n_vocab), checked by
+  // the caller) and returns their logits: n rows of n_vocab if all_logits, else the last row
+  // only. The pointer stays valid until the next eval().
+  const float* eval(const int* tokens, int n, bool all_logits = false);
+  // eval() over any number of tokens in chunks of n_batch; returns the last token's logits.
+  const float* eval_all(const int* tokens, int n);
+  // Forgets all but the first n cached tokens (0 empties the cache).
+  void keep(int n);
+
+  // Bytes held by the cache and the scratch buffers.
+  size_t bytes() const;
+
+ private:
+  struct Buffers;
+  const Params& p_;
+  ModelConfig cfg_;
+  int n_ctx_, n_batch_, n_past_ = 0;
+  std::unique_ptr<Buffers> b_;
+};
+
+}  // namespace lm::model

@@ -1,0 +1,129 @@
+#include "quant/quant.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace lm::quant {
+
+float fp16_to_fp32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      uint32_t m = man;
+      do {
+        ++e;
+        m <<= 1;
+      } while (!(m & 0x400));
+      bits = sign | uint32_t(127 - 15 - e) << 23 | (m & 0x3ff) << 13;
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | man << 13;
+  } else {
+    bits = sign | (exp + 127 - 15) << 23 | man << 13;
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t fp32_to_fp16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint16_t sign = uint16_t((x >> 16) & 0x8000);
+  const uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return uint16_t(sign | 0x7e00);  // NaN
+  if (ax >= 0x477ff000u) return uint16_t(sign | 0x7c00);  // rounds to >= 65520: inf
+  if (ax < 0x38800000u) {                                 // below 2^-14: subnormal half or zero
+    // Value = ax as float; half subnormal unit is 2^-24. Round |f| * 2^24 to nearest even.
+    float a;
+    std::memcpy(&a, &ax, 4);
+    const float scaled = a * 16777216.0f;  // exact: a power-of-two scaling of a normal float
+    return uint16_t(sign | uint16_t(std::nearbyint(scaled)));
+  }
+  // Normal: rebias the exponent, round the 13 dropped mantissa bits to nearest even.
+  const uint32_t rebased = ax - (uint32_t(127 - 15) << 23);
+  const uint32_t round = 0xfff + ((rebased >> 13) & 1);
+  return uint16_t(sign | ((rebased + round) >> 13));
+}
+
+float bf16_to_fp32(uint16_t b) {
+  const uint32_t bits = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t fp32_to_bf16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return uint16_t((x >> 16) | 64);  // quiet NaN
+  return uint16_t((x + (0x7fff + ((x >> 16) & 1))) >> 16);
+}
+
+static uint16_t load_u16(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
+
+void dequantize_f16(const void* src, float* dst, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (size_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(load_u16(p + 2 * i));
+}
+
+void dequantize_bf16(const void* src, float* dst, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(load_u16(p + 2 * i));
+}
+
+void dequantize_q8_0(const void* src, float* dst, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (size_t b = 0; b < n / kBlock; ++b, p += sizeof(BlockQ8_0), dst += kBlock) {
+    const float d = fp16_to_fp32(load_u16(p));
+    for (int j = 0; j < kBlock; ++j) dst[j] = d * float(int8_t(p[2 + j]));
+  }
+}
+
+void dequantize_q4_0(const void* src, float* dst, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(src);
+  for (size_t b = 0; b < n / kBlock; ++b, p += sizeof(BlockQ4_0), dst += kBlock) {
+    const float d = fp16_to_fp32(load_u16(p));
+    for (int j = 0; j < kBlock / 2; ++j) {
+      dst[j] = d * float((p[2 + j] & 0x0f) - 8);
+      dst[j + kBlock / 2] = d * float((p[2 + j] >> 4) - 8);
+    }
+  }
+}
+
+void quantize_q8_0(const float* src, void* dst, size_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  for (size_t b = 0; b < n / kBlock; ++b, src += kBlock, out += sizeof(BlockQ8_0)) {
+    float amax = 0;
+    for (int j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(src[j]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const uint16_t dh = fp32_to_fp16(d);
+    out[0] = uint8_t(dh), out[1] = uint8_t(dh >> 8);
+    for (int j = 0; j < kBlock; ++j) out[2 + j] = uint8_t(int8_t(std::round(src[j] * id)));
+  }
+}
+
+void quantize_q4_0(const float* src, void* dst, size_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  for (size_t b = 0; b < n / kBlock; ++b, src += kBlock, out += sizeof(BlockQ4_0)) {
+    // The value of largest magnitude maps to -8, keeping its sign (ggml's rule).
+    float amax = 0, mx = 0;
+    for (int j = 0; j < kBlock; ++j)
+      if (std::fabs(src[j]) > amax) amax = std::fabs(src[j]), mx = src[j];
+    const float d = mx / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const uint16_t dh = fp32_to_fp16(d);
+    out[0] = uint8_t(dh), out[1] = uint8_t(dh >> 8);
+    for (int j = 0; j < kBlock / 2; ++j) {
+      const int q0 = std::min(15, int(int8_t(src[j] * id + 8.5f)));
+      const int q1 = std::min(15, int(int8_t(src[j + kBlock / 2] * id + 8.5f)));
+      out[2 + j] = uint8_t(q0 | q1 << 4);
+    }
+  }
+}
+
+}  // namespace lm::quant

@@ -1,0 +1,208 @@
+#include "sample/sampler.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "base/error.hpp"
+
+namespace lm::sample {
+
+void SamplerOptions::validate() const {
+  auto check = [](bool ok, const std::string& what) {
+    if (!ok) throw UsageError(what);
+  };
+  check(std::isfinite(temperature), "temperature must be a finite number");
+  check(top_k >= 0, "top-k " + std::to_string(top_k) + " must be >= 0 (0 = off)");
+  check(top_p > 0 && top_p <= 1, "top-p " + std::to_string(top_p) + " is out of range (0, 1]");
+  check(min_p >= 0 && min_p <= 1, "min-p " + std::to_string(min_p) + " is out of range [0, 1]");
+  check(typical_p > 0 && typical_p <= 1, "typical-p " + std::to_string(typical_p) + " is out of range (0, 1]");
+  check(repeat_penalty > 0 && std::isfinite(repeat_penalty),
+        "repeat penalty " + std::to_string(repeat_penalty) + " must be > 0 (1 = off)");
+  check(std::isfinite(presence_penalty) && std::isfinite(frequency_penalty), "penalties must be finite numbers");
+  check(penalty_last_n >= -1, "penalty window " + std::to_string(penalty_last_n) + " must be >= -1 (-1 = all)");
+}
+
+Sampler::Sampler(const SamplerOptions& opts, uint64_t seed) : opts_(opts), rng_(seed) {
+  opts.validate();
+  size_t start = 0;
+  const std::string& s = opts.order;
+  while (start <= s.size()) {
+    size_t end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    const std::string name = s.substr(start, end - start);
+    Step step;
+    if (name == "penalties")
+      step = Step::Penalties;
+    else if (name == "top-k")
+      step = Step::TopK;
+    else if (name == "typical")
+      step = Step::Typical;
+    else if (name == "top-p")
+      step = Step::TopP;
+    else if (name == "min-p")
+      step = Step::MinP;
+    else if (name == "temperature")
+      step = Step::Temperature;
+    else
+      throw UsageError("sampler '" + name + "' in '" + s +
+                       "', expected a comma-separated list of penalties, top-k, typical, top-p, min-p, temperature");
+    if (std::find(steps_.begin(), steps_.end(), step) != steps_.end())
+      throw UsageError("sampler '" + name + "' appears twice in '" + s + "'");
+    steps_.push_back(step);
+    start = end + 1;
+  }
+}
+
+void Sampler::penalties(const std::vector<int>& history) {
+  const SamplerOptions& o = opts_;
+  if (o.penalty_last_n == 0 || history.empty()) return;
+  if (o.repeat_penalty == 1.0f && o.presence_penalty == 0.0f && o.frequency_penalty == 0.0f) return;
+  const size_t n = o.penalty_last_n < 0 ? history.size() : std::min(history.size(), size_t(o.penalty_last_n));
+  const int V = int(counts_.size());
+  for (size_t i = history.size() - n; i < history.size(); ++i)
+    if (history[i] >= 0 && history[i] < V) ++counts_[size_t(history[i])];
+  for (Cand& c : cand_) {
+    const int count = counts_[size_t(c.id)];
+    if (count == 0) continue;
+    c.logit = c.logit > 0 ? c.logit / o.repeat_penalty : c.logit * o.repeat_penalty;
+    c.logit -= float(count) * o.frequency_penalty + o.presence_penalty;
+  }
+  for (size_t i = history.size() - n; i < history.size(); ++i)
+    if (history[i] >= 0 && history[i] < V) counts_[size_t(history[i])] = 0;
+  sorted_ = false;
+}
+
+void Sampler::sort_desc() {
+  if (sorted_) return;
+  std::sort(cand_.begin(), cand_.end(),
+            [](const Cand& a, const Cand& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); });
+  sorted_ = true;
+}
+
+void Sampler::softmax() {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (const Cand& c : cand_) mx = std::max(mx, c.logit);
+  p_.resize(cand_.size());
+  double sum = 0;
+  for (size_t i = 0; i < cand_.size(); ++i) sum += p_[i] = std::exp(cand_[i].logit - mx);
+  for (float& p : p_) p = float(p / sum);
+}
+
+int Sampler::sample(const float* logits, int V, const std::vector<int>& history) {
+  cand_.resize(size_t(V));
+  for (int i = 0; i < V; ++i) cand_[size_t(i)] = {i, logits[i]};
+  if (counts_.size() != size_t(V)) counts_.assign(size_t(V), 0);
+  sorted_ = false;
+  const SamplerOptions& o = opts_;
+  bool greedy = false;
+  for (Step step : steps_) {
+    switch (step) {
+      case Step::Penalties: penalties(history); break;
+      case Step::TopK:
+        if (o.top_k > 0 && size_t(o.top_k) < cand_.size()) {
+          auto cmp = [](const Cand& a, const Cand& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };
+          std::nth_element(cand_.begin(), cand_.begin() + o.top_k, cand_.end(), cmp);
+          cand_.resize(size_t(o.top_k));
+          sorted_ = false;
+        }
+        break;
+      case Step::Typical: {
+        if (o.typical_p >= 1.0f || cand_.size() < 2) break;
+        softmax();
+        double entropy = 0;
+        for (float p : p_)
+          if (p > 0) entropy -= p * std::log(double(p));
+        // Sort by |-log p - H|: the tokens whose surprise is closest to the expected surprise.
+        order_.resize(cand_.size());
+        for (size_t i = 0; i < cand_.size(); ++i)
+          order_[i] = {std::fabs(-std::log(std::max(double(p_[i]), 1e-45)) - entropy), i};
+        std::stable_sort(order_.begin(), order_.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        kept_.clear();
+        double cum = 0;
+        for (const auto& [shift, i] : order_) {
+          kept_.push_back(cand_[i]);
+          cum += p_[i];
+          if (cum >= o.typical_p) break;
+        }
+        cand_.swap(kept_);
+        sorted_ = false;
+        break;
+      }
+      case Step::TopP: {
+        if (o.top_p >= 1.0f) break;
+        sort_desc();
+        softmax();
+        double cum = 0;
+        size_t n = 0;
+        while (n < cand_.size()) {
+          cum += p_[n++];
+          if (cum >= o.top_p) break;
+        }
+        truncate(n);
+        break;
+      }
+      case Step::MinP: {
+        if (o.min_p <= 0.0f) break;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (const Cand& c : cand_) mx = std::max(mx, c.logit);
+        const float floor = mx + std::log(o.min_p);  // p >= min_p * p_max
+        size_t w = 0;
+        for (const Cand& c : cand_)
+          if (c.logit >= floor) cand_[w++] = c;
+        truncate(w);
+        break;
+      }
+      case Step::Temperature:
+        if (o.temperature <= 0.0f) {
+          greedy = true;
+        } else {
+          for (Cand& c : cand_) c.logit /= o.temperature;
+        }
+        break;
+    }
+  }
+  if (greedy || cand_.size() == 1) {
+    const auto best = std::min_element(cand_.begin(), cand_.end(), [](const Cand& a, const Cand& b) {
+      return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+    });
+    return best->id;
+  }
+  // A draw in a fixed candidate order (by id) so the result depends only on the seed.
+  std::sort(cand_.begin(), cand_.end(), [](const Cand& a, const Cand& b) { return a.id < b.id; });
+  softmax();
+  const double r = rng_.uniform_double();
+  double cum = 0;
+  for (size_t i = 0; i < cand_.size(); ++i) {
+    cum += p_[i];
+    if (r < cum) return cand_[i].id;
+  }
+  return cand_.back().id;
+}
+
+float token_logprob(const float* logits, int V, int id) {
+  double mx = -INFINITY;
+  for (int i = 0; i < V; ++i) mx = std::max(mx, double(logits[i]));
+  double sum = 0;
+  for (int i = 0; i < V; ++i) sum += std::exp(double(logits[i]) - mx);
+  return float(double(logits[id]) - mx - std::log(sum));
+}
+
+std::vector<TokenLogprob> top_logprobs(const float* logits, int V, int n) {
+  n = std::clamp(n, 0, V);
+  std::vector<int> ids(static_cast<size_t>(V));
+  for (int i = 0; i < V; ++i) ids[size_t(i)] = i;
+  auto cmp = [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), cmp);
+  double mx = -INFINITY;
+  for (int i = 0; i < V; ++i) mx = std::max(mx, double(logits[i]));
+  double sum = 0;
+  for (int i = 0; i < V; ++i) sum += std::exp(double(logits[i]) - mx);
+  const double lse = mx + std::log(sum);
+  std::vector<TokenLogprob> out;
+  for (int i = 0; i < n; ++i) out.push_back({ids[size_t(i)], float(double(logits[ids[size_t(i)]]) - lse)});
+  return out;
+}
+
+}  // namespace lm::sample

@@ -1,0 +1,103 @@
+// Tests for lib/model/session: cached inference against the training forward pass, chunked
+// prompts against whole ones, and greedy decoding against a recompute without the cache.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "base/error.hpp"
+#include "base/rng.hpp"
+#include "model/model.hpp"
+#include "model/session.hpp"
+
+using namespace lm;
+using namespace lm::model;
+
+namespace {
+
+ModelConfig config(bool tied, int n_head_kv) {
+  ModelConfig c;
+  c.n_vocab = 67, c.n_ctx = 48, c.n_layer = 2, c.n_embd = 32, c.n_head = 4, c.n_head_kv = n_head_kv, c.n_ff = 40;
+  c.tied = tied;
+  return c;
+}
+
+// Largest difference relative to the largest magnitude of b.
+double max_diff(const float* a, const float* b, size_t n) {
+  double m = 0, scale = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(double(a[i]) - b[i])), scale = std::max(scale, std::fabs(double(b[i])));
+  return m / (scale + 1e-30);
+}
+
+int argmax(const float* x, int n) { return int(std::max_element(x, x + n) - x); }
+
+}  // namespace
+
+TEST_CASE("session logits equal the training forward pass, whole, chunked and one token at a time") {
+  for (auto [tied, kv] : {std::pair{true, 4}, std::pair{false, 2}}) {
+    CAPTURE(tied);
+    const ModelConfig cfg = config(tied, kv);
+    Params p(cfg, false);
+    Rng rng(5);
+    p.init(rng);
+    for (auto& w : p.w) w *= 10.0f;  // larger weights: logits spread over several units
+    const int T = 40, V = cfg.n_vocab;
+    std::vector<int> tokens(T);
+    for (int& t : tokens) t = int(rng.below(uint64_t(V)));
+    Model m(cfg, 1, T);
+    m.forward(p, tokens.data(), nullptr, 1, T);
+    const float* want = m.logits();
+    for (int batch : {T, 7, 1}) {
+      CAPTURE(batch);
+      Session s(p, cfg.n_ctx, batch);
+      for (int i = 0; i < T; i += batch) {
+        const int n = std::min(batch, T - i);
+        const float* got = s.eval(tokens.data() + i, n, true);
+        CHECK(max_diff(got, want + size_t(i) * V, size_t(n) * V) < 1e-4);
+      }
+      CHECK(s.n_past() == T);
+      // keep() rewinds: re-evaluating the tail gives the same last logits.
+      s.keep(T - 3);
+      const float* last = s.eval_all(tokens.data() + T - 3, 3);
+      CHECK(max_diff(last, want + size_t(T - 1) * V, size_t(V)) < 1e-4);
+    }
+  }
+}
+
+TEST_CASE("greedy decoding with the cache equals recomputing the whole sequence every step") {
+  const ModelConfig cfg = config(false, 2);
+  Params p(cfg, false);
+  Rng rng(11);
+  p.init(rng);
+  for (auto& w : p.w) w *= 10.0f;
+  std::vector<int> seq = {3, 14, 15, 9, 26};
+  const int V = cfg.n_vocab, prompt = int(seq.size());
+  Session s(p, cfg.n_ctx, 4);
+  std::vector<int> cached = seq;
+  const float* logits = s.eval_all(cached.data(), prompt);
+  Model m(cfg, 1, cfg.n_ctx);
+  int margin_checks = 0;
+  while (int(cached.size()) < cfg.n_ctx) {
+    const int next = argmax(logits, V);
+    m.forward(p, seq.data(), nullptr, 1, int(seq.size()));
+    const float* full = m.logits() + (seq.size() - 1) * size_t(V);
+    CHECK(max_diff(logits, full, size_t(V)) < 1e-4);
+    seq.push_back(argmax(full, V));
+    cached.push_back(next);
+    ++margin_checks;
+    if (int(cached.size()) < cfg.n_ctx) logits = s.eval(&cached.back(), 1);
+  }
+  CHECK(cached == seq);
+  CHECK(margin_checks == cfg.n_ctx - prompt);
+}
+
+TEST_CASE("session sizes are validated") {
+  const ModelConfig cfg = config(true, 4);
+  Params p(cfg, false);
+  CHECK_THROWS_AS(Session(p, cfg.n_ctx + 1, 8), UsageError);
+  CHECK_THROWS_AS(Session(p, 0, 8), UsageError);
+  CHECK_THROWS_AS(Session(p, 8, 0), UsageError);
+  Session s(p, 16, 64);
+  CHECK(s.n_batch() == 16);
+}
