@@ -12,6 +12,7 @@
 #include "base/file.hpp"
 #include "model/model_io.hpp"
 #include "model/tokenizer_loader.hpp"
+#include "quant/quant.hpp"
 #include "test_util.hpp"
 
 using namespace lm;
@@ -140,4 +141,47 @@ TEST_CASE("A28 inconsistent hyper-parameters are named") {
   bad([](auto& w) { w.set_f32("llama.attention.layer_norm_rms_epsilon", -1.0f); }, "layer_norm_rms_epsilon' is");
   bad([](auto& w) { w.set_string("general.architecture", "gpt2"); }, "architecture 'gpt2', expected 'llama'");
   bad([](auto& w) { w.set_u32("llama.feed_forward_length", 65); }, "tensor 'blk.0.ffn_gate.weight' has shape {32, 64}, expected {32, 65}");
+}
+
+TEST_CASE("Q8_0 and Q4_0 weights load as their dequantized values") {
+  test::TempDir dir;
+  Tokenizer tok = tokenizer();
+  Params p(small_config(false));
+  Rng rng(8);
+  p.init(rng);
+  for (auto type : {format::GgmlType::Q8_0, format::GgmlType::Q4_0}) {
+    CAPTURE(int(type));
+    format::GgufWriter w;
+    add_model(w, p, tok, "t");
+    std::string path = dir.path() + "/f32.gguf";
+    w.save(path);
+    format::GgufFile g = format::GgufFile::open(path);
+    format::GgufWriter w2;
+    for (const auto& [k, val] : g.metadata()) w2.set_value(k, val);
+    std::vector<std::vector<uint8_t>> blobs;
+    std::vector<float> want = p.w;
+    for (const auto& t : g.tensors()) {
+      if (t.n_dims != 2) {
+        w2.add_tensor(t.name, t.type, {t.ne[0]}, t.data);
+        continue;
+      }
+      const size_t n = size_t(t.n_elements());
+      const float* src = reinterpret_cast<const float*>(t.data);
+      std::vector<uint8_t>& q = blobs.emplace_back(n / 32 * (type == format::GgmlType::Q8_0 ? 34 : 18));
+      float* dst = want.data() + p.views[p.find(t.name)].offset;
+      if (type == format::GgmlType::Q8_0) {
+        quant::quantize_q8_0(src, q.data(), n);
+        quant::dequantize_q8_0(q.data(), dst, n);
+      } else {
+        quant::quantize_q4_0(src, q.data(), n);
+        quant::dequantize_q4_0(q.data(), dst, n);
+      }
+      w2.add_tensor(t.name, type, {t.ne[0], t.ne[1]}, q.data());
+    }
+    std::string path2 = dir.path() + "/q.gguf";
+    w2.save(path2);
+    Params q = load_params(format::GgufFile::open(path2), false);
+    CHECK(q.w == want);
+    CHECK(q.grad.empty());
+  }
 }
