@@ -19,6 +19,15 @@ namespace lm::kernels {
 inline constexpr int kGemvMaxRows = 4;
 void matmul_forward(float* y, const float* x, const float* W, int N, int C, int OC, float beta = 0.0f);
 void matmul_forward_ref(float* y, const float* x, const float* W, int N, int C, int OC, float beta = 0.0f);
+// Several linear layers on the same input (q, k, v; gate, up): outs[i].y (N, OC_i) =
+// x (N, C) outs[i].W^T, up to 8 of them. Equal to matmul_forward on each; when decoding, one
+// parallel region covers them all.
+struct LinearOut {
+  float* y;
+  const float* W;
+  int OC;
+};
+void matmul_forward_shared(const float* x, int N, int C, const LinearOut* outs, int n_outs);
 // dx (N, C) = dy (N, OC) W, or += when accumulate_dx; dx == nullptr skips it (a first layer).
 // dW (OC, C) += dy^T x: weight gradients always accumulate.
 void matmul_backward(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,

@@ -63,16 +63,18 @@ const float* Session::eval(const int* tokens, int n, bool all_logits) {
     float* kc = b.k.data() + size_t(l) * n_ctx_ * K;
     float* vc = b.v.data() + size_t(l) * n_ctx_ * K;
     rmsnorm_forward(xn, b.rstd.data(), x, p_.get(layer_param(l, kAttnNorm)), n, C, cfg_.norm_eps);
-    matmul_forward(q, xn, p_.get(layer_param(l, kWq)), n, C, C);
-    matmul_forward(kc + size_t(pos0) * K, xn, p_.get(layer_param(l, kWk)), n, C, K);
-    matmul_forward(vc + size_t(pos0) * K, xn, p_.get(layer_param(l, kWv)), n, C, K);
+    const LinearOut qkv[3] = {{q, p_.get(layer_param(l, kWq)), C},
+                              {kc + size_t(pos0) * K, p_.get(layer_param(l, kWk)), K},
+                              {vc + size_t(pos0) * K, p_.get(layer_param(l, kWv)), K}};
+    matmul_forward_shared(xn, n, C, qkv, 3);
     rope_forward(q, 1, n, H, D, cfg_.rope_base, pos0);
     rope_forward(kc + size_t(pos0) * K, 1, n, Hkv, D, cfg_.rope_base, pos0);
     attention_cached(ao, q, kc, vc, n, pos0, H, Hkv, D, b.scratch.data());
     matmul_forward(x, ao, p_.get(layer_param(l, kWo)), n, C, C, 1.0f);  // residual: x += Wo ao
     rmsnorm_forward(xn, b.rstd.data(), x, p_.get(layer_param(l, kFfnNorm)), n, C, cfg_.norm_eps);
-    matmul_forward(b.g.data(), xn, p_.get(layer_param(l, kWg)), n, C, F);
-    matmul_forward(b.u.data(), xn, p_.get(layer_param(l, kWu)), n, C, F);
+    const LinearOut gate_up[2] = {{b.g.data(), p_.get(layer_param(l, kWg)), F},
+                                  {b.u.data(), p_.get(layer_param(l, kWu)), F}};
+    matmul_forward_shared(xn, n, C, gate_up, 2);
     swiglu_forward(b.h.data(), b.g.data(), b.u.data(), size_t(n) * F);
     matmul_forward(x, b.h.data(), p_.get(layer_param(l, kWd)), n, F, C, 1.0f);
   }

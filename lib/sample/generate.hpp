@@ -22,6 +22,8 @@ enum class Overflow {
 };
 
 struct GenerateOptions {
+  int n_ctx = 0;                  // context size of the Session; 0 = the model's
+  int n_batch = 512;              // prompt tokens per matrix product
   int max_tokens = 128;           // new tokens at most; -1 = until a stop condition or the context end
   std::vector<std::string> stop;  // stop strings: generation ends before the first one
   bool ignore_eos = false;        // keep going past the end-of-sequence token

@@ -511,6 +511,18 @@ void Tokenizer::encode_line_of_text(std::string_view line, bool first, bool newl
   if (newline) ids.insert(ids.end(), impl_->newline.begin(), impl_->newline.end());
 }
 
+void Tokenizer::encode_text(std::string_view text, std::vector<int>& ids) const {
+  bool first = true;
+  while (true) {
+    const size_t nl = text.find('\n');
+    encode_line_of_text(text.substr(0, nl), first, nl != std::string_view::npos, ids);
+    if (nl == std::string_view::npos) return;
+    text.remove_prefix(nl + 1);
+    first = false;
+    if (text.empty()) return;
+  }
+}
+
 std::string Tokenizer::decode_text(const std::vector<int>& ids) const {
   check_ids(ids, vocab_size(), impl_->source);
   const auto& nl = impl_->newline;

@@ -85,6 +85,8 @@ class Tokenizer {
   // encoding the whole text as one string, but streamable line by line.
   // `first` is true for the document's first line; `newline` appends the newline's ids.
   void encode_line_of_text(std::string_view line, bool first, bool newline, std::vector<int>& ids) const;
+  // A whole text (any number of lines) with encode_line_of_text; appends to ids.
+  void encode_text(std::string_view text, std::vector<int>& ids) const;
   // Inverse of a whole document encoded with encode_line_of_text. Throws FormatError for bad ids.
   std::string decode_text(const std::vector<int>& ids) const;
   // The bytes token `id` stands for inside a text, for streaming output one token at a time:

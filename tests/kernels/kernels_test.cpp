@@ -441,3 +441,25 @@ TEST_CASE("cached attention matches the reference, the training kernel, and itse
     }
   });
 }
+
+TEST_CASE("matmul_forward_shared equals separate products, decoding and batched") {
+  for_each_path([] {
+    for (int N : {1, 3, 9}) {
+      CAPTURE(N);
+      const int C = 70;
+      const int OCs[3] = {33, 130, 7};
+      auto x = randn(size_t(N) * C, 90);
+      std::vector<std::vector<float>> W, y, y_ref;
+      for (int i = 0; i < 3; ++i) {
+        W.push_back(randn(size_t(OCs[i]) * C, uint64_t(91 + i)));
+        y.emplace_back(size_t(N) * OCs[i], NAN);
+        y_ref.emplace_back(size_t(N) * OCs[i]);
+        matmul_forward_ref(y_ref.back().data(), x.data(), W.back().data(), N, C, OCs[i]);
+      }
+      const LinearOut outs[3] = {{y[0].data(), W[0].data(), OCs[0]}, {y[1].data(), W[1].data(), OCs[1]},
+                                 {y[2].data(), W[2].data(), OCs[2]}};
+      matmul_forward_shared(x.data(), N, C, outs, 3);
+      for (int i = 0; i < 3; ++i) CHECK(max_rel_diff(y[size_t(i)], y_ref[size_t(i)]) < 1e-5);
+    }
+  });
+}

@@ -134,6 +134,10 @@ TEST_CASE("whole-text encoding equals encoding the text as one string, and decod
       std::vector<int> ids = whole_text_ids(*tok, text);
       CHECK(ids == sp.EncodeAsIds(text));
       CHECK(tok->decode_text(ids) == text);
+      std::vector<int> direct = {7};
+      tok->encode_text(text, direct);
+      CHECK(direct.front() == 7);
+      CHECK(std::vector<int>(direct.begin() + 1, direct.end()) == ids);
     }
   }
 }

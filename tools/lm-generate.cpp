@@ -1,0 +1,216 @@
+// lm-generate: sample text from a llama-arch GGUF model. A prompt from -p, -f or stdin, or with
+// --each-line one completion per input line (a filter). The loop is lib/sample/generate; this
+// file parses, loads, and writes text or JSON Lines.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "base/rng.hpp"
+#include "common/cli.hpp"
+#include "common/text.hpp"
+#include "format/gguf.hpp"
+#include "kernels/blas.hpp"
+#include "model/model_io.hpp"
+#include "model/session.hpp"
+#include "model/tokenizer_loader.hpp"
+#include "sample/generate.hpp"
+
+namespace {
+
+using lm::sample::TokenEvent;
+
+struct Output {
+  lm::OutputFile& out;
+  const lm::Tokenizer& tok;
+  bool json = false;
+
+  void token(long line, const TokenEvent& e) {
+    if (!json) {
+      out.write(e.text);
+      out.flush();
+      return;
+    }
+    std::string s = "{\"event\":\"token\",\"line\":" + std::to_string(line) + ",\"id\":" + std::to_string(e.id) +
+                    ",\"text\":";
+    lm::tools::append_json_string(s, e.text);
+    s += ",\"piece\":";
+    lm::tools::append_json_string(s, tok.token_bytes(e.id));
+    s += ",\"logprob\":" + number(e.logprob);
+    if (!e.top.empty()) {
+      s += ",\"top\":[";
+      for (size_t i = 0; i < e.top.size(); ++i) {
+        s += (i ? ",{\"id\":" : "{\"id\":") + std::to_string(e.top[i].id) + ",\"piece\":";
+        lm::tools::append_json_string(s, tok.token_bytes(e.top[i].id));
+        s += ",\"logprob\":" + number(e.top[i].logprob) + "}";
+      }
+      s += "]";
+    }
+    out.write(s + "}\n");
+    out.flush();
+  }
+
+  void end(long line, const lm::sample::GenerateResult& r, uint64_t seed, double prompt_s, double gen_s) {
+    if (!json) return;
+    std::string s = "{\"event\":\"end\",\"line\":" + std::to_string(line) + ",\"text\":";
+    lm::tools::append_json_string(s, r.text);
+    s += ",\"stop_reason\":\"" + r.stop_reason + "\",\"prompt_tokens\":" + std::to_string(r.prompt_tokens) +
+         ",\"tokens\":" + std::to_string(r.tokens) + ",\"context_shifts\":" + std::to_string(r.shifts) +
+         ",\"seed\":" + std::to_string(seed) + ",\"prompt_tokens_per_s\":" + rate(r.prompt_tokens, prompt_s) +
+         ",\"tokens_per_s\":" + rate(r.tokens - 1, gen_s) + "}\n";
+    out.write(s);
+    out.flush();
+  }
+
+  static std::string number(double x) {
+    if (!std::isfinite(x)) return "null";
+    char b[32];
+    std::snprintf(b, sizeof b, "%.6g", x);
+    return b;
+  }
+  static std::string rate(int n, double s) { return n > 0 && s > 0 ? number(n / s) : "null"; }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lm::sample::GenerateOptions o;
+  lm::sample::SamplerOptions& so = o.sampler;
+  lm::Logger log("lm-generate");
+  std::string model, prompt, prompt_file, output = "-", overflow = "stop";
+  std::optional<uint64_t> seed;
+  bool bos = false, no_bos = false, each_line = false, echo = false, json = false, greedy = false, have_prompt = false;
+  int threads = 0;
+
+  CLI::App app{"Generate text with a llama-arch GGUF model: from a prompt, or line by line as a filter"};
+  lm::tools::init_app(app, "lm-generate");
+  app.add_option("-m,--model", model, "Model file (GGUF: F32, F16, BF16, Q8_0, Q4_0)")->type_name("FILE")->required();
+  auto* p_opt = app.add_option("-p,--prompt", prompt, "Prompt text");
+  app.add_option("-f,--file", prompt_file, "Read the prompt from FILE ('-' = stdin; the default without -p)")
+      ->type_name("FILE")->excludes(p_opt);
+  app.add_flag("--each-line", each_line, "Every input line is a prompt; one completion per output line");
+  app.add_option("-o,--output", output, "Write to FILE instead of stdout")->type_name("FILE");
+  app.add_option("-n,--max-tokens", o.max_tokens, "New tokens at most (-1 = until a stop or the context end)")
+      ->check(CLI::Range(-1, 1 << 30));
+  app.add_option("-c,--ctx-size", o.n_ctx, "Context size in tokens (0 = the model's)")->check(CLI::Range(0, 1 << 20));
+  app.add_option("-b,--batch", o.n_batch, "Prompt tokens per matrix product")->check(CLI::Range(1, 1 << 16));
+  app.add_option("--overflow", overflow, "When the context is full: stop, or shift (drop the older half)")
+      ->check(CLI::IsMember({"stop", "shift"}));
+  app.add_option("--temp", so.temperature, "Temperature (0 = greedy)")->check(CLI::Range(0.0, 100.0));
+  app.add_flag("--greedy", greedy, "Always the most likely token (--temp 0)");
+  app.add_option("--top-k", so.top_k, "Keep the K most likely tokens (0 = off)")->check(CLI::Range(0, 1 << 24));
+  app.add_option("--top-p", so.top_p, "Nucleus: smallest set with probability >= P (1 = off)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--min-p", so.min_p, "Drop tokens below P x the top probability (0 = off)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--typical", so.typical_p, "Locally typical sampling mass (1 = off)")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--repeat-penalty", so.repeat_penalty, "Penalty for tokens in the window (1 = off)")
+      ->check(CLI::Range(0.0, 100.0));
+  app.add_option("--presence-penalty", so.presence_penalty, "Subtracted from logits of tokens in the window")
+      ->check(CLI::Range(-100.0, 100.0));
+  app.add_option("--frequency-penalty", so.frequency_penalty, "Subtracted per occurrence in the window")
+      ->check(CLI::Range(-100.0, 100.0));
+  app.add_option("--repeat-last-n", so.penalty_last_n, "Penalty window in tokens (-1 = all, 0 = off)")
+      ->check(CLI::Range(-1, 1 << 30));
+  app.add_option("--samplers", so.order, "Sampler order: penalties,top-k,typical,top-p,min-p,temperature");
+  app.add_option("--stop", o.stop, "Stop before this text (repeatable)")->type_name("TEXT")->take_all();
+  app.add_flag("--ignore-eos", o.ignore_eos, "Keep going after the end-of-sequence token");
+  auto* bos_flag = app.add_flag("--bos", bos, "Start each prompt with the BOS token (default: as the model file says)");
+  app.add_flag("--no-bos", no_bos, "Do not start prompts with the BOS token")->excludes(bos_flag);
+  app.add_flag("--echo", echo, "Write the prompt before its completion");
+  app.add_flag("--json", json, "JSON Lines: one object per token and one per completion");
+  app.add_option("--top-logprobs", o.top_logprobs, "With --json, the N most likely alternatives per token")
+      ->check(CLI::Range(0, 100));
+  app.add_option("-s,--seed", seed, "Random seed (default: random; --json and -v report it)");
+  lm::tools::add_threads(app, threads);
+  lm::tools::add_verbosity(app, log);
+
+  return lm::tools::run_main(app, argc, argv, [&] {
+    have_prompt = app.count("--prompt") > 0;
+    if (greedy) so.temperature = 0;
+    so.validate();
+    if (o.top_logprobs > 0 && !json) throw lm::UsageError("--top-logprobs needs --json");
+    if (each_line && have_prompt) throw lm::UsageError("--each-line reads prompts from -f or stdin, not -p");
+    if (each_line) o.stop.push_back("\n");  // a completion is one output line
+    o.overflow = overflow == "shift" ? lm::sample::Overflow::Shift : lm::sample::Overflow::Stop;
+    if (prompt_file.empty()) prompt_file = "-";
+    if (lm::same_file(output, model) || (!have_prompt && lm::same_file(output, prompt_file)))
+      throw lm::UsageError("output '" + output + "' is also an input; choose another file");
+
+    // The model before stdin: a bad model fails before anything is read.
+    lm::kernels::set_threads(threads);
+    lm::format::GgufFile gguf = lm::format::GgufFile::open(model);
+    lm::Tokenizer tok = lm::model::load_tokenizer(gguf);
+    const lm::model::Params params = lm::model::load_params(gguf, false);
+    if (tok.vocab_size() != params.cfg.n_vocab)
+      throw lm::FormatError(model, "tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +
+                                       std::to_string(params.cfg.n_vocab));
+    // llama.cpp adds BOS unless the file says tokenizer.ggml.add_bos_token = false.
+    const bool add_bos = (bos || (!no_bos && gguf.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true))) &&
+                         tok.bos_id().has_value();
+    lm::model::Session session(params, o.n_ctx > 0 ? o.n_ctx : params.cfg.n_ctx, o.n_batch);
+    if (o.n_ctx > params.cfg.n_ctx)
+      throw lm::UsageError("--ctx-size " + std::to_string(o.n_ctx) + " is larger than the model's context length " +
+                           std::to_string(params.cfg.n_ctx));
+    log.debug("%s: %zu parameters, context %d, OpenBLAS %s", model.c_str(), params.w.size(), session.n_ctx(),
+              lm::kernels::blas_info().core.c_str());
+    const uint64_t base_seed = seed ? *seed : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
+    if (!seed) log.debug("seed %llu", (unsigned long long)base_seed);
+
+    lm::OutputFile out(output, size_t{1} << 16, lm::OutputFile::Mode::Direct);
+    Output w{out, tok, json};
+    lm::sample::Sampler sampler(so, 0);
+    auto run_one = [&](long line, const std::string& text) {
+      std::vector<int> ids;
+      if (add_bos) ids.push_back(*tok.bos_id());
+      tok.encode_text(text, ids);  // whole-text encoding, as llama.cpp tokenizes a prompt
+      if (ids.empty()) {
+        if (!each_line) throw lm::UsageError("the prompt is empty and no BOS token starts it (see --bos)");
+        log.warn("line %ld is empty and no BOS token starts it: its completion is empty", line + 1);
+        if (json) w.end(line, lm::sample::GenerateResult{0, 0, "empty", "", 0}, 0, 0, 0);
+        else out.write("\n");
+        return;
+      }
+      const uint64_t s = lm::derive_seed(base_seed, uint64_t(line));
+      sampler.reseed(s);
+      if (echo && !json) out.write(text);
+      using clock = std::chrono::steady_clock;
+      const auto t0 = clock::now();
+      std::optional<clock::time_point> t1;
+      auto r = lm::sample::generate(session, tok, ids, o, sampler, [&](const TokenEvent& e) {
+        if (!t1) t1 = clock::now();
+        w.token(line, e);
+      }, log);
+      const auto t2 = clock::now();
+      const double prompt_s = std::chrono::duration<double>(t1.value_or(t2) - t0).count();
+      const double gen_s = std::chrono::duration<double>(t2 - t1.value_or(t2)).count();
+      w.end(line, r, s, prompt_s, gen_s);
+      if (!json && (each_line || r.text.empty() || r.text.back() != '\n')) out.write("\n");
+      out.flush();
+      log.debug("line %ld: %d prompt tokens (%.0f tok/s), %d new (%.1f tok/s), stop: %s", line, r.prompt_tokens,
+                r.prompt_tokens / std::max(prompt_s, 1e-9), r.tokens, (r.tokens - 1) / std::max(gen_s, 1e-9),
+                r.stop_reason.c_str());
+      if (r.stop_reason == "context")
+        log.warn("%sthe context of %d tokens is full; use --overflow shift to go on",
+                 each_line ? ("line " + std::to_string(line + 1) + ": ").c_str() : "", session.n_ctx());
+    };
+    if (have_prompt) {
+      run_one(0, prompt);
+    } else if (!each_line) {
+      run_one(0, lm::load_file(prompt_file));
+    } else {
+      lm::LineReader in(prompt_file);
+      std::string line;
+      for (long n = 0; in.next(line); ++n) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        run_one(n, line);
+      }
+    }
+    out.commit();
+    return 0;
+  });
+}
