@@ -112,11 +112,11 @@ void Params::init(Rng& rng) {
 struct Model::Acts {
   // Per layer l (index l), sized for N = B*T rows. x has n_layer + 1 entries (the residual
   // stream entering each layer, then leaving the last one).
-  std::vector<std::vector<float>> x, xn1, rstd1, q, k, v, att, ao, x2, xn2, rstd2, g, u, h;
-  std::vector<float> xf, rstdf, logits, losses;
+  std::vector<LargeVector<float>> x, xn1, rstd1, q, k, v, att, ao, x2, xn2, rstd2, g, u, h;
+  LargeVector<float> xf, rstdf, logits, losses;
   std::vector<int> targets;
   // Backward scratch, shared by all layers.
-  std::vector<float> dres, dtmp, dxn, dq, dk, dv, datt, dao, dg, du, dh;
+  LargeVector<float> dres, dtmp, dxn, dq, dk, dv, datt, dao, dg, du, dh;
   float dscale = 0;
   bool have_targets = false;
 };
@@ -128,7 +128,9 @@ Model::Model(const ModelConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_(T), a_
     throw UsageError("sequence length " + std::to_string(T) + " is out of range [1, " + std::to_string(cfg.n_ctx) + "]");
   const size_t N = size_t(B) * T, C = size_t(cfg.n_embd), K = size_t(cfg.kv_dim()), F = size_t(cfg.n_ff);
   const size_t A = size_t(B) * cfg.n_head * T * T, L = size_t(cfg.n_layer);
-  auto per_layer = [&](std::vector<std::vector<float>>& v, size_t n, size_t count) { v.assign(count, std::vector<float>(n)); };
+  auto per_layer = [&](std::vector<LargeVector<float>>& v, size_t n, size_t count) {
+    v.assign(count, LargeVector<float>(n));
+  };
   per_layer(a_->x, N * C, L + 1);
   per_layer(a_->xn1, N * C, L);
   per_layer(a_->rstd1, N, L);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/memory.hpp"
 #include "base/rng.hpp"
 
 namespace lm::model {
@@ -58,7 +59,7 @@ struct Params {
   explicit Params(const ModelConfig& cfg, bool with_grad = true);
   ModelConfig cfg;
   std::vector<ParamView> views;
-  std::vector<float> w, grad;
+  LargeVector<float> w, grad;
   float* get(size_t view) { return w.data() + views[view].offset; }
   const float* get(size_t view) const { return w.data() + views[view].offset; }
   // Index of the view named `name`, or views.size().

@@ -13,8 +13,8 @@ namespace lm::model {
 using namespace lm::kernels;
 
 struct Session::Buffers {
-  std::vector<float> k, v;  // (L, n_ctx, kv_dim) each
-  std::vector<float> x, xn, rstd, q, ao, g, u, h, logits, scratch;
+  LargeVector<float> k, v;  // (L, n_ctx, kv_dim) each
+  LargeVector<float> x, xn, rstd, q, ao, g, u, h, logits, scratch;
 };
 
 Session::Session(const Params& p, int n_ctx, int n_batch)

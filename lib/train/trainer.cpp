@@ -17,7 +17,7 @@ float lr_at(uint64_t step, const OptimizerOptions& o) {
   return float(o.lr_min + 0.5 * (o.lr - o.lr_min) * (1.0 + std::cos(M_PI * progress)));
 }
 
-double clip_grad_norm(std::vector<float>& grad, float max_norm) {
+double clip_grad_norm(std::span<float> grad, float max_norm) {
   const double norm = std::sqrt(kernels::sum_squares(grad.data(), grad.size()));
   if (!std::isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
   const float scale = float(max_norm / norm);

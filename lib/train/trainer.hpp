@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <span>
 #include <vector>
 
 #include "base/rng.hpp"
@@ -28,7 +29,7 @@ float lr_at(uint64_t step, const OptimizerOptions& o);
 
 // Global L2 norm of grad; if finite and above max_norm > 0, scales grad to max_norm.
 // Returns the norm before clipping (NaN or Inf if any gradient is not finite, grad untouched).
-double clip_grad_norm(std::vector<float>& grad, float max_norm);
+double clip_grad_norm(std::span<float> grad, float max_norm);
 
 // AdamW over Params (weight decay only on matrices, not on norm gains). Moments allocated once.
 class AdamW {
@@ -37,13 +38,13 @@ class AdamW {
   // One update with learning rate `lr`; advances the step counter used for bias correction.
   void step(model::Params& p, float lr);
   uint64_t steps() const { return t_; }
-  std::vector<float>& m() { return m_; }
-  std::vector<float>& v() { return v_; }
+  LargeVector<float>& m() { return m_; }
+  LargeVector<float>& v() { return v_; }
   void set_steps(uint64_t t) { t_ = t; }
 
  private:
   OptimizerOptions o_;
-  std::vector<float> m_, v_;
+  LargeVector<float> m_, v_;
   uint64_t t_ = 0;
 };
 

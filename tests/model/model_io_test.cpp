@@ -159,7 +159,7 @@ TEST_CASE("Q8_0 and Q4_0 weights load as their dequantized values") {
     format::GgufWriter w2;
     for (const auto& [k, val] : g.metadata()) w2.set_value(k, val);
     std::vector<std::vector<uint8_t>> blobs;
-    std::vector<float> want = p.w;
+    LargeVector<float> want = p.w;
     for (const auto& t : g.tensors()) {
       if (t.n_dims != 2) {
         w2.add_tensor(t.name, t.type, {t.ne[0]}, t.data);

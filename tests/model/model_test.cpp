@@ -55,7 +55,8 @@ TEST_CASE("tiny GQA model matches the PyTorch golden fixture: logits, loss and e
   auto tokens = r.take<int32_t>(size_t(B) * T);
   auto targets = r.take<int32_t>(size_t(B) * T);
   Params p(cfg);
-  p.w = r.take<float>(cfg.n_params());
+  const auto w = r.take<float>(cfg.n_params());
+  p.w.assign(w.begin(), w.end());
   auto logits = r.take<float>(size_t(B) * T * cfg.n_vocab);
   float loss = r.take<float>(1)[0];
   auto grads = r.take<float>(cfg.n_params());

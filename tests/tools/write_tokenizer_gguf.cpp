@@ -1,19 +1,77 @@
-// Test helper (not installed): writes a vocabulary-only GGUF file carrying a tokenizer, so the
-// tool tests can pass GGUF models to -m. Usage: lm_test_write_gguf TOK.model OUT.gguf [--no-embed]
+// Test helper (not installed) for the tool tests.
+//   lm_test_write_gguf TOK.model OUT.gguf [--no-embed]
+//     writes a vocabulary-only GGUF file carrying a tokenizer, to pass GGUF files to -m;
+//   lm_test_write_gguf --convert IN.gguf OUT.gguf f32|f16|bf16|q8_0|q4_0 [--no-embed]
+//     rewrites a model with its matrices in another type (norms stay F32), and with
+//     --no-embed without the SentencePiece model bytes (the tokenizer arrays only).
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <string>
+#include <vector>
 
+#include "base/error.hpp"
 #include "base/file.hpp"
 #include "format/gguf.hpp"
 #include "model/tokenizer_loader.hpp"
+#include "quant/quant.hpp"
+
+namespace {
+
+void convert(const char* in, const char* out, const std::string& type, bool embed) {
+  using lm::format::GgmlType;
+  lm::format::GgufFile g = lm::format::GgufFile::open(in);
+  lm::format::GgufWriter w;
+  for (const auto& [k, v] : g.metadata())
+    if (embed || k != lm::format::kKeySpmModel) w.set_value(k, v);
+  std::vector<std::vector<uint8_t>> blobs;
+  for (const auto& t : g.tensors()) {
+    std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
+    if (t.n_dims != 2 || type == "f32" || t.type != GgmlType::F32) {
+      w.add_tensor(t.name, t.type, ne, t.data);
+      continue;
+    }
+    const size_t n = size_t(t.n_elements());
+    std::vector<float> src(n);
+    std::memcpy(src.data(), t.data, n * 4);
+    std::vector<uint8_t>& b = blobs.emplace_back();
+    GgmlType gt;
+    if (type == "f16" || type == "bf16") {
+      b.resize(2 * n);
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t h = type == "f16" ? lm::quant::fp32_to_fp16(src[i]) : lm::quant::fp32_to_bf16(src[i]);
+        b[2 * i] = uint8_t(h), b[2 * i + 1] = uint8_t(h >> 8);
+      }
+      gt = type == "f16" ? GgmlType::F16 : GgmlType::BF16;
+    } else if (type == "q8_0") {
+      b.resize(n / 32 * sizeof(lm::quant::BlockQ8_0));
+      lm::quant::quantize_q8_0(src.data(), b.data(), n);
+      gt = GgmlType::Q8_0;
+    } else if (type == "q4_0") {
+      b.resize(n / 32 * sizeof(lm::quant::BlockQ4_0));
+      lm::quant::quantize_q4_0(src.data(), b.data(), n);
+      gt = GgmlType::Q4_0;
+    } else {
+      throw lm::UsageError("unknown type '" + type + "'");
+    }
+    w.add_tensor(t.name, gt, ne, b.data());
+  }
+  w.save(out);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s TOK.model OUT.gguf [--no-embed]\n", argv[0]);
-    return 2;
-  }
   try {
+    if (argc >= 5 && std::strcmp(argv[1], "--convert") == 0) {
+      convert(argv[2], argv[3], argv[4], !(argc > 5 && std::strcmp(argv[5], "--no-embed") == 0));
+      return 0;
+    }
+    if (argc < 3) {
+      std::fprintf(stderr, "usage: %s TOK.model OUT.gguf [--no-embed]\n       %s --convert IN OUT TYPE [--no-embed]\n",
+                   argv[0], argv[0]);
+      return 2;
+    }
     lm::Tokenizer tok = lm::Tokenizer::load(argv[1]);
     lm::format::GgufWriter w;
     w.set_string(lm::format::kKeyArchitecture, "llama");

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# lm-generate end to end on a tiny trained model: determinism, --each-line independence of
+# lines, stop strings, JSON events, context policies, other tensor types and vocabulary-only
+# tokenizers, and one-line errors with their exit codes (RELIABILITY.md F5-F7).
+source "$(dirname "$0")/lib.sh"
+W=$LM_TEST_BIN/lm_test_write_gguf
+
+make_corpus 3000 > corpus.txt
+lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
+lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 2 --embd 64 --heads 4 --kv-heads 2 \
+  --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps 300 -t 2 -o m.gguf > /dev/null || fail "training the test model"
+gen=(lm-generate -m m.gguf -t 2)
+
+# ---- determinism and output ----
+expect_exit 0 "greedy" -- "${gen[@]}" -p "The jury" -n 24 --greedy
+cp "$T/out" greedy.txt
+[[ -s greedy.txt ]] && pass || fail "greedy output is empty"
+expect_exit 0 "greedy again" -- "${gen[@]}" -p "The jury" -n 24 --greedy -t 1
+same_files "$T/out" greedy.txt "greedy output does not depend on runs or threads"
+expect_exit 0 "seeded sampling" -- "${gen[@]}" -p "The jury" -n 24 -s 7
+cp "$T/out" s7.txt
+expect_exit 0 "seeded sampling again" -- "${gen[@]}" -p "The jury" -n 24 -s 7
+same_files "$T/out" s7.txt "the same seed gives the same text"
+expect_exit 0 "prompt from stdin" -- sh -c "printf 'The jury' | ${gen[*]} -n 24 -s 7"
+same_files "$T/out" s7.txt "stdin and -p give the same completion"
+expect_exit 0 "-o" -- "${gen[@]}" -p "The jury" -n 24 -s 7 -o o.txt
+same_files o.txt s7.txt "-o writes what stdout gets"
+expect_exit 0 "--echo" -- "${gen[@]}" -p "The jury" -n 24 -s 7 --echo
+[[ $(cat "$T/out") == "The jury$(cat s7.txt)" ]] && pass || fail "--echo: $(head -c 200 "$T/out")"
+
+# ---- stop strings: the text ends right before the first occurrence ----
+full=$(cat greedy.txt)
+stop=${full:6:3}
+expect_exit 0 "--stop" -- "${gen[@]}" -p "The jury" -n 24 --greedy --stop "$stop"
+want=${full%%"$stop"*}
+[[ -n $want && $want != "$full" ]] && pass || fail "the stop-string test needs a longer greedy text: '$full'"
+[[ $(cat "$T/out") == "$want" ]] && pass || fail "--stop '$stop': got '$(cat "$T/out")', expected '$want'"
+
+# ---- --each-line: one output line per input line, each independent of the others ----
+printf 'The jury\nIt was\n\nA man said\n' > prompts.txt
+expect_exit 0 "--each-line" -- "${gen[@]}" --each-line -f prompts.txt -n 12 -s 3
+cp "$T/out" each.txt
+[[ $(wc -l < each.txt) == 4 ]] && pass || fail "--each-line wrote $(wc -l < each.txt) lines for 4 prompts"
+printf 'The jury\nSomething else entirely\n\nA man said\n' > prompts2.txt
+"${gen[@]}" --each-line -f prompts2.txt -n 12 -s 3 > each2.txt 2> /dev/null
+[[ $(sed -n 1p each.txt) == $(sed -n 1p each2.txt) && $(sed -n 4p each.txt) == $(sed -n 4p each2.txt) ]] && pass ||
+  fail "changing line 2 changed the completions of lines 1 and 4"
+expect_exit 0 "--each-line from stdin, CRLF" -- sh -c "printf 'The jury\r\nIt was\r\n\r\nA man said\r\n' | ${gen[*]} --each-line -n 12 -s 3"
+same_files "$T/out" each.txt "CRLF input lines give the same completions"
+
+# ---- JSON events ----
+expect_exit 0 "--json" -- "${gen[@]}" -p "The jury" -n 10 --greedy --json --top-logprobs 3
+[[ $(grep -c '^{"event":"token",' "$T/out") == 10 ]] && pass || fail "--json: expected 10 token events"
+[[ $(grep -c '^{"event":"end",.*"stop_reason":"length","prompt_tokens":[0-9]*,"tokens":10,' "$T/out") == 1 ]] && pass ||
+  fail "--json end event: $(tail -1 "$T/out")"
+grep '"event":"token"' "$T/out" | grep -vq '"top":\[{"id":[0-9]*,"piece":"[^"]*","logprob":-\?[0-9.e-]*},{' &&
+  fail "--json: a token event without three alternatives" || pass
+grep -q '"logprob":[0-9]' "$T/out" && fail "--json: a positive log-probability" || pass
+
+# ---- context policies ----
+long=$(head -c 2000 corpus.txt | tr '\n' ' ')
+expect_exit 2 "prompt longer than the context" -- "${gen[@]}" -p "$long" -n 4
+expect_err "prompt has [0-9]+ tokens, but the context holds 64" "long prompt message"
+expect_exit 0 "--overflow shift" -- "${gen[@]}" -p "$long" -n 100 --overflow shift --ignore-eos --json -s 1
+grep -q '"tokens":100,"context_shifts":[1-9]' "$T/out" && pass || fail "shift: $(tail -1 "$T/out")"
+grep -q 'warning: the prompt has' "$T/err" && pass || fail "shift: no warning about the truncated prompt"
+expect_exit 0 "context fills up" -- "${gen[@]}" -p "The jury" -n 200 --ignore-eos --json -s 1
+grep -q '"stop_reason":"context"' "$T/out" && grep -q 'context of 64 tokens is full' "$T/err" && pass ||
+  fail "context stop: $(tail -1 "$T/out") / $(cat "$T/err")"
+
+# ---- other tensor types and vocabulary-only tokenizers ----
+for type in f16 bf16 q8_0 q4_0; do
+  "$W" --convert m.gguf m-$type.gguf $type || fail "convert to $type"
+  expect_exit 0 "$type model" -- lm-generate -m m-$type.gguf -p "The jury" -n 8 --greedy -t 2
+  [[ -s $T/out ]] && pass || fail "$type model: no output"
+done
+"$W" --convert m.gguf m-vocab.gguf f32 --no-embed || fail "strip the SentencePiece bytes"
+expect_exit 0 "vocabulary-only tokenizer" -- lm-generate -m m-vocab.gguf -p "The jury" -n 24 --greedy -t 2
+same_files "$T/out" greedy.txt "a rebuilt tokenizer generates the same text"
+
+# ---- errors (RELIABILITY.md F5-F7, A) ----
+for bad in "--temp nan" "--top-p 2" "-n -5" "--seed abc" "--frobnicate" "--top-logprobs 2" "--samplers top-k,nucleus"; do
+  expect_exit 2 "$bad" -- "${gen[@]}" -p x $bad
+  expect_err "." "$bad: one line"
+done
+expect_exit 2 "-p with -f" -- "${gen[@]}" -p x -f prompts.txt
+expect_exit 1 "missing model" -- lm-generate -m nope.gguf -p x
+expect_err "nope.gguf" "missing model message"
+expect_exit 1 "text as a model" -- lm-generate -m corpus.txt -p x
+expect_err "corpus.txt: not a GGUF file" "text model message"
+head -c 100000 m.gguf > cut.gguf
+expect_exit 1 "truncated model" -- lm-generate -m cut.gguf -p x
+expect_err "cut.gguf" "truncated model message"
+expect_exit 1 "stdout is /dev/full" -- sh -c "${gen[*]} -p x -n 4 > /dev/full"
+expect_err "write error" "/dev/full message"
+for i in 1 2 3 4 5; do
+  "${gen[@]}" -p "The jury" -n 200 --ignore-eos 2> err.txt | head -c1 > /dev/null
+  [[ ! -s err.txt ]] && pass || fail "| head -c1 printed: $(cat err.txt)"
+done
+finish
