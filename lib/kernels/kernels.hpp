@@ -100,14 +100,14 @@ void attention_backward_ref(float* dq, float* dk, float* dv, float* datt, const 
                             const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D);
 
 // Attention of n new queries against a KV cache (inference): query i sits at position pos0 + i
-// and sees the cached keys 0 .. pos0 + i. q, out (n, H, D); kc, vc hold at least pos0 + n rows
-// of (Hkv, D), already rotated by RoPE. scratch holds attention_cached_scratch(n, pos0 + n, H)
-// floats.
+// and sees the cached keys 0 .. pos0 + i. q, out (n, H, D). kc, vc (Hkv, cap, D): each kv head's
+// keys (already rotated by RoPE) and values contiguous, so decoding streams them; cap >= pos0 + n.
+// scratch holds attention_cached_scratch(n, pos0 + n, H) floats.
 size_t attention_cached_scratch(int n, int n_keys, int H);
 void attention_cached(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H, int Hkv,
-                      int D, float* scratch);
+                      int D, int cap, float* scratch);
 void attention_cached_ref(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H,
-                          int Hkv, int D);
+                          int Hkv, int D, int cap);
 
 // Sum of squares of n values (for global-norm gradient clipping), in double; the same bits at
 // any thread count.

@@ -13,8 +13,8 @@ namespace lm::model {
 using namespace lm::kernels;
 
 struct Session::Buffers {
-  LargeVector<float> k, v;  // (L, n_ctx, kv_dim) each
-  LargeVector<float> x, xn, rstd, q, ao, g, u, h, logits, scratch;
+  LargeVector<float> k, v;  // (L, Hkv, n_ctx, D) each: a kv head's positions are contiguous
+  LargeVector<float> x, xn, rstd, q, kt, vt, ao, g, u, h, logits, scratch;
 };
 
 Session::Session(const Params& p, int n_ctx, int n_batch)
@@ -31,6 +31,7 @@ Session::Session(const Params& p, int n_ctx, int n_batch)
   b.v.assign(cache, 0.0f);
   for (auto* buf : {&b.x, &b.xn, &b.q, &b.ao}) buf->assign(N * C, 0.0f);
   b.rstd.assign(N, 0.0f);
+  for (auto* buf : {&b.kt, &b.vt}) buf->assign(N * size_t(cfg_.kv_dim()), 0.0f);
   for (auto* buf : {&b.g, &b.u, &b.h}) buf->assign(N * F, 0.0f);
   b.logits.assign(N * size_t(cfg_.n_vocab), 0.0f);
   b.scratch.assign(attention_cached_scratch(n_batch_, n_ctx, cfg_.n_head), 0.0f);
@@ -41,7 +42,7 @@ Session::~Session() = default;
 size_t Session::bytes() const {
   size_t n = 0;
   const Buffers& b = *b_;
-  for (auto* buf : {&b.k, &b.v, &b.x, &b.xn, &b.rstd, &b.q, &b.ao, &b.g, &b.u, &b.h, &b.logits, &b.scratch})
+  for (auto* buf : {&b.k, &b.v, &b.x, &b.xn, &b.rstd, &b.q, &b.kt, &b.vt, &b.ao, &b.g, &b.u, &b.h, &b.logits, &b.scratch})
     n += buf->size();
   return n * sizeof(float);
 }
@@ -64,12 +65,18 @@ const float* Session::eval(const int* tokens, int n, bool all_logits) {
     float* vc = b.v.data() + size_t(l) * n_ctx_ * K;
     rmsnorm_forward(xn, b.rstd.data(), x, p_.get(layer_param(l, kAttnNorm)), n, C, cfg_.norm_eps);
     const LinearOut qkv[3] = {{q, p_.get(layer_param(l, kWq)), C},
-                              {kc + size_t(pos0) * K, p_.get(layer_param(l, kWk)), K},
-                              {vc + size_t(pos0) * K, p_.get(layer_param(l, kWv)), K}};
+                              {b.kt.data(), p_.get(layer_param(l, kWk)), K},
+                              {b.vt.data(), p_.get(layer_param(l, kWv)), K}};
     matmul_forward_shared(xn, n, C, qkv, 3);
     rope_forward(q, 1, n, H, D, cfg_.rope_base, pos0);
-    rope_forward(kc + size_t(pos0) * K, 1, n, Hkv, D, cfg_.rope_base, pos0);
-    attention_cached(ao, q, kc, vc, n, pos0, H, Hkv, D, b.scratch.data());
+    rope_forward(b.kt.data(), 1, n, Hkv, D, cfg_.rope_base, pos0);
+    for (int i = 0; i < n; ++i)  // (n, Hkv, D) rows into the cache's (Hkv, n_ctx, D)
+      for (int g = 0; g < Hkv; ++g) {
+        const size_t src = (size_t(i) * Hkv + g) * D, dst = (size_t(g) * n_ctx_ + pos0 + i) * D;
+        std::memcpy(kc + dst, b.kt.data() + src, sizeof(float) * D);
+        std::memcpy(vc + dst, b.vt.data() + src, sizeof(float) * D);
+      }
+    attention_cached(ao, q, kc, vc, n, pos0, H, Hkv, D, n_ctx_, b.scratch.data());
     matmul_forward(x, ao, p_.get(layer_param(l, kWo)), n, C, C, 1.0f);  // residual: x += Wo ao
     rmsnorm_forward(xn, b.rstd.data(), x, p_.get(layer_param(l, kFfnNorm)), n, C, cfg_.norm_eps);
     const LinearOut gate_up[2] = {{b.g.data(), p_.get(layer_param(l, kWg)), F},

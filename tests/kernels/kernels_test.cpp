@@ -413,29 +413,38 @@ TEST_CASE("few-row matmul (decoding) matches the reference on odd shapes, with a
 
 TEST_CASE("cached attention matches the reference, the training kernel, and itself one token at a time") {
   for_each_path([] {
-    // n 150 spans two query blocks; pos0 > 0 continues a cache; GQA with 3 heads per kv head.
+    // n 150 spans two query blocks; pos0 > 0 continues a cache; GQA with 3 heads per kv head;
+    // the cache has room beyond the keys in use (cap).
     for (auto [n, pos0, H, Hkv, D] : {std::tuple{1, 0, 1, 1, 4}, std::tuple{5, 3, 4, 4, 8}, std::tuple{150, 20, 6, 2, 16},
-                                      std::tuple{1, 600, 6, 6, 64}}) {
+                                      std::tuple{1, 600, 6, 6, 64}, std::tuple{7, 9, 2, 2, 6}}) {
       CAPTURE(n);
       CAPTURE(pos0);
-      const int T = pos0 + n;
-      auto q = randn(size_t(n) * H * D, 80), kc = randn(size_t(T) * Hkv * D, 81), vc = randn(size_t(T) * Hkv * D, 82);
+      const int T = pos0 + n, cap = T + 5;
+      auto q = randn(size_t(n) * H * D, 80), kc = randn(size_t(Hkv) * cap * D, 81), vc = randn(size_t(Hkv) * cap * D, 82);
       std::vector<float> out(q.size()), out_ref(q.size()), scratch(attention_cached_scratch(n, T, H));
-      attention_cached(out.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D, scratch.data());
-      attention_cached_ref(out_ref.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D);
+      attention_cached(out.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D, cap, scratch.data());
+      attention_cached_ref(out_ref.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D, cap);
       CHECK(max_rel_diff(out, out_ref) < 1e-5);
       // The same queries one at a time give the same rows as the batch.
       std::vector<float> one(size_t(H) * D), s1(attention_cached_scratch(1, T, H));
       for (int i = 0; i < n; i += std::max(1, n / 7)) {
-        attention_cached(one.data(), q.data() + size_t(i) * H * D, kc.data(), vc.data(), 1, pos0 + i, H, Hkv, D,
+        attention_cached(one.data(), q.data() + size_t(i) * H * D, kc.data(), vc.data(), 1, pos0 + i, H, Hkv, D, cap,
                          s1.data());
         std::vector<float> row(out.begin() + long(i) * H * D, out.begin() + long(i + 1) * H * D);
         CHECK(max_rel_diff(one, row) < 1e-5);
       }
-      // From an empty cache it is the training kernel's causal attention.
+      // From an empty cache it is the training kernel's causal attention, whose k and v are
+      // (T, Hkv, D).
       if (pos0 == 0) {
+        std::vector<float> k(size_t(n) * Hkv * D), v(k.size());
+        for (int t = 0; t < n; ++t)
+          for (int g = 0; g < Hkv; ++g)
+            for (int c = 0; c < D; ++c) {
+              k[(size_t(t) * Hkv + g) * D + c] = kc[(size_t(g) * cap + t) * D + c];
+              v[(size_t(t) * Hkv + g) * D + c] = vc[(size_t(g) * cap + t) * D + c];
+            }
         std::vector<float> o2(q.size()), att(size_t(H) * n * n);
-        attention_forward(o2.data(), att.data(), q.data(), kc.data(), vc.data(), 1, n, H, Hkv, D);
+        attention_forward(o2.data(), att.data(), q.data(), k.data(), v.data(), 1, n, H, Hkv, D);
         CHECK(max_rel_diff(out, o2) < 1e-5);
       }
     }
