@@ -449,6 +449,97 @@ int cross_entropy_forward_backward(float* losses, float* dlogits, const float* l
   return scored;
 }
 
+// ---- evaluation: log-sum-exp and KL divergence per row ----
+
+LM_TARGET_CLONES static float logsumexp_row(const float* l, int V) {
+  float mx = l[0];
+#pragma omp simd reduction(max : mx)
+  for (int v = 0; v < V; ++v) mx = std::max(mx, l[v]);
+  float sum = 0;
+  for (int v = 0; v < V; ++v) sum += std::exp(l[v] - mx);
+  return mx + std::log(sum);
+}
+
+__attribute__((target("avx512f"))) static float logsumexp_row_avx512(const float* l, int V) {
+  __m512 mxv = _mm512_set1_ps(-INFINITY);
+  for (int v = 0; v < V; v += 16) {
+    const __mmask16 m = tail_mask(V - v);
+    mxv = _mm512_mask_max_ps(mxv, m, mxv, _mm512_maskz_loadu_ps(m, l + v));
+  }
+  const float mx = _mm512_reduce_max_ps(mxv);
+  const __m512 mxb = _mm512_set1_ps(mx);
+  __m512 acc = _mm512_setzero_ps();
+  for (int v = 0; v < V; v += 16) {
+    const __mmask16 m = tail_mask(V - v);
+    acc = _mm512_mask_add_ps(acc, m, acc, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + v), mxb)));
+  }
+  return mx + std::log(_mm512_reduce_add_ps(acc));
+}
+
+void logsumexp_rows(float* lse, const float* logits, int N, int V) {
+  const bool avx512 = has_avx512f();
+#pragma omp parallel for schedule(static) if (size_t(N) * V >= kParallelMin)
+  for (int n = 0; n < N; ++n)
+    lse[n] = avx512 ? logsumexp_row_avx512(logits + size_t(n) * V, V) : logsumexp_row(logits + size_t(n) * V, V);
+}
+
+void logsumexp_rows_ref(float* lse, const float* logits, int N, int V) {
+  for (int n = 0; n < N; ++n) {
+    const float* l = logits + size_t(n) * V;
+    double mx = l[0], sum = 0;
+    for (int v = 0; v < V; ++v) mx = std::max(mx, double(l[v]));
+    for (int v = 0; v < V; ++v) sum += std::exp(double(l[v]) - mx);
+    lse[n] = float(mx + std::log(sum));
+  }
+}
+
+// KL = sum_v p_r(v) (log p_r(v) - log p_m(v)) = sum_v p_r(v) (r_v - m_v) - lse_r + lse_m.
+LM_TARGET_CLONES static float kl_row(const float* r, const float* m, int V, float lse_r, float lse_m) {
+  float acc = 0;
+  for (int v = 0; v < V; ++v) acc += std::exp(r[v] - lse_r) * (r[v] - m[v]);
+  return std::max(0.0f, acc - lse_r + lse_m);
+}
+
+__attribute__((target("avx512f"))) static float kl_row_avx512(const float* r, const float* m, int V, float lse_r,
+                                                             float lse_m) {
+  const __m512 lb = _mm512_set1_ps(lse_r);
+  __m512 acc = _mm512_setzero_ps();
+  for (int v = 0; v < V; v += 16) {
+    const __mmask16 k = tail_mask(V - v);
+    const __m512 rv = _mm512_maskz_loadu_ps(k, r + v), mv = _mm512_maskz_loadu_ps(k, m + v);
+    acc = _mm512_mask3_fmadd_ps(exp16(_mm512_sub_ps(rv, lb)), _mm512_sub_ps(rv, mv), acc, k);
+  }
+  return std::max(0.0f, _mm512_reduce_add_ps(acc) - lse_r + lse_m);
+}
+
+void kl_divergence_rows(float* kl, const float* ref, const float* model, int N, int V) {
+  const bool avx512 = has_avx512f();
+#pragma omp parallel for schedule(static) if (size_t(N) * V >= kParallelMin)
+  for (int n = 0; n < N; ++n) {
+    const float *r = ref + size_t(n) * V, *m = model + size_t(n) * V;
+    if (avx512) {
+      kl[n] = kl_row_avx512(r, m, V, logsumexp_row_avx512(r, V), logsumexp_row_avx512(m, V));
+    } else {
+      kl[n] = kl_row(r, m, V, logsumexp_row(r, V), logsumexp_row(m, V));
+    }
+  }
+}
+
+void kl_divergence_rows_ref(float* kl, const float* ref, const float* model, int N, int V) {
+  std::vector<float> lr(static_cast<size_t>(N)), lm(static_cast<size_t>(N));
+  logsumexp_rows_ref(lr.data(), ref, N, V);
+  logsumexp_rows_ref(lm.data(), model, N, V);
+  for (int n = 0; n < N; ++n) {
+    double acc = 0;
+    for (int v = 0; v < V; ++v) {
+      const double a = double(ref[size_t(n) * V + v]) - lr[size_t(n)];
+      const double b = double(model[size_t(n) * V + v]) - lm[size_t(n)];
+      acc += std::exp(a) * (a - b);
+    }
+    kl[n] = float(acc);
+  }
+}
+
 int cross_entropy_forward_backward_ref(float* losses, float* dlogits, const float* logits, const int* targets, int N,
                                        int V, float dscale) {
   int scored = 0;

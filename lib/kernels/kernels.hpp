@@ -77,6 +77,14 @@ int cross_entropy_forward_backward(float* losses, float* dlogits, const float* l
 int cross_entropy_forward_backward_ref(float* losses, float* dlogits, const float* logits, const int* targets, int N,
                                        int V, float dscale);
 
+// Evaluation over N rows of V logits (N, V): lse (N) = log sum_v exp(logits[v]), so that
+// log p(v) = logits[v] - lse.
+void logsumexp_rows(float* lse, const float* logits, int N, int V);
+void logsumexp_rows_ref(float* lse, const float* logits, int N, int V);
+// kl (N) = KL(softmax(ref) || softmax(model)) per row, in nats (>= 0 up to rounding).
+void kl_divergence_rows(float* kl, const float* ref, const float* model, int N, int V);
+void kl_divergence_rows_ref(float* kl, const float* ref, const float* model, int N, int V);
+
 // AdamW (Loshchilov & Hutter 2019) for n parameters at step t >= 1 (bias correction uses t):
 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m^ / (sqrt(v^) + eps) + wd p).
 void adamw_step(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2, float eps,

@@ -52,8 +52,8 @@ void Session::keep(int n) {
   n_past_ = n;
 }
 
-const float* Session::eval(const int* tokens, int n, bool all_logits) {
-  LM_ASSERT(n >= 1 && n <= n_batch_ && n_past_ + n <= n_ctx_);
+const float* Session::eval_rows(const int* tokens, int n, int first_row) {
+  LM_ASSERT(n >= 1 && n <= n_batch_ && n_past_ + n <= n_ctx_ && first_row >= 0 && first_row < n);
   Buffers& b = *b_;
   const int C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff, V = cfg_.n_vocab;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim(), pos0 = n_past_;
@@ -87,7 +87,7 @@ const float* Session::eval(const int* tokens, int n, bool all_logits) {
   }
   n_past_ += n;
   // Only the rows whose logits are wanted go through the final norm and the head.
-  const int rows = all_logits ? n : 1;
+  const int rows = n - first_row;
   const float* xs = x + size_t(n - rows) * C;
   const size_t out_norm = output_norm_param(cfg_);
   rmsnorm_forward(xn, b.rstd.data(), xs, p_.get(out_norm), rows, C, cfg_.norm_eps);

@@ -30,7 +30,12 @@ class Session {
   // Appends n tokens (1 <= n <= n_batch, n_past() + n <= n_ctx; ids in [0, n_vocab), checked by
   // the caller) and returns their logits: n rows of n_vocab if all_logits, else the last row
   // only. The pointer stays valid until the next eval().
-  const float* eval(const int* tokens, int n, bool all_logits = false);
+  const float* eval(const int* tokens, int n, bool all_logits = false) {
+    return eval_rows(tokens, n, all_logits ? 0 : n - 1);
+  }
+  // The same, with logits for rows first_row .. n - 1 only (0 <= first_row < n): scoring the
+  // second half of a window skips half of the output layer.
+  const float* eval_rows(const int* tokens, int n, int first_row);
   // eval() over any number of tokens in chunks of n_batch; returns the last token's logits.
   const float* eval_all(const int* tokens, int n);
   // Forgets all but the first n cached tokens (0 empties the cache).
