@@ -263,7 +263,9 @@ std::u32string decode(std::string_view s) {
   out.reserve(s.size());
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t n = s.size(), i = 0;
-  auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) { return i + k < n && p[i + k] >= lo && p[i + k] <= hi; };
+  auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
+    return i + k < n && p[i + k] >= lo && p[i + k] <= hi;
+  };
   while (i < n) {
     unsigned b = p[i];
     if (b < 0x80) {
@@ -675,7 +677,8 @@ BleuResult BleuScorer::result() const {
 
 void validate(const ChrfOptions& o) {
   auto check = [](const char* name, int v) {
-    if (v < 0 || v > 100) throw UsageError(std::string("chrF ") + name + " " + std::to_string(v) + " is out of range [0, 100]");
+    if (v < 0 || v > 100)
+      throw UsageError(std::string("chrF ") + name + " " + std::to_string(v) + " is out of range [0, 100]");
   };
   check("character order", o.char_order);
   check("word order", o.word_order);
