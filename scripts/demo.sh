@@ -2,8 +2,8 @@
 # The main job, end to end: installs what is missing, builds, fetches the Brown corpus, trains
 # a tokenizer on its training documents, encodes the corpus into token files, prints
 # statistics, checks that decoding gives back the text byte for byte, then trains the small
-# model for three minutes, prints its validation loss and perplexity, and generates a few
-# continuations with it.
+# model for three minutes, prints its validation loss, reports its perplexity and bits per
+# byte on the validation text with lm-eval, and generates a few continuations with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh npm:npm
@@ -25,6 +25,8 @@ echo "== training the small model for 3 minutes (validation on $data/valid.tok)"
 lm-train --tokenizer "$data/tok.model" --data "$data/train.tok" --valid "$data/valid.tok" --preset small \
   --time 3m --warmup 20 --lr 1e-3 --eval-every 50 -o "$data/small.gguf"
 ls -l "$data/small.gguf"
+echo "== perplexity and bits per byte of the model on $data/valid.txt (llama-perplexity's chunks of 512)"
+lm-eval perplexity -m "$data/small.gguf" -c 512 "$data/valid.txt"
 echo "== three continuations of the first words of validation lines (one per line, seed 1)"
 awk 'NF >= 6 { print $1, $2, $3, $4; if (++n == 3) exit }' "$data/valid.txt" |
   lm-generate -m "$data/small.gguf" --each-line --echo -n 24 -s 1

@@ -14,11 +14,9 @@
 #include "base/rng.hpp"
 #include "common/cli.hpp"
 #include "common/text.hpp"
-#include "format/gguf.hpp"
 #include "kernels/blas.hpp"
 #include "model/model_io.hpp"
 #include "model/session.hpp"
-#include "model/tokenizer_loader.hpp"
 #include "sample/generate.hpp"
 
 namespace {
@@ -143,15 +141,10 @@ int main(int argc, char** argv) {
 
     // The model before stdin: a bad model fails before anything is read.
     lm::kernels::set_threads(threads);
-    lm::format::GgufFile gguf = lm::format::GgufFile::open(model);
-    lm::Tokenizer tok = lm::model::load_tokenizer(gguf);
-    const lm::model::Params params = lm::model::load_params(gguf, false);
-    if (tok.vocab_size() != params.cfg.n_vocab)
-      throw lm::FormatError(model, "tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +
-                                       std::to_string(params.cfg.n_vocab));
-    // llama.cpp adds BOS unless the file says tokenizer.ggml.add_bos_token = false.
-    const bool add_bos = (bos || (!no_bos && gguf.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true))) &&
-                         tok.bos_id().has_value();
+    lm::model::LoadedModel m = lm::model::load_model(model);
+    const lm::Tokenizer& tok = m.tok;
+    const lm::model::Params& params = m.params;
+    const bool add_bos = (bos || (!no_bos && m.add_bos)) && tok.bos_id().has_value();
     lm::model::Session session(params, o.n_ctx > 0 ? o.n_ctx : params.cfg.n_ctx, o.n_batch);
     if (o.n_ctx > params.cfg.n_ctx)
       throw lm::UsageError("--ctx-size " + std::to_string(o.n_ctx) + " is larger than the model's context length " +

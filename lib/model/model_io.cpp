@@ -95,6 +95,17 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
   return p;
 }
 
+LoadedModel load_model(const std::string& path) {
+  format::GgufFile g = format::GgufFile::open(path);
+  Tokenizer tok = load_tokenizer(g);
+  Params p = load_params(g, false);
+  if (tok.vocab_size() != p.cfg.n_vocab)
+    throw FormatError(path, "tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +
+                                std::to_string(p.cfg.n_vocab));
+  const bool bos = g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) && tok.bos_id().has_value();
+  return LoadedModel{std::move(g), std::move(tok), std::move(p), bos};
+}
+
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name) {
   const ModelConfig& c = p.cfg;
   if (tok.vocab_size() != c.n_vocab)

@@ -22,6 +22,18 @@ ModelConfig read_config(const format::GgufFile& gguf);
 // with_grad false leaves the gradient buffer empty (inference).
 Params load_params(const format::GgufFile& gguf, bool with_grad = true);
 
+// A model file opened for inference: its tokenizer, its weights (no gradients) and whether
+// prompts start with BOS (tokenizer.ggml.add_bos_token, true when absent, as in llama.cpp).
+struct LoadedModel {
+  format::GgufFile gguf;
+  Tokenizer tok;
+  Params params;
+  bool add_bos;
+};
+// Throws IoError, FormatError naming the file (also when tokenizer and weights disagree on the
+// vocabulary size).
+LoadedModel load_model(const std::string& path);
+
 // Writes the hyper-parameter keys, the tokenizer and all weights as F32 into `out`, which the
 // caller may extend and then writes. `p` and `tok` must outlive out.write().
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name);

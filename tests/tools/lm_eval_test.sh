@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# lm-eval end to end: perplexity on a tiny trained model (chunks and sliding windows, several
+# files, per-token output that adds up to the totals), KL divergence against itself and a
+# quantized copy, BLEU and chrF on sacreBLEU's README example, and one-line errors.
+source "$(dirname "$0")/lib.sh"
+W=$LM_TEST_BIN/lm_test_write_gguf
+
+make_corpus 3000 > corpus.txt
+head -n 400 corpus.txt > a.txt
+tail -n 400 corpus.txt > b.txt
+lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
+lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 2 --embd 64 --heads 4 --kv-heads 2 \
+  --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps 300 -t 2 -o m.gguf > /dev/null || fail "training the test model"
+ev=(lm-eval perplexity -m m.gguf -t 2)
+field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
+
+# ---- perplexity ----
+expect_exit 0 "perplexity" -- "${ev[@]}" a.txt
+[[ $(head -1 "$T/out") == $'file\ttokens\tbytes\tnll\tperplexity\terror\tbits_per_byte' ]] && pass || fail "header: $(head -1 "$T/out")"
+tokens=$(awk -F'\t' 'NR == 2 { print $2 }' "$T/out")
+row=$(awk -F'\t' 'NR == 2 { $1 = ""; print }' "$T/out")
+(( tokens > 0 && tokens % 31 == 0 )) && pass || fail "chunks of 64 score 31 tokens each, got $tokens"
+awk -F'\t' 'NR == 2 { exit !($5 > 1 && $5 < 400 && ($5 - exp($4)) ^ 2 < 1e-4 * $5 ^ 2) }' "$T/out" && pass ||
+  fail "perplexity is not e^nll: $(sed -n 2p "$T/out")"
+expect_exit 0 "perplexity from stdin" -- sh -c "${ev[*]} < a.txt"
+[[ $(awk -F'\t' 'NR == 2 { $1 = ""; print }' "$T/out") == "$row" ]] && pass || fail "stdin and the file score differently"
+expect_exit 0 "--json" -- "${ev[@]}" --json a.txt
+for key in perplexity perplexity_error nll bits_per_byte tokens bytes; do
+  [[ -n $(field $key "$T/out") ]] && pass || fail "--json lacks $key: $(cat "$T/out")"
+done
+[[ $(field tokens "$T/out") == "$tokens" ]] && pass || fail "--json tokens differ from the table"
+expect_exit 0 "two files" -- "${ev[@]}" a.txt b.txt
+[[ $(grep -c $'^(micro)\t' "$T/out") == 1 && $(grep -c $'^(macro)\t' "$T/out") == 1 ]] && pass ||
+  fail "two files: no micro/macro rows: $(cat "$T/out")"
+expect_exit 0 "--per-token" -- "${ev[@]}" a.txt --per-token pt.tsv --json
+[[ $(($(wc -l < pt.tsv) - 1)) == "$tokens" ]] && pass || fail "--per-token has $(wc -l < pt.tsv) lines for $tokens tokens"
+nll=$(field nll "$T/out")
+awk -F'\t' -v want="$nll" 'NR > 1 { s -= $5; n++ } END { exit !((s / n - want) ^ 2 < 1e-8) }' pt.tsv && pass ||
+  fail "per-token log-probabilities do not add up to the mean NLL $nll"
+awk -F'\t' 'NR > 1 && ($6 < 1 || $7 < 0) { bad = 1 } END { exit bad }' pt.tsv && pass || fail "bad rank or entropy"
+expect_exit 0 "--per-token .jsonl" -- "${ev[@]}" a.txt --per-token pt.jsonl
+[[ $(grep -c '^{"file":"a.txt","position":[0-9]*,"id":[0-9]*,"piece":".*","logprob":-\?[0-9.e-]*,"rank":[0-9]*,"entropy":[0-9.e-]*}$' pt.jsonl) == "$tokens" ]] &&
+  pass || fail "--per-token JSON Lines: $(head -2 pt.jsonl)"
+expect_exit 0 "sliding windows" -- "${ev[@]}" --windows sliding --stride 16 --json a.txt
+sliding=$(field tokens "$T/out")
+(( sliding > tokens * 2 )) && pass || fail "sliding windows scored $sliding tokens, chunks $tokens"
+expect_exit 0 "sliding windows, stride 1 less than the window" -- "${ev[@]}" --windows sliding --stride 63 --json a.txt
+[[ $(field tokens "$T/out") == "$sliding" ]] && pass || fail "every token is scored once whatever the stride"
+
+# ---- KL divergence ----
+expect_exit 0 "kld against itself" -- lm-eval kld -m m.gguf --ref m.gguf a.txt --json -t 2
+[[ $(field kld "$T/out") == 0 && $(field top1_agreement "$T/out") == 1 ]] && pass || fail "self kld: $(cat "$T/out")"
+"$W" --convert m.gguf m-q4.gguf q4_0 || fail "convert to q4_0"
+expect_exit 0 "kld of a q4_0 copy" -- lm-eval kld -m m-q4.gguf --ref m.gguf a.txt --json -t 2
+awk -v k="$(field kld "$T/out")" -v a="$(field top1_agreement "$T/out")" 'BEGIN { exit !(k > 0 && k < 1 && a > 0.5 && a < 1) }' &&
+  pass || fail "q4_0 kld: $(cat "$T/out")"
+
+# ---- BLEU and chrF: sacreBLEU's README example ----
+printf '%s\n' 'The dog bit the man.' "It wasn't surprising." 'The man had just bitten him.' > sys.txt
+printf '%s\n' 'The dog bit the man.' 'It was not unexpected.' 'The man bit him first.' > ref1.txt
+printf '%s\n' 'The dog had bit the man.' 'No one was surprised.' 'The man had bitten the dog.' > ref2.txt
+expect_exit 0 "bleu" -- lm-eval bleu sys.txt -r ref1.txt -r ref2.txt
+grep -q '^BLEU|nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:lm-[0-9.]* = 48.53 ' "$T/out" && pass ||
+  fail "bleu: $(cat "$T/out")"
+expect_exit 0 "chrf" -- sh -c "lm-eval chrf -r ref1.txt -r ref2.txt < sys.txt"
+grep -q '^chrF2|nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no|version:lm-[0-9.]* = 59.73$' "$T/out" && pass ||
+  fail "chrf: $(cat "$T/out")"
+expect_exit 0 "bleu --json" -- lm-eval bleu sys.txt -r ref1.txt -r ref2.txt --json
+[[ $(field score "$T/out") == 48.53 ]] && pass || fail "bleu --json: $(cat "$T/out")"
+
+# ---- errors ----
+head -c 100 a.txt > short.txt
+expect_exit 1 "input shorter than one window" -- "${ev[@]}" short.txt
+expect_err "short.txt: .*too few to score one window of 64" "short input message"
+head -n 2 ref1.txt > ref_short.txt
+expect_exit 1 "references with fewer lines" -- lm-eval bleu sys.txt -r ref_short.txt
+expect_err "ref_short.txt: has 2 lines" "line count message"
+expect_exit 2 "bleu without references" -- lm-eval bleu sys.txt
+expect_exit 2 "--stride without --windows sliding" -- "${ev[@]}" --stride 8 a.txt
+expect_exit 2 "context beyond the model's" -- "${ev[@]}" -c 65 a.txt
+expect_exit 1 "missing model" -- lm-eval perplexity -m nope.gguf a.txt
+expect_err "nope.gguf" "missing model message"
+expect_exit 1 "missing input" -- "${ev[@]}" nope.txt
+expect_err "nope.txt" "missing input message"
+lm-tokenize train -q --vocab-size 380 -o tok2.model corpus.txt
+lm-train -q --tokenizer tok2.model --data a.txt --context 64 --layers 1 --embd 32 --heads 2 --ff 64 --steps 2 \
+  -o other.gguf > /dev/null || fail "training the second model"
+expect_exit 2 "kld with another vocabulary" -- lm-eval kld -m other.gguf --ref m.gguf a.txt
+expect_err "different vocabularies" "vocabulary message"
+finish

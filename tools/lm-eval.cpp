@@ -1,0 +1,343 @@
+// lm-eval: perplexity, bits per byte and KL divergence of GGUF models on text; corpus BLEU and
+// chrF of hypotheses against references. Scoring lives in lib/eval; this file reads inputs and
+// writes tables (TSV) or JSON.
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "common/cli.hpp"
+#include "common/text.hpp"
+#include "eval/bleu.hpp"
+#include "eval/perplexity.hpp"
+#include "kernels/blas.hpp"
+#include "model/model_io.hpp"
+#include "model/session.hpp"
+
+namespace {
+
+using lm::eval::PerplexityStats;
+
+std::string num(double x, const char* fmt = "%.6g") {
+  if (!std::isfinite(x)) return "null";
+  char b[64];
+  std::snprintf(b, sizeof b, fmt, x);
+  return b;
+}
+
+// Streams a text file's whole-text token ids (llama.cpp's tokenization of the file as one
+// string) to `sink`, a line at a time.
+template <class Sink>
+void stream_tokens(const std::string& path, const lm::Tokenizer& tok, Sink&& sink) {
+  lm::LineReader in(path);
+  std::string line;
+  std::vector<int> ids;
+  bool first = true, nl = false;
+  while (in.next(line, &nl)) {
+    ids.clear();
+    tok.encode_line_of_text(line, first, nl, ids);
+    first = false;
+    sink(ids);
+  }
+}
+
+std::string stats_json(const PerplexityStats& s) {
+  return "\"perplexity\":" + num(s.perplexity()) + ",\"perplexity_error\":" + num(s.perplexity_error()) +
+         ",\"nll\":" + num(s.mean_nll()) + ",\"bits_per_byte\":" + num(s.bits_per_byte()) +
+         ",\"tokens\":" + std::to_string(s.tokens) + ",\"bytes\":" + std::to_string(s.bytes);
+}
+
+std::string stats_tsv(const std::string& name, const PerplexityStats& s) {
+  return name + "\t" + std::to_string(s.tokens) + "\t" + std::to_string(s.bytes) + "\t" + num(s.mean_nll(), "%.6f") +
+         "\t" + num(s.perplexity(), "%.4f") + "\t" + num(s.perplexity_error(), "%.5f") + "\t" +
+         num(s.bits_per_byte(), "%.6f") + "\n";
+}
+
+struct PplArgs {
+  std::string model, per_token, windows = "chunks";
+  std::vector<std::string> inputs{"-"};
+  lm::eval::PerplexityOptions o;
+  bool bos = false, no_bos = false, json = false;
+  int threads = 0;
+};
+
+int run_perplexity(PplArgs& a, const lm::Logger& log) {
+  a.o.windows = a.windows == "sliding" ? lm::eval::Windows::Sliding : lm::eval::Windows::Chunks;
+  lm::kernels::set_threads(a.threads);
+  lm::model::LoadedModel m = lm::model::load_model(a.model);
+  a.o.add_bos = (a.bos || (!a.no_bos && m.add_bos)) && m.tok.bos_id().has_value();
+  const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : m.params.cfg.n_ctx;
+  if (ctx > m.params.cfg.n_ctx)
+    throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than the model's context length " +
+                         std::to_string(m.params.cfg.n_ctx));
+  lm::model::Session session(m.params, ctx, std::min(a.o.n_batch, ctx));
+  std::optional<lm::OutputFile> per_token;
+  if (!a.per_token.empty()) per_token.emplace(a.per_token, size_t{1} << 20, lm::OutputFile::Mode::Atomic);
+  const bool per_token_json = a.per_token.size() > 6 && a.per_token.compare(a.per_token.size() - 6, 6, ".jsonl") == 0;
+  if (per_token && !per_token_json) per_token->write("file\tposition\tid\tpiece\tlogprob\trank\tentropy\n");
+  std::vector<PerplexityStats> per_file;
+  PerplexityStats micro;
+  for (const std::string& path : a.inputs) {
+    const std::string name = lm::display_name(path);
+    std::string line;
+    auto on_token = [&](const lm::eval::TokenScore& t) {
+      line.clear();
+      const std::string piece = m.tok.token_bytes(t.id);
+      if (per_token_json) {
+        line = "{\"file\":";
+        lm::tools::append_json_string(line, name);
+        line += ",\"position\":" + std::to_string(t.position) + ",\"id\":" + std::to_string(t.id) + ",\"piece\":";
+        lm::tools::append_json_string(line, piece);
+        line += ",\"logprob\":" + num(t.logprob) + ",\"rank\":" + std::to_string(t.rank) + ",\"entropy\":" +
+                num(t.entropy) + "}\n";
+      } else {
+        lm::tools::append_tsv_field(line, name);
+        line += "\t" + std::to_string(t.position) + "\t" + std::to_string(t.id) + "\t";
+        lm::tools::append_tsv_field(line, piece);
+        line += "\t" + num(t.logprob) + "\t" + std::to_string(t.rank) + "\t" + num(t.entropy) + "\n";
+      }
+      per_token->write(line);
+    };
+    lm::eval::PerplexityScorer scorer(session, m.tok, a.o,
+                                      per_token ? std::function<void(const lm::eval::TokenScore&)>(on_token) : nullptr);
+    stream_tokens(path, m.tok, [&](const std::vector<int>& ids) { scorer.add(ids); });
+    const PerplexityStats& s = scorer.finish();
+    if (s.tokens == 0)
+      throw lm::FormatError(path, std::to_string(scorer.fed()) + " tokens, too few to score one window of " +
+                                      std::to_string(ctx) + " (use a smaller --ctx-size)");
+    log.debug("%s: %llu tokens, %llu scored", name.c_str(), (unsigned long long)scorer.fed(),
+              (unsigned long long)s.tokens);
+    per_file.push_back(s);
+    micro.add(s);
+  }
+  if (per_token) per_token->commit();
+  // Macro: the mean over files of each file's mean NLL and bits per byte.
+  double macro_nll = 0, macro_bpb = 0;
+  for (const auto& s : per_file) macro_nll += s.mean_nll() / double(per_file.size()),
+                                 macro_bpb += s.bits_per_byte() / double(per_file.size());
+  if (a.json) {
+    std::string out = "{" + stats_json(micro) + ",\"files\":[";
+    for (size_t i = 0; i < per_file.size(); ++i) {
+      out += i ? ",{\"file\":" : "{\"file\":";
+      lm::tools::append_json_string(out, lm::display_name(a.inputs[i]));
+      out += "," + stats_json(per_file[i]) + "}";
+    }
+    out += "],\"macro\":{\"perplexity\":" + num(std::exp(macro_nll)) + ",\"nll\":" + num(macro_nll) +
+           ",\"bits_per_byte\":" + num(macro_bpb) + "}}\n";
+    std::fputs(out.c_str(), stdout);
+  } else {
+    std::string out = "file\ttokens\tbytes\tnll\tperplexity\terror\tbits_per_byte\n";
+    for (size_t i = 0; i < per_file.size(); ++i) {
+      std::string name;
+      lm::tools::append_tsv_field(name, lm::display_name(a.inputs[i]));
+      out += stats_tsv(name, per_file[i]);
+    }
+    if (per_file.size() > 1) {
+      out += stats_tsv("(micro)", micro);
+      out += "(macro)\t\t\t" + num(macro_nll, "%.6f") + "\t" + num(std::exp(macro_nll), "%.4f") + "\t\t" +
+             num(macro_bpb, "%.6f") + "\n";
+    }
+    std::fputs(out.c_str(), stdout);
+  }
+  return 0;
+}
+
+struct KldArgs {
+  std::string model, reference;
+  std::vector<std::string> inputs{"-"};
+  lm::eval::PerplexityOptions o;
+  bool json = false;
+  int threads = 0;
+};
+
+int run_kld(KldArgs& a) {
+  lm::kernels::set_threads(a.threads);
+  lm::model::LoadedModel m = lm::model::load_model(a.model);
+  lm::model::LoadedModel r = lm::model::load_model(a.reference);
+  if (m.tok.vocab_size() != r.tok.vocab_size())
+    throw lm::UsageError("the models have different vocabularies (" + std::to_string(m.tok.vocab_size()) + " and " +
+                         std::to_string(r.tok.vocab_size()) + " tokens)");
+  for (int i = 0; i < m.tok.vocab_size(); ++i)
+    if (m.tok.piece(i) != r.tok.piece(i))
+      throw lm::UsageError("the models have different vocabularies (token " + std::to_string(i) + " is '" +
+                           m.tok.piece(i) + "' in " + a.model + " and '" + r.tok.piece(i) + "' in " + a.reference + ")");
+  a.o.add_bos = r.add_bos;
+  const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : std::min(m.params.cfg.n_ctx, r.params.cfg.n_ctx);
+  if (ctx > std::min(m.params.cfg.n_ctx, r.params.cfg.n_ctx))
+    throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than a model's context length");
+  lm::model::Session sm(m.params, ctx, std::min(a.o.n_batch, ctx)), sr(r.params, ctx, std::min(a.o.n_batch, ctx));
+  lm::eval::KldScorer scorer(sm, sr, r.tok, a.o);
+  for (const std::string& path : a.inputs)
+    stream_tokens(path, r.tok, [&](const std::vector<int>& ids) { scorer.add(ids); });
+  lm::eval::KldStats& s = scorer.finish();
+  if (s.tokens == 0)
+    throw lm::UsageError("the input is too short to score one window of " + std::to_string(ctx) +
+                         " tokens (use a smaller --ctx-size)");
+  const double med = s.quantile(0.5), p90 = s.quantile(0.9), p99 = s.quantile(0.99), mx = s.quantile(1.0);
+  if (a.json) {
+    std::printf("{\"kld\":%s,\"kld_error\":%s,\"kld_median\":%s,\"kld_p90\":%s,\"kld_p99\":%s,\"kld_max\":%s,"
+                "\"top1_agreement\":%s,\"tokens\":%llu,\"perplexity\":%s,\"reference_perplexity\":%s,"
+                "\"bits_per_byte\":%s,\"reference_bits_per_byte\":%s}\n",
+                num(s.mean()).c_str(), num(s.mean_error()).c_str(), num(med).c_str(), num(p90).c_str(),
+                num(p99).c_str(), num(mx).c_str(), num(s.top1_agreement()).c_str(), (unsigned long long)s.tokens,
+                num(s.model.perplexity()).c_str(), num(s.reference.perplexity()).c_str(),
+                num(s.model.bits_per_byte()).c_str(), num(s.reference.bits_per_byte()).c_str());
+  } else {
+    std::printf("kld\t%.6f\nkld_error\t%.6f\nkld_median\t%.6f\nkld_p90\t%.6f\nkld_p99\t%.6f\nkld_max\t%.6f\n"
+                "top1_agreement\t%.4f\ntokens\t%llu\nperplexity\t%.4f\nreference_perplexity\t%.4f\n",
+                s.mean(), s.mean_error(), med, p90, p99, mx, s.top1_agreement(), (unsigned long long)s.tokens,
+                s.model.perplexity(), s.reference.perplexity());
+  }
+  return 0;
+}
+
+struct TextArgs {
+  std::string hyp = "-";
+  std::vector<std::string> refs;
+  bool json = false;
+};
+
+// Feeds hypothesis line i with reference line i of every reference file to `add`.
+template <class Add>
+void read_parallel(const TextArgs& a, Add&& add) {
+  if (a.refs.empty()) throw lm::UsageError("give at least one reference file with -r");
+  lm::LineReader hyp(a.hyp);
+  std::vector<std::unique_ptr<lm::LineReader>> refs;
+  for (const auto& r : a.refs) refs.push_back(std::make_unique<lm::LineReader>(r));
+  std::string h;
+  std::vector<std::string> lines(refs.size());
+  std::vector<std::string_view> views(refs.size());
+  for (;;) {
+    const bool more = hyp.next(h);
+    for (size_t i = 0; i < refs.size(); ++i) {
+      const bool r_more = refs[i]->next(lines[i]);
+      if (r_more != more)
+        throw lm::FormatError(more ? a.refs[i] : lm::display_name(a.hyp),
+                              "has " + std::to_string(more ? refs[i]->line_number() : hyp.line_number()) +
+                                  " lines, fewer than " +
+                                  (more ? lm::display_name(a.hyp) : a.refs[i]) + " (one line per segment)");
+      views[i] = lines[i];
+    }
+    if (!more) return;
+    add(std::string_view(h), views);
+  }
+}
+
+int run_bleu(const TextArgs& a, const lm::eval::BleuOptions& o, const lm::Logger& log) {
+  lm::eval::BleuScorer scorer(o, a.refs.size());
+  read_parallel(a, [&](std::string_view h, const std::vector<std::string_view>& r) { scorer.add(h, r); });
+  const lm::eval::BleuResult r = scorer.result();
+  if (r.looks_tokenized)
+    log.warn("the hypotheses look tokenized already (many end in ' .'); BLEU expects detokenized text (--force "
+             "silences this)");
+  std::string prec;
+  for (size_t i = 0; i < r.precisions.size(); ++i) prec += (i ? "/" : "") + num(r.precisions[i], "%.1f");
+  if (a.json) {
+    std::string p;
+    for (size_t i = 0; i < r.precisions.size(); ++i) p += (i ? "," : "") + num(r.precisions[i]);
+    std::printf("{\"name\":\"BLEU\",\"score\":%s,\"signature\":\"%s\",\"precisions\":[%s],\"bp\":%s,\"ratio\":%s,"
+                "\"hyp_len\":%llu,\"ref_len\":%llu,\"segments\":%llu}\n",
+                num(r.score, "%.2f").c_str(), scorer.signature().c_str(), p.c_str(), num(r.bp, "%.4f").c_str(),
+                num(r.ratio, "%.4f").c_str(), (unsigned long long)r.sys_len, (unsigned long long)r.ref_len,
+                (unsigned long long)scorer.segments());
+  } else {
+    std::printf("BLEU|%s = %.2f %s (BP = %.3f ratio = %.3f hyp_len = %llu ref_len = %llu)\n", scorer.signature().c_str(),
+                r.score, prec.c_str(), r.bp, r.ratio, (unsigned long long)r.sys_len, (unsigned long long)r.ref_len);
+  }
+  return 0;
+}
+
+int run_chrf(const TextArgs& a, const lm::eval::ChrfOptions& o) {
+  lm::eval::ChrfScorer scorer(o, a.refs.size());
+  read_parallel(a, [&](std::string_view h, const std::vector<std::string_view>& r) { scorer.add(h, r); });
+  const lm::eval::ChrfResult r = scorer.result();
+  if (a.json)
+    std::printf("{\"name\":\"%s\",\"score\":%s,\"signature\":\"%s\",\"segments\":%llu}\n", r.name.c_str(),
+                num(r.score, "%.2f").c_str(), scorer.signature().c_str(), (unsigned long long)scorer.segments());
+  else
+    std::printf("%s|%s = %.2f\n", r.name.c_str(), scorer.signature().c_str(), r.score);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lm::Logger log("lm-eval");
+  PplArgs p;
+  KldArgs k;
+  TextArgs tb, tc;
+  lm::eval::BleuOptions bo;
+  lm::eval::ChrfOptions co;
+
+  CLI::App app{"Evaluate language models (perplexity, bits per byte, KL divergence) and text (BLEU, chrF)"};
+  lm::tools::init_app(app, "lm-eval");
+  app.require_subcommand(1);
+
+  CLI::App* pp = app.add_subcommand("perplexity", "Perplexity, NLL and bits per byte of a model on text files");
+  pp->add_option("-m,--model", p.model, "Model file (GGUF)")->type_name("FILE")->required();
+  pp->add_option("inputs", p.inputs, "Text files ('-' = stdin), each scored on its own")->type_name("FILE");
+  pp->add_option("-c,--ctx-size", p.o.n_ctx, "Window length in tokens (0 = the model's context)")
+      ->check(CLI::Range(0, 1 << 20));
+  pp->add_option("--windows", p.windows, "chunks: llama-perplexity's scheme; sliding: Hugging Face's strided windows")
+      ->check(CLI::IsMember({"chunks", "sliding"}));
+  pp->add_option("--stride", p.o.stride, "With --windows sliding: tokens between window starts (0 = half a window)")
+      ->check(CLI::Range(0, 1 << 20));
+  pp->add_option("-b,--batch", p.o.n_batch, "Tokens per forward pass")->check(CLI::Range(1, 1 << 16));
+  auto* bos = pp->add_flag("--bos", p.bos, "Start the text (and each chunk) with BOS (default: as the model file says)");
+  pp->add_flag("--no-bos", p.no_bos, "Do not add BOS")->excludes(bos);
+  pp->add_option("--per-token", p.per_token, "Write every scored token to FILE: TSV, or JSON Lines if FILE ends in .jsonl")
+      ->type_name("FILE");
+  pp->add_flag("--json", p.json, "Print one JSON object");
+  lm::tools::add_threads(*pp, p.threads);
+  lm::tools::add_verbosity(*pp, log);
+
+  CLI::App* kl = app.add_subcommand("kld", "KL divergence and top-1 agreement of a model against a reference model");
+  kl->add_option("-m,--model", k.model, "Model file (GGUF), e.g. a quantized one")->type_name("FILE")->required();
+  kl->add_option("--ref", k.reference, "Reference model file (GGUF) with the same vocabulary")
+      ->type_name("FILE")->required();
+  kl->add_option("inputs", k.inputs, "Text files ('-' = stdin), scored as one stream")->type_name("FILE");
+  kl->add_option("-c,--ctx-size", k.o.n_ctx, "Chunk length in tokens (0 = the smaller context)")
+      ->check(CLI::Range(0, 1 << 20));
+  kl->add_option("-b,--batch", k.o.n_batch, "Tokens per forward pass")->check(CLI::Range(1, 1 << 16));
+  kl->add_flag("--json", k.json, "Print one JSON object");
+  lm::tools::add_threads(*kl, k.threads);
+  lm::tools::add_verbosity(*kl, log);
+
+  auto add_text = [&](CLI::App* sub, TextArgs& t) {
+    sub->add_option("hypotheses", t.hyp, "Hypotheses, one segment per line ('-' = stdin)")->type_name("FILE");
+    sub->add_option("-r,--ref", t.refs, "Reference file, one segment per line (repeat for several)")
+        ->type_name("FILE")->take_all();
+    sub->add_flag("--json", t.json, "Print one JSON object");
+    lm::tools::add_verbosity(*sub, log);
+  };
+  CLI::App* bl = app.add_subcommand("bleu", "Corpus BLEU as sacreBLEU computes it, with its signature");
+  add_text(bl, tb);
+  bl->add_option("--tokenize", bo.tokenize, "Tokenizer")->check(CLI::IsMember({"13a", "none", "char"}));
+  bl->add_option("--smooth", bo.smooth, "Smoothing")->check(CLI::IsMember({"exp", "floor", "add-k", "none"}));
+  bl->add_option("--smooth-value", bo.smooth_value, "For floor (default 0.1) and add-k (default 1)")
+      ->check(CLI::Range(0.0, 1e6));
+  bl->add_flag("--lowercase", bo.lowercase, "Compare lowercased text");
+  bl->add_option("--max-ngram-order", bo.max_ngram_order, "Largest n-gram order")->check(CLI::Range(1, 100));
+  bl->add_flag("--force", bo.force, "Do not warn about hypotheses that look tokenized");
+
+  CLI::App* cf = app.add_subcommand("chrf", "Corpus chrF (chrF++ with --word-order 2) as sacreBLEU computes it");
+  add_text(cf, tc);
+  cf->add_option("--char-order", co.char_order, "Character n-gram order")->check(CLI::Range(0, 100));
+  cf->add_option("--word-order", co.word_order, "Word n-gram order (2 = chrF++)")->check(CLI::Range(0, 100));
+  cf->add_option("--beta", co.beta, "Weight of recall")->check(CLI::Range(0, 100));
+  cf->add_flag("--lowercase", co.lowercase, "Compare lowercased text");
+  cf->add_flag("--whitespace", co.whitespace, "Keep whitespace in character n-grams");
+
+  return lm::tools::run_main(app, argc, argv, [&] {
+    if (pp->parsed()) {
+      if (p.o.stride > 0 && p.windows != "sliding") throw lm::UsageError("--stride needs --windows sliding");
+      return run_perplexity(p, log);
+    }
+    if (kl->parsed()) return run_kld(k);
+    if (bl->parsed()) return run_bleu(tb, bo, log);
+    return run_chrf(tc, co);
+  });
+}
