@@ -94,7 +94,7 @@ expect_err "cut.gguf" "truncated model message"
 expect_exit 1 "stdout is /dev/full" -- sh -c "${gen[*]} -p x -n 4 > /dev/full"
 expect_err "write error" "/dev/full message"
 for i in 1 2 3 4 5; do
-  "${gen[@]}" -p "The jury" -n 200 --ignore-eos 2> err.txt | head -c1 > /dev/null
+  "${gen[@]}" -p "The jury" -n 5000 --overflow shift --ignore-eos 2> err.txt | head -c1 > /dev/null
   [[ ! -s err.txt ]] && pass || fail "| head -c1 printed: $(cat err.txt)"
 done
 finish
