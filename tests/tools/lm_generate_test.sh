@@ -9,13 +9,13 @@ make_corpus 3000 > corpus.txt
 lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
 lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 2 --embd 64 --heads 4 --kv-heads 2 \
   --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps 300 -t 2 -o m.gguf > /dev/null || fail "training the test model"
-gen=(lm-generate -m m.gguf -t 2)
+gen=(lm-generate -m m.gguf -t 1)
 
 # ---- determinism and output ----
 expect_exit 0 "greedy" -- "${gen[@]}" -p "The jury" -n 24 --greedy
 cp "$T/out" greedy.txt
 [[ -s greedy.txt ]] && pass || fail "greedy output is empty"
-expect_exit 0 "greedy again" -- "${gen[@]}" -p "The jury" -n 24 --greedy -t 1
+expect_exit 0 "greedy again" -- "${gen[@]}" -p "The jury" -n 24 --greedy -t 2
 same_files "$T/out" greedy.txt "greedy output does not depend on runs or threads"
 expect_exit 0 "seeded sampling" -- "${gen[@]}" -p "The jury" -n 24 -s 7
 cp "$T/out" s7.txt
