@@ -45,21 +45,29 @@ double KldStats::quantile(double p) {
 
 namespace {
 
+// The batches of a window of n tokens evaluated nb at a time: f(b0, m, r0, r1) for the batch of
+// m tokens at b0, where rows r0 .. r1 - 1 (none when r0 >= r1) are its rows from first_row on
+// that predict a token of the window (row r predicts token r + 1).
+template <class F>
+void for_each_batch(int n, int nb, int first_row, F&& f) {
+  for (int b0 = 0; b0 < n; b0 += nb) {
+    const int m = std::min(nb, n - b0);
+    f(b0, m, std::max(first_row, b0), std::min(b0 + m, n - 1));
+  }
+}
+
 // Evaluates window w (n tokens) from an empty cache, in batches, and hands over the logits of
-// rows first_row .. n - 2 (row r predicts token r + 1) as (row, logits, count) blocks.
+// rows first_row .. n - 2 as (row, logits, count) blocks.
 template <class F>
 void eval_window(model::Session& s, const int* w, int n, int first_row, F&& on_rows) {
   s.keep(0);
-  const int nb = s.n_batch();
-  for (int b0 = 0; b0 < n; b0 += nb) {
-    const int m = std::min(nb, n - b0);
-    const int r0 = std::max(first_row, b0), r1 = std::min(b0 + m, n - 1);
+  for_each_batch(n, s.n_batch(), first_row, [&](int b0, int m, int r0, int r1) {
     if (r0 >= r1) {
       s.eval_rows(w + b0, m, m - 1);  // fills the cache; no scored rows here
-      continue;
+      return;
     }
     on_rows(r0, s.eval_rows(w + b0, m, r0 - b0), r1 - r0);
-  }
+  });
 }
 
 }  // namespace
@@ -196,18 +204,16 @@ void KldScorer::add(const int* ids, size_t n) {
     const int first_row = int(ctx / 2), nb = std::min(m.model.n_batch(), m.ref.n_batch());
     m.ref.keep(0);
     m.model.keep(0);
-    for (int b0 = 0; b0 < int(ctx); b0 += nb) {
-      const int mm = std::min(nb, int(ctx) - b0);
-      const int r0 = std::max(first_row, b0), r1 = std::min(b0 + mm, int(ctx) - 1);
+    for_each_batch(int(ctx), nb, first_row, [&](int b0, int mm, int r0, int r1) {
       const int fr = r0 < r1 ? r0 - b0 : mm - 1;
       const float* lr = m.ref.eval_rows(m.buf.data() + b0, mm, fr);
       if (r0 < r1) std::copy(lr, lr + size_t(r1 - r0) * V, m.ref_logits.begin());
       const float* lm = m.model.eval_rows(m.buf.data() + b0, mm, fr);
-      if (r0 >= r1) continue;
+      if (r0 >= r1) return;
       const int rows = r1 - r0;
-      kernels::kl_divergence_rows(m.kl.data(), m.ref_logits.data(), lm, rows, V);
       kernels::logsumexp_rows(m.lse_r.data(), m.ref_logits.data(), rows, V);
       kernels::logsumexp_rows(m.lse_m.data(), lm, rows, V);
+      kernels::kl_divergence_rows(m.kl.data(), m.ref_logits.data(), lm, m.lse_r.data(), m.lse_m.data(), rows, V);
       for (int k = 0; k < rows; ++k) {
         const int id = m.buf[size_t(r0 + k + 1)];
         const float *a = m.ref_logits.data() + size_t(k) * V, *b = lm + size_t(k) * V;
@@ -223,7 +229,7 @@ void KldScorer::add(const int* ids, size_t n) {
             stats_.reference.nll2 += nr * nr;
         stats_.model.tokens += 1, stats_.model.bytes += bytes, stats_.model.nll += nm, stats_.model.nll2 += nm * nm;
       }
-    }
+    });
     m.buf.clear();
   }
 }

@@ -403,29 +403,45 @@ LM_TARGET_CLONES static float cross_entropy_row(float* dl, const float* l, int t
   return std::log(sum) + (mx - lt);
 }
 
-__attribute__((target("avx512f"))) static float cross_entropy_row_avx512(float* dl, const float* l, int target, int V,
-                                                                        float dscale) {
+// AVX-512 row pieces shared by cross-entropy, log-sum-exp and softmax: the maximum, the sum of
+// e^(x - max) (optionally storing the exponentials), and scaling in place.
+__attribute__((target("avx512f"))) static float max_avx512(const float* x, int n) {
   __m512 mxv = _mm512_set1_ps(-INFINITY);
-  for (int v = 0; v < V; v += 16) {
-    const __mmask16 m = tail_mask(V - v);
-    mxv = _mm512_mask_max_ps(mxv, m, mxv, _mm512_maskz_loadu_ps(m, l + v));
+  for (int v = 0; v < n; v += 16) {
+    const __mmask16 m = tail_mask(n - v);
+    mxv = _mm512_mask_max_ps(mxv, m, mxv, _mm512_maskz_loadu_ps(m, x + v));
   }
-  const float mx = _mm512_reduce_max_ps(mxv);
-  const float lt = l[target];
+  return _mm512_reduce_max_ps(mxv);
+}
+
+// Sum of e^(x - mx) over n values; with Store, the exponentials go to out (which may be x).
+template <bool Store>
+__attribute__((target("avx512f"))) static float exp_sum_avx512(float* out, const float* x, int n, float mx) {
   const __m512 mxb = _mm512_set1_ps(mx);
   __m512 acc = _mm512_setzero_ps();
-  for (int v = 0; v < V; v += 16) {
-    const __mmask16 m = tail_mask(V - v);
-    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + v), mxb));
-    _mm512_mask_storeu_ps(dl + v, m, e);
+  for (int v = 0; v < n; v += 16) {
+    const __mmask16 m = tail_mask(n - v);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + v), mxb));
+    if constexpr (Store) _mm512_mask_storeu_ps(out + v, m, e);
     acc = _mm512_mask_add_ps(acc, m, acc, e);
   }
-  const float sum = _mm512_reduce_add_ps(acc);
-  const __m512 k = _mm512_set1_ps(dscale / sum);
-  for (int v = 0; v < V; v += 16) {
-    const __mmask16 m = tail_mask(V - v);
-    _mm512_mask_storeu_ps(dl + v, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dl + v), k));
+  return _mm512_reduce_add_ps(acc);
+}
+
+__attribute__((target("avx512f"))) static void scale_avx512(float* x, int n, float k) {
+  const __m512 kv = _mm512_set1_ps(k);
+  for (int v = 0; v < n; v += 16) {
+    const __mmask16 m = tail_mask(n - v);
+    _mm512_mask_storeu_ps(x + v, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + v), kv));
   }
+}
+
+__attribute__((target("avx512f"))) static float cross_entropy_row_avx512(float* dl, const float* l, int target, int V,
+                                                                        float dscale) {
+  const float mx = max_avx512(l, V);
+  const float lt = l[target];
+  const float sum = exp_sum_avx512<true>(dl, l, V, mx);
+  scale_avx512(dl, V, dscale / sum);
   dl[target] -= dscale;
   return std::log(sum) + (mx - lt);
 }
@@ -461,19 +477,8 @@ LM_TARGET_CLONES static float logsumexp_row(const float* l, int V) {
 }
 
 __attribute__((target("avx512f"))) static float logsumexp_row_avx512(const float* l, int V) {
-  __m512 mxv = _mm512_set1_ps(-INFINITY);
-  for (int v = 0; v < V; v += 16) {
-    const __mmask16 m = tail_mask(V - v);
-    mxv = _mm512_mask_max_ps(mxv, m, mxv, _mm512_maskz_loadu_ps(m, l + v));
-  }
-  const float mx = _mm512_reduce_max_ps(mxv);
-  const __m512 mxb = _mm512_set1_ps(mx);
-  __m512 acc = _mm512_setzero_ps();
-  for (int v = 0; v < V; v += 16) {
-    const __mmask16 m = tail_mask(V - v);
-    acc = _mm512_mask_add_ps(acc, m, acc, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + v), mxb)));
-  }
-  return mx + std::log(_mm512_reduce_add_ps(acc));
+  const float mx = max_avx512(l, V);
+  return mx + std::log(exp_sum_avx512<false>(nullptr, l, V, mx));
 }
 
 void logsumexp_rows(float* lse, const float* logits, int N, int V) {
@@ -512,16 +517,13 @@ __attribute__((target("avx512f"))) static float kl_row_avx512(const float* r, co
   return std::max(0.0f, _mm512_reduce_add_ps(acc) - lse_r + lse_m);
 }
 
-void kl_divergence_rows(float* kl, const float* ref, const float* model, int N, int V) {
+void kl_divergence_rows(float* kl, const float* ref, const float* model, const float* lse_ref,
+                        const float* lse_model, int N, int V) {
   const bool avx512 = has_avx512f();
 #pragma omp parallel for schedule(static) if (size_t(N) * V >= kParallelMin)
   for (int n = 0; n < N; ++n) {
     const float *r = ref + size_t(n) * V, *m = model + size_t(n) * V;
-    if (avx512) {
-      kl[n] = kl_row_avx512(r, m, V, logsumexp_row_avx512(r, V), logsumexp_row_avx512(m, V));
-    } else {
-      kl[n] = kl_row(r, m, V, logsumexp_row(r, V), logsumexp_row(m, V));
-    }
+    kl[n] = avx512 ? kl_row_avx512(r, m, V, lse_ref[n], lse_model[n]) : kl_row(r, m, V, lse_ref[n], lse_model[n]);
   }
 }
 
@@ -599,24 +601,7 @@ void adamw_step_ref(float* p, const float* g, float* m, float* v, size_t n, floa
 // Softmax of rows r0 .. r0+rows-1 of a (T, T) score matrix whose row i holds scores for keys
 // 0..i (later entries are set to 0). s points at row r0.
 __attribute__((target("avx512f"))) static void softmax_inplace_avx512(float* row, int n) {
-  __m512 mxv = _mm512_set1_ps(-INFINITY);
-  for (int j = 0; j < n; j += 16) {
-    const __mmask16 m = tail_mask(n - j);
-    mxv = _mm512_mask_max_ps(mxv, m, mxv, _mm512_maskz_loadu_ps(m, row + j));
-  }
-  const __m512 mxb = _mm512_set1_ps(_mm512_reduce_max_ps(mxv));
-  __m512 acc = _mm512_setzero_ps();
-  for (int j = 0; j < n; j += 16) {
-    const __mmask16 m = tail_mask(n - j);
-    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, row + j), mxb));
-    _mm512_mask_storeu_ps(row + j, m, e);
-    acc = _mm512_mask_add_ps(acc, m, acc, e);
-  }
-  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
-  for (int j = 0; j < n; j += 16) {
-    const __mmask16 m = tail_mask(n - j);
-    _mm512_mask_storeu_ps(row + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), inv));
-  }
+  scale_avx512(row, n, 1.0f / exp_sum_avx512<true>(row, row, n, max_avx512(row, n)));
 }
 
 LM_TARGET_CLONES static void causal_softmax_block(float* s, int r0, int rows, int T) {

@@ -81,8 +81,10 @@ int cross_entropy_forward_backward_ref(float* losses, float* dlogits, const floa
 // log p(v) = logits[v] - lse.
 void logsumexp_rows(float* lse, const float* logits, int N, int V);
 void logsumexp_rows_ref(float* lse, const float* logits, int N, int V);
-// kl (N) = KL(softmax(ref) || softmax(model)) per row, in nats (>= 0 up to rounding).
-void kl_divergence_rows(float* kl, const float* ref, const float* model, int N, int V);
+// kl (N) = KL(softmax(ref) || softmax(model)) per row, in nats (>= 0 up to rounding), given
+// both rows' log-sum-exp from logsumexp_rows. The reference computes everything itself.
+void kl_divergence_rows(float* kl, const float* ref, const float* model, const float* lse_ref,
+                        const float* lse_model, int N, int V);
 void kl_divergence_rows_ref(float* kl, const float* ref, const float* model, int N, int V);
 
 // AdamW (Loshchilov & Hutter 2019) for n parameters at step t >= 1 (bias correction uses t):
