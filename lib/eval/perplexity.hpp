@@ -68,7 +68,6 @@ class PerplexityScorer {
   void add(const std::vector<int>& ids) { add(ids.data(), ids.size()); }
   // Ends the stream: Sliding scores the last window. Returns the totals.
   const PerplexityStats& finish();
-  const PerplexityStats& stats() const { return stats_; }
   // Tokens fed so far (BOS not counted).
   uint64_t fed() const { return fed_; }
 

@@ -44,7 +44,6 @@ class Sampler {
   // Picks the next token from logits (V) after `history` (prompt and output so far, for the
   // penalties). Allocates nothing once warm.
   int sample(const float* logits, int V, const std::vector<int>& history);
-  const SamplerOptions& options() const { return opts_; }
 
  private:
   enum class Step { Penalties, TopK, Typical, TopP, MinP, Temperature };
