@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "base/error.hpp"
+
 namespace lm::quant {
 
 float fp16_to_fp32(uint16_t h) {
@@ -123,6 +125,58 @@ void quantize_q4_0(const float* src, void* dst, size_t n) {
       const int q1 = std::min(15, int(int8_t(src[j + kBlock / 2] * id + 8.5f)));
       out[2 + j] = uint8_t(q0 | q1 << 4);
     }
+  }
+}
+
+using format::GgmlType;
+
+bool is_supported(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
+      return true;
+    default:
+      return false;
+  }
+}
+
+size_t row_size(GgmlType t, size_t n) {
+  const format::GgmlTypeInfo& info = format::ggml_type_info(t);
+  return n / info.block * info.block_bytes;
+}
+
+void quantize_row(GgmlType t, const float* src, void* dst, size_t n) {
+  switch (t) {
+    case GgmlType::F32: std::memcpy(dst, src, n * sizeof(float)); break;
+    case GgmlType::F16: {
+      auto* out = static_cast<uint8_t*>(dst);
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t h = fp32_to_fp16(src[i]);
+        out[2 * i] = uint8_t(h), out[2 * i + 1] = uint8_t(h >> 8);
+      }
+      break;
+    }
+    case GgmlType::BF16: {
+      auto* out = static_cast<uint8_t*>(dst);
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t h = fp32_to_bf16(src[i]);
+        out[2 * i] = uint8_t(h), out[2 * i + 1] = uint8_t(h >> 8);
+      }
+      break;
+    }
+    case GgmlType::Q8_0: quantize_q8_0(src, dst, n); break;
+    case GgmlType::Q4_0: quantize_q4_0(src, dst, n); break;
+    default: LM_ASSERT(!"quantize_row: unsupported type");
+  }
+}
+
+void dequantize_row(GgmlType t, const void* src, float* dst, size_t n) {
+  switch (t) {
+    case GgmlType::F32: std::memcpy(dst, src, n * sizeof(float)); break;
+    case GgmlType::F16: dequantize_f16(src, dst, n); break;
+    case GgmlType::BF16: dequantize_bf16(src, dst, n); break;
+    case GgmlType::Q8_0: dequantize_q8_0(src, dst, n); break;
+    case GgmlType::Q4_0: dequantize_q4_0(src, dst, n); break;
+    default: LM_ASSERT(!"dequantize_row: unsupported type");
   }
 }
 

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "format/gguf.hpp"
+
 namespace lm::quant {
 
 inline constexpr int kBlock = 32;  // values per q8_0 / q4_0 block
@@ -39,5 +41,12 @@ void dequantize_q8_0(const void* src, float* dst, size_t n);
 void dequantize_q4_0(const void* src, float* dst, size_t n);
 void quantize_q8_0(const float* src, void* dst, size_t n);
 void quantize_q4_0(const float* src, void* dst, size_t n);
+
+// Any type lm reads and writes (is_supported): f32, f16, bf16, q8_0, q4_0, and the K-quants
+// q4_K and q6_K (kquant.hpp). n is a multiple of the type's block (ggml_type_info().block).
+bool is_supported(format::GgmlType t);
+size_t row_size(format::GgmlType t, size_t n);  // bytes of n values
+void quantize_row(format::GgmlType t, const float* src, void* dst, size_t n);
+void dequantize_row(format::GgmlType t, const void* src, float* dst, size_t n);
 
 }  // namespace lm::quant

@@ -1,0 +1,54 @@
+// ggml's K-quants, bit-compatible with ggml-common.h: super-blocks of 256 values (QK_K).
+//   q4_K  8 sub-blocks of 32; each has a 6-bit scale and a 6-bit min packed in `scales`
+//         (ggml's get_scale_min_k4 layout); x = d * sc * q - dmin * m, q in 0..15.   144 bytes
+//   q6_K  16 sub-blocks of 16; int8 scale each; 6-bit q = 4 low bits in ql, 2 high in qh;
+//         x = d * sc * (q - 32).                                                      210 bytes
+//   q8_K  the activations' format for dot products with K-quants: f32 d, 256 int8 q, and the
+//         sums of each 16 q (bsums).                                                  292 bytes
+// Quantizers are ggml's reference rules (quantize_row_*_ref, no importance matrix), so the same
+// input gives the same bytes as llama-quantize. Dot products come in a fast version (AVX-512 /
+// AVX2 picked at run time) and a plain `_ref` twin.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lm::quant {
+
+inline constexpr int kSuperBlock = 256;  // values per K-quant super-block
+
+#pragma pack(push, 1)
+struct BlockQ4_K {
+  uint16_t d, dmin;  // f16
+  uint8_t scales[12];
+  uint8_t qs[kSuperBlock / 2];
+};
+struct BlockQ6_K {
+  uint8_t ql[kSuperBlock / 2];
+  uint8_t qh[kSuperBlock / 4];
+  int8_t scales[kSuperBlock / 16];
+  uint16_t d;  // f16
+};
+struct BlockQ8_K {
+  float d;
+  int8_t qs[kSuperBlock];
+  int16_t bsums[kSuperBlock / 16];
+};
+#pragma pack(pop)
+static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ6_K) == 210 && sizeof(BlockQ8_K) == 292);
+
+// n values, n a multiple of kSuperBlock; pointers may be unaligned.
+void quantize_q4_K(const float* src, void* dst, size_t n);
+void dequantize_q4_K(const void* src, float* dst, size_t n);
+void quantize_q6_K(const float* src, void* dst, size_t n);
+void dequantize_q6_K(const void* src, float* dst, size_t n);
+void quantize_q8_K(const float* src, void* dst, size_t n);
+void dequantize_q8_K(const void* src, float* dst, size_t n);
+
+// sum_i x[i] * y[i] over n values: x a q4_K / q6_K row, y the q8_K row of the activations.
+float vec_dot_q4_K_q8_K(const void* x, const void* y, size_t n);
+float vec_dot_q4_K_q8_K_ref(const void* x, const void* y, size_t n);
+float vec_dot_q6_K_q8_K(const void* x, const void* y, size_t n);
+float vec_dot_q6_K_q8_K_ref(const void* x, const void* y, size_t n);
+
+}  // namespace lm::quant
