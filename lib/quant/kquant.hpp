@@ -45,10 +45,20 @@ void dequantize_q6_K(const void* src, float* dst, size_t n);
 void quantize_q8_K(const float* src, void* dst, size_t n);
 void dequantize_q8_K(const void* src, float* dst, size_t n);
 
-// sum_i x[i] * y[i] over n values: x a q4_K / q6_K row, y the q8_K row of the activations.
+// sum_i x[i] * y[i] over n values: x a q4_K / q6_K row, y the q8_K row of the activations
+// (its bsums as quantize_q8_K writes them). The integer sums are exact on every path; the fast
+// versions differ from `_ref` only in the order of the float sums. Never throw.
 float vec_dot_q4_K_q8_K(const void* x, const void* y, size_t n);
 float vec_dot_q4_K_q8_K_ref(const void* x, const void* y, size_t n);
 float vec_dot_q6_K_q8_K(const void* x, const void* y, size_t n);
 float vec_dot_q6_K_q8_K_ref(const void* x, const void* y, size_t n);
+
+// The paths vec_dot_* can take, slowest first: plain C++, AVX2 (with FMA, F16C), AVX-512 with
+// VNNI's vpdpbusd (F, BW, VL, VNNI). The best the CPU has is chosen once, at first use.
+enum class DotPath { Portable, Avx2, Avx512Vnni };
+DotPath dot_path();  // the path vec_dot_* take now
+// For tests and benchmarks: take at most `max` (or the best the CPU has, if lower), so every
+// path is checked on one machine. Not thread-safe: call between dot products.
+void limit_dot_path(DotPath max);
 
 }  // namespace lm::quant

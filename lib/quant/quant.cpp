@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/error.hpp"
+#include "quant/kquant.hpp"
 
 namespace lm::quant {
 
@@ -133,6 +134,7 @@ using format::GgmlType;
 bool is_supported(GgmlType t) {
   switch (t) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
+    case GgmlType::Q4_K: case GgmlType::Q6_K:
       return true;
     default:
       return false;
@@ -165,6 +167,8 @@ void quantize_row(GgmlType t, const float* src, void* dst, size_t n) {
     }
     case GgmlType::Q8_0: quantize_q8_0(src, dst, n); break;
     case GgmlType::Q4_0: quantize_q4_0(src, dst, n); break;
+    case GgmlType::Q4_K: quantize_q4_K(src, dst, n); break;
+    case GgmlType::Q6_K: quantize_q6_K(src, dst, n); break;
     default: LM_ASSERT(!"quantize_row: unsupported type");
   }
 }
@@ -176,6 +180,8 @@ void dequantize_row(GgmlType t, const void* src, float* dst, size_t n) {
     case GgmlType::BF16: dequantize_bf16(src, dst, n); break;
     case GgmlType::Q8_0: dequantize_q8_0(src, dst, n); break;
     case GgmlType::Q4_0: dequantize_q4_0(src, dst, n); break;
+    case GgmlType::Q4_K: dequantize_q4_K(src, dst, n); break;
+    case GgmlType::Q6_K: dequantize_q6_K(src, dst, n); break;
     default: LM_ASSERT(!"dequantize_row: unsupported type");
   }
 }

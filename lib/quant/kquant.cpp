@@ -1,0 +1,624 @@
+// K-quant block rules (ggml's reference quantizers, same float operations in the same order)
+// and their dot products with q8_K activations: AVX-512 VNNI and AVX2 paths chosen at run time,
+// each exact in its integer sums, with plain `_ref` twins. The row API is in quant.cpp.
+#include "quant/kquant.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+// GCC 12's AVX-512 intrinsics warn once inlined (GCC bug 105593); see kernels/simd.hpp.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include "quant/quant.hpp"
+
+namespace lm::quant {
+
+namespace {
+
+// ggml's nearest_int: adding 1.5 * 2^23 leaves round(f) (ties to even) in the low mantissa
+// bits. Exact for |f| <= 2^22; outside that (and for NaN) it gives ggml's wrapped values, which
+// the callers clamp, so even inf and NaN scales encode to ggml's bytes.
+inline int nearest_int(float f) {
+  const float v = f + 12582912.0f;
+  int32_t i;
+  std::memcpy(&i, &v, 4);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+constexpr float kGroupMaxEps = 1e-15f;  // ggml's GROUP_MAX_EPS: smaller groups count as zero
+
+// ggml's make_qkx2_quants for one q4_K sub-block: fits x[i] ~ scale * L[i] - neg_min with L in
+// 0..15, minimising sum w[i] * err^2 over 21 candidate scales (nmax + rmin + rdelta * step).
+// x, w, L: [32]. Returns the scale (>= 0 unless x is all equal) and writes neg_min (>= 0).
+float fit_q4_sub_block(const float* x, const float* w, uint8_t* L, float* neg_min) {
+  constexpr int kN = 32, kMax = 15, kSteps = 20;
+  constexpr float kRmin = -1.0f, kRdelta = 0.1f;
+  float lo = x[0], hi = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+  for (int i = 1; i < kN; ++i) {
+    if (x[i] < lo) lo = x[i];
+    if (x[i] > hi) hi = x[i];
+    sum_w += w[i];
+    sum_x += w[i] * x[i];
+  }
+  if (lo > 0) lo = 0;
+  if (hi == lo) {
+    std::fill(L, L + kN, uint8_t(0));
+    *neg_min = -lo;
+    return 0.0f;
+  }
+  float iscale = kMax / (hi - lo);
+  float scale = 1 / iscale;
+  float best_err = 0;
+  for (int i = 0; i < kN; ++i) {
+    L[i] = uint8_t(std::clamp(nearest_int(iscale * (x[i] - lo)), 0, kMax));
+    const float diff = scale * L[i] + lo - x[i];
+    best_err += w[i] * (diff * diff);
+  }
+  uint8_t trial[kN];
+  for (int step = 0; step <= kSteps; ++step) {
+    iscale = (kRmin + kRdelta * step + kMax) / (hi - lo);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < kN; ++i) {
+      const int l = std::clamp(nearest_int(iscale * (x[i] - lo)), 0, kMax);
+      trial[i] = uint8_t(l);
+      sum_l += w[i] * l;
+      sum_l2 += w[i] * l * l;
+      sum_xl += w[i] * l * x[i];
+    }
+    const float det = sum_w * sum_l2 - sum_l * sum_l;
+    if (!(det > 0)) continue;
+    float trial_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
+    float trial_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+    if (trial_min > 0) {
+      trial_min = 0;
+      trial_scale = sum_xl / sum_l2;
+    }
+    float err = 0;
+    for (int i = 0; i < kN; ++i) {
+      const float diff = trial_scale * trial[i] + trial_min - x[i];
+      err += w[i] * (diff * diff);
+    }
+    if (err < best_err) {
+      std::memcpy(L, trial, kN);
+      best_err = err;
+      scale = trial_scale;
+      lo = trial_min;
+    }
+  }
+  *neg_min = -lo;
+  return scale;
+}
+
+// ggml's make_qx_quants for one q6_K sub-block (nmax 32, weights x^2): fits x[i] ~ scale * q
+// with q in -32..31, trying 19 scales around the one that maps the largest |x| to -32.
+// x, L: [16]; L gets q + 32. Returns the scale (0 for an all-zero group).
+float fit_q6_sub_block(const float* x, int8_t* L) {
+  constexpr int kN = 16, kMax = 32;
+  float amax = 0, max = 0;
+  for (int i = 0; i < kN; ++i)
+    if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), max = x[i];
+  if (amax < kGroupMaxEps) {
+    std::fill(L, L + kN, int8_t(0));
+    return 0.0f;
+  }
+  auto level = [](float s) { return std::clamp(nearest_int(s), -kMax, kMax - 1); };
+  float iscale = -kMax / max;
+  float sum_lx = 0, sum_l2 = 0;
+  for (int i = 0; i < kN; ++i) {
+    const int l = level(iscale * x[i]);
+    L[i] = int8_t(l + kMax);
+    const float w = x[i] * x[i];
+    sum_lx += w * x[i] * l;
+    sum_l2 += w * l * l;
+  }
+  float scale = sum_l2 ? sum_lx / sum_l2 : 0.0f;
+  float best = scale * sum_lx;
+  for (int step = -9; step <= 9; ++step) {
+    if (step == 0) continue;
+    iscale = -(kMax + 0.1f * step) / max;
+    sum_lx = sum_l2 = 0;
+    for (int i = 0; i < kN; ++i) {
+      const int l = level(iscale * x[i]);
+      const float w = x[i] * x[i];
+      sum_lx += w * x[i] * l;
+      sum_l2 += w * l * l;
+    }
+    if (sum_l2 > 0 && sum_lx * sum_lx > best * sum_l2) {
+      for (int i = 0; i < kN; ++i) L[i] = int8_t(kMax + level(iscale * x[i]));
+      scale = sum_lx / sum_l2;
+      best = scale * sum_lx;
+    }
+  }
+  return scale;
+}
+
+// The 6-bit scales and mins of a q4_K block: sc[0..3] and m[0..3] are the low 6 bits of bytes
+// 0..3 and 4..7; sc[4..7] and m[4..7] take their low 4 bits from the nibbles of bytes 8..11 and
+// their top 2 bits from the top of bytes 0..3 and 4..7. Bytes of the results are sc[j] / m[j].
+inline void unpack_q4_scales(const uint8_t* packed, uint64_t* sc, uint64_t* m) {
+  uint32_t w0, w1, w2;
+  std::memcpy(&w0, packed, 4);
+  std::memcpy(&w1, packed + 4, 4);
+  std::memcpy(&w2, packed + 8, 4);
+  const uint32_t sc_lo = w0 & 0x3f3f3f3fu, m_lo = w1 & 0x3f3f3f3fu;
+  const uint32_t sc_hi = (w2 & 0x0f0f0f0fu) | ((w0 >> 6) & 0x03030303u) << 4;
+  const uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 6) & 0x03030303u) << 4;
+  *sc = sc_lo | uint64_t(sc_hi) << 32;
+  *m = m_lo | uint64_t(m_hi) << 32;
+}
+
+inline uint8_t byte_of(uint64_t v, int j) { return uint8_t(v >> (8 * j)); }
+
+// The 256 signed levels (q - 32, in -32..31) of a q6_K block, in value order.
+inline void q6_levels(const BlockQ6_K& b, int8_t* q) {
+  for (int c = 0; c < 2; ++c, q += 128)
+    for (int l = 0; l < 32; ++l) {
+      const int lo0 = b.ql[64 * c + l], lo1 = b.ql[64 * c + 32 + l], h = b.qh[32 * c + l];
+      q[l] = int8_t(((lo0 & 0x0f) | (h & 3) << 4) - 32);
+      q[l + 32] = int8_t(((lo1 & 0x0f) | (h >> 2 & 3) << 4) - 32);
+      q[l + 64] = int8_t(((lo0 >> 4) | (h >> 4 & 3) << 4) - 32);
+      q[l + 96] = int8_t(((lo1 >> 4) | (h >> 6 & 3) << 4) - 32);
+    }
+}
+
+}  // namespace
+
+// ---- quantize / dequantize ----
+
+void quantize_q4_K(const float* src, void* dst, size_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, src += kSuperBlock, out += sizeof(BlockQ4_K)) {
+    BlockQ4_K b;
+    uint8_t L[kSuperBlock];
+    float scales[8], mins[8], w[32];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; ++j) {
+      const float* x = src + 32 * j;
+      float sum_x2 = 0;
+      for (int i = 0; i < 32; ++i) sum_x2 += x[i] * x[i];
+      const float av_x = std::sqrt(sum_x2 / 32);
+      for (int i = 0; i < 32; ++i) w[i] = av_x + std::fabs(x[i]);
+      scales[j] = fit_q4_sub_block(x, w, L + 32 * j, &mins[j]);
+      if (scales[j] > max_scale) max_scale = scales[j];
+      if (mins[j] > max_min) max_min = mins[j];
+    }
+    // 6-bit scales and mins relative to the largest of each; the conversions through uint8_t
+    // are ggml's (they matter only for inf / NaN inputs).
+    const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
+    const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    uint8_t ls[8], lm[8];
+    for (int j = 0; j < 8; ++j) {
+      ls[j] = std::min(uint8_t(63), uint8_t(nearest_int(inv_scale * scales[j])));
+      lm[j] = std::min(uint8_t(63), uint8_t(nearest_int(inv_min * mins[j])));
+    }
+    for (int j = 0; j < 4; ++j) {
+      b.scales[j] = uint8_t(ls[j] | (ls[j + 4] >> 4) << 6);
+      b.scales[j + 4] = uint8_t(lm[j] | (lm[j + 4] >> 4) << 6);
+      b.scales[j + 8] = uint8_t((ls[j + 4] & 0x0f) | (lm[j + 4] & 0x0f) << 4);
+    }
+    b.d = fp32_to_fp16(max_scale / 63.0f);
+    b.dmin = fp32_to_fp16(max_min / 63.0f);
+    // Requantize against the stored scales; a sub-block whose scale is 0 keeps the fit's levels.
+    const float d_all = fp16_to_fp32(b.d), dmin_all = fp16_to_fp32(b.dmin);
+    for (int j = 0; j < 8; ++j) {
+      const float d = d_all * ls[j];
+      if (!d) continue;
+      const float dm = dmin_all * lm[j];
+      for (int i = 0; i < 32; ++i)
+        L[32 * j + i] = uint8_t(std::clamp(nearest_int((src[32 * j + i] + dm) / d), 0, 15));
+    }
+    // Each 32 bytes hold 64 values: the first 32 in the low nibbles, the next 32 in the high.
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l) b.qs[32 * c + l] = uint8_t(L[64 * c + l] | L[64 * c + 32 + l] << 4);
+    std::memcpy(out, &b, sizeof b);
+  }
+}
+
+void dequantize_q4_K(const void* src, float* dst, size_t n) {
+  const auto* blocks = static_cast<const BlockQ4_K*>(src);
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk) {
+    const BlockQ4_K& b = blocks[blk];
+    const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
+    uint64_t sc, m;
+    unpack_q4_scales(b.scales, &sc, &m);
+    for (int c = 0; c < 4; ++c) {
+      const float d1 = d * byte_of(sc, 2 * c), m1 = dmin * byte_of(m, 2 * c);
+      const float d2 = d * byte_of(sc, 2 * c + 1), m2 = dmin * byte_of(m, 2 * c + 1);
+      for (int l = 0; l < 32; ++l) dst[l] = d1 * (b.qs[32 * c + l] & 0x0f) - m1;
+      for (int l = 0; l < 32; ++l) dst[32 + l] = d2 * (b.qs[32 * c + l] >> 4) - m2;
+      dst += 64;
+    }
+  }
+}
+
+void quantize_q6_K(const float* src, void* dst, size_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, src += kSuperBlock, out += sizeof(BlockQ6_K)) {
+    BlockQ6_K b;
+    int8_t L[kSuperBlock];
+    float scales[16];
+    float max_scale = 0, max_abs_scale = 0;
+    for (int g = 0; g < 16; ++g) {
+      scales[g] = fit_q6_sub_block(src + 16 * g, L + 16 * g);
+      if (std::fabs(scales[g]) > max_abs_scale) max_abs_scale = std::fabs(scales[g]), max_scale = scales[g];
+    }
+    if (max_abs_scale < kGroupMaxEps) {
+      std::memset(&b, 0, sizeof b);
+      b.d = fp32_to_fp16(0.0f);
+      std::memcpy(out, &b, sizeof b);
+      continue;
+    }
+    // int8 scales relative to the largest, which maps to -128 (so +128 clips to 127).
+    const float iscale = -128.0f / max_scale;
+    b.d = fp32_to_fp16(1 / iscale);
+    for (int g = 0; g < 16; ++g) b.scales[g] = int8_t(std::min(127, nearest_int(iscale * scales[g])));
+    const float d_all = fp16_to_fp32(b.d);
+    for (int g = 0; g < 16; ++g) {
+      const float d = d_all * b.scales[g];
+      if (!d) continue;
+      for (int i = 0; i < 16; ++i)
+        L[16 * g + i] = int8_t(std::clamp(nearest_int(src[16 * g + i] / d), -32, 31) + 32);
+    }
+    // Per 128 values: ql bytes 0..31 hold values 0..31 (low nibble) and 64..95 (high), bytes
+    // 32..63 values 32..63 and 96..127; qh byte l holds bit pairs 4-5 of values l, l+32, l+64, l+96.
+    for (int c = 0; c < 2; ++c) {
+      const int8_t* q = L + 128 * c;
+      for (int l = 0; l < 32; ++l) {
+        b.ql[64 * c + l] = uint8_t((q[l] & 0x0f) | (q[l + 64] & 0x0f) << 4);
+        b.ql[64 * c + 32 + l] = uint8_t((q[l + 32] & 0x0f) | (q[l + 96] & 0x0f) << 4);
+        b.qh[32 * c + l] = uint8_t(q[l] >> 4 | (q[l + 32] >> 4) << 2 | (q[l + 64] >> 4) << 4 | (q[l + 96] >> 4) << 6);
+      }
+    }
+    std::memcpy(out, &b, sizeof b);
+  }
+}
+
+void dequantize_q6_K(const void* src, float* dst, size_t n) {
+  const auto* blocks = static_cast<const BlockQ6_K*>(src);
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, dst += kSuperBlock) {
+    const BlockQ6_K& b = blocks[blk];
+    const float d = fp16_to_fp32(b.d);
+    int8_t q[kSuperBlock];
+    q6_levels(b, q);
+    for (int i = 0; i < kSuperBlock; ++i) dst[i] = d * b.scales[i / 16] * q[i];
+  }
+}
+
+void quantize_q8_K(const float* src, void* dst, size_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, src += kSuperBlock, out += sizeof(BlockQ8_K)) {
+    BlockQ8_K b;
+    float amax = 0, max = 0;
+    for (int i = 0; i < kSuperBlock; ++i)
+      if (std::fabs(src[i]) > amax) amax = std::fabs(src[i]), max = src[i];
+    if (!amax) {
+      std::memset(&b, 0, sizeof b);  // ggml leaves bsums unset here; zero is what they sum to
+      std::memcpy(out, &b, sizeof b);
+      continue;
+    }
+    // The largest magnitude maps to -127 (not -128: ggml's choice, which keeps q symmetric).
+    const float iscale = -127.0f / max;
+    for (int i = 0; i < kSuperBlock; ++i) b.qs[i] = int8_t(std::min(127, nearest_int(iscale * src[i])));
+    for (int g = 0; g < 16; ++g) {
+      int sum = 0;
+      for (int i = 0; i < 16; ++i) sum += b.qs[16 * g + i];
+      b.bsums[g] = int16_t(sum);
+    }
+    b.d = 1 / iscale;
+    std::memcpy(out, &b, sizeof b);
+  }
+}
+
+void dequantize_q8_K(const void* src, float* dst, size_t n) {
+  const auto* blocks = static_cast<const BlockQ8_K*>(src);
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, dst += kSuperBlock) {
+    const BlockQ8_K& b = blocks[blk];
+    const float d = b.d;
+    for (int i = 0; i < kSuperBlock; ++i) dst[i] = d * b.qs[i];
+  }
+}
+
+// ---- dot products: plain twins ----
+// Per block the integer sum is exact; it is scaled once by d (and dmin) in float.
+
+float vec_dot_q4_K_q8_K_ref(const void* vx, const void* vy, size_t n) {
+  const auto* xs = static_cast<const BlockQ4_K*>(vx);
+  const auto* ys = static_cast<const BlockQ8_K*>(vy);
+  float sum = 0;
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk) {
+    const BlockQ4_K& x = xs[blk];
+    const BlockQ8_K& y = ys[blk];
+    uint64_t sc, m;
+    unpack_q4_scales(x.scales, &sc, &m);
+    int32_t sum_q = 0, sum_m = 0;
+    for (int c = 0; c < 4; ++c) {
+      int32_t s_lo = 0, s_hi = 0, y_lo = 0, y_hi = 0;
+      for (int l = 0; l < 32; ++l) {
+        s_lo += (x.qs[32 * c + l] & 0x0f) * y.qs[64 * c + l];
+        s_hi += (x.qs[32 * c + l] >> 4) * y.qs[64 * c + 32 + l];
+        y_lo += y.qs[64 * c + l];
+        y_hi += y.qs[64 * c + 32 + l];
+      }
+      sum_q += byte_of(sc, 2 * c) * s_lo + byte_of(sc, 2 * c + 1) * s_hi;
+      sum_m += byte_of(m, 2 * c) * y_lo + byte_of(m, 2 * c + 1) * y_hi;
+    }
+    sum += y.d * fp16_to_fp32(x.d) * float(sum_q) - y.d * fp16_to_fp32(x.dmin) * float(sum_m);
+  }
+  return sum;
+}
+
+float vec_dot_q6_K_q8_K_ref(const void* vx, const void* vy, size_t n) {
+  const auto* xs = static_cast<const BlockQ6_K*>(vx);
+  const auto* ys = static_cast<const BlockQ8_K*>(vy);
+  float sum = 0;
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk) {
+    const BlockQ6_K& x = xs[blk];
+    const BlockQ8_K& y = ys[blk];
+    int8_t q[kSuperBlock];
+    q6_levels(x, q);
+    int32_t sum_q = 0;
+    for (int g = 0; g < 16; ++g) {
+      int32_t s = 0;
+      for (int i = 16 * g; i < 16 * g + 16; ++i) s += q[i] * y.qs[i];
+      sum_q += x.scales[g] * s;
+    }
+    sum += y.d * fp16_to_fp32(x.d) * float(sum_q);
+  }
+  return sum;
+}
+
+// ---- dot products: SIMD paths ----
+// Every int32 lane converted to float below stays under 2^24 in magnitude for any q8 (even
+// -128), so the integer parts are exact; only the float sums' order differs from the twins.
+
+namespace {
+
+#define LM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define LM_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+LM_TARGET_AVX2 inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// unpack_q4_scales in one 128-bit register: bytes 0..7 the scales, 8..15 the mins. Reads 16
+// bytes from `packed` (the 12 scale bytes and the first 4 of the block's qs).
+LM_TARGET_AVX2 inline __m128i unpack_q4_scales_sse(const uint8_t* packed) {
+  const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));  // w0 w1 w2 -
+  // dwords [w0, w2, w1, w2 >> 4] keep their low bits: [sc 0..3, sc 4..7 low 4, m 0..3, m 4..7 low 4]
+  const __m128i lows = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(w, 0x98), _mm_setr_epi32(0, 0, 0, 4)),
+                                     _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  // dwords 1, 3: the top 2 bits of w0 / w1 moved to bits 4-5
+  const __m128i tops = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(w, 0x50), 2),
+                                     _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm_or_si128(lows, tops);
+}
+
+// Byte shuffle of unpack_q4_scales_sse's result (in each 128-bit half) that puts min j in
+// int16 lanes 2j and 2j + 1, for vpmaddwd with q8_K's bsums (-128 selects a zero byte).
+LM_TARGET_AVX2 inline __m256i q4_min_pick() {
+  return _mm256_setr_epi8(8, -128, 8, -128, 9, -128, 9, -128, 10, -128, 10, -128, 11, -128, 11, -128,
+                          12, -128, 12, -128, 13, -128, 13, -128, 14, -128, 14, -128, 15, -128, 15, -128);
+}
+
+// x's d and dmin times y's d, in lanes 0 and 1.
+LM_TARGET_AVX2 inline __m128 q4_scales_f32(const BlockQ4_K& x, float dy) {
+  return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(x.d) | uint32_t(x.dmin) << 16))), _mm_set1_ps(dy));
+}
+
+// sum_g sc[g] * bsums[g] as 8 int32 lanes, for q6_K's offset of 32.
+LM_TARGET_AVX2 inline __m256i q6_offset_sums(const int8_t* scales, const int16_t* bsums) {
+  const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+  return _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums)), sc16);
+}
+
+LM_TARGET_AVX2 float dot_q4_K_avx2(const BlockQ4_K* xs, const BlockQ8_K* ys, size_t nb) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f), pick_min = q4_min_pick();
+  __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
+  for (size_t blk = 0; blk < nb; ++blk) {
+    const BlockQ4_K& x = xs[blk];
+    const BlockQ8_K& y = ys[blk];
+    const __m256i sm = _mm256_broadcastsi128_si256(unpack_q4_scales_sse(x.scales));
+    // The scales as int16 in both 128-bit halves; shuffles pick sub-block s's into every lane.
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm256_castsi256_si128(sm)));
+    __m256i sum = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * c));
+      const __m256i q_lo = _mm256_and_si256(q, low4), q_hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+      const __m256i y_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 64 * c));
+      const __m256i y_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 64 * c + 32));
+      const __m256i s_lo = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16(short(0x0100 + 0x0202 * (2 * c))));
+      const __m256i s_hi = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16(short(0x0100 + 0x0202 * (2 * c + 1))));
+      // maddubs: pairs of 15 * |y| <= 3840, no saturation
+      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, y_lo), s_lo));
+      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, y_hi), s_hi));
+    }
+    const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)),
+                                           _mm256_shuffle_epi8(sm, pick_min));
+    const __m128 dd = q4_scales_f32(x, y.d);
+    acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sum), acc);
+    acc_m = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(mins), acc_m);
+  }
+  return hsum8(_mm256_sub_ps(acc, acc_m));
+}
+
+LM_TARGET_AVX2 float dot_q6_K_avx2(const BlockQ6_K* xs, const BlockQ8_K* ys, size_t nb) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
+  __m256 acc = _mm256_setzero_ps(), acc_off = _mm256_setzero_ps();
+  for (size_t blk = 0; blk < nb; ++blk) {
+    const BlockQ6_K& x = xs[blk];
+    const BlockQ8_K& y = ys[blk];
+    const __m256 d = _mm256_set1_ps(y.d * _cvtsh_ss(x.d));
+    for (int c = 0; c < 2; ++c) {
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.ql + 64 * c));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.ql + 64 * c + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh + 32 * c));
+      // The four 32-value quarters, q in 0..63; each qh bit pair is moved to bits 4-5.
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45)),
+          _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_and_si256(qh, bits45)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                          _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45))};
+      // The chunk's 8 scales as int16 in both halves; quarter k takes scale 2k in its low
+      // 128 bits (values 0..15) and 2k + 1 in its high (16..31).
+      const __m256i sc16 = _mm256_broadcastsi128_si256(
+          _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x.scales + 8 * c))));
+      __m256i sum = _mm256_setzero_si256();
+      for (int k = 0; k < 4; ++k) {
+        const __m256i yk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs + 128 * c + 32 * k));
+        const short lo = short(0x0100 + 0x0202 * (2 * k)), hi = short(0x0100 + 0x0202 * (2 * k + 1));
+        const __m256i s = _mm256_shuffle_epi8(sc16, _mm256_setr_epi16(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yk), s));
+      }
+      acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc);
+    }
+    acc_off = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q6_offset_sums(x.scales, y.bsums)), acc_off);
+  }
+  return hsum8(acc) - 32.0f * hsum8(acc_off);
+}
+
+// The AVX-512 paths read the weights with 256-bit loads: on the development machine (Zen 5)
+// a stream of 512-bit loads from DRAM ran at 28-31 GB/s on one core, 256-bit ones at 42-45.
+
+// Byte shuffle of 8 scales (repeated in every 128-bit lane) that gives int32 lanes 0..7 scale
+// 2k and lanes 8..15 scale 2k + 1, zero-extended (0x80 selects a zero byte).
+LM_TARGET_AVX512 inline __m512i q4_scale_pick(int k) {
+  const int a = int(0x80808000u) | (2 * k), b = int(0x80808000u) | (2 * k + 1);
+  return _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+}
+
+LM_TARGET_AVX512 inline __m512i load_twice(const uint8_t* p) {
+  return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+LM_TARGET_AVX512 float dot_q4_K_avx512(const BlockQ4_K* xs, const BlockQ8_K* ys, size_t nb) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  // Shift counts for 16-bit lanes: 0 in the low 256 bits, 4 in the high.
+  const __m512i nibble_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+  const __m512i pick[4] = {q4_scale_pick(0), q4_scale_pick(1), q4_scale_pick(2), q4_scale_pick(3)};
+  const __m256i pick_min = q4_min_pick();
+  __m512 acc = _mm512_setzero_ps();
+  __m256 acc_m = _mm256_setzero_ps();
+  for (size_t blk = 0; blk < nb; ++blk) {
+    const BlockQ4_K& x = xs[blk];
+    const BlockQ8_K& y = ys[blk];
+    const __m512i sm = _mm512_broadcast_i32x4(unpack_q4_scales_sse(x.scales));
+    __m512i sum = _mm512_setzero_si512();
+    for (int c = 0; c < 4; ++c) {
+      // 32 bytes hold values 64c..64c+31 in their low nibbles and 64c+32..64c+63 in their high:
+      // the same bytes in both halves, shifted by 0 and 4, give the 64 values in y's order.
+      const __m512i q = _mm512_and_si512(_mm512_srlv_epi16(load_twice(x.qs + 32 * c), nibble_shift), low4);
+      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(y.qs + 64 * c));
+      // Each dpbusd lane sums 4 products (|.| <= 7680), so vpdpwssd's low 16 bits hold it whole
+      // and multiply it by the zero-extended scale exactly.
+      sum = _mm512_dpwssd_epi32(sum, p, _mm512_shuffle_epi8(sm, pick[c]));
+    }
+    const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)),
+                                           _mm256_shuffle_epi8(_mm512_castsi512_si256(sm), pick_min));
+    const __m128 dd = q4_scales_f32(x, y.d);
+    acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sum), acc);
+    acc_m = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(mins), acc_m);
+  }
+  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+  return hsum8(_mm256_sub_ps(_mm256_add_ps(_mm512_castps512_ps256(acc), hi), acc_m));
+}
+
+LM_TARGET_AVX512 float dot_q6_K_avx512(const BlockQ6_K* xs, const BlockQ8_K* ys, size_t nb) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
+  // Per-half shift counts for 16-bit lanes: qh's pair 0 / 1 to bits 4-5 (left 4 / 2), and pair
+  // 2 / 3 to bits 4-5 (right 0 / 2).
+  const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+  const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+  // Lane i of the vector for values 64k..64k+63 of a block takes scale 4k + i / 4.
+  const __m512i pick[4] = {
+      _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+      _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
+      _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
+      _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
+  __m512 acc = _mm512_setzero_ps();
+  __m256 acc_off = _mm256_setzero_ps();
+  for (size_t blk = 0; blk < nb; ++blk) {
+    const BlockQ6_K& x = xs[blk];
+    const BlockQ8_K& y = ys[blk];
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales)));
+    const __m512i sc32 = _mm512_cvtepu16_epi32(sc16);  // int16 scale in each lane's low half, 0 above
+    __m512i sum = _mm512_setzero_si512();
+    for (int c = 0; c < 2; ++c) {
+      // The low nibbles of ql's 64 bytes are the chunk's values 0..63 in order, the high
+      // nibbles values 64..127; their top bits are qh's pairs 0, 1 (bytes 0..31, 32..63 of the
+      // low vector) and 2, 3 (of the high vector).
+      const __m512i ql = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.ql + 64 * c))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.ql + 64 * c + 32)), 1);
+      const __m512i qh = load_twice(x.qh + 32 * c);
+      // 0xea: (a & b) | c
+      const __m512i q_lo = _mm512_ternarylogic_epi32(ql, low4, _mm512_and_si512(_mm512_sllv_epi16(qh, shl), bits45), 0xea);
+      const __m512i q_hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), low4, _mm512_and_si512(_mm512_srlv_epi16(qh, shr), bits45), 0xea);
+      // dpbusd lanes: 4 products of q (0..63) and y, |.| <= 32256: whole in vpdpwssd's low half.
+      const __m512i p_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q_lo, _mm512_loadu_si512(y.qs + 128 * c));
+      const __m512i p_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q_hi, _mm512_loadu_si512(y.qs + 128 * c + 64));
+      sum = _mm512_dpwssd_epi32(sum, p_lo, _mm512_permutexvar_epi32(pick[2 * c], sc32));
+      sum = _mm512_dpwssd_epi32(sum, p_hi, _mm512_permutexvar_epi32(pick[2 * c + 1], sc32));
+    }
+    const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)), sc16);
+    const float d = y.d * _cvtsh_ss(x.d);
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sum), acc);
+    acc_off = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(off), acc_off);
+  }
+  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
+  return hsum8(_mm256_fnmadd_ps(_mm256_set1_ps(32.0f), acc_off, _mm256_add_ps(_mm512_castps512_ps256(acc), hi)));
+}
+
+DotPath best_dot_path() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+      __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    return DotPath::Avx512Vnni;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    return DotPath::Avx2;
+  return DotPath::Portable;
+}
+
+DotPath& current_dot_path() {
+  static DotPath path = best_dot_path();
+  return path;
+}
+
+}  // namespace
+
+DotPath dot_path() { return current_dot_path(); }
+
+void limit_dot_path(DotPath max) { current_dot_path() = std::min(max, best_dot_path()); }
+
+float vec_dot_q4_K_q8_K(const void* x, const void* y, size_t n) {
+  const auto* xs = static_cast<const BlockQ4_K*>(x);
+  const auto* ys = static_cast<const BlockQ8_K*>(y);
+  switch (current_dot_path()) {
+    case DotPath::Avx512Vnni: return dot_q4_K_avx512(xs, ys, n / kSuperBlock);
+    case DotPath::Avx2: return dot_q4_K_avx2(xs, ys, n / kSuperBlock);
+    case DotPath::Portable: break;
+  }
+  return vec_dot_q4_K_q8_K_ref(x, y, n);
+}
+
+float vec_dot_q6_K_q8_K(const void* x, const void* y, size_t n) {
+  const auto* xs = static_cast<const BlockQ6_K*>(x);
+  const auto* ys = static_cast<const BlockQ8_K*>(y);
+  switch (current_dot_path()) {
+    case DotPath::Avx512Vnni: return dot_q6_K_avx512(xs, ys, n / kSuperBlock);
+    case DotPath::Avx2: return dot_q6_K_avx2(xs, ys, n / kSuperBlock);
+    case DotPath::Portable: break;
+  }
+  return vec_dot_q6_K_q8_K_ref(x, y, n);
+}
+
+}  // namespace lm::quant
