@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+"""Regenerates tests/data/quant/ggml_golden.bin: fixed float rows and the bytes ggml's own
+reference converters make of them, so tests/quant/ggml_golden_test.cpp can prove that lm's
+quantizers are bit-compatible with ggml.
+
+Usage: scripts/ggml_golden.py LIBGGML_BASE [-o OUT] [--extra-rows N]
+  LIBGGML_BASE  libggml-base.so of a built llama.cpp (or set LM_GGML_BASE); this script
+                neither builds nor fetches it.
+  -o OUT        default tests/data/quant/ggml_golden.bin beside this script's repository
+  --extra-rows  N more random rows (for a one-off deep check; keep the committed file small).
+                Point the test at such a file with LM_GGML_GOLDEN=/path/to/file.
+Only the Python standard library is used. The rows come from random.Random(20240601), so the
+same script gives the same file for the same ggml.
+
+ggml functions called (ggml-quants.h, ggml.h): quantize_row_{q4_0,q8_0,q4_K,q6_K,q8_K}_ref,
+ggml_fp32_to_fp16_row, ggml_fp32_to_bf16_row_ref, dequantize_row_{q4_K,q6_K,q8_K}.
+
+File layout, little-endian:
+  b"LMGGMLQ1"; u32 len, len bytes of text naming the ggml the bytes came from;
+  u32 n_inputs; per input: u32 n (a multiple of 256), f32 x[n];
+  u32 n_records; per record: u32 input, u32 ggml type, u32 op, u32 nbytes, nbytes bytes.
+  op 0: the bytes ggml's converter writes for the input row;
+  op 1: f32 values ggml's dequantizer gives for those bytes (K types only).
+"""
+import argparse
+import ctypes
+import math
+import os
+import random
+import struct
+import sys
+
+# ggml type ids (ggml.h) and bytes per block of 256 values
+F16, Q4_0, Q8_0, Q4_K, Q6_K, Q8_K, BF16 = 1, 2, 8, 12, 14, 15, 30
+ROW_BYTES_PER_256 = {F16: 512, BF16: 512, Q4_0: 8 * 18, Q8_0: 8 * 34, Q4_K: 144, Q6_K: 210, Q8_K: 292}
+QUANTIZERS = {
+    F16: "ggml_fp32_to_fp16_row",
+    BF16: "ggml_fp32_to_bf16_row_ref",
+    Q4_0: "quantize_row_q4_0_ref",
+    Q8_0: "quantize_row_q8_0_ref",
+    Q4_K: "quantize_row_q4_K_ref",
+    Q6_K: "quantize_row_q6_K_ref",
+    Q8_K: "quantize_row_q8_K_ref",
+}
+DEQUANTIZERS = {Q4_K: "dequantize_row_q4_K", Q6_K: "dequantize_row_q6_K", Q8_K: "dequantize_row_q8_K"}
+
+
+def f32(v):
+    """v rounded to the nearest float32 (ties to even), as a Python float."""
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
+def make_inputs(rng, extra):
+    """Rows of float32 values (as Python floats): edge cases first, then random ones."""
+    n = 256
+    normal = lambda s, k=n: [f32(rng.gauss(0.0, s)) for _ in range(k)]
+    rows = [
+        normal(1.0),                                                  # 0 normal
+        normal(0.02),                                                 # 1 weight-like
+        [f32(rng.uniform(-1, 1)) for _ in range(n)],                  # 2 uniform
+        [f32(rng.uniform(0, 1)) for _ in range(n)],                   # 3 positive only
+        [f32(-rng.uniform(0.001, 2)) for _ in range(n)],              # 4 negative only
+        [0.0] * n,                                                    # 5 all zero
+        [0.5] * n,                                                    # 6 all equal
+        [-3.25] * n,                                                  # 7 all equal, negative
+        [f32(v * 1e-30) for v in normal(1.0)],                        # 8 tiny: scales underflow
+        [f32(v * 1e30) for v in normal(1.0)],                         # 9 huge: scales overflow
+    ]
+    outlier = normal(0.01)
+    outlier[77] = 40.0
+    rows.append(outlier)                                              # 10 one outlier
+    lone = [0.0] * n
+    lone[200] = -7.5
+    rows.append(lone)                                                 # 11 one value in zeros
+    rows.append([f32(rng.choice((-1, 1)) * 10 ** rng.uniform(-12, 12)) for _ in range(n)])  # 12
+    rows.append([(i % 33 - 16) * 0.25 for i in range(n)])             # 13 grid: rounding ties
+    rows.append([f32(rng.gauss(0, 1) * 10.0 ** (i // 32 - 4)) for i in range(n)])  # 14 1e-4..1e3
+    rows.append([f32(v * 1e-41) for v in normal(1.0)])                # 15 subnormal inputs
+    rows.append([f32(v * 3e4) for v in normal(1.0)])                  # 16 near f16's range
+    ties = []
+    for i in range(n):  # f16 ties, then bf16 ties, over many exponents
+        frac_bits = 11 if i < n // 2 else 8
+        m = 1.0 + (2 * rng.randrange(1 << (frac_bits - 1)) + 1) * 2.0 ** -frac_bits
+        ties.append(rng.choice((-1, 1)) * math.ldexp(m, rng.randrange(-20, 15)))
+    rows.append(ties)                                                 # 17 conversion ties
+    rows.append([f32(v if rng.random() < 0.1 else 0.0) for v in normal(1.0)])  # 18 sparse
+    rows.append([f32(1.0 + v) for v in normal(1e-6)])                 # 19 nearly equal
+    rows.append(normal(0.05, 1024))                                   # 20 four blocks
+    rows.append([f32(rng.gauss(0, 1) / math.sqrt(rng.uniform(0.01, 1))) for _ in range(512)])  # 21 heavy tails
+    for _ in range(extra):
+        scale = 10 ** rng.uniform(-6, 6)
+        rows.append([f32(rng.gauss(rng.uniform(-0.5, 0.5), 1) * scale) for _ in range(256 * rng.randint(1, 4))])
+    return rows
+
+
+def load_ggml(path):
+    lib = ctypes.CDLL(path)
+    for name in list(QUANTIZERS.values()) + list(DEQUANTIZERS.values()):
+        fn = getattr(lib, name)  # AttributeError names the missing symbol
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+        fn.restype = None
+    return lib
+
+
+def ggml_name(lib):
+    """'ggml <version> (commit <hash>)', from what the library exports."""
+    def ask(sym):
+        fn = getattr(lib, sym, None)
+        if fn is None:
+            return "unknown"
+        fn.restype = ctypes.c_char_p
+        return fn().decode()
+    return "ggml %s (commit %s)" % (ask("ggml_version"), ask("ggml_commit"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("lib", nargs="?", default=os.environ.get("LM_GGML_BASE"))
+    ap.add_argument("-o", "--output", default=os.path.normpath(os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "quant", "ggml_golden.bin")))
+    ap.add_argument("--extra-rows", type=int, default=0)
+    args = ap.parse_args()
+    if not args.lib:
+        sys.exit("ggml_golden.py: give the path of libggml-base.so (argument or LM_GGML_BASE)")
+    lib = load_ggml(args.lib)
+    rows = make_inputs(random.Random(20240601), args.extra_rows)
+
+    records = []
+    for r, x in enumerate(rows):
+        n = len(x)
+        src = (ctypes.c_float * n)(*x)
+        for t, name in QUANTIZERS.items():
+            out = ctypes.create_string_buffer(ROW_BYTES_PER_256[t] * n // 256)  # zeroed, as q8_K's
+            getattr(lib, name)(src, out, n)                                     # unset bsums need
+            records.append((r, t, 0, out.raw))
+            if t in DEQUANTIZERS and r in (0, 10, 14):
+                back = (ctypes.c_float * n)()
+                getattr(lib, DEQUANTIZERS[t])(out, back, n)
+                records.append((r, t, 1, bytes(back)))
+
+    name = ggml_name(lib).encode()
+    blob = [b"LMGGMLQ1", struct.pack("<I", len(name)), name, struct.pack("<I", len(rows))]
+    for x in rows:
+        blob.append(struct.pack("<I%df" % len(x), len(x), *x))
+    blob.append(struct.pack("<I", len(records)))
+    for r, t, op, data in records:
+        blob.append(struct.pack("<IIII", r, t, op, len(data)) + data)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "wb") as f:
+        f.write(b"".join(blob))
+    print("%s: %d rows, %d records, %d bytes, from %s" % (args.output, len(rows), len(records),
+                                                           sum(map(len, blob)), name.decode()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+// Bit-compatibility with ggml: lm's converters (f16, bf16, q8_0, q4_0, q4_K, q6_K, q8_K) against
+// the bytes ggml's reference converters wrote for the same rows, and lm's K-quant dequantizers
+// against ggml's values. scripts/ggml_golden.py writes tests/data/quant/ggml_golden.bin (layout
+// there); LM_GGML_GOLDEN=<file> checks a larger one made with its --extra-rows.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/file.hpp"
+#include "quant/kquant.hpp"
+#include "quant/quant.hpp"
+
+using namespace lm::quant;
+using lm::format::GgmlType;
+
+namespace {
+
+struct Reader {
+  std::string bytes;
+  size_t pos = 0;
+  template <class T>
+  std::vector<T> take(size_t n) {
+    REQUIRE(pos + n * sizeof(T) <= bytes.size());
+    std::vector<T> v(n);
+    std::memcpy(v.data(), bytes.data() + pos, n * sizeof(T));
+    pos += n * sizeof(T);
+    return v;
+  }
+  uint32_t u32() { return take<uint32_t>(1)[0]; }
+};
+
+// Our bytes for ggml type `t` (q8_K is not a file type, so not in quantize_row).
+std::vector<uint8_t> convert(uint32_t t, const std::vector<float>& x) {
+  if (t == uint32_t(GgmlType::Q8_K)) {
+    std::vector<uint8_t> out(x.size() / kSuperBlock * sizeof(BlockQ8_K));
+    quantize_q8_K(x.data(), out.data(), x.size());
+    return out;
+  }
+  std::vector<uint8_t> out(row_size(GgmlType(t), x.size()));
+  quantize_row(GgmlType(t), x.data(), out.data(), x.size());
+  return out;
+}
+
+std::vector<float> restore(uint32_t t, const std::vector<uint8_t>& q, size_t n) {
+  std::vector<float> y(n);
+  if (t == uint32_t(GgmlType::Q8_K))
+    dequantize_q8_K(q.data(), y.data(), n);
+  else
+    dequantize_row(GgmlType(t), q.data(), y.data(), n);
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("every converter gives ggml's bytes for every golden row; K dequantizers give ggml's floats") {
+  const char* other = std::getenv("LM_GGML_GOLDEN");
+  Reader r{lm::load_file(other && *other ? other : std::string(LM_TEST_DATA_DIR) + "/quant/ggml_golden.bin")};
+  REQUIRE(r.take<char>(8) == std::vector<char>{'L', 'M', 'G', 'G', 'M', 'L', 'Q', '1'});
+  const auto source = r.take<char>(r.u32());
+  MESSAGE("fixture from " << std::string(source.begin(), source.end()));
+  std::vector<std::vector<float>> rows(r.u32());
+  for (auto& x : rows) x = r.take<float>(r.u32());
+  const uint32_t n_records = r.u32();
+  int checked[2] = {0, 0};
+  for (uint32_t i = 0; i < n_records; ++i) {
+    const uint32_t row = r.u32(), type = r.u32(), op = r.u32();
+    const auto want = r.take<uint8_t>(r.u32());
+    REQUIRE(row < rows.size());
+    REQUIRE(op <= 1);
+    const std::vector<float>& x = rows[row];
+    const char* name = lm::format::ggml_type_info(type) ? lm::format::ggml_type_info(type)->name : "?";
+    CAPTURE(row);
+    const std::string type_name = name;
+    CAPTURE(type_name);
+    CAPTURE(op);
+    const std::vector<uint8_t> ours = convert(type, x);
+    std::vector<uint8_t> got = ours;
+    if (op == 1) {
+      const std::vector<float> y = restore(type, ours, x.size());
+      got.assign(reinterpret_cast<const uint8_t*>(y.data()), reinterpret_cast<const uint8_t*>(y.data() + y.size()));
+    }
+    REQUIRE(got.size() == want.size());
+    size_t first_diff = 0;
+    while (first_diff < got.size() && got[first_diff] == want[first_diff]) ++first_diff;
+    CAPTURE(first_diff);
+    CHECK(first_diff == got.size());
+    ++checked[op];
+  }
+  CHECK(r.pos == r.bytes.size());
+  CHECK(checked[0] >= 22 * 7);  // the committed fixture: 22 rows, 7 converters
+  CHECK(checked[1] >= 9);
+}
