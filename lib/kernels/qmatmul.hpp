@@ -1,0 +1,68 @@
+// Linear layers over quantized weights, for inference (lm-generate, lm-eval).
+//
+// Weights stay in their file type. q8_0 and q4_0 are repacked once at load (pack_weight) into a
+// form the integer kernels read with whole-vector loads; every other type keeps ggml's block
+// rows. The activations are quantized per call, as llama.cpp does, so results equal llama.cpp's
+// up to the order of float additions:
+//   q8_0, q4_0 weights   activations in q8_0 blocks (f16-rounded scale, 32 int8), integer dot
+//                        products per block (AVX-512 VNNI, or AVX2), scaled and summed in float;
+//   q4_K, q6_K weights   activations in q8_K, dot products of kquant.hpp (up to kGemvMaxRows
+//                        rows); longer batches dequantize panels of rows into sgemm;
+//   f32                  matmul_forward (sgemm, or its matrix-vector loop when decoding);
+//   anything else        dequantized row panels into sgemm (correct, not tuned).
+// Each fast path has a plain `_ref` twin over the same quantized activations.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "format/gguf.hpp"
+
+namespace lm::kernels {
+
+// A weight matrix W (OC = rows, C = cols) as the inference kernels read it.
+//  f32             rows of C floats;
+//  q8_0, q4_0      pack_weight()'s layout: all rows' quants, then all rows' f16 block scales.
+//                  A row's quants come in groups of 4 blocks (128 values): q8_0 stores values
+//                  0..15 of the 4 blocks, then values 16..31, each as q + 128 (unsigned);
+//                  q4_0 stores the 4 blocks' 16 nibble bytes as in the file (low nibble value j,
+//                  high nibble value j + 16). Blocks after the last whole group follow one by one.
+//  other types     rows of ggml blocks, as in the file.
+struct QWeight {
+  format::GgmlType type = format::GgmlType::F32;
+  int rows = 0, cols = 0;
+  const void* data = nullptr;  // 64-byte aligned for q8_0 / q4_0
+};
+
+// Bytes pack_weight() writes for a rows x cols matrix of type t (the file's bytes for types
+// that are not repacked). cols is a multiple of t's block.
+size_t packed_size(format::GgmlType t, int rows, int cols);
+// Copies rows of ggml blocks (the tensor's bytes in the file, possibly unaligned) into dst in
+// the QWeight layout above. dst holds packed_size() bytes.
+void pack_weight(format::GgmlType t, const void* src, int rows, int cols, void* dst);
+// Row `row` of W as floats (cols values): the embedding lookup of a quantized token_embd.
+void dequantize_weight_row(const QWeight& W, int row, float* out);
+
+// Scratch bytes qmatmul_forward needs for N input rows with W (the activations' quantized copy
+// or a dequantized panel of W).
+size_t qmatmul_scratch(const QWeight& W, int N);
+
+// y (N, OC) = x (N, C) W^T + beta * y. scratch holds qmatmul_scratch(W, N) bytes, 64-byte aligned.
+void qmatmul_forward(float* y, const float* x, const QWeight& W, int N, float beta, void* scratch);
+// The same computation in plain loops (allocates its own scratch; for tests).
+void qmatmul_forward_ref(float* y, const float* x, const QWeight& W, int N, float beta);
+
+// Several weights on the same input (q, k, v; gate, up), up to 8: outs[i].y = x outs[i].W^T.
+// When the weights share a type the activations are quantized once; decoding runs all of them
+// in one parallel region. scratch holds the largest qmatmul_scratch of the outputs.
+struct QLinearOut {
+  float* y;
+  const QWeight* W;
+};
+void qmatmul_forward_shared(const float* x, int N, const QLinearOut* outs, int n_outs, void* scratch);
+
+// For tests: false makes the q8_0 / q4_0 kernels take their AVX2 path (or the portable loops on
+// CPUs without AVX2) on an AVX-512 VNNI machine; true restores the fastest. Not thread-safe.
+void enable_vnni(bool on);
+
+}  // namespace lm::kernels

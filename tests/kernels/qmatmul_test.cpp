@@ -1,0 +1,178 @@
+// Tests for lib/kernels/qmatmul: packing round-trips the file's blocks; the VNNI, AVX2 and plain
+// paths of q8_0 / q4_0 products agree with the reference twin; the reference equals a product
+// in double over the dequantized weights and the block-quantized activations; K-quant and
+// dequantized-panel paths agree with theirs; decoding and batch shapes, tails of blocks that
+// do not fill a group, beta, and shared inputs.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "base/memory.hpp"
+#include "kernels/qmatmul.hpp"
+#include "kernels/simd.hpp"
+#include "quant/quant.hpp"
+
+using namespace lm::kernels;
+using lm::format::GgmlType;
+
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// A matrix quantized to `t` and packed the way the loader does it.
+struct Packed {
+  lm::LargeVector<uint8_t> buf;
+  QWeight W;
+  Packed(GgmlType t, const std::vector<float>& w, int rows, int cols) {
+    std::vector<uint8_t> file(lm::quant::row_size(t, size_t(cols)) * size_t(rows));
+    for (int r = 0; r < rows; ++r)
+      lm::quant::quantize_row(t, w.data() + size_t(r) * cols, file.data() + size_t(r) * file.size() / rows, size_t(cols));
+    buf.resize(packed_size(t, rows, cols));
+    pack_weight(t, file.data(), rows, cols, buf.data());
+    W = {t, rows, cols, buf.data()};
+  }
+};
+
+// y = x W^T in double over the dequantized weights and x quantized as the kernels do (q8_0
+// blocks, scale rounded to f16, round to nearest even).
+std::vector<double> expected(const std::vector<float>& x, const QWeight& W, int N) {
+  const int C = W.cols;
+  std::vector<float> wr(static_cast<size_t>(C)), xq(x.size());
+  for (int n = 0; n < N; ++n)
+    for (int b = 0; b < C / 32; ++b) {
+      const float* xb = x.data() + size_t(n) * C + b * 32;
+      float amax = 0;
+      for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
+      const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+      const float dr = lm::quant::fp16_to_fp32(lm::quant::fp32_to_fp16(d));
+      for (int j = 0; j < 32; ++j) xq[size_t(n) * C + b * 32 + j] = dr * std::nearbyint(xb[j] * id);
+    }
+  std::vector<double> y(size_t(N) * W.rows);
+  for (int o = 0; o < W.rows; ++o) {
+    dequantize_weight_row(W, o, wr.data());
+    for (int n = 0; n < N; ++n) {
+      double s = 0;
+      for (int c = 0; c < C; ++c) s += double(wr[c]) * xq[size_t(n) * C + c];
+      y[size_t(n) * W.rows + o] = s;
+    }
+  }
+  return y;
+}
+
+void check_close(const float* got, const float* want, size_t n, double rel) {
+  double scale = 0;
+  for (size_t i = 0; i < n; ++i) scale = std::max(scale, double(std::fabs(want[i])));
+  for (size_t i = 0; i < n; ++i) REQUIRE(std::fabs(got[i] - want[i]) <= rel * scale + 1e-6);
+}
+
+std::vector<float> run(const float* x, const QWeight& W, int N, float beta, const std::vector<float>& y0) {
+  std::vector<float> y = y0;
+  lm::LargeVector<uint8_t> scratch(qmatmul_scratch(W, N) + 64);
+  qmatmul_forward(y.data(), x, W, N, beta, scratch.data());
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("pack_weight keeps every value: dequantize_weight_row equals the file's blocks") {
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0})
+    for (int cols : {32, 96, 128, 160, 384, 1024}) {
+      const int rows = 5;
+      const std::vector<float> w = randn(size_t(rows) * cols, 7 + cols);
+      Packed p(t, w, rows, cols);
+      std::vector<uint8_t> file(lm::quant::row_size(t, static_cast<size_t>(cols)));
+      std::vector<float> a(static_cast<size_t>(cols)), b(static_cast<size_t>(cols));
+      for (int r = 0; r < rows; ++r) {
+        lm::quant::quantize_row(t, w.data() + size_t(r) * cols, file.data(), size_t(cols));
+        lm::quant::dequantize_row(t, file.data(), a.data(), size_t(cols));
+        dequantize_weight_row(p.W, r, b.data());
+        REQUIRE(std::memcmp(a.data(), b.data(), sizeof(float) * size_t(cols)) == 0);
+      }
+    }
+}
+
+TEST_CASE("q8_0 / q4_0 products: the reference equals the double-precision definition") {
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0})
+    for (int cols : {32, 160, 256}) {
+      const int rows = 9, N = 3;
+      Packed p(t, randn(size_t(rows) * cols, 3), rows, cols);
+      const std::vector<float> x = randn(size_t(N) * cols, 4, 2.0f);
+      std::vector<float> y(size_t(N) * rows);
+      qmatmul_forward_ref(y.data(), x.data(), p.W, N, 0.0f);
+      const std::vector<double> want = expected(x, p.W, N);
+      std::vector<float> wantf(want.begin(), want.end());
+      check_close(y.data(), wantf.data(), y.size(), 1e-5);
+    }
+}
+
+TEST_CASE("q8_0 / q4_0 products: VNNI, AVX2 and plain paths agree with the reference") {
+  struct Shape {
+    int N, C, OC;
+  };
+  // Decoding (1..4 rows), batches that leave partial 4 x 4 tiles, tails of 1..3 blocks.
+  const Shape shapes[] = {{1, 128, 64}, {1, 1024, 300}, {2, 256, 70}, {4, 384, 129}, {5, 160, 67},
+                          {7, 1056, 33}, {17, 512, 130}, {64, 128, 256}, {3, 32, 5}};
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0})
+    for (const Shape& s : shapes)
+      for (float beta : {0.0f, 1.0f}) {
+        CAPTURE(int(t));
+        CAPTURE(s.N);
+        CAPTURE(s.C);
+        CAPTURE(s.OC);
+        Packed p(t, randn(size_t(s.OC) * s.C, 11 + s.C), s.OC, s.C);
+        std::vector<float> x = randn(size_t(s.N) * s.C, 12 + s.N, 3.0f);
+        x[5] = 40.0f;  // an outlier: its block gets a coarse scale
+        for (int c = 0; c < 32; ++c) x[size_t(s.C - 32 + c)] = 0.0f;  // an all-zero block
+        const std::vector<float> y0 = randn(size_t(s.N) * s.OC, 13);
+        std::vector<float> ref = y0;
+        qmatmul_forward_ref(ref.data(), x.data(), p.W, s.N, beta);
+        for (int path = 0; path < 3; ++path) {
+          CAPTURE(path);
+          enable_vnni(path == 0);
+          enable_avx512(path == 0);
+          const std::vector<float> y = run(x.data(), p.W, s.N, beta, y0);
+          check_close(y.data(), ref.data(), y.size(), 2e-6);
+        }
+        enable_vnni(true);
+        enable_avx512(true);
+      }
+}
+
+TEST_CASE("shared inputs: one quantization of x serves several weights") {
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F32, GgmlType::F16})
+    for (int N : {1, 3, 9}) {
+      const int C = 256;
+      Packed a(t, randn(size_t(100) * C, 1), 100, C), b(t, randn(size_t(40) * C, 2), 40, C);
+      const std::vector<float> x = randn(size_t(N) * C, 3);
+      std::vector<float> ya(size_t(N) * 100), yb(size_t(N) * 40);
+      const QLinearOut outs[2] = {{ya.data(), &a.W}, {yb.data(), &b.W}};
+      lm::LargeVector<uint8_t> scratch(std::max(qmatmul_scratch(a.W, N), qmatmul_scratch(b.W, N)) + 64);
+      qmatmul_forward_shared(x.data(), N, outs, 2, scratch.data());
+      const std::vector<float> za = run(x.data(), a.W, N, 0.0f, ya), zb = run(x.data(), b.W, N, 0.0f, yb);
+      CHECK(std::memcmp(ya.data(), za.data(), sizeof(float) * ya.size()) == 0);
+      CHECK(std::memcmp(yb.data(), zb.data(), sizeof(float) * yb.size()) == 0);
+    }
+}
+
+TEST_CASE("f32 and f16 weights: the fast paths agree with the reference") {
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
+    for (int N : {1, 4, 20}) {
+      const int C = 96, OC = 300;
+      Packed p(t, randn(size_t(OC) * C, 5), OC, C);
+      const std::vector<float> x = randn(size_t(N) * C, 6);
+      const std::vector<float> y0 = randn(size_t(N) * OC, 7);
+      std::vector<float> ref = y0;
+      qmatmul_forward_ref(ref.data(), x.data(), p.W, N, 1.0f);
+      const std::vector<float> y = run(x.data(), p.W, N, 1.0f, y0);
+      check_close(y.data(), ref.data(), y.size(), 1e-5);
+    }
+}
