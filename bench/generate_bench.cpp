@@ -2,8 +2,12 @@
 // llama-bench's terms: pp512 (a 512-token prompt in one batch) and tg128 (128 tokens decoded one
 // at a time from an empty cache, as llama-bench runs it), and tg128 after the 512-token prompt, tokens/s as median [min-max] over `reps` runs, with llama.cpp's F32
 // figures from PERFORMANCE.md section 3 (same machine, llama-bench -t 2 -p 512 -n 128 -r 5)
-// printed beside them as the ratio. Weight GB/s = F32 weight bytes x tg tokens/s.
-// Usage: generate_bench [tiny|small|medium] [reps] [threads]
+// printed beside them as the ratio. Weight GB/s = weight bytes x tg tokens/s.
+// With a type (q8_0, q4_0, q4_k, q6_k) the matrices are quantized in memory the way
+// lm-quantize types them for a tied model (q4_0 and the K-quants put the head in q6_K, q8_0
+// keeps it q8_0), and the ratio is against llama.cpp's figure for that type where
+// PERFORMANCE.md has one.
+// Usage: generate_bench [tiny|small|medium] [reps] [threads] [f32|q8_0|q4_0|q4_k|q6_k]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +18,7 @@
 #include "kernels/blas.hpp"
 #include "model/model.hpp"
 #include "model/session.hpp"
+#include "model/weights.hpp"
 
 using namespace lm;
 
@@ -21,19 +26,37 @@ int main(int argc, char** argv) {
   const std::string name = argc > 1 ? argv[1] : "small";
   const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
   const int threads = kernels::set_threads(argc > 3 ? std::atoi(argv[3]) : 2);
+  const std::string type = argc > 4 ? argv[4] : "f32";
   model::ModelConfig cfg = model::preset(name);
   cfg.n_ctx = std::max(cfg.n_ctx, 640);  // llama-bench's context is p + n, beyond tiny's 256
-  // llama.cpp F32, 2 threads: pp512 and tg128 medians (PERFORMANCE.md section 3).
-  const double ref_pp = name == "tiny" ? 19788 : name == "small" ? 7354 : 1131;
-  const double ref_tg = name == "tiny" ? 2718 : name == "small" ? 771 : 113.1;
+  // llama.cpp, 2 threads: pp512 and tg128 medians (PERFORMANCE.md section 3; 0 = not measured).
+  struct Ref {
+    const char *model, *type;
+    double pp, tg;
+  };
+  const Ref refs[] = {{"tiny", "f32", 19788, 2718},   {"small", "f32", 7354, 771},    {"medium", "f32", 1131, 113.1},
+                      {"small", "q8_0", 7538, 1576},  {"small", "q4_0", 10265, 1763}, {"medium", "q8_0", 1118, 243.9},
+                      {"medium", "q4_0", 1809, 344.0}};
+  double ref_pp = 0, ref_tg = 0;
+  for (const Ref& r : refs)
+    if (name == r.model && type == r.type) ref_pp = r.pp, ref_tg = r.tg;
   model::Params p(cfg, false);
   Rng rng(1);
   p.init(rng);
-  model::Session s(p, cfg.n_ctx, 512);
+  using format::GgmlType;
+  const GgmlType qt = type == "q8_0" ? GgmlType::Q8_0 : type == "q4_0" ? GgmlType::Q4_0 : type == "q4_k" ? GgmlType::Q4_K
+                      : type == "q6_k" ? GgmlType::Q6_K : GgmlType::F32;
+  if (qt == GgmlType::F32 && type != "f32") {
+    std::fprintf(stderr, "generate_bench: unknown type '%s'\n", type.c_str());
+    return 2;
+  }
+  const GgmlType head = qt == GgmlType::F32 || qt == GgmlType::Q8_0 ? qt : GgmlType::Q6_K;
+  const model::Weights w = qt == GgmlType::F32 ? model::view_weights(p) : model::quantize_weights(p, qt, head);
+  model::Session s(w, cfg.n_ctx, 512);
   std::vector<int> prompt(512);
   for (int& t : prompt) t = int(rng.below(uint64_t(cfg.n_vocab)));
-  std::printf("%s: %zu parameters, %.1f MiB F32, %d threads, OpenBLAS core %s\n", name.c_str(), cfg.n_params(),
-              double(cfg.n_params()) * 4 / (1 << 20), threads, kernels::blas_info().core.c_str());
+  std::printf("%s %s: %zu parameters, %.1f MiB of weights, %d threads, OpenBLAS core %s\n", name.c_str(), type.c_str(),
+              cfg.n_params(), double(w.bytes()) / (1 << 20), threads, kernels::blas_info().core.c_str());
   using clock = std::chrono::steady_clock;
   std::vector<double> pp, tg, tg_after;
   for (int r = 0; r < reps + 1; ++r) {  // the first run warms up
@@ -60,9 +83,9 @@ int main(int argc, char** argv) {
   std::sort(tg_after.begin(), tg_after.end());
   const double mpp = pp[pp.size() / 2], mtg = tg[tg.size() / 2];
   std::printf("pp512 %.0f tok/s [%.0f-%.0f]  llama.cpp %.0f  ratio %.2fx\n", mpp, pp.front(), pp.back(), ref_pp,
-              mpp / ref_pp);
+              ref_pp > 0 ? mpp / ref_pp : 0.0);
   std::printf("tg128 %.1f tok/s [%.1f-%.1f]  llama.cpp %.1f  ratio %.2fx  weights %.1f GB/s\n", mtg, tg.front(),
-              tg.back(), ref_tg, mtg / ref_tg, mtg * double(cfg.n_params()) * 4 / 1e9);
+              tg.back(), ref_tg, ref_tg > 0 ? mtg / ref_tg : 0.0, mtg * double(w.bytes()) / 1e9);
   std::printf("tg128 after pp512 %.1f tok/s [%.1f-%.1f]\n", tg_after[tg_after.size() / 2], tg_after.front(),
               tg_after.back());
   return 0;

@@ -69,11 +69,11 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
   lm::kernels::set_threads(a.threads);
   lm::model::LoadedModel m = lm::model::load_model(a.model);
   a.o.add_bos = (a.bos || (!a.no_bos && m.add_bos)) && m.tok.bos_id().has_value();
-  const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : m.params.cfg.n_ctx;
-  if (ctx > m.params.cfg.n_ctx)
+  const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : m.weights.cfg.n_ctx;
+  if (ctx > m.weights.cfg.n_ctx)
     throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than the model's context length " +
-                         std::to_string(m.params.cfg.n_ctx));
-  lm::model::Session session(m.params, ctx, std::min(a.o.n_batch, ctx));
+                         std::to_string(m.weights.cfg.n_ctx));
+  lm::model::Session session(m.weights, ctx, std::min(a.o.n_batch, ctx));
   std::optional<lm::OutputFile> per_token;
   if (!a.per_token.empty()) per_token.emplace(a.per_token, size_t{1} << 20, lm::OutputFile::Mode::Atomic);
   const bool per_token_json = a.per_token.size() > 6 && a.per_token.compare(a.per_token.size() - 6, 6, ".jsonl") == 0;
@@ -165,10 +165,10 @@ int run_kld(KldArgs& a) {
       throw lm::UsageError("the models have different vocabularies (token " + std::to_string(i) + " is '" +
                            m.tok.piece(i) + "' in " + a.model + " and '" + r.tok.piece(i) + "' in " + a.reference + ")");
   a.o.add_bos = r.add_bos;
-  const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : std::min(m.params.cfg.n_ctx, r.params.cfg.n_ctx);
-  if (ctx > std::min(m.params.cfg.n_ctx, r.params.cfg.n_ctx))
+  const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : std::min(m.weights.cfg.n_ctx, r.weights.cfg.n_ctx);
+  if (ctx > std::min(m.weights.cfg.n_ctx, r.weights.cfg.n_ctx))
     throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than a model's context length");
-  lm::model::Session sm(m.params, ctx, std::min(a.o.n_batch, ctx)), sr(r.params, ctx, std::min(a.o.n_batch, ctx));
+  lm::model::Session sm(m.weights, ctx, std::min(a.o.n_batch, ctx)), sr(r.weights, ctx, std::min(a.o.n_batch, ctx));
   lm::eval::KldScorer scorer(sm, sr, r.tok, a.o);
   for (const std::string& path : a.inputs)
     stream_tokens(path, r.tok, [&](const std::vector<int>& ids) { scorer.add(ids); });

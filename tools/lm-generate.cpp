@@ -143,14 +143,14 @@ int main(int argc, char** argv) {
     lm::kernels::set_threads(threads);
     lm::model::LoadedModel m = lm::model::load_model(model);
     const lm::Tokenizer& tok = m.tok;
-    const lm::model::Params& params = m.params;
+    const lm::model::Weights& params = m.weights;
     const bool add_bos = (bos || (!no_bos && m.add_bos)) && tok.bos_id().has_value();
     if (o.n_ctx > params.cfg.n_ctx)
       throw lm::UsageError("--ctx-size " + std::to_string(o.n_ctx) + " is larger than the model's context length " +
                            std::to_string(params.cfg.n_ctx));
     lm::model::Session session(params, o.n_ctx > 0 ? o.n_ctx : params.cfg.n_ctx, o.n_batch);
-    log.debug("%s: %zu parameters, context %d, cache and buffers %.1f MiB, OpenBLAS %s", model.c_str(),
-              params.w.size(), session.n_ctx(), double(session.bytes()) / (1 << 20),
+    log.debug("%s: %zu parameters, weights %.1f MiB, context %d, cache and buffers %.1f MiB, OpenBLAS %s",
+              model.c_str(), params.cfg.n_params(), double(params.bytes()) / (1 << 20), session.n_ctx(), double(session.bytes()) / (1 << 20),
               lm::kernels::blas_info().core.c_str());
     const uint64_t base_seed = seed ? *seed : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
     if (!seed) log.debug("seed %llu", (unsigned long long)base_seed);

@@ -68,42 +68,84 @@ ModelConfig read_config(const format::GgufFile& g) {
   return c;
 }
 
+namespace {
+
+// The tensor behind view v, its shape checked. Throws FormatError naming the tensor.
+const format::GgufTensorInfo& tensor_for(const format::GgufFile& g, const ParamView& v) {
+  const format::GgufTensorInfo* t = g.find_tensor(v.name);
+  if (!t) throw FormatError(g.path(), "missing tensor '" + v.name + "'");
+  const bool shape_ok = (v.rows == 1 ? t->n_dims == 1 : t->n_dims == 2 && t->ne[1] == v.rows) && t->ne[0] == v.cols;
+  if (!shape_ok)
+    throw FormatError(g.path(), "tensor '" + v.name + "' has shape {" + std::to_string(t->ne[0]) + ", " +
+                                    std::to_string(t->n_dims > 1 ? t->ne[1] : 1) + "}, expected {" +
+                                    std::to_string(v.cols) + ", " + std::to_string(v.rows) + "}");
+  if (!quant::is_supported(t->type))
+    throw FormatError(g.path(), "tensor '" + v.name + "' has type " + format::ggml_type_info(t->type).name +
+                                    ", expected f32, f16, bf16, q8_0, q4_0, q4_K or q6_K");
+  return *t;
+}
+
+}  // namespace
+
 Params load_params(const format::GgufFile& g, bool with_grad) {
   Params p(read_config(g), with_grad);
   for (const ParamView& v : p.views) {
-    const format::GgufTensorInfo* t = g.find_tensor(v.name);
-    if (!t) throw FormatError(g.path(), "missing tensor '" + v.name + "'");
-    const int64_t want_rows = v.rows;
-    const bool shape_ok = (v.rows == 1 ? t->n_dims == 1 : t->n_dims == 2 && t->ne[1] == want_rows) && t->ne[0] == v.cols;
-    if (!shape_ok)
-      throw FormatError(g.path(), "tensor '" + v.name + "' has shape {" + std::to_string(t->ne[0]) + ", " +
-                                      std::to_string(t->n_dims > 1 ? t->ne[1] : 1) + "}, expected {" +
-                                      std::to_string(v.cols) + ", " + std::to_string(v.rows) + "}");
+    const format::GgufTensorInfo& t = tensor_for(g, v);
     float* dst = p.w.data() + v.offset;
-    const size_t n = size_t(v.rows) * v.cols;
-    switch (t->type) {
-      case format::GgmlType::F32: std::memcpy(dst, t->data, n * 4); break;
-      case format::GgmlType::F16: quant::dequantize_f16(t->data, dst, n); break;
-      case format::GgmlType::BF16: quant::dequantize_bf16(t->data, dst, n); break;
-      case format::GgmlType::Q8_0: quant::dequantize_q8_0(t->data, dst, n); break;
-      case format::GgmlType::Q4_0: quant::dequantize_q4_0(t->data, dst, n); break;
-      default:
-        throw FormatError(g.path(), "tensor '" + v.name + "' has type " + format::ggml_type_info(t->type).name +
-                                        ", expected f32, f16, bf16, q8_0 or q4_0");
-    }
+    const size_t rb = quant::row_size(t.type, size_t(v.cols));
+    const auto* src = static_cast<const uint8_t*>(t.data);
+#pragma omp parallel for schedule(static) if (v.rows >= 64)
+    for (int r = 0; r < v.rows; ++r)
+      quant::dequantize_row(t.type, src + size_t(r) * rb, dst + size_t(r) * v.cols, size_t(v.cols));
   }
   return p;
+}
+
+Weights load_weights(const format::GgufFile& g) {
+  Weights ws;
+  ws.cfg = read_config(g);
+  const std::vector<ParamView> views = param_layout(ws.cfg);
+  // f16 / bf16 matrices and all norms become f32; q8_0 / q4_0 / K-quants stay as they are.
+  auto kept = [](format::GgmlType t, const ParamView& v) {
+    return v.rows > 1 && t != format::GgmlType::F16 && t != format::GgmlType::BF16 ? t : format::GgmlType::F32;
+  };
+  std::vector<size_t> offset(views.size());
+  size_t total = 0;
+  for (size_t i = 0; i < views.size(); ++i) {
+    const format::GgufTensorInfo& t = tensor_for(g, views[i]);
+    offset[i] = total;
+    total += (kernels::packed_size(kept(t.type, views[i]), views[i].rows, views[i].cols) + 63) & ~size_t(63);
+  }
+  ws.blob.resize(total);
+  for (size_t i = 0; i < views.size(); ++i) {
+    const ParamView& v = views[i];
+    const format::GgufTensorInfo& t = *g.find_tensor(v.name);
+    const format::GgmlType type = kept(t.type, v);
+    uint8_t* dst = ws.blob.data() + offset[i];
+    if (type == t.type) {
+      kernels::pack_weight(type, t.data, v.rows, v.cols, dst);
+    } else {
+      const size_t rb = quant::row_size(t.type, size_t(v.cols));
+      const auto* src = static_cast<const uint8_t*>(t.data);
+      float* out = reinterpret_cast<float*>(dst);
+#pragma omp parallel for schedule(static) if (v.rows >= 64)
+      for (int r = 0; r < v.rows; ++r)
+        quant::dequantize_row(t.type, src + size_t(r) * rb, out + size_t(r) * v.cols, size_t(v.cols));
+    }
+    ws.w.push_back({type, v.rows, v.cols, dst});
+  }
+  return ws;
 }
 
 LoadedModel load_model(const std::string& path) {
   format::GgufFile g = format::GgufFile::open(path);
   Tokenizer tok = load_tokenizer(g);
-  Params p = load_params(g, false);
-  if (tok.vocab_size() != p.cfg.n_vocab)
+  Weights w = load_weights(g);
+  if (tok.vocab_size() != w.cfg.n_vocab)
     throw FormatError(path, "tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +
-                                std::to_string(p.cfg.n_vocab));
+                                std::to_string(w.cfg.n_vocab));
   const bool bos = g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) && tok.bos_id().has_value();
-  return LoadedModel{std::move(g), std::move(tok), std::move(p), bos};
+  return LoadedModel{std::move(g), std::move(tok), std::move(w), bos};
 }
 
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name) {

@@ -7,6 +7,7 @@
 
 #include "format/gguf.hpp"
 #include "model/model.hpp"
+#include "model/weights.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace lm::model {
@@ -17,17 +18,21 @@ inline constexpr const char* kArch = "llama";
 // missing key, the bad value and its allowed range.
 ModelConfig read_config(const format::GgufFile& gguf);
 
-// Weights of a llama-arch GGUF file (F32, F16 or BF16 tensors) into Params, checking that every
-// tensor the config needs is present with its shape. Throws FormatError naming the tensor.
-// with_grad false leaves the gradient buffer empty (inference).
+// Weights of a llama-arch GGUF file into Params as F32 (quantized tensors dequantized), checking
+// that every tensor the config needs is present with its shape and a type lm reads
+// (quant::is_supported). Throws FormatError naming the tensor. with_grad false leaves the
+// gradient buffer empty.
 Params load_params(const format::GgufFile& gguf, bool with_grad = true);
+// The same checks, for inference: quantized tensors stay quantized (weights.hpp); f16 / bf16
+// matrices and all norms are converted to F32.
+Weights load_weights(const format::GgufFile& gguf);
 
-// A model file opened for inference: its tokenizer, its weights (no gradients) and whether
+// A model file opened for inference: its tokenizer, its weights for inference and whether
 // prompts start with BOS (tokenizer.ggml.add_bos_token, true when absent, as in llama.cpp).
 struct LoadedModel {
   format::GgufFile gguf;
   Tokenizer tok;
-  Params params;
+  Weights weights;
   bool add_bos;
 };
 // Throws IoError, FormatError naming the file (also when tokenizer and weights disagree on the

@@ -7,6 +7,7 @@
 
 #include "base/error.hpp"
 #include "kernels/kernels.hpp"
+#include "kernels/qmatmul.hpp"
 
 namespace lm::model {
 
@@ -15,10 +16,16 @@ using namespace lm::kernels;
 struct Session::Buffers {
   LargeVector<float> k, v;  // (L, Hkv, n_ctx, D) each: a kv head's positions are contiguous
   LargeVector<float> x, xn, rstd, q, kt, vt, ao, g, u, h, logits, scratch;
+  LargeVector<uint8_t> qscratch;  // quantized activations or dequantized weight panels
 };
 
 Session::Session(const Params& p, int n_ctx, int n_batch)
-    : p_(p), cfg_(p.cfg), n_ctx_(n_ctx), n_batch_(n_batch), b_(std::make_unique<Buffers>()) {
+    : Session(std::make_unique<Weights>(view_weights(p)), nullptr, n_ctx, n_batch) {}
+
+Session::Session(const Weights& w, int n_ctx, int n_batch) : Session(nullptr, &w, n_ctx, n_batch) {}
+
+Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int n_batch)
+    : own_(std::move(own)), w_(own_ ? *own_ : *w), cfg_(w_.cfg), n_ctx_(n_ctx), n_batch_(n_batch), b_(std::make_unique<Buffers>()) {
   if (n_ctx < 1 || n_ctx > cfg_.n_ctx)
     throw UsageError("context size " + std::to_string(n_ctx) + " is out of range [1, " + std::to_string(cfg_.n_ctx) +
                      "] (the model's context length)");
@@ -35,6 +42,12 @@ Session::Session(const Params& p, int n_ctx, int n_batch)
   for (auto* buf : {&b.g, &b.u, &b.h}) buf->assign(N * F, 0.0f);
   b.logits.assign(N * size_t(cfg_.n_vocab), 0.0f);
   b.scratch.assign(attention_cached_scratch(n_batch_, n_ctx, cfg_.n_head), 0.0f);
+  // Scratch for every matrix at both the decoding and the batch size (K-quants differ).
+  size_t qs = 0;
+  for (const QWeight& m : w_.w)
+    if (m.rows > 1)
+      for (int rows : {std::min(n_batch_, kGemvMaxRows), n_batch_}) qs = std::max(qs, qmatmul_scratch(m, rows));
+  b.qscratch.assign(qs, 0);
 }
 
 Session::~Session() = default;
@@ -44,7 +57,7 @@ size_t Session::bytes() const {
   const Buffers& b = *b_;
   for (auto* buf : {&b.k, &b.v, &b.x, &b.xn, &b.rstd, &b.q, &b.kt, &b.vt, &b.ao, &b.g, &b.u, &b.h, &b.logits, &b.scratch})
     n += buf->size();
-  return n * sizeof(float);
+  return n * sizeof(float) + b.qscratch.size();
 }
 
 void Session::keep(int n) {
@@ -57,17 +70,23 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
   Buffers& b = *b_;
   const int C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff, V = cfg_.n_vocab;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim(), pos0 = n_past_;
-  const float* E = p_.get(0);
   float *x = b.x.data(), *xn = b.xn.data(), *q = b.q.data(), *ao = b.ao.data();
-  embedding_forward(x, tokens, E, n, C);
+  void* qs = b.qscratch.data();
+  const QWeight& E = w_[0];
+  if (E.type == format::GgmlType::F32) {
+    embedding_forward(x, tokens, static_cast<const float*>(E.data), n, C);
+  } else {
+#pragma omp parallel for schedule(static) if (n > 1 && size_t(n) * C >= 16384)
+    for (int i = 0; i < n; ++i) dequantize_weight_row(E, tokens[i], x + size_t(i) * C);
+  }
   for (int l = 0; l < cfg_.n_layer; ++l) {
     float* kc = b.k.data() + size_t(l) * n_ctx_ * K;
     float* vc = b.v.data() + size_t(l) * n_ctx_ * K;
-    rmsnorm_forward(xn, b.rstd.data(), x, p_.get(layer_param(l, kAttnNorm)), n, C, cfg_.norm_eps);
-    const LinearOut qkv[3] = {{q, p_.get(layer_param(l, kWq)), C},
-                              {b.kt.data(), p_.get(layer_param(l, kWk)), K},
-                              {b.vt.data(), p_.get(layer_param(l, kWv)), K}};
-    matmul_forward_shared(xn, n, C, qkv, 3);
+    rmsnorm_forward(xn, b.rstd.data(), x, w_.f32(layer_param(l, kAttnNorm)), n, C, cfg_.norm_eps);
+    const QLinearOut qkv[3] = {{q, &w_[layer_param(l, kWq)]},
+                               {b.kt.data(), &w_[layer_param(l, kWk)]},
+                               {b.vt.data(), &w_[layer_param(l, kWv)]}};
+    qmatmul_forward_shared(xn, n, qkv, 3, qs);
     rope_forward(q, 1, n, H, D, cfg_.rope_base, pos0);
     rope_forward(b.kt.data(), 1, n, Hkv, D, cfg_.rope_base, pos0);
     for (int i = 0; i < n; ++i)  // (n, Hkv, D) rows into the cache's (Hkv, n_ctx, D)
@@ -77,21 +96,20 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
         std::memcpy(vc + dst, b.vt.data() + src, sizeof(float) * D);
       }
     attention_cached(ao, q, kc, vc, n, pos0, H, Hkv, D, n_ctx_, b.scratch.data());
-    matmul_forward(x, ao, p_.get(layer_param(l, kWo)), n, C, C, 1.0f);  // residual: x += Wo ao
-    rmsnorm_forward(xn, b.rstd.data(), x, p_.get(layer_param(l, kFfnNorm)), n, C, cfg_.norm_eps);
-    const LinearOut gate_up[2] = {{b.g.data(), p_.get(layer_param(l, kWg)), F},
-                                  {b.u.data(), p_.get(layer_param(l, kWu)), F}};
-    matmul_forward_shared(xn, n, C, gate_up, 2);
+    qmatmul_forward(x, ao, w_[layer_param(l, kWo)], n, 1.0f, qs);  // residual: x += Wo ao
+    rmsnorm_forward(xn, b.rstd.data(), x, w_.f32(layer_param(l, kFfnNorm)), n, C, cfg_.norm_eps);
+    const QLinearOut gate_up[2] = {{b.g.data(), &w_[layer_param(l, kWg)]}, {b.u.data(), &w_[layer_param(l, kWu)]}};
+    qmatmul_forward_shared(xn, n, gate_up, 2, qs);
     swiglu_forward(b.h.data(), b.g.data(), b.u.data(), size_t(n) * F);
-    matmul_forward(x, b.h.data(), p_.get(layer_param(l, kWd)), n, F, C, 1.0f);
+    qmatmul_forward(x, b.h.data(), w_[layer_param(l, kWd)], n, 1.0f, qs);
   }
   n_past_ += n;
   // Only the rows whose logits are wanted go through the final norm and the head.
   const int rows = n - first_row;
   const float* xs = x + size_t(n - rows) * C;
-  const size_t out_norm = output_norm_param(cfg_);
-  rmsnorm_forward(xn, b.rstd.data(), xs, p_.get(out_norm), rows, C, cfg_.norm_eps);
-  matmul_forward(b.logits.data(), xn, cfg_.tied ? E : p_.get(out_norm + 1), rows, C, V);
+  rmsnorm_forward(xn, b.rstd.data(), xs, w_.f32(output_norm_param(cfg_)), rows, C, cfg_.norm_eps);
+  qmatmul_forward(b.logits.data(), xn, w_.head(), rows, 0.0f, qs);
+  (void)V;
   return b.logits.data();
 }
 

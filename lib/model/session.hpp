@@ -8,14 +8,17 @@
 #include <vector>
 
 #include "model/model.hpp"
+#include "model/weights.hpp"
 
 namespace lm::model {
 
 class Session {
  public:
-  // A session over `p` (which must outlive it) for sequences of up to n_ctx tokens, evaluated in
+  // A session over `w` (which must outlive it) for sequences of up to n_ctx tokens, evaluated in
   // chunks of up to n_batch tokens. Throws UsageError unless 1 <= n_ctx <= the model's context
   // and 1 <= n_batch.
+  Session(const Weights& w, int n_ctx, int n_batch);
+  // The same over F32 parameters (which must outlive it), e.g. a model being trained.
   Session(const Params& p, int n_ctx, int n_batch);
   ~Session();
   Session(const Session&) = delete;
@@ -46,7 +49,9 @@ class Session {
 
  private:
   struct Buffers;
-  const Params& p_;
+  Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int n_batch);
+  std::unique_ptr<Weights> own_;  // the views of a Params
+  const Weights& w_;
   ModelConfig cfg_;
   int n_ctx_, n_batch_, n_past_ = 0;
   std::unique_ptr<Buffers> b_;

@@ -10,6 +10,7 @@
 #include "base/rng.hpp"
 #include "model/model.hpp"
 #include "model/session.hpp"
+#include "model/weights.hpp"
 
 using namespace lm;
 using namespace lm::model;
@@ -100,4 +101,36 @@ TEST_CASE("session sizes are validated") {
   CHECK_THROWS_AS(Session(p, 8, 0), UsageError);
   Session s(p, 16, 64);
   CHECK(s.n_batch() == 16);
+}
+
+TEST_CASE("quantized weights: a session equals its own kernels' reference and stays close to F32") {
+  ModelConfig cfg = config(false, 2);
+  cfg.n_embd = 128, cfg.n_ff = 160;  // q8_0 / q4_0 blocks of 32, a group of 4 and a tail block
+  Params p(cfg, false);
+  Rng rng(5);
+  p.init(rng);
+  std::vector<int> tokens(20);
+  for (int& t : tokens) t = int(rng.below(uint64_t(cfg.n_vocab)));
+  Session f32(p, cfg.n_ctx, 8);
+  std::vector<float> want(size_t(tokens.size()) * cfg.n_vocab);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const float* l = f32.eval(&tokens[i], 1);
+    std::copy(l, l + cfg.n_vocab, want.begin() + long(i * cfg.n_vocab));
+  }
+  for (auto [type, tol] : {std::pair{format::GgmlType::Q8_0, 0.03}, std::pair{format::GgmlType::Q4_0, 0.3}}) {
+    CAPTURE(int(type));
+    const Weights w = quantize_weights(p, type, type);
+    CHECK(w.bytes() < p.w.size() * 4 / 3);
+    // Prompt in chunks of 8 with all logits, then one token at a time: the same rows.
+    Session chunked(w, cfg.n_ctx, 8), single(w, cfg.n_ctx, 8);
+    for (size_t i = 0; i < tokens.size(); i += 8) {
+      const int n = int(std::min<size_t>(8, tokens.size() - i));
+      const float* lc = chunked.eval(&tokens[i], n, true);
+      for (int j = 0; j < n; ++j) {
+        const float* ls = single.eval(&tokens[i + size_t(j)], 1);
+        CHECK(max_diff(lc + size_t(j) * cfg.n_vocab, ls, size_t(cfg.n_vocab)) < 1e-4);
+        CHECK(max_diff(ls, want.data() + (i + size_t(j)) * cfg.n_vocab, size_t(cfg.n_vocab)) < tol);
+      }
+    }
+  }
 }
