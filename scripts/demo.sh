@@ -3,7 +3,8 @@
 # a tokenizer on its training documents, encodes the corpus into token files, prints
 # statistics, checks that decoding gives back the text byte for byte, then trains the small
 # model for three minutes, prints its validation loss, reports its perplexity and bits per
-# byte on the validation text with lm-eval, and generates a few continuations with it.
+# byte on the validation text with lm-eval, generates a few continuations with it, and
+# quantizes it to q8_0 and q4_0, showing each copy's size and perplexity against the original's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh npm:npm
@@ -30,3 +31,8 @@ lm-eval perplexity -m "$data/small.gguf" -c 512 "$data/valid.txt"
 echo "== three continuations of the first words of validation lines (one per line, seed 1)"
 awk 'NF >= 6 { print $1, $2, $3, $4; if (++n == 3) exit }' "$data/valid.txt" |
   lm-generate -m "$data/small.gguf" --each-line --echo -n 24 -s 1
+for type in q8_0 q4_0; do
+  echo "== quantizing the model to $type, scored against it on $data/valid.txt (perplexity, KL divergence)"
+  lm-quantize -m "$data/small.gguf" -o "$data/small-$type.gguf" --type "$type" --eval "$data/valid.txt"
+done
+ls -l "$data"/small*.gguf

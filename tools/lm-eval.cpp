@@ -68,6 +68,7 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
   a.o.windows = a.windows == "sliding" ? lm::eval::Windows::Sliding : lm::eval::Windows::Chunks;
   lm::kernels::set_threads(a.threads);
   lm::model::LoadedModel m = lm::model::load_model(a.model);
+  log.debug("%s: %s", a.model.c_str(), lm::model::describe_model(m.gguf).c_str());
   a.o.add_bos = (a.bos || (!a.no_bos && m.add_bos)) && m.tok.bos_id().has_value();
   const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : m.weights.cfg.n_ctx;
   if (ctx > m.weights.cfg.n_ctx)
@@ -153,10 +154,12 @@ struct KldArgs {
   int threads = 0;
 };
 
-int run_kld(KldArgs& a) {
+int run_kld(KldArgs& a, const lm::Logger& log) {
   lm::kernels::set_threads(a.threads);
   lm::model::LoadedModel m = lm::model::load_model(a.model);
   lm::model::LoadedModel r = lm::model::load_model(a.reference);
+  log.debug("%s: %s", a.model.c_str(), lm::model::describe_model(m.gguf).c_str());
+  log.debug("%s: %s", a.reference.c_str(), lm::model::describe_model(r.gguf).c_str());
   if (m.tok.vocab_size() != r.tok.vocab_size())
     throw lm::UsageError("the models have different vocabularies (" + std::to_string(m.tok.vocab_size()) + " and " +
                          std::to_string(r.tok.vocab_size()) + " tokens)");
@@ -336,7 +339,7 @@ int main(int argc, char** argv) {
       if (p.o.stride > 0 && p.windows != "sliding") throw lm::UsageError("--stride needs --windows sliding");
       return run_perplexity(p, log);
     }
-    if (kl->parsed()) return run_kld(k);
+    if (kl->parsed()) return run_kld(k, log);
     if (bl->parsed()) return run_bleu(tb, bo, log);
     return run_chrf(tc, co);
   });

@@ -142,6 +142,7 @@ int main(int argc, char** argv) {
     // The model before stdin: a bad model fails before anything is read.
     lm::kernels::set_threads(threads);
     lm::model::LoadedModel m = lm::model::load_model(model);
+    log.debug("%s: %s", model.c_str(), lm::model::describe_model(m.gguf).c_str());
     const lm::Tokenizer& tok = m.tok;
     const lm::model::Weights& params = m.weights;
     const bool add_bos = (bos || (!no_bos && m.add_bos)) && tok.bos_id().has_value();

@@ -13,6 +13,7 @@
 #include "common/cli.hpp"
 #include "common/text.hpp"
 #include "format/token_file.hpp"
+#include "model/model_io.hpp"
 #include "model/tokenizer_loader.hpp"
 #include "tokenizer/options.hpp"
 #include "tokenizer/text_batch.hpp"
@@ -398,6 +399,8 @@ int main(int argc, char** argv) {
   lm::tools::add_threads(*s, stats.threads);
 
   return lm::tools::run_main(app, argc, argv, [&] {
+    if ((v->parsed() || s->parsed()) && log.level() == lm::Logger::Level::Verbose)
+      if (auto d = lm::model::try_describe_model(model)) log.debug("%s: %s", model.c_str(), d->c_str());
     if (t->parsed()) return run_train(train, inputs, model_out, log);
     if (e->parsed()) return run_encode(encode, model, inputs, output, log);
     if (d->parsed()) return run_decode(decode, model, inputs, output);

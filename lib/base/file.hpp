@@ -108,6 +108,9 @@ class OutputFile {
   // Makes the output final: see the class comment. Throws IoError.
   void commit();
   const std::string& path() const { return path_; }
+  // The temp file being written (Atomic mode, before commit()), e.g. to read back what was
+  // written after flush(); empty for stdout, devices and Direct mode.
+  const std::string& temp_path() const { return tmp_path_; }
 
  private:
   std::string path_, target_, tmp_path_;

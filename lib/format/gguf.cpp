@@ -593,7 +593,14 @@ void GgufWriter::add_tensor(std::string_view name, GgmlType type, const std::vec
     throw UsageError("tensor " + quoted(name) + ": shape does not fit type " +
                      (ggml_type_info(uint32_t(type)) ? ggml_type_info(type).name : "?"));
   if (!data && bytes != 0) throw UsageError("tensor " + quoted(name) + ": data is null");
-  tensors_.push_back({std::string(name), type, ne, bytes, data});
+  tensors_.push_back({std::string(name), type, ne, bytes, data, false});
+}
+
+void GgufWriter::add_tensor_deferred(std::string_view name, GgmlType type, const std::vector<int64_t>& ne) {
+  static const char kNoData = 0;
+  add_tensor(name, type, ne, &kNoData);
+  tensors_.back().data = nullptr;
+  tensors_.back().deferred = true;
 }
 
 uint32_t GgufWriter::alignment() const {
@@ -653,12 +660,21 @@ uint64_t GgufWriter::file_size() const {
   return size;
 }
 
-void GgufWriter::write(OutputFile& out) const {
+void GgufWriter::write(OutputFile& out, const std::function<void(size_t i, uint8_t* dst)>& fill) const {
   const uint64_t align = alignment();
   out.write(header_bytes());
   static const char zeros[kMaxAlignment] = {};
-  for (const auto& t : tensors_) {
-    out.write(t.data, size_t(t.n_bytes));
+  std::vector<uint8_t> buffer;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const Tensor& t = tensors_[i];
+    if (t.deferred) {
+      LM_ASSERT(fill);
+      buffer.resize(size_t(t.n_bytes));
+      fill(i, buffer.data());
+      out.write(buffer.data(), buffer.size());
+    } else {
+      out.write(t.data, size_t(t.n_bytes));
+    }
     out.write(zeros, size_t(((t.n_bytes + align - 1) & ~(align - 1)) - t.n_bytes));
   }
 }

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,8 +43,25 @@ inline constexpr std::string_view kKeyEosId = "tokenizer.ggml.eos_token_id";
 inline constexpr std::string_view kKeyUnkId = "tokenizer.ggml.unknown_token_id";
 inline constexpr std::string_view kKeyPadId = "tokenizer.ggml.padding_token_id";
 inline constexpr std::string_view kKeyAddSpacePrefix = "tokenizer.ggml.add_space_prefix";
+inline constexpr std::string_view kKeyQuantizationVersion = "general.quantization_version";
 // Ours: the exact SentencePiece model bytes (u8 array), so lm tools rebuild the same tokenizer.
 inline constexpr std::string_view kKeySpmModel = "lm.tokenizer.spm_model";
+// Ours, written by lm-quantize (man lm-quantize): where a quantized file came from and, after
+// --eval, how it scored against its source. Every key under kKeyQuantizePrefix is replaced when
+// a file is quantized again.
+inline constexpr std::string_view kKeyQuantizePrefix = "lm.quantize.";
+inline constexpr std::string_view kKeyQuantizeSource = "lm.quantize.source";                 // string, base name
+inline constexpr std::string_view kKeyQuantizeSourceFileType = "lm.quantize.source_file_type"; // u32 llama ftype
+inline constexpr std::string_view kKeyQuantizeType = "lm.quantize.type";                     // string, "q4_k_m"
+inline constexpr std::string_view kKeyQuantizeOverrides = "lm.quantize.tensor_types";        // string array
+inline constexpr std::string_view kKeyQuantizeTool = "lm.quantize.tool";                     // string, "lm 0.1.0"
+inline constexpr std::string_view kKeyEvalFile = "lm.quantize.eval.file";                    // string, base name
+inline constexpr std::string_view kKeyEvalTokens = "lm.quantize.eval.tokens";                // u64, scored tokens
+inline constexpr std::string_view kKeyEvalCtx = "lm.quantize.eval.ctx";                      // u32
+inline constexpr std::string_view kKeyEvalPerplexity = "lm.quantize.eval.perplexity";        // f32, this file
+inline constexpr std::string_view kKeyEvalPerplexitySource = "lm.quantize.eval.perplexity_source";  // f32
+inline constexpr std::string_view kKeyEvalKld = "lm.quantize.eval.kld";                      // f32, nats/token
+inline constexpr std::string_view kKeyEvalTop1 = "lm.quantize.eval.top1_agreement";         // f32, 0..1
 
 inline constexpr uint32_t kGgufVersion = 3;
 inline constexpr uint32_t kGgufDefaultAlignment = 32;
@@ -195,10 +213,21 @@ class GgufWriter {
   // Adds a tensor; `data` must hold ggml_tensor_bytes(type, ne) bytes and stay valid until
   // write(). Throws UsageError for a bad name, shape or type.
   void add_tensor(std::string_view name, GgmlType type, const std::vector<int64_t>& ne, const void* data);
+  // Adds a tensor whose bytes are produced while the file is written, by write()'s `fill`.
+  // Throws UsageError as add_tensor.
+  void add_tensor_deferred(std::string_view name, GgmlType type, const std::vector<int64_t>& ne);
+  size_t n_tensors() const { return tensors_.size(); }
+  uint64_t tensor_bytes(size_t i) const { return tensors_[i].n_bytes; }
   // The exact size write() will produce.
   uint64_t file_size() const;
-  // Writes the whole file to `out` (the caller commits it). Throws IoError.
-  void write(OutputFile& out) const;
+  // What write() puts before the tensor data: metadata, tensor infos, padding. Setting values of
+  // the same size keeps its size, so it can be written again over a finished file (write_at).
+  std::string header() const { return header_bytes(); }
+  // Writes the whole file to `out` (the caller commits it). Tensors added with
+  // add_tensor_deferred get their bytes from fill(i, dst), called in tensor order, which must
+  // write exactly tensor_bytes(i) bytes to dst (a buffer of the writer's). Throws IoError, and
+  // whatever fill throws.
+  void write(OutputFile& out, const std::function<void(size_t i, uint8_t* dst)>& fill = {}) const;
   // Writes the file to `path` atomically (temp file, fsync, rename). Throws IoError.
   void save(const std::string& path) const;
 
@@ -209,6 +238,7 @@ class GgufWriter {
     std::vector<int64_t> ne;
     uint64_t n_bytes;
     const void* data;
+    bool deferred;  // bytes from write()'s fill
   };
   uint32_t alignment() const;
   std::string header_bytes() const;

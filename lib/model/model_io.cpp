@@ -2,10 +2,13 @@
 #include "model/model_io.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "base/error.hpp"
 #include "model/tokenizer_loader.hpp"
+#include "quant/convert.hpp"
+#include "quant/policy.hpp"
 #include "quant/quant.hpp"
 
 namespace lm::model {
@@ -146,6 +149,59 @@ LoadedModel load_model(const std::string& path) {
                                 std::to_string(w.cfg.n_vocab));
   const bool bos = g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) && tok.bos_id().has_value();
   return LoadedModel{std::move(g), std::move(tok), std::move(w), bos};
+}
+
+std::string describe_model(const format::GgufFile& g) {
+  char b[512];
+  std::string arch = "?";
+  std::string d;
+  try {
+    arch = g.try_get_string(format::kKeyArchitecture).value_or("?");
+    const auto layers = g.try_get_u32(arch + ".block_count"), width = g.try_get_u32(arch + ".embedding_length");
+    d = arch;
+    if (layers) d += ", " + std::to_string(*layers) + " layers";
+    if (width) d += ", " + std::to_string(*width) + " wide";
+  } catch (const Error&) {
+    d = arch;
+  }
+  uint64_t elements = 0, bytes = 0;
+  for (const auto& t : g.tensors()) elements += t.n_elements(), bytes += t.n_bytes;
+  if (g.tensors().empty()) return d + ", no tensors";
+  std::snprintf(b, sizeof b, ", %.2fM parameters", double(elements) / 1e6);
+  d += b;
+  std::optional<uint32_t> ftype;
+  try {
+    ftype = g.try_get_u32(format::kKeyFileType);
+  } catch (const Error&) {
+  }
+  d += "; " + (ftype ? quant::llama_ftype_name(*ftype) : std::string("file type not given"));
+  std::snprintf(b, sizeof b, ", %.2f bits per weight", elements ? 8.0 * double(bytes) / double(elements) : 0.0);
+  d += b;
+  try {
+    if (auto source = g.try_get_string(format::kKeyQuantizeSource)) {
+      d += "; quantized from " + *source;
+      if (auto st = g.try_get_u32(format::kKeyQuantizeSourceFileType)) d += " (" + quant::llama_ftype_name(*st) + ")";
+    }
+  } catch (const Error&) {
+  }
+  if (auto e = quant::try_get_quant_eval(g)) {
+    std::snprintf(b, sizeof b,
+                  "; on %s (%llu tokens, chunks of %u): perplexity %.4f (source %.4f), KL divergence %.6f, "
+                  "top-1 agreement %.2f%%",
+                  e->file.c_str(), (unsigned long long)e->tokens, e->ctx, double(e->perplexity),
+                  double(e->perplexity_source), double(e->kld), 100.0 * double(e->top1_agreement));
+    d += b;
+  }
+  return d;
+}
+
+std::optional<std::string> try_describe_model(const std::string& path) {
+  if (is_std_stream(path)) return std::nullopt;
+  try {
+    return describe_model(format::GgufFile::open(path));
+  } catch (const Error&) {
+    return std::nullopt;
+  }
 }
 
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name) {

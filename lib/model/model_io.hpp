@@ -3,6 +3,7 @@
 // against what the architecture needs (RELIABILITY.md A27, A28) before any weight is used.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "format/gguf.hpp"
@@ -38,6 +39,14 @@ struct LoadedModel {
 // Throws IoError, FormatError naming the file (also when tokenizer and weights disagree on the
 // vocabulary size).
 LoadedModel load_model(const std::string& path);
+
+// One line about a model file, for -v output: architecture, layers, width and parameters; file
+// type and bits per weight; and, for a file lm-quantize wrote, its source and the --eval results
+// (lm.quantize.*). Reads only metadata and tensor infos; never throws but std::bad_alloc.
+std::string describe_model(const format::GgufFile& gguf);
+// The same for a file, or nullopt if it is not a readable GGUF file (a SentencePiece model, say,
+// or stdin). Never throws.
+std::optional<std::string> try_describe_model(const std::string& path);
 
 // Writes the hyper-parameter keys, the tokenizer and all weights as F32 into `out`, which the
 // caller may extend and then writes. `p` and `tok` must outlive out.write().

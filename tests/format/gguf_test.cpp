@@ -282,6 +282,41 @@ TEST_CASE("writer rejects bad tensors") {
   CHECK_THROWS_AS(w.add_tensor("a", GgmlType::F32, {1}, x), UsageError);
 }
 
+TEST_CASE("deferred tensors get their bytes from write()'s fill, in order; header() can be rewritten in place") {
+  test::TempDir dir;
+  GgufWriter w;
+  const float a[3] = {1, 2, 3};
+  w.set_u32("n", 1);
+  w.add_tensor_deferred("d0", GgmlType::F32, {5});
+  w.add_tensor("a", GgmlType::F32, {3}, a);
+  w.add_tensor_deferred("d1", GgmlType::Q8_0, {32, 2});
+  CHECK(w.n_tensors() == 3);
+  CHECK(w.tensor_bytes(2) == 68);
+  const std::string path = dir.path() + "/d.gguf";
+  std::vector<size_t> calls;
+  {
+    OutputFile out(path);
+    w.write(out, [&](size_t i, uint8_t* dst) {
+      calls.push_back(i);
+      std::memset(dst, int(0x10 + i), size_t(w.tensor_bytes(i)));
+    });
+    CHECK(out.bytes_written() == w.file_size());
+    w.set_u32("n", 7);  // same size: the header is rewritten over the first one
+    const std::string h = w.header();
+    out.write_at(0, h.data(), h.size());
+    out.commit();
+  }
+  CHECK(calls == std::vector<size_t>{0, 2});
+  const GgufFile g = GgufFile::open(path);
+  CHECK(g.get_u32("n") == 7);
+  REQUIRE(g.tensors().size() == 3);
+  CHECK(g.tensors()[0].data[19] == 0x10);
+  CHECK(std::memcmp(g.tensors()[1].data, a, sizeof a) == 0);
+  CHECK(g.tensors()[2].data[67] == 0x12);
+  CHECK(g.tensors()[2].type == GgmlType::Q8_0);
+  CHECK_THROWS_AS(w.add_tensor_deferred("q", GgmlType::Q4_0, {33}), UsageError);
+}
+
 TEST_CASE("ggml type table: sizes and removed types") {
   CHECK(ggml_type_info(GgmlType::Q8_0).block_bytes == 34);
   CHECK(ggml_type_info(GgmlType::Q6_K).block_bytes == 210);

@@ -1,0 +1,16 @@
+# fish completion for lm-quantize
+complete -c lm-quantize -f
+complete -c lm-quantize -s m -l model -r -F -d 'Input model (GGUF)'
+complete -c lm-quantize -s o -l output -r -F -d 'Output model'
+complete -c lm-quantize -l type -x -a 'f32 f16 bf16 q8_0 q6_k q4_k_m q4_k q4_0' -d 'File type'
+complete -c lm-quantize -l tensor-type -x -d 'REGEX=TYPE for matching tensors'
+complete -c lm-quantize -l allow-requantize -d 'Convert weights that are already quantized'
+complete -c lm-quantize -l dry-run -d 'Print the plan and write nothing'
+complete -c lm-quantize -l eval -r -F -d 'Score the result against the input on a text'
+complete -c lm-quantize -s c -l ctx-size -x -d 'Chunk length for --eval'
+complete -c lm-quantize -l json -d 'Print one JSON object'
+complete -c lm-quantize -s t -l threads -x -d 'Threads (0 = all cores)'
+complete -c lm-quantize -s q -l quiet -d 'Print only errors'
+complete -c lm-quantize -s v -l verbose -d 'Print more detail'
+complete -c lm-quantize -s h -l help -d 'Print help and exit'
+complete -c lm-quantize -l version -d 'Print the version and exit'

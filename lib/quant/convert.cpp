@@ -1,0 +1,98 @@
+#include "quant/convert.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "base/error.hpp"
+#include "quant/quant.hpp"
+
+namespace lm::quant {
+
+using format::GgmlType;
+
+void convert_rows(GgmlType in, const void* src, GgmlType out, void* dst, size_t rows, size_t n) {
+  const size_t in_row = row_size(in, n), out_row = row_size(out, n);
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  if (in == out) {
+    std::memcpy(d, s, rows * in_row);
+    return;
+  }
+  // Rows are independent, so any split over threads gives the same bytes.
+#pragma omp parallel
+  {
+    std::vector<float> row(n);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < int64_t(rows); ++r) {
+      dequantize_row(in, s + size_t(r) * in_row, row.data(), n);
+      quantize_row(out, row.data(), d + size_t(r) * out_row, n);
+    }
+  }
+}
+
+void check_convertible(const format::GgufFile& in, const Plan& plan) {
+  for (const TensorPlan& t : plan.tensors) {
+    if (t.in == t.out) continue;
+    if (!is_supported(t.in))
+      throw FormatError(in.path(), "tensor '" + t.name + "' has type " + format::ggml_type_info(t.in).name +
+                                       ", which lm cannot convert, expected f32, f16, bf16, q8_0, q4_0, q4_K or q6_K; "
+                                       "convert the original model instead");
+    if (!is_supported(t.out))
+      throw FormatError(in.path(), "tensor '" + t.name + "' would be " + format::ggml_type_info(t.out).name +
+                                       ", which this build of lm cannot write yet; choose another type for it with "
+                                       "--tensor-type");
+  }
+}
+
+void add_quantized_model(format::GgufWriter& w, const format::GgufFile& in, const Plan& plan, const QuantizeInfo& info) {
+  LM_ASSERT(plan.tensors.size() == in.tensors().size());
+  for (const auto& [key, value] : in.metadata())
+    if (key.compare(0, format::kKeyQuantizePrefix.size(), format::kKeyQuantizePrefix) != 0) w.set_value(key, value);
+  const FileTypeInfo& ft = file_type_info(plan.type);
+  w.set_u32(format::kKeyFileType, ft.llama_ftype);
+  if (is_quantized(plan.type)) w.set_u32(format::kKeyQuantizationVersion, 2);  // GGML_QNT_VERSION
+  w.set_string(format::kKeyQuantizeSource, info.source);
+  if (auto source_type = in.try_get_u32(format::kKeyFileType)) w.set_u32(format::kKeyQuantizeSourceFileType, *source_type);
+  w.set_string(format::kKeyQuantizeType, ft.name);
+  if (!info.overrides.empty()) w.set_array_string(format::kKeyQuantizeOverrides, info.overrides);
+  w.set_string(format::kKeyQuantizeTool, "lm " LM_VERSION);
+  for (const TensorPlan& t : plan.tensors) w.add_tensor_deferred(t.name, t.out, t.ne);
+}
+
+void write_quantized_tensor(const format::GgufFile& in, const Plan& plan, size_t i, uint8_t* dst) {
+  const format::GgufTensorInfo& src = in.tensors()[i];
+  const TensorPlan& t = plan.tensors[i];
+  LM_ASSERT(src.name == t.name && src.type == t.in);
+  format::check_finite(in, src);
+  const size_t n = size_t(t.ne[0]);
+  convert_rows(t.in, src.data, t.out, dst, n ? size_t(t.n_elements) / n : 0, n);
+}
+
+void set_quant_eval(format::GgufWriter& w, const QuantEval& e) {
+  w.set_string(format::kKeyEvalFile, e.file);
+  w.set_u64(format::kKeyEvalTokens, e.tokens);
+  w.set_u32(format::kKeyEvalCtx, e.ctx);
+  w.set_f32(format::kKeyEvalPerplexity, e.perplexity);
+  w.set_f32(format::kKeyEvalPerplexitySource, e.perplexity_source);
+  w.set_f32(format::kKeyEvalKld, e.kld);
+  w.set_f32(format::kKeyEvalTop1, e.top1_agreement);
+}
+
+std::optional<QuantEval> try_get_quant_eval(const format::GgufFile& g) {
+  try {
+    auto file = g.try_get_string(format::kKeyEvalFile);
+    auto tokens = g.try_get_u64(format::kKeyEvalTokens);
+    auto ctx = g.try_get_u32(format::kKeyEvalCtx);
+    auto ppl = g.try_get_f32(format::kKeyEvalPerplexity);
+    auto ppl_source = g.try_get_f32(format::kKeyEvalPerplexitySource);
+    auto kld = g.try_get_f32(format::kKeyEvalKld);
+    auto top1 = g.try_get_f32(format::kKeyEvalTop1);
+    if (!file || !tokens || !ctx || !ppl || !ppl_source || !kld || !top1) return std::nullopt;
+    return QuantEval{*file, *tokens, *ctx, *ppl, *ppl_source, *kld, *top1};
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace lm::quant

@@ -1,0 +1,217 @@
+#include "quant/policy.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+#include "base/error.hpp"
+
+namespace lm::quant {
+
+using format::GgmlType;
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  for (char& c : r) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return r;
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+uint32_t block_of(GgmlType t) { return format::ggml_type_info(t).block; }
+
+bool is_float(GgmlType t) { return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16; }
+
+// The layer of "blk.N.<rest>", or -1.
+int layer_of(std::string_view name) {
+  if (name.substr(0, 4) != "blk.") return -1;
+  int n = 0;
+  size_t i = 4;
+  if (i >= name.size() || !std::isdigit(static_cast<unsigned char>(name[i]))) return -1;
+  for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])); ++i) {
+    n = n * 10 + (name[i] - '0');
+    if (n > (1 << 24)) return -1;
+  }
+  return i < name.size() && name[i] == '.' ? n : -1;
+}
+
+// llama.cpp's tensor_allows_quantization for the llama architecture.
+bool is_weight_matrix(const format::GgufTensorInfo& t) {
+  return t.n_dims >= 2 && ends_with(t.name, "weight") && t.name.find("_norm.weight") == std::string::npos;
+}
+
+}  // namespace
+
+const std::vector<FileTypeInfo>& file_types() {
+  static const std::vector<FileTypeInfo> kTypes = {
+      {FileType::F32, "f32", 0, GgmlType::F32},       {FileType::F16, "f16", 1, GgmlType::F16},
+      {FileType::BF16, "bf16", 32, GgmlType::BF16},   {FileType::Q8_0, "q8_0", 7, GgmlType::Q8_0},
+      {FileType::Q6_K, "q6_k", 18, GgmlType::Q6_K},   {FileType::Q4_K_M, "q4_k_m", 15, GgmlType::Q4_K},
+      {FileType::Q4_0, "q4_0", 2, GgmlType::Q4_0},
+  };
+  return kTypes;
+}
+
+const FileTypeInfo& file_type_info(FileType t) {
+  for (const auto& i : file_types())
+    if (i.type == t) return i;
+  assert_fail("file_type_info: unknown FileType", __FILE__, __LINE__);
+}
+
+std::optional<FileType> try_parse_file_type(std::string_view name) {
+  const std::string n = lower(name);
+  if (n == "q4_k") return FileType::Q4_K_M;
+  for (const auto& i : file_types())
+    if (n == i.name) return i.type;
+  return std::nullopt;
+}
+
+bool is_quantized(FileType t) { return !is_float(file_type_info(t).base); }
+
+std::string llama_ftype_name(uint32_t ftype) {
+  static const char* const kNames[] = {
+      "f32",     "f16",    "q4_0",   "q4_1",    nullptr,   nullptr,  nullptr,  "q8_0",    "q5_0",   "q5_1",
+      "q2_k",    "q3_k_s", "q3_k_m", "q3_k_l",  "q4_k_s",  "q4_k_m", "q5_k_s", "q5_k_m",  "q6_k",   "iq2_xxs",
+      "iq2_xs",  "q2_k_s", "iq3_xs", "iq3_xxs", "iq1_s",   "iq4_nl", "iq3_s",  "iq3_m",   "iq2_s",  "iq2_m",
+      "iq4_xs",  "iq1_m",  "bf16",   nullptr,   nullptr,   nullptr,  "tq1_0",  "tq2_0",   "mxfp4_moe", "nvfp4",
+      "q1_0",    "q2_0",
+  };
+  const uint32_t n = ftype & ~1024u;  // LLAMA_FTYPE_GUESSED
+  if (n < sizeof kNames / sizeof kNames[0] && kNames[n]) return kNames[n];
+  return "unknown";
+}
+
+std::optional<GgmlType> try_parse_tensor_type(std::string_view name) {
+  const std::string n = lower(name);
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K,
+                     GgmlType::Q6_K})
+    if (n == lower(format::ggml_type_info(t).name)) return t;
+  return std::nullopt;
+}
+
+const char* tensor_type_names() { return "f32, f16, bf16, q8_0, q4_0, q4_K, q6_K"; }
+
+TensorTypeOverride parse_tensor_type_override(const std::string& spec) {
+  const size_t eq = spec.rfind('=');
+  const std::string ctx = "--tensor-type '" + spec + "'";
+  if (eq == std::string::npos)
+    throw UsageError(ctx + ": expected REGEX=TYPE, e.g. 'attn_v=q8_0'");
+  TensorTypeOverride o;
+  o.spec = spec;
+  o.pattern = spec.substr(0, eq);
+  if (o.pattern.empty()) throw UsageError(ctx + ": the pattern before '=' is empty, expected REGEX=TYPE");
+  const auto type = try_parse_tensor_type(std::string_view(spec).substr(eq + 1));
+  if (!type)
+    throw UsageError(ctx + ": unknown tensor type '" + spec.substr(eq + 1) + "', expected one of " +
+                     tensor_type_names());
+  o.type = *type;
+  try {
+    o.re = std::regex(o.pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    throw UsageError(ctx + ": bad regular expression '" + o.pattern + "': " + e.what());
+  }
+  return o;
+}
+
+bool use_more_bits(int i_layer, int n_layer) {
+  return i_layer < n_layer / 8 || i_layer >= 7 * n_layer / 8 || (i_layer - n_layer / 8) % 3 == 2;
+}
+
+const char* reason_name(Reason r) {
+  switch (r) {
+    case Reason::Copy: return "copy";
+    case Reason::FileType: return "type";
+    case Reason::Output: return "output";
+    case Reason::MoreBits: return "more bits";
+    case Reason::Override: return "override";
+  }
+  return "?";
+}
+
+bool TensorPlan::requantized() const { return in != out && !is_float(in); }
+
+const TensorPlan* Plan::first_requantized() const {
+  for (const auto& t : tensors)
+    if (t.requantized()) return &t;
+  return nullptr;
+}
+
+Plan make_plan(const std::vector<format::GgufTensorInfo>& tensors, FileType type,
+               const std::vector<TensorTypeOverride>& overrides, int n_layer) {
+  const FileTypeInfo& ft = file_type_info(type);
+  const bool quantized = is_quantized(type);
+  bool tied = true;
+  for (const auto& t : tensors)
+    if (t.name == "output.weight") tied = false;
+
+  Plan plan;
+  plan.type = type;
+  for (const auto& t : tensors) {
+    TensorPlan p;
+    p.name = t.name;
+    p.ne.assign(t.ne, t.ne + t.n_dims);
+    p.in = p.out = t.type;
+    p.n_elements = t.n_elements();
+    p.bytes_in = t.n_bytes;
+    p.weight = is_weight_matrix(t);
+    if (p.weight) {
+      const int64_t nx = t.ne[0];
+      p.reason = Reason::FileType;
+      p.out = ft.base;
+      for (size_t i = 0; i < overrides.size(); ++i)
+        if (std::regex_search(t.name, overrides[i].re)) {
+          p.out = overrides[i].type;
+          p.reason = Reason::Override;
+          p.override_index = int(i);
+          break;
+        }
+      if (p.reason != Reason::Override && quantized) {
+        if (t.name == "output.weight" || (tied && t.name == "token_embd.weight")) {
+          // llama.cpp picks q6_K and then falls back to q8_0 for rows q6_K cannot hold: the
+          // same types, but no warning for a rule.
+          p.out = ft.base == GgmlType::Q8_0 || nx % block_of(GgmlType::Q6_K) != 0 ? GgmlType::Q8_0 : GgmlType::Q6_K;
+          p.reason = Reason::Output;
+        } else if (type == FileType::Q4_K_M &&
+                   (t.name.find("attn_v.weight") != std::string::npos || t.name.find("ffn_down") != std::string::npos)) {
+          const int layer = layer_of(t.name);
+          if (layer >= 0 && use_more_bits(layer, n_layer)) {
+            p.out = GgmlType::Q6_K;
+            p.reason = Reason::MoreBits;
+          }
+        }
+      }
+      if (nx % block_of(p.out) != 0) {
+        p.fallback_from = p.out;
+        const bool k_quant = p.out == GgmlType::Q4_K || p.out == GgmlType::Q6_K;
+        p.out = k_quant && nx % 32 == 0 ? GgmlType::Q8_0 : GgmlType::F16;
+        char w[256];
+        std::snprintf(w, sizeof w, "tensor '%s' has %lld values per row, not a multiple of %u for %s: it is %s instead",
+                      t.name.c_str(), (long long)nx, block_of(*p.fallback_from),
+                      format::ggml_type_info(*p.fallback_from).name, format::ggml_type_info(p.out).name);
+        plan.warnings.push_back(w);
+      }
+    }
+    if (p.out == p.in) {
+      p.bytes_out = p.bytes_in;
+    } else {
+      const bool ok = format::ggml_tensor_bytes(p.out, t.ne, t.n_dims, &p.bytes_out);
+      LM_ASSERT(ok);  // the shape fits p.out: checked above, and the reader checked the sizes
+    }
+    plan.n_elements += p.n_elements;
+    plan.bytes_in += p.bytes_in;
+    plan.bytes_out += p.bytes_out;
+    if (p.weight) {
+      plan.weight_elements += p.n_elements;
+      plan.weight_bytes_in += p.bytes_in;
+      plan.weight_bytes_out += p.bytes_out;
+    }
+    plan.tensors.push_back(std::move(p));
+  }
+  return plan;
+}
+
+}  // namespace lm::quant

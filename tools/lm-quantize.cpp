@@ -1,0 +1,327 @@
+// lm-quantize: write a copy of a llama-arch GGUF model with its weight matrices in another type
+// (f16, bf16, q8_0, q4_0, K-quant mixes), choosing each tensor's type as llama-quantize does;
+// --eval scores the copy against its source. Type choices are lib/quant/policy, the bytes
+// lib/quant/convert; this file parses, checks, reports and drives the output file.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "common/cli.hpp"
+#include "common/text.hpp"
+#include "eval/perplexity.hpp"
+#include "format/gguf.hpp"
+#include "kernels/blas.hpp"
+#include "model/model_io.hpp"
+#include "model/session.hpp"
+#include "quant/convert.hpp"
+#include "quant/policy.hpp"
+
+namespace {
+
+using lm::quant::Plan;
+
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) {
+  if (g_signal.exchange(sig) != 0) _exit(128 + sig);  // a second signal: leave at once
+}
+struct Interrupted {};
+void check_signal() {
+  if (g_signal.load() != 0) throw Interrupted{};
+}
+
+constexpr int kDefaultEvalCtx = 512;
+
+struct Args {
+  std::string model, output, type, eval;
+  std::vector<std::string> tensor_types;
+  std::optional<int> ctx;
+  bool allow_requantize = false, dry_run = false, json = false;
+  int threads = 0;
+};
+
+std::string base_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+std::string num(double x, const char* fmt = "%.6g") {
+  if (!std::isfinite(x)) return "null";
+  char b[64];
+  std::snprintf(b, sizeof b, fmt, x);
+  return b;
+}
+
+std::string shape(const std::vector<int64_t>& ne) {
+  std::string s;
+  for (size_t i = 0; i < ne.size(); ++i) {
+    if (i) s += 'x';
+    s += std::to_string(ne[i]);
+  }
+  return s;
+}
+
+std::string type_name(lm::format::GgmlType t) { return lm::format::ggml_type_info(t).name; }
+
+std::string reason(const Plan& plan, const lm::quant::TensorPlan& t, const Args& a) {
+  std::string r = lm::quant::reason_name(t.reason);
+  if (t.reason == lm::quant::Reason::Override) r += " " + a.tensor_types[size_t(t.override_index)];
+  if (t.fallback_from) r += ", fallback from " + type_name(*t.fallback_from);
+  return r;
+}
+
+double bpw(uint64_t bytes, uint64_t elements) { return elements ? 8.0 * double(bytes) / double(elements) : 0; }
+
+// The plan as a table (or its JSON array) on stdout.
+std::string plan_text(const Plan& plan, const Args& a, uint64_t size_in, uint64_t size_out, const std::string& in_type) {
+  std::string out = "tensor\tshape\ttype_in\ttype_out\tbytes_in\tbytes_out\tbpw\treason\n";
+  for (const auto& t : plan.tensors) {
+    lm::tools::append_tsv_field(out, t.name);
+    out += "\t" + shape(t.ne) + "\t" + type_name(t.in) + "\t" + type_name(t.out) + "\t" + std::to_string(t.bytes_in) +
+           "\t" + std::to_string(t.bytes_out) + "\t" + num(bpw(t.bytes_out, t.n_elements), "%.2f") + "\t";
+    lm::tools::append_tsv_field(out, reason(plan, t, a));
+    out += "\n";
+  }
+  out += "(weights)\t" + std::to_string(plan.weight_elements) + "\t\t\t" + std::to_string(plan.weight_bytes_in) + "\t" +
+         std::to_string(plan.weight_bytes_out) + "\t" + num(plan.weight_bpw_out(), "%.4f") + "\t\n";
+  out += "(file)\t" + std::to_string(plan.n_elements) + "\t" + in_type + "\t" +
+         lm::quant::file_type_info(plan.type).name + "\t" + std::to_string(size_in) + "\t" + std::to_string(size_out) +
+         "\t" + num(bpw(size_out, plan.n_elements), "%.4f") + "\t\n";
+  return out;
+}
+
+std::string plan_json(const Plan& plan, const Args& a) {
+  std::string out = "[";
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const auto& t = plan.tensors[i];
+    out += i ? ",{\"name\":" : "{\"name\":";
+    lm::tools::append_json_string(out, t.name);
+    out += ",\"shape\":[";
+    for (size_t d = 0; d < t.ne.size(); ++d) {
+      if (d) out += ',';
+      out += std::to_string(t.ne[d]);
+    }
+    out += "],\"type_in\":\"" + type_name(t.in) + "\",\"type_out\":\"" + type_name(t.out) +
+           "\",\"bytes_in\":" + std::to_string(t.bytes_in) + ",\"bytes_out\":" + std::to_string(t.bytes_out) +
+           ",\"reason\":";
+    lm::tools::append_json_string(out, reason(plan, t, a));
+    out += "}";
+  }
+  return out + "]";
+}
+
+// Tokens of the --eval text, whole-text encoded as lm-eval does.
+std::vector<int> eval_tokens(const std::string& path, const lm::Tokenizer& tok) {
+  lm::LineReader in(path);
+  std::vector<int> ids;
+  std::string line;
+  bool first = true, nl = false;
+  while (in.next(line, &nl)) {
+    tok.encode_line_of_text(line, first, nl, ids);
+    first = false;
+    check_signal();
+  }
+  return ids;
+}
+
+// KL divergence and both perplexities of the quantized file against its source: lm-eval kld's
+// chunks of `ctx` tokens, second halves scored.
+lm::quant::QuantEval evaluate(const lm::model::LoadedModel& source, const std::string& quantized,
+                              const std::vector<int>& ids, int ctx, const std::string& name) {
+  lm::model::LoadedModel q = lm::model::load_model(quantized);
+  lm::eval::PerplexityOptions o;
+  o.n_ctx = ctx;
+  o.add_bos = source.add_bos;
+  const int batch = std::min(o.n_batch, ctx);
+  lm::model::Session sq(q.weights, ctx, batch), ss(source.weights, ctx, batch);
+  lm::eval::KldScorer scorer(sq, ss, source.tok, o);
+  for (size_t i = 0; i < ids.size(); i += size_t(ctx)) {
+    scorer.add(ids.data() + i, std::min(size_t(ctx), ids.size() - i));
+    check_signal();
+  }
+  const lm::eval::KldStats& s = scorer.finish();
+  return {name, s.tokens, uint32_t(ctx), float(s.model.perplexity()), float(s.reference.perplexity()),
+          float(s.mean()), float(s.top1_agreement())};
+}
+
+int run(Args& a, const lm::Logger& log) {
+  // ---- flags ----
+  const auto type = lm::quant::try_parse_file_type(a.type);
+  if (!type) {
+    std::string names;
+    for (const auto& t : lm::quant::file_types()) names += (names.empty() ? "" : ", ") + std::string(t.name);
+    throw lm::UsageError("--type '" + a.type + "': unknown type, expected one of " + names + " (q4_k = q4_k_m)");
+  }
+  std::vector<lm::quant::TensorTypeOverride> overrides;
+  for (const auto& spec : a.tensor_types) overrides.push_back(lm::quant::parse_tensor_type_override(spec));
+  if (a.ctx && a.eval.empty()) throw lm::UsageError("--ctx-size needs --eval");
+  if (lm::is_std_stream(a.output) && a.json && !a.dry_run)
+    throw lm::UsageError("--json prints to stdout, where -o - writes the model; choose an output file");
+  if (lm::same_file(a.output, a.model) || a.output == a.model)
+    throw lm::UsageError("output '" + a.output + "' is the input model; choose another file");
+  if (!a.eval.empty() && lm::same_file(a.output, a.eval))
+    throw lm::UsageError("output '" + a.output + "' is the --eval text; choose another file");
+
+  // ---- the input and the plan ----
+  lm::format::GgufFile in = lm::format::GgufFile::open(a.model);
+  for (const auto& w : in.warnings()) log.warn("%s: %s", a.model.c_str(), w.c_str());
+  const lm::model::ModelConfig cfg = lm::model::read_config(in);
+  if (in.try_get_u32("llama.expert_count").value_or(0) > 1)
+    throw lm::FormatError(a.model, "mixture-of-experts model (llama.expert_count " +
+                                       std::to_string(*in.try_get_u32("llama.expert_count")) +
+                                       "), expected a dense model; use llama-quantize for it");
+  if (in.try_get_u32("split.count").value_or(1) > 1)
+    throw lm::FormatError(a.model, "is one part of a split model, expected a whole model; merge the parts with "
+                                   "llama-gguf-split --merge first");
+  const Plan plan = lm::quant::make_plan(in.tensors(), *type, overrides, cfg.n_layer);
+  for (const auto& w : plan.warnings) log.warn("%s", w.c_str());
+  if (const auto* t = plan.first_requantized(); t && !a.allow_requantize)
+    throw lm::FormatError(a.model, "tensor '" + t->name + "' is already quantized (" + type_name(t->in) +
+                                       "), expected f32, f16 or bf16 weights; quantizing it again adds error to "
+                                       "error: start from the original model, or pass --allow-requantize");
+
+  lm::format::GgufWriter w;
+  lm::quant::add_quantized_model(w, in, plan, {base_name(a.model), a.tensor_types});
+  if (!a.eval.empty()) lm::quant::set_quant_eval(w, {base_name(a.eval)});  // placeholders of the same size
+  const uint64_t size_out = w.file_size();
+  struct stat st;
+  const uint64_t size_in = ::stat(a.model.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
+  const auto in_ftype = in.try_get_u32(lm::format::kKeyFileType);
+  const std::string in_type = in_ftype ? lm::quant::llama_ftype_name(*in_ftype) : "?";
+  size_t converted = 0;
+  for (const auto& t : plan.tensors) converted += t.in != t.out;
+  auto summary = [&](const char* verb) {
+    log.info("%s: %.2f MiB, %.2f bits per weight -> %s: %.2f MiB, %.2f bits per weight (%s: %zu of %zu tensors "
+             "converted, %zu fallbacks)%s",
+             a.model.c_str(), double(size_in) / (1 << 20), plan.weight_bpw_in(), a.output.c_str(),
+             double(size_out) / (1 << 20), plan.weight_bpw_out(), lm::quant::file_type_info(*type).name, converted,
+             plan.tensors.size(), plan.warnings.size(), verb);
+  };
+  auto json = [&](const std::string& extra) {
+    std::string j = "{\"input\":";
+    lm::tools::append_json_string(j, a.model);
+    j += ",\"output\":";
+    lm::tools::append_json_string(j, a.output);
+    j += ",\"type\":\"" + std::string(lm::quant::file_type_info(*type).name) + "\",\"bytes_in\":" +
+         std::to_string(size_in) + ",\"bytes_out\":" + std::to_string(size_out) + ",\"bpw_in\":" +
+         num(plan.weight_bpw_in()) + ",\"bpw\":" + num(plan.weight_bpw_out()) + ",\"bpw_file\":" +
+         num(bpw(size_out, plan.n_elements)) + ",\"tensors\":" + std::to_string(plan.tensors.size()) +
+         ",\"converted\":" + std::to_string(converted) + ",\"fallbacks\":" + std::to_string(plan.warnings.size()) +
+         extra + "}\n";
+    std::fputs(j.c_str(), stdout);
+  };
+  if (a.dry_run) {
+    if (a.json) json(",\"dry_run\":true,\"plan\":" + plan_json(plan, a));
+    else std::fputs(plan_text(plan, a, size_in, size_out, in_type).c_str(), stdout);
+    summary(" (dry run: nothing written)");
+    return 0;
+  }
+  lm::quant::check_convertible(in, plan);
+
+  // ---- the output: written to a temp file, read back, scored, then renamed into place ----
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  lm::OutputFile out(a.output, size_t{1} << 20);
+  if (!a.eval.empty() && out.temp_path().empty())
+    throw lm::UsageError("--eval needs -o to name a regular file (the results go into its header)");
+  lm::kernels::set_threads(a.threads);
+  try {
+    std::optional<lm::model::LoadedModel> source;
+    std::vector<int> ids;
+    int ctx = 0;
+    if (!a.eval.empty()) {
+      source.emplace(lm::model::load_model(a.model));
+      ctx = a.ctx.value_or(std::min(kDefaultEvalCtx, cfg.n_ctx));
+      if (ctx > cfg.n_ctx)
+        throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than the model's context length " +
+                             std::to_string(cfg.n_ctx));
+      ids = eval_tokens(a.eval, source->tok);
+      if (ids.size() + source->add_bos < size_t(ctx))
+        throw lm::FormatError(a.eval, std::to_string(ids.size()) + " tokens, too few to score one chunk of " +
+                                          std::to_string(ctx) + ", expected at least " + std::to_string(ctx) +
+                                          "; use a longer text or a smaller --ctx-size");
+    }
+    w.write(out, [&](size_t i, uint8_t* dst) {
+      check_signal();
+      const auto& t = plan.tensors[i];
+      log.debug("[%zu/%zu] %-28s %-12s %-5s -> %-5s %s", i + 1, plan.tensors.size(), t.name.c_str(),
+                shape(t.ne).c_str(), type_name(t.in).c_str(), type_name(t.out).c_str(), reason(plan, t, a).c_str());
+      lm::quant::write_quantized_tensor(in, plan, i, dst);
+    });
+    out.flush();
+    if (!out.temp_path().empty()) {  // read back what was written before it replaces anything
+      const lm::format::GgufFile check = lm::format::GgufFile::open(out.temp_path());
+      bool same = check.tensors().size() == plan.tensors.size() && out.bytes_written() == size_out;
+      for (size_t i = 0; same && i < plan.tensors.size(); ++i)
+        same = check.tensors()[i].name == plan.tensors[i].name && check.tensors()[i].type == plan.tensors[i].out;
+      if (!same) throw lm::FormatError(a.output, "the file written does not read back as planned");
+    }
+    std::optional<lm::quant::QuantEval> e;
+    if (source) {
+      e = evaluate(*source, out.temp_path(), ids, ctx, base_name(a.eval));
+      lm::quant::set_quant_eval(w, *e);
+      const std::string header = w.header();
+      LM_ASSERT(w.file_size() == size_out);  // the same sizes as the placeholders
+      out.write_at(0, header.data(), header.size());
+    }
+    out.commit();
+    summary("");
+    std::string eval_json;
+    if (e) {
+      log.info("%s: perplexity %.4f (source %.4f), KL divergence %.6f, top-1 agreement %.2f%% over %llu tokens",
+               a.eval.c_str(), double(e->perplexity), double(e->perplexity_source), double(e->kld),
+               100.0 * double(e->top1_agreement), (unsigned long long)e->tokens);
+      eval_json = ",\"eval\":{\"file\":";
+      lm::tools::append_json_string(eval_json, e->file);
+      eval_json += ",\"tokens\":" + std::to_string(e->tokens) + ",\"ctx\":" + std::to_string(e->ctx) +
+                   ",\"perplexity\":" + num(e->perplexity) + ",\"perplexity_source\":" + num(e->perplexity_source) +
+                   ",\"kld\":" + num(e->kld) + ",\"top1_agreement\":" + num(e->top1_agreement) + "}";
+    }
+    if (a.json) {
+      json(eval_json);
+    } else if (e) {
+      std::printf("perplexity_source\t%.4f\nperplexity\t%.4f\nkld\t%.6f\ntop1_agreement\t%.4f\ntokens\t%llu\n",
+                  double(e->perplexity_source), double(e->perplexity), double(e->kld), double(e->top1_agreement),
+                  (unsigned long long)e->tokens);
+    }
+  } catch (const Interrupted&) {
+    log.info("interrupted; nothing written");
+    return 128 + g_signal.load();
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  lm::Logger log("lm-quantize");
+  CLI::App app{"Write a copy of a llama-arch GGUF model with its weights in another type (f16, bf16, q8_0, "
+               "q4_0, q6_k, q4_k_m)"};
+  lm::tools::init_app(app, "lm-quantize");
+  app.add_option("-m,--model", a.model, "Input model (GGUF, llama architecture)")->type_name("FILE")->required();
+  app.add_option("-o,--output", a.output, "Output model file")->type_name("FILE")->required();
+  app.add_option("--type", a.type, "File type: f32, f16, bf16, q8_0, q4_0, q6_k, q4_k_m (q4_k)")
+      ->type_name("TYPE")->required();
+  app.add_option("--tensor-type", a.tensor_types,
+                 "REGEX=TYPE: tensors whose name matches get TYPE (f32 f16 bf16 q8_0 q4_0 q4_K q6_K); repeatable, "
+                 "first match wins")
+      ->type_name("REGEX=TYPE")->take_all()->default_str("");
+  app.add_flag("--allow-requantize", a.allow_requantize, "Convert weights that are already quantized");
+  app.add_flag("--dry-run", a.dry_run, "Print each tensor's type and size and the totals; write nothing");
+  app.add_option("--eval", a.eval, "Score the result against the input on this text (perplexity, KL divergence)")
+      ->type_name("FILE");
+  app.add_option("-c,--ctx-size", a.ctx, "With --eval: chunk length in tokens (default 512, or the model's context if "
+                                          "smaller)")
+      ->check(CLI::Range(4, 1 << 20));
+  app.add_flag("--json", a.json, "Print one JSON object");
+  lm::tools::add_threads(app, a.threads);
+  lm::tools::add_verbosity(app, log);
+  return lm::tools::run_main(app, argc, argv, [&] { return run(a, log); });
+}
