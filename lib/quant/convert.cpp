@@ -40,7 +40,7 @@ void check_convertible(const format::GgufFile& in, const Plan& plan) {
                                        "convert the original model instead");
     if (!is_supported(t.out))
       throw FormatError(in.path(), "tensor '" + t.name + "' would be " + format::ggml_type_info(t.out).name +
-                                       ", which this build of lm cannot write yet; choose another type for it with "
+                                       ", which lm cannot write; choose another type for it with "
                                        "--tensor-type");
   }
 }

@@ -3,7 +3,7 @@
 # so no fallbacks) and B (tied, 64 wide, --ff 100, so fallbacks): every file type reads back
 # through lm-eval with a close perplexity, sizes and bits per weight, --dry-run against the real
 # file, overrides, requantizing, --eval keys, determinism, and one-line errors that leave an
-# existing output alone. K-quant checks run once this build writes q4_K and q6_K.
+# existing output alone.
 source "$(dirname "$0")/lib.sh"
 
 make_corpus 3000 > corpus.txt
@@ -23,17 +23,9 @@ close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -
 types() { lm-quantize -q -m "$1" -o unused.gguf --type f32 --allow-requantize --dry-run | awk -F'\t' 'NR > 1 && $1 !~ /^\(/ { print $1, $3 }'; }
 type_of() { types "$1" | awk -v n="$2" '$1 == n { print $2 }'; }
 
-# Does this build write K-quants yet?
-if "${q[@]}" -q -m A.gguf -o kprobe.gguf --type q6_k 2> kprobe.err; then kquant=1; else
-  kquant=0
-  grep -q "cannot write yet" kprobe.err && pass || fail "q6_k probe: $(cat kprobe.err)"
-  echo "note: this build does not write q4_K/q6_K yet; K-quant checks skipped" >&2
-fi
-
 # ---- every file type: reads back, perplexity close to the source's, size as planned ----
 p_src=$(ppl A.gguf)
-types_to_test="f32 f16 bf16 q8_0"
-(( kquant )) && types_to_test+=" q6_k q4_k_m q4_0"
+types_to_test="f32 f16 bf16 q8_0 q6_k q4_k_m q4_0"
 declare -A tol=([f32]=0 [f16]=0.002 [bf16]=0.01 [q8_0]=0.01 [q6_k]=0.03 [q4_k_m]=0.1 [q4_0]=0.15)
 declare -A bpw=([f32]=32 [f16]=16 [bf16]=16 [q8_0]=8.5)
 for t in $types_to_test; do
@@ -55,16 +47,14 @@ cmp -s A.gguf A-f32.gguf && fail "an f32 copy should carry lm.quantize keys" || 
 [[ $(type_of A-q8_0.gguf blk.1.ffn_down.weight) == q8_0 && $(type_of A-q8_0.gguf output.weight) == q8_0 &&
    $(type_of A-q8_0.gguf blk.1.ffn_norm.weight) == f32 && $(type_of A-bf16.gguf output.weight) == bf16 ]] && pass ||
   fail "types in the q8_0 / bf16 copies: $(types A-q8_0.gguf | tr '\n' ' ')"
-if (( kquant )); then
-  [[ $(type_of A-q4_0.gguf output.weight) == q6_K && $(type_of A-q4_0.gguf token_embd.weight) == q4_0 ]] && pass ||
-    fail "q4_0: the output tensor is q6_K: $(types A-q4_0.gguf | tr '\n' ' ')"
-  # Two layers: use_more_bits picks layer 1 only.
-  [[ $(type_of A-q4_k_m.gguf blk.0.attn_v.weight) == q4_K && $(type_of A-q4_k_m.gguf blk.1.attn_v.weight) == q6_K &&
-     $(type_of A-q4_k_m.gguf blk.1.ffn_down.weight) == q6_K && $(type_of A-q4_k_m.gguf blk.1.ffn_up.weight) == q4_K ]] &&
-    pass || fail "q4_k_m mix: $(types A-q4_k_m.gguf | tr '\n' ' ')"
-  [[ $(size A-q4_0.gguf) -lt $(size A-q4_k_m.gguf) && $(size A-q4_k_m.gguf) -lt $(size A-q6_k.gguf) &&
-     $(size A-q6_k.gguf) -lt $(size A-q8_0.gguf) ]] && pass || fail "K-quant sizes out of order"
-fi
+[[ $(type_of A-q4_0.gguf output.weight) == q6_K && $(type_of A-q4_0.gguf token_embd.weight) == q4_0 ]] && pass ||
+  fail "q4_0: the output tensor is q6_K: $(types A-q4_0.gguf | tr '\n' ' ')"
+# Two layers: use_more_bits picks layer 1 only.
+[[ $(type_of A-q4_k_m.gguf blk.0.attn_v.weight) == q4_K && $(type_of A-q4_k_m.gguf blk.1.attn_v.weight) == q6_K &&
+   $(type_of A-q4_k_m.gguf blk.1.ffn_down.weight) == q6_K && $(type_of A-q4_k_m.gguf blk.1.ffn_up.weight) == q4_K ]] &&
+  pass || fail "q4_k_m mix: $(types A-q4_k_m.gguf | tr '\n' ' ')"
+[[ $(size A-q4_0.gguf) -lt $(size A-q4_k_m.gguf) && $(size A-q4_k_m.gguf) -lt $(size A-q6_k.gguf) &&
+   $(size A-q6_k.gguf) -lt $(size A-q8_0.gguf) ]] && pass || fail "K-quant sizes out of order"
 
 # ---- --dry-run table and JSON ----
 expect_exit 0 "--dry-run --json" -- "${q[@]}" -m A.gguf -o x.gguf --type q8_0 --dry-run --json
@@ -122,13 +112,11 @@ expect_exit 0 "fallback to f16" -- "${q[@]}" -m B.gguf -o B-q8.gguf --type q8_0
 [[ $(type_of B-q8.gguf blk.0.ffn_down.weight) == f16 && $(type_of B-q8.gguf blk.0.ffn_up.weight) == q8_0 &&
    $(type_of B-q8.gguf token_embd.weight) == q8_0 ]] && pass || fail "fallback types: $(types B-q8.gguf | tr '\n' ' ')"
 close "$(ppl B-q8.gguf)" "$(ppl B.gguf)" 0.01 && pass || fail "B q8_0 perplexity"
-if (( kquant )); then
-  expect_exit 0 "K-quant fallbacks" -- "${q[@]}" -m B.gguf -o B-k.gguf --type q4_k_m
-  [[ $(type_of B-k.gguf blk.0.attn_q.weight) == q8_0 && $(type_of B-k.gguf blk.0.ffn_down.weight) == f16 ]] && pass ||
-    fail "K-quant fallbacks: $(types B-k.gguf | tr '\n' ' ')"
-  grep -q "'blk.0.attn_q.weight' has 64 values per row, not a multiple of 256 for q4_K: it is q8_0 instead" "$T/err" &&
-    pass || fail "K-quant fallback warning: $(cat "$T/err")"
-fi
+expect_exit 0 "K-quant fallbacks" -- "${q[@]}" -m B.gguf -o B-k.gguf --type q4_k_m
+[[ $(type_of B-k.gguf blk.0.attn_q.weight) == q8_0 && $(type_of B-k.gguf blk.0.ffn_down.weight) == f16 ]] && pass ||
+  fail "K-quant fallbacks: $(types B-k.gguf | tr '\n' ' ')"
+grep -q "'blk.0.attn_q.weight' has 64 values per row, not a multiple of 256 for q4_K: it is q8_0 instead" "$T/err" &&
+  pass || fail "K-quant fallback warning: $(cat "$T/err")"
 
 # ---- requantizing ----
 expect_exit 1 "already quantized" -- "${q[@]}" -m A-q8_0.gguf -o R.gguf --type f16
