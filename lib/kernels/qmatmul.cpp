@@ -51,7 +51,7 @@ size_t q8_pos(int nb, int b, int j) {
 bool& vnni_enabled() {
   static bool on = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx512vl");
   }();
   return on;
@@ -187,9 +187,20 @@ float dot_blocks_ref(const uint8_t* w, const uint16_t* wd, const int8_t* q, cons
   return sum;
 }
 
+// The sums of a, b, c and d's lanes, in that order: a transposing add tree, 19 instructions
+// where four _mm512_reduce_add_ps take 40 (a fifth of a 4 x 4 tile's work at 768 columns).
+__attribute__((target("avx512f,avx512dq"))) inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  const __m256 b8 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
+  const __m256 c8 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm512_extractf32x8_ps(c, 1));
+  const __m256 d8 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm512_extractf32x8_ps(d, 1));
+  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a8, b8), _mm256_hadd_ps(c8, d8));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
 // R weight rows x T activation rows over all whole groups; the tail blocks in plain loops.
 template <int R, int T, bool Q4>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) void tile_vnni(const PackedView& W, int r0,
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) void tile_vnni(const PackedView& W, int r0,
                                                                                   const ActRows& a, int t0,
                                                                                   float* out) {
   const int ng = W.nb / kGroup;
@@ -227,13 +238,17 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) void tile_v
       }
     }
   }
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r) {
+    float sums[4];
+    _mm_storeu_ps(sums, sum4(acc[r][0], T > 1 ? acc[r][1 % T] : _mm512_setzero_ps(),
+                             T > 2 ? acc[r][2 % T] : _mm512_setzero_ps(), T > 3 ? acc[r][3 % T] : _mm512_setzero_ps()));
     for (int t = 0; t < T; ++t) {
-      float s = _mm512_reduce_add_ps(acc[r][t]);
+      float s = sums[t];
       if (ng * kGroup < W.nb)
         s += dot_blocks_ref<Q4>(W.row(r0 + r), W.scales(r0 + r), a.q(t0 + t), a.d(t0 + t), W.nb, ng * kGroup);
       out[r * T + t] = s;
     }
+  }
 }
 
 // Decoding: R weight rows against T <= 4 activation rows with 256-bit VNNI (on this Zen 5 VM,
