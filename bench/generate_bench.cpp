@@ -82,10 +82,16 @@ int main(int argc, char** argv) {
   std::sort(tg.begin(), tg.end());
   std::sort(tg_after.begin(), tg_after.end());
   const double mpp = pp[pp.size() / 2], mtg = tg[tg.size() / 2];
-  std::printf("pp512 %.0f tok/s [%.0f-%.0f]  llama.cpp %.0f  ratio %.2fx\n", mpp, pp.front(), pp.back(), ref_pp,
-              ref_pp > 0 ? mpp / ref_pp : 0.0);
-  std::printf("tg128 %.1f tok/s [%.1f-%.1f]  llama.cpp %.1f  ratio %.2fx  weights %.1f GB/s\n", mtg, tg.front(),
-              tg.back(), ref_tg, ref_tg > 0 ? mtg / ref_tg : 0.0, mtg * double(w.bytes()) / 1e9);
+  // " llama.cpp X  ratio Yx", or nothing where PERFORMANCE.md has no figure for this model and type
+  auto vs = [](double ours, double ref) {
+    static char buf[64];
+    buf[0] = 0;
+    if (ref > 0) std::snprintf(buf, sizeof buf, "  llama.cpp %.1f  ratio %.2fx", ref, ours / ref);
+    return buf;
+  };
+  std::printf("pp512 %.0f tok/s [%.0f-%.0f]%s\n", mpp, pp.front(), pp.back(), vs(mpp, ref_pp));
+  std::printf("tg128 %.1f tok/s [%.1f-%.1f]%s  weights %.1f GB/s\n", mtg, tg.front(), tg.back(), vs(mtg, ref_tg),
+              mtg * double(w.bytes()) / 1e9);
   std::printf("tg128 after pp512 %.1f tok/s [%.1f-%.1f]\n", tg_after[tg_after.size() / 2], tg_after.front(),
               tg_after.back());
   return 0;

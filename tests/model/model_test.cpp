@@ -10,6 +10,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "golden_reader.hpp"
 #include "model/model.hpp"
 
 using namespace lm;
@@ -17,18 +18,7 @@ using namespace lm::model;
 
 namespace {
 
-struct Reader {
-  std::string bytes;
-  size_t pos = 0;
-  template <class T>
-  std::vector<T> take(size_t n) {
-    REQUIRE(pos + n * sizeof(T) <= bytes.size());
-    std::vector<T> v(n);
-    std::memcpy(v.data(), bytes.data() + pos, n * sizeof(T));
-    pos += n * sizeof(T);
-    return v;
-  }
-};
+using Reader = lm::test::GoldenReader;
 
 double rel_err(const float* a, const float* b, size_t n) {
   double num = 0, den = 0;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/file.hpp"
+#include "golden_reader.hpp"
 #include "quant/kquant.hpp"
 #include "quant/quant.hpp"
 
@@ -18,19 +19,7 @@ using lm::format::GgmlType;
 
 namespace {
 
-struct Reader {
-  std::string bytes;
-  size_t pos = 0;
-  template <class T>
-  std::vector<T> take(size_t n) {
-    REQUIRE(pos + n * sizeof(T) <= bytes.size());
-    std::vector<T> v(n);
-    std::memcpy(v.data(), bytes.data() + pos, n * sizeof(T));
-    pos += n * sizeof(T);
-    return v;
-  }
-  uint32_t u32() { return take<uint32_t>(1)[0]; }
-};
+using Reader = lm::test::GoldenReader;
 
 // Our bytes for ggml type `t` (q8_K is not a file type, so not in quantize_row).
 std::vector<uint8_t> convert(uint32_t t, const std::vector<float>& x) {
