@@ -1,5 +1,5 @@
 // lm-eval: perplexity, bits per byte and KL divergence of GGUF models on text; corpus BLEU and
-// chrF of hypotheses against references. Scoring lives in lib/eval; this file reads inputs and
+// chrF of hypotheses against references; classification metrics of predicted labels. Scoring lives in lib/eval; this file reads inputs and
 // writes tables (TSV) or JSON.
 #include <cmath>
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include "common/cli.hpp"
 #include "common/text.hpp"
 #include "eval/bleu.hpp"
+#include "eval/classify.hpp"
 #include "eval/perplexity.hpp"
 #include "kernels/blas.hpp"
 #include "model/model_io.hpp"
@@ -265,6 +266,82 @@ int run_chrf(const TextArgs& a, const lm::eval::ChrfOptions& o) {
   return 0;
 }
 
+struct ClassifyArgs {
+  std::string gold, predictions;
+  bool confusion = false, json = false;
+};
+
+int run_classify(const ClassifyArgs& a) {
+  if (lm::is_std_stream(a.gold) && lm::is_std_stream(a.predictions))
+    throw lm::UsageError("the gold labels and --predictions cannot both be standard input");
+  lm::LineReader gold(a.gold), pred(a.predictions);
+  const std::string gold_name = lm::display_name(a.gold), pred_name = lm::display_name(a.predictions);
+  lm::eval::ClassifyScorer scorer;
+  std::string g, p;
+  auto label_of = [](const std::string& line, const std::string& name, uint64_t n) {
+    const std::string_view l = lm::eval::line_label(line);
+    if (l.empty())
+      throw lm::FormatError(name, "line " + std::to_string(n) +
+                                      " has no label, expected 'LABEL<TAB>text', '__label__LABEL text' or a bare label");
+    return l;
+  };
+  for (;;) {
+    const bool more = gold.next(g), pmore = pred.next(p);
+    if (more != pmore)
+      throw lm::FormatError(more ? pred_name : gold_name,
+                            "has " + std::to_string(more ? pred.line_number() : gold.line_number()) +
+                                " lines, fewer than " + (more ? gold_name : pred_name) + " (one example per line)");
+    if (!more) break;
+    scorer.add(label_of(g, gold_name, gold.line_number()), label_of(p, pred_name, pred.line_number()));
+  }
+  if (scorer.examples() == 0) throw lm::FormatError(gold_name, "has no examples, expected one labeled line or more");
+  const lm::eval::ClassifyResult r = scorer.result();
+  const size_t L = r.labels.size();
+  if (a.json) {
+    std::string out = "{\"examples\":" + std::to_string(r.examples) + ",\"correct\":" + std::to_string(r.correct) +
+                      ",\"accuracy\":" + num(r.accuracy) + ",\"micro_f1\":" + num(r.micro.f1);
+    for (const auto& [name, v] : {std::pair{"macro", r.macro}, std::pair{"weighted", r.weighted}})
+      out += std::string(",\"") + name + "_precision\":" + num(v.precision) + ",\"" + name + "_recall\":" +
+             num(v.recall) + ",\"" + name + "_f1\":" + num(v.f1);
+    out += ",\"labels\":[";
+    for (size_t i = 0; i < L; ++i) {
+      const auto& s = r.labels[i];
+      out += i ? ",{\"label\":" : "{\"label\":";
+      lm::tools::append_json_string(out, s.label);
+      out += ",\"precision\":" + num(s.precision) + ",\"recall\":" + num(s.recall) + ",\"f1\":" + num(s.f1) +
+             ",\"support\":" + std::to_string(s.support) + ",\"predicted\":" + std::to_string(s.predicted) + "}";
+    }
+    out += "],\"confusion\":[";
+    for (size_t i = 0; i < L; ++i) {
+      out += i ? ",[" : "[";
+      for (size_t j = 0; j < L; ++j) out += (j ? "," : "") + std::to_string(r.confusion[i * L + j]);
+      out += "]";
+    }
+    std::printf("%s]}\n", out.c_str());
+    return 0;
+  }
+  auto row = [](const std::string& name, double p, double rc, double f, uint64_t n) {
+    std::printf("%s\t%.4f\t%.4f\t%.4f\t%llu\n", name.c_str(), p, rc, f, (unsigned long long)n);
+  };
+  std::printf("label\tprecision\trecall\tf1\tsupport\n");
+  for (const auto& s : r.labels) row(s.label, s.precision, s.recall, s.f1, s.support);
+  std::printf("accuracy\t\t\t%.4f\t%llu\n", r.accuracy, (unsigned long long)r.examples);
+  row("micro avg", r.micro.precision, r.micro.recall, r.micro.f1, r.examples);
+  row("macro avg", r.macro.precision, r.macro.recall, r.macro.f1, r.examples);
+  row("weighted avg", r.weighted.precision, r.weighted.recall, r.weighted.f1, r.examples);
+  if (a.confusion) {
+    std::printf("\ngold\\predicted");
+    for (const auto& s : r.labels) std::printf("\t%s", s.label.c_str());
+    std::printf("\n");
+    for (size_t i = 0; i < L; ++i) {
+      std::printf("%s", r.labels[i].label.c_str());
+      for (size_t j = 0; j < L; ++j) std::printf("\t%llu", (unsigned long long)r.confusion[i * L + j]);
+      std::printf("\n");
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -275,7 +352,7 @@ int main(int argc, char** argv) {
   lm::eval::BleuOptions bo;
   lm::eval::ChrfOptions co;
 
-  CLI::App app{"Evaluate language models (perplexity, bits per byte, KL divergence) and text (BLEU, chrF)"};
+  CLI::App app{"Evaluate language models (perplexity, bits per byte, KL divergence), text (BLEU, chrF) and labels (classification metrics)"};
   lm::tools::init_app(app, "lm-eval");
   app.require_subcommand(1);
 
@@ -334,6 +411,15 @@ int main(int argc, char** argv) {
   cf->add_flag("--lowercase", co.lowercase, "Compare lowercased text");
   cf->add_flag("--whitespace", co.whitespace, "Keep whitespace in character n-grams");
 
+  ClassifyArgs ca;
+  CLI::App* cl = app.add_subcommand("classify", "Accuracy, per-label precision/recall/F1 and a confusion matrix of predicted labels");
+  cl->add_option("gold", ca.gold, "Gold labels, one example per line ('-' = stdin)")->type_name("FILE")->required();
+  cl->add_option("--predictions", ca.predictions, "Predicted labels, line for line with the gold file ('-' = stdin)")
+      ->type_name("FILE")->required();
+  cl->add_flag("--confusion", ca.confusion, "Also print the confusion matrix (rows gold, columns predicted)");
+  cl->add_flag("--json", ca.json, "Print one JSON object");
+  lm::tools::add_verbosity(*cl, log);
+
   return lm::tools::run_main(app, argc, argv, [&] {
     if (pp->parsed()) {
       if (p.o.stride > 0 && p.windows != "sliding") throw lm::UsageError("--stride needs --windows sliding");
@@ -341,6 +427,7 @@ int main(int argc, char** argv) {
     }
     if (kl->parsed()) return run_kld(k, log);
     if (bl->parsed()) return run_bleu(tb, bo, log);
+    if (cl->parsed()) return run_classify(ca);
     return run_chrf(tc, co);
   });
 }

@@ -1,10 +1,11 @@
 # fish completion for lm-eval
-set -l cmds perplexity kld bleu chrf
+set -l cmds perplexity kld bleu chrf classify
 complete -c lm-eval -f
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a perplexity -d 'Perplexity, NLL and bits per byte'
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a kld -d 'KL divergence against a reference model'
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a bleu -d 'Corpus BLEU as sacreBLEU computes it'
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a chrf -d 'Corpus chrF as sacreBLEU computes it'
+complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a classify -d 'Accuracy, precision, recall and F1 of predicted labels'
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -l version -d 'Print the version and exit'
 complete -c lm-eval -s h -l help -d 'Print help and exit'
 complete -c lm-eval -n "__fish_seen_subcommand_from $cmds" -s q -l quiet -d 'Print only errors on stderr'
@@ -31,4 +32,6 @@ complete -c lm-eval -n "__fish_seen_subcommand_from chrf" -l char-order -x -d 'C
 complete -c lm-eval -n "__fish_seen_subcommand_from chrf" -l word-order -x -d 'Word n-gram order (2 = chrF++)'
 complete -c lm-eval -n "__fish_seen_subcommand_from chrf" -l beta -x -d 'Weight of recall'
 complete -c lm-eval -n "__fish_seen_subcommand_from chrf" -l whitespace -d 'Keep whitespace in character n-grams'
-complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld bleu chrf" -F
+complete -c lm-eval -n "__fish_seen_subcommand_from classify" -l predictions -r -F -d 'Predicted labels, one per line'
+complete -c lm-eval -n "__fish_seen_subcommand_from classify" -l confusion -d 'Also print the confusion matrix'
+complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld bleu chrf classify" -F

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lm-eval end to end: perplexity on a tiny trained model (chunks and sliding windows, several
 # files, per-token output that adds up to the totals), KL divergence against itself and a
-# quantized copy, BLEU and chrF on sacreBLEU's README example, and one-line errors.
+# quantized copy, BLEU and chrF on sacreBLEU's README example, classification metrics on
+# scikit-learn's classification_report example, and one-line errors.
 source "$(dirname "$0")/lib.sh"
 W=$LM_TEST_BIN/lm_test_write_gguf
 
@@ -83,6 +84,26 @@ expect_err "nope.gguf" "missing model message"
 expect_exit 1 "missing input" -- "${ev[@]}" nope.txt
 expect_err "nope.txt" "missing input message"
 lm-tokenize train -q --vocab-size 380 -o tok2.model corpus.txt
+# ---- classify: scikit-learn's example, y_true [0 1 2 2 2], y_pred [0 0 2 2 1] ----
+printf '__label__0 a\n__label__1 b\n__label__2 c\n__label__2 d\n__label__2 e\n' > gold.txt
+printf '0\t0.9\n0\t0.8\n2\n2\n1\n' > pred.txt
+expect_exit 0 "classify" -- lm-eval classify gold.txt --predictions pred.txt --confusion
+[[ $(sed -n 2,8p "$T/out") == $'0\t0.5000\t1.0000\t0.6667\t1\n1\t0.0000\t0.0000\t0.0000\t1\n2\t1.0000\t0.6667\t0.8000\t3\naccuracy\t\t\t0.6000\t5\nmicro avg\t0.6000\t0.6000\t0.6000\t5\nmacro avg\t0.5000\t0.5556\t0.4889\t5\nweighted avg\t0.7000\t0.6000\t0.6133\t5' ]] &&
+  pass || fail "classify report: $(cat "$T/out")"
+[[ $(tail -4 "$T/out") == $'gold\\predicted\t0\t1\t2\n0\t1\t0\t0\n1\t1\t0\t0\n2\t0\t1\t2' ]] && pass ||
+  fail "confusion matrix: $(cat "$T/out")"
+expect_exit 0 "classify --json, predictions on stdin" -- sh -c "lm-eval classify gold.txt --predictions - --json < pred.txt"
+[[ $(field accuracy "$T/out") == 0.6 && $(field macro_f1 "$T/out") == 0.488889 &&
+   $(sed -n 's/.*"confusion":\(.*\)}$/\1/p' "$T/out") == '[[1,0,0],[1,0,0],[0,1,2]]' ]] && pass ||
+  fail "classify --json: $(cat "$T/out")"
+head -n 3 gold.txt > gold3.txt
+expect_exit 1 "classify with fewer gold lines" -- lm-eval classify gold3.txt --predictions pred.txt
+expect_err "^lm-eval: gold3.txt: has 3 lines, fewer than pred.txt \(one example per line\)$" "line count message"
+printf '0\n\n1\n' > nolabel.txt
+expect_exit 1 "classify line without a label" -- lm-eval classify nolabel.txt --predictions nolabel.txt
+expect_err "^lm-eval: nolabel.txt: line 2 has no label" "no label message"
+expect_exit 2 "classify both on stdin" -- lm-eval classify - --predictions -
+
 lm-train -q --tokenizer tok2.model --data a.txt --context 64 --layers 1 --embd 32 --heads 2 --ff 64 --steps 2 \
   -o other.gguf > /dev/null || fail "training the second model"
 expect_exit 2 "kld with another vocabulary" -- lm-eval kld -m other.gguf --ref m.gguf a.txt

@@ -1,0 +1,85 @@
+#include "eval/classify.hpp"
+
+#include <set>
+
+namespace lm::eval {
+
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+double ratio(uint64_t a, uint64_t b) { return b ? double(a) / double(b) : 0.0; }
+double f1_of(double p, double r) { return p + r > 0 ? 2 * p * r / (p + r) : 0.0; }
+
+}  // namespace
+
+std::string_view line_label(std::string_view line) {
+  constexpr std::string_view kPrefix = "__label__";
+  if (line.substr(0, kPrefix.size()) == kPrefix) {
+    line.remove_prefix(kPrefix.size());
+    size_t end = 0;
+    while (end < line.size() && !is_space(line[end])) ++end;
+    return line.substr(0, end);
+  }
+  const size_t tab = line.find('\t');
+  return trim(tab == std::string_view::npos ? line : line.substr(0, tab));
+}
+
+void ClassifyScorer::add(std::string_view gold, std::string_view predicted) {
+  auto g = counts_.find(gold);
+  if (g == counts_.end()) g = counts_.emplace(std::string(gold), std::map<std::string, uint64_t>{}).first;
+  auto p = g->second.find(std::string(predicted));
+  if (p == g->second.end()) p = g->second.emplace(std::string(predicted), 0).first;
+  ++p->second;
+  ++examples_;
+}
+
+ClassifyResult ClassifyScorer::result() const {
+  ClassifyResult r;
+  std::set<std::string> names;
+  for (const auto& [gold, row] : counts_) {
+    names.insert(gold);
+    for (const auto& [pred, n] : row) names.insert(pred);
+  }
+  std::map<std::string, size_t> index;
+  for (const auto& n : names) {
+    index.emplace(n, r.labels.size());
+    r.labels.push_back({n});
+  }
+  const size_t L = r.labels.size();
+  r.confusion.assign(L * L, 0);
+  for (const auto& [gold, row] : counts_)
+    for (const auto& [pred, n] : row) {
+      const size_t g = index.at(gold), p = index.at(pred);
+      r.confusion[g * L + p] += n;
+      r.labels[g].support += n;
+      r.labels[p].predicted += n;
+      r.examples += n;
+      if (g == p) r.correct += n;
+    }
+  for (size_t i = 0; i < L; ++i) {
+    LabelScores& s = r.labels[i];
+    const uint64_t tp = r.confusion[i * L + i];
+    s.precision = ratio(tp, s.predicted);
+    s.recall = ratio(tp, s.support);
+    s.f1 = f1_of(s.precision, s.recall);
+    r.macro.precision += s.precision / double(L);
+    r.macro.recall += s.recall / double(L);
+    r.macro.f1 += s.f1 / double(L);
+    const double w = ratio(s.support, r.examples);
+    r.weighted.precision += w * s.precision;
+    r.weighted.recall += w * s.recall;
+    r.weighted.f1 += w * s.f1;
+  }
+  r.accuracy = ratio(r.correct, r.examples);
+  r.micro = {r.accuracy, r.accuracy, r.accuracy};
+  return r;
+}
+
+}  // namespace lm::eval

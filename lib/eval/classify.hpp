@@ -1,0 +1,52 @@
+// Classification metrics: accuracy, per-label precision / recall / F1, micro, macro and
+// support-weighted averages and the confusion matrix of predicted labels against gold ones,
+// with scikit-learn's conventions (labels sorted, the union of gold and predicted labels; a
+// ratio with a zero denominator is 0).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lm::eval {
+
+// The label of one line of a labeled file: "__label__NAME rest" (fastText), "NAME<TAB>rest",
+// or a bare "NAME" (a trailing '\r' and surrounding spaces removed). Empty when the line has
+// none. Only the first fastText label counts; the rest of the line is the text.
+std::string_view line_label(std::string_view line);
+
+struct LabelScores {
+  std::string label;
+  double precision = 0, recall = 0, f1 = 0;
+  uint64_t support = 0;    // gold examples with this label
+  uint64_t predicted = 0;  // examples predicted with this label
+};
+
+struct Averages {
+  double precision = 0, recall = 0, f1 = 0;
+};
+
+struct ClassifyResult {
+  std::vector<LabelScores> labels;  // sorted by label
+  // confusion[g * labels.size() + p]: examples with gold label g predicted as p
+  std::vector<uint64_t> confusion;
+  uint64_t examples = 0, correct = 0;
+  double accuracy = 0;
+  Averages micro, macro, weighted;  // micro P = R = F1 = accuracy for single-label data
+};
+
+// Counts (gold, predicted) pairs; memory grows with the number of labels only.
+class ClassifyScorer {
+ public:
+  void add(std::string_view gold, std::string_view predicted);
+  uint64_t examples() const { return examples_; }
+  ClassifyResult result() const;
+
+ private:
+  std::map<std::string, std::map<std::string, uint64_t>, std::less<>> counts_;  // gold -> predicted -> n
+  uint64_t examples_ = 0;
+};
+
+}  // namespace lm::eval

@@ -1,0 +1,90 @@
+// Tests for lib/eval/classify: scikit-learn's classification_report example (its documentation:
+// y_true [0, 1, 2, 2, 2], y_pred [0, 0, 2, 2, 1]), a label seen only in predictions, and the
+// three line formats.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "eval/classify.hpp"
+
+using namespace lm::eval;
+
+namespace {
+
+ClassifyResult score(const std::vector<std::string>& gold, const std::vector<std::string>& pred) {
+  ClassifyScorer s;
+  for (size_t i = 0; i < gold.size(); ++i) s.add(gold[i], pred[i]);
+  return s.result();
+}
+
+}  // namespace
+
+TEST_CASE("classify: scikit-learn's classification_report example") {
+  const ClassifyResult r = score({"0", "1", "2", "2", "2"}, {"0", "0", "2", "2", "1"});
+  REQUIRE(r.labels.size() == 3);
+  // sklearn prints (2 decimals): 0: 0.50 1.00 0.67 1 / 1: 0.00 0.00 0.00 1 / 2: 1.00 0.67 0.80 3
+  CHECK(r.labels[0].label == "0");
+  CHECK(r.labels[0].precision == doctest::Approx(0.5));
+  CHECK(r.labels[0].recall == doctest::Approx(1.0));
+  CHECK(r.labels[0].f1 == doctest::Approx(2.0 / 3));
+  CHECK(r.labels[0].support == 1);
+  CHECK(r.labels[1].precision == 0.0);
+  CHECK(r.labels[1].recall == 0.0);
+  CHECK(r.labels[1].f1 == 0.0);
+  CHECK(r.labels[2].precision == doctest::Approx(1.0));
+  CHECK(r.labels[2].recall == doctest::Approx(2.0 / 3));
+  CHECK(r.labels[2].f1 == doctest::Approx(0.8));
+  CHECK(r.labels[2].support == 3);
+  CHECK(r.labels[2].predicted == 2);
+  // accuracy 0.60; macro avg 0.50 0.56 0.49; weighted avg 0.70 0.60 0.61
+  CHECK(r.examples == 5);
+  CHECK(r.correct == 3);
+  CHECK(r.accuracy == doctest::Approx(0.6));
+  CHECK(r.micro.f1 == doctest::Approx(0.6));
+  CHECK(r.macro.precision == doctest::Approx(0.5));
+  CHECK(r.macro.recall == doctest::Approx(5.0 / 9));
+  CHECK(r.macro.f1 == doctest::Approx((2.0 / 3 + 0.8) / 3));
+  CHECK(r.weighted.precision == doctest::Approx(0.7));
+  CHECK(r.weighted.recall == doctest::Approx(0.6));
+  CHECK(r.weighted.f1 == doctest::Approx((2.0 / 3 + 3 * 0.8) / 5));
+  // Rows gold, columns predicted.
+  CHECK(r.confusion == std::vector<uint64_t>{1, 0, 0, 1, 0, 0, 0, 1, 2});
+}
+
+TEST_CASE("classify: a label only predicted counts in the macro average with support 0") {
+  const ClassifyResult r = score({"a", "a", "b"}, {"a", "c", "b"});
+  REQUIRE(r.labels.size() == 3);
+  CHECK(r.labels[2].label == "c");
+  CHECK(r.labels[2].support == 0);
+  CHECK(r.labels[2].predicted == 1);
+  CHECK(r.labels[2].precision == 0.0);
+  CHECK(r.labels[2].recall == 0.0);
+  // a: P 1, R 0.5, F1 2/3; b: 1, 1, 1; c: 0
+  CHECK(r.macro.f1 == doctest::Approx((2.0 / 3 + 1.0) / 3));
+  CHECK(r.weighted.f1 == doctest::Approx((2 * 2.0 / 3 + 1.0) / 3));
+  CHECK(r.accuracy == doctest::Approx(2.0 / 3));
+}
+
+TEST_CASE("classify: no examples gives zeros, not NaN") {
+  const ClassifyResult r = ClassifyScorer().result();
+  CHECK(r.labels.empty());
+  CHECK(r.examples == 0);
+  CHECK(r.accuracy == 0.0);
+  CHECK(r.macro.f1 == 0.0);
+}
+
+TEST_CASE("classify: line_label reads fastText, tab-separated and bare labels") {
+  CHECK(line_label("__label__sports The match ended") == "sports");
+  CHECK(line_label("__label__a __label__b two labels") == "a");
+  CHECK(line_label("__label__x") == "x");
+  CHECK(line_label("__label__ text") == "");
+  CHECK(line_label("news\tThe jury said") == "news");
+  CHECK(line_label(" news \tpadded") == "news");
+  CHECK(line_label("news\t0.93") == "news");
+  CHECK(line_label("news") == "news");
+  CHECK(line_label("news\r") == "news");
+  CHECK(line_label("two words") == "two words");
+  CHECK(line_label("") == "");
+  CHECK(line_label("\tno label") == "");
+}
