@@ -34,6 +34,11 @@ constexpr size_t kParallelMin = 16384;
 
 size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 
+static_assert(kGemvMaxRows <= 4, "the decoding kernels take up to 4 activation rows");
+
+// dst = s + beta * dst; with beta 0, dst is not read (it may hold anything, NaN included).
+inline void store(float& dst, float s, float beta) { dst = beta == 0.0f ? s : s + beta * dst; }
+
 bool is_packed(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0; }
 bool is_kquant(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q6_K; }
 int offset_of(GgmlType t) { return t == GgmlType::Q8_0 ? 128 : 8; }
@@ -51,8 +56,8 @@ size_t q8_pos(int nb, int b, int j) {
 bool& vnni_enabled() {
   static bool on = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vl");
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
   }();
   return on;
 }
@@ -251,70 +256,58 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) vo
   }
 }
 
-// Decoding: R weight rows against T <= 4 activation rows with 256-bit VNNI (on this Zen 5 VM,
-// streaming with 256-bit loads outruns 512-bit ones, see kernels.cpp); each half of a group has
-// its own FMA chain. Half h of group g holds blocks 4g + 2h and 4g + 2h + 1. Decoding runs R = 1:
-// in qgemv_bench one row at a time read q8_0 at 24-31 GB/s on one thread, two rows sharing the
-// activation loads at 10-12 and four at 21-24 (q4_0: 19-20, 16-17, 13-17).
-template <int R, int T, bool Q4>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) void rows_vnni(const PackedView& W, int r0,
-                                                                                  const ActRows& a, int t0,
-                                                                                  float* out) {
+// Decoding: one weight row (one sequential stream of weights) against T <= 4 activation rows
+// with 256-bit VNNI (on this Zen 5 VM, streaming with 256-bit loads outruns 512-bit ones, see
+// kernels.cpp); each half of a group has its own FMA chain. Half h of group g holds blocks
+// 4g + 2h and 4g + 2h + 1. In qgemv_bench one row at a time read q8_0 at 24-31 GB/s on one
+// thread, where two rows sharing the activation loads read 10-12 and four 21-24 (q4_0: 19-20,
+// 16-17, 13-17).
+template <int T, bool Q4>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) void row_vnni(const PackedView& W, int r,
+                                                                                 const ActRows& a, float* out) {
   const int ng = W.nb / kGroup;
+  const uint8_t* w = W.row(r);
+  const uint16_t* wd = W.scales(r);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i idx0 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), idx1 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-  __m256 acc[R][T][2];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
+  __m256 acc[T][2];
+  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
   for (int g = 0; g < ng; ++g) {
-    __m256i aq[T][4], init[T][2];
-    __m128 ad[T];
-    for (int t = 0; t < T; ++t) {
-      const int8_t* q = a.q(t0 + t) + size_t(g) * 128;
-      for (int k = 0; k < 4; ++k) aq[t][k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * k));
-      const int32_t* sp = a.s(t0 + t) + 16 * g;
-      init[t][0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp));
-      init[t][1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 8));
-      ad[t] = _mm_loadu_ps(a.d(t0 + t) + 4 * g);
+    const __m128 sw = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(wd + 4 * g)));
+    __m256i lo[2], hi[2];
+    if (Q4) {
+      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(g) * 64));
+      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(g) * 64 + 32));
+      lo[0] = _mm256_and_si256(v0, m4), hi[0] = _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4);
+      lo[1] = _mm256_and_si256(v1, m4), hi[1] = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4);
+    } else {
+      const uint8_t* p = w + size_t(g) * 128;
+      lo[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      lo[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+      hi[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64));
+      hi[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 96));
     }
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* w = W.row(r0 + r);
-      const __m128 sw = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(W.scales(r0 + r) + 4 * g)));
-      __m256i lo[2], hi[2];
-      if (Q4) {
-        const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(g) * 64));
-        const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(g) * 64 + 32));
-        lo[0] = _mm256_and_si256(v0, m4), hi[0] = _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4);
-        lo[1] = _mm256_and_si256(v1, m4), hi[1] = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4);
-      } else {
-        const uint8_t* p = w + size_t(g) * 128;
-        lo[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-        lo[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
-        hi[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64));
-        hi[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 96));
-      }
-      for (int t = 0; t < T; ++t) {
-        const __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(sw, ad[t]));
-        for (int h = 0; h < 2; ++h) {
-          __m256i i = _mm256_dpbusd_epi32(init[t][h], lo[h], aq[t][h]);
-          i = _mm256_dpbusd_epi32(i, hi[h], aq[t][2 + h]);
-          acc[r][t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_permutevar8x32_ps(sc, h ? idx1 : idx0),
-                                         acc[r][t][h]);
-        }
+    for (int t = 0; t < T; ++t) {
+      const int8_t* q = a.q(t) + size_t(g) * 128;
+      const int32_t* sp = a.s(t) + 16 * g;
+      const __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(sw, _mm_loadu_ps(a.d(t) + 4 * g)));
+      for (int h = 0; h < 2; ++h) {
+        const __m256i init = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 8 * h));
+        __m256i i = _mm256_dpbusd_epi32(init, lo[h], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * h)));
+        i = _mm256_dpbusd_epi32(i, hi[h], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 + 32 * h)));
+        acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_permutevar8x32_ps(sc, h ? idx1 : idx0), acc[t][h]);
       }
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) {
-      const __m256 at = _mm256_add_ps(acc[r][t][0], acc[r][t][1]);
-      __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(at), _mm256_extractf128_ps(at, 1));
-      s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-      s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-      float sum = _mm_cvtss_f32(s4);
-      if (ng * kGroup < W.nb)
-        sum += dot_blocks_ref<Q4>(W.row(r0 + r), W.scales(r0 + r), a.q(t0 + t), a.d(t0 + t), W.nb, ng * kGroup);
-      out[r * T + t] = sum;
-    }
+  for (int t = 0; t < T; ++t) {
+    const __m256 at = _mm256_add_ps(acc[t][0], acc[t][1]);
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(at), _mm256_extractf128_ps(at, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    float sum = _mm_cvtss_f32(s4);
+    if (ng * kGroup < W.nb) sum += dot_blocks_ref<Q4>(w, wd, a.q(t), a.d(t), W.nb, ng * kGroup);
+    out[t] = sum;
+  }
 }
 
 // One weight row against one activation row with AVX2 (CPUs without VNNI). maddubs multiplies
@@ -388,13 +381,13 @@ void run_tile_t(const PackedView& W, int r0, const ActRows& a, int t0, int T, fl
   }
 }
 
-template <int R, bool Q4>
-void run_rows(const PackedView& W, int r0, const ActRows& a, int T, float* out) {
+template <bool Q4>
+void run_row(const PackedView& W, int r, const ActRows& a, int T, float* out) {
   switch (T) {
-    case 1: rows_vnni<R, 1, Q4>(W, r0, a, 0, out); break;
-    case 2: rows_vnni<R, 2, Q4>(W, r0, a, 0, out); break;
-    case 3: rows_vnni<R, 3, Q4>(W, r0, a, 0, out); break;
-    default: rows_vnni<R, 4, Q4>(W, r0, a, 0, out); break;
+    case 1: row_vnni<1, Q4>(W, r, a, out); break;
+    case 2: row_vnni<2, Q4>(W, r, a, out); break;
+    case 3: row_vnni<3, Q4>(W, r, a, out); break;
+    default: row_vnni<4, Q4>(W, r, a, out); break;
   }
 }
 
@@ -402,13 +395,10 @@ void run_rows(const PackedView& W, int r0, const ActRows& a, int T, float* out) 
 template <bool Q4>
 void packed_rows(float* y, const PackedView& W, const ActRows& a, int N, int OC, int o0, int o1, float beta) {
   float out[16];
-  if (N <= 4 && use_vnni()) {
+  if (N <= kGemvMaxRows && use_vnni()) {
     for (int r = o0; r < o1; ++r) {
-      run_rows<1, Q4>(W, r, a, N, out);
-      for (int t = 0; t < N; ++t) {
-        float& dst = y[size_t(t) * OC + r];
-        dst = beta == 0.0f ? out[t] : out[t] + beta * dst;
-      }
+      run_row<Q4>(W, r, a, N, out);
+      for (int t = 0; t < N; ++t) store(y[size_t(t) * OC + r], out[t], beta);
     }
     return;
   }
@@ -423,10 +413,7 @@ void packed_rows(float* y, const PackedView& W, const ActRows& a, int N, int OC,
         default: run_tile_t<Q4, 4>(W, r0, a, t0, T, out); break;
       }
       for (int r = 0; r < R; ++r)
-        for (int t = 0; t < T; ++t) {
-          float& dst = y[size_t(t0 + t) * OC + r0 + r];
-          dst = beta == 0.0f ? out[r * T + t] : out[r * T + t] + beta * dst;
-        }
+        for (int t = 0; t < T; ++t) store(y[size_t(t0 + t) * OC + r0 + r], out[r * T + t], beta);
     }
   }
 }
@@ -452,9 +439,7 @@ void kquant_block(float* y, const QWeight& W, const uint8_t* act, int N, int o0,
   const auto* base = static_cast<const uint8_t*>(W.data);
   for (int o = o0; o < o1; ++o)
     for (int n = 0; n < N; ++n) {
-      const float s = kdot(W.type, base + size_t(o) * rb, act + size_t(n) * ab, W.cols);
-      float& dst = y[size_t(n) * W.rows + o];
-      dst = beta == 0.0f ? s : s + beta * dst;
+      store(y[size_t(n) * W.rows + o], kdot(W.type, base + size_t(o) * rb, act + size_t(n) * ab, W.cols), beta);
     }
 }
 
@@ -555,14 +540,14 @@ static void block_forward(float* y, const QWeight& W, int N, int o0, int o1, flo
     kquant_block(y, W, static_cast<const uint8_t*>(scratch), N, o0, o1, beta);
 }
 
-// Runs f(b) for the row blocks b < blocks of `work` multiply-adds. Decoding (N <= 4) gives each
-// thread one contiguous run of blocks: interleaved 64-row blocks (schedule(dynamic, 1)) left
-// each thread's stream of weights broken every few KiB, and a q8_0 32000 x 768 product read
-// 45 GB/s on two threads against 66 contiguous (q4_0: 29 against 40). Prompts, whose blocks
-// cost more and vary with the tails, keep dynamic scheduling: static cost pp512 a fifth.
+// Runs f(b) for the row blocks b < blocks of `work` multiply-adds. Decoding (N <= kGemvMaxRows)
+// gives each thread one contiguous run of blocks: interleaved 64-row blocks (schedule(dynamic,
+// 1)) left each thread's stream of weights broken every few KiB, and a q8_0 32000 x 768 product
+// read 45 GB/s on two threads against 66 contiguous (q4_0: 29 against 40). Prompts, whose
+// blocks cost more and vary with the tails, keep dynamic scheduling: static cost pp512 a fifth.
 template <typename F>
 void parallel_blocks(int blocks, int N, size_t work, const F& f) {
-  if (N <= 4) {
+  if (N <= kGemvMaxRows) {
 #pragma omp parallel for schedule(static) if (work >= 2 * kParallelMin)
     for (int b = 0; b < blocks; ++b) f(b);
   } else {
@@ -629,10 +614,10 @@ void qmatmul_forward_ref(float* y, const float* x, const QWeight& W, int N, floa
     const PackedView v = packed_view(W);
     for (int n = 0; n < N; ++n)
       for (int o = 0; o < OC; ++o) {
-        const float s = W.type == GgmlType::Q4_0 ? dot_blocks_ref<true>(v.row(o), v.scales(o), a.q(n), a.d(n), v.nb, 0)
-                                                 : dot_blocks_ref<false>(v.row(o), v.scales(o), a.q(n), a.d(n), v.nb, 0);
-        float& dst = y[size_t(n) * OC + o];
-        dst = beta == 0.0f ? s : s + beta * dst;
+        store(y[size_t(n) * OC + o],
+              W.type == GgmlType::Q4_0 ? dot_blocks_ref<true>(v.row(o), v.scales(o), a.q(n), a.d(n), v.nb, 0)
+                                       : dot_blocks_ref<false>(v.row(o), v.scales(o), a.q(n), a.d(n), v.nb, 0),
+              beta);
       }
     return;
   }
@@ -643,10 +628,10 @@ void qmatmul_forward_ref(float* y, const float* x, const QWeight& W, int N, floa
       quant::quantize_q8_K(x + size_t(n) * C, act.data(), size_t(C));
       for (int o = 0; o < OC; ++o) {
         const void* w = static_cast<const uint8_t*>(W.data) + size_t(o) * rb;
-        const float s = W.type == GgmlType::Q4_K ? quant::vec_dot_q4_K_q8_K_ref(w, act.data(), size_t(C))
-                                                 : quant::vec_dot_q6_K_q8_K_ref(w, act.data(), size_t(C));
-        float& dst = y[size_t(n) * OC + o];
-        dst = beta == 0.0f ? s : s + beta * dst;
+        store(y[size_t(n) * OC + o],
+              W.type == GgmlType::Q4_K ? quant::vec_dot_q4_K_q8_K_ref(w, act.data(), size_t(C))
+                                       : quant::vec_dot_q6_K_q8_K_ref(w, act.data(), size_t(C)),
+              beta);
       }
     }
     return;
