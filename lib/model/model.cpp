@@ -226,7 +226,7 @@ void Model::backward(Params& p) {
   auto grad = [&](size_t view) { return G + p.views[view].offset; };
   const size_t out_norm = output_norm_param(cfg_);
   const float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
-  const size_t head = cfg_.tied ? 0 : out_norm + 1;
+  const size_t head = head_param(cfg_);
   matmul_backward(a.dxn.data(), grad(head), dlogits, a.xf.data(), p.get(head), N, C, V, false);
   rmsnorm_backward(a.dres.data(), grad(out_norm), a.dxn.data(), a.x[size_t(cfg_.n_layer)].data(), p.get(out_norm),
                    a.rstdf.data(), N, C);

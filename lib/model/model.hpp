@@ -52,6 +52,8 @@ std::vector<ParamView> param_layout(const ModelConfig& cfg);
 enum LayerParam : size_t { kAttnNorm, kWq, kWk, kWv, kWo, kFfnNorm, kWg, kWu, kWd, kLayerParams };
 inline size_t layer_param(int l, LayerParam v) { return 1 + size_t(l) * kLayerParams + v; }
 inline size_t output_norm_param(const ModelConfig& c) { return 1 + size_t(c.n_layer) * kLayerParams; }
+// The lm head: output.weight, or token_embd.weight when tied.
+inline size_t head_param(const ModelConfig& c) { return c.tied ? 0 : output_norm_param(c) + 1; }
 
 // Weights and their gradients, each one flat buffer. Allocated once.
 struct Params {

@@ -94,50 +94,32 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
   Params p(read_config(g), with_grad);
   for (const ParamView& v : p.views) {
     const format::GgufTensorInfo& t = tensor_for(g, v);
-    float* dst = p.w.data() + v.offset;
-    const size_t rb = quant::row_size(t.type, size_t(v.cols));
-    const auto* src = static_cast<const uint8_t*>(t.data);
-#pragma omp parallel for schedule(static) if (v.rows >= 64)
-    for (int r = 0; r < v.rows; ++r)
-      quant::dequantize_row(t.type, src + size_t(r) * rb, dst + size_t(r) * v.cols, size_t(v.cols));
+    quant::dequantize_rows(t.type, t.data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
   }
   return p;
 }
 
 Weights load_weights(const format::GgufFile& g) {
-  Weights ws;
-  ws.cfg = read_config(g);
-  const std::vector<ParamView> views = param_layout(ws.cfg);
+  const ModelConfig cfg = read_config(g);
+  const std::vector<ParamView> views = param_layout(cfg);
   // f16 / bf16 matrices and all norms become f32; q8_0 / q4_0 / K-quants stay as they are.
-  auto kept = [](format::GgmlType t, const ParamView& v) {
-    return v.rows > 1 && t != format::GgmlType::F16 && t != format::GgmlType::BF16 ? t : format::GgmlType::F32;
-  };
-  std::vector<size_t> offset(views.size());
-  size_t total = 0;
-  for (size_t i = 0; i < views.size(); ++i) {
-    const format::GgufTensorInfo& t = tensor_for(g, views[i]);
-    offset[i] = total;
-    total += (kernels::packed_size(kept(t.type, views[i]), views[i].rows, views[i].cols) + 63) & ~size_t(63);
+  std::vector<const format::GgufTensorInfo*> tensors;
+  std::vector<format::GgmlType> types;
+  for (const ParamView& v : views) {
+    const format::GgufTensorInfo& t = tensor_for(g, v);
+    tensors.push_back(&t);
+    types.push_back(v.rows > 1 && t.type != format::GgmlType::F16 && t.type != format::GgmlType::BF16
+                        ? t.type
+                        : format::GgmlType::F32);
   }
-  ws.blob.resize(total);
-  for (size_t i = 0; i < views.size(); ++i) {
+  return build_weights(cfg, types, [&](size_t i, uint8_t* dst) {
+    const format::GgufTensorInfo& t = *tensors[i];
     const ParamView& v = views[i];
-    const format::GgufTensorInfo& t = *g.find_tensor(v.name);
-    const format::GgmlType type = kept(t.type, v);
-    uint8_t* dst = ws.blob.data() + offset[i];
-    if (type == t.type) {
-      kernels::pack_weight(type, t.data, v.rows, v.cols, dst);
-    } else {
-      const size_t rb = quant::row_size(t.type, size_t(v.cols));
-      const auto* src = static_cast<const uint8_t*>(t.data);
-      float* out = reinterpret_cast<float*>(dst);
-#pragma omp parallel for schedule(static) if (v.rows >= 64)
-      for (int r = 0; r < v.rows; ++r)
-        quant::dequantize_row(t.type, src + size_t(r) * rb, out + size_t(r) * v.cols, size_t(v.cols));
-    }
-    ws.w.push_back({type, v.rows, v.cols, dst});
-  }
-  return ws;
+    if (types[i] == t.type)
+      kernels::pack_weight(t.type, t.data, v.rows, v.cols, dst);
+    else
+      quant::dequantize_rows(t.type, t.data, reinterpret_cast<float*>(dst), size_t(v.rows), size_t(v.cols));
+  });
 }
 
 LoadedModel load_model(const std::string& path) {

@@ -68,7 +68,7 @@ void Session::keep(int n) {
 const float* Session::eval_rows(const int* tokens, int n, int first_row) {
   LM_ASSERT(n >= 1 && n <= n_batch_ && n_past_ + n <= n_ctx_ && first_row >= 0 && first_row < n);
   Buffers& b = *b_;
-  const int C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff, V = cfg_.n_vocab;
+  const int C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim(), pos0 = n_past_;
   float *x = b.x.data(), *xn = b.xn.data(), *q = b.q.data(), *ao = b.ao.data();
   void* qs = b.qscratch.data();
@@ -109,7 +109,6 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
   const float* xs = x + size_t(n - rows) * C;
   rmsnorm_forward(xn, b.rstd.data(), xs, w_.f32(output_norm_param(cfg_)), rows, C, cfg_.norm_eps);
   qmatmul_forward(b.logits.data(), xn, w_.head(), rows, 0.0f, qs);
-  (void)V;
   return b.logits.data();
 }
 

@@ -4,6 +4,26 @@
 
 namespace lm::model {
 
+Weights build_weights(const ModelConfig& cfg, const std::vector<format::GgmlType>& types,
+                      const std::function<void(size_t i, uint8_t* dst)>& fill) {
+  Weights ws;
+  ws.cfg = cfg;
+  const std::vector<ParamView> views = param_layout(cfg);
+  std::vector<size_t> offset(views.size());
+  size_t total = 0;
+  for (size_t i = 0; i < views.size(); ++i) {
+    offset[i] = total;
+    total += (kernels::packed_size(types[i], views[i].rows, views[i].cols) + 63) & ~size_t(63);
+  }
+  ws.blob.resize(total);
+  for (size_t i = 0; i < views.size(); ++i) {
+    uint8_t* dst = ws.blob.data() + offset[i];
+    fill(i, dst);
+    ws.w.push_back({types[i], views[i].rows, views[i].cols, dst});
+  }
+  return ws;
+}
+
 Weights view_weights(const Params& p) {
   Weights ws;
   ws.cfg = p.cfg;
@@ -13,31 +33,16 @@ Weights view_weights(const Params& p) {
 }
 
 Weights quantize_weights(const Params& p, format::GgmlType type, format::GgmlType head_type) {
-  Weights ws;
-  ws.cfg = p.cfg;
-  const size_t head = p.cfg.tied ? 0 : output_norm_param(p.cfg) + 1;
   std::vector<format::GgmlType> types(p.views.size());
-  std::vector<size_t> offset(p.views.size());
-  size_t total = 0;
-  for (size_t i = 0; i < p.views.size(); ++i) {
-    const ParamView& v = p.views[i];
-    types[i] = v.rows == 1 ? format::GgmlType::F32 : i == head ? head_type : type;
-    offset[i] = total;
-    total += (kernels::packed_size(types[i], v.rows, v.cols) + 63) & ~size_t(63);
-  }
-  ws.blob.resize(total);
+  for (size_t i = 0; i < p.views.size(); ++i)
+    types[i] = p.views[i].rows == 1 ? format::GgmlType::F32 : i == head_param(p.cfg) ? head_type : type;
   std::vector<uint8_t> file;
-  for (size_t i = 0; i < p.views.size(); ++i) {
+  return build_weights(p.cfg, types, [&](size_t i, uint8_t* dst) {
     const ParamView& v = p.views[i];
-    const size_t rb = quant::row_size(types[i], size_t(v.cols));
-    file.resize(rb * size_t(v.rows));
-#pragma omp parallel for schedule(static) if (v.rows >= 64)
-    for (int r = 0; r < v.rows; ++r)
-      quant::quantize_row(types[i], p.get(i) + size_t(r) * v.cols, file.data() + size_t(r) * rb, size_t(v.cols));
-    kernels::pack_weight(types[i], file.data(), v.rows, v.cols, ws.blob.data() + offset[i]);
-    ws.w.push_back({types[i], v.rows, v.cols, ws.blob.data() + offset[i]});
-  }
-  return ws;
+    file.resize(quant::row_size(types[i], size_t(v.cols)) * size_t(v.rows));
+    quant::quantize_rows(types[i], p.get(i), file.data(), size_t(v.rows), size_t(v.cols));
+    kernels::pack_weight(types[i], file.data(), v.rows, v.cols, dst);
+  });
 }
 
 size_t Weights::bytes() const {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "base/memory.hpp"
@@ -22,12 +23,15 @@ struct Weights {
   const kernels::QWeight& operator[](size_t i) const { return w[i]; }
   // A norm's gains (always F32).
   const float* f32(size_t i) const { return static_cast<const float*>(w[i].data); }
-  // The lm head: output.weight, or token_embd.weight when tied.
-  const kernels::QWeight& head() const { return w[cfg.tied ? 0 : output_norm_param(cfg) + 1]; }
+  const kernels::QWeight& head() const { return w[head_param(cfg)]; }
   // Bytes of weights held.
   size_t bytes() const;
 };
 
+// Weights for cfg with tensor i of param_layout(cfg) in types[i], in one blob of 64-byte aligned
+// tensors: fill(i, dst) writes tensor i's kernels::packed_size() bytes at dst.
+Weights build_weights(const ModelConfig& cfg, const std::vector<format::GgmlType>& types,
+                      const std::function<void(size_t i, uint8_t* dst)>& fill);
 // F32 views of p's weights (p must outlive the result); nothing is copied.
 Weights view_weights(const Params& p);
 // p's matrices quantized to `type` (quant::is_supported; cols a multiple of its block), the lm

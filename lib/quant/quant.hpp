@@ -48,5 +48,8 @@ bool is_supported(format::GgmlType t);
 size_t row_size(format::GgmlType t, size_t n);  // bytes of n values
 void quantize_row(format::GgmlType t, const float* src, void* dst, size_t n);
 void dequantize_row(format::GgmlType t, const void* src, float* dst, size_t n);
+// `rows` rows of n values each (row_size(t, n) bytes apart), in parallel over the rows.
+void quantize_rows(format::GgmlType t, const float* src, void* dst, size_t rows, size_t n);
+void dequantize_rows(format::GgmlType t, const void* src, float* dst, size_t rows, size_t n);
 
 }  // namespace lm::quant
