@@ -11,6 +11,7 @@
 #include "base/file.hpp"
 #include "common/cli.hpp"
 #include "common/text.hpp"
+#include "common/tokens.hpp"
 #include "eval/bleu.hpp"
 #include "eval/classify.hpp"
 #include "eval/perplexity.hpp"
@@ -22,28 +23,8 @@ namespace {
 
 using lm::eval::PerplexityStats;
 
-std::string num(double x, const char* fmt = "%.6g") {
-  if (!std::isfinite(x)) return "null";
-  char b[64];
-  std::snprintf(b, sizeof b, fmt, x);
-  return b;
-}
-
-// Streams a text file's whole-text token ids (llama.cpp's tokenization of the file as one
-// string) to `sink`, a line at a time.
-template <class Sink>
-void stream_tokens(const std::string& path, const lm::Tokenizer& tok, Sink&& sink) {
-  lm::LineReader in(path);
-  std::string line;
-  std::vector<int> ids;
-  bool first = true, nl = false;
-  while (in.next(line, &nl)) {
-    ids.clear();
-    tok.encode_line_of_text(line, first, nl, ids);
-    first = false;
-    sink(ids);
-  }
-}
+using lm::tools::num;
+using lm::tools::stream_tokens;
 
 std::string stats_json(const PerplexityStats& s) {
   return "\"perplexity\":" + num(s.perplexity()) + ",\"perplexity_error\":" + num(s.perplexity_error()) +

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <optional>
@@ -18,6 +17,7 @@
 #include "base/file.hpp"
 #include "common/cli.hpp"
 #include "common/text.hpp"
+#include "common/tokens.hpp"
 #include "eval/perplexity.hpp"
 #include "format/gguf.hpp"
 #include "kernels/blas.hpp"
@@ -51,12 +51,7 @@ struct Args {
 
 std::string base_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
 
-std::string num(double x, const char* fmt = "%.6g") {
-  if (!std::isfinite(x)) return "null";
-  char b[64];
-  std::snprintf(b, sizeof b, fmt, x);
-  return b;
-}
+using lm::tools::num;
 
 std::string shape(const std::vector<int64_t>& ne) {
   std::string s;
@@ -118,15 +113,11 @@ std::string plan_json(const Plan& plan, const Args& a) {
 
 // Tokens of the --eval text, whole-text encoded as lm-eval does.
 std::vector<int> eval_tokens(const std::string& path, const lm::Tokenizer& tok) {
-  lm::LineReader in(path);
   std::vector<int> ids;
-  std::string line;
-  bool first = true, nl = false;
-  while (in.next(line, &nl)) {
-    tok.encode_line_of_text(line, first, nl, ids);
-    first = false;
+  lm::tools::stream_tokens(path, tok, [&](const std::vector<int>& line) {
+    ids.insert(ids.end(), line.begin(), line.end());
     check_signal();
-  }
+  });
   return ids;
 }
 

@@ -1,10 +1,18 @@
 // JSON and TSV escaping for tool output.
 #include "common/text.hpp"
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 
 namespace lm::tools {
+
+std::string num(double x, const char* fmt) {
+  if (!std::isfinite(x)) return "null";
+  char b[64];
+  std::snprintf(b, sizeof b, fmt, x);
+  return b;
+}
 
 // Length of the valid UTF-8 sequence at s[i], or 0 if it is not valid.
 static size_t utf8_len(std::string_view s, size_t i) {
