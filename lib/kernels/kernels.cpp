@@ -128,12 +128,12 @@ void matmul_forward_ref(float* y, const float* x, const float* W, int N, int C, 
 void matmul_backward(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,
                      bool accumulate_dx) {
   if (dx) sgemm(false, false, N, C, OC, 1.0f, dy, OC, W, C, accumulate_dx ? 1.0f : 0.0f, dx, C);
-  sgemm(true, false, OC, C, N, 1.0f, dy, OC, x, C, 1.0f, dW, C);
+  if (dW) sgemm(true, false, OC, C, N, 1.0f, dy, OC, x, C, 1.0f, dW, C);
 }
 void matmul_backward_ref(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,
                          bool accumulate_dx) {
   if (dx) sgemm_ref(false, false, N, C, OC, 1.0f, dy, OC, W, C, accumulate_dx ? 1.0f : 0.0f, dx, C);
-  sgemm_ref(true, false, OC, C, N, 1.0f, dy, OC, x, C, 1.0f, dW, C);
+  if (dW) sgemm_ref(true, false, OC, C, N, 1.0f, dy, OC, x, C, 1.0f, dW, C);
 }
 
 // ---- embedding ----
@@ -229,8 +229,9 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
 #pragma omp for schedule(static)
     for (int n = 0; n < N; ++n)
       rmsnorm_backward_row(dx + size_t(n) * C, dy + size_t(n) * C, x + size_t(n) * C, w, rstd[n], C);
+    if (dw)
 #pragma omp for schedule(static)
-    for (int c0 = 0; c0 < C; c0 += kColBlock) rmsnorm_dw_block(dw, dy, x, rstd, N, C, c0, std::min(C, c0 + kColBlock));
+      for (int c0 = 0; c0 < C; c0 += kColBlock) rmsnorm_dw_block(dw, dy, x, rstd, N, C, c0, std::min(C, c0 + kColBlock));
   }
 }
 
@@ -243,7 +244,7 @@ void rmsnorm_backward_ref(float* dx, float* dw, const float* dy, const float* x,
     for (int c = 0; c < C; ++c) dot += double(dy[o + c]) * w[c] * x[o + c];
     for (int c = 0; c < C; ++c) {
       dx[o + c] = float(r * w[c] * dy[o + c] - r * r * r * dot / C * x[o + c]);
-      dw[c] += float(double(dy[o + c]) * x[o + c] * r);
+      if (dw) dw[c] += float(double(dy[o + c]) * x[o + c] * r);
     }
   }
 }

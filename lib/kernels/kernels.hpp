@@ -29,7 +29,7 @@ struct LinearOut {
 };
 void matmul_forward_shared(const float* x, int N, int C, const LinearOut* outs, int n_outs);
 // dx (N, C) = dy (N, OC) W, or += when accumulate_dx; dx == nullptr skips it (a first layer).
-// dW (OC, C) += dy^T x: weight gradients always accumulate.
+// dW (OC, C) += dy^T x: weight gradients always accumulate; dW == nullptr skips it (a frozen weight).
 void matmul_backward(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,
                      bool accumulate_dx);
 void matmul_backward_ref(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,
@@ -46,7 +46,8 @@ void embedding_backward_ref(float* dE, const int* tokens, const float* dx, int N
 // x, y (N, C); w (C); rstd (N) is saved for the backward pass.
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int N, int C, float eps);
 void rmsnorm_forward_ref(float* y, float* rstd, const float* x, const float* w, int N, int C, float eps);
-// dx (N, C) is overwritten; dw (C) is accumulated into (+=), the same bits at any thread count.
+// dx (N, C) is overwritten; dw (C) is accumulated into (+=), the same bits at any thread count;
+// dw == nullptr skips it (frozen gains).
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int N,
                       int C);
 void rmsnorm_backward_ref(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,

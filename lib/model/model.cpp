@@ -9,6 +9,7 @@
 #include "base/error.hpp"
 #include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
+#include "model/lora.hpp"
 
 namespace lm::model {
 
@@ -27,6 +28,8 @@ void ModelConfig::validate() const {
   range("head count", n_head, 1, n_embd);
   range("kv head count", n_head_kv, 1, n_head);
   range("feed-forward width", n_ff, 1, 1 << 20);
+  range("classifier label count", n_cls, 0, 1 << 16);
+  if (n_cls == 1) throw UsageError("a classifier needs at least 2 labels");
   if (n_embd % n_head != 0)
     throw UsageError("embedding width " + std::to_string(n_embd) + " is not a multiple of the head count " +
                      std::to_string(n_head));
@@ -74,6 +77,10 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
   }
   add("output_norm.weight", 1, C);
   if (!c.tied) add("output.weight", c.n_vocab, C);
+  if (c.n_cls > 0) {
+    add("cls.output.weight", c.n_cls, C);
+    add("cls.output.bias", 1, c.n_cls);
+  }
   return v;
 }
 
@@ -101,7 +108,9 @@ void Params::init(Rng& rng) {
   for (const auto& v : views) {
     float* p = w.data() + v.offset;
     const size_t n = size_t(v.rows) * v.cols;
-    if (v.rows == 1) {
+    if (v.name.ends_with(".bias")) {
+      for (size_t i = 0; i < n; ++i) p[i] = 0.0f;
+    } else if (v.rows == 1) {
       for (size_t i = 0; i < n; ++i) p[i] = 1.0f;  // norm gains
     } else {
       for (size_t i = 0; i < n; ++i) p[i] = 0.02f * rng.normal();
@@ -119,6 +128,14 @@ struct Model::Acts {
   LargeVector<float> dres, dtmp, dxn, dq, dk, dv, datt, dao, dg, du, dh;
   float dscale = 0;
   bool have_targets = false;
+  // LoRA: x A^T (N, r) per adapted projection (index of its A view / 2), and scratch.
+  std::vector<LargeVector<float>> lora_xa;
+  LargeVector<float> lora_dxa, lora_in, lora_tmp;
+  // Classification: rows read by the head, logits / probabilities (then their gradient).
+  std::vector<int> cls_rows;
+  LargeVector<float> cls_logits;
+  std::vector<int> cls_labels;
+  bool classify = false;
 };
 
 Model::Model(const ModelConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_(T), a_(std::make_unique<Acts>()) {
@@ -171,14 +188,103 @@ size_t Model::activation_bytes() const {
   return n * sizeof(float);
 }
 
-float Model::forward(const Params& p, const int* tokens, const int* targets, int b, int t) {
+void Model::set_lora(Lora* lora) {
+  lora_ = lora;
+  Acts& a = *a_;
+  a.lora_xa.clear();
+  if (!lora) return;
+  LM_ASSERT(lora->base.n_layer == cfg_.n_layer && lora->base.n_embd == cfg_.n_embd && lora->base.n_ff == cfg_.n_ff);
+  const size_t N = size_t(B_) * T_, r = size_t(lora->opt.rank);
+  a.lora_xa.assign(lora->views.size() / 2, LargeVector<float>(N * r));
+  a.lora_dxa.resize(N * r);
+  if (lora->opt.dropout > 0) {
+    const size_t widest = size_t(std::max(cfg_.n_embd, cfg_.n_ff));
+    a.lora_in.resize(N * widest);
+    a.lora_tmp.resize(N * widest);
+  }
+}
+
+void Model::set_training(bool on, uint64_t seed) {
+  training_ = on;
+  dropout_seed_ = seed;
+}
+
+void Model::set_trainable(std::vector<uint8_t> trainable) { trainable_ = std::move(trainable); }
+
+namespace {
+// Keep-mask of LoRA dropout for element i: a hash of (seed, i), so backward redraws forward's mask.
+inline bool keep(uint64_t seed, size_t i, float p) {
+  uint64_t x = seed ^ (uint64_t(i) * 0x9e3779b97f4a7c15ull);
+  const uint64_t h = splitmix64(x);
+  return float(h >> 40) * (1.0f / 16777216.0f) >= p;
+}
+}  // namespace
+
+// The adapter's input: x, or x with dropout applied (scaled by 1 / (1 - p)) when training.
+const float* Model::dropout_input(int l, LayerParam v, const float* x, int N, int in) {
+  const float p = lora_->opt.dropout;
+  if (!training_ || p <= 0) return x;
+  const uint64_t seed = derive_seed(dropout_seed_ ^ calls_, uint64_t(l) * kLayerParams + v);
+  float* d = a_->lora_in.data();
+  const float s = 1.0f / (1.0f - p);
+  const size_t n = size_t(N) * in;
+#pragma omp parallel for schedule(static) if (n >= (1u << 16))
+  for (size_t i = 0; i < n; ++i) d[i] = keep(seed, i, p) ? x[i] * s : 0.0f;
+  return d;
+}
+
+// y (N, out) += scale (x A^T) B^T; keeps x A^T for backward.
+void Model::lora_forward(int l, LayerParam v, const float* x, float* y, int N, int in, int out) {
+  if (!lora_) return;
+  const int i = lora_->pair(l, v);
+  if (i < 0) return;
+  const int r = lora_->opt.rank;
+  float* xa = a_->lora_xa[size_t(i) / 2].data();
+  const float* xin = dropout_input(l, v, x, N, in);
+  sgemm(false, true, N, r, in, 1.0f, xin, in, lora_->get(size_t(i)), in, 0.0f, xa, r);
+  sgemm(false, true, N, out, r, lora_->scale(), xa, r, lora_->get(size_t(i) + 1), r, 1.0f, y, out);
+}
+
+// Given dy (N, out) of the adapted projection: dB += s dy^T xa, dA += (s dy B)^T xin, dx += (s dy B) A.
+void Model::lora_backward(int l, LayerParam v, const float* x, const float* dy, float* dx, int N, int in, int out) {
+  if (!lora_) return;
+  const int i = lora_->pair(l, v);
+  if (i < 0) return;
+  const int r = lora_->opt.rank;
+  const float s = lora_->scale();
+  const float* xa = a_->lora_xa[size_t(i) / 2].data();
+  float* dxa = a_->lora_dxa.data();
+  float* dA = lora_->grad.data() + lora_->views[size_t(i)].offset;
+  float* dB = lora_->grad.data() + lora_->views[size_t(i) + 1].offset;
+  const float* A = lora_->get(size_t(i));
+  const float* Bm = lora_->get(size_t(i) + 1);
+  sgemm(true, false, out, r, N, s, dy, out, xa, r, 1.0f, dB, r);
+  sgemm(false, false, N, r, out, s, dy, out, Bm, r, 0.0f, dxa, r);
+  const float* xin = dropout_input(l, v, x, N, in);
+  sgemm(true, false, r, in, N, 1.0f, dxa, r, xin, in, 1.0f, dA, in);
+  if (xin == x) {
+    sgemm(false, false, N, in, r, 1.0f, dxa, r, A, in, 1.0f, dx, in);
+    return;
+  }
+  // Dropout: dx += (dxa A) * mask / (1 - p); the mask is where xin kept x.
+  float* tmp = a_->lora_tmp.data();
+  sgemm(false, false, N, in, r, 1.0f, dxa, r, A, in, 0.0f, tmp, in);
+  const float sc = 1.0f / (1.0f - lora_->opt.dropout);
+  const size_t n = size_t(N) * in;
+  const uint64_t seed = derive_seed(dropout_seed_ ^ calls_, uint64_t(l) * kLayerParams + v);
+#pragma omp parallel for schedule(static) if (n >= (1u << 16))
+  for (size_t j = 0; j < n; ++j)
+    if (keep(seed, j, lora_->opt.dropout)) dx[j] += tmp[j] * sc;
+}
+
+void Model::trunk(const Params& p, const int* tokens, int b, int t) {
   LM_ASSERT(b >= 1 && b <= B_ && t >= 1 && t <= T_);
   b_ = b, t_ = t, tokens_ = tokens;
+  ++calls_;
   Acts& a = *a_;
-  const int N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff, V = cfg_.n_vocab;
+  const int N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
-  const float* E = p.get(0);
-  embedding_forward(a.x[0].data(), tokens, E, N, C);
+  embedding_forward(a.x[0].data(), tokens, p.get(0), N, C);
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const float* x = a.x[size_t(l)].data();
     float *xn1 = a.xn1[size_t(l)].data(), *q = a.q[size_t(l)].data(), *k = a.k[size_t(l)].data(),
@@ -189,22 +295,36 @@ float Model::forward(const Params& p, const int* tokens, const int* targets, int
     matmul_forward(q, xn1, p.get(layer_view(l, kWq)), N, C, C);
     matmul_forward(k, xn1, p.get(layer_view(l, kWk)), N, C, K);
     matmul_forward(v, xn1, p.get(layer_view(l, kWv)), N, C, K);
+    lora_forward(l, kWq, xn1, q, N, C, C);
+    lora_forward(l, kWk, xn1, k, N, C, K);
+    lora_forward(l, kWv, xn1, v, N, C, K);
     rope_forward(q, b, t, H, D, cfg_.rope_base, 0);
     rope_forward(k, b, t, Hkv, D, cfg_.rope_base, 0);
     attention_forward(ao, a.att[size_t(l)].data(), q, k, v, b, t, H, Hkv, D);
     std::memcpy(x2, x, sizeof(float) * size_t(N) * C);
     matmul_forward(x2, ao, p.get(layer_view(l, kWo)), N, C, C, 1.0f);
+    lora_forward(l, kWo, ao, x2, N, C, C);
     rmsnorm_forward(xn2, a.rstd2[size_t(l)].data(), x2, p.get(layer_view(l, kFfnNorm)), N, C, cfg_.norm_eps);
     matmul_forward(g, xn2, p.get(layer_view(l, kWg)), N, C, F);
     matmul_forward(u, xn2, p.get(layer_view(l, kWu)), N, C, F);
+    lora_forward(l, kWg, xn2, g, N, C, F);
+    lora_forward(l, kWu, xn2, u, N, C, F);
     swiglu_forward(h, g, u, size_t(N) * F);
     float* next = a.x[size_t(l) + 1].data();
     std::memcpy(next, x2, sizeof(float) * size_t(N) * C);
     matmul_forward(next, h, p.get(layer_view(l, kWd)), N, F, C, 1.0f);
+    lora_forward(l, kWd, h, next, N, F, C);
   }
-  const size_t out_norm = output_norm_param(cfg_);
-  rmsnorm_forward(a.xf.data(), a.rstdf.data(), a.x[size_t(cfg_.n_layer)].data(), p.get(out_norm), N, C, cfg_.norm_eps);
-  matmul_forward(a.logits.data(), a.xf.data(), cfg_.tied ? E : p.get(out_norm + 1), N, C, V);
+  rmsnorm_forward(a.xf.data(), a.rstdf.data(), a.x[size_t(cfg_.n_layer)].data(), p.get(output_norm_param(cfg_)), N, C,
+                  cfg_.norm_eps);
+}
+
+float Model::forward(const Params& p, const int* tokens, const int* targets, int b, int t) {
+  trunk(p, tokens, b, t);
+  Acts& a = *a_;
+  a.classify = false;
+  const int N = b * t, C = cfg_.n_embd, V = cfg_.n_vocab;
+  matmul_forward(a.logits.data(), a.xf.data(), p.get(head_param(cfg_)), N, C, V);
   a.have_targets = targets != nullptr;
   if (!targets) return 0.0f;
   int scored = 0;
@@ -217,17 +337,84 @@ float Model::forward(const Params& p, const int* tokens, const int* targets, int
   return float(sum / scored);
 }
 
+float Model::forward_classify(const Params& p, const int* tokens, const int* lengths, const int* labels, int b, int t) {
+  LM_ASSERT(cfg_.n_cls > 0);
+  trunk(p, tokens, b, t);
+  Acts& a = *a_;
+  a.classify = true;
+  const int C = cfg_.n_embd, K = cfg_.n_cls;
+  a.cls_rows.resize(size_t(b));
+  a.cls_logits.resize(size_t(B_) * K);
+  a.cls_labels.assign(labels ? labels : lengths, (labels ? labels : lengths) + b);
+  for (int i = 0; i < b; ++i) {
+    LM_ASSERT(lengths[i] >= 1 && lengths[i] <= t);
+    a.cls_rows[size_t(i)] = i * t + lengths[i] - 1;
+    const float* hrow = a.xf.data() + size_t(a.cls_rows[size_t(i)]) * C;
+    float* z = a.cls_logits.data() + size_t(i) * K;
+    const size_t wv = cls_param(cfg_);
+    std::copy(p.get(wv + 1), p.get(wv + 1) + K, z);
+    matmul_forward(z, hrow, p.get(wv), 1, C, K, 1.0f);
+    // softmax in place
+    float mx = z[0];
+    for (int k = 1; k < K; ++k) mx = std::max(mx, z[k]);
+    double sum = 0;
+    for (int k = 0; k < K; ++k) sum += (z[k] = std::exp(z[k] - mx));
+    for (int k = 0; k < K; ++k) z[k] = float(z[k] / sum);
+  }
+  a.have_targets = labels != nullptr;
+  if (!labels) return 0.0f;
+  int scored = 0;
+  double loss = 0;
+  for (int i = 0; i < b; ++i)
+    if (labels[i] >= 0) {
+      LM_ASSERT(labels[i] < K);
+      ++scored;
+      loss -= std::log(std::max(1e-30f, a.cls_logits[size_t(i) * K + labels[i]]));
+    }
+  a.dscale = scored ? 1.0f / float(scored) : 0.0f;
+  // The gradient of the mean loss with respect to the logits: (p - onehot) / scored.
+  for (int i = 0; i < b; ++i) {
+    float* z = a.cls_logits.data() + size_t(i) * K;
+    if (labels[i] < 0) {
+      std::fill(z, z + K, 0.0f);
+      continue;
+    }
+    for (int k = 0; k < K; ++k) z[k] = (z[k] - (k == labels[i] ? 1.0f : 0.0f)) * a.dscale;
+  }
+  return scored ? float(loss / scored) : 0.0f;
+}
+
+const float* Model::class_probs() const { return a_->cls_logits.data(); }
+
 void Model::backward(Params& p) {
   Acts& a = *a_;
   LM_ASSERT(a.have_targets);
   const int b = b_, t = t_, N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff, V = cfg_.n_vocab;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
-  float* G = p.grad.data();
-  auto grad = [&](size_t view) { return G + p.views[view].offset; };
+  float* G = p.grad.empty() ? nullptr : p.grad.data();
+  auto grad = [&](size_t view) -> float* {
+    if (!G || (!trainable_.empty() && !trainable_[view])) return nullptr;
+    return G + p.views[view].offset;
+  };
   const size_t out_norm = output_norm_param(cfg_);
-  const float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
-  const size_t head = head_param(cfg_);
-  matmul_backward(a.dxn.data(), grad(head), dlogits, a.xf.data(), p.get(head), N, C, V, false);
+  if (!a.classify) {
+    const float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
+    const size_t head = head_param(cfg_);
+    matmul_backward(a.dxn.data(), grad(head), dlogits, a.xf.data(), p.get(head), N, C, V, false);
+  } else {
+    // Only the rows the head read carry a gradient into the final norm.
+    const int Kc = cfg_.n_cls;
+    const size_t wv = cls_param(cfg_);
+    std::fill(a.dxn.begin(), a.dxn.begin() + long(N) * C, 0.0f);
+    float *dW = grad(wv), *db = grad(wv + 1);
+    for (int i = 0; i < b; ++i) {
+      const float* dz = a.cls_logits.data() + size_t(i) * Kc;
+      const size_t row = size_t(a.cls_rows[size_t(i)]);
+      matmul_backward(a.dxn.data() + row * C, dW, dz, a.xf.data() + row * C, p.get(wv), 1, C, Kc, false);
+      if (db)
+        for (int k = 0; k < Kc; ++k) db[k] += dz[k];
+    }
+  }
   rmsnorm_backward(a.dres.data(), grad(out_norm), a.dxn.data(), a.x[size_t(cfg_.n_layer)].data(), p.get(out_norm),
                    a.rstdf.data(), N, C);
   for (int l = cfg_.n_layer - 1; l >= 0; --l) {
@@ -236,17 +423,21 @@ void Model::backward(Params& p) {
     // of x2 (the residual path is the identity).
     matmul_backward(a.dh.data(), grad(layer_view(l, kWd)), a.dres.data(), a.h[L].data(), p.get(layer_view(l, kWd)), N,
                     F, C, false);
+    lora_backward(l, kWd, a.h[L].data(), a.dres.data(), a.dh.data(), N, F, C);
     swiglu_backward(a.dg.data(), a.du.data(), a.dh.data(), a.g[L].data(), a.u[L].data(), size_t(N) * F);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWg)), a.dg.data(), a.xn2[L].data(), p.get(layer_view(l, kWg)), N,
                     C, F, false);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWu)), a.du.data(), a.xn2[L].data(), p.get(layer_view(l, kWu)), N,
                     C, F, true);
+    lora_backward(l, kWg, a.xn2[L].data(), a.dg.data(), a.dxn.data(), N, C, F);
+    lora_backward(l, kWu, a.xn2[L].data(), a.du.data(), a.dxn.data(), N, C, F);
     rmsnorm_backward(a.dtmp.data(), grad(layer_view(l, kFfnNorm)), a.dxn.data(), a.x2[L].data(),
                      p.get(layer_view(l, kFfnNorm)), a.rstd2[L].data(), N, C);
     for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] += a.dtmp[i];
     // x2 = x + Wo attn(...)
     matmul_backward(a.dao.data(), grad(layer_view(l, kWo)), a.dres.data(), a.ao[L].data(), p.get(layer_view(l, kWo)), N,
                     C, C, false);
+    lora_backward(l, kWo, a.ao[L].data(), a.dres.data(), a.dao.data(), N, C, C);
     attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[L].data(),
                        a.q[L].data(), a.k[L].data(), a.v[L].data(), b, t, H, Hkv, D);
     rope_backward(a.dq.data(), b, t, H, D, cfg_.rope_base, 0);
@@ -257,11 +448,14 @@ void Model::backward(Params& p) {
                     C, K, true);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWv)), a.dv.data(), a.xn1[L].data(), p.get(layer_view(l, kWv)), N,
                     C, K, true);
+    lora_backward(l, kWq, a.xn1[L].data(), a.dq.data(), a.dxn.data(), N, C, C);
+    lora_backward(l, kWk, a.xn1[L].data(), a.dk.data(), a.dxn.data(), N, C, K);
+    lora_backward(l, kWv, a.xn1[L].data(), a.dv.data(), a.dxn.data(), N, C, K);
     rmsnorm_backward(a.dtmp.data(), grad(layer_view(l, kAttnNorm)), a.dxn.data(), a.x[L].data(),
                      p.get(layer_view(l, kAttnNorm)), a.rstd1[L].data(), N, C);
     for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] += a.dtmp[i];
   }
-  embedding_backward(grad(0), tokens_, a.dres.data(), N, C);
+  if (float* dE = grad(0)) embedding_backward(dE, tokens_, a.dres.data(), N, C);
 }
 
 }  // namespace lm::model

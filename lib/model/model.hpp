@@ -25,6 +25,7 @@ struct ModelConfig {
   float norm_eps = 1e-5f;
   float rope_base = 10000.0f;
   bool tied = true;     // the lm head is token_embd (no output.weight)
+  int n_cls = 0;        // labels of a sequence classifier (cls.output.weight/.bias); 0 = none
 
   int head_dim() const { return n_embd / n_head; }                // D
   int kv_dim() const { return n_head_kv * head_dim(); }
@@ -48,12 +49,16 @@ struct ParamView {
 std::vector<ParamView> param_layout(const ModelConfig& cfg);
 
 // Indices into param_layout(): token_embd.weight is 0, then kLayerParams per layer in this
-// order, then output_norm.weight and (untied) output.weight.
+// order, then output_norm.weight, (untied) output.weight and, for a classifier, the head
+// cls.output.weight (n_cls, C) and cls.output.bias (1, n_cls) over the last token's final
+// hidden state (llama.cpp's names for a classification head).
 enum LayerParam : size_t { kAttnNorm, kWq, kWk, kWv, kWo, kFfnNorm, kWg, kWu, kWd, kLayerParams };
 inline size_t layer_param(int l, LayerParam v) { return 1 + size_t(l) * kLayerParams + v; }
 inline size_t output_norm_param(const ModelConfig& c) { return 1 + size_t(c.n_layer) * kLayerParams; }
 // The lm head: output.weight, or token_embd.weight when tied.
 inline size_t head_param(const ModelConfig& c) { return c.tied ? 0 : output_norm_param(c) + 1; }
+// The classification head's weight (its bias is the next view); only when n_cls > 0.
+inline size_t cls_param(const ModelConfig& c) { return output_norm_param(c) + (c.tied ? 1 : 2); }
 
 // Weights and their gradients, each one flat buffer. Allocated once.
 struct Params {
@@ -66,11 +71,13 @@ struct Params {
   const float* get(size_t view) const { return w.data() + views[view].offset; }
   // Index of the view named `name`, or views.size().
   size_t find(const std::string& name) const;
-  // N(0, 0.02) weights and unit norm gains (the anchors' initialisation).
+  // N(0, 0.02) weights, unit norm gains and zero biases (the anchors' initialisation).
   void init(Rng& rng);
 };
 
 // Activations for batches of up to B x T tokens, allocated once and reused every step.
+struct Lora;
+
 class Model {
  public:
   // Throws UsageError for a bad config or B, T outside [1, n_ctx].
@@ -87,16 +94,41 @@ class Model {
   void backward(Params& p);
   // Logits (b, t, V) of the last forward() without targets.
   const float* logits() const;
+
+  // Sequence classification (cfg.n_cls > 0): the head reads the final hidden state of token
+  // lengths[i] - 1 of row i (rows are right-padded). With labels (b; < 0 = not scored) returns
+  // the mean cross-entropy and leaves the gradient for backward(); else returns 0 and keeps the
+  // class probabilities.
+  float forward_classify(const Params& p, const int* tokens, const int* lengths, const int* labels, int b, int t);
+  // Class probabilities (b, n_cls) of the last forward_classify() without labels.
+  const float* class_probs() const;
+
+  // Applies `lora` (not owned; nullptr = none) in forward and backward; its gradients are added
+  // into lora->grad. Allocates the adapter's activations once.
+  void set_lora(Lora* lora);
+  // Training mode draws LoRA dropout masks from (seed, forward call); off, there is no dropout.
+  void set_training(bool on, uint64_t seed = 0);
+  // Per view of param_layout(): 0 = frozen, its gradient is not computed. Empty = all trained.
+  // With p.grad empty every base weight is frozen.
+  void set_trainable(std::vector<uint8_t> trainable);
   // Bytes of activations held (for --dry-run memory estimates).
   size_t activation_bytes() const;
 
  private:
   struct Acts;
+  void trunk(const Params& p, const int* tokens, int b, int t);
+  void lora_forward(int l, LayerParam v, const float* x, float* y, int N, int in, int out);
+  void lora_backward(int l, LayerParam v, const float* x, const float* dy, float* dx, int N, int in, int out);
+  const float* dropout_input(int l, LayerParam v, const float* x, int N, int in);
   ModelConfig cfg_;
   int B_, T_;
   int b_ = 0, t_ = 0;
   const int* tokens_ = nullptr;
   std::unique_ptr<Acts> a_;
+  Lora* lora_ = nullptr;
+  bool training_ = false;
+  uint64_t dropout_seed_ = 0, calls_ = 0;
+  std::vector<uint8_t> trainable_;
 };
 
 }  // namespace lm::model
