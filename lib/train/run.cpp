@@ -18,20 +18,8 @@ constexpr const char* kAccum = "lm.train.grad_accum";
 constexpr const char* kSeed = "lm.train.seed";
 constexpr const char* kTotal = "lm.train.total_steps";
 
-void save_checkpoint(const std::string& path, const model::Params& p, AdamW& opt, const TrainState& st,
-                     const TrainOptions& o, uint64_t total_steps, const Tokenizer& tok) {
-  format::GgufWriter w;
-  model::add_model(w, p, tok, "lm-train checkpoint");
-  add_checkpoint(w, p, opt, st);
-  w.set_u32(kBatch, uint32_t(o.batch));
-  w.set_u32(kAccum, uint32_t(o.grad_accum));
-  w.set_u64(kSeed, o.seed);
-  w.set_u64(kTotal, total_steps);
-  w.save(path);
-}
-
-// Resume must continue the same run: the shape, batch and seed are part of it (RELIABILITY E3).
-void check_same_run(const format::GgufFile& g, const model::ModelConfig& cfg, const TrainOptions& o) {
+// The model shape is part of a pretraining run (RELIABILITY E3).
+void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg) {
   const model::ModelConfig c = model::read_config(g);
   std::string diff;
   auto cmp = [&](const char* name, long ours, long theirs) {
@@ -46,12 +34,70 @@ void check_same_run(const format::GgufFile& g, const model::ModelConfig& cfg, co
   cmp("kv heads", cfg.n_head_kv, c.n_head_kv);
   cmp("feed-forward", cfg.n_ff, c.n_ff);
   cmp("untied", !cfg.tied, !c.tied);
+  if (!diff.empty())
+    throw FormatError(g.path(), "checkpoint belongs to another run: " + diff + "; resume with the same options");
+}
+
+// The batch, accumulation and seed are part of every run.
+void check_same_loop(const format::GgufFile& g, const TrainOptions& o) {
+  std::string diff;
+  auto cmp = [&](const char* name, long ours, long theirs) {
+    if (ours != theirs) diff += std::string(diff.empty() ? "" : ", ") + name + " " + std::to_string(theirs) +
+                                " in the checkpoint but " + std::to_string(ours) + " now";
+  };
   cmp("batch", o.batch, long(g.get_u32(kBatch)));
   cmp("grad-accum", o.grad_accum, long(g.get_u32(kAccum)));
   cmp("seed", long(o.seed), long(g.get_u64(kSeed)));
   if (!diff.empty())
     throw FormatError(g.path(), "checkpoint belongs to another run: " + diff + "; resume with the same options");
 }
+
+// Pretraining: random windows of a token stream through a freshly initialised model.
+class PretrainJob final : public Job {
+ public:
+  PretrainJob(const TrainOptions& o, const RunInputs& in, model::Params& p)
+      : o_(o), in_(in), p_(p), T_(p.cfg.n_ctx), sampler_(*in.train, T_, derive_seed(o.seed, 1), in.train_name),
+        net_(p.cfg, o.batch, T_), inputs_(size_t(o.batch) * T_), targets_(size_t(o.batch) * T_) {}
+  std::vector<Trainable> trainables() override { return train::trainables(p_); }
+  std::vector<std::span<float>> grads() override { return {std::span<float>(p_.grad.data(), p_.grad.size())}; }
+  float micro_step() override {
+    sampler_.next(o_.batch, inputs_.data(), targets_.data());
+    const float loss = net_.forward(p_, inputs_.data(), targets_.data(), o_.batch, T_);
+    net_.backward(p_);
+    return loss;
+  }
+  uint64_t tokens_per_micro_step() const override { return uint64_t(o_.batch) * T_; }
+  double flops_per_token() const override {
+    return 6.0 * double(p_.cfg.n_params()) + 12.0 * p_.cfg.n_layer * p_.cfg.n_embd * double(T_);
+  }
+  std::optional<float> validate() override {
+    if (!in_.valid || in_.valid->size() <= size_t(T_)) return std::nullopt;
+    return evaluate(net_, p_, *in_.valid, o_.batch, T_, o_.eval_batches * o_.batch);
+  }
+  Rng::State sampler_rng() const override { return sampler_.rng().state(); }
+  uint64_t sampler_draws() const override { return sampler_.draws(); }
+  void set_sampler(const Rng::State& s, uint64_t draws) override {
+    Rng r;
+    r.set_state(s);
+    sampler_.set_rng(r);
+    sampler_.set_draws(draws);
+  }
+  void add_to_checkpoint(format::GgufWriter& w) override { model::add_model(w, p_, *in_.tokenizer, "lm-train checkpoint"); }
+  void restore(const format::GgufFile& g) override {
+    check_same_model(g, p_.cfg);
+    const model::Params loaded = model::load_params(g, false);
+    std::copy(loaded.w.begin(), loaded.w.end(), p_.w.begin());  // into the buffers the optimizer holds
+  }
+
+ private:
+  const TrainOptions& o_;
+  const RunInputs& in_;
+  model::Params& p_;
+  int T_;
+  BatchSampler sampler_;
+  model::Model net_;
+  std::vector<int> inputs_, targets_;
+};
 
 }  // namespace
 
@@ -121,62 +167,67 @@ RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional
     throw UsageError("no training budget: give --steps, --tokens or --time");
   if (o.batch < 1 || o.grad_accum < 1) throw UsageError("--batch and --grad-accum must be at least 1");
   const model::ModelConfig cfg = make_config(o, in.tokenizer->vocab_size());
-  const int B = o.batch, T = cfg.n_ctx;
   kernels::set_threads(o.threads);
   params.emplace(cfg);
-  model::Params& p = *params;
   Rng init_rng(derive_seed(o.seed, 0));
-  p.init(init_rng);
-  BatchSampler sampler(*in.train, T, derive_seed(o.seed, 1), in.train_name);
-  model::Model net(cfg, B, T);
+  params->init(init_rng);
+  PretrainJob job(o, in, *params);
+  return run_loop(o, job, in, log);
+}
+
+RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Logger& log) {
+  if (o.steps == 0 && o.tokens == 0 && o.time_s <= 0)
+    throw UsageError("no training budget: give --steps, --tokens or --time");
+  if (o.batch < 1 || o.grad_accum < 1) throw UsageError("--batch and --grad-accum must be at least 1");
+  kernels::set_threads(o.threads);
   OptimizerOptions oo = o.opt;
-  const uint64_t tokens_per_step = uint64_t(B) * T * uint64_t(o.grad_accum);
+  const uint64_t tokens_per_step = job.tokens_per_micro_step() * uint64_t(o.grad_accum);
   uint64_t total = o.steps ? o.steps : o.tokens ? (o.tokens + tokens_per_step - 1) / tokens_per_step : 0;
   TrainState st;
-  AdamW opt(p, oo);
+  AdamW opt(job.trainables(), oo);
+  const std::vector<std::span<float>> grads = job.grads();
   if (in.resume_path) {
     format::GgufFile g = format::GgufFile::open(*in.resume_path);
-    check_same_run(g, cfg, o);
-    p = model::load_params(g);
-    st = load_checkpoint(g, p, opt);
-    Rng r;
-    r.set_state(st.sampler_rng);
-    sampler.set_rng(r);
-    sampler.set_draws(st.sampler_draws);
+    check_same_loop(g, o);
+    job.restore(g);
+    st = load_checkpoint(g, opt);
+    job.set_sampler(st.sampler_rng, st.sampler_draws);
     if (!total) total = g.get_u64(kTotal);  // a time budget keeps the schedule it had estimated
     log.info("resuming %s at step %llu", in.resume_path->c_str(), (unsigned long long)st.step);
   }
-  const double flops_per_token = 6.0 * double(cfg.n_params()) + 12.0 * cfg.n_layer * cfg.n_embd * double(T);
-  std::vector<int> inputs(size_t(B) * T), targets(size_t(B) * T);
+  const double flops_per_token = job.flops_per_token();
   RunResult res;
   int consecutive_skips = 0, evals_without_gain = 0;
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   auto checkpoint = [&] {
     if (in.checkpoint_path.empty()) return;
-    st.sampler_rng = sampler.rng().state();
-    st.sampler_draws = sampler.draws();
-    save_checkpoint(in.checkpoint_path, p, opt, st, o, total, *in.tokenizer);
+    st.sampler_rng = job.sampler_rng();
+    st.sampler_draws = job.sampler_draws();
+    format::GgufWriter w;
+    job.add_to_checkpoint(w);
+    add_checkpoint(w, opt, st);
+    w.set_u32(kBatch, uint32_t(o.batch));
+    w.set_u32(kAccum, uint32_t(o.grad_accum));
+    w.set_u64(kSeed, o.seed);
+    w.set_u64(kTotal, total);
+    w.save(in.checkpoint_path);
     if (in.on_checkpoint) in.on_checkpoint(in.checkpoint_path);
   };
-  const bool have_valid = in.valid && in.valid->size() > size_t(T);
   const uint64_t first_step = st.step;
   double after_first = 0;
   while (total == 0 || st.step < total) {
     if (o.time_s > 0 && elapsed() >= o.time_s) break;
     const double step_start = elapsed();
-    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+    for (auto g : grads) std::fill(g.begin(), g.end(), 0.0f);
     double loss = 0;
-    for (int a = 0; a < o.grad_accum; ++a) {
-      sampler.next(B, inputs.data(), targets.data());
-      loss += net.forward(p, inputs.data(), targets.data(), B, T);
-      net.backward(p);
-    }
+    for (int a = 0; a < o.grad_accum; ++a) loss += job.micro_step();
     loss /= o.grad_accum;
     if (o.grad_accum > 1)
-      for (float& g : p.grad) g /= float(o.grad_accum);
+      for (auto grad : grads)
+        for (float& g : grad) g /= float(o.grad_accum);
     StepInfo info;
-    info.grad_norm = clip_grad_norm(p.grad, oo.grad_clip);
+    info.grad_norm = clip_grad_norm(grads, oo.grad_clip);
     oo.total_steps = total ? total : st.step + 1000;
     info.lr = lr_at(st.step, oo);
     if (!std::isfinite(info.grad_norm) || !std::isfinite(loss)) {
@@ -189,7 +240,7 @@ RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional
                     "; lower --lr or raise --warmup");
     } else {
       consecutive_skips = 0;
-      opt.step(p, info.lr);
+      opt.step(info.lr);
     }
     ++st.step;
     st.tokens_seen += tokens_per_step;
@@ -211,14 +262,16 @@ RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional
     info.tokens_seen = st.tokens_seen;
     res.last_loss = info.loss;
     const bool last = (total && st.step >= total) || (o.time_s > 0 && elapsed() >= o.time_s);
-    if (have_valid && ((o.eval_every && st.step % o.eval_every == 0) || last)) {
-      info.valid_loss = evaluate(net, p, *in.valid, B, T, o.eval_batches * B);
-      res.last_valid_loss = info.valid_loss;
-      if (!res.best_valid_loss || *info.valid_loss < *res.best_valid_loss) {
-        res.best_valid_loss = info.valid_loss;
-        evals_without_gain = 0;
-      } else {
-        ++evals_without_gain;
+    if ((o.eval_every && st.step % o.eval_every == 0) || last) {
+      info.valid_loss = job.validate();
+      if (info.valid_loss) {
+        res.last_valid_loss = info.valid_loss;
+        if (!res.best_valid_loss || *info.valid_loss < *res.best_valid_loss) {
+          res.best_valid_loss = info.valid_loss;
+          evals_without_gain = 0;
+        } else {
+          ++evals_without_gain;
+        }
       }
     }
     if (in.on_step) in.on_step(info);

@@ -60,17 +60,54 @@ struct RunResult {
   float last_loss = 0;
 };
 
-// Everything a run needs. Data vectors are token streams (whole-text encodings).
-struct RunInputs {
-  const Tokenizer* tokenizer = nullptr;
-  const std::vector<int>* train = nullptr;
-  const std::vector<int>* valid = nullptr;  // may be empty: no validation
-  std::string train_name, checkpoint_path;  // checkpoint_path empty: never write checkpoints
+// Where a run saves itself, and what it tells its caller.
+struct RunHooks {
+  std::string checkpoint_path;              // empty: never write checkpoints
   std::optional<std::string> resume_path;
   const std::atomic<int>* stop = nullptr;   // non-zero: save a checkpoint and return Interrupted
   std::function<void(const StepInfo&)> on_step;
   std::function<void(const std::string&)> on_checkpoint;  // called with the path after each save
 };
+
+// Everything a pretraining run needs. Data vectors are token streams (whole-text encodings).
+struct RunInputs : RunHooks {
+  const Tokenizer* tokenizer = nullptr;
+  const std::vector<int>* train = nullptr;
+  const std::vector<int>* valid = nullptr;  // may be empty: no validation
+  std::string train_name;
+};
+
+// What a run trains and on what: pretraining here, lm-finetune's jobs in finetune.hpp.
+// run_loop() does the rest (budgets, schedule, accumulation, clipping, the non-finite guard,
+// validation, early stopping, checkpoints, resume, interruption).
+class Job {
+ public:
+  virtual ~Job() = default;
+  // The tensors the optimizer updates; their buffers stay put for the whole run.
+  virtual std::vector<Trainable> trainables() = 0;
+  // Gradient buffers, zeroed before each step and clipped together.
+  virtual std::vector<std::span<float>> grads() = 0;
+  // Draws one micro-batch, runs forward and backward (adding into the gradients); returns the
+  // mean loss.
+  virtual float micro_step() = 0;
+  // Tokens one micro-batch feeds the model (budgets, tok/s) and model FLOPs per token.
+  virtual uint64_t tokens_per_micro_step() const = 0;
+  virtual double flops_per_token() const = 0;
+  // Mean held-out loss, or nullopt without held-out data.
+  virtual std::optional<float> validate() = 0;
+  // The data sampler's position, part of the resumable state.
+  virtual Rng::State sampler_rng() const = 0;
+  virtual uint64_t sampler_draws() const = 0;
+  virtual void set_sampler(const Rng::State& rng, uint64_t draws) = 0;
+  // Adds what is trained (a model, an adapter) to a checkpoint being written.
+  virtual void add_to_checkpoint(format::GgufWriter& w) = 0;
+  // Checks that a checkpoint belongs to this job (FormatError naming what differs) and loads
+  // what is trained from it.
+  virtual void restore(const format::GgufFile& g) = 0;
+};
+
+// Runs `job` under the budgets and options of o (the model-shape fields are not used).
+RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& hooks, const Logger& log);
 
 // Trains and returns the final parameters in `params` (allocated here). Throws UsageError for
 // bad options, FormatError for bad data or checkpoints, Error when training diverges

@@ -17,23 +17,40 @@ float lr_at(uint64_t step, const OptimizerOptions& o) {
   return float(o.lr_min + 0.5 * (o.lr - o.lr_min) * (1.0 + std::cos(M_PI * progress)));
 }
 
-double clip_grad_norm(std::span<float> grad, float max_norm) {
-  const double norm = std::sqrt(kernels::sum_squares(grad.data(), grad.size()));
+double clip_grad_norm(const std::vector<std::span<float>>& grads, float max_norm) {
+  double sq = 0;
+  for (auto g : grads) sq += kernels::sum_squares(g.data(), g.size());
+  const double norm = std::sqrt(sq);
   if (!std::isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
   const float scale = float(max_norm / norm);
-  for (float& g : grad) g *= scale;
+  for (auto grad : grads)
+    for (float& g : grad) g *= scale;
   return norm;
 }
 
-AdamW::AdamW(const model::Params& p, const OptimizerOptions& o) : o_(o), m_(p.w.size(), 0.0f), v_(p.w.size(), 0.0f) {}
+std::vector<Trainable> trainables(model::Params& p, const std::vector<uint8_t>& keep) {
+  std::vector<Trainable> t;
+  for (size_t i = 0; i < p.views.size(); ++i) {
+    if (!keep.empty() && !keep[i]) continue;
+    const auto& v = p.views[i];
+    t.push_back({v.name, p.w.data() + v.offset, p.grad.data() + v.offset, v.rows, v.cols});
+  }
+  return t;
+}
 
-void AdamW::step(model::Params& p, float lr) {
+AdamW::AdamW(std::vector<Trainable> tensors, const OptimizerOptions& o) : o_(o), tensors_(std::move(tensors)) {
+  size_t n = 0;
+  for (const auto& t : tensors_) offsets_.push_back(n), n += t.size();
+  m_.assign(n, 0.0f);
+  v_.assign(n, 0.0f);
+}
+
+void AdamW::step(float lr) {
   ++t_;
-  for (const auto& view : p.views) {
-    const size_t n = size_t(view.rows) * view.cols;
-    const float wd = view.rows == 1 ? 0.0f : o_.weight_decay;  // no decay on norm gains
-    kernels::adamw_step(p.w.data() + view.offset, p.grad.data() + view.offset, m_.data() + view.offset,
-                        v_.data() + view.offset, n, lr, o_.beta1, o_.beta2, o_.eps, wd, int(t_));
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const Trainable& t = tensors_[i];
+    const float wd = t.rows == 1 ? 0.0f : o_.weight_decay;  // no decay on norm gains and biases
+    kernels::adamw_step(t.w, t.g, m(i), v(i), t.size(), lr, o_.beta1, o_.beta2, o_.eps, wd, int(t_));
   }
 }
 
@@ -64,7 +81,7 @@ constexpr const char* kAdamSteps = "lm.train.adam_steps";
 constexpr const char* kRng = "lm.train.sampler_rng";  // 4 u64 words as 32 bytes (u8 array)
 }  // namespace
 
-void add_checkpoint(format::GgufWriter& out, const model::Params& p, AdamW& opt, const TrainState& st) {
+void add_checkpoint(format::GgufWriter& out, AdamW& opt, const TrainState& st) {
   out.set_u64(kStep, st.step);
   out.set_u64(kTokens, st.tokens_seen);
   out.set_u64(kDraws, st.sampler_draws);
@@ -74,14 +91,15 @@ void add_checkpoint(format::GgufWriter& out, const model::Params& p, AdamW& opt,
   for (int i = 0; i < 4; ++i)
     for (int b = 0; b < 8; ++b) rng[i * 8 + b] = char(uint8_t(st.sampler_rng[size_t(i)] >> (8 * b)));
   out.set_array_u8(kRng, std::string_view(rng, 32));
-  for (const auto& v : p.views) {
+  for (size_t i = 0; i < opt.tensors().size(); ++i) {
+    const Trainable& v = opt.tensors()[i];
     std::vector<int64_t> ne = v.rows == 1 ? std::vector<int64_t>{v.cols} : std::vector<int64_t>{v.cols, v.rows};
-    out.add_tensor("adam_m." + v.name, format::GgmlType::F32, ne, opt.m().data() + v.offset);
-    out.add_tensor("adam_v." + v.name, format::GgmlType::F32, ne, opt.v().data() + v.offset);
+    out.add_tensor("adam_m." + v.name, format::GgmlType::F32, ne, opt.m(i));
+    out.add_tensor("adam_v." + v.name, format::GgmlType::F32, ne, opt.v(i));
   }
 }
 
-TrainState load_checkpoint(const format::GgufFile& g, const model::Params& p, AdamW& opt) {
+TrainState load_checkpoint(const format::GgufFile& g, AdamW& opt) {
   TrainState st;
   st.step = g.get_u64(kStep);
   st.tokens_seen = g.get_u64(kTokens);
@@ -95,15 +113,16 @@ TrainState load_checkpoint(const format::GgufFile& g, const model::Params& p, Ad
     for (int b = 7; b >= 0; --b) w = (w << 8) | uint8_t(rng[size_t(i * 8 + b)]);
     st.sampler_rng[size_t(i)] = w;
   }
-  for (const auto& v : p.views) {
-    for (auto [prefix, dst] : {std::pair{"adam_m.", &opt.m()}, std::pair{"adam_v.", &opt.v()}}) {
+  for (size_t i = 0; i < opt.tensors().size(); ++i) {
+    const Trainable& v = opt.tensors()[i];
+    for (auto [prefix, dst] : {std::pair{"adam_m.", opt.m(i)}, std::pair{"adam_v.", opt.v(i)}}) {
       const std::string name = prefix + v.name;
       const format::GgufTensorInfo* t = g.find_tensor(name);
-      const size_t n = size_t(v.rows) * v.cols;
+      const size_t n = v.size();
       if (!t || t->type != format::GgmlType::F32 || t->n_elements() != n)
         throw FormatError(g.path(), "checkpoint tensor '" + name + "' is missing or not f32 of " + std::to_string(n) +
-                                        " elements; is this a checkpoint of this model?");
-      std::memcpy(dst->data() + v.offset, t->data, n * sizeof(float));
+                                        " elements; is this a checkpoint of this run?");
+      std::memcpy(dst, t->data, n * sizeof(float));
     }
   }
   opt.set_steps(g.get_u64(kAdamSteps));

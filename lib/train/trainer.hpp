@@ -27,23 +27,42 @@ struct OptimizerOptions {
 // Learning rate at step s (0-based): linear warmup to lr, then cosine to lr_min at total_steps.
 float lr_at(uint64_t step, const OptimizerOptions& o);
 
-// Global L2 norm of grad; if finite and above max_norm > 0, scales grad to max_norm.
-// Returns the norm before clipping (NaN or Inf if any gradient is not finite, grad untouched).
-double clip_grad_norm(std::span<float> grad, float max_norm);
+// Global L2 norm of the gradients; if finite and above max_norm > 0, scales them to max_norm.
+// Returns the norm before clipping (NaN or Inf if any gradient is not finite, grads untouched).
+double clip_grad_norm(const std::vector<std::span<float>>& grads, float max_norm);
+inline double clip_grad_norm(std::span<float> grad, float max_norm) { return clip_grad_norm(std::vector{grad}, max_norm); }
 
-// AdamW over Params (weight decay only on matrices, not on norm gains). Moments allocated once.
+// One trained tensor: its weights and gradient (not owned), its GGUF name and shape.
+struct Trainable {
+  std::string name;
+  float* w = nullptr;
+  float* g = nullptr;
+  int rows = 1, cols = 1;  // 1 x n: a norm's gains or a bias, never weight-decayed
+  size_t size() const { return size_t(rows) * size_t(cols); }
+};
+// Every tensor of p (full training), or those with keep[view] set.
+std::vector<Trainable> trainables(model::Params& p, const std::vector<uint8_t>& keep = {});
+
+// AdamW over a set of tensors (weight decay only on matrices, not on norm gains or biases).
+// Moments allocated once; the tensors' buffers must stay where they are.
 class AdamW {
  public:
-  AdamW(const model::Params& p, const OptimizerOptions& o);
+  AdamW(std::vector<Trainable> tensors, const OptimizerOptions& o);
+  AdamW(model::Params& p, const OptimizerOptions& o) : AdamW(trainables(p), o) {}
   // One update with learning rate `lr`; advances the step counter used for bias correction.
-  void step(model::Params& p, float lr);
+  void step(float lr);
+  void step(model::Params&, float lr) { step(lr); }
   uint64_t steps() const { return t_; }
-  LargeVector<float>& m() { return m_; }
-  LargeVector<float>& v() { return v_; }
+  const std::vector<Trainable>& tensors() const { return tensors_; }
+  float* m(size_t i) { return m_.data() + offsets_[i]; }
+  float* v(size_t i) { return v_.data() + offsets_[i]; }
   void set_steps(uint64_t t) { t_ = t; }
+  size_t state_bytes() const { return 2 * m_.size() * sizeof(float); }
 
  private:
   OptimizerOptions o_;
+  std::vector<Trainable> tensors_;
+  std::vector<size_t> offsets_;
   LargeVector<float> m_, v_;
   uint64_t t_ = 0;
 };
@@ -79,10 +98,11 @@ struct TrainState {
 };
 
 // Adds the optimizer moments and the training state (lm.train.* keys, adam_m.* / adam_v.*
-// tensors) to a writer that already holds the model (model::add_model).
-void add_checkpoint(format::GgufWriter& out, const model::Params& p, AdamW& opt, const TrainState& st);
+// tensors named after the trained tensors) to a writer that already holds what is trained
+// (model::add_model, model::add_adapter). `opt` must outlive out.write().
+void add_checkpoint(format::GgufWriter& out, AdamW& opt, const TrainState& st);
 // Reads them back into opt and returns the state. Throws FormatError naming the file and the
 // missing or mismatched key or tensor.
-TrainState load_checkpoint(const format::GgufFile& g, const model::Params& p, AdamW& opt);
+TrainState load_checkpoint(const format::GgufFile& g, AdamW& opt);
 
 }  // namespace lm::train
