@@ -31,6 +31,20 @@ std::string_view line_label(std::string_view line) {
   return trim(tab == std::string_view::npos ? line : line.substr(0, tab));
 }
 
+std::string_view line_text(std::string_view line) {
+  constexpr std::string_view kPrefix = "__label__";
+  if (line.substr(0, kPrefix.size()) == kPrefix) {
+    while (line.substr(0, kPrefix.size()) == kPrefix) {
+      size_t end = 0;
+      while (end < line.size() && !is_space(line[end])) ++end;
+      line = trim(line.substr(end));
+    }
+    return line;
+  }
+  const size_t tab = line.find('\t');
+  return tab == std::string_view::npos ? std::string_view() : trim(line.substr(tab + 1));
+}
+
 void ClassifyScorer::add(std::string_view gold, std::string_view predicted) {
   auto g = counts_.find(gold);
   if (g == counts_.end()) g = counts_.emplace(std::string(gold), std::map<std::string, uint64_t>{}).first;

@@ -16,6 +16,9 @@ namespace lm::eval {
 // or a bare "NAME" (a trailing '\r' and surrounding spaces removed). Empty when the line has
 // none. Only the first fastText label counts; the rest of the line is the text.
 std::string_view line_label(std::string_view line);
+// The text of a labeled line: after the leading fastText labels, or after the first tab;
+// surrounding spaces removed. Empty for a bare label.
+std::string_view line_text(std::string_view line);
 
 struct LabelScores {
   std::string label;

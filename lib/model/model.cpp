@@ -224,7 +224,7 @@ inline bool keep(uint64_t seed, size_t i, float p) {
 const float* Model::dropout_input(int l, LayerParam v, const float* x, int N, int in) {
   const float p = lora_->opt.dropout;
   if (!training_ || p <= 0) return x;
-  const uint64_t seed = derive_seed(dropout_seed_ ^ calls_, uint64_t(l) * kLayerParams + v);
+  const uint64_t seed = derive_seed(dropout_seed_, uint64_t(l) * kLayerParams + v);
   float* d = a_->lora_in.data();
   const float s = 1.0f / (1.0f - p);
   const size_t n = size_t(N) * in;
@@ -271,7 +271,7 @@ void Model::lora_backward(int l, LayerParam v, const float* x, const float* dy, 
   sgemm(false, false, N, in, r, 1.0f, dxa, r, A, in, 0.0f, tmp, in);
   const float sc = 1.0f / (1.0f - lora_->opt.dropout);
   const size_t n = size_t(N) * in;
-  const uint64_t seed = derive_seed(dropout_seed_ ^ calls_, uint64_t(l) * kLayerParams + v);
+  const uint64_t seed = derive_seed(dropout_seed_, uint64_t(l) * kLayerParams + v);
 #pragma omp parallel for schedule(static) if (n >= (1u << 16))
   for (size_t j = 0; j < n; ++j)
     if (keep(seed, j, lora_->opt.dropout)) dx[j] += tmp[j] * sc;
@@ -280,7 +280,6 @@ void Model::lora_backward(int l, LayerParam v, const float* x, const float* dy, 
 void Model::trunk(const Params& p, const int* tokens, int b, int t) {
   LM_ASSERT(b >= 1 && b <= B_ && t >= 1 && t <= T_);
   b_ = b, t_ = t, tokens_ = tokens;
-  ++calls_;
   Acts& a = *a_;
   const int N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();

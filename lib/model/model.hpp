@@ -106,7 +106,8 @@ class Model {
   // Applies `lora` (not owned; nullptr = none) in forward and backward; its gradients are added
   // into lora->grad. Allocates the adapter's activations once.
   void set_lora(Lora* lora);
-  // Training mode draws LoRA dropout masks from (seed, forward call); off, there is no dropout.
+  // Training mode draws LoRA dropout masks from `seed` (callers pass a new one per batch, e.g.
+  // from their sampler position, so that a resumed run draws the same masks); off, no dropout.
   void set_training(bool on, uint64_t seed = 0);
   // Per view of param_layout(): 0 = frozen, its gradient is not computed. Empty = all trained.
   // With p.grad empty every base weight is frozen.
@@ -127,7 +128,7 @@ class Model {
   std::unique_ptr<Acts> a_;
   Lora* lora_ = nullptr;
   bool training_ = false;
-  uint64_t dropout_seed_ = 0, calls_ = 0;
+  uint64_t dropout_seed_ = 0;
   std::vector<uint8_t> trainable_;
 };
 

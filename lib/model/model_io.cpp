@@ -68,6 +68,13 @@ ModelConfig read_config(const format::GgufFile& g) {
     throw FormatError(path, "key '" + key("vocab_size") + "' is " + std::to_string(*vs) +
                                 ", but token_embd.weight has " + std::to_string(c.n_vocab) + " rows");
   c.tied = g.find_tensor("output.weight") == nullptr;
+  if (const format::GgufTensorInfo* cls = g.find_tensor("cls.output.weight")) {
+    if (cls->n_dims != 2 || cls->ne[0] != c.n_embd || cls->ne[1] < 2 || cls->ne[1] > (1 << 16))
+      throw FormatError(path, "tensor 'cls.output.weight' has shape {" + std::to_string(cls->ne[0]) + ", " +
+                                  std::to_string(cls->ne[1]) + "}, expected {" + std::to_string(c.n_embd) +
+                                  ", labels} with 2 to 65536 labels");
+    c.n_cls = int(cls->ne[1]);
+  }
   return c;
 }
 
@@ -186,7 +193,19 @@ std::optional<std::string> try_describe_model(const std::string& path) {
   }
 }
 
-void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name) {
+std::vector<std::string> read_labels(const format::GgufFile& g, const ModelConfig& cfg) {
+  std::vector<std::string> labels;
+  if (const auto* names = g.try_get_string_array(key("classifier.output_labels"))) labels = *names;
+  if (labels.empty())
+    for (int i = 0; i < cfg.n_cls; ++i) labels.push_back(std::to_string(i));
+  if (int(labels.size()) != cfg.n_cls)
+    throw FormatError(g.path(), "key '" + key("classifier.output_labels") + "' has " + std::to_string(labels.size()) +
+                                    " labels, but cls.output.weight has " + std::to_string(cfg.n_cls) + " rows");
+  return labels;
+}
+
+void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
+               const std::vector<std::string>& labels) {
   const ModelConfig& c = p.cfg;
   if (tok.vocab_size() != c.n_vocab)
     throw UsageError("tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model " +
@@ -204,6 +223,13 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
   out.set_f32(key("rope.freq_base"), c.rope_base);
   out.set_f32(key("attention.layer_norm_rms_epsilon"), c.norm_eps);
   out.set_u32(key("vocab_size"), uint32_t(c.n_vocab));
+  if (c.n_cls > 0) {
+    if (int(labels.size()) != c.n_cls)
+      throw UsageError("classifier has " + std::to_string(c.n_cls) + " outputs but " + std::to_string(labels.size()) +
+                       " label names");
+    out.set_array_string(key("classifier.output_labels"), labels);
+    out.set_u32(key("pooling_type"), 3);  // last token
+  }
   add_tokenizer(tok, out, true);
   for (const ParamView& v : p.views) {
     std::vector<int64_t> ne = v.rows == 1 ? std::vector<int64_t>{v.cols} : std::vector<int64_t>{v.cols, v.rows};

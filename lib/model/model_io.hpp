@@ -49,7 +49,14 @@ std::string describe_model(const format::GgufFile& gguf);
 std::optional<std::string> try_describe_model(const std::string& path);
 
 // Writes the hyper-parameter keys, the tokenizer and all weights as F32 into `out`, which the
-// caller may extend and then writes. `p` and `tok` must outlive out.write().
-void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name);
+// caller may extend and then writes. `p` and `tok` must outlive out.write(). A classifier
+// (p.cfg.n_cls > 0) also gets its labels (llama.classifier.output_labels) and last-token
+// pooling (llama.pooling_type 3); `labels` must then hold n_cls names.
+void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
+               const std::vector<std::string>& labels = {});
+
+// The label names of a classifier file (cfg.n_cls of them), or "0", "1", ... when the file
+// names none. Throws FormatError if their count differs from the head's rows.
+std::vector<std::string> read_labels(const format::GgufFile& gguf, const ModelConfig& cfg);
 
 }  // namespace lm::model

@@ -1,0 +1,430 @@
+// Fine-tuning data and the FinetuneJob.
+#include "train/finetune.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "base/json.hpp"
+#include "eval/classify.hpp"
+#include "format/gguf.hpp"
+#include "model/model_io.hpp"
+#include "tokenizer/text_batch.hpp"
+
+#include <omp.h>
+
+namespace lm::train {
+
+namespace {
+
+constexpr const char* kTaskKey = "lm.finetune.task";
+constexpr const char* kLabelsKey = "lm.finetune.labels";
+
+const char* task_name(Task t) {
+  return t == Task::Text ? "text" : t == Task::PromptCompletion ? "prompt-completion" : "classify";
+}
+
+// Lines of a file (or stdin), without their newline; a trailing '\r' is dropped.
+std::vector<std::string> read_lines(const std::string& path) {
+  std::vector<std::string> lines;
+  LineReader r(path);
+  std::string line;
+  while (r.next(line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+}  // namespace
+
+std::vector<Sequence> load_prompt_completion(const std::string& path, const Tokenizer& tok, bool add_bos, int threads) {
+  const std::vector<std::string> lines = read_lines(path);
+  std::vector<std::string> prompts, fulls;
+  std::vector<size_t> line_no;
+  std::map<std::string, std::string> m;
+  std::string err;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].find_first_not_of(" \t") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(i + 1);
+    if (!parse_json_strings(lines[i], m, err)) throw FormatError(where, "is not a JSON object: " + err);
+    auto pr = m.find("prompt"), co = m.find("completion");
+    if (pr == m.end() || co == m.end())
+      throw FormatError(where, std::string("has no string member '") + (pr == m.end() ? "prompt" : "completion") + "'");
+    if (co->second.empty()) throw FormatError(where, "has an empty completion");
+    prompts.push_back(pr->second);
+    fulls.push_back(pr->second + co->second);
+    line_no.push_back(i + 1);
+  }
+  if (prompts.empty()) throw FormatError(path, "has no prompt/completion pairs");
+  std::vector<std::vector<int>> p_ids, f_ids;
+  auto encode_all = [&](const std::vector<std::string>& texts, std::vector<std::vector<int>>& out) {
+    out.resize(texts.size());
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads > 0 ? threads : omp_get_max_threads())
+    for (size_t i = 0; i < texts.size(); ++i) tok.encode_text(texts[i], out[i]);
+  };
+  encode_all(prompts, p_ids);
+  encode_all(fulls, f_ids);
+  std::vector<Sequence> seqs(prompts.size());
+  const int bos = add_bos && tok.bos_id() ? *tok.bos_id() : -1;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    Sequence& s = seqs[i];
+    if (bos >= 0) s.tokens.push_back(bos);
+    s.tokens.insert(s.tokens.end(), f_ids[i].begin(), f_ids[i].end());
+    if (tok.eos_id()) s.tokens.push_back(*tok.eos_id());
+    size_t common = 0;
+    while (common < p_ids[i].size() && common < f_ids[i].size() && p_ids[i][common] == f_ids[i][common]) ++common;
+    s.loss_from = int(common + (bos >= 0 ? 1 : 0));
+    if (s.loss_from < 1) s.loss_from = 1;  // the first token has nothing to condition on
+    if (s.loss_from >= int(s.tokens.size()))
+      throw FormatError(path + ":" + std::to_string(line_no[i]), "completion adds no tokens");
+  }
+  return seqs;
+}
+
+std::vector<int> classifier_input(const Tokenizer& tok, std::string_view text, bool add_bos, int max_tokens) {
+  std::vector<int> ids;
+  if (add_bos && tok.bos_id()) ids.push_back(*tok.bos_id());
+  tok.encode_text(text, ids);
+  if (int(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
+  return ids;
+}
+
+LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add_bos, int max_tokens,
+                         const std::vector<std::string>* labels, int threads) {
+  const std::vector<std::string> lines = read_lines(path);
+  std::vector<std::string> names, texts;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].find_first_not_of(" \t") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(i + 1);
+    const std::string_view label = eval::line_label(lines[i]), text = eval::line_text(lines[i]);
+    if (label.empty()) throw FormatError(where, "has no label; expected 'label<TAB>text' or '__label__NAME text'");
+    if (text.empty()) throw FormatError(where, "has a label but no text");
+    names.emplace_back(label);
+    texts.emplace_back(text);
+  }
+  if (texts.empty()) throw FormatError(path, "has no labeled lines");
+  LabeledData d;
+  if (labels) {
+    d.labels = *labels;
+  } else {
+    std::set<std::string> set(names.begin(), names.end());
+    d.labels.assign(set.begin(), set.end());
+    if (d.labels.size() < 2)
+      throw FormatError(path, "has only the label '" + d.labels[0] + "'; a classifier needs at least 2");
+  }
+  std::map<std::string, int> index;
+  for (size_t i = 0; i < d.labels.size(); ++i) index[d.labels[i]] = int(i);
+  d.examples.resize(texts.size());
+#pragma omp parallel for schedule(dynamic, 16) num_threads(threads > 0 ? threads : omp_get_max_threads())
+  for (size_t i = 0; i < texts.size(); ++i) d.examples[i].tokens = classifier_input(tok, texts[i], add_bos, max_tokens);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto it = index.find(names[i]);
+    d.examples[i].label = it == index.end() ? -1 : it->second;
+  }
+  return d;
+}
+
+FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model::Params base, const Tokenizer& tok,
+                         const FinetuneData& data)
+    : o_(o), f_(f), p_(std::move(base)), tok_(tok), data_(data), rng_(derive_seed(o.seed, 1)) {
+  model::ModelConfig cfg = p_.cfg;
+  if (tok.vocab_size() != cfg.n_vocab)
+    throw UsageError("the tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model " +
+                     std::to_string(cfg.n_vocab) + " embeddings");
+  T_ = f.context > 0 ? f.context : cfg.n_ctx;
+  if (T_ > cfg.n_ctx)
+    throw UsageError("--context " + std::to_string(T_) + " is longer than the model's " + std::to_string(cfg.n_ctx));
+  if (f.task == Task::Classify) {
+    const int n = int(data.labeled->labels.size());
+    if (cfg.n_cls == 0) {
+      // A new head: the base weights, then N(0, 0.02) rows and zero biases.
+      model::ModelConfig c2 = cfg;
+      c2.n_cls = n;
+      model::Params p2(c2, false);
+      std::copy(p_.w.begin(), p_.w.end(), p2.w.begin());
+      Rng head_rng(derive_seed(o.seed, 2));
+      float* w = p2.get(model::cls_param(c2));
+      for (size_t i = 0; i < size_t(n) * c2.n_embd; ++i) w[i] = 0.02f * head_rng.normal();
+      p_ = std::move(p2);
+      cfg = c2;
+    } else if (cfg.n_cls != n) {
+      throw UsageError("the model's classifier has " + std::to_string(cfg.n_cls) + " labels but the data " +
+                       std::to_string(n));
+    }
+  }
+  // What is trained among the base tensors.
+  const size_t nv = p_.views.size();
+  trained_.assign(nv, f.lora ? 0 : 1);
+  const size_t head = model::head_param(cfg), out_norm = model::output_norm_param(cfg);
+  if (f.lora) {
+    for (size_t i = 0; i < nv; ++i) {
+      const bool norm = p_.views[i].rows == 1 && !p_.views[i].name.ends_with(".bias");
+      if (norm && f.train_norms) trained_[i] = 1;
+    }
+    if (f.train_embeddings) trained_[0] = 1;
+    if (f.train_head) trained_[head] = 1;
+  }
+  if (f.task == Task::Classify) {
+    trained_[model::cls_param(cfg)] = trained_[model::cls_param(cfg) + 1] = 1;
+    if (!cfg.tied) trained_[head] = 0;  // the LM head plays no part in classifying
+  }
+  (void)out_norm;
+  const bool base_grads = std::find(trained_.begin(), trained_.end(), 1) != trained_.end();
+  if (base_grads) p_.grad.assign(p_.w.size(), 0.0f);
+  net_ = std::make_unique<model::Model>(cfg, o.batch, T_);
+  net_->set_trainable(trained_);
+  if (f.lora) {
+    lora_ = std::make_unique<model::Lora>(cfg, f.lora_opt);
+    Rng lr(derive_seed(o.seed, 0));
+    lora_->init(lr);
+    net_->set_lora(lora_.get());
+  }
+  inputs_.resize(size_t(o.batch) * T_);
+  targets_.resize(size_t(o.batch) * T_);
+  lengths_.resize(size_t(o.batch));
+  labels_.resize(size_t(o.batch));
+  switch (f.task) {
+    case Task::Text:
+      text_sampler_ = std::make_unique<BatchSampler>(*data.text, T_, derive_seed(o.seed, 1), data.train_name);
+      break;
+    case Task::PromptCompletion:
+      if (data.seqs->empty()) throw FormatError(data.train_name, "has no training examples");
+      break;
+    case Task::Classify:
+      if (data.labeled->examples.empty()) throw FormatError(data.train_name, "has no training examples");
+      break;
+  }
+}
+
+FinetuneJob::~FinetuneJob() = default;
+
+std::vector<Trainable> FinetuneJob::trainables() {
+  std::vector<Trainable> t;
+  if (lora_)
+    for (const auto& v : lora_->views)
+      t.push_back({v.name, lora_->w.data() + v.offset, lora_->grad.data() + v.offset, v.rows, v.cols});
+  if (!p_.grad.empty())
+    for (auto& x : train::trainables(p_, trained_)) t.push_back(x);
+  return t;
+}
+
+std::vector<std::span<float>> FinetuneJob::grads() {
+  std::vector<std::span<float>> g;
+  if (lora_) g.emplace_back(lora_->grad.data(), lora_->grad.size());
+  for (size_t i = 0; i < p_.views.size() && !p_.grad.empty(); ++i)
+    if (trained_[i]) g.emplace_back(p_.grad.data() + p_.views[i].offset, size_t(p_.views[i].rows) * p_.views[i].cols);
+  return g;
+}
+
+float FinetuneJob::run_sequences(const std::vector<const Sequence*>& batch, bool backward) {
+  const int b = int(batch.size());
+  int t = 1;
+  for (const Sequence* s : batch) t = std::max(t, std::min(T_, int(s->tokens.size()) - 1));
+  for (int i = 0; i < b; ++i) {
+    const Sequence& s = *batch[size_t(i)];
+    const int n = std::min(t, int(s.tokens.size()) - 1);
+    int* in = inputs_.data() + size_t(i) * t;
+    int* tg = targets_.data() + size_t(i) * t;
+    for (int j = 0; j < t; ++j) {
+      in[j] = j < n ? s.tokens[size_t(j)] : s.tokens.back();
+      // Position j predicts token j + 1, scored when that token is past the prompt.
+      tg[j] = j < n && j + 1 >= s.loss_from ? s.tokens[size_t(j) + 1] : -1;
+    }
+  }
+  const float loss = net_->forward(p_, inputs_.data(), targets_.data(), b, t);
+  if (backward) net_->backward(p_);
+  return loss;
+}
+
+float FinetuneJob::run_labeled(const std::vector<const LabeledExample*>& batch, bool backward, int* correct) {
+  const int b = int(batch.size());
+  int t = 1;
+  for (const LabeledExample* e : batch) t = std::max(t, std::min(T_, int(e->tokens.size())));
+  for (int i = 0; i < b; ++i) {
+    const LabeledExample& e = *batch[size_t(i)];
+    const int n = std::min(t, int(e.tokens.size()));
+    int* in = inputs_.data() + size_t(i) * t;
+    for (int j = 0; j < t; ++j) in[j] = j < n ? e.tokens[size_t(j)] : e.tokens[size_t(n) - 1];
+    lengths_[size_t(i)] = n;
+    labels_[size_t(i)] = e.label;
+  }
+  if (!correct) {
+    const float loss = net_->forward_classify(p_, inputs_.data(), lengths_.data(), labels_.data(), b, t);
+    if (backward) net_->backward(p_);
+    return loss;
+  }
+  // Evaluation: probabilities, then the mean loss and the number of correct argmaxes.
+  net_->forward_classify(p_, inputs_.data(), lengths_.data(), nullptr, b, t);
+  const int K = p_.cfg.n_cls;
+  const float* pr = net_->class_probs();
+  double loss = 0;
+  int scored = 0;
+  for (int i = 0; i < b; ++i) {
+    const int gold = labels_[size_t(i)];
+    if (gold < 0) continue;
+    const float* row = pr + size_t(i) * K;
+    loss -= std::log(std::max(1e-30f, row[gold]));
+    ++scored;
+    *correct += int(std::max_element(row, row + K) - row) == gold;
+  }
+  return scored ? float(loss / scored) : 0.0f;
+}
+
+float FinetuneJob::micro_step() {
+  const int B = o_.batch;
+  net_->set_training(true, derive_seed(o_.seed ^ 0x10a, sampler_draws()));
+  switch (f_.task) {
+    case Task::Text: {
+      text_sampler_->next(B, inputs_.data(), targets_.data());
+      const float loss = net_->forward(p_, inputs_.data(), targets_.data(), B, T_);
+      net_->backward(p_);
+      return loss;
+    }
+    case Task::PromptCompletion: {
+      std::vector<const Sequence*> batch;
+      for (int i = 0; i < B; ++i, ++draws_) batch.push_back(&(*data_.seqs)[size_t(rng_.below(data_.seqs->size()))]);
+      return run_sequences(batch, true);
+    }
+    case Task::Classify: {
+      std::vector<const LabeledExample*> batch;
+      const auto& ex = data_.labeled->examples;
+      for (int i = 0; i < B; ++i, ++draws_) batch.push_back(&ex[size_t(rng_.below(ex.size()))]);
+      return run_labeled(batch, true, nullptr);
+    }
+  }
+  return 0;
+}
+
+uint64_t FinetuneJob::tokens_per_micro_step() const { return uint64_t(o_.batch) * uint64_t(T_); }
+
+double FinetuneJob::flops_per_token() const {
+  // Forward and backward through the whole model (LoRA still back-propagates through every
+  // layer); LoRA's own products are small and left out.
+  return 6.0 * double(p_.cfg.n_params()) + 12.0 * p_.cfg.n_layer * p_.cfg.n_embd * double(T_);
+}
+
+std::optional<float> FinetuneJob::validate() {
+  net_->set_training(false);
+  std::optional<float> r;
+  const int B = o_.batch;
+  const size_t max_examples = size_t(o_.eval_batches) * size_t(B);
+  switch (f_.task) {
+    case Task::Text:
+      if (data_.text_valid && data_.text_valid->size() > size_t(T_))
+        r = evaluate(*net_, p_, *data_.text_valid, B, T_, int(max_examples));
+      break;
+    case Task::PromptCompletion:
+      if (data_.seqs_valid && !data_.seqs_valid->empty()) {
+        double sum = 0;
+        size_t n = 0;
+        for (size_t i = 0; i < data_.seqs_valid->size() && i < max_examples; i += size_t(B)) {
+          std::vector<const Sequence*> batch;
+          for (size_t j = i; j < std::min(data_.seqs_valid->size(), i + size_t(B)); ++j) batch.push_back(&(*data_.seqs_valid)[j]);
+          sum += double(run_sequences(batch, false)) * double(batch.size());
+          n += batch.size();
+        }
+        r = float(sum / double(n));
+      }
+      break;
+    case Task::Classify:
+      if (data_.labeled_valid && !data_.labeled_valid->examples.empty()) {
+        const auto& ex = data_.labeled_valid->examples;
+        double sum = 0;
+        size_t n = 0;
+        for (size_t i = 0; i < ex.size() && i < max_examples; i += size_t(B)) {
+          std::vector<const LabeledExample*> batch;
+          for (size_t j = i; j < std::min(ex.size(), i + size_t(B)); ++j) batch.push_back(&ex[j]);
+          int correct = 0;
+          sum += double(run_labeled(batch, false, &correct)) * double(batch.size());
+          n += batch.size();
+        }
+        r = float(sum / double(n));
+      }
+      break;
+  }
+  return r;
+}
+
+std::optional<double> FinetuneJob::valid_accuracy() {
+  if (f_.task != Task::Classify || !data_.labeled_valid || data_.labeled_valid->examples.empty()) return std::nullopt;
+  net_->set_training(false);
+  const auto& ex = data_.labeled_valid->examples;
+  int correct = 0;
+  size_t scored = 0;
+  for (size_t i = 0; i < ex.size(); i += size_t(o_.batch)) {
+    std::vector<const LabeledExample*> batch;
+    for (size_t j = i; j < std::min(ex.size(), i + size_t(o_.batch)); ++j) {
+      batch.push_back(&ex[j]);
+      scored += ex[j].label >= 0;
+    }
+    run_labeled(batch, false, &correct);
+  }
+  return scored ? double(correct) / double(scored) : 0.0;
+}
+
+Rng::State FinetuneJob::sampler_rng() const { return text_sampler_ ? text_sampler_->rng().state() : rng_.state(); }
+uint64_t FinetuneJob::sampler_draws() const { return text_sampler_ ? text_sampler_->draws() : draws_; }
+
+void FinetuneJob::set_sampler(const Rng::State& s, uint64_t draws) {
+  Rng r;
+  r.set_state(s);
+  if (text_sampler_) {
+    text_sampler_->set_rng(r);
+    text_sampler_->set_draws(draws);
+  } else {
+    rng_ = r;
+    draws_ = draws;
+  }
+}
+
+void FinetuneJob::add_to_checkpoint(format::GgufWriter& w) {
+  // Full fine-tuning: the model (a checkpoint is a usable model); LoRA: the adapter and the
+  // base tensors trained beside it.
+  if (!lora_) {
+    model::add_model(w, p_, tok_, "lm-finetune checkpoint", f_.task == Task::Classify ? data_.labeled->labels
+                                                                                       : std::vector<std::string>{});
+  } else {
+    model::add_adapter(w, *lora_, "lm-finetune checkpoint");
+    for (size_t i = 0; i < p_.views.size(); ++i) {
+      if (!trained_[i]) continue;
+      const auto& v = p_.views[i];
+      std::vector<int64_t> ne = v.rows == 1 ? std::vector<int64_t>{v.cols} : std::vector<int64_t>{v.cols, v.rows};
+      w.add_tensor(v.name, format::GgmlType::F32, ne, p_.w.data() + v.offset);
+    }
+  }
+  w.set_string(kTaskKey, task_name(f_.task));
+  if (f_.task == Task::Classify) w.set_array_string(kLabelsKey, data_.labeled->labels);
+}
+
+void FinetuneJob::restore(const format::GgufFile& g) {
+  const std::string task = g.try_get_string(kTaskKey).value_or("");
+  if (task != task_name(f_.task))
+    throw FormatError(g.path(), "is not a checkpoint of an lm-finetune " + std::string(task_name(f_.task)) +
+                                    " run (lm.finetune.task is '" + task + "')");
+  if (f_.task == Task::Classify && g.get_string_array(kLabelsKey) != data_.labeled->labels)
+    throw FormatError(g.path(), "checkpoint was trained with other labels than the data's");
+  // Every trained tensor comes back by name, with its shape checked.
+  for (const Trainable& t : trainables()) {
+    const format::GgufTensorInfo* x = g.find_tensor(t.name);
+    if (!x || x->type != format::GgmlType::F32 || x->n_elements() != t.size())
+      throw FormatError(g.path(), "checkpoint tensor '" + t.name + "' is missing or not f32 of " +
+                                      std::to_string(t.size()) + " elements; resume with the same model and options");
+    std::copy_n(reinterpret_cast<const float*>(x->data), t.size(), t.w);
+  }
+}
+
+size_t FinetuneJob::memory_bytes() const {
+  size_t n = (p_.w.size() + p_.grad.size()) * sizeof(float) + net_->activation_bytes();
+  if (lora_) n += (lora_->w.size() + lora_->grad.size()) * sizeof(float);
+  // AdamW's two moments per trained value.
+  size_t trained = lora_ ? lora_->w.size() : 0;
+  for (size_t i = 0; i < p_.views.size() && !p_.grad.empty(); ++i)
+    if (trained_[i]) trained += size_t(p_.views[i].rows) * p_.views[i].cols;
+  return n + 2 * trained * sizeof(float);
+}
+
+}  // namespace lm::train

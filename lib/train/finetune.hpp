@@ -1,0 +1,116 @@
+// Fine-tuning jobs for run_loop(): continued training of a loaded model on text, on
+// prompt/completion pairs with the loss masked to the completion, or as a sequence classifier
+// with a head over the last token's final hidden state; either every weight or LoRA pairs
+// (plus chosen base tensors) are trained.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/lora.hpp"
+#include "model/model.hpp"
+#include "tokenizer/tokenizer.hpp"
+#include "train/run.hpp"
+
+namespace lm::train {
+
+// One training sequence: its tokens and the first token whose prediction is scored (tokens
+// before it, the prompt, only condition).
+struct Sequence {
+  std::vector<int> tokens;
+  int loss_from = 1;
+};
+
+// JSON Lines with string members "prompt" and "completion": BOS (if add_bos), the prompt, the
+// completion and EOS, scored from the first token where the prompt alone would tokenize
+// differently. Empty lines are skipped. Throws FormatError naming the file and line.
+std::vector<Sequence> load_prompt_completion(const std::string& path, const Tokenizer& tok, bool add_bos, int threads);
+
+struct LabeledExample {
+  std::vector<int> tokens;
+  int label = -1;  // index into LabeledData::labels, or -1 for a label not among them
+};
+struct LabeledData {
+  std::vector<std::string> labels;   // sorted
+  std::vector<LabeledExample> examples;
+};
+// "label<TAB>text" or fastText "__label__NAME text" lines. Labels are `labels` if given, else
+// the sorted set of this file's labels. Texts are cut to max_tokens (BOS included). Throws
+// FormatError naming the file and line of a line without label or text.
+LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add_bos, int max_tokens,
+                         const std::vector<std::string>* labels, int threads);
+
+// Token ids of one text for a classifier: BOS (if add_bos) and the text, cut to max_tokens.
+std::vector<int> classifier_input(const Tokenizer& tok, std::string_view text, bool add_bos, int max_tokens);
+
+enum class Task { Text, PromptCompletion, Classify };
+
+struct FinetuneOptions {
+  Task task = Task::Text;
+  bool lora = false;
+  model::LoraOptions lora_opt;
+  // Base tensors also trained with LoRA (every one of them is trained in full fine-tuning).
+  bool train_norms = false, train_embeddings = false, train_head = false;
+  int context = 0;  // sequence length; 0 = the model's
+};
+
+// The data of a fine-tuning run; only the members of the task are used.
+struct FinetuneData {
+  const std::vector<int>* text = nullptr;            // Task::Text: token streams
+  const std::vector<int>* text_valid = nullptr;
+  const std::vector<Sequence>* seqs = nullptr;       // Task::PromptCompletion
+  const std::vector<Sequence>* seqs_valid = nullptr;
+  const LabeledData* labeled = nullptr;              // Task::Classify
+  const LabeledData* labeled_valid = nullptr;
+  std::string train_name;
+};
+
+class FinetuneJob final : public Job {
+ public:
+  // base: the loaded model (F32); for Task::Classify without a head one is added with
+  // data.labeled->labels.size() outputs. Throws UsageError for options that do not fit.
+  FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model::Params base, const Tokenizer& tok,
+              const FinetuneData& data);
+  ~FinetuneJob() override;
+
+  std::vector<Trainable> trainables() override;
+  std::vector<std::span<float>> grads() override;
+  float micro_step() override;
+  uint64_t tokens_per_micro_step() const override;
+  double flops_per_token() const override;
+  std::optional<float> validate() override;
+  Rng::State sampler_rng() const override;
+  uint64_t sampler_draws() const override;
+  void set_sampler(const Rng::State& s, uint64_t draws) override;
+  void add_to_checkpoint(format::GgufWriter& w) override;
+  void restore(const format::GgufFile& g) override;
+
+  model::Params& params() { return p_; }
+  model::Lora* lora() { return lora_.get(); }
+  int context() const { return T_; }
+  // Classifier accuracy over held-out examples (Task::Classify with held-out data), else nullopt.
+  std::optional<double> valid_accuracy();
+  // Bytes of weights, gradients, optimizer moments and activations this job holds.
+  size_t memory_bytes() const;
+
+ private:
+  float run_sequences(const std::vector<const Sequence*>& batch, bool backward);
+  float run_labeled(const std::vector<const LabeledExample*>& batch, bool backward, int* correct);
+  const TrainOptions& o_;
+  FinetuneOptions f_;
+  model::Params p_;
+  const Tokenizer& tok_;
+  FinetuneData data_;
+  int T_;
+  std::unique_ptr<model::Lora> lora_;
+  std::unique_ptr<model::Model> net_;
+  std::vector<uint8_t> trained_;     // per base view
+  std::unique_ptr<BatchSampler> text_sampler_;
+  Rng rng_;
+  uint64_t draws_ = 0;
+  std::vector<int> inputs_, targets_, lengths_, labels_;
+};
+
+}  // namespace lm::train

@@ -1,0 +1,22 @@
+// Tests for lib/base/json: string members, escapes, skipped members and errors with positions.
+#include <doctest/doctest.h>
+
+#include "base/json.hpp"
+
+using namespace lm;
+
+TEST_CASE("JSON objects give their string members; other members are checked and skipped") {
+  std::map<std::string, std::string> m;
+  std::string err;
+  REQUIRE(parse_json_strings(R"( {"prompt": "Q: 2+2?\nA:", "n": -1.5e3, "x": [1, {"a": null}], "completion": " 4\u00e9\ud83d\ude00\"", "ok": true} )", m, err));
+  CHECK(m.size() == 2);
+  CHECK(m["prompt"] == "Q: 2+2?\nA:");
+  CHECK(m["completion"] == " 4\xc3\xa9\xf0\x9f\x98\x80\"");
+  CHECK(parse_json_strings("{}", m, err));
+  CHECK(m.empty());
+  for (const char* bad : {"", "[1]", "{\"a\" 1}", "{\"a\": \"x}", "{\"a\": 1,}", "{\"a\": tru}", "{} x", "{\"a\": \"\x01\"}"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_json_strings(bad, m, err));
+    CHECK(err.find("at byte") != std::string::npos);
+  }
+}

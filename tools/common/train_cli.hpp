@@ -1,0 +1,49 @@
+// What lm-train and lm-finetune share: the trainer's flags, SIGINT/SIGTERM handling, the
+// terminal status line and the JSON Lines metrics log.
+#pragma once
+
+#include <atomic>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "base/file.hpp"
+#include "base/log.hpp"
+#include "train/run.hpp"
+
+namespace lm::tools {
+
+// Flags of the training loop, bound to o and the strings (paths and the --time text).
+struct TrainerFlags {
+  std::string time_budget, checkpoint, resume, metrics;
+};
+void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f);
+// After parsing: --time into o.time_s; a budget is required unless `dry`. Throws UsageError.
+void finish_trainer_flags(train::TrainOptions& o, const TrainerFlags& f, bool dry);
+
+// SIGINT/SIGTERM set the returned flag (a second one exits at once).
+const std::atomic<int>& install_stop_signals();
+
+// "42s", "3m05s", "1h10m".
+std::string human_time(double seconds);
+// general.name for an output path: its file name without directory and ".gguf".
+std::string model_name(const std::string& path);
+
+// Prints steps (a status line on a terminal, log lines otherwise) and writes --metrics.
+class StepReporter {
+ public:
+  // metrics: empty for none. peak_gflops: the sgemm peak MFU is measured against.
+  StepReporter(const Logger& log, const std::string& metrics, double peak_gflops);
+  void operator()(const train::StepInfo& s);
+  // Ends the status line and commits the metrics file.
+  void finish();
+
+ private:
+  const Logger& log_;
+  double peak_;
+  bool tty_;
+  std::optional<OutputFile> metrics_;
+};
+
+}  // namespace lm::tools
