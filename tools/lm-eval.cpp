@@ -1,6 +1,9 @@
 // lm-eval: perplexity, bits per byte and KL divergence of GGUF models on text; corpus BLEU and
 // chrF of hypotheses against references; classification metrics of predicted labels. Scoring lives in lib/eval; this file reads inputs and
 // writes tables (TSV) or JSON.
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <optional>
@@ -13,6 +16,9 @@
 #include "common/text.hpp"
 #include "common/tokens.hpp"
 #include "eval/bleu.hpp"
+#include <sys/stat.h>
+
+#include "eval/classifier.hpp"
 #include "eval/classify.hpp"
 #include "eval/perplexity.hpp"
 #include "kernels/blas.hpp"
@@ -38,7 +44,20 @@ std::string stats_tsv(const std::string& name, const PerplexityStats& s) {
          num(s.bits_per_byte(), "%.6f") + "\n";
 }
 
+// --lora FILE[:SCALE], repeatable, on a subcommand that loads a model.
+void add_lora_option(CLI::App* sub, std::vector<std::string>& loras) {
+  sub->add_option("--lora", loras, "Apply a LoRA adapter (GGUF) to the model, scaled by SCALE (default 1); repeatable")
+      ->type_name("FILE[:SCALE]")->take_all()->allow_extra_args(false);
+}
+
+std::vector<lm::model::AdapterSpec> adapter_specs(const std::vector<std::string>& loras) {
+  std::vector<lm::model::AdapterSpec> v;
+  for (const auto& l : loras) v.push_back(lm::model::parse_adapter_spec(l));
+  return v;
+}
+
 struct PplArgs {
+  std::vector<std::string> loras;
   std::string model, per_token, windows = "chunks";
   std::vector<std::string> inputs{"-"};
   lm::eval::PerplexityOptions o;
@@ -49,7 +68,7 @@ struct PplArgs {
 int run_perplexity(PplArgs& a, const lm::Logger& log) {
   a.o.windows = a.windows == "sliding" ? lm::eval::Windows::Sliding : lm::eval::Windows::Chunks;
   lm::kernels::set_threads(a.threads);
-  lm::model::LoadedModel m = lm::model::load_model(a.model);
+  lm::model::LoadedModel m = lm::model::load_model(a.model, adapter_specs(a.loras));
   log.debug("%s: %s", a.model.c_str(), lm::model::describe_model(m.gguf).c_str());
   a.o.add_bos = (a.bos || (!a.no_bos && m.add_bos)) && m.tok.bos_id().has_value();
   const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : m.weights.cfg.n_ctx;
@@ -129,6 +148,7 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
 }
 
 struct KldArgs {
+  std::vector<std::string> loras;
   std::string model, reference;
   std::vector<std::string> inputs{"-"};
   lm::eval::PerplexityOptions o;
@@ -138,7 +158,7 @@ struct KldArgs {
 
 int run_kld(KldArgs& a, const lm::Logger& log) {
   lm::kernels::set_threads(a.threads);
-  lm::model::LoadedModel m = lm::model::load_model(a.model);
+  lm::model::LoadedModel m = lm::model::load_model(a.model, adapter_specs(a.loras));
   lm::model::LoadedModel r = lm::model::load_model(a.reference);
   log.debug("%s: %s", a.model.c_str(), lm::model::describe_model(m.gguf).c_str());
   log.debug("%s: %s", a.reference.c_str(), lm::model::describe_model(r.gguf).c_str());
@@ -248,24 +268,60 @@ int run_chrf(const TextArgs& a, const lm::eval::ChrfOptions& o) {
 }
 
 struct ClassifyArgs {
-  std::string gold, predictions;
+  std::string gold, predictions, model;
+  std::vector<std::string> loras;
   bool confusion = false, json = false;
+  int batch = 16, threads = 0;
 };
 
+std::string_view label_of(const std::string& line, const std::string& name, uint64_t n) {
+  const std::string_view l = lm::eval::line_label(line);
+  if (l.empty())
+    throw lm::FormatError(name, "line " + std::to_string(n) +
+                                    " has no label, expected 'LABEL<TAB>text', '__label__LABEL text' or a bare label");
+  return l;
+}
+
+// Gold labels and texts of a labeled file scored by a classifier model.
+void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer) {
+  lm::kernels::set_threads(a.threads);
+  lm::eval::Classifier c(a.model, adapter_specs(a.loras), a.batch);
+  lm::LineReader in(a.gold);
+  const std::string name = lm::display_name(a.gold);
+  std::vector<std::string> gold, texts;
+  std::vector<std::vector<float>> probs;
+  std::string line;
+  auto flush = [&] {
+    c.predict(texts, probs);
+    for (size_t i = 0; i < texts.size(); ++i)
+      scorer.add(gold[i], c.labels()[size_t(std::max_element(probs[i].begin(), probs[i].end()) - probs[i].begin())]);
+    gold.clear(), texts.clear();
+  };
+  while (in.next(line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    gold.emplace_back(label_of(line, name, in.line_number()));
+    const std::string_view text = lm::eval::line_text(line);
+    if (text.empty()) throw lm::FormatError(name, "line " + std::to_string(in.line_number()) + " has a label but no text");
+    texts.emplace_back(text);
+    if (int(texts.size()) == a.batch) flush();
+  }
+  if (!texts.empty()) flush();
+}
+
 int run_classify(const ClassifyArgs& a) {
+  if (a.model.empty() == a.predictions.empty())
+    throw lm::UsageError("give either -m MODEL (classify the texts) or --predictions FILE (score given labels)");
+  lm::eval::ClassifyScorer scorer;
+  const std::string gold_name = lm::display_name(a.gold);
+  if (!a.model.empty()) {
+    classify_with_model(a, scorer);
+  } else {
   if (lm::is_std_stream(a.gold) && lm::is_std_stream(a.predictions))
     throw lm::UsageError("the gold labels and --predictions cannot both be standard input");
   lm::LineReader gold(a.gold), pred(a.predictions);
-  const std::string gold_name = lm::display_name(a.gold), pred_name = lm::display_name(a.predictions);
-  lm::eval::ClassifyScorer scorer;
+  const std::string pred_name = lm::display_name(a.predictions);
   std::string g, p;
-  auto label_of = [](const std::string& line, const std::string& name, uint64_t n) {
-    const std::string_view l = lm::eval::line_label(line);
-    if (l.empty())
-      throw lm::FormatError(name, "line " + std::to_string(n) +
-                                      " has no label, expected 'LABEL<TAB>text', '__label__LABEL text' or a bare label");
-    return l;
-  };
   for (;;) {
     const bool more = gold.next(g), pmore = pred.next(p);
     if (more != pmore)
@@ -274,6 +330,7 @@ int run_classify(const ClassifyArgs& a) {
                                 " lines, fewer than " + (more ? gold_name : pred_name) + " (one example per line)");
     if (!more) break;
     scorer.add(label_of(g, gold_name, gold.line_number()), label_of(p, pred_name, pred.line_number()));
+  }
   }
   if (scorer.examples() == 0) throw lm::FormatError(gold_name, "has no examples, expected one labeled line or more");
   const lm::eval::ClassifyResult r = scorer.result();
@@ -323,6 +380,64 @@ int run_classify(const ClassifyArgs& a) {
   return 0;
 }
 
+struct PredictArgs {
+  std::string model;
+  std::vector<std::string> loras, inputs{"-"};
+  int top = 1, batch = 16, threads = 0;
+  bool json = false;
+};
+
+// Labels each input line: "label<TAB>probability" (top K pairs with --top), or JSON Lines.
+// Lines from a pipe or terminal are answered one by one; a file's lines go in batches.
+int run_predict(const PredictArgs& a) {
+  lm::kernels::set_threads(a.threads);
+  lm::eval::Classifier c(a.model, adapter_specs(a.loras), a.batch);
+  const int K = int(c.labels().size());
+  const int top = std::min(a.top, K);
+  std::vector<std::string> texts;
+  std::vector<std::vector<float>> probs;
+  auto flush = [&] {
+    c.predict(texts, probs);
+    std::string out;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      std::vector<int> order(static_cast<size_t>(K));
+      for (int k = 0; k < K; ++k) order[size_t(k)] = k;
+      std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return probs[i][size_t(x)] > probs[i][size_t(y)]; });
+      if (a.json) {
+        out += "{\"label\":";
+        lm::tools::append_json_string(out, c.labels()[size_t(order[0])]);
+        out += ",\"probability\":" + num(probs[i][size_t(order[0])], "%.6f") + ",\"top\":[";
+        for (int k = 0; k < top; ++k) {
+          out += k ? ",{\"label\":" : "{\"label\":";
+          lm::tools::append_json_string(out, c.labels()[size_t(order[size_t(k)])]);
+          out += ",\"probability\":" + num(probs[i][size_t(order[size_t(k)])], "%.6f") + "}";
+        }
+        out += "]}\n";
+      } else {
+        for (int k = 0; k < top; ++k)
+          out += (k ? "\t" : "") + c.labels()[size_t(order[size_t(k)])] + "\t" + num(probs[i][size_t(order[size_t(k)])], "%.6f");
+        out += "\n";
+      }
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+    texts.clear();
+  };
+  for (const std::string& path : a.inputs) {
+    lm::LineReader in(path);
+    struct stat st{};
+    const bool stream = lm::is_std_stream(path) && !(fstat(0, &st) == 0 && S_ISREG(st.st_mode));
+    std::string line;
+    while (in.next(line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      texts.push_back(line);
+      if (stream || int(texts.size()) == a.batch) flush();
+    }
+  }
+  if (!texts.empty()) flush();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -352,6 +467,7 @@ int main(int argc, char** argv) {
   pp->add_option("--per-token", p.per_token, "Write every scored token to FILE: TSV, or JSON Lines if FILE ends in .jsonl")
       ->type_name("FILE");
   pp->add_flag("--json", p.json, "Print one JSON object");
+  add_lora_option(pp, p.loras);
   lm::tools::add_threads(*pp, p.threads);
   lm::tools::add_verbosity(*pp, log);
 
@@ -364,6 +480,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 20));
   kl->add_option("-b,--batch", k.o.n_batch, "Tokens per forward pass")->check(CLI::Range(1, 1 << 16));
   kl->add_flag("--json", k.json, "Print one JSON object");
+  add_lora_option(kl, k.loras);
   lm::tools::add_threads(*kl, k.threads);
   lm::tools::add_verbosity(*kl, log);
 
@@ -396,10 +513,26 @@ int main(int argc, char** argv) {
   CLI::App* cl = app.add_subcommand("classify", "Accuracy, per-label precision/recall/F1 and a confusion matrix of predicted labels");
   cl->add_option("gold", ca.gold, "Gold labels, one example per line ('-' = stdin)")->type_name("FILE")->required();
   cl->add_option("--predictions", ca.predictions, "Predicted labels, line for line with the gold file ('-' = stdin)")
-      ->type_name("FILE")->required();
+      ->type_name("FILE");
+  cl->add_option("-m,--model", ca.model, "Classifier model (lm-finetune --task classify) labeling the gold file's texts")
+      ->type_name("FILE");
+  add_lora_option(cl, ca.loras);
+  cl->add_option("-b,--batch", ca.batch, "Texts per forward pass")->check(CLI::Range(1, 4096));
   cl->add_flag("--confusion", ca.confusion, "Also print the confusion matrix (rows gold, columns predicted)");
   cl->add_flag("--json", ca.json, "Print one JSON object");
+  lm::tools::add_threads(*cl, ca.threads);
   lm::tools::add_verbosity(*cl, log);
+
+  PredictArgs pa;
+  CLI::App* pr = app.add_subcommand("predict", "Label each input line with a classifier model and its probability");
+  pr->add_option("-m,--model", pa.model, "Classifier model (lm-finetune --task classify)")->type_name("FILE")->required();
+  pr->add_option("inputs", pa.inputs, "Text files, one text per line ('-' = stdin)")->type_name("FILE");
+  add_lora_option(pr, pa.loras);
+  pr->add_option("--top", pa.top, "Print the K most probable labels")->check(CLI::Range(1, 1 << 16));
+  pr->add_option("-b,--batch", pa.batch, "Lines per forward pass when reading a file")->check(CLI::Range(1, 4096));
+  pr->add_flag("--json", pa.json, "JSON Lines: label, probability and the top labels");
+  lm::tools::add_threads(*pr, pa.threads);
+  lm::tools::add_verbosity(*pr, log);
 
   return lm::tools::run_main(app, argc, argv, [&] {
     if (pp->parsed()) {
@@ -409,6 +542,7 @@ int main(int argc, char** argv) {
     if (kl->parsed()) return run_kld(k, log);
     if (bl->parsed()) return run_bleu(tb, bo, log);
     if (cl->parsed()) return run_classify(ca);
+    if (pr->parsed()) return run_predict(pa);
     return run_chrf(tc, co);
   });
 }

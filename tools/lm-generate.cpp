@@ -82,12 +82,15 @@ int main(int argc, char** argv) {
   lm::Logger log("lm-generate");
   std::string model, prompt, prompt_file, output = "-", overflow = "stop";
   std::optional<uint64_t> seed;
+  std::vector<std::string> loras;
   bool bos = false, no_bos = false, each_line = false, echo = false, json = false, greedy = false, have_prompt = false;
   int threads = 0;
 
   CLI::App app{"Generate text with a llama-arch GGUF model: from a prompt, or line by line as a filter"};
   lm::tools::init_app(app, "lm-generate");
-  app.add_option("-m,--model", model, "Model file (GGUF: F32, F16, BF16, Q8_0, Q4_0)")->type_name("FILE")->required();
+  app.add_option("-m,--model", model, "Model file (GGUF: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)")->type_name("FILE")->required();
+  app.add_option("--lora", loras, "Apply a LoRA adapter (GGUF) to the model, scaled by SCALE (default 1); repeatable")
+      ->type_name("FILE[:SCALE]")->take_all()->allow_extra_args(false);
   auto* p_opt = app.add_option("-p,--prompt", prompt, "Prompt text");
   app.add_option("-f,--file", prompt_file, "Read the prompt from FILE ('-' = stdin; the default without -p)")
       ->type_name("FILE")->excludes(p_opt);
@@ -141,7 +144,9 @@ int main(int argc, char** argv) {
 
     // The model before stdin: a bad model fails before anything is read.
     lm::kernels::set_threads(threads);
-    lm::model::LoadedModel m = lm::model::load_model(model);
+    std::vector<lm::model::AdapterSpec> adapters;
+    for (const auto& l : loras) adapters.push_back(lm::model::parse_adapter_spec(l));
+    lm::model::LoadedModel m = lm::model::load_model(model, adapters);
     log.debug("%s: %s", model.c_str(), lm::model::describe_model(m.gguf).c_str());
     const lm::Tokenizer& tok = m.tok;
     const lm::model::Weights& params = m.weights;

@@ -1,20 +1,23 @@
 # fish completion for lm-eval
-set -l cmds perplexity kld bleu chrf classify
+set -l cmds perplexity kld bleu chrf classify predict
 complete -c lm-eval -f
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a perplexity -d 'Perplexity, NLL and bits per byte'
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a kld -d 'KL divergence against a reference model'
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a bleu -d 'Corpus BLEU as sacreBLEU computes it'
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a chrf -d 'Corpus chrF as sacreBLEU computes it'
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a classify -d 'Accuracy, precision, recall and F1 of predicted labels'
+complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -a predict -d 'Label each input line with a classifier model'
 complete -c lm-eval -n "not __fish_seen_subcommand_from $cmds" -l version -d 'Print the version and exit'
 complete -c lm-eval -s h -l help -d 'Print help and exit'
 complete -c lm-eval -n "__fish_seen_subcommand_from $cmds" -s q -l quiet -d 'Print only errors on stderr'
 complete -c lm-eval -n "__fish_seen_subcommand_from $cmds" -s v -l verbose -d 'Print more detail on stderr'
 complete -c lm-eval -n "__fish_seen_subcommand_from $cmds" -l json -d 'Print one JSON object'
-complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld" -s m -l model -r -F -d 'Model file (GGUF)'
+complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld classify predict" -s m -l model -r -F -d 'Model file (GGUF)'
+complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld classify predict" -l lora -r -F -d 'Apply a LoRA adapter (FILE or FILE:SCALE)'
 complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld" -s c -l ctx-size -x -d 'Window length in tokens'
-complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld" -s b -l batch -x -d 'Tokens per forward pass'
-complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld" -s t -l threads -x -d 'Threads (0 = all cores)'
+complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld classify predict" -s b -l batch -x -d 'Tokens or texts per forward pass'
+complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld classify predict" -s t -l threads -x -d 'Threads (0 = all cores)'
+complete -c lm-eval -n "__fish_seen_subcommand_from predict" -l top -x -d 'Print the K most probable labels'
 complete -c lm-eval -n "__fish_seen_subcommand_from perplexity" -l windows -x -a 'chunks sliding' -d 'Window scheme'
 complete -c lm-eval -n "__fish_seen_subcommand_from perplexity" -l stride -x -d 'Tokens between sliding windows'
 complete -c lm-eval -n "__fish_seen_subcommand_from perplexity" -l bos -d 'Start with BOS'
@@ -34,4 +37,4 @@ complete -c lm-eval -n "__fish_seen_subcommand_from chrf" -l beta -x -d 'Weight 
 complete -c lm-eval -n "__fish_seen_subcommand_from chrf" -l whitespace -d 'Keep whitespace in character n-grams'
 complete -c lm-eval -n "__fish_seen_subcommand_from classify" -l predictions -r -F -d 'Predicted labels, one per line'
 complete -c lm-eval -n "__fish_seen_subcommand_from classify" -l confusion -d 'Also print the confusion matrix'
-complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld bleu chrf classify" -F
+complete -c lm-eval -n "__fish_seen_subcommand_from perplexity kld bleu chrf classify predict" -F

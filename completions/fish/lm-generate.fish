@@ -1,6 +1,7 @@
 # fish completion for lm-generate
 complete -c lm-generate -f
 complete -c lm-generate -s m -l model -r -F -d 'Model file (GGUF)'
+complete -c lm-generate -l lora -r -F -d 'Apply a LoRA adapter (FILE or FILE:SCALE)'
 complete -c lm-generate -s p -l prompt -x -d 'Prompt text'
 complete -c lm-generate -s f -l file -r -F -d 'Read the prompt from a file'
 complete -c lm-generate -l each-line -d 'One prompt per input line'

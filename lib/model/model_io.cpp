@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "base/error.hpp"
+#include "model/lora.hpp"
 #include "model/tokenizer_loader.hpp"
 #include "quant/convert.hpp"
 #include "quant/policy.hpp"
@@ -106,19 +107,46 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
   return p;
 }
 
-Weights load_weights(const format::GgufFile& g) {
-  const ModelConfig cfg = read_config(g);
-  const std::vector<ParamView> views = param_layout(cfg);
-  // f16 / bf16 matrices and all norms become f32; q8_0 / q4_0 / K-quants stay as they are.
-  std::vector<const format::GgufTensorInfo*> tensors;
+namespace {
+
+// The type each tensor is computed in: f16 / bf16 matrices and all norms become f32; q8_0 /
+// q4_0 / K-quants stay as they are.
+std::vector<format::GgmlType> inference_types(const format::GgufFile& g, const std::vector<ParamView>& views) {
   std::vector<format::GgmlType> types;
   for (const ParamView& v : views) {
     const format::GgufTensorInfo& t = tensor_for(g, v);
-    tensors.push_back(&t);
     types.push_back(v.rows > 1 && t.type != format::GgmlType::F16 && t.type != format::GgmlType::BF16
                         ? t.type
                         : format::GgmlType::F32);
   }
+  return types;
+}
+
+}  // namespace
+
+AdapterSpec parse_adapter_spec(const std::string& text) {
+  AdapterSpec a{text, 1.0f};
+  const size_t colon = text.rfind(':');
+  if (colon != std::string::npos && colon + 1 < text.size()) {
+    const std::string tail = text.substr(colon + 1);
+    char* end = nullptr;
+    const float v = std::strtof(tail.c_str(), &end);
+    if (end && *end == '\0') {
+      if (!std::isfinite(v)) throw UsageError("--lora scale '" + tail + "' is not a finite number");
+      a.path = text.substr(0, colon);
+      a.scale = v;
+    }
+  }
+  if (a.path.empty()) throw UsageError("--lora needs a file: FILE or FILE:SCALE");
+  return a;
+}
+
+Weights load_weights(const format::GgufFile& g) {
+  const ModelConfig cfg = read_config(g);
+  const std::vector<ParamView> views = param_layout(cfg);
+  const std::vector<format::GgmlType> types = inference_types(g, views);
+  std::vector<const format::GgufTensorInfo*> tensors;
+  for (const ParamView& v : views) tensors.push_back(&tensor_for(g, v));
   return build_weights(cfg, types, [&](size_t i, uint8_t* dst) {
     const format::GgufTensorInfo& t = *tensors[i];
     const ParamView& v = views[i];
@@ -129,10 +157,22 @@ Weights load_weights(const format::GgufFile& g) {
   });
 }
 
-LoadedModel load_model(const std::string& path) {
+LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& adapters) {
   format::GgufFile g = format::GgufFile::open(path);
+  if (is_adapter(g)) throw FormatError(path, "is a LoRA adapter, not a model; give the base model and --lora " + path);
   Tokenizer tok = load_tokenizer(g);
-  Weights w = load_weights(g);
+  Weights w;
+  if (adapters.empty()) {
+    w = load_weights(g);
+  } else {
+    Params p = load_params(g, false);
+    for (const AdapterSpec& a : adapters) {
+      Lora l = load_adapter(format::GgufFile::open(a.path), p.cfg);
+      l.user_scale = a.scale;
+      merge_lora(p, l);
+    }
+    w = quantize_weights(p, inference_types(g, p.views));
+  }
   if (tok.vocab_size() != w.cfg.n_vocab)
     throw FormatError(path, "tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +
                                 std::to_string(w.cfg.n_vocab));

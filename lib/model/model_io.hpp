@@ -36,9 +36,18 @@ struct LoadedModel {
   Weights weights;
   bool add_bos;
 };
+// A LoRA adapter to apply at load time: --lora FILE[:SCALE].
+struct AdapterSpec {
+  std::string path;
+  float scale = 1.0f;
+};
+// Parses "FILE" or "FILE:SCALE" (SCALE a finite number). Throws UsageError.
+AdapterSpec parse_adapter_spec(const std::string& text);
+
 // Throws IoError, FormatError naming the file (also when tokenizer and weights disagree on the
-// vocabulary size).
-LoadedModel load_model(const std::string& path);
+// vocabulary size). Adapters (lora.hpp) are merged into the weights, each matrix then kept in
+// the file's type (a quantized matrix is requantized after the merge).
+LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& adapters = {});
 
 // One line about a model file, for -v output: architecture, layers, width and parameters; file
 // type and bits per weight; and, for a file lm-quantize wrote, its source and the --eval results

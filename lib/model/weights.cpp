@@ -36,6 +36,10 @@ Weights quantize_weights(const Params& p, format::GgmlType type, format::GgmlTyp
   std::vector<format::GgmlType> types(p.views.size());
   for (size_t i = 0; i < p.views.size(); ++i)
     types[i] = p.views[i].rows == 1 ? format::GgmlType::F32 : i == head_param(p.cfg) ? head_type : type;
+  return quantize_weights(p, types);
+}
+
+Weights quantize_weights(const Params& p, const std::vector<format::GgmlType>& types) {
   std::vector<uint8_t> file;
   return build_weights(p.cfg, types, [&](size_t i, uint8_t* dst) {
     const ParamView& v = p.views[i];

@@ -37,5 +37,7 @@ Weights view_weights(const Params& p);
 // p's matrices quantized to `type` (quant::is_supported; cols a multiple of its block), the lm
 // head to `head_type`, norms F32: an in-memory quantized model for tests and benchmarks.
 Weights quantize_weights(const Params& p, format::GgmlType type, format::GgmlType head_type);
+// p's tensors, tensor i in types[i] (F32 or quant::is_supported with cols fitting its block).
+Weights quantize_weights(const Params& p, const std::vector<format::GgmlType>& types);
 
 }  // namespace lm::model

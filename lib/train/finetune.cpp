@@ -224,9 +224,11 @@ float FinetuneJob::run_sequences(const std::vector<const Sequence*>& batch, bool
   const int b = int(batch.size());
   int t = 1;
   for (const Sequence* s : batch) t = std::max(t, std::min(T_, int(s->tokens.size()) - 1));
+  last_tokens_ = 0;
   for (int i = 0; i < b; ++i) {
     const Sequence& s = *batch[size_t(i)];
     const int n = std::min(t, int(s.tokens.size()) - 1);
+    last_tokens_ += uint64_t(n);
     int* in = inputs_.data() + size_t(i) * t;
     int* tg = targets_.data() + size_t(i) * t;
     for (int j = 0; j < t; ++j) {
@@ -244,9 +246,11 @@ float FinetuneJob::run_labeled(const std::vector<const LabeledExample*>& batch, 
   const int b = int(batch.size());
   int t = 1;
   for (const LabeledExample* e : batch) t = std::max(t, std::min(T_, int(e->tokens.size())));
+  last_tokens_ = 0;
   for (int i = 0; i < b; ++i) {
     const LabeledExample& e = *batch[size_t(i)];
     const int n = std::min(t, int(e.tokens.size()));
+    last_tokens_ += uint64_t(n);
     int* in = inputs_.data() + size_t(i) * t;
     for (int j = 0; j < t; ++j) in[j] = j < n ? e.tokens[size_t(j)] : e.tokens[size_t(n) - 1];
     lengths_[size_t(i)] = n;
@@ -280,6 +284,7 @@ float FinetuneJob::micro_step() {
   switch (f_.task) {
     case Task::Text: {
       text_sampler_->next(B, inputs_.data(), targets_.data());
+      last_tokens_ = uint64_t(B) * uint64_t(T_);
       const float loss = net_->forward(p_, inputs_.data(), targets_.data(), B, T_);
       net_->backward(p_);
       return loss;

@@ -79,6 +79,7 @@ class FinetuneJob final : public Job {
   std::vector<std::span<float>> grads() override;
   float micro_step() override;
   uint64_t tokens_per_micro_step() const override;
+  uint64_t last_tokens() const override { return last_tokens_; }
   double flops_per_token() const override;
   std::optional<float> validate() override;
   Rng::State sampler_rng() const override;
@@ -109,7 +110,7 @@ class FinetuneJob final : public Job {
   std::vector<uint8_t> trained_;     // per base view
   std::unique_ptr<BatchSampler> text_sampler_;
   Rng rng_;
-  uint64_t draws_ = 0;
+  uint64_t draws_ = 0, last_tokens_ = 0;
   std::vector<int> inputs_, targets_, lengths_, labels_;
 };
 

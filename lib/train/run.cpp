@@ -221,7 +221,11 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     const double step_start = elapsed();
     for (auto g : grads) std::fill(g.begin(), g.end(), 0.0f);
     double loss = 0;
-    for (int a = 0; a < o.grad_accum; ++a) loss += job.micro_step();
+    uint64_t step_tokens = 0;
+    for (int a = 0; a < o.grad_accum; ++a) {
+      loss += job.micro_step();
+      step_tokens += job.last_tokens();
+    }
     loss /= o.grad_accum;
     if (o.grad_accum > 1)
       for (auto grad : grads)
@@ -243,7 +247,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
       opt.step(info.lr);
     }
     ++st.step;
-    st.tokens_seen += tokens_per_step;
+    st.tokens_seen += step_tokens;
     const double step_s = elapsed() - step_start;
     if (st.step - first_step == 1) after_first = elapsed();
     // Time budget: fix the schedule's length from steps 2 to 4 (the first one touches every
@@ -256,7 +260,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     info.step = st.step;
     info.total_steps = total;
     info.loss = float(loss);
-    info.tokens_per_s = double(tokens_per_step) / step_s;
+    info.tokens_per_s = double(step_tokens) / step_s;
     info.gflops = info.tokens_per_s * flops_per_token / 1e9;
     info.elapsed_s = elapsed();
     info.tokens_seen = st.tokens_seen;

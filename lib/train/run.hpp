@@ -90,8 +90,11 @@ class Job {
   // Draws one micro-batch, runs forward and backward (adding into the gradients); returns the
   // mean loss.
   virtual float micro_step() = 0;
-  // Tokens one micro-batch feeds the model (budgets, tok/s) and model FLOPs per token.
+  // Tokens one micro-batch holds at most (the --tokens budget counts these) and model FLOPs
+  // per token.
   virtual uint64_t tokens_per_micro_step() const = 0;
+  // Tokens the last micro_step() fed the model, padding left out (tok/s, tokens seen).
+  virtual uint64_t last_tokens() const { return tokens_per_micro_step(); }
   virtual double flops_per_token() const = 0;
   // Mean held-out loss, or nullopt without held-out data.
   virtual std::optional<float> validate() = 0;

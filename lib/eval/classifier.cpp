@@ -1,0 +1,67 @@
+// Classifier inference through the training model's forward pass (batches of right-padded rows).
+#include "eval/classifier.hpp"
+
+#include <algorithm>
+
+#include "base/error.hpp"
+#include "format/gguf.hpp"
+#include "model/lora.hpp"
+#include "model/tokenizer_loader.hpp"
+#include "train/finetune.hpp"
+
+namespace lm::eval {
+
+namespace {
+format::GgufFile open_classifier(const std::string& path) {
+  format::GgufFile g = format::GgufFile::open(path);
+  if (model::is_adapter(g)) throw FormatError(path, "is a LoRA adapter, not a classifier model");
+  if (!g.find_tensor("cls.output.weight"))
+    throw FormatError(path, "has no classification head (cls.output.weight); make one with lm-finetune --task classify");
+  return g;
+}
+}  // namespace
+
+Classifier::Classifier(const std::string& path, const std::vector<model::AdapterSpec>& adapters, int batch)
+    : Classifier(open_classifier(path), adapters, batch) {}
+
+Classifier::Classifier(const format::GgufFile& g, const std::vector<model::AdapterSpec>& adapters, int batch)
+    : p_(model::load_params(g, false)), tok_(model::load_tokenizer(g)), B_(std::max(1, batch)) {
+  labels_ = model::read_labels(g, p_.cfg);
+  for (const auto& a : adapters) {
+    model::Lora l = model::load_adapter(format::GgufFile::open(a.path), p_.cfg);
+    l.user_scale = a.scale;
+    model::merge_lora(p_, l);
+  }
+  add_bos_ = g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) && tok_.bos_id().has_value();
+  T_ = p_.cfg.n_ctx;
+  net_ = std::make_unique<model::Model>(p_.cfg, B_, T_);
+}
+
+Classifier::~Classifier() = default;
+
+void Classifier::predict(const std::vector<std::string>& texts, std::vector<std::vector<float>>& probs) {
+  probs.assign(texts.size(), {});
+  const int K = p_.cfg.n_cls;
+  std::vector<std::vector<int>> rows(static_cast<size_t>(B_));
+  std::vector<int> tokens, lengths(static_cast<size_t>(B_));
+  for (size_t start = 0; start < texts.size(); start += size_t(B_)) {
+    const int b = int(std::min(texts.size() - start, size_t(B_)));
+    int t = 1;
+    for (int i = 0; i < b; ++i) {
+      rows[size_t(i)] = train::classifier_input(tok_, texts[start + size_t(i)], add_bos_, T_);
+      if (rows[size_t(i)].empty()) rows[size_t(i)].push_back(tok_.eos_id().value_or(0));  // an empty text
+      t = std::max(t, int(rows[size_t(i)].size()));
+    }
+    tokens.assign(size_t(b) * t, 0);
+    for (int i = 0; i < b; ++i) {
+      const auto& v = rows[size_t(i)];
+      for (int j = 0; j < t; ++j) tokens[size_t(i) * t + j] = j < int(v.size()) ? v[size_t(j)] : v.back();
+      lengths[size_t(i)] = int(v.size());
+    }
+    net_->forward_classify(p_, tokens.data(), lengths.data(), nullptr, b, t);
+    for (int i = 0; i < b; ++i)
+      probs[start + size_t(i)].assign(net_->class_probs() + size_t(i) * K, net_->class_probs() + size_t(i + 1) * K);
+  }
+}
+
+}  // namespace lm::eval

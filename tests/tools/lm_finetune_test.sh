@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# lm-finetune end to end on a tiny lm-train model: full fine-tuning on text, LoRA adapters
+# (applied by lm-eval/lm-generate with --lora, equal to --merge, scale 0 = the base), prompt/
+# completion training, a classifier scored by lm-eval classify -m and used by lm-eval predict,
+# exact resume of a LoRA run after SIGINT, and one-line errors.
+source "$(dirname "$0")/lib.sh"
+
+make_corpus 3000 > corpus.txt
+lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
+lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 2 --embd 64 --heads 4 --kv-heads 2 \
+  --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps 150 -t 2 -o base.gguf > /dev/null || fail "training the base model"
+field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
+ppl() { lm-eval perplexity -t 2 --json "$@" | sed -n 's/^{"perplexity":\([^,]*\),.*/\1/p'; }
+ft=(lm-finetune -m base.gguf -t 2 -q)
+base_ppl=$(ppl -m base.gguf corpus.txt)
+
+# ---- full fine-tuning on text ----
+expect_exit 0 "full fine-tuning" -- "${ft[@]}" --data corpus.txt --steps 40 --lr 1e-3 --json -o full.gguf
+[[ $(field output "$T/out") == '"model"' ]] && pass || fail "full: output $(cat "$T/out")"
+full_ppl=$(ppl -m full.gguf corpus.txt)
+awk -v a="$full_ppl" -v b="$base_ppl" 'BEGIN { exit !(a < b) }' && pass || fail "fine-tuning did not lower perplexity: $base_ppl -> $full_ppl"
+
+# ---- LoRA: the adapter, --lora in lm-eval and lm-generate, --merge ----
+lora=(--data corpus.txt --lora --lora-rank 4 --lora-targets all --steps 40 --lr 3e-3)
+expect_exit 0 "LoRA" -- "${ft[@]}" "${lora[@]}" --json -o lora.gguf
+[[ $(field output "$T/out") == '"adapter"' ]] && pass || fail "LoRA: output $(cat "$T/out")"
+full_trainable=$(lm-finetune -m base.gguf --data corpus.txt --dry-run | awk -F'\t' '$1 == "trainable" { print $2 }')
+lora_trainable=$(field trainable_parameters "$T/out")
+(( lora_trainable * 5 < full_trainable )) && pass || fail "LoRA trains $lora_trainable of $full_trainable parameters"
+grep -aq "adapter.lora.alpha" lora.gguf && grep -aq "blk.1.ffn_down.weight.lora_b" lora.gguf && pass ||
+  fail "the adapter lacks llama.cpp's keys or tensor names"
+expect_exit 0 "--merge" -- "${ft[@]}" "${lora[@]}" --merge -o merged.gguf
+lora_ppl=$(ppl -m base.gguf --lora lora.gguf corpus.txt)
+[[ $lora_ppl == "$(ppl -m merged.gguf corpus.txt)" ]] && pass || fail "--lora and --merge differ"
+awk -v a="$lora_ppl" -v b="$base_ppl" 'BEGIN { exit !(a < b) }' && pass || fail "LoRA did not lower perplexity: $base_ppl -> $lora_ppl"
+[[ $(ppl -m base.gguf --lora lora.gguf:0 corpus.txt) == "$base_ppl" ]] && pass || fail "--lora FILE:0 is not the base model"
+expect_exit 0 "lm-generate --lora" -- lm-generate -m base.gguf --lora lora.gguf -p "the" -n 5 -s 1
+expect_exit 1 "an adapter as -m" -- lm-eval perplexity -m lora.gguf corpus.txt
+expect_err "lora.gguf.*LoRA adapter" "an adapter as -m names the file"
+expect_exit 2 "--lora with a bad scale" -- lm-eval perplexity -m base.gguf --lora lora.gguf:inf corpus.txt
+expect_exit 2 "--train-norms without --merge" -- "${ft[@]}" "${lora[@]}" --train-norms -o x.gguf
+expect_err "need --merge" "--train-norms without --merge"
+
+# ---- prompt/completion ----
+awk 'NR <= 800 { n = split($0, w, " "); p = w[1]; for (i = 2; i <= n / 2; i++) p = p " " w[i]; c = "";
+  for (i = int(n / 2) + 1; i <= n; i++) c = c " " w[i]; printf "{\"prompt\": \"%s\", \"completion\": \"%s\", \"id\": %d}\n", p, c, NR }' corpus.txt > pc.jsonl
+expect_exit 0 "prompt-completion" -- "${ft[@]}" --task prompt-completion --data pc.jsonl --lora --steps 20 --lr 3e-3 --json -o pc.gguf
+[[ $(field valid_loss "$T/out") != null ]] && pass || fail "prompt-completion: no validation loss: $(cat "$T/out")"
+printf '{"prompt": "a"}\n' > bad.jsonl
+expect_exit 1 "a line without completion" -- "${ft[@]}" --task prompt-completion --data bad.jsonl --steps 1 -o x.gguf
+expect_err "bad.jsonl:1: has no string member 'completion'" "names the file, line and member"
+printf '{"prompt": "a", "completion": "b"\n' > bad.jsonl
+expect_exit 1 "bad JSON" -- "${ft[@]}" --task prompt-completion --data bad.jsonl --steps 1 -o x.gguf
+expect_err "bad.jsonl:1: is not a JSON object: expected ',' or '}' at byte" "bad JSON names the byte"
+
+# ---- classification: train, score, predict ----
+awk '{ print (($0 ~ /(^| )(the|of|and)( |$)/) ? "common" : "rare") "\t" $0 }' corpus.txt > labeled.tsv
+head -n 2500 labeled.tsv > train.tsv
+tail -n 500 labeled.tsv > test.tsv
+expect_exit 0 "classify" -- "${ft[@]}" --task classify --data train.tsv --valid test.tsv --steps 300 --lr 1e-3 \
+  --batch 16 --json -o cls.gguf
+[[ $(field output "$T/out") == '"classifier"' ]] && pass || fail "classify: output $(cat "$T/out")"
+acc=$(field valid_accuracy "$T/out")
+majority=$(cut -f1 test.tsv | sort | uniq -c | sort -rn | awk 'NR == 1 { print $1 / 500 }')
+awk -v a="$acc" -v m="$majority" 'BEGIN { exit !(a > m + 0.05) }' && pass || fail "accuracy $acc is not above the majority $majority"
+expect_exit 0 "lm-eval classify -m" -- lm-eval classify -m cls.gguf test.tsv --json -t 2
+awk -v a="$(field accuracy "$T/out")" -v b="$acc" 'BEGIN { exit !((a - b) ^ 2 < 1e-12) }' && pass || fail "lm-eval classify -m accuracy $(field accuracy "$T/out") differs from lm-finetune's $acc"
+cut -f2 test.tsv > texts.txt
+expect_exit 0 "predict" -- lm-eval predict -m cls.gguf --top 2 -t 2 texts.txt
+[[ $(wc -l < "$T/out") == 500 ]] && pass || fail "predict: $(wc -l < "$T/out") lines for 500"
+awk -F'\t' 'NF != 4 || ($2 + $4 - 1) ^ 2 > 1e-8 || $2 < $4 { bad = 1 } END { exit bad }' "$T/out" && pass ||
+  fail "predict --top 2: two labels whose probabilities add to 1, best first: $(head -2 "$T/out")"
+cut -f1 "$T/out" | paste - test.tsv | awk -F'\t' '$1 == $2 { n++ } END { printf "%.6f\n", n / NR }' > agree.txt
+awk -v a="$(cat agree.txt)" -v b="$acc" 'BEGIN { exit !((a - b) ^ 2 < 1e-12) }' && pass || fail "predict's labels give accuracy $(cat agree.txt), not $acc"
+expect_exit 0 "predict from a pipe, JSON" -- sh -c "head -2 texts.txt | lm-eval predict -m cls.gguf --json"
+[[ $(grep -c '^{"label":"[a-z]*","probability":[0-9.]*,"top":\[' "$T/out") == 2 ]] && pass || fail "predict --json: $(cat "$T/out")"
+expect_exit 1 "predict with a plain model" -- lm-eval predict -m base.gguf texts.txt
+expect_err "base.gguf.*no classification head" "a model without head"
+expect_exit 2 "classify needs -m or --predictions" -- lm-eval classify test.tsv
+printf 'rare\tx\nother\ty\n' > unknown.tsv
+expect_exit 0 "further training of the classifier" -- "${ft[@]}" -m cls.gguf --task classify --data train.tsv --steps 2 -o cls2.gguf
+expect_exit 1 "a label the classifier lacks" -- "${ft[@]}" -m cls.gguf --task classify --data unknown.tsv --steps 2 -o x.gguf
+printf 'only\tone\n' > one.tsv
+expect_exit 1 "one label" -- "${ft[@]}" --task classify --data one.tsv --steps 1 -o x.gguf
+expect_err "one.tsv: has only the label 'only'" "one label"
+
+# ---- interrupt and resume a LoRA run with dropout: bit for bit ----
+long=(-m base.gguf -t 2 --data corpus.txt --lora --lora-dropout 0.1 --steps 300 --eval-every 0 --lr 1e-3)
+mkdir -p a b
+lm-finetune "${long[@]}" --metrics a.jsonl -o a/l.gguf -q > /dev/null
+lm-finetune "${long[@]}" --metrics b.jsonl -o b/l.gguf > /dev/null 2> int.err &
+pid=$!
+for _ in $(seq 200); do [[ -s b.jsonl ]] && (( $(wc -l < b.jsonl 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.02; done
+kill -INT $pid
+wait $pid
+rc=$?
+[[ $rc == 130 ]] && pass || fail "SIGINT exit $rc, expected 130: $(cat int.err)"
+stopped=$(grep -o 'interrupted at step [0-9]*' int.err | grep -o '[0-9]*$')
+expect_exit 0 "resume" -- lm-finetune "${long[@]}" --resume b/l.gguf.ckpt --metrics rest.jsonl -o b/l.gguf -q
+(( ${stopped:-300} < 300 )) && pass || fail "the run finished before the interrupt"
+tail -n +"$((stopped + 1))" a.jsonl | sed 's/"tokens_per_s".*"skipped"/"skipped"/' > want.jsonl
+sed 's/"tokens_per_s".*"skipped"/"skipped"/' rest.jsonl > got.jsonl
+same_files want.jsonl got.jsonl "resumed LoRA steps equal the uninterrupted run"
+same_files a/l.gguf b/l.gguf "resumed LoRA run writes the same adapter"
+expect_exit 1 "resume as another task" -- lm-finetune -m base.gguf -t 2 --task prompt-completion --data pc.jsonl --lora \
+  --steps 300 --resume b/l.gguf.ckpt -o c.gguf
+expect_err "not a checkpoint of an lm-finetune prompt-completion run" "resume as another task"
+
+# ---- usage and file errors ----
+expect_exit 2 "no budget" -- lm-finetune -m base.gguf --data corpus.txt -o x.gguf
+expect_exit 1 "missing model" -- lm-finetune -m nope.gguf --data corpus.txt --steps 1 -o x.gguf
+expect_err "nope.gguf" "missing model names the file"
+expect_exit 2 "bad LoRA target" -- "${ft[@]}" --data corpus.txt --lora --lora-targets q,x --steps 1 -o x.gguf
+expect_err "LoRA target 'x'" "bad target"
+expect_exit 2 "--merge without --lora" -- "${ft[@]}" --data corpus.txt --merge --steps 1 -o x.gguf
+expect_exit 2 "output is the model" -- "${ft[@]}" --data corpus.txt --steps 1 -o base.gguf
+no_leftovers . "no temp files"
+finish

@@ -1,0 +1,139 @@
+// Tests for lib/train/finetune: prompt/completion examples (the boundary of the scored part),
+// the masked loss equal to a hand-masked forward pass, labeled files, and a LoRA job whose
+// base weights stay untouched.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "base/error.hpp"
+#include "model/model.hpp"
+#include "test_util.hpp"
+#include "train/finetune.hpp"
+
+using namespace lm;
+using namespace lm::train;
+
+namespace {
+
+std::vector<std::string> corpus() {
+  std::vector<std::string> lines;
+  for (int i = 0; i < 200; ++i)
+    lines.push_back("question " + std::to_string(i % 7) + " is answered by " + std::to_string(i % 5) + " words");
+  return lines;
+}
+
+model::ModelConfig config(int vocab) {
+  model::ModelConfig c;
+  c.n_vocab = vocab, c.n_ctx = 32, c.n_layer = 2, c.n_embd = 32, c.n_head = 4, c.n_head_kv = 2, c.n_ff = 48;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("prompt/completion: BOS, prompt, completion, EOS; scored from the completion; loss masked to it") {
+  test::TempDir dir;
+  Tokenizer tok = test::train_tokenizer(corpus(), 300);
+  const std::string path = dir.path() + "/pc.jsonl";
+  std::ofstream(path) << "{\"prompt\": \"question 3 is\", \"completion\": \" answered by 2 words\"}\n\n"
+                      << "{\"completion\": \" by 4\", \"prompt\": \"question 1 is answered\"}\n";
+  const std::vector<Sequence> seqs = load_prompt_completion(path, tok, true, 1);
+  REQUIRE(seqs.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    const Sequence& s = seqs[i];
+    CHECK(s.tokens.front() == *tok.bos_id());
+    CHECK(s.tokens.back() == *tok.eos_id());
+    std::vector<int> prompt;
+    tok.encode_text(i == 0 ? "question 3 is" : "question 1 is answered", prompt);
+    // Everything before loss_from is the prompt's own tokenization.
+    CHECK(s.loss_from >= 1);
+    CHECK(size_t(s.loss_from) <= prompt.size() + 1);
+    for (int j = 1; j < s.loss_from; ++j) CHECK(s.tokens[size_t(j)] == prompt[size_t(j) - 1]);
+    const std::vector<int> completion(s.tokens.begin() + s.loss_from, s.tokens.end() - 1);
+    CHECK(tok.decode_text(completion).find(i == 0 ? "2 words" : "4") != std::string::npos);
+  }
+
+  // The job's validation loss is the mean loss over completion tokens only.
+  model::ModelConfig cfg = config(tok.vocab_size());
+  model::Params p(cfg, false);
+  Rng rng(1);
+  p.init(rng);
+  TrainOptions o;
+  o.batch = 2;
+  o.eval_batches = 1;
+  FinetuneOptions f;
+  f.task = Task::PromptCompletion;
+  FinetuneData d;
+  d.seqs = &seqs;
+  d.seqs_valid = &seqs;
+  d.train_name = path;
+  model::Params copy = p;
+  FinetuneJob job(o, f, std::move(copy), tok, d);
+  const float job_loss = *job.validate();
+  model::Model m(cfg, 1, 32);
+  double per_seq[2] = {0, 0};
+  int counts[2] = {0, 0};
+  for (size_t i = 0; i < 2; ++i) {
+    const Sequence& s = seqs[i];
+    const int t = int(s.tokens.size()) - 1;
+    m.forward(p, s.tokens.data(), nullptr, 1, t);
+    for (int j = s.loss_from - 1; j < t; ++j) {
+      const float* row = m.logits() + size_t(j) * cfg.n_vocab;
+      double mx = row[0], z = 0;
+      for (int v = 1; v < cfg.n_vocab; ++v) mx = std::max(mx, double(row[v]));
+      for (int v = 0; v < cfg.n_vocab; ++v) z += std::exp(row[v] - mx);
+      per_seq[i] += mx + std::log(z) - row[s.tokens[size_t(j) + 1]];
+      ++counts[i];
+    }
+  }
+  // One batch of both sequences: the mean over all their completion tokens.
+  CHECK(counts[0] > 0);
+  CHECK(job_loss == doctest::Approx((per_seq[0] + per_seq[1]) / (counts[0] + counts[1])).epsilon(1e-4));
+}
+
+TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA classifier job leaves the base frozen") {
+  test::TempDir dir;
+  Tokenizer tok = test::train_tokenizer(corpus(), 300);
+  const std::string path = dir.path() + "/l.txt";
+  std::ofstream(path) << "b\tquestion 3 is answered\n__label__a question 1 words\n\na\tby 2 words\n";
+  LabeledData d = load_labeled(path, tok, true, 4, nullptr, 1);
+  CHECK(d.labels == std::vector<std::string>{"a", "b"});
+  REQUIRE(d.examples.size() == 3);
+  CHECK(d.examples[0].label == 1);
+  CHECK(d.examples[1].label == 0);
+  CHECK(d.examples[0].tokens.size() == 4);
+  CHECK(d.examples[0].tokens[0] == *tok.bos_id());
+  std::ofstream(dir.path() + "/bad.txt") << "a\tone\nno label here\n";
+  CHECK_THROWS_WITH_AS(load_labeled(dir.path() + "/bad.txt", tok, true, 8, nullptr, 1),
+                       doctest::Contains("bad.txt:2: has a label but no text"), FormatError);
+
+  model::ModelConfig cfg = config(tok.vocab_size());
+  model::Params p(cfg, false);
+  Rng rng(2);
+  p.init(rng);
+  const std::vector<float> before(p.w.begin(), p.w.end());
+  TrainOptions o;
+  o.batch = 2;
+  o.steps = 5;
+  o.opt.warmup_steps = 1;
+  FinetuneOptions f;
+  f.task = Task::Classify;
+  f.lora = true;
+  FinetuneData fd;
+  fd.labeled = &d;
+  fd.train_name = path;
+  FinetuneJob job(o, f, p, tok, fd);
+  CHECK(job.params().cfg.n_cls == 2);
+  RunHooks hooks;
+  Logger log("test");
+  log.set_level(Logger::Level::Quiet);
+  run_loop(o, job, hooks, log);
+  // The trunk is frozen: only the head and the adapters moved.
+  CHECK(std::equal(before.begin(), before.end(), job.params().w.begin()));
+  bool head_moved = false;
+  const float* head = job.params().get(model::cls_param(job.params().cfg) + 1);
+  for (int k = 0; k < 2; ++k) head_moved |= head[k] != 0.0f;
+  CHECK(head_moved);
+}

@@ -1,0 +1,203 @@
+// lm-finetune: continue training a llama-arch GGUF model on text, on prompt/completion pairs,
+// or as a sequence classifier; all weights or LoRA adapters. The loop is lib/train/run, the
+// jobs lib/train/finetune; this file parses, loads, reports and saves.
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "base/error.hpp"
+#include "base/file.hpp"
+#include "common/cli.hpp"
+#include "common/train_cli.hpp"
+#include "format/gguf.hpp"
+#include "kernels/blas.hpp"
+#include "model/lora.hpp"
+#include "model/model_io.hpp"
+#include "model/tokenizer_loader.hpp"
+#include "train/data.hpp"
+#include "train/finetune.hpp"
+
+namespace {
+
+// The last `fraction` of the examples, moved out of v (held-out data without --valid).
+template <class T>
+std::vector<T> split_tail(std::vector<T>& v, double fraction) {
+  const size_t n = size_t(double(v.size()) * fraction);
+  std::vector<T> tail(std::make_move_iterator(v.end() - long(n)), std::make_move_iterator(v.end()));
+  v.resize(v.size() - n);
+  return tail;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lm::train::TrainOptions o;
+  o.opt.lr = 1e-4f;
+  o.opt.lr_min = 1e-5f;
+  o.opt.warmup_steps = 10;
+  o.batch = 8;
+  o.eval_every = 50;
+  lm::train::FinetuneOptions f;
+  lm::Logger log("lm-finetune");
+  std::string model, data, valid, output, task = "text", targets = "attn";
+  lm::tools::TrainerFlags tf;
+  bool dry = false, json = false, merge = false;
+
+  CLI::App app{"Fine-tune a llama-arch GGUF model on CPU: continued training, prompt/completion pairs, LoRA "
+               "adapters, sequence classification"};
+  lm::tools::init_app(app, "lm-finetune");
+  app.add_option("-m,--model", model, "Model to start from (GGUF, llama architecture; the tokenizer inside is used)")
+      ->type_name("FILE")->required();
+  app.add_option("--data", data, "Training data: text or a token file (--task text), JSON Lines with prompt and "
+                                 "completion, or label<TAB>text / __label__ lines (--task classify)")
+      ->type_name("FILE")->required();
+  app.add_option("--valid", valid, "Held-out data in the same form; default: the end of --data")->type_name("FILE");
+  app.add_option("-o,--output", output, "File to write: the model, or the LoRA adapter (GGUF)")->type_name("FILE");
+  app.add_option("--task", task, "What to train: text, prompt-completion or classify")
+      ->check(CLI::IsMember({"text", "prompt-completion", "classify"}));
+  app.add_option("--context", f.context, "Sequence length (default: the model's context)")->check(CLI::Range(2, 1 << 20));
+  app.add_flag("--lora", f.lora, "Train LoRA adapters instead of every weight");
+  app.add_option("--lora-rank", f.lora_opt.rank, "LoRA rank r")->check(CLI::Range(1, 1 << 16));
+  app.add_option("--lora-alpha", f.lora_opt.alpha, "LoRA alpha (the update is scaled by alpha / r)")
+      ->check(CLI::Range(1e-6, 1e6));
+  app.add_option("--lora-dropout", f.lora_opt.dropout, "Dropout on the adapters' inputs while training")
+      ->check(CLI::Range(0.0, 0.95));
+  app.add_option("--lora-targets", targets, "Adapted projections: q,k,v,o,gate,up,down, attn, mlp or all")
+      ->type_name("LIST");
+  app.add_flag("--train-norms", f.train_norms, "With --lora, also train the RMSNorm gains");
+  app.add_flag("--train-embeddings", f.train_embeddings, "With --lora, also train the token embeddings");
+  app.add_flag("--train-head", f.train_head, "With --lora, also train the output matrix");
+  app.add_flag("--merge", merge, "With --lora, write the base model with the adapters merged in");
+  lm::tools::add_trainer_flags(app, o, tf);
+  app.add_flag("--dry-run", dry, "Print trainable parameters and memory, then exit");
+  app.add_flag("--json", json, "Print the final result as one JSON object");
+  lm::tools::add_threads(app, o.threads);
+  lm::tools::add_verbosity(app, log);
+
+  return lm::tools::run_main(app, argc, argv, [&] {
+    lm::tools::finish_trainer_flags(o, tf, dry);
+    if (!dry && output.empty()) throw lm::UsageError("-o/--output is required");
+    if (!f.lora && (merge || f.train_norms || f.train_embeddings || f.train_head))
+      throw lm::UsageError("--merge, --train-norms, --train-embeddings and --train-head go with --lora");
+    f.task = task == "text" ? lm::train::Task::Text
+             : task == "prompt-completion" ? lm::train::Task::PromptCompletion
+                                           : lm::train::Task::Classify;
+    const bool classify = f.task == lm::train::Task::Classify;
+    const bool writes_adapter = f.lora && !merge && !classify;
+    if (writes_adapter && (f.train_norms || f.train_embeddings || f.train_head))
+      throw lm::UsageError("a LoRA adapter file holds only .lora_a/.lora_b pairs; --train-norms, --train-embeddings "
+                           "and --train-head need --merge");
+    f.lora_opt.targets = lm::model::parse_lora_targets(targets);
+    std::string checkpoint = tf.checkpoint.empty() && !output.empty() ? output + ".ckpt" : tf.checkpoint;
+    for (const auto& out : {output, checkpoint})
+      if (!out.empty() && (lm::same_file(out, data) || lm::same_file(out, valid) || lm::same_file(out, model)))
+        throw lm::UsageError("output '" + out + "' is also an input; choose another file");
+    std::optional<lm::OutputFile> out;
+    if (!dry) out.emplace(output);  // fails now, not after the run, if the directory is not writable
+    lm::kernels::set_threads(o.threads);
+
+    lm::format::GgufFile g = lm::format::GgufFile::open(model);
+    if (lm::model::is_adapter(g)) throw lm::FormatError(model, "is a LoRA adapter; -m needs a model");
+    lm::Tokenizer tok = lm::model::load_tokenizer(g);
+    const bool add_bos = g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) && tok.bos_id().has_value();
+    lm::model::Params base = lm::model::load_params(g, false);
+    std::vector<std::string> model_labels;
+    if (base.cfg.n_cls > 0) model_labels = lm::model::read_labels(g, base.cfg);
+    const int T = f.context > 0 ? f.context : base.cfg.n_ctx;
+
+    // Data for the task.
+    std::vector<int> text, text_valid;
+    std::vector<lm::train::Sequence> seqs, seqs_valid;
+    lm::train::LabeledData labeled, labeled_valid;
+    lm::train::FinetuneData d;
+    d.train_name = data;
+    switch (f.task) {
+      case lm::train::Task::Text:
+        text = lm::train::load_tokens(data, tok, model, o.threads);
+        text_valid = valid.empty() ? lm::train::split_validation(text, o.valid_fraction)
+                                   : lm::train::load_tokens(valid, tok, model, o.threads);
+        d.text = &text, d.text_valid = &text_valid;
+        break;
+      case lm::train::Task::PromptCompletion:
+        seqs = lm::train::load_prompt_completion(data, tok, add_bos, o.threads);
+        seqs_valid = valid.empty() ? split_tail(seqs, o.valid_fraction)
+                                   : lm::train::load_prompt_completion(valid, tok, add_bos, o.threads);
+        d.seqs = &seqs, d.seqs_valid = &seqs_valid;
+        break;
+      case lm::train::Task::Classify:
+        labeled = lm::train::load_labeled(data, tok, add_bos, T, model_labels.empty() ? nullptr : &model_labels,
+                                          o.threads);
+        for (const auto& e : labeled.examples)
+          if (e.label < 0) throw lm::FormatError(data, "has a label the model's classifier does not know");
+        if (valid.empty()) {
+          labeled_valid.labels = labeled.labels;
+          labeled_valid.examples = split_tail(labeled.examples, o.valid_fraction);
+        } else {
+          labeled_valid = lm::train::load_labeled(valid, tok, add_bos, T, &labeled.labels, o.threads);
+        }
+        d.labeled = &labeled, d.labeled_valid = &labeled_valid;
+        log.debug("%zu labels, %zu training and %zu held-out examples", labeled.labels.size(), labeled.examples.size(),
+                  labeled_valid.examples.size());
+        break;
+    }
+
+    lm::train::FinetuneJob job(o, f, std::move(base), tok, d);
+    size_t trainable = 0;
+    for (const auto& t : job.trainables()) trainable += t.size();
+    const double mib = double(job.memory_bytes()) / (1 << 20);
+    if (dry) {
+      std::printf("parameters\t%zu\ntrainable\t%zu\ntokens_per_step\t%llu\nmemory_mib\t%.0f\n",
+                  job.params().cfg.n_params(), trainable,
+                  (unsigned long long)(job.tokens_per_micro_step() * uint64_t(o.grad_accum)), mib);
+      return 0;
+    }
+    log.debug("%zu of %zu parameters trained; about %.0f MiB for weights, gradients, AdamW and activations",
+              trainable, job.params().cfg.n_params(), mib);
+    const double peak = lm::kernels::sgemm_peak_gflops();
+    lm::tools::StepReporter report(log, tf.metrics, peak);
+    const std::atomic<int>& stop = lm::tools::install_stop_signals();
+    lm::train::RunHooks hooks;
+    hooks.checkpoint_path = checkpoint;
+    if (!tf.resume.empty()) hooks.resume_path = tf.resume;
+    hooks.stop = &stop;
+    hooks.on_checkpoint = [&](const std::string& p) { log.debug("checkpoint saved to %s", p.c_str()); };
+    hooks.on_step = [&](const lm::train::StepInfo& s) { report(s); };
+    lm::train::RunResult r = lm::train::run_loop(o, job, hooks, log);
+    report.finish();
+    if (r.end == lm::train::RunEnd::Interrupted) {
+      log.info("interrupted at step %llu; checkpoint saved to %s", (unsigned long long)r.steps, checkpoint.c_str());
+      return 128 + stop.load();
+    }
+    const std::optional<double> accuracy = job.valid_accuracy();
+
+    lm::format::GgufWriter w;
+    const std::string name = lm::tools::model_name(output);
+    if (writes_adapter) {
+      lm::model::add_adapter(w, *job.lora(), name);
+    } else {
+      if (job.lora()) lm::model::merge_lora(job.params(), *job.lora());
+      lm::model::add_model(w, job.params(), tok, name, classify ? labeled.labels : std::vector<std::string>{});
+    }
+    w.write(*out);
+    out->commit();
+
+    const double vl = r.last_valid_loss ? double(*r.last_valid_loss) : NAN;
+    auto num = [](double x) { return std::isnan(x) ? std::string("null") : std::to_string(x); };
+    const char* written = writes_adapter ? "adapter" : classify ? "classifier" : "model";
+    if (json) {
+      std::printf("{\"steps\":%llu,\"train_loss\":%.6f,\"valid_loss\":%s,", (unsigned long long)r.steps,
+                  double(r.last_loss), num(vl).c_str());
+      if (classify) std::printf("\"valid_accuracy\":%s,", num(accuracy.value_or(NAN)).c_str());
+      else std::printf("\"valid_perplexity\":%s,", num(std::exp(vl)).c_str());
+      std::printf("\"trainable_parameters\":%zu,\"memory_mib\":%.0f,\"early_stop\":%s,\"output\":\"%s\"}\n", trainable,
+                  mib, r.end == lm::train::RunEnd::EarlyStop ? "true" : "false", written);
+    } else {
+      std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\n", (unsigned long long)r.steps, double(r.last_loss), vl);
+      if (classify) std::printf("valid_accuracy\t%.4f\n", accuracy.value_or(NAN));
+      else std::printf("valid_perplexity\t%.2f\n", std::exp(vl));
+      std::printf("trainable_parameters\t%zu\nmemory_mib\t%.0f\noutput\t%s\n", trainable, mib, written);
+    }
+    return 0;
+  });
+}
