@@ -13,7 +13,7 @@ namespace lm::model {
 namespace {
 
 constexpr const char* kTypeKey = "general.type";
-constexpr const char* kAdapterTypeKey = "general.adapter.type";
+constexpr const char* kAdapterTypeKey = "adapter.type";
 constexpr const char* kAlphaKey = "adapter.lora.alpha";
 
 }  // namespace

@@ -1,7 +1,7 @@
 // LoRA adapters (Hu et al. 2021): W' = W + (alpha / r) B A for chosen projections of every layer,
 // A (r, in) and B (out, r), trained while the base weights stay frozen. The file form is
 // llama.cpp's LoRA GGUF convention, so llama.cpp applies our adapters and we apply its:
-// general.type "adapter", general.adapter.type "lora", adapter.lora.alpha (f32), and per
+// general.type "adapter", adapter.type "lora", adapter.lora.alpha (f32), and per
 // adapted tensor W the pair "W.lora_a" (ne {in, r}) and "W.lora_b" (ne {r, out}); the scale of
 // a pair is alpha / r, times the user's scale.
 #pragma once

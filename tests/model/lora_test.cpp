@@ -146,7 +146,7 @@ TEST_CASE("a merged adapter computes what the base with the adapter computes; th
   w.save(path);
   format::GgufFile g = format::GgufFile::open(path);
   CHECK(is_adapter(g));
-  CHECK(g.get_string("general.adapter.type") == "lora");
+  CHECK(g.get_string("adapter.type") == "lora");
   const auto* a = g.find_tensor("blk.0.attn_q.weight.lora_a");
   const auto* b = g.find_tensor("blk.0.attn_q.weight.lora_b");
   REQUIRE(a);
