@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   o.eval_every = 50;
   lm::train::FinetuneOptions f;
   lm::Logger log("lm-finetune");
-  std::string model, data, valid, output, task = "text", targets = "attn";
+  std::string model, data, valid, output, task = "text", targets = "attn", pooling = "last";
   lm::tools::TrainerFlags tf;
   bool dry = false, json = false, merge = false;
 
@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", output, "File to write: the model, or the LoRA adapter (GGUF)")->type_name("FILE");
   app.add_option("--task", task, "What to train: text, prompt-completion or classify")
       ->check(CLI::IsMember({"text", "prompt-completion", "classify"}));
+  app.add_option("--pooling", pooling, "What a new classifier reads: the last token's final hidden state, or the mean")
+      ->check(CLI::IsMember({"last", "mean"}));
   app.add_option("--context", f.context, "Sequence length (default: the model's context)")->check(CLI::Range(2, 1 << 20));
   app.add_flag("--lora", f.lora, "Train LoRA adapters instead of every weight");
   app.add_option("--lora-rank", f.lora_opt.rank, "LoRA rank r")->check(CLI::Range(1, 1 << 16));
@@ -89,6 +91,7 @@ int main(int argc, char** argv) {
       throw lm::UsageError("a LoRA adapter file holds only .lora_a/.lora_b pairs; --train-norms, --train-embeddings "
                            "and --train-head need --merge");
     f.lora_opt.targets = lm::model::parse_lora_targets(targets);
+    f.pooling = pooling == "mean" ? lm::model::kPoolMean : lm::model::kPoolLast;
     std::string checkpoint = tf.checkpoint.empty() && !output.empty() ? output + ".ckpt" : tf.checkpoint;
     for (const auto& out : {output, checkpoint})
       if (!out.empty() && (lm::same_file(out, data) || lm::same_file(out, valid) || lm::same_file(out, model)))

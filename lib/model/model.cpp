@@ -132,9 +132,8 @@ struct Model::Acts {
   std::vector<LargeVector<float>> lora_xa;
   LargeVector<float> lora_dxa, lora_in, lora_tmp;
   // Classification: rows read by the head, logits / probabilities (then their gradient).
-  std::vector<int> cls_rows;
-  LargeVector<float> cls_logits;
-  std::vector<int> cls_labels;
+  std::vector<int> cls_lengths;
+  LargeVector<float> cls_logits, cls_pooled, cls_dpooled;
   bool classify = false;
 };
 
@@ -342,13 +341,23 @@ float Model::forward_classify(const Params& p, const int* tokens, const int* len
   Acts& a = *a_;
   a.classify = true;
   const int C = cfg_.n_embd, K = cfg_.n_cls;
-  a.cls_rows.resize(size_t(b));
+  a.cls_lengths.assign(lengths, lengths + b);
   a.cls_logits.resize(size_t(B_) * K);
-  a.cls_labels.assign(labels ? labels : lengths, (labels ? labels : lengths) + b);
+  a.cls_pooled.resize(size_t(B_) * C);
+  a.cls_dpooled.resize(size_t(C));
   for (int i = 0; i < b; ++i) {
     LM_ASSERT(lengths[i] >= 1 && lengths[i] <= t);
-    a.cls_rows[size_t(i)] = i * t + lengths[i] - 1;
-    const float* hrow = a.xf.data() + size_t(a.cls_rows[size_t(i)]) * C;
+    // The pooled final hidden state: the last token's, or the mean over the text's tokens.
+    float* hrow = a.cls_pooled.data() + size_t(i) * C;
+    const float* first = a.xf.data() + size_t(i) * t * C;
+    if (cfg_.cls_pooling == kPoolLast) {
+      std::copy(first + size_t(lengths[i] - 1) * C, first + size_t(lengths[i]) * C, hrow);
+    } else {
+      std::fill(hrow, hrow + C, 0.0f);
+      for (int j = 0; j < lengths[i]; ++j)
+        for (int c = 0; c < C; ++c) hrow[c] += first[size_t(j) * C + c];
+      for (int c = 0; c < C; ++c) hrow[c] /= float(lengths[i]);
+    }
     float* z = a.cls_logits.data() + size_t(i) * K;
     const size_t wv = cls_param(cfg_);
     std::copy(p.get(wv + 1), p.get(wv + 1) + K, z);
@@ -401,17 +410,25 @@ void Model::backward(Params& p) {
     const size_t head = head_param(cfg_);
     matmul_backward(a.dxn.data(), grad(head), dlogits, a.xf.data(), p.get(head), N, C, V, false);
   } else {
-    // Only the rows the head read carry a gradient into the final norm.
+    // Only the rows the head pooled carry a gradient into the final norm.
     const int Kc = cfg_.n_cls;
     const size_t wv = cls_param(cfg_);
     std::fill(a.dxn.begin(), a.dxn.begin() + long(N) * C, 0.0f);
     float *dW = grad(wv), *db = grad(wv + 1);
+    float* dp = a.cls_dpooled.data();
     for (int i = 0; i < b; ++i) {
       const float* dz = a.cls_logits.data() + size_t(i) * Kc;
-      const size_t row = size_t(a.cls_rows[size_t(i)]);
-      matmul_backward(a.dxn.data() + row * C, dW, dz, a.xf.data() + row * C, p.get(wv), 1, C, Kc, false);
+      matmul_backward(dp, dW, dz, a.cls_pooled.data() + size_t(i) * C, p.get(wv), 1, C, Kc, false);
       if (db)
         for (int k = 0; k < Kc; ++k) db[k] += dz[k];
+      const int len = a.cls_lengths[size_t(i)];
+      float* first = a.dxn.data() + size_t(i) * t * C;
+      if (cfg_.cls_pooling == kPoolLast) {
+        std::copy(dp, dp + C, first + size_t(len - 1) * C);
+      } else {
+        for (int j = 0; j < len; ++j)
+          for (int c = 0; c < C; ++c) first[size_t(j) * C + c] = dp[c] / float(len);
+      }
     }
   }
   rmsnorm_backward(a.dres.data(), grad(out_norm), a.dxn.data(), a.x[size_t(cfg_.n_layer)].data(), p.get(out_norm),

@@ -26,6 +26,7 @@ struct ModelConfig {
   float rope_base = 10000.0f;
   bool tied = true;     // the lm head is token_embd (no output.weight)
   int n_cls = 0;        // labels of a sequence classifier (cls.output.weight/.bias); 0 = none
+  int cls_pooling = 3;  // what the classifier reads: kPoolMean or kPoolLast (llama.pooling_type)
 
   int head_dim() const { return n_embd / n_head; }                // D
   int kv_dim() const { return n_head_kv * head_dim(); }
@@ -33,6 +34,9 @@ struct ModelConfig {
   void validate() const;
   size_t n_params() const;
 };
+
+// Pooling of the final hidden states for a classifier, numbered as llama.cpp's pooling_type.
+inline constexpr int kPoolMean = 1, kPoolLast = 3;
 
 // Presets of the issue tracker / PERFORMANCE.md: "tiny", "small", "medium". Throws UsageError.
 ModelConfig preset(const std::string& name);
@@ -96,7 +100,8 @@ class Model {
   const float* logits() const;
 
   // Sequence classification (cfg.n_cls > 0): the head reads the final hidden state of token
-  // lengths[i] - 1 of row i (rows are right-padded). With labels (b; < 0 = not scored) returns
+  // lengths[i] - 1 of row i (kPoolLast) or the mean over its tokens 0 .. lengths[i] - 1
+  // (kPoolMean); rows are right-padded. With labels (b; < 0 = not scored) returns
   // the mean cross-entropy and leaves the gradient for backward(); else returns 0 and keeps the
   // class probabilities.
   float forward_classify(const Params& p, const int* tokens, const int* lengths, const int* labels, int b, int t);

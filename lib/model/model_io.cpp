@@ -75,6 +75,10 @@ ModelConfig read_config(const format::GgufFile& g) {
                                   std::to_string(cls->ne[1]) + "}, expected {" + std::to_string(c.n_embd) +
                                   ", labels} with 2 to 65536 labels");
     c.n_cls = int(cls->ne[1]);
+    c.cls_pooling = int(g.try_get_u32(key("pooling_type")).value_or(kPoolLast));
+    if (c.cls_pooling != kPoolMean && c.cls_pooling != kPoolLast)
+      throw FormatError(path, "key '" + key("pooling_type") + "' is " + std::to_string(c.cls_pooling) +
+                                  ", expected 1 (mean) or 3 (last token) for a classifier");
   }
   return c;
 }
@@ -268,7 +272,7 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
       throw UsageError("classifier has " + std::to_string(c.n_cls) + " outputs but " + std::to_string(labels.size()) +
                        " label names");
     out.set_array_string(key("classifier.output_labels"), labels);
-    out.set_u32(key("pooling_type"), 3);  // last token
+    out.set_u32(key("pooling_type"), uint32_t(c.cls_pooling));
   }
   add_tokenizer(tok, out, true);
   for (const ParamView& v : p.views) {

@@ -60,7 +60,7 @@ std::optional<std::string> try_describe_model(const std::string& path);
 // Writes the hyper-parameter keys, the tokenizer and all weights as F32 into `out`, which the
 // caller may extend and then writes. `p` and `tok` must outlive out.write(). A classifier
 // (p.cfg.n_cls > 0) also gets its labels (llama.classifier.output_labels) and last-token
-// pooling (llama.pooling_type 3); `labels` must then hold n_cls names.
+// pooling (llama.pooling_type, 1 mean or 3 last); `labels` must then hold n_cls names.
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
                const std::vector<std::string>& labels = {});
 

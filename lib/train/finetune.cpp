@@ -144,6 +144,7 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
       // A new head: the base weights, then N(0, 0.02) rows and zero biases.
       model::ModelConfig c2 = cfg;
       c2.n_cls = n;
+      c2.cls_pooling = f.pooling;
       model::Params p2(c2, false);
       std::copy(p_.w.begin(), p_.w.end(), p2.w.begin());
       Rng head_rng(derive_seed(o.seed, 2));
@@ -307,9 +308,29 @@ float FinetuneJob::micro_step() {
 uint64_t FinetuneJob::tokens_per_micro_step() const { return uint64_t(o_.batch) * uint64_t(T_); }
 
 double FinetuneJob::flops_per_token() const {
-  // Forward and backward through the whole model (LoRA still back-propagates through every
-  // layer); LoRA's own products are small and left out.
-  return 6.0 * double(p_.cfg.n_params()) + 12.0 * p_.cfg.n_layer * p_.cfg.n_embd * double(T_);
+  // Matrix products per token: forward 2 per weight, backward 2 for the input gradient and 2
+  // more for each trained weight; the head is the vocabulary (LM tasks) or the labels. LoRA
+  // pairs cost 6 r (in + out) each; attention 12 L C T as in lm-train.
+  const model::ModelConfig& c = p_.cfg;
+  const bool classify = f_.task == Task::Classify;
+  double used = 0, trained = 0;
+  for (size_t i = 1; i < p_.views.size(); ++i) {  // the embedding is a lookup, not a product
+    const auto& v = p_.views[i];
+    if (v.rows == 1) continue;
+    const bool lm_head = i == model::head_param(c) && !c.tied;
+    const bool cls = i == model::cls_param(c) && classify;
+    if ((lm_head && classify) || (i >= model::cls_param(c) && c.n_cls > 0 && !cls)) continue;
+    used += double(v.rows) * v.cols;
+    if (!p_.grad.empty() && trained_[i]) trained += double(v.rows) * v.cols;
+  }
+  if (!classify && c.tied) {
+    used += double(c.n_vocab) * c.n_embd;
+    if (!p_.grad.empty() && trained_[0]) trained += double(c.n_vocab) * c.n_embd;
+  }
+  double lora = 0;
+  if (lora_)
+    for (const auto& v : lora_->views) lora += double(v.rows) * v.cols;
+  return 4.0 * used + 2.0 * trained + 6.0 * lora + 12.0 * c.n_layer * c.n_embd * double(T_);
 }
 
 std::optional<float> FinetuneJob::validate() {

@@ -54,6 +54,7 @@ struct FinetuneOptions {
   // Base tensors also trained with LoRA (every one of them is trained in full fine-tuning).
   bool train_norms = false, train_embeddings = false, train_head = false;
   int context = 0;  // sequence length; 0 = the model's
+  int pooling = model::kPoolLast;  // a new classifier's pooling (an existing one keeps its own)
 };
 
 // The data of a fine-tuning run; only the members of the task are used.

@@ -81,9 +81,12 @@ TEST_CASE("LoRA gradients match finite differences; the frozen base gets none") 
   }
 }
 
-TEST_CASE("classification head and trunk gradients match finite differences") {
+TEST_CASE("classification head and trunk gradients match finite differences, last-token and mean pooling") {
+  for (int pooling : {kPoolLast, kPoolMean}) {
+  CAPTURE(pooling);
   ModelConfig cfg = small_cfg();
   cfg.n_cls = 4;
+  cfg.cls_pooling = pooling;
   Params p(cfg);
   Rng rng(8);
   p.init(rng);
@@ -120,6 +123,7 @@ TEST_CASE("classification head and trunk gradients match finite differences") {
   CHECK(sum == doctest::Approx(1.0));
   CHECK(p.views[cls_param(cfg)].name == "cls.output.weight");
   CHECK(p.views[cls_param(cfg) + 1].name == "cls.output.bias");
+  }
 }
 
 TEST_CASE("a merged adapter computes what the base with the adapter computes; the file round-trips") {
