@@ -65,6 +65,12 @@ majority=$(cut -f1 test.tsv | sort | uniq -c | sort -rn | awk 'NR == 1 { print $
 awk -v a="$acc" -v m="$majority" 'BEGIN { exit !(a > m + 0.05) }' && pass || fail "accuracy $acc is not above the majority $majority"
 expect_exit 0 "lm-eval classify -m" -- lm-eval classify -m cls.gguf test.tsv --json -t 2
 awk -v a="$(field accuracy "$T/out")" -v b="$acc" 'BEGIN { exit !((a - b) ^ 2 < 1e-12) }' && pass || fail "lm-eval classify -m accuracy $(field accuracy "$T/out") differs from lm-finetune's $acc"
+expect_exit 0 "classify, mean pooling" -- "${ft[@]}" --task classify --pooling mean --data train.tsv --valid test.tsv \
+  --steps 60 --lr 1e-3 --batch 16 --json -o mean.gguf
+mean_acc=$(field valid_accuracy "$T/out")
+expect_exit 0 "lm-eval classify -m, mean pooling" -- lm-eval classify -m mean.gguf test.tsv --json -t 2
+awk -v a="$(field accuracy "$T/out")" -v b="$mean_acc" 'BEGIN { exit !((a - b) ^ 2 < 1e-12) }' && pass ||
+  fail "the mean-pooling classifier scores $(field accuracy "$T/out") in lm-eval but $mean_acc in lm-finetune"
 cut -f2 test.tsv > texts.txt
 expect_exit 0 "predict" -- lm-eval predict -m cls.gguf --top 2 -t 2 texts.txt
 [[ $(wc -l < "$T/out") == 500 ]] && pass || fail "predict: $(wc -l < "$T/out") lines for 500"
