@@ -160,7 +160,7 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   // What is trained among the base tensors.
   const size_t nv = p_.views.size();
   trained_.assign(nv, f.lora ? 0 : 1);
-  const size_t head = model::head_param(cfg), out_norm = model::output_norm_param(cfg);
+  const size_t head = model::head_param(cfg);
   if (f.lora) {
     for (size_t i = 0; i < nv; ++i) {
       const bool norm = p_.views[i].rows == 1 && !p_.views[i].name.ends_with(".bias");
@@ -173,7 +173,6 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
     trained_[model::cls_param(cfg)] = trained_[model::cls_param(cfg) + 1] = 1;
     if (!cfg.tied) trained_[head] = 0;  // the LM head plays no part in classifying
   }
-  (void)out_norm;
   const bool base_grads = std::find(trained_.begin(), trained_.end(), 1) != trained_.end();
   if (base_grads) p_.grad.assign(p_.w.size(), 0.0f);
   net_ = std::make_unique<model::Model>(cfg, o.batch, T_);
@@ -215,9 +214,7 @@ std::vector<Trainable> FinetuneJob::trainables() {
 
 std::vector<std::span<float>> FinetuneJob::grads() {
   std::vector<std::span<float>> g;
-  if (lora_) g.emplace_back(lora_->grad.data(), lora_->grad.size());
-  for (size_t i = 0; i < p_.views.size() && !p_.grad.empty(); ++i)
-    if (trained_[i]) g.emplace_back(p_.grad.data() + p_.views[i].offset, size_t(p_.views[i].rows) * p_.views[i].cols);
+  for (const Trainable& t : trainables()) g.emplace_back(t.g, t.size());
   return g;
 }
 
