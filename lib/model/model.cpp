@@ -210,14 +210,29 @@ void Model::set_training(bool on, uint64_t seed) {
 
 void Model::set_trainable(std::vector<uint8_t> trainable) { trainable_ = std::move(trainable); }
 
+void Model::set_dropout(float p) {
+  if (!(p >= 0 && p < 1)) throw UsageError("dropout " + std::to_string(p) + " is out of range [0, 1)");
+  dropout_ = p;
+}
+
 namespace {
-// Keep-mask of LoRA dropout for element i: a hash of (seed, i), so backward redraws forward's mask.
+// Keep-mask of dropout for element i: a hash of (seed, i), so backward redraws forward's mask.
 inline bool keep(uint64_t seed, size_t i, float p) {
   uint64_t x = seed ^ (uint64_t(i) * 0x9e3779b97f4a7c15ull);
   const uint64_t h = splitmix64(x);
   return float(h >> 40) * (1.0f / 16777216.0f) >= p;
 }
+// Mask sites of the model's dropout, apart from LoRA's (which are l * kLayerParams + v).
+constexpr uint64_t kSiteEmbd = uint64_t(1) << 32, kSiteCls = kSiteEmbd + 1;
+inline uint64_t branch_site(int l, bool mlp) { return kSiteEmbd + 2 + 2 * uint64_t(l) + mlp; }
 }  // namespace
+
+void Model::drop(float* y, size_t n, uint64_t site) const {
+  const float p = dropout_, s = 1.0f / (1.0f - p);
+  const uint64_t seed = derive_seed(dropout_seed_, site);
+#pragma omp parallel for schedule(static) if (n >= (1u << 16))
+  for (size_t i = 0; i < n; ++i) y[i] = keep(seed, i, p) ? y[i] * s : 0.0f;
+}
 
 // The adapter's input: x, or x with dropout applied (scaled by 1 / (1 - p)) when training.
 const float* Model::dropout_input(int l, LayerParam v, const float* x, int N, int in) {
@@ -283,6 +298,23 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
   const int N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
   embedding_forward(a.x[0].data(), tokens, p.get(0), N, C);
+  if (dropping()) drop(a.x[0].data(), size_t(N) * C, kSiteEmbd);
+  // dst = res + drop(in W^T + LoRA), one residual branch; dtmp holds the branch while dropping.
+  auto add_branch = [&](float* dst, const float* res, const float* in, int l, LayerParam v, int nin, int nout,
+                        bool mlp) {
+    const size_t n = size_t(N) * nout;
+    if (!dropping()) {
+      std::memcpy(dst, res, sizeof(float) * n);
+      matmul_forward(dst, in, p.get(layer_view(l, v)), N, nin, nout, 1.0f);
+      lora_forward(l, v, in, dst, N, nin, nout);
+      return;
+    }
+    float* y = a.dtmp.data();
+    matmul_forward(y, in, p.get(layer_view(l, v)), N, nin, nout);
+    lora_forward(l, v, in, y, N, nin, nout);
+    drop(y, n, branch_site(l, mlp));
+    for (size_t i = 0; i < n; ++i) dst[i] = res[i] + y[i];
+  };
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const float* x = a.x[size_t(l)].data();
     float *xn1 = a.xn1[size_t(l)].data(), *q = a.q[size_t(l)].data(), *k = a.k[size_t(l)].data(),
@@ -299,19 +331,14 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
     rope_forward(q, b, t, H, D, cfg_.rope_base, 0);
     rope_forward(k, b, t, Hkv, D, cfg_.rope_base, 0);
     attention_forward(ao, a.att[size_t(l)].data(), q, k, v, b, t, H, Hkv, D);
-    std::memcpy(x2, x, sizeof(float) * size_t(N) * C);
-    matmul_forward(x2, ao, p.get(layer_view(l, kWo)), N, C, C, 1.0f);
-    lora_forward(l, kWo, ao, x2, N, C, C);
+    add_branch(x2, x, ao, l, kWo, C, C, false);
     rmsnorm_forward(xn2, a.rstd2[size_t(l)].data(), x2, p.get(layer_view(l, kFfnNorm)), N, C, cfg_.norm_eps);
     matmul_forward(g, xn2, p.get(layer_view(l, kWg)), N, C, F);
     matmul_forward(u, xn2, p.get(layer_view(l, kWu)), N, C, F);
     lora_forward(l, kWg, xn2, g, N, C, F);
     lora_forward(l, kWu, xn2, u, N, C, F);
     swiglu_forward(h, g, u, size_t(N) * F);
-    float* next = a.x[size_t(l) + 1].data();
-    std::memcpy(next, x2, sizeof(float) * size_t(N) * C);
-    matmul_forward(next, h, p.get(layer_view(l, kWd)), N, F, C, 1.0f);
-    lora_forward(l, kWd, h, next, N, F, C);
+    add_branch(a.x[size_t(l) + 1].data(), x2, h, l, kWd, F, C, true);
   }
   rmsnorm_forward(a.xf.data(), a.rstdf.data(), a.x[size_t(cfg_.n_layer)].data(), p.get(output_norm_param(cfg_)), N, C,
                   cfg_.norm_eps);
@@ -344,7 +371,7 @@ float Model::forward_classify(const Params& p, const int* tokens, const int* len
   a.cls_lengths.assign(lengths, lengths + b);
   a.cls_logits.resize(size_t(B_) * K);
   a.cls_pooled.resize(size_t(B_) * C);
-  a.cls_dpooled.resize(size_t(C));
+  a.cls_dpooled.resize(size_t(B_) * C);
   for (int i = 0; i < b; ++i) {
     LM_ASSERT(lengths[i] >= 1 && lengths[i] <= t);
     // The pooled final hidden state: the last token's, or the mean over the text's tokens.
@@ -358,6 +385,10 @@ float Model::forward_classify(const Params& p, const int* tokens, const int* len
         for (int c = 0; c < C; ++c) hrow[c] += first[size_t(j) * C + c];
       for (int c = 0; c < C; ++c) hrow[c] /= float(lengths[i]);
     }
+  }
+  if (dropping()) drop(a.cls_pooled.data(), size_t(b) * C, kSiteCls);
+  for (int i = 0; i < b; ++i) {
+    const float* hrow = a.cls_pooled.data() + size_t(i) * C;
     float* z = a.cls_logits.data() + size_t(i) * K;
     const size_t wv = cls_param(cfg_);
     std::copy(p.get(wv + 1), p.get(wv + 1) + K, z);
@@ -405,6 +436,13 @@ void Model::backward(Params& p) {
     return G + p.views[view].offset;
   };
   const size_t out_norm = output_norm_param(cfg_);
+  // The gradient of a residual branch's output: dres, through the branch's dropout mask (in dtmp).
+  auto branch_grad = [&](int l, bool mlp) -> const float* {
+    if (!dropping()) return a.dres.data();
+    std::copy(a.dres.begin(), a.dres.begin() + long(N) * C, a.dtmp.begin());
+    drop(a.dtmp.data(), size_t(N) * C, branch_site(l, mlp));
+    return a.dtmp.data();
+  };
   if (!a.classify) {
     const float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
     const size_t head = head_param(cfg_);
@@ -415,12 +453,16 @@ void Model::backward(Params& p) {
     const size_t wv = cls_param(cfg_);
     std::fill(a.dxn.begin(), a.dxn.begin() + long(N) * C, 0.0f);
     float *dW = grad(wv), *db = grad(wv + 1);
-    float* dp = a.cls_dpooled.data();
     for (int i = 0; i < b; ++i) {
       const float* dz = a.cls_logits.data() + size_t(i) * Kc;
-      matmul_backward(dp, dW, dz, a.cls_pooled.data() + size_t(i) * C, p.get(wv), 1, C, Kc, false);
+      matmul_backward(a.cls_dpooled.data() + size_t(i) * C, dW, dz, a.cls_pooled.data() + size_t(i) * C, p.get(wv), 1,
+                      C, Kc, false);
       if (db)
         for (int k = 0; k < Kc; ++k) db[k] += dz[k];
+    }
+    if (dropping()) drop(a.cls_dpooled.data(), size_t(b) * C, kSiteCls);
+    for (int i = 0; i < b; ++i) {
+      const float* dp = a.cls_dpooled.data() + size_t(i) * C;
       const int len = a.cls_lengths[size_t(i)];
       float* first = a.dxn.data() + size_t(i) * t * C;
       if (cfg_.cls_pooling == kPoolLast) {
@@ -437,9 +479,10 @@ void Model::backward(Params& p) {
     const size_t L = size_t(l);
     // x' = x2 + Wd swiglu(...): dres is the gradient of x' and, after the MLP branch is added,
     // of x2 (the residual path is the identity).
-    matmul_backward(a.dh.data(), grad(layer_view(l, kWd)), a.dres.data(), a.h[L].data(), p.get(layer_view(l, kWd)), N,
-                    F, C, false);
-    lora_backward(l, kWd, a.h[L].data(), a.dres.data(), a.dh.data(), N, F, C);
+    const float* dbranch = branch_grad(l, true);
+    matmul_backward(a.dh.data(), grad(layer_view(l, kWd)), dbranch, a.h[L].data(), p.get(layer_view(l, kWd)), N, F, C,
+                    false);
+    lora_backward(l, kWd, a.h[L].data(), dbranch, a.dh.data(), N, F, C);
     swiglu_backward(a.dg.data(), a.du.data(), a.dh.data(), a.g[L].data(), a.u[L].data(), size_t(N) * F);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWg)), a.dg.data(), a.xn2[L].data(), p.get(layer_view(l, kWg)), N,
                     C, F, false);
@@ -451,9 +494,10 @@ void Model::backward(Params& p) {
                      p.get(layer_view(l, kFfnNorm)), a.rstd2[L].data(), N, C);
     for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] += a.dtmp[i];
     // x2 = x + Wo attn(...)
-    matmul_backward(a.dao.data(), grad(layer_view(l, kWo)), a.dres.data(), a.ao[L].data(), p.get(layer_view(l, kWo)), N,
-                    C, C, false);
-    lora_backward(l, kWo, a.ao[L].data(), a.dres.data(), a.dao.data(), N, C, C);
+    dbranch = branch_grad(l, false);
+    matmul_backward(a.dao.data(), grad(layer_view(l, kWo)), dbranch, a.ao[L].data(), p.get(layer_view(l, kWo)), N, C, C,
+                    false);
+    lora_backward(l, kWo, a.ao[L].data(), dbranch, a.dao.data(), N, C, C);
     attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[L].data(),
                        a.q[L].data(), a.k[L].data(), a.v[L].data(), b, t, H, Hkv, D);
     rope_backward(a.dq.data(), b, t, H, D, cfg_.rope_base, 0);
@@ -471,7 +515,10 @@ void Model::backward(Params& p) {
                      p.get(layer_view(l, kAttnNorm)), a.rstd1[L].data(), N, C);
     for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] += a.dtmp[i];
   }
-  if (float* dE = grad(0)) embedding_backward(dE, tokens_, a.dres.data(), N, C);
+  if (float* dE = grad(0)) {
+    if (dropping()) drop(a.dres.data(), size_t(N) * C, kSiteEmbd);
+    embedding_backward(dE, tokens_, a.dres.data(), N, C);
+  }
 }
 
 }  // namespace lm::model

@@ -111,9 +111,14 @@ class Model {
   // Applies `lora` (not owned; nullptr = none) in forward and backward; its gradients are added
   // into lora->grad. Allocates the adapter's activations once.
   void set_lora(Lora* lora);
-  // Training mode draws LoRA dropout masks from `seed` (callers pass a new one per batch, e.g.
-  // from their sampler position, so that a resumed run draws the same masks); off, no dropout.
+  // Training mode draws dropout masks (the model's and LoRA's) from `seed` (callers pass a new
+  // one per batch, e.g. from their sampler position, so that a resumed run draws the same
+  // masks); off, no dropout.
   void set_training(bool on, uint64_t seed = 0);
+  // Dropout rate in [0, 1) while training, on the token embeddings, the output of every
+  // attention and MLP branch before it joins the residual stream, and a classifier's pooled
+  // input (GPT-2's embd_pdrop and resid_pdrop). Kept elements are scaled by 1 / (1 - p).
+  void set_dropout(float p);
   // Per view of param_layout(): 0 = frozen, its gradient is not computed. Empty = all trained.
   // With p.grad empty every base weight is frozen.
   void set_trainable(std::vector<uint8_t> trainable);
@@ -126,6 +131,9 @@ class Model {
   void lora_forward(int l, LayerParam v, const float* x, float* y, int N, int in, int out);
   void lora_backward(int l, LayerParam v, const float* x, const float* dy, float* dx, int N, int in, int out);
   const float* dropout_input(int l, LayerParam v, const float* x, int N, int in);
+  // Multiplies y[0 .. n) by the dropout mask of `site` (forward and backward alike).
+  void drop(float* y, size_t n, uint64_t site) const;
+  bool dropping() const { return training_ && dropout_ > 0; }
   ModelConfig cfg_;
   int B_, T_;
   int b_ = 0, t_ = 0;
@@ -134,6 +142,7 @@ class Model {
   Lora* lora_ = nullptr;
   bool training_ = false;
   uint64_t dropout_seed_ = 0;
+  float dropout_ = 0;
   std::vector<uint8_t> trainable_;
 };
 

@@ -57,10 +57,14 @@ class PretrainJob final : public Job {
  public:
   PretrainJob(const TrainOptions& o, const RunInputs& in, model::Params& p)
       : o_(o), in_(in), p_(p), T_(p.cfg.n_ctx), sampler_(*in.train, T_, derive_seed(o.seed, 1), in.train_name),
-        net_(p.cfg, o.batch, T_), inputs_(size_t(o.batch) * T_), targets_(size_t(o.batch) * T_) {}
+        net_(p.cfg, o.batch, T_), inputs_(size_t(o.batch) * T_), targets_(size_t(o.batch) * T_) {
+    net_.set_dropout(o.dropout);
+  }
   std::vector<Trainable> trainables() override { return train::trainables(p_); }
   std::vector<std::span<float>> grads() override { return {std::span<float>(p_.grad.data(), p_.grad.size())}; }
   float micro_step() override {
+    // Dropout masks follow the sampler's position, so a resumed run draws the same ones.
+    net_.set_training(true, derive_seed(o_.seed ^ 0xd0, sampler_.draws()));
     sampler_.next(o_.batch, inputs_.data(), targets_.data());
     const float loss = net_.forward(p_, inputs_.data(), targets_.data(), o_.batch, T_);
     net_.backward(p_);
@@ -72,6 +76,7 @@ class PretrainJob final : public Job {
   }
   std::optional<float> validate() override {
     if (!in_.valid || in_.valid->size() <= size_t(T_)) return std::nullopt;
+    net_.set_training(false);
     return evaluate(net_, p_, *in_.valid, o_.batch, T_, o_.eval_batches * o_.batch);
   }
   Rng::State sampler_rng() const override { return sampler_.rng().state(); }
@@ -128,6 +133,8 @@ DryRun dry_run(const TrainOptions& o, int n_vocab) {
   Rng rng(o.seed);
   p.init(rng);
   model::Model net(d.cfg, B, T);
+  net.set_dropout(o.dropout);
+  net.set_training(true, o.seed);
   d.activation_bytes = net.activation_bytes();
   std::vector<int> in(size_t(B) * T), tgt(size_t(B) * T);
   for (size_t i = 0; i < in.size(); ++i) in[i] = int(rng.below(uint64_t(n_vocab))), tgt[i] = int(rng.below(uint64_t(n_vocab)));

@@ -20,6 +20,7 @@ struct TrainOptions {
   std::optional<int> context, layers, embd, heads, kv_heads, ff;
   bool untied = false;              // separate output.weight instead of the tied embedding
   int batch = 8;                    // sequences per micro-batch
+  float dropout = 0;                // the model's dropout while training (Model::set_dropout)
   int grad_accum = 1;               // micro-batches per optimizer step
   uint64_t steps = 0;               // budgets; at least one of steps, tokens, time_s must be set
   uint64_t tokens = 0;

@@ -81,9 +81,11 @@ TEST_CASE("LoRA gradients match finite differences; the frozen base gets none") 
   }
 }
 
-TEST_CASE("classification head and trunk gradients match finite differences, last-token and mean pooling") {
-  for (int pooling : {kPoolLast, kPoolMean}) {
+TEST_CASE("classification head and trunk gradients match finite differences, last-token and mean pooling, with dropout") {
+  for (int pooling : {kPoolLast, kPoolMean})
+  for (float dropout : {0.0f, 0.25f}) {
   CAPTURE(pooling);
+  CAPTURE(dropout);
   ModelConfig cfg = small_cfg();
   cfg.n_cls = 4;
   cfg.cls_pooling = pooling;
@@ -93,6 +95,8 @@ TEST_CASE("classification head and trunk gradients match finite differences, las
   for (auto& w : p.w) w += 0.2f * rng.normal();
   const int B = 3, T = 6;
   Model m(cfg, B, T);
+  m.set_dropout(dropout);
+  m.set_training(true, 5);
   std::vector<int> tokens(size_t(B) * T), lengths{6, 2, 4}, labels{1, 3, -1};
   for (auto& t : tokens) t = int(rng.below(31));
   m.forward_classify(p, tokens.data(), lengths.data(), labels.data(), B, T);
@@ -112,6 +116,7 @@ TEST_CASE("classification head and trunk gradients match finite differences, las
     }
   }
   // Padding after a row's length changes nothing; probabilities sum to one.
+  m.set_training(false);
   std::vector<float> before(size_t(B) * cfg.n_cls);
   m.forward_classify(p, tokens.data(), lengths.data(), nullptr, B, T);
   std::copy(m.class_probs(), m.class_probs() + before.size(), before.begin());

@@ -65,7 +65,9 @@ TEST_CASE("tiny GQA model matches the PyTorch golden fixture: logits, loss and e
   }
 }
 
-TEST_CASE("untied model gradients match finite differences; smaller batches reuse the buffers") {
+TEST_CASE("untied model gradients match finite differences, with and without dropout; smaller batches reuse the buffers") {
+  for (float dropout : {0.0f, 0.25f}) {
+  CAPTURE(dropout);
   ModelConfig cfg;
   cfg.n_vocab = 37, cfg.n_ctx = 9, cfg.n_layer = 2, cfg.n_embd = 24, cfg.n_head = 3, cfg.n_head_kv = 1;
   cfg.n_ff = 40, cfg.tied = false;
@@ -75,6 +77,9 @@ TEST_CASE("untied model gradients match finite differences; smaller batches reus
   for (auto& w : p.w) w += 0.2f * rng.normal();  // away from the init so every path carries signal
   const int B = 3, T = 9;
   Model m(cfg, B, T);
+  // The masks are a function of the seed, so every forward below draws the same ones.
+  m.set_dropout(dropout);
+  m.set_training(true, 21);
   for (auto [b, t] : {std::pair{3, 9}, std::pair{2, 5}}) {
     std::vector<int> tokens(size_t(b) * t), targets(size_t(b) * t);
     for (size_t i = 0; i < tokens.size(); ++i) {
@@ -100,6 +105,32 @@ TEST_CASE("untied model gradients match finite differences; smaller batches reus
       }
     }
   }
+  }
+}
+
+TEST_CASE("dropout acts only while training and draws its masks from the seed") {
+  ModelConfig cfg;
+  cfg.n_vocab = 37, cfg.n_ctx = 16, cfg.n_layer = 2, cfg.n_embd = 24, cfg.n_head = 3, cfg.n_head_kv = 3, cfg.n_ff = 40;
+  Params p(cfg);
+  Rng rng(6);
+  p.init(rng);
+  const int B = 4, T = 16;
+  std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(37)), targets[i] = int(rng.below(37));
+  Model plain(cfg, B, T), m(cfg, B, T);
+  const float base = plain.forward(p, tokens.data(), targets.data(), B, T);
+  m.set_dropout(0.5f);
+  CHECK(m.forward(p, tokens.data(), targets.data(), B, T) == base);  // not training: no dropout
+  m.set_training(true, 1);
+  const float a = m.forward(p, tokens.data(), targets.data(), B, T);
+  CHECK(a != base);
+  CHECK(m.forward(p, tokens.data(), targets.data(), B, T) == a);  // same seed, same masks
+  m.set_training(true, 2);
+  CHECK(m.forward(p, tokens.data(), targets.data(), B, T) != a);
+  m.set_training(false);
+  CHECK(m.forward(p, tokens.data(), targets.data(), B, T) == base);
+  CHECK_THROWS_AS(m.set_dropout(1.0f), UsageError);
+  CHECK_THROWS_AS(m.set_dropout(-0.1f), UsageError);
 }
 
 TEST_CASE("configurations are validated with the field and its range") {

@@ -28,6 +28,9 @@ void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f) {
   app.add_option("--lr", o.opt.lr, "Peak learning rate")->check(CLI::Range(0.0, 10.0));
   app.add_option("--lr-min", o.opt.lr_min, "Learning rate at the end of the cosine decay")->check(CLI::Range(0.0, 10.0));
   app.add_option("--warmup", o.opt.warmup_steps, "Linear warmup steps");
+  app.add_option("--dropout", o.dropout,
+                 "Dropout on the embeddings, each attention and MLP output and a classifier's input, while training")
+      ->check(CLI::Range(0.0, 0.95));
   app.add_option("--weight-decay", o.opt.weight_decay, "AdamW weight decay (not on norms)")->check(CLI::Range(0.0, 10.0));
   app.add_option("--grad-clip", o.opt.grad_clip, "Clip the global gradient norm to this (0 = off)")
       ->check(CLI::Range(0.0, 1e6));
