@@ -46,18 +46,14 @@ void Classifier::predict(const std::vector<std::string>& texts, std::vector<std:
   std::vector<int> tokens, lengths(static_cast<size_t>(B_));
   for (size_t start = 0; start < texts.size(); start += size_t(B_)) {
     const int b = int(std::min(texts.size() - start, size_t(B_)));
-    int t = 1;
+    std::vector<const std::vector<int>*> batch;
     for (int i = 0; i < b; ++i) {
       rows[size_t(i)] = train::classifier_input(tok_, texts[start + size_t(i)], add_bos_, T_);
       if (rows[size_t(i)].empty()) rows[size_t(i)].push_back(tok_.eos_id().value_or(0));  // an empty text
-      t = std::max(t, int(rows[size_t(i)].size()));
+      batch.push_back(&rows[size_t(i)]);
     }
-    tokens.assign(size_t(b) * t, 0);
-    for (int i = 0; i < b; ++i) {
-      const auto& v = rows[size_t(i)];
-      for (int j = 0; j < t; ++j) tokens[size_t(i) * t + j] = j < int(v.size()) ? v[size_t(j)] : v.back();
-      lengths[size_t(i)] = int(v.size());
-    }
+    tokens.resize(size_t(b) * T_);
+    const int t = model::pad_rows(batch, T_, tokens.data(), lengths.data());
     net_->forward_classify(p_, tokens.data(), lengths.data(), nullptr, b, t);
     for (int i = 0; i < b; ++i)
       probs[start + size_t(i)].assign(net_->class_probs() + size_t(i) * K, net_->class_probs() + size_t(i + 1) * K);

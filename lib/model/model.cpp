@@ -89,6 +89,20 @@ size_t ModelConfig::n_params() const {
   return v.back().offset + size_t(v.back().rows) * v.back().cols;
 }
 
+int pad_rows(std::span<const std::vector<int>* const> rows, int max_len, int* tokens, int* lengths) {
+  int t = 1;
+  for (const auto* r : rows) t = std::max(t, std::min(max_len, int(r->size())));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const std::vector<int>& r = *rows[i];
+    LM_ASSERT(!r.empty());
+    const int n = std::min(t, int(r.size()));
+    int* row = tokens + i * size_t(t);
+    for (int j = 0; j < t; ++j) row[j] = r[size_t(std::min(j, n - 1))];
+    lengths[i] = n;
+  }
+  return t;
+}
+
 static size_t layer_view(int l, LayerParam v) { return layer_param(l, v); }
 
 Params::Params(const ModelConfig& c, bool with_grad) : cfg(c), views(param_layout(c)) {

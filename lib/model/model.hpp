@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,10 @@ struct Params {
   // N(0, 0.02) weights, unit norm gains and zero biases (the anchors' initialisation).
   void init(Rng& rng);
 };
+
+// Right-pads token rows (none empty; each cut to max_len) into tokens (rows.size(), t) with each
+// row's last token, the form forward_classify() reads, and writes their lengths. Returns t.
+int pad_rows(std::span<const std::vector<int>* const> rows, int max_len, int* tokens, int* lengths);
 
 // Activations for batches of up to B x T tokens, allocated once and reused every step.
 struct Lora;

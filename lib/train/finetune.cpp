@@ -243,18 +243,14 @@ float FinetuneJob::run_sequences(const std::vector<const Sequence*>& batch, bool
 
 float FinetuneJob::run_labeled(const std::vector<const LabeledExample*>& batch, bool backward, int* correct) {
   const int b = int(batch.size());
-  int t = 1;
-  for (const LabeledExample* e : batch) t = std::max(t, std::min(T_, int(e->tokens.size())));
-  last_tokens_ = 0;
+  std::vector<const std::vector<int>*> rows;
   for (int i = 0; i < b; ++i) {
-    const LabeledExample& e = *batch[size_t(i)];
-    const int n = std::min(t, int(e.tokens.size()));
-    last_tokens_ += uint64_t(n);
-    int* in = inputs_.data() + size_t(i) * t;
-    for (int j = 0; j < t; ++j) in[j] = j < n ? e.tokens[size_t(j)] : e.tokens[size_t(n) - 1];
-    lengths_[size_t(i)] = n;
-    labels_[size_t(i)] = e.label;
+    rows.push_back(&batch[size_t(i)]->tokens);
+    labels_[size_t(i)] = batch[size_t(i)]->label;
   }
+  const int t = model::pad_rows(rows, T_, inputs_.data(), lengths_.data());
+  last_tokens_ = 0;
+  for (int i = 0; i < b; ++i) last_tokens_ += uint64_t(lengths_[size_t(i)]);
   if (!correct) {
     const float loss = net_->forward_classify(p_, inputs_.data(), lengths_.data(), labels_.data(), b, t);
     if (backward) net_->backward(p_);
@@ -331,6 +327,22 @@ double FinetuneJob::flops_per_token() const {
   return 4.0 * used + 2.0 * trained + 6.0 * lora + 12.0 * c.n_layer * c.n_embd * double(T_);
 }
 
+namespace {
+// The mean of run(batch) over the first `limit` items taken in batches of B, weighted by batch size.
+template <class Item, class Run>
+float mean_over_batches(const std::vector<Item>& items, size_t B, size_t limit, Run run) {
+  double sum = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < items.size() && i < limit; i += B) {
+    std::vector<const Item*> batch;
+    for (size_t j = i; j < std::min(items.size(), i + B); ++j) batch.push_back(&items[j]);
+    sum += double(run(batch)) * double(batch.size());
+    n += batch.size();
+  }
+  return float(sum / double(n));
+}
+}  // namespace
+
 std::optional<float> FinetuneJob::validate() {
   net_->set_training(false);
   std::optional<float> r;
@@ -342,32 +354,17 @@ std::optional<float> FinetuneJob::validate() {
         r = evaluate(*net_, p_, *data_.text_valid, B, T_, int(max_examples));
       break;
     case Task::PromptCompletion:
-      if (data_.seqs_valid && !data_.seqs_valid->empty()) {
-        double sum = 0;
-        size_t n = 0;
-        for (size_t i = 0; i < data_.seqs_valid->size() && i < max_examples; i += size_t(B)) {
-          std::vector<const Sequence*> batch;
-          for (size_t j = i; j < std::min(data_.seqs_valid->size(), i + size_t(B)); ++j) batch.push_back(&(*data_.seqs_valid)[j]);
-          sum += double(run_sequences(batch, false)) * double(batch.size());
-          n += batch.size();
-        }
-        r = float(sum / double(n));
-      }
+      if (data_.seqs_valid && !data_.seqs_valid->empty())
+        r = mean_over_batches(*data_.seqs_valid, size_t(B), max_examples,
+                              [&](const std::vector<const Sequence*>& batch) { return run_sequences(batch, false); });
       break;
     case Task::Classify:
-      if (data_.labeled_valid && !data_.labeled_valid->examples.empty()) {
-        const auto& ex = data_.labeled_valid->examples;
-        double sum = 0;
-        size_t n = 0;
-        for (size_t i = 0; i < ex.size() && i < max_examples; i += size_t(B)) {
-          std::vector<const LabeledExample*> batch;
-          for (size_t j = i; j < std::min(ex.size(), i + size_t(B)); ++j) batch.push_back(&ex[j]);
-          int correct = 0;
-          sum += double(run_labeled(batch, false, &correct)) * double(batch.size());
-          n += batch.size();
-        }
-        r = float(sum / double(n));
-      }
+      if (data_.labeled_valid && !data_.labeled_valid->examples.empty())
+        r = mean_over_batches(data_.labeled_valid->examples, size_t(B), max_examples,
+                              [&](const std::vector<const LabeledExample*>& batch) {
+                                int correct = 0;
+                                return run_labeled(batch, false, &correct);
+                              });
       break;
   }
   return r;

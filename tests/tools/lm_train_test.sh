@@ -38,10 +38,15 @@ expect_exit 0 "early stopping" -- lm-train --tokenizer tok.model --data corpus.t
   --lr 0 --lr-min 0 --eval-every 1 --patience 2 --json -o es.gguf -q
 grep -q '"early_stop":true' "$T/out" && pass || fail "early stop: $(cat "$T/out")"
 
-# ---- interrupt and resume: the resumed steps repeat the uninterrupted run bit for bit ----
-long=(--tokenizer tok.model --data corpus.tok "${shape[@]}" --steps 300 --eval-every 0)
+# ---- interrupt and resume: the resumed steps repeat the uninterrupted run bit for bit, dropout included ----
+plain=(--tokenizer tok.model --data corpus.tok "${shape[@]}" --eval-every 0)
+long=("${plain[@]}" --steps 300 --dropout 0.1)
 mkdir -p full part
 lm-train "${long[@]}" --metrics full.jsonl -o full/model.gguf -q
+lm-train "${plain[@]}" --steps 1 --metrics nodrop.jsonl -o nodrop.gguf -q
+loss() { head -1 "$1" | grep -o '"loss":[^,]*'; }
+[[ -n $(loss full.jsonl) && $(loss full.jsonl) != "$(loss nodrop.jsonl)" ]] && pass \
+  || fail "--dropout 0.1 left the first loss unchanged: $(loss full.jsonl)"
 lm-train "${long[@]}" --metrics part.jsonl -o part/model.gguf 2> int.err &
 pid=$!
 for _ in $(seq 200); do [[ -s part.jsonl ]] && (( $(wc -l < part.jsonl 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.05; done
