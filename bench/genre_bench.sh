@@ -28,7 +28,7 @@ common=(-m "$base" --task classify --pooling mean --data "$work/train.tsv" --con
         --time "$budget" --eval-every 0 -t "$threads" -q --json)
 printf 'model\taccuracy\tmacro_f1\ttrained_parameters\tmemory_mib\tseconds\n'
 for mode in full lora; do
-  extra=(--batch 16 --lr 3e-4)
+  extra=(--batch 16 --lr 5e-5 --lr-min 5e-6 --dropout 0.1)
   [[ $mode == lora ]] && extra=(--batch 8 --lora --lora-rank 16 --lora-targets all --lr 2e-3)
   start=$(date +%s)
   lm-finetune "${common[@]}" "${extra[@]}" -o "$work/genre-$mode.gguf" > "$work/$mode.json"
