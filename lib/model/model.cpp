@@ -236,28 +236,28 @@ inline bool keep(uint64_t seed, size_t i, float p) {
   const uint64_t h = splitmix64(x);
   return float(h >> 40) * (1.0f / 16777216.0f) >= p;
 }
-// Mask sites of the model's dropout, apart from LoRA's (which are l * kLayerParams + v).
+// y[i] = x[i] masked by keep(seed, i, p) and scaled by 1 / (1 - p); y may be x.
+void apply_mask(const float* x, float* y, size_t n, uint64_t seed, float p) {
+  const float s = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n >= (1u << 16))
+  for (size_t i = 0; i < n; ++i) y[i] = keep(seed, i, p) ? x[i] * s : 0.0f;
+}
+// Mask sites: one per LoRA pair, then the model's dropout.
+inline uint64_t lora_site(int l, LayerParam v) { return uint64_t(l) * kLayerParams + v; }
 constexpr uint64_t kSiteEmbd = uint64_t(1) << 32, kSiteCls = kSiteEmbd + 1;
 inline uint64_t branch_site(int l, bool mlp) { return kSiteEmbd + 2 + 2 * uint64_t(l) + mlp; }
 }  // namespace
 
 void Model::drop(float* y, size_t n, uint64_t site) const {
-  const float p = dropout_, s = 1.0f / (1.0f - p);
-  const uint64_t seed = derive_seed(dropout_seed_, site);
-#pragma omp parallel for schedule(static) if (n >= (1u << 16))
-  for (size_t i = 0; i < n; ++i) y[i] = keep(seed, i, p) ? y[i] * s : 0.0f;
+  apply_mask(y, y, n, derive_seed(dropout_seed_, site), dropout_);
 }
 
 // The adapter's input: x, or x with dropout applied (scaled by 1 / (1 - p)) when training.
 const float* Model::dropout_input(int l, LayerParam v, const float* x, int N, int in) {
   const float p = lora_->opt.dropout;
   if (!training_ || p <= 0) return x;
-  const uint64_t seed = derive_seed(dropout_seed_, uint64_t(l) * kLayerParams + v);
   float* d = a_->lora_in.data();
-  const float s = 1.0f / (1.0f - p);
-  const size_t n = size_t(N) * in;
-#pragma omp parallel for schedule(static) if (n >= (1u << 16))
-  for (size_t i = 0; i < n; ++i) d[i] = keep(seed, i, p) ? x[i] * s : 0.0f;
+  apply_mask(x, d, size_t(N) * in, derive_seed(dropout_seed_, lora_site(l, v)), p);
   return d;
 }
 
@@ -297,12 +297,10 @@ void Model::lora_backward(int l, LayerParam v, const float* x, const float* dy, 
   // Dropout: dx += (dxa A) * mask / (1 - p); the mask is where xin kept x.
   float* tmp = a_->lora_tmp.data();
   sgemm(false, false, N, in, r, 1.0f, dxa, r, A, in, 0.0f, tmp, in);
-  const float sc = 1.0f / (1.0f - lora_->opt.dropout);
   const size_t n = size_t(N) * in;
-  const uint64_t seed = derive_seed(dropout_seed_, uint64_t(l) * kLayerParams + v);
+  apply_mask(tmp, tmp, n, derive_seed(dropout_seed_, lora_site(l, v)), lora_->opt.dropout);
 #pragma omp parallel for schedule(static) if (n >= (1u << 16))
-  for (size_t j = 0; j < n; ++j)
-    if (keep(seed, j, lora_->opt.dropout)) dx[j] += tmp[j] * sc;
+  for (size_t j = 0; j < n; ++j) dx[j] += tmp[j];
 }
 
 void Model::trunk(const Params& p, const int* tokens, int b, int t) {
