@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   app.add_flag("--train-norms", f.train_norms, "With --lora, also train the RMSNorm gains");
   app.add_flag("--train-embeddings", f.train_embeddings, "With --lora, also train the token embeddings");
   app.add_flag("--train-head", f.train_head, "With --lora, also train the output matrix");
+  app.add_flag("--head-only", f.head_only,
+               "With --task classify, train only the classifier head over the fixed base model (a linear probe)");
   app.add_flag("--merge", merge, "With --lora, write the base model with the adapters merged in");
   lm::tools::add_trainer_flags(app, o, tf);
   app.add_flag("--dry-run", dry, "Print trainable parameters and memory, then exit");

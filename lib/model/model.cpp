@@ -3,6 +3,7 @@
 //            x' = x2 + Wd swiglu(Wg n2(x2), Wu n2(x2)); then logits = Wout nf(x_L).
 #include "model/model.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -223,6 +224,14 @@ void Model::set_training(bool on, uint64_t seed) {
 }
 
 void Model::set_trainable(std::vector<uint8_t> trainable) { trainable_ = std::move(trainable); }
+
+bool Model::trunk_trains(bool have_grad) const {
+  if (lora_) return true;
+  if (!have_grad) return false;
+  if (trainable_.empty()) return true;
+  const size_t end = output_norm_param(cfg_) + 1;
+  return std::find(trainable_.begin(), trainable_.begin() + long(end), 1) != trainable_.begin() + long(end);
+}
 
 void Model::set_dropout(float p) {
   if (!(p >= 0 && p < 1)) throw UsageError("dropout " + std::to_string(p) + " is out of range [0, 1)");
@@ -463,7 +472,6 @@ void Model::backward(Params& p) {
     // Only the rows the head pooled carry a gradient into the final norm.
     const int Kc = cfg_.n_cls;
     const size_t wv = cls_param(cfg_);
-    std::fill(a.dxn.begin(), a.dxn.begin() + long(N) * C, 0.0f);
     float *dW = grad(wv), *db = grad(wv + 1);
     for (int i = 0; i < b; ++i) {
       const float* dz = a.cls_logits.data() + size_t(i) * Kc;
@@ -472,6 +480,8 @@ void Model::backward(Params& p) {
       if (db)
         for (int k = 0; k < Kc; ++k) db[k] += dz[k];
     }
+    if (!trunk_trains(G != nullptr)) return;  // a frozen trunk under a trained head: a linear probe
+    std::fill(a.dxn.begin(), a.dxn.begin() + long(N) * C, 0.0f);
     if (dropping()) drop(a.cls_dpooled.data(), size_t(b) * C, kSiteCls);
     for (int i = 0; i < b; ++i) {
       const float* dp = a.cls_dpooled.data() + size_t(i) * C;

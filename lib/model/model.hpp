@@ -125,7 +125,8 @@ class Model {
   // input (GPT-2's embd_pdrop and resid_pdrop). Kept elements are scaled by 1 / (1 - p).
   void set_dropout(float p);
   // Per view of param_layout(): 0 = frozen, its gradient is not computed. Empty = all trained.
-  // With p.grad empty every base weight is frozen.
+  // With p.grad empty every base weight is frozen. When nothing below the head trains (no
+  // LoRA, every view up to output_norm frozen: a linear probe), backward() stops at the head.
   void set_trainable(std::vector<uint8_t> trainable);
   // Bytes of activations held (for --dry-run memory estimates).
   size_t activation_bytes() const;
@@ -139,6 +140,9 @@ class Model {
   // Multiplies y[0 .. n) by the dropout mask of `site` (forward and backward alike).
   void drop(float* y, size_t n, uint64_t site) const;
   bool dropping() const { return training_ && dropout_ > 0; }
+  // Whether any weight below the head (the trunk, the embeddings, the final norm) or a LoRA
+  // pair takes a gradient, given p.grad's presence.
+  bool trunk_trains(bool have_grad) const;
   ModelConfig cfg_;
   int B_, T_;
   int b_ = 0, t_ = 0;

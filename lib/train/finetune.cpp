@@ -135,6 +135,8 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   if (tok.vocab_size() != cfg.n_vocab)
     throw UsageError("the tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model " +
                      std::to_string(cfg.n_vocab) + " embeddings");
+  if (f.head_only && (f.task != Task::Classify || f.lora))
+    throw UsageError("--head-only trains a classifier's head alone: it needs --task classify and no --lora");
   T_ = f.context > 0 ? f.context : cfg.n_ctx;
   if (T_ > cfg.n_ctx)
     throw UsageError("--context " + std::to_string(T_) + " is longer than the model's " + std::to_string(cfg.n_ctx));
@@ -159,7 +161,7 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   }
   // What is trained among the base tensors.
   const size_t nv = p_.views.size();
-  trained_.assign(nv, f.lora ? 0 : 1);
+  trained_.assign(nv, f.lora || f.head_only ? 0 : 1);
   const size_t head = model::head_param(cfg);
   if (f.lora) {
     for (size_t i = 0; i < nv; ++i) {
@@ -304,7 +306,8 @@ uint64_t FinetuneJob::tokens_per_micro_step() const { return uint64_t(o_.batch) 
 double FinetuneJob::flops_per_token() const {
   // Matrix products per token: forward 2 per weight, backward 2 for the input gradient and 2
   // more for each trained weight; the head is the vocabulary (LM tasks) or the labels. LoRA
-  // pairs cost 6 r (in + out) each; attention 12 L C T as in lm-train.
+  // pairs cost 6 r (in + out) each; attention 12 L C T as in lm-train. A linear probe
+  // (--head-only) runs no backward below the head: forward 2 per weight, attention 4 L C T.
   const model::ModelConfig& c = p_.cfg;
   const bool classify = f_.task == Task::Classify;
   double used = 0, trained = 0;
@@ -324,7 +327,9 @@ double FinetuneJob::flops_per_token() const {
   double lora = 0;
   if (lora_)
     for (const auto& v : lora_->views) lora += double(v.rows) * v.cols;
-  return 4.0 * used + 2.0 * trained + 6.0 * lora + 12.0 * c.n_layer * c.n_embd * double(T_);
+  const bool probe = f_.head_only;
+  return (probe ? 2.0 : 4.0) * used + 2.0 * trained + 6.0 * lora +
+         (probe ? 4.0 : 12.0) * c.n_layer * c.n_embd * double(T_);
 }
 
 namespace {

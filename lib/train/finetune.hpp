@@ -53,6 +53,9 @@ struct FinetuneOptions {
   model::LoraOptions lora_opt;
   // Base tensors also trained with LoRA (every one of them is trained in full fine-tuning).
   bool train_norms = false, train_embeddings = false, train_head = false;
+  // Task::Classify without LoRA: train only the classifier head over the fixed base (a linear
+  // probe); backward stops at the head, so a step costs about a forward pass.
+  bool head_only = false;
   int context = 0;  // sequence length; 0 = the model's
   int pooling = model::kPoolLast;  // a new classifier's pooling (an existing one keeps its own)
 };

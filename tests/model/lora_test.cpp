@@ -131,6 +131,34 @@ TEST_CASE("classification head and trunk gradients match finite differences, las
   }
 }
 
+TEST_CASE("a linear probe: with only the head trainable, backward gives the head the full backward's gradient and nothing else") {
+  ModelConfig cfg = small_cfg();
+  cfg.n_cls = 3;
+  cfg.cls_pooling = kPoolMean;
+  Params full(cfg), probe(cfg);
+  Rng rng(21);
+  full.init(rng);
+  std::copy(full.w.begin(), full.w.end(), probe.w.begin());
+  const int B = 2, T = 5;
+  std::vector<int> tokens(size_t(B) * T), lengths{5, 3}, labels{2, 0};
+  for (auto& t : tokens) t = int(rng.below(31));
+  Model a(cfg, B, T), b(cfg, B, T);
+  std::vector<uint8_t> head(full.views.size(), 0);
+  head[cls_param(cfg)] = head[cls_param(cfg) + 1] = 1;
+  b.set_trainable(head);
+  const float la = a.forward_classify(full, tokens.data(), lengths.data(), labels.data(), B, T);
+  a.backward(full);
+  const float lb = b.forward_classify(probe, tokens.data(), lengths.data(), labels.data(), B, T);
+  b.backward(probe);
+  CHECK(la == lb);
+  const size_t head_start = full.views[cls_param(cfg)].offset;
+  CHECK(max_abs(probe.grad) > 0);
+  for (size_t i = 0; i < probe.grad.size(); ++i) {
+    if (i >= head_start) CHECK(probe.grad[i] == full.grad[i]);
+    else if (probe.grad[i] != 0.0f) FAIL_CHECK("frozen weight " << i << " got a gradient");
+  }
+}
+
 TEST_CASE("a merged adapter computes what the base with the adapter computes; the file round-trips") {
   ModelConfig cfg = small_cfg();
   Params p(cfg, false);

@@ -71,6 +71,19 @@ mean_acc=$(field valid_accuracy "$T/out")
 expect_exit 0 "lm-eval classify -m, mean pooling" -- lm-eval classify -m mean.gguf test.tsv --json -t 2
 awk -v a="$(field accuracy "$T/out")" -v b="$mean_acc" 'BEGIN { exit !((a - b) ^ 2 < 1e-12) }' && pass ||
   fail "the mean-pooling classifier scores $(field accuracy "$T/out") in lm-eval but $mean_acc in lm-finetune"
+# A linear probe trains the head alone (2 labels x (width + 1) values), then full fine-tuning
+# starts from its head.
+width=$(lm-finetune -m base.gguf --task classify --data train.tsv --dry-run | awk -F'\t' '$1 == "trainable" { print $2 }')
+expect_exit 0 "probe dry run" -- lm-finetune -m base.gguf --task classify --head-only --data train.tsv --dry-run
+probe_trainable=$(awk -F'\t' '$1 == "trainable" { print $2 }' "$T/out")
+[[ $probe_trainable -gt 0 && $probe_trainable -lt $((width / 100)) ]] && pass ||
+  fail "--head-only trains $probe_trainable of the full $width parameters"
+expect_exit 0 "classify, linear probe" -- "${ft[@]}" --task classify --pooling mean --head-only --data train.tsv \
+  --valid test.tsv --steps 40 --lr 1e-2 --batch 16 --json -o probe.gguf
+[[ $(field trainable_parameters "$T/out") == "$probe_trainable" ]] && pass || fail "probe: $(cat "$T/out")"
+expect_exit 0 "fine-tuning after the probe" -- "${ft[@]}" -m probe.gguf --task classify --data train.tsv --steps 2 -o lpft.gguf
+expect_exit 2 "--head-only with --lora" -- "${ft[@]}" --task classify --head-only --lora --data train.tsv --steps 1 -o x.gguf
+expect_err "needs --task classify and no --lora" "--head-only with --lora"
 cut -f2 test.tsv > texts.txt
 expect_exit 0 "predict" -- lm-eval predict -m cls.gguf --top 2 -t 2 texts.txt
 [[ $(wc -l < "$T/out") == 500 ]] && pass || fail "predict: $(wc -l < "$T/out") lines for 500"

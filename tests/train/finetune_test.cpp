@@ -136,4 +136,21 @@ TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA 
   const float* head = job.params().get(model::cls_param(job.params().cfg) + 1);
   for (int k = 0; k < 2; ++k) head_moved |= head[k] != 0.0f;
   CHECK(head_moved);
+
+  // --head-only: a linear probe trains the head's weights and biases and nothing else.
+  f.lora = false;
+  f.head_only = true;
+  FinetuneJob probe(o, f, p, tok, fd);
+  size_t trained = 0;
+  for (const Trainable& t : probe.trainables()) trained += t.size();
+  CHECK(trained == 2 * (size_t(cfg.n_embd) + 1));
+  run_loop(o, probe, hooks, log);
+  CHECK(std::equal(before.begin(), before.end(), probe.params().w.begin()));
+  const float* probe_head = probe.params().get(model::cls_param(probe.params().cfg) + 1);
+  CHECK((probe_head[0] != 0.0f || probe_head[1] != 0.0f));
+  f.lora = true;
+  CHECK_THROWS_WITH_AS(FinetuneJob(o, f, p, tok, fd), doctest::Contains("--head-only"), UsageError);
+  f.lora = false;
+  f.task = Task::Text;
+  CHECK_THROWS_WITH_AS(FinetuneJob(o, f, p, tok, fd), doctest::Contains("--head-only"), UsageError);
 }
