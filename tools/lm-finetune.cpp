@@ -18,19 +18,6 @@
 #include "train/data.hpp"
 #include "train/finetune.hpp"
 
-namespace {
-
-// The last `fraction` of the examples, moved out of v (held-out data without --valid).
-template <class T>
-std::vector<T> split_tail(std::vector<T>& v, double fraction) {
-  const size_t n = size_t(double(v.size()) * fraction);
-  std::vector<T> tail(std::make_move_iterator(v.end() - long(n)), std::make_move_iterator(v.end()));
-  v.resize(v.size() - n);
-  return tail;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   lm::train::TrainOptions o;
   o.opt.lr = 1e-4f;
@@ -52,7 +39,7 @@ int main(int argc, char** argv) {
   app.add_option("--data", data, "Training data: text or a token file (--task text), JSON Lines with prompt and "
                                  "completion, or label<TAB>text / __label__ lines (--task classify)")
       ->type_name("FILE")->required();
-  app.add_option("--valid", valid, "Held-out data in the same form; default: the end of --data")->type_name("FILE");
+  app.add_option("--valid", valid, "Held-out data in the same form; default: a share of --data (--valid-fraction)")->type_name("FILE");
   app.add_option("-o,--output", output, "File to write: the model, or the LoRA adapter (GGUF)")->type_name("FILE");
   app.add_option("--task", task, "What to train: text, prompt-completion or classify")
       ->check(CLI::IsMember({"text", "prompt-completion", "classify"}));
@@ -126,7 +113,7 @@ int main(int argc, char** argv) {
         break;
       case lm::train::Task::PromptCompletion:
         seqs = lm::train::load_prompt_completion(data, tok, add_bos, o.threads);
-        seqs_valid = valid.empty() ? split_tail(seqs, o.valid_fraction)
+        seqs_valid = valid.empty() ? lm::train::split_examples(seqs, o.valid_fraction)
                                    : lm::train::load_prompt_completion(valid, tok, add_bos, o.threads);
         d.seqs = &seqs, d.seqs_valid = &seqs_valid;
         break;
@@ -137,7 +124,7 @@ int main(int argc, char** argv) {
           if (e.label < 0) throw lm::FormatError(data, "has a label the model's classifier does not know");
         if (valid.empty()) {
           labeled_valid.labels = labeled.labels;
-          labeled_valid.examples = split_tail(labeled.examples, o.valid_fraction);
+          labeled_valid.examples = lm::train::split_examples(labeled.examples, o.valid_fraction);
         } else {
           labeled_valid = lm::train::load_labeled(valid, tok, add_bos, T, &labeled.labels, o.threads);
         }

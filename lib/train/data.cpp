@@ -37,9 +37,13 @@ std::vector<int> load_tokens(const std::string& path, const Tokenizer& tok, cons
   return ids;
 }
 
-std::vector<int> split_validation(std::vector<int>& train, double fraction) {
+void check_valid_fraction(double fraction) {
   if (!(fraction >= 0 && fraction <= 0.5))
     throw UsageError("--valid-fraction " + std::to_string(fraction) + " is out of range [0, 0.5]");
+}
+
+std::vector<int> split_validation(std::vector<int>& train, double fraction) {
+  check_valid_fraction(fraction);
   const size_t n = size_t(double(train.size()) * fraction);
   std::vector<int> valid(train.end() - long(n), train.end());
   train.resize(train.size() - n);

@@ -3,6 +3,7 @@
 // base weights stay untouched.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <string>
@@ -11,6 +12,7 @@
 #include "base/error.hpp"
 #include "model/model.hpp"
 #include "test_util.hpp"
+#include "train/data.hpp"
 #include "train/finetune.hpp"
 
 using namespace lm;
@@ -91,6 +93,21 @@ TEST_CASE("prompt/completion: BOS, prompt, completion, EOS; scored from the comp
   // One batch of both sequences: the mean over all their completion tokens.
   CHECK(counts[0] > 0);
   CHECK(job_loss == doctest::Approx((per_seq[0] + per_seq[1]) / (counts[0] + counts[1])).epsilon(1e-4));
+}
+
+TEST_CASE("held-out examples are spread over the file, so a file sorted by label holds out every label") {
+  std::vector<int> v(100);
+  for (int i = 0; i < 100; ++i) v[size_t(i)] = i / 25;  // four labels, sorted
+  std::vector<int> held = split_examples(v, 0.1);
+  CHECK(held.size() == 10);
+  CHECK(v.size() == 90);
+  for (int label = 0; label < 4; ++label) CHECK(std::count(held.begin(), held.end(), label) >= 2);
+  CHECK(std::is_sorted(held.begin(), held.end()));
+  CHECK(std::is_sorted(v.begin(), v.end()));
+  std::vector<int> none{1, 2, 3};
+  CHECK(split_examples(none, 0.0).empty());
+  CHECK(none.size() == 3);
+  CHECK_THROWS_AS(split_examples(none, 0.6), UsageError);
 }
 
 TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA classifier job leaves the base frozen") {
