@@ -185,6 +185,11 @@ Model::Model(const ModelConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_(T), a_
   for (auto* s : {&a_->dk, &a_->dv}) s->resize(N * K);
   for (auto* s : {&a_->dg, &a_->du, &a_->dh}) s->resize(N * F);
   a_->datt.resize(A);
+  if (cfg.n_cls > 0) {
+    a_->cls_logits.resize(size_t(B) * size_t(cfg.n_cls));
+    a_->cls_pooled.resize(size_t(B) * C);
+    a_->cls_dpooled.resize(size_t(B) * C);
+  }
 }
 
 Model::~Model() = default;
@@ -390,9 +395,6 @@ float Model::forward_classify(const Params& p, const int* tokens, const int* len
   a.classify = true;
   const int C = cfg_.n_embd, K = cfg_.n_cls;
   a.cls_lengths.assign(lengths, lengths + b);
-  a.cls_logits.resize(size_t(B_) * K);
-  a.cls_pooled.resize(size_t(B_) * C);
-  a.cls_dpooled.resize(size_t(B_) * C);
   for (int i = 0; i < b; ++i) {
     LM_ASSERT(lengths[i] >= 1 && lengths[i] <= t);
     // The pooled final hidden state: the last token's, or the mean over the text's tokens.
