@@ -152,7 +152,7 @@ struct Model::Acts {
   bool classify = false;
 };
 
-Model::Model(const ModelConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_(T), a_(std::make_unique<Acts>()) {
+Model::Model(const ModelConfig& cfg, int B, int T, bool lm_logits) : cfg_(cfg), B_(B), T_(T), a_(std::make_unique<Acts>()) {
   cfg.validate();
   if (B < 1 || B > (1 << 20)) throw UsageError("batch size " + std::to_string(B) + " is out of range [1, 1048576]");
   if (T < 1 || T > cfg.n_ctx)
@@ -178,7 +178,7 @@ Model::Model(const ModelConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_(T), a_
   per_layer(a_->h, N * F, L);
   a_->xf.resize(N * C);
   a_->rstdf.resize(N);
-  a_->logits.resize(N * size_t(cfg.n_vocab));
+  if (lm_logits) a_->logits.resize(N * size_t(cfg.n_vocab));
   a_->losses.resize(N);
   a_->targets.resize(N);
   for (auto* s : {&a_->dres, &a_->dtmp, &a_->dxn, &a_->dq, &a_->dao}) s->resize(N * C);
@@ -371,6 +371,7 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
 }
 
 float Model::forward(const Params& p, const int* tokens, const int* targets, int b, int t) {
+  LM_ASSERT(!a_->logits.empty());  // not a forward_classify-only model
   trunk(p, tokens, b, t);
   Acts& a = *a_;
   a.classify = false;

@@ -89,8 +89,9 @@ struct Lora;
 
 class Model {
  public:
-  // Throws UsageError for a bad config or B, T outside [1, n_ctx].
-  Model(const ModelConfig& cfg, int B, int T);
+  // Throws UsageError for a bad config or B, T outside [1, n_ctx]. lm_logits = false leaves out
+  // the (B, T, n_vocab) logits forward() needs, for a classifier run by forward_classify only.
+  Model(const ModelConfig& cfg, int B, int T, bool lm_logits = true);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -177,7 +177,7 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   }
   const bool base_grads = std::find(trained_.begin(), trained_.end(), 1) != trained_.end();
   if (base_grads) p_.grad.assign(p_.w.size(), 0.0f);
-  net_ = std::make_unique<model::Model>(cfg, o.batch, T_);
+  net_ = std::make_unique<model::Model>(cfg, o.batch, T_, f.task != Task::Classify);
   net_->set_dropout(o.dropout);
   net_->set_trainable(trained_);
   if (f.lora) {

@@ -151,6 +151,10 @@ TEST_CASE("a linear probe: with only the head trainable, backward gives the head
   const float lb = b.forward_classify(probe, tokens.data(), lengths.data(), labels.data(), B, T);
   b.backward(probe);
   CHECK(la == lb);
+  // A classifier-only model holds no (B, T, V) logits and computes the same.
+  Model c(cfg, B, T, /*lm_logits=*/false);
+  CHECK(a.activation_bytes() - c.activation_bytes() == size_t(B) * T * cfg.n_vocab * sizeof(float));
+  CHECK(c.forward_classify(full, tokens.data(), lengths.data(), labels.data(), B, T) == la);
   const size_t head_start = full.views[cls_param(cfg)].offset;
   CHECK(max_abs(probe.grad) > 0);
   for (size_t i = 0; i < probe.grad.size(); ++i) {
