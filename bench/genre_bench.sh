@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Brown genre classification (15 genres, passages of about 100 words, split by document as
-# scripts/get-brown.sh splits it): lm-finetune's classifier, fully fine-tuned and with LoRA,
-# against bag-of-words naive Bayes and logistic regression (bench/genre_baseline.py,
-# scikit-learn) on the same passages. Prints accuracy and macro F1 of each, and the training
-# time and memory lm-finetune reports.
+# scripts/get-brown.sh splits it): lm-finetune's classifier, fully fine-tuned, with LoRA and as
+# a linear probe (--head-only), against bag-of-words naive Bayes and logistic regression
+# (bench/genre_baseline.py, scikit-learn) on the same passages. Prints accuracy and macro F1 of
+# each, and the training time and memory lm-finetune reports.
 #
 # Usage: bench/genre_bench.sh [BUILD] [BASE] [BUDGET] [THREADS]
 #   BUILD   build directory (default build)
@@ -27,9 +27,12 @@ field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 common=(-m "$base" --task classify --pooling mean --data "$work/train.tsv" --context 256 --warmup 20
         --time "$budget" --eval-every 0 -t "$threads" -q --json)
 printf 'model\taccuracy\tmacro_f1\ttrained_parameters\tmemory_mib\tseconds\n'
-for mode in full lora; do
-  extra=(--batch 16 --lr 5e-5 --lr-min 5e-6 --dropout 0.1)
-  [[ $mode == lora ]] && extra=(--batch 8 --lora --lora-rank 16 --lora-targets all --lr 2e-3)
+for mode in full lora probe; do
+  case $mode in
+    full) extra=(--batch 16 --lr 5e-5 --lr-min 5e-6 --dropout 0.1) ;;
+    lora) extra=(--batch 16 --lora --lora-rank 16 --lora-targets all --lr 1e-3 --lr-min 1e-4 --dropout 0.1) ;;
+    probe) extra=(--batch 16 --head-only --lr 3e-3 --lr-min 3e-4) ;;
+  esac
   start=$(date +%s)
   lm-finetune "${common[@]}" "${extra[@]}" -o "$work/genre-$mode.gguf" > "$work/$mode.json"
   secs=$(( $(date +%s) - start ))
