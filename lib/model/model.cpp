@@ -250,11 +250,15 @@ inline bool keep(uint64_t seed, size_t i, float p) {
   const uint64_t h = splitmix64(x);
   return float(h >> 40) * (1.0f / 16777216.0f) >= p;
 }
-// y[i] = x[i] masked by keep(seed, i, p) and scaled by 1 / (1 - p); y may be x.
-void apply_mask(const float* x, float* y, size_t n, uint64_t seed, float p) {
+// y[i] = x[i] masked by keep(seed, i, p) and scaled by 1 / (1 - p), or y[i] += that with add;
+// y may be x.
+void apply_mask(const float* x, float* y, size_t n, uint64_t seed, float p, bool add = false) {
   const float s = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static) if (n >= (1u << 16))
-  for (size_t i = 0; i < n; ++i) y[i] = keep(seed, i, p) ? x[i] * s : 0.0f;
+  for (size_t i = 0; i < n; ++i) {
+    const float m = keep(seed, i, p) ? x[i] * s : 0.0f;
+    y[i] = add ? y[i] + m : m;
+  }
 }
 // Mask sites: one per LoRA pair, then the model's dropout.
 inline uint64_t lora_site(int l, LayerParam v) { return uint64_t(l) * kLayerParams + v; }
@@ -311,10 +315,7 @@ void Model::lora_backward(int l, LayerParam v, const float* x, const float* dy, 
   // Dropout: dx += (dxa A) * mask / (1 - p); the mask is where xin kept x.
   float* tmp = a_->lora_tmp.data();
   sgemm(false, false, N, in, r, 1.0f, dxa, r, A, in, 0.0f, tmp, in);
-  const size_t n = size_t(N) * in;
-  apply_mask(tmp, tmp, n, derive_seed(dropout_seed_, lora_site(l, v)), lora_->opt.dropout);
-#pragma omp parallel for schedule(static) if (n >= (1u << 16))
-  for (size_t j = 0; j < n; ++j) dx[j] += tmp[j];
+  apply_mask(tmp, dx, size_t(N) * in, derive_seed(dropout_seed_, lora_site(l, v)), lora_->opt.dropout, /*add=*/true);
 }
 
 void Model::trunk(const Params& p, const int* tokens, int b, int t) {
