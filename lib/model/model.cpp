@@ -152,7 +152,8 @@ struct Model::Acts {
   bool classify = false;
 };
 
-Model::Model(const ModelConfig& cfg, int B, int T, bool lm_logits) : cfg_(cfg), B_(B), T_(T), a_(std::make_unique<Acts>()) {
+Model::Model(const ModelConfig& cfg, int B, int T, bool lm_logits)
+    : cfg_(cfg), B_(B), T_(T), a_(std::make_unique<Acts>()) {
   cfg.validate();
   if (B < 1 || B > (1 << 20)) throw UsageError("batch size " + std::to_string(B) + " is out of range [1, 1048576]");
   if (T < 1 || T > cfg.n_ctx)
