@@ -110,7 +110,19 @@ Params::Params(const ModelConfig& c, bool with_grad) : cfg(c), views(param_layou
   c.validate();
   const size_t n = c.n_params();
   w.assign(n, 0.0f);
-  if (with_grad) grad.assign(n, 0.0f);
+  grad_offset.assign(views.size(), kNoGrad);
+  if (with_grad) alloc_grad();
+}
+
+void Params::alloc_grad(const std::vector<uint8_t>& keep) {
+  LM_ASSERT(keep.empty() || keep.size() == views.size());
+  size_t n = 0;
+  for (size_t i = 0; i < views.size(); ++i) {
+    const bool has = keep.empty() || keep[i];
+    grad_offset[i] = has ? n : kNoGrad;
+    if (has) n += size_t(views[i].rows) * views[i].cols;
+  }
+  grad.assign(n, 0.0f);
 }
 
 size_t Params::find(const std::string& name) const {
@@ -231,12 +243,11 @@ void Model::set_training(bool on, uint64_t seed) {
 
 void Model::set_trainable(std::vector<uint8_t> trainable) { trainable_ = std::move(trainable); }
 
-bool Model::trunk_trains(bool have_grad) const {
+bool Model::trunk_trains(const Params& p) const {
   if (lora_) return true;
-  if (!have_grad) return false;
-  if (trainable_.empty()) return true;
-  const size_t end = output_norm_param(cfg_) + 1;
-  return std::find(trainable_.begin(), trainable_.begin() + long(end), 1) != trainable_.begin() + long(end);
+  for (size_t i = 0; i <= output_norm_param(cfg_); ++i)
+    if (p.has_grad(i) && (trainable_.empty() || trainable_[i])) return true;
+  return false;
 }
 
 void Model::set_dropout(float p) {
@@ -456,10 +467,9 @@ void Model::backward(Params& p) {
   LM_ASSERT(a.have_targets);
   const int b = b_, t = t_, N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff, V = cfg_.n_vocab;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
-  float* G = p.grad.empty() ? nullptr : p.grad.data();
   auto grad = [&](size_t view) -> float* {
-    if (!G || (!trainable_.empty() && !trainable_[view])) return nullptr;
-    return G + p.views[view].offset;
+    if (!trainable_.empty() && !trainable_[view]) return nullptr;
+    return p.grad_of(view);
   };
   const size_t out_norm = output_norm_param(cfg_);
   // The gradient of a residual branch's output: dres, through the branch's dropout mask (in dtmp).
@@ -485,7 +495,7 @@ void Model::backward(Params& p) {
       if (db)
         for (int k = 0; k < Kc; ++k) db[k] += dz[k];
     }
-    if (!trunk_trains(G != nullptr)) return;  // a frozen trunk under a trained head: a linear probe
+    if (!trunk_trains(p)) return;  // a frozen trunk under a trained head: a linear probe
     std::fill(a.dxn.begin(), a.dxn.begin() + long(N) * C, 0.0f);
     if (dropping()) drop(a.cls_dpooled.data(), size_t(b) * C, kSiteCls);
     for (int i = 0; i < b; ++i) {

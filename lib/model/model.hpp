@@ -71,13 +71,25 @@ struct Params {
   explicit Params(const ModelConfig& cfg, bool with_grad = true);
   ModelConfig cfg;
   std::vector<ParamView> views;
+  // grad holds the gradients of the views that have one, packed in view order: with every view,
+  // grad's layout is w's.
   LargeVector<float> w, grad;
   float* get(size_t view) { return w.data() + views[view].offset; }
   const float* get(size_t view) const { return w.data() + views[view].offset; }
+  // (Re)allocates zeroed gradients for the views with keep[i] != 0 only (every view when keep is
+  // empty), so that fine-tuning a few tensors does not hold a gradient for every weight.
+  void alloc_grad(const std::vector<uint8_t>& keep = {});
+  // The gradient of `view`, or nullptr when it has none.
+  float* grad_of(size_t view) { return has_grad(view) ? grad.data() + grad_offset[view] : nullptr; }
+  bool has_grad(size_t view) const { return grad_offset[view] != kNoGrad; }
   // Index of the view named `name`, or views.size().
   size_t find(const std::string& name) const;
   // N(0, 0.02) weights, unit norm gains and zero biases (the anchors' initialisation).
   void init(Rng& rng);
+
+ private:
+  static constexpr size_t kNoGrad = ~size_t(0);
+  std::vector<size_t> grad_offset;  // per view: where its gradient starts in grad, or kNoGrad
 };
 
 // Right-pads token rows (none empty; each cut to max_len) into tokens (rows.size(), t) with each
@@ -126,8 +138,9 @@ class Model {
   // input (GPT-2's embd_pdrop and resid_pdrop). Kept elements are scaled by 1 / (1 - p).
   void set_dropout(float p);
   // Per view of param_layout(): 0 = frozen, its gradient is not computed. Empty = all trained.
-  // With p.grad empty every base weight is frozen. When nothing below the head trains (no
-  // LoRA, every view up to output_norm frozen: a linear probe), backward() stops at the head.
+  // A view without a gradient in Params (Params::alloc_grad) is frozen too. When nothing below
+  // the head trains (no LoRA, every view up to output_norm frozen: a linear probe), backward()
+  // stops at the head.
   void set_trainable(std::vector<uint8_t> trainable);
   // Bytes of activations held (for --dry-run memory estimates).
   size_t activation_bytes() const;
@@ -142,8 +155,8 @@ class Model {
   void drop(float* y, size_t n, uint64_t site) const;
   bool dropping() const { return training_ && dropout_ > 0; }
   // Whether any weight below the head (the trunk, the embeddings, the final norm) or a LoRA
-  // pair takes a gradient, given p.grad's presence.
-  bool trunk_trains(bool have_grad) const;
+  // pair takes a gradient.
+  bool trunk_trains(const Params& p) const;
   ModelConfig cfg_;
   int B_, T_;
   int b_ = 0, t_ = 0;

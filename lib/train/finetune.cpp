@@ -176,7 +176,7 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
     if (!cfg.tied) trained_[head] = 0;  // the LM head plays no part in classifying
   }
   const bool base_grads = std::find(trained_.begin(), trained_.end(), 1) != trained_.end();
-  if (base_grads) p_.grad.assign(p_.w.size(), 0.0f);
+  if (base_grads) p_.alloc_grad(trained_);  // only the trained tensors hold a gradient
   net_ = std::make_unique<model::Model>(cfg, o.batch, T_, f.task != Task::Classify);
   net_->set_dropout(o.dropout);
   net_->set_trainable(trained_);

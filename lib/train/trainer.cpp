@@ -33,7 +33,8 @@ std::vector<Trainable> trainables(model::Params& p, const std::vector<uint8_t>& 
   for (size_t i = 0; i < p.views.size(); ++i) {
     if (!keep.empty() && !keep[i]) continue;
     const auto& v = p.views[i];
-    t.push_back({v.name, p.w.data() + v.offset, p.grad.data() + v.offset, v.rows, v.cols});
+    LM_ASSERT(p.grad_of(i));
+    t.push_back({v.name, p.w.data() + v.offset, p.grad_of(i), v.rows, v.cols});
   }
   return t;
 }

@@ -161,6 +161,19 @@ TEST_CASE("a linear probe: with only the head trainable, backward gives the head
     if (i >= head_start) CHECK(probe.grad[i] == full.grad[i]);
     else if (probe.grad[i] != 0.0f) FAIL_CHECK("frozen weight " << i << " got a gradient");
   }
+  // With gradients allocated for the head alone, the probe computes the same values.
+  Params small(cfg);
+  std::copy(full.w.begin(), full.w.end(), small.w.begin());
+  small.alloc_grad(head);
+  const size_t n_head = full.grad.size() - head_start;
+  REQUIRE(small.grad.size() == n_head);
+  CHECK(small.grad_of(0) == nullptr);
+  CHECK(small.grad_of(cls_param(cfg)) == small.grad.data());
+  Model d(cfg, B, T, /*lm_logits=*/false);
+  d.set_trainable(head);
+  CHECK(d.forward_classify(small, tokens.data(), lengths.data(), labels.data(), B, T) == la);
+  d.backward(small);
+  for (size_t i = 0; i < n_head; ++i) CHECK(small.grad[i] == full.grad[head_start + i]);
 }
 
 TEST_CASE("a merged adapter computes what the base with the adapter computes; the file round-trips") {

@@ -143,6 +143,8 @@ TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA 
   fd.train_name = path;
   FinetuneJob job(o, f, p, tok, fd);
   CHECK(job.params().cfg.n_cls == 2);
+  // Only the head holds a gradient (2 labels x (width + 1)), not every frozen base weight.
+  CHECK(job.params().grad.size() == 2 * (size_t(cfg.n_embd) + 1));
   RunHooks hooks;
   Logger log("test");
   log.set_level(Logger::Level::Quiet);
@@ -161,6 +163,7 @@ TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA 
   size_t trained = 0;
   for (const Trainable& t : probe.trainables()) trained += t.size();
   CHECK(trained == 2 * (size_t(cfg.n_embd) + 1));
+  CHECK(probe.params().grad.size() == trained);
   run_loop(o, probe, hooks, log);
   CHECK(std::equal(before.begin(), before.end(), probe.params().w.begin()));
   const float* probe_head = probe.params().get(model::cls_param(probe.params().cfg) + 1);
