@@ -34,7 +34,8 @@ Classifier::Classifier(const format::GgufFile& g, const std::vector<model::Adapt
   }
   add_bos_ = g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) && tok_.bos_id().has_value();
   T_ = p_.cfg.n_ctx;
-  net_ = std::make_unique<model::Model>(p_.cfg, B_, T_, /*lm_logits=*/false);
+  const model::ModelBuffers inference{.lm_logits = false, .trunk_backward = false};
+  net_ = std::make_unique<model::Model>(p_.cfg, B_, T_, inference);
 }
 
 Classifier::~Classifier() = default;

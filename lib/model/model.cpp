@@ -164,14 +164,16 @@ struct Model::Acts {
   bool classify = false;
 };
 
-Model::Model(const ModelConfig& cfg, int B, int T, bool lm_logits)
-    : cfg_(cfg), B_(B), T_(T), a_(std::make_unique<Acts>()) {
+Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
+    : cfg_(cfg), B_(B), T_(T), a_(std::make_unique<Acts>()), trunk_backward_(buffers.trunk_backward) {
   cfg.validate();
   if (B < 1 || B > (1 << 20)) throw UsageError("batch size " + std::to_string(B) + " is out of range [1, 1048576]");
   if (T < 1 || T > cfg.n_ctx)
     throw UsageError("sequence length " + std::to_string(T) + " is out of range [1, " + std::to_string(cfg.n_ctx) + "]");
   const size_t N = size_t(B) * T, C = size_t(cfg.n_embd), K = size_t(cfg.kv_dim()), F = size_t(cfg.n_ff);
-  const size_t A = size_t(B) * cfg.n_head * T * T, L = size_t(cfg.n_layer);
+  const size_t A = size_t(B) * cfg.n_head * T * T;
+  // Without a trunk backward, layer l uses buffer l % 1 and the residual stream two in turn.
+  const size_t L = buffers.trunk_backward ? size_t(cfg.n_layer) : 1;
   auto per_layer = [&](std::vector<LargeVector<float>>& v, size_t n, size_t count) {
     v.assign(count, LargeVector<float>(n));
   };
@@ -191,13 +193,16 @@ Model::Model(const ModelConfig& cfg, int B, int T, bool lm_logits)
   per_layer(a_->h, N * F, L);
   a_->xf.resize(N * C);
   a_->rstdf.resize(N);
-  if (lm_logits) a_->logits.resize(N * size_t(cfg.n_vocab));
+  if (buffers.lm_logits) a_->logits.resize(N * size_t(cfg.n_vocab));
   a_->losses.resize(N);
   a_->targets.resize(N);
-  for (auto* s : {&a_->dres, &a_->dtmp, &a_->dxn, &a_->dq, &a_->dao}) s->resize(N * C);
-  for (auto* s : {&a_->dk, &a_->dv}) s->resize(N * K);
-  for (auto* s : {&a_->dg, &a_->du, &a_->dh}) s->resize(N * F);
-  a_->datt.resize(A);
+  a_->dtmp.resize(N * C);  // forward's dropout branch too
+  if (buffers.trunk_backward) {
+    for (auto* s : {&a_->dres, &a_->dxn, &a_->dq, &a_->dao}) s->resize(N * C);
+    for (auto* s : {&a_->dk, &a_->dv}) s->resize(N * K);
+    for (auto* s : {&a_->dg, &a_->du, &a_->dh}) s->resize(N * F);
+    a_->datt.resize(A);
+  }
   if (cfg.n_cls > 0) {
     a_->cls_logits.resize(size_t(B) * size_t(cfg.n_cls));
     a_->cls_pooled.resize(size_t(B) * C);
@@ -354,13 +359,13 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
     drop(y, n, branch_site(l, mlp));
     for (size_t i = 0; i < n; ++i) dst[i] = res[i] + y[i];
   };
+  // Layer l's buffer of a group: its own with a trunk backward, else the one they share.
+  auto at = [](std::vector<LargeVector<float>>& group, int l) { return group[size_t(l) % group.size()].data(); };
   for (int l = 0; l < cfg_.n_layer; ++l) {
-    const float* x = a.x[size_t(l)].data();
-    float *xn1 = a.xn1[size_t(l)].data(), *q = a.q[size_t(l)].data(), *k = a.k[size_t(l)].data(),
-          *v = a.v[size_t(l)].data(), *ao = a.ao[size_t(l)].data(), *x2 = a.x2[size_t(l)].data(),
-          *xn2 = a.xn2[size_t(l)].data(), *g = a.g[size_t(l)].data(), *u = a.u[size_t(l)].data(),
-          *h = a.h[size_t(l)].data();
-    rmsnorm_forward(xn1, a.rstd1[size_t(l)].data(), x, p.get(layer_view(l, kAttnNorm)), N, C, cfg_.norm_eps);
+    const float* x = at(a.x, l);
+    float *xn1 = at(a.xn1, l), *q = at(a.q, l), *k = at(a.k, l), *v = at(a.v, l), *ao = at(a.ao, l),
+          *x2 = at(a.x2, l), *xn2 = at(a.xn2, l), *g = at(a.g, l), *u = at(a.u, l), *h = at(a.h, l);
+    rmsnorm_forward(xn1, at(a.rstd1, l), x, p.get(layer_view(l, kAttnNorm)), N, C, cfg_.norm_eps);
     matmul_forward(q, xn1, p.get(layer_view(l, kWq)), N, C, C);
     matmul_forward(k, xn1, p.get(layer_view(l, kWk)), N, C, K);
     matmul_forward(v, xn1, p.get(layer_view(l, kWv)), N, C, K);
@@ -369,17 +374,17 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
     lora_forward(l, kWv, xn1, v, N, C, K);
     rope_forward(q, b, t, H, D, cfg_.rope_base, 0);
     rope_forward(k, b, t, Hkv, D, cfg_.rope_base, 0);
-    attention_forward(ao, a.att[size_t(l)].data(), q, k, v, b, t, H, Hkv, D);
+    attention_forward(ao, at(a.att, l), q, k, v, b, t, H, Hkv, D);
     add_branch(x2, x, ao, l, kWo, C, C, false);
-    rmsnorm_forward(xn2, a.rstd2[size_t(l)].data(), x2, p.get(layer_view(l, kFfnNorm)), N, C, cfg_.norm_eps);
+    rmsnorm_forward(xn2, at(a.rstd2, l), x2, p.get(layer_view(l, kFfnNorm)), N, C, cfg_.norm_eps);
     matmul_forward(g, xn2, p.get(layer_view(l, kWg)), N, C, F);
     matmul_forward(u, xn2, p.get(layer_view(l, kWu)), N, C, F);
     lora_forward(l, kWg, xn2, g, N, C, F);
     lora_forward(l, kWu, xn2, u, N, C, F);
     swiglu_forward(h, g, u, size_t(N) * F);
-    add_branch(a.x[size_t(l) + 1].data(), x2, h, l, kWd, F, C, true);
+    add_branch(at(a.x, l + 1), x2, h, l, kWd, F, C, true);
   }
-  rmsnorm_forward(a.xf.data(), a.rstdf.data(), a.x[size_t(cfg_.n_layer)].data(), p.get(output_norm_param(cfg_)), N, C,
+  rmsnorm_forward(a.xf.data(), a.rstdf.data(), at(a.x, cfg_.n_layer), p.get(output_norm_param(cfg_)), N, C,
                   cfg_.norm_eps);
 }
 
@@ -480,6 +485,7 @@ void Model::backward(Params& p) {
     return a.dtmp.data();
   };
   if (!a.classify) {
+    LM_ASSERT(trunk_backward_);
     const float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
     const size_t head = head_param(cfg_);
     matmul_backward(a.dxn.data(), grad(head), dlogits, a.xf.data(), p.get(head), N, C, V, false);
@@ -496,6 +502,7 @@ void Model::backward(Params& p) {
         for (int k = 0; k < Kc; ++k) db[k] += dz[k];
     }
     if (!trunk_trains(p)) return;  // a frozen trunk under a trained head: a linear probe
+    LM_ASSERT(trunk_backward_);
     std::fill(a.dxn.begin(), a.dxn.begin() + long(N) * C, 0.0f);
     if (dropping()) drop(a.cls_dpooled.data(), size_t(b) * C, kSiteCls);
     for (int i = 0; i < b; ++i) {

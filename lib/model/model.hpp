@@ -96,14 +96,23 @@ struct Params {
 // row's last token, the form forward_classify() reads, and writes their lengths. Returns t.
 int pad_rows(std::span<const std::vector<int>* const> rows, int max_len, int* tokens, int* lengths);
 
+// What a Model allocates besides one layer's activations. lm_logits: the (B, T, n_vocab)
+// logits forward() needs (a classifier run by forward_classify only does without).
+// trunk_backward: every layer's activations and the backward scratch, so that backward() can
+// reach below the head; without it the layers share one set of buffers (inference, or a
+// linear probe, whose backward stops at the head).
+struct ModelBuffers {
+  bool lm_logits = true;
+  bool trunk_backward = true;
+};
+
 // Activations for batches of up to B x T tokens, allocated once and reused every step.
 struct Lora;
 
 class Model {
  public:
-  // Throws UsageError for a bad config or B, T outside [1, n_ctx]. lm_logits = false leaves out
-  // the (B, T, n_vocab) logits forward() needs, for a classifier run by forward_classify only.
-  Model(const ModelConfig& cfg, int B, int T, bool lm_logits = true);
+  // Throws UsageError for a bad config or B, T outside [1, n_ctx].
+  Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers = {});
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -162,6 +171,7 @@ class Model {
   int b_ = 0, t_ = 0;
   const int* tokens_ = nullptr;
   std::unique_ptr<Acts> a_;
+  bool trunk_backward_;  // every layer's activations are kept (ModelBuffers)
   Lora* lora_ = nullptr;
   bool training_ = false;
   uint64_t dropout_seed_ = 0;

@@ -177,7 +177,9 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   }
   const bool base_grads = std::find(trained_.begin(), trained_.end(), 1) != trained_.end();
   if (base_grads) p_.alloc_grad(trained_);  // only the trained tensors hold a gradient
-  net_ = std::make_unique<model::Model>(cfg, o.batch, T_, f.task != Task::Classify);
+  // A probe's backward stops at the head, so the layers need not keep their activations.
+  net_ = std::make_unique<model::Model>(
+      cfg, o.batch, T_, model::ModelBuffers{.lm_logits = f.task != Task::Classify, .trunk_backward = !f.head_only});
   net_->set_dropout(o.dropout);
   net_->set_trainable(trained_);
   if (f.lora) {

@@ -152,7 +152,7 @@ TEST_CASE("a linear probe: with only the head trainable, backward gives the head
   b.backward(probe);
   CHECK(la == lb);
   // A classifier-only model holds no (B, T, V) logits and computes the same.
-  Model c(cfg, B, T, /*lm_logits=*/false);
+  Model c(cfg, B, T, ModelBuffers{.lm_logits = false});
   CHECK(a.activation_bytes() - c.activation_bytes() == size_t(B) * T * cfg.n_vocab * sizeof(float));
   CHECK(c.forward_classify(full, tokens.data(), lengths.data(), labels.data(), B, T) == la);
   const size_t head_start = full.views[cls_param(cfg)].offset;
@@ -169,7 +169,9 @@ TEST_CASE("a linear probe: with only the head trainable, backward gives the head
   REQUIRE(small.grad.size() == n_head);
   CHECK(small.grad_of(0) == nullptr);
   CHECK(small.grad_of(cls_param(cfg)) == small.grad.data());
-  Model d(cfg, B, T, /*lm_logits=*/false);
+  // Nor does it need the layers' activations: one shared set of buffers computes the same.
+  Model d(cfg, B, T, ModelBuffers{.lm_logits = false, .trunk_backward = false});
+  CHECK(d.activation_bytes() < c.activation_bytes());
   d.set_trainable(head);
   CHECK(d.forward_classify(small, tokens.data(), lengths.data(), labels.data(), B, T) == la);
   d.backward(small);

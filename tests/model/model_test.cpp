@@ -55,6 +55,11 @@ TEST_CASE("tiny GQA model matches the PyTorch golden fixture: logits, loss and e
   Model m(cfg, B, T);
   m.forward(p, tokens.data(), nullptr, B, T);
   CHECK(rel_err(m.logits(), logits.data(), logits.size()) < 2e-5);
+  // An inference model, whose layers share one set of buffers, computes the same logits.
+  Model inference(cfg, B, T, ModelBuffers{.trunk_backward = false});
+  CHECK(inference.activation_bytes() < m.activation_bytes());
+  inference.forward(p, tokens.data(), nullptr, B, T);
+  CHECK(std::memcmp(inference.logits(), m.logits(), logits.size() * sizeof(float)) == 0);
   float ours = m.forward(p, tokens.data(), targets.data(), B, T);
   CHECK(ours == doctest::Approx(loss).epsilon(1e-5));
   m.backward(p);
