@@ -172,7 +172,8 @@ Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
     throw UsageError("sequence length " + std::to_string(T) + " is out of range [1, " + std::to_string(cfg.n_ctx) + "]");
   const size_t N = size_t(B) * T, C = size_t(cfg.n_embd), K = size_t(cfg.kv_dim()), F = size_t(cfg.n_ff);
   const size_t A = size_t(B) * cfg.n_head * T * T;
-  // Without a trunk backward, layer l uses buffer l % 1 and the residual stream two in turn.
+  // Without a trunk backward the layers share one set of buffers, and the residual stream
+  // alternates between two.
   const size_t L = buffers.trunk_backward ? size_t(cfg.n_layer) : 1;
   auto per_layer = [&](std::vector<LargeVector<float>>& v, size_t n, size_t count) {
     v.assign(count, LargeVector<float>(n));

@@ -106,9 +106,9 @@ struct ModelBuffers {
   bool trunk_backward = true;
 };
 
-// Activations for batches of up to B x T tokens, allocated once and reused every step.
 struct Lora;
 
+// Activations for batches of up to B x T tokens, allocated once and reused every step.
 class Model {
  public:
   // Throws UsageError for a bad config or B, T outside [1, n_ctx].
