@@ -247,12 +247,10 @@ void Model::set_training(bool on, uint64_t seed) {
   dropout_seed_ = seed;
 }
 
-void Model::set_trainable(std::vector<uint8_t> trainable) { trainable_ = std::move(trainable); }
-
 bool Model::trunk_trains(const Params& p) const {
   if (lora_) return true;
   for (size_t i = 0; i <= output_norm_param(cfg_); ++i)
-    if (p.has_grad(i) && (trainable_.empty() || trainable_[i])) return true;
+    if (p.has_grad(i)) return true;
   return false;
 }
 
@@ -473,10 +471,7 @@ void Model::backward(Params& p) {
   LM_ASSERT(a.have_targets);
   const int b = b_, t = t_, N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff, V = cfg_.n_vocab;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
-  auto grad = [&](size_t view) -> float* {
-    if (!trainable_.empty() && !trainable_[view]) return nullptr;
-    return p.grad_of(view);
-  };
+  auto grad = [&](size_t view) { return p.grad_of(view); };  // nullptr: a frozen view
   const size_t out_norm = output_norm_param(cfg_);
   // The gradient of a residual branch's output: dres, through the branch's dropout mask (in dtmp).
   auto branch_grad = [&](int l, bool mlp) -> const float* {

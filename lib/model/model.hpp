@@ -121,7 +121,10 @@ class Model {
   // over targets >= 0 and leaves dlogits ready for backward(); else returns 0 and keeps logits.
   // Token ids must be < n_vocab (checked by the caller). b <= B rows, t <= T columns are used.
   float forward(const Params& p, const int* tokens, const int* targets, int b, int t);
-  // Adds the gradients of the last forward()'s mean loss into p.grad (callers zero it).
+  // Adds the gradients of the last forward()'s mean loss into p.grad (callers zero it). A view
+  // without a gradient in p (Params::alloc_grad) is frozen: its gradient is not computed. When
+  // nothing below the head trains (no LoRA, every view up to output_norm frozen: a linear
+  // probe), backward() stops at the head.
   void backward(Params& p);
   // Logits (b, t, V) of the last forward() without targets.
   const float* logits() const;
@@ -146,11 +149,6 @@ class Model {
   // attention and MLP branch before it joins the residual stream, and a classifier's pooled
   // input (GPT-2's embd_pdrop and resid_pdrop). Kept elements are scaled by 1 / (1 - p).
   void set_dropout(float p);
-  // Per view of param_layout(): 0 = frozen, its gradient is not computed. Empty = all trained.
-  // A view without a gradient in Params (Params::alloc_grad) is frozen too. When nothing below
-  // the head trains (no LoRA, every view up to output_norm frozen: a linear probe), backward()
-  // stops at the head.
-  void set_trainable(std::vector<uint8_t> trainable);
   // Bytes of activations held (for --dry-run memory estimates).
   size_t activation_bytes() const;
 
@@ -176,7 +174,6 @@ class Model {
   bool training_ = false;
   uint64_t dropout_seed_ = 0;
   float dropout_ = 0;
-  std::vector<uint8_t> trainable_;
 };
 
 }  // namespace lm::model

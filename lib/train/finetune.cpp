@@ -181,7 +181,6 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   net_ = std::make_unique<model::Model>(
       cfg, o.batch, T_, model::ModelBuffers{.lm_logits = f.task != Task::Classify, .trunk_backward = !f.head_only});
   net_->set_dropout(o.dropout);
-  net_->set_trainable(trained_);
   if (f.lora) {
     lora_ = std::make_unique<model::Lora>(cfg, f.lora_opt);
     Rng lr(derive_seed(o.seed, 0));
