@@ -202,6 +202,15 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
       if (data.labeled->examples.empty()) throw FormatError(data.train_name, "has no training examples");
       break;
   }
+  // Padded tasks: the tokens an example feeds the model, on average over the training data.
+  double sum = 0;
+  if (f.task == Task::PromptCompletion) {
+    for (const Sequence& s : *data.seqs) sum += std::min(T_, int(s.tokens.size()) - 1);
+    mean_tokens_ = sum / double(data.seqs->size());
+  } else if (f.task == Task::Classify) {
+    for (const LabeledExample& e : data.labeled->examples) sum += std::min(T_, int(e.tokens.size()));
+    mean_tokens_ = sum / double(data.labeled->examples.size());
+  }
 }
 
 FinetuneJob::~FinetuneJob() = default;
@@ -302,7 +311,10 @@ float FinetuneJob::micro_step() {
   return 0;
 }
 
-uint64_t FinetuneJob::tokens_per_micro_step() const { return uint64_t(o_.batch) * uint64_t(T_); }
+uint64_t FinetuneJob::tokens_per_micro_step() const {
+  if (f_.task == Task::Text) return uint64_t(o_.batch) * uint64_t(T_);
+  return std::max<uint64_t>(1, uint64_t(std::llround(o_.batch * mean_tokens_)));
+}
 
 double FinetuneJob::flops_per_token() const {
   // Matrix products per token: forward 2 per weight, backward 2 for the input gradient and 2

@@ -115,6 +115,7 @@ class FinetuneJob final : public Job {
   std::unique_ptr<BatchSampler> text_sampler_;
   Rng rng_;
   uint64_t draws_ = 0, last_tokens_ = 0;
+  double mean_tokens_ = 0;  // padded tasks: mean tokens per training example (see tokens_per_micro_step)
   std::vector<int> inputs_, targets_, lengths_, labels_;
 };
 

@@ -91,8 +91,9 @@ class Job {
   // Draws one micro-batch, runs forward and backward (adding into the gradients); returns the
   // mean loss.
   virtual float micro_step() = 0;
-  // Tokens one micro-batch holds at most (the --tokens budget counts these) and model FLOPs
-  // per token.
+  // Tokens one micro-batch feeds the model, padding left out: exact for token streams, the
+  // training data's mean per example times the batch for padded tasks. The --tokens budget is
+  // converted into steps with it. Then model FLOPs per token.
   virtual uint64_t tokens_per_micro_step() const = 0;
   // Tokens the last micro_step() fed the model, padding left out (tok/s, tokens seen).
   virtual uint64_t last_tokens() const { return tokens_per_micro_step(); }

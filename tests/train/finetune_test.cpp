@@ -73,6 +73,10 @@ TEST_CASE("prompt/completion: BOS, prompt, completion, EOS; scored from the comp
   d.train_name = path;
   model::Params copy = p;
   FinetuneJob job(o, f, std::move(copy), tok, d);
+  // The --tokens budget counts the tokens the examples feed the model, not the padded batch.
+  const double mean = (int(seqs[0].tokens.size()) - 1 + int(seqs[1].tokens.size()) - 1) / 2.0;
+  CHECK(int(seqs[0].tokens.size()) - 1 < job.context());
+  CHECK(job.tokens_per_micro_step() == uint64_t(std::llround(2 * mean)));
   const float job_loss = *job.validate();
   model::Model m(cfg, 1, 32);
   double per_seq[2] = {0, 0};
@@ -110,7 +114,7 @@ TEST_CASE("held-out examples are spread over the file, so a file sorted by label
   CHECK_THROWS_AS(split_examples(none, 0.6), UsageError);
 }
 
-TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA classifier job leaves the base frozen") {
+TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA classifier leaves the base frozen") {
   test::TempDir dir;
   Tokenizer tok = test::train_tokenizer(corpus(), 300);
   const std::string path = dir.path() + "/l.txt";
@@ -143,6 +147,21 @@ TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA 
   fd.train_name = path;
   FinetuneJob job(o, f, p, tok, fd);
   CHECK(job.params().cfg.n_cls == 2);
+  // Three examples of at most 4 tokens (the context here is longer): the --tokens budget
+  // converts with their mean, and a budget of 5 micro-batches' tokens runs 5 steps.
+  double mean = 0;
+  for (const LabeledExample& e : d.examples) mean += double(e.tokens.size()) / 3;
+  CHECK(job.tokens_per_micro_step() == uint64_t(std::llround(2 * mean)));
+  {
+    TrainOptions by_tokens = o;
+    by_tokens.steps = 0;
+    by_tokens.tokens = 5 * job.tokens_per_micro_step();
+    FinetuneJob counted(by_tokens, f, p, tok, fd);
+    RunHooks quiet_hooks;
+    Logger quiet("test");
+    quiet.set_level(Logger::Level::Quiet);
+    CHECK(run_loop(by_tokens, counted, quiet_hooks, quiet).steps == 5);
+  }
   // Only the head holds a gradient (2 labels x (width + 1)), not every frozen base weight.
   CHECK(job.params().grad.size() == 2 * (size_t(cfg.n_embd) + 1));
   RunHooks hooks;
