@@ -309,18 +309,12 @@ void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer
   if (!texts.empty()) flush();
 }
 
-int run_classify(const ClassifyArgs& a) {
-  if (a.model.empty() == a.predictions.empty())
-    throw lm::UsageError("give either -m MODEL (classify the texts) or --predictions FILE (score given labels)");
-  lm::eval::ClassifyScorer scorer;
-  const std::string gold_name = lm::display_name(a.gold);
-  if (!a.model.empty()) {
-    classify_with_model(a, scorer);
-  } else {
+// Gold labels against the labels of --predictions, line by line.
+void score_predictions(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer) {
   if (lm::is_std_stream(a.gold) && lm::is_std_stream(a.predictions))
     throw lm::UsageError("the gold labels and --predictions cannot both be standard input");
   lm::LineReader gold(a.gold), pred(a.predictions);
-  const std::string pred_name = lm::display_name(a.predictions);
+  const std::string gold_name = lm::display_name(a.gold), pred_name = lm::display_name(a.predictions);
   std::string g, p;
   for (;;) {
     const bool more = gold.next(g), pmore = pred.next(p);
@@ -331,6 +325,17 @@ int run_classify(const ClassifyArgs& a) {
     if (!more) break;
     scorer.add(label_of(g, gold_name, gold.line_number()), label_of(p, pred_name, pred.line_number()));
   }
+}
+
+int run_classify(const ClassifyArgs& a) {
+  if (a.model.empty() == a.predictions.empty())
+    throw lm::UsageError("give either -m MODEL (classify the texts) or --predictions FILE (score given labels)");
+  lm::eval::ClassifyScorer scorer;
+  const std::string gold_name = lm::display_name(a.gold);
+  if (!a.model.empty()) {
+    classify_with_model(a, scorer);
+  } else {
+    score_predictions(a, scorer);
   }
   if (scorer.examples() == 0) throw lm::FormatError(gold_name, "has no examples, expected one labeled line or more");
   const lm::eval::ClassifyResult r = scorer.result();
