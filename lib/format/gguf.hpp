@@ -218,6 +218,8 @@ class GgufWriter {
   void add_tensor_deferred(std::string_view name, GgmlType type, const std::vector<int64_t>& ne);
   size_t n_tensors() const { return tensors_.size(); }
   uint64_t tensor_bytes(size_t i) const { return tensors_[i].n_bytes; }
+  // The bytes add_tensor was given for tensor i (nullptr for a deferred one).
+  const void* tensor_data(size_t i) const { return tensors_[i].data; }
   // The exact size write() will produce.
   uint64_t file_size() const;
   // What write() puts before the tensor data: metadata, tensor infos, padding. Setting values of

@@ -1,10 +1,13 @@
 // The training loop: one optimizer step = grad_accum micro-batches of `batch` windows.
 #include "train/run.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 
 #include "base/error.hpp"
+#include "base/hash.hpp"
 #include "format/gguf.hpp"
 #include "kernels/blas.hpp"
 #include "model/model_io.hpp"
@@ -17,6 +20,53 @@ constexpr const char* kBatch = "lm.train.batch";
 constexpr const char* kAccum = "lm.train.grad_accum";
 constexpr const char* kSeed = "lm.train.seed";
 constexpr const char* kTotal = "lm.train.total_steps";
+// A checkpoint's tensors' checksums, fnv1a64_words of each tensor's bytes, 8 little-endian bytes
+// each, in tensor order (RELIABILITY.md E2).
+constexpr const char* kChecksums = "lm.train.tensor_checksums";
+
+void add_checksums(format::GgufWriter& w) {
+  std::string bytes(w.n_tensors() * 8, '\0');
+  for (size_t i = 0; i < w.n_tensors(); ++i) {
+    const uint64_t h = fnv1a64_words(w.tensor_data(i), w.tensor_bytes(i));
+    for (int b = 0; b < 8; ++b) bytes[i * 8 + size_t(b)] = char(uint8_t(h >> (8 * b)));
+  }
+  w.set_array_u8(kChecksums, bytes);
+}
+
+// A run never writes a non-finite weight (RELIABILITY.md E6): Error naming the tensor.
+void check_finite_weights(const AdamW& opt, uint64_t step) {
+  for (const Trainable& t : opt.tensors())
+    for (size_t k = 0; k < t.size(); ++k)
+      if (!std::isfinite(t.w[k]))
+        throw Error("training produced " + std::to_string(t.w[k]) + " in '" + t.name + "' by step " +
+                    std::to_string(step) + ", so nothing is written; lower --lr or raise --warmup");
+}
+
+// Checksums (checkpoints written before they had them are not checked) and finite f32 values:
+// a damaged checkpoint is a FormatError naming the tensor, never a run that continues from it.
+void verify_checkpoint(const format::GgufFile& g) {
+  const auto& ts = g.tensors();
+  if (g.has(kChecksums)) {
+    const std::string_view sums = g.get_u8_array(kChecksums);
+    if (sums.size() != ts.size() * 8)
+      throw FormatError(g.path(), "key '" + std::string(kChecksums) + "' has " + std::to_string(sums.size()) +
+                                      " bytes for " + std::to_string(ts.size()) + " tensors; the file is damaged");
+    for (size_t i = 0; i < ts.size(); ++i) {
+      uint64_t want = 0;
+      for (int b = 7; b >= 0; --b) want = (want << 8) | uint8_t(sums[i * 8 + size_t(b)]);
+      if (fnv1a64_words(ts[i].data, ts[i].n_bytes) != want)
+        throw FormatError(g.path(), "checkpoint tensor '" + ts[i].name + "' fails its checksum; the file is damaged");
+    }
+  }
+  for (const auto& t : ts) {
+    if (t.type != format::GgmlType::F32) continue;
+    const float* x = reinterpret_cast<const float*>(t.data);
+    for (uint64_t k = 0; k < t.n_elements(); ++k)
+      if (!std::isfinite(x[k]))
+        throw FormatError(g.path(), "checkpoint tensor '" + t.name + "' holds " + std::to_string(x[k]) +
+                                        " at element " + std::to_string(k) + "; the file is damaged");
+  }
+}
 
 // The model shape is part of a pretraining run (RELIABILITY E3).
 void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg) {
@@ -195,11 +245,15 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   const std::vector<std::span<float>> grads = job.grads();
   if (in.resume_path) {
     format::GgufFile g = format::GgufFile::open(*in.resume_path);
+    verify_checkpoint(g);
     check_same_loop(g, o);
     job.restore(g);
     st = load_checkpoint(g, opt);
     job.set_sampler(st.sampler_rng, st.sampler_draws);
     if (!total) total = g.get_u64(kTotal);  // a time budget keeps the schedule it had estimated
+    if ((o.steps || o.tokens) && st.step >= total)
+      throw UsageError("checkpoint '" + *in.resume_path + "' is at step " + std::to_string(st.step) +
+                       ", already past this budget of " + std::to_string(total) + " steps");
     log.info("resuming %s at step %llu", in.resume_path->c_str(), (unsigned long long)st.step);
   }
   const double flops_per_token = job.flops_per_token();
@@ -209,6 +263,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   auto checkpoint = [&] {
     if (in.checkpoint_path.empty()) return;
+    check_finite_weights(opt, st.step);
     st.sampler_rng = job.sampler_rng();
     st.sampler_draws = job.sampler_draws();
     format::GgufWriter w;
@@ -218,6 +273,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     w.set_u32(kAccum, uint32_t(o.grad_accum));
     w.set_u64(kSeed, o.seed);
     w.set_u64(kTotal, total);
+    add_checksums(w);
     w.save(in.checkpoint_path);
     if (in.on_checkpoint) in.on_checkpoint(in.checkpoint_path);
   };
@@ -247,7 +303,9 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
       if (++consecutive_skips >= o.max_skipped)
         throw Error("training diverged: " + std::to_string(consecutive_skips) +
                     " consecutive steps with non-finite loss or gradients at step " + std::to_string(st.step) +
-                    (in.checkpoint_path.empty() ? "" : "; the last checkpoint is " + in.checkpoint_path) +
+                    (in.checkpoint_path.empty() || ::access(in.checkpoint_path.c_str(), F_OK) != 0
+                         ? ""
+                         : "; the last checkpoint is " + in.checkpoint_path) +
                     "; lower --lr or raise --warmup");
     } else {
       consecutive_skips = 0;
@@ -298,6 +356,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     }
   }
   res.steps = st.step;
+  check_finite_weights(opt, st.step);
   return res;
 }
 

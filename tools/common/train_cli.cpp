@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "base/error.hpp"
+#include "base/file.hpp"
 #include "common/cli.hpp"
 
 namespace lm::tools {
@@ -51,6 +52,20 @@ void finish_trainer_flags(train::TrainOptions& o, const TrainerFlags& f, bool dr
   if (!f.time_budget.empty()) o.time_s = parse_duration(f.time_budget, "--time");
   if (!dry && o.steps == 0 && o.tokens == 0 && o.time_s <= 0)
     throw UsageError("no training budget: give --steps, --tokens or --time");
+}
+
+void check_run_files(const std::string& output, const std::string& checkpoint, const std::string& resume,
+                     std::initializer_list<std::string> inputs) {
+  for (const std::string& out : {output, checkpoint})
+    for (const std::string& in : inputs)
+      if (!out.empty() && !in.empty() && same_file(out, in))
+        throw UsageError("output '" + out + "' is also an input; choose another file");
+  if (!output.empty() && (output == checkpoint || same_file(output, checkpoint)))
+    throw UsageError("-o/--output and the checkpoint are the same file '" + output + "'; choose another --checkpoint");
+  if (!output.empty() && !resume.empty() && (output == resume || same_file(output, resume)))
+    throw UsageError("-o/--output '" + output + "' is the checkpoint --resume reads; the final model would replace it");
+  for (const std::string& f : {output, checkpoint})
+    if (!f.empty()) OutputFile probe(f);  // not committed: leaves nothing behind
 }
 
 const std::atomic<int>& install_stop_signals() {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <optional>
+#include <initializer_list>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +22,13 @@ struct TrainerFlags {
 void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f);
 // After parsing: --time into o.time_s; a budget is required unless `dry`. Throws UsageError.
 void finish_trainer_flags(train::TrainOptions& o, const TrainerFlags& f, bool dry);
+
+// Checks a run's files before any work: the output and the checkpoint are none of `inputs`,
+// not each other, and the output is not the checkpoint --resume reads (the checkpoint may be:
+// it is rewritten in place); and both can be created (directory present and writable), so a
+// run does not fail only when it saves. Throws UsageError, or IoError naming the file.
+void check_run_files(const std::string& output, const std::string& checkpoint, const std::string& resume,
+                     std::initializer_list<std::string> inputs);
 
 // SIGINT/SIGTERM set the returned flag (a second one exits at once).
 const std::atomic<int>& install_stop_signals();
