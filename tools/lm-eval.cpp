@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,6 @@
 #include "common/text.hpp"
 #include "common/tokens.hpp"
 #include "eval/bleu.hpp"
-#include <sys/stat.h>
 
 #include "eval/classifier.hpp"
 #include "eval/classify.hpp"
@@ -283,7 +283,7 @@ std::string_view label_of(const std::string& line, const std::string& name, uint
 }
 
 // Gold labels and texts of a labeled file scored by a classifier model.
-void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer) {
+void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer, const lm::Logger& log) {
   lm::kernels::set_threads(a.threads);
   lm::eval::Classifier c(a.model, adapter_specs(a.loras), a.batch);
   lm::LineReader in(a.gold);
@@ -291,6 +291,8 @@ void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer
   std::vector<std::string> gold, texts;
   std::vector<std::vector<float>> probs;
   std::string line;
+  std::set<std::string> unknown;  // gold labels the classifier cannot predict
+  uint64_t n_unknown = 0;
   auto flush = [&] {
     c.predict(texts, probs);
     for (size_t i = 0; i < texts.size(); ++i)
@@ -301,12 +303,20 @@ void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     gold.emplace_back(label_of(line, name, in.line_number()));
+    if (std::find(c.labels().begin(), c.labels().end(), gold.back()) == c.labels().end())
+      ++n_unknown, unknown.insert(gold.back());
     const std::string_view text = lm::eval::line_text(line);
     if (text.empty()) throw lm::FormatError(name, "line " + std::to_string(in.line_number()) + " has a label but no text");
     texts.emplace_back(text);
     if (int(texts.size()) == a.batch) flush();
   }
   if (!texts.empty()) flush();
+  if (n_unknown > 0) {
+    std::string names;
+    for (const std::string& u : unknown) names += (names.empty() ? "'" : ", '") + u + "'";
+    log.warn("%s: %llu of %llu examples have labels the classifier does not have (%s): they count as errors",
+             name.c_str(), (unsigned long long)n_unknown, (unsigned long long)scorer.examples(), names.c_str());
+  }
 }
 
 // Gold labels against the labels of --predictions, line by line.
@@ -327,13 +337,13 @@ void score_predictions(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer) 
   }
 }
 
-int run_classify(const ClassifyArgs& a) {
+int run_classify(const ClassifyArgs& a, const lm::Logger& log) {
   if (a.model.empty() == a.predictions.empty())
     throw lm::UsageError("give either -m MODEL (classify the texts) or --predictions FILE (score given labels)");
   lm::eval::ClassifyScorer scorer;
   const std::string gold_name = lm::display_name(a.gold);
   if (!a.model.empty()) {
-    classify_with_model(a, scorer);
+    classify_with_model(a, scorer, log);
   } else {
     score_predictions(a, scorer);
   }
@@ -546,7 +556,7 @@ int main(int argc, char** argv) {
     }
     if (kl->parsed()) return run_kld(k, log);
     if (bl->parsed()) return run_bleu(tb, bo, log);
-    if (cl->parsed()) return run_classify(ca);
+    if (cl->parsed()) return run_classify(ca, log);
     if (pr->parsed()) return run_predict(pa);
     return run_chrf(tc, co);
   });

@@ -139,13 +139,14 @@ int main(int argc, char** argv) {
     if (each_line) o.stop.push_back("\n");  // a completion is one output line
     o.overflow = overflow == "shift" ? lm::sample::Overflow::Shift : lm::sample::Overflow::Stop;
     if (prompt_file.empty()) prompt_file = "-";
-    if (lm::same_file(output, model) || (!have_prompt && lm::same_file(output, prompt_file)))
-      throw lm::UsageError("output '" + output + "' is also an input; choose another file");
+    std::vector<lm::model::AdapterSpec> adapters;
+    for (const auto& l : loras) adapters.push_back(lm::model::parse_adapter_spec(l));
+    bool reads_output = lm::same_file(output, model) || (!have_prompt && lm::same_file(output, prompt_file));
+    for (const auto& a : adapters) reads_output |= lm::same_file(output, a.path);
+    if (reads_output) throw lm::UsageError("output '" + output + "' is also an input; choose another file");
 
     // The model before stdin: a bad model fails before anything is read.
     lm::kernels::set_threads(threads);
-    std::vector<lm::model::AdapterSpec> adapters;
-    for (const auto& l : loras) adapters.push_back(lm::model::parse_adapter_spec(l));
     lm::model::LoadedModel m = lm::model::load_model(model, adapters);
     log.debug("%s: %s", model.c_str(), lm::model::describe_model(m.gguf).c_str());
     const lm::Tokenizer& tok = m.tok;

@@ -2,6 +2,7 @@
 #include "eval/classifier.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "base/error.hpp"
 #include "format/gguf.hpp"
@@ -56,8 +57,14 @@ void Classifier::predict(const std::vector<std::string>& texts, std::vector<std:
     tokens.resize(size_t(b) * T_);
     const int t = model::pad_rows(batch, T_, tokens.data(), lengths.data());
     net_->forward_classify(p_, tokens.data(), lengths.data(), nullptr, b, t);
-    for (int i = 0; i < b; ++i)
-      probs[start + size_t(i)].assign(net_->class_probs() + size_t(i) * K, net_->class_probs() + size_t(i + 1) * K);
+    for (int i = 0; i < b; ++i) {
+      const float* pr = net_->class_probs() + size_t(i) * K;
+      for (int k = 0; k < K; ++k)
+        if (!std::isfinite(pr[k]))
+          throw Error("the classifier produced a non-finite probability (" + std::to_string(pr[k]) + " for label '" +
+                      labels_[size_t(k)] + "'); its weights or adapters may be corrupt");
+      probs[start + size_t(i)].assign(pr, pr + K);
+    }
   }
 }
 

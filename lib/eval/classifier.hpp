@@ -20,7 +20,8 @@ class Classifier {
   explicit Classifier(const std::string& path, const std::vector<model::AdapterSpec>& adapters = {}, int batch = 16);
   ~Classifier();
   const std::vector<std::string>& labels() const { return labels_; }
-  // probs[i] (labels().size()) for texts[i]; texts are run `batch` at a time.
+  // probs[i] (labels().size()) for texts[i]; texts are run `batch` at a time. Throws Error if a
+  // probability is not finite (corrupt weights or an adapter scaled too far).
   void predict(const std::vector<std::string>& texts, std::vector<std::vector<float>>& probs);
 
  private:

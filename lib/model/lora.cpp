@@ -129,6 +129,10 @@ Lora load_adapter(const format::GgufFile& g, const ModelConfig& base) {
   if (!(o.alpha > 0 && std::isfinite(o.alpha)))
     throw FormatError(path, "key '" + std::string(kAlphaKey) + "' is " + std::to_string(o.alpha) + ", expected > 0");
   Lora l(base, o);
+  for (const auto& t : g.tensors())
+    if (std::none_of(l.views.begin(), l.views.end(), [&](const ParamView& v) { return v.name == t.name; }))
+      throw FormatError(path, "tensor '" + t.name + "' adapts no projection of this " +
+                                  std::to_string(base.n_layer) + "-layer model (an adapter of another base model?)");
   for (const ParamView& v : l.views) {
     const format::GgufTensorInfo* t = g.find_tensor(v.name);
     if (!t)
