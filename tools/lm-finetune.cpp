@@ -82,9 +82,7 @@ int main(int argc, char** argv) {
     f.lora_opt.targets = lm::model::parse_lora_targets(targets);
     f.pooling = pooling == "mean" ? lm::model::kPoolMean : lm::model::kPoolLast;
     std::string checkpoint = tf.checkpoint.empty() && !output.empty() ? output + ".ckpt" : tf.checkpoint;
-    for (const auto& out : {output, checkpoint})
-      if (!out.empty() && (lm::same_file(out, data) || lm::same_file(out, valid) || lm::same_file(out, model)))
-        throw lm::UsageError("output '" + out + "' is also an input; choose another file");
+    lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, model});
     std::optional<lm::OutputFile> out;
     if (!dry) out.emplace(output);  // fails now, not after the run, if the directory is not writable
     lm::kernels::set_threads(o.threads);
@@ -96,6 +94,7 @@ int main(int argc, char** argv) {
     lm::model::Params base = lm::model::load_params(g, false);
     std::vector<std::string> model_labels;
     if (base.cfg.n_cls > 0) model_labels = lm::model::read_labels(g, base.cfg);
+    f.model_labels = model_labels;
     const int T = f.context > 0 ? f.context : base.cfg.n_ctx;
 
     // Data for the task.
@@ -104,6 +103,7 @@ int main(int argc, char** argv) {
     lm::train::LabeledData labeled, labeled_valid;
     lm::train::FinetuneData d;
     d.train_name = data;
+    d.valid_name = valid;
     switch (f.task) {
       case lm::train::Task::Text:
         text = lm::train::load_tokens(data, tok, model, o.threads);
@@ -120,8 +120,6 @@ int main(int argc, char** argv) {
       case lm::train::Task::Classify:
         labeled = lm::train::load_labeled(data, tok, add_bos, T, model_labels.empty() ? nullptr : &model_labels,
                                           o.threads);
-        for (const auto& e : labeled.examples)
-          if (e.label < 0) throw lm::FormatError(data, "has a label the model's classifier does not know");
         if (valid.empty()) {
           labeled_valid.labels = labeled.labels;
           labeled_valid.examples = lm::train::split_examples(labeled.examples, o.valid_fraction);
@@ -135,6 +133,9 @@ int main(int argc, char** argv) {
     }
 
     lm::train::FinetuneJob job(o, f, std::move(base), tok, d);
+    if (job.unscored_examples() > 0)
+      log.warn("%s: %zu of %zu examples have prompts of %d tokens or more, the whole context: their completions "
+               "are not trained (raise --context)", data.c_str(), job.unscored_examples(), seqs.size(), job.context());
     size_t trainable = 0;
     for (const auto& t : job.trainables()) trainable += t.size();
     const double mib = double(job.memory_bytes()) / (1 << 20);
@@ -169,7 +170,7 @@ int main(int argc, char** argv) {
       lm::model::add_adapter(w, *job.lora(), name);
     } else {
       if (job.lora()) lm::model::merge_lora(job.params(), *job.lora());
-      lm::model::add_model(w, job.params(), tok, name, classify ? labeled.labels : std::vector<std::string>{});
+      lm::model::add_model(w, job.params(), tok, name, job.labels());
     }
     w.write(*out);
     out->commit();

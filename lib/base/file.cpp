@@ -164,6 +164,11 @@ bool LineReader::fill() {
   }
 }
 
+// A UTF-8 byte order mark, which some editors put at the start of a text file, is not text.
+static void drop_bom(std::string& line) {
+  if (line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
+}
+
 bool LineReader::next(std::string& line, bool* had_newline) {
   size_t scan = pos_;
   for (;;) {
@@ -172,7 +177,7 @@ bool LineReader::next(std::string& line, bool* had_newline) {
       size_t at = size_t(static_cast<const char*>(nl) - buf_.data());
       line.assign(buf_.data() + pos_, at - pos_);
       pos_ = at + 1;
-      ++line_no_;
+      if (++line_no_ == 1) drop_bom(line);
       if (had_newline) *had_newline = true;
       return true;
     }
@@ -184,7 +189,7 @@ bool LineReader::next(std::string& line, bool* had_newline) {
       if (end_ == pos_) return false;
       line.assign(buf_.data() + pos_, end_ - pos_);
       pos_ = end_;
-      ++line_no_;
+      if (++line_no_ == 1) drop_bom(line);
       if (had_newline) *had_newline = false;
       return true;
     }

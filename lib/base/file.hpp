@@ -56,7 +56,8 @@ class LineReader {
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
 
-  // Reads the next line without its '\n' (a trailing '\r' is kept). Returns false at end of input.
+  // Reads the next line without its '\n' (a trailing '\r' is kept); a UTF-8 byte order mark at
+  // the start of the input is dropped. Returns false at end of input.
   // `had_newline` tells whether the line ended with '\n' (false only for a last unterminated line).
   bool next(std::string& line, bool* had_newline = nullptr);
   const std::string& path() const { return path_; }

@@ -101,8 +101,16 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
     if (lines[i].find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(i + 1);
     const std::string_view label = eval::line_label(lines[i]), text = eval::line_text(lines[i]);
-    if (label.empty()) throw FormatError(where, "has no label; expected 'label<TAB>text' or '__label__NAME text'");
+    const bool labeled = lines[i].find('\t') != std::string::npos || lines[i].starts_with("__label__");
+    if (!labeled || label.empty())
+      throw FormatError(where, "has no label; expected 'label<TAB>text' or '__label__NAME text'");
     if (text.empty()) throw FormatError(where, "has a label but no text");
+    if (labels && std::find(labels->begin(), labels->end(), label) == labels->end()) {
+      std::string known;
+      for (const std::string& l : *labels) known += (known.empty() ? "" : ", ") + l;
+      throw FormatError(where, "has the label '" + std::string(label) + "', which the classifier does not have (" +
+                                   known + ")");
+    }
     names.emplace_back(label);
     texts.emplace_back(text);
   }
@@ -195,9 +203,22 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
     case Task::Text:
       text_sampler_ = std::make_unique<BatchSampler>(*data.text, T_, derive_seed(o.seed, 1), data.train_name);
       break;
-    case Task::PromptCompletion:
+    case Task::PromptCompletion: {
       if (data.seqs->empty()) throw FormatError(data.train_name, "has no training examples");
+      // Position j predicts token j + 1, so an example is scored only if its completion starts
+      // within the first T_ tokens.
+      auto unscored = [&](const std::vector<Sequence>& v) {
+        return size_t(std::count_if(v.begin(), v.end(), [&](const Sequence& s) { return s.loss_from > T_; }));
+      };
+      const std::string why = " of " + std::to_string(T_) + " tokens: raise --context or shorten the prompts";
+      unscored_ = unscored(*data.seqs);
+      if (unscored_ == data.seqs->size())
+        throw FormatError(data.train_name, "has no example whose completion starts within the context" + why);
+      if (data.seqs_valid && !data.seqs_valid->empty() && unscored(*data.seqs_valid) == data.seqs_valid->size())
+        throw FormatError(data.valid_name.empty() ? data.train_name : data.valid_name,
+                          "has no held-out example whose completion starts within the context" + why);
       break;
+    }
     case Task::Classify:
       if (data.labeled->examples.empty()) throw FormatError(data.train_name, "has no training examples");
       break;
@@ -424,8 +445,7 @@ void FinetuneJob::add_to_checkpoint(format::GgufWriter& w) {
   // Full fine-tuning: the model (a checkpoint is a usable model); LoRA: the adapter and the
   // base tensors trained beside it.
   if (!lora_) {
-    model::add_model(w, p_, tok_, "lm-finetune checkpoint", f_.task == Task::Classify ? data_.labeled->labels
-                                                                                       : std::vector<std::string>{});
+    model::add_model(w, p_, tok_, "lm-finetune checkpoint", labels());
   } else {
     model::add_adapter(w, *lora_, "lm-finetune checkpoint");
     for (size_t i = 0; i < p_.views.size(); ++i) {
@@ -454,6 +474,10 @@ void FinetuneJob::restore(const format::GgufFile& g) {
                                       std::to_string(t.size()) + " elements; resume with the same model and options");
     std::copy_n(reinterpret_cast<const float*>(x->data), t.size(), t.w);
   }
+}
+
+const std::vector<std::string>& FinetuneJob::labels() const {
+  return f_.task == Task::Classify ? data_.labeled->labels : f_.model_labels;
 }
 
 size_t FinetuneJob::memory_bytes() const {

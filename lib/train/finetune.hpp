@@ -30,7 +30,7 @@ std::vector<Sequence> load_prompt_completion(const std::string& path, const Toke
 
 struct LabeledExample {
   std::vector<int> tokens;
-  int label = -1;  // index into LabeledData::labels, or -1 for a label not among them
+  int label = 0;  // index into LabeledData::labels
 };
 struct LabeledData {
   std::vector<std::string> labels;   // sorted
@@ -38,7 +38,8 @@ struct LabeledData {
 };
 // "label<TAB>text" or fastText "__label__NAME text" lines. Labels are `labels` if given, else
 // the sorted set of this file's labels. Texts are cut to max_tokens (BOS included). Throws
-// FormatError naming the file and line of a line without label or text.
+// FormatError naming the file and line of a line without label or text, or with a label not
+// in `labels`.
 LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add_bos, int max_tokens,
                          const std::vector<std::string>* labels, int threads);
 
@@ -58,6 +59,9 @@ struct FinetuneOptions {
   bool head_only = false;
   int context = 0;  // sequence length; 0 = the model's
   int pooling = model::kPoolLast;  // a new classifier's pooling (an existing one keeps its own)
+  // The label names of the loaded model's classifier, if it has one. Text and prompt/completion
+  // runs keep them in the checkpoints and the model they write; classify runs use the data's.
+  std::vector<std::string> model_labels;
 };
 
 // The data of a fine-tuning run; only the members of the task are used.
@@ -68,7 +72,7 @@ struct FinetuneData {
   const std::vector<Sequence>* seqs_valid = nullptr;
   const LabeledData* labeled = nullptr;              // Task::Classify
   const LabeledData* labeled_valid = nullptr;
-  std::string train_name;
+  std::string train_name, valid_name;  // valid_name is empty when held-out data is split from train
 };
 
 class FinetuneJob final : public Job {
@@ -95,6 +99,10 @@ class FinetuneJob final : public Job {
   model::Params& params() { return p_; }
   model::Lora* lora() { return lora_.get(); }
   int context() const { return T_; }
+  // Prompt/completion examples whose completion starts past the context: they train nothing.
+  size_t unscored_examples() const { return unscored_; }
+  // The classifier's label names for the files this job writes (empty without a classifier).
+  const std::vector<std::string>& labels() const;
   // Classifier accuracy over held-out examples (Task::Classify with held-out data), else nullopt.
   std::optional<double> valid_accuracy();
   // Bytes of weights, gradients, optimizer moments and activations this job holds.
@@ -115,7 +123,8 @@ class FinetuneJob final : public Job {
   std::unique_ptr<BatchSampler> text_sampler_;
   Rng rng_;
   uint64_t draws_ = 0, last_tokens_ = 0;
-  double mean_tokens_ = 0;  // padded tasks: mean tokens per training example (see tokens_per_micro_step)
+  double mean_tokens_ = 0;
+  size_t unscored_ = 0;  // padded tasks: mean tokens per training example (see tokens_per_micro_step)
   std::vector<int> inputs_, targets_, lengths_, labels_;
 };
 

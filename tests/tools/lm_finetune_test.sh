@@ -35,6 +35,11 @@ lora_ppl=$(ppl -m base.gguf --lora lora.gguf corpus.txt)
 awk -v a="$lora_ppl" -v b="$base_ppl" 'BEGIN { exit !(a < b) }' && pass || fail "LoRA did not lower perplexity: $base_ppl -> $lora_ppl"
 [[ $(ppl -m base.gguf --lora lora.gguf:0 corpus.txt) == "$base_ppl" ]] && pass || fail "--lora FILE:0 is not the base model"
 expect_exit 0 "lm-generate --lora" -- lm-generate -m base.gguf --lora lora.gguf -p "the" -n 5 -s 1
+expect_exit 2 "lm-generate writing over its adapter" -- lm-generate -m base.gguf --lora lora.gguf -p "the" -n 2 -o lora.gguf
+lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 1 --embd 64 --heads 4 --kv-heads 2 \
+  --ff 128 --batch 2 --steps 1 -t 2 -o base1.gguf > /dev/null || fail "training a one-layer model"
+expect_exit 1 "an adapter of a deeper model" -- lm-eval perplexity -m base1.gguf --lora lora.gguf corpus.txt
+expect_err "lora.gguf: tensor 'blk.1.*adapts no projection of this 1-layer model" "an adapter of a deeper model"
 expect_exit 1 "an adapter as -m" -- lm-eval perplexity -m lora.gguf corpus.txt
 expect_err "lora.gguf.*LoRA adapter" "an adapter as -m names the file"
 expect_exit 2 "--lora with a bad scale" -- lm-eval perplexity -m base.gguf --lora lora.gguf:inf corpus.txt
@@ -99,6 +104,22 @@ expect_exit 2 "classify needs -m or --predictions" -- lm-eval classify test.tsv
 printf 'rare\tx\nother\ty\n' > unknown.tsv
 expect_exit 0 "further training of the classifier" -- "${ft[@]}" -m cls.gguf --task classify --data train.tsv --steps 2 -o cls2.gguf
 expect_exit 1 "a label the classifier lacks" -- "${ft[@]}" -m cls.gguf --task classify --data unknown.tsv --steps 2 -o x.gguf
+expect_err "unknown.tsv:2: has the label 'other', which the classifier does not have \\(common, rare\\)" \
+  "a label the classifier lacks names the line"
+expect_exit 1 "held-out labels the training data lacks" -- "${ft[@]}" --task classify --data train.tsv --valid unknown.tsv \
+  --steps 2 -o x.gguf
+expect_err "unknown.tsv:2: has the label 'other'" "held-out labels are checked too"
+printf 'common\tthe cat\nrare lines without a tab\n' > notab.tsv
+expect_exit 1 "a line without a label" -- "${ft[@]}" --task classify --data notab.tsv --steps 2 -o x.gguf
+expect_err "notab.tsv:2: has no label" "a line without tab or __label__ has no label"
+# A classifier trained further on text keeps its head's label names.
+expect_exit 0 "text training of a classifier" -- "${ft[@]}" -m cls.gguf --data corpus.txt --steps 2 -o clstext.gguf
+expect_exit 0 "predict after text training" -- lm-eval predict -m clstext.gguf texts.txt
+grep -q "^\(common\|rare\)	" "$T/out" && pass || fail "text-trained classifier lost its labels: $(head -2 "$T/out")"
+expect_exit 0 "lm-eval classify with a gold label the classifier lacks" -- lm-eval classify -m cls.gguf unknown.tsv
+expect_err "unknown.tsv: 1 of 2 examples have labels the classifier does not have \\('other'\\)" "unknown gold labels warned"
+expect_exit 1 "an adapter scaled into NaN" -- lm-eval predict -m cls.gguf --lora lora.gguf:1e30 texts.txt
+expect_err "non-finite probability" "NaN probabilities are an error, not output"
 printf 'only\tone\n' > one.tsv
 expect_exit 1 "one label" -- "${ft[@]}" --task classify --data one.tsv --steps 1 -o x.gguf
 expect_err "one.tsv: has only the label 'only'" "one label"
@@ -124,6 +145,17 @@ same_files a/l.gguf b/l.gguf "resumed LoRA run writes the same adapter"
 expect_exit 1 "resume as another task" -- lm-finetune -m base.gguf -t 2 --task prompt-completion --data pc.jsonl --lora \
   --steps 300 --resume b/l.gguf.ckpt -o c.gguf
 expect_err "not a checkpoint of an lm-finetune prompt-completion run" "resume as another task"
+expect_exit 2 "resume past the budget" -- lm-finetune "${long[@]/300/2}" --resume b/l.gguf.ckpt -o c.gguf
+expect_err "already past this budget of 2 steps" "resume past the budget"
+expect_exit 2 "output is the checkpoint resumed" -- lm-finetune "${long[@]}" --resume b/l.gguf.ckpt -o b/l.gguf.ckpt
+expect_err "is the checkpoint --resume reads" "-o equal to --resume"
+# One flipped byte in the last tensor (an optimizer moment) fails the checksum.
+cp b/l.gguf.ckpt flip.ckpt
+size=$(stat -c %s flip.ckpt)
+byte=$(od -An -tu1 -j $((size - 3)) -N1 flip.ckpt)
+printf "\\x$(printf %02x $((byte ^ 1)))" | dd of=flip.ckpt bs=1 seek=$((size - 3)) conv=notrunc status=none
+expect_exit 1 "a damaged checkpoint" -- lm-finetune "${long[@]}" --resume flip.ckpt -o c.gguf
+expect_err "flip.ckpt: checkpoint tensor 'adam_v.*fails its checksum" "a damaged checkpoint names the tensor"
 
 # ---- usage and file errors ----
 expect_exit 2 "no budget" -- lm-finetune -m base.gguf --data corpus.txt -o x.gguf
@@ -133,5 +165,11 @@ expect_exit 2 "bad LoRA target" -- "${ft[@]}" --data corpus.txt --lora --lora-ta
 expect_err "LoRA target 'x'" "bad target"
 expect_exit 2 "--merge without --lora" -- "${ft[@]}" --data corpus.txt --merge --steps 1 -o x.gguf
 expect_exit 2 "output is the model" -- "${ft[@]}" --data corpus.txt --steps 1 -o base.gguf
+expect_exit 1 "checkpoint directory missing" -- "${ft[@]}" --data corpus.txt --steps 1 --checkpoint no/dir/x.ckpt -o x.gguf
+expect_err "no/dir/x.ckpt: cannot create output" "a checkpoint that cannot be written fails before training"
+awk 'NR <= 20 { printf "{\"prompt\": \"%s %s %s\", \"completion\": \" end\"}\n", $0, $0, $0 }' corpus.txt > longp.jsonl
+expect_exit 1 "prompts longer than the context" -- "${ft[@]}" --task prompt-completion --data longp.jsonl --context 8 \
+  --steps 1 -o x.gguf
+expect_err "longp.jsonl: has no example whose completion starts within the context of 8 tokens" "prompts past the context"
 no_leftovers . "no temp files"
 finish

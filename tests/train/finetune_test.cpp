@@ -128,7 +128,18 @@ TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA 
   CHECK(d.examples[0].tokens[0] == *tok.bos_id());
   std::ofstream(dir.path() + "/bad.txt") << "a\tone\nno label here\n";
   CHECK_THROWS_WITH_AS(load_labeled(dir.path() + "/bad.txt", tok, true, 8, nullptr, 1),
-                       doctest::Contains("bad.txt:2: has a label but no text"), FormatError);
+                       doctest::Contains("bad.txt:2: has no label"), FormatError);
+  std::ofstream(dir.path() + "/notext.txt") << "a\tone\nb\t  \n";
+  CHECK_THROWS_WITH_AS(load_labeled(dir.path() + "/notext.txt", tok, true, 8, nullptr, 1),
+                       doctest::Contains("notext.txt:2: has a label but no text"), FormatError);
+  // Labels given (a classifier's, or the training data's for held-out data): others are errors.
+  const std::vector<std::string> known{"a", "c"};
+  CHECK_THROWS_WITH_AS(load_labeled(path, tok, true, 4, &known, 1),
+                       doctest::Contains("l.txt:1: has the label 'b', which the classifier does not have (a, c)"),
+                       FormatError);
+  // A UTF-8 byte order mark is not part of the first label.
+  std::ofstream(dir.path() + "/bom.txt") << "\xEF\xBB\xBF" "b\tone\na\ttwo\n";
+  CHECK(load_labeled(dir.path() + "/bom.txt", tok, true, 8, nullptr, 1).labels == std::vector<std::string>{"a", "b"});
 
   model::ModelConfig cfg = config(tok.vocab_size());
   model::Params p(cfg, false);
