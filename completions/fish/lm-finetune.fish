@@ -35,6 +35,7 @@ complete -c lm-finetune -l patience -x -d 'Validations without improvement befor
 complete -c lm-finetune -l checkpoint -r -F -d 'Checkpoint file'
 complete -c lm-finetune -l checkpoint-every -x -d 'Steps between checkpoints'
 complete -c lm-finetune -l resume -r -F -d 'Continue from a checkpoint'
+complete -c lm-finetune -l force-resume -d 'Resume even where options differ from the checkpoint'
 complete -c lm-finetune -l metrics -r -F -d 'JSON Lines metrics file'
 complete -c lm-finetune -l dry-run -d 'Print parameters and memory, then exit'
 complete -c lm-finetune -l json -d 'Print the result as JSON'

@@ -30,6 +30,7 @@ complete -c lm-train -l patience -x -d 'Validations without improvement before s
 complete -c lm-train -l checkpoint -r -F -d 'Checkpoint file'
 complete -c lm-train -l checkpoint-every -x -d 'Steps between checkpoints'
 complete -c lm-train -l resume -r -F -d 'Continue from a checkpoint'
+complete -c lm-train -l force-resume -d 'Resume even where options differ from the checkpoint'
 complete -c lm-train -l metrics -r -F -d 'JSON Lines metrics file'
 complete -c lm-train -l dry-run -d 'Print size, memory and time per step, then exit'
 complete -c lm-train -l json -d 'Print the result as JSON'

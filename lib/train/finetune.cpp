@@ -8,6 +8,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/hash.hpp"
 #include "base/json.hpp"
 #include "eval/classify.hpp"
 #include "format/gguf.hpp"
@@ -22,6 +23,12 @@ namespace {
 
 constexpr const char* kTaskKey = "lm.finetune.task";
 constexpr const char* kLabelsKey = "lm.finetune.labels";
+// What a checkpoint's run trained, and with which options (compared on resume).
+constexpr const char* kTrainedKey = "lm.finetune.trained";
+constexpr const char* kContextKey = "lm.finetune.context";
+constexpr const char* kBaseKey = "lm.finetune.base_checksum";
+constexpr const char* kLoraAlphaKey = "lm.finetune.lora_alpha";
+constexpr const char* kLoraDropoutKey = "lm.finetune.lora_dropout";
 
 const char* task_name(Task t) {
   return t == Task::Text ? "text" : t == Task::PromptCompletion ? "prompt-completion" : "classify";
@@ -139,6 +146,7 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
 FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model::Params base, const Tokenizer& tok,
                          const FinetuneData& data)
     : o_(o), f_(f), p_(std::move(base)), tok_(tok), data_(data), rng_(derive_seed(o.seed, 1)) {
+  base_checksum_ = fnv1a64_words(p_.w.data(), p_.w.size() * sizeof(float));  // before a new head is added
   model::ModelConfig cfg = p_.cfg;
   if (tok.vocab_size() != cfg.n_vocab)
     throw UsageError("the tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model " +
@@ -457,6 +465,34 @@ void FinetuneJob::add_to_checkpoint(format::GgufWriter& w) {
   }
   w.set_string(kTaskKey, task_name(f_.task));
   if (f_.task == Task::Classify) w.set_array_string(kLabelsKey, data_.labeled->labels);
+  w.set_string(kTrainedKey, trained_description());
+  w.set_u32(kContextKey, uint32_t(T_));
+  w.set_u64(kBaseKey, base_checksum_);
+  if (lora_) {
+    w.set_f32(kLoraAlphaKey, f_.lora_opt.alpha);
+    w.set_f32(kLoraDropoutKey, f_.lora_opt.dropout);
+  }
+}
+
+std::string FinetuneJob::trained_description() const {
+  std::string s = lora_ ? "lora" : f_.head_only ? "head" : "full";
+  if (lora_) {
+    if (f_.train_norms) s += "+norms";
+    if (f_.train_embeddings) s += "+embeddings";
+    if (f_.train_head) s += "+head";
+  }
+  return s;
+}
+
+std::string FinetuneJob::options_diff(const format::GgufFile& g) const {
+  std::string diff;
+  if (auto v = g.try_get_u32(kContextKey)) diff_option(diff, "--context", *v, T_);
+  if (auto v = g.try_get_f32(kLoraAlphaKey); v && lora_) diff_option(diff, "--lora-alpha", *v, f_.lora_opt.alpha);
+  if (auto v = g.try_get_f32(kLoraDropoutKey); v && lora_)
+    diff_option(diff, "--lora-dropout", *v, f_.lora_opt.dropout);
+  if (auto v = g.try_get_u64(kBaseKey); v && *v != base_checksum_)
+    diff += std::string(diff.empty() ? "" : ", ") + "-m is not the model the checkpoint's run started from";
+  return diff;
 }
 
 void FinetuneJob::restore(const format::GgufFile& g) {
@@ -466,6 +502,9 @@ void FinetuneJob::restore(const format::GgufFile& g) {
                                     " run (lm.finetune.task is '" + task + "')");
   if (f_.task == Task::Classify && g.get_string_array(kLabelsKey) != data_.labeled->labels)
     throw FormatError(g.path(), "checkpoint was trained with other labels than the data's");
+  if (auto t = g.try_get_string(kTrainedKey); t && *t != trained_description())
+    throw FormatError(g.path(), "checkpoint trained '" + *t + "' but this run trains '" + trained_description() +
+                                    "' (--lora, --head-only, --train-*); resume with the same options");
   // Every trained tensor comes back by name, with its shape checked.
   for (const Trainable& t : trainables()) {
     const format::GgufTensorInfo* x = g.find_tensor(t.name);

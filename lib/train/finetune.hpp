@@ -95,6 +95,7 @@ class FinetuneJob final : public Job {
   void set_sampler(const Rng::State& s, uint64_t draws) override;
   void add_to_checkpoint(format::GgufWriter& w) override;
   void restore(const format::GgufFile& g) override;
+  std::string options_diff(const format::GgufFile& g) const override;
 
   model::Params& params() { return p_; }
   model::Lora* lora() { return lora_.get(); }
@@ -124,7 +125,10 @@ class FinetuneJob final : public Job {
   Rng rng_;
   uint64_t draws_ = 0, last_tokens_ = 0;
   double mean_tokens_ = 0;
-  size_t unscored_ = 0;  // padded tasks: mean tokens per training example (see tokens_per_micro_step)
+  size_t unscored_ = 0;
+  uint64_t base_checksum_ = 0;  // of the loaded model's weights, before any training
+  // "full", "head" or "lora" with "+norms", "+embeddings", "+head": what the run trains.
+  std::string trained_description() const;  // padded tasks: mean tokens per training example (see tokens_per_micro_step)
   std::vector<int> inputs_, targets_, lengths_, labels_;
 };
 

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 
 #include "base/error.hpp"
 #include "base/hash.hpp"
@@ -20,6 +22,13 @@ constexpr const char* kBatch = "lm.train.batch";
 constexpr const char* kAccum = "lm.train.grad_accum";
 constexpr const char* kSeed = "lm.train.seed";
 constexpr const char* kTotal = "lm.train.total_steps";
+// The optimizer and regularisation options, compared on resume (absent from older checkpoints).
+constexpr const char* kLr = "lm.train.lr";
+constexpr const char* kLrMin = "lm.train.lr_min";
+constexpr const char* kWarmup = "lm.train.warmup_steps";
+constexpr const char* kDecay = "lm.train.weight_decay";
+constexpr const char* kClip = "lm.train.grad_clip";
+constexpr const char* kDropout = "lm.train.dropout";
 // A checkpoint's tensors' checksums, fnv1a64_words of each tensor's bytes, 8 little-endian bytes
 // each, in tensor order (RELIABILITY.md E2).
 constexpr const char* kChecksums = "lm.train.tensor_checksums";
@@ -88,18 +97,24 @@ void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg) 
     throw FormatError(g.path(), "checkpoint belongs to another run: " + diff + "; resume with the same options");
 }
 
-// The batch, accumulation and seed are part of every run.
-void check_same_loop(const format::GgufFile& g, const TrainOptions& o) {
+// The batch, accumulation, seed, optimizer and dropout of a run, as its checkpoint has them.
+std::string loop_diff(const format::GgufFile& g, const TrainOptions& o) {
   std::string diff;
-  auto cmp = [&](const char* name, long ours, long theirs) {
-    if (ours != theirs) diff += std::string(diff.empty() ? "" : ", ") + name + " " + std::to_string(theirs) +
-                                " in the checkpoint but " + std::to_string(ours) + " now";
+  diff_option(diff, "--batch", g.get_u32(kBatch), o.batch);
+  diff_option(diff, "--grad-accum", g.get_u32(kAccum), o.grad_accum);
+  if (const uint64_t seed = g.get_u64(kSeed); seed != o.seed)
+    diff += std::string(diff.empty() ? "" : ", ") + "--seed " + std::to_string(seed) + " in the checkpoint but " +
+            std::to_string(o.seed) + " now";
+  auto f32 = [&](const char* key, const char* name, float now) {
+    if (auto v = g.try_get_f32(key)) diff_option(diff, name, *v, now);
   };
-  cmp("batch", o.batch, long(g.get_u32(kBatch)));
-  cmp("grad-accum", o.grad_accum, long(g.get_u32(kAccum)));
-  cmp("seed", long(o.seed), long(g.get_u64(kSeed)));
-  if (!diff.empty())
-    throw FormatError(g.path(), "checkpoint belongs to another run: " + diff + "; resume with the same options");
+  f32(kLr, "--lr", o.opt.lr);
+  f32(kLrMin, "--lr-min", o.opt.lr_min);
+  f32(kDecay, "--weight-decay", o.opt.weight_decay);
+  f32(kClip, "--grad-clip", o.opt.grad_clip);
+  f32(kDropout, "--dropout", o.dropout);
+  if (auto v = g.try_get_u64(kWarmup)) diff_option(diff, "--warmup", double(*v), double(o.opt.warmup_steps));
+  return diff;
 }
 
 // Pretraining: random windows of a token stream through a freshly initialised model.
@@ -232,6 +247,19 @@ RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional
   return run_loop(o, job, in, log);
 }
 
+void diff_option(std::string& diff, const char* name, double checkpoint, double now) {
+  if (checkpoint == now) return;
+  // Options are floats or integers: 7 digits show a float as it was typed (0.001, not
+  // 0.00100000005); 17 tell apart what 7 do not, and keep 64-bit integers exact enough.
+  char a[32], b[32];
+  for (int digits : {7, 17}) {
+    std::snprintf(a, sizeof a, "%.*g", digits, checkpoint);
+    std::snprintf(b, sizeof b, "%.*g", digits, now);
+    if (std::strcmp(a, b) != 0) break;
+  }
+  diff += std::string(diff.empty() ? "" : ", ") + name + " " + a + " in the checkpoint but " + b + " now";
+}
+
 RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Logger& log) {
   if (o.steps == 0 && o.tokens == 0 && o.time_s <= 0)
     throw UsageError("no training budget: give --steps, --tokens or --time");
@@ -246,8 +274,13 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   if (in.resume_path) {
     format::GgufFile g = format::GgufFile::open(*in.resume_path);
     verify_checkpoint(g);
-    check_same_loop(g, o);
-    job.restore(g);
+    job.restore(g);  // what cannot be resumed at all: FormatError
+    std::string diff = loop_diff(g, o);
+    if (std::string d = job.options_diff(g); !d.empty()) diff += (diff.empty() ? "" : ", ") + d;
+    if (!diff.empty() && !o.force_resume)
+      throw FormatError(g.path(), "checkpoint belongs to another run: " + diff +
+                                      "; resume with the same options, or add --force-resume");
+    if (!diff.empty()) log.warn("resuming with other options than the checkpoint's: %s", diff.c_str());
     st = load_checkpoint(g, opt);
     job.set_sampler(st.sampler_rng, st.sampler_draws);
     if (!total) total = g.get_u64(kTotal);  // a time budget keeps the schedule it had estimated
@@ -273,6 +306,12 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     w.set_u32(kAccum, uint32_t(o.grad_accum));
     w.set_u64(kSeed, o.seed);
     w.set_u64(kTotal, total);
+    w.set_f32(kLr, o.opt.lr);
+    w.set_f32(kLrMin, o.opt.lr_min);
+    w.set_u64(kWarmup, o.opt.warmup_steps);
+    w.set_f32(kDecay, o.opt.weight_decay);
+    w.set_f32(kClip, o.opt.grad_clip);
+    w.set_f32(kDropout, o.dropout);
     add_checksums(w);
     w.save(in.checkpoint_path);
     if (in.on_checkpoint) in.on_checkpoint(in.checkpoint_path);

@@ -34,7 +34,13 @@ struct TrainOptions {
   uint64_t checkpoint_every = 0;    // steps between checkpoints (0 = only when interrupted)
   uint64_t seed = 0;
   int threads = 0;
+  // Resume even where the options a checkpoint records differ (listed as a warning instead).
+  bool force_resume = false;
 };
+
+// Appends "NAME X in the checkpoint but Y now" to a comma-separated list when the values
+// differ; a resumed run lists these (RELIABILITY.md E3).
+void diff_option(std::string& diff, const char* name, double checkpoint, double now);
 
 // Builds the model configuration: preset, then the explicit fields; vocabulary from the tokenizer.
 model::ModelConfig make_config(const TrainOptions& o, int n_vocab);
@@ -109,6 +115,9 @@ class Job {
   // Checks that a checkpoint belongs to this job (FormatError naming what differs) and loads
   // what is trained from it.
   virtual void restore(const format::GgufFile& g) = 0;
+  // The job's options that differ from the checkpoint's but leave it loadable (diff_option's
+  // list): a resume refuses them unless forced.
+  virtual std::string options_diff(const format::GgufFile&) const { return {}; }
 };
 
 // Runs `job` under the budgets and options of o (the model-shape fields are not used).

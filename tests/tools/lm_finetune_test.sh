@@ -145,6 +145,15 @@ same_files a/l.gguf b/l.gguf "resumed LoRA run writes the same adapter"
 expect_exit 1 "resume as another task" -- lm-finetune -m base.gguf -t 2 --task prompt-completion --data pc.jsonl --lora \
   --steps 300 --resume b/l.gguf.ckpt -o c.gguf
 expect_err "not a checkpoint of an lm-finetune prompt-completion run" "resume as another task"
+expect_exit 1 "resume with another --lr" -- lm-finetune "${long[@]/1e-3/2e-3}" --resume b/l.gguf.ckpt -o c.gguf
+expect_err "checkpoint belongs to another run: --lr 0.001 in the checkpoint but 0.002 now; .*--force-resume" \
+  "a changed learning rate is listed"
+expect_exit 1 "resume a LoRA run on another base" -- lm-finetune "${long[@]/base.gguf/full.gguf}" --resume b/l.gguf.ckpt \
+  -o c.gguf
+expect_err "-m is not the model the checkpoint's run started from" "a LoRA checkpoint knows its base"
+expect_exit 0 "--force-resume" -- lm-finetune "${long[@]/1e-3/2e-3}" --resume b/l.gguf.ckpt --force-resume -o c.gguf
+grep -q "warning: resuming with other options than the checkpoint's: --lr 0.001 in the checkpoint but 0.002 now" \
+  "$T/err" && pass || fail "--force-resume does not warn: $(head -3 "$T/err")"
 expect_exit 2 "resume past the budget" -- lm-finetune "${long[@]/300/2}" --resume b/l.gguf.ckpt -o c.gguf
 expect_err "already past this budget of 2 steps" "resume past the budget"
 expect_exit 2 "output is the checkpoint resumed" -- lm-finetune "${long[@]}" --resume b/l.gguf.ckpt -o b/l.gguf.ckpt

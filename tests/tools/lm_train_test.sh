@@ -64,7 +64,7 @@ sed 's/"tokens_per_s".*"skipped"/"skipped"/' rest.jsonl > got.jsonl
 same_files want.jsonl got.jsonl "resumed steps $((stopped + 1))..300 equal the uninterrupted run"
 same_files full/model.gguf part/model.gguf "resumed run writes the same model"
 expect_exit 1 "resume with another batch size (E3)" -- lm-train "${long[@]}" --batch 2 --resume part/model.gguf.ckpt -o x.gguf
-expect_err "^lm-train: part/model.gguf.ckpt: checkpoint belongs to another run: batch 4 in the checkpoint but 2 now" "E3 message"
+expect_err "^lm-train: part/model.gguf.ckpt: checkpoint belongs to another run: --batch 4 in the checkpoint but 2 now" "E3 message"
 expect_exit 1 "resume from a model file (no optimizer state)" -- lm-train "${long[@]}" --resume full/model.gguf -o x.gguf
 expect_err "full/model.gguf: missing key 'lm.train.batch'" "not a checkpoint message"
 

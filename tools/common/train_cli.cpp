@@ -44,6 +44,8 @@ void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f) {
   app.add_option("--checkpoint", f.checkpoint, "Checkpoint file (default: OUTPUT.ckpt)")->type_name("FILE");
   app.add_option("--checkpoint-every", o.checkpoint_every, "Steps between checkpoints (0 = only when interrupted)");
   app.add_option("--resume", f.resume, "Continue the run saved in this checkpoint")->type_name("FILE");
+  app.add_flag("--force-resume", o.force_resume,
+               "With --resume, continue even where the batch, seed, optimizer or other options differ");
   app.add_option("--metrics", f.metrics, "Write one JSON object per step to this file (JSON Lines)")->type_name("FILE");
   app.add_option("-s,--seed", o.seed, "Random seed (initialisation and data order)");
 }
