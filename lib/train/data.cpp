@@ -21,6 +21,13 @@ std::vector<int> load_tokens(const std::string& path, const Tokenizer& tok, cons
     tf.read(0, ids.size(), ids.data());
     return ids;
   }
+  // Text from here on: refuse what is plainly not text rather than train on its bytes.
+  if (file.size() >= 4 && std::memcmp(file.data(), "GGUF", 4) == 0)
+    throw FormatError(path, "is a GGUF model file, not training text or a token file");
+  const std::string_view head = file.view().substr(0, 4096);
+  if (const size_t nul = head.find('\0'); nul != std::string_view::npos)
+    throw FormatError(path, "has a NUL byte at offset " + std::to_string(nul) +
+                                ": a binary file, not training text or a token file (UTF-16 text must be converted)");
   std::vector<std::string> lines;
   std::vector<uint8_t> first, newline;
   std::string_view rest = file.view();

@@ -94,8 +94,19 @@ std::vector<Sequence> load_prompt_completion(const std::string& path, const Toke
 
 std::vector<int> classifier_input(const Tokenizer& tok, std::string_view text, bool add_bos, int max_tokens) {
   std::vector<int> ids;
-  if (add_bos && tok.bos_id()) ids.push_back(*tok.bos_id());
-  tok.encode_text(text, ids);
+  // Only the first max_tokens count, so a long text is encoded from a prefix of 64 bytes per
+  // token wanted (more than a piece spans), doubled while it yields too few tokens: an 8 MB
+  // line costs what its first few kilobytes do. The cut lies far past the last token kept.
+  const size_t bos = add_bos && tok.bos_id() ? 1 : 0;
+  size_t prefix = size_t(std::max(max_tokens, 1)) * 64 + 1024;
+  for (;;) {
+    ids.clear();
+    if (bos) ids.push_back(*tok.bos_id());
+    const bool whole = prefix >= text.size();
+    tok.encode_text(whole ? text : text.substr(0, prefix), ids);
+    if (whole || int(ids.size()) > max_tokens) break;
+    prefix *= 2;
+  }
   if (int(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
   return ids;
 }

@@ -174,6 +174,8 @@ expect_exit 2 "bad LoRA target" -- "${ft[@]}" --data corpus.txt --lora --lora-ta
 expect_err "LoRA target 'x'" "bad target"
 expect_exit 2 "--merge without --lora" -- "${ft[@]}" --data corpus.txt --merge --steps 1 -o x.gguf
 expect_exit 2 "output is the model" -- "${ft[@]}" --data corpus.txt --steps 1 -o base.gguf
+expect_exit 1 "a model as training text" -- "${ft[@]}" --data lora.gguf --steps 1 -o x.gguf
+expect_err "lora.gguf: is a GGUF model file, not training text" "a GGUF file as --data"
 expect_exit 1 "checkpoint directory missing" -- "${ft[@]}" --data corpus.txt --steps 1 --checkpoint no/dir/x.ckpt -o x.gguf
 expect_err "no/dir/x.ckpt: cannot create output" "a checkpoint that cannot be written fails before training"
 awk 'NR <= 20 { printf "{\"prompt\": \"%s %s %s\", \"completion\": \" end\"}\n", $0, $0, $0 }' corpus.txt > longp.jsonl

@@ -204,3 +204,22 @@ TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA 
   f.task = Task::Text;
   CHECK_THROWS_WITH_AS(FinetuneJob(o, f, p, tok, fd), doctest::Contains("--head-only"), UsageError);
 }
+
+TEST_CASE("classifier_input encodes a long text from a prefix, with the tokens of the whole text") {
+  Tokenizer tok = test::train_tokenizer(corpus(), 300);
+  std::string text;
+  for (int i = 0; text.size() < 300000; ++i) text += corpus()[size_t(i) % corpus().size()] + " ";
+  std::string spaces = std::string(200000, ' ') + text;  // normalisation folds the run: few tokens per byte
+  for (const std::string* t : {&text, &spaces})
+    for (int max_tokens : {1, 7, 64, 512}) {
+      std::vector<int> whole{*tok.bos_id()};
+      tok.encode_text(*t, whole);
+      whole.resize(size_t(max_tokens));
+      CAPTURE(max_tokens);
+      CHECK(classifier_input(tok, *t, true, max_tokens) == whole);
+    }
+  std::vector<int> short_text = classifier_input(tok, "a b", false, 100);
+  std::vector<int> want;
+  tok.encode_text("a b", want);
+  CHECK(short_text == want);
+}
