@@ -96,6 +96,9 @@ int main(int argc, char** argv) {
     if (base.cfg.n_cls > 0) model_labels = lm::model::read_labels(g, base.cfg);
     f.model_labels = model_labels;
     const int T = f.context > 0 ? f.context : base.cfg.n_ctx;
+    if (classify && base.cfg.n_cls > 0 && app.count("--pooling") && base.cfg.cls_pooling != f.pooling)
+      log.warn("%s: its classifier has %s pooling, which it keeps; --pooling applies to a new classifier",
+               model.c_str(), base.cfg.cls_pooling == lm::model::kPoolMean ? "mean" : "last-token");
 
     // Data for the task.
     std::vector<int> text, text_valid;

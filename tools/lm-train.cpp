@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
     in.train = &train;
     in.valid = &held;
     in.train_name = data;
+    in.valid_name = valid;
     in.checkpoint_path = checkpoint;
     if (!tf.resume.empty()) in.resume_path = tf.resume;
     in.stop = &stop;

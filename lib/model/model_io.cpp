@@ -1,6 +1,8 @@
 // llama-arch GGUF keys and tensors <-> ModelConfig and Params.
 #include "model/model_io.hpp"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -139,6 +141,9 @@ AdapterSpec parse_adapter_spec(const std::string& text) {
       if (!std::isfinite(v)) throw UsageError("--lora scale '" + tail + "' is not a finite number");
       a.path = text.substr(0, colon);
       a.scale = v;
+    } else if (::access(text.c_str(), F_OK) != 0 && ::access(text.substr(0, colon).c_str(), F_OK) == 0) {
+      // FILE:SCALE with a scale that is not a number (a path with ':' in it exists as a whole).
+      throw UsageError("--lora scale '" + tail + "' is not a number: give FILE or FILE:SCALE");
     }
   }
   if (a.path.empty()) throw UsageError("--lora needs a file: FILE or FILE:SCALE");

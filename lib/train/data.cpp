@@ -44,6 +44,17 @@ std::vector<int> load_tokens(const std::string& path, const Tokenizer& tok, cons
   return ids;
 }
 
+void check_held_out(const std::vector<int>& valid, int context, const std::string& train_name,
+                    const std::string& valid_name) {
+  if (valid.empty() || valid.size() > size_t(context)) return;
+  const std::string need = std::to_string(valid.size()) + " tokens, fewer than the " + std::to_string(context + 1) +
+                           " one validation window needs";
+  if (!valid_name.empty())
+    throw FormatError(valid_name, "has " + need + "; give more held-out text or a shorter context");
+  throw FormatError(train_name, "its held-out share (--valid-fraction) has " + need +
+                                    "; give more text, a larger --valid-fraction or a --valid file");
+}
+
 void check_valid_fraction(double fraction) {
   if (!(fraction >= 0 && fraction <= 0.5))
     throw UsageError("--valid-fraction " + std::to_string(fraction) + " is out of range [0, 0.5]");

@@ -14,6 +14,7 @@
 #include "format/gguf.hpp"
 #include "model/model_io.hpp"
 #include "tokenizer/text_batch.hpp"
+#include "train/data.hpp"
 
 #include <omp.h>
 
@@ -221,6 +222,7 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   switch (f.task) {
     case Task::Text:
       text_sampler_ = std::make_unique<BatchSampler>(*data.text, T_, derive_seed(o.seed, 1), data.train_name);
+      if (data.text_valid) check_held_out(*data.text_valid, T_, data.train_name, data.valid_name);
       break;
     case Task::PromptCompletion: {
       if (data.seqs->empty()) throw FormatError(data.train_name, "has no training examples");

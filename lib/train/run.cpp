@@ -13,6 +13,7 @@
 #include "format/gguf.hpp"
 #include "kernels/blas.hpp"
 #include "model/model_io.hpp"
+#include "train/data.hpp"
 
 namespace lm::train {
 
@@ -123,6 +124,7 @@ class PretrainJob final : public Job {
   PretrainJob(const TrainOptions& o, const RunInputs& in, model::Params& p)
       : o_(o), in_(in), p_(p), T_(p.cfg.n_ctx), sampler_(*in.train, T_, derive_seed(o.seed, 1), in.train_name),
         net_(p.cfg, o.batch, T_), inputs_(size_t(o.batch) * T_), targets_(size_t(o.batch) * T_) {
+    if (in.valid) check_held_out(*in.valid, T_, in.train_name, in.valid_name);
     net_.set_dropout(o.dropout);
   }
   std::vector<Trainable> trainables() override { return train::trainables(p_); }

@@ -81,7 +81,7 @@ struct RunInputs : RunHooks {
   const Tokenizer* tokenizer = nullptr;
   const std::vector<int>* train = nullptr;
   const std::vector<int>* valid = nullptr;  // may be empty: no validation
-  std::string train_name;
+  std::string train_name, valid_name;  // valid_name is empty when valid is split from train
 };
 
 // What a run trains and on what: pretraining here, lm-finetune's jobs in finetune.hpp.

@@ -174,6 +174,11 @@ expect_exit 2 "bad LoRA target" -- "${ft[@]}" --data corpus.txt --lora --lora-ta
 expect_err "LoRA target 'x'" "bad target"
 expect_exit 2 "--merge without --lora" -- "${ft[@]}" --data corpus.txt --merge --steps 1 -o x.gguf
 expect_exit 2 "output is the model" -- "${ft[@]}" --data corpus.txt --steps 1 -o base.gguf
+head -c 40 corpus.txt > short.txt
+expect_exit 1 "held-out text shorter than the context" -- "${ft[@]}" --data corpus.txt --valid short.txt --steps 1 -o x.gguf
+expect_err "short.txt: has [0-9]+ tokens, fewer than the 65 one validation window needs" "a short --valid"
+expect_exit 2 "a --lora scale that is not a number" -- lm-eval perplexity -m base.gguf --lora lora.gguf:abc corpus.txt
+expect_err "--lora scale 'abc' is not a number" "a bad --lora scale is a usage error"
 expect_exit 1 "a model as training text" -- "${ft[@]}" --data lora.gguf --steps 1 -o x.gguf
 expect_err "lora.gguf: is a GGUF model file, not training text" "a GGUF file as --data"
 expect_exit 1 "checkpoint directory missing" -- "${ft[@]}" --data corpus.txt --steps 1 --checkpoint no/dir/x.ckpt -o x.gguf
