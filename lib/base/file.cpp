@@ -1,6 +1,7 @@
 // Checked file I/O for lm: every read, write, fsync and rename is checked and reported with the path.
 #include "base/file.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <utility>
 
 #include "base/error.hpp"
@@ -254,6 +256,33 @@ OutputFile::OutputFile(const std::string& path, size_t buffer_bytes, Mode mode) 
   if (fd_ < 0) throw IoError(path, "cannot create output", errno);
   ::fchmod(fd_, 0644 & ~[] { mode_t m = ::umask(0); ::umask(m); return m; }());
   seekable_ = true;
+}
+
+size_t remove_stale_temps(const std::string& path, double min_age_s) {
+  std::string target = path;
+  if (char* real = ::realpath(path.c_str(), nullptr)) {
+    target = real;
+    std::free(real);
+  }
+  const size_t slash = target.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : target.substr(0, slash + 1);
+  std::string prefix(1, '.');
+  prefix.append(target, slash == std::string::npos ? 0 : slash + 1).push_back('.');
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  size_t removed = 0;
+  const time_t now = ::time(nullptr);
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    // The prefix, six characters from mkstemps, ".tmp".
+    if (name.size() != prefix.size() + 10 || !name.starts_with(prefix) || !name.ends_with(".tmp")) continue;
+    const std::string full = (dir.ends_with("/") ? dir : dir + "/") + name;
+    struct stat st;
+    if (::lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || double(now - st.st_mtime) < min_age_s) continue;
+    if (::unlink(full.c_str()) == 0) ++removed;
+  }
+  ::closedir(d);
+  return removed;
 }
 
 OutputFile::~OutputFile() {

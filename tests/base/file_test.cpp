@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -175,4 +176,21 @@ TEST_CASE("OutputFile through a symlink replaces the target and keeps the link")
   struct stat st;
   REQUIRE(::lstat(link.c_str(), &st) == 0);
   CHECK(S_ISLNK(st.st_mode));
+}
+
+TEST_CASE("remove_stale_temps removes an output's old temp files and nothing else") {
+  lm::test::TempDir dir;
+  const std::string target = dir.path() + "/m.gguf";
+  const std::string old_tmp = dir.path() + "/.m.gguf.AbC123.tmp", fresh_tmp = dir.path() + "/.m.gguf.XyZ789.tmp";
+  const std::string other = dir.path() + "/.n.gguf.AbC123.tmp", odd = dir.path() + "/.m.gguf.toolong1.tmp";
+  for (const auto& p : {old_tmp, fresh_tmp, other, odd, target}) lm::test::write_file(p, "x");
+  struct timeval old_times[2] = {{1000, 0}, {1000, 0}};
+  for (const auto& p : {old_tmp, other, odd}) REQUIRE(::utimes(p.c_str(), old_times) == 0);
+  CHECK(lm::remove_stale_temps(target) == 1);
+  CHECK_FALSE(lm::test::exists(old_tmp));
+  CHECK(lm::test::exists(fresh_tmp));  // written just now: maybe a save in progress
+  CHECK(lm::test::exists(other));
+  CHECK(lm::test::exists(odd));
+  CHECK(lm::test::exists(target));
+  CHECK(lm::remove_stale_temps(dir.path() + "/missing-dir/m.gguf") == 0);
 }

@@ -26,7 +26,8 @@ void finish_trainer_flags(train::TrainOptions& o, const TrainerFlags& f, bool dr
 // Checks a run's files before any work: the output and the checkpoint are none of `inputs`,
 // not each other, and the output is not the checkpoint --resume reads (the checkpoint may be:
 // it is rewritten in place); and both can be created (directory present and writable), so a
-// run does not fail only when it saves. Throws UsageError, or IoError naming the file.
+// run does not fail only when it saves. Temp files of both left by a run that died while saving
+// are removed. Throws UsageError, or IoError naming the file.
 void check_run_files(const std::string& output, const std::string& checkpoint, const std::string& resume,
                      std::initializer_list<std::string> inputs);
 
