@@ -10,6 +10,7 @@
 #include "base/file.hpp"
 #include "base/hash.hpp"
 #include "base/json.hpp"
+#include "base/utf8.hpp"
 #include "eval/classify.hpp"
 #include "format/gguf.hpp"
 #include "model/model_io.hpp"
@@ -124,6 +125,9 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
     if (!labeled || label.empty())
       throw FormatError(where, "has no label; expected 'label<TAB>text' or '__label__NAME text'");
     if (text.empty()) throw FormatError(where, "has a label but no text");
+    // Labels are written as GGUF strings, which are UTF-8.
+    if (size_t bad = 0; !valid_utf8(label, &bad))
+      throw FormatError(where, "has a label that is not valid UTF-8 (byte " + std::to_string(bad + 1) + " of it)");
     if (labels && std::find(labels->begin(), labels->end(), label) == labels->end()) {
       std::string known;
       for (const std::string& l : *labels) known += (known.empty() ? "" : ", ") + l;

@@ -137,6 +137,11 @@ TEST_CASE("labeled files: both forms, sorted labels, cut to the context; a LoRA 
   CHECK_THROWS_WITH_AS(load_labeled(path, tok, true, 4, &known, 1),
                        doctest::Contains("l.txt:1: has the label 'b', which the classifier does not have (a, c)"),
                        FormatError);
+  // Labels become GGUF strings, so they must be UTF-8.
+  std::ofstream(dir.path() + "/latin1.txt") << "a\tone\ncaf\xe9\ttwo\n";
+  CHECK_THROWS_WITH_AS(load_labeled(dir.path() + "/latin1.txt", tok, true, 8, nullptr, 1),
+                       doctest::Contains("latin1.txt:2: has a label that is not valid UTF-8 (byte 4 of it)"),
+                       FormatError);
   // A UTF-8 byte order mark is not part of the first label.
   std::ofstream(dir.path() + "/bom.txt") << "\xEF\xBB\xBF" "b\tone\na\ttwo\n";
   CHECK(load_labeled(dir.path() + "/bom.txt", tok, true, 8, nullptr, 1).labels == std::vector<std::string>{"a", "b"});
