@@ -213,6 +213,24 @@ static void write_fully(int fd, const char* p, size_t n, const std::string& name
   }
 }
 
+// Where an OutputFile for `path` puts its temp file: beside the file it replaces (through a
+// symlink, the file the link names), named prefix + six mkstemps characters + ".tmp".
+struct TempPlace {
+  std::string target, dir, prefix;  // dir is empty or ends with '/'; prefix is ".NAME."
+};
+static TempPlace temp_place(const std::string& path) {
+  TempPlace t{path, {}, {}};
+  if (char* real = ::realpath(path.c_str(), nullptr)) {
+    t.target = real;
+    std::free(real);
+  }
+  const size_t slash = t.target.rfind('/');
+  if (slash != std::string::npos) t.dir = t.target.substr(0, slash + 1);
+  t.prefix.assign(1, '.');
+  t.prefix.append(t.target, slash == std::string::npos ? 0 : slash + 1).push_back('.');
+  return t;
+}
+
 OutputFile::OutputFile(const std::string& path, size_t buffer_bytes, Mode mode) : path_(display_name(path, true)) {
   buf_.resize(buffer_bytes);
   struct stat st;
@@ -222,7 +240,6 @@ OutputFile::OutputFile(const std::string& path, size_t buffer_bytes, Mode mode) 
     seekable_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) && ::lseek(fd_, 0, SEEK_CUR) == 0;
     return;
   }
-  std::string target = path;
   if (mode == Mode::Direct) {
     do fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     while (fd_ < 0 && errno == EINTR);
@@ -241,17 +258,10 @@ OutputFile::OutputFile(const std::string& path, size_t buffer_bytes, Mode mode) 
       is_stdout_ = true;  // same life cycle as stdout: no temp file, commit() only flushes
       return;
     }
-    // Through a symlink, replace the file it points to and keep the link.
-    if (char* real = ::realpath(path.c_str(), nullptr)) {
-      target = real;
-      std::free(real);
-    }
   }
-  target_ = target;
-  size_t slash = target.rfind('/');
-  std::string dir = slash == std::string::npos ? "" : target.substr(0, slash + 1);
-  std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
-  tmp_path_ = dir + "." + base + ".XXXXXX.tmp";
+  const TempPlace place = temp_place(path);
+  target_ = place.target;
+  tmp_path_ = place.dir + place.prefix + "XXXXXX.tmp";
   fd_ = ::mkstemps(tmp_path_.data(), 4);
   if (fd_ < 0) throw IoError(path, "cannot create output", errno);
   ::fchmod(fd_, 0644 & ~[] { mode_t m = ::umask(0); ::umask(m); return m; }());
@@ -259,24 +269,16 @@ OutputFile::OutputFile(const std::string& path, size_t buffer_bytes, Mode mode) 
 }
 
 size_t remove_stale_temps(const std::string& path, double min_age_s) {
-  std::string target = path;
-  if (char* real = ::realpath(path.c_str(), nullptr)) {
-    target = real;
-    std::free(real);
-  }
-  const size_t slash = target.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : target.substr(0, slash + 1);
-  std::string prefix(1, '.');
-  prefix.append(target, slash == std::string::npos ? 0 : slash + 1).push_back('.');
-  DIR* d = ::opendir(dir.c_str());
+  const TempPlace place = temp_place(path);
+  DIR* d = ::opendir(place.dir.empty() ? "." : place.dir.c_str());
   if (!d) return 0;
   size_t removed = 0;
   const time_t now = ::time(nullptr);
   while (const dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
     // The prefix, six characters from mkstemps, ".tmp".
-    if (name.size() != prefix.size() + 10 || !name.starts_with(prefix) || !name.ends_with(".tmp")) continue;
-    const std::string full = (dir.ends_with("/") ? dir : dir + "/") + name;
+    if (name.size() != place.prefix.size() + 10 || !name.starts_with(place.prefix) || !name.ends_with(".tmp")) continue;
+    const std::string full = place.dir + name;
     struct stat st;
     if (::lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || double(now - st.st_mtime) < min_age_s) continue;
     if (::unlink(full.c_str()) == 0) ++removed;

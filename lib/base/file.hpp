@@ -83,12 +83,6 @@ class LineReader {
 // uncommitted output unlinks the temp file, so a failed run never leaves a partial file.
 // For "-" bytes go to stdout, and for an existing device or FIFO (/dev/null, a named pipe)
 // straight to it; there commit() only flushes. Through a symlink, the file it names is replaced.
-// Removes the temp files an OutputFile for `path` leaves when its process dies before commit
-// (".NAME.XXXXXX.tmp" beside the target) that have not been written to for min_age_s
-// seconds, so a crash does not leave them for good (RELIABILITY.md E7). Returns how many it
-// removed. Never throws.
-size_t remove_stale_temps(const std::string& path, double min_age_s = 60);
-
 class OutputFile {
  public:
   // How a regular file is written: Atomic through a temp file (the default), or Direct into the
@@ -127,5 +121,11 @@ class OutputFile {
   size_t len_ = 0;
   uint64_t written_ = 0;
 };
+
+// Removes the temp files an OutputFile for `path` leaves when its process dies before commit
+// (".NAME.XXXXXX.tmp" beside the target) that have not been written to for min_age_s
+// seconds, so a crash does not leave them for good (RELIABILITY.md E7). Returns how many it
+// removed. Never throws.
+size_t remove_stale_temps(const std::string& path, double min_age_s = 60);
 
 }  // namespace lm
