@@ -82,9 +82,9 @@ int main(int argc, char** argv) {
     f.lora_opt.targets = lm::model::parse_lora_targets(targets);
     f.pooling = pooling == "mean" ? lm::model::kPoolMean : lm::model::kPoolLast;
     std::string checkpoint = tf.checkpoint.empty() && !output.empty() ? output + ".ckpt" : tf.checkpoint;
-    lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, model});
     std::optional<lm::OutputFile> out;
     if (!dry) out.emplace(output);  // fails now, not after the run, if the directory is not writable
+    lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, model});
     lm::kernels::set_threads(o.threads);
 
     lm::format::GgufFile g = lm::format::GgufFile::open(model);

@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
     lm::Tokenizer tok = lm::model::load_tokenizer(tok_path);
     if (dry) return print_dry_run(o, tok.vocab_size());
     if (checkpoint.empty()) checkpoint = output + ".ckpt";
-    lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, tokenizer});
     lm::OutputFile out(output);  // fails now, not after hours, if the directory is not writable
+    lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, tokenizer});
     const double peak = (lm::kernels::set_threads(o.threads), lm::kernels::sgemm_peak_gflops());
     lm::tools::StepReporter report(log, tf.metrics, peak);
 

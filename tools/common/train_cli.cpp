@@ -67,10 +67,8 @@ void check_run_files(const std::string& output, const std::string& checkpoint, c
   if (!output.empty() && !resume.empty() && (output == resume || same_file(output, resume)))
     throw UsageError("-o/--output '" + output + "' is the checkpoint --resume reads; the final model would replace it");
   for (const std::string& f : {output, checkpoint})
-    if (!f.empty()) {
-      remove_stale_temps(f);   // left by a run that died while saving
-      OutputFile probe(f);     // not committed: leaves nothing behind
-    }
+    if (!f.empty()) remove_stale_temps(f);  // left by a run that died while saving
+  if (!checkpoint.empty()) OutputFile probe(checkpoint);  // not committed: leaves nothing behind
 }
 
 const std::atomic<int>& install_stop_signals() {

@@ -23,11 +23,12 @@ void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f);
 // After parsing: --time into o.time_s; a budget is required unless `dry`. Throws UsageError.
 void finish_trainer_flags(train::TrainOptions& o, const TrainerFlags& f, bool dry);
 
-// Checks a run's files before any work: the output and the checkpoint are none of `inputs`,
-// not each other, and the output is not the checkpoint --resume reads (the checkpoint may be:
-// it is rewritten in place); and both can be created (directory present and writable), so a
-// run does not fail only when it saves. Temp files of both left by a run that died while saving
-// are removed. Throws UsageError, or IoError naming the file.
+// Checks a run's files before any work, after the caller has opened its OutputFile for -o: the
+// output and the checkpoint are none of `inputs`, not each other, and the output is not the
+// checkpoint --resume reads (the checkpoint may be: it is rewritten in place); and the
+// checkpoint can be created (directory present and writable), so a run does not fail only
+// when it saves. Temp files of both left by a run that died while saving are removed. Throws
+// UsageError, or IoError naming the file.
 void check_run_files(const std::string& output, const std::string& checkpoint, const std::string& resume,
                      std::initializer_list<std::string> inputs);
 
