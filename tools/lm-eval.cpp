@@ -302,6 +302,9 @@ void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer
   while (in.next(line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (!lm::eval::has_label_field(line))
+      throw lm::FormatError(name, "line " + std::to_string(in.line_number()) +
+                                      " has no label, expected 'LABEL<TAB>text' or '__label__LABEL text'");
     gold.emplace_back(label_of(line, name, in.line_number()));
     if (std::find(c.labels().begin(), c.labels().end(), gold.back()) == c.labels().end())
       ++n_unknown, unknown.insert(gold.back());

@@ -6,6 +6,8 @@ namespace lm::eval {
 
 namespace {
 
+constexpr std::string_view kLabelPrefix = "__label__";  // fastText's
+
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
 
 std::string_view trim(std::string_view s) {
@@ -20,9 +22,8 @@ double f1_of(double p, double r) { return p + r > 0 ? 2 * p * r / (p + r) : 0.0;
 }  // namespace
 
 std::string_view line_label(std::string_view line) {
-  constexpr std::string_view kPrefix = "__label__";
-  if (line.substr(0, kPrefix.size()) == kPrefix) {
-    line.remove_prefix(kPrefix.size());
+  if (line.starts_with(kLabelPrefix)) {
+    line.remove_prefix(kLabelPrefix.size());
     size_t end = 0;
     while (end < line.size() && !is_space(line[end])) ++end;
     return line.substr(0, end);
@@ -31,10 +32,13 @@ std::string_view line_label(std::string_view line) {
   return trim(tab == std::string_view::npos ? line : line.substr(0, tab));
 }
 
+bool has_label_field(std::string_view line) {
+  return line.starts_with(kLabelPrefix) || line.find('\t') != std::string_view::npos;
+}
+
 std::string_view line_text(std::string_view line) {
-  constexpr std::string_view kPrefix = "__label__";
-  if (line.substr(0, kPrefix.size()) == kPrefix) {
-    while (line.substr(0, kPrefix.size()) == kPrefix) {
+  if (line.starts_with(kLabelPrefix)) {
+    while (line.starts_with(kLabelPrefix)) {
       size_t end = 0;
       while (end < line.size() && !is_space(line[end])) ++end;
       line = trim(line.substr(end));

@@ -19,6 +19,9 @@ std::string_view line_label(std::string_view line);
 // The text of a labeled line: after the leading fastText labels, or after the first tab;
 // surrounding spaces removed. Empty for a bare label.
 std::string_view line_text(std::string_view line);
+// True if the line has a label field ("__label__" prefix or a tab), as a line of text to
+// classify must: without one, line_label() takes the whole line for a bare label.
+bool has_label_field(std::string_view line);
 
 struct LabelScores {
   std::string label;

@@ -121,18 +121,18 @@ Lora load_adapter(const format::GgufFile& g, const ModelConfig& base) {
     }
   if (o.targets.empty()) throw FormatError(path, "adapter has no .lora_a/.lora_b pairs for this model's tensors");
   std::sort(o.targets.begin(), o.targets.end());
-  for (const auto& t : g.tensors()) {
-    const bool pair = t.name.size() > 7 && (t.name.ends_with(".lora_a") || t.name.ends_with(".lora_b"));
-    if (!pair) throw FormatError(path, "tensor '" + t.name + "' is not a .lora_a/.lora_b tensor");
-  }
   o.alpha = g.try_get_f32(kAlphaKey).value_or(float(o.rank));  // llama.cpp: no alpha means scale 1
   if (!(o.alpha > 0 && std::isfinite(o.alpha)))
     throw FormatError(path, "key '" + std::string(kAlphaKey) + "' is " + std::to_string(o.alpha) + ", expected > 0");
   Lora l(base, o);
-  for (const auto& t : g.tensors())
+  // Every tensor is one of the pairs: none of another kind, none for a layer this model lacks.
+  for (const auto& t : g.tensors()) {
+    const bool pair = t.name.size() > 7 && (t.name.ends_with(".lora_a") || t.name.ends_with(".lora_b"));
+    if (!pair) throw FormatError(path, "tensor '" + t.name + "' is not a .lora_a/.lora_b tensor");
     if (std::none_of(l.views.begin(), l.views.end(), [&](const ParamView& v) { return v.name == t.name; }))
       throw FormatError(path, "tensor '" + t.name + "' adapts no projection of this " +
                                   std::to_string(base.n_layer) + "-layer model (an adapter of another base model?)");
+  }
   for (const ParamView& v : l.views) {
     const format::GgufTensorInfo* t = g.find_tensor(v.name);
     if (!t)

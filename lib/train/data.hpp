@@ -18,13 +18,14 @@ std::vector<int> load_tokens(const std::string& path, const Tokenizer& tok, cons
 // Throws UsageError if fraction (--valid-fraction) is outside [0, 0.5].
 void check_valid_fraction(double fraction);
 
-// Moves the last `fraction` of the tokens of `train` into the returned vector (held-out data).
-// Throws UsageError if fraction is outside [0, 0.5].
 // Held-out tokens must fill one window of `context` + 1 (inputs and their next tokens), or be
 // none at all (no validation). FormatError naming valid_name, or train_name's held-out share
 // when valid_name is empty.
 void check_held_out(const std::vector<int>& valid, int context, const std::string& train_name,
                     const std::string& valid_name);
+
+// Moves the last `fraction` of the tokens of `train` into the returned vector (held-out data).
+// Throws UsageError if fraction is outside [0, 0.5].
 std::vector<int> split_validation(std::vector<int>& train, double fraction);
 
 // Moves floor(n * fraction) of the n examples of `train`, evenly spread (the ones whose

@@ -121,8 +121,7 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
     if (lines[i].find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(i + 1);
     const std::string_view label = eval::line_label(lines[i]), text = eval::line_text(lines[i]);
-    const bool labeled = lines[i].find('\t') != std::string::npos || lines[i].starts_with("__label__");
-    if (!labeled || label.empty())
+    if (!eval::has_label_field(lines[i]) || label.empty())
       throw FormatError(where, "has no label; expected 'label<TAB>text' or '__label__NAME text'");
     if (text.empty()) throw FormatError(where, "has a label but no text");
     // Labels are written as GGUF strings, which are UTF-8.
@@ -503,7 +502,7 @@ std::string FinetuneJob::trained_description() const {
 
 std::string FinetuneJob::options_diff(const format::GgufFile& g) const {
   std::string diff;
-  if (auto v = g.try_get_u32(kContextKey)) diff_option(diff, "--context", *v, T_);
+  if (auto v = g.try_get_u32(kContextKey)) diff_option(diff, "--context", int64_t(*v), int64_t(T_));
   if (auto v = g.try_get_f32(kLoraAlphaKey); v && lora_) diff_option(diff, "--lora-alpha", *v, f_.lora_opt.alpha);
   if (auto v = g.try_get_f32(kLoraDropoutKey); v && lora_)
     diff_option(diff, "--lora-dropout", *v, f_.lora_opt.dropout);

@@ -112,6 +112,8 @@ class FinetuneJob final : public Job {
  private:
   float run_sequences(const std::vector<const Sequence*>& batch, bool backward);
   float run_labeled(const std::vector<const LabeledExample*>& batch, bool backward, int* correct);
+  // "full", "head" or "lora" with "+norms", "+embeddings", "+head": what the run trains.
+  std::string trained_description() const;
   const TrainOptions& o_;
   FinetuneOptions f_;
   model::Params p_;
@@ -124,11 +126,9 @@ class FinetuneJob final : public Job {
   std::unique_ptr<BatchSampler> text_sampler_;
   Rng rng_;
   uint64_t draws_ = 0, last_tokens_ = 0;
-  double mean_tokens_ = 0;
+  double mean_tokens_ = 0;  // padded tasks: mean tokens per training example (see tokens_per_micro_step)
   size_t unscored_ = 0;
   uint64_t base_checksum_ = 0;  // of the loaded model's weights, before any training
-  // "full", "head" or "lora" with "+norms", "+embeddings", "+head": what the run trains.
-  std::string trained_description() const;  // padded tasks: mean tokens per training example (see tokens_per_micro_step)
   std::vector<int> inputs_, targets_, lengths_, labels_;
 };
 

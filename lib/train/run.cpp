@@ -82,9 +82,8 @@ void verify_checkpoint(const format::GgufFile& g) {
 void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg) {
   const model::ModelConfig c = model::read_config(g);
   std::string diff;
-  auto cmp = [&](const char* name, long ours, long theirs) {
-    if (ours != theirs) diff += std::string(diff.empty() ? "" : ", ") + name + " " + std::to_string(theirs) +
-                                " in the checkpoint but " + std::to_string(ours) + " now";
+  auto cmp = [&](const char* name, int now, int checkpoint) {
+    diff_option(diff, name, int64_t(checkpoint), int64_t(now));
   };
   cmp("vocabulary", cfg.n_vocab, c.n_vocab);
   cmp("context", cfg.n_ctx, c.n_ctx);
@@ -101,11 +100,9 @@ void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg) 
 // The batch, accumulation, seed, optimizer and dropout of a run, as its checkpoint has them.
 std::string loop_diff(const format::GgufFile& g, const TrainOptions& o) {
   std::string diff;
-  diff_option(diff, "--batch", g.get_u32(kBatch), o.batch);
-  diff_option(diff, "--grad-accum", g.get_u32(kAccum), o.grad_accum);
-  if (const uint64_t seed = g.get_u64(kSeed); seed != o.seed)
-    diff += std::string(diff.empty() ? "" : ", ") + "--seed " + std::to_string(seed) + " in the checkpoint but " +
-            std::to_string(o.seed) + " now";
+  diff_option(diff, "--batch", int64_t(g.get_u32(kBatch)), int64_t(o.batch));
+  diff_option(diff, "--grad-accum", int64_t(g.get_u32(kAccum)), int64_t(o.grad_accum));
+  diff_option(diff, "--seed", g.get_u64(kSeed), o.seed);
   auto f32 = [&](const char* key, const char* name, float now) {
     if (auto v = g.try_get_f32(key)) diff_option(diff, name, *v, now);
   };
@@ -114,7 +111,7 @@ std::string loop_diff(const format::GgufFile& g, const TrainOptions& o) {
   f32(kDecay, "--weight-decay", o.opt.weight_decay);
   f32(kClip, "--grad-clip", o.opt.grad_clip);
   f32(kDropout, "--dropout", o.dropout);
-  if (auto v = g.try_get_u64(kWarmup)) diff_option(diff, "--warmup", double(*v), double(o.opt.warmup_steps));
+  if (auto v = g.try_get_u64(kWarmup)) diff_option(diff, "--warmup", *v, o.opt.warmup_steps);
   return diff;
 }
 
@@ -249,17 +246,27 @@ RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional
   return run_loop(o, job, in, log);
 }
 
-void diff_option(std::string& diff, const char* name, double checkpoint, double now) {
+static void add_difference(std::string& diff, const char* name, const std::string& checkpoint,
+                           const std::string& now) {
+  diff += std::string(diff.empty() ? "" : ", ") + name + " " + checkpoint + " in the checkpoint but " + now + " now";
+}
+
+void diff_option(std::string& diff, const char* name, uint64_t checkpoint, uint64_t now) {
+  if (checkpoint != now) add_difference(diff, name, std::to_string(checkpoint), std::to_string(now));
+}
+void diff_option(std::string& diff, const char* name, int64_t checkpoint, int64_t now) {
+  if (checkpoint != now) add_difference(diff, name, std::to_string(checkpoint), std::to_string(now));
+}
+void diff_option(std::string& diff, const char* name, float checkpoint, float now) {
   if (checkpoint == now) return;
-  // Options are floats or integers: 7 digits show a float as it was typed (0.001, not
-  // 0.00100000005); 17 tell apart what 7 do not, and keep 64-bit integers exact enough.
+  // 7 digits show a float as it was typed (0.001, not 0.00100000005); 9 tell apart any two.
   char a[32], b[32];
-  for (int digits : {7, 17}) {
-    std::snprintf(a, sizeof a, "%.*g", digits, checkpoint);
-    std::snprintf(b, sizeof b, "%.*g", digits, now);
+  for (int digits : {7, 9}) {
+    std::snprintf(a, sizeof a, "%.*g", digits, double(checkpoint));
+    std::snprintf(b, sizeof b, "%.*g", digits, double(now));
     if (std::strcmp(a, b) != 0) break;
   }
-  diff += std::string(diff.empty() ? "" : ", ") + name + " " + a + " in the checkpoint but " + b + " now";
+  add_difference(diff, name, a, b);
 }
 
 RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Logger& log) {

@@ -87,4 +87,9 @@ TEST_CASE("classify: line_label reads fastText, tab-separated and bare labels") 
   CHECK(line_label("two words") == "two words");
   CHECK(line_label("") == "");
   CHECK(line_label("\tno label") == "");
+  // A bare label has no label field: a line to classify needs a tab or the fastText prefix.
+  CHECK(has_label_field("__label__x text"));
+  CHECK(has_label_field("news\tThe jury said"));
+  CHECK_FALSE(has_label_field("two words"));
+  CHECK_FALSE(has_label_field("x __label__y"));
 }

@@ -112,6 +112,8 @@ expect_err "unknown.tsv:2: has the label 'other'" "held-out labels are checked t
 printf 'common\tthe cat\nrare lines without a tab\n' > notab.tsv
 expect_exit 1 "a line without a label" -- "${ft[@]}" --task classify --data notab.tsv --steps 2 -o x.gguf
 expect_err "notab.tsv:2: has no label" "a line without tab or __label__ has no label"
+expect_exit 1 "lm-eval classify -m, a line without a label" -- lm-eval classify -m cls.gguf notab.tsv
+expect_err "notab.tsv: line 2 has no label" "lm-eval classify -m: a line without tab or __label__ has no label"
 # A classifier trained further on text keeps its head's label names.
 expect_exit 0 "text training of a classifier" -- "${ft[@]}" -m cls.gguf --data corpus.txt --steps 2 -o clstext.gguf
 expect_exit 0 "predict after text training" -- lm-eval predict -m clstext.gguf texts.txt
