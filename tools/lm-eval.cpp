@@ -1,6 +1,6 @@
 // lm-eval: perplexity, bits per byte and KL divergence of GGUF models on text; corpus BLEU and
-// chrF of hypotheses against references; classification metrics of predicted labels. Scoring lives in lib/eval; this file reads inputs and
-// writes tables (TSV) or JSON.
+// chrF of hypotheses against references; classification metrics of predicted labels. Scoring lives in lib/eval; this
+// file reads inputs and writes tables (TSV) or JSON.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -46,8 +46,24 @@ std::string stats_tsv(const std::string& name, const PerplexityStats& s) {
 
 // --lora FILE[:SCALE], repeatable, on a subcommand that loads a model.
 void add_lora_option(CLI::App* sub, std::vector<std::string>& loras) {
-  sub->add_option("--lora", loras, "Apply a LoRA adapter (GGUF) to the model, scaled by SCALE (default 1); repeatable")
-      ->type_name("FILE[:SCALE]")->take_all()->allow_extra_args(false);
+  lm::tools::doc(sub->add_option("--lora", loras,
+                                 "Apply a LoRA adapter (GGUF) to the model, scaled by SCALE (default 1); repeatable")
+                     ->type_name("FILE[:SCALE]")
+                     ->take_all()
+                     ->allow_extra_args(false))
+      .man(R"(Apply a LoRA adapter (llama.cpp's LoRA GGUF convention, as
+.BR lm-finetune (1)
+writes it) to
+.BR \-m 's
+model, its update scaled by
+.I SCALE
+(default 1); repeat for several. The adapters are merged into the weights at load time, each
+matrix then kept in the file's type. Also for
+.B classify
+with
+.B \-m
+and for
+.BR predict .)");
 }
 
 std::vector<lm::model::AdapterSpec> adapter_specs(const std::vector<std::string>& loras) {
@@ -168,7 +184,8 @@ int run_kld(KldArgs& a, const lm::Logger& log) {
   for (int i = 0; i < m.tok.vocab_size(); ++i)
     if (m.tok.piece(i) != r.tok.piece(i))
       throw lm::UsageError("the models have different vocabularies (token " + std::to_string(i) + " is '" +
-                           m.tok.piece(i) + "' in " + a.model + " and '" + r.tok.piece(i) + "' in " + a.reference + ")");
+                           m.tok.piece(i) + "' in " + a.model + " and '" + r.tok.piece(i) + "' in " + a.reference +
+                           ")");
   a.o.add_bos = r.add_bos;
   const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : std::min(m.weights.cfg.n_ctx, r.weights.cfg.n_ctx);
   if (ctx > std::min(m.weights.cfg.n_ctx, r.weights.cfg.n_ctx))
@@ -249,8 +266,9 @@ int run_bleu(const TextArgs& a, const lm::eval::BleuOptions& o, const lm::Logger
                 num(r.ratio, "%.4f").c_str(), (unsigned long long)r.sys_len, (unsigned long long)r.ref_len,
                 (unsigned long long)scorer.segments());
   } else {
-    std::printf("BLEU|%s = %.2f %s (BP = %.3f ratio = %.3f hyp_len = %llu ref_len = %llu)\n", scorer.signature().c_str(),
-                r.score, prec.c_str(), r.bp, r.ratio, (unsigned long long)r.sys_len, (unsigned long long)r.ref_len);
+    std::printf("BLEU|%s = %.2f %s (BP = %.3f ratio = %.3f hyp_len = %llu ref_len = %llu)\n",
+                scorer.signature().c_str(), r.score, prec.c_str(), r.bp, r.ratio, (unsigned long long)r.sys_len,
+                (unsigned long long)r.ref_len);
   }
   return 0;
 }
@@ -309,7 +327,8 @@ void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer
     if (std::find(c.labels().begin(), c.labels().end(), gold.back()) == c.labels().end())
       ++n_unknown, unknown.insert(gold.back());
     const std::string_view text = lm::eval::line_text(line);
-    if (text.empty()) throw lm::FormatError(name, "line " + std::to_string(in.line_number()) + " has a label but no text");
+    if (text.empty())
+      throw lm::FormatError(name, "line " + std::to_string(in.line_number()) + " has a label but no text");
     texts.emplace_back(text);
     if (int(texts.size()) == a.batch) flush();
   }
@@ -420,7 +439,8 @@ int run_predict(const PredictArgs& a) {
     for (size_t i = 0; i < texts.size(); ++i) {
       std::vector<int> order(static_cast<size_t>(K));
       for (int k = 0; k < K; ++k) order[size_t(k)] = k;
-      std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return probs[i][size_t(x)] > probs[i][size_t(y)]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int x, int y) { return probs[i][size_t(x)] > probs[i][size_t(y)]; });
       if (a.json) {
         out += "{\"label\":";
         lm::tools::append_json_string(out, c.labels()[size_t(order[0])]);
@@ -433,7 +453,8 @@ int run_predict(const PredictArgs& a) {
         out += "]}\n";
       } else {
         for (int k = 0; k < top; ++k)
-          out += (k ? "\t" : "") + c.labels()[size_t(order[size_t(k)])] + "\t" + num(probs[i][size_t(order[size_t(k)])], "%.6f");
+          out += (k ? "\t" : "") + c.labels()[size_t(order[size_t(k)])] + "\t" +
+                 num(probs[i][size_t(order[size_t(k)])], "%.6f");
         out += "\n";
       }
     }
@@ -460,97 +481,283 @@ int run_predict(const PredictArgs& a) {
 
 int main(int argc, char** argv) {
   lm::Logger log("lm-eval");
+  const std::string verbose_man =
+      R"(Print more detail, among it a line about each model (size, file type, bits per weight and,
+for a file
+.BR lm-quantize (1)
+wrote, its source and the scores it measured).)";
   PplArgs p;
   KldArgs k;
   TextArgs tb, tc;
   lm::eval::BleuOptions bo;
   lm::eval::ChrfOptions co;
 
-  CLI::App app{"Evaluate language models (perplexity, bits per byte, KL divergence), text (BLEU, chrF) and labels (classification metrics)"};
+  CLI::App app{
+      "Evaluate language models (perplexity, bits per byte, KL divergence), text (BLEU, chrF) and labels "
+      "(classification metrics)"};
   lm::tools::init_app(app, "lm-eval");
   app.require_subcommand(1);
 
   CLI::App* pp = app.add_subcommand("perplexity", "Perplexity, NLL and bits per byte of a model on text files");
-  pp->add_option("-m,--model", p.model, "Model file (GGUF)")->type_name("FILE")->required();
+  lm::tools::doc(pp->add_option("-m,--model", p.model, "Model file (GGUF)")->type_name("FILE")->required())
+      .man(R"(The model (required).)");
   pp->add_option("inputs", p.inputs, "Text files ('-' = stdin), each scored on its own")->type_name("FILE");
-  pp->add_option("-c,--ctx-size", p.o.n_ctx, "Window length in tokens (0 = the model's context)")
-      ->check(CLI::Range(0, 1 << 20));
-  pp->add_option("--windows", p.windows, "chunks: llama-perplexity's scheme; sliding: Hugging Face's strided windows")
-      ->check(CLI::IsMember({"chunks", "sliding"}));
-  pp->add_option("--stride", p.o.stride, "With --windows sliding: tokens between window starts (0 = half a window)")
-      ->check(CLI::Range(0, 1 << 20));
-  pp->add_option("-b,--batch", p.o.n_batch, "Tokens per forward pass")->check(CLI::Range(1, 1 << 16));
-  auto* bos = pp->add_flag("--bos", p.bos, "Start the text (and each chunk) with BOS (default: as the model file says)");
-  pp->add_flag("--no-bos", p.no_bos, "Do not add BOS")->excludes(bos);
-  pp->add_option("--per-token", p.per_token, "Write every scored token to FILE: TSV, or JSON Lines if FILE ends in .jsonl")
-      ->type_name("FILE");
-  pp->add_flag("--json", p.json, "Print one JSON object");
+  lm::tools::doc(pp->add_option("-c,--ctx-size", p.o.n_ctx, "Window length in tokens (0 = the model's context)")
+      ->check(CLI::Range(0, 1 << 20)))
+      .man(R"(Chunk or window length in tokens (0: the model's context length;
+.BR kld :
+the smaller of the two).)");
+  lm::tools::doc(pp->add_option("--windows", p.windows,
+                                "chunks: llama-perplexity's scheme; sliding: Hugging Face's strided windows"))
+      .choices({"chunks", "sliding"})
+      .man(R"(.BR perplexity :
+the window scheme.)");
+  lm::tools::doc(
+      pp->add_option("--stride", p.o.stride, "With --windows sliding: tokens between window starts (0 = half a window)")
+          ->check(CLI::Range(0, 1 << 20)))
+      .man(R"(.BR perplexity ,
+with
+.BR "\-\-windows sliding" :
+tokens between window starts (0: half a window).)");
+  lm::tools::doc(pp->add_option("-b,--batch", p.o.n_batch, "Tokens per forward pass")->check(CLI::Range(1, 1 << 16)))
+      .man(R"(Tokens per forward pass.)");
+  auto* bos = lm::tools::doc(pp->add_flag("--bos", p.bos,
+                                          "Start the text (and each chunk) with BOS (default: as the model file says)"))
+                  .man(R"(.BR perplexity :
+start the text and every chunk with BOS (the default unless the model file sets
+.B tokenizer.ggml.add_bos_token
+to false).)")
+                  .option();
+  lm::tools::doc(pp->add_flag("--no-bos", p.no_bos, "Do not add BOS")->excludes(bos))
+      .man(R"(.BR perplexity :
+do not add BOS.)");
+  lm::tools::doc(pp->add_option("--per-token", p.per_token,
+                                "Write every scored token to FILE: TSV, or JSON Lines if FILE ends in .jsonl")
+                     ->type_name("FILE"))
+      .man(R"(.BR perplexity :
+write every scored token to
+.IR FILE :
+file, position in the file's token stream, id, piece, log-probability, rank (1 = the most
+likely token) and the entropy of the predicted distribution in nats. Tab-separated with a
+header line, or JSON Lines when
+.I FILE
+ends in
+.BR .jsonl .)");
+  lm::tools::doc(pp->add_flag("--json", p.json, "Print one JSON object"))
+      .man(R"(Print one JSON object:
+.BR perplexity ,
+.BR perplexity_error ,
+.BR nll ,
+.BR bits_per_byte ,
+.B tokens
+and
+.B bytes
+over all files, then
+.B files
+(the same keys per file, with
+.BR file )
+and
+.B macro
+.RB ( perplexity ,
+.BR nll ,
+.BR bits_per_byte ).)");
   add_lora_option(pp, p.loras);
   lm::tools::add_threads(*pp, p.threads);
-  lm::tools::add_verbosity(*pp, log);
+  lm::tools::add_verbosity(*pp, log, verbose_man);
 
   CLI::App* kl = app.add_subcommand("kld", "KL divergence and top-1 agreement of a model against a reference model");
-  kl->add_option("-m,--model", k.model, "Model file (GGUF), e.g. a quantized one")->type_name("FILE")->required();
-  kl->add_option("--ref", k.reference, "Reference model file (GGUF) with the same vocabulary")
-      ->type_name("FILE")->required();
+  lm::tools::doc(
+      kl->add_option("-m,--model", k.model, "Model file (GGUF), e.g. a quantized one")->type_name("FILE")->required())
+      .man(R"(The model (required).)");
+  lm::tools::doc(kl->add_option("--ref", k.reference, "Reference model file (GGUF) with the same vocabulary")
+      ->type_name("FILE")->required())
+      .man(R"(.BR kld :
+the reference model (required), for example the unquantized model.)");
   kl->add_option("inputs", k.inputs, "Text files ('-' = stdin), scored as one stream")->type_name("FILE");
-  kl->add_option("-c,--ctx-size", k.o.n_ctx, "Chunk length in tokens (0 = the smaller context)")
-      ->check(CLI::Range(0, 1 << 20));
-  kl->add_option("-b,--batch", k.o.n_batch, "Tokens per forward pass")->check(CLI::Range(1, 1 << 16));
-  kl->add_flag("--json", k.json, "Print one JSON object");
+  lm::tools::doc(kl->add_option("-c,--ctx-size", k.o.n_ctx, "Chunk length in tokens (0 = the smaller context)")
+      ->check(CLI::Range(0, 1 << 20)))
+      .man(R"(Chunk or window length in tokens (0: the model's context length;
+.BR kld :
+the smaller of the two).)");
+  lm::tools::doc(kl->add_option("-b,--batch", k.o.n_batch, "Tokens per forward pass")->check(CLI::Range(1, 1 << 16)))
+      .man(R"(Tokens per forward pass.)");
+  lm::tools::doc(kl->add_flag("--json", k.json, "Print one JSON object"))
+      .man(R"(Print one JSON object:
+.BR kld ,
+.BR kld_error ,
+.BR kld_median ,
+.BR kld_p90 ,
+.BR kld_p99 ,
+.BR kld_max ,
+.BR top1_agreement ,
+.BR tokens ,
+.BR perplexity ,
+.BR reference_perplexity ,
+.BR bits_per_byte ,
+.BR reference_bits_per_byte .)");
   add_lora_option(kl, k.loras);
   lm::tools::add_threads(*kl, k.threads);
-  lm::tools::add_verbosity(*kl, log);
+  lm::tools::add_verbosity(*kl, log, verbose_man);
 
   auto add_text = [&](CLI::App* sub, TextArgs& t) {
     sub->add_option("hypotheses", t.hyp, "Hypotheses, one segment per line ('-' = stdin)")->type_name("FILE");
-    sub->add_option("-r,--ref", t.refs, "Reference file, one segment per line (repeat for several)")
-        ->type_name("FILE")->take_all();
-    sub->add_flag("--json", t.json, "Print one JSON object");
-    lm::tools::add_verbosity(*sub, log);
+    lm::tools::doc(sub->add_option("-r,--ref", t.refs, "Reference file, one segment per line (repeat for several)")
+        ->type_name("FILE")->take_all()->allow_extra_args(false))
+        .man(R"(A reference file; repeat for several references per segment (required).)");
+    lm::tools::doc(sub->add_flag("--json", t.json, "Print one JSON object"))
+        .man(R"(Print one JSON object. For
+.BR bleu :
+.BR name ,
+.BR score ,
+.BR signature ,
+.BR precisions ,
+.BR bp ,
+.BR ratio ,
+.BR hyp_len ,
+.BR ref_len ,
+.BR segments ;
+for
+.BR chrf :
+.BR name ,
+.BR score ,
+.BR signature ,
+.BR segments .)");
+    lm::tools::add_verbosity(*sub, log, verbose_man);
   };
   CLI::App* bl = app.add_subcommand("bleu", "Corpus BLEU as sacreBLEU computes it, with its signature");
   add_text(bl, tb);
-  bl->add_option("--tokenize", bo.tokenize, "Tokenizer")->check(CLI::IsMember({"13a", "none", "char"}));
-  bl->add_option("--smooth", bo.smooth, "Smoothing")->check(CLI::IsMember({"exp", "floor", "add-k", "none"}));
-  bl->add_option("--smooth-value", bo.smooth_value, "For floor (default 0.1) and add-k (default 1)")
-      ->check(CLI::Range(0.0, 1e6));
-  bl->add_flag("--lowercase", bo.lowercase, "Compare lowercased text");
-  bl->add_option("--max-ngram-order", bo.max_ngram_order, "Largest n-gram order")->check(CLI::Range(1, 100));
-  bl->add_flag("--force", bo.force, "Do not warn about hypotheses that look tokenized");
+  lm::tools::doc(bl->add_option("--tokenize", bo.tokenize, "Tokenizer"))
+      .choices({"13a", "none", "char"})
+      .man(R"(.BR bleu :
+tokenizer.)");
+  lm::tools::doc(bl->add_option("--smooth", bo.smooth, "Smoothing"))
+      .choices({"exp", "floor", "add-k", "none"})
+      .man(R"(.BR bleu :
+smoothing of zero n-gram matches.)");
+  lm::tools::doc(bl->add_option("--smooth-value", bo.smooth_value, "For floor (default 0.1) and add-k (default 1)")
+      ->check(CLI::Range(0.0, 1e6)))
+      .man(R"(.BR bleu :
+the value for
+.B floor
+and
+.B add\-k
+)");
+  lm::tools::doc(bl->add_flag("--lowercase", bo.lowercase, "Compare lowercased text"))
+      .man(R"(Compare lowercased text.)");
+  lm::tools::doc(
+      bl->add_option("--max-ngram-order", bo.max_ngram_order, "Largest n-gram order")->check(CLI::Range(1, 100)))
+      .man(R"(.BR bleu :
+largest n-gram order.)");
+  lm::tools::doc(bl->add_flag("--force", bo.force, "Do not warn about hypotheses that look tokenized"))
+      .man(R"(.BR bleu :
+do not warn about hypotheses that look tokenized.)");
 
   CLI::App* cf = app.add_subcommand("chrf", "Corpus chrF (chrF++ with --word-order 2) as sacreBLEU computes it");
   add_text(cf, tc);
-  cf->add_option("--char-order", co.char_order, "Character n-gram order")->check(CLI::Range(0, 100));
-  cf->add_option("--word-order", co.word_order, "Word n-gram order (2 = chrF++)")->check(CLI::Range(0, 100));
-  cf->add_option("--beta", co.beta, "Weight of recall")->check(CLI::Range(0, 100));
-  cf->add_flag("--lowercase", co.lowercase, "Compare lowercased text");
-  cf->add_flag("--whitespace", co.whitespace, "Keep whitespace in character n-grams");
+  lm::tools::doc(cf->add_option("--char-order", co.char_order, "Character n-gram order")->check(CLI::Range(0, 100)))
+      .man(R"(.BR chrf :
+character n-gram order.)");
+  lm::tools::doc(
+      cf->add_option("--word-order", co.word_order, "Word n-gram order (2 = chrF++)")->check(CLI::Range(0, 100)))
+      .man(R"(.BR chrf :
+word n-gram order (2 gives chrF++).)");
+  lm::tools::doc(cf->add_option("--beta", co.beta, "Weight of recall")->check(CLI::Range(0, 100)))
+      .man(R"(.BR chrf :
+weight of recall against precision.)");
+  lm::tools::doc(cf->add_flag("--lowercase", co.lowercase, "Compare lowercased text"))
+      .man(R"(Compare lowercased text.)");
+  lm::tools::doc(cf->add_flag("--whitespace", co.whitespace, "Keep whitespace in character n-grams"))
+      .man(R"(.BR chrf :
+keep whitespace in character n-grams.)");
 
   ClassifyArgs ca;
-  CLI::App* cl = app.add_subcommand("classify", "Accuracy, per-label precision/recall/F1 and a confusion matrix of predicted labels");
+  CLI::App* cl = app.add_subcommand(
+      "classify", "Accuracy, per-label precision/recall/F1 and a confusion matrix of predicted labels");
   cl->add_option("gold", ca.gold, "Gold labels, one example per line ('-' = stdin)")->type_name("FILE")->required();
-  cl->add_option("--predictions", ca.predictions, "Predicted labels, line for line with the gold file ('-' = stdin)")
-      ->type_name("FILE");
-  cl->add_option("-m,--model", ca.model, "Classifier model (lm-finetune --task classify) labeling the gold file's texts")
-      ->type_name("FILE");
+  lm::tools::doc(cl->add_option("--predictions", ca.predictions,
+                                "Predicted labels, line for line with the gold file ('-' = stdin)")
+                     ->type_name("FILE"))
+      .man(R"(.BR classify :
+predicted labels, one per line in the same order as
+.IR GOLD ;
+.B \-
+reads standard input (only one of the two files can).)");
+  lm::tools::doc(cl->add_option("-m,--model", ca.model,
+                                "Classifier model (lm-finetune --task classify) labeling the gold file's texts")
+                     ->type_name("FILE"))
+      .man(R"(.BR classify :
+instead of
+.BR \-\-predictions ,
+a classifier model that labels the gold lines' texts;
+.BR predict :
+the classifier model (required).)");
   add_lora_option(cl, ca.loras);
-  cl->add_option("-b,--batch", ca.batch, "Texts per forward pass")->check(CLI::Range(1, 4096));
-  cl->add_flag("--confusion", ca.confusion, "Also print the confusion matrix (rows gold, columns predicted)");
-  cl->add_flag("--json", ca.json, "Print one JSON object");
+  lm::tools::doc(cl->add_option("-b,--batch", ca.batch, "Texts per forward pass")->check(CLI::Range(1, 4096)))
+      .man(R"(Texts per forward pass.)");
+  lm::tools::doc(
+      cl->add_flag("--confusion", ca.confusion, "Also print the confusion matrix (rows gold, columns predicted)"))
+      .man(R"(Also print the confusion matrix after the table: one row per gold label, one column per
+predicted label, counts of examples.)");
+  lm::tools::doc(cl->add_flag("--json", ca.json, "Print one JSON object"))
+      .man(R"(Print one JSON object:
+.BR examples ,
+.BR correct ,
+.BR accuracy ,
+.BR micro_f1 ,
+.BR macro_precision ,
+.BR macro_recall ,
+.BR macro_f1 ,
+.BR weighted_precision ,
+.BR weighted_recall ,
+.BR weighted_f1 ,
+.B labels
+(objects with
+.BR label ,
+.BR precision ,
+.BR recall ,
+.BR f1 ,
+.BR support ,
+.BR predicted )
+and
+.B confusion
+(rows gold, columns predicted, in the order of
+.BR labels ).)");
   lm::tools::add_threads(*cl, ca.threads);
-  lm::tools::add_verbosity(*cl, log);
+  lm::tools::add_verbosity(*cl, log, verbose_man);
 
   PredictArgs pa;
   CLI::App* pr = app.add_subcommand("predict", "Label each input line with a classifier model and its probability");
-  pr->add_option("-m,--model", pa.model, "Classifier model (lm-finetune --task classify)")->type_name("FILE")->required();
+  lm::tools::doc(pr->add_option("-m,--model", pa.model, "Classifier model (lm-finetune --task classify)")
+                     ->type_name("FILE")
+                     ->required())
+      .man(R"(.BR classify :
+instead of
+.BR \-\-predictions ,
+a classifier model that labels the gold lines' texts;
+.BR predict :
+the classifier model (required).)");
   pr->add_option("inputs", pa.inputs, "Text files, one text per line ('-' = stdin)")->type_name("FILE");
   add_lora_option(pr, pa.loras);
-  pr->add_option("--top", pa.top, "Print the K most probable labels")->check(CLI::Range(1, 1 << 16));
-  pr->add_option("-b,--batch", pa.batch, "Lines per forward pass when reading a file")->check(CLI::Range(1, 4096));
-  pr->add_flag("--json", pa.json, "JSON Lines: label, probability and the top labels");
+  lm::tools::doc(pr->add_option("--top", pa.top, "Print the K most probable labels")
+                     ->check(CLI::Range(1, 1 << 16))
+                     ->type_name("K"))
+      .man(R"(.BR predict :
+print the K most probable labels.)");
+  lm::tools::doc(
+      pr->add_option("-b,--batch", pa.batch, "Lines per forward pass when reading a file")->check(CLI::Range(1, 4096)))
+      .man(R"(Texts per forward pass.)");
+  lm::tools::doc(pr->add_flag("--json", pa.json, "JSON Lines: label, probability and the top labels"))
+      .man(R"(JSON Lines, one object per input line:
+.BR label ,
+.B probability
+and
+.B top
+(objects with
+.B label
+and
+.BR probability ).)");
   lm::tools::add_threads(*pr, pa.threads);
-  lm::tools::add_verbosity(*pr, log);
+  lm::tools::add_verbosity(*pr, log, verbose_man);
 
   return lm::tools::run_main(app, argc, argv, [&] {
     if (pp->parsed()) {

@@ -34,37 +34,184 @@ int main(int argc, char** argv) {
   CLI::App app{"Fine-tune a llama-arch GGUF model on CPU: continued training, prompt/completion pairs, LoRA "
                "adapters, sequence classification"};
   lm::tools::init_app(app, "lm-finetune");
-  app.add_option("-m,--model", model, "Model to start from (GGUF, llama architecture; the tokenizer inside is used)")
-      ->type_name("FILE")->required();
-  app.add_option("--data", data, "Training data: text or a token file (--task text), JSON Lines with prompt and "
-                                 "completion, or label<TAB>text / __label__ lines (--task classify)")
-      ->type_name("FILE")->required();
-  app.add_option("--valid", valid, "Held-out data in the same form; default: a share of --data (--valid-fraction)")->type_name("FILE");
-  app.add_option("-o,--output", output, "File to write: the model, or the LoRA adapter (GGUF)")->type_name("FILE");
-  app.add_option("--task", task, "What to train: text, prompt-completion or classify")
-      ->check(CLI::IsMember({"text", "prompt-completion", "classify"}));
-  app.add_option("--pooling", pooling, "What a new classifier reads: the last token's final hidden state, or the mean")
-      ->check(CLI::IsMember({"last", "mean"}));
-  app.add_option("--context", f.context, "Sequence length (default: the model's context)")->check(CLI::Range(2, 1 << 20));
-  app.add_flag("--lora", f.lora, "Train LoRA adapters instead of every weight");
-  app.add_option("--lora-rank", f.lora_opt.rank, "LoRA rank r")->check(CLI::Range(1, 1 << 16));
-  app.add_option("--lora-alpha", f.lora_opt.alpha, "LoRA alpha (the update is scaled by alpha / r)")
-      ->check(CLI::Range(1e-6, 1e6));
-  app.add_option("--lora-dropout", f.lora_opt.dropout, "Dropout on the adapters' inputs while training")
-      ->check(CLI::Range(0.0, 0.95));
-  app.add_option("--lora-targets", targets, "Adapted projections: q,k,v,o,gate,up,down, attn, mlp or all")
-      ->type_name("LIST");
-  app.add_flag("--train-norms", f.train_norms, "With --lora, also train the RMSNorm gains");
-  app.add_flag("--train-embeddings", f.train_embeddings, "With --lora, also train the token embeddings");
-  app.add_flag("--train-head", f.train_head, "With --lora, also train the output matrix");
-  app.add_flag("--head-only", f.head_only,
-               "With --task classify, train only the classifier head over the fixed base model (a linear probe)");
-  app.add_flag("--merge", merge, "With --lora, write the base model with the adapters merged in");
+  lm::tools::doc(app.add_option("-m,--model", model,
+                                "Model to start from (GGUF, llama architecture; the tokenizer inside is used)")
+                     ->type_name("FILE")
+                     ->required())
+      .group("Model, data and output")
+      .man(R"(The model to start from (GGUF, llama architecture, F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K).
+A classifier made earlier can be trained further on data with its labels.)");
+  lm::tools::doc(app.add_option("--data", data,
+                                "Training data: text or a token file (--task text), JSON Lines with prompt and "
+                                "completion, or label<TAB>text / __label__ lines (--task classify)")
+                     ->type_name("FILE")
+                     ->required())
+      .group("Model, data and output")
+      .man(R"(Training data for the task.)");
+  lm::tools::doc(
+      app.add_option("--valid", valid, "Held-out data in the same form; default: a share of --data (--valid-fraction)")
+          ->type_name("FILE"))
+      .group("Model, data and output")
+      .man(R"(Held-out data in the same form. Without it,
+.B \-\-valid\-fraction
+of the data is held out: the last tokens of a text, or examples spread evenly over the file
+(every twentieth at 0.05), so that a file sorted by label holds out every label.)");
+  lm::tools::doc(
+      app.add_option("-o,--output", output, "File to write: the model, or the LoRA adapter (GGUF)")->type_name("FILE"))
+      .group("Model, data and output")
+      .man(R"(The file to write: a model, a classifier or an adapter (GGUF), written to a temporary file and
+renamed. Its name without extension becomes
+.BR general.name .)");
+  lm::tools::doc(app.add_option("--task", task, "What to train: text, prompt-completion or classify")
+      )
+      .group("Model, data and output")
+      .choices({"text", "prompt-completion", "classify"})
+      .man(R"(What to train.)");
+  lm::tools::doc(app.add_option("--pooling", pooling,
+                                "What a new classifier reads: the last token's final hidden state, or the mean"))
+      .group("Model, data and output")
+      .choices({"last", "mean"})
+      .man(R"(What a new classifier's head reads: the final hidden state of the text's last token (the
+default), or the mean of the final hidden states over the text's tokens. It is stored as
+.B llama.pooling_type
+(3 or 1); a classifier trained further keeps its own.)");
+  lm::tools::doc(app.add_option("--context", f.context, "Sequence length (default: the model's context)")
+                     ->check(CLI::Range(2, 1 << 20))
+                     ->type_name("T"))
+      .group("Model, data and output")
+      .man(R"(Sequence length, at most the model's context (default: the model's).)");
+  lm::tools::doc(app.add_flag("--lora", f.lora, "Train LoRA adapters instead of every weight"))
+      .group("LoRA")
+      .man(R"(Train LoRA adapters instead of every weight.)");
+  lm::tools::doc(
+      app.add_option("--lora-rank", f.lora_opt.rank, "LoRA rank r")->check(CLI::Range(1, 1 << 16))->type_name("R"))
+      .group("LoRA")
+      .man(R"(Rank r of the pairs.)");
+  lm::tools::doc(app.add_option("--lora-alpha", f.lora_opt.alpha, "LoRA alpha (the update is scaled by alpha / r)")
+      ->check(CLI::Range(1e-6, 1e6))->type_name("A"))
+      .group("LoRA")
+      .man(R"(Alpha; the update is scaled by alpha / r.)");
+  lm::tools::doc(app.add_option("--lora-dropout", f.lora_opt.dropout, "Dropout on the adapters' inputs while training")
+      ->check(CLI::Range(0.0, 0.95))->type_name("P"))
+      .group("LoRA")
+      .man(R"(Dropout on the adapters' inputs while training.)");
+  lm::tools::doc(
+      app.add_option("--lora-targets", targets, "Adapted projections: q,k,v,o,gate,up,down, attn, mlp or all")
+          ->type_name("LIST"))
+      .group("LoRA")
+      .man(R"(Adapted projections, comma-separated: q, k, v, o, gate, up, down, or attn (q,k,v,o), mlp
+(gate,up,down), all.)");
+  lm::tools::doc(app.add_flag("--train-norms", f.train_norms, "With --lora, also train the RMSNorm gains"))
+      .group("LoRA")
+      .man(R"(Also train the RMSNorm gains.)");
+  lm::tools::doc(app.add_flag("--train-embeddings", f.train_embeddings, "With --lora, also train the token embeddings"))
+      .group("LoRA")
+      .man(R"(Also train the token embeddings.)");
+  lm::tools::doc(app.add_flag("--train-head", f.train_head, "With --lora, also train the output matrix"))
+      .group("LoRA")
+      .man(R"(Also train the output matrix (the token embeddings when they are tied).
+These three change base tensors, which an adapter file cannot hold: they need
+.B \-\-merge
+(or
+.BR "\-\-task classify" ).)");
+  lm::tools::doc(app.add_flag("--head-only", f.head_only,
+               "With --task classify, train only the classifier head over the fixed base model (a linear probe)"))
+      .group("Model, data and output")
+      .man(R"(With
+.BR "\-\-task classify" ,
+train only the classifier head and leave the whole base model fixed (a linear probe). The
+backward pass stops at the head, so a step costs about one forward pass, and the layers keep
+no activations for it: memory is about that of inference. A probe's output,
+fine-tuned further without this option, starts from the trained head (linear probing, then
+fine-tuning). Not with
+.BR \-\-lora .)");
+  lm::tools::doc(app.add_flag("--merge", merge, "With --lora, write the base model with the adapters merged in"))
+      .group("LoRA")
+      .man(R"(Write the base model with the adapters merged in (F32) instead of the adapter.)");
   lm::tools::add_trainer_flags(app, o, tf);
-  app.add_flag("--dry-run", dry, "Print trainable parameters and memory, then exit");
-  app.add_flag("--json", json, "Print the final result as one JSON object");
+  // lm-train's trainer flags, documented for fine-tuning.
+  lm::tools::doc(app.get_option("--valid-fraction"))
+      .group("Model, data and output")
+      .man(R"(Share of the data held out, 0 to 0.5.)");
+  lm::tools::doc(app.get_option("--metrics"))
+      .group("Model, data and output")
+      .man(R"(Write one JSON object per step (JSON Lines), as
+.BR lm-train (1)
+does.)");
+  lm::tools::doc(app.get_option("--tokens"))
+      .group("Budget and optimization")
+      .man(R"(Stop after N training tokens, padding left out (rounded up to whole steps). For text each
+micro-batch is batch times context tokens; for prompt/completion and classification data the
+steps are N over batch times the mean tokens per training example (truncated to the context),
+so the tokens seen come out at about N.)");
+  lm::tools::doc(app.get_option("--time"))
+      .group("Budget and optimization")
+      .man(R"(Stop after this wall time (90s, 10m, 1.5h).)");
+  lm::tools::doc(app.get_option("--lr"))
+      .group("Budget and optimization")
+      .man(R"(Peak learning rate (LoRA usually wants about 1e-3).)");
+  lm::tools::doc(app.get_option("--weight-decay"))
+      .group("Budget and optimization")
+      .man(R"(AdamW weight decay on matrices.)");
+  lm::tools::doc(app.get_option("--dropout"))
+      .group("Budget and optimization")
+      .man(R"(Dropout rate while training: on the token embeddings, on the output of every
+attention and MLP block before it joins the residual stream, and on the pooled input of a
+classifier's head. Kept values are scaled by 1/(1\-P). Independent of
+.BR \-\-lora\-dropout .)");
+  lm::tools::doc(app.get_option("--eval-every"))
+      .group("Validation and checkpoints")
+      .man(R"(Steps between validations (0 validates only at the end).)");
+  lm::tools::doc(app.get_option("--eval-batches"))
+      .group("Validation and checkpoints")
+      .man(R"(Micro-batches of held-out data per validation.)");
+  lm::tools::doc(app.get_option("--checkpoint"))
+      .group("Validation and checkpoints")
+      .man(R"(Checkpoint file (default: the output file with
+.B .ckpt
+appended): the model (full fine-tuning) or the adapter and the other trained tensors (LoRA),
+the AdamW moments and the run's state, replaced atomically.)");
+  lm::tools::doc(app.get_option("--resume"))
+      .group("Validation and checkpoints")
+      .man(R"(Continue the run saved in a checkpoint, with the same
+.BR \-m ,
+data and options. With the same thread count the resumed steps are those of an uninterrupted run.
+A checkpoint whose tensors fail their checksums or hold a NaN or infinity is refused, and a run
+never saves non-finite weights. A checkpoint written with other options (batch, seed, the
+learning rate schedule, weight decay, clipping, dropout,
+.BR \-\-context ,
+.BR \-\-lora\-alpha ,
+.BR \-\-lora\-dropout )
+or from another
+.B \-m
+model is refused with the differences listed, unless
+.BR \-\-force\-resume ;
+one that trained other tensors (LoRA or not, the head only,
+.BR \-\-train\-norms ,
+.BR \-\-train\-embeddings ,
+.BR \-\-train\-head ),
+another task or other labels always is.)");
+  lm::tools::doc(app.get_option("--force-resume"))
+      .group("Validation and checkpoints")
+      .man(R"(With
+.BR \-\-resume ,
+continue even where those options differ (the run is then not an exact continuation; the
+differences are printed as a warning).)");
+  lm::tools::doc(app.get_option("--seed"))
+      .group("Other")
+      .man(R"(Seed for the adapters' and the head's initial weights, the data order and dropout.)");
+  lm::tools::doc(app.add_flag("--dry-run", dry, "Print trainable parameters and memory, then exit"))
+      .group("Other")
+      .man(R"(Load the model and data, print the parameter count, the trained parameters, tokens per step and
+the memory of weights, gradients, optimizer state and activations, then exit.)");
+  lm::tools::doc(app.add_flag("--json", json, "Print the final result as one JSON object"))
+      .group("Other")
+      .man(R"(Print the final result as one JSON object with the keys steps, train_loss, valid_loss,
+valid_perplexity (or valid_accuracy for classify), trainable_parameters, memory_mib,
+early_stop and output (model, adapter or classifier).)");
   lm::tools::add_threads(app, o.threads);
-  lm::tools::add_verbosity(app, log);
+  lm::tools::add_verbosity(app, log,
+                           R"(Print a line per step, the data sizes and the trained share on standard error.)");
 
   return lm::tools::run_main(app, argc, argv, [&] {
     lm::tools::finish_trainer_flags(o, tf, dry);
@@ -189,7 +336,8 @@ int main(int argc, char** argv) {
       std::printf("\"trainable_parameters\":%zu,\"memory_mib\":%.0f,\"early_stop\":%s,\"output\":\"%s\"}\n", trainable,
                   mib, r.end == lm::train::RunEnd::EarlyStop ? "true" : "false", written);
     } else {
-      std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\n", (unsigned long long)r.steps, double(r.last_loss), vl);
+      std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\n", (unsigned long long)r.steps, double(r.last_loss),
+                  vl);
       if (classify) std::printf("valid_accuracy\t%.4f\n", accuracy.value_or(NAN));
       else std::printf("valid_perplexity\t%.2f\n", std::exp(vl));
       std::printf("trainable_parameters\t%zu\nmemory_mib\t%.0f\noutput\t%s\n", trainable, mib, written);

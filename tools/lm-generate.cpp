@@ -88,47 +88,200 @@ int main(int argc, char** argv) {
 
   CLI::App app{"Generate text with a llama-arch GGUF model: from a prompt, or line by line as a filter"};
   lm::tools::init_app(app, "lm-generate");
-  app.add_option("-m,--model", model, "Model file (GGUF: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)")->type_name("FILE")->required();
-  app.add_option("--lora", loras, "Apply a LoRA adapter (GGUF) to the model, scaled by SCALE (default 1); repeatable")
-      ->type_name("FILE[:SCALE]")->take_all()->allow_extra_args(false);
-  auto* p_opt = app.add_option("-p,--prompt", prompt, "Prompt text");
-  app.add_option("-f,--file", prompt_file, "Read the prompt from FILE ('-' = stdin; the default without -p)")
-      ->type_name("FILE")->excludes(p_opt);
-  app.add_flag("--each-line", each_line, "Every input line is a prompt; one completion per output line");
-  app.add_option("-o,--output", output, "Write to FILE instead of stdout")->type_name("FILE");
-  app.add_option("-n,--max-tokens", o.max_tokens, "New tokens at most (-1 = until a stop or the context end)")
-      ->check(CLI::Range(-1, 1 << 30));
-  app.add_option("-c,--ctx-size", o.n_ctx, "Context size in tokens (0 = the model's)")->check(CLI::Range(0, 1 << 20));
-  app.add_option("-b,--batch", o.n_batch, "Prompt tokens per matrix product")->check(CLI::Range(1, 1 << 16));
-  app.add_option("--overflow", overflow, "When the context is full: stop, or shift (drop the older half)")
-      ->check(CLI::IsMember({"stop", "shift"}));
-  app.add_option("--temp", so.temperature, "Temperature (0 = greedy)")->check(CLI::Range(0.0, 100.0));
-  app.add_flag("--greedy", greedy, "Always the most likely token (--temp 0)");
-  app.add_option("--top-k", so.top_k, "Keep the K most likely tokens (0 = off)")->check(CLI::Range(0, 1 << 24));
-  app.add_option("--top-p", so.top_p, "Nucleus: smallest set with probability >= P (1 = off)")
-      ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--min-p", so.min_p, "Drop tokens below P x the top probability (0 = off)")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--typical", so.typical_p, "Locally typical sampling mass (1 = off)")->check(CLI::Range(0.0, 1.0));
-  app.add_option("--repeat-penalty", so.repeat_penalty, "Penalty for tokens in the window (1 = off)")
-      ->check(CLI::Range(0.0, 100.0));
-  app.add_option("--presence-penalty", so.presence_penalty, "Subtracted from logits of tokens in the window")
-      ->check(CLI::Range(-100.0, 100.0));
-  app.add_option("--frequency-penalty", so.frequency_penalty, "Subtracted per occurrence in the window")
-      ->check(CLI::Range(-100.0, 100.0));
-  app.add_option("--repeat-last-n", so.penalty_last_n, "Penalty window in tokens (-1 = all, 0 = off)")
-      ->check(CLI::Range(-1, 1 << 30));
-  app.add_option("--samplers", so.order, "Sampler order: penalties,top-k,typical,top-p,min-p,temperature");
-  app.add_option("--stop", o.stop, "Stop before this text (repeatable)")->type_name("TEXT")->take_all();
-  app.add_flag("--ignore-eos", o.ignore_eos, "Keep going after the end-of-sequence token");
-  auto* bos_flag = app.add_flag("--bos", bos, "Start each prompt with the BOS token (default: as the model file says)");
-  app.add_flag("--no-bos", no_bos, "Do not start prompts with the BOS token")->excludes(bos_flag);
-  app.add_flag("--echo", echo, "Write the prompt before its completion");
-  app.add_flag("--json", json, "JSON Lines: one object per token and one per completion");
-  app.add_option("--top-logprobs", o.top_logprobs, "With --json, the N most likely alternatives per token")
-      ->check(CLI::Range(0, 100));
-  app.add_option("-s,--seed", seed, "Random seed (default: random; --json and -v report it)");
+  lm::tools::doc(app.add_option("-m,--model", model, "Model file (GGUF: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)")
+                     ->type_name("FILE")
+                     ->required())
+      .group("Input and output")
+      .man(R"(The model (required).)");
+  lm::tools::doc(app.add_option("--lora", loras,
+                                "Apply a LoRA adapter (GGUF) to the model, scaled by SCALE (default 1); repeatable")
+                     ->type_name("FILE[:SCALE]")
+                     ->take_all()
+                     ->allow_extra_args(false))
+      .group("Input and output")
+      .man(R"(Apply a LoRA adapter in llama.cpp's LoRA GGUF convention (as
+.BR lm-finetune (1)
+writes it, or llama.cpp's converter) with its update scaled by
+.I SCALE
+(default 1); repeat for several. The adapters are merged into the weights when the model loads,
+and each matrix is then kept in the model file's type.)");
+  auto* p_opt = lm::tools::doc(app.add_option("-p,--prompt", prompt, "Prompt text"))
+      .group("Input and output")
+      .man(R"(The prompt.)").option();
+  lm::tools::doc(
+      app.add_option("-f,--file", prompt_file, "Read the prompt from FILE ('-' = stdin; the default without -p)")
+          ->type_name("FILE")
+          ->excludes(p_opt))
+      .group("Input and output")
+      .man(R"(Read the prompt, or with
+.B \-\-each\-line
+the prompts, from
+.I FILE
+.RB ( \- ,
+the default, is standard input).)");
+  lm::tools::doc(app.add_flag("--each-line", each_line, "Every input line is a prompt; one completion per output line"))
+      .group("Input and output")
+      .man(R"(One prompt per input line and one completion per output line.)");
+  lm::tools::doc(app.add_option("-o,--output", output, "Write to FILE instead of stdout")->type_name("FILE"))
+      .group("Input and output")
+      .man(R"(Write to
+.I FILE
+instead of standard output.)");
+  lm::tools::doc(
+      app.add_option("-n,--max-tokens", o.max_tokens, "New tokens at most (-1 = until a stop or the context end)")
+          ->check(CLI::Range(-1, 1 << 30)))
+      .group("Length and context")
+      .man(R"(Generate at most
+.I N
+tokens;
+.B \-1
+goes on until the end-of-sequence token, a stop string, or the context policy ends it.)");
+  lm::tools::doc(app.add_option("-c,--ctx-size", o.n_ctx, "Context size in tokens (0 = the model's)")
+                     ->check(CLI::Range(0, 1 << 20)))
+      .group("Length and context")
+      .man(R"(Context size in tokens: the prompt and the completion together (0: the model's
+context length, which is also the largest allowed).)");
+  lm::tools::doc(
+      app.add_option("-b,--batch", o.n_batch, "Prompt tokens per matrix product")->check(CLI::Range(1, 1 << 16)))
+      .group("Length and context")
+      .man(R"(Prompt tokens per matrix product.)");
+  lm::tools::doc(
+      app.add_option("--overflow", overflow, "When the context is full: stop, or shift (drop the older half)"))
+      .group("Length and context")
+      .choices({"stop", "shift"})
+      .man(R"(What happens when the context is full.
+.BR stop :
+a prompt longer than the context is an error, and generation ends with the
+stop reason
+.B context
+and a warning when the context fills.
+.BR shift :
+the window keeps its BOS token and the most recent half of the context, the cache is
+recomputed over them and generation goes on; a prompt longer than the context keeps its last
+half-context of tokens, with a warning.)");
+  lm::tools::doc(app.add_option("--temp", so.temperature, "Temperature (0 = greedy)")
+                     ->check(CLI::Range(0.0, 100.0))
+                     ->type_name("T"))
+      .group("Sampling")
+      .man(R"(Divide the logits by
+.IR T .
+0 picks the most likely token after the penalties (greedy decoding; ties go to
+the lowest id).)");
+  lm::tools::doc(app.add_flag("--greedy", greedy, "Always the most likely token (--temp 0)"))
+      .group("Sampling")
+      .man(R"(The same as
+.BR "\-\-temp 0" .)");
+  lm::tools::doc(app.add_option("--top-k", so.top_k, "Keep the K most likely tokens (0 = off)")
+                     ->check(CLI::Range(0, 1 << 24))
+                     ->type_name("K"))
+      .group("Sampling")
+      .man(R"(Keep the
+.I K
+most likely tokens (0 = off).)");
+  lm::tools::doc(app.add_option("--top-p", so.top_p, "Nucleus: smallest set with probability >= P (1 = off)")
+      ->check(CLI::Range(0.0, 1.0))->type_name("P"))
+      .group("Sampling")
+      .man(R"(Keep the most likely tokens whose probabilities add up to at least
+.I P
+(1 = off).)");
+  lm::tools::doc(app.add_option("--min-p", so.min_p, "Drop tokens below P x the top probability (0 = off)")
+                     ->check(CLI::Range(0.0, 1.0))
+                     ->type_name("P"))
+      .group("Sampling")
+      .man(R"(Drop tokens less likely than
+.I P
+times the most likely one (0 = off).)");
+  lm::tools::doc(app.add_option("--typical", so.typical_p, "Locally typical sampling mass (1 = off)")
+                     ->check(CLI::Range(0.0, 1.0))
+                     ->type_name("P"))
+      .group("Sampling")
+      .man(R"(Locally typical sampling: keep the tokens whose surprise is closest to the distribution's
+entropy, up to probability mass
+.I P
+(1 = off).)");
+  lm::tools::doc(app.add_option("--repeat-penalty", so.repeat_penalty, "Penalty for tokens in the window (1 = off)")
+      ->check(CLI::Range(0.0, 100.0))->type_name("R"))
+      .group("Sampling")
+      .man(R"(Divide positive logits (multiply negative ones) of tokens seen in the penalty window by
+.I R
+(1 = off).)");
+  lm::tools::doc(
+      app.add_option("--presence-penalty", so.presence_penalty, "Subtracted from logits of tokens in the window")
+          ->check(CLI::Range(-100.0, 100.0))
+          ->type_name("A"))
+      .group("Sampling")
+      .man(R"(Subtract
+.I A
+from the logits of tokens seen in the window.)");
+  lm::tools::doc(app.add_option("--frequency-penalty", so.frequency_penalty, "Subtracted per occurrence in the window")
+      ->check(CLI::Range(-100.0, 100.0))->type_name("A"))
+      .group("Sampling")
+      .man(R"(Subtract
+.I A
+times the number of occurrences in the window.)");
+  lm::tools::doc(app.add_option("--repeat-last-n", so.penalty_last_n, "Penalty window in tokens (-1 = all, 0 = off)")
+      ->check(CLI::Range(-1, 1 << 30)))
+      .group("Sampling")
+      .man(R"(The penalty window: the last
+.I N
+tokens of prompt and output (\-1 = all, 0 = no penalties).)");
+  lm::tools::doc(
+      app.add_option("--samplers", so.order, "Sampler order: penalties,top-k,typical,top-p,min-p,temperature")
+          ->type_name("LIST"))
+      .group("Sampling")
+      .man(R"(Comma-separated order of the steps
+.BR penalties ,
+.BR top\-k ,
+.BR typical ,
+.BR top\-p ,
+.BR min\-p ,
+.BR temperature ;
+steps left out are not applied (default: all, in that order).)");
+  lm::tools::doc(app.add_option("--stop", o.stop, "Stop before this text (repeatable)")->type_name("TEXT")->take_all())
+      .group("Length and context")
+      .man(R"(End the completion before the first occurrence of
+.IR TEXT ;
+repeat for several stop strings. The stop string itself is not written.)");
+  lm::tools::doc(app.add_flag("--ignore-eos", o.ignore_eos, "Keep going after the end-of-sequence token"))
+      .group("Length and context")
+      .man(R"(Do not stop at the end-of-sequence token.)");
+  auto* bos_flag =
+      lm::tools::doc(
+          app.add_flag("--bos", bos, "Start each prompt with the BOS token (default: as the model file says)"))
+          .group("Length and context")
+          .man(R"(Start every prompt with the BOS token.)")
+          .option();
+  lm::tools::doc(app.add_flag("--no-bos", no_bos, "Do not start prompts with the BOS token")->excludes(bos_flag))
+      .group("Length and context")
+      .man(R"(Do not start prompts with the BOS token.)");
+  lm::tools::doc(app.add_flag("--echo", echo, "Write the prompt before its completion"))
+      .group("Input and output")
+      .man(R"(Write each prompt before its completion.)");
+  lm::tools::doc(app.add_flag("--json", json, "JSON Lines: one object per token and one per completion"))
+      .group("Input and output")
+      .man(R"(Write JSON Lines instead of text (see
+.BR OUTPUT ).)");
+  lm::tools::doc(
+      app.add_option("--top-logprobs", o.top_logprobs, "With --json, the N most likely alternatives per token")
+          ->check(CLI::Range(0, 100)))
+      .group("Input and output")
+      .man(R"(With
+.BR \-\-json ,
+also report the
+.I N
+most likely tokens at each step.)");
+  lm::tools::doc(app.add_option("-s,--seed", seed, "Random seed (default: random; --json and -v report it)"))
+      .group("Sampling")
+      .man(R"(Random seed. Without it a random seed is used and reported by
+.B \-\-json
+and
+.BR \-v .
+The same seed, model, options and thread count give the same output.)");
   lm::tools::add_threads(app, threads);
-  lm::tools::add_verbosity(app, log);
+  lm::tools::add_verbosity(app, log,
+                           R"(Also print a line about the model (size, file type, bits per weight and, for a file
+.BR lm-quantize (1)
+wrote, its source and the scores it measured), the seed and, per prompt, the prompt and generation speeds.)");
 
   return lm::tools::run_main(app, argc, argv, [&] {
     have_prompt = app.count("--prompt") > 0;
@@ -157,8 +310,8 @@ int main(int argc, char** argv) {
                            std::to_string(params.cfg.n_ctx));
     lm::model::Session session(params, o.n_ctx > 0 ? o.n_ctx : params.cfg.n_ctx, o.n_batch);
     log.debug("%s: %zu parameters, weights %.1f MiB, context %d, cache and buffers %.1f MiB, OpenBLAS %s",
-              model.c_str(), params.cfg.n_params(), double(params.bytes()) / (1 << 20), session.n_ctx(), double(session.bytes()) / (1 << 20),
-              lm::kernels::blas_info().core.c_str());
+              model.c_str(), params.cfg.n_params(), double(params.bytes()) / (1 << 20), session.n_ctx(),
+              double(session.bytes()) / (1 << 20), lm::kernels::blas_info().core.c_str());
     const uint64_t base_seed = seed ? *seed : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
     if (!seed) log.debug("seed %llu", (unsigned long long)base_seed);
 

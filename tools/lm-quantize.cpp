@@ -74,7 +74,8 @@ std::string reason(const Plan& plan, const lm::quant::TensorPlan& t, const Args&
 double bpw(uint64_t bytes, uint64_t elements) { return elements ? 8.0 * double(bytes) / double(elements) : 0; }
 
 // The plan as a table (or its JSON array) on stdout.
-std::string plan_text(const Plan& plan, const Args& a, uint64_t size_in, uint64_t size_out, const std::string& in_type) {
+std::string plan_text(const Plan& plan, const Args& a, uint64_t size_in, uint64_t size_out,
+                      const std::string& in_type) {
   std::string out = "tensor\tshape\ttype_in\ttype_out\tbytes_in\tbytes_out\tbpw\treason\n";
   for (const auto& t : plan.tensors) {
     lm::tools::append_tsv_field(out, t.name);
@@ -296,23 +297,133 @@ int main(int argc, char** argv) {
   CLI::App app{"Write a copy of a llama-arch GGUF model with its weights in another type (f16, bf16, q8_0, "
                "q4_0, q6_k, q4_k_m)"};
   lm::tools::init_app(app, "lm-quantize");
-  app.add_option("-m,--model", a.model, "Input model (GGUF, llama architecture)")->type_name("FILE")->required();
-  app.add_option("-o,--output", a.output, "Output model file")->type_name("FILE")->required();
-  app.add_option("--type", a.type, "File type: f32, f16, bf16, q8_0, q4_0, q6_k, q4_k_m (q4_k)")
-      ->type_name("TYPE")->required();
-  app.add_option("--tensor-type", a.tensor_types,
+  lm::tools::doc(
+      app.add_option("-m,--model", a.model, "Input model (GGUF, llama architecture)")->type_name("FILE")->required())
+      .man(R"(The input model (required).)");
+  lm::tools::doc(app.add_option("-o,--output", a.output, "Output model file")->type_name("FILE")->required())
+      .man(R"(The output model (required); it must not be the input.
+.B \-
+writes to standard output (not with
+.BR \-\-eval ).)");
+  lm::tools::doc(app.add_option("--type", a.type, "File type: f32, f16, bf16, q8_0, q4_0, q6_k, q4_k_m (q4_k)")
+      ->type_name("TYPE")->required())
+      .man(R"(The file type (required): one of the table above.)");
+  lm::tools::doc(app.add_option("--tensor-type", a.tensor_types,
                  "REGEX=TYPE: tensors whose name matches get TYPE (f32 f16 bf16 q8_0 q4_0 q4_K q6_K); repeatable, "
                  "first match wins")
-      ->type_name("REGEX=TYPE")->take_all()->default_str("");
-  app.add_flag("--allow-requantize", a.allow_requantize, "Convert weights that are already quantized");
-  app.add_flag("--dry-run", a.dry_run, "Print each tensor's type and size and the totals; write nothing");
-  app.add_option("--eval", a.eval, "Score the result against the input on this text (perplexity, KL divergence)")
-      ->type_name("FILE");
-  app.add_option("-c,--ctx-size", a.ctx, "With --eval: chunk length in tokens (default 512, or the model's context if "
-                                          "smaller)")
-      ->check(CLI::Range(4, 1 << 20));
-  app.add_flag("--json", a.json, "Print one JSON object");
+      ->type_name("REGEX=TYPE")->take_all()->default_str(""))
+      .man(R"(Tensors whose name contains a match of the ECMAScript regular expression
+.I REGEX
+get
+.IR TYPE :
+one of f32, f16, bf16, q8_0, q4_0, q4_K, q6_K (case-insensitive). The text is split at its
+last
+.BR = .
+Repeat the option for several patterns; the first that matches wins. Anchor a pattern to
+match whole names:
+.B output\e.weight
+also matches
+.BR blk.0.attn_output.weight ,
+.B ^output\e.weight$
+does not. The fallbacks still apply.)");
+  lm::tools::doc(app.add_flag("--allow-requantize", a.allow_requantize, "Convert weights that are already quantized"))
+      .man(R"(Convert tensors that are already quantized (see above).)");
+  lm::tools::doc(
+      app.add_flag("--dry-run", a.dry_run, "Print each tensor's type and size and the totals; write nothing"))
+      .man(R"(Print the plan and write nothing: one tab-separated row per tensor with its name, shape
+(ne[0]xne[1], values per row first), input and output types, bytes before and after, bits
+per value and the reason for its type
+.RB ( copy ,
+.BR type ,
+.BR output ,
+.BR "more bits" ,
+.BR "override " \fIREGEX=TYPE\fR,
+each possibly followed by
+.BR "fallback from " \fITYPE\fR);
+then a
+.B (weights)
+row with the weight matrices' values, bytes and bits per weight, and a
+.B (file)
+row with all tensors' values, the input's and output's file types, both file sizes and the
+output's bits per value. The output size is exact: it is the size the same command writes
+without
+.BR \-\-dry\-run .
+The input column shows the types a file holds, so a dry run also reads back what an earlier
+run wrote.)");
+  lm::tools::doc(
+      app.add_option("--eval", a.eval, "Score the result against the input on this text (perplexity, KL divergence)")
+          ->type_name("FILE"))
+      .man(R"(After converting, score the copy against the input on the text in
+.I FILE
+(tokenized as one text, as
+.BR lm-eval (1)
+does; its tokens are held in memory): both perplexities, the mean KL divergence of the copy's next-token
+distributions from the input's, and how often their most likely tokens agree. The text is cut
+into chunks of
+.B \-\-ctx\-size
+tokens that start with BOS when the model adds one, and the second half of each chunk is
+scored: the same numbers as
+.B "lm-eval kld \-m OUT.gguf \-\-ref IN.gguf \-c N FILE"
+prints. The results are printed and stored in the output's metadata. The text must hold at
+least one chunk; this is checked before any work.)");
+  lm::tools::doc(app.add_option("-c,--ctx-size", a.ctx,
+                                "With --eval: chunk length in tokens (default 512, or the model's context if "
+                                "smaller)")
+                     ->check(CLI::Range(4, 1 << 20)))
+      .man(R"(With
+.BR \-\-eval :
+the chunk length in tokens, 4 to the model's context length (default 512, or the model's
+context length if that is smaller).)");
+  lm::tools::doc(app.add_flag("--json", a.json, "Print one JSON object"))
+      .man(R"(Print one JSON object on standard output instead of the text output:
+.B input
+and
+.B output
+(paths),
+.B type
+(the file type),
+.B bytes_in
+and
+.B bytes_out
+(file sizes),
+.B bpw_in
+and
+.B bpw
+(bits per weight of the weight matrices before and after),
+.B bpw_file
+(the output's size in bits over all tensors' values),
+.B tensors
+(count),
+.B converted
+(tensors whose type changed),
+.B fallbacks
+(count); with
+.BR \-\-eval ,
+.B eval
+holds
+.BR file ,
+.BR tokens ,
+.BR ctx ,
+.BR perplexity ,
+.BR perplexity_source ,
+.B kld
+and
+.BR top1_agreement ;
+with
+.BR \-\-dry\-run ,
+.B dry_run
+is true and
+.B plan
+is an array with one object per tensor:
+.BR name ,
+.B shape
+(array),
+.BR type_in ,
+.BR type_out ,
+.BR bytes_in ,
+.BR bytes_out ,
+.BR reason .)");
   lm::tools::add_threads(app, a.threads);
-  lm::tools::add_verbosity(app, log);
+  lm::tools::add_verbosity(app, log, R"(Also print each tensor as it is converted.)");
   return lm::tools::run_main(app, argc, argv, [&] { return run(a, log); });
 }

@@ -186,7 +186,8 @@ void parse_ids(std::string_view line, const std::string& name, uint64_t line_no,
                                       "' is not a token id, expected integers separated by spaces");
     if (v < 0 || v >= vocab)
       throw lm::FormatError(name, "line " + std::to_string(line_no) + ": token id " + std::to_string(v) +
-                                      " out of range [0, " + std::to_string(vocab) + "); decode with the model used for encoding");
+                                      " out of range [0, " + std::to_string(vocab) +
+                                      "); decode with the model used for encoding");
     ids.push_back(int(v));
     p = next;
   }
@@ -227,7 +228,8 @@ int run_decode(const lm::DecodeOptions& opts, const std::string& model, const st
             auto id = index->find(line.substr(pos, sp - pos));
             if (!id)
               throw lm::FormatError(in.path(), "line " + std::to_string(line_no) + ": '" +
-                                                   std::string(line.substr(pos, sp - pos)) + "' is not a piece of " + model);
+                                                   std::string(line.substr(pos, sp - pos)) + "' is not a piece of " +
+                                                   model);
             ids.push_back(*id);
           }
           pos = sp + 1;
@@ -331,6 +333,11 @@ int main(int argc, char** argv) {
   lm::VocabOptions vocab;
   lm::StatsOptions stats;
   lm::Logger log("lm-tokenize");
+  const std::string verbose_man =
+      R"(Print more detail on standard error (for encode: lines, bytes, tokens and speed; for vocab
+and stats with a GGUF model: a line about the model, with
+.BR lm-quantize (1)
+results when it has them).)";
   std::string model, model_out, output = "-";
   std::vector<std::string> inputs{"-"};
 
@@ -340,62 +347,104 @@ int main(int argc, char** argv) {
   auto add_common = [&](CLI::App* sub, bool with_output) {
     sub->add_option("inputs", inputs, "Input files ('-' = stdin)")->type_name("FILE");
     if (with_output) sub->add_option("-o,--output", output, "Output file ('-' = stdout)")->type_name("FILE");
-    lm::tools::add_verbosity(*sub, log);
+    lm::tools::add_verbosity(*sub, log, verbose_man);
   };
   auto add_model = [&](CLI::App* sub) {
-    sub->add_option("-m,--model", model, "Tokenizer: a SentencePiece .model or a GGUF model file")
-        ->type_name("FILE")->required();
+    lm::tools::doc(sub->add_option("-m,--model", model, "Tokenizer: a SentencePiece .model or a GGUF model file")
+        ->type_name("FILE")->required())
+        .man(R"(The tokenizer (required).)");
   };
 
   CLI::App* t = app.add_subcommand("train", "Train a tokenizer on text (one sentence or paragraph per line)");
   add_common(t, false);
-  t->add_option("-o,--output", model_out, "Output SentencePiece model file")->type_name("FILE")->required();
-  t->add_option("--model-type", train.model_type, "Algorithm")->check(CLI::IsMember({"bpe", "unigram"}));
-  t->add_option("--vocab-size", train.vocab_size, "Number of pieces")->check(CLI::Range(8, 1 << 24));
-  lm::tools::add_switch(*t, "byte-fallback", train.byte_fallback, "Encode unknown characters as UTF-8 bytes");
-  t->add_option("--character-coverage", train.character_coverage, "Share of characters the pieces must cover")
-      ->check(CLI::Range(0.5, 1.0));
-  t->add_option("--user-defined-symbols", train.user_defined_symbols, "Pieces always kept whole (comma-separated)")
-      ->delimiter(',')->type_name("LIST");
-  t->add_option("--control-symbols", train.control_symbols, "Reserved pieces never produced from text (comma-separated)")
-      ->delimiter(',')->type_name("LIST");
-  t->add_option("--normalization", train.normalization, "Unicode normalization rule")
-      ->check(CLI::IsMember({"identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf"}));
+  lm::tools::doc(
+      t->add_option("-o,--output", model_out, "Output SentencePiece model file")->type_name("FILE")->required())
+      .man(R"(The model file to write (required).)");
+  lm::tools::doc(t->add_option("--model-type", train.model_type, "Algorithm"))
+      .choices({"bpe", "unigram"})
+      .man(R"(The algorithm.)");
+  lm::tools::doc(t->add_option("--vocab-size", train.vocab_size, "Number of pieces")->check(CLI::Range(8, 1 << 24)))
+      .man(R"(Number of pieces, including the special and byte pieces.)");
+  lm::tools::add_switch(*t, "byte-fallback", train.byte_fallback, "Encode unknown characters as UTF-8 bytes")
+      .man(R"(Encode characters outside the vocabulary as their UTF-8 bytes
+.RB ( <0x41> )
+instead of the unknown piece.)");
+  lm::tools::doc(
+      t->add_option("--character-coverage", train.character_coverage, "Share of characters the pieces must cover")
+          ->check(CLI::Range(0.5, 1.0)))
+      .man(R"(Share of the characters in the training text that normal pieces must cover, 0.5 to 1
+Rarer characters become byte pieces or unknown.)");
+  lm::tools::doc(
+      t->add_option("--user-defined-symbols", train.user_defined_symbols, "Pieces always kept whole (comma-separated)")
+          ->delimiter(',')
+          ->type_name("LIST"))
+      .man(R"(Comma-separated pieces that are always kept whole, even inside words.)");
+  lm::tools::doc(t->add_option("--control-symbols", train.control_symbols,
+                               "Reserved pieces never produced from text (comma-separated)")
+                     ->delimiter(',')
+                     ->type_name("LIST"))
+      .man(R"(Comma-separated reserved pieces that get ids but are never produced from text.)");
+  lm::tools::doc(t->add_option("--normalization", train.normalization, "Unicode normalization rule")
+      ->type_name("RULE"))
+      .choices({"identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf"})
+      .man(R"(Unicode normalization: identity (none), nfkc, nmt_nfkc, nfkc_cf or nmt_nfkc_cf.)");
   lm::tools::add_switch(*t, "remove-extra-whitespaces", train.remove_extra_whitespaces,
-                        "Collapse runs of whitespace (lossy)");
-  lm::tools::add_switch(*t, "add-dummy-prefix", train.add_dummy_prefix, "Add a space before each text");
-  lm::tools::add_switch(*t, "split-digits", train.split_digits, "Make every digit its own piece");
-  t->add_option("--max-sentences", train.max_sentences, "Train on a random sample of this many lines (0 = all)");
-  t->add_option("--max-sentence-length", train.max_sentence_length, "Skip lines longer than this many bytes")
-      ->check(CLI::Range(1, 1 << 30));
-  t->add_option("-s,--seed", train.seed, "Random seed for sampling lines");
+                        "Collapse runs of whitespace (lossy)")
+      .man(R"(Collapse runs of whitespace and strip it at line ends (lossy).)");
+  lm::tools::add_switch(*t, "add-dummy-prefix", train.add_dummy_prefix, "Add a space before each text")
+      .man(R"(Add a space before each text, so a word is the same piece at the start of a text and
+after a space, as in Llama tokenizers.)");
+  lm::tools::add_switch(*t, "split-digits", train.split_digits, "Make every digit its own piece")
+      .man(R"(Make every digit its own piece.)");
+  lm::tools::doc(
+      t->add_option("--max-sentences", train.max_sentences, "Train on a random sample of this many lines (0 = all)"))
+      .man(R"(Train on a random sample of N lines (0: all lines).)");
+  lm::tools::doc(
+      t->add_option("--max-sentence-length", train.max_sentence_length, "Skip lines longer than this many bytes")
+          ->check(CLI::Range(1, 1 << 30)))
+      .man(R"(Skip training lines longer than N bytes.)");
+  lm::tools::doc(t->add_option("-s,--seed", train.seed, "Random seed for sampling lines"))
+      .man(R"(Seed for the line sample.)");
   lm::tools::add_threads(*t, train.threads);
 
   CLI::App* e = app.add_subcommand("encode", "Encode text, one line in and one line out, or into a token file");
   add_common(e, true);
   add_model(e);
-  e->add_option("--format", encode.format, "Output: ids, pieces, or bin (a token file, see lm-tokens(5))")
-      ->check(CLI::IsMember({"ids", "pieces", "bin"}));
-  e->add_flag("--bos", encode.bos, "Add the BOS id before each line (before each input with --format bin)");
-  e->add_flag("--eos", encode.eos, "Add the EOS id after each line (after each input with --format bin)");
+  lm::tools::doc(
+      e->add_option("--format", encode.format, "Output: ids, pieces, or bin (a token file, see lm-tokens(5))"))
+      .choices({"ids", "pieces", "bin"})
+      .man(R"(Output format.)");
+  lm::tools::doc(
+      e->add_flag("--bos", encode.bos, "Add the BOS id before each line (before each input with --format bin)"))
+      .man(R"(Add the BOS id before each line, or before each input with
+.BR "\-\-format bin" .)");
+  lm::tools::doc(
+      e->add_flag("--eos", encode.eos, "Add the EOS id after each line (after each input with --format bin)"))
+      .man(R"(Add the EOS id after each line, or after each input with
+.BR "\-\-format bin" .)");
   lm::tools::add_threads(*e, encode.threads);
 
   CLI::App* d = app.add_subcommand("decode", "Decode ids, pieces or a token file back to text");
   add_common(d, true);
   add_model(d);
-  d->add_option("--format", decode.format, "Input: auto, ids, pieces or bin")
-      ->check(CLI::IsMember({"auto", "ids", "pieces", "bin"}));
+  lm::tools::doc(d->add_option("--format", decode.format, "Input: auto, ids, pieces or bin")
+      )
+      .choices({"auto", "ids", "pieces", "bin"})
+      .man(R"(Input format (auto: a token file if the input starts with its magic, else ids).)");
 
   CLI::App* v = app.add_subcommand("vocab", "List the vocabulary: id, piece, score, type");
-  v->add_option("-o,--output", output, "Output file ('-' = stdout)")->type_name("FILE");
-  lm::tools::add_verbosity(*v, log);
+  lm::tools::doc(v->add_option("-o,--output", output, "Output file ('-' = stdout)")->type_name("FILE"))
+      .man(R"(Output file.)");
+  lm::tools::add_verbosity(*v, log, verbose_man);
   add_model(v);
-  v->add_flag("--json", vocab.json, "Write JSON Lines");
+  lm::tools::doc(v->add_flag("--json", vocab.json, "Write JSON Lines"))
+      .man(R"(Write JSON Lines with the keys id, piece, score and type.)");
 
   CLI::App* s = app.add_subcommand("stats", "Count tokens, bytes per token and vocabulary use of text or token files");
   add_common(s, false);
   add_model(s);
-  s->add_flag("--json", stats.json, "Write one JSON object");
+  lm::tools::doc(s->add_flag("--json", stats.json, "Write one JSON object"))
+      .man(R"(Print one JSON object with the same keys.)");
   lm::tools::add_threads(*s, stats.threads);
 
   return lm::tools::run_main(app, argc, argv, [&] {

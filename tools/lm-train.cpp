@@ -52,26 +52,79 @@ int main(int argc, char** argv) {
 
   CLI::App app{"Pretrain a Llama-style language model on CPU; writes a GGUF model that llama.cpp loads"};
   lm::tools::init_app(app, "lm-train");
-  app.add_option("--tokenizer", tokenizer, "Tokenizer: SentencePiece .model or GGUF (default: the --resume file's)")
-      ->type_name("FILE");
-  app.add_option("--data", data, "Training data: a token file (lm-tokenize encode --format bin) or text")
-      ->type_name("FILE")->required();
-  app.add_option("--valid", valid, "Held-out data (token file or text); default: the end of --data")->type_name("FILE");
-  app.add_option("-o,--output", output, "Model file to write (GGUF)")->type_name("FILE");
-  app.add_option("--preset", o.preset, "Model shape")->check(CLI::IsMember({"tiny", "small", "medium"}));
-  app.add_option("--context", o.context, "Context length T (overrides the preset)")->check(CLI::Range(2, 1 << 16));
-  app.add_option("--layers", o.layers, "Layers (overrides the preset)")->check(CLI::Range(1, 1024));
-  app.add_option("--embd", o.embd, "Embedding width (overrides the preset)")->check(CLI::Range(2, 1 << 16));
-  app.add_option("--heads", o.heads, "Attention heads (overrides the preset)")->check(CLI::Range(1, 1024));
-  app.add_option("--kv-heads", o.kv_heads, "Key/value heads, dividing --heads (grouped-query attention)")
-      ->check(CLI::Range(1, 1024));
-  app.add_option("--ff", o.ff, "Feed-forward width (overrides the preset)")->check(CLI::Range(1, 1 << 20));
-  app.add_flag("--untied", o.untied, "Separate output matrix instead of the tied embedding");
+  lm::tools::doc(
+      app.add_option("--tokenizer", tokenizer, "Tokenizer: SentencePiece .model or GGUF (default: the --resume file's)")
+          ->type_name("FILE"))
+      .group("Data and output")
+      .man(R"(SentencePiece model, or a GGUF file carrying a tokenizer. Defaults to the tokenizer inside the
+.B \-\-resume
+checkpoint.)");
+  lm::tools::doc(app.add_option("--data", data, "Training data: a token file (lm-tokenize encode --format bin) or text")
+      ->type_name("FILE")->required())
+      .group("Data and output")
+      .man(R"(Training data: a token file of the same tokenizer, or text.)");
+  lm::tools::doc(app.add_option("--valid", valid, "Held-out data (token file or text); default: the end of --data")
+                     ->type_name("FILE"))
+      .group("Data and output")
+      .man(R"(Held-out data for validation. Without it, the last
+.B \-\-valid\-fraction
+of the data is held out.)");
+  lm::tools::doc(app.add_option("-o,--output", output, "Model file to write (GGUF)")->type_name("FILE"))
+      .group("Data and output")
+      .man(R"(The model file to write (GGUF). Its directory is checked before training starts.
+Its name without extension becomes the model's
+.BR general.name .)");
+  lm::tools::doc(app.add_option("--preset", o.preset, "Model shape"))
+      .group("Model shape")
+      .choices({"tiny", "small", "medium"})
+      .man(R"(Starting shape: tiny is T 256, L 4, C 256, H 4, F 768; small is T 512, L 6,
+C 384, H 6, F 1024; medium is T 1024, L 12, C 768, H 12, F 2048.
+The vocabulary size is the tokenizer's.)");
+  lm::tools::doc(app.add_option("--context", o.context, "Context length T (overrides the preset)")
+                     ->check(CLI::Range(2, 1 << 16))
+                     ->type_name("T"))
+      .group("Model shape")
+      .man(R"(Context length.)");
+  lm::tools::doc(
+      app.add_option("--layers", o.layers, "Layers (overrides the preset)")->check(CLI::Range(1, 1024))->type_name("L"))
+      .group("Model shape")
+      .man(R"(Number of layers.)");
+  lm::tools::doc(app.add_option("--embd", o.embd, "Embedding width (overrides the preset)")
+                     ->check(CLI::Range(2, 1 << 16))
+                     ->type_name("C"))
+      .group("Model shape")
+      .man(R"(Embedding width; a multiple of the head count.)");
+  lm::tools::doc(app.add_option("--heads", o.heads, "Attention heads (overrides the preset)")
+                     ->check(CLI::Range(1, 1024))
+                     ->type_name("H"))
+      .group("Model shape")
+      .man(R"(Attention heads (also sets the key/value heads, unless given).)");
+  lm::tools::doc(app.add_option("--kv-heads", o.kv_heads, "Key/value heads, dividing --heads (grouped-query attention)")
+      ->check(CLI::Range(1, 1024)))
+      .group("Model shape")
+      .man(R"(Key/value heads, dividing
+.BR \-\-heads :
+fewer than the heads gives grouped-query attention.)");
+  lm::tools::doc(app.add_option("--ff", o.ff, "Feed-forward width (overrides the preset)")
+                     ->check(CLI::Range(1, 1 << 20))
+                     ->type_name("F"))
+      .group("Model shape")
+      .man(R"(Feed-forward width.)");
+  lm::tools::doc(app.add_flag("--untied", o.untied, "Separate output matrix instead of the tied embedding"))
+      .group("Model shape")
+      .man(R"(Learn a separate output matrix instead of reusing the token embedding.)");
   lm::tools::add_trainer_flags(app, o, tf);
-  app.add_flag("--dry-run", dry, "Print parameters, memory, FLOPs and time per step, then exit");
-  app.add_flag("--json", json, "Print the final result as one JSON object");
+  lm::tools::doc(app.add_flag("--dry-run", dry, "Print parameters, memory, FLOPs and time per step, then exit"))
+      .group("Other")
+      .man(R"(Print the model shape, parameter count, tokens and GFLOP per step, memory, the measured time
+of one step and the estimated time of the budget, then exit.)");
+  lm::tools::doc(app.add_flag("--json", json, "Print the final result as one JSON object"))
+      .group("Other")
+      .man(R"(Print the final result as one JSON object with the keys steps, train_loss, valid_loss,
+valid_perplexity and early_stop.)");
   lm::tools::add_threads(app, o.threads);
-  lm::tools::add_verbosity(app, log);
+  lm::tools::add_verbosity(app, log,
+                           R"(Print a line per step, the data sizes and the BLAS library on standard error.)");
 
   return lm::tools::run_main(app, argc, argv, [&] {
     lm::tools::finish_trainer_flags(o, tf, dry);
@@ -124,8 +177,8 @@ int main(int argc, char** argv) {
                   (unsigned long long)r.steps, double(r.last_loss), num(vl).c_str(), num(std::exp(vl)).c_str(),
                   r.end == lm::train::RunEnd::EarlyStop ? "true" : "false");
     else
-      std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\nvalid_perplexity\t%.2f\n", (unsigned long long)r.steps,
-                  double(r.last_loss), vl, std::exp(vl));
+      std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\nvalid_perplexity\t%.2f\n",
+                  (unsigned long long)r.steps, double(r.last_loss), vl, std::exp(vl));
     return 0;
   });
 }

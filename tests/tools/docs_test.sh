@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# For every lm-* tool: the options --help lists (per subcommand), the man page and the bash,
-# zsh and fish completions name the same options, and none names an option the tool lacks.
+# For every lm-* tool: the man page and the bash, zsh and fish completions the build installs are
+# current (what the tool's own option declarations generate now, docs/cli.md), name every option
+# --help lists, parse as shell code, and render without groff warnings; the hand-written prose
+# of the man page names no option the tool lacks.
 source "$(dirname "$0")/lib.sh"
+build=$LM_BIN/..
 
 # Options in CLI11 help text: the first column of lines that start with "-".
 help_options() {
@@ -13,13 +16,22 @@ subcommands() { sed -n '/^Subcommands:/,/^$/p' | sed -n 's/^  \([a-z][a-z0-9-]*\
 for bin in "$LM_BIN"/lm-*; do
   [[ -x $bin ]] || continue
   tool=$(basename "$bin")
-  man=$LM_SRC/man/$tool.1
-  bash_c=$LM_SRC/completions/bash/$tool
-  zsh_c=$LM_SRC/completions/zsh/_$tool
-  fish_c=$LM_SRC/completions/fish/$tool.fish
-  for f in "$man" "$bash_c" "$zsh_c" "$fish_c"; do
-    if [[ -s $f ]]; then pass; else fail "$tool: $f is missing"; fi
-  done
+  man=$build/man/$tool.1
+  bash_c=$build/completions/bash/$tool
+  zsh_c=$build/completions/zsh/_$tool
+  fish_c=$build/completions/fish/$tool.fish
+  template=$LM_SRC/man/$tool.1.in
+
+  # Current: generating again from the binary gives the same four files.
+  mkdir -p fresh
+  if cmake -DTOOL="$bin" -DNAME="$tool" -DTEMPLATE="$template" -DOUT="$T/fresh" -P "$LM_SRC/tools/gen_docs.cmake" \
+       > gen.log 2>&1; then pass; else fail "$tool: generating its docs failed: $(head -c 300 gen.log)"; fi
+  same_files "$man" "fresh/man/$tool.1" "$tool man page"
+  same_files "$bash_c" "fresh/completions/bash/$tool" "$tool bash completion"
+  same_files "$zsh_c" "fresh/completions/zsh/_$tool" "$tool zsh completion"
+  same_files "$fish_c" "fresh/completions/fish/$tool.fish" "$tool fish completion"
+
+  # Complete: every option --help shows is in the man page and the completions.
   "$bin" --help > top.txt || fail "$tool --help exited non-zero"
   {
     help_options < top.txt
@@ -29,31 +41,33 @@ for bin in "$LM_BIN"/lm-*; do
   while read -r opt; do
     if [[ $opt == --* ]]; then
       name=${opt#--}
-      grep -qF -- "\\-\\-${name//-/\\-}" "$man" 2>/dev/null || fail "$tool: man page lacks $opt"
-      grep -Eq -- "(^|[^a-z-])--$name([^a-z-]|\$)" "$bash_c" 2>/dev/null || fail "$tool: bash completion lacks $opt"
-      grep -Eq -- "(^|[^a-z-])--$name([^a-z-]|\$)" "$zsh_c" 2>/dev/null || fail "$tool: zsh completion lacks $opt"
-      grep -Eq -- "-l $name([^a-z-]|\$)" "$fish_c" 2>/dev/null || fail "$tool: fish completion lacks $opt"
+      grep -qF -- "\\fB\\-\\-${name//-/\\-}\\fR" "$man" || fail "$tool: man page lacks $opt"
+      grep -Eq -- "(^|[^a-z-])--$name([^a-z-]|\$)" "$bash_c" || fail "$tool: bash completion lacks $opt"
+      grep -Eq -- "(^|[^a-z-])--$name([^a-z-]|\$)" "$zsh_c" || fail "$tool: zsh completion lacks $opt"
+      grep -Eq -- "-l $name([^a-z-]|\$)" "$fish_c" || fail "$tool: fish completion lacks $opt"
     else
       name=${opt#-}
-      grep -qE -- "\\\\-$name([^a-z]|\$)" "$man" 2>/dev/null || fail "$tool: man page lacks $opt"
-      grep -Eq -- "(^|[^a-z-])-$name([^a-z-]|\$)" "$bash_c" 2>/dev/null || fail "$tool: bash completion lacks $opt"
-      grep -Eq -- "(^|[^a-z-])-$name([^a-z-]|\$)" "$zsh_c" 2>/dev/null || fail "$tool: zsh completion lacks $opt"
-      grep -Eq -- "-s $name([^a-z-]|\$)" "$fish_c" 2>/dev/null || fail "$tool: fish completion lacks $opt"
+      grep -qF -- "\\fB\\-$name\\fR" "$man" || fail "$tool: man page lacks $opt"
+      grep -Eq -- "(^|[^a-z-])-$name([^a-z-]|\$)" "$bash_c" || fail "$tool: bash completion lacks $opt"
+      grep -Eq -- "(^|[^a-z-])-$name([^a-z-]|\$)" "$zsh_c" || fail "$tool: zsh completion lacks $opt"
+      grep -Eq -- "-s $name([^a-z-]|\$)" "$fish_c" || fail "$tool: fish completion lacks $opt"
     fi
     pass
   done < opts.txt
-  # The other way round: nothing documented or completed that --help does not know.
-  # Man page lines that name another lm tool (examples, cross references) quote its options.
+
+  # The hand-written prose names only options the tool has (lines naming another lm tool quote
+  # that tool's options).
   others=$(cd "$LM_BIN" && ls -d lm-* | grep -vx "$tool" | paste -sd'|')
-  { sed 's/\\-/-/g' "$man" | { if [[ -n $others ]]; then grep -vE "($others)([^a-z-]|\$)"; else cat; fi; } |
-      grep -oE -- '--[a-z][a-z0-9-]*'
-    grep -ohE -- '(^|[ "'"'"'({])--[a-z][a-z0-9-]*' "$bash_c" "$zsh_c" | grep -oE -- '--[a-z][a-z0-9-]*'
-    grep '^complete' "$fish_c" | grep -oE -- ' -l [a-z][a-z0-9-]*' | sed 's/^ -l /--/'
-  } | sort -u > named.txt
+  sed 's/\\-/-/g' "$template" | { if [[ -n $others ]]; then grep -vE "($others)([^a-z-]|\$)"; else cat; fi; } |
+    grep -oE -- '--[a-z][a-z0-9-]*' | sort -u > named.txt
   while read -r opt; do
-    grep -qx -- "$opt" opts.txt || fail "$tool: $opt is documented or completed but not in --help"
+    grep -qx -- "$opt" opts.txt && pass || fail "$tool: $template names $opt, which --help lacks"
   done < named.txt
-  # The man page renders without warnings.
+
+  # The completions are valid shell code; the page renders cleanly.
+  bash -n "$bash_c" && pass || fail "$tool: bash completion does not parse"
+  if command -v zsh > /dev/null; then zsh -n "$zsh_c" && pass || fail "$tool: zsh completion does not parse"; fi
+  if command -v fish > /dev/null; then fish -n "$fish_c" && pass || fail "$tool: fish completion does not parse"; fi
   if command -v groff > /dev/null; then
     warn=$(groff -t -man -Tutf8 -ww -z "$man" 2>&1)
     [[ -z $warn ]] && pass || fail "$tool: groff warnings: $warn"

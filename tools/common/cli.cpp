@@ -1,9 +1,13 @@
 // run_main and the standard flags. Only tools/ parse argv, print results and choose exit codes.
 #include "common/cli.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
 #include <new>
 
 #include "base/error.hpp"
@@ -14,29 +18,105 @@ static std::string g_tool = "lm";
 
 const std::string& tool_name() { return g_tool; }
 
+// --help lists a switch as "--x, --no-x", without CLI11's "{false}" after the negated name.
+class Formatter : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option* opt, bool is_positional) const override {
+    if (is_positional) return opt->get_name(true, false);
+    std::string names = opt->get_name(false, true);
+    for (size_t b; (b = names.find('{')) != std::string::npos;) names.erase(b, names.find('}', b) + 1 - b);
+    return names;
+  }
+  // " N=128", " stop|shift=stop", " FILE REQUIRED", " TEXT ..." (CLI11 shows "INT:INT in [0 - 9]").
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    if (opt->get_expected_max() == 0) return "";
+    const OptionDoc* d = find_doc(opt);
+    std::string r = " ";
+    if (d && !d->choice_list().empty()) {
+      for (size_t i = 0; i < d->choice_list().size(); ++i) r += (i ? "|" : "") + d->choice_list()[i];
+    } else {
+      r += value_name(opt);
+    }
+    if (!opt->get_default_str().empty() && opt->get_default_str() != "[]") r += "=" + opt->get_default_str();
+    if (opt->get_expected_max() == CLI::detail::expected_max_vector_size) r += " ...";
+    if (opt->get_required()) r += " REQUIRED";
+    return r;
+  }
+};
+
 void init_app(CLI::App& app, const std::string& tool) {
   g_tool = tool;
   app.name(tool);
   app.set_version_flag("--version", std::string(tool) + " " LM_VERSION);
   // A repeated option takes its last value, so scripts can append overrides.
   app.option_defaults()->always_capture_default()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.get_formatter()->column_width(34);
+  auto fmt = std::make_shared<Formatter>();
+  fmt->column_width(34);
+  app.formatter(fmt);
 }
 
-void add_verbosity(CLI::App& app, Logger& log) {
-  app.add_flag_callback("-q,--quiet", [&log] { log.set_level(Logger::Level::Quiet); },
-                        "Print only errors on stderr");
-  app.add_flag_callback("-v,--verbose", [&log] { log.set_level(Logger::Level::Verbose); },
-                        "Print more detail on stderr");
+// ---- option documentation ----
+
+static std::map<const CLI::Option*, std::unique_ptr<OptionDoc>>& doc_registry() {
+  static std::map<const CLI::Option*, std::unique_ptr<OptionDoc>> registry;
+  return registry;
+}
+
+OptionDoc& doc(CLI::Option* opt) {
+  auto& slot = doc_registry()[opt];
+  if (!slot) slot = std::make_unique<OptionDoc>(opt);
+  return *slot;
+}
+
+const OptionDoc* find_doc(const CLI::Option* opt) {
+  auto it = doc_registry().find(opt);
+  return it == doc_registry().end() ? nullptr : it->second.get();
+}
+
+OptionDoc& OptionDoc::man(std::string groff) {
+  man_ = std::move(groff);
+  return *this;
+}
+
+OptionDoc& OptionDoc::group(const std::string& heading) {
+  opt_->group(heading);
+  return *this;
+}
+
+OptionDoc& OptionDoc::files(std::string ext) {
+  files_ = ext.empty() ? "*" : std::move(ext);
+  return *this;
+}
+
+OptionDoc& OptionDoc::choices(std::vector<std::string> values) {
+  choices_ = std::move(values);
+  opt_->check(CLI::IsMember(choices_));
+  return *this;
+}
+
+void add_verbosity(CLI::App& app, Logger& log, const std::string& verbose_man) {
+  doc(app.add_flag_callback("-q,--quiet", [&log] { log.set_level(Logger::Level::Quiet); },
+                            "Print only errors on stderr"))
+      .group("Other")
+      .man("Print only errors on standard error.");
+  doc(app.add_flag_callback("-v,--verbose", [&log] { log.set_level(Logger::Level::Verbose); },
+                            "Print more detail on stderr"))
+      .group("Other")
+      .man(verbose_man.empty() ? "Print more detail on standard error." : verbose_man);
 }
 
 void add_threads(CLI::App& app, int& threads) {
-  app.add_option("-t,--threads", threads, "Threads to use (0 = all cores)")->check(CLI::Range(0, 1024));
+  doc(app.add_option("-t,--threads", threads, "Threads to use (0 = all cores)")->check(CLI::Range(0, 1024)))
+      .group("Other")
+      .man("Number of threads; 0 uses every core.");
 }
 
-void add_switch(CLI::App& app, const std::string& name, bool& value, const std::string& description) {
-  app.add_flag("--" + name + ",!--no-" + name, value, description + (value ? " (default: on)" : " (default: off)"))
-      ->default_str("");
+OptionDoc& add_switch(CLI::App& app, const std::string& name, bool& value, const std::string& description) {
+  OptionDoc& d = doc(app.add_flag("--" + name + ",!--no-" + name, value,
+                                  description + (value ? " (default: on)" : " (default: off)"))
+                         ->default_str(""));
+  d.switch_default = value ? "on" : "off";
+  return d;
 }
 
 double parse_duration(const std::string& text, const char* flag) {
@@ -54,14 +134,99 @@ double parse_duration(const std::string& text, const char* flag) {
   return value * scale;
 }
 
-static int usage_error(const std::string& what) {
-  std::fprintf(stderr, "%s: %s\ntry '%s --help'\n", g_tool.c_str(), what.c_str(), g_tool.c_str());
+// The help command for a usage error: the subcommand's when one was named.
+static std::string help_hint(const CLI::App& app) {
+  std::string cmd = g_tool;
+  for (const CLI::App* s : app.get_subcommands()) cmd += " " + s->get_name();
+  return "try '" + cmd + " --help'";
+}
+
+static int usage_error(const CLI::App& app, const std::string& what) {
+  std::fprintf(stderr, "%s: %s\n%s\n", g_tool.c_str(), what.c_str(), help_hint(app).c_str());
   return kExitUsage;
+}
+
+// Levenshtein distance, for suggestions.
+static size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& known) {
+  std::string best;
+  size_t best_d = std::string::npos;
+  for (const std::string& k : known) {
+    // A known name that starts the word (--temperature for --temp) or is a short edit away.
+    const bool prefix = k.size() >= 4 && word.size() > k.size() && word.compare(0, k.size(), k) == 0;
+    const size_t d = prefix ? 1 : edit_distance(word, k);
+    if (d <= std::max<size_t>(1, k.size() / 4) && d < best_d) best = k, best_d = d;
+  }
+  return best;
+}
+
+// The long options a user could have meant at the point of the error: the tool's and those of
+// the commands named.
+static std::vector<std::string> known_options(const CLI::App& app) {
+  std::vector<const CLI::App*> apps{&app};
+  for (const CLI::App* s : app.get_subcommands()) apps.push_back(s);
+  std::vector<std::string> r;
+  for (const CLI::App* a : apps)
+    for (const CLI::Option* o : a->get_options())
+      for (const auto& l : o->get_lnames()) r.push_back("--" + l);
+  return r;
+}
+
+// CLI11's message for a parse error, made specific: an unknown option is named (with the
+// closest known one) before any other complaint, and a word where a command belongs is called
+// an unknown command.
+static std::string parse_error_message(const CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  const auto known = known_options(app);
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") break;
+    if (a.rfind("--", 0) != 0) continue;
+    a = a.substr(0, a.find('='));
+    if (std::find(known.begin(), known.end(), a) != known.end()) continue;
+    std::string msg = "unknown option '" + a + "'";
+    const std::string near = did_you_mean(a, known);
+    return near.empty() ? msg : msg + "; did you mean '" + near + "'?";
+  }
+  std::vector<std::string> commands;
+  for (const CLI::App* s : app.get_subcommands([](const CLI::App*) { return true; })) commands.push_back(s->get_name());
+  if (!commands.empty() && app.get_subcommands().empty()) {
+    std::string all;
+    for (const std::string& c : commands) all += (all.empty() ? "" : ", ") + c;
+    for (int i = 1; i < argc; ++i) {
+      if (argv[i][0] == '-') continue;
+      std::string msg = "unknown command '" + std::string(argv[i]) + "'";
+      const std::string near = did_you_mean(argv[i], commands);
+      if (!near.empty()) msg += "; did you mean '" + near + "'?";
+      return msg + " (commands: " + all + ")";
+    }
+    return "a command is required: " + all;
+  }
+  return e.what();
 }
 
 int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
   std::signal(SIGPIPE, SIG_DFL);
   try {
+    if (argc == 3 && std::strcmp(argv[1], "--lm-emit-docs") == 0) {  // for the build: docs/cli.md
+      std::string out;
+      emit_docs(app, argv[2], out);
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      return std::fflush(stdout) == 0 ? kExitOk : kExitError;
+    }
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -74,13 +239,13 @@ int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& b
       std::printf("%s\n", e.what());
       return kExitOk;
     } catch (const CLI::ParseError& e) {
-      return usage_error(e.what());
+      return usage_error(app, parse_error_message(app, e, argc, argv));
     }
     int rc = body();
     if (std::fflush(stdout) != 0 || std::ferror(stdout)) throw IoError("<stdout>", "write error", errno);
     return rc;
   } catch (const UsageError& e) {
-    return usage_error(e.what());
+    return usage_error(app, e.what());
   } catch (const Error& e) {
     std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), e.what());
   } catch (const std::bad_alloc&) {

@@ -21,33 +21,107 @@ extern "C" void on_signal(int sig) {
 }  // namespace
 
 void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f) {
-  app.add_option("--batch", o.batch, "Sequences per micro-batch")->check(CLI::Range(1, 1 << 16));
-  app.add_option("--grad-accum", o.grad_accum, "Micro-batches per optimizer step")->check(CLI::Range(1, 1 << 16));
-  app.add_option("--steps", o.steps, "Budget: optimizer steps");
-  app.add_option("--tokens", o.tokens, "Budget: training tokens");
-  app.add_option("--time", f.time_budget, "Budget: wall time, e.g. 90s, 10m, 2h")->type_name("DURATION");
-  app.add_option("--lr", o.opt.lr, "Peak learning rate")->check(CLI::Range(0.0, 10.0));
-  app.add_option("--lr-min", o.opt.lr_min, "Learning rate at the end of the cosine decay")->check(CLI::Range(0.0, 10.0));
-  app.add_option("--warmup", o.opt.warmup_steps, "Linear warmup steps");
-  app.add_option("--dropout", o.dropout,
+  lm::tools::doc(
+      app.add_option("--batch", o.batch, "Sequences per micro-batch")->check(CLI::Range(1, 1 << 16))->type_name("B"))
+      .group("Budget and optimization")
+      .man(R"(Sequences per micro-batch.)");
+  lm::tools::doc(app.add_option("--grad-accum", o.grad_accum, "Micro-batches per optimizer step")
+                     ->check(CLI::Range(1, 1 << 16))
+                     ->type_name("K"))
+      .group("Budget and optimization")
+      .man(R"(Micro-batches per optimizer step.)");
+  lm::tools::doc(app.add_option("--steps", o.steps, "Budget: optimizer steps"))
+      .group("Budget and optimization")
+      .man(R"(Stop after N optimizer steps.)");
+  lm::tools::doc(app.add_option("--tokens", o.tokens, "Budget: training tokens"))
+      .group("Budget and optimization")
+      .man(R"(Stop after N training tokens (rounded up to whole steps).)");
+  lm::tools::doc(app.add_option("--time", f.time_budget, "Budget: wall time, e.g. 90s, 10m, 2h")->type_name("DURATION"))
+      .group("Budget and optimization")
+      .man(R"(Stop after this wall time: a number of seconds, or with the suffix s, m or h (90s, 10m, 1.5h).
+With only a time budget, the length of the learning-rate schedule is estimated from steps 2 to 4,
+so such runs are not bit-for-bit reproducible.)");
+  lm::tools::doc(app.add_option("--lr", o.opt.lr, "Peak learning rate")->check(CLI::Range(0.0, 10.0)))
+      .group("Budget and optimization")
+      .man(R"(Peak learning rate.)");
+  lm::tools::doc(app.add_option("--lr-min", o.opt.lr_min, "Learning rate at the end of the cosine decay")
+                     ->check(CLI::Range(0.0, 10.0)))
+      .group("Budget and optimization")
+      .man(R"(Learning rate at the end of the cosine decay.)");
+  lm::tools::doc(app.add_option("--warmup", o.opt.warmup_steps, "Linear warmup steps"))
+      .group("Budget and optimization")
+      .man(R"(Linear warmup steps.)");
+  lm::tools::doc(app.add_option("--dropout", o.dropout,
                  "Dropout on the embeddings, each attention and MLP output and a classifier's input, while training")
-      ->check(CLI::Range(0.0, 0.95));
-  app.add_option("--weight-decay", o.opt.weight_decay, "AdamW weight decay (not on norms)")->check(CLI::Range(0.0, 10.0));
-  app.add_option("--grad-clip", o.opt.grad_clip, "Clip the global gradient norm to this (0 = off)")
-      ->check(CLI::Range(0.0, 1e6));
-  app.add_option("--valid-fraction", o.valid_fraction, "Share of --data held out when there is no --valid")
-      ->check(CLI::Range(0.0, 0.5));
-  app.add_option("--eval-every", o.eval_every, "Steps between validation runs (0 = only at the end)");
-  app.add_option("--eval-batches", o.eval_batches, "Micro-batches per validation run")->check(CLI::Range(1, 1 << 20));
-  app.add_option("--patience", o.patience, "Stop after this many validations without improvement (0 = off)")
-      ->check(CLI::Range(0, 1 << 20));
-  app.add_option("--checkpoint", f.checkpoint, "Checkpoint file (default: OUTPUT.ckpt)")->type_name("FILE");
-  app.add_option("--checkpoint-every", o.checkpoint_every, "Steps between checkpoints (0 = only when interrupted)");
-  app.add_option("--resume", f.resume, "Continue the run saved in this checkpoint")->type_name("FILE");
-  app.add_flag("--force-resume", o.force_resume,
-               "With --resume, continue even where the batch, seed, optimizer or other options differ");
-  app.add_option("--metrics", f.metrics, "Write one JSON object per step to this file (JSON Lines)")->type_name("FILE");
-  app.add_option("-s,--seed", o.seed, "Random seed (initialisation and data order)");
+      ->check(CLI::Range(0.0, 0.95))->type_name("P"))
+      .group("Budget and optimization")
+      .man(R"(Dropout rate while training: on the token embeddings and on the output of every
+attention and MLP block before it joins the residual stream, as GPT-2 does. Kept values are
+scaled by 1/(1\-P). The masks follow the data position, so a resumed run draws the same ones.)");
+  lm::tools::doc(app.add_option("--weight-decay", o.opt.weight_decay, "AdamW weight decay (not on norms)")
+                     ->check(CLI::Range(0.0, 10.0)))
+      .group("Budget and optimization")
+      .man(R"(AdamW weight decay.)");
+  lm::tools::doc(app.add_option("--grad-clip", o.opt.grad_clip, "Clip the global gradient norm to this (0 = off)")
+      ->check(CLI::Range(0.0, 1e6)))
+      .group("Budget and optimization")
+      .man(R"(Scale gradients down to this global norm (0 turns clipping off).)");
+  lm::tools::doc(
+      app.add_option("--valid-fraction", o.valid_fraction, "Share of --data held out when there is no --valid")
+          ->check(CLI::Range(0.0, 0.5))
+          ->type_name("F"))
+      .group("Data and output")
+      .man(R"(Share of the data held out, 0 to 0.5.)");
+  lm::tools::doc(app.add_option("--eval-every", o.eval_every, "Steps between validation runs (0 = only at the end)"))
+      .group("Validation and checkpoints")
+      .man(R"(Steps between validations (0 validates only at the end).)");
+  lm::tools::doc(app.add_option("--eval-batches", o.eval_batches, "Micro-batches per validation run")
+                     ->check(CLI::Range(1, 1 << 20)))
+      .group("Validation and checkpoints")
+      .man(R"(Micro-batches of consecutive held-out windows per validation.)");
+  lm::tools::doc(
+      app.add_option("--patience", o.patience, "Stop after this many validations without improvement (0 = off)")
+          ->check(CLI::Range(0, 1 << 20)))
+      .group("Validation and checkpoints")
+      .man(R"(Stop when N validations in a row do not improve the best validation loss (0: never).)");
+  lm::tools::doc(
+      app.add_option("--checkpoint", f.checkpoint, "Checkpoint file (default: OUTPUT.ckpt)")->type_name("FILE"))
+      .group("Validation and checkpoints")
+      .man(R"(Checkpoint file (default: the output file with
+.B .ckpt
+appended). A checkpoint is a GGUF model file plus the AdamW moments and the run's state under
+.B lm.train.*
+keys; it is replaced atomically, so an interrupted save leaves the previous one intact.)");
+  lm::tools::doc(
+      app.add_option("--checkpoint-every", o.checkpoint_every, "Steps between checkpoints (0 = only when interrupted)"))
+      .group("Validation and checkpoints")
+      .man(R"(Steps between checkpoints (0: only when interrupted).)");
+  lm::tools::doc(app.add_option("--resume", f.resume, "Continue the run saved in this checkpoint")->type_name("FILE"))
+      .group("Validation and checkpoints")
+      .man(R"(Continue the run saved in a checkpoint. With the same options and thread count, the resumed
+steps are bit for bit those of an uninterrupted run. A checkpoint of another model shape,
+batch size or seed is refused, and so is a damaged one: every tensor has a checksum, and a
+NaN or infinity in it is an error. A run never saves non-finite weights. A checkpoint
+written with another batch, gradient accumulation, seed, learning rate schedule, weight decay,
+clipping or dropout is refused with the differences listed, unless
+.BR \-\-force\-resume .)");
+  lm::tools::doc(app.add_flag("--force-resume", o.force_resume,
+               "With --resume, continue even where the batch, seed, optimizer or other options differ"))
+      .group("Validation and checkpoints")
+      .man(R"(With
+.BR \-\-resume ,
+continue even where those options differ (the run is then not an exact continuation; the
+differences are printed as a warning). The model shape must still match.)");
+  lm::tools::doc(app.add_option("--metrics", f.metrics, "Write one JSON object per step to this file (JSON Lines)")
+                     ->type_name("FILE"))
+      .group("Data and output")
+      .man(R"(Write one JSON object per step (JSON Lines) with the keys step, loss, lr, grad_norm, tokens,
+tokens_per_s, elapsed_s, skipped and, on validation steps, valid_loss. The file is written as
+training goes, so it can be followed with
+.BR "tail \-f" .)");
+  lm::tools::doc(app.add_option("-s,--seed", o.seed, "Random seed (initialisation and data order)"))
+      .group("Other")
+      .man(R"(Seed for the initial weights and the order of the training windows.)");
 }
 
 void finish_trainer_flags(train::TrainOptions& o, const TrainerFlags& f, bool dry) {
