@@ -33,5 +33,5 @@ if [[ -n ${LLAMA_PERPLEXITY:-} ]]; then
   echo "llama-perplexity:   $ll tokens/s (runs: ${llama_rates[*]}), PPL $lppl"
   awk -v a="$lm" -v b="$ll" 'BEGIN { printf "ratio %.2fx\n", a / b }'
 else
-  awk -v a="$lm" 'BEGIN { printf "ratio %.2fx against PERFORMANCE.md (5323 tokens/s)\n", a / 5323 }'
+  awk -v a="$lm" 'BEGIN { printf "ratio %.2fx against llama-perplexity at 5323 tokens/s (docs/performance.md)\n", a / 5323 }'
 fi
