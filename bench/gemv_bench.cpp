@@ -1,6 +1,6 @@
 // Decoding's matrix-vector product y = W x at the medium preset's shapes, as GB/s of W read:
 // our few-row kernel (its AVX2 path and the portable one) against OpenBLAS sgemv-shaped sgemm, at 1 and 2
-// threads. The bar is PERFORMANCE.md's STREAM read: 35 GB/s on 1 thread, 68 on 2.
+// threads. The bar is the STREAM read of docs/performance.md: 35 GB/s on 1 thread, 68 on 2.
 // Usage: gemv_bench [reps]
 #include <algorithm>
 #include <chrono>

@@ -1,12 +1,12 @@
-// Inference speed of lm's Session on random-weight models of the PERFORMANCE.md presets, in
+// Inference speed of lm's Session on random-weight models of the presets, in
 // llama-bench's terms: pp512 (a 512-token prompt in one batch) and tg128 (128 tokens decoded one
 // at a time from an empty cache, as llama-bench runs it), and tg128 after the 512-token prompt, tokens/s as median [min-max] over `reps` runs, with llama.cpp's F32
-// figures from PERFORMANCE.md section 3 (same machine, llama-bench -t 2 -p 512 -n 128 -r 5)
+// figures from docs/performance.md, reference figures (same machine, llama-bench -t 2 -p 512 -n 128 -r 5)
 // printed beside them as the ratio. Weight GB/s = weight bytes x tg tokens/s.
 // With a type (q8_0, q4_0, q4_k, q6_k) the matrices are quantized in memory the way
 // lm-quantize types them for a tied model (q4_0 and the K-quants put the head in q6_K, q8_0
 // keeps it q8_0), and the ratio is against llama.cpp's figure for that type where
-// PERFORMANCE.md has one.
+// docs/performance.md has one.
 // Usage: generate_bench [tiny|small|medium] [reps] [threads] [f32|q8_0|q4_0|q4_k|q6_k]
 #include <algorithm>
 #include <chrono>
@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   const std::string type = argc > 4 ? argv[4] : "f32";
   model::ModelConfig cfg = model::preset(name);
   cfg.n_ctx = std::max(cfg.n_ctx, 640);  // llama-bench's context is p + n, beyond tiny's 256
-  // llama.cpp, 2 threads: pp512 and tg128 medians (PERFORMANCE.md section 3; 0 = not measured).
+  // llama.cpp, 2 threads: pp512 and tg128 medians (docs/performance.md, reference figures; 0 = not measured).
   struct Ref {
     const char *model, *type;
     double pp, tg;
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   std::sort(tg.begin(), tg.end());
   std::sort(tg_after.begin(), tg_after.end());
   const double mpp = pp[pp.size() / 2], mtg = tg[tg.size() / 2];
-  // " llama.cpp X  ratio Yx", or nothing where PERFORMANCE.md has no figure for this model and type
+  // " llama.cpp X  ratio Yx", or nothing where docs/performance.md has no figure for this model and type
   auto vs = [](double ours, double ref) {
     static char buf[64];
     buf[0] = 0;

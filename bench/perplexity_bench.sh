@@ -2,7 +2,7 @@
 # lm-eval perplexity speed at context 512, in tokens evaluated per second (chunks x 512 / wall
 # time, llama-perplexity's measure), median of RUNS. With LLAMA_PERPLEXITY set to a
 # llama-perplexity binary, runs it on the same file and model in the same run and prints the
-# ratio and both perplexities; otherwise compares with PERFORMANCE.md's figure for the small
+# ratio and both perplexities; otherwise compares with docs/performance.md's figure for the small
 # preset (5323 tokens/s, llama-perplexity -c 512 -b 512 -t 2 on the last 100 KiB of Brown).
 # Usage: bench/perplexity_bench.sh MODEL.gguf TEXT [RUNS] [BUILD_DIR]
 set -euo pipefail
@@ -33,5 +33,5 @@ if [[ -n ${LLAMA_PERPLEXITY:-} ]]; then
   echo "llama-perplexity:   $ll tokens/s (runs: ${llama_rates[*]}), PPL $lppl"
   awk -v a="$lm" -v b="$ll" 'BEGIN { printf "ratio %.2fx\n", a / b }'
 else
-  awk -v a="$lm" 'BEGIN { printf "ratio %.2fx against PERFORMANCE.md (5323 tokens/s)\n", a / 5323 }'
+  awk -v a="$lm" 'BEGIN { printf "ratio %.2fx against llama-perplexity at 5323 tokens/s (docs/performance.md)\n", a / 5323 }'
 fi

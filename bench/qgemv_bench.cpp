@@ -1,7 +1,7 @@
 // Decoding's quantized matrix-vector product at the medium preset's shapes (one layer's seven
 // matrices x 12 and the 32000 x 768 head), as GB/s of packed weights read per token, for q8_0
 // and q4_0 through qmatmul_forward (VNNI and AVX2 paths), at 1 and 2 threads. The bar is
-// PERFORMANCE.md's STREAM read: 35 GB/s on 1 thread, 68 on 2.
+// the STREAM read of docs/performance.md (the machine): 35 GB/s on 1 thread, 68 on 2.
 // Usage: qgemv_bench [reps]
 #include <algorithm>
 #include <chrono>

@@ -1,5 +1,5 @@
 // sgemm throughput through lm::kernels::sgemm (OpenBLAS as lm loads it) at 1 and 2 threads:
-// square 1024 and the transformer shapes of PERFORMANCE.md (x:[4096,384], W:[1152,384]).
+// square 1024 and the small preset's shapes (x:[4096,384], W:[1152,384]; docs/performance.md).
 // Prints the OpenBLAS kernel family, then GFLOP/s as median [min-max] of 5 timed repetitions.
 #include <algorithm>
 #include <chrono>

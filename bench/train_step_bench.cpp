@@ -1,5 +1,5 @@
 // Training-step throughput of lm's model code: forward + backward + AdamW on random tokens,
-// at the PERFORMANCE.md configs (default small: B 8 x T 512). Prints tokens/s as median
+// at the presets' shapes (default small: B 8 x T 512). Prints tokens/s as median
 // [min-max] over the timed steps, model GFLOP/s by the PaLM convention (6N + 12 L C T per token)
 // and MFU against 385 GFLOP/s. Usage: train_step_bench [tiny|small|medium] [steps] [threads]
 #include <algorithm>

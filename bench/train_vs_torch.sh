@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training tokens/s and peak memory of lm (bench/train_step_bench) and of a PyTorch peer
 # (bench/torch_peer.py, the same model) side by side, at the same thread count, with PyTorch
-# tuned as in PERFORMANCE.md (OpenMP OpenBLAS with SkylakeX kernels, glibc keeping big
+# tuned as docs/performance.md describes (OpenMP OpenBLAS with SkylakeX kernels, glibc keeping big
 # buffers). Usage: bench/train_vs_torch.sh [BUILD_DIR] [PRESET] [STEPS] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-// lm::Error and its family: the only way the library reports failure (STYLE.md section 6).
+// lm::Error and its family: the only way the library reports failure (docs/reliability.md, errors).
 // Messages read "<file>: <what failed>, <value found>, expected <what>; <how to fix>";
 // tools prefix them with "lm-<tool>: " and never add anything else.
 #pragma once

@@ -124,7 +124,7 @@ class OutputFile {
 
 // Removes the temp files an OutputFile for `path` leaves when its process dies before commit
 // (".NAME.XXXXXX.tmp" beside the target) that have not been written to for min_age_s
-// seconds, so a crash does not leave them for good (RELIABILITY.md E7). Returns how many it
+// seconds, so a crash does not leave them for good (docs/reliability.md E7). Returns how many it
 // removed. Never throws.
 size_t remove_stale_temps(const std::string& path, double min_age_s = 60);
 

@@ -70,8 +70,9 @@ size_t scalar_size(uint32_t t) {
 bool add_ok(uint64_t a, uint64_t b, uint64_t* out) { return !__builtin_add_overflow(a, b, out); }
 
 // In-memory entries are bigger than their smallest encoding (an empty string is 8 bytes in the
-// file and 32 in a std::string), so counts are also held to RELIABILITY.md's peak-RSS budget:
-// the remaining file bytes + 64 MiB. Real files stay far below (a 256K vocabulary needs 8 MiB).
+// file and 32 in a std::string), so counts are also held to a peak-RSS budget: the remaining
+// file bytes + 64 MiB (docs/reliability.md, GGUF reader bounds). Real files stay far below (a
+// 256K vocabulary needs 8 MiB).
 constexpr uint64_t kMemorySlack = uint64_t{64} << 20;
 bool memory_ok(uint64_t count, uint64_t per_item, uint64_t left) {
   uint64_t need, budget;

@@ -13,8 +13,9 @@
 // Keys are 1+ bytes of printable ASCII (0x20..0x7e), unique; tensor names 1..63 bytes, unique;
 // n_dims 1..4; ne >= 0; ne[0] a multiple of the type's block; offset == the previous tensor's
 // offset + bytes, padded to the alignment (first is 0); alignment is a u32 power of two <= 2^20.
-// Bounds enforced by the reader (RELIABILITY.md 1.4): strings <= 1 GiB, arrays <= 2^30
-// elements, counts never exceed what the remaining bytes can hold, all sizes checked for overflow.
+// Bounds enforced by the reader (docs/reliability.md, GGUF reader bounds): strings <= 1 GiB,
+// arrays <= 2^30 elements, counts never exceed what the remaining bytes can hold, all sizes
+// checked for overflow.
 // Versions 2 and 3 share this layout; bytes after the last tensor are accepted with a warning.
 #pragma once
 

@@ -1,10 +1,10 @@
 // OpenBLAS, loaded at run time so that its kernel family can be chosen before it initialises.
 //
 // Why dlopen: Debian's OpenBLAS 0.3.21 does not know Zen 5 and picks its Haswell (AVX2) sgemm,
-// half the speed of the SkylakeX (AVX-512) one on this CPU (PERFORMANCE.md, surprise 1). The
+// half the speed of the SkylakeX (AVX-512) one on this CPU (docs/performance.md, the machine). The
 // choice is read from OPENBLAS_CORETYPE when the library initialises, so a linked library would
 // be too early. We set the variable, unless the user did, when the CPU has AVX-512, then load
-// the OpenMP build so that OpenBLAS and our loops share one thread pool (surprise 3).
+// the OpenMP build so that OpenBLAS and our loops share one thread pool (the same section).
 // OPENBLAS_CORETYPE=Haswell (or Zen) is what this OpenBLAS would choose by itself on such a CPU,
 // and some environments set it so; on an AVX-512 CPU we replace those two values too.
 // LM_OPENBLAS_CORETYPE, if set, is passed on as it is and always wins.

@@ -3,7 +3,8 @@
 // (no -march=native) still runs AVX-512 code on CPUs that have it. Loops that evaluate e^x have
 // an explicit AVX-512 twin (simd.hpp), chosen at run time: scalar std::exp would dominate them.
 // Sums over rows (dw, dE, squared norms) add in a fixed order that does not depend on the
-// thread count or on timing, so a resumed run reproduces the same bits (DESIGN.md decision 2).
+// thread count or on timing, so a resumed run reproduces the same bits (docs/architecture.md,
+// decisions: checkpoints).
 #include "kernels/kernels.hpp"
 
 #include <algorithm>

@@ -32,7 +32,8 @@ inline void enable_avx512(bool on) { detail::avx512_enabled() = on && detail::cp
 
 // e^x for 16 floats, within 2 ulp of the correctly rounded value for normal results; e^x is 0
 // below -104, +inf above 88.73, and NaN stays NaN. glibc's vector expf is only declared under
-// -ffast-math (which STYLE.md forbids), so scalar std::exp would be called once per element.
+// -ffast-math, which lm never uses (docs/architecture.md, decisions), so scalar std::exp would
+// be called once per element.
 // Method: x = n ln2 + r with n = round(x log2 e) and ln2 split in two (the high part has 9
 // significant bits, so n * hi is exact for |n| <= 150); e^r on |r| <= ln2/2 by its Taylor
 // series to degree 7 (truncation 5e-9 relative); scalef multiplies by 2^n without overflowing

@@ -1,4 +1,4 @@
-// The Llama-style decoder (DESIGN.md decision 1): configuration and presets, one flat parameter
+// The Llama-style decoder (docs/architecture.md): configuration and presets, one flat parameter
 // buffer with a view per tensor, and an explicit forward/backward pass over buffers allocated
 // once (llm.c style). Loading and saving GGUF files is left to the callers of these views.
 #pragma once
@@ -39,7 +39,7 @@ struct ModelConfig {
 // Pooling of the final hidden states for a classifier, numbered as llama.cpp's pooling_type.
 inline constexpr int kPoolMean = 1, kPoolLast = 3;
 
-// Presets of the issue tracker / PERFORMANCE.md: "tiny", "small", "medium". Throws UsageError.
+// Presets "tiny", "small", "medium" (docs/architecture.md, decisions). Throws UsageError.
 ModelConfig preset(const std::string& name);
 
 // A view into the flat parameter (or gradient) buffer. Weights are row-major [out][in], which
@@ -84,7 +84,7 @@ struct Params {
   bool has_grad(size_t view) const { return grad_offset[view] != kNoGrad; }
   // Index of the view named `name`, or views.size().
   size_t find(const std::string& name) const;
-  // N(0, 0.02) weights, unit norm gains and zero biases (the anchors' initialisation).
+  // N(0, 0.02) weights, unit norm gains and zero biases (the PyTorch peer's, bench/torch_peer.py).
   void init(Rng& rng);
 
  private:

@@ -1,6 +1,6 @@
 // Model files: GGUF with architecture "llama", the keys and tensor names llama.cpp reads, and
-// the tokenizer inside (DESIGN.md decision 1). Checks a file's hyper-parameters and tensors
-// against what the architecture needs (RELIABILITY.md A27, A28) before any weight is used.
+// the tokenizer inside (docs/formats.md, model files). Checks a file's hyper-parameters and tensors
+// against what the architecture needs (docs/reliability.md A27, A28) before any weight is used.
 #pragma once
 
 #include <optional>

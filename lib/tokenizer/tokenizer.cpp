@@ -141,7 +141,7 @@ struct ProtoSummary {
 };
 
 // The charsmap is "u32 trie size (LE), Darts trie units (u32 each), NUL-terminated strings".
-// SentencePiece trusts these sizes, so a bad prefix reads out of bounds (RELIABILITY.md C6).
+// SentencePiece trusts these sizes, so a bad prefix reads out of bounds (docs/reliability.md C6).
 void check_charsmap(std::string_view m, const std::string& source) {
   if (m.empty()) return;
   auto bad = [&](const std::string& why) {

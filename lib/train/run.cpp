@@ -31,7 +31,7 @@ constexpr const char* kDecay = "lm.train.weight_decay";
 constexpr const char* kClip = "lm.train.grad_clip";
 constexpr const char* kDropout = "lm.train.dropout";
 // A checkpoint's tensors' checksums, fnv1a64_words of each tensor's bytes, 8 little-endian bytes
-// each, in tensor order (RELIABILITY.md E2).
+// each, in tensor order (docs/reliability.md E2).
 constexpr const char* kChecksums = "lm.train.tensor_checksums";
 
 void add_checksums(format::GgufWriter& w) {
@@ -43,7 +43,7 @@ void add_checksums(format::GgufWriter& w) {
   w.set_array_u8(kChecksums, bytes);
 }
 
-// A run never writes a non-finite weight (RELIABILITY.md E6): Error naming the tensor.
+// A run never writes a non-finite weight (docs/reliability.md E6): Error naming the tensor.
 void check_finite_weights(const AdamW& opt, uint64_t step) {
   for (const Trainable& t : opt.tensors())
     for (size_t k = 0; k < t.size(); ++k)
@@ -78,7 +78,7 @@ void verify_checkpoint(const format::GgufFile& g) {
   }
 }
 
-// The model shape is part of a pretraining run (RELIABILITY E3).
+// The model shape is part of a pretraining run (docs/reliability.md E4).
 void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg) {
   const model::ModelConfig c = model::read_config(g);
   std::string diff;

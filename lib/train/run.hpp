@@ -39,7 +39,7 @@ struct TrainOptions {
 };
 
 // Appends "NAME X in the checkpoint but Y now" to a comma-separated list when the values
-// differ; a resumed run lists these (RELIABILITY.md E3).
+// differ; a resumed run lists these (docs/reliability.md E3).
 void diff_option(std::string& diff, const char* name, uint64_t checkpoint, uint64_t now);
 void diff_option(std::string& diff, const char* name, int64_t checkpoint, int64_t now);
 void diff_option(std::string& diff, const char* name, float checkpoint, float now);

@@ -1,6 +1,7 @@
 // Training building blocks: learning-rate schedule, gradient clipping with a non-finite check,
 // AdamW over the flat parameter buffer, a seeded batch sampler over a token stream, and
-// checkpoints (GGUF files, DESIGN.md decision 2) that resume bit for bit at a fixed thread count.
+// checkpoints (GGUF files, docs/formats.md, checkpoints) that resume bit for bit at a fixed
+// thread count.
 #pragma once
 
 #include <cstdint>
@@ -72,7 +73,7 @@ class AdamW {
 class BatchSampler {
  public:
   // tokens: the stream (not owned; must outlive the sampler). Throws FormatError if the stream
-  // is shorter than T+1 tokens (RELIABILITY.md D5), naming `source`.
+  // is shorter than T+1 tokens (docs/reliability.md D5), naming `source`.
   BatchSampler(const std::vector<int>& tokens, int T, uint64_t seed, const std::string& source);
   // Fills inputs and targets (B, T) with B windows.
   void next(int B, int* inputs, int* targets);

@@ -1,5 +1,5 @@
 // Tests for lib/format/gguf: round trips through the writer, and the bad-file catalogue of
-// RELIABILITY.md section A, one named test per entry.
+// docs/reliability.md (bad-input catalogue, A), one named test per entry.
 #include <doctest/doctest.h>
 
 #include <cmath>

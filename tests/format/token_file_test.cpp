@@ -1,5 +1,5 @@
 // Tests for lib/format/token_file: round trips through files and pipes, and one named test
-// per bad file (RELIABILITY.md section D).
+// per bad file (docs/reliability.md, bad-input catalogue, D).
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <unistd.h>

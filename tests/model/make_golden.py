@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Regenerates tests/data/golden_tiny.bin: logits, loss and gradients of a tiny Llama-style model
 computed by PyTorch, for tests/model/model_test.cpp. Run: /usr/bin/python3 tests/model/make_golden.py
-(Debian's python3-torch). The model follows DESIGN.md decision 1: RMSNorm, adjacent-pair RoPE
+(Debian's python3-torch). The model is lm's (docs/architecture.md): RMSNorm, adjacent-pair RoPE
 (llama.cpp rope type NORM), grouped-query attention (head h reads kv head h // (H/Hkv)),
 SwiGLU, tied embeddings. Weights are N(0, 0.3) from torch.manual_seed(1234) (large enough that
 every term matters), norm gains 1 + N(0, 0.1).

@@ -1,5 +1,5 @@
 // Tests for lib/model/model_io: llama-arch GGUF round trips, F16/BF16 loading, and the
-// architecture checks of RELIABILITY.md A27 (missing keys and tensors) and A28 (inconsistent
+// architecture checks of docs/reliability.md A27 (missing keys and tensors) and A28 (inconsistent
 // hyper-parameters), each naming the key or tensor.
 #include <doctest/doctest.h>
 

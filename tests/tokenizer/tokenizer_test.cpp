@@ -1,5 +1,5 @@
 // Tests for lib/tokenizer: SentencePiece-identical encoding, whole-text encoding, rebuild from
-// vocabulary arrays, training options, and the bad-model catalogue (RELIABILITY.md section C).
+// vocabulary arrays, training options, and the bad-model catalogue (docs/reliability.md, C).
 #include <doctest/doctest.h>
 #include <sentencepiece_processor.h>
 

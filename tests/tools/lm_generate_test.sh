@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lm-generate end to end on a tiny trained model: determinism, --each-line independence of
 # lines, stop strings, JSON events, context policies, other tensor types and vocabulary-only
-# tokenizers, and one-line errors with their exit codes (RELIABILITY.md F5-F7).
+# tokenizers, and one-line errors with their exit codes (docs/reliability.md F5-F7).
 source "$(dirname "$0")/lib.sh"
 W=$LM_TEST_BIN/lm_test_write_gguf
 
@@ -78,7 +78,7 @@ done
 expect_exit 0 "vocabulary-only tokenizer" -- lm-generate -m m-vocab.gguf -p "The jury" -n 24 --greedy -t 2
 same_files "$T/out" greedy.txt "a rebuilt tokenizer generates the same text"
 
-# ---- errors (RELIABILITY.md F5-F7, A) ----
+# ---- errors (docs/reliability.md F5-F7, A) ----
 for bad in "--temp nan" "--top-p 2" "-n -5" "--seed abc" "--frobnicate" "--top-logprobs 2" "--samplers top-k,nucleus"; do
   expect_exit 2 "$bad" -- "${gen[@]}" -p x $bad
   expect_err "." "$bad: one line"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lm-tokenize end to end: training, SentencePiece-identical encode/decode, token-file round
-# trips, stdin/stdout, exit codes and one-line errors for bad inputs (RELIABILITY.md C, F).
+# trips, stdin/stdout, exit codes and one-line errors for bad inputs (docs/reliability.md C, F).
 source "$(dirname "$0")/lib.sh"
 : "${LM_TEST_BIN:?set LM_TEST_BIN to the directory holding lm_test_write_gguf}"
 

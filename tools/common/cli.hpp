@@ -11,7 +11,8 @@
 
 namespace lm::tools {
 
-// Exit codes (RELIABILITY.md): 0 ok, 1 runtime/data error, 2 usage error, 130/143 interrupted.
+// Exit codes (docs/reliability.md, exit status): 0 ok, 1 runtime/data error, 2 usage error,
+// 130/143 interrupted.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitUsage = 2;
