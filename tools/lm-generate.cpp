@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "JSON Lines: one object per token and one per completion");
   app.add_option("--top-logprobs", o.top_logprobs, "With --json, the N most likely alternatives per token")
       ->check(CLI::Range(0, 100));
-  app.add_option("-s,--seed", seed, "Random seed (default: random; --json and -v report it)");
+  app.add_option("-s,--seed", seed, "Random seed (default: random; --json reports each line's, which given here reproduces that line)");
   lm::tools::add_threads(app, threads);
   lm::tools::add_verbosity(app, log);
 
@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
         else out.write("\n");
         return;
       }
-      const uint64_t s = lm::derive_seed(base_seed, uint64_t(line));
+      const uint64_t s = lm::sample::line_seed(base_seed, uint64_t(line));
       sampler.reseed(s);
       if (echo && !json) out.write(text);
       using clock = std::chrono::steady_clock;
