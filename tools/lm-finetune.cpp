@@ -71,6 +71,13 @@ int main(int argc, char** argv) {
     if (!dry && output.empty()) throw lm::UsageError("-o/--output is required");
     if (!f.lora && (merge || f.train_norms || f.train_embeddings || f.train_head))
       throw lm::UsageError("--merge, --train-norms, --train-embeddings and --train-head go with --lora");
+    // Without --lora every weight is trained: an adapter's shape given alone is a mistake, not a
+    // request for a full fine-tune.
+    if (!f.lora)
+      for (const char* name : {"--lora-rank", "--lora-alpha", "--lora-targets", "--lora-dropout"})
+        if (app.count(name))
+          throw lm::UsageError(std::string(name) + " sets up LoRA adapters and goes with --lora (without it every "
+                               "weight is trained)");
     f.task = task == "text" ? lm::train::Task::Text
              : task == "prompt-completion" ? lm::train::Task::PromptCompletion
                                            : lm::train::Task::Classify;

@@ -177,6 +177,12 @@ expect_err "nope.gguf" "missing model names the file"
 expect_exit 2 "bad LoRA target" -- "${ft[@]}" --data corpus.txt --lora --lora-targets q,x --steps 1 -o x.gguf
 expect_err "LoRA target 'x'" "bad target"
 expect_exit 2 "--merge without --lora" -- "${ft[@]}" --data corpus.txt --merge --steps 1 -o x.gguf
+for opt in "--lora-rank 4" "--lora-alpha 8" "--lora-targets all" "--lora-dropout 0.1"; do
+  expect_exit 2 "$opt without --lora" -- "${ft[@]}" --data corpus.txt $opt --steps 1 -o x.gguf
+  expect_err "^lm-finetune: ${opt% *} sets up LoRA adapters and goes with --lora \(without it every weight is trained\)\$" \
+    "$opt without --lora names it"
+  [[ ! -e x.gguf ]] && pass || fail "$opt without --lora wrote a model"
+done
 expect_exit 2 "output is the model" -- "${ft[@]}" --data corpus.txt --steps 1 -o base.gguf
 head -c 40 corpus.txt > short.txt
 expect_exit 1 "held-out text shorter than the context" -- "${ft[@]}" --data corpus.txt --valid short.txt --steps 1 -o x.gguf
