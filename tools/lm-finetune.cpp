@@ -185,7 +185,10 @@ int main(int argc, char** argv) {
     w.write(*out);
     out->commit();
 
-    const double vl = r.last_valid_loss ? double(*r.last_valid_loss) : NAN;
+    // valid_loss is the written weights': with --patience, those of the best validation.
+    const double vl = lm::tools::written_valid_loss(r, log);
+    const bool best = o.patience > 0 && r.best_valid_loss;
+    const std::string best_json = best ? "\"best_step\":" + std::to_string(r.best_step) + "," : "";
     auto num = [](double x) { return std::isnan(x) ? std::string("null") : std::to_string(x); };
     const char* written = writes_adapter ? "adapter" : classify ? "classifier" : "model";
     if (json) {
@@ -193,12 +196,13 @@ int main(int argc, char** argv) {
                   double(r.last_loss), num(vl).c_str());
       if (classify) std::printf("\"valid_accuracy\":%s,", num(accuracy.value_or(NAN)).c_str());
       else std::printf("\"valid_perplexity\":%s,", num(std::exp(vl)).c_str());
-      std::printf("\"trainable_parameters\":%zu,\"memory_mib\":%.0f,\"early_stop\":%s,\"output\":\"%s\"}\n", trainable,
-                  mib, r.end == lm::train::RunEnd::EarlyStop ? "true" : "false", written);
+      std::printf("\"trainable_parameters\":%zu,\"memory_mib\":%.0f,%s\"early_stop\":%s,\"output\":\"%s\"}\n", trainable,
+                  mib, best_json.c_str(), r.end == lm::train::RunEnd::EarlyStop ? "true" : "false", written);
     } else {
       std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\n", (unsigned long long)r.steps, double(r.last_loss), vl);
       if (classify) std::printf("valid_accuracy\t%.4f\n", accuracy.value_or(NAN));
       else std::printf("valid_perplexity\t%.2f\n", std::exp(vl));
+      if (best) std::printf("best_step\t%llu\n", (unsigned long long)r.best_step);
       std::printf("trainable_parameters\t%zu\nmemory_mib\t%.0f\noutput\t%s\n", trainable, mib, written);
     }
     return 0;

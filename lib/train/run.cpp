@@ -325,6 +325,23 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     w.save(in.checkpoint_path);
     if (in.on_checkpoint) in.on_checkpoint(in.checkpoint_path);
   };
+  // Early stopping keeps the weights of the best validation (Hugging Face's
+  // load_best_model_at_end): a copy of what is trained, taken at each new best and put back at
+  // the end, so the model written is the best one seen, not the one `patience` evaluations on.
+  std::vector<float> best;
+  auto copy_weights = [&](bool to_best) {
+    size_t at = 0;
+    for (const Trainable& t : opt.tensors()) {
+      if (to_best) std::copy_n(t.w, t.size(), best.data() + at);
+      else std::copy_n(best.data() + at, t.size(), t.w);
+      at += t.size();
+    }
+  };
+  if (o.patience > 0) {
+    size_t n = 0;
+    for (const Trainable& t : opt.tensors()) n += t.size();
+    best.resize(n);
+  }
   const uint64_t first_step = st.step;
   double after_first = 0;
   while (total == 0 || st.step < total) {
@@ -385,7 +402,9 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
         res.last_valid_loss = info.valid_loss;
         if (!res.best_valid_loss || *info.valid_loss < *res.best_valid_loss) {
           res.best_valid_loss = info.valid_loss;
+          res.best_step = st.step;
           evals_without_gain = 0;
+          if (o.patience > 0) copy_weights(true);
         } else {
           ++evals_without_gain;
         }
@@ -405,6 +424,10 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   }
   res.steps = st.step;
   check_finite_weights(opt, st.step);
+  if (o.patience > 0 && res.end != RunEnd::Interrupted && res.best_valid_loss && res.best_step != st.step) {
+    copy_weights(false);
+    res.kept_best = true;
+  }
   return res;
 }
 

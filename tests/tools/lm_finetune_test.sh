@@ -46,6 +46,26 @@ expect_exit 2 "--lora with a bad scale" -- lm-eval perplexity -m base.gguf --lor
 expect_exit 2 "--train-norms without --merge" -- "${ft[@]}" "${lora[@]}" --train-norms -o x.gguf
 expect_err "need --merge" "--train-norms without --merge"
 
+# ---- --patience writes the best weights: their validation loss is the best reported ----
+tail -n 300 corpus.txt > valid.txt
+expect_exit 0 "early stopping keeps the best weights" -- lm-finetune -m base.gguf -t 2 --data corpus.txt --valid valid.txt \
+  --steps 300 --lr 1e-2 --eval-every 1 --eval-batches 2 --patience 1 --json --metrics best.jsonl -o best.gguf
+cp "$T/out" best.json
+best_step=$(field best_step best.json)
+(( ${best_step:-999} < $(field steps best.json) )) && [[ $(field early_stop best.json) == true ]] && pass ||
+  fail "--patience: expected an early stop after the best step: $(cat best.json)"
+grep -q "writing the weights of step $best_step, the best validation loss" "$T/err" && pass ||
+  fail "--patience: stderr does not say which weights are written: $(cat "$T/err")"
+expect_exit 0 "validation loss of the written model" -- "${ft[@]/base.gguf/best.gguf}" --data corpus.txt --valid valid.txt \
+  --eval-batches 2 --lr 0 --lr-min 0 --warmup 0 --steps 1 --json -o best-again.gguf
+written=$(field valid_loss "$T/out")
+[[ $written == "$(field valid_loss best.json)" ]] && pass ||
+  fail "the written model's validation loss $written is not the best reported, $(field valid_loss best.json)"
+grep -o '"step":[0-9]*,.*"valid_loss":[0-9.e+-]*' best.jsonl | sed 's/"step":\([0-9]*\),.*"valid_loss":/\1 /' > valid.tsv
+awk -v w="$written" -v b="$best_step" 'NR == 1 || $2 < min { min = $2; at = $1 } { last = $2 }
+  END { exit !((min - w) ^ 2 < 1e-12 && at == b && last > w + 1e-6) }' valid.tsv && pass ||
+  fail "the written model's validation loss $written is not the lowest of the run, at step $best_step, below the last: $(tail -3 valid.tsv)"
+
 # ---- prompt/completion ----
 awk 'NR <= 800 { n = split($0, w, " "); p = w[1]; for (i = 2; i <= n / 2; i++) p = p " " w[i]; c = "";
   for (i = int(n / 2) + 1; i <= n; i++) c = c " " w[i]; printf "{\"prompt\": \"%s\", \"completion\": \"%s\", \"id\": %d}\n", p, c, NR }' corpus.txt > pc.jsonl

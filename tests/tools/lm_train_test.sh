@@ -37,6 +37,30 @@ grep -q "^parameters	" "$T/out" && grep -q "^estimated_time	" "$T/out" && pass |
 expect_exit 0 "early stopping" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --steps 400 \
   --lr 0 --lr-min 0 --eval-every 1 --patience 2 --json -o es.gguf -q
 grep -q '"early_stop":true' "$T/out" && pass || fail "early stop: $(cat "$T/out")"
+# --patience writes the weights of the best validation, not those of the last step: the written
+# model's validation loss (measured by lm-finetune at --lr 0, which leaves the weights as they
+# are) equals the best one the run reports, from a step before the last.
+tail -n 400 corpus.txt > valid.txt
+field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
+expect_exit 0 "early stopping keeps the best weights" -- lm-train --tokenizer tok.model --data corpus.tok \
+  --valid valid.txt "${shape[@]}" --steps 400 --lr 2e-2 --eval-every 1 --patience 2 --json --metrics best.jsonl -o best.gguf
+cp "$T/out" best.json
+best_step=$(field best_step best.json)
+steps=$(field steps best.json)
+[[ $(field early_stop best.json) == true && -n $best_step ]] && (( best_step < steps )) && pass ||
+  fail "--patience: expected an early stop after the best step: $(cat best.json)"
+grep -q "^lm-train: stopped early at step $steps; writing the weights of step $best_step, the best validation loss" "$T/err" &&
+  pass || fail "--patience: stderr does not say which weights are written: $(cat "$T/err")"
+expect_exit 0 "validation loss of the written model" -- lm-finetune -m best.gguf --data corpus.txt --valid valid.txt \
+  --batch 4 --lr 0 --lr-min 0 --warmup 0 --steps 1 -t 2 --json -o best-again.gguf -q
+written=$(field valid_loss "$T/out")
+[[ $written == "$(field valid_loss best.json)" ]] && pass ||
+  fail "the written model's validation loss $written is not the best reported, $(field valid_loss best.json)"
+# ... which is the lowest of the run's validations (--metrics), at best_step, below the last one.
+grep -o '"step":[0-9]*,.*"valid_loss":[0-9.e+-]*' best.jsonl | sed 's/"step":\([0-9]*\),.*"valid_loss":/\1 /' > valid.tsv
+awk -v w="$written" -v b="$best_step" 'NR == 1 || $2 < min { min = $2; at = $1 } { last = $2 }
+  END { exit !((min - w) ^ 2 < 1e-12 && at == b && last > w + 1e-6) }' valid.tsv && pass ||
+  fail "the written model's validation loss $written is not the lowest of the run, at step $best_step, below the last: $(tail -3 valid.tsv)"
 
 # ---- interrupt and resume: the resumed steps repeat the uninterrupted run bit for bit, dropout included ----
 plain=(--tokenizer tok.model --data corpus.tok "${shape[@]}" --eval-every 0)

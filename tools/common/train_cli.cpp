@@ -77,6 +77,14 @@ const std::atomic<int>& install_stop_signals() {
   return g_signal;
 }
 
+double written_valid_loss(const train::RunResult& r, const Logger& log) {
+  if (!r.kept_best) return r.last_valid_loss ? double(*r.last_valid_loss) : NAN;
+  log.info("%s at step %llu; writing the weights of step %llu, the best validation loss (%.4f; the last was %.4f)",
+           r.end == train::RunEnd::EarlyStop ? "stopped early" : "finished", (unsigned long long)r.steps,
+           (unsigned long long)r.best_step, double(*r.best_valid_loss), double(r.last_valid_loss.value_or(NAN)));
+  return double(*r.best_valid_loss);
+}
+
 std::string human_time(double s) {
   char buf[32];
   if (s < 90) std::snprintf(buf, sizeof buf, "%.0fs", s);
