@@ -286,16 +286,22 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     job.restore(g);  // what cannot be resumed at all: FormatError
     std::string diff = loop_diff(g, o);
     if (std::string d = job.options_diff(g); !d.empty()) diff += (diff.empty() ? "" : ", ") + d;
+    // The budget sets the length of the cosine schedule: another --steps or --tokens would
+    // stretch or squeeze what is left of it, so it is a changed option like the others. A time
+    // budget keeps the schedule the checkpoint's run estimated (0: it had not estimated one yet).
+    const uint64_t checkpoint_total = g.get_u64(kTotal);
+    if ((o.steps || o.tokens) && checkpoint_total)
+      diff_option(diff, o.steps ? "--steps" : "--tokens (as steps)", checkpoint_total, total);
+    st = load_checkpoint(g, opt);
+    job.set_sampler(st.sampler_rng, st.sampler_draws);
+    if ((o.steps || o.tokens) && st.step >= total)  // before the differences: the budget itself is wrong
+      throw UsageError("checkpoint '" + *in.resume_path + "' is at step " + std::to_string(st.step) +
+                       ", already past this budget of " + std::to_string(total) + " steps");
     if (!diff.empty() && !o.force_resume)
       throw FormatError(g.path(), "checkpoint belongs to another run: " + diff +
                                       "; resume with the same options, or add --force-resume");
     if (!diff.empty()) log.warn("resuming with other options than the checkpoint's: %s", diff.c_str());
-    st = load_checkpoint(g, opt);
-    job.set_sampler(st.sampler_rng, st.sampler_draws);
-    if (!total) total = g.get_u64(kTotal);  // a time budget keeps the schedule it had estimated
-    if ((o.steps || o.tokens) && st.step >= total)
-      throw UsageError("checkpoint '" + *in.resume_path + "' is at step " + std::to_string(st.step) +
-                       ", already past this budget of " + std::to_string(total) + " steps");
+    if (!total) total = checkpoint_total;
     log.info("resuming %s at step %llu", in.resume_path->c_str(), (unsigned long long)st.step);
   }
   const double flops_per_token = job.flops_per_token();

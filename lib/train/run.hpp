@@ -129,7 +129,8 @@ class Job {
 
 // Runs `job` under the budgets and options of o (the model-shape fields are not used). With
 // o.patience, the job's trained tensors end holding the weights of the best validation
-// (RunResult::kept_best), unless the run was interrupted.
+// (RunResult::kept_best), unless the run was interrupted. A resumed run's budget (--steps,
+// --tokens) is compared with the checkpoint's like its other options.
 RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& hooks, const Logger& log);
 
 // Trains and returns the final parameters in `params` (allocated here). Throws UsageError for

@@ -176,8 +176,11 @@ expect_err "-m is not the model the checkpoint's run started from" "a LoRA check
 forced=("${long[@]/1e-3/2e-3}")
 forced=("${forced[@]/#300/$((stopped + 2))}")  # two steps past the checkpoint are enough here
 expect_exit 0 "--force-resume" -- lm-finetune "${forced[@]}" --resume b/l.gguf.ckpt --force-resume -o c.gguf
-grep -q "warning: resuming with other options than the checkpoint's: --lr 0.001 in the checkpoint but 0.002 now" \
+grep -q "warning: resuming with other options than the checkpoint's: --lr 0.001 in the checkpoint but 0.002 now, --steps 300 in the checkpoint but $((stopped + 2)) now" \
   "$T/err" && pass || fail "--force-resume does not warn: $(head -3 "$T/err")"
+expect_exit 1 "resume with a larger --steps" -- lm-finetune "${long[@]/#300/600}" --resume b/l.gguf.ckpt -o c.gguf
+expect_err "checkpoint belongs to another run: --steps 300 in the checkpoint but 600 now; .*--force-resume" \
+  "a changed budget is refused"
 expect_exit 2 "resume past the budget" -- lm-finetune "${long[@]/300/2}" --resume b/l.gguf.ckpt -o c.gguf
 expect_err "already past this budget of 2 steps" "resume past the budget"
 expect_exit 2 "output is the checkpoint resumed" -- lm-finetune "${long[@]}" --resume b/l.gguf.ckpt -o b/l.gguf.ckpt

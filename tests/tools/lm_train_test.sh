@@ -89,6 +89,14 @@ same_files want.jsonl got.jsonl "resumed steps $((stopped + 1))..300 equal the u
 same_files full/model.gguf part/model.gguf "resumed run writes the same model"
 expect_exit 1 "resume with another batch size (E3)" -- lm-train "${long[@]}" --batch 2 --resume part/model.gguf.ckpt -o x.gguf
 expect_err "^lm-train: part/model.gguf.ckpt: checkpoint belongs to another run: --batch 4 in the checkpoint but 2 now" "E3 message"
+# The budget sets the cosine schedule: another --steps is a changed option like the others.
+expect_exit 1 "resume with a larger --steps" -- lm-train "${long[@]/300/600}" --resume part/model.gguf.ckpt -o x.gguf
+expect_err "^lm-train: part/model.gguf.ckpt: checkpoint belongs to another run: --steps 300 in the checkpoint but 600 now; resume with the same options, or add --force-resume\$" \
+  "a changed --steps is refused"
+expect_exit 0 "resume with another --steps, forced" -- lm-train "${long[@]/300/$((stopped + 2))}" \
+  --resume part/model.gguf.ckpt --force-resume -o x.gguf
+grep -q "warning: resuming with other options than the checkpoint's: --steps 300 in the checkpoint but $((stopped + 2)) now" \
+  "$T/err" && pass || fail "--force-resume does not list the changed --steps: $(head -3 "$T/err")"
 expect_exit 1 "resume from a model file (no optimizer state)" -- lm-train "${long[@]}" --resume full/model.gguf -o x.gguf
 expect_err "full/model.gguf: missing key 'lm.train.batch'" "not a checkpoint message"
 
