@@ -304,6 +304,15 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     if (!total) total = checkpoint_total;
     log.info("resuming %s at step %llu", in.resume_path->c_str(), (unsigned long long)st.step);
   }
+  // A warmup as long as the run never gets past it: the rate climbs to --lr at best on the last
+  // step and never decays.
+  auto check_warmup = [&](const char* about) {
+    if (total && oo.warmup_steps >= total)
+      log.warn("--warmup %llu is not shorter than the run (%s%llu steps): the learning rate never gets past its "
+               "warmup to the cosine decay; lower --warmup",
+               (unsigned long long)oo.warmup_steps, about, (unsigned long long)total);
+  };
+  check_warmup("");
   const double flops_per_token = job.flops_per_token();
   RunResult res;
   int consecutive_skips = 0, evals_without_gain = 0;
@@ -392,6 +401,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
       const double per_step = (elapsed() - after_first) / 3.0;
       total = st.step + uint64_t(std::max(0.0, o.time_s - elapsed()) / per_step);
       log.debug("time budget: about %llu steps", (unsigned long long)total);
+      check_warmup("about ");
     }
     info.step = st.step;
     info.total_steps = total;

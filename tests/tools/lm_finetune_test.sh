@@ -65,6 +65,9 @@ grep -o '"step":[0-9]*,.*"valid_loss":[0-9.e+-]*' best.jsonl | sed 's/"step":\([
 awk -v w="$written" -v b="$best_step" 'NR == 1 || $2 < min { min = $2; at = $1 } { last = $2 }
   END { exit !((min - w) ^ 2 < 1e-12 && at == b && last > w + 1e-6) }' valid.tsv && pass ||
   fail "the written model's validation loss $written is not the lowest of the run, at step $best_step, below the last: $(tail -3 valid.tsv)"
+expect_exit 0 "warmup longer than the steps" -- lm-finetune -m base.gguf -t 2 --data corpus.txt --steps 2 -o w.gguf
+grep -qx "lm-finetune: warning: --warmup 10 is not shorter than the run (2 steps): the learning rate never gets past its warmup to the cosine decay; lower --warmup" \
+  "$T/err" && pass || fail "warmup warning: $(cat "$T/err")"
 
 # ---- prompt/completion ----
 awk 'NR <= 800 { n = split($0, w, " "); p = w[1]; for (i = 2; i <= n / 2; i++) p = p " " w[i]; c = "";

@@ -61,6 +61,15 @@ grep -o '"step":[0-9]*,.*"valid_loss":[0-9.e+-]*' best.jsonl | sed 's/"step":\([
 awk -v w="$written" -v b="$best_step" 'NR == 1 || $2 < min { min = $2; at = $1 } { last = $2 }
   END { exit !((min - w) ^ 2 < 1e-12 && at == b && last > w + 1e-6) }' valid.tsv && pass ||
   fail "the written model's validation loss $written is not the lowest of the run, at step $best_step, below the last: $(tail -3 valid.tsv)"
+# A warmup as long as the run never reaches the decay: one warning line.
+expect_exit 0 "warmup longer than the steps" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" \
+  --warmup 10 --steps 4 --eval-every 0 -o w.gguf
+[[ $(grep -c warmup "$T/err") == 1 ]] &&
+  grep -qx "lm-train: warning: --warmup 10 is not shorter than the run (4 steps): the learning rate never gets past its warmup to the cosine decay; lower --warmup" \
+  "$T/err" && pass || fail "warmup warning: $(cat "$T/err")"
+expect_exit 0 "warmup shorter than the steps" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" \
+  --warmup 3 --steps 4 --eval-every 0 -o w.gguf
+grep -q "warmup" "$T/err" && fail "a warning for a warmup shorter than the run: $(cat "$T/err")" || pass
 
 # ---- interrupt and resume: the resumed steps repeat the uninterrupted run bit for bit, dropout included ----
 plain=(--tokenizer tok.model --data corpus.tok "${shape[@]}" --eval-every 0)
