@@ -123,9 +123,14 @@ expect_exit 1 "stdout is /dev/full (F6)" -- sh -c 'lm-tokenize encode -m tok.mod
 expect_err "^lm-tokenize: <stdout>: write error: No space left on device" "/dev/full message"
 expect_exit 1 "stdout closed (F6)" -- sh -c 'lm-tokenize encode -m tok.model corpus.txt >&-'
 expect_err "^lm-tokenize: <stdout>: write error: Bad file descriptor" "closed stdout message"
+# A closed pipe ends the tool by SIGPIPE: exit status 141 (README, EXIT STATUS in the man
+# pages), and nothing on stderr. The input is large enough that output is still being written.
+for _ in 1 2 3 4 5 6 7 8; do cat corpus.txt; done > big.txt
 for i in 1 2 3; do
-  lm-tokenize encode -m tok.model corpus.txt 2> pipe.err | head -c1 > /dev/null
+  lm-tokenize encode -m tok.model big.txt 2> pipe.err | head -c1 > /dev/null
+  rc=${PIPESTATUS[0]}
   [[ ! -s pipe.err ]] && pass || fail "| head -c1 printed on stderr (F5): $(cat pipe.err)"
+  [[ $rc == 141 ]] && pass || fail "| head -c1: exit $rc, expected 141 (SIGPIPE)"
 done
 expect_exit 1 "missing output directory" -- lm-tokenize encode -m tok.model -o no/such/dir/x.ids corpus.txt
 expect_err "^lm-tokenize: no/such/dir/x.ids: cannot create output" "missing directory message"
