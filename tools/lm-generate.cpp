@@ -202,8 +202,10 @@ int main(int argc, char** argv) {
     if (have_prompt) {
       run_one(0, prompt);
     } else if (!each_line) {
+      lm::tools::note_terminal_input(log, prompt_file, "the prompt");
       run_one(0, lm::load_file(prompt_file));
     } else {
+      lm::tools::note_terminal_input(log, prompt_file, "prompts, one per line,");
       lm::LineReader in(prompt_file);
       std::string line;
       for (long n = 0; in.next(line); ++n) {

@@ -144,6 +144,7 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
   };
 
   for (const auto& path : inputs) {
+    lm::tools::note_terminal_input(log, path, "text");
     lm::LineReader reader(path);
     std::string line;
     bool nl = false, is_first = true;
@@ -193,13 +194,14 @@ void parse_ids(std::string_view line, const std::string& name, uint64_t line_no,
 }
 
 int run_decode(const lm::DecodeOptions& opts, const std::string& model, const std::vector<std::string>& inputs,
-               const std::string& output) {
+               const std::string& output, const lm::Logger& log) {
   check_not_input(output, inputs);
   lm::Tokenizer tok = lm::model::load_tokenizer(model);
   lm::OutputFile out(output);
   std::optional<lm::PieceIndex> index;
   std::vector<int> ids;
   for (const auto& path : inputs) {
+    lm::tools::note_terminal_input(log, path, "token ids or pieces");
     lm::MappedFile in(path);
     const bool bin = opts.format == "bin" || (opts.format == "auto" && is_token_file(in));
     if (bin) {
@@ -268,7 +270,8 @@ int run_vocab(const lm::VocabOptions& opts, const std::string& model, const std:
 }
 
 // ---- stats ----
-int run_stats(const lm::StatsOptions& opts, const std::string& model, const std::vector<std::string>& inputs) {
+int run_stats(const lm::StatsOptions& opts, const std::string& model, const std::vector<std::string>& inputs,
+              const lm::Logger& log) {
   lm::Tokenizer tok = lm::model::load_tokenizer(model);
   lm::TokenCounter counter(tok);
   uint64_t bytes = 0;
@@ -276,6 +279,7 @@ int run_stats(const lm::StatsOptions& opts, const std::string& model, const std:
   std::vector<uint8_t> first, newline;
   std::vector<std::vector<int>> ids;
   for (const auto& path : inputs) {
+    lm::tools::note_terminal_input(log, path, "text");
     lm::MappedFile in(path);
     if (is_token_file(in)) {
       lm::format::TokenFile tf(std::move(in));
@@ -403,8 +407,8 @@ int main(int argc, char** argv) {
       if (auto d = lm::model::try_describe_model(model)) log.debug("%s: %s", model.c_str(), d->c_str());
     if (t->parsed()) return run_train(train, inputs, model_out, log);
     if (e->parsed()) return run_encode(encode, model, inputs, output, log);
-    if (d->parsed()) return run_decode(decode, model, inputs, output);
+    if (d->parsed()) return run_decode(decode, model, inputs, output, log);
     if (v->parsed()) return run_vocab(vocab, model, output);
-    return run_stats(stats, model, inputs);
+    return run_stats(stats, model, inputs, log);
   });
 }

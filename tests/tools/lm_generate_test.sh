@@ -69,6 +69,22 @@ done
 [[ $(sed -n 's/.*"line":0,.*"seed":\([0-9]*\),.*/\1/p' each.json) == 3 ]] && pass || fail "line 0 is not sampled with -s itself"
 [[ $(grep -o '"seed":[0-9]*' each.json | sort -u | wc -l) == 4 ]] && pass || fail "the lines do not have 4 different seeds"
 
+# ---- stdin on a terminal: one line says the prompt is read from it; nothing from a pipe ----
+if script -qec true /dev/null < /dev/null > /dev/null 2>&1; then
+  script -qec "${gen[*]} -n 2 -s 1 > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ $(head -1 tty.err) == "lm-generate: reading the prompt from standard input (end with Ctrl-D)" ]] && pass ||
+    fail "terminal stdin: stderr is '$(head -c 300 tty.err)'"
+  script -qec "${gen[*]} --each-line -n 2 -s 1 > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ $(cat tty.err) == "lm-generate: reading prompts, one per line, from standard input (end with Ctrl-D)" ]] && pass ||
+    fail "terminal stdin, --each-line: stderr is '$(head -c 300 tty.err)'"
+  script -qec "${gen[*]} -q -n 2 -s 1 > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ ! -s tty.err ]] && pass || fail "terminal stdin with -q: stderr is '$(head -c 300 tty.err)'"
+else
+  echo "no working script(1): the terminal checks are skipped" >&2
+fi
+expect_exit 0 "prompt from a pipe" -- sh -c "printf 'The jury' | ${gen[*]} -n 2 -s 1"
+[[ ! -s $T/err ]] && pass || fail "stdin from a pipe: stderr is '$(head -c 300 "$T/err")'"
+
 # ---- JSON events ----
 expect_exit 0 "--json" -- "${gen[@]}" -p "The jury" -n 10 --greedy --json --top-logprobs 3
 [[ $(grep -c '^{"event":"token",' "$T/out") == 10 ]] && pass || fail "--json: expected 10 token events"

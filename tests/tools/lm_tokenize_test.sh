@@ -16,6 +16,19 @@ expect_exit 0 "train unigram from stdin" -- sh -c 'lm-tokenize train --model-typ
 expect_exit 0 "train is reproducible" -- lm-tokenize train --vocab-size 400 -o tok2.model -q corpus.txt
 same_files tok.model tok2.model "same data and options give the same model"
 
+# ---- stdin on a terminal: one line says it is read; nothing from a pipe ----
+if script -qec true /dev/null < /dev/null > /dev/null 2>&1; then
+  script -qec "lm-tokenize encode -m tok.model > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ $(cat tty.err) == "lm-tokenize: reading text from standard input (end with Ctrl-D)" ]] && pass ||
+    fail "terminal stdin: stderr is '$(head -c 300 tty.err)'"
+  script -qec "lm-tokenize encode -m tok.model corpus.txt > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ -s tty.out && ! -s tty.err ]] && pass || fail "a file input on a terminal: stderr is '$(head -c 300 tty.err)'"
+else
+  echo "no working script(1): the terminal checks are skipped" >&2
+fi
+expect_exit 0 "encode from a pipe" -- sh -c 'echo hello | lm-tokenize encode -m tok.model'
+[[ ! -s $T/err ]] && pass || fail "stdin from a pipe: stderr is '$(head -c 300 "$T/err")'"
+
 # ---- identical to SentencePiece's own tools ----
 for m in tok.model uni.model; do
   for fmt in ids pieces; do
