@@ -16,6 +16,29 @@ expect_exit 0 "train unigram from stdin" -- sh -c 'lm-tokenize train --model-typ
 expect_exit 0 "train is reproducible" -- lm-tokenize train --vocab-size 400 -o tok2.model -q corpus.txt
 same_files tok.model tok2.model "same data and options give the same model"
 
+# ---- default character coverage 1: a character seen once is a piece, not bytes ----
+{ make_corpus 3000; echo "Vivid colours"; } > once.txt
+expect_exit 0 "train with the defaults" -- lm-tokenize train --vocab-size 400 -o once.model once.txt
+expect_exit 0 "encode a capital seen once" -- sh -c 'echo "Vivid" | lm-tokenize encode -m once.model --format pieces'
+grep -q '<0x' "$T/out" && fail "V seen once in training is encoded as bytes: $(cat "$T/out")" || pass
+grep -q 'V' "$T/out" && pass || fail "no piece holds V: $(cat "$T/out")"
+# Train reports the byte-piece share of its text's tokens; stats counts the same tokens.
+expect_exit 0 "train reports the byte-piece share" -- lm-tokenize train --vocab-size 400 -o once.model once.txt
+# Every character is a piece, so only the newlines (always <0x0A>) are byte pieces.
+share=$(sed -n "s/^lm-tokenize: byte pieces are 0.00% of the \([0-9]*\) tokens of the training text, \([0-9.]*\)% with the newlines' <0x0A>\$/\1 \2/p" "$T/err")
+lm-tokenize stats -m once.model once.txt > once.stats
+want=$(awk -F'\t' '$1 == "tokens" { t = $2 } $1 == "byte_pieces" { b = $2 } END { printf "%d %.2f\n", t, 100 * b / t }' once.stats)
+[[ -n $share && $share == "$want" ]] && pass || fail "train's tokens and byte-piece share '$share' are not stats' '$want': $(cat "$T/err")"
+expect_exit 0 "the share from stdin" -- sh -c 'lm-tokenize train --vocab-size 400 -o once2.model < once.txt'
+grep -q "byte pieces are 0.00% of the ${share% *} tokens of the training text, ${share#* }% with" "$T/err" && pass ||
+  fail "from stdin: $(cat "$T/err")"
+expect_exit 0 "a lower coverage leaves rare characters to bytes" -- lm-tokenize train --vocab-size 400 \
+  --character-coverage 0.999 -o low.model once.txt
+grep -q "byte pieces are 0.[0-9][1-9]% of the\|byte pieces are 0.[1-9][0-9]% of the" "$T/err" && pass ||
+  fail "--character-coverage 0.999: $(cat "$T/err")"
+expect_exit 0 "train -q prints nothing" -- lm-tokenize train -q --vocab-size 400 -o once2.model once.txt
+[[ ! -s $T/err ]] && pass || fail "train -q: $(cat "$T/err")"
+
 # ---- stdin on a terminal: one line says it is read; nothing from a pipe ----
 if script -qec true /dev/null < /dev/null > /dev/null 2>&1; then
   script -qec "lm-tokenize encode -m tok.model > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
