@@ -760,6 +760,14 @@ and
   lm::tools::add_verbosity(*pr, log, verbose_man);
 
   return lm::tools::run_main(app, argc, argv, [&] {
+    // An input left to standard input on a terminal: say so before waiting for it.
+    auto note = [&](const std::vector<std::string>& paths, const char* what) {
+      for (const std::string& path : paths) lm::tools::note_terminal_input(log, path, what);
+    };
+    if (pp->parsed() || kl->parsed()) note(pp->parsed() ? p.inputs : k.inputs, "text");
+    if (bl->parsed() || cf->parsed()) note({bl->parsed() ? tb.hyp : tc.hyp}, "hypotheses");
+    if (cl->parsed()) note(ca.predictions.empty() ? std::vector{ca.gold} : std::vector{ca.gold, ca.predictions}, "labels");
+    if (pr->parsed()) note(pa.inputs, "texts, one per line,");
     if (pp->parsed()) {
       if (p.o.stride > 0 && p.windows != "sliding") throw lm::UsageError("--stride needs --windows sliding");
       return run_perplexity(p, log);

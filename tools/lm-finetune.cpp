@@ -82,7 +82,19 @@ default), or the mean of the final hidden states over the text's tokens. It is s
       .man(R"(Sequence length, at most the model's context (default: the model's).)");
   lm::tools::doc(app.add_flag("--lora", f.lora, "Train LoRA adapters instead of every weight"))
       .group("LoRA")
-      .man(R"(Train LoRA adapters instead of every weight.)");
+      .man(R"(Train LoRA adapters instead of every weight. The options below,
+.BR \-\-lora\-rank ,
+.BR \-\-lora\-alpha ,
+.BR \-\-lora\-dropout ,
+.BR \-\-lora\-targets ,
+.BR \-\-train\-norms ,
+.BR \-\-train\-embeddings ,
+.B \-\-train\-head
+and
+.B \-\-merge
+need it: given without
+.BR \-\-lora ,
+they are a usage error (exit 2), not a full fine-tune.)");
   lm::tools::doc(
       app.add_option("--lora-rank", f.lora_opt.rank, "LoRA rank r")->check(CLI::Range(1, 1 << 16))->type_name("R"))
       .group("LoRA")
@@ -181,7 +193,14 @@ never saves non-finite weights. A checkpoint written with other options (batch, 
 learning rate schedule, weight decay, clipping, dropout,
 .BR \-\-context ,
 .BR \-\-lora\-alpha ,
-.BR \-\-lora\-dropout )
+.BR \-\-lora\-dropout ,
+the budget:
+.B \-\-steps
+or
+.B \-\-tokens
+as the length of the cosine schedule, which another budget would stretch; a
+.B \-\-time
+budget keeps the checkpoint's schedule)
 or from another
 .B \-m
 model is refused with the differences listed, unless
@@ -208,6 +227,8 @@ the memory of weights, gradients, optimizer state and activations, then exit.)")
       .group("Other")
       .man(R"(Print the final result as one JSON object with the keys steps, train_loss, valid_loss,
 valid_perplexity (or valid_accuracy for classify), trainable_parameters, memory_mib,
+best_step (with
+.BR \-\-patience ),
 early_stop and output (model, adapter or classifier).)");
   lm::tools::add_threads(app, o.threads);
   lm::tools::add_verbosity(app, log,
@@ -218,6 +239,13 @@ early_stop and output (model, adapter or classifier).)");
     if (!dry && output.empty()) throw lm::UsageError("-o/--output is required");
     if (!f.lora && (merge || f.train_norms || f.train_embeddings || f.train_head))
       throw lm::UsageError("--merge, --train-norms, --train-embeddings and --train-head go with --lora");
+    // Without --lora every weight is trained: an adapter's shape given alone is a mistake, not a
+    // request for a full fine-tune.
+    if (!f.lora)
+      for (const char* name : {"--lora-rank", "--lora-alpha", "--lora-targets", "--lora-dropout"})
+        if (app.count(name))
+          throw lm::UsageError(std::string(name) + " sets up LoRA adapters and goes with --lora (without it every "
+                               "weight is trained)");
     f.task = task == "text" ? lm::train::Task::Text
              : task == "prompt-completion" ? lm::train::Task::PromptCompletion
                                            : lm::train::Task::Classify;
@@ -325,7 +353,10 @@ early_stop and output (model, adapter or classifier).)");
     w.write(*out);
     out->commit();
 
-    const double vl = r.last_valid_loss ? double(*r.last_valid_loss) : NAN;
+    // valid_loss is the written weights': with --patience, those of the best validation.
+    const double vl = lm::tools::written_valid_loss(r, log);
+    const bool best = o.patience > 0 && r.best_valid_loss;
+    const std::string best_json = best ? "\"best_step\":" + std::to_string(r.best_step) + "," : "";
     auto num = [](double x) { return std::isnan(x) ? std::string("null") : std::to_string(x); };
     const char* written = writes_adapter ? "adapter" : classify ? "classifier" : "model";
     if (json) {
@@ -333,13 +364,14 @@ early_stop and output (model, adapter or classifier).)");
                   double(r.last_loss), num(vl).c_str());
       if (classify) std::printf("\"valid_accuracy\":%s,", num(accuracy.value_or(NAN)).c_str());
       else std::printf("\"valid_perplexity\":%s,", num(std::exp(vl)).c_str());
-      std::printf("\"trainable_parameters\":%zu,\"memory_mib\":%.0f,\"early_stop\":%s,\"output\":\"%s\"}\n", trainable,
-                  mib, r.end == lm::train::RunEnd::EarlyStop ? "true" : "false", written);
+      std::printf("\"trainable_parameters\":%zu,\"memory_mib\":%.0f,%s\"early_stop\":%s,\"output\":\"%s\"}\n", trainable,
+                  mib, best_json.c_str(), r.end == lm::train::RunEnd::EarlyStop ? "true" : "false", written);
     } else {
       std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\n", (unsigned long long)r.steps, double(r.last_loss),
                   vl);
       if (classify) std::printf("valid_accuracy\t%.4f\n", accuracy.value_or(NAN));
       else std::printf("valid_perplexity\t%.2f\n", std::exp(vl));
+      if (best) std::printf("best_step\t%llu\n", (unsigned long long)r.best_step);
       std::printf("trainable_parameters\t%zu\nmemory_mib\t%.0f\noutput\t%s\n", trainable, mib, written);
     }
     return 0;

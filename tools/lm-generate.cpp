@@ -270,13 +270,19 @@ repeat for several stop strings. The stop string itself is not written.)");
 also report the
 .I N
 most likely tokens at each step.)");
-  lm::tools::doc(app.add_option("-s,--seed", seed, "Random seed (default: random; --json and -v report it)"))
+  lm::tools::doc(app.add_option("-s,--seed", seed, "Random seed (default: random; --json reports each line's, which given here reproduces that line)"))
       .group("Sampling")
       .man(R"(Random seed. Without it a random seed is used and reported by
 .B \-\-json
 and
 .BR \-v .
-The same seed, model, options and thread count give the same output.)");
+The same seed, model, options and thread count give the same output.
+Each
+.B end
+event of
+.B \-\-json
+reports its line's own seed, which given here reproduces that line alone (see
+.BR DESCRIPTION ).)");
   lm::tools::add_threads(app, threads);
   lm::tools::add_verbosity(app, log,
                            R"(Also print a line about the model (size, file type, bits per weight and, for a file
@@ -329,7 +335,7 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
         else out.write("\n");
         return;
       }
-      const uint64_t s = lm::derive_seed(base_seed, uint64_t(line));
+      const uint64_t s = lm::sample::line_seed(base_seed, uint64_t(line));
       sampler.reseed(s);
       if (echo && !json) out.write(text);
       using clock = std::chrono::steady_clock;
@@ -355,8 +361,10 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
     if (have_prompt) {
       run_one(0, prompt);
     } else if (!each_line) {
+      lm::tools::note_terminal_input(log, prompt_file, "the prompt");
       run_one(0, lm::load_file(prompt_file));
     } else {
+      lm::tools::note_terminal_input(log, prompt_file, "prompts, one per line,");
       lm::LineReader in(prompt_file);
       std::string line;
       for (long n = 0; in.next(line); ++n) {

@@ -1,11 +1,14 @@
 // lm-tokenize: train SentencePiece tokenizers, encode text to ids, pieces or token files,
 // decode them back, list the vocabulary and count tokens. The work is in lib/tokenizer.
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.hpp"
@@ -56,22 +59,49 @@ void append_ids(std::string& out, const std::vector<int>& ids, std::optional<int
 }
 
 // ---- train ----
+// Inputs that cannot be read twice (stdin, pipes): their first kKeepBytes are kept while
+// training, to measure the byte-piece share on them afterwards.
+constexpr size_t kKeepBytes = size_t{64} << 20;
+
+bool regular_file(const std::string& path) {
+  struct stat st{};
+  return !lm::is_std_stream(path) && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
 int run_train(const lm::TokenizerTrainOptions& opts, const std::vector<std::string>& inputs,
               const std::string& output, const lm::Logger& log) {
   check_not_input(output, inputs);
   lm::OutputFile out(output);  // before training: an unwritable output fails in no time
   size_t next_input = 0;
   std::unique_ptr<lm::LineReader> reader;
+  bool keep = false;
+  struct Kept {
+    size_t input;
+    std::string line;
+    bool newline;
+  };
+  std::vector<Kept> kept;
+  size_t kept_bytes = 0;
+  bool kept_all = true;
   uint64_t lines = 0, bytes = 0;
   auto next_line = [&](std::string& line) {
     for (;;) {
       if (!reader) {
         if (next_input == inputs.size()) return false;
+        lm::tools::note_terminal_input(log, inputs[next_input], "training text");
+        keep = log.level() != lm::Logger::Level::Quiet && !regular_file(inputs[next_input]);
         reader = std::make_unique<lm::LineReader>(inputs[next_input++]);
       }
-      if (reader->next(line)) {
+      bool nl = false;
+      if (reader->next(line, &nl)) {
         ++lines;
         bytes += line.size() + 1;
+        if (keep && kept_bytes + line.size() <= kKeepBytes) {
+          kept.push_back({next_input - 1, line, nl});
+          kept_bytes += line.size() + 1;
+        } else if (keep) {
+          kept_all = false;
+        }
         return true;
       }
       reader.reset();
@@ -84,6 +114,56 @@ int run_train(const lm::TokenizerTrainOptions& opts, const std::vector<std::stri
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log.info("trained a %s tokenizer of %d pieces on %llu lines (%.1f MB) in %.1f s: %s", tok.model_type().c_str(),
            tok.vocab_size(), (unsigned long long)lines, double(bytes) / 1e6, secs, out.path().c_str());
+  if (log.level() == lm::Logger::Level::Quiet) return 0;
+
+  // How much of the training text falls back to byte pieces: each input encoded as one text, as
+  // `encode --format bin` and lm-train see it. Characters left out by --character-coverage show here.
+  // Newlines are byte pieces whatever the coverage (the trainer sees lines without them), so
+  // they are counted apart.
+  lm::TokenCounter counter(tok);
+  const int nl_byte = tok.newline_ids().size() == 1 && tok.type(tok.newline_ids()[0]) == lm::PieceType::Byte
+                          ? tok.newline_ids()[0] : -1;
+  uint64_t nl_bytes = 0;
+  std::vector<std::string> batch;
+  std::vector<uint8_t> first, newline;
+  std::vector<std::vector<int>> ids;
+  auto encode = [&] {
+    lm::encode_text_batch(tok, batch, first, newline, ids, opts.threads);
+    for (const auto& v : ids) {
+      counter.add(v);
+      nl_bytes += uint64_t(std::count(v.begin(), v.end(), nl_byte));
+    }
+    batch.clear(), first.clear(), newline.clear();
+  };
+  auto add = [&](std::string line, bool is_first, bool nl) {
+    batch.push_back(std::move(line));
+    first.push_back(is_first);
+    newline.push_back(nl);
+    if (batch.size() == kBatchLines) encode();
+  };
+  size_t k = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    bool is_first = true;
+    if (regular_file(inputs[i])) {
+      lm::LineReader r(inputs[i]);
+      std::string line;
+      bool nl = false;
+      while (r.next(line, &nl)) add(std::move(line), std::exchange(is_first, false), nl);
+    }
+    for (; k < kept.size() && kept[k].input == i; ++k)
+      add(std::move(kept[k].line), std::exchange(is_first, false), kept[k].newline);
+  }
+  if (!batch.empty()) encode();
+  if (counter.tokens() > 0) {
+    const double n = double(counter.tokens());
+    char with_newlines[96] = "";
+    if (nl_bytes > 0)
+      std::snprintf(with_newlines, sizeof with_newlines, ", %.2f%% with the newlines' %s", 100.0 * double(counter.byte_pieces()) / n,
+                    tok.piece(nl_byte).c_str());
+    log.info("byte pieces are %.2f%% of the %llu tokens of the training text%s%s",
+             100.0 * double(counter.byte_pieces() - nl_bytes) / n, (unsigned long long)counter.tokens(), with_newlines,
+             kept_all ? "" : " (standard input and pipes counted up to their first 64 MiB)");
+  }
   return 0;
 }
 
@@ -144,6 +224,7 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
   };
 
   for (const auto& path : inputs) {
+    lm::tools::note_terminal_input(log, path, "text");
     lm::LineReader reader(path);
     std::string line;
     bool nl = false, is_first = true;
@@ -194,13 +275,14 @@ void parse_ids(std::string_view line, const std::string& name, uint64_t line_no,
 }
 
 int run_decode(const lm::DecodeOptions& opts, const std::string& model, const std::vector<std::string>& inputs,
-               const std::string& output) {
+               const std::string& output, const lm::Logger& log) {
   check_not_input(output, inputs);
   lm::Tokenizer tok = lm::model::load_tokenizer(model);
   lm::OutputFile out(output);
   std::optional<lm::PieceIndex> index;
   std::vector<int> ids;
   for (const auto& path : inputs) {
+    lm::tools::note_terminal_input(log, path, "token ids or pieces");
     lm::MappedFile in(path);
     const bool bin = opts.format == "bin" || (opts.format == "auto" && is_token_file(in));
     if (bin) {
@@ -270,7 +352,8 @@ int run_vocab(const lm::VocabOptions& opts, const std::string& model, const std:
 }
 
 // ---- stats ----
-int run_stats(const lm::StatsOptions& opts, const std::string& model, const std::vector<std::string>& inputs) {
+int run_stats(const lm::StatsOptions& opts, const std::string& model, const std::vector<std::string>& inputs,
+              const lm::Logger& log) {
   lm::Tokenizer tok = lm::model::load_tokenizer(model);
   lm::TokenCounter counter(tok);
   uint64_t bytes = 0;
@@ -278,6 +361,7 @@ int run_stats(const lm::StatsOptions& opts, const std::string& model, const std:
   std::vector<uint8_t> first, newline;
   std::vector<std::vector<int>> ids;
   for (const auto& path : inputs) {
+    lm::tools::note_terminal_input(log, path, "text");
     lm::MappedFile in(path);
     if (is_token_file(in)) {
       lm::format::TokenFile tf(std::move(in));
@@ -373,7 +457,9 @@ instead of the unknown piece.)");
       t->add_option("--character-coverage", train.character_coverage, "Share of characters the pieces must cover")
           ->check(CLI::Range(0.5, 1.0)))
       .man(R"(Share of the characters in the training text that normal pieces must cover, 0.5 to 1
-Rarer characters become byte pieces or unknown.)");
+(1: every character). Rarer characters become byte pieces or unknown. SentencePiece
+recommends 1 for languages with small alphabets and 0.9995 for those with thousands of
+characters, such as Chinese or Japanese.)");
   lm::tools::doc(
       t->add_option("--user-defined-symbols", train.user_defined_symbols, "Pieces always kept whole (comma-separated)")
           ->delimiter(',')
@@ -452,8 +538,8 @@ after a space, as in Llama tokenizers.)");
       if (auto d = lm::model::try_describe_model(model)) log.debug("%s: %s", model.c_str(), d->c_str());
     if (t->parsed()) return run_train(train, inputs, model_out, log);
     if (e->parsed()) return run_encode(encode, model, inputs, output, log);
-    if (d->parsed()) return run_decode(decode, model, inputs, output);
+    if (d->parsed()) return run_decode(decode, model, inputs, output, log);
     if (v->parsed()) return run_vocab(vocab, model, output);
-    return run_stats(stats, model, inputs);
+    return run_stats(stats, model, inputs, log);
   });
 }

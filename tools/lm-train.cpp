@@ -121,7 +121,9 @@ of one step and the estimated time of the budget, then exit.)");
   lm::tools::doc(app.add_flag("--json", json, "Print the final result as one JSON object"))
       .group("Other")
       .man(R"(Print the final result as one JSON object with the keys steps, train_loss, valid_loss,
-valid_perplexity and early_stop.)");
+valid_perplexity, best_step (with
+.BR \-\-patience )
+and early_stop.)");
   lm::tools::add_threads(app, o.threads);
   lm::tools::add_verbosity(app, log,
                            R"(Print a line per step, the data sizes and the BLAS library on standard error.)");
@@ -170,15 +172,18 @@ valid_perplexity and early_stop.)");
     lm::model::add_model(w, *params, tok, lm::tools::model_name(output));
     w.write(out);
     out.commit();
-    const double vl = r.last_valid_loss ? double(*r.last_valid_loss) : NAN;
+    // valid_loss is the written weights': with --patience, those of the best validation.
+    const double vl = lm::tools::written_valid_loss(r, log);
+    const bool best = o.patience > 0 && r.best_valid_loss;
     auto num = [](double x) { return std::isnan(x) ? std::string("null") : std::to_string(x); };
     if (json)
-      std::printf("{\"steps\":%llu,\"train_loss\":%.6f,\"valid_loss\":%s,\"valid_perplexity\":%s,\"early_stop\":%s}\n",
+      std::printf("{\"steps\":%llu,\"train_loss\":%.6f,\"valid_loss\":%s,\"valid_perplexity\":%s,%s\"early_stop\":%s}\n",
                   (unsigned long long)r.steps, double(r.last_loss), num(vl).c_str(), num(std::exp(vl)).c_str(),
+                  best ? ("\"best_step\":" + std::to_string(r.best_step) + ",").c_str() : "",
                   r.end == lm::train::RunEnd::EarlyStop ? "true" : "false");
     else
-      std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\nvalid_perplexity\t%.2f\n",
-                  (unsigned long long)r.steps, double(r.last_loss), vl, std::exp(vl));
+      std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\nvalid_perplexity\t%.2f\n%s", (unsigned long long)r.steps,
+                  double(r.last_loss), vl, std::exp(vl), best ? ("best_step\t" + std::to_string(r.best_step) + "\n").c_str() : "");
     return 0;
   });
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "base/rng.hpp"
 #include "model/session.hpp"
 #include "sample/sampler.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -55,6 +56,12 @@ struct GenerateResult {
 GenerateResult generate(model::Session& session, const Tokenizer& tok, const std::vector<int>& prompt,
                         const GenerateOptions& opts, Sampler& sampler, const std::function<void(const TokenEvent&)>& emit,
                         const Logger& log);
+
+// The sampler seed of prompt number `line` (0-based) of a run seeded with `seed`: `seed` itself
+// for line 0 (a single prompt is line 0), a seed derived from both for the others, so a line's
+// completion does not depend on its neighbours. Since line 0 uses the seed as it is, the seed
+// reported for any line, given back with -s, reproduces that line alone.
+inline uint64_t line_seed(uint64_t seed, uint64_t line) { return line == 0 ? seed : derive_seed(seed, line); }
 
 // Length of the longest prefix of `s` that ends at a UTF-8 character boundary (an incomplete
 // trailing sequence is held back; invalid bytes are released as they are).

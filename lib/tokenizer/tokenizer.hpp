@@ -23,7 +23,10 @@ struct TokenizerTrainOptions {
   std::string model_type = "bpe";            // bpe | unigram
   int vocab_size = 8000;                     // number of pieces, including special and byte pieces
   bool byte_fallback = true;                 // unknown characters become <0xNN> byte pieces
-  double character_coverage = 0.9995;        // share of characters covered by normal pieces
+  // Share of characters covered by normal pieces; the rest become byte pieces. 1.0 keeps every
+  // character of the text, as SentencePiece recommends for small alphabets (0.9995 left rare
+  // capitals of the Brown corpus, such as V, to byte pieces).
+  double character_coverage = 1.0;
   std::vector<std::string> user_defined_symbols;  // always one piece, even inside words
   std::vector<std::string> control_symbols;       // reserved ids, never produced from text
   std::string normalization = "identity";    // identity | nfkc | nmt_nfkc | nfkc_cf | nmt_nfkc_cf

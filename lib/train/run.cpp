@@ -286,18 +286,33 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     job.restore(g);  // what cannot be resumed at all: FormatError
     std::string diff = loop_diff(g, o);
     if (std::string d = job.options_diff(g); !d.empty()) diff += (diff.empty() ? "" : ", ") + d;
+    // The budget sets the length of the cosine schedule: another --steps or --tokens would
+    // stretch or squeeze what is left of it, so it is a changed option like the others. A time
+    // budget keeps the schedule the checkpoint's run estimated (0: it had not estimated one yet).
+    const uint64_t checkpoint_total = g.get_u64(kTotal);
+    if ((o.steps || o.tokens) && checkpoint_total)
+      diff_option(diff, o.steps ? "--steps" : "--tokens (as steps)", checkpoint_total, total);
+    st = load_checkpoint(g, opt);
+    job.set_sampler(st.sampler_rng, st.sampler_draws);
+    if ((o.steps || o.tokens) && st.step >= total)  // before the differences: the budget itself is wrong
+      throw UsageError("checkpoint '" + *in.resume_path + "' is at step " + std::to_string(st.step) +
+                       ", already past this budget of " + std::to_string(total) + " steps");
     if (!diff.empty() && !o.force_resume)
       throw FormatError(g.path(), "checkpoint belongs to another run: " + diff +
                                       "; resume with the same options, or add --force-resume");
     if (!diff.empty()) log.warn("resuming with other options than the checkpoint's: %s", diff.c_str());
-    st = load_checkpoint(g, opt);
-    job.set_sampler(st.sampler_rng, st.sampler_draws);
-    if (!total) total = g.get_u64(kTotal);  // a time budget keeps the schedule it had estimated
-    if ((o.steps || o.tokens) && st.step >= total)
-      throw UsageError("checkpoint '" + *in.resume_path + "' is at step " + std::to_string(st.step) +
-                       ", already past this budget of " + std::to_string(total) + " steps");
+    if (!total) total = checkpoint_total;
     log.info("resuming %s at step %llu", in.resume_path->c_str(), (unsigned long long)st.step);
   }
+  // A warmup as long as the run never gets past it: the rate climbs to --lr at best on the last
+  // step and never decays.
+  auto check_warmup = [&](const char* about) {
+    if (total && oo.warmup_steps >= total)
+      log.warn("--warmup %llu is not shorter than the run (%s%llu steps): the learning rate never gets past its "
+               "warmup to the cosine decay; lower --warmup",
+               (unsigned long long)oo.warmup_steps, about, (unsigned long long)total);
+  };
+  check_warmup("");
   const double flops_per_token = job.flops_per_token();
   RunResult res;
   int consecutive_skips = 0, evals_without_gain = 0;
@@ -325,6 +340,23 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     w.save(in.checkpoint_path);
     if (in.on_checkpoint) in.on_checkpoint(in.checkpoint_path);
   };
+  // Early stopping keeps the weights of the best validation (Hugging Face's
+  // load_best_model_at_end): a copy of what is trained, taken at each new best and put back at
+  // the end, so the model written is the best one seen, not the one `patience` evaluations on.
+  std::vector<float> best;
+  auto copy_weights = [&](bool to_best) {
+    size_t at = 0;
+    for (const Trainable& t : opt.tensors()) {
+      if (to_best) std::copy_n(t.w, t.size(), best.data() + at);
+      else std::copy_n(best.data() + at, t.size(), t.w);
+      at += t.size();
+    }
+  };
+  if (o.patience > 0) {
+    size_t n = 0;
+    for (const Trainable& t : opt.tensors()) n += t.size();
+    best.resize(n);
+  }
   const uint64_t first_step = st.step;
   double after_first = 0;
   while (total == 0 || st.step < total) {
@@ -369,6 +401,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
       const double per_step = (elapsed() - after_first) / 3.0;
       total = st.step + uint64_t(std::max(0.0, o.time_s - elapsed()) / per_step);
       log.debug("time budget: about %llu steps", (unsigned long long)total);
+      check_warmup("about ");
     }
     info.step = st.step;
     info.total_steps = total;
@@ -385,7 +418,9 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
         res.last_valid_loss = info.valid_loss;
         if (!res.best_valid_loss || *info.valid_loss < *res.best_valid_loss) {
           res.best_valid_loss = info.valid_loss;
+          res.best_step = st.step;
           evals_without_gain = 0;
+          if (o.patience > 0) copy_weights(true);
         } else {
           ++evals_without_gain;
         }
@@ -405,6 +440,10 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   }
   res.steps = st.step;
   check_finite_weights(opt, st.step);
+  if (o.patience > 0 && res.end != RunEnd::Interrupted && res.best_valid_loss && res.best_step != st.step) {
+    copy_weights(false);
+    res.kept_best = true;
+  }
   return res;
 }
 

@@ -29,7 +29,8 @@ struct TrainOptions {
   double valid_fraction = 0.05;     // held out from the end of the data when no validation file
   uint64_t eval_every = 100;        // steps between validation runs (0 = only at the end)
   int eval_batches = 8;             // micro-batches of held-out windows per validation run
-  int patience = 0;                 // stop after this many validations without improvement (0 = off)
+  int patience = 0;                 // stop after this many validations without improvement (0 = off);
+                                    // when set, the run ends with the weights of its best validation
   int max_skipped = 3;              // consecutive non-finite updates before giving up
   uint64_t checkpoint_every = 0;    // steps between checkpoints (0 = only when interrupted)
   uint64_t seed = 0;
@@ -66,6 +67,10 @@ struct RunResult {
   RunEnd end = RunEnd::Budget;
   uint64_t steps = 0;
   std::optional<float> best_valid_loss, last_valid_loss;
+  uint64_t best_step = 0;   // the step of best_valid_loss
+  // With patience: the weights left in place are those of best_step, not of the last step
+  // (the best validation came before the end of the run).
+  bool kept_best = false;
   float last_loss = 0;
 };
 
@@ -122,7 +127,10 @@ class Job {
   virtual std::string options_diff(const format::GgufFile&) const { return {}; }
 };
 
-// Runs `job` under the budgets and options of o (the model-shape fields are not used).
+// Runs `job` under the budgets and options of o (the model-shape fields are not used). With
+// o.patience, the job's trained tensors end holding the weights of the best validation
+// (RunResult::kept_best), unless the run was interrupted. A resumed run's budget (--steps,
+// --tokens) is compared with the checkpoint's like its other options.
 RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& hooks, const Logger& log);
 
 // Trains and returns the final parameters in `params` (allocated here). Throws UsageError for

@@ -239,3 +239,10 @@ TEST_CASE("generate: the same seed gives the same text; top alternatives are rep
   CHECK(ev[0].logprob <= 0.0f);
   CHECK(ev[0].top[0].logprob >= ev[0].top[1].logprob);
 }
+
+TEST_CASE("line_seed: line 0 is the seed itself, so the seed reported for a line reproduces it alone") {
+  CHECK(line_seed(42, 0) == 42);
+  CHECK(line_seed(42, 3) == derive_seed(42, 3));
+  CHECK(line_seed(42, 1) != line_seed(42, 2));
+  CHECK(line_seed(42, 1) != 42);
+}

@@ -66,6 +66,11 @@ grep -q '^BLEU|nrefs:2|case:mixed|eff:no|tok:13a|smooth:exp|version:lm-[0-9.]* =
 expect_exit 0 "chrf" -- sh -c "lm-eval chrf -r ref1.txt -r ref2.txt < sys.txt"
 grep -q '^chrF2|nrefs:2|case:mixed|eff:yes|nc:6|nw:0|space:no|version:lm-[0-9.]* = 59.73$' "$T/out" && pass ||
   fail "chrf: $(cat "$T/out")"
+if script -qec true /dev/null < /dev/null > /dev/null 2>&1; then
+  script -qec "lm-eval bleu -r ref1.txt > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ $(head -1 tty.err) == "lm-eval: reading hypotheses from standard input (end with Ctrl-D)" ]] && pass ||
+    fail "terminal stdin: stderr is '$(head -c 300 tty.err)'"
+fi
 expect_exit 0 "bleu --json" -- lm-eval bleu sys.txt -r ref1.txt -r ref2.txt --json
 [[ $(field score "$T/out") == 48.53 ]] && pass || fail "bleu --json: $(cat "$T/out")"
 

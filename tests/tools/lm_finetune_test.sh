@@ -46,6 +46,29 @@ expect_exit 2 "--lora with a bad scale" -- lm-eval perplexity -m base.gguf --lor
 expect_exit 2 "--train-norms without --merge" -- "${ft[@]}" "${lora[@]}" --train-norms -o x.gguf
 expect_err "need --merge" "--train-norms without --merge"
 
+# ---- --patience writes the best weights: their validation loss is the best reported ----
+tail -n 300 corpus.txt > valid.txt
+expect_exit 0 "early stopping keeps the best weights" -- lm-finetune -m base.gguf -t 2 --data corpus.txt --valid valid.txt \
+  --steps 300 --lr 1e-2 --eval-every 1 --eval-batches 2 --patience 1 --json --metrics best.jsonl -o best.gguf
+cp "$T/out" best.json
+best_step=$(field best_step best.json)
+(( ${best_step:-999} < $(field steps best.json) )) && [[ $(field early_stop best.json) == true ]] && pass ||
+  fail "--patience: expected an early stop after the best step: $(cat best.json)"
+grep -q "writing the weights of step $best_step, the best validation loss" "$T/err" && pass ||
+  fail "--patience: stderr does not say which weights are written: $(cat "$T/err")"
+expect_exit 0 "validation loss of the written model" -- "${ft[@]/base.gguf/best.gguf}" --data corpus.txt --valid valid.txt \
+  --eval-batches 2 --lr 0 --lr-min 0 --warmup 0 --steps 1 --json -o best-again.gguf
+written=$(field valid_loss "$T/out")
+[[ $written == "$(field valid_loss best.json)" ]] && pass ||
+  fail "the written model's validation loss $written is not the best reported, $(field valid_loss best.json)"
+grep -o '"step":[0-9]*,.*"valid_loss":[0-9.e+-]*' best.jsonl | sed 's/"step":\([0-9]*\),.*"valid_loss":/\1 /' > valid.tsv
+awk -v w="$written" -v b="$best_step" 'NR == 1 || $2 < min { min = $2; at = $1 } { last = $2 }
+  END { exit !((min - w) ^ 2 < 1e-12 && at == b && last > w + 1e-6) }' valid.tsv && pass ||
+  fail "the written model's validation loss $written is not the lowest of the run, at step $best_step, below the last: $(tail -3 valid.tsv)"
+expect_exit 0 "warmup longer than the steps" -- lm-finetune -m base.gguf -t 2 --data corpus.txt --steps 2 -o w.gguf
+grep -qx "lm-finetune: warning: --warmup 10 is not shorter than the run (2 steps): the learning rate never gets past its warmup to the cosine decay; lower --warmup" \
+  "$T/err" && pass || fail "warmup warning: $(cat "$T/err")"
+
 # ---- prompt/completion ----
 awk 'NR <= 800 { n = split($0, w, " "); p = w[1]; for (i = 2; i <= n / 2; i++) p = p " " w[i]; c = "";
   for (i = int(n / 2) + 1; i <= n; i++) c = c " " w[i]; printf "{\"prompt\": \"%s\", \"completion\": \"%s\", \"id\": %d}\n", p, c, NR }' corpus.txt > pc.jsonl
@@ -156,8 +179,11 @@ expect_err "-m is not the model the checkpoint's run started from" "a LoRA check
 forced=("${long[@]/1e-3/2e-3}")
 forced=("${forced[@]/#300/$((stopped + 2))}")  # two steps past the checkpoint are enough here
 expect_exit 0 "--force-resume" -- lm-finetune "${forced[@]}" --resume b/l.gguf.ckpt --force-resume -o c.gguf
-grep -q "warning: resuming with other options than the checkpoint's: --lr 0.001 in the checkpoint but 0.002 now" \
+grep -q "warning: resuming with other options than the checkpoint's: --lr 0.001 in the checkpoint but 0.002 now, --steps 300 in the checkpoint but $((stopped + 2)) now" \
   "$T/err" && pass || fail "--force-resume does not warn: $(head -3 "$T/err")"
+expect_exit 1 "resume with a larger --steps" -- lm-finetune "${long[@]/#300/600}" --resume b/l.gguf.ckpt -o c.gguf
+expect_err "checkpoint belongs to another run: --steps 300 in the checkpoint but 600 now; .*--force-resume" \
+  "a changed budget is refused"
 expect_exit 2 "resume past the budget" -- lm-finetune "${long[@]/300/2}" --resume b/l.gguf.ckpt -o c.gguf
 expect_err "already past this budget of 2 steps" "resume past the budget"
 expect_exit 2 "output is the checkpoint resumed" -- lm-finetune "${long[@]}" --resume b/l.gguf.ckpt -o b/l.gguf.ckpt
@@ -177,6 +203,12 @@ expect_err "nope.gguf" "missing model names the file"
 expect_exit 2 "bad LoRA target" -- "${ft[@]}" --data corpus.txt --lora --lora-targets q,x --steps 1 -o x.gguf
 expect_err "LoRA target 'x'" "bad target"
 expect_exit 2 "--merge without --lora" -- "${ft[@]}" --data corpus.txt --merge --steps 1 -o x.gguf
+for opt in "--lora-rank 4" "--lora-alpha 8" "--lora-targets all" "--lora-dropout 0.1"; do
+  expect_exit 2 "$opt without --lora" -- "${ft[@]}" --data corpus.txt $opt --steps 1 -o x.gguf
+  expect_err "^lm-finetune: ${opt% *} sets up LoRA adapters and goes with --lora \(without it every weight is trained\)\$" \
+    "$opt without --lora names it"
+  [[ ! -e x.gguf ]] && pass || fail "$opt without --lora wrote a model"
+done
 expect_exit 2 "output is the model" -- "${ft[@]}" --data corpus.txt --steps 1 -o base.gguf
 head -c 40 corpus.txt > short.txt
 expect_exit 1 "held-out text shorter than the context" -- "${ft[@]}" --data corpus.txt --valid short.txt --steps 1 -o x.gguf

@@ -48,6 +48,43 @@ printf 'The jury\nSomething else entirely\n\nA man said\n' > prompts2.txt
 expect_exit 0 "--each-line from stdin, CRLF" -- sh -c "printf 'The jury\r\nIt was\r\n\r\nA man said\r\n' | ${gen[*]} --each-line -n 12 -s 3"
 same_files "$T/out" each.txt "CRLF input lines give the same completions"
 
+# ---- the seed --json reports for a line reproduces that line alone, with -s and -p ----
+expect_exit 0 "--each-line --json" -- "${gen[@]}" --each-line -f prompts.txt -n 12 -s 3 --json
+cp "$T/out" each.json
+end_text() { sed -n 's/^{"event":"end","line":[0-9]*,"text":\("\([^"\\]\|\\.\)*"\),.*/\1/p' "$1"; }
+for n in 0 1 3; do
+  end=$(grep "^{\"event\":\"end\",\"line\":$n," each.json)
+  seed=$(sed -n 's/.*"seed":\([0-9]*\),.*/\1/p' <<< "$end")
+  prompt=$(sed -n "$((n + 1))p" prompts.txt)
+  grep "^{\"event\":\"end\",\"line\":$n," each.json > line.json
+  want=$(end_text line.json)
+  "${gen[@]}" -p "$prompt" -n 12 -s "$seed" --stop $'\n' --json > one.json 2> /dev/null
+  got=$(end_text one.json)
+  [[ -n $seed && -n $want && $got == "$want" ]] && pass ||
+    fail "line $n: -s $seed -p '$prompt' gives $got, the run gave $want"
+  "${gen[@]}" -p "$prompt" -n 12 -s "$seed" --stop $'\n' > one.txt 2> /dev/null
+  [[ $(cat one.txt) == "$(sed -n "$((n + 1))p" each.txt)" ]] && pass ||
+    fail "line $n: plain -s $seed -p output '$(cat one.txt)' is not the run's line '$(sed -n "$((n + 1))p" each.txt)'"
+done
+[[ $(sed -n 's/.*"line":0,.*"seed":\([0-9]*\),.*/\1/p' each.json) == 3 ]] && pass || fail "line 0 is not sampled with -s itself"
+[[ $(grep -o '"seed":[0-9]*' each.json | sort -u | wc -l) == 4 ]] && pass || fail "the lines do not have 4 different seeds"
+
+# ---- stdin on a terminal: one line says the prompt is read from it; nothing from a pipe ----
+if script -qec true /dev/null < /dev/null > /dev/null 2>&1; then
+  script -qec "${gen[*]} -n 2 -s 1 > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ $(head -1 tty.err) == "lm-generate: reading the prompt from standard input (end with Ctrl-D)" ]] && pass ||
+    fail "terminal stdin: stderr is '$(head -c 300 tty.err)'"
+  script -qec "${gen[*]} --each-line -n 2 -s 1 > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ $(cat tty.err) == "lm-generate: reading prompts, one per line, from standard input (end with Ctrl-D)" ]] && pass ||
+    fail "terminal stdin, --each-line: stderr is '$(head -c 300 tty.err)'"
+  script -qec "${gen[*]} -q -n 2 -s 1 > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ ! -s tty.err ]] && pass || fail "terminal stdin with -q: stderr is '$(head -c 300 tty.err)'"
+else
+  echo "no working script(1): the terminal checks are skipped" >&2
+fi
+expect_exit 0 "prompt from a pipe" -- sh -c "printf 'The jury' | ${gen[*]} -n 2 -s 1"
+[[ ! -s $T/err ]] && pass || fail "stdin from a pipe: stderr is '$(head -c 300 "$T/err")'"
+
 # ---- JSON events ----
 expect_exit 0 "--json" -- "${gen[@]}" -p "The jury" -n 10 --greedy --json --top-logprobs 3
 [[ $(grep -c '^{"event":"token",' "$T/out") == 10 ]] && pass || fail "--json: expected 10 token events"

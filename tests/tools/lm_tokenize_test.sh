@@ -16,6 +16,42 @@ expect_exit 0 "train unigram from stdin" -- sh -c 'lm-tokenize train --model-typ
 expect_exit 0 "train is reproducible" -- lm-tokenize train --vocab-size 400 -o tok2.model -q corpus.txt
 same_files tok.model tok2.model "same data and options give the same model"
 
+# ---- default character coverage 1: a character seen once is a piece, not bytes ----
+{ make_corpus 3000; echo "Vivid colours"; } > once.txt
+expect_exit 0 "train with the defaults" -- lm-tokenize train --vocab-size 400 -o once.model once.txt
+expect_exit 0 "encode a capital seen once" -- sh -c 'echo "Vivid" | lm-tokenize encode -m once.model --format pieces'
+grep -q '<0x' "$T/out" && fail "V seen once in training is encoded as bytes: $(cat "$T/out")" || pass
+grep -q 'V' "$T/out" && pass || fail "no piece holds V: $(cat "$T/out")"
+# Train reports the byte-piece share of its text's tokens; stats counts the same tokens.
+expect_exit 0 "train reports the byte-piece share" -- lm-tokenize train --vocab-size 400 -o once.model once.txt
+# Every character is a piece, so only the newlines (always <0x0A>) are byte pieces.
+share=$(sed -n "s/^lm-tokenize: byte pieces are 0.00% of the \([0-9]*\) tokens of the training text, \([0-9.]*\)% with the newlines' <0x0A>\$/\1 \2/p" "$T/err")
+lm-tokenize stats -m once.model once.txt > once.stats
+want=$(awk -F'\t' '$1 == "tokens" { t = $2 } $1 == "byte_pieces" { b = $2 } END { printf "%d %.2f\n", t, 100 * b / t }' once.stats)
+[[ -n $share && $share == "$want" ]] && pass || fail "train's tokens and byte-piece share '$share' are not stats' '$want': $(cat "$T/err")"
+expect_exit 0 "the share from stdin" -- sh -c 'lm-tokenize train --vocab-size 400 -o once2.model < once.txt'
+grep -q "byte pieces are 0.00% of the ${share% *} tokens of the training text, ${share#* }% with" "$T/err" && pass ||
+  fail "from stdin: $(cat "$T/err")"
+expect_exit 0 "a lower coverage leaves rare characters to bytes" -- lm-tokenize train --vocab-size 400 \
+  --character-coverage 0.999 -o low.model once.txt
+grep -q "byte pieces are 0.[0-9][1-9]% of the\|byte pieces are 0.[1-9][0-9]% of the" "$T/err" && pass ||
+  fail "--character-coverage 0.999: $(cat "$T/err")"
+expect_exit 0 "train -q prints nothing" -- lm-tokenize train -q --vocab-size 400 -o once2.model once.txt
+[[ ! -s $T/err ]] && pass || fail "train -q: $(cat "$T/err")"
+
+# ---- stdin on a terminal: one line says it is read; nothing from a pipe ----
+if script -qec true /dev/null < /dev/null > /dev/null 2>&1; then
+  script -qec "lm-tokenize encode -m tok.model > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ $(cat tty.err) == "lm-tokenize: reading text from standard input (end with Ctrl-D)" ]] && pass ||
+    fail "terminal stdin: stderr is '$(head -c 300 tty.err)'"
+  script -qec "lm-tokenize encode -m tok.model corpus.txt > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ -s tty.out && ! -s tty.err ]] && pass || fail "a file input on a terminal: stderr is '$(head -c 300 tty.err)'"
+else
+  echo "no working script(1): the terminal checks are skipped" >&2
+fi
+expect_exit 0 "encode from a pipe" -- sh -c 'echo hello | lm-tokenize encode -m tok.model'
+[[ ! -s $T/err ]] && pass || fail "stdin from a pipe: stderr is '$(head -c 300 "$T/err")'"
+
 # ---- identical to SentencePiece's own tools ----
 for m in tok.model uni.model; do
   for fmt in ids pieces; do
@@ -123,9 +159,14 @@ expect_exit 1 "stdout is /dev/full (F6)" -- sh -c 'lm-tokenize encode -m tok.mod
 expect_err "^lm-tokenize: <stdout>: write error: No space left on device" "/dev/full message"
 expect_exit 1 "stdout closed (F6)" -- sh -c 'lm-tokenize encode -m tok.model corpus.txt >&-'
 expect_err "^lm-tokenize: <stdout>: write error: Bad file descriptor" "closed stdout message"
+# A closed pipe ends the tool by SIGPIPE: exit status 141 (README, EXIT STATUS in the man
+# pages), and nothing on stderr. The input is large enough that output is still being written.
+for _ in 1 2 3 4 5 6 7 8; do cat corpus.txt; done > big.txt
 for i in 1 2 3; do
-  lm-tokenize encode -m tok.model corpus.txt 2> pipe.err | head -c1 > /dev/null
+  lm-tokenize encode -m tok.model big.txt 2> pipe.err | head -c1 > /dev/null
+  rc=${PIPESTATUS[0]}
   [[ ! -s pipe.err ]] && pass || fail "| head -c1 printed on stderr (F5): $(cat pipe.err)"
+  [[ $rc == 141 ]] && pass || fail "| head -c1: exit $rc, expected 141 (SIGPIPE)"
 done
 expect_exit 1 "missing output directory" -- lm-tokenize encode -m tok.model -o no/such/dir/x.ids corpus.txt
 expect_err "^lm-tokenize: no/such/dir/x.ids: cannot create output" "missing directory message"

@@ -37,6 +37,39 @@ grep -q "^parameters	" "$T/out" && grep -q "^estimated_time	" "$T/out" && pass |
 expect_exit 0 "early stopping" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --steps 400 \
   --lr 0 --lr-min 0 --eval-every 1 --patience 2 --json -o es.gguf -q
 grep -q '"early_stop":true' "$T/out" && pass || fail "early stop: $(cat "$T/out")"
+# --patience writes the weights of the best validation, not those of the last step: the written
+# model's validation loss (measured by lm-finetune at --lr 0, which leaves the weights as they
+# are) equals the best one the run reports, from a step before the last.
+tail -n 400 corpus.txt > valid.txt
+field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
+expect_exit 0 "early stopping keeps the best weights" -- lm-train --tokenizer tok.model --data corpus.tok \
+  --valid valid.txt "${shape[@]}" --steps 400 --lr 2e-2 --eval-every 1 --patience 2 --json --metrics best.jsonl -o best.gguf
+cp "$T/out" best.json
+best_step=$(field best_step best.json)
+steps=$(field steps best.json)
+[[ $(field early_stop best.json) == true && -n $best_step ]] && (( best_step < steps )) && pass ||
+  fail "--patience: expected an early stop after the best step: $(cat best.json)"
+grep -q "^lm-train: stopped early at step $steps; writing the weights of step $best_step, the best validation loss" "$T/err" &&
+  pass || fail "--patience: stderr does not say which weights are written: $(cat "$T/err")"
+expect_exit 0 "validation loss of the written model" -- lm-finetune -m best.gguf --data corpus.txt --valid valid.txt \
+  --batch 4 --lr 0 --lr-min 0 --warmup 0 --steps 1 -t 2 --json -o best-again.gguf -q
+written=$(field valid_loss "$T/out")
+[[ $written == "$(field valid_loss best.json)" ]] && pass ||
+  fail "the written model's validation loss $written is not the best reported, $(field valid_loss best.json)"
+# ... which is the lowest of the run's validations (--metrics), at best_step, below the last one.
+grep -o '"step":[0-9]*,.*"valid_loss":[0-9.e+-]*' best.jsonl | sed 's/"step":\([0-9]*\),.*"valid_loss":/\1 /' > valid.tsv
+awk -v w="$written" -v b="$best_step" 'NR == 1 || $2 < min { min = $2; at = $1 } { last = $2 }
+  END { exit !((min - w) ^ 2 < 1e-12 && at == b && last > w + 1e-6) }' valid.tsv && pass ||
+  fail "the written model's validation loss $written is not the lowest of the run, at step $best_step, below the last: $(tail -3 valid.tsv)"
+# A warmup as long as the run never reaches the decay: one warning line.
+expect_exit 0 "warmup longer than the steps" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" \
+  --warmup 10 --steps 4 --eval-every 0 -o w.gguf
+[[ $(grep -c warmup "$T/err") == 1 ]] &&
+  grep -qx "lm-train: warning: --warmup 10 is not shorter than the run (4 steps): the learning rate never gets past its warmup to the cosine decay; lower --warmup" \
+  "$T/err" && pass || fail "warmup warning: $(cat "$T/err")"
+expect_exit 0 "warmup shorter than the steps" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" \
+  --warmup 3 --steps 4 --eval-every 0 -o w.gguf
+grep -q "warmup" "$T/err" && fail "a warning for a warmup shorter than the run: $(cat "$T/err")" || pass
 
 # ---- interrupt and resume: the resumed steps repeat the uninterrupted run bit for bit, dropout included ----
 plain=(--tokenizer tok.model --data corpus.tok "${shape[@]}" --eval-every 0)
@@ -65,6 +98,14 @@ same_files want.jsonl got.jsonl "resumed steps $((stopped + 1))..300 equal the u
 same_files full/model.gguf part/model.gguf "resumed run writes the same model"
 expect_exit 1 "resume with another batch size (E3)" -- lm-train "${long[@]}" --batch 2 --resume part/model.gguf.ckpt -o x.gguf
 expect_err "^lm-train: part/model.gguf.ckpt: checkpoint belongs to another run: --batch 4 in the checkpoint but 2 now" "E3 message"
+# The budget sets the cosine schedule: another --steps is a changed option like the others.
+expect_exit 1 "resume with a larger --steps" -- lm-train "${long[@]/300/600}" --resume part/model.gguf.ckpt -o x.gguf
+expect_err "^lm-train: part/model.gguf.ckpt: checkpoint belongs to another run: --steps 300 in the checkpoint but 600 now; resume with the same options, or add --force-resume\$" \
+  "a changed --steps is refused"
+expect_exit 0 "resume with another --steps, forced" -- lm-train "${long[@]/300/$((stopped + 2))}" \
+  --resume part/model.gguf.ckpt --force-resume -o x.gguf
+grep -q "warning: resuming with other options than the checkpoint's: --steps 300 in the checkpoint but $((stopped + 2)) now" \
+  "$T/err" && pass || fail "--force-resume does not list the changed --steps: $(head -3 "$T/err")"
 expect_exit 1 "resume from a model file (no optimizer state)" -- lm-train "${long[@]}" --resume full/model.gguf -o x.gguf
 expect_err "full/model.gguf: missing key 'lm.train.batch'" "not a checkpoint message"
 

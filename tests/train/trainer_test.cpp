@@ -1,5 +1,5 @@
-// Tests for lib/train/trainer: schedule, clipping, AdamW's decay mask, the sampler, and a
-// checkpoint round trip that continues training bit for bit.
+// Tests for lib/train/trainer: schedule, clipping, AdamW's decay mask, the sampler, a
+// checkpoint round trip that continues training bit for bit, and early stopping's best weights.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -10,6 +10,7 @@
 #include "format/gguf.hpp"
 #include "model/model_io.hpp"
 #include "test_util.hpp"
+#include "train/run.hpp"
 #include "train/trainer.hpp"
 
 using namespace lm;
@@ -164,4 +165,63 @@ TEST_CASE("a model file without optimizer state is not a checkpoint") {
   format::GgufFile g = format::GgufFile::open(dir.path() + "/m.gguf");
   AdamW opt(p, OptimizerOptions());
   CHECK_THROWS_WITH_AS(load_checkpoint(g, opt), doctest::Contains("missing key 'lm.train.step'"), FormatError);
+}
+
+namespace {
+// A job whose one weight walks down by a fixed gradient and whose validation losses are given
+// in advance: it records the weight at each validation.
+struct ScriptedJob final : Job {
+  float w = 1, g = 0;
+  std::vector<float> losses;  // validation i returns losses[i]
+  std::vector<float> seen;    // w at validation i
+  std::vector<Trainable> trainables() override { return {{"w", &w, &g, 1, 1}}; }
+  std::vector<std::span<float>> grads() override { return {std::span<float>(&g, 1)}; }
+  float micro_step() override {
+    g = 1;
+    return 1;
+  }
+  uint64_t tokens_per_micro_step() const override { return 1; }
+  double flops_per_token() const override { return 1; }
+  std::optional<float> validate() override {
+    seen.push_back(w);
+    return losses.at(seen.size() - 1);
+  }
+  Rng::State sampler_rng() const override { return {}; }
+  uint64_t sampler_draws() const override { return 0; }
+  void set_sampler(const Rng::State&, uint64_t) override {}
+  void add_to_checkpoint(format::GgufWriter&) override {}
+  void restore(const format::GgufFile&) override {}
+};
+}  // namespace
+
+TEST_CASE("--patience ends with the weights of the best validation, not the last step's") {
+  TrainOptions o;
+  o.steps = 100;
+  o.eval_every = 1;
+  o.patience = 2;
+  o.opt.warmup_steps = 0;
+  o.opt.lr = o.opt.lr_min = 0.01f;
+  o.opt.weight_decay = 0;
+  Logger log("test");
+  log.set_level(Logger::Level::Quiet);
+  ScriptedJob job;
+  job.losses = {5, 4, 3, 3.5f, 3.2f, 9, 9};  // best at step 3, then two without gain
+  const RunResult r = run_loop(o, job, RunHooks{}, log);
+  CHECK(r.end == RunEnd::EarlyStop);
+  CHECK(r.steps == 5);
+  CHECK(r.best_step == 3);
+  CHECK(*r.best_valid_loss == 3.0f);
+  CHECK(r.kept_best);
+  REQUIRE(job.seen.size() == 5);
+  CHECK(job.seen[2] != job.seen[4]);
+  CHECK(job.w == job.seen[2]);  // the weights validated at step 3
+
+  // Without patience the last weights stay.
+  ScriptedJob plain;
+  plain.losses = job.losses;
+  o.patience = 0;
+  o.steps = 5;
+  const RunResult q = run_loop(o, plain, RunHooks{}, log);
+  CHECK(!q.kept_best);
+  CHECK(plain.w == plain.seen[4]);
 }

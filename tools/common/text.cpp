@@ -1,10 +1,13 @@
-// JSON and TSV escaping for tool output.
+// JSON and TSV escaping for tool output; the waiting-for-the-terminal note.
 #include "common/text.hpp"
+
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 
+#include "base/file.hpp"
 #include "base/utf8.hpp"
 
 namespace lm::tools {
@@ -57,6 +60,15 @@ void append_tsv_field(std::string& out, std::string_view s) {
       default: out += c;
     }
   }
+}
+
+bool reads_terminal(const std::string& path, bool stdin_is_terminal) {
+  return stdin_is_terminal && is_std_stream(path);
+}
+
+void note_terminal_input(const Logger& log, const std::string& path, const char* what) {
+  if (reads_terminal(path, isatty(STDIN_FILENO) == 1))
+    log.info("reading %s from standard input (end with Ctrl-D)", what);
 }
 
 }  // namespace lm::tools

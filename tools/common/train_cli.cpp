@@ -50,7 +50,13 @@ so such runs are not bit-for-bit reproducible.)");
       .man(R"(Learning rate at the end of the cosine decay.)");
   lm::tools::doc(app.add_option("--warmup", o.opt.warmup_steps, "Linear warmup steps"))
       .group("Budget and optimization")
-      .man(R"(Linear warmup steps.)");
+      .man(R"(Linear warmup steps. A warmup as long as the run's steps or longer (when the
+step count is known: from
+.BR \-\-steps ,
+.BR \-\-tokens ,
+or the estimate of a
+.B \-\-time
+budget) never reaches the cosine decay, and a warning says so.)");
   lm::tools::doc(app.add_option("--dropout", o.dropout,
                  "Dropout on the embeddings, each attention and MLP output and a classifier's input, while training")
       ->check(CLI::Range(0.0, 0.95))->type_name("P"))
@@ -83,7 +89,16 @@ scaled by 1/(1\-P). The masks follow the data position, so a resumed run draws t
       app.add_option("--patience", o.patience, "Stop after this many validations without improvement (0 = off)")
           ->check(CLI::Range(0, 1 << 20)))
       .group("Validation and checkpoints")
-      .man(R"(Stop when N validations in a row do not improve the best validation loss (0: never).)");
+      .man(R"(Stop when N validations in a row do not improve the best validation loss (0: never).
+With
+.BR \-\-patience ,
+the model written holds the weights of the best validation, not those of the last step (as
+Hugging Face's load_best_model_at_end does), whether the run stops early or spends its budget;
+the result then reports best_step, the step of those weights, and valid_loss is theirs, and a
+line on standard error says which step's weights are written. A copy of the trained weights is
+kept for this. After
+.BR \-\-resume ,
+the best is taken among the validations of the resumed run.)");
   lm::tools::doc(
       app.add_option("--checkpoint", f.checkpoint, "Checkpoint file (default: OUTPUT.ckpt)")->type_name("FILE"))
       .group("Validation and checkpoints")
@@ -103,8 +118,15 @@ steps are bit for bit those of an uninterrupted run. A checkpoint of another mod
 batch size or seed is refused, and so is a damaged one: every tensor has a checksum, and a
 NaN or infinity in it is an error. A run never saves non-finite weights. A checkpoint
 written with another batch, gradient accumulation, seed, learning rate schedule, weight decay,
-clipping or dropout is refused with the differences listed, unless
-.BR \-\-force\-resume .)");
+clipping or dropout, or with another budget, is refused with the differences listed, unless
+.BR \-\-force\-resume .
+The budget is compared as the length of the cosine schedule in steps: a larger
+.B \-\-steps
+or
+.B \-\-tokens
+would stretch what is left of it. A
+.B \-\-time
+budget keeps the schedule the checkpoint's run estimated and is not compared.)");
   lm::tools::doc(app.add_flag("--force-resume", o.force_resume,
                "With --resume, continue even where the batch, seed, optimizer or other options differ"))
       .group("Validation and checkpoints")
@@ -149,6 +171,14 @@ const std::atomic<int>& install_stop_signals() {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   return g_signal;
+}
+
+double written_valid_loss(const train::RunResult& r, const Logger& log) {
+  if (!r.kept_best) return r.last_valid_loss ? double(*r.last_valid_loss) : NAN;
+  log.info("%s at step %llu; writing the weights of step %llu, the best validation loss (%.4f; the last was %.4f)",
+           r.end == train::RunEnd::EarlyStop ? "stopped early" : "finished", (unsigned long long)r.steps,
+           (unsigned long long)r.best_step, double(*r.best_valid_loss), double(r.last_valid_loss.value_or(NAN)));
+  return double(*r.best_valid_loss);
 }
 
 std::string human_time(double s) {

@@ -35,6 +35,11 @@ void check_run_files(const std::string& output, const std::string& checkpoint, c
 // SIGINT/SIGTERM set the returned flag (a second one exits at once).
 const std::atomic<int>& install_stop_signals();
 
+// The validation loss of the weights a finished run writes (NaN without held-out data): the
+// last one, or with --patience the best, in which case it says on stderr (unless -q) which
+// step's weights are written and what the last evaluation gave.
+double written_valid_loss(const train::RunResult& r, const Logger& log);
+
 // "42s", "3m05s", "1h10m".
 std::string human_time(double seconds);
 // general.name for an output path: its file name without directory and ".gguf".
