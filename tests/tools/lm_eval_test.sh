@@ -92,10 +92,22 @@ expect_exit 0 "classify" -- lm-eval classify gold.txt --predictions pred.txt --c
   pass || fail "classify report: $(cat "$T/out")"
 [[ $(tail -4 "$T/out") == $'gold\\predicted\t0\t1\t2\n0\t1\t0\t0\n1\t1\t0\t0\n2\t0\t1\t2' ]] && pass ||
   fail "confusion matrix: $(cat "$T/out")"
-expect_exit 0 "classify --json, predictions on stdin" -- sh -c "lm-eval classify gold.txt --predictions - --json < pred.txt"
+expect_exit 0 "classify --json, predictions on stdin" -- sh -c "lm-eval classify gold.txt --predictions - --json --confusion < pred.txt"
 [[ $(field accuracy "$T/out") == 0.6 && $(field macro_f1 "$T/out") == 0.488889 &&
    $(sed -n 's/.*"confusion":\(.*\)}$/\1/p' "$T/out") == '[[1,0,0],[1,0,0],[0,1,2]]' ]] && pass ||
   fail "classify --json: $(cat "$T/out")"
+expect_exit 0 "classify --json without --confusion" -- lm-eval classify gold.txt --predictions pred.txt --json
+[[ $(field accuracy "$T/out") == 0.6 ]] && ! grep -q confusion "$T/out" && pass ||
+  fail "classify --json without --confusion: $(cat "$T/out")"
+# The matrix is made only when asked for, and then for 4096 labels at most (issue 27: 10000
+# labels took 791 MB without --confusion).
+awk 'BEGIN { for (i = 0; i < 5000; i++) print "__label__l" i " text" }' > many.txt
+awk 'BEGIN { for (i = 0; i < 5000; i++) print "l" (i % 2 ? i : i + 1) }' > many_pred.txt
+expect_exit 0 "classify, 5000 labels" -- lm-eval classify many.txt --predictions many_pred.txt --json
+[[ $(field accuracy "$T/out") == 0.5 ]] && pass || fail "5000 labels: $(head -c 300 "$T/out")"
+expect_exit 1 "classify --confusion, 5000 labels" -- lm-eval classify many.txt --predictions many_pred.txt --confusion
+expect_err "^lm-eval: many.txt: more than 4096 labels \(gold and predicted\), the most --confusion shows; leave out --confusion for the scores alone$" \
+  "too many labels for --confusion message"
 head -n 3 gold.txt > gold3.txt
 expect_exit 1 "classify with fewer gold lines" -- lm-eval classify gold3.txt --predictions pred.txt
 expect_err "^lm-eval: gold3.txt: has 3 lines, fewer than pred.txt \(one example per line\)$" "line count message"
