@@ -3,6 +3,7 @@
 // file parses, loads, and writes text or JSON Lines.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -155,10 +156,11 @@ int main(int argc, char** argv) {
     if (o.n_ctx > params.cfg.n_ctx)
       throw lm::UsageError("--ctx-size " + std::to_string(o.n_ctx) + " is larger than the model's context length " +
                            std::to_string(params.cfg.n_ctx));
+    // The KV cache grows with what a run asks (prompt plus -n new tokens), up to this context.
     lm::model::Session session(params, o.n_ctx > 0 ? o.n_ctx : params.cfg.n_ctx, o.n_batch);
-    log.debug("%s: %zu parameters, weights %.1f MiB, context %d, cache and buffers %.1f MiB, OpenBLAS %s",
-              model.c_str(), params.cfg.n_params(), double(params.bytes()) / (1 << 20), session.n_ctx(), double(session.bytes()) / (1 << 20),
-              lm::kernels::blas_info().core.c_str());
+    log.debug("%s: %zu parameters, weights %.1f MiB, context %d, buffers %.1f MiB, OpenBLAS %s", model.c_str(),
+              params.cfg.n_params(), double(params.bytes()) / (1 << 20), session.n_ctx(),
+              double(session.bytes() - session.cache_bytes()) / (1 << 20), lm::kernels::blas_info().core.c_str());
     const uint64_t base_seed = seed ? *seed : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
     if (!seed) log.debug("seed %llu", (unsigned long long)base_seed);
 
@@ -178,6 +180,8 @@ int main(int argc, char** argv) {
       }
       const uint64_t s = lm::derive_seed(base_seed, uint64_t(line));
       sampler.reseed(s);
+      // Room for the prompt and the new tokens asked for, once; with -n -1 the cache grows as it fills.
+      session.reserve(int(std::min<size_t>(ids.size() + size_t(std::max(o.max_tokens, 0)), size_t(session.n_ctx()))));
       if (echo && !json) out.write(text);
       using clock = std::chrono::steady_clock;
       const auto t0 = clock::now();
@@ -192,9 +196,10 @@ int main(int argc, char** argv) {
       w.end(line, r, s, prompt_s, gen_s);
       if (!json && (each_line || r.text.empty() || r.text.back() != '\n')) out.write("\n");
       out.flush();
-      log.debug("line %ld: %d prompt tokens (%.0f tok/s), %d new (%.1f tok/s), stop: %s", line, r.prompt_tokens,
-                r.prompt_tokens / std::max(prompt_s, 1e-9), r.tokens, (r.tokens - 1) / std::max(gen_s, 1e-9),
-                r.stop_reason.c_str());
+      log.debug("line %ld: %d prompt tokens (%.0f tok/s), %d new (%.1f tok/s), stop: %s; KV cache %d tokens, %.2f MiB",
+                line, r.prompt_tokens, r.prompt_tokens / std::max(prompt_s, 1e-9), r.tokens,
+                (r.tokens - 1) / std::max(gen_s, 1e-9), r.stop_reason.c_str(), session.capacity(),
+                double(session.cache_bytes()) / (1 << 20));
       if (r.stop_reason == "context")
         log.warn("%sthe context of %d tokens is full; use --overflow shift to go on",
                  each_line ? ("line " + std::to_string(line + 1) + ": ").c_str() : "", session.n_ctx());

@@ -70,6 +70,16 @@ expect_exit 0 "bleu --json" -- lm-eval bleu sys.txt -r ref1.txt -r ref2.txt --js
 [[ $(field score "$T/out") == 48.53 ]] && pass || fail "bleu --json: $(cat "$T/out")"
 
 # ---- errors ----
+# A model claiming a 2^20 context: the window is the model's, the cache only what was fed.
+cp m.gguf huge.gguf
+off=$(grep -obUa 'llama.context_length' huge.gguf | head -1 | cut -d: -f1)
+printf '\000\000\020\000' | dd of=huge.gguf bs=1 seek=$((off + 20 + 4)) conv=notrunc 2> /dev/null  # u32 1048576
+expect_exit 1 "perplexity, model context 2^20" -- lm-eval perplexity -m huge.gguf -t 1 a.txt
+expect_err "^lm-eval: a.txt: [0-9]+ tokens, too few to score one window of 1048576" "2^20 window message"
+if [[ -x /usr/bin/time ]]; then
+  /usr/bin/time -f '%M' -o rss.txt lm-eval perplexity -m huge.gguf -t 1 a.txt > /dev/null 2>&1
+  (( $(tail -1 rss.txt) < 400000 )) && pass || fail "perplexity, context 2^20: peak RSS $(tail -1 rss.txt) KiB"
+fi
 head -c 100 a.txt > short.txt
 expect_exit 1 "input shorter than one window" -- "${ev[@]}" short.txt
 expect_err "short.txt: .*too few to score one window of 64" "short input message"

@@ -78,6 +78,23 @@ done
 expect_exit 0 "vocabulary-only tokenizer" -- lm-generate -m m-vocab.gguf -p "The jury" -n 24 --greedy -t 2
 same_files "$T/out" greedy.txt "a rebuilt tokenizer generates the same text"
 
+# ---- the KV cache follows the run, not the context the model claims (issue 27: a 2^20 context
+# allocated 1.1 GB for any run) ----
+cp m.gguf huge.gguf
+off=$(grep -obUa 'llama.context_length' huge.gguf | head -1 | cut -d: -f1)
+printf '\000\000\020\000' | dd of=huge.gguf bs=1 seek=$((off + 20 + 4)) conv=notrunc 2> /dev/null  # u32 1048576
+expect_exit 0 "model context 2^20" -- "${gen[@]}" -m huge.gguf -p "The jury" -n 8 --greedy -v
+grep -q 'context 1048576,' "$T/err" && pass || fail "the patched model's context is not 2^20: $(grep context "$T/err")"
+grep -Eq 'line 0: .*; KV cache (1[0-9]|2[0-9]) tokens, 0\.0[0-9] MiB$' "$T/err" && pass ||
+  fail "the KV cache is not sized from prompt and -n: $(grep 'KV cache' "$T/err")"
+if [[ -x /usr/bin/time ]]; then
+  /usr/bin/time -f '%M' -o rss.txt "${gen[@]}" -m huge.gguf -p "The jury" -n 8 --greedy > /dev/null 2>&1
+  (( $(tail -1 rss.txt) < 400000 )) && pass || fail "context 2^20: peak RSS $(tail -1 rss.txt) KiB"
+fi
+expect_exit 0 "model context 2^20, -n -1 grows the cache" -- "${gen[@]}" -m huge.gguf -p "The jury" -n -1 --greedy -c 200 \
+  --ignore-eos -v
+grep -Eq 'stop: context; KV cache 200 tokens' "$T/err" && pass || fail "-c 200 -n -1: $(grep 'KV cache' "$T/err")"
+
 # ---- errors (RELIABILITY.md F5-F7, A) ----
 for bad in "--temp nan" "--top-p 2" "-n -5" "--seed abc" "--frobnicate" "--top-logprobs 2" "--samplers top-k,nucleus"; do
   expect_exit 2 "$bad" -- "${gen[@]}" -p x $bad
