@@ -164,7 +164,10 @@ int main(int argc, char** argv) {
     const uint64_t base_seed = seed ? *seed : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
     if (!seed) log.debug("seed %llu", (unsigned long long)base_seed);
 
-    lm::OutputFile out(output, size_t{1} << 16, lm::OutputFile::Mode::Direct);
+    // A file named by -o is written to a temp file and renamed into place when the run succeeds,
+    // so a failed run leaves an existing file as it was; stdout, pipes and devices get each token
+    // as it comes.
+    lm::OutputFile out(output, size_t{1} << 16);
     Output w{out, tok, json};
     lm::sample::Sampler sampler(so, 0);
     auto run_one = [&](long line, const std::string& text) {

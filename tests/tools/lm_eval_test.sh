@@ -70,6 +70,9 @@ expect_exit 0 "bleu --json" -- lm-eval bleu sys.txt -r ref1.txt -r ref2.txt --js
 [[ $(field score "$T/out") == 48.53 ]] && pass || fail "bleu --json: $(cat "$T/out")"
 
 # ---- errors ----
+echo "keep me" > keep.tsv
+expect_exit 1 "--per-token keeps an existing file when the run fails" -- "${ev[@]}" --per-token keep.tsv a.txt nope.txt
+[[ $(cat keep.tsv) == "keep me" ]] && pass || fail "a failed run damaged --per-token's file"
 # A model claiming a 2^20 context: the window is the model's, the cache only what was fed.
 cp m.gguf huge.gguf
 off=$(grep -obUa 'llama.context_length' huge.gguf | head -1 | cut -d: -f1)

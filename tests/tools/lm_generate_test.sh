@@ -78,6 +78,24 @@ done
 expect_exit 0 "vocabulary-only tokenizer" -- lm-generate -m m-vocab.gguf -p "The jury" -n 24 --greedy -t 2
 same_files "$T/out" greedy.txt "a rebuilt tokenizer generates the same text"
 
+# ---- a failed run leaves an existing -o file as it was (issue 27) ----
+echo "keep me" > keep.txt
+expect_exit 1 "missing prompt file with -o" -- "${gen[@]}" -f nope.txt -n 4 -o keep.txt
+expect_err "^lm-generate: nope.txt: cannot open: No such file or directory$" "missing prompt file message"
+[[ $(cat keep.txt) == "keep me" ]] && pass || fail "a missing prompt file damaged -o: '$(cat keep.txt)'"
+mkdir -p adir
+expect_exit 1 "prompt file is a directory, with -o" -- "${gen[@]}" -f adir -n 4 -o keep.txt
+expect_err "^lm-generate: adir: cannot read: Is a directory$" "directory prompt message"
+[[ $(cat keep.txt) == "keep me" ]] && pass || fail "a directory prompt damaged -o: '$(cat keep.txt)'"
+expect_exit 1 "--each-line, missing prompt file, with -o" -- "${gen[@]}" --each-line -f nope.txt -n 4 -o keep.txt
+[[ $(cat keep.txt) == "keep me" ]] && pass || fail "--each-line with a missing prompt file damaged -o"
+cp m.gguf nan.gguf  # its last 4 KiB of weights become NaN (0xff bytes)
+head -c 4096 /dev/zero | tr '\0' '\377' | dd of=nan.gguf bs=4096 seek=$(($(stat -c %s m.gguf) / 4096 - 1)) conv=notrunc 2> /dev/null
+expect_exit 1 "NaN weights, with -o" -- "${gen[@]}" -m nan.gguf -p "The jury" -n 8 -o keep.txt
+expect_err "^lm-generate: " "NaN weights message"
+[[ $(cat keep.txt) == "keep me" ]] && pass || fail "NaN weights damaged -o: '$(cat keep.txt)'"
+no_leftovers . "failed runs with -o"
+
 # ---- the KV cache follows the run, not the context the model claims (issue 27: a 2^20 context
 # allocated 1.1 GB for any run) ----
 cp m.gguf huge.gguf

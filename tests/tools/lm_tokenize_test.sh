@@ -135,4 +135,12 @@ echo "old" > existing.ids
 expect_exit 1 "failed encode keeps the existing output" -- lm-tokenize encode -m tok.model -o existing.ids corpus.txt .
 [[ $(cat existing.ids) == old ]] && pass || fail "existing output was damaged"
 no_leftovers . "failed encode"
+# decode and vocab keep an existing -o too (issue 27: every -o is committed only on success)
+printf '1 2\n999999\n' > bad.ids
+expect_exit 1 "failed decode keeps the existing output" -- lm-tokenize decode -m tok.model -o existing.ids bad.ids
+expect_err "^lm-tokenize: bad.ids: line 2: token id 999999 out of range" "bad id message"
+expect_exit 1 "failed vocab keeps the existing output" -- lm-tokenize vocab -m nope.model -o existing.ids
+[[ $(cat existing.ids) == old ]] && pass || fail "a failed decode or vocab damaged the existing output"
+no_leftovers . "failed decode and vocab"
+
 finish
