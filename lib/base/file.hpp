@@ -24,9 +24,15 @@ bool same_file(const std::string& a, const std::string& b);
 // The bytes stay valid until the object is destroyed. Move-only.
 class MappedFile {
  public:
+  // What a MappedFile accepts. Any: also stdin, pipes and devices, read into memory. Regular:
+  // only a regular file (stdin too when it is redirected from one): for models and tokenizers,
+  // where a device such as /dev/zero or a FIFO would be read until memory runs out. The check
+  // comes before anything is read, and opening a FIFO does not wait for a writer.
+  enum class Accept { Any, Regular };
   MappedFile() = default;
-  // Throws IoError (cannot open, EACCES, directory) .
-  explicit MappedFile(const std::string& path);
+  // Throws IoError (cannot open, EACCES, directory); FormatError for a file that is not regular
+  // with Accept::Regular.
+  explicit MappedFile(const std::string& path, Accept accept = Accept::Any);
   ~MappedFile();
   MappedFile(MappedFile&& o) noexcept;
   MappedFile& operator=(MappedFile&& o) noexcept;

@@ -150,7 +150,7 @@ std::string not_gguf(const uint8_t* p, size_t n) {
 
 GgufFile GgufFile::open(const std::string& path) {
   GgufFile f;
-  f.file_ = MappedFile(path);
+  f.file_ = MappedFile(path, MappedFile::Accept::Regular);  // a device or FIFO would be read until memory runs out
   f.path_ = f.file_.path();
   f.data_ = f.file_.data();
   f.size_ = f.file_.size();

@@ -102,6 +102,23 @@ TEST_CASE("LineReader rejects a line beyond the cap with the file name") {
   CHECK_THROWS_WITH_AS(r.next(line), doctest::Contains(path.c_str()), FormatError);
 }
 
+TEST_CASE("MappedFile with Accept::Regular refuses devices, FIFOs and directories before reading") {
+  test::TempDir dir;
+  CHECK_THROWS_WITH_AS(MappedFile("/dev/zero", MappedFile::Accept::Regular),
+                       "/dev/zero: is a character device, not a regular file; models and tokenizers are read from files",
+                       FormatError);
+  const std::string fifo = dir.path() + "/fifo";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  // No writer: a blocking open would wait forever.
+  CHECK_THROWS_WITH_AS(MappedFile(fifo, MappedFile::Accept::Regular),
+                       (fifo + ": is a pipe (FIFO), not a regular file; models and tokenizers are read from files").c_str(),
+                       FormatError);
+  CHECK_THROWS_AS(MappedFile(dir.path(), MappedFile::Accept::Regular), IoError);
+  const std::string path = dir.path() + "/f";
+  test::write_file(path, "abc");
+  CHECK(MappedFile(path, MappedFile::Accept::Regular).view() == "abc");
+}
+
 TEST_CASE("LineReader reads lines longer than its initial buffer") {
   test::TempDir dir;
   std::string path = dir.path() + "/big.txt";

@@ -96,6 +96,17 @@ expect_err "^lm-generate: " "NaN weights message"
 [[ $(cat keep.txt) == "keep me" ]] && pass || fail "NaN weights damaged -o: '$(cat keep.txt)'"
 no_leftovers . "failed runs with -o"
 
+# ---- models that are not regular files are refused before reading (issue 27) ----
+expect_exit 1 "-m /dev/zero" -- timeout 20 lm-generate -m /dev/zero -p x
+expect_err "^lm-generate: /dev/zero: is a character device, not a regular file; models and tokenizers are read from files$" \
+  "/dev/zero model message"
+mkfifo fifo.gguf
+expect_exit 1 "-m FIFO" -- timeout 20 lm-generate -m fifo.gguf -p x
+expect_err "^lm-generate: fifo.gguf: is a pipe \(FIFO\), not a regular file; models and tokenizers are read from files$" \
+  "FIFO model message"
+expect_exit 1 "--lora /dev/zero" -- timeout 20 "${gen[@]}" --lora /dev/zero -p x
+expect_err "^lm-generate: /dev/zero: is a character device, not a regular file" "/dev/zero adapter message"
+
 # ---- the KV cache follows the run, not the context the model claims (issue 27: a 2^20 context
 # allocated 1.1 GB for any run) ----
 cp m.gguf huge.gguf

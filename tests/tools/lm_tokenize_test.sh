@@ -143,4 +143,11 @@ expect_exit 1 "failed vocab keeps the existing output" -- lm-tokenize vocab -m n
 [[ $(cat existing.ids) == old ]] && pass || fail "a failed decode or vocab damaged the existing output"
 no_leftovers . "failed decode and vocab"
 
+# ---- tokenizers that are not regular files are refused before reading (issue 27) ----
+expect_exit 1 "-m /dev/zero" -- timeout 20 lm-tokenize encode -m /dev/zero corpus.txt
+expect_err "^lm-tokenize: /dev/zero: is a character device, not a regular file; models and tokenizers are read from files$" \
+  "/dev/zero tokenizer message"
+mkfifo tok.fifo
+expect_exit 1 "-m FIFO" -- timeout 20 lm-tokenize vocab -m tok.fifo
+expect_err "^lm-tokenize: tok.fifo: is a pipe \(FIFO\), not a regular file" "FIFO tokenizer message"
 finish
