@@ -210,7 +210,12 @@ int main(int argc, char** argv) {
     if (have_prompt) {
       run_one(0, prompt);
     } else if (!each_line) {
-      run_one(0, lm::load_file(prompt_file));
+      // The whole file is the prompt, read through LineReader for its line-length limit.
+      lm::LineReader in(prompt_file);
+      std::string text, line;
+      bool nl = false;
+      while (in.next(line, &nl)) (text += line) += nl ? "\n" : "";
+      run_one(0, text);
     } else {
       lm::LineReader in(prompt_file);
       std::string line;

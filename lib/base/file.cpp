@@ -188,21 +188,29 @@ static void drop_bom(std::string& line) {
   if (line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
 }
 
+FormatError line_too_long(const std::string& name, uint64_t line_no, size_t max_line) {
+  const std::string limit = max_line % (size_t{1} << 20) == 0 ? std::to_string(max_line >> 20) + " MiB"
+                                                             : std::to_string(max_line) + " bytes";
+  return FormatError(name, "line " + std::to_string(line_no) + " is longer than " + limit +
+                               ", the maximum line length; split the input into shorter lines");
+}
+
+void LineReader::too_long() const { throw line_too_long(path_, line_no_ + 1, max_line_); }
+
 bool LineReader::next(std::string& line, bool* had_newline) {
   size_t scan = pos_;
   for (;;) {
     const void* nl = std::memchr(buf_.data() + scan, '\n', end_ - scan);
     if (nl) {
       size_t at = size_t(static_cast<const char*>(nl) - buf_.data());
+      if (at - pos_ > max_line_) too_long();  // a long line that came in one read
       line.assign(buf_.data() + pos_, at - pos_);
       pos_ = at + 1;
       if (++line_no_ == 1) drop_bom(line);
       if (had_newline) *had_newline = true;
       return true;
     }
-    if (end_ - pos_ > max_line_)
-      throw FormatError(path_, "line " + std::to_string(line_no_ + 1) + " is longer than " +
-                                   std::to_string(max_line_ >> 20) + " MiB, the maximum line length; split the input into shorter lines");
+    if (end_ - pos_ > max_line_) too_long();
     size_t seen = end_ - pos_;
     if (!fill()) {
       if (end_ == pos_) return false;

@@ -70,6 +70,10 @@ expect_exit 0 "bleu --json" -- lm-eval bleu sys.txt -r ref1.txt -r ref2.txt --js
 [[ $(field score "$T/out") == 48.53 ]] && pass || fail "bleu --json: $(cat "$T/out")"
 
 # ---- errors ----
+{ head -n 3 a.txt; head -c 1048577 /dev/zero | tr '\0' a; } > longline.txt
+expect_exit 1 "perplexity: a line over the 1 MiB limit" -- "${ev[@]}" longline.txt
+expect_err "^lm-eval: longline.txt: line 4 is longer than 1 MiB, the maximum line length; split the input into shorter lines$" \
+  "perplexity line limit message"
 echo "keep me" > keep.tsv
 expect_exit 1 "--per-token keeps an existing file when the run fails" -- "${ev[@]}" --per-token keep.tsv a.txt nope.txt
 [[ $(cat keep.tsv) == "keep me" ]] && pass || fail "a failed run damaged --per-token's file"
