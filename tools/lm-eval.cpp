@@ -300,6 +300,15 @@ std::string_view label_of(const std::string& line, const std::string& name, uint
   return l;
 }
 
+// With --confusion, refuses as soon as the labels seen outnumber the matrix's limit, before the
+// rest of the input is read or classified.
+void check_confusion_labels(const ClassifyArgs& a, const lm::eval::ClassifyScorer& scorer) {
+  if (a.confusion && scorer.labels() > lm::eval::kMaxConfusionLabels)
+    throw lm::FormatError(lm::display_name(a.gold), "more than " + std::to_string(lm::eval::kMaxConfusionLabels) +
+                                                        " labels (gold and predicted), the most --confusion shows; "
+                                                        "leave out --confusion for the scores alone");
+}
+
 // Gold labels and texts of a labeled file scored by a classifier model.
 void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer, const lm::Logger& log) {
   lm::kernels::set_threads(a.threads);
@@ -315,6 +324,7 @@ void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer
     c.predict(texts, probs);
     for (size_t i = 0; i < texts.size(); ++i)
       scorer.add(gold[i], c.labels()[size_t(std::max_element(probs[i].begin(), probs[i].end()) - probs[i].begin())]);
+    check_confusion_labels(a, scorer);
     gold.clear(), texts.clear();
   };
   while (in.next(line)) {
@@ -356,6 +366,7 @@ void score_predictions(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer) 
                                 " lines, fewer than " + (more ? gold_name : pred_name) + " (one example per line)");
     if (!more) break;
     scorer.add(label_of(g, gold_name, gold.line_number()), label_of(p, pred_name, pred.line_number()));
+    check_confusion_labels(a, scorer);
   }
 }
 
@@ -370,7 +381,7 @@ int run_classify(const ClassifyArgs& a, const lm::Logger& log) {
     score_predictions(a, scorer);
   }
   if (scorer.examples() == 0) throw lm::FormatError(gold_name, "has no examples, expected one labeled line or more");
-  const lm::eval::ClassifyResult r = scorer.result();
+  const lm::eval::ClassifyResult r = scorer.result(a.confusion);  // the L x L matrix only when asked for
   const size_t L = r.labels.size();
   if (a.json) {
     std::string out = "{\"examples\":" + std::to_string(r.examples) + ",\"correct\":" + std::to_string(r.correct) +
@@ -386,13 +397,17 @@ int run_classify(const ClassifyArgs& a, const lm::Logger& log) {
       out += ",\"precision\":" + num(s.precision) + ",\"recall\":" + num(s.recall) + ",\"f1\":" + num(s.f1) +
              ",\"support\":" + std::to_string(s.support) + ",\"predicted\":" + std::to_string(s.predicted) + "}";
     }
-    out += "],\"confusion\":[";
-    for (size_t i = 0; i < L; ++i) {
-      out += i ? ",[" : "[";
-      for (size_t j = 0; j < L; ++j) out += (j ? "," : "") + std::to_string(r.confusion[i * L + j]);
+    out += "]";
+    if (a.confusion) {
+      out += ",\"confusion\":[";
+      for (size_t i = 0; i < L; ++i) {
+        out += i ? ",[" : "[";
+        for (size_t j = 0; j < L; ++j) out += (j ? "," : "") + std::to_string(r.confusion[i * L + j]);
+        out += "]";
+      }
       out += "]";
     }
-    std::printf("%s]}\n", out.c_str());
+    std::printf("%s}\n", out.c_str());
     return 0;
   }
   auto row = [](const std::string& name, double p, double rc, double f, uint64_t n) {
@@ -696,8 +711,10 @@ the classifier model (required).)");
       .man(R"(Texts per forward pass.)");
   lm::tools::doc(
       cl->add_flag("--confusion", ca.confusion, "Also print the confusion matrix (rows gold, columns predicted)"))
-      .man(R"(Also print the confusion matrix after the table: one row per gold label, one column per
-predicted label, counts of examples.)");
+      .man(R"(Also print the confusion matrix after the table (and in the JSON object): one row per gold
+label, one column per predicted label, counts of examples.
+It is made for at most 4096 labels, gold and predicted; with more, the run stops with an
+error as soon as the 4097th label is seen.)");
   lm::tools::doc(cl->add_flag("--json", ca.json, "Print one JSON object"))
       .man(R"(Print one JSON object:
 .BR examples ,
@@ -718,7 +735,8 @@ predicted label, counts of examples.)");
 .BR f1 ,
 .BR support ,
 .BR predicted )
-and
+and, with
+.BR \-\-confusion ,
 .B confusion
 (rows gold, columns predicted, in the order of
 .BR labels ).)");

@@ -3,6 +3,7 @@
 // file parses, loads, and writes text or JSON Lines.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -126,7 +127,11 @@ the default, is standard input).)");
       .group("Input and output")
       .man(R"(Write to
 .I FILE
-instead of standard output.)");
+instead of standard output.
+The text goes to a temporary file beside it, renamed into place when the run succeeds: a
+failed run leaves an existing file as it was, and the file appears whole at the end; to
+follow the text as it is generated, write to standard output (or a pipe), which gets each
+token as it comes.)");
   lm::tools::doc(
       app.add_option("-n,--max-tokens", o.max_tokens, "New tokens at most (-1 = until a stop or the context end)")
           ->check(CLI::Range(-1, 1 << 30)))
@@ -140,7 +145,12 @@ goes on until the end-of-sequence token, a stop string, or the context policy en
                      ->check(CLI::Range(0, 1 << 20)))
       .group("Length and context")
       .man(R"(Context size in tokens: the prompt and the completion together (0: the model's
-context length, which is also the largest allowed).)");
+context length, which is also the largest allowed).
+Memory for the cache is taken for what a run needs, the prompt and
+.B \-n
+new tokens, and grows (up to this size) only if the run goes further;
+.B \-v
+reports its size.)");
   lm::tools::doc(
       app.add_option("-b,--batch", o.n_batch, "Prompt tokens per matrix product")->check(CLI::Range(1, 1 << 16)))
       .group("Length and context")
@@ -314,14 +324,18 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
     if (o.n_ctx > params.cfg.n_ctx)
       throw lm::UsageError("--ctx-size " + std::to_string(o.n_ctx) + " is larger than the model's context length " +
                            std::to_string(params.cfg.n_ctx));
+    // The KV cache grows with what a run asks (prompt plus -n new tokens), up to this context.
     lm::model::Session session(params, o.n_ctx > 0 ? o.n_ctx : params.cfg.n_ctx, o.n_batch);
-    log.debug("%s: %zu parameters, weights %.1f MiB, context %d, cache and buffers %.1f MiB, OpenBLAS %s",
-              model.c_str(), params.cfg.n_params(), double(params.bytes()) / (1 << 20), session.n_ctx(),
-              double(session.bytes()) / (1 << 20), lm::kernels::blas_info().core.c_str());
+    log.debug("%s: %zu parameters, weights %.1f MiB, context %d, buffers %.1f MiB, OpenBLAS %s", model.c_str(),
+              params.cfg.n_params(), double(params.bytes()) / (1 << 20), session.n_ctx(),
+              double(session.bytes() - session.cache_bytes()) / (1 << 20), lm::kernels::blas_info().core.c_str());
     const uint64_t base_seed = seed ? *seed : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
     if (!seed) log.debug("seed %llu", (unsigned long long)base_seed);
 
-    lm::OutputFile out(output, size_t{1} << 16, lm::OutputFile::Mode::Direct);
+    // A file named by -o is written to a temp file and renamed into place when the run succeeds,
+    // so a failed run leaves an existing file as it was; stdout, pipes and devices get each token
+    // as it comes.
+    lm::OutputFile out(output, size_t{1} << 16);
     Output w{out, tok, json};
     lm::sample::Sampler sampler(so, 0);
     auto run_one = [&](long line, const std::string& text) {
@@ -337,6 +351,8 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
       }
       const uint64_t s = lm::sample::line_seed(base_seed, uint64_t(line));
       sampler.reseed(s);
+      // Room for the prompt and the new tokens asked for, once; with -n -1 the cache grows as it fills.
+      session.reserve(int(std::min<size_t>(ids.size() + size_t(std::max(o.max_tokens, 0)), size_t(session.n_ctx()))));
       if (echo && !json) out.write(text);
       using clock = std::chrono::steady_clock;
       const auto t0 = clock::now();
@@ -351,9 +367,10 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
       w.end(line, r, s, prompt_s, gen_s);
       if (!json && (each_line || r.text.empty() || r.text.back() != '\n')) out.write("\n");
       out.flush();
-      log.debug("line %ld: %d prompt tokens (%.0f tok/s), %d new (%.1f tok/s), stop: %s", line, r.prompt_tokens,
-                r.prompt_tokens / std::max(prompt_s, 1e-9), r.tokens, (r.tokens - 1) / std::max(gen_s, 1e-9),
-                r.stop_reason.c_str());
+      log.debug("line %ld: %d prompt tokens (%.0f tok/s), %d new (%.1f tok/s), stop: %s; KV cache %d tokens, %.2f MiB",
+                line, r.prompt_tokens, r.prompt_tokens / std::max(prompt_s, 1e-9), r.tokens,
+                (r.tokens - 1) / std::max(gen_s, 1e-9), r.stop_reason.c_str(), session.capacity(),
+                double(session.cache_bytes()) / (1 << 20));
       if (r.stop_reason == "context")
         log.warn("%sthe context of %d tokens is full; use --overflow shift to go on",
                  each_line ? ("line " + std::to_string(line + 1) + ": ").c_str() : "", session.n_ctx());
@@ -362,7 +379,12 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
       run_one(0, prompt);
     } else if (!each_line) {
       lm::tools::note_terminal_input(log, prompt_file, "the prompt");
-      run_one(0, lm::load_file(prompt_file));
+      // The whole file is the prompt, read through LineReader for its line-length limit.
+      lm::LineReader in(prompt_file);
+      std::string text, line;
+      bool nl = false;
+      while (in.next(line, &nl)) (text += line) += nl ? "\n" : "";
+      run_one(0, text);
     } else {
       lm::tools::note_terminal_input(log, prompt_file, "prompts, one per line,");
       lm::LineReader in(prompt_file);

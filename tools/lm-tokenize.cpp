@@ -302,6 +302,7 @@ int run_decode(const lm::DecodeOptions& opts, const std::string& model, const st
       std::string_view line = rest.substr(0, nl);
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
       ++line_no;
+      if (line.size() > lm::LineReader::kDefaultMaxLine) throw lm::line_too_long(in.path(), line_no, lm::LineReader::kDefaultMaxLine);
       if (index) {
         ids.clear();
         for (size_t pos = 0; pos < line.size();) {
@@ -375,8 +376,12 @@ int run_stats(const lm::StatsOptions& opts, const std::string& model, const std:
     }
     std::string_view rest = in.view();
     bool doc_start = true;  // each input is a document
+    uint64_t line_no = 0;
     while (!rest.empty()) {
       size_t nl = rest.find('\n');
+      // The line-length limit of every text reader (LineReader's), before a line is copied or encoded.
+      if (++line_no, std::min(nl, rest.size()) > lm::LineReader::kDefaultMaxLine)
+        throw lm::line_too_long(in.path(), line_no, lm::LineReader::kDefaultMaxLine);
       batch.emplace_back(rest.substr(0, nl));
       first.push_back(doc_start);
       newline.push_back(nl != std::string_view::npos);

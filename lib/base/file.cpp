@@ -22,17 +22,34 @@ std::string display_name(const std::string& path, bool output) {
   return path;
 }
 
-static int open_input(const std::string& path) {
-  if (is_std_stream(path)) return STDIN_FILENO;
-  int fd;
-  do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) throw IoError(path, "cannot open", errno);
-  struct stat st;
-  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    throw IoError(path, "cannot read", EISDIR);
+static const char* file_kind(mode_t m) {
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISFIFO(m)) return "a pipe (FIFO)";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+// Opens an input; with regular_only, refuses anything but a regular file before reading a byte
+// (O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one).
+static int open_input(const std::string& path, bool regular_only = false) {
+  int fd = STDIN_FILENO;
+  if (!is_std_stream(path)) {
+    do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (regular_only ? O_NONBLOCK : 0));
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) throw IoError(path, "cannot open", errno);
   }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return fd;  // reading will report the error
+  auto fail = [&](auto&& error) {
+    if (fd != STDIN_FILENO) ::close(fd);
+    throw error;
+  };
+  if (S_ISDIR(st.st_mode)) fail(IoError(display_name(path), "cannot read", EISDIR));
+  if (regular_only && !S_ISREG(st.st_mode))
+    fail(FormatError(display_name(path), std::string("is ") + file_kind(st.st_mode) +
+                                             ", not a regular file; models and tokenizers are read from files"));
+  if (regular_only && fd != STDIN_FILENO) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return fd;
 }
 
@@ -71,8 +88,8 @@ bool same_file(const std::string& a, const std::string& b) {
 
 // ---- MappedFile ----
 
-MappedFile::MappedFile(const std::string& path) : path_(display_name(path)) {
-  int fd = open_input(path);
+MappedFile::MappedFile(const std::string& path, Accept accept) : path_(display_name(path)) {
+  int fd = open_input(path, accept == Accept::Regular);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     int e = errno;
@@ -171,21 +188,29 @@ static void drop_bom(std::string& line) {
   if (line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
 }
 
+FormatError line_too_long(const std::string& name, uint64_t line_no, size_t max_line) {
+  const std::string limit = max_line % (size_t{1} << 20) == 0 ? std::to_string(max_line >> 20) + " MiB"
+                                                             : std::to_string(max_line) + " bytes";
+  return FormatError(name, "line " + std::to_string(line_no) + " is longer than " + limit +
+                               ", the maximum line length; split the input into shorter lines");
+}
+
+void LineReader::too_long() const { throw line_too_long(path_, line_no_ + 1, max_line_); }
+
 bool LineReader::next(std::string& line, bool* had_newline) {
   size_t scan = pos_;
   for (;;) {
     const void* nl = std::memchr(buf_.data() + scan, '\n', end_ - scan);
     if (nl) {
       size_t at = size_t(static_cast<const char*>(nl) - buf_.data());
+      if (at - pos_ > max_line_) too_long();  // a long line that came in one read
       line.assign(buf_.data() + pos_, at - pos_);
       pos_ = at + 1;
       if (++line_no_ == 1) drop_bom(line);
       if (had_newline) *had_newline = true;
       return true;
     }
-    if (end_ - pos_ > max_line_)
-      throw FormatError(path_, "line " + std::to_string(line_no_ + 1) + " is longer than " +
-                                   std::to_string(max_line_ >> 20) + " MiB, the maximum line length; split the input into shorter lines");
+    if (end_ - pos_ > max_line_) too_long();
     size_t seen = end_ - pos_;
     if (!fill()) {
       if (end_ == pos_) return false;

@@ -1,6 +1,8 @@
 #include "eval/classify.hpp"
 
-#include <set>
+#include <vector>
+
+#include "base/error.hpp"
 
 namespace lm::eval {
 
@@ -56,34 +58,33 @@ void ClassifyScorer::add(std::string_view gold, std::string_view predicted) {
   if (p == g->second.end()) p = g->second.emplace(std::string(predicted), 0).first;
   ++p->second;
   ++examples_;
+  for (std::string_view n : {gold, predicted})
+    if (names_.find(n) == names_.end()) names_.emplace(n);
 }
 
-ClassifyResult ClassifyScorer::result() const {
+ClassifyResult ClassifyScorer::result(bool confusion) const {
+  LM_ASSERT(!confusion || names_.size() <= kMaxConfusionLabels);
   ClassifyResult r;
-  std::set<std::string> names;
-  for (const auto& [gold, row] : counts_) {
-    names.insert(gold);
-    for (const auto& [pred, n] : row) names.insert(pred);
-  }
-  std::map<std::string, size_t> index;
-  for (const auto& n : names) {
+  std::map<std::string_view, size_t> index;
+  for (const auto& n : names_) {
     index.emplace(n, r.labels.size());
     r.labels.push_back({n});
   }
   const size_t L = r.labels.size();
-  r.confusion.assign(L * L, 0);
+  if (confusion) r.confusion.assign(L * L, 0);
+  std::vector<uint64_t> true_positives(L, 0);
   for (const auto& [gold, row] : counts_)
     for (const auto& [pred, n] : row) {
       const size_t g = index.at(gold), p = index.at(pred);
-      r.confusion[g * L + p] += n;
+      if (confusion) r.confusion[g * L + p] += n;
       r.labels[g].support += n;
       r.labels[p].predicted += n;
       r.examples += n;
-      if (g == p) r.correct += n;
+      if (g == p) r.correct += n, true_positives[g] += n;
     }
   for (size_t i = 0; i < L; ++i) {
     LabelScores& s = r.labels[i];
-    const uint64_t tp = r.confusion[i * L + i];
+    const uint64_t tp = true_positives[i];
     s.precision = ratio(tp, s.predicted);
     s.recall = ratio(tp, s.support);
     s.f1 = f1_of(s.precision, s.recall);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,22 +37,32 @@ struct Averages {
 
 struct ClassifyResult {
   std::vector<LabelScores> labels;  // sorted by label
-  // confusion[g * labels.size() + p]: examples with gold label g predicted as p
+  // confusion[g * labels.size() + p]: examples with gold label g predicted as p; empty unless
+  // asked for (it grows with the square of the label count)
   std::vector<uint64_t> confusion;
   uint64_t examples = 0, correct = 0;
   double accuracy = 0;
   Averages micro, macro, weighted;  // micro P = R = F1 = accuracy for single-label data
 };
 
-// Counts (gold, predicted) pairs; memory grows with the number of labels only.
+// The most labels a confusion matrix is made for: 4096 labels make a 128 MiB matrix (and a
+// table no one reads); the scores without the matrix have no such limit.
+inline constexpr size_t kMaxConfusionLabels = 4096;
+
+// Counts (gold, predicted) pairs; memory grows with the number of distinct pairs, at most the
+// number of examples.
 class ClassifyScorer {
  public:
   void add(std::string_view gold, std::string_view predicted);
   uint64_t examples() const { return examples_; }
-  ClassifyResult result() const;
+  // Distinct labels so far, gold and predicted.
+  size_t labels() const { return names_.size(); }
+  // The scores, with the confusion matrix if `confusion` (labels() <= kMaxConfusionLabels).
+  ClassifyResult result(bool confusion = false) const;
 
  private:
   std::map<std::string, std::map<std::string, uint64_t>, std::less<>> counts_;  // gold -> predicted -> n
+  std::set<std::string, std::less<>> names_;
   uint64_t examples_ = 0;
 };
 

@@ -151,7 +151,7 @@ std::string not_gguf(const uint8_t* p, size_t n) {
 
 GgufFile GgufFile::open(const std::string& path) {
   GgufFile f;
-  f.file_ = MappedFile(path);
+  f.file_ = MappedFile(path, MappedFile::Accept::Regular);  // a device or FIFO would be read until memory runs out
   f.path_ = f.file_.path();
   f.data_ = f.file_.data();
   f.size_ = f.file_.size();
@@ -433,14 +433,14 @@ std::vector<float> GgufFile::get_f32_array(std::string_view key) const {
   const GgufValue& v = need(key, GgufType::ARRAY);
   if (v.elem_type != GgufType::F32) type_error(key, v, "array of f32");
   std::vector<float> out(size_t(v.count));
-  std::memcpy(out.data(), v.str.data(), out.size() * 4);
+  if (!out.empty()) std::memcpy(out.data(), v.str.data(), out.size() * 4);  // an empty vector's data() may be null
   return out;
 }
 std::vector<int32_t> GgufFile::get_i32_array(std::string_view key) const {
   const GgufValue& v = need(key, GgufType::ARRAY);
   if (v.elem_type != GgufType::I32) type_error(key, v, "array of i32");
   std::vector<int32_t> out(size_t(v.count));
-  std::memcpy(out.data(), v.str.data(), out.size() * 4);
+  if (!out.empty()) std::memcpy(out.data(), v.str.data(), out.size() * 4);
   return out;
 }
 std::string_view GgufFile::get_u8_array(std::string_view key) const {
@@ -546,7 +546,7 @@ static GgufValue numeric_array(GgufType elem, const void* data, size_t count, si
   v.type = GgufType::ARRAY;
   v.elem_type = elem;
   v.count = count;
-  v.str.assign(static_cast<const char*>(data), count * elem_size);
+  if (count > 0) v.str.assign(static_cast<const char*>(data), count * elem_size);  // data may be null when empty
   return v;
 }
 

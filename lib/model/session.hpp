@@ -1,7 +1,10 @@
 // Inference over a KV cache (llama.cpp's "context"): one sequence, its keys and values cached
 // per layer, prompt chunks evaluated as matrix products (GEMM) and single tokens as
-// matrix-vector products that read each weight once (bandwidth-bound decoding). Everything is
-// allocated in the constructor; eval() allocates nothing.
+// matrix-vector products that read each weight once (bandwidth-bound decoding). The activation
+// buffers are allocated in the constructor; the KV cache holds only the positions a run has
+// used (or reserve()d), so memory follows the work asked, not the model's context length: a
+// model that claims a context of 2^20 tokens costs nothing until a run goes that far. eval()
+// allocates only when the cache grows, geometrically, up to n_ctx.
 #pragma once
 
 #include <memory>
@@ -16,7 +19,7 @@ class Session {
  public:
   // A session over `w` (which must outlive it) for sequences of up to n_ctx tokens, evaluated in
   // chunks of up to n_batch tokens. Throws UsageError unless 1 <= n_ctx <= the model's context
-  // and 1 <= n_batch.
+  // and 1 <= n_batch. The cache starts empty and grows as tokens come (or reserve() asks).
   Session(const Weights& w, int n_ctx, int n_batch);
   // The same over F32 parameters (which must outlive it), e.g. a model being trained.
   Session(const Params& p, int n_ctx, int n_batch);
@@ -43,9 +46,16 @@ class Session {
   const float* eval_all(const int* tokens, int n);
   // Forgets all but the first n cached tokens (0 empties the cache).
   void keep(int n);
+  // Makes room for n tokens (capped at n_ctx) in the cache now, e.g. prompt plus new tokens,
+  // so that eval() does not grow it later. Never shrinks. Throws std::bad_alloc.
+  void reserve(int n);
+  // Tokens the cache has room for now (n_past() <= capacity() <= n_ctx()).
+  int capacity() const { return cap_; }
 
   // Bytes held by the cache and the scratch buffers.
   size_t bytes() const;
+  // Bytes held by the KV cache alone (keys and values of every layer).
+  size_t cache_bytes() const;
 
  private:
   struct Buffers;
@@ -53,7 +63,7 @@ class Session {
   std::unique_ptr<Weights> own_;  // the views of a Params
   const Weights& w_;
   ModelConfig cfg_;
-  int n_ctx_, n_batch_, n_past_ = 0;
+  int n_ctx_, n_batch_, n_past_ = 0, cap_ = 0;
   std::unique_ptr<Buffers> b_;
 };
 

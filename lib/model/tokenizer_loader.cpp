@@ -10,7 +10,7 @@
 namespace lm::model {
 
 Tokenizer load_tokenizer(const std::string& path) {
-  MappedFile file(path);
+  MappedFile file(path, MappedFile::Accept::Regular);  // not a device or FIFO: see MappedFile::Accept
   if (file.size() >= 4 && std::memcmp(file.data(), "GGUF", 4) == 0) {
     return load_tokenizer(format::GgufFile::open(path));
   }

@@ -1,6 +1,7 @@
 // Token streams for training from token files or text.
 #include "train/data.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/error.hpp"
@@ -33,6 +34,9 @@ std::vector<int> load_tokens(const std::string& path, const Tokenizer& tok, cons
   std::string_view rest = file.view();
   while (!rest.empty()) {
     const size_t nl = rest.find('\n');
+    // The line-length limit of every text reader: the tokenizer's memory grows with a line.
+    if (std::min(nl, rest.size()) > LineReader::kDefaultMaxLine)
+      throw line_too_long(file.path(), lines.size() + 1, LineReader::kDefaultMaxLine);
     lines.emplace_back(rest.substr(0, nl));
     first.push_back(lines.size() == 1);
     newline.push_back(nl != std::string_view::npos);

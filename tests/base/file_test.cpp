@@ -102,6 +102,51 @@ TEST_CASE("LineReader rejects a line beyond the cap with the file name") {
   CHECK_THROWS_WITH_AS(r.next(line), doctest::Contains(path.c_str()), FormatError);
 }
 
+// Issue 27: the limit holds however a long line arrives, in one read or over many, and the
+// error names the file, the line and the limit.
+TEST_CASE("LineReader: a line of max_line bytes is read, one byte more is an error naming file, line and limit") {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/limit.txt";
+  test::write_file(path, "short\n" + std::string(100, 'a') + "\n" + std::string(101, 'b') + "\nafter\n");
+  LineReader r(path, 100);
+  std::string line;
+  REQUIRE(r.next(line));
+  REQUIRE(r.next(line));
+  CHECK(line.size() == 100);
+  CHECK_THROWS_WITH_AS(r.next(line),
+                       (path + ": line 3 is longer than 100 bytes, the maximum line length; split the input into shorter lines").c_str(),
+                       FormatError);
+  // The same without a newline at the end, and over many reads (the buffer grows from 64 KiB).
+  test::write_file(path, std::string(200001, 'c'));
+  LineReader s(path, 200000);
+  CHECK_THROWS_WITH_AS(s.next(line),
+                       (path + ": line 1 is longer than 200000 bytes, the maximum line length; split the input into shorter lines").c_str(),
+                       FormatError);
+  test::write_file(path, std::string(200000, 'c'));
+  LineReader t(path, 200000);
+  REQUIRE(t.next(line));
+  CHECK(line.size() == 200000);
+  CHECK(line_too_long("x.txt", 7, LineReader::kDefaultMaxLine).message() ==
+        "x.txt: line 7 is longer than 1 MiB, the maximum line length; split the input into shorter lines");
+}
+
+TEST_CASE("MappedFile with Accept::Regular refuses devices, FIFOs and directories before reading") {
+  test::TempDir dir;
+  CHECK_THROWS_WITH_AS(MappedFile("/dev/zero", MappedFile::Accept::Regular),
+                       "/dev/zero: is a character device, not a regular file; models and tokenizers are read from files",
+                       FormatError);
+  const std::string fifo = dir.path() + "/fifo";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  // No writer: a blocking open would wait forever.
+  CHECK_THROWS_WITH_AS(MappedFile(fifo, MappedFile::Accept::Regular),
+                       (fifo + ": is a pipe (FIFO), not a regular file; models and tokenizers are read from files").c_str(),
+                       FormatError);
+  CHECK_THROWS_AS(MappedFile(dir.path(), MappedFile::Accept::Regular), IoError);
+  const std::string path = dir.path() + "/f";
+  test::write_file(path, "abc");
+  CHECK(MappedFile(path, MappedFile::Accept::Regular).view() == "abc");
+}
+
 TEST_CASE("LineReader reads lines longer than its initial buffer") {
   test::TempDir dir;
   std::string path = dir.path() + "/big.txt";

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <cstdint>
 #include <vector>
 
 #include "eval/classify.hpp"
@@ -15,7 +16,7 @@ namespace {
 ClassifyResult score(const std::vector<std::string>& gold, const std::vector<std::string>& pred) {
   ClassifyScorer s;
   for (size_t i = 0; i < gold.size(); ++i) s.add(gold[i], pred[i]);
-  return s.result();
+  return s.result(true);
 }
 
 }  // namespace
@@ -92,4 +93,32 @@ TEST_CASE("classify: line_label reads fastText, tab-separated and bare labels") 
   CHECK(has_label_field("news\tThe jury said"));
   CHECK_FALSE(has_label_field("two words"));
   CHECK_FALSE(has_label_field("x __label__y"));
+}
+
+// 10000 labels made a 10000 x 10000 matrix (763 MiB) even when no one asked for it.
+TEST_CASE("classify: the confusion matrix is made only when asked for; the scores do not need it") {
+  ClassifyScorer s;
+  for (int i = 0; i < 10000; ++i) s.add("g" + std::to_string(i), i % 2 ? "g" + std::to_string(i) : "p" + std::to_string(i));
+  CHECK(s.labels() == 15000);
+  const ClassifyResult r = s.result();
+  CHECK(r.confusion.empty());
+  REQUIRE(r.labels.size() == 15000);
+  CHECK(r.correct == 5000);
+  CHECK(r.accuracy == doctest::Approx(0.5));
+  CHECK(r.labels[0].label == "g0");
+  CHECK(r.labels[0].recall == 0.0);
+  CHECK(r.labels[1].label == "g1");
+  CHECK(r.labels[1].f1 == doctest::Approx(1.0));
+  // The same scores as with the matrix.
+  const ClassifyResult small = score({"0", "1", "2", "2", "2"}, {"0", "0", "2", "2", "1"});
+  ClassifyScorer t;
+  for (auto [g, p] : {std::pair{"0", "0"}, {"1", "0"}, {"2", "2"}, {"2", "2"}, {"2", "1"}}) t.add(g, p);
+  const ClassifyResult no_matrix = t.result();
+  CHECK(no_matrix.confusion.empty());
+  CHECK(small.confusion.size() == 9);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(no_matrix.labels[i].precision == small.labels[i].precision);
+    CHECK(no_matrix.labels[i].recall == small.labels[i].recall);
+  }
+  CHECK(no_matrix.macro.f1 == small.macro.f1);
 }

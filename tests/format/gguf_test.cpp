@@ -228,6 +228,34 @@ TEST_CASE("zero tensors with alignment 64 round trip, and so do version 2 files"
   CHECK(parse(v2.s).get_string(kKeyArchitecture) == "gpt2");
 }
 
+// A vocabulary of zero tokens has empty arrays: reading them copied from a null pointer
+// (undefined behaviour that UBSan reports), both in the hand-made file and through the writer.
+TEST_CASE("empty f32, i32, string and u8 arrays read back as empty") {
+  Bytes b;
+  b.header(0, 3);
+  b.str("a.f32").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::F32)).u64(0);
+  b.str("a.i32").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::I32)).u64(0);
+  b.str("a.str").u32(uint32_t(GgufType::ARRAY)).u32(uint32_t(GgufType::STRING)).u64(0);
+  GgufFile f = parse(b.s);
+  CHECK(f.get_f32_array("a.f32").empty());
+  CHECK(f.get_i32_array("a.i32").empty());
+  CHECK(f.get_string_array("a.str").empty());
+  CHECK(f.try_get_f32_array("a.f32")->empty());
+  CHECK(f.try_get_i32_array("a.i32")->empty());
+
+  GgufWriter w;
+  w.set_array_f32("w.f32", {});
+  w.set_array_i32("w.i32", {});
+  w.set_array_string("w.str", {});
+  w.set_array_u8("w.u8", std::string_view());
+  test::TempDir dir;
+  GgufFile g = parse(write_bytes(w, dir));
+  CHECK(g.get_f32_array("w.f32").empty());
+  CHECK(g.get_i32_array("w.i32").empty());
+  CHECK(g.get_string_array("w.str").empty());
+  CHECK(g.get_u8_array("w.u8").empty());
+}
+
 TEST_CASE("try_ getters return nothing for a missing key and still throw for a wrong type") {
   GgufFile f = parse(valid_file());
   CHECK_FALSE(f.try_get_u64("x").has_value());

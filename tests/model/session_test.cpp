@@ -134,3 +134,44 @@ TEST_CASE("quantized weights: a session equals its own kernels' reference and st
     }
   }
 }
+
+// Issue 27: a model claiming a context of 2^20 tokens made every session allocate a KV cache
+// for all of them. The cache now holds what was evaluated (or reserved), growing on the way,
+// and a grown cache gives the same logits as one reserved up front.
+TEST_CASE("the KV cache grows with the tokens evaluated, up to n_ctx, and growing changes no logit") {
+  ModelConfig cfg = config(false, 2);
+  cfg.n_ctx = 1 << 20;
+  Params p(cfg, false);
+  Rng rng(7);
+  p.init(rng);
+  for (auto& w : p.w) w *= 10.0f;
+  const size_t per_token = 2 * size_t(cfg.n_layer) * size_t(cfg.kv_dim()) * sizeof(float);
+  Session grown(p, cfg.n_ctx, 4), reserved(p, cfg.n_ctx, 4);
+  CHECK(grown.capacity() == 0);
+  CHECK(grown.cache_bytes() == 0);
+  reserved.reserve(48);
+  CHECK(reserved.capacity() == 48);
+  CHECK(reserved.cache_bytes() == 48 * per_token);
+  std::vector<int> tokens(45);
+  for (int& t : tokens) t = int(rng.below(uint64_t(cfg.n_vocab)));
+  const int V = cfg.n_vocab;
+  grown.eval(tokens.data(), 3);  // room for 3, then one at a time: 6, 12, 24, 48
+  reserved.eval(tokens.data(), 3);
+  CHECK(grown.capacity() == 3);
+  for (size_t i = 3; i < tokens.size(); ++i) {
+    const float* a = grown.eval(&tokens[i], 1);
+    const std::vector<float> la(a, a + V);
+    const float* b = reserved.eval(&tokens[i], 1);
+    CHECK(max_diff(la.data(), b, size_t(V)) == 0.0);
+  }
+  CHECK(grown.capacity() == 48);
+  CHECK(reserved.capacity() == 48);
+  CHECK(grown.cache_bytes() == 48 * per_token);
+  CHECK(grown.bytes() < (size_t{1} << 20));  // nothing sized by the model's 2^20 context
+  // keep() and reserve() never shrink; reserve() stops at n_ctx.
+  grown.keep(0);
+  CHECK(grown.capacity() == 48);
+  Session small(p, 20, 4);
+  small.reserve(1000);
+  CHECK(small.capacity() == 20);
+}

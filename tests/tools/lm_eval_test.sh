@@ -75,6 +75,23 @@ expect_exit 0 "bleu --json" -- lm-eval bleu sys.txt -r ref1.txt -r ref2.txt --js
 [[ $(field score "$T/out") == 48.53 ]] && pass || fail "bleu --json: $(cat "$T/out")"
 
 # ---- errors ----
+{ head -n 3 a.txt; head -c 1048577 /dev/zero | tr '\0' a; } > longline.txt
+expect_exit 1 "perplexity: a line over the 1 MiB limit" -- "${ev[@]}" longline.txt
+expect_err "^lm-eval: longline.txt: line 4 is longer than 1 MiB, the maximum line length; split the input into shorter lines$" \
+  "perplexity line limit message"
+echo "keep me" > keep.tsv
+expect_exit 1 "--per-token keeps an existing file when the run fails" -- "${ev[@]}" --per-token keep.tsv a.txt nope.txt
+[[ $(cat keep.tsv) == "keep me" ]] && pass || fail "a failed run damaged --per-token's file"
+# A model claiming a 2^20 context: the window is the model's, the cache only what was fed.
+cp m.gguf huge.gguf
+off=$(grep -obUa 'llama.context_length' huge.gguf | head -1 | cut -d: -f1)
+printf '\000\000\020\000' | dd of=huge.gguf bs=1 seek=$((off + 20 + 4)) conv=notrunc 2> /dev/null  # u32 1048576
+expect_exit 1 "perplexity, model context 2^20" -- lm-eval perplexity -m huge.gguf -t 1 a.txt
+expect_err "^lm-eval: a.txt: [0-9]+ tokens, too few to score one window of 1048576" "2^20 window message"
+if [[ -x /usr/bin/time ]]; then
+  /usr/bin/time -f '%M' -o rss.txt lm-eval perplexity -m huge.gguf -t 1 a.txt > /dev/null 2>&1
+  (( $(tail -1 rss.txt) < 400000 )) && pass || fail "perplexity, context 2^20: peak RSS $(tail -1 rss.txt) KiB"
+fi
 head -c 100 a.txt > short.txt
 expect_exit 1 "input shorter than one window" -- "${ev[@]}" short.txt
 expect_err "short.txt: .*too few to score one window of 64" "short input message"
@@ -97,10 +114,22 @@ expect_exit 0 "classify" -- lm-eval classify gold.txt --predictions pred.txt --c
   pass || fail "classify report: $(cat "$T/out")"
 [[ $(tail -4 "$T/out") == $'gold\\predicted\t0\t1\t2\n0\t1\t0\t0\n1\t1\t0\t0\n2\t0\t1\t2' ]] && pass ||
   fail "confusion matrix: $(cat "$T/out")"
-expect_exit 0 "classify --json, predictions on stdin" -- sh -c "lm-eval classify gold.txt --predictions - --json < pred.txt"
+expect_exit 0 "classify --json, predictions on stdin" -- sh -c "lm-eval classify gold.txt --predictions - --json --confusion < pred.txt"
 [[ $(field accuracy "$T/out") == 0.6 && $(field macro_f1 "$T/out") == 0.488889 &&
    $(sed -n 's/.*"confusion":\(.*\)}$/\1/p' "$T/out") == '[[1,0,0],[1,0,0],[0,1,2]]' ]] && pass ||
   fail "classify --json: $(cat "$T/out")"
+expect_exit 0 "classify --json without --confusion" -- lm-eval classify gold.txt --predictions pred.txt --json
+[[ $(field accuracy "$T/out") == 0.6 ]] && ! grep -q confusion "$T/out" && pass ||
+  fail "classify --json without --confusion: $(cat "$T/out")"
+# The matrix is made only when asked for, and then for 4096 labels at most (issue 27: 10000
+# labels took 791 MB without --confusion).
+awk 'BEGIN { for (i = 0; i < 5000; i++) print "__label__l" i " text" }' > many.txt
+awk 'BEGIN { for (i = 0; i < 5000; i++) print "l" (i % 2 ? i : i + 1) }' > many_pred.txt
+expect_exit 0 "classify, 5000 labels" -- lm-eval classify many.txt --predictions many_pred.txt --json
+[[ $(field accuracy "$T/out") == 0.5 ]] && pass || fail "5000 labels: $(head -c 300 "$T/out")"
+expect_exit 1 "classify --confusion, 5000 labels" -- lm-eval classify many.txt --predictions many_pred.txt --confusion
+expect_err "^lm-eval: many.txt: more than 4096 labels \(gold and predicted\), the most --confusion shows; leave out --confusion for the scores alone$" \
+  "too many labels for --confusion message"
 head -n 3 gold.txt > gold3.txt
 expect_exit 1 "classify with fewer gold lines" -- lm-eval classify gold3.txt --predictions pred.txt
 expect_err "^lm-eval: gold3.txt: has 3 lines, fewer than pred.txt \(one example per line\)$" "line count message"

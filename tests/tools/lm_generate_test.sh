@@ -115,6 +115,52 @@ done
 expect_exit 0 "vocabulary-only tokenizer" -- lm-generate -m m-vocab.gguf -p "The jury" -n 24 --greedy -t 2
 same_files "$T/out" greedy.txt "a rebuilt tokenizer generates the same text"
 
+# ---- a failed run leaves an existing -o file as it was (issue 27) ----
+echo "keep me" > keep.txt
+expect_exit 1 "missing prompt file with -o" -- "${gen[@]}" -f nope.txt -n 4 -o keep.txt
+expect_err "^lm-generate: nope.txt: cannot open: No such file or directory$" "missing prompt file message"
+[[ $(cat keep.txt) == "keep me" ]] && pass || fail "a missing prompt file damaged -o: '$(cat keep.txt)'"
+mkdir -p adir
+expect_exit 1 "prompt file is a directory, with -o" -- "${gen[@]}" -f adir -n 4 -o keep.txt
+expect_err "^lm-generate: adir: cannot read: Is a directory$" "directory prompt message"
+[[ $(cat keep.txt) == "keep me" ]] && pass || fail "a directory prompt damaged -o: '$(cat keep.txt)'"
+expect_exit 1 "--each-line, missing prompt file, with -o" -- "${gen[@]}" --each-line -f nope.txt -n 4 -o keep.txt
+[[ $(cat keep.txt) == "keep me" ]] && pass || fail "--each-line with a missing prompt file damaged -o"
+cp m.gguf nan.gguf  # its last 4 KiB of weights become NaN (0xff bytes)
+head -c 4096 /dev/zero | tr '\0' '\377' | dd of=nan.gguf bs=4096 seek=$(($(stat -c %s m.gguf) / 4096 - 1)) conv=notrunc 2> /dev/null
+expect_exit 1 "NaN weights, with -o" -- "${gen[@]}" -m nan.gguf -p "The jury" -n 8 -o keep.txt
+expect_err "^lm-generate: " "NaN weights message"
+[[ $(cat keep.txt) == "keep me" ]] && pass || fail "NaN weights damaged -o: '$(cat keep.txt)'"
+no_leftovers . "failed runs with -o"
+
+# ---- models that are not regular files are refused before reading (issue 27) ----
+expect_exit 1 "-m /dev/zero" -- timeout 20 lm-generate -m /dev/zero -p x
+expect_err "^lm-generate: /dev/zero: is a character device, not a regular file; models and tokenizers are read from files$" \
+  "/dev/zero model message"
+mkfifo fifo.gguf
+expect_exit 1 "-m FIFO" -- timeout 20 lm-generate -m fifo.gguf -p x
+expect_err "^lm-generate: fifo.gguf: is a pipe \(FIFO\), not a regular file; models and tokenizers are read from files$" \
+  "FIFO model message"
+expect_exit 1 "--lora /dev/zero" -- timeout 20 "${gen[@]}" --lora /dev/zero -p x
+expect_err "^lm-generate: /dev/zero: is a character device, not a regular file" "/dev/zero adapter message"
+
+# ---- the KV cache follows the run, not the context the model claims (issue 27: a 2^20 context
+# allocated 1.1 GB for any run) ----
+cp m.gguf huge.gguf
+off=$(grep -obUa 'llama.context_length' huge.gguf | head -1 | cut -d: -f1)
+printf '\000\000\020\000' | dd of=huge.gguf bs=1 seek=$((off + 20 + 4)) conv=notrunc 2> /dev/null  # u32 1048576
+expect_exit 0 "model context 2^20" -- "${gen[@]}" -m huge.gguf -p "The jury" -n 8 --greedy -v
+grep -q 'context 1048576,' "$T/err" && pass || fail "the patched model's context is not 2^20: $(grep context "$T/err")"
+grep -Eq 'line 0: .*; KV cache (1[0-9]|2[0-9]) tokens, 0\.0[0-9] MiB$' "$T/err" && pass ||
+  fail "the KV cache is not sized from prompt and -n: $(grep 'KV cache' "$T/err")"
+if [[ -x /usr/bin/time ]]; then
+  /usr/bin/time -f '%M' -o rss.txt "${gen[@]}" -m huge.gguf -p "The jury" -n 8 --greedy > /dev/null 2>&1
+  (( $(tail -1 rss.txt) < 400000 )) && pass || fail "context 2^20: peak RSS $(tail -1 rss.txt) KiB"
+fi
+expect_exit 0 "model context 2^20, -n -1 grows the cache" -- "${gen[@]}" -m huge.gguf -p "The jury" -n -1 --greedy -c 200 \
+  --ignore-eos -v
+grep -Eq 'stop: context; KV cache 200 tokens' "$T/err" && pass || fail "-c 200 -n -1: $(grep 'KV cache' "$T/err")"
+
 # ---- errors (docs/reliability.md F5-F7, A) ----
 for bad in "--temp nan" "--top-p 2" "-n -5" "--seed abc" "--frobnicate" "--top-logprobs 2" "--samplers top-k,nucleus"; do
   expect_exit 2 "$bad" -- "${gen[@]}" -p x $bad

@@ -176,4 +176,33 @@ echo "old" > existing.ids
 expect_exit 1 "failed encode keeps the existing output" -- lm-tokenize encode -m tok.model -o existing.ids corpus.txt .
 [[ $(cat existing.ids) == old ]] && pass || fail "existing output was damaged"
 no_leftovers . "failed encode"
+# decode and vocab keep an existing -o too (issue 27: every -o is committed only on success)
+printf '1 2\n999999\n' > bad.ids
+expect_exit 1 "failed decode keeps the existing output" -- lm-tokenize decode -m tok.model -o existing.ids bad.ids
+expect_err "^lm-tokenize: bad.ids: line 2: token id 999999 out of range" "bad id message"
+expect_exit 1 "failed vocab keeps the existing output" -- lm-tokenize vocab -m nope.model -o existing.ids
+[[ $(cat existing.ids) == old ]] && pass || fail "a failed decode or vocab damaged the existing output"
+no_leftovers . "failed decode and vocab"
+
+# ---- one line-length limit, 1 MiB, for every text reader (issue 27: a 100 MB line took 8 GB) ----
+{ echo short; head -c 1048577 /dev/zero | tr '\0' a; echo; } > longline.txt
+want='longline.txt: line 2 is longer than 1 MiB, the maximum line length; split the input into shorter lines$'
+for cmd in "encode -m tok.model" "encode -m tok.model --format bin -o long.tok" "stats -m tok.model"; do
+  expect_exit 1 "$cmd: a line over the limit" -- lm-tokenize $cmd longline.txt
+  expect_err "^lm-tokenize: $want" "$cmd: line limit message"
+done
+{ echo 1 2; head -c 1048577 /dev/zero | tr '\0' 1; } > longline.ids
+expect_exit 1 "decode: a line over the limit" -- lm-tokenize decode -m tok.model longline.ids
+expect_err "^lm-tokenize: longline.ids: line 2 is longer than 1 MiB" "decode line limit message"
+expect_exit 1 "encode from stdin: a line over the limit" -- sh -c 'lm-tokenize encode -m tok.model < longline.txt'
+expect_err "^lm-tokenize: <stdin>: line 2 is longer than 1 MiB" "stdin line limit message"
+[[ ! -e long.tok ]] && pass || fail "a failed encode left long.tok"
+
+# ---- tokenizers that are not regular files are refused before reading (issue 27) ----
+expect_exit 1 "-m /dev/zero" -- timeout 20 lm-tokenize encode -m /dev/zero corpus.txt
+expect_err "^lm-tokenize: /dev/zero: is a character device, not a regular file; models and tokenizers are read from files$" \
+  "/dev/zero tokenizer message"
+mkfifo tok.fifo
+expect_exit 1 "-m FIFO" -- timeout 20 lm-tokenize vocab -m tok.fifo
+expect_err "^lm-tokenize: tok.fifo: is a pipe \(FIFO\), not a regular file" "FIFO tokenizer message"
 finish
