@@ -13,6 +13,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/json.hpp"
 #include "common/cli.hpp"
 #include "common/text.hpp"
 #include "common/tokens.hpp"
@@ -32,10 +33,19 @@ using lm::eval::PerplexityStats;
 using lm::tools::num;
 using lm::tools::stream_tokens;
 
-std::string stats_json(const PerplexityStats& s) {
-  return "\"perplexity\":" + num(s.perplexity()) + ",\"perplexity_error\":" + num(s.perplexity_error()) +
-         ",\"nll\":" + num(s.mean_nll()) + ",\"bits_per_byte\":" + num(s.bits_per_byte()) +
-         ",\"tokens\":" + std::to_string(s.tokens) + ",\"bytes\":" + std::to_string(s.bytes);
+using lm::Json;
+using lm::json_number;
+
+void print_json(const Json& j) { std::fputs((lm::dump_json(j) + "\n").c_str(), stdout); }
+
+// The members of a perplexity result, added to `j`.
+void stats_json(Json& j, const PerplexityStats& s) {
+  j["perplexity"] = json_number(s.perplexity());
+  j["perplexity_error"] = json_number(s.perplexity_error());
+  j["nll"] = json_number(s.mean_nll());
+  j["bits_per_byte"] = json_number(s.bits_per_byte());
+  j["tokens"] = s.tokens;
+  j["bytes"] = s.bytes;
 }
 
 std::string stats_tsv(const std::string& name, const PerplexityStats& s) {
@@ -105,12 +115,10 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
       line.clear();
       const std::string piece = m.tok.token_bytes(t.id);
       if (per_token_json) {
-        line = "{\"file\":";
-        lm::tools::append_json_string(line, name);
-        line += ",\"position\":" + std::to_string(t.position) + ",\"id\":" + std::to_string(t.id) + ",\"piece\":";
-        lm::tools::append_json_string(line, piece);
-        line += ",\"logprob\":" + num(t.logprob) + ",\"rank\":" + std::to_string(t.rank) + ",\"entropy\":" +
-                num(t.entropy) + "}\n";
+        line = lm::dump_json({{"file", name}, {"position", t.position}, {"id", t.id}, {"piece", piece},
+                              {"logprob", json_number(t.logprob)}, {"rank", t.rank},
+                              {"entropy", json_number(t.entropy)}}) +
+               "\n";
       } else {
         lm::tools::append_tsv_field(line, name);
         line += "\t" + std::to_string(t.position) + "\t" + std::to_string(t.id) + "\t";
@@ -137,15 +145,17 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
   for (const auto& s : per_file) macro_nll += s.mean_nll() / double(per_file.size()),
                                  macro_bpb += s.bits_per_byte() / double(per_file.size());
   if (a.json) {
-    std::string out = "{" + stats_json(micro) + ",\"files\":[";
+    Json out;
+    stats_json(out, micro);
+    Json& files = out["files"] = Json::array();
     for (size_t i = 0; i < per_file.size(); ++i) {
-      out += i ? ",{\"file\":" : "{\"file\":";
-      lm::tools::append_json_string(out, lm::display_name(a.inputs[i]));
-      out += "," + stats_json(per_file[i]) + "}";
+      Json f{{"file", lm::display_name(a.inputs[i])}};
+      stats_json(f, per_file[i]);
+      files.push_back(std::move(f));
     }
-    out += "],\"macro\":{\"perplexity\":" + num(std::exp(macro_nll)) + ",\"nll\":" + num(macro_nll) +
-           ",\"bits_per_byte\":" + num(macro_bpb) + "}}\n";
-    std::fputs(out.c_str(), stdout);
+    out["macro"] = {{"perplexity", json_number(std::exp(macro_nll))}, {"nll", json_number(macro_nll)},
+                    {"bits_per_byte", json_number(macro_bpb)}};
+    std::fputs((lm::dump_json(out) + "\n").c_str(), stdout);
   } else {
     std::string out = "file\ttokens\tbytes\tnll\tperplexity\terror\tbits_per_byte\n";
     for (size_t i = 0; i < per_file.size(); ++i) {
@@ -200,13 +210,18 @@ int run_kld(KldArgs& a, const lm::Logger& log) {
                          " tokens (use a smaller --ctx-size)");
   const double med = s.quantile(0.5), p90 = s.quantile(0.9), p99 = s.quantile(0.99), mx = s.quantile(1.0);
   if (a.json) {
-    std::printf("{\"kld\":%s,\"kld_error\":%s,\"kld_median\":%s,\"kld_p90\":%s,\"kld_p99\":%s,\"kld_max\":%s,"
-                "\"top1_agreement\":%s,\"tokens\":%llu,\"perplexity\":%s,\"reference_perplexity\":%s,"
-                "\"bits_per_byte\":%s,\"reference_bits_per_byte\":%s}\n",
-                num(s.mean()).c_str(), num(s.mean_error()).c_str(), num(med).c_str(), num(p90).c_str(),
-                num(p99).c_str(), num(mx).c_str(), num(s.top1_agreement()).c_str(), (unsigned long long)s.tokens,
-                num(s.model.perplexity()).c_str(), num(s.reference.perplexity()).c_str(),
-                num(s.model.bits_per_byte()).c_str(), num(s.reference.bits_per_byte()).c_str());
+    print_json({{"kld", json_number(s.mean())},
+                {"kld_error", json_number(s.mean_error())},
+                {"kld_median", json_number(med)},
+                {"kld_p90", json_number(p90)},
+                {"kld_p99", json_number(p99)},
+                {"kld_max", json_number(mx)},
+                {"top1_agreement", json_number(s.top1_agreement())},
+                {"tokens", s.tokens},
+                {"perplexity", json_number(s.model.perplexity())},
+                {"reference_perplexity", json_number(s.reference.perplexity())},
+                {"bits_per_byte", json_number(s.model.bits_per_byte())},
+                {"reference_bits_per_byte", json_number(s.reference.bits_per_byte())}});
   } else {
     std::printf("kld\t%.6f\nkld_error\t%.6f\nkld_median\t%.6f\nkld_p90\t%.6f\nkld_p99\t%.6f\nkld_max\t%.6f\n"
                 "top1_agreement\t%.4f\ntokens\t%llu\nperplexity\t%.4f\nreference_perplexity\t%.4f\n",
@@ -258,13 +273,17 @@ int run_bleu(const TextArgs& a, const lm::eval::BleuOptions& o, const lm::Logger
   std::string prec;
   for (size_t i = 0; i < r.precisions.size(); ++i) prec += (i ? "/" : "") + num(r.precisions[i], "%.1f");
   if (a.json) {
-    std::string p;
-    for (size_t i = 0; i < r.precisions.size(); ++i) p += (i ? "," : "") + num(r.precisions[i]);
-    std::printf("{\"name\":\"BLEU\",\"score\":%s,\"signature\":\"%s\",\"precisions\":[%s],\"bp\":%s,\"ratio\":%s,"
-                "\"hyp_len\":%llu,\"ref_len\":%llu,\"segments\":%llu}\n",
-                num(r.score, "%.2f").c_str(), scorer.signature().c_str(), p.c_str(), num(r.bp, "%.4f").c_str(),
-                num(r.ratio, "%.4f").c_str(), (unsigned long long)r.sys_len, (unsigned long long)r.ref_len,
-                (unsigned long long)scorer.segments());
+    Json p = Json::array();
+    for (double x : r.precisions) p.push_back(json_number(x));
+    print_json({{"name", "BLEU"},
+                {"score", json_number(r.score)},
+                {"signature", scorer.signature()},
+                {"precisions", p},
+                {"bp", json_number(r.bp)},
+                {"ratio", json_number(r.ratio)},
+                {"hyp_len", r.sys_len},
+                {"ref_len", r.ref_len},
+                {"segments", scorer.segments()}});
   } else {
     std::printf("BLEU|%s = %.2f %s (BP = %.3f ratio = %.3f hyp_len = %llu ref_len = %llu)\n",
                 scorer.signature().c_str(), r.score, prec.c_str(), r.bp, r.ratio, (unsigned long long)r.sys_len,
@@ -278,8 +297,10 @@ int run_chrf(const TextArgs& a, const lm::eval::ChrfOptions& o) {
   read_parallel(a, [&](std::string_view h, const std::vector<std::string_view>& r) { scorer.add(h, r); });
   const lm::eval::ChrfResult r = scorer.result();
   if (a.json)
-    std::printf("{\"name\":\"%s\",\"score\":%s,\"signature\":\"%s\",\"segments\":%llu}\n", r.name.c_str(),
-                num(r.score, "%.2f").c_str(), scorer.signature().c_str(), (unsigned long long)scorer.segments());
+    print_json({{"name", r.name},
+                {"score", json_number(r.score)},
+                {"signature", scorer.signature()},
+                {"segments", scorer.segments()}});
   else
     std::printf("%s|%s = %.2f\n", r.name.c_str(), scorer.signature().c_str(), r.score);
   return 0;
@@ -384,30 +405,29 @@ int run_classify(const ClassifyArgs& a, const lm::Logger& log) {
   const lm::eval::ClassifyResult r = scorer.result(a.confusion);  // the L x L matrix only when asked for
   const size_t L = r.labels.size();
   if (a.json) {
-    std::string out = "{\"examples\":" + std::to_string(r.examples) + ",\"correct\":" + std::to_string(r.correct) +
-                      ",\"accuracy\":" + num(r.accuracy) + ",\"micro_f1\":" + num(r.micro.f1);
-    for (const auto& [name, v] : {std::pair{"macro", r.macro}, std::pair{"weighted", r.weighted}})
-      out += std::string(",\"") + name + "_precision\":" + num(v.precision) + ",\"" + name + "_recall\":" +
-             num(v.recall) + ",\"" + name + "_f1\":" + num(v.f1);
-    out += ",\"labels\":[";
-    for (size_t i = 0; i < L; ++i) {
-      const auto& s = r.labels[i];
-      out += i ? ",{\"label\":" : "{\"label\":";
-      lm::tools::append_json_string(out, s.label);
-      out += ",\"precision\":" + num(s.precision) + ",\"recall\":" + num(s.recall) + ",\"f1\":" + num(s.f1) +
-             ",\"support\":" + std::to_string(s.support) + ",\"predicted\":" + std::to_string(s.predicted) + "}";
+    Json out{{"examples", r.examples},
+             {"correct", r.correct},
+             {"accuracy", json_number(r.accuracy)},
+             {"micro_f1", json_number(r.micro.f1)}};
+    for (const auto& [name, v] : {std::pair{"macro", r.macro}, std::pair{"weighted", r.weighted}}) {
+      out[std::string(name) + "_precision"] = json_number(v.precision);
+      out[std::string(name) + "_recall"] = json_number(v.recall);
+      out[std::string(name) + "_f1"] = json_number(v.f1);
     }
-    out += "]";
+    Json& labels = out["labels"] = Json::array();
+    for (const auto& s : r.labels)
+      labels.push_back({{"label", s.label},
+                        {"precision", json_number(s.precision)},
+                        {"recall", json_number(s.recall)},
+                        {"f1", json_number(s.f1)},
+                        {"support", s.support},
+                        {"predicted", s.predicted}});
     if (a.confusion) {
-      out += ",\"confusion\":[";
-      for (size_t i = 0; i < L; ++i) {
-        out += i ? ",[" : "[";
-        for (size_t j = 0; j < L; ++j) out += (j ? "," : "") + std::to_string(r.confusion[i * L + j]);
-        out += "]";
-      }
-      out += "]";
+      Json& rows = out["confusion"] = Json::array();
+      for (size_t i = 0; i < L; ++i)
+        rows.push_back(std::vector<uint64_t>(r.confusion.begin() + long(i * L), r.confusion.begin() + long((i + 1) * L)));
     }
-    std::printf("%s}\n", out.c_str());
+    print_json(out);
     return 0;
   }
   auto row = [](const std::string& name, double p, double rc, double f, uint64_t n) {
@@ -457,15 +477,14 @@ int run_predict(const PredictArgs& a) {
       std::stable_sort(order.begin(), order.end(),
                        [&](int x, int y) { return probs[i][size_t(x)] > probs[i][size_t(y)]; });
       if (a.json) {
-        out += "{\"label\":";
-        lm::tools::append_json_string(out, c.labels()[size_t(order[0])]);
-        out += ",\"probability\":" + num(probs[i][size_t(order[0])], "%.6f") + ",\"top\":[";
-        for (int k = 0; k < top; ++k) {
-          out += k ? ",{\"label\":" : "{\"label\":";
-          lm::tools::append_json_string(out, c.labels()[size_t(order[size_t(k)])]);
-          out += ",\"probability\":" + num(probs[i][size_t(order[size_t(k)])], "%.6f") + "}";
-        }
-        out += "]}\n";
+        Json t = Json::array();
+        for (int k = 0; k < top; ++k)
+          t.push_back({{"label", c.labels()[size_t(order[size_t(k)])]},
+                       {"probability", json_number(probs[i][size_t(order[size_t(k)])])}});
+        out += lm::dump_json({{"label", c.labels()[size_t(order[0])]},
+                              {"probability", json_number(probs[i][size_t(order[0])])},
+                              {"top", t}}) +
+               "\n";
       } else {
         for (int k = 0; k < top; ++k)
           out += (k ? "\t" : "") + c.labels()[size_t(order[size_t(k)])] + "\t" +

@@ -8,6 +8,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/json.hpp"
 #include "common/cli.hpp"
 #include "common/train_cli.hpp"
 #include "format/gguf.hpp"
@@ -356,16 +357,17 @@ early_stop and output (model, adapter or classifier).)");
     // valid_loss is the written weights': with --patience, those of the best validation.
     const double vl = lm::tools::written_valid_loss(r, log);
     const bool best = o.patience > 0 && r.best_valid_loss;
-    const std::string best_json = best ? "\"best_step\":" + std::to_string(r.best_step) + "," : "";
-    auto num = [](double x) { return std::isnan(x) ? std::string("null") : std::to_string(x); };
     const char* written = writes_adapter ? "adapter" : classify ? "classifier" : "model";
     if (json) {
-      std::printf("{\"steps\":%llu,\"train_loss\":%.6f,\"valid_loss\":%s,", (unsigned long long)r.steps,
-                  double(r.last_loss), num(vl).c_str());
-      if (classify) std::printf("\"valid_accuracy\":%s,", num(accuracy.value_or(NAN)).c_str());
-      else std::printf("\"valid_perplexity\":%s,", num(std::exp(vl)).c_str());
-      std::printf("\"trainable_parameters\":%zu,\"memory_mib\":%.0f,%s\"early_stop\":%s,\"output\":\"%s\"}\n", trainable,
-                  mib, best_json.c_str(), r.end == lm::train::RunEnd::EarlyStop ? "true" : "false", written);
+      lm::Json j{{"steps", r.steps}, {"train_loss", lm::json_number(r.last_loss)}, {"valid_loss", lm::json_number(vl)}};
+      if (classify) j["valid_accuracy"] = lm::json_number(accuracy.value_or(NAN));
+      else j["valid_perplexity"] = lm::json_number(std::exp(vl));
+      j["trainable_parameters"] = trainable;
+      j["memory_mib"] = lm::json_number(std::round(mib));
+      if (best) j["best_step"] = r.best_step;
+      j["early_stop"] = r.end == lm::train::RunEnd::EarlyStop;
+      j["output"] = written;
+      std::printf("%s\n", lm::dump_json(j).c_str());
     } else {
       std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\n", (unsigned long long)r.steps, double(r.last_loss),
                   vl);

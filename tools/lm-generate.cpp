@@ -12,6 +12,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/json.hpp"
 #include "base/rng.hpp"
 #include "common/cli.hpp"
 #include "common/text.hpp"
@@ -35,44 +36,34 @@ struct Output {
       out.flush();
       return;
     }
-    std::string s = "{\"event\":\"token\",\"line\":" + std::to_string(line) + ",\"id\":" + std::to_string(e.id) +
-                    ",\"text\":";
-    lm::tools::append_json_string(s, e.text);
-    s += ",\"piece\":";
-    lm::tools::append_json_string(s, tok.token_bytes(e.id));
-    s += ",\"logprob\":" + number(e.logprob);
+    lm::Json j{{"event", "token"}, {"line", line}, {"id", e.id}, {"text", e.text},
+               {"piece", tok.token_bytes(e.id)}, {"logprob", lm::json_number(e.logprob)}};
     if (!e.top.empty()) {
-      s += ",\"top\":[";
-      for (size_t i = 0; i < e.top.size(); ++i) {
-        s += (i ? ",{\"id\":" : "{\"id\":") + std::to_string(e.top[i].id) + ",\"piece\":";
-        lm::tools::append_json_string(s, tok.token_bytes(e.top[i].id));
-        s += ",\"logprob\":" + number(e.top[i].logprob) + "}";
-      }
-      s += "]";
+      lm::Json& top = j["top"] = lm::Json::array();
+      for (const auto& t : e.top)
+        top.push_back({{"id", t.id}, {"piece", tok.token_bytes(t.id)}, {"logprob", lm::json_number(t.logprob)}});
     }
-    out.write(s + "}\n");
+    out.write(lm::dump_json(j) + "\n");
     out.flush();
   }
 
   void end(long line, const lm::sample::GenerateResult& r, uint64_t seed, double prompt_s, double gen_s) {
     if (!json) return;
-    std::string s = "{\"event\":\"end\",\"line\":" + std::to_string(line) + ",\"text\":";
-    lm::tools::append_json_string(s, r.text);
-    s += ",\"stop_reason\":\"" + r.stop_reason + "\",\"prompt_tokens\":" + std::to_string(r.prompt_tokens) +
-         ",\"tokens\":" + std::to_string(r.tokens) + ",\"context_shifts\":" + std::to_string(r.shifts) +
-         ",\"seed\":" + std::to_string(seed) + ",\"prompt_tokens_per_s\":" + rate(r.prompt_tokens, prompt_s) +
-         ",\"tokens_per_s\":" + rate(r.tokens - 1, gen_s) + "}\n";
-    out.write(s);
+    const lm::Json j{{"event", "end"},
+                     {"line", line},
+                     {"text", r.text},
+                     {"stop_reason", r.stop_reason},
+                     {"prompt_tokens", r.prompt_tokens},
+                     {"tokens", r.tokens},
+                     {"context_shifts", r.shifts},
+                     {"seed", seed},
+                     {"prompt_tokens_per_s", rate(r.prompt_tokens, prompt_s)},
+                     {"tokens_per_s", rate(r.tokens - 1, gen_s)}};
+    out.write(lm::dump_json(j) + "\n");
     out.flush();
   }
 
-  static std::string number(double x) {
-    if (!std::isfinite(x)) return "null";
-    char b[32];
-    std::snprintf(b, sizeof b, "%.6g", x);
-    return b;
-  }
-  static std::string rate(int n, double s) { return n > 0 && s > 0 ? number(n / s) : "null"; }
+  static lm::Json rate(int n, double s) { return n > 0 && s > 0 ? lm::json_number(n / s) : lm::Json(nullptr); }
 };
 
 }  // namespace

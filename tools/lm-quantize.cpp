@@ -15,6 +15,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/json.hpp"
 #include "common/cli.hpp"
 #include "common/text.hpp"
 #include "common/tokens.hpp"
@@ -92,24 +93,17 @@ std::string plan_text(const Plan& plan, const Args& a, uint64_t size_in, uint64_
   return out;
 }
 
-std::string plan_json(const Plan& plan, const Args& a) {
-  std::string out = "[";
-  for (size_t i = 0; i < plan.tensors.size(); ++i) {
-    const auto& t = plan.tensors[i];
-    out += i ? ",{\"name\":" : "{\"name\":";
-    lm::tools::append_json_string(out, t.name);
-    out += ",\"shape\":[";
-    for (size_t d = 0; d < t.ne.size(); ++d) {
-      if (d) out += ',';
-      out += std::to_string(t.ne[d]);
-    }
-    out += "],\"type_in\":\"" + type_name(t.in) + "\",\"type_out\":\"" + type_name(t.out) +
-           "\",\"bytes_in\":" + std::to_string(t.bytes_in) + ",\"bytes_out\":" + std::to_string(t.bytes_out) +
-           ",\"reason\":";
-    lm::tools::append_json_string(out, reason(plan, t, a));
-    out += "}";
-  }
-  return out + "]";
+lm::Json plan_json(const Plan& plan, const Args& a) {
+  lm::Json out = lm::Json::array();
+  for (const auto& t : plan.tensors)
+    out.push_back({{"name", t.name},
+                   {"shape", t.ne},
+                   {"type_in", type_name(t.in)},
+                   {"type_out", type_name(t.out)},
+                   {"bytes_in", t.bytes_in},
+                   {"bytes_out", t.bytes_out},
+                   {"reason", reason(plan, t, a)}});
+  return out;
 }
 
 // Tokens of the --eval text, whole-text encoded as lm-eval does.
@@ -195,21 +189,24 @@ int run(Args& a, const lm::Logger& log) {
              double(size_out) / (1 << 20), plan.weight_bpw_out(), lm::quant::file_type_info(*type).name, converted,
              plan.tensors.size(), plan.warnings.size(), verb);
   };
-  auto json = [&](const std::string& extra) {
-    std::string j = "{\"input\":";
-    lm::tools::append_json_string(j, a.model);
-    j += ",\"output\":";
-    lm::tools::append_json_string(j, a.output);
-    j += ",\"type\":\"" + std::string(lm::quant::file_type_info(*type).name) + "\",\"bytes_in\":" +
-         std::to_string(size_in) + ",\"bytes_out\":" + std::to_string(size_out) + ",\"bpw_in\":" +
-         num(plan.weight_bpw_in()) + ",\"bpw\":" + num(plan.weight_bpw_out()) + ",\"bpw_file\":" +
-         num(bpw(size_out, plan.n_elements)) + ",\"tensors\":" + std::to_string(plan.tensors.size()) +
-         ",\"converted\":" + std::to_string(converted) + ",\"fallbacks\":" + std::to_string(plan.warnings.size()) +
-         extra + "}\n";
-    std::fputs(j.c_str(), stdout);
+  // The result as one JSON object; `extra` members are appended.
+  auto json = [&](const lm::Json& extra) {
+    lm::Json j{{"input", a.model},
+               {"output", a.output},
+               {"type", lm::quant::file_type_info(*type).name},
+               {"bytes_in", size_in},
+               {"bytes_out", size_out},
+               {"bpw_in", lm::json_number(plan.weight_bpw_in())},
+               {"bpw", lm::json_number(plan.weight_bpw_out())},
+               {"bpw_file", lm::json_number(bpw(size_out, plan.n_elements))},
+               {"tensors", plan.tensors.size()},
+               {"converted", converted},
+               {"fallbacks", plan.warnings.size()}};
+    for (const auto& [k, v] : extra.items()) j[k] = v;
+    std::fputs((lm::dump_json(j) + "\n").c_str(), stdout);
   };
   if (a.dry_run) {
-    if (a.json) json(",\"dry_run\":true,\"plan\":" + plan_json(plan, a));
+    if (a.json) json({{"dry_run", true}, {"plan", plan_json(plan, a)}});
     else std::fputs(plan_text(plan, a, size_in, size_out, in_type).c_str(), stdout);
     summary(" (dry run: nothing written)");
     return 0;
@@ -264,16 +261,18 @@ int run(Args& a, const lm::Logger& log) {
     }
     out.commit();
     summary("");
-    std::string eval_json;
+    lm::Json eval_json = lm::Json::object();
     if (e) {
       log.info("%s: perplexity %.4f (source %.4f), KL divergence %.6f, top-1 agreement %.2f%% over %llu tokens",
                a.eval.c_str(), double(e->perplexity), double(e->perplexity_source), double(e->kld),
                100.0 * double(e->top1_agreement), (unsigned long long)e->tokens);
-      eval_json = ",\"eval\":{\"file\":";
-      lm::tools::append_json_string(eval_json, e->file);
-      eval_json += ",\"tokens\":" + std::to_string(e->tokens) + ",\"ctx\":" + std::to_string(e->ctx) +
-                   ",\"perplexity\":" + num(e->perplexity) + ",\"perplexity_source\":" + num(e->perplexity_source) +
-                   ",\"kld\":" + num(e->kld) + ",\"top1_agreement\":" + num(e->top1_agreement) + "}";
+      eval_json["eval"] = {{"file", e->file},
+                           {"tokens", e->tokens},
+                           {"ctx", e->ctx},
+                           {"perplexity", lm::json_number(e->perplexity)},
+                           {"perplexity_source", lm::json_number(e->perplexity_source)},
+                           {"kld", lm::json_number(e->kld)},
+                           {"top1_agreement", lm::json_number(e->top1_agreement)}};
     }
     if (a.json) {
       json(eval_json);

@@ -13,6 +13,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/json.hpp"
 #include "common/cli.hpp"
 #include "common/text.hpp"
 #include "format/token_file.hpp"
@@ -24,7 +25,6 @@
 
 namespace {
 
-using lm::tools::append_json_string;
 
 constexpr size_t kBatchLines = 8192;
 
@@ -333,18 +333,18 @@ int run_vocab(const lm::VocabOptions& opts, const std::string& model, const std:
   lm::Tokenizer tok = lm::model::load_tokenizer(model);
   lm::OutputFile out(output);
   std::string line;
-  char score[32];
   for (int id = 0; id < tok.vocab_size(); ++id) {
     line.clear();
-    std::snprintf(score, sizeof score, "%.9g", double(tok.score(id)));
     if (opts.json) {
-      line += "{\"id\":" + std::to_string(id) + ",\"piece\":";
-      append_json_string(line, tok.piece(id));
-      line += std::string(",\"score\":") + score + ",\"type\":\"" + lm::piece_type_name(tok.type(id)) + "\"}\n";
+      line = lm::dump_json({{"id", id},
+                            {"piece", tok.piece(id)},
+                            {"score", lm::json_number(tok.score(id))},
+                            {"type", lm::piece_type_name(tok.type(id))}}) +
+             "\n";
     } else {
       line += std::to_string(id) + '\t';
       lm::tools::append_tsv_field(line, tok.piece(id));
-      line += std::string("\t") + score + '\t' + lm::piece_type_name(tok.type(id)) + '\n';
+      line += "\t" + lm::tools::num(tok.score(id), "%.9g") + '\t' + lm::piece_type_name(tok.type(id)) + '\n';
     }
     out.write(line);
   }
@@ -399,11 +399,14 @@ int run_stats(const lm::StatsOptions& opts, const std::string& model, const std:
   }
   double bpt = counter.tokens() ? double(bytes) / double(counter.tokens()) : 0.0;
   if (opts.json)
-    std::printf("{\"tokens\":%llu,\"bytes\":%llu,\"bytes_per_token\":%.4f,\"distinct\":%llu,\"vocab_size\":%d,"
-                "\"unknown\":%llu,\"byte_pieces\":%llu}\n",
-                (unsigned long long)counter.tokens(), (unsigned long long)bytes, bpt,
-                (unsigned long long)counter.distinct(), tok.vocab_size(), (unsigned long long)counter.unknown(),
-                (unsigned long long)counter.byte_pieces());
+    std::printf("%s\n", lm::dump_json({{"tokens", counter.tokens()},
+                                       {"bytes", bytes},
+                                       {"bytes_per_token", lm::json_number(bpt)},
+                                       {"distinct", counter.distinct()},
+                                       {"vocab_size", tok.vocab_size()},
+                                       {"unknown", counter.unknown()},
+                                       {"byte_pieces", counter.byte_pieces()}})
+                             .c_str());
   else
     std::printf("tokens\t%llu\nbytes\t%llu\nbytes_per_token\t%.4f\ndistinct\t%llu\nvocab_size\t%d\nunknown\t%llu\n"
                 "byte_pieces\t%llu\n",

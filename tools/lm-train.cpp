@@ -11,6 +11,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/json.hpp"
 #include "common/cli.hpp"
 #include "common/train_cli.hpp"
 #include "format/gguf.hpp"
@@ -175,15 +176,18 @@ and early_stop.)");
     // valid_loss is the written weights': with --patience, those of the best validation.
     const double vl = lm::tools::written_valid_loss(r, log);
     const bool best = o.patience > 0 && r.best_valid_loss;
-    auto num = [](double x) { return std::isnan(x) ? std::string("null") : std::to_string(x); };
-    if (json)
-      std::printf("{\"steps\":%llu,\"train_loss\":%.6f,\"valid_loss\":%s,\"valid_perplexity\":%s,%s\"early_stop\":%s}\n",
-                  (unsigned long long)r.steps, double(r.last_loss), num(vl).c_str(), num(std::exp(vl)).c_str(),
-                  best ? ("\"best_step\":" + std::to_string(r.best_step) + ",").c_str() : "",
-                  r.end == lm::train::RunEnd::EarlyStop ? "true" : "false");
-    else
+    if (json) {
+      lm::Json j{{"steps", r.steps},
+                 {"train_loss", lm::json_number(r.last_loss)},
+                 {"valid_loss", lm::json_number(vl)},
+                 {"valid_perplexity", lm::json_number(std::exp(vl))}};
+      if (best) j["best_step"] = r.best_step;
+      j["early_stop"] = r.end == lm::train::RunEnd::EarlyStop;
+      std::printf("%s\n", lm::dump_json(j).c_str());
+    } else {
       std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\nvalid_perplexity\t%.2f\n%s", (unsigned long long)r.steps,
                   double(r.last_loss), vl, std::exp(vl), best ? ("best_step\t" + std::to_string(r.best_step) + "\n").c_str() : "");
+    }
     return 0;
   });
 }

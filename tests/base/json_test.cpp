@@ -1,7 +1,10 @@
-// Tests for lib/base/json: string members, escapes, skipped members and errors with positions.
+// Tests for lib/base/json: string members, escapes, skipped members and errors with positions;
+// numbers and strings as every tool writes them.
 #include <doctest/doctest.h>
 
 #include "base/json.hpp"
+
+#include <cmath>
 
 using namespace lm;
 
@@ -19,4 +22,13 @@ TEST_CASE("JSON objects give their string members; other members are checked and
     CHECK_FALSE(parse_json_strings(bad, m, err));
     CHECK(err.find("at byte") != std::string::npos);
   }
+}
+
+TEST_CASE("dump_json writes numbers that read back exactly, null for NaN, and U+FFFD for bad UTF-8") {
+  CHECK(dump_json(Json{{"p", 245503.17}}) == R"({"p":245503.17})");
+  CHECK(dump_json(Json{{"a", 0.1}, {"b", 1e-5}, {"n", 3}}) == R"({"a":0.1,"b":1e-05,"n":3})");
+  const double x = 2.0 / 3.0;
+  CHECK(Json::parse(dump_json(Json(x))).get<double>() == x);
+  CHECK(dump_json(Json{{"x", json_number(std::nan(""))}, {"y", json_number(INFINITY)}}) == R"({"x":null,"y":null})");
+  CHECK(dump_json(Json(std::string("a\xff\"\n\x01"))) == "\"a\xef\xbf\xbd\\\"\\n\\u0001\"");
 }

@@ -79,7 +79,7 @@ expect_exit 1 "a line without completion" -- "${ft[@]}" --task prompt-completion
 expect_err "bad.jsonl:1: has no string member 'completion'" "names the file, line and member"
 printf '{"prompt": "a", "completion": "b"\n' > bad.jsonl
 expect_exit 1 "bad JSON" -- "${ft[@]}" --task prompt-completion --data bad.jsonl --steps 1 -o x.gguf
-expect_err "bad.jsonl:1: is not a JSON object: expected ',' or '}' at byte" "bad JSON names the byte"
+expect_err "bad.jsonl:1: is not a JSON object: .* at byte [0-9]+$" "bad JSON names the byte"
 
 # ---- classification: train, score, predict ----
 awk '{ print (($0 ~ /(^| )(the|of|and)( |$)/) ? "common" : "rare") "\t" $0 }' corpus.txt > labeled.tsv

@@ -115,7 +115,7 @@ expect_exit 0 "vocab" -- lm-tokenize vocab -m tok.model
 grep -q "^0	<unk>	0	unknown\$" "$T/out" && pass || fail "vocab first line: $(head -1 "$T/out")"
 grep -q "^[0-9]*	<0x0A>	0	byte\$" "$T/out" && pass || fail "vocab has the newline byte piece"
 expect_exit 0 "vocab --json" -- lm-tokenize vocab -m tok.model --json
-head -1 "$T/out" | grep -q '^{"id":0,"piece":"<unk>","score":0,"type":"unknown"}$' && pass || fail "vocab --json: $(head -1 "$T/out")"
+head -1 "$T/out" | grep -q '^{"id":0,"piece":"<unk>","score":0.0,"type":"unknown"}$' && pass || fail "vocab --json: $(head -1 "$T/out")"
 
 # ---- exit codes and one-line errors ----
 expect_exit 2 "no subcommand" -- lm-tokenize

@@ -9,6 +9,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "base/json.hpp"
 #include "common/cli.hpp"
 
 namespace lm::tools {
@@ -212,14 +213,16 @@ void StepReporter::operator()(const train::StepInfo& s) {
   if (tty_) std::fprintf(stderr, "\r\033[K%s%s", line, s.valid_loss ? "\n" : "");
   else if (s.valid_loss || s.skipped || log_.level() == Logger::Level::Verbose) log_.info("%s", line);
   if (metrics_) {
-    char j[512];
-    int n = std::snprintf(j, sizeof j,
-                          "{\"step\":%llu,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens\":%llu,"
-                          "\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f,\"skipped\":%s",
-                          (unsigned long long)s.step, double(s.loss), double(s.lr), s.grad_norm,
-                          (unsigned long long)s.tokens_seen, s.tokens_per_s, s.elapsed_s, s.skipped ? "true" : "false");
-    if (s.valid_loss) n += std::snprintf(j + n, sizeof j - size_t(n), ",\"valid_loss\":%.9g", double(*s.valid_loss));
-    metrics_->write(std::string(j, size_t(n)) + "}\n");
+    Json j{{"step", s.step},
+           {"loss", json_number(s.loss)},
+           {"lr", json_number(s.lr)},
+           {"grad_norm", json_number(s.grad_norm)},
+           {"tokens", s.tokens_seen},
+           {"tokens_per_s", json_number(s.tokens_per_s)},
+           {"elapsed_s", json_number(s.elapsed_s)},
+           {"skipped", s.skipped}};
+    if (s.valid_loss) j["valid_loss"] = json_number(*s.valid_loss);
+    metrics_->write(dump_json(j) + "\n");
     metrics_->flush();
   }
 }
