@@ -1,7 +1,9 @@
 // Recursive-descent JSON over a string_view; only string members are kept.
 #include "base/json.hpp"
 
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 namespace lm {
 
@@ -91,6 +93,27 @@ struct Parser {
     }
     return fail("unterminated string");
   }
+  // A number by JSON's grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+  bool number(double& v) {
+    ws();
+    const size_t start = i;
+    auto digits = [&] {
+      const size_t d = i;
+      while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+      return i > d;
+    };
+    if (i < s.size() && s[i] == '-') ++i;
+    if (i < s.size() && s[i] == '0') ++i;
+    else if (!digits()) return i = start, fail("bad number");
+    if (i < s.size() && s[i] == '.' && (++i, !digits())) return i = start, fail("bad number");
+    if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+      ++i;
+      if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+      if (!digits()) return i = start, fail("bad number");
+    }
+    v = std::strtod(std::string(s.substr(start, i - start)).c_str(), nullptr);
+    return true;
+  }
   bool value(int depth, std::string* str) {
     if (depth > 64) return fail("nesting too deep");
     ws();
@@ -117,14 +140,40 @@ struct Parser {
     }
     for (std::string_view lit : {"true", "false", "null"})
       if (s.substr(i, lit.size()) == lit) return i += lit.size(), true;
-    const size_t start = i;
-    if (i < s.size() && s[i] == '-') ++i;
-    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '+' || s[i] == '-')) ++i;
-    return i > start && s[i - 1] != '-' ? true : fail("expected a value");
+    if (c != '-' && !(c >= '0' && c <= '9')) return fail("expected a value");
+    double v = 0;
+    return number(v);
   }
 };
 
 }  // namespace
+
+bool parse_json_numbers(std::string_view text, std::map<std::string, double>& out, std::string& error) {
+  Parser p{text, 0, {}};
+  out.clear();
+  if (!p.eat('{')) return error = (p.fail("expected '{'"), p.err), false;
+  if (!p.eat('}')) {
+    do {
+      std::string key;
+      if (!p.string(key)) return error = p.err, false;
+      if (!p.eat(':')) return error = (p.fail("expected ':'"), p.err), false;
+      p.ws();
+      const char c = p.i < text.size() ? text[p.i] : '\0';
+      if (c == '-' || (c >= '0' && c <= '9')) {
+        double v = 0;
+        if (!p.number(v)) return error = p.err, false;
+        out[key] = v;
+      } else {
+        if (text.substr(p.i, 4) == "null") out[key] = NAN;
+        if (!p.value(0, nullptr)) return error = p.err, false;
+      }
+    } while (p.eat(','));
+    if (!p.eat('}')) return error = (p.fail("expected ',' or '}'"), p.err), false;
+  }
+  p.ws();
+  if (p.i != text.size()) return error = (p.fail("text after the object"), p.err), false;
+  return true;
+}
 
 bool parse_json_strings(std::string_view text, std::map<std::string, std::string>& out, std::string& error) {
   Parser p{text, 0, {}};

@@ -1,6 +1,8 @@
 // Tests for lib/base/json: string members, escapes, skipped members and errors with positions.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "base/json.hpp"
 
 using namespace lm;
@@ -17,6 +19,23 @@ TEST_CASE("JSON objects give their string members; other members are checked and
   for (const char* bad : {"", "[1]", "{\"a\" 1}", "{\"a\": \"x}", "{\"a\": 1,}", "{\"a\": tru}", "{} x", "{\"a\": \"\x01\"}"}) {
     CAPTURE(bad);
     CHECK_FALSE(parse_json_strings(bad, m, err));
+    CHECK(err.find("at byte") != std::string::npos);
+  }
+}
+
+TEST_CASE("JSON objects give their number members, null as NaN; bad numbers are errors") {
+  std::map<std::string, double> m;
+  std::string err;
+  REQUIRE(parse_json_numbers(R"({"step":12,"loss":3.25e-1,"neg":-0.5,"lr":null,"s":"7","ok":true,"a":[1,2]})", m, err));
+  CHECK(m.size() == 4);
+  CHECK(m["step"] == 12);
+  CHECK(m["loss"] == 0.325);
+  CHECK(m["neg"] == -0.5);
+  CHECK(std::isnan(m["lr"]));
+  CHECK(m.count("s") == 0);
+  for (const char* bad : {"{\"a\":1.}", "{\"a\":-}", "{\"a\":01}", "{\"a\":1e}", "{\"a\":.5}", "{\"a\":1 2}", "{\"a\":nan}"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_json_numbers(bad, m, err));
     CHECK(err.find("at byte") != std::string::npos);
   }
 }
