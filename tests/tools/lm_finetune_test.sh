@@ -15,8 +15,15 @@ ft=(lm-finetune -m base.gguf -t 2 -q)
 base_ppl=$(ppl -m base.gguf corpus.txt)
 
 # ---- full fine-tuning on text ----
-expect_exit 0 "full fine-tuning" -- "${ft[@]}" --data corpus.txt --steps 40 --lr 1e-3 --json -o full.gguf
+expect_exit 0 "full fine-tuning" -- "${ft[@]}" --data corpus.txt --steps 40 --lr 1e-3 --json --metrics full.jsonl \
+  --plot full.svg -o full.gguf
 [[ $(field output "$T/out") == '"model"' ]] && pass || fail "full: output $(cat "$T/out")"
+# --plot: a point per step for the training loss and the learning rate, one per validation
+# (every 50 steps, and the last).
+points() { sed -n "s/.*<polyline [^>]*data-name=\"$1\"[^>]*points=\"\([^\"]*\)\".*/\1/p" "$2" | wc -w; }
+[[ $(points "training loss" full.svg) == 40 && $(points "validation loss" full.svg) == 1 && $(points "learning rate" full.svg) == 40 ]] &&
+  pass || fail "lm-finetune --plot: $(points "training loss" full.svg) training, $(points "validation loss" full.svg) validation points"
+lm-eval plot full.jsonl --title "lm-finetune: full.gguf" -o full-again.svg && same_files full.svg full-again.svg "lm-eval plot of lm-finetune's metrics"
 full_ppl=$(ppl -m full.gguf corpus.txt)
 awk -v a="$full_ppl" -v b="$base_ppl" 'BEGIN { exit !(a < b) }' && pass || fail "fine-tuning did not lower perplexity: $base_ppl -> $full_ppl"
 
