@@ -136,6 +136,7 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
       progress.update(bytes_read, tokens_read);
     });
     const PerplexityStats& s = scorer.finish();
+    progress.finish();  // erased between files, so -v's line below starts on a clean line
     if (s.tokens == 0)
       throw lm::FormatError(path, std::to_string(scorer.fed()) + " tokens, too few to score one window of " +
                                       std::to_string(ctx) + " (use a smaller --ctx-size)");
