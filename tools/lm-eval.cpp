@@ -1,7 +1,9 @@
 // lm-eval: perplexity, bits per byte and KL divergence of GGUF models on text; corpus BLEU and
-// chrF of hypotheses against references; classification metrics of predicted labels. Scoring lives in lib/eval; this
-// file reads inputs and writes tables (TSV) or JSON.
+// chrF of hypotheses against references; classification metrics of predicted labels; the
+// picture of a training run's metrics. Scoring lives in lib/eval; this file reads inputs,
+// shows progress on a terminal and writes tables (TSV) or JSON.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -15,6 +17,7 @@
 #include "base/file.hpp"
 #include "base/json.hpp"
 #include "common/cli.hpp"
+#include "common/progress.hpp"
 #include "common/text.hpp"
 #include "common/tokens.hpp"
 #include "eval/bleu.hpp"
@@ -25,10 +28,12 @@
 #include "kernels/blas.hpp"
 #include "model/model_io.hpp"
 #include "model/session.hpp"
+#include "train/plot.hpp"
 
 namespace {
 
 using lm::eval::PerplexityStats;
+using lm::tools::Progress;
 
 using lm::tools::num;
 using lm::tools::stream_tokens;
@@ -108,8 +113,12 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
   if (per_token && !per_token_json) per_token->write("file\tposition\tid\tpiece\tlogprob\trank\tentropy\n");
   std::vector<PerplexityStats> per_file;
   PerplexityStats micro;
+  Progress progress(log, "perplexity", lm::tools::total_file_bytes(a.inputs), Progress::Unit::Bytes, "", "tokens",
+                    !lm::tools::reads_terminal(a.inputs));
+  uint64_t bytes_read = 0, tokens_read = 0;
   for (const std::string& path : a.inputs) {
     const std::string name = lm::display_name(path);
+    progress.set_label("perplexity " + name);
     std::string line;
     auto on_token = [&](const lm::eval::TokenScore& t) {
       line.clear();
@@ -129,8 +138,13 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
     };
     lm::eval::PerplexityScorer scorer(session, m.tok, a.o,
                                       per_token ? std::function<void(const lm::eval::TokenScore&)>(on_token) : nullptr);
-    stream_tokens(path, m.tok, [&](const std::vector<int>& ids) { scorer.add(ids); });
+    stream_tokens(path, m.tok, [&](const std::vector<int>& ids, size_t bytes) {
+      scorer.add(ids);
+      bytes_read += bytes, tokens_read += ids.size();
+      progress.update(bytes_read, tokens_read);
+    });
     const PerplexityStats& s = scorer.finish();
+    progress.finish();  // erased between files, so -v's line below starts on a clean line
     if (s.tokens == 0)
       throw lm::FormatError(path, std::to_string(scorer.fed()) + " tokens, too few to score one window of " +
                                       std::to_string(ctx) + " (use a smaller --ctx-size)");
@@ -139,6 +153,7 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
     per_file.push_back(s);
     micro.add(s);
   }
+  progress.finish();
   if (per_token) per_token->commit();
   // Macro: the mean over files of each file's mean NLL and bits per byte.
   double macro_nll = 0, macro_bpb = 0;
@@ -202,8 +217,18 @@ int run_kld(KldArgs& a, const lm::Logger& log) {
     throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than a model's context length");
   lm::model::Session sm(m.weights, ctx, std::min(a.o.n_batch, ctx)), sr(r.weights, ctx, std::min(a.o.n_batch, ctx));
   lm::eval::KldScorer scorer(sm, sr, r.tok, a.o);
-  for (const std::string& path : a.inputs)
-    stream_tokens(path, r.tok, [&](const std::vector<int>& ids) { scorer.add(ids); });
+  Progress progress(log, "kld", lm::tools::total_file_bytes(a.inputs), Progress::Unit::Bytes, "", "tokens",
+                    !lm::tools::reads_terminal(a.inputs));
+  uint64_t bytes_read = 0, tokens_read = 0;
+  for (const std::string& path : a.inputs) {
+    progress.set_label("kld " + lm::display_name(path));
+    stream_tokens(path, r.tok, [&](const std::vector<int>& ids, size_t bytes) {
+      scorer.add(ids);
+      bytes_read += bytes, tokens_read += ids.size();
+      progress.update(bytes_read, tokens_read);
+    });
+  }
+  progress.finish();
   lm::eval::KldStats& s = scorer.finish();
   if (s.tokens == 0)
     throw lm::UsageError("the input is too short to score one window of " + std::to_string(ctx) +
@@ -460,8 +485,9 @@ struct PredictArgs {
 };
 
 // Labels each input line: "label<TAB>probability" (top K pairs with --top), or JSON Lines.
-// Lines from a pipe or terminal are answered one by one; a file's lines go in batches.
-int run_predict(const PredictArgs& a) {
+// Lines from a pipe or terminal are answered one by one; a file's lines go in batches. The
+// progress line shows when the answers go to a file or a pipe, not to the terminal.
+int run_predict(const PredictArgs& a, const lm::Logger& log) {
   lm::kernels::set_threads(a.threads);
   lm::eval::Classifier c(a.model, adapter_specs(a.loras), a.batch);
   const int K = int(c.labels().size());
@@ -496,18 +522,42 @@ int run_predict(const PredictArgs& a) {
     std::fflush(stdout);
     texts.clear();
   };
+  Progress progress(log, "predict", lm::tools::total_file_bytes(a.inputs), Progress::Unit::Bytes, "", "lines",
+                    !isatty(STDOUT_FILENO) && !lm::tools::reads_terminal(a.inputs));
+  uint64_t bytes_read = 0, lines_read = 0;
   for (const std::string& path : a.inputs) {
     lm::LineReader in(path);
+    progress.set_label("predict " + lm::display_name(path));
     struct stat st{};
     const bool stream = lm::is_std_stream(path) && !(fstat(0, &st) == 0 && S_ISREG(st.st_mode));
     std::string line;
-    while (in.next(line)) {
+    bool nl = false;
+    while (in.next(line, &nl)) {
+      bytes_read += line.size() + nl;
+      ++lines_read;
       if (!line.empty() && line.back() == '\r') line.pop_back();
       texts.push_back(line);
-      if (stream || int(texts.size()) == a.batch) flush();
+      if (stream || int(texts.size()) == a.batch) {
+        flush();
+        progress.update(bytes_read, lines_read);
+      }
     }
   }
   if (!texts.empty()) flush();
+  progress.finish();
+  return 0;
+}
+
+struct PlotArgs {
+  std::string metrics, output, title;
+};
+
+// The picture of a --metrics file: the same SVG as lm-train --plot draws.
+int run_plot(const PlotArgs& a) {
+  if (!lm::is_std_stream(a.output) && (a.output == a.metrics || lm::same_file(a.output, a.metrics)))
+    throw lm::UsageError("output '" + a.output + "' is the metrics file; choose another file");
+  const std::vector<lm::train::MetricsPoint> points = lm::train::read_metrics(a.metrics);
+  lm::train::write_metrics_svg(a.output, points, a.title.empty() ? lm::display_name(a.metrics) : a.title);
   return 0;
 }
 
@@ -526,9 +576,8 @@ wrote, its source and the scores it measured).)";
   lm::eval::BleuOptions bo;
   lm::eval::ChrfOptions co;
 
-  CLI::App app{
-      "Evaluate language models (perplexity, bits per byte, KL divergence), text (BLEU, chrF) and labels "
-      "(classification metrics)"};
+  CLI::App app{"Evaluate language models (perplexity, bits per byte, KL divergence), text (BLEU, chrF) and labels "
+               "(classification metrics); draw training metrics"};
   lm::tools::init_app(app, "lm-eval");
   app.require_subcommand(1);
 
@@ -796,6 +845,23 @@ and
   lm::tools::add_threads(*pr, pa.threads);
   lm::tools::add_verbosity(*pr, log, verbose_man);
 
+  PlotArgs pl;
+  CLI::App* pt = app.add_subcommand("plot", "Draw a training run's --metrics file as an SVG picture: training and "
+                                            "validation loss, learning rate");
+  pt->add_option("metrics", pl.metrics, "Metrics file of lm-train or lm-finetune (JSON Lines, '-' = stdin)")
+      ->type_name("FILE")->required();
+  lm::tools::doc(pt->add_option("-o,--output", pl.output, "SVG file to write ('-' = stdout)")
+                     ->type_name("FILE")
+                     ->required())
+      .files("svg")
+      .man(R"(The SVG file to write (required;
+.B \-
+writes to standard output). It is written to a temporary file and renamed into place.)");
+  lm::tools::doc(
+      pt->add_option("--title", pl.title, "Title of the picture (default: the metrics file's name)")->type_name("TEXT"))
+      .man(R"(The picture's title (default: the metrics file's name).)");
+  lm::tools::add_verbosity(*pt, log, verbose_man);
+
   return lm::tools::run_main(app, argc, argv, [&] {
     // An input left to standard input on a terminal: say so before waiting for it.
     auto note = [&](const std::vector<std::string>& paths, const char* what) {
@@ -812,7 +878,8 @@ and
     if (kl->parsed()) return run_kld(k, log);
     if (bl->parsed()) return run_bleu(tb, bo, log);
     if (cl->parsed()) return run_classify(ca, log);
-    if (pr->parsed()) return run_predict(pa);
+    if (pr->parsed()) return run_predict(pa, log);
+    if (pt->parsed()) return run_plot(pl);
     return run_chrf(tc, co);
   });
 }

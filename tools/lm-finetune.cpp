@@ -261,6 +261,7 @@ early_stop and output (model, adapter or classifier).)");
     std::optional<lm::OutputFile> out;
     if (!dry) out.emplace(output);  // fails now, not after the run, if the directory is not writable
     lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, model});
+    lm::tools::check_side_output(tf.plot, "--plot", {output, checkpoint, tf.resume, tf.metrics, data, valid, model});
     lm::kernels::set_threads(o.threads);
 
     lm::format::GgufFile g = lm::format::GgufFile::open(model);
@@ -327,13 +328,16 @@ early_stop and output (model, adapter or classifier).)");
     log.debug("%zu of %zu parameters trained; about %.0f MiB for weights, gradients, AdamW and activations",
               trainable, job.params().cfg.n_params(), mib);
     const double peak = lm::kernels::sgemm_peak_gflops();
-    lm::tools::StepReporter report(log, tf.metrics, peak);
+    lm::tools::StepReporter report(log, tf.metrics, peak, tf.plot, "lm-finetune: " + lm::display_name(output));
     const std::atomic<int>& stop = lm::tools::install_stop_signals();
     lm::train::RunHooks hooks;
     hooks.checkpoint_path = checkpoint;
     if (!tf.resume.empty()) hooks.resume_path = tf.resume;
     hooks.stop = &stop;
-    hooks.on_checkpoint = [&](const std::string& p) { log.debug("checkpoint saved to %s", p.c_str()); };
+    hooks.on_checkpoint = [&](const std::string& p) {
+      log.debug("checkpoint saved to %s", p.c_str());
+      report.write_plot();  // an interrupted run has its picture too
+    };
     hooks.on_step = [&](const lm::train::StepInfo& s) { report(s); };
     lm::train::RunResult r = lm::train::run_loop(o, job, hooks, log);
     report.finish();

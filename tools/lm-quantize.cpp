@@ -1,7 +1,8 @@
 // lm-quantize: write a copy of a llama-arch GGUF model with its weight matrices in another type
 // (f16, bf16, q8_0, q4_0, K-quant mixes), choosing each tensor's type as llama-quantize does;
 // --eval scores the copy against its source. Type choices are lib/quant/policy, the bytes
-// lib/quant/convert; this file parses, checks, reports and drives the output file.
+// lib/quant/convert; this file parses, checks, reports (with a progress line on a terminal)
+// and drives the output file.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "base/file.hpp"
 #include "base/json.hpp"
 #include "common/cli.hpp"
+#include "common/progress.hpp"
 #include "common/text.hpp"
 #include "common/tokens.hpp"
 #include "eval/perplexity.hpp"
@@ -30,6 +32,7 @@
 namespace {
 
 using lm::quant::Plan;
+using lm::tools::Progress;
 
 std::atomic<int> g_signal{0};
 extern "C" void on_signal(int sig) {
@@ -107,10 +110,14 @@ lm::Json plan_json(const Plan& plan, const Args& a) {
 }
 
 // Tokens of the --eval text, whole-text encoded as lm-eval does.
-std::vector<int> eval_tokens(const std::string& path, const lm::Tokenizer& tok) {
+std::vector<int> eval_tokens(const std::string& path, const lm::Tokenizer& tok, const lm::Logger& log) {
   std::vector<int> ids;
-  lm::tools::stream_tokens(path, tok, [&](const std::vector<int>& line) {
+  Progress progress(log, "reading " + lm::display_name(path), lm::tools::total_file_bytes({path}),
+                    Progress::Unit::Bytes, "", "tokens", !lm::tools::reads_terminal({path}));
+  uint64_t bytes = 0;
+  lm::tools::stream_tokens(path, tok, [&](const std::vector<int>& line, size_t n) {
     ids.insert(ids.end(), line.begin(), line.end());
+    progress.update(bytes += n, ids.size());
     check_signal();
   });
   return ids;
@@ -119,7 +126,7 @@ std::vector<int> eval_tokens(const std::string& path, const lm::Tokenizer& tok) 
 // KL divergence and both perplexities of the quantized file against its source: lm-eval kld's
 // chunks of `ctx` tokens, second halves scored.
 lm::quant::QuantEval evaluate(const lm::model::LoadedModel& source, const std::string& quantized,
-                              const std::vector<int>& ids, int ctx, const std::string& name) {
+                              const std::vector<int>& ids, int ctx, const std::string& name, const lm::Logger& log) {
   lm::model::LoadedModel q = lm::model::load_model(quantized);
   lm::eval::PerplexityOptions o;
   o.n_ctx = ctx;
@@ -127,10 +134,14 @@ lm::quant::QuantEval evaluate(const lm::model::LoadedModel& source, const std::s
   const int batch = std::min(o.n_batch, ctx);
   lm::model::Session sq(q.weights, ctx, batch), ss(source.weights, ctx, batch);
   lm::eval::KldScorer scorer(sq, ss, source.tok, o);
+  Progress progress(log, "scoring on " + name, ids.size(), Progress::Unit::Count, "tokens", "");
   for (size_t i = 0; i < ids.size(); i += size_t(ctx)) {
-    scorer.add(ids.data() + i, std::min(size_t(ctx), ids.size() - i));
+    const size_t n = std::min(size_t(ctx), ids.size() - i);
+    scorer.add(ids.data() + i, n);
+    progress.update(i + n, 0);
     check_signal();
   }
+  progress.finish();
   const lm::eval::KldStats& s = scorer.finish();
   return {name, s.tokens, uint32_t(ctx), float(s.model.perplexity()), float(s.reference.perplexity()),
           float(s.mean()), float(s.top1_agreement())};
@@ -230,19 +241,27 @@ int run(Args& a, const lm::Logger& log) {
       if (ctx > cfg.n_ctx)
         throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than the model's context length " +
                              std::to_string(cfg.n_ctx));
-      ids = eval_tokens(a.eval, source->tok);
+      ids = eval_tokens(a.eval, source->tok, log);
       if (ids.size() + source->add_bos < size_t(ctx))
         throw lm::FormatError(a.eval, std::to_string(ids.size()) + " tokens, too few to score one chunk of " +
                                           std::to_string(ctx) + ", expected at least " + std::to_string(ctx) +
                                           "; use a longer text or a smaller --ctx-size");
     }
+    uint64_t bytes_total = 0, bytes_done = 0;
+    for (const auto& t : plan.tensors) bytes_total += t.bytes_out;
+    // -v lists each tensor as it goes instead.
+    Progress progress(log, "writing " + lm::display_name(a.output, true), bytes_total, Progress::Unit::Bytes, "", "",
+                      log.level() != lm::Logger::Level::Verbose);
     w.write(out, [&](size_t i, uint8_t* dst) {
       check_signal();
       const auto& t = plan.tensors[i];
+      progress.update(bytes_done, 0);
+      bytes_done += t.bytes_out;
       log.debug("[%zu/%zu] %-28s %-12s %-5s -> %-5s %s", i + 1, plan.tensors.size(), t.name.c_str(),
                 shape(t.ne).c_str(), type_name(t.in).c_str(), type_name(t.out).c_str(), reason(plan, t, a).c_str());
       lm::quant::write_quantized_tensor(in, plan, i, dst);
     });
+    progress.finish();
     out.flush();
     if (!out.temp_path().empty()) {  // read back what was written before it replaces anything
       const lm::format::GgufFile check = lm::format::GgufFile::open(out.temp_path());
@@ -253,7 +272,7 @@ int run(Args& a, const lm::Logger& log) {
     }
     std::optional<lm::quant::QuantEval> e;
     if (source) {
-      e = evaluate(*source, out.temp_path(), ids, ctx, base_name(a.eval));
+      e = evaluate(*source, out.temp_path(), ids, ctx, base_name(a.eval), log);
       lm::quant::set_quant_eval(w, *e);
       const std::string header = w.header();
       LM_ASSERT(w.file_size() == size_out);  // the same sizes as the placeholders

@@ -140,8 +140,9 @@ and early_stop.)");
     if (checkpoint.empty()) checkpoint = output + ".ckpt";
     lm::OutputFile out(output);  // fails now, not after hours, if the directory is not writable
     lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, tokenizer});
+    lm::tools::check_side_output(tf.plot, "--plot", {output, checkpoint, tf.resume, tf.metrics, data, valid, tokenizer});
     const double peak = (lm::kernels::set_threads(o.threads), lm::kernels::sgemm_peak_gflops());
-    lm::tools::StepReporter report(log, tf.metrics, peak);
+    lm::tools::StepReporter report(log, tf.metrics, peak, tf.plot, "lm-train: " + lm::display_name(output));
 
     std::vector<int> train = lm::train::load_tokens(data, tok, tok_path, o.threads);
     std::vector<int> held = valid.empty() ? lm::train::split_validation(train, o.valid_fraction)
@@ -160,7 +161,10 @@ and early_stop.)");
     in.checkpoint_path = checkpoint;
     if (!tf.resume.empty()) in.resume_path = tf.resume;
     in.stop = &stop;
-    in.on_checkpoint = [&](const std::string& p) { log.debug("checkpoint saved to %s", p.c_str()); };
+    in.on_checkpoint = [&](const std::string& p) {
+      log.debug("checkpoint saved to %s", p.c_str());
+      report.write_plot();  // an interrupted run has its picture too
+    };
     in.on_step = [&](const lm::train::StepInfo& s) { report(s); };
     std::optional<lm::model::Params> params;
     lm::train::RunResult r = lm::train::run_training(o, in, params, log);

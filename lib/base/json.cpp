@@ -11,17 +11,19 @@ std::string dump_json(const Json& j) {
 
 Json json_number(double x) { return std::isfinite(x) ? Json(x) : Json(nullptr); }
 
-bool parse_json_strings(std::string_view text, std::map<std::string, std::string>& out, std::string& error) {
-  out.clear();
-  Json j;
+// Parses `text` as one JSON object into `j`, or sets `error` to what went wrong and where.
+static bool parse_object(std::string_view text, Json& j, std::string& error) {
   try {
     j = Json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
     // "[json.exception.parse_error.101] parse error at line 1, column 6: syntax error while
-    // parsing value - invalid literal; last read: 'tru}'": keep what went wrong, with the byte.
+    // parsing value - invalid literal; last read: 'tru}'": keep what went wrong ("invalid
+    // literal; last read: 'tru}'"), with the byte.
     std::string what = e.what();
     const size_t colon = what.find(": ");
     if (colon != std::string::npos) what = what.substr(colon + 2);
+    const size_t dash = what.find(" - ");
+    if (what.rfind("syntax error while parsing ", 0) == 0 && dash != std::string::npos) what = what.substr(dash + 3);
     error = what + " at byte " + std::to_string(e.byte);
     return false;
   }
@@ -29,8 +31,26 @@ bool parse_json_strings(std::string_view text, std::map<std::string, std::string
     error = "expected an object, not " + std::string(j.type_name()) + " at byte 1";
     return false;
   }
+  return true;
+}
+
+bool parse_json_strings(std::string_view text, std::map<std::string, std::string>& out, std::string& error) {
+  out.clear();
+  Json j;
+  if (!parse_object(text, j, error)) return false;
   for (const auto& [key, value] : j.items())
     if (value.is_string()) out[key] = value.get<std::string>();
+  return true;
+}
+
+bool parse_json_numbers(std::string_view text, std::map<std::string, double>& out, std::string& error) {
+  out.clear();
+  Json j;
+  if (!parse_object(text, j, error)) return false;
+  for (const auto& [key, value] : j.items()) {
+    if (value.is_number()) out[key] = value.get<double>();
+    else if (value.is_null()) out[key] = std::nan("");
+  }
   return true;
 }
 

@@ -26,4 +26,8 @@ Json json_number(double x);
 // false with `error` set ("... at byte 12") if it is not one valid JSON object.
 bool parse_json_strings(std::string_view text, std::map<std::string, std::string>& out, std::string& error);
 
+// The same for numbers: members whose values are numbers, and null as NaN (a non-finite value
+// written by dump_json); members of other types are skipped.
+bool parse_json_numbers(std::string_view text, std::map<std::string, double>& out, std::string& error);
+
 }  // namespace lm

@@ -2,6 +2,8 @@
 // numbers and strings as every tool writes them.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "base/json.hpp"
 
 #include <cmath>
@@ -31,4 +33,21 @@ TEST_CASE("dump_json writes numbers that read back exactly, null for NaN, and U+
   CHECK(Json::parse(dump_json(Json(x))).get<double>() == x);
   CHECK(dump_json(Json{{"x", json_number(std::nan(""))}, {"y", json_number(INFINITY)}}) == R"({"x":null,"y":null})");
   CHECK(dump_json(Json(std::string("a\xff\"\n\x01"))) == "\"a\xef\xbf\xbd\\\"\\n\\u0001\"");
+}
+
+TEST_CASE("JSON objects give their number members, null as NaN; bad numbers are errors") {
+  std::map<std::string, double> m;
+  std::string err;
+  REQUIRE(parse_json_numbers(R"({"step":12,"loss":3.25e-1,"neg":-0.5,"lr":null,"s":"7","ok":true,"a":[1,2]})", m, err));
+  CHECK(m.size() == 4);
+  CHECK(m["step"] == 12);
+  CHECK(m["loss"] == 0.325);
+  CHECK(m["neg"] == -0.5);
+  CHECK(std::isnan(m["lr"]));
+  CHECK(m.count("s") == 0);
+  for (const char* bad : {"{\"a\":1.}", "{\"a\":-}", "{\"a\":01}", "{\"a\":1e}", "{\"a\":.5}", "{\"a\":1 2}", "{\"a\":nan}"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_json_numbers(bad, m, err));
+    CHECK(err.find("at byte") != std::string::npos);
+  }
 }

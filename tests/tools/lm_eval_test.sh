@@ -2,7 +2,8 @@
 # lm-eval end to end: perplexity on a tiny trained model (chunks and sliding windows, several
 # files, per-token output that adds up to the totals), KL divergence against itself and a
 # quantized copy, BLEU and chrF on sacreBLEU's README example, classification metrics on
-# scikit-learn's classification_report example, and one-line errors.
+# scikit-learn's classification_report example, the picture of a training run's metrics,
+# progress lines only on a terminal, and one-line errors.
 source "$(dirname "$0")/lib.sh"
 W=$LM_TEST_BIN/lm_test_write_gguf
 
@@ -11,12 +12,14 @@ head -n 400 corpus.txt > a.txt
 tail -n 400 corpus.txt > b.txt
 lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
 lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 2 --embd 64 --heads 4 --kv-heads 2 \
-  --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps 300 -t 2 -o m.gguf > /dev/null || fail "training the test model"
+  --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps 300 -t 2 --metrics run.jsonl -o m.gguf > /dev/null ||
+  fail "training the test model"
 ev=(lm-eval perplexity -m m.gguf -t 1)
 field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 
 # ---- perplexity ----
 expect_exit 0 "perplexity" -- "${ev[@]}" a.txt
+[[ ! -s $T/err ]] && pass || fail "perplexity wrote to stderr, which is not a terminal: $(head -c 300 "$T/err" | cat -v)"
 [[ $(head -1 "$T/out") == $'file\ttokens\tbytes\tnll\tperplexity\terror\tbits_per_byte' ]] && pass || fail "header: $(head -1 "$T/out")"
 tokens=$(awk -F'\t' 'NR == 2 { print $2 }' "$T/out")
 row=$(awk -F'\t' 'NR == 2 { $1 = ""; print }' "$T/out")
@@ -50,6 +53,7 @@ expect_exit 0 "sliding windows, stride 1 less than the window" -- "${ev[@]}" --w
 
 # ---- KL divergence ----
 expect_exit 0 "kld against itself" -- lm-eval kld -m m.gguf --ref m.gguf a.txt --json -t 1
+[[ ! -s $T/err ]] && pass || fail "kld wrote to stderr, which is not a terminal: $(head -c 300 "$T/err" | cat -v)"
 awk -v k="$(field kld "$T/out")" -v a="$(field top1_agreement "$T/out")" 'BEGIN { exit !(k == 0 && a == 1) }' && pass ||
   fail "self kld: $(cat "$T/out")"
 "$W" --convert m.gguf m-q4.gguf q4_0 || fail "convert to q4_0"
@@ -140,6 +144,49 @@ printf '0\n\n1\n' > nolabel.txt
 expect_exit 1 "classify line without a label" -- lm-eval classify nolabel.txt --predictions nolabel.txt
 expect_err "^lm-eval: nolabel.txt: line 2 has no label" "no label message"
 expect_exit 2 "classify both on stdin" -- lm-eval classify - --predictions -
+
+# ---- progress: a line on stderr rewritten in place, only when stderr is a terminal ----
+if command -v script > /dev/null; then
+  script -qec "lm-eval perplexity -m m.gguf -t 1 a.txt b.txt" /dev/null < /dev/null > tty.txt
+  grep -q $'\r\e\\[Kperplexity a\.txt: [0-9]*/[0-9]* KiB ([0-9]*%)' tty.txt && pass ||
+    fail "no progress line on a terminal: $(head -c 300 tty.txt | cat -v)"
+  grep -q $'\r\e\\[Kperplexity b\.txt: ' tty.txt && pass || fail "the progress line does not name the second file"
+  # Erased before the results: the table starts right after the last erase.
+  grep -q $'\r\e\\[Kfile\ttokens\t' tty.txt && pass || fail "the progress line was not erased: $(tail -c 300 tty.txt | cat -v)"
+  script -qec "lm-eval perplexity -q -m m.gguf -t 1 a.txt" /dev/null < /dev/null > tty.txt
+  ! grep -q $'\r\e' tty.txt && pass || fail "-q still shows a progress line"
+fi
+
+# ---- plot: a training run's metrics as an SVG picture ----
+points() { sed -n "s/.*<polyline [^>]*data-name=\"$1\"[^>]*points=\"\([^\"]*\)\".*/\1/p" "$2" | wc -w; }
+expect_exit 0 "plot" -- lm-eval plot run.jsonl -o run.svg
+[[ ! -s $T/out && ! -s $T/err ]] && pass || fail "plot printed something: $(cat "$T/out" "$T/err")"
+[[ $(points "training loss" run.svg) == 300 && $(points "validation loss" run.svg) == 3 &&
+   $(points "learning rate" run.svg) == 300 ]] && pass || fail "plot: $(points "training loss" run.svg) training, $(points "validation loss" run.svg) validation, $(points "learning rate" run.svg) learning rate points; expected 300, 3, 300"
+grep -q '<title>run.jsonl</title>' run.svg && pass || fail "plot: the title is not the file's name"
+no_leftovers . "plot"
+expect_exit 0 "plot from stdin to stdout" -- sh -c "lm-eval plot - -o - --title 'a & b' < run.jsonl"
+grep -q '<title>a &amp; b</title>' "$T/out" && [[ $(points "training loss" "$T/out") == 300 ]] && pass ||
+  fail "plot to stdout: $(head -c 300 "$T/out")"
+printf '{"step":1,"loss":6}\n{"step":2,"loss":5\n' > bad.jsonl
+expect_exit 1 "plot of a line that is not JSON" -- lm-eval plot bad.jsonl -o bad.svg
+expect_err "^lm-eval: bad.jsonl:2: is not a JSON object: unexpected end of input; expected '}' at byte 19$" "plot bad line message"
+[[ ! -e bad.svg ]] && pass || fail "a failed plot left bad.svg"
+printf '{"step":1,"loss":6}\n{"step":2,"lr":0.001}\n' > noloss.jsonl
+expect_exit 1 "plot of a line without loss" -- lm-eval plot noloss.jsonl -o bad.svg
+expect_err "^lm-eval: noloss.jsonl:2: has no number member 'loss'" "plot no loss message"
+printf '{"loss":6}\n' > nostep.jsonl
+expect_exit 1 "plot of a line without step" -- lm-eval plot nostep.jsonl -o bad.svg
+expect_err "^lm-eval: nostep.jsonl:1: has no number member 'step'" "plot no step message"
+: > empty.jsonl
+expect_exit 1 "plot of an empty file" -- lm-eval plot empty.jsonl -o bad.svg
+expect_err "^lm-eval: empty.jsonl: has no metrics, expected JSON Lines with numbers 'step' and 'loss'" "plot empty message"
+expect_exit 1 "plot of a missing file" -- lm-eval plot absent.jsonl -o bad.svg
+expect_err "^lm-eval: absent.jsonl: " "plot missing file message"
+expect_exit 2 "plot without -o" -- lm-eval plot run.jsonl
+expect_exit 2 "plot over its input" -- lm-eval plot run.jsonl -o run.jsonl
+expect_err "^lm-eval: output 'run.jsonl' is the metrics file; choose another file$" "plot over its input message"
+[[ -s run.jsonl ]] && pass || fail "plot over its input damaged it"
 
 lm-train -q --tokenizer tok2.model --data a.txt --context 64 --layers 1 --embd 32 --heads 2 --ff 64 --steps 2 \
   -o other.gguf > /dev/null || fail "training the second model"

@@ -15,8 +15,15 @@ ft=(lm-finetune -m base.gguf -t 2 -q)
 base_ppl=$(ppl -m base.gguf corpus.txt)
 
 # ---- full fine-tuning on text ----
-expect_exit 0 "full fine-tuning" -- "${ft[@]}" --data corpus.txt --steps 40 --lr 1e-3 --json -o full.gguf
+expect_exit 0 "full fine-tuning" -- "${ft[@]}" --data corpus.txt --steps 40 --lr 1e-3 --json --metrics full.jsonl \
+  --plot full.svg -o full.gguf
 [[ $(field output "$T/out") == '"model"' ]] && pass || fail "full: output $(cat "$T/out")"
+# --plot: a point per step for the training loss and the learning rate, one per validation
+# (every 50 steps, and the last).
+points() { sed -n "s/.*<polyline [^>]*data-name=\"$1\"[^>]*points=\"\([^\"]*\)\".*/\1/p" "$2" | wc -w; }
+[[ $(points "training loss" full.svg) == 40 && $(points "validation loss" full.svg) == 1 && $(points "learning rate" full.svg) == 40 ]] &&
+  pass || fail "lm-finetune --plot: $(points "training loss" full.svg) training, $(points "validation loss" full.svg) validation points"
+lm-eval plot full.jsonl --title "lm-finetune: full.gguf" -o full-again.svg && same_files full.svg full-again.svg "lm-eval plot of lm-finetune's metrics"
 full_ppl=$(ppl -m full.gguf corpus.txt)
 awk -v a="$full_ppl" -v b="$base_ppl" 'BEGIN { exit !(a < b) }' && pass || fail "fine-tuning did not lower perplexity: $base_ppl -> $full_ppl"
 
@@ -114,11 +121,20 @@ expect_exit 2 "--head-only with --lora" -- "${ft[@]}" --task classify --head-onl
 expect_err "needs --task classify and no --lora" "--head-only with --lora"
 cut -f2 test.tsv > texts.txt
 expect_exit 0 "predict" -- lm-eval predict -m cls.gguf --top 2 -t 2 texts.txt
+[[ ! -s $T/err ]] && pass || fail "predict wrote to stderr, which is not a terminal: $(head -c 300 "$T/err" | cat -v)"
 [[ $(wc -l < "$T/out") == 500 ]] && pass || fail "predict: $(wc -l < "$T/out") lines for 500"
 awk -F'\t' 'NF != 4 || ($2 + $4 - 1) ^ 2 > 1e-8 || $2 < $4 { bad = 1 } END { exit bad }' "$T/out" && pass ||
   fail "predict --top 2: two labels whose probabilities add to 1, best first: $(head -2 "$T/out")"
 cut -f1 "$T/out" | paste - test.tsv | awk -F'\t' '$1 == $2 { n++ } END { printf "%.6f\n", n / NR }' > agree.txt
 awk -v a="$(cat agree.txt)" -v b="$acc" 'BEGIN { exit !((a - b) ^ 2 < 1e-12) }' && pass || fail "predict's labels give accuracy $(cat agree.txt), not $acc"
+if command -v script > /dev/null; then
+  # On a terminal: a progress line while the answers go to a file, none when they come to the terminal.
+  script -qec "lm-eval predict -m cls.gguf -t 2 texts.txt > pred.out" /dev/null < /dev/null > tty.txt
+  grep -q $'\r\e\\[Kpredict texts\.txt: [0-9]*/[0-9]* KiB' tty.txt && [[ $(wc -l < pred.out) == 500 ]] && pass ||
+    fail "predict to a file on a terminal: $(head -c 300 tty.txt | cat -v)"
+  script -qec "lm-eval predict -m cls.gguf -t 2 texts.txt" /dev/null < /dev/null > tty.txt
+  ! grep -q $'\e\\[K' tty.txt && pass || fail "predict showed a progress line among its answers on the terminal"
+fi
 expect_exit 0 "predict from a pipe, JSON" -- sh -c "head -2 texts.txt | lm-eval predict -m cls.gguf --json"
 [[ $(grep -c '^{"label":"[a-z]*","probability":[0-9.]*,"top":\[' "$T/out") == 2 ]] && pass || fail "predict --json: $(cat "$T/out")"
 expect_exit 1 "predict with a plain model" -- lm-eval predict -m base.gguf texts.txt

@@ -68,6 +68,15 @@ awk -F'\t' '$1 == "(weights)" { exit !($7 == "8.5000") }' plan.tsv && pass || fa
 
 # ---- --eval: results printed, stored, shown by the other tools ----
 expect_exit 0 "--eval" -- "${q[@]}" -m A.gguf -o E.gguf --type q8_0 --eval a.txt -c 32 --json
+# stderr is not a terminal: the summary and the scores, no progress line.
+[[ $(wc -l < "$T/err") == 2 ]] && ! grep -q $'\r' "$T/err" && pass || fail "--eval stderr: $(cat -v "$T/err")"
+if command -v script > /dev/null; then
+  script -qec "lm-quantize -t 2 -m A.gguf -o E2.gguf --type q8_0 --eval a.txt -c 32" /dev/null < /dev/null > tty.txt
+  for what in "reading a.txt" "writing E2.gguf" "scoring on a.txt"; do
+    grep -q $'\r\e\\[K'"$what: " tty.txt && pass || fail "no '$what' progress on a terminal: $(head -c 300 tty.txt | cat -v)"
+  done
+  same_files E.gguf E2.gguf "the progress line changes nothing in the file"
+fi
 for key in perplexity perplexity_source kld top1_agreement tokens ctx; do
   [[ -n $(field $key "$T/out") ]] && pass || fail "--json eval lacks $key: $(cat "$T/out")"
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lm-train end to end on a tiny model: training from token files and text, outputs, metrics,
-# dry run, exact resume after SIGINT, and one-line errors with their exit codes.
+# the --plot picture, dry run, exact resume after SIGINT, and one-line errors with their exit codes.
 source "$(dirname "$0")/lib.sh"
 
 make_corpus 4000 > corpus.txt
@@ -10,7 +10,7 @@ shape=(--context 32 --layers 2 --embd 32 --heads 4 --kv-heads 2 --ff 64 --batch 
 
 # ---- training ----
 expect_exit 0 "train from a token file" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --steps 40 \
-  --eval-every 10 --metrics m.jsonl -o model.gguf -q
+  --eval-every 10 --metrics m.jsonl --plot m.svg -o model.gguf -q
 grep -q "^steps	40\$" "$T/out" && pass || fail "steps line: $(cat "$T/out")"
 grep -Eq "^valid_loss	[0-9]+\.[0-9]+\$" "$T/out" && pass || fail "valid_loss line: $(cat "$T/out")"
 cp "$T/out" token_run.txt
@@ -21,6 +21,15 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 1) }' && pass || fail "lo
 grep -c '"valid_loss"' m.jsonl | grep -qx 4 && pass || fail "expected 4 validations in the metrics"
 [[ ! -e model.gguf.ckpt ]] && pass || fail "a checkpoint was written without --checkpoint-every or an interrupt"
 no_leftovers . "train"
+# --plot: an SVG with the training loss (a point per step), the validation loss (a point per
+# validation) and the learning rate; lm-eval plot draws the same picture from the metrics.
+points() { sed -n "s/.*<polyline [^>]*data-name=\"$1\"[^>]*points=\"\([^\"]*\)\".*/\1/p" "$2" | wc -w; }
+[[ $(head -2 m.svg | tail -1) == '<svg xmlns="http://www.w3.org/2000/svg"'* && $(tail -1 m.svg) == '</svg>' ]] && pass ||
+  fail "--plot did not write an SVG document: $(head -c 200 m.svg)"
+[[ $(points "training loss" m.svg) == 40 && $(points "validation loss" m.svg) == 4 && $(points "learning rate" m.svg) == 40 ]] &&
+  pass || fail "--plot points: $(points "training loss" m.svg) training, $(points "validation loss" m.svg) validation, $(points "learning rate" m.svg) learning rate; expected 40, 4, 40"
+expect_exit 0 "lm-eval plot of the run's metrics" -- lm-eval plot m.jsonl -o again.svg --title "lm-train: model.gguf"
+same_files m.svg again.svg "lm-eval plot draws the picture --plot drew"
 # The model carries its tokenizer: lm-tokenize reads it from the GGUF.
 lm-tokenize vocab -m model.gguf > v1 && lm-tokenize vocab -m tok.model > v2
 same_files v1 v2 "the model's embedded tokenizer equals the one it was trained with"
@@ -80,7 +89,7 @@ lm-train "${plain[@]}" --steps 1 --metrics nodrop.jsonl -o nodrop.gguf -q
 loss() { head -1 "$1" | grep -o '"loss":[^,]*'; }
 [[ -n $(loss full.jsonl) && $(loss full.jsonl) != "$(loss nodrop.jsonl)" ]] && pass \
   || fail "--dropout 0.1 left the first loss unchanged: $(loss full.jsonl)"
-lm-train "${long[@]}" --metrics part.jsonl -o part/model.gguf 2> int.err &
+lm-train "${long[@]}" --metrics part.jsonl --plot part.svg -o part/model.gguf 2> int.err &
 pid=$!
 for _ in $(seq 200); do [[ -s part.jsonl ]] && (( $(wc -l < part.jsonl 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.05; done
 kill -INT $pid
@@ -90,6 +99,8 @@ rc=$?
 grep -q "interrupted at step [0-9]*; checkpoint saved to part/model.gguf.ckpt" int.err && pass || fail "interrupt message: $(cat int.err)"
 [[ -s part/model.gguf.ckpt && ! -e part/model.gguf ]] && pass || fail "after SIGINT: checkpoint only, no model"
 stopped=$(grep -o 'interrupted at step [0-9]*' int.err | grep -o '[0-9]*$')
+[[ $(points "training loss" part.svg) == "$stopped" ]] && pass ||
+  fail "an interrupted run's --plot has $(points "training loss" part.svg) steps, expected $stopped"
 expect_exit 0 "resume" -- lm-train "${long[@]}" --resume part/model.gguf.ckpt --metrics rest.jsonl -o part/model.gguf -q
 (( stopped < 300 )) && pass || fail "the run finished before the interrupt"
 tail -n +"$((stopped + 1))" full.jsonl | sed 's/"tokens_per_s".*"skipped"/"skipped"/' > want.jsonl
@@ -118,6 +129,14 @@ expect_err "^lm-train: --time '10x': expected a positive duration" "bad duration
 expect_exit 2 "kv heads not dividing heads" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --kv-heads 3 --steps 1 -o x.gguf
 expect_err "not a multiple of the kv head count 3" "kv heads message"
 expect_exit 2 "output over the data" -- lm-train --tokenizer tok.model --data corpus.tok --steps 1 -o corpus.tok
+expect_exit 2 "--plot to stdout" -- lm-train --tokenizer tok.model --data corpus.tok --steps 1 --plot - -o x.gguf
+expect_err "^lm-train: --plot needs a file name: the results go to stdout$" "--plot - message"
+expect_exit 2 "--plot over the metrics" -- lm-train --tokenizer tok.model --data corpus.tok --steps 1 --metrics p.jsonl \
+  --plot p.jsonl -o x.gguf
+expect_err "^lm-train: --plot 'p.jsonl' is also another file of the run; choose another file$" "--plot over --metrics message"
+expect_exit 1 "--plot in a missing directory, before training" -- lm-train --tokenizer tok.model --data corpus.tok \
+  "${shape[@]}" --steps 1000000 --plot no/dir/p.svg -o x.gguf
+expect_err "^lm-train: no/dir/p.svg: cannot create output" "--plot directory message"
 lm-tokenize train -q --vocab-size 420 -o other.model corpus.txt
 expect_exit 1 "token file of another tokenizer" -- lm-train --tokenizer other.model --data corpus.tok --steps 1 -o x.gguf
 expect_err "^lm-train: corpus.tok: tokenizer fingerprint" "fingerprint message"

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "base/file.hpp"
@@ -11,7 +12,8 @@
 namespace lm::tools {
 
 // Calls sink(ids) with the token ids of each line of `path` ('-' = stdin) in order; their
-// concatenation is the whole-text encoding of the file. Throws IoError.
+// concatenation is the whole-text encoding of the file. A sink that also takes a size_t gets
+// the line's bytes, newline included (for progress). Throws IoError.
 template <class Sink>
 void stream_tokens(const std::string& path, const Tokenizer& tok, Sink&& sink) {
   LineReader in(path);
@@ -22,7 +24,8 @@ void stream_tokens(const std::string& path, const Tokenizer& tok, Sink&& sink) {
     ids.clear();
     tok.encode_line_of_text(line, first, nl, ids);
     first = false;
-    sink(ids);
+    if constexpr (std::is_invocable_v<Sink, const std::vector<int>&, size_t>) sink(ids, line.size() + nl);
+    else sink(ids);
   }
 }
 

@@ -142,6 +142,18 @@ differences are printed as a warning). The model shape must still match.)");
 tokens_per_s, elapsed_s, skipped and, on validation steps, valid_loss. The file is written as
 training goes, so it can be followed with
 .BR "tail \-f" .)");
+  lm::tools::doc(app.add_option("--plot", f.plot,
+                                "Draw the training and validation loss and the learning rate in this SVG file, at "
+                                "each checkpoint and at the end")
+                     ->type_name("FILE"))
+      .group("Data and output")
+      .man(R"(Draw the run as a picture in FILE (SVG, shown by any web browser): the training loss and the
+validation loss against the step, and the learning rate on a panel below. It is written at
+every checkpoint and at the end, each time to a temporary file renamed into place, so an
+interrupted run leaves one too. A resumed run draws the steps from where it resumed; the
+picture of a whole run can be drawn from its metrics file with
+.BR "lm\-eval plot" .
+Runs of more than 2000 steps are drawn as the means of consecutive steps, as the legend says.)");
   lm::tools::doc(app.add_option("-s,--seed", o.seed, "Random seed (initialisation and data order)"))
       .group("Other")
       .man(R"(Seed for the initial weights and the order of the training windows.)");
@@ -168,6 +180,14 @@ void check_run_files(const std::string& output, const std::string& checkpoint, c
   if (!checkpoint.empty()) OutputFile probe(checkpoint);  // not committed: leaves nothing behind
 }
 
+void check_side_output(const std::string& file, const char* flag, std::initializer_list<std::string> others) {
+  if (file.empty()) return;
+  if (is_std_stream(file)) throw UsageError(std::string(flag) + " needs a file name: the results go to stdout");
+  for (const std::string& other : others)
+    if (!other.empty() && (other == file || same_file(other, file)))
+      throw UsageError(std::string(flag) + " '" + file + "' is also another file of the run; choose another file");
+}
+
 const std::atomic<int>& install_stop_signals() {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -182,23 +202,20 @@ double written_valid_loss(const train::RunResult& r, const Logger& log) {
   return double(*r.best_valid_loss);
 }
 
-std::string human_time(double s) {
-  char buf[32];
-  if (s < 90) std::snprintf(buf, sizeof buf, "%.0fs", s);
-  else if (s < 5400) std::snprintf(buf, sizeof buf, "%.0fm%02.0fs", std::floor(s / 60), std::fmod(s, 60));
-  else std::snprintf(buf, sizeof buf, "%.0fh%02.0fm", std::floor(s / 3600), std::fmod(s / 60, 60));
-  return buf;
-}
-
 std::string model_name(const std::string& path) {
   std::string name = path.substr(path.rfind('/') + 1);
   if (name.size() > 5 && name.compare(name.size() - 5, 5, ".gguf") == 0) name.resize(name.size() - 5);
   return name;
 }
 
-StepReporter::StepReporter(const Logger& log, const std::string& metrics, double peak_gflops)
-    : log_(log), peak_(peak_gflops), tty_(isatty(STDERR_FILENO) && log.level() != Logger::Level::Quiet) {
+StepReporter::StepReporter(const Logger& log, const std::string& metrics, double peak_gflops, const std::string& plot,
+                           const std::string& title)
+    : log_(log), peak_(peak_gflops), status_(log), plot_(plot), title_(title) {
   if (!metrics.empty()) metrics_.emplace(metrics, size_t{1} << 16, OutputFile::Mode::Direct);
+  if (!plot_.empty() && !is_std_stream(plot_)) {
+    remove_stale_temps(plot_);
+    OutputFile probe(plot_);  // not committed: leaves nothing behind
+  }
 }
 
 void StepReporter::operator()(const train::StepInfo& s) {
@@ -210,8 +227,12 @@ void StepReporter::operator()(const train::StepInfo& s) {
                 (unsigned long long)s.step, (unsigned long long)s.total_steps, double(s.loss), valid_part,
                 double(s.lr), s.tokens_per_s, 100.0 * s.gflops / peak_, human_time(eta).c_str(),
                 s.skipped ? " (update skipped: non-finite gradients)" : "");
-  if (tty_) std::fprintf(stderr, "\r\033[K%s%s", line, s.valid_loss ? "\n" : "");
-  else if (s.valid_loss || s.skipped || log_.level() == Logger::Level::Verbose) log_.info("%s", line);
+  if (status_.enabled()) {
+    status_.show(line);
+    if (s.valid_loss) status_.keep();
+  } else if (s.valid_loss || s.skipped || log_.level() == Logger::Level::Verbose) {
+    log_.info("%s", line);
+  }
   if (metrics_) {
     Json j{{"step", s.step},
            {"loss", json_number(s.loss)},
@@ -225,11 +246,18 @@ void StepReporter::operator()(const train::StepInfo& s) {
     metrics_->write(dump_json(j) + "\n");
     metrics_->flush();
   }
+  if (!plot_.empty())
+    points_.push_back({double(s.step), double(s.loss), double(s.lr), s.valid_loss ? double(*s.valid_loss) : NAN});
+}
+
+void StepReporter::write_plot() {
+  if (!plot_.empty() && !points_.empty()) train::write_metrics_svg(plot_, points_, title_);
 }
 
 void StepReporter::finish() {
-  if (tty_) std::fputc('\n', stderr);
+  status_.keep();
   if (metrics_) metrics_->commit();
+  write_plot();
 }
 
 }  // namespace lm::tools

@@ -1,23 +1,26 @@
 // What lm-train and lm-finetune share: the trainer's flags, SIGINT/SIGTERM handling, the
-// terminal status line and the JSON Lines metrics log.
+// terminal status line, the JSON Lines metrics log and the --plot picture.
 #pragma once
 
 #include <atomic>
 #include <optional>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "base/file.hpp"
 #include "base/log.hpp"
+#include "common/progress.hpp"
+#include "train/plot.hpp"
 #include "train/run.hpp"
 
 namespace lm::tools {
 
 // Flags of the training loop, bound to o and the strings (paths and the --time text).
 struct TrainerFlags {
-  std::string time_budget, checkpoint, resume, metrics;
+  std::string time_budget, checkpoint, resume, metrics, plot;
 };
 void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f);
 // After parsing: --time into o.time_s; a budget is required unless `dry`. Throws UsageError.
@@ -32,6 +35,10 @@ void finish_trainer_flags(train::TrainOptions& o, const TrainerFlags& f, bool dr
 void check_run_files(const std::string& output, const std::string& checkpoint, const std::string& resume,
                      std::initializer_list<std::string> inputs);
 
+// Checks a file a run writes besides the model (--plot): not stdout, where the results go, and
+// none of `others` (the output, the checkpoint, --metrics, --resume, the inputs). Throws UsageError.
+void check_side_output(const std::string& file, const char* flag, std::initializer_list<std::string> others);
+
 // SIGINT/SIGTERM set the returned flag (a second one exits at once).
 const std::atomic<int>& install_stop_signals();
 
@@ -40,25 +47,30 @@ const std::atomic<int>& install_stop_signals();
 // step's weights are written and what the last evaluation gave.
 double written_valid_loss(const train::RunResult& r, const Logger& log);
 
-// "42s", "3m05s", "1h10m".
-std::string human_time(double seconds);
 // general.name for an output path: its file name without directory and ".gguf".
 std::string model_name(const std::string& path);
 
-// Prints steps (a status line on a terminal, log lines otherwise) and writes --metrics.
+// Prints steps (a status line on a terminal, log lines otherwise), writes --metrics and
+// --plot.
 class StepReporter {
  public:
-  // metrics: empty for none. peak_gflops: the sgemm peak MFU is measured against.
-  StepReporter(const Logger& log, const std::string& metrics, double peak_gflops);
+  // metrics, plot: empty for none; a plot file is checked writable here, before the run.
+  // peak_gflops: the sgemm peak MFU is measured against. title: the picture's.
+  StepReporter(const Logger& log, const std::string& metrics, double peak_gflops, const std::string& plot = "",
+               const std::string& title = "");
   void operator()(const train::StepInfo& s);
-  // Ends the status line and commits the metrics file.
+  // Writes the --plot picture of the steps so far (atomically); called at each checkpoint.
+  void write_plot();
+  // Ends the status line, commits the metrics file and writes the picture.
   void finish();
 
  private:
   const Logger& log_;
   double peak_;
-  bool tty_;
+  StatusLine status_;
   std::optional<OutputFile> metrics_;
+  std::string plot_, title_;
+  std::vector<train::MetricsPoint> points_;  // the steps so far, for --plot
 };
 
 }  // namespace lm::tools
