@@ -157,7 +157,9 @@ int run(Args& a, const lm::Logger& log) {
   // ---- the input and the plan ----
   lm::format::GgufFile in = lm::format::GgufFile::open(a.model);
   for (const auto& w : in.warnings()) log.warn("%s: %s", a.model.c_str(), w.c_str());
-  const lm::model::ModelConfig cfg = lm::model::read_config(in);
+  // The loaders' checks (tensors present, shapes, types, no NaN or Inf), before any byte is
+  // written: a copy no tool can load is not written.
+  const lm::model::ModelConfig cfg = lm::model::check_model(in);
   if (in.try_get_u32("llama.expert_count").value_or(0) > 1)
     throw lm::FormatError(a.model, "mixture-of-experts model (llama.expert_count " +
                                        std::to_string(*in.try_get_u32("llama.expert_count")) +
