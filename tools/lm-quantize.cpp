@@ -218,6 +218,7 @@ int run(Args& a, const lm::Logger& log) {
   // ---- the output: written to a temp file, read back, scored, then renamed into place ----
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  if (!lm::is_std_stream(a.output)) lm::remove_stale_temps(a.output);  // left by a run that was killed
   lm::OutputFile out(a.output, size_t{1} << 20);
   if (!a.eval.empty() && out.temp_path().empty())
     throw lm::UsageError("--eval needs -o to name a regular file (the results go into its header)");
