@@ -101,7 +101,7 @@ expect_exit 2 "--lora-alpha inf" -- lm-finetune -m m.gguf --data corpus.txt --lo
 expect_exit 2 "--temp nan" -- lm-generate -m m.gguf --temp nan -p hi
 expect_line "lm-generate: --temp: nan is not a finite number" "--temp nan message"
 expect_exit 2 "--presence-penalty -nan" -- lm-generate -m m.gguf --presence-penalty -nan -p hi
-expect_exit 2 "--smooth-value nan" -- lm-eval bleu --smooth-method floor --smooth-value nan -r corpus.txt corpus.txt
+expect_exit 2 "--smooth-value nan" -- lm-eval bleu --smooth floor --smooth-value nan -r corpus.txt corpus.txt
 expect_line "lm-eval: --smooth-value: nan is not a finite number" "--smooth-value nan message"
 expect_exit 2 "--temp nan, lm-eval predict" -- lm-eval predict -m cls.gguf --temp nan two.tsv
 expect_exit 2 "--dropout 1e39 (Inf as a float)" -- lm-train --tokenizer tok.model --data corpus.txt "${small[@]}" --dropout 1e39 --steps 1 -o x.gguf

@@ -150,11 +150,15 @@ static std::string check_finite_number(const std::string& text) {
   return "";
 }
 
-// Adds check_finite_number to every floating-point option of `app` and its subcommands.
+// Adds check_finite_number to every floating-point option of `app` and its subcommands: those
+// whose CLI11 type is FLOAT, or, when a tool names the value ("--temp T"), whose range check is
+// a CLI::Range of floating-point bounds (its description, after the type, is "FLOAT in [a - b]").
 static void require_finite_numbers(CLI::App& app) {
   const CLI::Validator finite(check_finite_number, "");  // no description: --help is unchanged
-  for (CLI::Option* o : app.get_options())
-    if (o->get_type_name().starts_with("FLOAT")) o->check(finite);
+  for (CLI::Option* o : app.get_options()) {
+    const std::string type = o->get_type_name();
+    if (type.starts_with("FLOAT") || type.find(":FLOAT") != std::string::npos) o->check(finite);
+  }
   for (CLI::App* sub : app.get_subcommands({})) require_finite_numbers(*sub);
 }
 
