@@ -137,5 +137,13 @@ expect_exit 0 "lm-train after a killed run" -- lm-train -q --tokenizer tok.model
 [[ ! -e .t.gguf.$dead.AbC123.tmp && ! -e .t.gguf.ckpt.$dead.AbC123.tmp && -e .t.gguf.$$.XyZ789.tmp &&
    -e .t.gguf.ckpt.$$.XyZ789.tmp ]] && pass || fail "lm-train: temp files now $(ls -a | grep '\.tmp$' | tr '\n' ' ')"
 rm -f ./.*."$$".XyZ789.tmp
+# The real thing: lm-train killed with SIGKILL while its output's temp file exists.
+lm-train -q --tokenizer tok.model --data corpus.txt "${small[@]}" --steps 1000000 -o k.gguf > /dev/null 2>&1 &
+killed=$!
+for _ in $(seq 600); do compgen -G ".k.gguf.$killed.*.tmp" > /dev/null && break; sleep 0.05; done
+kill -9 $killed
+wait $killed 2> /dev/null
+compgen -G ".k.gguf.$killed.*.tmp" > /dev/null && pass || fail "no temp file of the killed lm-train to clean"
+expect_exit 0 "lm-train after kill -9" -- lm-train -q --tokenizer tok.model --data corpus.txt "${small[@]}" --steps 1 -o k.gguf
 no_leftovers . "after the runs"
 finish
