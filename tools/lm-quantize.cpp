@@ -168,7 +168,9 @@ int run(Args& a, const lm::Logger& log) {
   // ---- the input and the plan ----
   lm::format::GgufFile in = lm::format::GgufFile::open(a.model);
   for (const auto& w : in.warnings()) log.warn("%s: %s", a.model.c_str(), w.c_str());
-  const lm::model::ModelConfig cfg = lm::model::read_config(in);
+  // The loaders' checks (tensors present, shapes, types, no NaN or Inf), before any byte is
+  // written: a copy no tool can load is not written.
+  const lm::model::ModelConfig cfg = lm::model::check_model(in);
   if (in.try_get_u32("llama.expert_count").value_or(0) > 1)
     throw lm::FormatError(a.model, "mixture-of-experts model (llama.expert_count " +
                                        std::to_string(*in.try_get_u32("llama.expert_count")) +
@@ -227,6 +229,7 @@ int run(Args& a, const lm::Logger& log) {
   // ---- the output: written to a temp file, read back, scored, then renamed into place ----
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  if (!lm::is_std_stream(a.output)) lm::remove_stale_temps(a.output);  // left by a run that was killed
   lm::OutputFile out(a.output, size_t{1} << 20);
   if (!a.eval.empty() && out.temp_path().empty())
     throw lm::UsageError("--eval needs -o to name a regular file (the results go into its header)");

@@ -14,6 +14,7 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "base/json.hpp"
+#include "base/utf8.hpp"
 #include "common/cli.hpp"
 #include "common/text.hpp"
 #include "format/token_file.hpp"
@@ -31,6 +32,14 @@ constexpr size_t kBatchLines = 8192;
 bool is_token_file(const lm::MappedFile& in) {
   return in.size() >= sizeof lm::format::kTokenFileMagic &&
          std::equal(in.data(), in.data() + sizeof lm::format::kTokenFileMagic, lm::format::kTokenFileMagic);
+}
+
+// For decode --format auto: ids and pieces are text, so an input whose first bytes hold a
+// control character (a NUL, say) is read as a token file, whose reader says what it is instead.
+bool looks_binary(const lm::MappedFile& in) {
+  for (size_t i = 0; i < std::min<size_t>(in.size(), sizeof lm::format::kTokenFileMagic); ++i)
+    if (in.data()[i] < 0x09 || (in.data()[i] > 0x0d && in.data()[i] < 0x20) || in.data()[i] == 0x7f) return true;
+  return false;
 }
 
 void check_not_input(const std::string& output, const std::vector<std::string>& inputs) {
@@ -263,7 +272,7 @@ void parse_ids(std::string_view line, const std::string& name, uint64_t line_no,
     auto [next, ec] = std::from_chars(p, end, v);
     if (ec != std::errc() || (next < end && *next != ' ' && *next != '\t' && *next != '\r'))
       throw lm::FormatError(name, "line " + std::to_string(line_no) + ": '" +
-                                      std::string(p, size_t(std::min<ptrdiff_t>(end - p, 20))) +
+                                      lm::escape_bytes(std::string_view(p, size_t(std::min<ptrdiff_t>(end - p, 20)))) +
                                       "' is not a token id, expected integers separated by spaces");
     if (v < 0 || v >= vocab)
       throw lm::FormatError(name, "line " + std::to_string(line_no) + ": token id " + std::to_string(v) +
@@ -284,7 +293,7 @@ int run_decode(const lm::DecodeOptions& opts, const std::string& model, const st
   for (const auto& path : inputs) {
     lm::tools::note_terminal_input(log, path, "token ids or pieces");
     lm::MappedFile in(path);
-    const bool bin = opts.format == "bin" || (opts.format == "auto" && is_token_file(in));
+    const bool bin = opts.format == "bin" || (opts.format == "auto" && (is_token_file(in) || looks_binary(in)));
     if (bin) {
       lm::format::TokenFile tf(std::move(in));
       tf.check_fingerprint(tok.fingerprint(), model);
@@ -311,7 +320,7 @@ int run_decode(const lm::DecodeOptions& opts, const std::string& model, const st
             auto id = index->find(line.substr(pos, sp - pos));
             if (!id)
               throw lm::FormatError(in.path(), "line " + std::to_string(line_no) + ": '" +
-                                                   std::string(line.substr(pos, sp - pos)) + "' is not a piece of " +
+                                                   lm::escape_bytes(line.substr(pos, sp - pos)) + "' is not a piece of " +
                                                    model);
             ids.push_back(*id);
           }

@@ -7,10 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <utility>
 
 #include "base/error.hpp"
@@ -239,7 +242,10 @@ static void write_fully(int fd, const char* p, size_t n, const std::string& name
 }
 
 // Where an OutputFile for `path` puts its temp file: beside the file it replaces (through a
-// symlink, the file the link names), named prefix + six mkstemps characters + ".tmp".
+// symlink, the file the link names), named prefix + the writer's pid + "." + six mkstemps
+// characters + ".tmp" (".m.gguf.4242.AbC123.tmp"), so that a later run can tell whether the
+// process that wrote a temp file is still alive. Before the pid was in the name the suffix was
+// the six characters alone (".m.gguf.AbC123.tmp").
 struct TempPlace {
   std::string target, dir, prefix;  // dir is empty or ends with '/'; prefix is ".NAME."
 };
@@ -286,12 +292,40 @@ OutputFile::OutputFile(const std::string& path, size_t buffer_bytes, Mode mode) 
   }
   const TempPlace place = temp_place(path);
   target_ = place.target;
-  tmp_path_ = place.dir + place.prefix + "XXXXXX.tmp";
+  tmp_path_ = place.dir + place.prefix + std::to_string(::getpid()) + ".XXXXXX.tmp";
   fd_ = ::mkstemps(tmp_path_.data(), 4);
   if (fd_ < 0) throw IoError(path, "cannot create output", errno);
   ::fchmod(fd_, 0644 & ~[] { mode_t m = ::umask(0); ::umask(m); return m; }());
   seekable_ = true;
 }
+
+namespace {
+
+// What a name after its temp prefix says about its writer.
+enum class TempKind { NotOurs, DeadWriter, LiveWriter, NoPid };
+
+bool is_temp_char(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+
+// rest: a name without its prefix: "PID.XXXXXX.tmp" (the writer's pid), or "XXXXXX.tmp" (a
+// temp file named before the pid was part of the name).
+TempKind temp_kind(std::string_view rest) {
+  if (rest.size() < 10 || !rest.ends_with(".tmp")) return TempKind::NotOurs;
+  const std::string_view chars = rest.substr(rest.size() - 10, 6);
+  if (!std::all_of(chars.begin(), chars.end(), is_temp_char)) return TempKind::NotOurs;
+  if (rest.size() == 10) return TempKind::NoPid;
+  const std::string_view pid_text = rest.substr(0, rest.size() - 10);
+  if (pid_text.size() < 2 || pid_text.size() > 11 || pid_text.back() != '.') return TempKind::NotOurs;
+  long long pid = 0;
+  for (char c : pid_text.substr(0, pid_text.size() - 1)) {
+    if (c < '0' || c > '9') return TempKind::NotOurs;
+    pid = pid * 10 + (c - '0');
+  }
+  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) return TempKind::NotOurs;
+  // EPERM: a live process of another user. Only ESRCH says that no process has this pid.
+  return ::kill(pid_t(pid), 0) != 0 && errno == ESRCH ? TempKind::DeadWriter : TempKind::LiveWriter;
+}
+
+}  // namespace
 
 size_t remove_stale_temps(const std::string& path, double min_age_s) {
   const TempPlace place = temp_place(path);
@@ -301,11 +335,13 @@ size_t remove_stale_temps(const std::string& path, double min_age_s) {
   const time_t now = ::time(nullptr);
   while (const dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
-    // The prefix, six characters from mkstemps, ".tmp".
-    if (name.size() != place.prefix.size() + 10 || !name.starts_with(place.prefix) || !name.ends_with(".tmp")) continue;
+    if (!name.starts_with(place.prefix)) continue;
+    const TempKind kind = temp_kind(std::string_view(name).substr(place.prefix.size()));
+    if (kind == TempKind::NotOurs || kind == TempKind::LiveWriter) continue;
     const std::string full = place.dir + name;
     struct stat st;
-    if (::lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || double(now - st.st_mtime) < min_age_s) continue;
+    if (::lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (kind == TempKind::NoPid && double(now - st.st_mtime) < min_age_s) continue;
     if (::unlink(full.c_str()) == 0) ++removed;
   }
   ::closedir(d);

@@ -98,7 +98,7 @@ class LineReader {
 FormatError line_too_long(const std::string& name, uint64_t line_no, size_t max_line);
 
 // Buffered output with every error checked. For a path, bytes go to a temp file beside the
-// target ("<dir>/.<name>.XXXXXX.tmp"), created at construction (so an unwritable target fails
+// target ("<dir>/.<name>.<pid>.XXXXXX.tmp", <pid> the writer's process id), created at construction (so an unwritable target fails
 // before any work); commit() flushes, fsyncs and renames it into place. Destroying an
 // uncommitted output unlinks the temp file, so a failed run never leaves a partial file.
 // For "-" bytes go to stdout, and for an existing device or FIFO (/dev/null, a named pipe)
@@ -142,10 +142,14 @@ class OutputFile {
   uint64_t written_ = 0;
 };
 
-// Removes the temp files an OutputFile for `path` leaves when its process dies before commit
-// (".NAME.XXXXXX.tmp" beside the target) that have not been written to for min_age_s
-// seconds, so a crash does not leave them for good (docs/reliability.md E7). Returns how many it
-// removed. Never throws.
+// Removes the temp files an OutputFile for `path` leaves when its process dies before commit,
+// so that a crash does not leave them for good (docs/reliability.md E7): every ".NAME.<pid>.XXXXXX.tmp" beside the
+// target whose writer <pid> is not a live process (kill(pid, 0) fails with ESRCH), whatever
+// its age; and every ".NAME.XXXXXX.tmp" (named before the pid was part of the name) not written
+// to for min_age_s seconds. A temp file whose pid is alive (a save in progress, or a pid reused
+// since) is kept. A writer in another pid namespace or on another machine sharing the
+// directory would look dead: runs that share an output directory must share a pid namespace.
+// Returns how many it removed. Never throws.
 size_t remove_stale_temps(const std::string& path, double min_age_s = 60);
 
 }  // namespace lm

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace lm {
@@ -34,6 +35,33 @@ inline bool valid_utf8(std::string_view s, size_t* bad = nullptr) {
     i += n;
   }
   return true;
+}
+
+// Bytes quoted from a file for a one-line message: valid UTF-8 text stays as it is; a backslash,
+// tab, newline and carriage return become \\, \t, \n and \r, and every other control byte
+// and every byte that is not valid UTF-8 becomes \xNN. A terminal shows the result as printed,
+// and a NUL cannot cut the message short.
+inline std::string escape_bytes(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = uint8_t(s[i]);
+    const size_t n = utf8_sequence_length(s, i);
+    const bool c1 = n == 2 && c == 0xc2 && uint8_t(s[i + 1]) < 0xa0;  // U+0080 to U+009F, controls too
+    if (n > 1 && !c1) {
+      out.append(s.substr(i, n));
+      i += n;
+      continue;
+    }
+    if (c == '\\') out += "\\\\";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (n == 1 && c >= 0x20 && c != 0x7f) out += char(c);
+    else out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+    ++i;
+  }
+  return out;
 }
 
 }  // namespace lm

@@ -1,10 +1,12 @@
 // Token file writer and validating reader; the byte layout is documented in token_file.hpp.
 #include "format/token_file.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
 #include "base/error.hpp"
+#include "base/utf8.hpp"
 
 namespace lm::format {
 
@@ -45,8 +47,9 @@ std::string describe_magic(const uint8_t* p, size_t n) {
   bool text = true;
   for (size_t i = 0; i < std::min<size_t>(n, 8); ++i)
     if (p[i] < 0x09 || (p[i] > 0x0d && p[i] < 0x20)) text = false;
-  if (text) return "it looks like text; make a token file with 'lm-tokenize encode --format bin'";
-  return "expected 'LMTOKENS'; make one with 'lm-tokenize encode --format bin'";
+  const std::string found = "magic '" + escape_bytes(s.substr(0, 8)) + "'";
+  if (text) return found + ", expected 'LMTOKENS': it looks like text; make a token file with 'lm-tokenize encode --format bin'";
+  return found + ", expected 'LMTOKENS'; make one with 'lm-tokenize encode --format bin'";
 }
 
 }  // namespace
@@ -107,7 +110,7 @@ void TokenFile::parse() {
   const uint8_t* h = file_.data();
   const size_t size = file_.size();
   if (size == 0) throw FormatError(path, "file is empty, expected a token file header");
-  if (size >= 8 && std::memcmp(h, kTokenFileMagic, 8) != 0)
+  if (std::memcmp(h, kTokenFileMagic, std::min<size_t>(size, 8)) != 0)
     throw FormatError(path, "not a token file: " + describe_magic(h, size), 0);
   if (size < kTokenFileHeaderBytes)
     throw FormatError(path, "truncated header: need " + std::to_string(kTokenFileHeaderBytes) + " bytes, file has " +

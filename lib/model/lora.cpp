@@ -112,6 +112,13 @@ Lora load_adapter(const format::GgufFile& g, const ModelConfig& base) {
       const format::GgufTensorInfo* b = g.find_tensor(n + ".lora_b");
       if (!a && !b) continue;
       if (!a || !b) throw FormatError(path, "tensor '" + n + (a ? ".lora_b" : ".lora_a") + "' is missing");
+      // The rank is checked here, against the file, so that Lora's own check (a usage error
+      // for --lora-rank) is never what reports a bad file.
+      const ParamView& w = layout[layer_param(l, v)];
+      const int64_t max_rank = std::min(w.rows, w.cols);
+      if (a->ne[1] < 1 || a->ne[1] > max_rank)
+        throw FormatError(path, "tensor '" + n + ".lora_a' has rank " + std::to_string(a->ne[1]) +
+                                    " (its second dimension), expected 1 to " + std::to_string(max_rank));
       const int r = int(a->ne[1]);
       if (o.rank == 0) o.rank = r;
       if (r != o.rank)

@@ -29,7 +29,7 @@ void ModelConfig::validate() const {
   range("head count", n_head, 1, n_embd);
   range("kv head count", n_head_kv, 1, n_head);
   range("feed-forward width", n_ff, 1, 1 << 20);
-  range("classifier label count", n_cls, 0, 1 << 16);
+  range("classifier label count", n_cls, 0, kMaxLabels);
   if (n_cls == 1) throw UsageError("a classifier needs at least 2 labels");
   if (n_embd % n_head != 0)
     throw UsageError("embedding width " + std::to_string(n_embd) + " is not a multiple of the head count " +

@@ -15,6 +15,9 @@
 
 namespace lm::model {
 
+// The most labels a sequence classifier has: files and data with more are refused.
+inline constexpr int kMaxLabels = 1 << 16;
+
 struct ModelConfig {
   int n_vocab = 8192;   // V
   int n_ctx = 512;      // longest sequence T the model is trained for
@@ -26,7 +29,7 @@ struct ModelConfig {
   float norm_eps = 1e-5f;
   float rope_base = 10000.0f;
   bool tied = true;     // the lm head is token_embd (no output.weight)
-  int n_cls = 0;        // labels of a sequence classifier (cls.output.weight/.bias); 0 = none
+  int n_cls = 0;        // labels of a sequence classifier (cls.output.weight/.bias); 0 = none, else 2 to kMaxLabels
   int cls_pooling = 3;  // what the classifier reads: kPoolMean or kPoolLast (llama.pooling_type)
 
   int head_dim() const { return n_embd / n_head; }                // D

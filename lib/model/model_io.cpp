@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 
@@ -11,6 +13,7 @@
 #include "model/lora.hpp"
 #include "model/tokenizer_loader.hpp"
 #include "quant/convert.hpp"
+#include "quant/kquant.hpp"
 #include "quant/policy.hpp"
 #include "quant/quant.hpp"
 
@@ -72,10 +75,10 @@ ModelConfig read_config(const format::GgufFile& g) {
                                 ", but token_embd.weight has " + std::to_string(c.n_vocab) + " rows");
   c.tied = g.find_tensor("output.weight") == nullptr;
   if (const format::GgufTensorInfo* cls = g.find_tensor("cls.output.weight")) {
-    if (cls->n_dims != 2 || cls->ne[0] != c.n_embd || cls->ne[1] < 2 || cls->ne[1] > (1 << 16))
+    if (cls->n_dims != 2 || cls->ne[0] != c.n_embd || cls->ne[1] < 2 || cls->ne[1] > kMaxLabels)
       throw FormatError(path, "tensor 'cls.output.weight' has shape {" + std::to_string(cls->ne[0]) + ", " +
                                   std::to_string(cls->ne[1]) + "}, expected {" + std::to_string(c.n_embd) +
-                                  ", labels} with 2 to 65536 labels");
+                                  ", labels} with 2 to " + std::to_string(kMaxLabels) + " labels");
     c.n_cls = int(cls->ne[1]);
     c.cls_pooling = int(g.try_get_u32(key("pooling_type")).value_or(kPoolLast));
     if (c.cls_pooling != kPoolMean && c.cls_pooling != kPoolLast)
@@ -102,13 +105,123 @@ const format::GgufTensorInfo& tensor_for(const format::GgufFile& g, const ParamV
   return *t;
 }
 
+// Where a quantized block keeps its f16 scales (d, and dmin for Q4_K), for the NaN scan.
+struct BlockScales {
+  size_t block_bytes = 0;
+  size_t at[2] = {0, 0};
+  int n = 0;
+};
+BlockScales block_scales(format::GgmlType t) {
+  using format::GgmlType;
+  switch (t) {
+    case GgmlType::Q8_0: return {sizeof(quant::BlockQ8_0), {offsetof(quant::BlockQ8_0, d)}, 1};
+    case GgmlType::Q4_0: return {sizeof(quant::BlockQ4_0), {offsetof(quant::BlockQ4_0, d)}, 1};
+    case GgmlType::Q4_K: return {sizeof(quant::BlockQ4_K), {offsetof(quant::BlockQ4_K, d), offsetof(quant::BlockQ4_K, dmin)}, 2};
+    case GgmlType::Q6_K: return {sizeof(quant::BlockQ6_K), {offsetof(quant::BlockQ6_K, d)}, 1};
+    default: return {};
+  }
+}
+
+// The values a tensor's NaN scan walks: its elements (F32, F16, BF16), its blocks (types with
+// f16 scales), or none.
+uint64_t scan_units(const format::GgufTensorInfo& t) {
+  using format::GgmlType;
+  if (t.type == GgmlType::F32 || t.type == GgmlType::F16 || t.type == GgmlType::BF16) return t.n_elements();
+  const BlockScales s = block_scales(t.type);
+  return s.n ? t.n_bytes / s.block_bytes : 0;
+}
+
+uint16_t load16(const uint8_t* p) { return uint16_t(p[0] | p[1] << 8); }
+
+// True if a value in units [begin, end) of t is NaN or Inf (an all-ones exponent). Bit tests
+// and an OR, so that the loops vectorize: the scan reads memory at about copy speed.
+bool any_nonfinite(const format::GgufTensorInfo& t, uint64_t begin, uint64_t end) {
+  using format::GgmlType;
+  unsigned bad = 0;
+  if (t.type == GgmlType::F32) {
+    for (uint64_t i = begin; i < end; ++i) {
+      uint32_t b;
+      std::memcpy(&b, t.data + 4 * i, 4);
+      bad |= (b & 0x7f800000u) == 0x7f800000u;
+    }
+  } else if (t.type == GgmlType::F16 || t.type == GgmlType::BF16) {
+    const uint16_t exp = t.type == GgmlType::F16 ? 0x7c00 : 0x7f80;
+    for (uint64_t i = begin; i < end; ++i) bad |= (load16(t.data + 2 * i) & exp) == exp;
+  } else {
+    const BlockScales s = block_scales(t.type);
+    for (int k = 0; k < s.n; ++k)
+      for (uint64_t i = begin; i < end; ++i) bad |= (load16(t.data + i * s.block_bytes + s.at[k]) & 0x7c00) == 0x7c00;
+  }
+  return bad != 0;
+}
+
+// Throws FormatError for the first NaN or Inf of t: format::check_finite's message for a float
+// tensor; for a quantized one, the block whose scale holds it.
+[[noreturn]] void report_nonfinite(const format::GgufFile& g, const format::GgufTensorInfo& t) {
+  format::check_finite(g, t);  // throws for F32, F16 and BF16
+  const BlockScales s = block_scales(t.type);
+  const uint32_t block = format::ggml_type_info(t.type).block;
+  for (uint64_t i = 0; i < t.n_bytes / s.block_bytes; ++i)
+    for (int k = 0; k < s.n; ++k) {
+      const uint16_t h = load16(t.data + i * s.block_bytes + s.at[k]);
+      if ((h & 0x7c00) == 0x7c00)
+        throw FormatError(g.path(),
+                          "tensor '" + t.name + "' contains " + ((h & 0x3ff) ? "NaN" : "Inf") +
+                              " in the scale of the block of elements " + std::to_string(i * block) + " to " +
+                              std::to_string((i + 1) * block - 1) + "; the model is corrupted",
+                          int64_t(g.data_offset() + t.offset + i * s.block_bytes + s.at[k]));
+    }
+  LM_ASSERT(false);  // any_nonfinite found one
+}
+
 }  // namespace
+
+void check_finite_weights(const format::GgufFile& g, const std::vector<const format::GgufTensorInfo*>& tensors) {
+  // Chunks of 2^20 values (4 MiB of f32), in file order; in parallel when the weights are large.
+  constexpr uint64_t kChunk = uint64_t{1} << 20;
+  struct Chunk {
+    size_t tensor;
+    uint64_t begin, end;
+  };
+  std::vector<Chunk> chunks;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const uint64_t n = scan_units(*tensors[i]);
+    for (uint64_t b = 0; b < n; b += kChunk) chunks.push_back({i, b, std::min(n, b + kChunk)});
+    bytes += tensors[i]->n_bytes;
+  }
+  size_t first = chunks.size();
+#pragma omp parallel for schedule(dynamic, 1) reduction(min : first) if (bytes > (uint64_t{64} << 20))
+  for (size_t c = 0; c < chunks.size(); ++c)
+    if (any_nonfinite(*tensors[chunks[c].tensor], chunks[c].begin, chunks[c].end)) first = std::min(first, c);
+  if (first < chunks.size()) report_nonfinite(g, *tensors[chunks[first].tensor]);
+}
+
+namespace {
+
+// The tensors behind `views`, checked as tensor_for does, their values finite.
+std::vector<const format::GgufTensorInfo*> checked_tensors(const format::GgufFile& g,
+                                                           const std::vector<ParamView>& views) {
+  std::vector<const format::GgufTensorInfo*> tensors;
+  for (const ParamView& v : views) tensors.push_back(&tensor_for(g, v));
+  check_finite_weights(g, tensors);
+  return tensors;
+}
+
+}  // namespace
+
+ModelConfig check_model(const format::GgufFile& g) {
+  const ModelConfig cfg = read_config(g);
+  checked_tensors(g, param_layout(cfg));
+  return cfg;
+}
 
 Params load_params(const format::GgufFile& g, bool with_grad) {
   Params p(read_config(g), with_grad);
-  for (const ParamView& v : p.views) {
-    const format::GgufTensorInfo& t = tensor_for(g, v);
-    quant::dequantize_rows(t.type, t.data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
+  const std::vector<const format::GgufTensorInfo*> tensors = checked_tensors(g, p.views);
+  for (size_t i = 0; i < p.views.size(); ++i) {
+    const ParamView& v = p.views[i];
+    quant::dequantize_rows(tensors[i]->type, tensors[i]->data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
   }
   return p;
 }
@@ -153,9 +266,8 @@ AdapterSpec parse_adapter_spec(const std::string& text) {
 Weights load_weights(const format::GgufFile& g) {
   const ModelConfig cfg = read_config(g);
   const std::vector<ParamView> views = param_layout(cfg);
+  const std::vector<const format::GgufTensorInfo*> tensors = checked_tensors(g, views);
   const std::vector<format::GgmlType> types = inference_types(g, views);
-  std::vector<const format::GgufTensorInfo*> tensors;
-  for (const ParamView& v : views) tensors.push_back(&tensor_for(g, v));
   return build_weights(cfg, types, [&](size_t i, uint8_t* dst) {
     const format::GgufTensorInfo& t = *tensors[i];
     const ParamView& v = views[i];

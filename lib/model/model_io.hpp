@@ -21,12 +21,23 @@ ModelConfig read_config(const format::GgufFile& gguf);
 
 // Weights of a llama-arch GGUF file into Params as F32 (quantized tensors dequantized), checking
 // that every tensor the config needs is present with its shape and a type lm reads
-// (quant::is_supported). Throws FormatError naming the tensor. with_grad false leaves the
-// gradient buffer empty.
+// (quant::is_supported), and holds no NaN or Inf (check_finite_weights). Throws FormatError
+// naming the tensor. with_grad false leaves the gradient buffer empty.
 Params load_params(const format::GgufFile& gguf, bool with_grad = true);
 // The same checks, for inference: quantized tensors stay quantized (weights.hpp); f16 / bf16
 // matrices and all norms are converted to F32.
 Weights load_weights(const format::GgufFile& gguf);
+// The checks of load_params and load_weights without loading: what a tool that copies a model
+// (lm-quantize) runs so that it never writes a file the loaders refuse. Returns the config.
+ModelConfig check_model(const format::GgufFile& gguf);
+
+// Throws FormatError naming the file, the tensor and the element of the first NaN or Inf among
+// `tensors` (of file `gguf`): the values of F32, F16 and BF16 tensors, the f16 scales of
+// Q8_0, Q4_0, Q4_K (d and dmin) and Q6_K blocks; other types are not scanned. One pass over
+// the bytes at memory speed, on the OpenMP threads when they exceed 64 MiB. Measured on the
+// 2-core machine (loaded): 3.7 ms for a 14 MB f32 model (load_weights: 13 ms), 1.9 ms for its
+// f16 copy, 0.7 ms for its 3.7 MB q8_0 copy; a plain sum over the same bytes ran at 2.7 GB/s.
+void check_finite_weights(const format::GgufFile& gguf, const std::vector<const format::GgufTensorInfo*>& tensors);
 
 // A model file opened for inference: its tokenizer, its weights for inference and whether
 // prompts start with BOS (tokenizer.ggml.add_bos_token, true when absent, as in llama.cpp).

@@ -117,6 +117,7 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
                          const std::vector<std::string>* labels, int threads) {
   const std::vector<std::string> lines = read_lines(path);
   std::vector<std::string> names, texts;
+  std::set<std::string, std::less<>> distinct;  // without `labels`: at most kMaxLabels
   for (size_t i = 0; i < lines.size(); ++i) {
     if (lines[i].find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(i + 1);
@@ -133,6 +134,13 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
       throw FormatError(where, "has the label '" + std::string(label) + "', which the classifier does not have (" +
                                    known + ")");
     }
+    if (!labels && distinct.find(label) == distinct.end()) {
+      if (distinct.size() == size_t(model::kMaxLabels))
+        throw FormatError(where, "has the file's " + std::to_string(model::kMaxLabels + 1) + "th distinct label '" +
+                                     escape_bytes(label) + "'; a classifier has at most " +
+                                     std::to_string(model::kMaxLabels) + " labels");
+      distinct.emplace(label);
+    }
     names.emplace_back(label);
     texts.emplace_back(text);
   }
@@ -141,8 +149,7 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
   if (labels) {
     d.labels = *labels;
   } else {
-    std::set<std::string> set(names.begin(), names.end());
-    d.labels.assign(set.begin(), set.end());
+    d.labels.assign(distinct.begin(), distinct.end());
     if (d.labels.size() < 2)
       throw FormatError(path, "has only the label '" + d.labels[0] + "'; a classifier needs at least 2");
   }

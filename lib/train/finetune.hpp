@@ -38,8 +38,8 @@ struct LabeledData {
 };
 // "label<TAB>text" or fastText "__label__NAME text" lines. Labels are `labels` if given, else
 // the sorted set of this file's labels. Texts are cut to max_tokens (BOS included). Throws
-// FormatError naming the file and line of a line without label or text, or with a label not
-// in `labels`.
+// FormatError naming the file and line of a line without label or text, with a label not in
+// `labels`, or (without `labels`) with label model::kMaxLabels + 1.
 LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add_bos, int max_tokens,
                          const std::vector<std::string>* labels, int threads);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -226,6 +227,7 @@ TEST_CASE("OutputFile through a symlink replaces the target and keeps the link")
 TEST_CASE("remove_stale_temps removes an output's old temp files and nothing else") {
   lm::test::TempDir dir;
   const std::string target = dir.path() + "/m.gguf";
+  // Names of before the writer's pid was part of them: only the age tells.
   const std::string old_tmp = dir.path() + "/.m.gguf.AbC123.tmp", fresh_tmp = dir.path() + "/.m.gguf.XyZ789.tmp";
   const std::string other = dir.path() + "/.n.gguf.AbC123.tmp", odd = dir.path() + "/.m.gguf.toolong1.tmp";
   for (const auto& p : {old_tmp, fresh_tmp, other, odd, target}) lm::test::write_file(p, "x");
@@ -238,4 +240,32 @@ TEST_CASE("remove_stale_temps removes an output's old temp files and nothing els
   CHECK(lm::test::exists(odd));
   CHECK(lm::test::exists(target));
   CHECK(lm::remove_stale_temps(dir.path() + "/missing-dir/m.gguf") == 0);
+}
+
+TEST_CASE("remove_stale_temps removes a temp file whose writer is dead, whatever its age, and keeps a live one's") {
+  lm::test::TempDir dir;
+  const std::string target = dir.path() + "/m.gguf";
+  {
+    OutputFile out(target);  // its temp file names this process
+    const std::string name = out.temp_path().substr(dir.path().size() + 1);
+    CHECK(name.starts_with(".m.gguf." + std::to_string(::getpid()) + "."));
+    CHECK(name.ends_with(".tmp"));
+    CHECK(name.size() == std::string(".m.gguf.").size() + std::to_string(::getpid()).size() + 11);
+    CHECK(lm::remove_stale_temps(target, 0) == 0);  // ours, and we are alive
+    CHECK(lm::test::exists(out.temp_path()));
+  }
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  REQUIRE(::waitpid(child, nullptr, 0) == child);  // reaped: no process has this pid now
+  const std::string dead = dir.path() + "/.m.gguf." + std::to_string(child) + ".AbC123.tmp";
+  const std::string live = dir.path() + "/.m.gguf." + std::to_string(::getpid()) + ".XyZ789.tmp";
+  const std::string other = dir.path() + "/.n.gguf." + std::to_string(child) + ".AbC123.tmp";
+  const std::string not_pid = dir.path() + "/.m.gguf.12x4.AbC123.tmp";
+  for (const auto& p : {dead, live, other, not_pid}) lm::test::write_file(p, "x");
+  CHECK(lm::remove_stale_temps(target) == 1);  // written just now, yet its writer is gone
+  CHECK_FALSE(lm::test::exists(dead));
+  CHECK(lm::test::exists(live));
+  CHECK(lm::test::exists(other));
+  CHECK(lm::test::exists(not_pid));
 }

@@ -115,6 +115,19 @@ TEST_CASE("D1 bad magic names what the file is") {
   expect_bad(bin, "expected 'LMTOKENS'");
 }
 
+TEST_CASE("D1 a wrong magic is quoted with its control bytes escaped, on one line") {
+  std::string f = good_file();
+  f.replace(6, 2, std::string("\0\x1b", 2));  // "LMTOKE", NUL, ESC
+  test::TempDir dir;
+  const std::string path = dir.path() + "/bad.tok";
+  test::write_file(path, f);
+  CHECK_THROWS_WITH_AS(TokenFile{path},
+                       (path + ": not a token file: magic 'LMTOKE\\x00\\x1b', expected 'LMTOKENS'; make one with "
+                               "'lm-tokenize encode --format bin' (at byte 0)").c_str(),
+                       FormatError);
+  expect_bad("LMX", "not a token file: magic 'LMX', expected 'LMTOKENS'");  // shorter than the magic
+}
+
 TEST_CASE("D1 unsupported version") {
   std::string f = good_file();
   put32(f, 8, 2);

@@ -2,9 +2,11 @@
 #include "common/cli.hpp"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -131,7 +133,33 @@ double parse_duration(const std::string& text, const char* flag) {
   const double scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
   if (used == 0 || scale == 0 || !(value > 0) || !std::isfinite(value))
     throw UsageError(std::string(flag) + " '" + text + "': expected a positive duration such as 90s, 10m or 2h");
+  if (value > kMaxDurationSeconds / scale)  // also keeps the seconds far from what a clock's integer holds
+    throw UsageError(std::string(flag) + " '" + text + "': longer than 8760h (365 days), the longest duration accepted");
   return value * scale;
+}
+
+// The value of a floating-point option: a finite number that fits a float. NaN passes
+// CLI::Range (every comparison with it is false), and a value beyond the float range becomes
+// Inf when CLI11 converts it, so both would reach the run and fail there, or not at all.
+static std::string check_finite_number(const std::string& text) {
+  const char* s = text.c_str();
+  char* end = nullptr;
+  const long double v = std::strtold(s, &end);
+  if (end == s || *end != '\0') return "";  // not a number: CLI11's conversion reports it
+  if (!std::isfinite(v) || std::fabs(v) > FLT_MAX) return text + " is not a finite number";
+  return "";
+}
+
+// Adds check_finite_number to every floating-point option of `app` and its subcommands: those
+// whose CLI11 type is FLOAT, or, when a tool names the value ("--temp T"), whose range check is
+// a CLI::Range of floating-point bounds (its description, after the type, is "FLOAT in [a - b]").
+static void require_finite_numbers(CLI::App& app) {
+  const CLI::Validator finite(check_finite_number, "");  // no description: --help is unchanged
+  for (CLI::Option* o : app.get_options()) {
+    const std::string type = o->get_type_name();
+    if (type.starts_with("FLOAT") || type.find(":FLOAT") != std::string::npos) o->check(finite);
+  }
+  for (CLI::App* sub : app.get_subcommands({})) require_finite_numbers(*sub);
 }
 
 // The help command for a usage error: the subcommand's when one was named.
@@ -228,6 +256,7 @@ int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& b
       return std::fflush(stdout) == 0 ? kExitOk : kExitError;
     }
     try {
+      require_finite_numbers(app);
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
       std::fputs(app.help().c_str(), stdout);  // delegates to the subcommand that was named

@@ -73,11 +73,20 @@ OptionDoc& add_switch(CLI::App& app, const std::string& name, bool& value, const
 // does, docs/cli.md); the option is not part of the tools' interface.
 void emit_docs(const CLI::App& app, const std::string& kind, std::string& out);
 
-// Parses a duration such as "90", "90s", "10m", "1.5h" into seconds. Throws UsageError naming `flag`.
+// The longest duration parse_duration accepts: 365 days (8760h).
+inline constexpr double kMaxDurationSeconds = 365.0 * 24 * 3600;
+
+// Parses a duration such as "90", "90s", "10m", "1.5h" into seconds, at most kMaxDurationSeconds.
+// Throws UsageError naming `flag`.
 double parse_duration(const std::string& text, const char* flag);
 
 // Parses argv and runs `body`, mapping outcomes to exit codes:
-//  --help/--version -> stdout, 0; parse error -> "lm-x: <why>" + "try 'lm-x --help'", 2;
+//  --help/--version -> stdout, 0; parse error -> "lm-x: <why>" + "try 'lm-x --help'", 2, where
+//  an unknown option ("unknown option '--x'") is named before any other parse error;
+//  a floating-point option whose value is NaN, Inf or beyond the float range is a parse error
+//  ("--lr: nan is not a finite number"), for every option of every tool: an option is taken to
+//  be floating-point when its CLI11 type is FLOAT or its range check a CLI::Range of
+//  floating-point bounds (a float option that renames its value, "--temp T", needs the latter);
 //  lm::UsageError -> 2; lm::Error and std::exception -> "lm-x: <message>", 1.
 // Restores default SIGPIPE so a closed pipe ends the tool quietly. Never lets an exception escape.
 int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& body);

@@ -39,7 +39,8 @@ void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f) {
       .man(R"(Stop after N training tokens (rounded up to whole steps).)");
   lm::tools::doc(app.add_option("--time", f.time_budget, "Budget: wall time, e.g. 90s, 10m, 2h")->type_name("DURATION"))
       .group("Budget and optimization")
-      .man(R"(Stop after this wall time: a number of seconds, or with the suffix s, m or h (90s, 10m, 1.5h).
+      .man(R"(Stop after this wall time: a number of seconds, or with the suffix s, m or h (90s, 10m, 1.5h),
+at most 8760h (365 days).
 With only a time budget, the length of the learning-rate schedule is estimated from steps 2 to 4,
 so such runs are not bit-for-bit reproducible.)");
   lm::tools::doc(app.add_option("--lr", o.opt.lr, "Peak learning rate")->check(CLI::Range(0.0, 10.0)))
