@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "base/error.hpp"
 #include "base/hash.hpp"
@@ -294,7 +295,10 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
       diff_option(diff, o.steps ? "--steps" : "--tokens (as steps)", checkpoint_total, total);
     st = load_checkpoint(g, opt);
     job.set_sampler(st.sampler_rng, st.sampler_draws);
-    if ((o.steps || o.tokens) && st.step >= total)  // before the differences: the budget itself is wrong
+    // A checkpoint at the budget's last step (saved by --checkpoint-every or an interrupt just
+    // before the model was written, e.g. a run killed while writing it) runs no step and writes
+    // the model; only one beyond the budget is refused.
+    if ((o.steps || o.tokens) && st.step > total)  // before the differences: the budget itself is wrong
       throw UsageError("checkpoint '" + *in.resume_path + "' is at step " + std::to_string(st.step) +
                        ", already past this budget of " + std::to_string(total) + " steps");
     if (!diff.empty() && !o.force_resume)
@@ -359,6 +363,14 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   }
   const uint64_t first_step = st.step;
   double after_first = 0;
+  if (total && st.step >= total) {
+    // Nothing left to train: the result reports the weights as they are (no training loss).
+    log.info("%s is at the budget's last step, %llu: no step left to run", in.resume_path->c_str(),
+             (unsigned long long)st.step);
+    res.last_loss = std::numeric_limits<float>::quiet_NaN();
+    res.last_valid_loss = res.best_valid_loss = job.validate();
+    res.best_step = st.step;
+  }
   while (total == 0 || st.step < total) {
     if (o.time_s > 0 && elapsed() >= o.time_s) break;
     const double step_start = elapsed();

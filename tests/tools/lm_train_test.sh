@@ -119,6 +119,20 @@ grep -q "warning: resuming with other options than the checkpoint's: --steps 300
   "$T/err" && pass || fail "--force-resume does not list the changed --steps: $(head -3 "$T/err")"
 expect_exit 1 "resume from a model file (no optimizer state)" -- lm-train "${long[@]}" --resume full/model.gguf -o x.gguf
 expect_err "full/model.gguf: missing key 'lm.train.batch'" "not a checkpoint message"
+# A checkpoint at the budget's last step (saved just before the model: a run killed while writing
+# it) resumes with no step left and writes the model of the uninterrupted run.
+mkdir -p last
+lm-train "${plain[@]}" --steps 3 --checkpoint-every 3 --json -o last/model.gguf > last.json
+mv last/model.gguf last.gguf
+expect_exit 0 "resume a checkpoint at the last step" -- lm-train "${plain[@]}" --steps 3 --resume last/model.gguf.ckpt \
+  --json -o last/model.gguf
+same_files last.gguf last/model.gguf "a checkpoint at the last step writes the uninterrupted run's model"
+[[ $(field train_loss "$T/out") == null && $(field valid_loss "$T/out") == "$(field valid_loss last.json)" ]] && pass ||
+  fail "resumed at the last step: $(cat "$T/out"), expected no train_loss and the valid_loss of $(cat last.json)"
+grep -qx "lm-train: last/model.gguf.ckpt is at the budget's last step, 3: no step left to run" "$T/err" && pass ||
+  fail "resumed at the last step: $(cat "$T/err")"
+expect_exit 2 "resume a checkpoint past the budget" -- lm-train "${plain[@]}" --steps 2 --resume last/model.gguf.ckpt -o x.gguf
+expect_err "^lm-train: checkpoint 'last/model.gguf.ckpt' is at step 3, already past this budget of 2 steps\$" "past the budget"
 
 # ---- errors ----
 expect_exit 2 "no budget" -- lm-train --tokenizer tok.model --data corpus.tok -o x.gguf
