@@ -24,7 +24,7 @@
 PATH=$LM_BIN:$PATH
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 KILL_PER_JOB=${KILL_PER_JOB:-3}
-kl_failures=0 kl_kills=0 kl_loads=0 kl_resumed=0 kl_temps_left=0 kl_saves_hit=0 kl_outputs_hit=0 kl_finished_early=0
+kl_failures=0 kl_kills=0 kl_loads=0 kl_resumed=0 kl_temps_left=0 kl_saves_hit=0 kl_outputs_hit=0 kl_last_hit=0 kl_finished_early=0
 
 kl_fail() { kl_failures=$((kl_failures + 1)); echo "FAIL: $*" >&2; }
 kl_now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -136,6 +136,7 @@ kl_job() {
     # was interrupted the previous checkpoint's.
     s=$(kl_last_step "$metrics")
     s=${s:-$prev}
+    (( s == KL_STEPS )) && kl_last_hit=$((kl_last_hit + 1))  # saving the last checkpoint or writing the model
     local saving=0
     compgen -G "$dir/.model.gguf.ckpt.$pid.*.tmp" > /dev/null && saving=1 kl_saves_hit=$((kl_saves_hit + 1))
     c=0
@@ -189,5 +190,7 @@ kl_run() {
     job=$((job + 1))
   done
   echo "$kl_kills kills: $kl_loads checkpoint loads, $kl_resumed resumed, $kl_temps_left temp files left"
-  echo "($job jobs; $kl_saves_hit kills interrupted a checkpoint save, $kl_outputs_hit an lm-quantize output write; $kl_finished_early runs finished before their kill moment)"
+  echo "($job jobs; $kl_saves_hit kills interrupted a checkpoint save, $kl_last_hit came after a training run's last step" \
+       "(its last save or the model's write), $kl_outputs_hit interrupted an lm-quantize output write;" \
+       "$kl_finished_early runs finished before their kill moment)"
 }
