@@ -51,3 +51,12 @@ TEST_CASE("JSON objects give their number members, null as NaN; bad numbers are 
     CHECK(err.find("at byte") != std::string::npos);
   }
 }
+
+TEST_CASE("deep nesting within the line limit is parsed without exhausting the stack") {
+  const size_t depth = 400000;  // 800 kB: under the 1 MiB line limit
+  const std::string text = "{\"prompt\":\"p\",\"x\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  std::map<std::string, std::string> m;
+  std::string err;
+  CHECK(parse_json_strings(text, m, err));
+  CHECK(m["prompt"] == "p");
+}
