@@ -593,32 +593,27 @@ the smaller of the two).)");
   lm::tools::doc(pp->add_option("--windows", p.windows,
                                 "chunks: llama-perplexity's scheme; sliding: Hugging Face's strided windows"))
       .choices({"chunks", "sliding"})
-      .man(R"(.BR perplexity :
-the window scheme.)");
+      .man(R"(The window scheme.)");
   lm::tools::doc(
       pp->add_option("--stride", p.o.stride, "With --windows sliding: tokens between window starts (0 = half a window)")
           ->check(CLI::Range(0, 1 << 20)))
-      .man(R"(.BR perplexity ,
-with
+      .man(R"(With
 .BR "\-\-windows sliding" :
 tokens between window starts (0: half a window).)");
   lm::tools::doc(pp->add_option("-b,--batch", p.o.n_batch, "Tokens per forward pass")->check(CLI::Range(1, 1 << 16)))
       .man(R"(Tokens per forward pass.)");
   auto* bos = lm::tools::doc(pp->add_flag("--bos", p.bos,
                                           "Start the text (and each chunk) with BOS (default: as the model file says)"))
-                  .man(R"(.BR perplexity :
-start the text and every chunk with BOS (the default unless the model file sets
+                  .man(R"(Start the text and every chunk with BOS (the default unless the model file sets
 .B tokenizer.ggml.add_bos_token
 to false).)")
                   .option();
   lm::tools::doc(pp->add_flag("--no-bos", p.no_bos, "Do not add BOS")->excludes(bos))
-      .man(R"(.BR perplexity :
-do not add BOS.)");
+      .man(R"(Do not add BOS.)");
   lm::tools::doc(pp->add_option("--per-token", p.per_token,
                                 "Write every scored token to FILE: TSV, or JSON Lines if FILE ends in .jsonl")
                      ->type_name("FILE"))
-      .man(R"(.BR perplexity :
-write every scored token to
+      .man(R"(Write every scored token to
 .IR FILE :
 file, position in the file's token stream, id, piece, log-probability, rank (1 = the most
 likely token) and the entropy of the predicted distribution in nats. Tab-separated with a
@@ -654,8 +649,7 @@ and
       .man(R"(The model (required).)");
   lm::tools::doc(kl->add_option("--ref", k.reference, "Reference model file (GGUF) with the same vocabulary")
       ->type_name("FILE")->required())
-      .man(R"(.BR kld :
-the reference model (required), for example the unquantized model.)");
+      .man(R"(The reference model (required), for example the unquantized model.)");
   kl->add_option("inputs", k.inputs, "Text files ('-' = stdin), scored as one stream")->type_name("FILE");
   lm::tools::doc(kl->add_option("-c,--ctx-size", k.o.n_ctx, "Chunk length in tokens (0 = the smaller context)")
       ->check(CLI::Range(0, 1 << 20)))
@@ -711,16 +705,13 @@ for
   add_text(bl, tb);
   lm::tools::doc(bl->add_option("--tokenize", bo.tokenize, "Tokenizer"))
       .choices({"13a", "none", "char"})
-      .man(R"(.BR bleu :
-tokenizer.)");
+      .man(R"(Tokenizer.)");
   lm::tools::doc(bl->add_option("--smooth", bo.smooth, "Smoothing"))
       .choices({"exp", "floor", "add-k", "none"})
-      .man(R"(.BR bleu :
-smoothing of zero n-gram matches.)");
+      .man(R"(Smoothing of zero n-gram matches.)");
   lm::tools::doc(bl->add_option("--smooth-value", bo.smooth_value, "For floor (default 0.1) and add-k (default 1)")
       ->check(CLI::Range(0.0, 1e6)))
-      .man(R"(.BR bleu :
-the value for
+      .man(R"(The value for
 .B floor
 and
 .B add\-k
@@ -729,29 +720,23 @@ and
       .man(R"(Compare lowercased text.)");
   lm::tools::doc(
       bl->add_option("--max-ngram-order", bo.max_ngram_order, "Largest n-gram order")->check(CLI::Range(1, 100)))
-      .man(R"(.BR bleu :
-largest n-gram order.)");
+      .man(R"(Largest n-gram order.)");
   lm::tools::doc(bl->add_flag("--force", bo.force, "Do not warn about hypotheses that look tokenized"))
-      .man(R"(.BR bleu :
-do not warn about hypotheses that look tokenized.)");
+      .man(R"(Do not warn about hypotheses that look tokenized.)");
 
   CLI::App* cf = app.add_subcommand("chrf", "Corpus chrF (chrF++ with --word-order 2) as sacreBLEU computes it");
   add_text(cf, tc);
   lm::tools::doc(cf->add_option("--char-order", co.char_order, "Character n-gram order")->check(CLI::Range(0, 100)))
-      .man(R"(.BR chrf :
-character n-gram order.)");
+      .man(R"(Character n-gram order.)");
   lm::tools::doc(
       cf->add_option("--word-order", co.word_order, "Word n-gram order (2 = chrF++)")->check(CLI::Range(0, 100)))
-      .man(R"(.BR chrf :
-word n-gram order (2 gives chrF++).)");
+      .man(R"(Word n-gram order (2 gives chrF++).)");
   lm::tools::doc(cf->add_option("--beta", co.beta, "Weight of recall")->check(CLI::Range(0, 100)))
-      .man(R"(.BR chrf :
-weight of recall against precision.)");
+      .man(R"(Weight of recall against precision.)");
   lm::tools::doc(cf->add_flag("--lowercase", co.lowercase, "Compare lowercased text"))
       .man(R"(Compare lowercased text.)");
   lm::tools::doc(cf->add_flag("--whitespace", co.whitespace, "Keep whitespace in character n-grams"))
-      .man(R"(.BR chrf :
-keep whitespace in character n-grams.)");
+      .man(R"(Keep whitespace in character n-grams.)");
 
   ClassifyArgs ca;
   CLI::App* cl = app.add_subcommand(
@@ -760,16 +745,14 @@ keep whitespace in character n-grams.)");
   lm::tools::doc(cl->add_option("--predictions", ca.predictions,
                                 "Predicted labels, line for line with the gold file ('-' = stdin)")
                      ->type_name("FILE"))
-      .man(R"(.BR classify :
-predicted labels, one per line in the same order as
+      .man(R"(Predicted labels, one per line in the same order as
 .IR GOLD ;
 .B \-
 reads standard input (only one of the two files can).)");
   lm::tools::doc(cl->add_option("-m,--model", ca.model,
                                 "Classifier model (lm-finetune --task classify) labeling the gold file's texts")
                      ->type_name("FILE"))
-      .man(R"(.BR classify :
-instead of
+      .man(R"(Instead of
 .BR \-\-predictions ,
 a classifier model that labels the gold lines' texts;
 .BR predict :
@@ -816,8 +799,7 @@ and, with
   lm::tools::doc(pr->add_option("-m,--model", pa.model, "Classifier model (lm-finetune --task classify)")
                      ->type_name("FILE")
                      ->required())
-      .man(R"(.BR classify :
-instead of
+      .man(R"(Instead of
 .BR \-\-predictions ,
 a classifier model that labels the gold lines' texts;
 .BR predict :
@@ -827,8 +809,7 @@ the classifier model (required).)");
   lm::tools::doc(pr->add_option("--top", pa.top, "Print the K most probable labels")
                      ->check(CLI::Range(1, 1 << 16))
                      ->type_name("K"))
-      .man(R"(.BR predict :
-print the K most probable labels.)");
+      .man(R"(Print the K most probable labels.)");
   lm::tools::doc(
       pr->add_option("-b,--batch", pa.batch, "Lines per forward pass when reading a file")->check(CLI::Range(1, 4096)))
       .man(R"(Texts per forward pass.)");

@@ -152,40 +152,31 @@ fine-tuning). Not with
 .BR lm-train (1)
 does.)");
   lm::tools::doc(app.get_option("--tokens"))
-      .group("Budget and optimization")
       .man(R"(Stop after N training tokens, padding left out (rounded up to whole steps). For text each
 micro-batch is batch times context tokens; for prompt/completion and classification data the
 steps are N over batch times the mean tokens per training example (truncated to the context),
 so the tokens seen come out at about N.)");
   lm::tools::doc(app.get_option("--time"))
-      .group("Budget and optimization")
       .man(R"(Stop after this wall time (90s, 10m, 1.5h).)");
   lm::tools::doc(app.get_option("--lr"))
-      .group("Budget and optimization")
       .man(R"(Peak learning rate (LoRA usually wants about 1e-3).)");
   lm::tools::doc(app.get_option("--weight-decay"))
-      .group("Budget and optimization")
       .man(R"(AdamW weight decay on matrices.)");
   lm::tools::doc(app.get_option("--dropout"))
-      .group("Budget and optimization")
       .man(R"(Dropout rate while training: on the token embeddings, on the output of every
 attention and MLP block before it joins the residual stream, and on the pooled input of a
 classifier's head. Kept values are scaled by 1/(1\-P). Independent of
 .BR \-\-lora\-dropout .)");
   lm::tools::doc(app.get_option("--eval-every"))
-      .group("Validation and checkpoints")
       .man(R"(Steps between validations (0 validates only at the end).)");
   lm::tools::doc(app.get_option("--eval-batches"))
-      .group("Validation and checkpoints")
       .man(R"(Micro-batches of held-out data per validation.)");
   lm::tools::doc(app.get_option("--checkpoint"))
-      .group("Validation and checkpoints")
       .man(R"(Checkpoint file (default: the output file with
 .B .ckpt
 appended): the model (full fine-tuning) or the adapter and the other trained tensors (LoRA),
 the AdamW moments and the run's state, replaced atomically.)");
   lm::tools::doc(app.get_option("--resume"))
-      .group("Validation and checkpoints")
       .man(R"(Continue the run saved in a checkpoint, with the same
 .BR \-m ,
 data and options. With the same thread count the resumed steps are those of an uninterrupted run.
@@ -212,13 +203,11 @@ one that trained other tensors (LoRA or not, the head only,
 .BR \-\-train\-head ),
 another task or other labels always is.)");
   lm::tools::doc(app.get_option("--force-resume"))
-      .group("Validation and checkpoints")
       .man(R"(With
 .BR \-\-resume ,
 continue even where those options differ (the run is then not an exact continuation; the
 differences are printed as a warning).)");
   lm::tools::doc(app.get_option("--seed"))
-      .group("Other")
       .man(R"(Seed for the adapters' and the head's initial weights, the data order and dropout.)");
   lm::tools::doc(app.add_flag("--dry-run", dry, "Print trainable parameters and memory, then exit"))
       .group("Other")
