@@ -23,6 +23,7 @@
 #include "eval/bleu.hpp"
 
 #include "eval/classifier.hpp"
+#include "dataset/labeled.hpp"
 #include "eval/classify.hpp"
 #include "eval/perplexity.hpp"
 #include "kernels/blas.hpp"
@@ -339,7 +340,7 @@ struct ClassifyArgs {
 };
 
 std::string_view label_of(const std::string& line, const std::string& name, uint64_t n) {
-  const std::string_view l = lm::eval::line_label(line);
+  const std::string_view l = lm::dataset::line_label(line);
   if (l.empty())
     throw lm::FormatError(name, "line " + std::to_string(n) +
                                     " has no label, expected 'LABEL<TAB>text', '__label__LABEL text' or a bare label");
@@ -376,13 +377,13 @@ void classify_with_model(const ClassifyArgs& a, lm::eval::ClassifyScorer& scorer
   while (in.next(line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    if (!lm::eval::has_label_field(line))
+    if (!lm::dataset::has_label_field(line))
       throw lm::FormatError(name, "line " + std::to_string(in.line_number()) +
                                       " has no label, expected 'LABEL<TAB>text' or '__label__LABEL text'");
     gold.emplace_back(label_of(line, name, in.line_number()));
     if (std::find(c.labels().begin(), c.labels().end(), gold.back()) == c.labels().end())
       ++n_unknown, unknown.insert(gold.back());
-    const std::string_view text = lm::eval::line_text(line);
+    const std::string_view text = lm::dataset::line_text(line);
     if (text.empty())
       throw lm::FormatError(name, "line " + std::to_string(in.line_number()) + " has a label but no text");
     texts.emplace_back(text);

@@ -5,10 +5,10 @@
 #include <cmath>
 
 #include "base/error.hpp"
+#include "dataset/labeled.hpp"
 #include "format/gguf.hpp"
 #include "model/lora.hpp"
 #include "model/tokenizer_loader.hpp"
-#include "train/finetune.hpp"
 
 namespace lm::eval {
 
@@ -50,7 +50,7 @@ void Classifier::predict(const std::vector<std::string>& texts, std::vector<std:
     const int b = int(std::min(texts.size() - start, size_t(B_)));
     std::vector<const std::vector<int>*> batch;
     for (int i = 0; i < b; ++i) {
-      rows[size_t(i)] = train::classifier_input(tok_, texts[start + size_t(i)], add_bos_, T_);
+      rows[size_t(i)] = dataset::classifier_input(tok_, texts[start + size_t(i)], add_bos_, T_);
       if (rows[size_t(i)].empty()) rows[size_t(i)].push_back(tok_.eos_id().value_or(0));  // an empty text
       batch.push_back(&rows[size_t(i)]);
     }

@@ -8,48 +8,10 @@ namespace lm::eval {
 
 namespace {
 
-constexpr std::string_view kLabelPrefix = "__label__";  // fastText's
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 double ratio(uint64_t a, uint64_t b) { return b ? double(a) / double(b) : 0.0; }
 double f1_of(double p, double r) { return p + r > 0 ? 2 * p * r / (p + r) : 0.0; }
 
 }  // namespace
-
-std::string_view line_label(std::string_view line) {
-  if (line.starts_with(kLabelPrefix)) {
-    line.remove_prefix(kLabelPrefix.size());
-    size_t end = 0;
-    while (end < line.size() && !is_space(line[end])) ++end;
-    return line.substr(0, end);
-  }
-  const size_t tab = line.find('\t');
-  return trim(tab == std::string_view::npos ? line : line.substr(0, tab));
-}
-
-bool has_label_field(std::string_view line) {
-  return line.starts_with(kLabelPrefix) || line.find('\t') != std::string_view::npos;
-}
-
-std::string_view line_text(std::string_view line) {
-  if (line.starts_with(kLabelPrefix)) {
-    while (line.starts_with(kLabelPrefix)) {
-      size_t end = 0;
-      while (end < line.size() && !is_space(line[end])) ++end;
-      line = trim(line.substr(end));
-    }
-    return line;
-  }
-  const size_t tab = line.find('\t');
-  return tab == std::string_view::npos ? std::string_view() : trim(line.substr(tab + 1));
-}
 
 void ClassifyScorer::add(std::string_view gold, std::string_view predicted) {
   auto g = counts_.find(gold);

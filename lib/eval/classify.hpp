@@ -13,17 +13,6 @@
 
 namespace lm::eval {
 
-// The label of one line of a labeled file: "__label__NAME rest" (fastText), "NAME<TAB>rest",
-// or a bare "NAME" (a trailing '\r' and surrounding spaces removed). Empty when the line has
-// none. Only the first fastText label counts; the rest of the line is the text.
-std::string_view line_label(std::string_view line);
-// The text of a labeled line: after the leading fastText labels, or after the first tab;
-// surrounding spaces removed. Empty for a bare label.
-std::string_view line_text(std::string_view line);
-// True if the line has a label field ("__label__" prefix or a tab), as a line of text to
-// classify must: without one, line_label() takes the whole line for a bare label.
-bool has_label_field(std::string_view line);
-
 struct LabelScores {
   std::string label;
   double precision = 0, recall = 0, f1 = 0;

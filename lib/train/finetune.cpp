@@ -11,7 +11,7 @@
 #include "base/hash.hpp"
 #include "base/json.hpp"
 #include "base/utf8.hpp"
-#include "eval/classify.hpp"
+#include "dataset/labeled.hpp"
 #include "format/gguf.hpp"
 #include "model/model_io.hpp"
 #include "tokenizer/text_batch.hpp"
@@ -94,25 +94,6 @@ std::vector<Sequence> load_prompt_completion(const std::string& path, const Toke
   return seqs;
 }
 
-std::vector<int> classifier_input(const Tokenizer& tok, std::string_view text, bool add_bos, int max_tokens) {
-  std::vector<int> ids;
-  // Only the first max_tokens count, so a long text is encoded from a prefix of 64 bytes per
-  // token wanted (more than a piece spans), doubled while it yields too few tokens: an 8 MB
-  // line costs what its first few kilobytes do. The cut lies far past the last token kept.
-  const size_t bos = add_bos && tok.bos_id() ? 1 : 0;
-  size_t prefix = size_t(std::max(max_tokens, 1)) * 64 + 1024;
-  for (;;) {
-    ids.clear();
-    if (bos) ids.push_back(*tok.bos_id());
-    const bool whole = prefix >= text.size();
-    tok.encode_text(whole ? text : text.substr(0, prefix), ids);
-    if (whole || int(ids.size()) > max_tokens) break;
-    prefix *= 2;
-  }
-  if (int(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
-  return ids;
-}
-
 LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add_bos, int max_tokens,
                          const std::vector<std::string>* labels, int threads) {
   const std::vector<std::string> lines = read_lines(path);
@@ -121,8 +102,8 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
   for (size_t i = 0; i < lines.size(); ++i) {
     if (lines[i].find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(i + 1);
-    const std::string_view label = eval::line_label(lines[i]), text = eval::line_text(lines[i]);
-    if (!eval::has_label_field(lines[i]) || label.empty())
+    const std::string_view label = dataset::line_label(lines[i]), text = dataset::line_text(lines[i]);
+    if (!dataset::has_label_field(lines[i]) || label.empty())
       throw FormatError(where, "has no label; expected 'label<TAB>text' or '__label__NAME text'");
     if (text.empty()) throw FormatError(where, "has a label but no text");
     // Labels are written as GGUF strings, which are UTF-8.
@@ -157,7 +138,8 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
   for (size_t i = 0; i < d.labels.size(); ++i) index[d.labels[i]] = int(i);
   d.examples.resize(texts.size());
 #pragma omp parallel for schedule(dynamic, 16) num_threads(threads > 0 ? threads : omp_get_max_threads())
-  for (size_t i = 0; i < texts.size(); ++i) d.examples[i].tokens = classifier_input(tok, texts[i], add_bos, max_tokens);
+  for (size_t i = 0; i < texts.size(); ++i)
+    d.examples[i].tokens = dataset::classifier_input(tok, texts[i], add_bos, max_tokens);
   for (size_t i = 0; i < texts.size(); ++i) {
     auto it = index.find(names[i]);
     d.examples[i].label = it == index.end() ? -1 : it->second;

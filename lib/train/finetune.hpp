@@ -43,9 +43,6 @@ struct LabeledData {
 LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add_bos, int max_tokens,
                          const std::vector<std::string>* labels, int threads);
 
-// Token ids of one text for a classifier: BOS (if add_bos) and the text, cut to max_tokens.
-std::vector<int> classifier_input(const Tokenizer& tok, std::string_view text, bool add_bos, int max_tokens);
-
 enum class Task { Text, PromptCompletion, Classify };
 
 struct FinetuneOptions {

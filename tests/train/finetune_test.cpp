@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "dataset/labeled.hpp"
 #include "model/model.hpp"
 #include "test_util.hpp"
 #include "train/data.hpp"
@@ -221,9 +222,9 @@ TEST_CASE("classifier_input encodes a long text from a prefix, with the tokens o
       tok.encode_text(*t, whole);
       whole.resize(size_t(max_tokens));
       CAPTURE(max_tokens);
-      CHECK(classifier_input(tok, *t, true, max_tokens) == whole);
+      CHECK(lm::dataset::classifier_input(tok, *t, true, max_tokens) == whole);
     }
-  std::vector<int> short_text = classifier_input(tok, "a b", false, 100);
+  std::vector<int> short_text = lm::dataset::classifier_input(tok, "a b", false, 100);
   std::vector<int> want;
   tok.encode_text("a b", want);
   CHECK(short_text == want);
