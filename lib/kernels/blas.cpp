@@ -23,6 +23,7 @@
 #include <mutex>
 
 #include "base/error.hpp"
+#include "base/threads.hpp"
 
 namespace lm::kernels {
 
@@ -80,7 +81,7 @@ const Blas& blas() {
 BlasInfo blas_info() { return blas().info; }
 
 int set_threads(int threads) {
-  int n = threads > 0 ? threads : omp_get_num_procs();
+  const int n = resolve_threads(threads);
   omp_set_num_threads(n);
   if (const Blas& b = blas(); b.set_num_threads) b.set_num_threads(n);
   return n;

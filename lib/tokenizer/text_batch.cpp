@@ -1,15 +1,14 @@
 // Parallel whole-text encoding (OpenMP over lines) and the piece index.
 #include "tokenizer/text_batch.hpp"
 
-#include <omp.h>
 
 #include <exception>
 
 #include "base/error.hpp"
+#include "base/threads.hpp"
 
 namespace lm {
 
-int resolve_threads(int threads) { return threads > 0 ? threads : omp_get_num_procs(); }
 
 // Runs fn(i) for i in [0, n) on `threads` threads; the first exception is rethrown after the loop
 // (an exception must not leave an OpenMP region).

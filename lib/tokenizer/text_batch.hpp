@@ -50,7 +50,4 @@ class TokenCounter {
   uint64_t tokens_ = 0, unknown_ = 0, bytes_ = 0;
 };
 
-// Number of threads to use for a --threads value (0 = all cores).
-int resolve_threads(int threads);
-
 }  // namespace lm

@@ -2,7 +2,6 @@
 // reader before SentencePiece sees them, so a bad file gives one clear error, never an abort.
 #include "tokenizer/tokenizer.hpp"
 
-#include <omp.h>
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
@@ -14,6 +13,7 @@
 #include "base/error.hpp"
 #include "base/hash.hpp"
 #include "base/file.hpp"
+#include "base/threads.hpp"
 
 namespace lm {
 
@@ -392,7 +392,7 @@ Tokenizer Tokenizer::train(const TokenizerTrainOptions& o, const std::function<b
       {"input_sentence_size", std::to_string(o.max_sentences)},
       {"shuffle_input_sentence", "true"},
       {"max_sentence_length", std::to_string(o.max_sentence_length)},
-      {"num_threads", std::to_string(o.threads > 0 ? o.threads : omp_get_num_procs())},
+      {"num_threads", std::to_string(resolve_threads(o.threads))},
       {"minloglevel", log.level() == Logger::Level::Verbose ? "0" : "2"},
   };
   if (!o.user_defined_symbols.empty()) kw["user_defined_symbols"] = join(o.user_defined_symbols);

@@ -11,13 +11,13 @@
 #include "base/hash.hpp"
 #include "base/json.hpp"
 #include "base/utf8.hpp"
+#include "base/threads.hpp"
 #include "dataset/labeled.hpp"
 #include "format/gguf.hpp"
 #include "model/model_io.hpp"
 #include "tokenizer/text_batch.hpp"
 #include "train/data.hpp"
 
-#include <omp.h>
 
 namespace lm::train {
 
@@ -72,7 +72,7 @@ std::vector<Sequence> load_prompt_completion(const std::string& path, const Toke
   std::vector<std::vector<int>> p_ids, f_ids;
   auto encode_all = [&](const std::vector<std::string>& texts, std::vector<std::vector<int>>& out) {
     out.resize(texts.size());
-#pragma omp parallel for schedule(dynamic, 16) num_threads(threads > 0 ? threads : omp_get_max_threads())
+#pragma omp parallel for schedule(dynamic, 16) num_threads(resolve_threads(threads))
     for (size_t i = 0; i < texts.size(); ++i) tok.encode_text(texts[i], out[i]);
   };
   encode_all(prompts, p_ids);
@@ -137,7 +137,7 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
   std::map<std::string, int> index;
   for (size_t i = 0; i < d.labels.size(); ++i) index[d.labels[i]] = int(i);
   d.examples.resize(texts.size());
-#pragma omp parallel for schedule(dynamic, 16) num_threads(threads > 0 ? threads : omp_get_max_threads())
+#pragma omp parallel for schedule(dynamic, 16) num_threads(resolve_threads(threads))
   for (size_t i = 0; i < texts.size(); ++i)
     d.examples[i].tokens = dataset::classifier_input(tok, texts[i], add_bos, max_tokens);
   for (size_t i = 0; i < texts.size(); ++i) {
