@@ -25,8 +25,8 @@ namespace {
 
 using lm::tools::human_time;
 
-int print_dry_run(const lm::train::TrainOptions& o, int n_vocab) {
-  lm::train::DryRun d = lm::train::dry_run(o, n_vocab);
+int print_dry_run(const lm::train::ModelShape& shape, const lm::train::TrainOptions& o, int n_vocab) {
+  lm::train::DryRun d = lm::train::dry_run(shape, o, n_vocab);
   const auto& c = d.cfg;
   std::printf("model\tV %d, T %d, L %d, C %d, H %d, kv heads %d, F %d, %s\n", c.n_vocab, c.n_ctx, c.n_layer,
               c.n_embd, c.n_head, c.n_head_kv, c.n_ff, c.tied ? "tied" : "untied");
@@ -45,6 +45,7 @@ int print_dry_run(const lm::train::TrainOptions& o, int n_vocab) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lm::train::ModelShape shape;
   lm::train::TrainOptions o;
   lm::Logger log("lm-train");
   std::string tokenizer, data, valid, output;
@@ -75,43 +76,43 @@ of the data is held out.)");
       .man(R"(The model file to write (GGUF). Its directory is checked before training starts.
 Its name without extension becomes the model's
 .BR general.name .)");
-  lm::tools::doc(app.add_option("--preset", o.preset, "Model shape"))
+  lm::tools::doc(app.add_option("--preset", shape.preset, "Model shape"))
       .group("Model shape")
       .choices({"tiny", "small", "medium"})
       .man(R"(Starting shape: tiny is T 256, L 4, C 256, H 4, F 768; small is T 512, L 6,
 C 384, H 6, F 1024; medium is T 1024, L 12, C 768, H 12, F 2048.
 The vocabulary size is the tokenizer's.)");
-  lm::tools::doc(app.add_option("--context", o.context, "Context length T (overrides the preset)")
+  lm::tools::doc(app.add_option("--context", shape.context, "Context length T (overrides the preset)")
                      ->check(CLI::Range(2, 1 << 16))
                      ->type_name("T"))
       .group("Model shape")
       .man(R"(Context length.)");
   lm::tools::doc(
-      app.add_option("--layers", o.layers, "Layers (overrides the preset)")->check(CLI::Range(1, 1024))->type_name("L"))
+      app.add_option("--layers", shape.layers, "Layers (overrides the preset)")->check(CLI::Range(1, 1024))->type_name("L"))
       .group("Model shape")
       .man(R"(Number of layers.)");
-  lm::tools::doc(app.add_option("--embd", o.embd, "Embedding width (overrides the preset)")
+  lm::tools::doc(app.add_option("--embd", shape.embd, "Embedding width (overrides the preset)")
                      ->check(CLI::Range(2, 1 << 16))
                      ->type_name("C"))
       .group("Model shape")
       .man(R"(Embedding width; a multiple of the head count.)");
-  lm::tools::doc(app.add_option("--heads", o.heads, "Attention heads (overrides the preset)")
+  lm::tools::doc(app.add_option("--heads", shape.heads, "Attention heads (overrides the preset)")
                      ->check(CLI::Range(1, 1024))
                      ->type_name("H"))
       .group("Model shape")
       .man(R"(Attention heads (also sets the key/value heads, unless given).)");
-  lm::tools::doc(app.add_option("--kv-heads", o.kv_heads, "Key/value heads, dividing --heads (grouped-query attention)")
+  lm::tools::doc(app.add_option("--kv-heads", shape.kv_heads, "Key/value heads, dividing --heads (grouped-query attention)")
       ->check(CLI::Range(1, 1024)))
       .group("Model shape")
       .man(R"(Key/value heads, dividing
 .BR \-\-heads :
 fewer than the heads gives grouped-query attention.)");
-  lm::tools::doc(app.add_option("--ff", o.ff, "Feed-forward width (overrides the preset)")
+  lm::tools::doc(app.add_option("--ff", shape.ff, "Feed-forward width (overrides the preset)")
                      ->check(CLI::Range(1, 1 << 20))
                      ->type_name("F"))
       .group("Model shape")
       .man(R"(Feed-forward width.)");
-  lm::tools::doc(app.add_flag("--untied", o.untied, "Separate output matrix instead of the tied embedding"))
+  lm::tools::doc(app.add_flag("--untied", shape.untied, "Separate output matrix instead of the tied embedding"))
       .group("Model shape")
       .man(R"(Learn a separate output matrix instead of reusing the token embedding.)");
   lm::tools::add_trainer_flags(app, o, tf);
@@ -136,7 +137,7 @@ and early_stop.)");
     const std::string tok_path = tokenizer.empty() ? tf.resume : tokenizer;
     std::string checkpoint = tf.checkpoint;
     lm::Tokenizer tok = lm::model::load_tokenizer(tok_path);
-    if (dry) return print_dry_run(o, tok.vocab_size());
+    if (dry) return print_dry_run(shape, o, tok.vocab_size());
     if (checkpoint.empty()) checkpoint = output + ".ckpt";
     lm::OutputFile out(output);  // fails now, not after hours, if the directory is not writable
     lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, tokenizer});
@@ -167,7 +168,7 @@ and early_stop.)");
     };
     in.on_step = [&](const lm::train::StepInfo& s) { report(s); };
     std::optional<lm::model::Params> params;
-    lm::train::RunResult r = lm::train::run_training(o, in, params, log);
+    lm::train::RunResult r = lm::train::run_training(shape, o, in, params, log);
     report.finish();
     if (r.end == lm::train::RunEnd::Interrupted) {
       log.info("interrupted at step %llu; checkpoint saved to %s", (unsigned long long)r.steps, checkpoint.c_str());

@@ -171,7 +171,7 @@ class PretrainJob final : public Job {
 
 }  // namespace
 
-model::ModelConfig make_config(const TrainOptions& o, int n_vocab) {
+model::ModelConfig make_config(const ModelShape& o, int n_vocab) {
   model::ModelConfig c = model::preset(o.preset);
   c.n_vocab = n_vocab;
   if (o.context) c.n_ctx = *o.context;
@@ -185,9 +185,9 @@ model::ModelConfig make_config(const TrainOptions& o, int n_vocab) {
   return c;
 }
 
-DryRun dry_run(const TrainOptions& o, int n_vocab) {
+DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab) {
   DryRun d;
-  d.cfg = make_config(o, n_vocab);
+  d.cfg = make_config(shape, n_vocab);
   kernels::set_threads(o.threads);
   const int B = o.batch, T = d.cfg.n_ctx;
   d.n_params = d.cfg.n_params();
@@ -233,12 +233,12 @@ float evaluate(model::Model& net, const model::Params& p, const std::vector<int>
   return float(sum / double(n_windows));
 }
 
-RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional<model::Params>& params,
-                       const Logger& log) {
+RunResult run_training(const ModelShape& shape, const TrainOptions& o, const RunInputs& in,
+                       std::optional<model::Params>& params, const Logger& log) {
   if (o.steps == 0 && o.tokens == 0 && o.time_s <= 0)
     throw UsageError("no training budget: give --steps, --tokens or --time");
   if (o.batch < 1 || o.grad_accum < 1) throw UsageError("--batch and --grad-accum must be at least 1");
-  const model::ModelConfig cfg = make_config(o, in.tokenizer->vocab_size());
+  const model::ModelConfig cfg = make_config(shape, in.tokenizer->vocab_size());
   kernels::set_threads(o.threads);
   params.emplace(cfg);
   Rng init_rng(derive_seed(o.seed, 0));

@@ -15,10 +15,15 @@
 
 namespace lm::train {
 
-struct TrainOptions {
+// The shape of a model lm-train makes: a preset, then the fields set here.
+struct ModelShape {
   std::string preset = "small";     // starting point for the model shape; the fields below override
   std::optional<int> context, layers, embd, heads, kv_heads, ff;
   bool untied = false;              // separate output.weight instead of the tied embedding
+};
+
+// The training loop's settings, shared by lm-train and lm-finetune.
+struct TrainOptions {
   int batch = 8;                    // sequences per micro-batch
   float dropout = 0;                // the model's dropout while training (Model::set_dropout)
   int grad_accum = 1;               // micro-batches per optimizer step
@@ -46,7 +51,7 @@ void diff_option(std::string& diff, const char* name, int64_t checkpoint, int64_
 void diff_option(std::string& diff, const char* name, float checkpoint, float now);
 
 // Builds the model configuration: preset, then the explicit fields; vocabulary from the tokenizer.
-model::ModelConfig make_config(const TrainOptions& o, int n_vocab);
+model::ModelConfig make_config(const ModelShape& shape, int n_vocab);
 
 struct StepInfo {
   uint64_t step = 0, total_steps = 0;
@@ -136,8 +141,8 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& hooks, const
 // Trains and returns the final parameters in `params` (allocated here). Throws UsageError for
 // bad options, FormatError for bad data or checkpoints, Error when training diverges
 // (more than max_skipped consecutive non-finite updates; the last checkpoint stays).
-RunResult run_training(const TrainOptions& o, const RunInputs& in, std::optional<model::Params>& params,
-                       const Logger& log);
+RunResult run_training(const ModelShape& shape, const TrainOptions& o, const RunInputs& in,
+                       std::optional<model::Params>& params, const Logger& log);
 
 struct DryRun {
   model::ModelConfig cfg;
@@ -150,7 +155,7 @@ struct DryRun {
   uint64_t steps = 0;           // 0 when only a time budget is given
 };
 // Builds the model and times one training step on random tokens, without training.
-DryRun dry_run(const TrainOptions& o, int n_vocab);
+DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab);
 
 // Mean loss over consecutive windows of `tokens` (at most max_windows of T+1 tokens).
 float evaluate(model::Model& net, const model::Params& p, const std::vector<int>& tokens, int B, int T,
