@@ -64,7 +64,7 @@ bool& vnni_enabled() {
 bool& avx2_enabled() {
   static bool on = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && detail::cpu_has_f16c();
   }();
   return on;
 }
