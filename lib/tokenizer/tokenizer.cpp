@@ -192,6 +192,10 @@ ProtoSummary check_model_proto(std::string_view bytes, const std::string& source
         throw FormatError(source, where + " is " + std::to_string(piece.size()) + " bytes, expected at most " +
                                       std::to_string(kMaxPieceBytes), int64_t(f.begin));
       if (piece.empty()) throw FormatError(source, where + " is empty, expected at least one byte", int64_t(f.begin));
+      // SentencePiece's piece tries (darts) take C strings: a NUL byte cuts the piece, and one at
+      // the start aborts the process from inside SentencePiece (found by tests/fuzz, spm target).
+      if (piece.find('\0') != std::string_view::npos)
+        throw FormatError(source, where + " has a NUL byte, expected none", int64_t(f.begin));
       if (type < 1 || type > 6)
         throw FormatError(source, where + " has type " + std::to_string(type) + ", expected 1 to 6", int64_t(f.begin));
       if (!std::isfinite(score))

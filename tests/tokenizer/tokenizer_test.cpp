@@ -266,6 +266,15 @@ TEST_CASE("C3 empty and duplicate pieces are rejected") {
                        FormatError);
 }
 
+TEST_CASE("C3 a piece with a NUL byte is rejected before SentencePiece builds its trie") {
+  // tests/fuzz/regressions/spm/nul_piece.model: SentencePiece aborted the process on it.
+  const size_t at = (piece("<unk>", 0, 2) + piece("<s>", 0, 3) + piece("</s>", 0, 3) + piece("a", -1, 1) +
+                     piece("b", -2, 1)).size();
+  const std::string want = "m: piece #5 has a NUL byte, expected none (at byte " + std::to_string(at) + ")";
+  for (const std::string p : {std::string("\0c", 2), std::string("c\0", 2)})
+    CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(tiny_model(piece(p, 0, 1)), "m"), want.c_str(), FormatError);
+}
+
 TEST_CASE("C4 special ids beyond the vocabulary are rejected") {
   CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(tiny_model("", field_uint(41, 9)), "m"),
                        doctest::Contains("bos_id 9 >= vocabulary size 5"), FormatError);
