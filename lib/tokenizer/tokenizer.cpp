@@ -475,8 +475,10 @@ std::string Tokenizer::model_type() const {
 bool Tokenizer::add_dummy_prefix() const { return impl_->summary.add_dummy_prefix; }
 bool Tokenizer::byte_fallback() const { return impl_->summary.byte_fallback; }
 
+// SentencePiece fails to encode or decode only for what the model file holds (e.g. a BPE
+// vocabulary whose only piece for a character is a control piece): a FormatError naming it.
 static void check(const sentencepiece::util::Status& st, const std::string& source, const char* what) {
-  if (!st.ok()) throw Error(source + ": " + what + " failed: " + st.ToString());
+  if (!st.ok()) throw FormatError(source, std::string(what) + " failed: " + st.ToString());
 }
 
 void Tokenizer::encode(std::string_view text, std::vector<int>& ids) const {

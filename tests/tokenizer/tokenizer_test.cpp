@@ -188,6 +188,22 @@ TEST_CASE("from_vocab rejects inconsistent arrays and special ids") {
   CHECK_THROWS_WITH_AS(Tokenizer::from_vocab(v, "m.gguf"), doctest::Contains("special token id 7"), FormatError);
 }
 
+TEST_CASE("a model that cannot encode a text is a FormatError naming the file") {
+  // tests/fuzz/regressions/spm/control_char.gguf: 'r' only as a control piece, no byte fallback.
+  VocabSpec v;
+  v.pieces = {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "r"};
+  v.scores = {0, 0, 0, -1, -2, -3};
+  v.types = {PieceType::Unknown, PieceType::Control, PieceType::Control, PieceType::Normal, PieceType::Normal,
+             PieceType::Control};
+  v.byte_fallback = false;
+  v.unk_id = 0;
+  Tokenizer tok = Tokenizer::from_vocab(v, "m.gguf");
+  std::vector<int> ids;
+  tok.encode("a", ids);
+  CHECK(ids.size() == 2);
+  CHECK_THROWS_WITH_AS(tok.encode("ar", ids), doctest::Contains("m.gguf: encoding failed: "), FormatError);
+}
+
 TEST_CASE("training options are validated and failures explained") {
   Logger quiet("test", Logger::Level::Quiet);
   auto none = [](std::string&) { return false; };
