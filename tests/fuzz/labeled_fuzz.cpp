@@ -1,4 +1,4 @@
-// Labelled lines (lib/eval/classify.*, lib/train/finetune.cpp): "label<TAB>text" and fastText
+// Labelled lines (lib/dataset/labeled.*, lib/train/finetune.cpp): "label<TAB>text" and fastText
 // "__label__NAME text" lines, split as lm-eval classify does, and loaded as lm-finetune
 // --task classify does, with the file's own labels and with a fixed label set.
 #include <cstdint>
@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "eval/classify.hpp"
+#include "dataset/labeled.hpp"
 #include "fuzz_util.hpp"
 #include "train/finetune.hpp"
 
@@ -21,8 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t end = text.find('\n', start);
     if (end == std::string_view::npos) end = text.size();
     const std::string_view line = text.substr(start, end - start);
-    const std::string_view label = eval::line_label(line), rest = eval::line_text(line);
-    (void)eval::has_label_field(line);
+    const std::string_view label = dataset::line_label(line), rest = dataset::line_text(line);
+    (void)dataset::has_label_field(line);
     // Both are views into the line.
     if (!label.empty() && (label.data() < line.data() || label.data() + label.size() > line.data() + line.size()))
       std::abort();
