@@ -1,7 +1,7 @@
 // lm-quantize: write a copy of a llama-arch GGUF model with its weight matrices in another type
 // (f16, bf16, q8_0, q4_0, K-quant mixes), choosing each tensor's type as llama-quantize does;
-// --eval scores the copy against its source. Type choices are lib/quant/policy, the bytes
-// lib/quant/convert; this file parses, checks, reports (with a progress line on a terminal)
+// --eval scores the copy against its source. Type choices are lib/model/quant_policy, the bytes
+// lib/model/quant_convert; this file parses, checks, reports (with a progress line on a terminal)
 // and drives the output file.
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,8 +26,8 @@
 #include "kernels/blas.hpp"
 #include "model/model_io.hpp"
 #include "model/session.hpp"
-#include "quant/convert.hpp"
-#include "quant/policy.hpp"
+#include "model/quant_convert.hpp"
+#include "model/quant_policy.hpp"
 
 namespace {
 

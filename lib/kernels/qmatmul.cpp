@@ -16,6 +16,7 @@
 #include "base/error.hpp"
 #include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
+#include "base/cpu.hpp"
 #include "kernels/simd.hpp"
 #include "quant/kquant.hpp"
 #include "quant/quant.hpp"
@@ -64,7 +65,7 @@ bool& vnni_enabled() {
 bool& avx2_enabled() {
   static bool on = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && detail::cpu_has_f16c();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
   }();
   return on;
 }

@@ -10,16 +10,10 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
-#include <cpuid.h>
 
 namespace lm::kernels {
 
 namespace detail {
-// F16C from CPUID leaf 1: clang before 16 rejects __builtin_cpu_supports("f16c") at compile time.
-inline bool cpu_has_f16c() {
-  unsigned a, b, c, d;
-  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
-}
 inline bool cpu_has_avx512f() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") != 0;

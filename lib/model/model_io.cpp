@@ -12,9 +12,9 @@
 #include "base/error.hpp"
 #include "model/lora.hpp"
 #include "model/tokenizer_loader.hpp"
-#include "quant/convert.hpp"
+#include "model/quant_convert.hpp"
 #include "quant/kquant.hpp"
-#include "quant/policy.hpp"
+#include "model/quant_policy.hpp"
 #include "quant/quant.hpp"
 
 namespace lm::model {

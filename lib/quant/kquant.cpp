@@ -14,7 +14,7 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
-#include "kernels/simd.hpp"
+#include "base/cpu.hpp"
 #include "quant/quant.hpp"
 
 namespace lm::quant {
@@ -585,9 +585,9 @@ DotPath best_dot_path() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-      __builtin_cpu_supports("fma") && kernels::detail::cpu_has_f16c())
+      __builtin_cpu_supports("fma") && cpu_has_f16c())
     return DotPath::Avx512Vnni;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && kernels::detail::cpu_has_f16c())
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
     return DotPath::Avx2;
   return DotPath::Portable;
 }

@@ -1,7 +1,7 @@
 // Which type each tensor of a llama-arch model gets when the model is quantized: the file types
 // lm writes, llama.cpp's mixing rules for them (llama_tensor_get_type in src/llama-quant.cpp),
 // user overrides and the fallbacks for shapes a type cannot hold. The bytes are converted by
-// quant/convert.hpp; reading and writing files is left to the callers.
+// model/quant_convert.hpp; reading and writing files is left to the callers.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Writing a quantized copy of a GGUF model: converting tensor rows between types, the output's
 // metadata (the input's keys, general.file_type, lm.quantize.*) and its tensors as a Plan
-// (policy.hpp) says. Opening files, the output's life cycle and evaluation are the caller's.
+// (quant_policy.hpp) says. Opening files, the output's life cycle and evaluation are the caller's.
 #pragma once
 
 #include <cstddef>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "format/gguf.hpp"
-#include "quant/policy.hpp"
+#include "model/quant_policy.hpp"
 
 namespace lm::quant {
 

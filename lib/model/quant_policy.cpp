@@ -1,4 +1,4 @@
-#include "quant/policy.hpp"
+#include "model/quant_policy.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -1,4 +1,4 @@
-#include "quant/convert.hpp"
+#include "model/quant_convert.hpp"
 
 #include <cmath>
 #include <cstring>

@@ -1,4 +1,4 @@
-// Tests for lib/quant/policy and lib/quant/convert: file type names, llama.cpp's mixing rules
+// Tests for lib/model/quant_policy and lib/model/quant_convert: file type names, llama.cpp's mixing rules
 // (output tensor, use_more_bits layers), --tensor-type overrides, shape fallbacks, plan sizes,
 // and the quantized copy's metadata and bytes.
 #include <doctest/doctest.h>
@@ -13,8 +13,8 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "format/gguf.hpp"
-#include "quant/convert.hpp"
-#include "quant/policy.hpp"
+#include "model/quant_convert.hpp"
+#include "model/quant_policy.hpp"
 #include "quant/quant.hpp"
 #include "test_util.hpp"
 
