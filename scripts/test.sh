@@ -9,4 +9,6 @@ ctest --test-dir build --output-on-failure -j"$(nproc)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLM_SANITIZE_ADDRESS=ON -DLM_SANITIZE_UNDEFINED=ON \
       -DLM_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$(nproc)"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest --test-dir build-asan --output-on-failure -j"$(nproc)"
+# LM_TEST_LEAN: tests that repeat one check over much data use less of it under the sanitizers
+# (lm_quantize_test scores 100 lines instead of 400), so this pass does not double the time.
+LM_TEST_LEAN=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest --test-dir build-asan --output-on-failure -j"$(nproc)"

@@ -42,6 +42,19 @@ no_leftovers() {
   if compgen -G "$1/.*.tmp" > /dev/null; then fail "$2: temp files left in $1"; else pass; fi
 }
 
+# best_weights_written WRITTEN BEST_REPORTED BEST_STEP METRICS: with --patience, the written
+# model's validation loss WRITTEN (measured again) is the best the run reported, the lowest of the
+# run's validations in its --metrics file, at BEST_STEP, and below the last one.
+best_weights_written() {
+  local written=$1 reported=$2 best_step=$3 metrics=$4
+  [[ $written == "$reported" ]] && pass ||
+    fail "the written model's validation loss $written is not the best reported, $reported"
+  grep -o '"step":[0-9]*,.*"valid_loss":[0-9.e+-]*' "$metrics" | sed 's/"step":\([0-9]*\),.*"valid_loss":/\1 /' > valid.tsv
+  awk -v w="$written" -v b="$best_step" 'NR == 1 || $2 < min { min = $2; at = $1 } { last = $2 }
+    END { exit !((min - w) ^ 2 < 1e-12 && at == b && last > w + 1e-6) }' valid.tsv && pass ||
+    fail "the written model's validation loss $written is not the lowest of the run, at step $best_step, below the last: $(tail -3 valid.tsv)"
+}
+
 finish() {
   echo "$n_pass passed, $n_fail failed"
   [[ $n_fail -eq 0 ]]

@@ -65,13 +65,7 @@ grep -q "writing the weights of step $best_step, the best validation loss" "$T/e
   fail "--patience: stderr does not say which weights are written: $(cat "$T/err")"
 expect_exit 0 "validation loss of the written model" -- "${ft[@]/base.gguf/best.gguf}" --data corpus.txt --valid valid.txt \
   --eval-batches 2 --lr 0 --lr-min 0 --warmup 0 --steps 1 --json -o best-again.gguf
-written=$(field valid_loss "$T/out")
-[[ $written == "$(field valid_loss best.json)" ]] && pass ||
-  fail "the written model's validation loss $written is not the best reported, $(field valid_loss best.json)"
-grep -o '"step":[0-9]*,.*"valid_loss":[0-9.e+-]*' best.jsonl | sed 's/"step":\([0-9]*\),.*"valid_loss":/\1 /' > valid.tsv
-awk -v w="$written" -v b="$best_step" 'NR == 1 || $2 < min { min = $2; at = $1 } { last = $2 }
-  END { exit !((min - w) ^ 2 < 1e-12 && at == b && last > w + 1e-6) }' valid.tsv && pass ||
-  fail "the written model's validation loss $written is not the lowest of the run, at step $best_step, below the last: $(tail -3 valid.tsv)"
+best_weights_written "$(field valid_loss "$T/out")" "$(field valid_loss best.json)" "$best_step" best.jsonl
 expect_exit 0 "warmup longer than the steps" -- lm-finetune -m base.gguf -t 2 --data corpus.txt --steps 2 -o w.gguf
 grep -qx "lm-finetune: warning: --warmup 10 is not shorter than the run (2 steps): the learning rate never gets past its warmup to the cosine decay; lower --warmup" \
   "$T/err" && pass || fail "warmup warning: $(cat "$T/err")"

@@ -62,14 +62,7 @@ grep -q "^lm-train: stopped early at step $steps; writing the weights of step $b
   pass || fail "--patience: stderr does not say which weights are written: $(cat "$T/err")"
 expect_exit 0 "validation loss of the written model" -- lm-finetune -m best.gguf --data corpus.txt --valid valid.txt \
   --batch 4 --lr 0 --lr-min 0 --warmup 0 --steps 1 -t 2 --json -o best-again.gguf -q
-written=$(field valid_loss "$T/out")
-[[ $written == "$(field valid_loss best.json)" ]] && pass ||
-  fail "the written model's validation loss $written is not the best reported, $(field valid_loss best.json)"
-# ... which is the lowest of the run's validations (--metrics), at best_step, below the last one.
-grep -o '"step":[0-9]*,.*"valid_loss":[0-9.e+-]*' best.jsonl | sed 's/"step":\([0-9]*\),.*"valid_loss":/\1 /' > valid.tsv
-awk -v w="$written" -v b="$best_step" 'NR == 1 || $2 < min { min = $2; at = $1 } { last = $2 }
-  END { exit !((min - w) ^ 2 < 1e-12 && at == b && last > w + 1e-6) }' valid.tsv && pass ||
-  fail "the written model's validation loss $written is not the lowest of the run, at step $best_step, below the last: $(tail -3 valid.tsv)"
+best_weights_written "$(field valid_loss "$T/out")" "$(field valid_loss best.json)" "$best_step" best.jsonl
 # A warmup as long as the run never reaches the decay: one warning line.
 expect_exit 0 "warmup longer than the steps" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" \
   --warmup 10 --steps 4 --eval-every 0 -o w.gguf
