@@ -32,14 +32,8 @@ class Formatter : public CLI::Formatter {
   // " N=128", " stop|shift=stop", " FILE REQUIRED", " TEXT ..." (CLI11 shows "INT:INT in [0 - 9]").
   std::string make_option_opts(const CLI::Option* opt) const override {
     if (opt->get_expected_max() == 0) return "";
-    const OptionDoc* d = find_doc(opt);
-    std::string r = " ";
-    if (d && !d->choice_list().empty()) {
-      for (size_t i = 0; i < d->choice_list().size(); ++i) r += (i ? "|" : "") + d->choice_list()[i];
-    } else {
-      r += value_name(opt);
-    }
-    if (!opt->get_default_str().empty() && opt->get_default_str() != "[]") r += "=" + opt->get_default_str();
+    std::string r = " " + value_name(opt);
+    if (const std::string def = default_text(opt); !def.empty()) r += "=" + def;
     if (opt->get_expected_max() == CLI::detail::expected_max_vector_size) r += " ...";
     if (opt->get_required()) r += " REQUIRED";
     return r;
@@ -230,7 +224,7 @@ static std::string parse_error_message(const CLI::App& app, const CLI::ParseErro
     return near.empty() ? msg : msg + "; did you mean '" + near + "'?";
   }
   std::vector<std::string> commands;
-  for (const CLI::App* s : app.get_subcommands([](const CLI::App*) { return true; })) commands.push_back(s->get_name());
+  for (const CLI::App* s : app.get_subcommands(std::function<bool(const CLI::App*)>{})) commands.push_back(s->get_name());
   if (!commands.empty() && app.get_subcommands().empty()) {
     std::string all;
     for (const std::string& c : commands) all += (all.empty() ? "" : ", ") + c;

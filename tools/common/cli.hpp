@@ -91,8 +91,11 @@ double parse_duration(const std::string& text, const char* flag);
 // Restores default SIGPIPE so a closed pipe ends the tool quietly. Never lets an exception escape.
 int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& body);
 
-// The name of an option's value as --help and the man page show it: FILE, N, X, TEXT.
+// The name of an option's value as --help, the man page and the completions show it: FILE, N,
+// X, TEXT, or its choices (stop|shift).
 std::string value_name(const CLI::Option* opt);
+// The default --help and the man page show: the bound variable's value, "" for none.
+std::string default_text(const CLI::Option* opt);
 
 // The closest of `known` to `word` (an unknown option or command), or "" if none is close.
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& known);

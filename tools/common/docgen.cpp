@@ -34,11 +34,20 @@ struct Opt {
 std::string value_name(const CLI::Option* o) {
   // get_type_name() is the type's name followed by ":" and each check's description
   // ("INT:INT in [0 - 1024]", "TEXT:{a,b}"); a name of our own may hold ':' ("FILE[:SCALE]").
+  if (const OptionDoc* d = find_doc(o); d && !d->choice_list().empty()) {
+    std::string r;
+    for (const std::string& c : d->choice_list()) r += (r.empty() ? "" : "|") + c;
+    return r;
+  }
   static const std::regex checks(R"((:(([A-Z]+ )?in \[[^\]]*\]|\{[^}]*\}|[A-Z]+))+$)");
   std::string t = std::regex_replace(o->get_type_name(), checks, "");
   if (t == "INT" || t == "UINT") return "N";
   if (t == "FLOAT") return "X";
   return t;
+}
+
+std::string default_text(const CLI::Option* o) {
+  return o->get_default_str() == "[]" ? "" : o->get_default_str();  // an empty list
 }
 
 namespace {
@@ -60,9 +69,8 @@ Opt describe(const CLI::Option* o) {
     if (!d->switch_default.empty()) r.def = d->switch_default;
   }
   if (r.value) {
-    r.label = r.choices.empty() ? value_name(o) : "";
-    for (size_t i = 0; i < r.choices.size(); ++i) r.label += (i ? "|" : "") + r.choices[i];
-    r.def = o->get_default_str() == "[]" ? "" : o->get_default_str();
+    r.label = value_name(o);
+    r.def = default_text(o);
     if (r.files.empty() && r.label.find("FILE") != std::string::npos) r.files = "*";
   }
   return r;
@@ -88,7 +96,7 @@ std::vector<Opt> options_of(const CLI::App& app) {
 }
 
 std::vector<const CLI::App*> subcommands_of(const CLI::App& app) {
-  return app.get_subcommands([](const CLI::App*) { return true; });
+  return app.get_subcommands(std::function<bool(const CLI::App*)>{});
 }
 
 // ---- man (groff) ----
