@@ -62,8 +62,16 @@ std::vector<std::string> known_pre_tokenizers();
 
 // WordPiece (tokenizer.ggml.model "bert"), as llama.cpp stores it: a piece that starts a word
 // begins with U+2581 "▁", a continuation piece has no prefix (the "##" of BERT's vocab.txt is
-// removed by the converters). Throws FormatError naming `source`.
-std::unique_ptr<Engine> make_wordpiece(const Vocab& vocab, const std::string& source);
+// removed by the converters). The unknown token is vocab.unk_id, else the piece of type
+// unknown, else "[UNK]". Throws FormatError naming `source` (no unknown token, types missing).
+struct WordPieceOptions {
+  // tokenizer.ggml.normalizer.lowercase (llama.cpp's default: true; false for cased models)
+  bool lowercase = true;
+  // tokenizer.ggml.normalizer.strip_accents; when absent llama.cpp uses `lowercase`
+  bool strip_accents = true;
+};
+std::unique_ptr<Engine> make_wordpiece(const Vocab& vocab, const std::string& source,
+                                       const WordPieceOptions& options = {});
 
 // SentencePiece-style tokenization by merging the adjacent pair whose merged piece has the
 // highest score (tokenizer.ggml.model "llama"), with byte fallback to <0xNN> pieces and the
