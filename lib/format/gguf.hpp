@@ -52,6 +52,8 @@ inline constexpr std::string_view kKeyMaskId = "tokenizer.ggml.mask_token_id";
 inline constexpr std::string_view kKeyAddBos = "tokenizer.ggml.add_bos_token";
 inline constexpr std::string_view kKeyAddEos = "tokenizer.ggml.add_eos_token";
 inline constexpr std::string_view kKeyAddSep = "tokenizer.ggml.add_sep_token";
+inline constexpr std::string_view kKeyLowercase = "tokenizer.ggml.normalizer.lowercase";
+inline constexpr std::string_view kKeyStripAccents = "tokenizer.ggml.normalizer.strip_accents";
 inline constexpr std::string_view kKeyQuantizationVersion = "general.quantization_version";
 // Ours: the exact SentencePiece model bytes (u8 array), so lm tools rebuild the same tokenizer.
 inline constexpr std::string_view kKeySpmModel = "lm.tokenizer.spm_model";

@@ -117,6 +117,8 @@ Tokenizer load_tokenizer(const format::GgufFile& gguf) {
   v.add_eos = gguf.try_get_bool(format::kKeyAddEos).value_or(false);
   v.add_sep = gguf.try_get_bool(format::kKeyAddSep).value_or(d.add_sep);
   v.add_dummy_prefix = gguf.try_get_bool(format::kKeyAddSpacePrefix).value_or(v.family == "llama");
+  v.lowercase = gguf.try_get_bool(format::kKeyLowercase).value_or(true);
+  v.strip_accents = gguf.try_get_bool(format::kKeyStripAccents).value_or(v.lowercase);
   v.byte_fallback = false;
   for (PieceType t : v.types) v.byte_fallback |= t == PieceType::Byte;
   // The unknown id must name an unknown piece when the vocabulary has one.
@@ -152,7 +154,11 @@ void add_tokenizer(const Tokenizer& tok, format::GgufWriter& out, bool embed_mod
   if (auto id = tok.mask_id()) out.set_u32(format::kKeyMaskId, uint32_t(*id));
   out.set_bool(format::kKeyAddBos, tok.add_bos());
   out.set_bool(format::kKeyAddEos, tok.add_eos());
-  if (tok.family() == "bert") out.set_bool(format::kKeyAddSep, tok.add_sep());
+  if (tok.family() == "bert") {
+    out.set_bool(format::kKeyAddSep, tok.add_sep());
+    out.set_bool(format::kKeyLowercase, spec->lowercase);
+    out.set_bool(format::kKeyStripAccents, spec->strip_accents);
+  }
   if (tok.family() == "llama") out.set_bool(format::kKeyAddSpacePrefix, tok.add_dummy_prefix());
   if (embed_model && !tok.model_proto().empty()) out.set_array_u8(format::kKeySpmModel, tok.model_proto());
 }

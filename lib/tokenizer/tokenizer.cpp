@@ -483,7 +483,8 @@ static std::string proto_of_vocab(const VocabSpec& v, const std::string& source)
 
 // FNV-1a 64 over everything that decides how a GGUF vocabulary tokenizes.
 static uint64_t vocab_fingerprint(const VocabSpec& v) {
-  std::string s = "lm-vocab\n" + v.family + "\n" + v.pre + "\n" + (v.add_dummy_prefix ? "1" : "0") + "\n";
+  std::string s = "lm-vocab\n" + v.family + "\n" + v.pre + "\n" + (v.add_dummy_prefix ? "1" : "0") +
+                  (v.lowercase ? "1" : "0") + (v.strip_accents ? "1" : "0") + "\n";
   for (size_t i = 0; i < v.pieces.size(); ++i) {
     s += v.pieces[i];
     s += '\0';
@@ -533,7 +534,7 @@ Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {
   } else if (v.family == "gpt2") {
     impl->engine = tok::make_byte_bpe(impl->vocab, v.merges, v.pre, source);
   } else if (v.family == "bert") {
-    impl->engine = tok::make_wordpiece(impl->vocab, source);
+    impl->engine = tok::make_wordpiece(impl->vocab, source, {v.lowercase, v.strip_accents});
   } else {
     throw FormatError(source, "tokenizer model '" + v.family +
                                   "' is not supported, expected llama (SentencePiece), gpt2 (byte-level BPE) or "

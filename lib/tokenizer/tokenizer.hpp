@@ -58,6 +58,8 @@ struct VocabSpec {
   // with the SentencePiece library, instead of merging by score as llama.cpp does ("").
   std::string sentencepiece_type;
   bool add_dummy_prefix = true;       // llama: a space before the text (add_space_prefix)
+  bool lowercase = true;              // bert: tokenizer.ggml.normalizer.lowercase
+  bool strip_accents = true;          // bert: tokenizer.ggml.normalizer.strip_accents (default: lowercase)
   bool byte_fallback = true;          // llama + sentencepiece_type: <0xNN> pieces for unknown characters
   std::optional<int> unk_id, bos_id, eos_id, eot_id, pad_id, sep_id, mask_id;
   bool add_bos = false, add_eos = false, add_sep = false;  // what a prompt gets (add_*_token keys)
