@@ -21,6 +21,7 @@ const char* piece_type_name(PieceType t);  // "normal", "unknown", "control", "u
 // Options of `lm-tokenize train`; defaults suit LM pretraining (lossless on any UTF-8 text).
 struct TokenizerTrainOptions {
   std::string model_type = "bpe";            // bpe | unigram
+  std::string pre_tokenizer = "gpt2";        // bytebpe: the word-splitting expressions (tokenizer.ggml.pre)
   int vocab_size = 8000;                     // number of pieces, including special and byte pieces
   bool byte_fallback = true;                 // unknown characters become <0xNN> byte pieces
   // Share of characters covered by normal pieces; the rest become byte pieces. 1.0 keeps every
@@ -48,6 +49,11 @@ struct VocabSpec {
   bool add_dummy_prefix = true;
   bool byte_fallback = true;
   std::optional<int> unk_id, bos_id, eos_id, pad_id;
+  std::string family = "llama";
+  std::vector<std::string> merges;
+  std::string pre;
+  std::optional<int> eot_id, sep_id, mask_id;
+  bool add_bos = false, add_eos = false, add_sep = false;
 };
 
 class Tokenizer {
