@@ -30,7 +30,11 @@ for inp in "$dir"/*.gguf.inp; do
   python3 - "$inp" "$work" <<'PY'
 import sys
 data = open(sys.argv[1], 'rb').read()
-for i, text in enumerate(data.split(b'\n__ggml_vocab_test__\n')):
+sep = b'\n__ggml_vocab_test__\n'
+texts = data.split(sep)
+if data.endswith(sep):  # no text after a final separator (llama.cpp's test reader)
+    texts.pop()
+for i, text in enumerate(texts):
     open('%s/case.%04d' % (sys.argv[2], i), 'wb').write(text)
 PY
   cases=("$work"/case.*)
