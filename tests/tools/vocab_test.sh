@@ -45,6 +45,18 @@ expect_err "klingon" "the unknown pre-tokenizer is named"
 expect_exit 2 "too small a vocabulary" -- lm-tokenize train --model-type bytebpe --vocab-size 100 -o b3.gguf corpus.txt
 expect_err "--vocab-size 100" "the vocabulary size is named"
 
+# ---- a model with a byte-level BPE vocabulary: train, generate, score, quantize ----
+steps=20
+[[ -n ${LM_TEST_LEAN:-} ]] && steps=3
+expect_exit 0 "lm-train with a bytebpe vocabulary" -- lm-train -q --tokenizer b1.gguf --data corpus.txt --context 32 \
+  --layers 1 --embd 32 --heads 2 --ff 64 --steps $steps -t 2 -o m.gguf
+expect_exit 0 "lm-generate" -- sh -c "echo 'the jury' | lm-generate -m m.gguf -n 8 -s 1 -t 1"
+expect_exit 0 "lm-eval perplexity" -- lm-eval perplexity -m m.gguf -t 1 corpus.txt
+expect_exit 0 "lm-quantize" -- lm-quantize -q -m m.gguf -o q.gguf --type q8_0
+expect_exit 0 "the quantized model keeps the vocabulary" -- lm-tokenize encode -m q.gguf corpus.txt
+lm-tokenize encode -m b1.gguf corpus.txt > b1.ids
+same_files "$T/out" b1.ids "same ids from the vocabulary and from the quantized model"
+
 # ---- bad vocabularies: one line naming the file ----
 "$LM_TEST_BIN/lm_test_edit_gguf" "$V/bytebpe-gpt-2.gguf" badpre.gguf str tokenizer.ggml.pre klingon
 expect_exit 1 "a vocabulary with an unknown pre-tokenizer" -- sh -c "echo hi | lm-tokenize encode -m badpre.gguf"
