@@ -21,7 +21,6 @@
 #include "model/model_io.hpp"
 #include "model/tokenizer_loader.hpp"
 #include "tokenizer/options.hpp"
-#include "tokenizer/pretokenize.hpp"
 #include "tokenizer/text_batch.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -140,22 +139,18 @@ int run_train(const lm::TokenizerTrainOptions& opts, const std::vector<std::stri
   const int nl_byte = tok.newline_ids().size() == 1 && tok.type(tok.newline_ids()[0]) == lm::PieceType::Byte
                           ? tok.newline_ids()[0] : -1;
   uint64_t nl_bytes = 0;
-  std::vector<std::string> batch;
-  std::vector<uint8_t> first, newline;
+  lm::DocumentBatch batch(tok);
   std::vector<std::vector<int>> ids;
-  auto encode = [&] {
-    lm::encode_text_batch(tok, batch, first, newline, ids, opts.threads);
+  auto encode = [&](bool all) {
+    batch.encode(ids, opts.threads, all);
     for (const auto& v : ids) {
       counter.add(v);
       nl_bytes += uint64_t(std::count(v.begin(), v.end(), nl_byte));
     }
-    batch.clear(), first.clear(), newline.clear();
   };
-  auto add = [&](std::string line, bool is_first, bool nl) {
-    batch.push_back(std::move(line));
-    first.push_back(is_first);
-    newline.push_back(nl);
-    if (batch.size() == kBatchLines) encode();
+  auto add = [&](const std::string& line, bool is_first, bool nl) {
+    batch.add(line, is_first, nl);
+    if (batch.size() >= kBatchLines) encode(false);
   };
   size_t k = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -164,12 +159,11 @@ int run_train(const lm::TokenizerTrainOptions& opts, const std::vector<std::stri
       lm::LineReader r(inputs[i]);
       std::string line;
       bool nl = false;
-      while (r.next(line, &nl)) add(std::move(line), std::exchange(is_first, false), nl);
+      while (r.next(line, &nl)) add(line, std::exchange(is_first, false), nl);
     }
-    for (; k < kept.size() && kept[k].input == i; ++k)
-      add(std::move(kept[k].line), std::exchange(is_first, false), kept[k].newline);
+    for (; k < kept.size() && kept[k].input == i; ++k) add(kept[k].line, std::exchange(is_first, false), kept[k].newline);
   }
-  if (!batch.empty()) encode();
+  encode(true);
   if (counter.tokens() > 0 && tok.family() == "gpt2") {  // every byte has a symbol: report compression
     log.info("the training text is %llu tokens, %.2f bytes per token%s", (unsigned long long)counter.tokens(),
              double(bytes) / double(counter.tokens()),
@@ -204,15 +198,15 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
   lm::OutputFile out(output);
   std::optional<lm::format::TokenFileWriter> writer;
   if (bin) writer.emplace(out, uint32_t(tok.vocab_size()), tok.fingerprint());
-  std::vector<std::string> lines;
-  std::vector<uint8_t> first, newline;
+  std::vector<std::string> lines;  // ids, pieces: each line on its own
+  lm::DocumentBatch doc(tok);      // bin: lines of one text
   std::vector<std::vector<int>> ids;
   std::vector<std::string> pieces;
   std::string text;
   uint64_t n_lines = 0, n_bytes = 0, n_tokens = 0;
   auto t0 = std::chrono::steady_clock::now();
 
-  auto flush = [&] {
+  auto flush = [&](bool all) {
     text.clear();
     if (opts.format == "pieces") {
       for (const auto& line : lines) {
@@ -225,7 +219,7 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
       }
       out.write(text);
     } else if (bin) {
-      lm::encode_text_batch(tok, lines, first, newline, ids, opts.threads, opts.parse_special);
+      doc.encode(ids, opts.threads, all, opts.parse_special);
       for (const auto& v : ids) {
         writer->write(v);
         n_tokens += v.size();
@@ -239,8 +233,6 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
       out.write(text);
     }
     lines.clear();
-    first.clear();
-    newline.clear();
   };
 
   // --whole: each input is one text, tokenized as one string (for a GGUF vocabulary exactly as
@@ -284,13 +276,12 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
     while (reader.next(line, &nl)) {
       n_bytes += line.size() + nl;
       ++n_lines;
-      lines.push_back(std::move(line));
-      first.push_back(is_first);
-      newline.push_back(nl);
+      if (bin) doc.add(line, is_first, nl);
+      else lines.push_back(std::move(line));
       is_first = false;
-      if (lines.size() == kBatchLines) flush();
+      if (lines.size() >= kBatchLines || doc.size() >= kBatchLines) flush(false);
     }
-    flush();
+    flush(true);
     if (bin && eos) writer->write(&*eos, 1), ++n_tokens;
   }
   if (writer) writer->finish();
@@ -410,8 +401,7 @@ int run_stats(const lm::StatsOptions& opts, const std::string& model, const std:
   lm::Tokenizer tok = lm::model::load_tokenizer(model);
   lm::TokenCounter counter(tok);
   uint64_t bytes = 0;
-  std::vector<std::string> batch;
-  std::vector<uint8_t> first, newline;
+  lm::DocumentBatch batch(tok);
   std::vector<std::vector<int>> ids;
   for (const auto& path : inputs) {
     lm::tools::note_terminal_input(log, path, "text");
@@ -434,18 +424,13 @@ int run_stats(const lm::StatsOptions& opts, const std::string& model, const std:
       // The line-length limit of every text reader (LineReader's), before a line is copied or encoded.
       if (++line_no, std::min(nl, rest.size()) > lm::LineReader::kDefaultMaxLine)
         throw lm::line_too_long(in.path(), line_no, lm::LineReader::kDefaultMaxLine);
-      batch.emplace_back(rest.substr(0, nl));
-      first.push_back(doc_start);
-      newline.push_back(nl != std::string_view::npos);
-      bytes += batch.back().size() + newline.back();
+      batch.add(rest.substr(0, nl), doc_start, nl != std::string_view::npos);
+      bytes += std::min(nl, rest.size()) + (nl != std::string_view::npos);
       doc_start = false;
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-      if (batch.size() == kBatchLines || rest.empty()) {
-        lm::encode_text_batch(tok, batch, first, newline, ids, opts.threads);
+      if (batch.size() >= kBatchLines || rest.empty()) {
+        batch.encode(ids, opts.threads, rest.empty());
         for (const auto& v : ids) counter.add(v);
-        batch.clear();
-        first.clear();
-        newline.clear();
       }
     }
   }
@@ -533,16 +518,16 @@ also BOS and EOS) come last. The SentencePiece options
 do not apply to it.)");
   lm::tools::doc(t->add_option("--pre-tokenizer", train.pre_tokenizer, "bytebpe: how text is split into words")
                      ->type_name("NAME"))
-      .choices(lm::tok::PreTokenizer::known())
       .man(R"(For
 .BR "\-\-model\-type bytebpe" :
 the expressions that split text into words before merging, named as llama.cpp's
 .B tokenizer.ggml.pre
 names them
-.RB ( gpt2 ,
-.BR llama-bpe ,
+.RB ( gpt\-2 ,
+.BR llama\-bpe ,
 .BR qwen2 ,
-\&...).)");
+.BR deepseek\-llm ,
+\&...; an unknown name is refused with the list of known ones).)");
   lm::tools::doc(t->add_option("--vocab-size", train.vocab_size, "Number of pieces")->check(CLI::Range(8, 1 << 24)))
       .man(R"(Number of pieces, including the special and byte pieces.)");
   lm::tools::add_switch(*t, "byte-fallback", train.byte_fallback, "Encode unknown characters as UTF-8 bytes")

@@ -47,6 +47,43 @@ void encode_text_batch(const Tokenizer& tok, const std::vector<std::string>& lin
   });
 }
 
+bool can_cut_before(const Tokenizer& tok, std::string_view line) {
+  if (!tok.vocab_spec()) return true;
+  if (line.empty()) return false;
+  const char c = line[0];
+  return c != ' ' && c != '\t' && c != '\r' && c != '\f' && c != '\v';
+}
+
+void DocumentBatch::add(std::string_view line, bool first, bool newline) {
+  if (!first && !lines_.empty() && newline_.back() && !can_cut_before(tok_, line)) {
+    lines_.back() += '\n';
+    lines_.back() += line;
+    newline_.back() = newline;
+    return;
+  }
+  lines_.emplace_back(line);
+  first_.push_back(first);
+  newline_.push_back(newline);
+}
+
+void DocumentBatch::encode(std::vector<std::vector<int>>& out, int threads, bool all, bool parse_special) {
+  std::string keep;
+  uint8_t keep_first = 0, keep_newline = 0;
+  const bool hold = !all && !lines_.empty();
+  if (hold) {
+    keep = std::move(lines_.back());
+    keep_first = first_.back(), keep_newline = newline_.back();
+    lines_.pop_back(), first_.pop_back(), newline_.pop_back();
+  }
+  encode_text_batch(tok_, lines_, first_, newline_, out, threads, parse_special);
+  lines_.clear(), first_.clear(), newline_.clear();
+  if (hold) {
+    lines_.push_back(std::move(keep));
+    first_.push_back(keep_first);
+    newline_.push_back(keep_newline);
+  }
+}
+
 PieceIndex::PieceIndex(const Tokenizer& tok) {
   index_.reserve(size_t(tok.vocab_size()));
   for (int id = 0; id < tok.vocab_size(); ++id) index_.emplace(tok.piece(id), id);

@@ -25,6 +25,31 @@ void encode_text_batch(const Tokenizer& tok, const std::vector<std::string>& lin
                        const std::vector<uint8_t>& newline, std::vector<std::vector<int>>& out, int threads,
                        bool parse_special = false);
 
+// Whether a document's encoding can be cut before `line` without changing it: always for a
+// SentencePiece model (encode_line_of_text is exact line by line); for a GGUF vocabulary,
+// whose pre-tokenizer may join a newline with the whitespace after it, only before a line
+// that starts with a byte other than whitespace.
+bool can_cut_before(const Tokenizer& tok, std::string_view line);
+
+// Lines of documents collected for encode_text_batch. A line that cannot be cut from the one
+// before it (can_cut_before) is appended to the previous entry, newline included, so that the
+// entries' ids, concatenated, are exactly the documents' whole-text encodings.
+class DocumentBatch {
+ public:
+  explicit DocumentBatch(const Tokenizer& tok) : tok_(tok) {}
+  // A line of a document: `first` for a document's first line, `newline` if '\n' follows it.
+  void add(std::string_view line, bool first, bool newline);
+  size_t size() const { return lines_.size(); }
+  // Encodes the entries in parallel into out (one vector per entry) and removes them: all of
+  // them if `all`, else all but the last, which a following line may still join.
+  void encode(std::vector<std::vector<int>>& out, int threads, bool all, bool parse_special = false);
+
+ private:
+  const Tokenizer& tok_;
+  std::vector<std::string> lines_;
+  std::vector<uint8_t> first_, newline_;
+};
+
 // Piece text -> id, for decoding piece sequences. Built once from the vocabulary.
 class PieceIndex {
  public:

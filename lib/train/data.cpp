@@ -29,21 +29,19 @@ std::vector<int> load_tokens(const std::string& path, const Tokenizer& tok, cons
   if (const size_t nul = head.find('\0'); nul != std::string_view::npos)
     throw FormatError(path, "has a NUL byte at offset " + std::to_string(nul) +
                                 ": a binary file, not training text or a token file (UTF-16 text must be converted)");
-  std::vector<std::string> lines;
-  std::vector<uint8_t> first, newline;
+  DocumentBatch doc(tok);
   std::string_view rest = file.view();
+  size_t line_no = 0;
   while (!rest.empty()) {
     const size_t nl = rest.find('\n');
     // The line-length limit of every text reader: the tokenizer's memory grows with a line.
-    if (std::min(nl, rest.size()) > LineReader::kDefaultMaxLine)
-      throw line_too_long(file.path(), lines.size() + 1, LineReader::kDefaultMaxLine);
-    lines.emplace_back(rest.substr(0, nl));
-    first.push_back(lines.size() == 1);
-    newline.push_back(nl != std::string_view::npos);
+    if (++line_no, std::min(nl, rest.size()) > LineReader::kDefaultMaxLine)
+      throw line_too_long(file.path(), line_no, LineReader::kDefaultMaxLine);
+    doc.add(rest.substr(0, nl), line_no == 1, nl != std::string_view::npos);
     rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
   }
   std::vector<std::vector<int>> per_line;
-  encode_text_batch(tok, lines, first, newline, per_line, threads);
+  doc.encode(per_line, threads, true);
   for (const auto& v : per_line) ids.insert(ids.end(), v.begin(), v.end());
   return ids;
 }

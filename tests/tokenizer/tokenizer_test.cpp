@@ -27,7 +27,8 @@ std::vector<std::string> corpus_lines() {
     std::string s;
     for (int j = 0; j < 3 + i % 9; ++j) {
       x = x * 6364136223846793005ull + 1442695040888963407ull;
-      s += (j ? " " : "") + std::string(words[(x >> 33) % (sizeof words / sizeof *words)]);
+      if (j) s += ' ';
+      s += words[(x >> 33) % (sizeof words / sizeof *words)];
     }
     lines.push_back(s);
   }

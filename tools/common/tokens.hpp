@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/file.hpp"
+#include "tokenizer/text_batch.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace lm::tools {
@@ -16,45 +17,34 @@ namespace lm::tools {
 // the line's bytes, newline included (for progress). Throws IoError.
 //
 // A GGUF vocabulary's pre-tokenizer may join a newline with the whitespace after it (blank
-// lines, indented lines), so there lines are gathered and encoded together, and cut only
-// before a line that starts with a byte other than whitespace: the ids are then exactly the
-// whole file's. Memory is bounded by the longest run of such lines.
+// lines, indented lines), so lines are gathered where the text cannot be cut
+// (can_cut_before): the ids are then exactly the whole file's. Memory is bounded by the
+// longest run of such lines.
 template <class Sink>
 void stream_tokens(const std::string& path, const Tokenizer& tok, Sink&& sink) {
   LineReader in(path);
   std::string line, pending;
   std::vector<int> ids;
-  bool first = true, nl = false, pending_nl = false;
-  const bool gather = tok.vocab_spec() != nullptr;
-  auto emit = [&](const std::string& text, bool newline) {
+  bool first = true, nl = false, pending_nl = false, have_pending = false;
+  auto emit = [&] {
     ids.clear();
-    tok.encode_line_of_text(text, first, newline, ids);
+    tok.encode_line_of_text(pending, first, pending_nl, ids);
     first = false;
-    if constexpr (std::is_invocable_v<Sink, const std::vector<int>&, size_t>) sink(ids, text.size() + newline);
+    if constexpr (std::is_invocable_v<Sink, const std::vector<int>&, size_t>) sink(ids, pending.size() + pending_nl);
     else sink(ids);
   };
-  auto starts_word = [](const std::string& s) {
-    return !s.empty() && s[0] != ' ' && s[0] != '\t' && s[0] != '\r' && s[0] != '\f' && s[0] != '\v';
-  };
-  bool have_pending = false;
   while (in.next(line, &nl)) {
-    if (!gather) {
-      emit(line, nl);
-      continue;
-    }
-    if (have_pending && starts_word(line)) {
-      emit(pending, pending_nl);
-      have_pending = false;
-    }
-    if (have_pending) {
+    if (have_pending && pending_nl && !can_cut_before(tok, line)) {  // joins the line before
       pending += '\n';
       pending += line;
     } else {
-      pending = line;
+      if (have_pending) emit();
+      pending.swap(line);
+      have_pending = true;
     }
     pending_nl = nl;
-    have_pending = true;
   }
-  if (have_pending) emit(pending, pending_nl);
+  if (have_pending) emit();
 }
+
 }  // namespace lm::tools
