@@ -19,9 +19,16 @@ for v in bytebpe-gpt-2 bytebpe-llama-bpe bytebpe-qwen2; do
   expect_exit 0 "$v: encode as a token file" -- lm-tokenize encode -m "$V/$v.gguf" --format bin -o bytes.tok bytes.txt
   expect_exit 0 "$v: decode the token file" -- lm-tokenize decode -m "$V/$v.gguf" -o back.txt bytes.tok
   same_files bytes.txt back.txt "$v: decode(encode(x)) = x"
-  # The token file holds the whole text's ids, as --whole gives them.
+  # The token file holds the whole text's ids, as --whole gives them (blank and indented
+  # lines are where a line-by-line encoding would differ), and so does stats on the text.
   expect_exit 0 "$v: --whole" -- lm-tokenize encode -m "$V/$v.gguf" --whole bytes.txt
-  lm-tokenize decode -m "$V/$v.gguf" --format ids < "$T/out" > /dev/null && pass || fail "$v: ids do not decode"
+  whole=$(wc -w < "$T/out")
+  # (decode writes each line of ids as a line: the text, then one more newline)
+  lm-tokenize decode -m "$V/$v.gguf" --format ids < "$T/out" | cmp -s - <(cat bytes.txt; echo) && pass || fail "$v: --whole ids do not decode to the text"
+  for f in bytes.tok bytes.txt; do
+    n=$(lm-tokenize stats -m "$V/$v.gguf" $f | awk -F'\t' '$1 == "tokens" { print $2 }')
+    [[ $n == "$whole" ]] && pass || fail "$v: stats of $f counts $n tokens, --whole gives $whole"
+  done
 done
 
 # ---- special tokens: user-defined always, control only with --parse-special ----
