@@ -120,6 +120,54 @@ void attention_cached(float* out, const float* q, const float* kc, const float* 
 void attention_cached_ref(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H,
                           int Hkv, int D, int cap);
 
+// ---- Layers of other architectures (inference only; docs/architectures.md) ----
+
+// LayerNorm: y = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps) (biased variance, as
+// ggml_norm). x, y (N, C) may alias; w (C); b (C) or nullptr for none.
+void layernorm_forward(float* y, const float* x, const float* w, const float* b, int N, int C, float eps);
+void layernorm_forward_ref(float* y, const float* x, const float* w, const float* b, int N, int C, float eps);
+
+// RoPE over the first n_rot dimensions of each head (partial rotary; the rest unchanged) with
+// the angle of pair i at position p = p * inv_freq[i] (i < n_rot / 2; the frequencies carry
+// any scaling: linear, llama3, longrope, YaRN), cos and sin multiplied by mscale (YaRN's
+// attention factor, else 1). Pairs are (x[2i], x[2i+1]) when !neox (llama.cpp's NORM order)
+// and (x[i], x[i + n_rot/2]) when neox (GPT-NeoX, Qwen, Phi-3, Gemma). x (n, H, D) in place;
+// token t has position pos0 + t.
+void rope_table_forward(float* x, int n, int H, int D, int n_rot, const float* inv_freq, float mscale, bool neox,
+                        int pos0);
+void rope_table_forward_ref(float* x, int n, int H, int D, int n_rot, const float* inv_freq, float mscale, bool neox,
+                            int pos0);
+
+// GELU, tanh form as ggml computes it: h = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))).
+// h may alias g. n values.
+void gelu_forward(float* h, const float* g, size_t n);
+void gelu_forward_ref(float* h, const float* g, size_t n);
+// GeGLU (Gemma): h = gelu(g) * u. n values.
+void geglu_forward(float* h, const float* g, const float* u, size_t n);
+void geglu_forward_ref(float* h, const float* g, const float* u, size_t n);
+// y (N, OC) row r += b (OC), for every row.
+void add_bias(float* y, const float* b, int N, int OC);
+void add_bias_ref(float* y, const float* b, int N, int OC);
+// x = cap * tanh(x / cap) (Gemma 2's logit soft-capping). n values.
+void softcap_forward(float* x, size_t n, float cap);
+void softcap_forward_ref(float* x, size_t n, float cap);
+
+// attention_cached with options: the scores q.k are multiplied by `scale` (1/sqrt(D) in
+// attention_cached), soft-capped to +-softcap when softcap > 0 (Gemma 2), and query i sees
+// only keys j with pos0 + i - j < window when window > 0 (sliding-window layers), always the
+// keys at or before its own position when causal, every one of the n_keys = pos0 + n keys
+// when !causal (an encoder: pos0 = 0). Same layout and scratch as attention_cached.
+struct AttentionOptions {
+  float scale = 0.0f;   // 0: 1 / sqrt(D)
+  float softcap = 0.0f; // 0: none
+  int window = 0;       // 0: unlimited
+  bool causal = true;
+};
+void attention_cached_ext(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H,
+                          int Hkv, int D, int cap, const AttentionOptions& o, float* scratch);
+void attention_cached_ext_ref(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H,
+                              int Hkv, int D, int cap, const AttentionOptions& o);
+
 // Sum of squares of n values (for global-norm gradient clipping), in double; the same bits at
 // any thread count.
 double sum_squares(const float* x, size_t n);
