@@ -3,7 +3,7 @@
 #   cmake -DLAYER=eval -DUSES=base,model -DDIR=lib -DSTAMP=out.ok -P check_layers.cmake
 cmake_minimum_required(VERSION 3.25)
 string(REPLACE "," ";" USES "${USES}")
-file(GLOB files ${DIR}/${LAYER}/*.cpp ${DIR}/${LAYER}/*.hpp)
+file(GLOB_RECURSE files ${DIR}/${LAYER}/*.cpp ${DIR}/${LAYER}/*.hpp)
 file(GLOB folders LIST_DIRECTORIES true RELATIVE ${DIR} ${DIR}/*)
 set(bad "")
 foreach(f ${files})

@@ -18,6 +18,25 @@ namespace lm::model {
 // The most labels a sequence classifier has: files and data with more are refused.
 inline constexpr int kMaxLabels = 1 << 16;
 
+// The layer choices of an architecture (docs/architectures.md); the defaults are llama's.
+enum class NormKind : uint8_t { Rms, Layer };        // LayerNorm: with a bias when the file has one
+enum class FfnKind : uint8_t { SwiGLU, GeGLU, Gelu };
+struct ArchOptions {
+  std::string name = "llama";  // general.architecture
+  NormKind norm = NormKind::Rms;
+  FfnKind ffn = FfnKind::SwiGLU;
+  bool learned_pos = false;    // position_embd.weight instead of RoPE
+  bool neox = false;           // RoPE pairs (x[i], x[i + n_rot/2]) instead of (x[2i], x[2i+1])
+  int n_rot = 0;               // rotary dimensions of a head (partial RoPE); 0 = the head size
+  float rope_freq_scale = 1;   // linear RoPE scaling: 1 / rope.scaling.factor
+  bool causal = true;          // false: an encoder (bidirectional attention)
+  float attn_scale = 0;        // 0: 1 / sqrt(head size)
+  float attn_softcap = 0, final_softcap = 0;  // 0: none
+  int sliding_window = 0;      // 0: none
+  bool embd_scale = false;     // embeddings times sqrt(C) (Gemma)
+  bool post_norms = false;     // norms after attention and MLP (Gemma 2)
+};
+
 struct ModelConfig {
   int n_vocab = 8192;   // V
   int n_ctx = 512;      // longest sequence T the model is trained for
@@ -31,8 +50,11 @@ struct ModelConfig {
   bool tied = true;     // the lm head is token_embd (no output.weight)
   int n_cls = 0;        // labels of a sequence classifier (cls.output.weight/.bias); 0 = none, else 2 to kMaxLabels
   int cls_pooling = 3;  // what the classifier reads: kPoolMean or kPoolLast (llama.pooling_type)
+  ArchOptions arch;     // how the layers are built; training supports only llama's defaults
 
   int head_dim() const { return n_embd / n_head; }                // D
+  int n_rot() const { return arch.n_rot ? arch.n_rot : head_dim(); }
+  bool is_llama() const { return arch.name == "llama"; }
   int kv_dim() const { return n_head_kv * head_dim(); }
   // Throws UsageError naming the first bad field and its allowed range.
   void validate() const;

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "base/error.hpp"
+#include "model/arch.hpp"
 #include "model/lora.hpp"
 #include "model/tokenizer_loader.hpp"
 #include "model/quant_convert.hpp"
@@ -28,39 +29,12 @@ std::string key(const char* suffix) { return std::string(kArch) + "." + suffix; 
 ModelConfig read_config(const format::GgufFile& g) {
   const std::string& path = g.path();
   const std::string arch = g.get_string(format::kKeyArchitecture);
-  if (arch != kArch)
-    throw FormatError(path, "architecture '" + arch + "', expected 'llama'; other architectures are not supported");
+  const ArchDef* def = find_arch(arch);
+  if (!def)
+    throw FormatError(path, "architecture '" + arch + "' is not supported; supported: " + arch_names());
   ModelConfig c;
-  auto bounded = [&](const std::string& k, uint32_t lo, uint32_t hi) {
-    const uint32_t v = g.get_u32(k);
-    if (v < lo || v > hi)
-      throw FormatError(path, "key '" + k + "' is " + std::to_string(v) + ", expected " + std::to_string(lo) + " to " +
-                                  std::to_string(hi));
-    return int(v);
-  };
-  c.n_ctx = bounded(key("context_length"), 1, 1u << 20);
-  c.n_embd = bounded(key("embedding_length"), 2, 1u << 16);
-  c.n_layer = bounded(key("block_count"), 1, 1024);
-  c.n_ff = bounded(key("feed_forward_length"), 1, 1u << 20);
-  c.n_head = bounded(key("attention.head_count"), 1, uint32_t(c.n_embd));
-  c.n_head_kv = g.has(key("attention.head_count_kv")) ? bounded(key("attention.head_count_kv"), 1, uint32_t(c.n_head))
-                                                        : c.n_head;
-  c.norm_eps = g.get_f32(key("attention.layer_norm_rms_epsilon"));
-  if (!(c.norm_eps > 0 && c.norm_eps < 1))
-    throw FormatError(path, "key '" + key("attention.layer_norm_rms_epsilon") + "' is " + std::to_string(c.norm_eps) +
-                                ", expected a value in (0, 1)");
-  c.rope_base = g.try_get_f32(key("rope.freq_base")).value_or(10000.0f);
-  if (!(c.rope_base > 1 && std::isfinite(c.rope_base)))
-    throw FormatError(path, "key '" + key("rope.freq_base") + "' is " + std::to_string(c.rope_base) + ", expected > 1");
-  if (c.n_embd % c.n_head != 0)
-    throw FormatError(path, "embedding length " + std::to_string(c.n_embd) + " is not a multiple of head count " +
-                                std::to_string(c.n_head));
-  if (c.n_head % c.n_head_kv != 0)
-    throw FormatError(path, "head count " + std::to_string(c.n_head) + " is not a multiple of kv head count " +
-                                std::to_string(c.n_head_kv));
-  if (auto rd = g.try_get_u32(key("rope.dimension_count")); rd && int(*rd) != c.head_dim())
-    throw FormatError(path, "key '" + key("rope.dimension_count") + "' is " + std::to_string(*rd) +
-                                ", expected the head size " + std::to_string(c.head_dim()) + " (partial RoPE is not supported)");
+  c.arch.name = arch;
+  def->read(g, c);
   const format::GgufTensorInfo* emb = g.find_tensor("token_embd.weight");
   if (!emb) throw FormatError(path, "missing tensor 'token_embd.weight'");
   if (emb->n_dims != 2 || emb->ne[0] != c.n_embd)
@@ -70,11 +44,11 @@ ModelConfig read_config(const format::GgufFile& g) {
     throw FormatError(path, "tensor 'token_embd.weight' has " + std::to_string(emb->ne[1]) +
                                 " rows (vocabulary size), expected 2 to 16777216");
   c.n_vocab = int(emb->ne[1]);
-  if (auto vs = g.try_get_u32(key("vocab_size")); vs && int(*vs) != c.n_vocab)
-    throw FormatError(path, "key '" + key("vocab_size") + "' is " + std::to_string(*vs) +
+  if (auto vs = g.try_get_u32(arch + ".vocab_size"); vs && int(*vs) != c.n_vocab)
+    throw FormatError(path, "key '" + arch + ".vocab_size' is " + std::to_string(*vs) +
                                 ", but token_embd.weight has " + std::to_string(c.n_vocab) + " rows");
   c.tied = g.find_tensor("output.weight") == nullptr;
-  if (const format::GgufTensorInfo* cls = g.find_tensor("cls.output.weight")) {
+  if (const format::GgufTensorInfo* cls = c.is_llama() ? g.find_tensor("cls.output.weight") : nullptr) {
     if (cls->n_dims != 2 || cls->ne[0] != c.n_embd || cls->ne[1] < 2 || cls->ne[1] > kMaxLabels)
       throw FormatError(path, "tensor 'cls.output.weight' has shape {" + std::to_string(cls->ne[0]) + ", " +
                                   std::to_string(cls->ne[1]) + "}, expected {" + std::to_string(c.n_embd) +
@@ -90,9 +64,11 @@ ModelConfig read_config(const format::GgufFile& g) {
 
 namespace {
 
-// The tensor behind view v, its shape checked. Throws FormatError naming the tensor.
-const format::GgufTensorInfo& tensor_for(const format::GgufFile& g, const ParamView& v) {
+// The tensor behind spec v, its shape checked; nullptr for an optional tensor the file lacks.
+// Throws FormatError naming the tensor.
+const format::GgufTensorInfo* tensor_for(const format::GgufFile& g, const TensorSpec& v) {
   const format::GgufTensorInfo* t = g.find_tensor(v.name);
+  if (!t && !v.required) return nullptr;
   if (!t) throw FormatError(g.path(), "missing tensor '" + v.name + "'");
   const bool shape_ok = (v.rows == 1 ? t->n_dims == 1 : t->n_dims == 2 && t->ne[1] == v.rows) && t->ne[0] == v.cols;
   if (!shape_ok)
@@ -102,7 +78,7 @@ const format::GgufTensorInfo& tensor_for(const format::GgufFile& g, const ParamV
   if (!quant::is_supported(t->type))
     throw FormatError(g.path(), "tensor '" + v.name + "' has type " + format::ggml_type_info(t->type).name +
                                     ", expected f32, f16, bf16, q8_0, q4_0, q4_K or q6_K");
-  return *t;
+  return t;
 }
 
 // Where a quantized block keeps its f16 scales (d, and dmin for Q4_K), for the NaN scan.
@@ -199,43 +175,58 @@ void check_finite_weights(const format::GgufFile& g, const std::vector<const for
 
 namespace {
 
-// The tensors behind `views`, checked as tensor_for does, their values finite.
-std::vector<const format::GgufTensorInfo*> checked_tensors(const format::GgufFile& g,
-                                                           const std::vector<ParamView>& views) {
+// The tensors of cfg's architecture that the file has (every required one), shapes and types
+// checked as tensor_for does, their values finite: specs and tensors in the same order.
+struct FileTensors {
+  std::vector<TensorSpec> specs;
   std::vector<const format::GgufTensorInfo*> tensors;
-  for (const ParamView& v : views) tensors.push_back(&tensor_for(g, v));
-  check_finite_weights(g, tensors);
-  return tensors;
+};
+FileTensors checked_tensors(const format::GgufFile& g, const ModelConfig& cfg) {
+  FileTensors f;
+  for (const TensorSpec& v : find_arch(cfg.arch.name)->tensors(cfg))
+    if (const format::GgufTensorInfo* t = tensor_for(g, v)) {
+      f.specs.push_back(v);
+      f.tensors.push_back(t);
+    }
+  check_finite_weights(g, f.tensors);
+  return f;
 }
 
 }  // namespace
 
 ModelConfig check_model(const format::GgufFile& g) {
   const ModelConfig cfg = read_config(g);
-  checked_tensors(g, param_layout(cfg));
+  checked_tensors(g, cfg);
   return cfg;
 }
 
 Params load_params(const format::GgufFile& g, bool with_grad) {
-  Params p(read_config(g), with_grad);
-  const std::vector<const format::GgufTensorInfo*> tensors = checked_tensors(g, p.views);
+  const ModelConfig cfg = read_config(g);
+  if (!cfg.is_llama())
+    throw FormatError(g.path(), "architecture '" + cfg.arch.name +
+                                    "' can be run (lm-generate, lm-eval) but not trained or merged with LoRA yet; "
+                                    "training supports llama");
+  if (cfg.arch.n_rot != 0 || cfg.arch.rope_freq_scale != 1.0f || g.find_tensor("rope_freqs.weight"))
+    throw FormatError(g.path(), "has RoPE scaling or partial RoPE, which training does not support yet");
+  Params p(cfg, with_grad);
+  const FileTensors f = checked_tensors(g, cfg);
   for (size_t i = 0; i < p.views.size(); ++i) {
     const ParamView& v = p.views[i];
-    quant::dequantize_rows(tensors[i]->type, tensors[i]->data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
+    quant::dequantize_rows(f.tensors[i]->type, f.tensors[i]->data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
   }
   return p;
 }
 
 namespace {
 
-// The type each tensor is computed in: f16 / bf16 matrices and all norms become f32; q8_0 /
+// The type each tensor is computed in: f16 / bf16 matrices and all vectors become f32; q8_0 /
 // q4_0 / K-quants stay as they are.
-std::vector<format::GgmlType> inference_types(const format::GgufFile& g, const std::vector<ParamView>& views) {
+std::vector<format::GgmlType> inference_types(const FileTensors& f) {
   std::vector<format::GgmlType> types;
-  for (const ParamView& v : views) {
-    const format::GgufTensorInfo& t = tensor_for(g, v);
-    types.push_back(v.rows > 1 && t.type != format::GgmlType::F16 && t.type != format::GgmlType::BF16
-                        ? t.type
+  for (size_t i = 0; i < f.specs.size(); ++i) {
+    const format::GgmlType t = f.tensors[i]->type;
+    types.push_back(f.specs[i].rows > 1 && t != format::GgmlType::F16 && t != format::GgmlType::BF16
+                        ? t
                         : format::GgmlType::F32);
   }
   return types;
@@ -265,12 +256,11 @@ AdapterSpec parse_adapter_spec(const std::string& text) {
 
 Weights load_weights(const format::GgufFile& g) {
   const ModelConfig cfg = read_config(g);
-  const std::vector<ParamView> views = param_layout(cfg);
-  const std::vector<const format::GgufTensorInfo*> tensors = checked_tensors(g, views);
-  const std::vector<format::GgmlType> types = inference_types(g, views);
-  return build_weights(cfg, types, [&](size_t i, uint8_t* dst) {
-    const format::GgufTensorInfo& t = *tensors[i];
-    const ParamView& v = views[i];
+  const FileTensors f = checked_tensors(g, cfg);
+  const std::vector<format::GgmlType> types = inference_types(f);
+  return build_weights(cfg, f.specs, types, [&](size_t i, uint8_t* dst) {
+    const format::GgufTensorInfo& t = *f.tensors[i];
+    const TensorSpec& v = f.specs[i];
     if (types[i] == t.type)
       kernels::pack_weight(t.type, t.data, v.rows, v.cols, dst);
     else
@@ -292,7 +282,7 @@ LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& 
       l.user_scale = a.scale;
       merge_lora(p, l);
     }
-    w = quantize_weights(p, inference_types(g, p.views));
+    w = quantize_weights(p, inference_types(checked_tensors(g, p.cfg)));
   }
   if (tok.vocab_size() != w.cfg.n_vocab)
     throw FormatError(path, "tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +

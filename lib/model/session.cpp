@@ -3,6 +3,7 @@
 #include "model/session.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -17,8 +18,25 @@ using namespace lm::kernels;
 struct Session::Buffers {
   LargeVector<float> k, v;  // (L, Hkv, cap, D) each: a kv head's positions are contiguous
   LargeVector<float> x, xn, rstd, q, kt, vt, ao, g, u, h, logits, scratch;
+  LargeVector<float> t;      // (N, C): a layer's output before its bias, post-norm and residual
+  LargeVector<float> fused;  // (N, C + 2 Hkv D) or (N, 2F): a fused projection's output
+  LargeVector<float> pos;    // (C): one learned position row
+  std::vector<float> inv_freq;  // (n_rot / 2): RoPE angle per position of each pair
   LargeVector<uint8_t> qscratch;  // quantized activations or dequantized weight panels
 };
+
+namespace {
+
+// True when the llama path's kernels (rope_forward, attention_cached) compute this
+// architecture's RoPE and attention exactly.
+bool plain_rope(const ModelConfig& c, const Weights& w) {
+  return !c.arch.neox && c.arch.n_rot == 0 && c.arch.rope_freq_scale == 1.0f && !w.get(-1, Role::RopeFreqs);
+}
+bool plain_attention(const ModelConfig& c) {
+  return c.arch.causal && c.arch.attn_scale == 0 && c.arch.attn_softcap == 0 && c.arch.sliding_window == 0;
+}
+
+}  // namespace
 
 Session::Session(const Params& p, int n_ctx, int n_batch)
     : Session(std::make_unique<Weights>(view_weights(p)), nullptr, n_ctx, n_batch) {}
@@ -39,6 +57,24 @@ Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int 
   for (auto* buf : {&b.kt, &b.vt}) buf->assign(N * size_t(cfg_.kv_dim()), 0.0f);
   for (auto* buf : {&b.g, &b.u, &b.h}) buf->assign(N * F, 0.0f);
   b.logits.assign(N * size_t(cfg_.n_vocab), 0.0f);
+  const ArchOptions& A = cfg_.arch;
+  if (!cfg_.is_llama() || A.post_norms) b.t.assign(N * C, 0.0f);
+  size_t fused = 0;
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    if (w_.get(l, Role::Qkv)) fused = std::max(fused, C + 2 * size_t(cfg_.kv_dim()));
+    if (w_.get(l, Role::GateUp)) fused = std::max(fused, 2 * F);
+  }
+  b.fused.assign(N * fused, 0.0f);
+  if (w_.get(-1, Role::PosEmbd)) b.pos.assign(C, 0.0f);
+  if (!A.learned_pos) {
+    // The angle of pair i at position p is p * inv_freq[i] (llama.cpp's theta, with freq_scale
+    // and the rope_freqs divisors of Llama 3.1 scaling).
+    const int n_rot = cfg_.n_rot();
+    const float* factors = w_.vec(-1, Role::RopeFreqs);
+    for (int i = 0; i < n_rot / 2; ++i)
+      b.inv_freq.push_back(float(A.rope_freq_scale * std::pow(double(cfg_.rope_base), -2.0 * i / n_rot) /
+                                 (factors ? factors[i] : 1.0f)));
+  }
   // Scratch for every matrix at both the decoding and the batch size (K-quants differ).
   size_t qs = 0;
   for (const QWeight& m : w_.w)
@@ -75,7 +111,8 @@ Session::~Session() = default;
 size_t Session::bytes() const {
   size_t n = 0;
   const Buffers& b = *b_;
-  for (auto* buf : {&b.k, &b.v, &b.x, &b.xn, &b.rstd, &b.q, &b.kt, &b.vt, &b.ao, &b.g, &b.u, &b.h, &b.logits, &b.scratch})
+  for (auto* buf : {&b.k, &b.v, &b.x, &b.xn, &b.rstd, &b.q, &b.kt, &b.vt, &b.ao, &b.g, &b.u, &b.h, &b.logits, &b.scratch,
+                    &b.t, &b.fused, &b.pos})
     n += buf->size();
   return n * sizeof(float) + b.qscratch.size();
 }
@@ -89,47 +126,129 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
   LM_ASSERT(n >= 1 && n <= n_batch_ && n_past_ + n <= n_ctx_ && first_row >= 0 && first_row < n);
   if (n_past_ + n > cap_) reserve(std::max(n_past_ + n, 2 * cap_));  // doubling: amortized O(1) per token
   Buffers& b = *b_;
+  const ArchOptions& A = cfg_.arch;
   const int C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim(), pos0 = n_past_;
   float *x = b.x.data(), *xn = b.xn.data(), *q = b.q.data(), *ao = b.ao.data();
   void* qs = b.qscratch.data();
-  const QWeight& E = w_[0];
+  const bool llama_rope = plain_rope(cfg_, w_), llama_attention = plain_attention(cfg_);
+  AttentionOptions ao_opts;
+  ao_opts.scale = A.attn_scale, ao_opts.softcap = A.attn_softcap, ao_opts.window = A.sliding_window;
+  ao_opts.causal = A.causal;
+
+  const QWeight& E = *w_.get(-1, Role::TokEmbd);
   if (E.type == format::GgmlType::F32) {
     embedding_forward(x, tokens, static_cast<const float*>(E.data), n, C);
   } else {
 #pragma omp parallel for schedule(static) if (n > 1 && size_t(n) * C >= 16384)
     for (int i = 0; i < n; ++i) dequantize_weight_row(E, tokens[i], x + size_t(i) * C);
   }
+  if (A.embd_scale) {
+    const float s = std::sqrt(float(C));
+    for (size_t i = 0; i < size_t(n) * C; ++i) x[i] *= s;
+  }
+  if (const QWeight* P = w_.get(-1, Role::PosEmbd))
+    for (int i = 0; i < n; ++i) {
+      dequantize_weight_row(*P, pos0 + i, b.pos.data());
+      for (int c = 0; c < C; ++c) x[size_t(i) * C + c] += b.pos[size_t(c)];
+    }
+  // y = norm(x) with layer l's gains (and bias) of role w; rows of C.
+  auto norm = [&](float* y, const float* in, int l, Role w, Role bias, int rows) {
+    if (A.norm == NormKind::Rms)
+      rmsnorm_forward(y, b.rstd.data(), in, w_.vec(l, w), rows, C, cfg_.norm_eps);
+    else
+      layernorm_forward(y, in, w_.vec(l, w), w_.vec(l, bias), rows, C, cfg_.norm_eps);
+  };
+  // x += post_norm(y + bias): the end of a block; without bias or post-norm, y is already in x.
+  auto finish = [&](float* y, int l, Role bias, Role post) {
+    if (const float* bv = w_.vec(l, bias)) add_bias(y, bv, n, C);
+    if (A.post_norms) norm(y, y, l, post, Role::Count, n);
+    for (size_t i = 0; i < size_t(n) * C; ++i) x[i] += y[i];
+  };
+  // Rows of a fused projection (n, cols) split into outputs of widths w0, w1, w2.
+  auto split = [&](const float* src, int cols, float* d0, int w0, float* d1, int w1, float* d2, int w2) {
+    for (int i = 0; i < n; ++i) {
+      const float* r = src + size_t(i) * cols;
+      std::memcpy(d0 + size_t(i) * w0, r, sizeof(float) * w0);
+      std::memcpy(d1 + size_t(i) * w1, r + w0, sizeof(float) * w1);
+      if (d2) std::memcpy(d2 + size_t(i) * w2, r + w0 + w1, sizeof(float) * w2);
+    }
+  };
+  const bool direct_out = cfg_.is_llama() && !A.post_norms;  // Wo and Wdown add into x themselves
+
   for (int l = 0; l < cfg_.n_layer; ++l) {
     float* kc = b.k.data() + size_t(l) * cap_ * K;
     float* vc = b.v.data() + size_t(l) * cap_ * K;
-    rmsnorm_forward(xn, b.rstd.data(), x, w_.f32(layer_param(l, kAttnNorm)), n, C, cfg_.norm_eps);
-    const QLinearOut qkv[3] = {{q, &w_[layer_param(l, kWq)]},
-                               {b.kt.data(), &w_[layer_param(l, kWk)]},
-                               {b.vt.data(), &w_[layer_param(l, kWv)]}};
-    qmatmul_forward_shared(xn, n, qkv, 3, qs);
-    rope_forward(q, 1, n, H, D, cfg_.rope_base, pos0);
-    rope_forward(b.kt.data(), 1, n, Hkv, D, cfg_.rope_base, pos0);
+    norm(xn, x, l, Role::AttnNorm, Role::AttnNormB, n);
+    if (const QWeight* Wqkv = w_.get(l, Role::Qkv)) {
+      float* f = b.fused.data();
+      qmatmul_forward(f, xn, *Wqkv, n, 0.0f, qs);
+      if (const float* bv = w_.vec(l, Role::QkvB)) add_bias(f, bv, n, C + 2 * K);
+      split(f, C + 2 * K, q, C, b.kt.data(), K, b.vt.data(), K);
+    } else {
+      const QLinearOut qkv[3] = {{q, w_.get(l, Role::Q)}, {b.kt.data(), w_.get(l, Role::K)}, {b.vt.data(), w_.get(l, Role::V)}};
+      qmatmul_forward_shared(xn, n, qkv, 3, qs);
+      if (const float* bv = w_.vec(l, Role::QB)) add_bias(q, bv, n, C);
+      if (const float* bv = w_.vec(l, Role::KB)) add_bias(b.kt.data(), bv, n, K);
+      if (const float* bv = w_.vec(l, Role::VB)) add_bias(b.vt.data(), bv, n, K);
+    }
+    if (A.learned_pos) {
+    } else if (llama_rope) {
+      rope_forward(q, 1, n, H, D, cfg_.rope_base, pos0);
+      rope_forward(b.kt.data(), 1, n, Hkv, D, cfg_.rope_base, pos0);
+    } else {
+      rope_table_forward(q, n, H, D, cfg_.n_rot(), b.inv_freq.data(), 1.0f, A.neox, pos0);
+      rope_table_forward(b.kt.data(), n, Hkv, D, cfg_.n_rot(), b.inv_freq.data(), 1.0f, A.neox, pos0);
+    }
     for (int i = 0; i < n; ++i)  // (n, Hkv, D) rows into the cache's (Hkv, cap, D)
       for (int g = 0; g < Hkv; ++g) {
         const size_t src = (size_t(i) * Hkv + g) * D, dst = (size_t(g) * cap_ + pos0 + i) * D;
         std::memcpy(kc + dst, b.kt.data() + src, sizeof(float) * D);
         std::memcpy(vc + dst, b.vt.data() + src, sizeof(float) * D);
       }
-    attention_cached(ao, q, kc, vc, n, pos0, H, Hkv, D, cap_, b.scratch.data());
-    qmatmul_forward(x, ao, w_[layer_param(l, kWo)], n, 1.0f, qs);  // residual: x += Wo ao
-    rmsnorm_forward(xn, b.rstd.data(), x, w_.f32(layer_param(l, kFfnNorm)), n, C, cfg_.norm_eps);
-    const QLinearOut gate_up[2] = {{b.g.data(), &w_[layer_param(l, kWg)]}, {b.u.data(), &w_[layer_param(l, kWu)]}};
-    qmatmul_forward_shared(xn, n, gate_up, 2, qs);
-    swiglu_forward(b.h.data(), b.g.data(), b.u.data(), size_t(n) * F);
-    qmatmul_forward(x, b.h.data(), w_[layer_param(l, kWd)], n, 1.0f, qs);
+    if (llama_attention)
+      attention_cached(ao, q, kc, vc, n, pos0, H, Hkv, D, cap_, b.scratch.data());
+    else
+      attention_cached_ext(ao, q, kc, vc, n, pos0, H, Hkv, D, cap_, ao_opts, b.scratch.data());
+    if (direct_out) {
+      qmatmul_forward(x, ao, *w_.get(l, Role::O), n, 1.0f, qs);  // residual: x += Wo ao
+    } else {
+      qmatmul_forward(b.t.data(), ao, *w_.get(l, Role::O), n, 0.0f, qs);
+      finish(b.t.data(), l, Role::OB, Role::AttnPostNorm);
+    }
+
+    norm(xn, x, l, Role::FfnNorm, Role::FfnNormB, n);
+    if (A.ffn == FfnKind::Gelu) {
+      qmatmul_forward(b.h.data(), xn, *w_.get(l, Role::Up), n, 0.0f, qs);
+      if (const float* bv = w_.vec(l, Role::UpB)) add_bias(b.h.data(), bv, n, F);
+      gelu_forward(b.h.data(), b.h.data(), size_t(n) * F);
+    } else {
+      if (const QWeight* Wgu = w_.get(l, Role::GateUp)) {
+        qmatmul_forward(b.fused.data(), xn, *Wgu, n, 0.0f, qs);
+        split(b.fused.data(), 2 * F, b.g.data(), F, b.u.data(), F, nullptr, 0);
+      } else {
+        const QLinearOut gate_up[2] = {{b.g.data(), w_.get(l, Role::Gate)}, {b.u.data(), w_.get(l, Role::Up)}};
+        qmatmul_forward_shared(xn, n, gate_up, 2, qs);
+      }
+      if (A.ffn == FfnKind::SwiGLU)
+        swiglu_forward(b.h.data(), b.g.data(), b.u.data(), size_t(n) * F);
+      else
+        geglu_forward(b.h.data(), b.g.data(), b.u.data(), size_t(n) * F);
+    }
+    if (direct_out) {
+      qmatmul_forward(x, b.h.data(), *w_.get(l, Role::Down), n, 1.0f, qs);
+    } else {
+      qmatmul_forward(b.t.data(), b.h.data(), *w_.get(l, Role::Down), n, 0.0f, qs);
+      finish(b.t.data(), l, Role::DownB, Role::FfnPostNorm);
+    }
   }
   n_past_ += n;
   // Only the rows whose logits are wanted go through the final norm and the head.
   const int rows = n - first_row;
   const float* xs = x + size_t(n - rows) * C;
-  rmsnorm_forward(xn, b.rstd.data(), xs, w_.f32(output_norm_param(cfg_)), rows, C, cfg_.norm_eps);
+  norm(xn, xs, -1, Role::OutNorm, Role::OutNormB, rows);
   qmatmul_forward(b.logits.data(), xn, w_.head(), rows, 0.0f, qs);
+  if (A.final_softcap > 0) softcap_forward(b.logits.data(), size_t(rows) * cfg_.n_vocab, A.final_softcap);
   return b.logits.data();
 }
 

@@ -4,23 +4,35 @@
 
 namespace lm::model {
 
+std::vector<TensorSpec> llama_specs(const ModelConfig& cfg) {
+  std::vector<TensorSpec> specs = find_arch("llama")->tensors(cfg);
+  specs.resize(param_layout(cfg).size());  // without the optional rope_freqs
+  return specs;
+}
+
 Weights build_weights(const ModelConfig& cfg, const std::vector<format::GgmlType>& types,
+                      const std::function<void(size_t i, uint8_t* dst)>& fill) {
+  return build_weights(cfg, llama_specs(cfg), types, fill);
+}
+
+Weights build_weights(const ModelConfig& cfg, const std::vector<TensorSpec>& specs,
+                      const std::vector<format::GgmlType>& types,
                       const std::function<void(size_t i, uint8_t* dst)>& fill) {
   Weights ws;
   ws.cfg = cfg;
-  const std::vector<ParamView> views = param_layout(cfg);
-  std::vector<size_t> offset(views.size());
+  std::vector<size_t> offset(specs.size());
   size_t total = 0;
-  for (size_t i = 0; i < views.size(); ++i) {
+  for (size_t i = 0; i < specs.size(); ++i) {
     offset[i] = total;
-    total += (kernels::packed_size(types[i], views[i].rows, views[i].cols) + 63) & ~size_t(63);
+    total += (kernels::packed_size(types[i], specs[i].rows, specs[i].cols) + 63) & ~size_t(63);
   }
   ws.blob.resize(total);
-  for (size_t i = 0; i < views.size(); ++i) {
+  for (size_t i = 0; i < specs.size(); ++i) {
     uint8_t* dst = ws.blob.data() + offset[i];
     fill(i, dst);
-    ws.w.push_back({types[i], views[i].rows, views[i].cols, dst});
+    ws.w.push_back({types[i], specs[i].rows, specs[i].cols, dst});
   }
+  ws.map = map_tensors(specs, cfg.n_layer);
   return ws;
 }
 
@@ -29,6 +41,7 @@ Weights view_weights(const Params& p) {
   ws.cfg = p.cfg;
   for (size_t i = 0; i < p.views.size(); ++i)
     ws.w.push_back({format::GgmlType::F32, p.views[i].rows, p.views[i].cols, p.get(i)});
+  ws.map = map_tensors(llama_specs(p.cfg), p.cfg.n_layer);
   return ws;
 }
 

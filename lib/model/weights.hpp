@@ -11,19 +11,37 @@
 
 #include "base/memory.hpp"
 #include "kernels/qmatmul.hpp"
+#include "model/arch.hpp"
 #include "model/model.hpp"
 
 namespace lm::model {
 
 struct Weights {
   ModelConfig cfg;
-  std::vector<kernels::QWeight> w;  // indexed like param_layout(cfg); norms are F32 1 x C
+  // For llama indexed like param_layout(cfg); for every architecture in the order of its
+  // tensor specs, with `map` telling where each role is. Norms and biases are F32 1 x n.
+  std::vector<kernels::QWeight> w;
+  TensorMap map;
   LargeVector<uint8_t> blob;        // the tensors, when they are not a view of Params
 
   const kernels::QWeight& operator[](size_t i) const { return w[i]; }
   // A norm's gains (always F32).
   const float* f32(size_t i) const { return static_cast<const float*>(w[i].data); }
-  const kernels::QWeight& head() const { return w[head_param(cfg)]; }
+  const kernels::QWeight& head() const {
+    const int h = map.top[size_t(Role::Head)];
+    return w[size_t(h >= 0 ? h : map.top[size_t(Role::TokEmbd)])];
+  }
+  // The tensor of role r in layer l (or of a role that appears once, l = -1); nullptr if the
+  // architecture or the file has none.
+  const kernels::QWeight* get(int l, Role r) const {
+    if (r == Role::Count) return nullptr;
+    const int i = l < 0 ? map.top[size_t(r)] : map.at(l, r);
+    return i < 0 ? nullptr : &w[size_t(i)];
+  }
+  const float* vec(int l, Role r) const {
+    const kernels::QWeight* q = get(l, r);
+    return q ? static_cast<const float*>(q->data) : nullptr;
+  }
   // Bytes of weights held.
   size_t bytes() const;
 };
@@ -32,6 +50,12 @@ struct Weights {
 // tensors: fill(i, dst) writes tensor i's kernels::packed_size() bytes at dst.
 Weights build_weights(const ModelConfig& cfg, const std::vector<format::GgmlType>& types,
                       const std::function<void(size_t i, uint8_t* dst)>& fill);
+// The same for any architecture: tensor i is specs[i] (shape and role) in types[i].
+Weights build_weights(const ModelConfig& cfg, const std::vector<TensorSpec>& specs,
+                      const std::vector<format::GgmlType>& types,
+                      const std::function<void(size_t i, uint8_t* dst)>& fill);
+// The llama tensor specs of param_layout(cfg), in its order (roles for the tensor map).
+std::vector<TensorSpec> llama_specs(const ModelConfig& cfg);
 // F32 views of p's weights (p must outlive the result); nothing is copied.
 Weights view_weights(const Params& p);
 // p's matrices quantized to `type` (quant::is_supported; cols a multiple of its block), the lm

@@ -133,13 +133,19 @@ TEST_CASE("A28 inconsistent hyper-parameters are named") {
   bad([](auto& w) { w.set_u32("llama.attention.head_count_kv", 3); }, "not a multiple of kv head count 3");
   bad([](auto& w) { w.set_u32("llama.context_length", 1u << 31); }, "'llama.context_length' is 2147483648");
   bad([](auto& w) { w.set_u32("llama.vocab_size", 301); }, "'llama.vocab_size' is 301, but token_embd.weight has 300");
-  bad([](auto& w) { w.set_u32("llama.embedding_length", 64); }, "'llama.rope.dimension_count' is 8, expected the head size 16");
+  bad([](auto& w) { w.set_u32("llama.embedding_length", 64); }, "token_embd.weight' has 32 columns, expected 64");
+  bad([](auto& w) { w.set_u32("llama.rope.dimension_count", 7); },
+      "'llama.rope.dimension_count' is 7, expected an even number from 2 to the head size 8");
+  bad([](auto& w) { w.set_u32("llama.rope.dimension_count", 4); }, "partial RoPE, which training does not support");
+  bad([](auto& w) { w.set_string("llama.rope.scaling.type", "yarn"); }, "'yarn', expected none or linear (yarn is not supported yet)");
   bad([](auto& w) {
     w.set_u32("llama.embedding_length", 64);
     w.set_u32("llama.rope.dimension_count", 16);
   }, "token_embd.weight' has 32 columns, expected 64");
   bad([](auto& w) { w.set_f32("llama.attention.layer_norm_rms_epsilon", -1.0f); }, "layer_norm_rms_epsilon' is");
-  bad([](auto& w) { w.set_string("general.architecture", "gpt2"); }, "architecture 'gpt2', expected 'llama'");
+  bad([](auto& w) { w.set_string("general.architecture", "falcon"); },
+      "architecture 'falcon' is not supported; supported: gpt2, llama, phi3, qwen2");
+  bad([](auto& w) { w.set_string("general.architecture", "gpt2"); }, "key 'gpt2.context_length'");
   bad([](auto& w) { w.set_u32("llama.feed_forward_length", 65); }, "tensor 'blk.0.ffn_gate.weight' has shape {32, 64}, expected {32, 65}");
 }
 

@@ -1,0 +1,101 @@
+// The architecture registry and the keys every architecture shares (docs/architectures.md).
+#include "model/arch.hpp"
+
+#include <cmath>
+
+#include "base/error.hpp"
+
+namespace lm::model {
+
+// One per file in lib/model/arch/.
+extern const ArchDef kArchLlama, kArchQwen2, kArchPhi3, kArchGpt2;
+
+namespace {
+const ArchDef* const kArchs[] = {&kArchGpt2, &kArchLlama, &kArchPhi3, &kArchQwen2};
+}
+
+const ArchDef* find_arch(const std::string& name) {
+  for (const ArchDef* a : kArchs)
+    if (name == a->name) return a;
+  return nullptr;
+}
+
+std::string arch_names() {
+  std::string s;
+  for (const ArchDef* a : kArchs) s += (s.empty() ? "" : ", ") + std::string(a->name);
+  return s;
+}
+
+void read_common(const format::GgufFile& g, ModelConfig& c, const char* eps_key) {
+  const std::string& path = g.path();
+  const std::string a = c.arch.name + ".";
+  auto bounded = [&](const std::string& k, uint32_t lo, uint32_t hi) {
+    const uint32_t v = g.get_u32(k);
+    if (v < lo || v > hi)
+      throw FormatError(path, "key '" + k + "' is " + std::to_string(v) + ", expected " + std::to_string(lo) + " to " +
+                                  std::to_string(hi));
+    return int(v);
+  };
+  c.n_ctx = bounded(a + "context_length", 1, 1u << 20);
+  c.n_embd = bounded(a + "embedding_length", 2, 1u << 16);
+  c.n_layer = bounded(a + "block_count", 1, 1024);
+  c.n_ff = bounded(a + "feed_forward_length", 1, 1u << 20);
+  c.n_head = bounded(a + "attention.head_count", 1, uint32_t(c.n_embd));
+  c.n_head_kv = g.has(a + "attention.head_count_kv") ? bounded(a + "attention.head_count_kv", 1, uint32_t(c.n_head))
+                                                     : c.n_head;
+  const std::string eps = a + eps_key;
+  c.norm_eps = g.get_f32(eps);
+  if (!(c.norm_eps > 0 && c.norm_eps < 1))
+    throw FormatError(path, "key '" + eps + "' is " + std::to_string(c.norm_eps) + ", expected a value in (0, 1)");
+  if (c.n_embd % c.n_head != 0)
+    throw FormatError(path, "embedding length " + std::to_string(c.n_embd) + " is not a multiple of head count " +
+                                std::to_string(c.n_head));
+  if (c.n_head % c.n_head_kv != 0)
+    throw FormatError(path, "head count " + std::to_string(c.n_head) + " is not a multiple of kv head count " +
+                                std::to_string(c.n_head_kv));
+  if (c.arch.learned_pos) return;
+  c.rope_base = g.try_get_f32(a + "rope.freq_base").value_or(10000.0f);
+  if (!(c.rope_base > 1 && std::isfinite(c.rope_base)))
+    throw FormatError(path, "key '" + a + "rope.freq_base' is " + std::to_string(c.rope_base) + ", expected > 1");
+  if (auto rd = g.try_get_u32(a + "rope.dimension_count")) {
+    if (*rd < 2 || int(*rd) > c.head_dim() || *rd % 2 != 0)
+      throw FormatError(path, "key '" + a + "rope.dimension_count' is " + std::to_string(*rd) +
+                                  ", expected an even number from 2 to the head size " + std::to_string(c.head_dim()));
+    c.arch.n_rot = int(*rd) == c.head_dim() ? 0 : int(*rd);
+  }
+  const std::string type = g.try_get_string(a + "rope.scaling.type").value_or("none");
+  if (type == "linear") {
+    const float f = g.get_f32(a + "rope.scaling.factor");
+    if (!(f >= 1 && f <= 1024))
+      throw FormatError(path, "key '" + a + "rope.scaling.factor' is " + std::to_string(f) + ", expected 1 to 1024");
+    c.arch.rope_freq_scale = 1.0f / f;
+  } else if (type != "none") {
+    throw FormatError(path, "key '" + a + "rope.scaling.type' is '" + type + "', expected none or linear" +
+                                (type == "yarn" || type == "longrope" ? " (" + type + " is not supported yet)" : ""));
+  }
+}
+
+TensorMap map_tensors(const std::vector<TensorSpec>& specs, int n_layer) {
+  TensorMap m;
+  std::array<int, kRoles> none;
+  none.fill(-1);
+  m.layer.assign(size_t(n_layer), none);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const TensorSpec& s = specs[i];
+    if (s.layer < 0)
+      m.top[size_t(s.role)] = int(i);
+    else
+      m.layer[size_t(s.layer)][size_t(s.role)] = int(i);
+  }
+  return m;
+}
+
+TensorSpec layer_weight(int l, const char* name, Role role, int rows, int cols, bool required) {
+  return {"blk." + std::to_string(l) + "." + name + ".weight", role, l, rows, cols, required};
+}
+
+TensorSpec layer_bias(int l, const char* name, Role role, int n, bool required) {
+  return {"blk." + std::to_string(l) + "." + name + ".bias", role, l, 1, n, required};
+}
+
+}  // namespace lm::model

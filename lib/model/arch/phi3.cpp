@@ -1,0 +1,40 @@
+// phi3: Phi-3 (mini, medium). Fused q/k/v (attn_qkv: q rows, then k, then v) and fused
+// gate/up (ffn_up: gate rows, then up), RoPE in NEOX order, a sliding window on attention.
+// The 128k-context files' rope_factors_long/short (LongRoPE) are not supported yet.
+#include "model/arch.hpp"
+
+#include "base/error.hpp"
+
+namespace lm::model {
+
+namespace {
+
+void read(const format::GgufFile& g, ModelConfig& c) {
+  c.arch.neox = true;
+  read_common(g, c, "attention.layer_norm_rms_epsilon");
+  if (g.find_tensor("rope_factors_long.weight") || g.find_tensor("rope_factors_short.weight"))
+    throw FormatError(g.path(), "has rope_factors_long/short (LongRoPE, the 128k-context Phi-3 files): not supported yet");
+  if (auto w = g.try_get_u32("phi3.attention.sliding_window")) c.arch.sliding_window = int(*w);
+}
+
+std::vector<TensorSpec> tensors(const ModelConfig& c) {
+  const int C = c.n_embd, K = c.kv_dim(), F = c.n_ff;
+  std::vector<TensorSpec> s = {{"token_embd.weight", Role::TokEmbd, -1, c.n_vocab, C, true}};
+  for (int l = 0; l < c.n_layer; ++l) {
+    s.push_back(layer_weight(l, "attn_norm", Role::AttnNorm, 1, C));
+    s.push_back(layer_weight(l, "attn_qkv", Role::Qkv, C + 2 * K, C));
+    s.push_back(layer_weight(l, "attn_output", Role::O, C, C));
+    s.push_back(layer_weight(l, "ffn_norm", Role::FfnNorm, 1, C));
+    s.push_back(layer_weight(l, "ffn_up", Role::GateUp, 2 * F, C));
+    s.push_back(layer_weight(l, "ffn_down", Role::Down, C, F));
+  }
+  s.push_back({"output_norm.weight", Role::OutNorm, -1, 1, C, true});
+  s.push_back({"output.weight", Role::Head, -1, c.n_vocab, C, false});
+  return s;
+}
+
+}  // namespace
+
+extern const ArchDef kArchPhi3{"phi3", read, tensors};
+
+}  // namespace lm::model
