@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   std::string model, prompt, prompt_file, output = "-", overflow = "stop";
   std::optional<uint64_t> seed;
   std::vector<std::string> loras;
-  bool bos = false, no_bos = false, each_line = false, echo = false, json = false, greedy = false, have_prompt = false;
+  bool bos = false, no_bos = false, parse_special = false, each_line = false, echo = false, json = false, greedy = false, have_prompt = false;
   int threads = 0;
 
   CLI::App app{"Generate text with a llama-arch GGUF model: from a prompt, or line by line as a filter"};
@@ -243,9 +243,12 @@ steps left out are not applied (default: all, in that order).)");
       .man(R"(End the completion before the first occurrence of
 .IR TEXT ;
 repeat for several stop strings. The stop string itself is not written.)");
-  lm::tools::doc(app.add_flag("--ignore-eos", o.ignore_eos, "Keep going after the end-of-sequence token"))
+  lm::tools::doc(app.add_flag("--ignore-eos", o.ignore_eos, "Keep going after the end-of-sequence or end-of-turn token"))
       .group("Length and context")
-      .man(R"(Do not stop at the end-of-sequence token.)");
+      .man(R"(Do not stop at the end-of-sequence token, nor at an end-of-turn token such as
+.B <|eot_id|>
+or
+.BR <|im_end|> .)");
   auto* bos_flag =
       lm::tools::doc(
           app.add_flag("--bos", bos, "Start each prompt with the BOS token (default: as the model file says)"))
@@ -255,6 +258,15 @@ repeat for several stop strings. The stop string itself is not written.)");
   lm::tools::doc(app.add_flag("--no-bos", no_bos, "Do not start prompts with the BOS token")->excludes(bos_flag))
       .group("Length and context")
       .man(R"(Do not start prompts with the BOS token.)");
+  lm::tools::doc(app.add_flag("--parse-special", parse_special, "Read control tokens such as <|im_start|> in prompts"))
+      .group("Input and output")
+      .man(R"(Turn the text of a control token in a prompt (such as
+.BR <s> ,
+.B <|im_start|>
+or
+.BR <|eot_id|> )
+into that token, as chat templates need. Without it such text is tokenized like any other
+text. User-defined tokens of the vocabulary are always found.)");
   lm::tools::doc(app.add_flag("--echo", echo, "Write the prompt before its completion"))
       .group("Input and output")
       .man(R"(Write each prompt before its completion.)");
@@ -332,7 +344,7 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
     auto run_one = [&](long line, const std::string& text) {
       std::vector<int> ids;
       if (add_bos) ids.push_back(*tok.bos_id());
-      tok.encode_text(text, ids);  // whole-text encoding, as llama.cpp tokenizes a prompt
+      tok.encode_text(text, ids, parse_special);  // whole-text encoding, as llama.cpp tokenizes a prompt
       if (ids.empty()) {
         if (!each_line) throw lm::UsageError("the prompt is empty and no BOS token starts it (see --bos)");
         log.warn("line %ld is empty and no BOS token starts it: its completion is empty", line + 1);

@@ -21,6 +21,7 @@
 #include "model/model_io.hpp"
 #include "model/tokenizer_loader.hpp"
 #include "tokenizer/options.hpp"
+#include "tokenizer/pretokenize.hpp"
 #include "tokenizer/text_batch.hpp"
 #include "tokenizer/tokenizer.hpp"
 
@@ -118,7 +119,13 @@ int run_train(const lm::TokenizerTrainOptions& opts, const std::vector<std::stri
   };
   auto t0 = std::chrono::steady_clock::now();
   lm::Tokenizer tok = lm::Tokenizer::train(opts, next_line, log);
-  out.write(tok.model_proto());
+  if (tok.model_proto().empty()) {  // a byte-level BPE vocabulary: a GGUF file of tokenizer keys
+    lm::format::GgufWriter w;
+    lm::model::add_tokenizer(tok, w);
+    w.write(out);
+  } else {
+    out.write(tok.model_proto());
+  }
   out.commit();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log.info("trained a %s tokenizer of %d pieces on %llu lines (%.1f MB) in %.1f s: %s", tok.model_type().c_str(),
@@ -205,7 +212,7 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
     text.clear();
     if (opts.format == "pieces") {
       for (const auto& line : lines) {
-        tok.encode_pieces(line, pieces);
+        tok.encode_pieces(line, pieces, opts.parse_special);
         if (bos) text += tok.piece(*bos) + ' ';
         for (size_t i = 0; i < pieces.size(); ++i) (text += pieces[i]) += i + 1 < pieces.size() ? " " : "";
         if (eos) (text += pieces.empty() ? "" : " ") += tok.piece(*eos);
@@ -214,13 +221,13 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
       }
       out.write(text);
     } else if (bin) {
-      lm::encode_text_batch(tok, lines, first, newline, ids, opts.threads);
+      lm::encode_text_batch(tok, lines, first, newline, ids, opts.threads, opts.parse_special);
       for (const auto& v : ids) {
         writer->write(v);
         n_tokens += v.size();
       }
     } else {
-      lm::encode_batch(tok, lines, ids, opts.threads);
+      lm::encode_batch(tok, lines, ids, opts.threads, opts.parse_special);
       for (const auto& v : ids) {
         append_ids(text, v, bos, eos);
         n_tokens += v.size() + bos.has_value() + eos.has_value();
@@ -232,8 +239,40 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
     newline.clear();
   };
 
+  // --whole: each input is one text, tokenized as one string (for a GGUF vocabulary exactly as
+  // llama.cpp tokenizes a file), written as one line of ids or pieces.
+  auto encode_whole = [&](const std::string& path) {
+    lm::LineReader reader(path);
+    std::string line, all;
+    bool nl = false;
+    while (reader.next(line, &nl)) {
+      n_bytes += line.size() + nl;
+      ++n_lines;
+      all += line;
+      if (nl) all += '\n';
+    }
+    std::vector<int> v;
+    if (bos) v.push_back(*bos);
+    tok.encode_text(all, v, opts.parse_special);
+    if (eos) v.push_back(*eos);
+    n_tokens += v.size();
+    if (bin) return writer->write(v);
+    text.clear();
+    if (opts.format == "pieces") {
+      for (size_t i = 0; i < v.size(); ++i) (text += i ? " " : "") += tok.piece(v[i]);
+      text += '\n';
+    } else {
+      append_ids(text, v, std::nullopt, std::nullopt);
+    }
+    out.write(text);
+  };
+
   for (const auto& path : inputs) {
     lm::tools::note_terminal_input(log, path, "text");
+    if (opts.whole) {
+      encode_whole(path);
+      continue;
+    }
     lm::LineReader reader(path);
     std::string line;
     bool nl = false, is_first = true;
@@ -459,11 +498,47 @@ results when it has them).)";
   CLI::App* t = app.add_subcommand("train", "Train a tokenizer on text (one sentence or paragraph per line)");
   add_common(t, false);
   lm::tools::doc(
-      t->add_option("-o,--output", model_out, "Output SentencePiece model file")->type_name("FILE")->required())
-      .man(R"(The model file to write (required).)");
+      t->add_option("-o,--output", model_out, "Output model file (.model; .gguf for bytebpe)")->type_name("FILE")->required())
+      .man(R"(The model file to write (required): a SentencePiece
+.I .model
+file, or for
+.B bytebpe
+a GGUF vocabulary.)");
   lm::tools::doc(t->add_option("--model-type", train.model_type, "Algorithm"))
-      .choices({"bpe", "unigram"})
-      .man(R"(The algorithm.)");
+      .choices({"bpe", "unigram", "bytebpe"})
+      .man(R"(The algorithm:
+.B bpe
+and
+.B unigram
+train a SentencePiece model (a
+.I .model
+file);
+.B bytebpe
+trains a byte-level BPE vocabulary as GPT-2, Llama 3 and Qwen use, written as a GGUF file of
+tokenizer keys that every lm tool and llama.cpp read. Its words are split by
+.BR \-\-pre\-tokenizer ,
+its 256 byte symbols make every text encodable, and
+.B \-\-control\-symbols
+(default
+.BR <|endoftext|> ,
+also BOS and EOS) come last. The SentencePiece options
+.RB ( \-\-character\-coverage ,
+.BR \-\-normalization ,
+.BR \-\-split\-digits ,
+.BR \-\-add\-dummy\-prefix )
+do not apply to it.)");
+  lm::tools::doc(t->add_option("--pre-tokenizer", train.pre_tokenizer, "bytebpe: how text is split into words")
+                     ->type_name("NAME"))
+      .choices(lm::tok::PreTokenizer::known())
+      .man(R"(For
+.BR "\-\-model\-type bytebpe" :
+the expressions that split text into words before merging, named as llama.cpp's
+.B tokenizer.ggml.pre
+names them
+.RB ( gpt2 ,
+.BR llama-bpe ,
+.BR qwen2 ,
+\&...).)");
   lm::tools::doc(t->add_option("--vocab-size", train.vocab_size, "Number of pieces")->check(CLI::Range(8, 1 << 24)))
       .man(R"(Number of pieces, including the special and byte pieces.)");
   lm::tools::add_switch(*t, "byte-fallback", train.byte_fallback, "Encode unknown characters as UTF-8 bytes")
@@ -525,6 +600,24 @@ after a space, as in Llama tokenizers.)");
       e->add_flag("--eos", encode.eos, "Add the EOS id after each line (after each input with --format bin)"))
       .man(R"(Add the EOS id after each line, or after each input with
 .BR "\-\-format bin" .)");
+  lm::tools::doc(e->add_flag("--parse-special", encode.parse_special,
+                             "Read control tokens such as <s> or <|im_end|> written in the text"))
+      .man(R"(Turn the text of a control token (such as
+.BR <s> ,
+.B </s>
+or
+.BR <|im_end|> )
+into that token's id. Without it such text is tokenized like any other text. User-defined
+tokens of the vocabulary are always found.)");
+  lm::tools::doc(e->add_flag("--whole", encode.whole, "Encode each input as one text, written as one line"))
+      .man(R"(Encode each input as one text, newlines included, and write its ids or pieces on one
+line; with
+.B "\-\-format bin"
+each input is one text as always. For a GGUF vocabulary the text is tokenized as one
+string, exactly as
+.B llama-tokenize
+does with a file; line by line, a pre-tokenizer that joins whitespace across lines can split
+differently there.)");
   lm::tools::add_threads(*e, encode.threads);
 
   CLI::App* d = app.add_subcommand("decode", "Decode ids, pieces or a token file back to text");

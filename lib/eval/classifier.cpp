@@ -33,7 +33,7 @@ Classifier::Classifier(const format::GgufFile& g, const std::vector<model::Adapt
     l.user_scale = a.scale;
     model::merge_lora(p_, l);
   }
-  add_bos_ = g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) && tok_.bos_id().has_value();
+  add_bos_ = tok_.add_bos();
   T_ = p_.cfg.n_ctx;
   const model::ModelBuffers inference{.lm_logits = false, .trunk_backward = false};
   net_ = std::make_unique<model::Model>(p_.cfg, B_, T_, inference);

@@ -44,6 +44,16 @@ inline constexpr std::string_view kKeyEosId = "tokenizer.ggml.eos_token_id";
 inline constexpr std::string_view kKeyUnkId = "tokenizer.ggml.unknown_token_id";
 inline constexpr std::string_view kKeyPadId = "tokenizer.ggml.padding_token_id";
 inline constexpr std::string_view kKeyAddSpacePrefix = "tokenizer.ggml.add_space_prefix";
+inline constexpr std::string_view kKeyMerges = "tokenizer.ggml.merges";
+inline constexpr std::string_view kKeyPre = "tokenizer.ggml.pre";
+inline constexpr std::string_view kKeyEotId = "tokenizer.ggml.eot_token_id";
+inline constexpr std::string_view kKeySepId = "tokenizer.ggml.seperator_token_id";  // llama.cpp's spelling
+inline constexpr std::string_view kKeyMaskId = "tokenizer.ggml.mask_token_id";
+inline constexpr std::string_view kKeyAddBos = "tokenizer.ggml.add_bos_token";
+inline constexpr std::string_view kKeyAddEos = "tokenizer.ggml.add_eos_token";
+inline constexpr std::string_view kKeyAddSep = "tokenizer.ggml.add_sep_token";
+inline constexpr std::string_view kKeyLowercase = "tokenizer.ggml.normalizer.lowercase";
+inline constexpr std::string_view kKeyStripAccents = "tokenizer.ggml.normalizer.strip_accents";
 inline constexpr std::string_view kKeyQuantizationVersion = "general.quantization_version";
 // Ours: the exact SentencePiece model bytes (u8 array), so lm tools rebuild the same tokenizer.
 inline constexpr std::string_view kKeySpmModel = "lm.tokenizer.spm_model";

@@ -297,7 +297,7 @@ LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& 
   if (tok.vocab_size() != w.cfg.n_vocab)
     throw FormatError(path, "tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +
                                 std::to_string(w.cfg.n_vocab));
-  const bool bos = g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) && tok.bos_id().has_value();
+  const bool bos = tok.add_bos();
   return LoadedModel{std::move(g), std::move(tok), std::move(w), bos};
 }
 

@@ -40,7 +40,7 @@ ModelConfig check_model(const format::GgufFile& gguf);
 void check_finite_weights(const format::GgufFile& gguf, const std::vector<const format::GgufTensorInfo*>& tensors);
 
 // A model file opened for inference: its tokenizer, its weights for inference and whether
-// prompts start with BOS (tokenizer.ggml.add_bos_token, true when absent, as in llama.cpp).
+// prompts start with BOS (Tokenizer::add_bos: tokenizer.ggml.add_bos_token, else the family default).
 struct LoadedModel {
   format::GgufFile gguf;
   Tokenizer tok;

@@ -96,7 +96,6 @@ GenerateResult generate(model::Session& session, const Tokenizer& tok, const std
   session.keep(0);
   const float* logits = session.eval_all(ctx.data(), int(ctx.size()));
   TextStream out(opts.stop);
-  const std::optional<int> eos = tok.eos_id();
   // SentencePiece drops the dummy prefix's space at the start of a text: when the prompt has no
   // text, the first space of the output is that space.
   bool at_text_start = true;
@@ -112,7 +111,7 @@ GenerateResult generate(model::Session& session, const Tokenizer& tok, const std
     ++res.tokens;
     history.push_back(ev.id);
     bool done = false;
-    if (eos && ev.id == *eos && !opts.ignore_eos) {
+    if (tok.ends_generation(ev.id) && !opts.ignore_eos) {  // EOS, or an end-of-turn piece
       ev.text = out.flush();
       res.stop_reason = "eos", done = true;
     } else {

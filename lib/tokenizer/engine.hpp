@@ -54,7 +54,9 @@ class Engine {
 // Byte-level BPE (tokenizer.ggml.model "gpt2"). `merges` are "left right" strings in rank
 // order (tokenizer.ggml.merges); `pre` is tokenizer.ggml.pre. Throws FormatError naming
 // `source` for a merge that names an unknown token or has no space, for an unknown `pre`
-// (the message lists the known ones), for a vocabulary without the 256 byte symbols.
+// (the message lists the known ones), for a vocabulary without the symbols of the space and
+// the printable ASCII bytes. Other bytes may lack a symbol (real vocabularies do); encode drops
+// them, as llama.cpp does.
 std::unique_ptr<Engine> make_byte_bpe(const Vocab& vocab, const std::vector<std::string>& merges,
                                       const std::string& pre, const std::string& source);
 // The names make_byte_bpe accepts for `pre`, sorted.

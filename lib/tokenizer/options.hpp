@@ -10,6 +10,8 @@ struct EncodeOptions {
   std::string format = "ids";  // ids | pieces | bin (token file, see lm-tokens(5))
   bool bos = false;            // add the BOS id before each line (ids/pieces) or input (bin)
   bool eos = false;            // add the EOS id after each line (ids/pieces) or input (bin)
+  bool parse_special = false;  // control pieces written in the text (<s>, <|im_end|>) become their ids
+  bool whole = false;          // each input is one text, tokenized as one string (ids/pieces: one line out)
   int threads = 0;             // 0 = all cores
 };
 

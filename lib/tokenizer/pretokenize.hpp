@@ -27,6 +27,9 @@ class PreTokenizer {
   void split(std::string_view text, std::vector<std::string_view>& words) const;
 
   const std::string& name() const;
+  // True for the names whose vocabularies llama.cpp marks ignore_merges (the llama3 family): a
+  // word that is itself a piece becomes that piece without running the merges.
+  bool ignore_merges() const;
   static std::vector<std::string> known();  // sorted
 
  private:

@@ -28,21 +28,22 @@ static void parallel_lines(size_t n, int threads, const Fn& fn) {
 }
 
 void encode_batch(const Tokenizer& tok, const std::vector<std::string>& lines, std::vector<std::vector<int>>& out,
-                  int threads) {
+                  int threads, bool parse_special) {
   out.resize(lines.size());
   parallel_lines(lines.size(), threads, [&](size_t i) {
     out[i].clear();
-    tok.encode(lines[i], out[i]);
+    tok.encode(lines[i], out[i], parse_special);
   });
 }
 
 void encode_text_batch(const Tokenizer& tok, const std::vector<std::string>& lines, const std::vector<uint8_t>& first,
-                       const std::vector<uint8_t>& newline, std::vector<std::vector<int>>& out, int threads) {
+                       const std::vector<uint8_t>& newline, std::vector<std::vector<int>>& out, int threads,
+                       bool parse_special) {
   LM_ASSERT(first.size() == lines.size() && newline.size() == lines.size());
   out.resize(lines.size());
   parallel_lines(lines.size(), threads, [&](size_t i) {
     out[i].clear();
-    tok.encode_line_of_text(lines[i], first[i] != 0, newline[i] != 0, out[i]);
+    tok.encode_line_of_text(lines[i], first[i] != 0, newline[i] != 0, out[i], parse_special);
   });
 }
 

@@ -14,14 +14,16 @@ namespace lm {
 
 // Encodes `lines` in parallel, each on its own (spm_encode semantics). out is resized to
 // lines.size(). `threads` 0 = all cores. Output does not depend on the thread count.
+// `parse_special`: control pieces written in the text become their ids (Tokenizer::encode).
 void encode_batch(const Tokenizer& tok, const std::vector<std::string>& lines, std::vector<std::vector<int>>& out,
-                  int threads);
+                  int threads, bool parse_special = false);
 
 // Encodes lines of documents in parallel with Tokenizer::encode_line_of_text: line i is a
 // document's first line if first[i] != 0 and is followed by a newline if newline[i] != 0.
 // out is resized to lines.size(). `threads` 0 = all cores.
 void encode_text_batch(const Tokenizer& tok, const std::vector<std::string>& lines, const std::vector<uint8_t>& first,
-                       const std::vector<uint8_t>& newline, std::vector<std::vector<int>>& out, int threads);
+                       const std::vector<uint8_t>& newline, std::vector<std::vector<int>>& out, int threads,
+                       bool parse_special = false);
 
 // Piece text -> id, for decoding piece sequences. Built once from the vocabulary.
 class PieceIndex {

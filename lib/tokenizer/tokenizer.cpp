@@ -1,6 +1,10 @@
-// lm::Tokenizer over SentencePiece. The model bytes are checked by our own small protobuf
-// reader before SentencePiece sees them, so a bad file gives one clear error, never an abort.
+// lm::Tokenizer over SentencePiece, or over one of the GGUF-vocabulary families (engine.hpp).
+// SentencePiece model bytes are checked by our own small protobuf reader before SentencePiece
+// sees them, so a bad file gives one clear error, never an abort.
 #include "tokenizer/tokenizer.hpp"
+
+#include "tokenizer/byte_bpe_train.hpp"
+#include "tokenizer/engine.hpp"
 
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
@@ -9,6 +13,8 @@
 #include <cmath>
 #include <cstring>
 #include <unordered_set>
+#include <array>
+#include <limits>
 
 #include "base/error.hpp"
 #include "base/hash.hpp"
@@ -282,20 +288,133 @@ class LineIterator : public sentencepiece::SentenceIterator {
 
 }  // namespace
 
+
+// The special pieces found in a text before tokenizing it, longest first at each position.
+struct SpecialMatcher {
+  struct Entry {
+    std::string text;
+    int id;
+    bool control;  // control or unknown: found only when parsing special tokens
+  };
+  std::vector<Entry> entries;          // longest text first
+  std::array<bool, 256> first{};       // bytes that start some entry
+  std::array<bool, 256> first_user{};  // bytes that start a user-defined entry
+
+  void build(const std::vector<std::string>& pieces, const std::vector<PieceType>& types, bool with_user) {
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const PieceType t = types[i];
+      const bool control = t == PieceType::Control || t == PieceType::Unknown;
+      if (pieces[i].empty() || !(control || (with_user && t == PieceType::UserDefined))) continue;
+      entries.push_back({pieces[i], int(i), control});
+    }
+    std::stable_sort(entries.begin(), entries.end(),
+                     [](const Entry& a, const Entry& b) { return a.text.size() > b.text.size(); });
+    for (const Entry& e : entries) {
+      first[uint8_t(e.text[0])] = true;
+      if (!e.control) first_user[uint8_t(e.text[0])] = true;
+    }
+  }
+
+  // Calls plain(text, at_start) for each stretch of text and special(id) for each special
+  // piece, in order. at_start: nothing or a special piece came before (llama.cpp gives the
+  // SentencePiece dummy prefix there).
+  template <class Plain, class Special>
+  void split(std::string_view text, bool parse_special, bool at_start, Plain plain, Special special) const {
+    const auto& starts = parse_special ? first : first_user;
+    size_t from = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (!starts[uint8_t(text[i])]) continue;
+      const Entry* hit = nullptr;
+      for (const Entry& e : entries)
+        if ((parse_special || !e.control) && text.compare(i, e.text.size(), e.text) == 0) {
+          hit = &e;
+          break;
+        }
+      if (!hit) continue;
+      if (i > from) plain(text.substr(from, i - from), at_start);
+      special(hit->id);
+      at_start = true;
+      i += hit->text.size() - 1;
+      from = i + 1;
+    }
+    if (from < text.size()) plain(text.substr(from), at_start);
+  }
+};
+
 struct Tokenizer::Impl {
+  std::string source;
+  std::string family = "llama";
+  uint64_t fingerprint = 0;
+  std::vector<int> newline;
+  SpecialMatcher specials;
+  std::optional<int> unk, bos, eos, eot, pad, sep, mask;
+  bool add_bos = false, add_eos = false, add_sep = false;
+  std::vector<char> ends;  // per id: ends generation
+
+  // The SentencePiece library (when engine is null).
   std::string proto;
   ProtoSummary summary;
   sentencepiece::SentencePieceProcessor sp;         // the model as it is
   sentencepiece::SentencePieceProcessor sp_inner;   // same, without the dummy prefix
-  std::vector<int> newline;
-  std::string source;
-  uint64_t fingerprint = 0;
+
+  // A GGUF vocabulary.
+  std::unique_ptr<tok::Engine> engine;
+  tok::Vocab vocab;
+  VocabSpec spec;
+
+  int size() const { return engine ? vocab.size() : int(summary.types.size()); }
+  PieceType type(int id) const { return engine ? vocab.types[size_t(id)] : summary.types[size_t(id)]; }
+  const std::string& piece(int id) const { return engine ? vocab.pieces[size_t(id)] : sp.IdToPiece(id); }
+
+  // Plain text of one fragment, no special pieces inside.
+  void encode_plain(std::string_view text, bool at_start, std::vector<int>& ids) const;
+  // Special pieces found first, then encode_plain between them.
+  void encode(std::string_view text, bool at_start, bool parse_special, std::vector<int>& ids) const {
+    if (!engine && !parse_special) return encode_plain(text, at_start, ids);
+    specials.split(
+        text, parse_special, at_start, [&](std::string_view t, bool start) { encode_plain(t, start, ids); },
+        [&](int id) { ids.push_back(id); });
+  }
+  void finish();  // newline ids, generation enders
 };
+
+// SentencePiece fails to encode or decode only for what the model file holds (e.g. a BPE
+// vocabulary whose only piece for a character is a control piece): a FormatError naming it.
+static void check(const sentencepiece::util::Status& st, const std::string& source, const char* what) {
+  if (!st.ok()) throw FormatError(source, std::string(what) + " failed: " + st.ToString());
+}
+
+void Tokenizer::Impl::encode_plain(std::string_view text, bool at_start, std::vector<int>& ids) const {
+  if (engine) return engine->encode(text, at_start, ids);
+  std::vector<int> part;
+  check((at_start ? sp : sp_inner).Encode({text.data(), text.size()}, &part), source, "encoding");
+  ids.insert(ids.end(), part.begin(), part.end());
+}
+
+void Tokenizer::Impl::finish() {
+  std::vector<int> nl;
+  encode_plain("\n", false, nl);
+  if (nl.size() == 1 && unk && nl[0] == *unk) nl.clear();
+  newline = nl;
+  const int n = size();
+  ends.assign(size_t(n), 0);
+  if (eos) ends[size_t(*eos)] = 1;
+  if (eot) ends[size_t(*eot)] = 1;
+  static const char* kEnders[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                  "<|end_of_text|>", "<|eom_id|>", "<EOT>"};
+  for (int i = 0; i < n; ++i) {
+    if (type(i) != PieceType::Control) continue;
+    for (const char* e : kEnders)
+      if (piece(i) == e) ends[size_t(i)] = 1;
+  }
+}
 
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
+
+static std::optional<int> opt_id(int id) { return id >= 0 ? std::optional<int>(id) : std::nullopt; }
 
 Tokenizer Tokenizer::from_model_proto(std::string bytes, const std::string& source) {
   auto impl = std::make_unique<Impl>();
@@ -306,24 +425,27 @@ Tokenizer Tokenizer::from_model_proto(std::string bytes, const std::string& sour
   if (!st.ok()) throw FormatError(source, std::string("SentencePiece rejected the model: ") + st.ToString());
   st = impl->sp_inner.LoadFromSerializedProto(without_dummy_prefix(impl->proto, source));
   if (!st.ok()) throw FormatError(source, std::string("SentencePiece rejected the model: ") + st.ToString());
-  st = impl->sp_inner.Encode("\n", &impl->newline);
-  if (!st.ok()) throw Error(source + ": cannot encode a newline: " + st.ToString());
-  if (impl->newline.size() == 1 && impl->sp.IsUnknown(impl->newline[0])) impl->newline.clear();
+  impl->unk = opt_id(impl->sp.unk_id());
+  impl->bos = opt_id(impl->sp.bos_id());
+  impl->eos = opt_id(impl->sp.eos_id());
+  impl->pad = opt_id(impl->sp.pad_id());
+  impl->add_bos = impl->bos.has_value();
+  // SentencePiece itself finds user-defined pieces; control pieces only with parse_special.
+  std::vector<std::string> pieces(size_t(impl->size()));
+  for (int i = 0; i < impl->size(); ++i) pieces[size_t(i)] = impl->sp.IdToPiece(i);
+  impl->specials.build(pieces, impl->summary.types, false);
+  impl->finish();
   impl->fingerprint = fnv1a64(impl->proto);
   return Tokenizer(std::move(impl));
 }
 
 Tokenizer Tokenizer::load(const std::string& path) { return from_model_proto(load_file(path), display_name(path)); }
 
-Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {
+// A SentencePiece ModelProto with the vocabulary's pieces: for VocabSpec::sentencepiece_type.
+static std::string proto_of_vocab(const VocabSpec& v, const std::string& source) {
   const size_t n = v.pieces.size();
-  if (n == 0) throw FormatError(source, "tokenizer has no tokens");
-  if (v.scores.size() != n || v.types.size() != n)
-    throw FormatError(source, "tokenizer arrays differ in length: " + std::to_string(n) + " tokens, " +
-                                  std::to_string(v.scores.size()) + " scores, " + std::to_string(v.types.size()) +
-                                  " types; expected equal lengths");
-  if (v.model_type != "bpe" && v.model_type != "unigram")
-    throw FormatError(source, "tokenizer model type '" + v.model_type + "', expected bpe or unigram");
+  if (v.sentencepiece_type != "bpe" && v.sentencepiece_type != "unigram")
+    throw FormatError(source, "tokenizer model type '" + v.sentencepiece_type + "', expected bpe or unigram");
   std::string proto;
   for (size_t i = 0; i < n; ++i) {
     std::string piece;
@@ -332,18 +454,13 @@ Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {
     put_uint(piece, 3, uint64_t(int32_t(v.types[i])));
     put_bytes(proto, 1, piece);
   }
-  auto special = [&](const std::optional<int>& id, int64_t none) -> int64_t {
-    if (!id) return none;
-    if (*id < 0 || size_t(*id) >= n)
-      throw FormatError(source, "special token id " + std::to_string(*id) + " >= vocabulary size " + std::to_string(n));
-    return *id;
-  };
+  auto special = [&](const std::optional<int>& id, int64_t none) -> int64_t { return id ? *id : none; };
   std::optional<int> unk = v.unk_id;
   if (!unk)
     for (size_t i = 0; i < n && !unk; ++i)
       if (v.types[i] == PieceType::Unknown) unk = int(i);
   std::string trainer;
-  put_uint(trainer, 3, v.model_type == "bpe" ? 2 : 1);
+  put_uint(trainer, 3, v.sentencepiece_type == "bpe" ? 2 : 1);
   put_int(trainer, 4, int64_t(n));
   put_uint(trainer, 35, v.byte_fallback ? 1 : 0);
   put_int(trainer, 40, special(unk, 0));
@@ -361,13 +478,89 @@ Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {
   put_uint(normalizer, 3, v.add_dummy_prefix ? 1 : 0);
   put_uint(normalizer, 4, 0);
   put_bytes(proto, 3, normalizer);
-  return from_model_proto(std::move(proto), source);
+  return proto;
+}
+
+// FNV-1a 64 over everything that decides how a GGUF vocabulary tokenizes.
+static uint64_t vocab_fingerprint(const VocabSpec& v) {
+  std::string s = "lm-vocab\n" + v.family + "\n" + v.pre + "\n" + (v.add_dummy_prefix ? "1" : "0") +
+                  (v.lowercase ? "1" : "0") + (v.strip_accents ? "1" : "0") + "\n";
+  for (size_t i = 0; i < v.pieces.size(); ++i) {
+    s += v.pieces[i];
+    s += '\0';
+    s += std::to_string(int(v.types[i])) + " " + std::to_string(v.scores[i]) + "\n";
+  }
+  for (const std::string& m : v.merges) s += m + "\n";
+  return fnv1a64(s);
+}
+
+Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {
+  const size_t n = v.pieces.size();
+  if (n == 0) throw FormatError(source, "tokenizer has no tokens");
+  if (n > size_t(std::numeric_limits<int32_t>::max()))
+    throw FormatError(source, "tokenizer has " + std::to_string(n) + " tokens, more than ids can count");
+  if (v.scores.size() != n || v.types.size() != n)
+    throw FormatError(source, "tokenizer arrays differ in length: " + std::to_string(n) + " tokens, " +
+                                  std::to_string(v.scores.size()) + " scores, " + std::to_string(v.types.size()) +
+                                  " types; expected equal lengths");
+  for (auto [name, id] : {std::pair<const char*, std::optional<int>>{"unknown", v.unk_id}, {"BOS", v.bos_id},
+                          {"EOS", v.eos_id}, {"EOT", v.eot_id}, {"padding", v.pad_id}, {"separator", v.sep_id},
+                          {"mask", v.mask_id}})
+    if (id && (*id < 0 || size_t(*id) >= n))
+      throw FormatError(source, std::string(name) + " token id " + std::to_string(*id) + " >= vocabulary size " +
+                                    std::to_string(n) + " (special token id " + std::to_string(*id) + ")");
+  if (!v.sentencepiece_type.empty()) {
+    if (v.family != "llama")
+      throw FormatError(source, "a SentencePiece model cannot be rebuilt from a '" + v.family + "' vocabulary");
+    Tokenizer t = from_model_proto(proto_of_vocab(v, source), source);
+    t.impl_->add_bos = v.add_bos && t.impl_->bos;
+    t.impl_->add_eos = v.add_eos && t.impl_->eos;
+    return t;
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->source = source;
+  impl->family = v.family;
+  impl->vocab.pieces = v.pieces;
+  impl->vocab.scores = v.scores;
+  impl->vocab.types = v.types;
+  impl->vocab.index();
+  impl->unk = v.unk_id;
+  if (!impl->unk)
+    for (size_t i = 0; i < n && !impl->unk; ++i)
+      if (v.types[i] == PieceType::Unknown) impl->unk = int(i);
+  impl->vocab.unk_id = impl->unk;
+  if (v.family == "llama") {
+    impl->engine = tok::make_spm_merges(impl->vocab, v.add_dummy_prefix, source);
+  } else if (v.family == "gpt2") {
+    impl->engine = tok::make_byte_bpe(impl->vocab, v.merges, v.pre, source);
+  } else if (v.family == "bert") {
+    impl->engine = tok::make_wordpiece(impl->vocab, source, {v.lowercase, v.strip_accents});
+  } else {
+    throw FormatError(source, "tokenizer model '" + v.family +
+                                  "' is not supported, expected llama (SentencePiece), gpt2 (byte-level BPE) or "
+                                  "bert (WordPiece)");
+  }
+  impl->bos = v.bos_id;
+  impl->eos = v.eos_id;
+  impl->eot = v.eot_id;
+  impl->pad = v.pad_id;
+  impl->sep = v.sep_id;
+  impl->mask = v.mask_id;
+  impl->add_bos = v.add_bos && v.bos_id;
+  impl->add_eos = v.add_eos && v.eos_id;
+  impl->add_sep = v.add_sep && v.sep_id;
+  impl->specials.build(v.pieces, v.types, true);
+  impl->spec = v;
+  impl->fingerprint = vocab_fingerprint(v);
+  impl->finish();
+  return Tokenizer(std::move(impl));
 }
 
 Tokenizer Tokenizer::train(const TokenizerTrainOptions& o, const std::function<bool(std::string&)>& next_line,
                            const Logger& log) {
+  if (o.model_type == "bytebpe") return from_vocab(tok::train_byte_bpe(o, next_line, log), "<trained model>");
   if (o.model_type != "bpe" && o.model_type != "unigram")
-    throw UsageError("--model-type '" + o.model_type + "', expected bpe or unigram");
+    throw UsageError("--model-type '" + o.model_type + "', expected bpe, unigram or bytebpe");
   if (o.vocab_size < 8) throw UsageError("--vocab-size " + std::to_string(o.vocab_size) + ", expected at least 8");
   if (!(o.character_coverage >= 0.5 && o.character_coverage <= 1.0))
     throw UsageError("--character-coverage " + std::to_string(o.character_coverage) + ", expected 0.5 to 1");
@@ -426,12 +619,16 @@ Tokenizer Tokenizer::train(const TokenizerTrainOptions& o, const std::function<b
   return from_model_proto(std::move(proto), "<trained model>");
 }
 
-int Tokenizer::vocab_size() const { return int(impl_->summary.types.size()); }
-const std::string& Tokenizer::piece(int id) const { return impl_->sp.IdToPiece(id); }
-float Tokenizer::score(int id) const { return impl_->summary.scores[size_t(id)]; }
-PieceType Tokenizer::type(int id) const { return impl_->summary.types[size_t(id)]; }
+
+int Tokenizer::vocab_size() const { return impl_->size(); }
+const std::string& Tokenizer::piece(int id) const { return impl_->piece(id); }
+float Tokenizer::score(int id) const {
+  return impl_->engine ? impl_->vocab.scores[size_t(id)] : impl_->summary.scores[size_t(id)];
+}
+PieceType Tokenizer::type(int id) const { return impl_->type(id); }
 
 std::string Tokenizer::token_bytes(int id) const {
+  if (impl_->engine) return impl_->engine->token_bytes(id);
   switch (type(id)) {
     case PieceType::Control:
     case PieceType::Unused: return {};
@@ -458,13 +655,24 @@ std::string Tokenizer::token_bytes(int id) const {
   return out;
 }
 
-static std::optional<int> opt_id(int id) { return id >= 0 ? std::optional<int>(id) : std::nullopt; }
-std::optional<int> Tokenizer::unk_id() const { return opt_id(impl_->sp.unk_id()); }
-std::optional<int> Tokenizer::bos_id() const { return opt_id(impl_->sp.bos_id()); }
-std::optional<int> Tokenizer::eos_id() const { return opt_id(impl_->sp.eos_id()); }
-std::optional<int> Tokenizer::pad_id() const { return opt_id(impl_->sp.pad_id()); }
+std::optional<int> Tokenizer::unk_id() const { return impl_->unk; }
+std::optional<int> Tokenizer::bos_id() const { return impl_->bos; }
+std::optional<int> Tokenizer::eos_id() const { return impl_->eos; }
+std::optional<int> Tokenizer::pad_id() const { return impl_->pad; }
+std::optional<int> Tokenizer::eot_id() const { return impl_->eot; }
+std::optional<int> Tokenizer::sep_id() const { return impl_->sep; }
+std::optional<int> Tokenizer::mask_id() const { return impl_->mask; }
+bool Tokenizer::add_bos() const { return impl_->add_bos; }
+bool Tokenizer::add_eos() const { return impl_->add_eos; }
+bool Tokenizer::add_sep() const { return impl_->add_sep; }
+void Tokenizer::set_add_bos(bool on) { impl_->add_bos = on && impl_->bos; }
+void Tokenizer::set_add_eos(bool on) { impl_->add_eos = on && impl_->eos; }
+bool Tokenizer::ends_generation(int id) const { return id >= 0 && id < vocab_size() && impl_->ends[size_t(id)]; }
+const std::string& Tokenizer::family() const { return impl_->family; }
+const VocabSpec* Tokenizer::vocab_spec() const { return impl_->engine ? &impl_->spec : nullptr; }
 
 std::string Tokenizer::model_type() const {
+  if (impl_->engine) return impl_->engine->name();
   switch (impl_->summary.model_type) {
     case 2: return "bpe";
     case 3: return "word";
@@ -472,21 +680,34 @@ std::string Tokenizer::model_type() const {
     default: return "unigram";
   }
 }
-bool Tokenizer::add_dummy_prefix() const { return impl_->summary.add_dummy_prefix; }
-bool Tokenizer::byte_fallback() const { return impl_->summary.byte_fallback; }
-
-// SentencePiece fails to encode or decode only for what the model file holds (e.g. a BPE
-// vocabulary whose only piece for a character is a control piece): a FormatError naming it.
-static void check(const sentencepiece::util::Status& st, const std::string& source, const char* what) {
-  if (!st.ok()) throw FormatError(source, std::string(what) + " failed: " + st.ToString());
+bool Tokenizer::add_dummy_prefix() const {
+  return impl_->engine ? impl_->family == "llama" && impl_->spec.add_dummy_prefix : impl_->summary.add_dummy_prefix;
+}
+bool Tokenizer::byte_fallback() const {
+  if (!impl_->engine) return impl_->summary.byte_fallback;
+  for (PieceType t : impl_->vocab.types)
+    if (t == PieceType::Byte) return true;
+  return impl_->family == "gpt2";  // every byte has a symbol
 }
 
-void Tokenizer::encode(std::string_view text, std::vector<int>& ids) const {
-  check(impl_->sp.Encode({text.data(), text.size()}, &ids), impl_->source, "encoding");
+void Tokenizer::encode(std::string_view text, std::vector<int>& ids, bool parse_special) const {
+  if (!impl_->engine && !parse_special) {  // exactly spm_encode
+    check(impl_->sp.Encode({text.data(), text.size()}, &ids), impl_->source, "encoding");
+    return;
+  }
+  ids.clear();
+  impl_->encode(text, true, parse_special, ids);
 }
 
-void Tokenizer::encode_pieces(std::string_view text, std::vector<std::string>& pieces) const {
-  check(impl_->sp.Encode({text.data(), text.size()}, &pieces), impl_->source, "encoding");
+void Tokenizer::encode_pieces(std::string_view text, std::vector<std::string>& pieces, bool parse_special) const {
+  if (!impl_->engine && !parse_special) {
+    check(impl_->sp.Encode({text.data(), text.size()}, &pieces), impl_->source, "encoding");
+    return;
+  }
+  std::vector<int> ids;
+  encode(text, ids, parse_special);
+  pieces.clear();
+  for (int id : ids) pieces.push_back(piece(id));
 }
 
 static void check_ids(const std::vector<int>& ids, int vocab, const std::string& source) {
@@ -495,33 +716,47 @@ static void check_ids(const std::vector<int>& ids, int vocab, const std::string&
       throw FormatError(source, "token id " + std::to_string(id) + " out of range [0, " + std::to_string(vocab) + ")");
 }
 
+// A GGUF vocabulary's decoding: the tokens' bytes, less the dummy prefix's space at the front.
+static std::string engine_decode(const Tokenizer& t, const std::vector<int>& ids) {
+  std::string text;
+  for (int id : ids) text += t.token_bytes(id);
+  if (t.add_dummy_prefix() && !text.empty() && text[0] == ' ') text.erase(0, 1);
+  return text;
+}
+
 std::string Tokenizer::decode(const std::vector<int>& ids) const {
   check_ids(ids, vocab_size(), impl_->source);
+  if (impl_->engine) return engine_decode(*this, ids);
   std::string text;
   check(impl_->sp.Decode(ids, &text), impl_->source, "decoding");
   return text;
 }
 
-void Tokenizer::encode_line_of_text(std::string_view line, bool first, bool newline, std::vector<int>& ids) const {
-  std::vector<int> part;
-  if (!first) {
-    check(impl_->sp_inner.Encode({line.data(), line.size()}, &part), impl_->source, "encoding");
-  } else if (!line.empty() || !newline) {
-    check(impl_->sp.Encode({line.data(), line.size()}, &part), impl_->source, "encoding");
-  } else if (impl_->summary.add_dummy_prefix) {
+void Tokenizer::encode_line_of_text(std::string_view line, bool first, bool newline, std::vector<int>& ids,
+                                    bool parse_special) const {
+  if (impl_->engine) {
+    if (!newline) return impl_->encode(line, first, parse_special, ids);
+    std::string s;
+    s.reserve(line.size() + 1);
+    s.append(line).push_back('\n');
+    return impl_->encode(s, first, parse_special, ids);
+  }
+  if (first && line.empty() && newline && impl_->summary.add_dummy_prefix) {
     // An empty first line followed by more text: the whole text starts with the dummy prefix
     // alone, which the model encodes as a single space does without the prefix.
-    check(impl_->sp_inner.Encode(" ", &part), impl_->source, "encoding");
+    impl_->encode_plain(" ", false, ids);
+  } else if (!line.empty() || !newline || !first) {
+    impl_->encode(line, first, parse_special, ids);
   }
-  ids.insert(ids.end(), part.begin(), part.end());
   if (newline) ids.insert(ids.end(), impl_->newline.begin(), impl_->newline.end());
 }
 
-void Tokenizer::encode_text(std::string_view text, std::vector<int>& ids) const {
+void Tokenizer::encode_text(std::string_view text, std::vector<int>& ids, bool parse_special) const {
+  if (impl_->engine) return impl_->encode(text, true, parse_special, ids);
   bool first = true;
   while (true) {
     const size_t nl = text.find('\n');
-    encode_line_of_text(text.substr(0, nl), first, nl != std::string_view::npos, ids);
+    encode_line_of_text(text.substr(0, nl), first, nl != std::string_view::npos, ids, parse_special);
     if (nl == std::string_view::npos) return;
     text.remove_prefix(nl + 1);
     first = false;
@@ -531,6 +766,7 @@ void Tokenizer::encode_text(std::string_view text, std::vector<int>& ids) const 
 
 std::string Tokenizer::decode_text(const std::vector<int>& ids) const {
   check_ids(ids, vocab_size(), impl_->source);
+  if (impl_->engine) return engine_decode(*this, ids);
   const auto& nl = impl_->newline;
   std::string text, part;
   if (nl.size() != 1) {
