@@ -25,7 +25,7 @@ const char* piece_type_name(PieceType t);  // "normal", "unknown", "control", "u
 // Options of `lm-tokenize train`; defaults suit LM pretraining (lossless on any UTF-8 text).
 struct TokenizerTrainOptions {
   std::string model_type = "bpe";            // bpe | unigram (SentencePiece) | bytebpe (GPT-2 style)
-  std::string pre_tokenizer = "gpt2";        // bytebpe: the word-splitting expressions (tokenizer.ggml.pre)
+  std::string pre_tokenizer = "gpt-2";       // bytebpe: the word-splitting expressions (tokenizer.ggml.pre)
   int vocab_size = 8000;                     // number of pieces, including special and byte pieces
   bool byte_fallback = true;                 // unknown characters become <0xNN> byte pieces
   // Share of characters covered by normal pieces; the rest become byte pieces. 1.0 keeps every

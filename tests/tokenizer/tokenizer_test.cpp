@@ -164,16 +164,25 @@ TEST_CASE("from_vocab rebuilds a model that encodes identically") {
   v.unk_id = 0;
   v.bos_id = 1;
   v.eos_id = 2;
-  Tokenizer rebuilt = Tokenizer::from_vocab(v, "rebuilt");
-  CHECK(rebuilt.model_type() == "bpe");
-  CHECK(rebuilt.bos_id() == 1);
-  CHECK(rebuilt.eos_id() == 2);
-  for (const std::string& text : {std::string("the jury said 1961"), std::string("东京 café ☃ qqq"), std::string("\nx\n")}) {
-    std::vector<int> a, b;
-    tok.encode(text, a);
-    rebuilt.encode(text, b);
-    CHECK(a == b);
-    CHECK(whole_text_ids(tok, text) == whole_text_ids(rebuilt, text));
+  // Rebuilt for the SentencePiece library, and tokenized from the arrays by merges (llama.cpp's
+  // way): for a SentencePiece BPE model both give SentencePiece's ids.
+  for (const char* how : {"bpe", ""}) {
+    CAPTURE(how);
+    v.sentencepiece_type = how;
+    Tokenizer rebuilt = Tokenizer::from_vocab(v, "rebuilt");
+    CHECK(rebuilt.model_type() == "bpe");
+    CHECK((rebuilt.vocab_spec() == nullptr) == (*how != 0));
+    CHECK(rebuilt.bos_id() == 1);
+    CHECK(rebuilt.eos_id() == 2);
+    for (const std::string& text :
+         {std::string("the jury said 1961"), std::string("东京 café ☃ qqq"), std::string("\nx\n")}) {
+      std::vector<int> a, b;
+      tok.encode(text, a);
+      rebuilt.encode(text, b);
+      CHECK(a == b);
+      CHECK(whole_text_ids(tok, text) == whole_text_ids(rebuilt, text));
+      CHECK(rebuilt.decode_text(whole_text_ids(rebuilt, text)) == text);
+    }
   }
 }
 
@@ -197,6 +206,7 @@ TEST_CASE("a model that cannot encode a text is a FormatError naming the file") 
              PieceType::Control};
   v.byte_fallback = false;
   v.unk_id = 0;
+  v.sentencepiece_type = "bpe";  // through the SentencePiece library
   Tokenizer tok = Tokenizer::from_vocab(v, "m.gguf");
   std::vector<int> ids;
   tok.encode("a", ids);
