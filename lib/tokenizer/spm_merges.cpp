@@ -7,11 +7,13 @@
 // docs/tokenizers.md describes the family.
 //
 // Cost: a priority queue of candidate pairs over a linked list of symbols, O(n log n) in the
-// length of the stretch merged. When no piece of the vocabulary has a "▁" after something
-// other than "▁" (true of every SentencePiece vocabulary trained with the default
-// split_by_whitespace), no merge can cross the start of a word, so each word is merged on its
-// own with the same result and memory stays in proportion to the longest word. Otherwise the
-// text is merged whole, in stretches of at most 1 GiB.
+// length of the stretch merged, about 40 bytes of scratch per byte of it. When no piece of the
+// vocabulary has a "▁" after something other than "▁" (true of every SentencePiece vocabulary
+// trained with the default split_by_whitespace, and of Llama 2's and Phi-3's), no merge can
+// cross the start of a word, so each word is merged on its own with the same result. Otherwise
+// the text is merged whole. Either way a stretch is cut after 1 MiB (at a character start), so
+// a line of 100 MB needs about 40 MB of scratch; llama.cpp merges such a run whole, so ids may
+// differ from its own next to each cut, and only in a run of over 1 MiB with no word start.
 #include <algorithm>
 #include <cstdio>
 #include <limits>
@@ -27,7 +29,7 @@ namespace {
 
 constexpr char kSpace[] = "\xe2\x96\x81";  // U+2581 "▁"
 constexpr size_t kSpaceLen = 3;
-constexpr size_t kMaxStretch = size_t(1) << 30;
+constexpr size_t kMaxStretch = size_t(1) << 20;
 
 // Bytes of the UTF-8 character that starts with byte c, as llama.cpp counts them from the high
 // four bits alone (a continuation byte or a bad lead byte is not checked further).

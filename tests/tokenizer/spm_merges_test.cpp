@@ -166,6 +166,10 @@ TEST_CASE("spm merges: long lines merge in time in proportion to their length") 
   const auto ids = encode(*e, one_word);
   CHECK(ids.size() == 500000);
   CHECK(ids.front() == 12);
+  // Past 1 MiB a run with no word start is cut (at an even length here, so "aa" pairs hold).
+  const auto long_ids = encode(*e, std::string((3 << 20) + 1, 'a'));
+  CHECK(long_ids.size() == (3 << 19) + 1);
+  CHECK(long_ids.back() == 7);
   std::string words;
   for (int i = 0; i < 200000; ++i) words += "abc ";
   CHECK(encode(*e, words).size() == 400001);  // "a" "bc", then "▁a" "bc" per word, the last "▁" alone
