@@ -26,13 +26,10 @@ for inp in "$dir"/*.gguf.inp; do
     continue
   fi
   rm -f "$work"/case.*
-  # One file per text, split exactly on the separator (texts may hold any bytes).
-  python3 - "$inp" "$work" <<'PY'
-import sys
-data = open(sys.argv[1], 'rb').read()
-for i, text in enumerate(data.split(b'\n__ggml_vocab_test__\n')):
-    open('%s/case.%04d' % (sys.argv[2], i), 'wb').write(text)
-PY
+  # One file per text, split exactly on the separator; like llama.cpp's reader, no text
+  # follows a final separator.
+  LC_ALL=C awk -v RS='\n__ggml_vocab_test__\n' -v dir="$work" \
+    '{ f = sprintf("%s/case.%04d", dir, NR - 1); printf "%s", $0 > f; close(f) }' "$inp"
   cases=("$work"/case.*)
   if ! "$bin/lm-tokenize" encode --whole -q -m "$vocab" "${cases[@]}" > "$work/got" 2> "$work/err"; then
     echo "$name: error: $(head -n 1 "$work/err")"

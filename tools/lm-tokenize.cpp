@@ -170,7 +170,11 @@ int run_train(const lm::TokenizerTrainOptions& opts, const std::vector<std::stri
       add(std::move(kept[k].line), std::exchange(is_first, false), kept[k].newline);
   }
   if (!batch.empty()) encode();
-  if (counter.tokens() > 0) {
+  if (counter.tokens() > 0 && tok.family() == "gpt2") {  // every byte has a symbol: report compression
+    log.info("the training text is %llu tokens, %.2f bytes per token%s", (unsigned long long)counter.tokens(),
+             double(bytes) / double(counter.tokens()),
+             kept_all ? "" : " (standard input and pipes counted up to their first 64 MiB)");
+  } else if (counter.tokens() > 0) {
     const double n = double(counter.tokens());
     char with_newlines[96] = "";
     if (nl_bytes > 0)

@@ -310,7 +310,6 @@ VocabSpec train_byte_bpe(const TokenizerTrainOptions& o, const std::function<boo
 
   VocabSpec v;
   v.family = "gpt2";
-  v.model_type = "bpe";
   v.add_dummy_prefix = false;
   v.byte_fallback = false;
   v.pre = pre_name;

@@ -197,7 +197,10 @@ TEST_CASE("a byte-level BPE vocabulary with a bad merge or an unknown pre-tokeni
                        FormatError);
   CHECK_THROWS_WITH_AS(model::load_tokenizer(with("p.gguf", {"a b"}, "klingon")), doctest::Contains("klingon"),
                        FormatError);
-  CHECK(model::load_tokenizer(with("ok.gguf", {"a b"}, "llama-bpe")).add_bos() == false);  // no BOS id in it
+  // llama-bpe prompts start with BOS; without the key, llama.cpp's default id 11.
+  Tokenizer ok = model::load_tokenizer(with("ok.gguf", {"a b"}, "llama-bpe"));
+  CHECK(ok.add_bos());
+  CHECK(ok.bos_id() == 11);
 }
 
 TEST_CASE("WordPiece and SentencePiece-merges vocabularies from arrays: llama.cpp's defaults") {
@@ -231,7 +234,7 @@ TEST_CASE("WordPiece and SentencePiece-merges vocabularies from arrays: llama.cp
   std::string spm = write_gguf(dir.path(), "spm.gguf", [](auto& w) {
     w.set_string(format::kKeyTokenizerModel, "llama");
     // Phi-3's case: a piece listed twice, which the SentencePiece library refuses.
-    w.set_array_string(format::kKeyTokens, {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b", "\xe2\x96\x81a", "ab", "</s>"});
+    w.set_array_string(format::kKeyTokens, {"<unk>", "<s>", "</s>", "\xe2\x96\x81", "a", "b", "\xe2\x96\x81" "a", "ab", "</s>"});
     w.set_array_f32(format::kKeyScores, {0, 0, 0, -1, -2, -3, -4, -5, 0});
     w.set_array_i32(format::kKeyTokenType, {2, 3, 3, 1, 1, 1, 1, 1, 4});
   });

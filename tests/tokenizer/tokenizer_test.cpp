@@ -297,7 +297,7 @@ TEST_CASE("C3 a piece with a NUL byte is rejected before SentencePiece builds it
   const size_t at = (piece("<unk>", 0, 2) + piece("<s>", 0, 3) + piece("</s>", 0, 3) + piece("a", -1, 1) +
                      piece("b", -2, 1)).size();
   const std::string want = "m: piece #5 has a NUL byte, expected none (at byte " + std::to_string(at) + ")";
-  for (const std::string p : {std::string("\0c", 2), std::string("c\0", 2)})
+  for (const std::string& p : {std::string("\0c", 2), std::string("c\0", 2)})
     CHECK_THROWS_WITH_AS(Tokenizer::from_model_proto(tiny_model(piece(p, 0, 1)), "m"), want.c_str(), FormatError);
 }
 

@@ -7,6 +7,8 @@
 //   set NAME K VALUE     element K of F32/F16/BF16 tensor NAME = VALUE ("nan", "inf", "1.5")
 //   scale NAME B VALUE   the f16 scale d of block B of Q8_0/Q4_0/Q4_K/Q6_K tensor NAME = VALUE
 //   u32 KEY V            metadata KEY = V (u32)
+//   str KEY V            metadata KEY = V (string)
+//   f32 KEY V            metadata KEY = V (f32)
 //   labels N             llama.classifier.output_labels = "l0" .. "l{N-1}"
 #include <cstddef>
 #include <cstdio>
@@ -109,6 +111,12 @@ int main(int argc, char** argv) {
         i += 3;
       } else if (op == "u32") {
         w.set_u32(arg(1), uint32_t(std::stoul(arg(2))));
+        i += 2;
+      } else if (op == "str") {
+        w.set_string(arg(1), arg(2));
+        i += 2;
+      } else if (op == "f32") {
+        w.set_f32(arg(1), std::stof(arg(2)));
         i += 2;
       } else if (op == "labels") {
         std::vector<std::string> labels;

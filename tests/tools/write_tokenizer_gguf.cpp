@@ -1,6 +1,10 @@
 // Test helper (not installed) for the tool tests.
 //   lm_test_write_gguf TOK.model OUT.gguf [--no-embed]
 //     writes a vocabulary-only GGUF file carrying a tokenizer, to pass GGUF files to -m;
+//   lm_test_write_gguf --wordpiece VOCAB.txt OUT.gguf
+//     writes a WordPiece vocabulary (BERT's vocab.txt: one piece per line, "##" for a word's
+//     continuation, [PAD]/[UNK]/[CLS]/[SEP]/[MASK] and other [..] pieces special) as llama.cpp's
+//     converters store it: "bert" model, word-initial pieces prefixed with U+2581;
 //   lm_test_write_gguf --convert IN.gguf OUT.gguf f32|f16|bf16|q8_0|q4_0 [--no-embed]
 //     rewrites a model with its matrices in another type (norms stay F32), and with
 //     --no-embed without the SentencePiece model bytes (the tokenizer arrays only).
@@ -61,8 +65,36 @@ void convert(const char* in, const char* out, const std::string& type, bool embe
 
 }  // namespace
 
+void wordpiece(const char* in, const char* out) {
+  lm::LineReader r(in);
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  std::string line;
+  while (r.next(line)) {
+    if (line.size() > 2 && line.front() == '[' && line.back() == ']') {
+      tokens.push_back(line);
+      types.push_back(line == "[UNK]" ? 2 : 3);
+    } else if (line.rfind("##", 0) == 0 && line.size() > 2) {
+      tokens.push_back(line.substr(2));
+      types.push_back(1);
+    } else {
+      tokens.push_back("\xe2\x96\x81" + line);
+      types.push_back(1);
+    }
+  }
+  lm::format::GgufWriter w;
+  w.set_string(lm::format::kKeyTokenizerModel, "bert");
+  w.set_array_string(lm::format::kKeyTokens, tokens);
+  w.set_array_i32(lm::format::kKeyTokenType, types);
+  w.save(out);
+}
+
 int main(int argc, char** argv) {
   try {
+    if (argc == 4 && std::strcmp(argv[1], "--wordpiece") == 0) {
+      wordpiece(argv[2], argv[3]);
+      return 0;
+    }
     if (argc >= 5 && std::strcmp(argv[1], "--convert") == 0) {
       convert(argv[2], argv[3], argv[4], !(argc > 5 && std::strcmp(argv[5], "--no-embed") == 0));
       return 0;
