@@ -188,11 +188,12 @@ class SpmMerges final : public Engine {
     // Stretches end at character starts (as the whole text is cut) and, when the vocabulary
     // allows it, at each "▁" that follows something other than "▁".
     size_t begin = 0, pos = 0;
+    const auto word_start = [&](size_t at) {
+      return starts_with_space(s, at) && !(at >= begin + kSpaceLen && starts_with_space(s, at - kSpaceLen));
+    };
     while (pos < s.size()) {
       const size_t next = std::min(s.size(), pos + utf8_len(s[pos]));
-      const bool cut = next < s.size() &&
-                       ((word_safe_ && starts_with_space(s, next) && !(next >= kSpaceLen + begin && starts_with_space(s, next - kSpaceLen))) ||
-                        next - begin >= kMaxStretch);
+      const bool cut = next < s.size() && ((word_safe_ && word_start(next)) || next - begin >= kMaxStretch);
       pos = next;
       if (cut) {
         merge(std::string_view(s).substr(begin, pos - begin), scratch, ids);
