@@ -7,16 +7,18 @@
 // docs/tokenizers.md describes the family.
 //
 // Cost: a priority queue of candidate pairs over a linked list of symbols, O(n log n) in the
-// length of the stretch merged. When no piece of the vocabulary has a "▁" after something
-// other than "▁" (true of every SentencePiece vocabulary trained with the default
-// split_by_whitespace), no merge can cross the start of a word, so each word is merged on its
-// own with the same result and memory stays in proportion to the longest word. Otherwise the
-// text is merged whole, in stretches of at most 1 GiB.
+// length of the stretch merged, about 40 bytes of scratch per byte of it. When no piece of the
+// vocabulary has a "▁" after something other than "▁" (true of every SentencePiece vocabulary
+// trained with the default split_by_whitespace, and of Llama 2's and Phi-3's), no merge can
+// cross the start of a word, so each word is merged on its own with the same result. Otherwise
+// the text is merged whole. Either way a stretch is cut after 1 MiB (at a character start), so
+// a line of 100 MB needs about 40 MB of scratch; llama.cpp merges such a run whole, so ids may
+// differ from its own next to each cut, and only in a run of over 1 MiB with no word start.
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "base/error.hpp"
@@ -27,7 +29,7 @@ namespace {
 
 constexpr char kSpace[] = "\xe2\x96\x81";  // U+2581 "▁"
 constexpr size_t kSpaceLen = 3;
-constexpr size_t kMaxStretch = size_t(1) << 30;
+constexpr size_t kMaxStretch = size_t(1) << 20;
 
 // Bytes of the UTF-8 character that starts with byte c, as llama.cpp counts them from the high
 // four bits alone (a continuation byte or a bad lead byte is not checked further).
@@ -70,6 +72,69 @@ std::string piece_text(const std::string& piece, PieceType type) {
   }
 }
 
+// Piece -> id in one flat open-addressing table (a chained std::unordered_map spent 70% of the
+// time of encoding in its lookups). The pieces' bytes sit in one arena; a slot holds a 32-bit
+// tag of the hash and the id. Adding a piece again replaces its id (llama.cpp keeps the last).
+class PieceIndex {
+ public:
+  void build(const std::vector<std::string>& keys) {
+    size_t cap = 16;
+    while (cap < 2 * keys.size()) cap *= 2;
+    slots_.assign(cap, Slot{0, -1});
+    mask_ = cap - 1;
+    offsets_.resize(keys.size() + 1);
+    offsets_[0] = 0;
+    for (size_t i = 0; i < keys.size(); ++i) offsets_[i + 1] = offsets_[i] + keys[i].size();
+    arena_.clear();
+    arena_.reserve(offsets_.back());
+    for (const std::string& k : keys) arena_ += k;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const uint64_t h = hash(keys[i]);
+      size_t at = h & mask_;
+      while (slots_[at].id >= 0 && !(slots_[at].tag == uint32_t(h >> 32) && key(slots_[at].id) == keys[i])) at = (at + 1) & mask_;
+      slots_[at] = Slot{uint32_t(h >> 32), int(i)};
+    }
+  }
+  int find(std::string_view k) const {
+    const uint64_t h = hash(k);
+    for (size_t at = h & mask_;; at = (at + 1) & mask_) {
+      const Slot& slot = slots_[at];
+      if (slot.id < 0) return -1;
+      if (slot.tag == uint32_t(h >> 32) && key(slot.id) == k) return slot.id;
+    }
+  }
+
+ private:
+  struct Slot {
+    uint32_t tag;
+    int id;  // -1: empty
+  };
+  std::string_view key(int id) const {
+    return std::string_view(arena_).substr(offsets_[size_t(id)], offsets_[size_t(id) + 1] - offsets_[size_t(id)]);
+  }
+  static uint64_t hash(std::string_view k) {
+    const char* p = k.data();
+    size_t n = k.size();
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    for (; n >= 8; p += 8, n -= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+      h ^= h >> 31;
+    }
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (h ^ w) * 0x94D049BB133111EBull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 32);
+  }
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  std::vector<size_t> offsets_;
+  std::string arena_;
+};
+
 class SpmMerges final : public Engine {
  public:
   SpmMerges(const Vocab& vocab, bool add_space_prefix, const std::string& source)
@@ -87,17 +152,15 @@ class SpmMerges final : public Engine {
     unk_ = vocab.unk_id.value_or(-1);
     // llama.cpp gives an empty piece the text "[EMPTY_<id>]"; its map keeps the last id of a
     // piece listed twice.
-    keys_.resize(n);
-    for (size_t i = 0; i < n; ++i)
-      if (pieces_[i].empty()) keys_[i] = "[EMPTY_" + std::to_string(i) + "]";
-    index_.reserve(n);
+    std::vector<std::string> keys = pieces_;
     word_safe_ = true;
     for (size_t i = 0; i < n; ++i) {
-      const std::string& key = pieces_[i].empty() ? keys_[i] : pieces_[i];
-      index_[key] = int(i);
+      if (keys[i].empty()) keys[i] = "[EMPTY_" + std::to_string(i) + "]";
+      const std::string& key = keys[i];
       for (size_t p = key.find(kSpace, 1); p != std::string::npos; p = key.find(kSpace, p + 1))
         if (p < kSpaceLen || key.compare(p - kSpaceLen, kSpaceLen, kSpace) != 0) word_safe_ = false;
     }
+    index_.build(keys);
     // Byte fallback, as llama.cpp: the piece <0xNN>, else the piece that is the byte itself.
     for (int b = 0; b < 256; ++b) {
       char hex[8];
@@ -106,6 +169,7 @@ class SpmMerges final : public Engine {
       const char byte = char(b);
       if (id < 0) id = find(std::string_view(&byte, 1));
       byte_id_[b] = id;
+      char_id_[b] = find(std::string_view(&byte, 1));
     }
   }
 
@@ -124,11 +188,12 @@ class SpmMerges final : public Engine {
     // Stretches end at character starts (as the whole text is cut) and, when the vocabulary
     // allows it, at each "▁" that follows something other than "▁".
     size_t begin = 0, pos = 0;
+    const auto word_start = [&](size_t at) {
+      return starts_with_space(s, at) && !(at >= begin + kSpaceLen && starts_with_space(s, at - kSpaceLen));
+    };
     while (pos < s.size()) {
       const size_t next = std::min(s.size(), pos + utf8_len(s[pos]));
-      const bool cut = next < s.size() &&
-                       ((word_safe_ && starts_with_space(s, next) && !(next >= kSpaceLen + begin && starts_with_space(s, next - kSpaceLen))) ||
-                        next - begin >= kMaxStretch);
+      const bool cut = next < s.size() && ((word_safe_ && word_start(next)) || next - begin >= kMaxStretch);
       pos = next;
       if (cut) {
         merge(std::string_view(s).substr(begin, pos - begin), scratch, ids);
@@ -162,10 +227,7 @@ class SpmMerges final : public Engine {
     std::vector<Pair> queue;
   };
 
-  int find(std::string_view piece) const {
-    auto it = index_.find(piece);
-    return it == index_.end() ? -1 : it->second;
-  }
+  int find(std::string_view piece) const { return index_.find(piece); }
 
   void merge(std::string_view s, Scratch& scratch, std::vector<int>& ids) const {
     auto& sym = scratch.symbols;
@@ -175,7 +237,8 @@ class SpmMerges final : public Engine {
     for (size_t off = 0; off < s.size();) {
       const size_t len = std::min(utf8_len(s[off]), s.size() - off);
       const int i = int(sym.size());
-      sym.push_back(Symbol{i - 1, i + 1, uint32_t(off), uint32_t(len), find(s.substr(off, len))});
+      const int id = len == 1 ? char_id_[uint8_t(s[off])] : find(s.substr(off, len));
+      sym.push_back(Symbol{i - 1, i + 1, uint32_t(off), uint32_t(len), id});
       off += len;
     }
     if (sym.empty()) return;
@@ -228,9 +291,9 @@ class SpmMerges final : public Engine {
   std::vector<std::string> pieces_;
   std::vector<float> scores_;
   std::vector<PieceType> types_;
-  std::vector<std::string> keys_;  // the index's key of an empty piece
-  std::unordered_map<std::string_view, int> index_;  // views of pieces_ and keys_
-  int byte_id_[256];
+  PieceIndex index_;
+  int byte_id_[256];  // the byte fallback of each byte, -1 if none
+  int char_id_[256];  // the piece that is the byte itself, -1 if none
   int unk_ = -1;
   bool add_space_prefix_;
   bool word_safe_ = true;
