@@ -248,6 +248,7 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
   const float* xs = x + size_t(n - rows) * C;
   norm(xn, xs, -1, Role::OutNorm, Role::OutNormB, rows);
   qmatmul_forward(b.logits.data(), xn, w_.head(), rows, 0.0f, qs);
+  if (const float* hb = w_.vec(-1, Role::HeadB)) add_bias(b.logits.data(), hb, rows, cfg_.n_vocab);
   if (A.final_softcap > 0) softcap_forward(b.logits.data(), size_t(rows) * cfg_.n_vocab, A.final_softcap);
   return b.logits.data();
 }

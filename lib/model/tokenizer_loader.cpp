@@ -117,6 +117,10 @@ Tokenizer load_tokenizer(const format::GgufFile& gguf) {
   v.add_eos = gguf.try_get_bool(format::kKeyAddEos).value_or(false);
   v.add_sep = gguf.try_get_bool(format::kKeyAddSep).value_or(d.add_sep);
   v.add_dummy_prefix = gguf.try_get_bool(format::kKeyAddSpacePrefix).value_or(v.family == "llama");
+  // llama.cpp drops whitespace after the special pieces of Phi-3 models, by their name.
+  std::string name = gguf.try_get_string(format::kKeyName).value_or("");
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+  v.rstrip_special = name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos;
   v.lowercase = gguf.try_get_bool(format::kKeyLowercase).value_or(true);
   v.strip_accents = gguf.try_get_bool(format::kKeyStripAccents).value_or(v.lowercase);
   v.byte_fallback = false;
@@ -139,6 +143,8 @@ void add_tokenizer(const Tokenizer& tok, format::GgufWriter& out, bool embed_mod
     types[size_t(i)] = int32_t(tok.type(i));
   }
   const VocabSpec* spec = tok.vocab_spec();
+  if (spec)  // the types as the file had them (loading makes end-of-generation pieces control)
+    for (int i = 0; i < n; ++i) types[size_t(i)] = int32_t(spec->types[size_t(i)]);
   out.set_string(format::kKeyTokenizerModel, tok.family());
   if (spec && spec->family == "gpt2") out.set_string(format::kKeyPre, spec->pre);
   out.set_array_string(format::kKeyTokens, pieces);

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <unordered_set>
 #include <array>
+#include <cctype>
 #include <limits>
 
 #include "base/error.hpp"
@@ -295,17 +296,21 @@ struct SpecialMatcher {
     std::string text;
     int id;
     bool control;  // control or unknown: found only when parsing special tokens
+    bool rstrip;   // whitespace after it is dropped
   };
   std::vector<Entry> entries;          // longest text first
   std::array<bool, 256> first{};       // bytes that start some entry
   std::array<bool, 256> first_user{};  // bytes that start a user-defined entry
 
-  void build(const std::vector<std::string>& pieces, const std::vector<PieceType>& types, bool with_user) {
+  // rstrip: llama.cpp's Phi-3 rule, every special piece but <unk>, <s> and <|endoftext|>.
+  void build(const std::vector<std::string>& pieces, const std::vector<PieceType>& types, bool with_user,
+             bool rstrip = false) {
     for (size_t i = 0; i < pieces.size(); ++i) {
       const PieceType t = types[i];
       const bool control = t == PieceType::Control || t == PieceType::Unknown;
       if (pieces[i].empty() || !(control || (with_user && t == PieceType::UserDefined))) continue;
-      entries.push_back({pieces[i], int(i), control});
+      const bool strip = rstrip && pieces[i] != "<unk>" && pieces[i] != "<s>" && pieces[i] != "<|endoftext|>";
+      entries.push_back({pieces[i], int(i), control, strip});
     }
     std::stable_sort(entries.begin(), entries.end(),
                      [](const Entry& a, const Entry& b) { return a.text.size() > b.text.size(); });
@@ -335,6 +340,8 @@ struct SpecialMatcher {
       special(hit->id);
       at_start = true;
       i += hit->text.size() - 1;
+      if (hit->rstrip)
+        while (i + 1 < text.size() && std::isspace(static_cast<unsigned char>(text[i + 1]))) ++i;
       from = i + 1;
     }
     if (from < text.size()) plain(text.substr(from), at_start);
@@ -391,6 +398,17 @@ void Tokenizer::Impl::encode_plain(std::string_view text, bool at_start, std::ve
   ids.insert(ids.end(), part.begin(), part.end());
 }
 
+// The end-of-generation pieces llama.cpp recognizes by their text.
+static bool is_end_of_generation_text(const std::string& p) {
+  static const char* kEnders[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                                  "<|end_of_text|>", "<|eom_id|>", "<EOT>", "</s>", "<|return|>", "<|call|>",
+                                  "<end_of_utterance>", "<eos>",
+                                  "<\xef\xbd\x9c" "end\xe2\x96\x81" "of\xe2\x96\x81" "sentence\xef\xbd\x9c>"};
+  for (const char* e : kEnders)
+    if (p == e) return true;
+  return false;
+}
+
 void Tokenizer::Impl::finish() {
   std::vector<int> nl;
   encode_plain("\n", false, nl);
@@ -400,13 +418,8 @@ void Tokenizer::Impl::finish() {
   ends.assign(size_t(n), 0);
   if (eos) ends[size_t(*eos)] = 1;
   if (eot) ends[size_t(*eot)] = 1;
-  static const char* kEnders[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                                  "<|end_of_text|>", "<|eom_id|>", "<EOT>"};
-  for (int i = 0; i < n; ++i) {
-    if (type(i) != PieceType::Control) continue;
-    for (const char* e : kEnders)
-      if (piece(i) == e) ends[size_t(i)] = 1;
-  }
+  for (int i = 0; i < n; ++i)
+    if (type(i) == PieceType::Control && is_end_of_generation_text(piece(i))) ends[size_t(i)] = 1;
 }
 
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -484,7 +497,7 @@ static std::string proto_of_vocab(const VocabSpec& v, const std::string& source)
 // FNV-1a 64 over everything that decides how a GGUF vocabulary tokenizes.
 static uint64_t vocab_fingerprint(const VocabSpec& v) {
   std::string s = "lm-vocab\n" + v.family + "\n" + v.pre + "\n" + (v.add_dummy_prefix ? "1" : "0") +
-                  (v.lowercase ? "1" : "0") + (v.strip_accents ? "1" : "0") + "\n";
+                  (v.lowercase ? "1" : "0") + (v.strip_accents ? "1" : "0") + (v.rstrip_special ? "1" : "0") + "\n";
   for (size_t i = 0; i < v.pieces.size(); ++i) {
     s += v.pieces[i];
     s += '\0';
@@ -523,6 +536,12 @@ Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {
   impl->vocab.pieces = v.pieces;
   impl->vocab.scores = v.scores;
   impl->vocab.types = v.types;
+  // As llama.cpp does on loading: a piece spelled like an end of generation is a control piece
+  // whatever the file says (Phi-3 stores </s> as user-defined), so it is found in text only
+  // with parse_special.
+  for (size_t i = 0; i < n; ++i)
+    if (impl->vocab.types[i] != PieceType::Control && is_end_of_generation_text(v.pieces[i]))
+      impl->vocab.types[i] = PieceType::Control;
   impl->vocab.index();
   impl->unk = v.unk_id;
   if (!impl->unk)
@@ -549,7 +568,7 @@ Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {
   impl->add_bos = v.add_bos && v.bos_id;
   impl->add_eos = v.add_eos && v.eos_id;
   impl->add_sep = v.add_sep && v.sep_id;
-  impl->specials.build(v.pieces, v.types, true);
+  impl->specials.build(v.pieces, impl->vocab.types, true, v.rstrip_special);
   impl->spec = v;
   impl->fingerprint = vocab_fingerprint(v);
   impl->finish();

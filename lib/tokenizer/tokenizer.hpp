@@ -63,6 +63,9 @@ struct VocabSpec {
   bool byte_fallback = true;          // llama + sentencepiece_type: <0xNN> pieces for unknown characters
   std::optional<int> unk_id, bos_id, eos_id, eot_id, pad_id, sep_id, mask_id;
   bool add_bos = false, add_eos = false, add_sep = false;  // what a prompt gets (add_*_token keys)
+  // Whitespace after a special piece found in the text is dropped (llama.cpp's RSTRIP, which it
+  // sets for Phi-3 models by their general.name).
+  bool rstrip_special = false;
 };
 
 class Tokenizer {

@@ -5,9 +5,15 @@
 //     writes a WordPiece vocabulary (BERT's vocab.txt: one piece per line, "##" for a word's
 //     continuation, [PAD]/[UNK]/[CLS]/[SEP]/[MASK] and other [..] pieces special) as llama.cpp's
 //     converters store it: "bert" model, word-initial pieces prefixed with U+2581;
+//   lm_test_write_gguf --random ARCH VOCAB.gguf OUT.gguf
+//     writes a model of architecture ARCH (llama, llama3, qwen2, phi3, gpt2; llama3 is llama
+//     with Llama 3.1's rope_freqs.weight) with random F32 weights, llama.cpp's tensor names
+//     and keys, and the tokenizer of VOCAB.gguf: the files the architectures are checked on
+//     against llama.cpp (tests/data/arch/). The same arguments always give the same file;
 //   lm_test_write_gguf --convert IN.gguf OUT.gguf f32|f16|bf16|q8_0|q4_0 [--no-embed]
 //     rewrites a model with its matrices in another type (norms stay F32), and with
 //     --no-embed without the SentencePiece model bytes (the tokenizer arrays only).
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -17,6 +23,8 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "format/gguf.hpp"
+#include "base/rng.hpp"
+#include "model/arch.hpp"
 #include "model/tokenizer_loader.hpp"
 #include "quant/quant.hpp"
 
@@ -89,8 +97,66 @@ void wordpiece(const char* in, const char* out) {
   w.save(out);
 }
 
+// Random weights for an architecture's tensors: norms near 1, biases and matrices small enough
+// that activations stay in range through the layers, large enough that logits differ.
+void random_model(const std::string& which, const char* vocab_path, const char* out) {
+  using lm::model::Role;
+  lm::format::GgufFile vocab = lm::format::GgufFile::open(vocab_path);
+  const std::string arch = which == "llama3" ? "llama" : which;
+  if (!lm::model::find_arch(arch)) throw lm::UsageError("unknown architecture '" + which + "'");
+  lm::model::ModelConfig c;
+  c.arch.name = arch;
+  c.n_vocab = int(vocab.get_string_array(lm::format::kKeyTokens).size());
+  c.n_ctx = 256, c.n_embd = 64, c.n_layer = 2, c.n_head = 4, c.n_head_kv = arch == "gpt2" ? 4 : 2, c.n_ff = 128;
+  c.rope_base = which == "llama3" ? 500000.0f : 10000.0f;
+  c.tied = arch == "qwen2" || arch == "gpt2";
+  lm::format::GgufWriter w;
+  for (const auto& [k, v] : vocab.metadata())
+    if (k.rfind("tokenizer.", 0) == 0) w.set_value(k, v);
+  w.set_string(lm::format::kKeyArchitecture, arch);
+  w.set_string(lm::format::kKeyName, "random-" + which);
+  const std::string a = arch + ".";
+  w.set_u32(a + "context_length", uint32_t(c.n_ctx));
+  w.set_u32(a + "embedding_length", uint32_t(c.n_embd));
+  w.set_u32(a + "block_count", uint32_t(c.n_layer));
+  w.set_u32(a + "feed_forward_length", uint32_t(c.n_ff));
+  w.set_u32(a + "attention.head_count", uint32_t(c.n_head));
+  w.set_u32(a + "attention.head_count_kv", uint32_t(c.n_head_kv));
+  if (arch == "gpt2") {
+    w.set_f32(a + "attention.layer_norm_epsilon", 1e-5f);
+  } else {
+    w.set_f32(a + "attention.layer_norm_rms_epsilon", 1e-6f);
+    w.set_f32(a + "rope.freq_base", c.rope_base);
+    w.set_u32(a + "rope.dimension_count", uint32_t(c.head_dim()));
+  }
+  lm::Rng rng(0x5eed0000u + uint64_t(which.size()) * 977 + uint64_t(which[0]));
+  std::vector<std::vector<float>> data;
+  std::vector<lm::model::TensorSpec> specs = lm::model::find_arch(arch)->tensors(c);
+  for (const lm::model::TensorSpec& t : specs) {
+    if ((t.role == Role::Head && c.tied) || t.role == Role::HeadB) continue;
+    if (t.role == Role::RopeFreqs && which != "llama3") continue;
+    if (t.role == Role::ClsW || t.role == Role::ClsB) continue;
+    std::vector<float>& v = data.emplace_back(size_t(t.rows) * size_t(t.cols));
+    const bool norm = t.role == Role::AttnNorm || t.role == Role::FfnNorm || t.role == Role::OutNorm;
+    for (float& x : v) {
+      if (t.role == Role::RopeFreqs) x = 1.0f + 7.0f * rng.uniform();  // divisors, as Llama 3.1's
+      else if (norm) x = 1.0f + 0.1f * rng.normal();
+      else if (t.rows == 1) x = 0.05f * rng.normal();  // biases
+      else if (t.role == Role::TokEmbd || t.role == Role::PosEmbd) x = 0.5f * rng.normal();
+      else x = rng.normal() / std::sqrt(float(t.cols));
+    }
+    std::vector<int64_t> ne = t.rows == 1 ? std::vector<int64_t>{t.cols} : std::vector<int64_t>{t.cols, t.rows};
+    w.add_tensor(t.name, lm::format::GgmlType::F32, ne, v.data());
+  }
+  w.save(out);
+}
+
 int main(int argc, char** argv) {
   try {
+    if (argc == 5 && std::strcmp(argv[1], "--random") == 0) {
+      random_model(argv[2], argv[3], argv[4]);
+      return 0;
+    }
     if (argc == 4 && std::strcmp(argv[1], "--wordpiece") == 0) {
       wordpiece(argv[2], argv[3]);
       return 0;

@@ -1,5 +1,5 @@
 // phi3: Phi-3 (mini, medium). Fused q/k/v (attn_qkv: q rows, then k, then v) and fused
-// gate/up (ffn_up: gate rows, then up), RoPE in NEOX order, a sliding window on attention.
+// gate/up (ffn_up: gate rows, then up), RoPE in NEOX order.
 // The 128k-context files' rope_factors_long/short (LongRoPE) are not supported yet.
 #include "model/arch.hpp"
 
@@ -14,7 +14,8 @@ void read(const format::GgufFile& g, ModelConfig& c) {
   read_common(g, c, "attention.layer_norm_rms_epsilon");
   if (g.find_tensor("rope_factors_long.weight") || g.find_tensor("rope_factors_short.weight"))
     throw FormatError(g.path(), "has rope_factors_long/short (LongRoPE, the 128k-context Phi-3 files): not supported yet");
-  if (auto w = g.try_get_u32("phi3.attention.sliding_window")) c.arch.sliding_window = int(*w);
+  // phi3.attention.sliding_window is ignored, as llama.cpp does (its converters write values
+  // that do not match the models' training), so attention sees every earlier position.
 }
 
 std::vector<TensorSpec> tensors(const ModelConfig& c) {
@@ -30,6 +31,7 @@ std::vector<TensorSpec> tensors(const ModelConfig& c) {
   }
   s.push_back({"output_norm.weight", Role::OutNorm, -1, 1, C, true});
   s.push_back({"output.weight", Role::Head, -1, c.n_vocab, C, false});
+  s.push_back({"output.bias", Role::HeadB, -1, 1, c.n_vocab, false});
   return s;
 }
 
