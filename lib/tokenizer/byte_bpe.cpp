@@ -220,6 +220,8 @@ class ByteBpe final : public Engine {
       }
       encode_word(w, ids);
     }
+    // A huge text leaves a huge list; give it back rather than keep it for the thread's life.
+    if (words.capacity() > (size_t(1) << 20)) std::vector<std::string_view>().swap(words);
   }
 
   std::string token_bytes(int id) const override {

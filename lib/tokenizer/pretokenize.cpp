@@ -258,6 +258,8 @@ void PreTokenizer::split(std::string_view text, std::vector<std::string_view>& w
     for (std::string_view piece : a) impl_->split_one(k, piece, out);
     if (&out == &b) std::swap(a, b);
   }
+  for (auto* v : {&a, &b})  // a huge text leaves huge lists: give them back
+    if (v->capacity() > (size_t(1) << 20)) std::vector<std::string_view>().swap(*v);
 }
 
 const std::string& PreTokenizer::name() const { return impl_->name; }
