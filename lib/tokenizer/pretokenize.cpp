@@ -54,6 +54,20 @@ constexpr const char* kQwen35 =
 constexpr const char* kDeepseekCjk =
     R"([\x{4E00}-\x{9FA5}\x{800}-\x{167F}\x{1681}-\x{1FFF}\x{200B}-\x{2027}\x{202A}-\x{202E}\x{2030}-\x{205E}\x{2060}-\x{2FFF}\x{3001}-\x{4E00}\x{AC00}-\x{D7FF}]+)";
 
+// The contractions as the llama3-style expressions spell them.
+#define LM_CONTRACTIONS "'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]"
+// deepseek-v3's and afmoe's last expression.
+constexpr const char* kDeepseek3 =
+    R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+// Runs of digits cut in threes from the right, the text before a run joined to its first
+// group, as llama.cpp's hand-written splitter for afmoe and tiny_aya does (\G: each match
+// starts where the last one ended, so the \P{N}* never rescans).
+constexpr const char* kDigitsFromRight = R"(\G\P{N}*\p{N}{1,3}(?=(?:\p{N}{3})*(?!\p{N})))";
+// gpt-4o's expression as llama.cpp adapts it: a letter not in a-z, then letters not in A-Z.
+#define LM_GPT4O_WORDS(MARK)                                                                           \
+  "[^\\r\\n\\p{L}\\p{N}]?(?:(?=[\\p{L}" MARK "])[^a-z])*(?:(?=[\\p{L}" MARK "])[^A-Z])+(?:" LM_CONTRACTIONS \
+  ")?|[^\\r\\n\\p{L}\\p{N}]?(?:(?=[\\p{L}" MARK "])[^a-z])+(?:(?=[\\p{L}" MARK "])[^A-Z])*(?:" LM_CONTRACTIONS ")?"
+
 struct PreSpec {
   std::vector<const char*> exprs;
   bool ignore_merges = false;  // a word that is a whole token is that token (llama3 family)
@@ -92,6 +106,49 @@ const std::map<std::string, PreSpec>& specs() {
         R"(\p{N}+)",
     }};
     const PreSpec deepseek_coder{{R"([\r\n])", R"(\s?\p{L}+)", R"(\s?\p{P}+)", kDeepseekCjk, R"(\p{N})"}};
+    const PreSpec deepseek3{{R"(\p{N}{1,3})", R"([\x{4E00}-\x{9FA5}\x{3040}-\x{309F}\x{30A0}-\x{30FF}]+)", kDeepseek3}};
+    const PreSpec poro{{R"( ?[^(\s|.,!?\x{2026}\x{3002}\x{FF0C}\x{3001}\x{964}\x{6D4}\x{60C})]+)"}};
+    const PreSpec viking{{poro.exprs[0], R"(\p{N})"}};
+    const PreSpec gpt4o{{LM_GPT4O_WORDS("") R"(|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}};
+    const PreSpec tekken{{R"([^\r\n\p{L}\p{N}]?(?:(?=[\p{L}])[^a-z])*(?:(?=[\p{L}])[^A-Z])+)"
+                          R"(|[^\r\n\p{L}\p{N}]?(?:(?=[\p{L}])[^a-z])+(?:(?=[\p{L}])[^A-Z])*)"
+                          R"(|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+                         true};
+    const PreSpec granite_multi{
+        {LM_GPT4O_WORDS("\\p{M}") R"(|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}, true};
+    const PreSpec jais2{{LM_CONTRACTIONS
+                         R"(|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+)"
+                         R"(|\s{512}(?!\S)|\s{256}(?!\S)|\s{128}(?!\S)|\s{64}(?!\S)|\s{32}(?!\S)|\s{16}(?!\S))"
+                         R"(|\s{8}(?!\S)|\s{4}(?!\S)|\s{1,2}(?!\S)|\s{1})"}};
+    const PreSpec seed_coder{{LM_CONTRACTIONS
+                              R"(|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+)"}};
+    const PreSpec bailing{{R"('(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N})"
+                           R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+)"}};
+    const PreSpec exaone_moe{{LM_CONTRACTIONS R"(|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N})"
+                                              R"(| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+)"}};
+    const PreSpec laguna{{R"([^\n]+|\n+)", kQwen2}};
+    const PreSpec minicpm5{{R"(\p{N}{1,3})", LM_CONTRACTIONS R"(|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+)"
+                                                             R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+                           true};
+    // llama.cpp runs youtu's and tiny_aya's \p{Lu}, \p{Ll}, ... as any letter (\p{L}).
+    const PreSpec youtu{{R"([\x{AC00}-\x{D7A3}\x{3131}-\x{318E}]+)"
+                         R"(|[\x{FF01}\x{2026}\x{201C}\x{201D}\x{2018}\x{2019}\x{2014}\x{FF1A}\x{FF1B}\x{FF0C}\x{3001}-\x{303F}\x{FE30}-\x{FE4F}]+)"
+                         R"(|[\x{3105}-\x{312F}]+|[\x{4E00}-\x{9FA5}\x{3040}-\x{309F}\x{30A0}-\x{30FF}]+)",
+                         R"([^\r\n\p{L}\p{N}]?[\p{L}\p{M}]*[\p{L}\p{M}]+(?:)" LM_CONTRACTIONS
+                         R"()?|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+[\p{L}\p{M}]*(?:)" LM_CONTRACTIONS
+                         R"()?|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+                        true};
+    const PreSpec tiny_aya{{kDigitsFromRight,
+                            R"([^\r\n\p{L}\p{N}]?[\p{L}\p{M}]*[\p{L}\p{M}]+(?:)" LM_CONTRACTIONS
+                            R"()?|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+[\p{L}\p{M}]*(?:)" LM_CONTRACTIONS
+                            R"()?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}};
+    const PreSpec afmoe{{kDigitsFromRight,
+                         R"([\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{8C48}-\x{FAFF}\x{3040}-\x{309F}\x{30A0}-\x{30FF})"
+                         R"(\x{FF65}-\x{FF9F}\x{2F00}-\x{2FDF}\x{E40}-\x{E7F}\x{E80}-\x{EFF}\x{1780}-\x{17FF}\x{1000}-\x{109F})"
+                         R"(\x{AA60}-\x{AA7F}\x{A9E0}-\x{A9FF}\x{AC00}-\x{D7AF}\x{1100}-\x{11FF}]+)",
+                         kDeepseek3}};
+    const PreSpec chameleon{{R"(<sentinel:[0-9]+>)", R"((?:IMGIMG)(?:[A-I]{1,4})Z)", R"([\t\n]|    |  )", R"(\p{N})",
+                             R"([\p{P}!-/:-@\[-`{-~])", kGpt2}};
 
     for (const char* n : {"gpt-2", "phi-2", "mpt", "olmo", "jais", "trillion", "granite-docling", "exaone4",
                           "jina-es", "jina-de", "jina-v2-es", "jina-v2-de", "jina-v1-en", "jina-v2-code",
@@ -112,6 +169,22 @@ const std::map<std::string, PreSpec>& specs() {
     t["qwen35"] = qwen35;
     t["deepseek-llm"] = deepseek_llm;
     t["deepseek-coder"] = deepseek_coder;
+    for (const char* n : {"deepseek-v3", "hunyuan-dense", "joyai-llm"}) t[n] = deepseek3;
+    for (const char* n : {"poro-chat", "bloom", "gpt3-finnish"}) t[n] = poro;
+    t["viking"] = viking;
+    for (const char* n : {"gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"}) t[n] = gpt4o;
+    t["tekken"] = tekken;
+    t["granite-embed-multi-97m"] = granite_multi;
+    t["jais-2"] = jais2;
+    t["seed-coder"] = seed_coder;
+    for (const char* n : {"bailingmoe", "bailingmoe2", "llada-moe"}) t[n] = bailing;
+    t["exaone-moe"] = exaone_moe;
+    t["laguna"] = laguna;
+    t["minicpm5"] = minicpm5;
+    t["youtu"] = youtu;
+    for (const char* n : {"tiny_aya", "cohere2moe"}) t[n] = tiny_aya;
+    t["afmoe"] = afmoe;
+    t["chameleon"] = chameleon;
     return t;
   }();
   return table;

@@ -172,6 +172,9 @@ TEST_CASE("pre-tokenizers split tricky text as llama.cpp does") {
                                                                "1", "2", "3", "4", "5", "6", "7", " x", "  ", "\n",
                                                                "\n", " ", " y", "  ", " ", "東京", "😀", "!!", " é"});
   CHECK(words("llama-bpe", "a.b  \t") == std::vector<std::string>{"a", ".b", "  \t"});
+  CHECK(words("gpt-4o", "HelloWorld I'm") == std::vector<std::string>{"Hello", "World", " I'm"});
+  CHECK(words("tiny_aya", "x 1234567") == std::vector<std::string>{"x", " ", "1", "234", "567"});
+  CHECK(words("afmoe", "x 1234567") == std::vector<std::string>{"x", " ", "1", "234", "567"});
   CHECK(words("gpt-2", "a.b  \t") == std::vector<std::string>{"a", ".", "b", "  \t"});
   // llama.cpp's whitespace: U+0085 and U+3000 are spaces; deepseek's literal classes never
   // take U+3000 (llama.cpp hides non-ASCII whitespace from them).
@@ -255,7 +258,8 @@ TEST_CASE("the known pre-tokenizers are sorted and include those of the common m
   const auto names = known_pre_tokenizers();
   CHECK(std::is_sorted(names.begin(), names.end()));
   for (const char* n : {"default", "gpt-2", "llama-bpe", "llama3", "qwen2", "deepseek-llm", "deepseek-coder", "falcon",
-                        "mpt", "starcoder", "refact", "command-r", "phi-2", "smollm", "olmo", "dbrx", "qwen35"})
+                        "mpt", "starcoder", "refact", "command-r", "phi-2", "smollm", "olmo", "dbrx", "qwen35",
+                        "gpt-4o", "llama4", "tekken", "deepseek-v3", "bloom", "chameleon", "tiny_aya", "afmoe"})
     CHECK_MESSAGE(std::find(names.begin(), names.end(), n) != names.end(), n);
 }
 
