@@ -60,9 +60,11 @@ constexpr const char* kDeepseekCjk =
 constexpr const char* kDeepseek3 =
     R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 // Runs of digits cut in threes from the right, the text before a run joined to its first
-// group, as llama.cpp's hand-written splitter for afmoe and tiny_aya does (\G: each match
-// starts where the last one ended, so the \P{N}* never rescans).
-constexpr const char* kDigitsFromRight = R"(\G\P{N}*\p{N}{1,3}(?=(?:\p{N}{3})*(?!\p{N})))";
+// group, as llama.cpp's hand-written splitter for afmoe and tiny_aya does. \G: each match
+// starts where the last one ended, so the \P{N}* never rescans; only a run's first group looks
+// ahead to the run's end (once per run, possessively), the groups after it are plain threes.
+constexpr const char* kDigitsFromRight =
+    R"(\G(?:(?<=\p{N})\p{N}{3}|\P{N}*\p{N}{1,3}(?=(?:\p{N}{3})*+(?!\p{N}))))";
 // gpt-4o's expression as llama.cpp adapts it: a letter not in a-z, then letters not in A-Z.
 #define LM_GPT4O_WORDS(MARK)                                                                           \
   "[^\\r\\n\\p{L}\\p{N}]?(?:(?=[\\p{L}" MARK "])[^a-z])*(?:(?=[\\p{L}" MARK "])[^A-Z])+(?:" LM_CONTRACTIONS \
@@ -116,10 +118,6 @@ const std::map<std::string, PreSpec>& specs() {
                          true};
     const PreSpec granite_multi{
         {LM_GPT4O_WORDS("\\p{M}") R"(|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}, true};
-    const PreSpec jais2{{LM_CONTRACTIONS
-                         R"(|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+)"
-                         R"(|\s{512}(?!\S)|\s{256}(?!\S)|\s{128}(?!\S)|\s{64}(?!\S)|\s{32}(?!\S)|\s{16}(?!\S))"
-                         R"(|\s{8}(?!\S)|\s{4}(?!\S)|\s{1,2}(?!\S)|\s{1})"}};
     const PreSpec seed_coder{{LM_CONTRACTIONS
                               R"(|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+)"}};
     const PreSpec bailing{{R"('(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N})"
@@ -175,7 +173,6 @@ const std::map<std::string, PreSpec>& specs() {
     for (const char* n : {"gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"}) t[n] = gpt4o;
     t["tekken"] = tekken;
     t["granite-embed-multi-97m"] = granite_multi;
-    t["jais-2"] = jais2;
     t["seed-coder"] = seed_coder;
     for (const char* n : {"bailingmoe", "bailingmoe2", "llada-moe"}) t[n] = bailing;
     t["exaone-moe"] = exaone_moe;
@@ -259,27 +256,48 @@ struct PreTokenizer::Impl {
     for (auto* c : codes) pcre2_code_free(c);
   }
 
-  // Appends the matches of `code` in `piece` and the text between them.
+  // Appends the matches of expression k in `piece` and the text between them.
+  //
+  // Some expressions (gpt-4o's letter classes with lookaheads, exaone-moe's nested groups)
+  // need JIT stack in proportion to the length of a match, so a run of a million letters
+  // exhausts it (llama.cpp's std::regex overflows the C stack and crashes on such input). Then
+  // matching goes on in windows of kWindow bytes: the subject ends at the window's end, so the
+  // words of such a run are cut there, and only there do they differ from an unbounded match.
   void split_one(size_t k, std::string_view piece, std::vector<std::string_view>& out) const {
+    constexpr size_t kWindow = 64 * 1024;
     MatchState& ms = match_state();
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
     const size_t n = piece.size();
-    size_t pos = 0, last = 0;
+    size_t pos = 0, last = 0, end = n;  // end < n while matching in a window
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(ms.data);
     while (pos < n) {
-      const int rc = jit[k] ? pcre2_jit_match(codes[k], subject, n, pos, 0, ms.data, ms.context)
-                            : pcre2_match(codes[k], subject, n, pos, 0, ms.data, ms.context);
-      if (rc == PCRE2_ERROR_NOMATCH) break;
-      if (rc < 0) throw Error("pre-tokenizer " + name + ": matching failed: " + pcre2_message(rc));
+      const int rc = jit[k] ? pcre2_jit_match(codes[k], subject, end, pos, 0, ms.data, ms.context)
+                            : pcre2_match(codes[k], subject, end, pos, 0, ms.data, ms.context);
+      if (rc == PCRE2_ERROR_NOMATCH) {
+        if (end == n) break;
+        pos = end;  // nothing more in this window: on with the whole rest
+        end = n;
+        continue;
+      }
+      if (rc < 0) {
+        const bool resources = rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_MATCHLIMIT ||
+                               rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT;
+        if (!resources || end - pos <= kWindow)
+          throw Error("pre-tokenizer " + name + ": matching failed: " + pcre2_message(rc));
+        end = pos + kWindow;
+        while (end > pos + 1 && (uint8_t(piece[end]) & 0xc0) == 0x80) --end;  // a character boundary
+        continue;
+      }
       const size_t s = ov[0], e = ov[1];
       if (e == s) {  // an empty match is no word; look again one character further
         pos = s + 1;
         while (pos < n && (uint8_t(piece[pos]) & 0xc0) == 0x80) ++pos;
-        continue;
+      } else {
+        if (s > last) out.push_back(piece.substr(last, s - last));
+        out.push_back(piece.substr(s, e - s));
+        last = pos = e;
       }
-      if (s > last) out.push_back(piece.substr(last, s - last));
-      out.push_back(piece.substr(s, e - s));
-      last = pos = e;
+      if (pos >= end) end = n;
     }
     if (last < n) out.push_back(piece.substr(last));
   }
