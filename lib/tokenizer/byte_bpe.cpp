@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "base/error.hpp"
+#include "base/utf8.hpp"
 #include "tokenizer/engine.hpp"
 #include "tokenizer/pretokenize.hpp"
 
@@ -120,7 +121,7 @@ class MergeTable {
 
 // Words longer than this are merged in consecutive chunks of at most this many bytes, cut at
 // character boundaries. llama.cpp merges any word whole (a heap over its pairs, n log n);
-// chunking keeps the working memory of one word bounded (about 12 MB) for a pathological input
+// chunking keeps the working memory of one word bounded (under 20 MB) for a pathological input
 // such as a 100 MB line without a space, and changes the ids only around the cuts of words
 // longer than 256 KiB, which natural text does not have.
 constexpr size_t kMaxWordBytes = 256 * 1024;
@@ -196,12 +197,13 @@ class ByteBpe final : public Engine {
       const std::string& m = merges[r];
       const size_t sp = m.find(' ', 1);
       if (sp == std::string::npos)
-        throw FormatError(source, "merge " + std::to_string(r) + " '" + m + "' is not two pieces separated by a space");
+        throw FormatError(source, "merge " + std::to_string(r) + " '" + escape_bytes(m) +
+                                      "' is not two pieces separated by a space");
       const std::string left = m.substr(0, sp), right = m.substr(sp + 1);
       auto l = vocab.find(left), rt = vocab.find(right);
       if (!l || !rt)
-        throw FormatError(source, "merge " + std::to_string(r) + " '" + m + "' names '" + (!l ? left : right) +
-                                      "', which is not a piece of the vocabulary");
+        throw FormatError(source, "merge " + std::to_string(r) + " '" + escape_bytes(m) + "' names '" +
+                                      escape_bytes(!l ? left : right) + "', which is not a piece of the vocabulary");
       auto merged = vocab.find(left + right);
       table_.insert(*l, *rt, MergeTable::Value{int32_t(r), merged ? int32_t(*merged) : -1});
     }

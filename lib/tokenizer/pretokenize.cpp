@@ -23,7 +23,11 @@
 // - Invalid UTF-8 is matched with PCRE2_MATCH_INVALID_UTF: an invalid byte matches nothing,
 //   so it ends up in the text between matches, which is a word of its own. llama.cpp replaces
 //   such a byte by U+FFFD instead (and so cannot give the bytes back); this is the one place
-//   where the words differ.
+//   where the words differ on ordinary text. Characters assigned after the Unicode version of
+//   the system's PCRE2 (14.0 for 10.42) may get other categories than llama.cpp's tables give.
+// Not offered: kimi-k2 and superbpe (hand-written or empty-matching splitters), jais-2 (its
+// cascade of \s{512}(?!\S)|\s{256}(?!\S)... is quadratic in a run of spaces), and gemma4,
+// sarvam-moe, granite-embed-multi-311m and whitespace (BPE on raw UTF-8, not on GPT-2's bytes).
 #include "tokenizer/pretokenize.hpp"
 
 #include <algorithm>
@@ -33,6 +37,7 @@
 #include <pcre2.h>
 
 #include "base/error.hpp"
+#include "base/utf8.hpp"
 
 namespace lm::tok {
 
@@ -309,7 +314,7 @@ PreTokenizer::PreTokenizer(const std::string& name, const std::string& source) :
   if (it == table.end()) {
     std::string known;
     for (const auto& kv : table) known += (known.empty() ? "" : ", ") + kv.first;
-    throw FormatError(source, "unknown pre-tokenizer '" + name + "' (known: " + known + ")");
+    throw FormatError(source, "unknown pre-tokenizer '" + escape_bytes(name) + "' (known: " + known + ")");
   }
   impl_->name = name;
   impl_->ignore_merges = it->second.ignore_merges;

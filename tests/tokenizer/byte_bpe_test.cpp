@@ -259,6 +259,8 @@ TEST_CASE("bad merges and unknown pre-tokenizers are format errors") {
                        doctest::Contains("bad.gguf: merge 1 'he' is not two pieces"), FormatError);
   CHECK_THROWS_WITH_AS(make_byte_bpe(v, {"h zz"}, "gpt-2", "bad.gguf"),
                        doctest::Contains("merge 0 'h zz' names 'zz', which is not a piece"), FormatError);
+  CHECK_THROWS_WITH_AS(make_byte_bpe(v, {"h\x01"}, "gpt-2", "bad.gguf"),
+                       doctest::Contains("merge 0 'h\\x01' is not"), FormatError);  // quoted bytes escaped
   CHECK_THROWS_WITH_AS(make_byte_bpe(v, kMerges, "gpt-5", "bad.gguf"),
                        doctest::Contains("unknown pre-tokenizer 'gpt-5' (known: "), FormatError);
   CHECK_THROWS_WITH_AS(make_byte_bpe(v, kMerges, "", "bad.gguf"), doctest::Contains("llama-bpe"), FormatError);
