@@ -11,6 +11,7 @@
 // and is written out as llama.cpp does, as the pieces of its single alphabet bytes that exist.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -264,6 +265,55 @@ class ByteBpe final : public Engine {
   void encode_word(std::string_view w, std::vector<int>& ids) const {
     const size_t n = w.size();
     if (n == 0) return;
+    if (n == 1) {  // what ignore_merges would find too
+      emit(byte_id_[uint8_t(w[0])], w, 0, 1, ids);
+      return;
+    }
+    if (n > WordCache::kMaxBytes) {
+      merge_word(w, ids);
+      return;
+    }
+    // Most words of a text are words seen before: their ids come from a per-thread cache.
+    WordCache& cache = word_cache();
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (char c : w) h = (h ^ uint8_t(c)) * 0x100000001b3ull;
+    WordCache::Slot& slot = cache.slots[size_t(h >> 50)];
+    if (slot.owner == serial_ && slot.len == n && std::memcmp(slot.key, w.data(), n) == 0) {
+      ids.insert(ids.end(), slot.ids, slot.ids + slot.n_ids);
+      return;
+    }
+    const size_t before = ids.size();
+    merge_word(w, ids);
+    const size_t got = ids.size() - before;
+    if (got <= WordCache::kMaxIds) {
+      slot.owner = serial_;
+      slot.len = uint8_t(n);
+      slot.n_ids = uint8_t(got);
+      std::memcpy(slot.key, w.data(), n);
+      for (size_t i = 0; i < got; ++i) slot.ids[i] = ids[before + i];
+    }
+  }
+
+  // A direct-mapped cache of words' ids, one per thread, shared by the engines of the thread:
+  // a slot names the engine that filled it by its serial number (never reused, unlike an
+  // address), so an engine only finds its own words.
+  struct WordCache {
+    static constexpr size_t kMaxBytes = 22, kMaxIds = 6;
+    struct Slot {
+      uint64_t owner = 0;
+      uint8_t len = 0xff, n_ids = 0;
+      char key[kMaxBytes];
+      int32_t ids[kMaxIds];
+    };
+    std::vector<Slot> slots = std::vector<Slot>(size_t(1) << 14);  // 1 MiB
+  };
+  static WordCache& word_cache() {
+    thread_local WordCache cache;
+    return cache;
+  }
+
+  void merge_word(std::string_view w, std::vector<int>& ids) const {
+    const size_t n = w.size();
     if (pre_.ignore_merges()) {
       auto it = whole_.find(w);
       if (it != whole_.end()) {
@@ -366,6 +416,12 @@ class ByteBpe final : public Engine {
     for (int32_t i = 0; i >= 0; i = syms[size_t(i)].next) emit(syms[size_t(i)].id, w, size_t(i), syms[size_t(i)].len, ids);
   }
 
+  static uint64_t next_serial() {
+    static std::atomic<uint64_t> serial{0};
+    return ++serial;
+  }
+
+  const uint64_t serial_ = next_serial();
   PreTokenizer pre_;
   std::vector<PieceType> types_;
   std::vector<std::string> pieces_;

@@ -278,6 +278,17 @@ TEST_CASE("the known pre-tokenizers are sorted and include those of the common m
     CHECK_MESSAGE(std::find(names.begin(), names.end(), n) != names.end(), n);
 }
 
+TEST_CASE("engines of one thread do not share cached words") {
+  auto a = engine();
+  auto b = make_byte_bpe(make_vocab(kExtra), {}, "gpt-2", "nomerges.gguf");
+  CHECK(encode(*a, "the") == std::vector<int>{'t', 256});
+  CHECK(encode(*b, "the") == std::vector<int>{'t', 'h', 'e'});
+  CHECK(encode(*a, "the the the") == std::vector<int>{'t', 256, 258, 258});
+  a.reset();
+  auto c = make_byte_bpe(make_vocab(kExtra), {}, "gpt-2", "nomerges.gguf");  // may reuse a's address
+  CHECK(encode(*c, "the") == std::vector<int>{'t', 'h', 'e'});
+}
+
 TEST_CASE("byte-level BPE encodes from several threads at once") {
   auto e = engine("llama-bpe");
   std::string text;
