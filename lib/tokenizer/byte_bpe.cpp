@@ -11,12 +11,14 @@
 // and is written out as llama.cpp does, as the pieces of its single alphabet bytes that exist.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <climits>
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
 
 #include "base/error.hpp"
+#include "base/utf8.hpp"
 #include "tokenizer/engine.hpp"
 #include "tokenizer/pretokenize.hpp"
 
@@ -120,7 +122,7 @@ class MergeTable {
 
 // Words longer than this are merged in consecutive chunks of at most this many bytes, cut at
 // character boundaries. llama.cpp merges any word whole (a heap over its pairs, n log n);
-// chunking keeps the working memory of one word bounded (about 12 MB) for a pathological input
+// chunking keeps the working memory of one word bounded (under 20 MB) for a pathological input
 // such as a 100 MB line without a space, and changes the ids only around the cuts of words
 // longer than 256 KiB, which natural text does not have.
 constexpr size_t kMaxWordBytes = 256 * 1024;
@@ -196,12 +198,13 @@ class ByteBpe final : public Engine {
       const std::string& m = merges[r];
       const size_t sp = m.find(' ', 1);
       if (sp == std::string::npos)
-        throw FormatError(source, "merge " + std::to_string(r) + " '" + m + "' is not two pieces separated by a space");
+        throw FormatError(source, "merge " + std::to_string(r) + " '" + escape_bytes(m) +
+                                      "' is not two pieces separated by a space");
       const std::string left = m.substr(0, sp), right = m.substr(sp + 1);
       auto l = vocab.find(left), rt = vocab.find(right);
       if (!l || !rt)
-        throw FormatError(source, "merge " + std::to_string(r) + " '" + m + "' names '" + (!l ? left : right) +
-                                      "', which is not a piece of the vocabulary");
+        throw FormatError(source, "merge " + std::to_string(r) + " '" + escape_bytes(m) + "' names '" +
+                                      escape_bytes(!l ? left : right) + "', which is not a piece of the vocabulary");
       auto merged = vocab.find(left + right);
       table_.insert(*l, *rt, MergeTable::Value{int32_t(r), merged ? int32_t(*merged) : -1});
     }
@@ -220,6 +223,8 @@ class ByteBpe final : public Engine {
       }
       encode_word(w, ids);
     }
+    // A huge text leaves a huge list; give it back rather than keep it for the thread's life.
+    if (words.capacity() > (size_t(1) << 20)) std::vector<std::string_view>().swap(words);
   }
 
   std::string token_bytes(int id) const override {
@@ -260,6 +265,55 @@ class ByteBpe final : public Engine {
   void encode_word(std::string_view w, std::vector<int>& ids) const {
     const size_t n = w.size();
     if (n == 0) return;
+    if (n == 1) {  // what ignore_merges would find too
+      emit(byte_id_[uint8_t(w[0])], w, 0, 1, ids);
+      return;
+    }
+    if (n > WordCache::kMaxBytes) {
+      merge_word(w, ids);
+      return;
+    }
+    // Most words of a text are words seen before: their ids come from a per-thread cache.
+    WordCache& cache = word_cache();
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (char c : w) h = (h ^ uint8_t(c)) * 0x100000001b3ull;
+    WordCache::Slot& slot = cache.slots[size_t(h >> 50)];
+    if (slot.owner == serial_ && slot.len == n && std::memcmp(slot.key, w.data(), n) == 0) {
+      ids.insert(ids.end(), slot.ids, slot.ids + slot.n_ids);
+      return;
+    }
+    const size_t before = ids.size();
+    merge_word(w, ids);
+    const size_t got = ids.size() - before;
+    if (got <= WordCache::kMaxIds) {
+      slot.owner = serial_;
+      slot.len = uint8_t(n);
+      slot.n_ids = uint8_t(got);
+      std::memcpy(slot.key, w.data(), n);
+      for (size_t i = 0; i < got; ++i) slot.ids[i] = ids[before + i];
+    }
+  }
+
+  // A direct-mapped cache of words' ids, one per thread, shared by the engines of the thread:
+  // a slot names the engine that filled it by its serial number (never reused, unlike an
+  // address), so an engine only finds its own words.
+  struct WordCache {
+    static constexpr size_t kMaxBytes = 22, kMaxIds = 6;
+    struct Slot {
+      uint64_t owner = 0;
+      uint8_t len = 0xff, n_ids = 0;
+      char key[kMaxBytes];
+      int32_t ids[kMaxIds];
+    };
+    std::vector<Slot> slots = std::vector<Slot>(size_t(1) << 14);  // 1 MiB
+  };
+  static WordCache& word_cache() {
+    thread_local WordCache cache;
+    return cache;
+  }
+
+  void merge_word(std::string_view w, std::vector<int>& ids) const {
+    const size_t n = w.size();
     if (pre_.ignore_merges()) {
       auto it = whole_.find(w);
       if (it != whole_.end()) {
@@ -362,6 +416,12 @@ class ByteBpe final : public Engine {
     for (int32_t i = 0; i >= 0; i = syms[size_t(i)].next) emit(syms[size_t(i)].id, w, size_t(i), syms[size_t(i)].len, ids);
   }
 
+  static uint64_t next_serial() {
+    static std::atomic<uint64_t> serial{0};
+    return ++serial;
+  }
+
+  const uint64_t serial_ = next_serial();
   PreTokenizer pre_;
   std::vector<PieceType> types_;
   std::vector<std::string> pieces_;

@@ -23,7 +23,11 @@
 // - Invalid UTF-8 is matched with PCRE2_MATCH_INVALID_UTF: an invalid byte matches nothing,
 //   so it ends up in the text between matches, which is a word of its own. llama.cpp replaces
 //   such a byte by U+FFFD instead (and so cannot give the bytes back); this is the one place
-//   where the words differ.
+//   where the words differ on ordinary text. Characters assigned after the Unicode version of
+//   the system's PCRE2 (14.0 for 10.42) may get other categories than llama.cpp's tables give.
+// Not offered: kimi-k2 and superbpe (hand-written or empty-matching splitters), jais-2 (its
+// cascade of \s{512}(?!\S)|\s{256}(?!\S)... is quadratic in a run of spaces), and gemma4,
+// sarvam-moe, granite-embed-multi-311m and whitespace (BPE on raw UTF-8, not on GPT-2's bytes).
 #include "tokenizer/pretokenize.hpp"
 
 #include <algorithm>
@@ -33,6 +37,7 @@
 #include <pcre2.h>
 
 #include "base/error.hpp"
+#include "base/utf8.hpp"
 
 namespace lm::tok {
 
@@ -53,6 +58,22 @@ constexpr const char* kQwen35 =
 // CJK ideographs, U+0800..U+4E00 and Hangul, without the whitespace characters in that span.
 constexpr const char* kDeepseekCjk =
     R"([\x{4E00}-\x{9FA5}\x{800}-\x{167F}\x{1681}-\x{1FFF}\x{200B}-\x{2027}\x{202A}-\x{202E}\x{2030}-\x{205E}\x{2060}-\x{2FFF}\x{3001}-\x{4E00}\x{AC00}-\x{D7FF}]+)";
+
+// The contractions as the llama3-style expressions spell them.
+#define LM_CONTRACTIONS "'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]"
+// deepseek-v3's and afmoe's last expression.
+constexpr const char* kDeepseek3 =
+    R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+// Runs of digits cut in threes from the right, the text before a run joined to its first
+// group, as llama.cpp's hand-written splitter for afmoe and tiny_aya does. \G: each match
+// starts where the last one ended, so the \P{N}* never rescans; only a run's first group looks
+// ahead to the run's end (once per run, possessively), the groups after it are plain threes.
+constexpr const char* kDigitsFromRight =
+    R"(\G(?:(?<=\p{N})\p{N}{3}|\P{N}*\p{N}{1,3}(?=(?:\p{N}{3})*+(?!\p{N}))))";
+// gpt-4o's expression as llama.cpp adapts it: a letter not in a-z, then letters not in A-Z.
+#define LM_GPT4O_WORDS(MARK)                                                                           \
+  "[^\\r\\n\\p{L}\\p{N}]?(?:(?=[\\p{L}" MARK "])[^a-z])*(?:(?=[\\p{L}" MARK "])[^A-Z])+(?:" LM_CONTRACTIONS \
+  ")?|[^\\r\\n\\p{L}\\p{N}]?(?:(?=[\\p{L}" MARK "])[^a-z])+(?:(?=[\\p{L}" MARK "])[^A-Z])*(?:" LM_CONTRACTIONS ")?"
 
 struct PreSpec {
   std::vector<const char*> exprs;
@@ -92,6 +113,45 @@ const std::map<std::string, PreSpec>& specs() {
         R"(\p{N}+)",
     }};
     const PreSpec deepseek_coder{{R"([\r\n])", R"(\s?\p{L}+)", R"(\s?\p{P}+)", kDeepseekCjk, R"(\p{N})"}};
+    const PreSpec deepseek3{{R"(\p{N}{1,3})", R"([\x{4E00}-\x{9FA5}\x{3040}-\x{309F}\x{30A0}-\x{30FF}]+)", kDeepseek3}};
+    const PreSpec poro{{R"( ?[^(\s|.,!?\x{2026}\x{3002}\x{FF0C}\x{3001}\x{964}\x{6D4}\x{60C})]+)"}};
+    const PreSpec viking{{poro.exprs[0], R"(\p{N})"}};
+    const PreSpec gpt4o{{LM_GPT4O_WORDS("") R"(|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}};
+    const PreSpec tekken{{R"([^\r\n\p{L}\p{N}]?(?:(?=[\p{L}])[^a-z])*(?:(?=[\p{L}])[^A-Z])+)"
+                          R"(|[^\r\n\p{L}\p{N}]?(?:(?=[\p{L}])[^a-z])+(?:(?=[\p{L}])[^A-Z])*)"
+                          R"(|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+                         true};
+    const PreSpec granite_multi{
+        {LM_GPT4O_WORDS("\\p{M}") R"(|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}, true};
+    const PreSpec seed_coder{{LM_CONTRACTIONS
+                              R"(|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+)"}};
+    const PreSpec bailing{{R"('(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N})"
+                           R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+)"}};
+    const PreSpec exaone_moe{{LM_CONTRACTIONS R"(|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N})"
+                                              R"(| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+)"}};
+    const PreSpec laguna{{R"([^\n]+|\n+)", kQwen2}};
+    const PreSpec minicpm5{{R"(\p{N}{1,3})", LM_CONTRACTIONS R"(|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+)"
+                                                             R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+                           true};
+    // llama.cpp runs youtu's and tiny_aya's \p{Lu}, \p{Ll}, ... as any letter (\p{L}).
+    const PreSpec youtu{{R"([\x{AC00}-\x{D7A3}\x{3131}-\x{318E}]+)"
+                         R"(|[\x{FF01}\x{2026}\x{201C}\x{201D}\x{2018}\x{2019}\x{2014}\x{FF1A}\x{FF1B}\x{FF0C}\x{3001}-\x{303F}\x{FE30}-\x{FE4F}]+)"
+                         R"(|[\x{3105}-\x{312F}]+|[\x{4E00}-\x{9FA5}\x{3040}-\x{309F}\x{30A0}-\x{30FF}]+)",
+                         R"([^\r\n\p{L}\p{N}]?[\p{L}\p{M}]*[\p{L}\p{M}]+(?:)" LM_CONTRACTIONS
+                         R"()?|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+[\p{L}\p{M}]*(?:)" LM_CONTRACTIONS
+                         R"()?|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+                        true};
+    const PreSpec tiny_aya{{kDigitsFromRight,
+                            R"([^\r\n\p{L}\p{N}]?[\p{L}\p{M}]*[\p{L}\p{M}]+(?:)" LM_CONTRACTIONS
+                            R"()?|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+[\p{L}\p{M}]*(?:)" LM_CONTRACTIONS
+                            R"()?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}};
+    const PreSpec afmoe{{kDigitsFromRight,
+                         R"([\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{8C48}-\x{FAFF}\x{3040}-\x{309F}\x{30A0}-\x{30FF})"
+                         R"(\x{FF65}-\x{FF9F}\x{2F00}-\x{2FDF}\x{E40}-\x{E7F}\x{E80}-\x{EFF}\x{1780}-\x{17FF}\x{1000}-\x{109F})"
+                         R"(\x{AA60}-\x{AA7F}\x{A9E0}-\x{A9FF}\x{AC00}-\x{D7AF}\x{1100}-\x{11FF}]+)",
+                         kDeepseek3}};
+    const PreSpec chameleon{{R"(<sentinel:[0-9]+>)", R"((?:IMGIMG)(?:[A-I]{1,4})Z)", R"([\t\n]|    |  )", R"(\p{N})",
+                             R"([\p{P}!-/:-@\[-`{-~])", kGpt2}};
 
     for (const char* n : {"gpt-2", "phi-2", "mpt", "olmo", "jais", "trillion", "granite-docling", "exaone4",
                           "jina-es", "jina-de", "jina-v2-es", "jina-v2-de", "jina-v1-en", "jina-v2-code",
@@ -112,6 +172,21 @@ const std::map<std::string, PreSpec>& specs() {
     t["qwen35"] = qwen35;
     t["deepseek-llm"] = deepseek_llm;
     t["deepseek-coder"] = deepseek_coder;
+    for (const char* n : {"deepseek-v3", "hunyuan-dense", "joyai-llm"}) t[n] = deepseek3;
+    for (const char* n : {"poro-chat", "bloom", "gpt3-finnish"}) t[n] = poro;
+    t["viking"] = viking;
+    for (const char* n : {"gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"}) t[n] = gpt4o;
+    t["tekken"] = tekken;
+    t["granite-embed-multi-97m"] = granite_multi;
+    t["seed-coder"] = seed_coder;
+    for (const char* n : {"bailingmoe", "bailingmoe2", "llada-moe"}) t[n] = bailing;
+    t["exaone-moe"] = exaone_moe;
+    t["laguna"] = laguna;
+    t["minicpm5"] = minicpm5;
+    t["youtu"] = youtu;
+    for (const char* n : {"tiny_aya", "cohere2moe"}) t[n] = tiny_aya;
+    t["afmoe"] = afmoe;
+    t["chameleon"] = chameleon;
     return t;
   }();
   return table;
@@ -186,27 +261,48 @@ struct PreTokenizer::Impl {
     for (auto* c : codes) pcre2_code_free(c);
   }
 
-  // Appends the matches of `code` in `piece` and the text between them.
+  // Appends the matches of expression k in `piece` and the text between them.
+  //
+  // Some expressions (gpt-4o's letter classes with lookaheads, exaone-moe's nested groups)
+  // need JIT stack in proportion to the length of a match, so a run of a million letters
+  // exhausts it (llama.cpp's std::regex overflows the C stack and crashes on such input). Then
+  // matching goes on in windows of kWindow bytes: the subject ends at the window's end, so the
+  // words of such a run are cut there, and only there do they differ from an unbounded match.
   void split_one(size_t k, std::string_view piece, std::vector<std::string_view>& out) const {
+    constexpr size_t kWindow = 64 * 1024;
     MatchState& ms = match_state();
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(piece.data());
     const size_t n = piece.size();
-    size_t pos = 0, last = 0;
+    size_t pos = 0, last = 0, end = n;  // end < n while matching in a window
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(ms.data);
     while (pos < n) {
-      const int rc = jit[k] ? pcre2_jit_match(codes[k], subject, n, pos, 0, ms.data, ms.context)
-                            : pcre2_match(codes[k], subject, n, pos, 0, ms.data, ms.context);
-      if (rc == PCRE2_ERROR_NOMATCH) break;
-      if (rc < 0) throw Error("pre-tokenizer " + name + ": matching failed: " + pcre2_message(rc));
+      const int rc = jit[k] ? pcre2_jit_match(codes[k], subject, end, pos, 0, ms.data, ms.context)
+                            : pcre2_match(codes[k], subject, end, pos, 0, ms.data, ms.context);
+      if (rc == PCRE2_ERROR_NOMATCH) {
+        if (end == n) break;
+        pos = end;  // nothing more in this window: on with the whole rest
+        end = n;
+        continue;
+      }
+      if (rc < 0) {
+        const bool resources = rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_MATCHLIMIT ||
+                               rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT;
+        if (!resources || end - pos <= kWindow)
+          throw Error("pre-tokenizer " + name + ": matching failed: " + pcre2_message(rc));
+        end = pos + kWindow;
+        while (end > pos + 1 && (uint8_t(piece[end]) & 0xc0) == 0x80) --end;  // a character boundary
+        continue;
+      }
       const size_t s = ov[0], e = ov[1];
       if (e == s) {  // an empty match is no word; look again one character further
         pos = s + 1;
         while (pos < n && (uint8_t(piece[pos]) & 0xc0) == 0x80) ++pos;
-        continue;
+      } else {
+        if (s > last) out.push_back(piece.substr(last, s - last));
+        out.push_back(piece.substr(s, e - s));
+        last = pos = e;
       }
-      if (s > last) out.push_back(piece.substr(last, s - last));
-      out.push_back(piece.substr(s, e - s));
-      last = pos = e;
+      if (pos >= end) end = n;
     }
     if (last < n) out.push_back(piece.substr(last));
   }
@@ -218,7 +314,7 @@ PreTokenizer::PreTokenizer(const std::string& name, const std::string& source) :
   if (it == table.end()) {
     std::string known;
     for (const auto& kv : table) known += (known.empty() ? "" : ", ") + kv.first;
-    throw FormatError(source, "unknown pre-tokenizer '" + name + "' (known: " + known + ")");
+    throw FormatError(source, "unknown pre-tokenizer '" + escape_bytes(name) + "' (known: " + known + ")");
   }
   impl_->name = name;
   impl_->ignore_merges = it->second.ignore_merges;
@@ -258,6 +354,8 @@ void PreTokenizer::split(std::string_view text, std::vector<std::string_view>& w
     for (std::string_view piece : a) impl_->split_one(k, piece, out);
     if (&out == &b) std::swap(a, b);
   }
+  for (auto* v : {&a, &b})  // a huge text leaves huge lists: give them back
+    if (v->capacity() > (size_t(1) << 20)) std::vector<std::string_view>().swap(*v);
 }
 
 const std::string& PreTokenizer::name() const { return impl_->name; }
