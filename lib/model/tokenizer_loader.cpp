@@ -86,7 +86,9 @@ Tokenizer load_tokenizer(const format::GgufFile& gguf) {
     if (!gguf.has(format::kKeyMerges))
       throw FormatError(path, "byte-level BPE vocabulary has no " + key(format::kKeyMerges));
     v.merges = gguf.get_string_array(format::kKeyMerges);
-    v.pre = gguf.try_get_string(format::kKeyPre).value_or("default");
+    // Missing or empty: llama.cpp's "default" (GPT-2's expressions).
+    v.pre = gguf.try_get_string(format::kKeyPre).value_or("");
+    if (v.pre.empty()) v.pre = "default";
   }
   auto id = [&](std::string_view k, std::optional<int> fallback) -> std::optional<int> {
     if (!gguf.has(k)) return fallback && size_t(*fallback) < n ? fallback : std::nullopt;
