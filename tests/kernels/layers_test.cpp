@@ -1,4 +1,5 @@
-// Tests for the kernels of other architectures' layers (lib/kernels/layers.cpp): each fast kernel against its _ref twin on odd sizes, on both the
+// Tests for the kernels of other architectures' layers (lib/kernels/layers.cpp and
+// attention_cached_ext): each fast kernel against its _ref twin on odd sizes, on both the
 // AVX-512 and the portable paths, and small cases computed by hand.
 #include <doctest/doctest.h>
 
@@ -261,5 +262,111 @@ TEST_CASE("softcap matches the reference to a few ulp, is odd, and caps at +-cap
     CHECK(v[5] == 30.0f);
     CHECK(std::isnan(v[6]));
     CHECK(v[7] == doctest::Approx(30.0 * std::tanh(0.5)).epsilon(1e-6));
+  });
+}
+
+TEST_CASE("attention_cached_ext matches the reference with every option, and itself one token at a time") {
+  for_each_path([] {
+    // n 150 spans two query blocks; pos0 > 0 continues a cache; GQA; D not a multiple of 8.
+    for (auto [n, pos0, H, Hkv, D] : {std::tuple{1, 0, 1, 1, 4}, std::tuple{1, 40, 4, 2, 16}, std::tuple{5, 3, 4, 4, 8},
+                                      std::tuple{150, 20, 6, 2, 16}, std::tuple{7, 9, 2, 2, 6}}) {
+      CAPTURE(n);
+      CAPTURE(pos0);
+      const int T = pos0 + n, cap = T + 5;
+      auto q = randn(size_t(n) * H * D, 80), kc = randn(size_t(Hkv) * cap * D, 81), vc = randn(size_t(Hkv) * cap * D, 82);
+      for (float scale : {0.0f, 0.7f})
+        for (float softcap : {0.0f, 1.5f})
+          for (int window : {0, 1, 3, 40})
+            for (bool causal : {true, false}) {
+              AttentionOptions o;
+              o.scale = scale;
+              o.softcap = softcap;
+              o.window = window;
+              o.causal = causal;
+              CAPTURE(scale);
+              CAPTURE(softcap);
+              CAPTURE(window);
+              CAPTURE(causal);
+              std::vector<float> out(q.size()), out_ref(q.size()), scratch(attention_cached_scratch(n, T, H));
+              attention_cached_ext(out.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D, cap, o,
+                                   scratch.data());
+              attention_cached_ext_ref(out_ref.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D, cap, o);
+              CHECK(max_rel_diff(out, out_ref) < 1e-5);
+              if (!causal) continue;
+              // Decoding the queries one at a time gives the batch's rows.
+              std::vector<float> one(size_t(H) * D), s1(attention_cached_scratch(1, T, H));
+              for (int i = 0; i < n; i += std::max(1, n / 7)) {
+                attention_cached_ext(one.data(), q.data() + size_t(i) * H * D, kc.data(), vc.data(), 1, pos0 + i, H,
+                                     Hkv, D, cap, o, s1.data());
+                std::vector<float> row(out.begin() + long(i) * H * D, out.begin() + long(i + 1) * H * D);
+                CHECK(max_rel_diff(one, row) < 1e-5);
+              }
+            }
+      // The default options are attention_cached, and scale 0 means 1/sqrt(D), bit for bit.
+      std::vector<float> a(q.size()), b(q.size()), c(q.size()), scratch(attention_cached_scratch(n, T, H));
+      attention_cached(a.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D, cap, scratch.data());
+      attention_cached_ext(b.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D, cap, AttentionOptions{},
+                           scratch.data());
+      AttentionOptions explicit_scale;
+      explicit_scale.scale = 1.0f / std::sqrt(float(D));
+      attention_cached_ext(c.data(), q.data(), kc.data(), vc.data(), n, pos0, H, Hkv, D, cap, explicit_scale,
+                           scratch.data());
+      CHECK(a == b);
+      CHECK(b == c);
+    }
+  });
+}
+
+TEST_CASE("attention_cached_ext masks and soft-capping on tiny caches computed by hand") {
+  for_each_path([] {
+    // D 1, one head, queries 0: every key seen gets the same weight, so each output is the mean
+    // of the values it sees. Values 1, 3, 5, 7 at positions 0..3.
+    const std::vector<float> kc = {0.25f, -1, 2, 0.5f}, vc = {1, 3, 5, 7};
+    auto run = [&](int n, int pos0, AttentionOptions o) {
+      const size_t len = static_cast<size_t>(n);
+      std::vector<float> q(len, 0.0f), out(len), scratch(attention_cached_scratch(n, pos0 + n, 1));
+      attention_cached_ext(out.data(), q.data(), kc.data(), vc.data(), n, pos0, 1, 1, 1, 4, o, scratch.data());
+      // Weights 1/3 are rounded: equal to 1e-6.
+      std::vector<double> rounded;
+      for (float x : out) rounded.push_back(std::round(double(x) * 1e6) / 1e6);
+      return rounded;
+    };
+    AttentionOptions causal;
+    CHECK(run(4, 0, causal) == std::vector<double>{1, 2, 3, 4});
+    CHECK(run(1, 3, causal) == std::vector<double>{4});
+    AttentionOptions bidir;
+    bidir.causal = false;
+    CHECK(run(4, 0, bidir) == std::vector<double>{4, 4, 4, 4});
+    // Window 2: the query's own key and the one before.
+    AttentionOptions win2;
+    win2.window = 2;
+    CHECK(run(4, 0, win2) == std::vector<double>{1, 2, 4, 6});
+    CHECK(run(2, 2, win2) == std::vector<double>{4, 6});
+    CHECK(run(1, 3, win2) == std::vector<double>{6});
+    // Window 1: only its own key, whatever the scores.
+    AttentionOptions win1;
+    win1.window = 1;
+    CHECK(run(4, 0, win1) == std::vector<double>{1, 3, 5, 7});
+    // Not causal with a window: it limits only the keys before the query.
+    AttentionOptions bidir_win2 = win2;
+    bidir_win2.causal = false;
+    CHECK(run(4, 0, bidir_win2) == std::vector<double>{4, 4, 5, 6});
+
+    // Soft-capping: q 1, keys 100 and 0, scale 1, cap 1: the scores become tanh(100) = 1 and 0,
+    // so the weights are e / (e + 1) and 1 / (e + 1); without the cap the first key takes all.
+    const std::vector<float> k2 = {100, 0}, v2 = {1, 0}, q1 = {1};
+    std::vector<float> out(1), scratch(attention_cached_scratch(1, 2, 1));
+    AttentionOptions sc;
+    sc.scale = 1.0f;
+    sc.softcap = 1.0f;
+    attention_cached_ext(out.data(), q1.data(), k2.data(), v2.data(), 1, 1, 1, 1, 1, 2, sc, scratch.data());
+    CHECK(out[0] == doctest::Approx(0.7310585786300049).epsilon(1e-6));
+    sc.softcap = 0.0f;
+    attention_cached_ext(out.data(), q1.data(), k2.data(), v2.data(), 1, 1, 1, 1, 1, 2, sc, scratch.data());
+    CHECK(out[0] == 1.0f);
+    // The scale multiplies the scores: scale 0.01 gives weights e / (e + 1) again.
+    sc.scale = 0.01f;
+    attention_cached_ext(out.data(), q1.data(), k2.data(), v2.data(), 1, 1, 1, 1, 1, 2, sc, scratch.data());
+    CHECK(out[0] == doctest::Approx(0.7310585786300049).epsilon(1e-6));
   });
 }
