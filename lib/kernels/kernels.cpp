@@ -600,31 +600,35 @@ void adamw_step_ref(float* p, const float* g, float* m, float* v, size_t n, floa
 
 // ---- attention ----
 
-// Softmax of rows r0 .. r0+rows-1 of a (T, T) score matrix whose row i holds scores for keys
-// 0..i (later entries are set to 0). s points at row r0.
 __attribute__((target("avx512f"))) static void softmax_inplace_avx512(float* row, int n) {
   scale_avx512(row, n, 1.0f / exp_sum_avx512<true>(row, row, n, max_avx512(row, n)));
 }
 
-LM_TARGET_CLONES static void causal_softmax_block(float* s, int r0, int rows, int T) {
-  const bool avx512 = has_avx512f();
-  for (int i = r0; i < r0 + rows; ++i) {
-    float* row = s + size_t(i - r0) * T;
-    if (avx512) {
-      softmax_inplace_avx512(row, i + 1);
-      std::fill(row + i + 1, row + T, 0.0f);
-      continue;
-    }
-    float mx = row[0];
-    for (int j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j <= i; ++j) sum += row[j] = std::exp(row[j] - mx);
-    const float inv = 1.0f / sum;
-#pragma omp simd
-    for (int j = 0; j <= i; ++j) row[j] *= inv;
-    for (int j = i + 1; j < T; ++j) row[j] = 0;
+// Softmax of row[lo, hi) in place (lo < hi); the rest of row[0, width) is set to 0.
+LM_TARGET_CLONES static void softmax_row_masked(float* row, int lo, int hi, int width, bool avx512) {
+  std::fill(row, row + lo, 0.0f);
+  std::fill(row + hi, row + width, 0.0f);
+  row += lo;
+  const int n = hi - lo;
+  if (avx512) {
+    softmax_inplace_avx512(row, n);
+    return;
   }
+  float mx = row[0];
+  for (int j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < n; ++j) sum += row[j] = std::exp(row[j] - mx);
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int j = 0; j < n; ++j) row[j] *= inv;
+}
+
+// Softmax of rows r0 .. r0+rows-1 of a (T, T) score matrix whose row i holds scores for keys
+// 0..i (later entries are set to 0). s points at row r0.
+static void causal_softmax_block(float* s, int r0, int rows, int T) {
+  const bool avx512 = has_avx512f();
+  for (int i = r0; i < r0 + rows; ++i) softmax_row_masked(s + size_t(i - r0) * T, 0, i + 1, T, avx512);
 }
 
 // Query rows are processed in blocks of kAttnBlock: a block only needs the keys up to its last
@@ -688,10 +692,10 @@ size_t attention_cached_scratch(int n, int n_keys, int H) {
   return size_t(H) * size_t(std::min(n, kAttnBlock)) * size_t(n_keys);
 }
 
-// One query row against `keys` contiguous cached keys (decoding): s = q K^T scale, softmax,
-// out = s V.
+// One query row against `keys` contiguous cached keys (decoding): s = q K^T scale, soft-capped
+// when softcap > 0, softmax, out = s V.
 LM_TARGET_CLONES static void attention_row(float* out, float* s, const float* q, const float* kc, const float* vc,
-                                           int keys, int D, float scale) {
+                                           int keys, int D, float scale, float softcap) {
   for (int j = 0; j < keys; ++j) {
     const float* kj = kc + size_t(j) * D;
     float acc = 0;
@@ -699,7 +703,8 @@ LM_TARGET_CLONES static void attention_row(float* out, float* s, const float* q,
     for (int c = 0; c < D; ++c) acc += q[c] * kj[c];
     s[j] = acc * scale;
   }
-  causal_softmax_block(s, keys - 1, 1, keys);
+  if (softcap > 0.0f) softcap_forward(s, size_t(keys), softcap);
+  softmax_row_masked(s, 0, keys, keys, has_avx512f());
   // Four keys per pass over out: a quarter of the loads and stores of out.
   std::fill(out, out + D, 0.0f);
   int j = 0;
@@ -719,25 +724,45 @@ LM_TARGET_CLONES static void attention_row(float* out, float* s, const float* q,
 
 void attention_cached(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H, int Hkv,
                       int D, int cap, float* scratch) {
-  const float scale = 1.0f / std::sqrt(float(D));
-  const int group = H / Hkv, keys_max = pos0 + n;
-  const size_t per_head = size_t(std::min(n, kAttnBlock)) * size_t(keys_max);
-#pragma omp parallel for schedule(dynamic) if (size_t(H) * keys_max * D * n >= kParallelMin)
+  attention_cached_ext(out, q, kc, vc, n, pos0, H, Hkv, D, cap, AttentionOptions{}, scratch);
+}
+
+void attention_cached_ext(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H,
+                          int Hkv, int D, int cap, const AttentionOptions& o, float* scratch) {
+  const float scale = o.scale != 0.0f ? o.scale : 1.0f / std::sqrt(float(D));
+  const int group = H / Hkv, n_keys = pos0 + n;
+  // Query i sees the keys [key_lo(i), key_hi(i)); both grow with i.
+  const auto key_lo = [&](int i) { return o.window > 0 ? std::max(0, pos0 + i - o.window + 1) : 0; };
+  const auto key_hi = [&](int i) { return o.causal ? pos0 + i + 1 : n_keys; };
+  const size_t per_head = size_t(std::min(n, kAttnBlock)) * size_t(n_keys);
+  const size_t seen = size_t(o.window > 0 ? std::min(n_keys, o.window) : n_keys);  // keys per query, at most
+  const bool avx512 = has_avx512f();
+#pragma omp parallel for schedule(dynamic) if (size_t(H) * seen * D * n >= kParallelMin)
   for (int h = 0; h < H; ++h) {
     const int g = h / group;
     const float* kb = kc + size_t(g) * cap * D;
     const float* vb = vc + size_t(g) * cap * D;
     float* s = scratch + size_t(h) * per_head;
     if (n == 1) {
-      attention_row(out + size_t(h) * D, s, q + size_t(h) * D, kb, vb, keys_max, D, scale);
+      const int lo = key_lo(0);
+      attention_row(out + size_t(h) * D, s, q + size_t(h) * D, kb + size_t(lo) * D, vb + size_t(lo) * D,
+                    key_hi(0) - lo, D, scale, o.softcap);
       continue;
     }
-    // Blocks of query rows: a block needs only the keys up to its last row.
+    // Blocks of query rows: a block needs only the keys from its first row's first to its last
+    // row's last (with a window, those of the window; causal, none after the last row).
     for (int r0 = 0; r0 < n; r0 += kAttnBlock) {
-      const int rows = std::min(kAttnBlock, n - r0), keys = pos0 + r0 + rows;
-      sgemm(false, true, rows, keys, D, scale, q + (size_t(r0) * H + h) * D, H * D, kb, D, 0.0f, s, keys);
-      causal_softmax_block(s, pos0 + r0, rows, keys);
-      sgemm(false, false, rows, D, keys, 1.0f, s, keys, vb, D, 0.0f, out + (size_t(r0) * H + h) * D, H * D);
+      const int rows = std::min(kAttnBlock, n - r0), lo = key_lo(r0), keys = key_hi(r0 + rows - 1) - lo;
+      sgemm(false, true, rows, keys, D, scale, q + (size_t(r0) * H + h) * D, H * D, kb + size_t(lo) * D, D, 0.0f, s,
+            keys);
+      for (int r = 0; r < rows; ++r) {
+        float* row = s + size_t(r) * keys;
+        const int a = key_lo(r0 + r) - lo, b = key_hi(r0 + r) - lo;
+        if (o.softcap > 0.0f) softcap_forward(row + a, size_t(b - a), o.softcap);
+        softmax_row_masked(row, a, b, keys, avx512);
+      }
+      sgemm(false, false, rows, D, keys, 1.0f, s, keys, vb + size_t(lo) * D, D, 0.0f, out + (size_t(r0) * H + h) * D,
+            H * D);
     }
   }
 }
@@ -764,6 +789,40 @@ void attention_cached_ref(float* out, const float* q, const float* kc, const flo
       for (int c = 0; c < D; ++c) {
         double acc = 0;
         for (int j = 0; j < keys; ++j) acc += s[size_t(j)] / sum * vb[size_t(j) * D + c];
+        out[(size_t(i) * H + h) * D + c] = float(acc);
+      }
+    }
+}
+
+void attention_cached_ext_ref(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H,
+                              int Hkv, int D, int cap, const AttentionOptions& o) {
+  const double scale = o.scale != 0.0f ? double(o.scale) : 1.0 / std::sqrt(double(D));
+  const int group = H / Hkv, n_keys = pos0 + n;
+  std::vector<double> s(static_cast<size_t>(n_keys));
+  for (int i = 0; i < n; ++i)
+    for (int h = 0; h < H; ++h) {
+      const float* qi = q + (size_t(i) * H + h) * D;
+      const float* kb = kc + size_t(h / group) * cap * D;
+      const float* vb = vc + size_t(h / group) * cap * D;
+      const int p = pos0 + i;
+      double mx = -INFINITY, sum = 0;
+      for (int j = 0; j < n_keys; ++j) {
+        const bool seen = (!o.causal || j <= p) && (o.window <= 0 || p - j < o.window);
+        if (!seen) {
+          s[size_t(j)] = -INFINITY;  // e^-inf = 0
+          continue;
+        }
+        double d = 0;
+        for (int c = 0; c < D; ++c) d += double(qi[c]) * kb[size_t(j) * D + c];
+        d *= scale;
+        if (o.softcap > 0.0f) d = o.softcap * std::tanh(d / o.softcap);
+        s[size_t(j)] = d;
+        mx = std::max(mx, d);
+      }
+      for (int j = 0; j < n_keys; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] - mx);
+      for (int c = 0; c < D; ++c) {
+        double acc = 0;
+        for (int j = 0; j < n_keys; ++j) acc += s[size_t(j)] / sum * vb[size_t(j) * D + c];
         out[(size_t(i) * H + h) * D + c] = float(acc);
       }
     }

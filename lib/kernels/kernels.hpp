@@ -127,36 +127,47 @@ void attention_cached_ref(float* out, const float* q, const float* kc, const flo
 void layernorm_forward(float* y, const float* x, const float* w, const float* b, int N, int C, float eps);
 void layernorm_forward_ref(float* y, const float* x, const float* w, const float* b, int N, int C, float eps);
 
-// RoPE over the first n_rot dimensions of each head (partial rotary; the rest unchanged) with
-// the angle of pair i at position p = p * inv_freq[i] (i < n_rot / 2; the frequencies carry
-// any scaling: linear, llama3, longrope, YaRN), cos and sin multiplied by mscale (YaRN's
-// attention factor, else 1). Pairs are (x[2i], x[2i+1]) when !neox (llama.cpp's NORM order)
-// and (x[i], x[i + n_rot/2]) when neox (GPT-NeoX, Qwen, Phi-3, Gemma). x (n, H, D) in place;
-// token t has position pos0 + t.
+// RoPE over the first n_rot dimensions of each head (partial rotary; n_rot even, <= D; the
+// other D - n_rot dimensions unchanged). Pair i (i < n_rot / 2) of the token at position p
+// turns by the angle p * inv_freq[i] (the frequencies carry any scaling: linear, llama3,
+// longrope, YaRN), its cos and sin multiplied by mscale (YaRN's attention factor, else 1):
+// (a, c) -> (a cos - c sin, a sin + c cos). Pairs are (x[2i], x[2i+1]) when !neox (llama.cpp's
+// NORM order; with inv_freq[i] = base^(-2i/D), n_rot = D and mscale 1 this is rope_forward) and
+// (x[i], x[i + n_rot/2]) when neox (GPT-NeoX, Qwen, Phi-3, Gemma). x (n, H, D) in place;
+// token t has position pos0 + t. The angles are computed in double.
 void rope_table_forward(float* x, int n, int H, int D, int n_rot, const float* inv_freq, float mscale, bool neox,
                         int pos0);
 void rope_table_forward_ref(float* x, int n, int H, int D, int n_rot, const float* inv_freq, float mscale, bool neox,
                             int pos0);
 
-// GELU, tanh form as ggml computes it: h = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))).
-// h may alias g. n values.
+// GELU, tanh form: h = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))), computed in f32 for
+// every g as g / (1 + e^(-2z)), z = sqrt(2/pi) g (1 + 0.044715 g^2) (the same function, without
+// the cancellation of 1 + tanh for negative g). ggml's formula (ggml_gelu_f32), but not its CPU
+// output: ggml-cpu/vec.h defines GGML_GELU_FP16 unconditionally, so on every CPU llama.cpp
+// looks f32 inputs in (-10, 10) up in a table of that formula at fp16 inputs with fp16 results
+// (0 for g <= -10, g for g >= 10); lm differs from it by that rounding of g and of the result:
+// up to 4e-3 absolute (at g near 8), 1.4e-3 relative for g > 0, more relative in the tiny
+// negative tail. h may alias g. n values.
 void gelu_forward(float* h, const float* g, size_t n);
 void gelu_forward_ref(float* h, const float* g, size_t n);
-// GeGLU (Gemma): h = gelu(g) * u. n values.
+// GeGLU (Gemma): h = gelu(g) * u, gelu as above. h may alias g or u. n values.
 void geglu_forward(float* h, const float* g, const float* u, size_t n);
 void geglu_forward_ref(float* h, const float* g, const float* u, size_t n);
 // y (N, OC) row r += b (OC), for every row.
 void add_bias(float* y, const float* b, int N, int OC);
 void add_bias_ref(float* y, const float* b, int N, int OC);
-// x = cap * tanh(x / cap) (Gemma 2's logit soft-capping). n values.
+// x = cap * tanh(x / cap), cap > 0 (Gemma 2's logit soft-capping). n values.
 void softcap_forward(float* x, size_t n, float cap);
 void softcap_forward_ref(float* x, size_t n, float cap);
 
-// attention_cached with options: the scores q.k are multiplied by `scale` (1/sqrt(D) in
-// attention_cached), soft-capped to +-softcap when softcap > 0 (Gemma 2), and query i sees
-// only keys j with pos0 + i - j < window when window > 0 (sliding-window layers), always the
-// keys at or before its own position when causal, every one of the n_keys = pos0 + n keys
-// when !causal (an encoder: pos0 = 0). Same layout and scratch as attention_cached.
+// attention_cached with options. The scores q.k are multiplied by `scale` (1/sqrt(D) in
+// attention_cached), then soft-capped, s = softcap * tanh(s / softcap), when softcap > 0
+// (Gemma 2). Query i, at position p = pos0 + i, sees key j (0 <= j < n_keys = pos0 + n) when
+//   causal: j <= p (when !causal, every key: an encoder, pos0 = 0), and
+//   window > 0: p - j < window (sliding-window layers; llama.cpp's standard SWA, so when
+//     !causal the window limits only the keys before the query).
+// Every query sees at least its own key. Same layout and scratch as attention_cached; with the
+// default options it is attention_cached, at the same speed.
 struct AttentionOptions {
   float scale = 0.0f;   // 0: 1 / sqrt(D)
   float softcap = 0.0f; // 0: none
