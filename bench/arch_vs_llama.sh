@@ -27,14 +27,18 @@ printf '%-8s %14s %14s %10s %s\n' arch llama.cpp lm difference continuation
 for arch in llama llama3 qwen2 phi3 gpt2; do
   m=$tmp/$arch.gguf
   "$tbin/lm_test_write_gguf" --random "$arch" "$vocab" "$m"
-  "$llama/llama-perplexity" -m "$m" -f "$text" -c 128 -b 128 -t 2 > "$tmp/ppl.out" 2>&1
-  ref=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$tmp/ppl.out")
+  # llama.cpp logs from a thread of its own, which now and then exits before the last line.
+  ref=
+  for try in 1 2 3; do
+    "$llama/llama-perplexity" -m "$m" -f "$text" -c 128 -b 128 -t 2 > "$tmp/ppl.out" 2>&1
+    ref=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$tmp/ppl.out")
+    [[ -n $ref ]] && break
+  done
   [[ -n $ref ]] || { echo "$arch: llama-perplexity gave no estimate:"; tail -5 "$tmp/ppl.out"; exit 1; }
   ours=$("$bin/lm-eval" perplexity -q -m "$m" -c 128 -t 2 "$text" | awk -F'\t' 'NR == 2 { print $5 }')
   # llama-simple prints the prompt, then the continuation; lm-generate --echo the same.
   "$llama/llama-simple" -m "$m" -n $n "$prompt" 2> /dev/null > "$tmp/simple.out"
   "$bin/lm-generate" -q -m "$m" --greedy --echo -n $n -t 2 -p "$prompt" > "$tmp/gen.out"
-  printf '\n' >> "$tmp/simple.out"
   if cmp -s "$tmp/simple.out" "$tmp/gen.out"; then same=same; else same=DIFFERENT; status=1; fi
   diff=$(awk -v a="$ref" -v b="$ours" 'BEGIN { d = (b - a) / a * 100; printf "%+.4f%%", d }')
   awk -v a="$ref" -v b="$ours" 'BEGIN { d = (b - a) / a; exit !(d < 0.001 && d > -0.001) }' || status=1
@@ -42,9 +46,11 @@ for arch in llama llama3 qwen2 phi3 gpt2; do
   if [[ $same != same ]]; then echo "  llama.cpp: $(head -c 200 "$tmp/simple.out")"; echo "  lm:        $(head -c 200 "$tmp/gen.out")"; fi
   if [[ $record == --record ]]; then
     { echo "# $arch: llama.cpp's figures for lm_test_write_gguf --random $arch $vocab"
-      echo "# (bench/arch_vs_llama.sh $llama --record; llama.cpp ngxson/llama.cpp $(cd "$llama" && git -C ../.. log -1 --format=%h 2>/dev/null || echo '?'))"
+      echo "# bench/arch_vs_llama.sh LLAMA_BIN_DIR --record, $(date -u +%F), llama.cpp $("$llama/llama-perplexity" --version 2>&1 | head -n 1)"
+      echo "# llama-perplexity -m MODEL -f $text -c 128 -b 128 -t 2; llama-simple -m MODEL -n $n \"$prompt\""
       echo "perplexity $ref"
-      printf 'continuation '; tr '\n' '\001' < "$tmp/simple.out" | sed 's/\x01/\\n/g'; echo; } > "tests/data/arch/$arch.txt"
+      echo "# the prompt and its greedy continuation as llama-simple prints them, in hex"
+      echo "continuation $(od -An -v -tx1 < "$tmp/simple.out" | tr -d ' \n')"; } > "tests/data/arch/$arch.txt"
   fi
 done
 exit $status

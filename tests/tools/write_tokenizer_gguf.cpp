@@ -114,7 +114,8 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   for (const auto& [k, v] : vocab.metadata())
     if (k.rfind("tokenizer.", 0) == 0) w.set_value(k, v);
   w.set_string(lm::format::kKeyArchitecture, arch);
-  w.set_string(lm::format::kKeyName, "random-" + which);
+  // Not the architecture's name: llama.cpp changes Phi-3 vocabularies by model name.
+  w.set_string(lm::format::kKeyName, "lm random weights");
   const std::string a = arch + ".";
   w.set_u32(a + "context_length", uint32_t(c.n_ctx));
   w.set_u32(a + "embedding_length", uint32_t(c.n_embd));
@@ -142,7 +143,7 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
       if (t.role == Role::RopeFreqs) x = 1.0f + 7.0f * rng.uniform();  // divisors, as Llama 3.1's
       else if (norm) x = 1.0f + 0.1f * rng.normal();
       else if (t.rows == 1) x = 0.05f * rng.normal();  // biases
-      else if (t.role == Role::TokEmbd || t.role == Role::PosEmbd) x = 0.5f * rng.normal();
+      else if (t.role == Role::TokEmbd || t.role == Role::PosEmbd) x = (c.tied ? 0.1f : 0.5f) * rng.normal();
       else x = rng.normal() / std::sqrt(float(t.cols));
     }
     std::vector<int64_t> ne = t.rows == 1 ? std::vector<int64_t>{t.cols} : std::vector<int64_t>{t.cols, t.rows};

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Every architecture lm runs (docs/architectures.md) against llama.cpp's figures on the same
+# file: a random-weight model in the architecture's layout gives llama-perplexity's
+# perplexity within 0.1% and llama-simple's greedy continuation byte for byte
+# (tests/data/arch/ARCH.txt, recorded by bench/arch_vs_llama.sh --record). Then what the
+# tools do with such models: quantized copies, refusals to train them, and bad files.
+source "$(dirname "$0")/lib.sh"
+: "${LM_TEST_BIN:?set LM_TEST_BIN to the directory holding lm_test_write_gguf}"
+A=$LM_TEST_DATA/arch
+vocab=$LM_TEST_DATA/vocab/bytebpe-gpt-2.gguf
+
+for arch in llama llama3 qwen2 phi3 gpt2; do
+  "$LM_TEST_BIN/lm_test_write_gguf" --random $arch "$vocab" $arch.gguf || { fail "$arch: writing the model"; continue; }
+  want=$(awk '$1 == "perplexity" { print $2 }' "$A/$arch.txt")
+  expect_exit 0 "$arch: lm-eval perplexity" -- lm-eval perplexity -q -m $arch.gguf -c 128 -t 2 "$A/text.txt"
+  got=$(awk -F'\t' 'NR == 2 { print $5 }' "$T/out")
+  awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(d < 0.001 && d > -0.001) }' && pass ||
+    fail "$arch: perplexity $got, llama.cpp $want (more than 0.1% apart)"
+  expect_exit 0 "$arch: lm-generate --greedy" -- lm-generate -q -m $arch.gguf --greedy --echo -n 24 -t 2 -p "The jury said"
+  [[ $(od -An -v -tx1 < "$T/out" | tr -d ' \n') == $(awk '$1 == "continuation" { print $2 }' "$A/$arch.txt") ]] && pass ||
+    fail "$arch: greedy continuation differs from llama.cpp's: $(head -c 120 "$T/out")"
+done
+
+# A quantized copy of another architecture runs and stays close to its F32 perplexity.
+expect_exit 0 "lm-quantize a qwen2 model" -- lm-quantize -q -m qwen2.gguf -o qwen2-q8.gguf --type q8_0
+expect_exit 0 "the q8_0 qwen2 model scores" -- lm-eval perplexity -q -m qwen2-q8.gguf -c 128 -t 2 "$A/text.txt"
+q8=$(awk -F'\t' 'NR == 2 { print $5 }' "$T/out")
+awk -v a="$(awk '$1 == "perplexity" { print $2 }' "$A/qwen2.txt")" -v b="$q8" 'BEGIN { d = (b - a) / a; exit !(d < 0.02 && d > -0.02) }' &&
+  pass || fail "q8_0 qwen2 perplexity $q8 is more than 2% from F32's"
+
+# Training and LoRA need llama: a clear refusal, not a crash.
+expect_exit 1 "lm-finetune refuses gpt2" -- lm-finetune -m gpt2.gguf -o ft.gguf --data "$A/text.txt" --steps 1
+expect_err "gpt2.gguf: architecture 'gpt2' can be run .* but not trained" "the refusal names the file and says why"
+
+# Bad files: an architecture lm does not know, contradictory keys, a missing bias.
+"$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf falcon.gguf str general.architecture falcon
+expect_exit 1 "an unknown architecture" -- lm-generate -m falcon.gguf -n 1 -p x
+expect_err "falcon.gguf: architecture 'falcon' is not supported; supported: gpt2, llama, phi3, qwen2" "names it and the supported ones"
+"$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf heads.gguf u32 qwen2.attention.head_count 5
+expect_exit 1 "heads that do not divide the width" -- lm-generate -m heads.gguf -n 1 -p x
+expect_err "heads.gguf: embedding length 64 is not a multiple of head count 5" "names the file and the keys"
+"$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf nobias.gguf drop blk.1.attn_k.bias
+expect_exit 1 "a missing bias" -- lm-generate -m nobias.gguf -n 1 -p x
+expect_err "nobias.gguf: missing tensor 'blk.1.attn_k.bias'" "names the tensor"
+"$LM_TEST_BIN/lm_test_edit_gguf" gpt2.gguf shape.gguf shape blk.0.attn_qkv.weight 64,100
+expect_exit 1 "a fused tensor of the wrong shape" -- lm-generate -m shape.gguf -n 1 -p x
+expect_err "shape.gguf: tensor 'blk.0.attn_qkv.weight' has shape \\{64, 100\\}, expected \\{64, 192\\}" "names the tensor and both shapes"
+"$LM_TEST_BIN/lm_test_edit_gguf" llama.gguf yarn.gguf str llama.rope.scaling.type yarn
+expect_exit 1 "an unsupported rope scaling" -- lm-generate -m yarn.gguf -n 1 -p x
+expect_err "yarn.gguf: key 'llama.rope.scaling.type' is 'yarn', expected none or linear" "names the key and value"
+
+finish
