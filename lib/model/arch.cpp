@@ -8,10 +8,10 @@
 namespace lm::model {
 
 // One per file in lib/model/arch/.
-extern const ArchDef kArchLlama, kArchQwen2, kArchPhi3, kArchGpt2;
+extern const ArchDef kArchLlama, kArchQwen2, kArchPhi3, kArchGpt2, kArchGemma2;
 
 namespace {
-const ArchDef* const kArchs[] = {&kArchGpt2, &kArchLlama, &kArchPhi3, &kArchQwen2};
+const ArchDef* const kArchs[] = {&kArchGemma2, &kArchGpt2, &kArchLlama, &kArchPhi3, &kArchQwen2};
 }
 
 const ArchDef* find_arch(const std::string& name) {
@@ -47,7 +47,14 @@ void read_common(const format::GgufFile& g, ModelConfig& c, const char* eps_key)
   c.norm_eps = g.get_f32(eps);
   if (!(c.norm_eps > 0 && c.norm_eps < 1))
     throw FormatError(path, "key '" + eps + "' is " + std::to_string(c.norm_eps) + ", expected a value in (0, 1)");
-  if (c.n_embd % c.n_head != 0)
+  if (auto kl = g.try_get_u32(a + "attention.key_length")) {
+    const uint32_t vl = g.try_get_u32(a + "attention.value_length").value_or(*kl);
+    if (*kl < 2 || *kl > 1024 || *kl % 2 != 0 || vl != *kl)
+      throw FormatError(path, "keys '" + a + "attention.key_length' " + std::to_string(*kl) + " and value_length " +
+                                  std::to_string(vl) + ", expected equal even head sizes of at most 1024");
+    if (c.n_embd % c.n_head != 0 || int(*kl) != c.n_embd / c.n_head) c.n_head_dim = int(*kl);
+  }
+  if (c.n_head_dim == 0 && c.n_embd % c.n_head != 0)
     throw FormatError(path, "embedding length " + std::to_string(c.n_embd) + " is not a multiple of head count " +
                                 std::to_string(c.n_head));
   if (c.n_head % c.n_head_kv != 0)

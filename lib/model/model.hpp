@@ -33,6 +33,7 @@ struct ArchOptions {
   float attn_scale = 0;        // 0: 1 / sqrt(head size)
   float attn_softcap = 0, final_softcap = 0;  // 0: none
   int sliding_window = 0;      // 0: none
+  int swa_pattern = 0;         // > 0: only layers l with l % swa_pattern < swa_pattern - 1 use the window
   bool embd_scale = false;     // embeddings times sqrt(C) (Gemma)
   bool post_norms = false;     // norms after attention and MLP (Gemma 2)
 };
@@ -45,6 +46,7 @@ struct ModelConfig {
   int n_head = 6;       // H
   int n_head_kv = 6;    // kv heads; divides n_head (grouped-query attention when smaller)
   int n_ff = 1024;      // F, the SwiGLU hidden width
+  int n_head_dim = 0;   // D when it is not n_embd / n_head (attention.key_length; inference only)
   float norm_eps = 1e-5f;
   float rope_base = 10000.0f;
   bool tied = true;     // the lm head is token_embd (no output.weight)
@@ -52,7 +54,8 @@ struct ModelConfig {
   int cls_pooling = 3;  // what the classifier reads: kPoolMean or kPoolLast (llama.pooling_type)
   ArchOptions arch;     // how the layers are built; training supports only llama's defaults
 
-  int head_dim() const { return n_embd / n_head; }                // D
+  int head_dim() const { return n_head_dim ? n_head_dim : n_embd / n_head; }  // D
+  int q_dim() const { return n_head * head_dim(); }              // width of the queries
   int n_rot() const { return arch.n_rot ? arch.n_rot : head_dim(); }
   bool is_llama() const { return arch.name == "llama"; }
   int kv_dim() const { return n_head_kv * head_dim(); }

@@ -52,7 +52,8 @@ Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int 
   n_batch_ = std::min(n_batch, n_ctx);
   const size_t N = size_t(n_batch_), C = size_t(cfg_.n_embd), F = size_t(cfg_.n_ff);
   Buffers& b = *b_;
-  for (auto* buf : {&b.x, &b.xn, &b.q, &b.ao}) buf->assign(N * C, 0.0f);
+  for (auto* buf : {&b.x, &b.xn}) buf->assign(N * C, 0.0f);
+  for (auto* buf : {&b.q, &b.ao}) buf->assign(N * size_t(cfg_.q_dim()), 0.0f);
   b.rstd.assign(N, 0.0f);
   for (auto* buf : {&b.kt, &b.vt}) buf->assign(N * size_t(cfg_.kv_dim()), 0.0f);
   for (auto* buf : {&b.g, &b.u, &b.h}) buf->assign(N * F, 0.0f);
@@ -61,7 +62,7 @@ Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int 
   if (!cfg_.is_llama() || A.post_norms) b.t.assign(N * C, 0.0f);
   size_t fused = 0;
   for (int l = 0; l < cfg_.n_layer; ++l) {
-    if (w_.get(l, Role::Qkv)) fused = std::max(fused, C + 2 * size_t(cfg_.kv_dim()));
+    if (w_.get(l, Role::Qkv)) fused = std::max(fused, size_t(cfg_.q_dim()) + 2 * size_t(cfg_.kv_dim()));
     if (w_.get(l, Role::GateUp)) fused = std::max(fused, 2 * F);
   }
   b.fused.assign(N * fused, 0.0f);
@@ -127,11 +128,13 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
   if (n_past_ + n > cap_) reserve(std::max(n_past_ + n, 2 * cap_));  // doubling: amortized O(1) per token
   Buffers& b = *b_;
   const ArchOptions& A = cfg_.arch;
-  const int C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
+  const int C = cfg_.n_embd, Q = cfg_.q_dim(), K = cfg_.kv_dim(), F = cfg_.n_ff;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim(), pos0 = n_past_;
   float *x = b.x.data(), *xn = b.xn.data(), *q = b.q.data(), *ao = b.ao.data();
   void* qs = b.qscratch.data();
   const bool llama_rope = plain_rope(cfg_, w_), llama_attention = plain_attention(cfg_);
+  // Layers with the sliding window: all, or every swa_pattern-th pattern as llama.cpp sets it.
+  auto windowed = [&](int l) { return A.swa_pattern == 0 || l % A.swa_pattern < A.swa_pattern - 1; };
   AttentionOptions ao_opts;
   ao_opts.scale = A.attn_scale, ao_opts.softcap = A.attn_softcap, ao_opts.window = A.sliding_window;
   ao_opts.causal = A.causal;
@@ -183,12 +186,12 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
     if (const QWeight* Wqkv = w_.get(l, Role::Qkv)) {
       float* f = b.fused.data();
       qmatmul_forward(f, xn, *Wqkv, n, 0.0f, qs);
-      if (const float* bv = w_.vec(l, Role::QkvB)) add_bias(f, bv, n, C + 2 * K);
-      split(f, C + 2 * K, q, C, b.kt.data(), K, b.vt.data(), K);
+      if (const float* bv = w_.vec(l, Role::QkvB)) add_bias(f, bv, n, Q + 2 * K);
+      split(f, Q + 2 * K, q, Q, b.kt.data(), K, b.vt.data(), K);
     } else {
       const QLinearOut qkv[3] = {{q, w_.get(l, Role::Q)}, {b.kt.data(), w_.get(l, Role::K)}, {b.vt.data(), w_.get(l, Role::V)}};
       qmatmul_forward_shared(xn, n, qkv, 3, qs);
-      if (const float* bv = w_.vec(l, Role::QB)) add_bias(q, bv, n, C);
+      if (const float* bv = w_.vec(l, Role::QB)) add_bias(q, bv, n, Q);
       if (const float* bv = w_.vec(l, Role::KB)) add_bias(b.kt.data(), bv, n, K);
       if (const float* bv = w_.vec(l, Role::VB)) add_bias(b.vt.data(), bv, n, K);
     }
@@ -206,10 +209,12 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
         std::memcpy(kc + dst, b.kt.data() + src, sizeof(float) * D);
         std::memcpy(vc + dst, b.vt.data() + src, sizeof(float) * D);
       }
-    if (llama_attention)
+    if (llama_attention) {
       attention_cached(ao, q, kc, vc, n, pos0, H, Hkv, D, cap_, b.scratch.data());
-    else
+    } else {
+      ao_opts.window = windowed(l) ? A.sliding_window : 0;
       attention_cached_ext(ao, q, kc, vc, n, pos0, H, Hkv, D, cap_, ao_opts, b.scratch.data());
+    }
     if (direct_out) {
       qmatmul_forward(x, ao, *w_.get(l, Role::O), n, 1.0f, qs);  // residual: x += Wo ao
     } else {

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 A=$LM_TEST_DATA/arch
 vocab=$LM_TEST_DATA/vocab/bytebpe-gpt-2.gguf
 
-for arch in llama llama3 qwen2 phi3 gpt2; do
+for arch in llama llama3 qwen2 phi3 gpt2 gemma2; do
   "$LM_TEST_BIN/lm_test_write_gguf" --random $arch "$vocab" $arch.gguf || { fail "$arch: writing the model"; continue; }
   want=$(awk '$1 == "perplexity" { print $2 }' "$A/$arch.txt")
   expect_exit 0 "$arch: lm-eval perplexity" -- lm-eval perplexity -q -m $arch.gguf -c 128 -t 2 "$A/text.txt"
@@ -35,7 +35,7 @@ expect_err "gpt2.gguf: architecture 'gpt2' can be run .* but not trained" "the r
 # Bad files: an architecture lm does not know, contradictory keys, a missing bias.
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf falcon.gguf str general.architecture falcon
 expect_exit 1 "an unknown architecture" -- lm-generate -m falcon.gguf -n 1 -p x
-expect_err "falcon.gguf: architecture 'falcon' is not supported; supported: gpt2, llama, phi3, qwen2" "names it and the supported ones"
+expect_err "falcon.gguf: architecture 'falcon' is not supported; supported: gemma2, gpt2, llama, phi3, qwen2" "names it and the supported ones"
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf heads.gguf u32 qwen2.attention.head_count 5
 expect_exit 1 "heads that do not divide the width" -- lm-generate -m heads.gguf -n 1 -p x
 expect_err "heads.gguf: embedding length 64 is not a multiple of head count 5" "names the file and the keys"

@@ -6,7 +6,7 @@
 //     continuation, [PAD]/[UNK]/[CLS]/[SEP]/[MASK] and other [..] pieces special) as llama.cpp's
 //     converters store it: "bert" model, word-initial pieces prefixed with U+2581;
 //   lm_test_write_gguf --random ARCH VOCAB.gguf OUT.gguf
-//     writes a model of architecture ARCH (llama, llama3, qwen2, phi3, gpt2; llama3 is llama
+//     writes a model of architecture ARCH (llama, llama3, qwen2, phi3, gpt2, gemma2; llama3 is llama
 //     with Llama 3.1's rope_freqs.weight) with random F32 weights, llama.cpp's tensor names
 //     and keys, and the tokenizer of VOCAB.gguf: the files the architectures are checked on
 //     against llama.cpp (tests/data/arch/). The same arguments always give the same file;
@@ -109,7 +109,8 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   c.n_vocab = int(vocab.get_string_array(lm::format::kKeyTokens).size());
   c.n_ctx = 256, c.n_embd = 64, c.n_layer = 2, c.n_head = 4, c.n_head_kv = arch == "gpt2" ? 4 : 2, c.n_ff = 128;
   c.rope_base = which == "llama3" ? 500000.0f : 10000.0f;
-  c.tied = arch == "qwen2" || arch == "gpt2";
+  c.tied = arch == "qwen2" || arch == "gpt2" || arch == "gemma2";
+  if (arch == "gemma2") c.n_head_dim = 32;  // a head size other than C / H, as Gemma 2 has
   lm::format::GgufWriter w;
   for (const auto& [k, v] : vocab.metadata())
     if (k.rfind("tokenizer.", 0) == 0) w.set_value(k, v);
@@ -129,6 +130,13 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
     w.set_f32(a + "attention.layer_norm_rms_epsilon", 1e-6f);
     w.set_f32(a + "rope.freq_base", c.rope_base);
     w.set_u32(a + "rope.dimension_count", uint32_t(c.head_dim()));
+  }
+  if (arch == "gemma2") {
+    w.set_u32(a + "attention.key_length", uint32_t(c.head_dim()));
+    w.set_u32(a + "attention.value_length", uint32_t(c.head_dim()));
+    w.set_u32(a + "attention.sliding_window", 24);  // shorter than the test's windows of 128
+    w.set_f32(a + "attn_logit_softcapping", 50.0f);
+    w.set_f32(a + "final_logit_softcapping", 30.0f);
   }
   lm::Rng rng(0x5eed0000u + uint64_t(which.size()) * 977 + uint64_t(which[0]));
   std::vector<std::vector<float>> data;

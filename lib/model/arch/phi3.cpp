@@ -19,12 +19,12 @@ void read(const format::GgufFile& g, ModelConfig& c) {
 }
 
 std::vector<TensorSpec> tensors(const ModelConfig& c) {
-  const int C = c.n_embd, K = c.kv_dim(), F = c.n_ff;
+  const int C = c.n_embd, Q = c.q_dim(), K = c.kv_dim(), F = c.n_ff;
   std::vector<TensorSpec> s = {{"token_embd.weight", Role::TokEmbd, -1, c.n_vocab, C, true}};
   for (int l = 0; l < c.n_layer; ++l) {
     s.push_back(layer_weight(l, "attn_norm", Role::AttnNorm, 1, C));
-    s.push_back(layer_weight(l, "attn_qkv", Role::Qkv, C + 2 * K, C));
-    s.push_back(layer_weight(l, "attn_output", Role::O, C, C));
+    s.push_back(layer_weight(l, "attn_qkv", Role::Qkv, Q + 2 * K, C));
+    s.push_back(layer_weight(l, "attn_output", Role::O, C, Q));
     s.push_back(layer_weight(l, "ffn_norm", Role::FfnNorm, 1, C));
     s.push_back(layer_weight(l, "ffn_up", Role::GateUp, 2 * F, C));
     s.push_back(layer_weight(l, "ffn_down", Role::Down, C, F));
