@@ -487,9 +487,10 @@ bool safetensors_to_float_supported(SafetensorsDtype t) {
   }
 }
 
-void safetensors_to_float(const SafetensorsTensor& t, uint64_t first, uint64_t count, float* dst) {
+void safetensors_to_float(const SafetensorsTensor& t, uint64_t first, uint64_t count, float* dst,
+                          const std::string& file) {
   if (!safetensors_to_float_supported(t.dtype))
-    throw FormatError("", "tensor " + quote_name(t.name) + " has dtype " + safetensors_dtype_name(t.dtype) +
+    throw FormatError(file, "tensor " + quote_name(t.name) + " has dtype " + safetensors_dtype_name(t.dtype) +
                               ", which lm does not convert to float");
   if (first > t.elements || count > t.elements - first)
     throw UsageError("tensor " + quote_name(t.name) + ": elements " + std::to_string(first) + " + " + std::to_string(count) +
@@ -687,7 +688,8 @@ SafetensorsModel SafetensorsModel::open(const std::string& path) {
   if (!sax.seen_map()) throw FormatError(file, "index has no weight_map, expected {\"weight_map\": {tensor: shard file}}");
 
   const size_t slash = file.rfind('/');
-  const std::string dir = slash == std::string::npos ? "" : file.substr(0, slash + 1);
+  // "./" for an index in the current directory: a shard named "-" is a file, not stdin.
+  const std::string dir = slash == std::string::npos ? "./" : file.substr(0, slash + 1);
   std::map<std::string, size_t> shard_of;  // shard file name -> index in shards_
   std::unordered_set<std::string_view> names;
   std::vector<size_t> entry_shard(map.size());
@@ -702,8 +704,7 @@ SafetensorsModel SafetensorsModel::open(const std::string& path) {
     if (it == shard_of.end()) {
       if (!exists(dir + shard))
         throw FormatError(file, "weight_map puts tensor " + quote_name(tensor) + " in " + quote_name(shard) +
-                                    ", which is not in " + (dir.empty() ? std::string("the current directory") : dir) +
-                                    " (download every shard of the model)");
+                                    ", which is not in " + dir + " (download every shard of the model)");
       it = shard_of.emplace(shard, m.shards_.size()).first;
       m.shards_.push_back(SafetensorsFile::open(dir + shard));
     }

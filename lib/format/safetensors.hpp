@@ -99,11 +99,15 @@ class SafetensorsFile {
 // and the integer types (I8 to I64, U8 to U64; 64-bit values rounded to the nearest float).
 bool safetensors_to_float_supported(SafetensorsDtype t);
 // Converts elements [first, first + count) of `t` to float into dst[0, count). Throws
-// FormatError naming the tensor if its dtype is not convertible, UsageError if the range is
-// past the tensor's elements. NaN and Inf are kept (the caller checks finiteness).
-void safetensors_to_float(const SafetensorsTensor& t, uint64_t first, uint64_t count, float* dst);
+// FormatError naming `file` (the tensor's file, for the message) and the tensor if its dtype is
+// not convertible, UsageError if the range is past the tensor's elements. NaN and Inf are kept
+// (the caller checks finiteness).
+void safetensors_to_float(const SafetensorsTensor& t, uint64_t first, uint64_t count, float* dst,
+                          const std::string& file = "");
 // All of the tensor: dst holds t.elements floats.
-inline void safetensors_to_float(const SafetensorsTensor& t, float* dst) { safetensors_to_float(t, 0, t.elements, dst); }
+inline void safetensors_to_float(const SafetensorsTensor& t, float* dst, const std::string& file = "") {
+  safetensors_to_float(t, 0, t.elements, dst, file);
+}
 
 // A Hugging Face model's weights: one .safetensors file, or the shards that a
 // model.safetensors.index.json lists. Move-only; tensors stay valid while it lives.

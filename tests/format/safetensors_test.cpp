@@ -171,8 +171,9 @@ TEST_CASE("scalars, empty tensors, gaps, unpadded headers and the other dtypes")
   CHECK(to_float(*f.find("r")) == std::vector<float>{1.0f, std::numeric_limits<float>::infinity()});
   CHECK(f.find("p")->bytes == 3);  // 6 x 4 bits
   CHECK_FALSE(safetensors_to_float_supported(SafetensorsDtype::C64));
-  CHECK_THROWS_WITH_AS(to_float(*f.find("c")), "tensor 'c' has dtype C64, which lm does not convert to float",
-                       FormatError);
+  std::vector<float> c(2);
+  CHECK_THROWS_WITH_AS(safetensors_to_float(*f.find("c"), c.data(), "m.safetensors"),
+                       "m.safetensors: tensor 'c' has dtype C64, which lm does not convert to float", FormatError);
 }
 
 TEST_CASE("the dtype table") {
