@@ -36,6 +36,7 @@ struct ArchOptions {
   int swa_pattern = 0;         // > 0: only layers l with l % swa_pattern < swa_pattern - 1 use the window
   bool embd_scale = false;     // embeddings times sqrt(C) (Gemma)
   bool post_norms = false;     // norms after attention and MLP (Gemma 2)
+  bool post_ln = false;        // BERT: x = norm(x + attention), x = norm(x + MLP); no head
 };
 
 struct ModelConfig {
