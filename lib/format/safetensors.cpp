@@ -249,8 +249,8 @@ class HeaderSax {
   [[noreturn]] void fail(const std::string& what) const { throw FormatError(path_, what); }
   void spend(uint64_t bytes) {
     if (!budget_.spend(bytes))
-      fail("the header's " + std::to_string(tensors_.size()) +
-           " tensors need more memory than the file's size justifies (its size + 64 MiB)");
+      fail("the header's entries (" + std::to_string(tensors_.size()) +
+           " tensors so far) need more memory than the file's size justifies (its size + 64 MiB)");
   }
   std::string tensor_ctx() const { return "tensor " + quote_name(tensors_.back().name) + ": "; }
   std::string dim_ctx() const { return "shape dimension " + std::to_string(tensors_.back().shape.size()); }

@@ -63,8 +63,9 @@ findings=0
 printf '%-11s %12s %8s %6s %s\n' target executions exec/s cov findings
 for t in "${targets[@]}"; do
   mkdir -p $b/corpus/$t $b/findings/$t $b/logs
-  dirs=($b/corpus/$t $b/seeds/$t)
-  for d in tests/fuzz/seeds/$t tests/fuzz/regressions/$t; do [[ -d $d ]] && dirs+=("$d"); done
+  dirs=($b/corpus/$t)
+  # Generated seeds (make_seeds.cpp; safetensors has only committed ones), committed seeds, regressions.
+  for d in $b/seeds/$t tests/fuzz/seeds/$t tests/fuzz/regressions/$t; do [[ -d $d ]] && dirs+=("$d"); done
   before=$(ls $b/findings/$t | wc -l)
   $b/tests/fuzz/fuzz_$t -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=5 \
     -print_final_stats=1 -artifact_prefix=$b/findings/$t/ "${dirs[@]}" > $b/logs/$t.log 2>&1
