@@ -5,7 +5,8 @@
 # (llama-perplexity -c 128 and lm-eval perplexity -c 128) and its greedy continuation of a
 # prompt (llama-simple and lm-generate --greedy).
 #   bench/arch_vs_llama.sh LLAMA_BIN_DIR [--record]
-# LLAMA_BIN_DIR holds llama-perplexity and llama-simple from a CPU build of llama.cpp.
+# LLAMA_BIN_DIR holds llama-perplexity, llama-simple and llama-embedding from a CPU build of
+# llama.cpp. bert, an encoder, is compared by its sentence embedding instead (llama-embedding).
 # Prints per architecture both perplexities, their relative difference and whether the
 # continuations agree; exits 1 if a perplexity differs by more than 0.1% or a continuation
 # differs. --record writes llama.cpp's figures to tests/data/arch/ARCH.txt, which
@@ -53,4 +54,23 @@ for arch in llama llama3 qwen2 phi3 gpt2 gemma2; do
       echo "continuation $(od -An -v -tx1 < "$tmp/simple.out" | tr -d ' \n')"; } > "tests/data/arch/$arch.txt"
   fi
 done
+
+# bert, an encoder: the sentence embedding llama-embedding gives by default (mean pooling,
+# unit length) against lm's (tests/tools/embed.cpp), with the WordPiece vocabulary.
+m=$tmp/bert.gguf
+sentence="The jury said the county election was conducted fairly."
+"$tbin/lm_test_write_gguf" --random bert tests/data/vocab/wordpiece.gguf "$m"
+"$llama/llama-embedding" -m "$m" -p "$sentence" -t 2 2> /dev/null | sed -n 's/^embedding 0: *//p' > "$tmp/llama.emb"
+"$tbin/lm_test_embed" "$m" "$sentence" > "$tmp/lm.emb"
+maxdiff=$(paste <(tr -s ' ' '\n' < "$tmp/llama.emb" | sed '/^$/d') <(tr -s ' ' '\n' < "$tmp/lm.emb" | sed '/^$/d') |
+  awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { printf "%.2e", m }')
+printf '%-8s %s\n' bert "embedding of $(tr -s ' ' '\n' < "$tmp/lm.emb" | sed '/^$/d' | wc -l) values, largest difference $maxdiff"
+awk -v m="$maxdiff" 'BEGIN { exit !(m < 5e-4) }' || status=1
+if [[ $record == --record ]]; then
+  { echo "# bert: llama-embedding's sentence embedding (mean pooling, unit length) for lm_test_write_gguf --random bert tests/data/vocab/wordpiece.gguf"
+    echo "# bench/arch_vs_llama.sh LLAMA_BIN_DIR --record, $(date -u +%F), llama.cpp $("$llama/llama-perplexity" --version 2>&1 | head -n 1)"
+    echo "# llama-embedding -m MODEL -p \"$sentence\""
+    echo "sentence $sentence"
+    echo "embedding $(tr -s ' ' < "$tmp/llama.emb" | sed 's/^ //')"; } > tests/data/arch/bert.txt
+fi
 exit $status

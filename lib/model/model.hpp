@@ -37,6 +37,7 @@ struct ArchOptions {
   bool embd_scale = false;     // embeddings times sqrt(C) (Gemma)
   bool post_norms = false;     // norms after attention and MLP (Gemma 2)
   bool post_ln = false;        // BERT: x = norm(x + attention), x = norm(x + MLP); no head
+  int n_token_types = 2;       // BERT: rows of token_types.weight (tokenizer.ggml.token_type_count)
 };
 
 struct ModelConfig {

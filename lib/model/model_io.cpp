@@ -268,9 +268,12 @@ Weights load_weights(const format::GgufFile& g) {
   });
 }
 
-LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& adapters) {
+LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& adapters, bool encoder_ok) {
   format::GgufFile g = format::GgufFile::open(path);
   if (is_adapter(g)) throw FormatError(path, "is a LoRA adapter, not a model; give the base model and --lora " + path);
+  if (!encoder_ok && g.try_get_string(format::kKeyArchitecture).value_or("") == "bert")
+    throw FormatError(path, "is an encoder (bert): it gives embeddings, not next-token logits, so it cannot "
+                            "generate text or score perplexity");
   Tokenizer tok = load_tokenizer(g);
   Weights w;
   if (adapters.empty()) {

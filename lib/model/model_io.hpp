@@ -58,7 +58,10 @@ AdapterSpec parse_adapter_spec(const std::string& text);
 // Throws IoError, FormatError naming the file (also when tokenizer and weights disagree on the
 // vocabulary size). Adapters (lora.hpp) are merged into the weights, each matrix then kept in
 // the file's type (a quantized matrix is requantized after the merge).
-LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& adapters = {});
+// An encoder (bert) has no next-token logits: refused with a FormatError saying so unless
+// `encoder_ok` (the embedding paths).
+LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& adapters = {},
+                       bool encoder_ok = false);
 
 // One line about a model file, for -v output: architecture, layers, width and parameters; file
 // type and bits per weight; and, for a file lm-quantize wrote, its source and the --eval results

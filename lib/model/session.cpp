@@ -125,6 +125,8 @@ void Session::keep(int n) {
 
 const float* Session::eval_rows(const int* tokens, int n, int first_row) {
   LM_ASSERT(n >= 1 && n <= n_batch_ && n_past_ + n <= n_ctx_ && first_row >= 0 && first_row < n);
+  if (!cfg_.arch.causal && n_past_ != 0)
+    throw UsageError("an encoder reads a whole sequence in one evaluation; keep(0) first");
   if (n_past_ + n > cap_) reserve(std::max(n_past_ + n, 2 * cap_));  // doubling: amortized O(1) per token
   Buffers& b = *b_;
   const ArchOptions& A = cfg_.arch;
@@ -155,6 +157,11 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
       dequantize_weight_row(*P, pos0 + i, b.pos.data());
       for (int c = 0; c < C; ++c) x[size_t(i) * C + c] += b.pos[size_t(c)];
     }
+  if (const QWeight* TT = w_.get(-1, Role::TokTypes)) {  // every token is of type 0
+    dequantize_weight_row(*TT, 0, b.pos.data());
+    for (int i = 0; i < n; ++i)
+      for (int c = 0; c < C; ++c) x[size_t(i) * C + c] += b.pos[size_t(c)];
+  }
   // y = norm(x) with layer l's gains (and bias) of role w; rows of C.
   auto norm = [&](float* y, const float* in, int l, Role w, Role bias, int rows) {
     if (A.norm == NormKind::Rms)
@@ -178,19 +185,24 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
     }
   };
   const bool direct_out = cfg_.is_llama() && !A.post_norms;  // Wo and Wdown add into x themselves
+  if (w_.get(-1, Role::EmbdNorm)) norm(x, x, -1, Role::EmbdNorm, Role::EmbdNormB, n);
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     float* kc = b.k.data() + size_t(l) * cap_ * K;
     float* vc = b.v.data() + size_t(l) * cap_ * K;
-    norm(xn, x, l, Role::AttnNorm, Role::AttnNormB, n);
+    const float* in = x;  // post-LN blocks read x itself and normalize after the residual
+    if (!A.post_ln) {
+      norm(xn, x, l, Role::AttnNorm, Role::AttnNormB, n);
+      in = xn;
+    }
     if (const QWeight* Wqkv = w_.get(l, Role::Qkv)) {
       float* f = b.fused.data();
-      qmatmul_forward(f, xn, *Wqkv, n, 0.0f, qs);
+      qmatmul_forward(f, in, *Wqkv, n, 0.0f, qs);
       if (const float* bv = w_.vec(l, Role::QkvB)) add_bias(f, bv, n, Q + 2 * K);
       split(f, Q + 2 * K, q, Q, b.kt.data(), K, b.vt.data(), K);
     } else {
       const QLinearOut qkv[3] = {{q, w_.get(l, Role::Q)}, {b.kt.data(), w_.get(l, Role::K)}, {b.vt.data(), w_.get(l, Role::V)}};
-      qmatmul_forward_shared(xn, n, qkv, 3, qs);
+      qmatmul_forward_shared(in, n, qkv, 3, qs);
       if (const float* bv = w_.vec(l, Role::QB)) add_bias(q, bv, n, Q);
       if (const float* bv = w_.vec(l, Role::KB)) add_bias(b.kt.data(), bv, n, K);
       if (const float* bv = w_.vec(l, Role::VB)) add_bias(b.vt.data(), bv, n, K);
@@ -220,9 +232,13 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
     } else {
       qmatmul_forward(b.t.data(), ao, *w_.get(l, Role::O), n, 0.0f, qs);
       finish(b.t.data(), l, Role::OB, Role::AttnPostNorm);
+      if (A.post_ln) norm(x, x, l, Role::AttnNorm, Role::AttnNormB, n);
     }
 
-    norm(xn, x, l, Role::FfnNorm, Role::FfnNormB, n);
+    if (A.post_ln)
+      std::memcpy(xn, x, sizeof(float) * size_t(n) * C);
+    else
+      norm(xn, x, l, Role::FfnNorm, Role::FfnNormB, n);
     if (A.ffn == FfnKind::Gelu) {
       qmatmul_forward(b.h.data(), xn, *w_.get(l, Role::Up), n, 0.0f, qs);
       if (const float* bv = w_.vec(l, Role::UpB)) add_bias(b.h.data(), bv, n, F);
@@ -245,9 +261,11 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
     } else {
       qmatmul_forward(b.t.data(), b.h.data(), *w_.get(l, Role::Down), n, 0.0f, qs);
       finish(b.t.data(), l, Role::DownB, Role::FfnPostNorm);
+      if (A.post_ln) norm(x, x, l, Role::FfnNorm, Role::FfnNormB, n);
     }
   }
   n_past_ += n;
+  if (A.post_ln) return x + size_t(first_row) * C;  // an encoder: the hidden states are the output
   // Only the rows whose logits are wanted go through the final norm and the head.
   const int rows = n - first_row;
   const float* xs = x + size_t(n - rows) * C;

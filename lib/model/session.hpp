@@ -35,7 +35,9 @@ class Session {
 
   // Appends n tokens (1 <= n <= n_batch, n_past() + n <= n_ctx; ids in [0, n_vocab), checked by
   // the caller) and returns their logits: n rows of n_vocab if all_logits, else the last row
-  // only. The pointer stays valid until the next eval().
+  // only. The pointer stays valid until the next eval(). For an encoder (bert: bidirectional,
+  // no head) the rows are the final hidden states (n_embd each), and the whole sequence must
+  // come in one call on an empty cache.
   const float* eval(const int* tokens, int n, bool all_logits = false) {
     return eval_rows(tokens, n, all_logits ? 0 : n - 1);
   }

@@ -21,6 +21,16 @@ for arch in llama llama3 qwen2 phi3 gpt2 gemma2; do
     fail "$arch: greedy continuation differs from llama.cpp's: $(head -c 120 "$T/out")"
 done
 
+# bert, an encoder: its sentence embedding equals llama-embedding's within 5e-4 per value
+# (llama.cpp's GELU reads an fp16 table; lm computes it in f32).
+"$LM_TEST_BIN/lm_test_write_gguf" --random bert "$LM_TEST_DATA/vocab/wordpiece.gguf" bert.gguf
+expect_exit 0 "bert: lm_test_embed" -- "$LM_TEST_BIN/lm_test_embed" bert.gguf "$(sed -n 's/^sentence //p' "$A/bert.txt")"
+maxdiff=$(paste <(tr -s ' ' '\n' < "$T/out" | sed '/^$/d') <(sed -n 's/^embedding //p' "$A/bert.txt" | tr -s ' ' '\n') |
+  awk 'NF != 2 { bad = 1 } { d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { print bad ? 1 : m }')
+awk -v m="$maxdiff" 'BEGIN { exit !(m < 5e-4) }' && pass || fail "bert: embedding differs from llama.cpp's by $maxdiff"
+expect_exit 1 "an encoder has no next-token logits" -- lm-generate -m bert.gguf -n 1 -p x
+expect_err "bert.gguf: .*encoder" "lm-generate says it is an encoder"
+
 # A quantized copy of another architecture runs and stays close to its F32 perplexity.
 expect_exit 0 "lm-quantize a qwen2 model" -- lm-quantize -q -m qwen2.gguf -o qwen2-q8.gguf --type q8_0
 expect_exit 0 "the q8_0 qwen2 model scores" -- lm-eval perplexity -q -m qwen2-q8.gguf -c 128 -t 2 "$A/text.txt"
@@ -35,7 +45,7 @@ expect_err "gpt2.gguf: architecture 'gpt2' can be run .* but not trained" "the r
 # Bad files: an architecture lm does not know, contradictory keys, a missing bias.
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf falcon.gguf str general.architecture falcon
 expect_exit 1 "an unknown architecture" -- lm-generate -m falcon.gguf -n 1 -p x
-expect_err "falcon.gguf: architecture 'falcon' is not supported; supported: gemma2, gpt2, llama, phi3, qwen2" "names it and the supported ones"
+expect_err "falcon.gguf: architecture 'falcon' is not supported; supported: bert, gemma2, gpt2, llama, phi3, qwen2" "names it and the supported ones"
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf heads.gguf u32 qwen2.attention.head_count 5
 expect_exit 1 "heads that do not divide the width" -- lm-generate -m heads.gguf -n 1 -p x
 expect_err "heads.gguf: embedding length 64 is not a multiple of head count 5" "names the file and the keys"

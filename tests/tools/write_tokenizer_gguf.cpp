@@ -6,7 +6,7 @@
 //     continuation, [PAD]/[UNK]/[CLS]/[SEP]/[MASK] and other [..] pieces special) as llama.cpp's
 //     converters store it: "bert" model, word-initial pieces prefixed with U+2581;
 //   lm_test_write_gguf --random ARCH VOCAB.gguf OUT.gguf
-//     writes a model of architecture ARCH (llama, llama3, qwen2, phi3, gpt2, gemma2; llama3 is llama
+//     writes a model of architecture ARCH (llama, llama3, qwen2, phi3, gpt2, gemma2, bert; llama3 is llama
 //     with Llama 3.1's rope_freqs.weight) with random F32 weights, llama.cpp's tensor names
 //     and keys, and the tokenizer of VOCAB.gguf: the files the architectures are checked on
 //     against llama.cpp (tests/data/arch/). The same arguments always give the same file;
@@ -107,7 +107,8 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   lm::model::ModelConfig c;
   c.arch.name = arch;
   c.n_vocab = int(vocab.get_string_array(lm::format::kKeyTokens).size());
-  c.n_ctx = 256, c.n_embd = 64, c.n_layer = 2, c.n_head = 4, c.n_head_kv = arch == "gpt2" ? 4 : 2, c.n_ff = 128;
+  c.n_ctx = 256, c.n_embd = 64, c.n_layer = 2, c.n_head = 4, c.n_head_kv = arch == "gpt2" || arch == "bert" ? 4 : 2;
+  c.n_ff = 128;
   c.rope_base = which == "llama3" ? 500000.0f : 10000.0f;
   c.tied = arch == "qwen2" || arch == "gpt2" || arch == "gemma2";
   if (arch == "gemma2") c.n_head_dim = 32;  // a head size other than C / H, as Gemma 2 has
@@ -124,8 +125,13 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   w.set_u32(a + "feed_forward_length", uint32_t(c.n_ff));
   w.set_u32(a + "attention.head_count", uint32_t(c.n_head));
   w.set_u32(a + "attention.head_count_kv", uint32_t(c.n_head_kv));
-  if (arch == "gpt2") {
-    w.set_f32(a + "attention.layer_norm_epsilon", 1e-5f);
+  if (arch == "gpt2" || arch == "bert") {
+    w.set_f32(a + "attention.layer_norm_epsilon", arch == "bert" ? 1e-12f : 1e-5f);
+    if (arch == "bert") {
+      w.set_bool(a + "attention.causal", false);
+      w.set_u32(a + "pooling_type", 1);  // mean
+      w.set_u32("tokenizer.ggml.token_type_count", 2);
+    }
   } else {
     w.set_f32(a + "attention.layer_norm_rms_epsilon", 1e-6f);
     w.set_f32(a + "rope.freq_base", c.rope_base);
@@ -146,12 +152,14 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
     if (t.role == Role::RopeFreqs && which != "llama3") continue;
     if (t.role == Role::ClsW || t.role == Role::ClsB) continue;
     std::vector<float>& v = data.emplace_back(size_t(t.rows) * size_t(t.cols));
-    const bool norm = t.role == Role::AttnNorm || t.role == Role::FfnNorm || t.role == Role::OutNorm;
+    const bool norm = t.role == Role::AttnNorm || t.role == Role::FfnNorm || t.role == Role::OutNorm ||
+                      t.role == Role::EmbdNorm || t.role == Role::AttnPostNorm || t.role == Role::FfnPostNorm;
     for (float& x : v) {
       if (t.role == Role::RopeFreqs) x = 1.0f + 7.0f * rng.uniform();  // divisors, as Llama 3.1's
       else if (norm) x = 1.0f + 0.1f * rng.normal();
       else if (t.rows == 1) x = 0.05f * rng.normal();  // biases
-      else if (t.role == Role::TokEmbd || t.role == Role::PosEmbd) x = (c.tied ? 0.1f : 0.5f) * rng.normal();
+      else if (t.role == Role::TokEmbd || t.role == Role::PosEmbd || t.role == Role::TokTypes)
+        x = (c.tied ? 0.1f : 0.5f) * rng.normal();
       else x = rng.normal() / std::sqrt(float(t.cols));
     }
     std::vector<int64_t> ne = t.rows == 1 ? std::vector<int64_t>{t.cols} : std::vector<int64_t>{t.cols, t.rows};

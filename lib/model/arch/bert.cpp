@@ -18,6 +18,10 @@ void read(const format::GgufFile& g, ModelConfig& c) {
   c.arch.causal = false;
   c.arch.post_ln = true;
   read_common(g, c, "attention.layer_norm_epsilon");
+  const uint32_t types = g.try_get_u32("tokenizer.ggml.token_type_count").value_or(2);
+  if (types < 1 || types > 16)
+    throw FormatError(g.path(), "key 'tokenizer.ggml.token_type_count' is " + std::to_string(types) + ", expected 1 to 16");
+  c.arch.n_token_types = int(types);
   if (g.try_get_bool("bert.attention.causal").value_or(false))
     throw FormatError(g.path(), "key 'bert.attention.causal' is true, expected false (an encoder)");
 }
@@ -26,7 +30,7 @@ std::vector<TensorSpec> tensors(const ModelConfig& c) {
   const int C = c.n_embd, Q = c.q_dim(), K = c.kv_dim(), F = c.n_ff;
   const bool fused = false;
   std::vector<TensorSpec> s = {{"token_embd.weight", Role::TokEmbd, -1, c.n_vocab, C, true},
-                               {"token_types.weight", Role::TokTypes, -1, 2, C, false},
+                               {"token_types.weight", Role::TokTypes, -1, c.arch.n_token_types, C, false},
                                {"position_embd.weight", Role::PosEmbd, -1, c.n_ctx, C, true},
                                {"token_embd_norm.weight", Role::EmbdNorm, -1, 1, C, true},
                                {"token_embd_norm.bias", Role::EmbdNormB, -1, 1, C, true}};
