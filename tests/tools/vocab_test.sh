@@ -59,6 +59,11 @@ expect_exit 0 "lm-train with a bytebpe vocabulary" -- lm-train -q --tokenizer b1
   --layers 1 --embd 32 --heads 2 --ff 64 --steps $steps -t 2 -o m.gguf
 expect_exit 0 "lm-generate" -- sh -c "echo 'the jury' | lm-generate -m m.gguf -n 8 -s 1 -t 1"
 expect_exit 0 "lm-eval perplexity" -- lm-eval perplexity -m m.gguf -t 1 corpus.txt
+# A control token written in a prompt is text, unless --parse-special: 'a' + <|endoftext|> is 2 tokens.
+expect_exit 0 "lm-generate reads <|endoftext|> as text" -- lm-generate -m m.gguf -n 1 -s 1 -t 1 --json -p 'a<|endoftext|>'
+grep -q '"prompt_tokens":2,' "$T/out" && fail "<|endoftext|> became one token without --parse-special" || pass
+expect_exit 0 "lm-generate --parse-special" -- lm-generate -m m.gguf -n 1 -s 1 -t 1 --json --parse-special -p 'a<|endoftext|>'
+grep -q '"prompt_tokens":2,' "$T/out" && pass || fail "--parse-special: $(tail -n 1 "$T/out")"
 expect_exit 0 "lm-quantize" -- lm-quantize -q -m m.gguf -o q.gguf --type q8_0
 expect_exit 0 "the quantized model keeps the vocabulary" -- lm-tokenize encode -m q.gguf corpus.txt
 lm-tokenize encode -m b1.gguf corpus.txt > b1.ids
