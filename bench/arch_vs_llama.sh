@@ -25,7 +25,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 status=0
 printf '%-8s %14s %14s %10s %s\n' arch llama.cpp lm difference continuation
-for arch in llama llama3 qwen2 phi3 gpt2 gemma2; do
+for arch in llama llama3 qwen2 phi3 phi3-longrope gpt2 gemma2; do
   m=$tmp/$arch.gguf
   "$tbin/lm_test_write_gguf" --random "$arch" "$vocab" "$m"
   # llama.cpp logs from a thread of its own, which now and then exits before the last line.

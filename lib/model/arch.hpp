@@ -15,7 +15,7 @@ namespace lm::model {
 // What a tensor is for. Layer roles repeat per block; the others appear once.
 enum class Role : int {
   // once
-  TokEmbd, PosEmbd, TokTypes, EmbdNorm, EmbdNormB, OutNorm, OutNormB, Head, HeadB, RopeFreqs, ClsW, ClsB,
+  TokEmbd, PosEmbd, TokTypes, EmbdNorm, EmbdNormB, OutNorm, OutNormB, Head, HeadB, RopeFreqs, RopeLong, RopeShort, ClsW, ClsB,
   // per layer
   AttnNorm, AttnNormB, Q, K, V, Qkv, QB, KB, VB, QkvB, O, OB, AttnPostNorm,
   FfnNorm, FfnNormB, Gate, Up, GateUp, Down, GateB, UpB, DownB, FfnPostNorm,

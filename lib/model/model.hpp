@@ -29,6 +29,8 @@ struct ArchOptions {
   bool neox = false;           // RoPE pairs (x[i], x[i + n_rot/2]) instead of (x[2i], x[2i+1])
   int n_rot = 0;               // rotary dimensions of a head (partial RoPE); 0 = the head size
   float rope_freq_scale = 1;   // linear RoPE scaling: 1 / rope.scaling.factor
+  float rope_attn_factor = 1;  // cos and sin times this (rope.scaling.attn_factor; LongRoPE)
+  int rope_ctx_orig = 0;       // LongRoPE: rope_factors_long beyond this context, short up to it
   bool causal = true;          // false: an encoder (bidirectional attention)
   float attn_scale = 0;        // 0: 1 / sqrt(head size)
   float attn_softcap = 0, final_softcap = 0;  // 0: none

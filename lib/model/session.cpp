@@ -30,7 +30,8 @@ namespace {
 // True when the llama path's kernels (rope_forward, attention_cached) compute this
 // architecture's RoPE and attention exactly.
 bool plain_rope(const ModelConfig& c, const Weights& w) {
-  return !c.arch.neox && c.arch.n_rot == 0 && c.arch.rope_freq_scale == 1.0f && !w.get(-1, Role::RopeFreqs);
+  return !c.arch.neox && c.arch.n_rot == 0 && c.arch.rope_freq_scale == 1.0f && c.arch.rope_attn_factor == 1.0f &&
+         !w.get(-1, Role::RopeFreqs) && !w.get(-1, Role::RopeLong) && !w.get(-1, Role::RopeShort);
 }
 bool plain_attention(const ModelConfig& c) {
   return c.arch.causal && c.arch.attn_scale == 0 && c.arch.attn_softcap == 0 && c.arch.sliding_window == 0;
@@ -71,7 +72,11 @@ Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int 
     // The angle of pair i at position p is p * inv_freq[i] (llama.cpp's theta, with freq_scale
     // and the rope_freqs divisors of Llama 3.1 scaling).
     const int n_rot = cfg_.n_rot();
+    // llama.cpp's choice: rope_freqs, else LongRoPE's long factors when the context exceeds
+    // the original one, else the short ones.
     const float* factors = w_.vec(-1, Role::RopeFreqs);
+    if (!factors)
+      factors = w_.vec(-1, n_ctx_ > A.rope_ctx_orig && A.rope_ctx_orig > 0 ? Role::RopeLong : Role::RopeShort);
     for (int i = 0; i < n_rot / 2; ++i)
       b.inv_freq.push_back(float(A.rope_freq_scale * std::pow(double(cfg_.rope_base), -2.0 * i / n_rot) /
                                  (factors ? factors[i] : 1.0f)));
@@ -212,8 +217,8 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
       rope_forward(q, 1, n, H, D, cfg_.rope_base, pos0);
       rope_forward(b.kt.data(), 1, n, Hkv, D, cfg_.rope_base, pos0);
     } else {
-      rope_table_forward(q, n, H, D, cfg_.n_rot(), b.inv_freq.data(), 1.0f, A.neox, pos0);
-      rope_table_forward(b.kt.data(), n, Hkv, D, cfg_.n_rot(), b.inv_freq.data(), 1.0f, A.neox, pos0);
+      rope_table_forward(q, n, H, D, cfg_.n_rot(), b.inv_freq.data(), A.rope_attn_factor, A.neox, pos0);
+      rope_table_forward(b.kt.data(), n, Hkv, D, cfg_.n_rot(), b.inv_freq.data(), A.rope_attn_factor, A.neox, pos0);
     }
     for (int i = 0; i < n; ++i)  // (n, Hkv, D) rows into the cache's (Hkv, cap, D)
       for (int g = 0; g < Hkv; ++g) {

@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 A=$LM_TEST_DATA/arch
 vocab=$LM_TEST_DATA/vocab/bytebpe-gpt-2.gguf
 
-for arch in llama llama3 qwen2 phi3 gpt2 gemma2; do
+for arch in llama llama3 qwen2 phi3 phi3-longrope gpt2 gemma2; do
   "$LM_TEST_BIN/lm_test_write_gguf" --random $arch "$vocab" $arch.gguf || { fail "$arch: writing the model"; continue; }
   want=$(awk '$1 == "perplexity" { print $2 }' "$A/$arch.txt")
   expect_exit 0 "$arch: lm-eval perplexity" -- lm-eval perplexity -q -m $arch.gguf -c 128 -t 2 "$A/text.txt"

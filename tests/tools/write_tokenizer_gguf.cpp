@@ -6,8 +6,9 @@
 //     continuation, [PAD]/[UNK]/[CLS]/[SEP]/[MASK] and other [..] pieces special) as llama.cpp's
 //     converters store it: "bert" model, word-initial pieces prefixed with U+2581;
 //   lm_test_write_gguf --random ARCH VOCAB.gguf OUT.gguf
-//     writes a model of architecture ARCH (llama, llama3, qwen2, phi3, gpt2, gemma2, bert; llama3 is llama
-//     with Llama 3.1's rope_freqs.weight) with random F32 weights, llama.cpp's tensor names
+//     writes a model of architecture ARCH (llama, llama3, qwen2, phi3, phi3-longrope, gpt2, gemma2, bert;
+//     llama3 is llama with Llama 3.1's rope_freqs.weight, phi3-longrope phi3 with Phi-3.5's
+//     rope_factors_long/short and an original context of 64) with random F32 weights, llama.cpp's tensor names
 //     and keys, and the tokenizer of VOCAB.gguf: the files the architectures are checked on
 //     against llama.cpp (tests/data/arch/). The same arguments always give the same file;
 //   lm_test_write_gguf --convert IN.gguf OUT.gguf f32|f16|bf16|q8_0|q4_0 [--no-embed]
@@ -102,7 +103,7 @@ void wordpiece(const char* in, const char* out) {
 void random_model(const std::string& which, const char* vocab_path, const char* out) {
   using lm::model::Role;
   lm::format::GgufFile vocab = lm::format::GgufFile::open(vocab_path);
-  const std::string arch = which == "llama3" ? "llama" : which;
+  const std::string arch = which == "llama3" ? "llama" : which == "phi3-longrope" ? "phi3" : which;
   if (!lm::model::find_arch(arch)) throw lm::UsageError("unknown architecture '" + which + "'");
   lm::model::ModelConfig c;
   c.arch.name = arch;
@@ -137,6 +138,10 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
     w.set_f32(a + "rope.freq_base", c.rope_base);
     w.set_u32(a + "rope.dimension_count", uint32_t(c.head_dim()));
   }
+  if (which == "phi3-longrope") {
+    w.set_f32(a + "rope.scaling.attn_factor", 1.19f);
+    w.set_u32(a + "rope.scaling.original_context_length", 64);
+  }
   if (arch == "gemma2") {
     w.set_u32(a + "attention.key_length", uint32_t(c.head_dim()));
     w.set_u32(a + "attention.value_length", uint32_t(c.head_dim()));
@@ -150,12 +155,14 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   for (const lm::model::TensorSpec& t : specs) {
     if ((t.role == Role::Head && c.tied) || t.role == Role::HeadB) continue;
     if (t.role == Role::RopeFreqs && which != "llama3") continue;
+    if ((t.role == Role::RopeLong || t.role == Role::RopeShort) && which != "phi3-longrope") continue;
     if (t.role == Role::ClsW || t.role == Role::ClsB) continue;
     std::vector<float>& v = data.emplace_back(size_t(t.rows) * size_t(t.cols));
     const bool norm = t.role == Role::AttnNorm || t.role == Role::FfnNorm || t.role == Role::OutNorm ||
                       t.role == Role::EmbdNorm || t.role == Role::AttnPostNorm || t.role == Role::FfnPostNorm;
     for (float& x : v) {
-      if (t.role == Role::RopeFreqs) x = 1.0f + 7.0f * rng.uniform();  // divisors, as Llama 3.1's
+      if (t.role == Role::RopeFreqs || t.role == Role::RopeLong || t.role == Role::RopeShort)
+        x = 1.0f + 7.0f * rng.uniform();  // divisors, as Llama 3.1's and LongRoPE's
       else if (norm) x = 1.0f + 0.1f * rng.normal();
       else if (t.rows == 1) x = 0.05f * rng.normal();  // biases
       else if (t.role == Role::TokEmbd || t.role == Role::PosEmbd || t.role == Role::TokTypes)

@@ -1,6 +1,8 @@
 // phi3: Phi-3 (mini, medium). Fused q/k/v (attn_qkv: q rows, then k, then v) and fused
 // gate/up (ffn_up: gate rows, then up), RoPE in NEOX order.
-// The 128k-context files' rope_factors_long/short (LongRoPE) are not supported yet.
+// The 128k-context files (Phi-3.5, Phi-3-*-128k) carry LongRoPE's rope_factors_long/short:
+// the short factors up to rope.scaling.original_context_length, the long ones beyond, and
+// cos and sin times rope.scaling.attn_factor, as llama.cpp applies them.
 #include "model/arch.hpp"
 
 #include "base/error.hpp"
@@ -12,8 +14,13 @@ namespace {
 void read(const format::GgufFile& g, ModelConfig& c) {
   c.arch.neox = true;
   read_common(g, c, "attention.layer_norm_rms_epsilon");
-  if (g.find_tensor("rope_factors_long.weight") || g.find_tensor("rope_factors_short.weight"))
-    throw FormatError(g.path(), "has rope_factors_long/short (LongRoPE, the 128k-context Phi-3 files): not supported yet");
+  if (g.find_tensor("rope_factors_long.weight") || g.find_tensor("rope_factors_short.weight")) {
+    c.arch.rope_attn_factor = g.try_get_f32("phi3.rope.scaling.attn_factor").value_or(1.0f);
+    c.arch.rope_ctx_orig = int(g.try_get_u32("phi3.rope.scaling.original_context_length").value_or(uint32_t(c.n_ctx)));
+    if (!(c.arch.rope_attn_factor > 0 && c.arch.rope_attn_factor < 100))
+      throw FormatError(g.path(), "key 'phi3.rope.scaling.attn_factor' is " + std::to_string(c.arch.rope_attn_factor) +
+                                      ", expected a value in (0, 100)");
+  }
   // phi3.attention.sliding_window is ignored, as llama.cpp does (its converters write values
   // that do not match the models' training), so attention sees every earlier position.
 }
@@ -32,6 +39,8 @@ std::vector<TensorSpec> tensors(const ModelConfig& c) {
   s.push_back({"output_norm.weight", Role::OutNorm, -1, 1, C, true});
   s.push_back({"output.weight", Role::Head, -1, c.n_vocab, C, false});
   s.push_back({"output.bias", Role::HeadB, -1, 1, c.n_vocab, false});
+  s.push_back({"rope_factors_long.weight", Role::RopeLong, -1, 1, c.n_rot() / 2, false});
+  s.push_back({"rope_factors_short.weight", Role::RopeShort, -1, 1, c.n_rot() / 2, false});
   return s;
 }
 
