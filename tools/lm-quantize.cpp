@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -24,6 +25,7 @@
 #include "eval/perplexity.hpp"
 #include "format/gguf.hpp"
 #include "kernels/blas.hpp"
+#include "model/hf_import.hpp"
 #include "model/model_io.hpp"
 #include "model/session.hpp"
 #include "model/quant_convert.hpp"
@@ -147,6 +149,21 @@ lm::quant::QuantEval evaluate(const lm::model::LoadedModel& source, const std::s
           float(s.mean()), float(s.top1_agreement())};
 }
 
+// Writes the Hugging Face model directory `dir` into `out` as one F32 GGUF file with
+// llama.cpp's converter's names, keys and tokenizer (lib/model/hf_import.hpp).
+void import_hf(const std::string& dir, lm::OutputFile& out, const lm::Logger& log) {
+  const lm::model::HfModel hf = lm::model::HfModel::open(dir);
+  lm::format::GgufWriter w;
+  hf.add_to(w);
+  lm::model::add_hf_tokenizer(dir, hf.n_vocab(), w);
+  log.debug("%s: %s, %zu tensors", dir.c_str(), hf.arch().c_str(), hf.n_tensors());
+  w.write(out, [&](size_t i, uint8_t* dst) {
+    check_signal();
+    hf.write_tensor(i, reinterpret_cast<float*>(dst));
+  });
+  out.flush();
+}
+
 int run(Args& a, const lm::Logger& log) {
   // ---- flags ----
   const auto type = lm::quant::try_parse_file_type(a.type);
@@ -166,7 +183,22 @@ int run(Args& a, const lm::Logger& log) {
     throw lm::UsageError("output '" + a.output + "' is the --eval text; choose another file");
 
   // ---- the input and the plan ----
-  lm::format::GgufFile in = lm::format::GgufFile::open(a.model);
+  // A Hugging Face directory is first written as the F32 GGUF llama.cpp's converter makes, to a
+  // temp file beside the output that is never committed (removed when this returns, or by
+  // the next run's remove_stale_temps if this one is killed); the rest reads that file.
+  std::optional<lm::OutputFile> imported;
+  std::string source = a.model;
+  struct stat dir_st;
+  if (::stat(a.model.c_str(), &dir_st) == 0 && S_ISDIR(dir_st.st_mode)) {
+    if (!lm::is_std_stream(a.output)) lm::remove_stale_temps(a.output);
+    imported.emplace(lm::is_std_stream(a.output) ? std::string(std::getenv("TMPDIR") && *std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
+                                                    "/lm-quantize-import.gguf" : a.output);
+    if (imported->temp_path().empty())
+      throw lm::UsageError("output '" + a.output + "' is not a regular file; a Hugging Face import needs one");
+    import_hf(a.model, *imported, log);
+    source = imported->temp_path();
+  }
+  lm::format::GgufFile in = lm::format::GgufFile::open(source);
   for (const auto& w : in.warnings()) log.warn("%s: %s", a.model.c_str(), w.c_str());
   // The loaders' checks (tensors present, shapes, types, no NaN or Inf), before any byte is
   // written: a copy no tool can load is not written.
@@ -190,7 +222,7 @@ int run(Args& a, const lm::Logger& log) {
   if (!a.eval.empty()) lm::quant::set_quant_eval(w, {base_name(a.eval)});  // placeholders of the same size
   const uint64_t size_out = w.file_size();
   struct stat st;
-  const uint64_t size_in = ::stat(a.model.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
+  const uint64_t size_in = ::stat(source.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
   const auto in_ftype = in.try_get_u32(lm::format::kKeyFileType);
   const std::string in_type = in_ftype ? lm::quant::llama_ftype_name(*in_ftype) : "?";
   size_t converted = 0;
@@ -235,17 +267,17 @@ int run(Args& a, const lm::Logger& log) {
     throw lm::UsageError("--eval needs -o to name a regular file (the results go into its header)");
   lm::kernels::set_threads(a.threads);
   try {
-    std::optional<lm::model::LoadedModel> source;
+    std::optional<lm::model::LoadedModel> src_model;
     std::vector<int> ids;
     int ctx = 0;
     if (!a.eval.empty()) {
-      source.emplace(lm::model::load_model(a.model));
+      src_model.emplace(lm::model::load_model(source));
       ctx = a.ctx.value_or(std::min(kDefaultEvalCtx, cfg.n_ctx));
       if (ctx > cfg.n_ctx)
         throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than the model's context length " +
                              std::to_string(cfg.n_ctx));
-      ids = eval_tokens(a.eval, source->tok, log);
-      if (ids.size() + source->add_bos < size_t(ctx))
+      ids = eval_tokens(a.eval, src_model->tok, log);
+      if (ids.size() + src_model->add_bos < size_t(ctx))
         throw lm::FormatError(a.eval, std::to_string(ids.size()) + " tokens, too few to score one chunk of " +
                                           std::to_string(ctx) + ", expected at least " + std::to_string(ctx) +
                                           "; use a longer text or a smaller --ctx-size");
@@ -274,8 +306,8 @@ int run(Args& a, const lm::Logger& log) {
       if (!same) throw lm::FormatError(a.output, "the file written does not read back as planned");
     }
     std::optional<lm::quant::QuantEval> e;
-    if (source) {
-      e = evaluate(*source, out.temp_path(), ids, ctx, base_name(a.eval), log);
+    if (src_model) {
+      e = evaluate(*src_model, out.temp_path(), ids, ctx, base_name(a.eval), log);
       lm::quant::set_quant_eval(w, *e);
       const std::string header = w.header();
       LM_ASSERT(w.file_size() == size_out);  // the same sizes as the placeholders
