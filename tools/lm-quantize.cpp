@@ -347,12 +347,14 @@ int run(Args& a, const lm::Logger& log) {
 int main(int argc, char** argv) {
   Args a;
   lm::Logger log("lm-quantize");
-  CLI::App app{"Write a copy of a llama-arch GGUF model with its weights in another type (f16, bf16, q8_0, "
-               "q4_0, q6_k, q4_k_m)"};
+  CLI::App app{"Write a copy of a GGUF model, or a Hugging Face model directory as GGUF, with its weights in "
+               "another type (f16, bf16, q8_0, q4_0, q6_k, q4_k_m)"};
   lm::tools::init_app(app, "lm-quantize");
   lm::tools::doc(
-      app.add_option("-m,--model", a.model, "Input model (GGUF, llama architecture)")->type_name("FILE")->required())
-      .man(R"(The input model (required).)");
+      app.add_option("-m,--model", a.model, "Input model: a GGUF file, or a Hugging Face model directory")
+                         ->type_name("FILE|DIR")->required())
+      .man(R"(The input model (required): a GGUF file, or a Hugging Face model directory (see
+.BR "HUGGING FACE DIRECTORIES" ).)");
   lm::tools::doc(app.add_option("-o,--output", a.output, "Output model file")->type_name("FILE")->required())
       .man(R"(The output model (required); it must not be the input.
 .B \-

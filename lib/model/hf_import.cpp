@@ -319,15 +319,16 @@ HfModel HfModel::open(const std::string& dir) {
       b.f32(a + "rope.scaling.factor", c.json()["rope_scaling"]["factor"].get<double>());
     }
   }
-  const auto theta = gpt2 ? std::nullopt : c.opt_number("rope_theta", 1.0000001, 1e12);
-  if (theta && A != "gemma2") b.f32(a + "rope.freq_base", *theta);
+  // rope_theta: written when config.json has it (llama.cpp's default is 10000, as Hugging Face's).
+  const bool has_theta = !gpt2 && c.has("rope_theta");
+  const double theta = has_theta ? c.number("rope_theta", 1.0000001, 1e12) : 10000.0;
+  if (has_theta && A != "gemma2") b.f32(a + "rope.freq_base", theta);
   if (A != "gpt2") b.f32(a + "attention.layer_norm_rms_epsilon", c.number("rms_norm_eps", 1e-30, 0.99));
   else b.f32(a + "attention.layer_norm_epsilon", c.number("layer_norm_epsilon", 1e-30, 0.99));
   if (A != "phi3" && A != "gemma2" && c.has("head_dim")) {
     b.u32(a + "attention.key_length", D);
     b.u32(a + "attention.value_length", D);
   }
-  int64_t rope_dims = D;
   if (A == "llama") {
     if (c.flag("attention_bias", false)) c.bad("attention_bias", "false (lm's llama has no attention biases)");
     if (c.flag("mlp_bias", false)) c.bad("mlp_bias", "false (lm's llama has no MLP biases)");
@@ -337,7 +338,7 @@ HfModel HfModel::open(const std::string& dir) {
     if (c.flag("use_sliding_window", false)) c.bad("use_sliding_window", "false (lm's qwen2 attends to every position)");
   } else if (A == "phi3") {
     const double pct = c.has("partial_rotary_factor") ? c.number("partial_rotary_factor", 0.01, 1.0) : 1.0;
-    rope_dims = int64_t(pct * double(C)) / H;
+    const int64_t rope_dims = int64_t(pct * double(C)) / H;
     if (rope_dims < 2 || rope_dims % 2 != 0 || rope_dims > D)
       c.bad("partial_rotary_factor", "a share of the head size giving an even number of rotated dimensions");
     if (auto orig = c.opt_integer("original_max_position_embeddings", 1, kMaxDim))
@@ -347,7 +348,7 @@ HfModel HfModel::open(const std::string& dir) {
   } else if (A == "gemma2") {
     c.require_string("hidden_activation", {"gelu_pytorch_tanh"});
     c.require_string("hidden_act", {"gelu_pytorch_tanh"});
-    if (theta && *theta != 10000.0)
+    if (theta != 10000.0)
       c.bad("rope_theta", "10000 (llama.cpp's converter writes no rope.freq_base for gemma2)");
     if (c.has("rope_scaling")) c.bad("rope_scaling", "null");
     // lm (as llama.cpp) scales scores by 1/sqrt(head size), 1/sqrt(C/H) for the 46-layer model.
@@ -429,10 +430,9 @@ HfModel HfModel::open(const std::string& dir) {
     // Gemma 2's head is its embeddings: the converter skips an lm_head.weight.
     if (!gemma) b.add("output.weight", "lm_head.weight", {V, C}, Op::Copy, 0, false);
     else if (m.st_->find("lm_head.weight")) b.used.insert("lm_head.weight");
-    if (scaling == "llama3") b.add_values("rope_freqs.weight", llama3_rope_freqs(c, float(theta.value_or(10000.0)), int(D)));
+    if (scaling == "llama3") b.add_values("rope_freqs.weight", llama3_rope_freqs(c, float(theta), int(D)));
     b.check_unused({".rotary_emb.inv_freq"});  // the converter skips these buffers
   }
-  (void)rope_dims;
   return m;
 }
 
