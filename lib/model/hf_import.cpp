@@ -302,6 +302,7 @@ HfModel HfModel::open(const std::string& dir) {
   std::string name = dir;
   while (name.size() > 1 && name.back() == '/') name.pop_back();
   name = name.substr(name.rfind('/') + 1);
+  b.str("general.type", "model");
   b.str("general.name", name);
   b.u32(a + "block_count", L);
   b.u32(a + "context_length", ctx);
@@ -362,6 +363,7 @@ HfModel HfModel::open(const std::string& dir) {
     b.u32(a + "attention.sliding_window", c.integer("sliding_window", 1, kMaxDim));
   }
   b.u32("general.file_type", 0);  // all F32: lm-quantize converts from here
+  b.u32("general.quantization_version", 2);  // the converter writes it whatever the type
 
   // ---- tensors ----
   using Op = HfModel::Op;

@@ -21,7 +21,8 @@ Models: C=32, 2 layers, 4 heads, vocabulary 377, 12 tokens.
   mistral MistralForCausalLM (llama's equations)
   qwen2   Qwen2ForCausalLM: q, k, v biases, tied embeddings, BF16 weights in two shards
   phi3    Phi3ForCausalLM: fused qkv_proj and gate_up_proj
-  gpt2    GPT2LMHeadModel: Conv1D weights stored [in, out], learned positions, gelu_new, tied
+  gpt2    GPT2LMHeadModel: Conv1D weights stored [in, out], learned positions, gelu_new, tied,
+          names with "transformer."
   gemma2  Gemma2ForCausalLM: head_dim 16 (H*D != C), (1 + w) norms, post-norms, gelu_pytorch_tanh,
           query_pre_attn_scalar, attention and final soft-capping, a sliding window of 4 on
           even layers; F16 weights
@@ -286,8 +287,6 @@ def gpt2(w, cfg, V, tokens):
                                                                                         kind="bias"))
         x = x + h @ w.add(p + "mlp.c_proj.weight", 4 * C, C, kind="conv1d") + w.add(p + "mlp.c_proj.bias", C,
                                                                                    kind="bias")
-    # the causal-mask buffer the old checkpoints carry: the import skips it
-    w.t["transformer.h.0.attn.bias"] = torch.tril(torch.ones(1, 1, cfg["n_positions"], cfg["n_positions"])).to(w.dtype)
     x = layernorm(x, w.add("transformer.ln_f.weight", C, kind="norm1"), w.add("transformer.ln_f.bias", C, kind="bias"),
                   eps)
     return x @ wte.T
