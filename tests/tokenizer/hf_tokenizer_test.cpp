@@ -192,6 +192,21 @@ TEST_CASE("SmolLM style (Digits then ByteLevel) and Qwen 2 style expressions are
                  {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
   write_json(dir2.path() + "/tokenizer.json", bpe_json({}, Json::array(), qwen, Json::array()));
   CHECK(load_hf_tokenizer(dir2.path()).vocab_spec()->pre == "qwen2");
+
+  // DeepSeek-V3 writes its CJK ranges as the characters themselves; lm spells them \x{...}.
+  test::TempDir dir3;
+  auto split = [](const std::string& re) {
+    return Json{{"type", "Split"}, {"pattern", {{"Regex", re}}}, {"behavior", "Isolated"}, {"invert", false}};
+  };
+  Json deepseek = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {split(R"(\p{N}{1,3})"),
+        split("[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+"),
+        split(R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"),
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
+  write_json(dir3.path() + "/tokenizer.json", bpe_json({}, Json::array(), deepseek, Json::array()));
+  CHECK(load_hf_tokenizer(dir3.path()).vocab_spec()->pre == "deepseek-v3");
 }
 
 TEST_CASE("WordPiece: ## dropped, U+2581 before word-initial pieces, BERT's special ids") {
