@@ -388,7 +388,15 @@ Tokenizer from_tokenizer_json(const std::string& dir, const Json& config, const 
   const Json tj = read_json(path);
   if (!tj.is_object()) throw FormatError(path, "expected a JSON object");
   const Json& model = get(tj, "model");
-  const Json& mtype = get(model, "type");
+  Json mtype = get(model, "type");
+  // Older files leave the type out; the tokenizers library then tells the models apart by
+  // their fields (BPE has merges, WordPiece a continuation prefix, Unigram a list of pieces).
+  if (mtype.is_null() && model.is_object()) {
+    if (model.contains("merges")) mtype = "BPE";
+    else if (model.contains("continuing_subword_prefix") || model.contains("max_input_chars_per_word")) mtype = "WordPiece";
+    else if (get(model, "vocab").is_array()) mtype = "Unigram";
+    else if (model.contains("vocab")) mtype = "WordLevel";
+  }
   const bool wordpiece = mtype == "WordPiece";
   if (mtype != "BPE" && !wordpiece)
     throw FormatError(path, "model.type " + (mtype.is_null() ? std::string("missing") : mtype.dump()) +
@@ -545,7 +553,10 @@ Tokenizer from_sentencepiece(const std::string& dir, const Json& config, const s
                                        std::to_string(sp.vocab_size()) + " pieces of " + path);
   VocabSpec v;
   v.family = "llama";
-  v.add_dummy_prefix = sp.add_dummy_prefix();
+  const std::string model_type = get(config, "model_type").is_string() ? config["model_type"].get<std::string>() : "";
+  // Phi-3's converter marks added tokens by their special flag alone, keeps U+2581 in them and
+  // also applies tokenizer.json's added tokens.
+  const bool phi3 = model_type == "phi3";
   v.pieces.resize(size_t(n));
   v.scores.assign(size_t(n), -10000.0f);
   v.types.assign(size_t(n), PieceType::Unused);
@@ -590,10 +601,10 @@ Tokenizer from_sentencepiece(const std::string& dir, const Json& config, const s
                                        "\"]: expected an id and an object with a content string");
       if (id >= n) continue;
       std::string token = content.get<std::string>();
-      if (truthy(get(it.value(), "special")) || looks_special(token)) {
+      if (truthy(get(it.value(), "special")) || (!phi3 && looks_special(token))) {
         v.types[size_t(id)] = PieceType::Control;
       } else {
-        token = replace_all(token, kSpace, " ");
+        if (!phi3) token = replace_all(token, kSpace, " ");
         v.types[size_t(id)] = PieceType::UserDefined;
       }
       v.scores[size_t(id)] = -1000.0f;
@@ -601,6 +612,23 @@ Tokenizer from_sentencepiece(const std::string& dir, const Json& config, const s
     }
   const std::string tj_path = dir + "/tokenizer.json";
   const Json tj = is_file(tj_path) ? read_json(tj_path) : Json();
+  if (phi3 && get(tj, "added_tokens").is_array()) {
+    const Json& added = tj["added_tokens"];
+    for (size_t i = 0; i < added.size(); ++i) {
+      auto id = as_int(get(added[i], "id"));
+      const Json& content = get(added[i], "content");
+      if (!id || *id < 0 || !content.is_string())
+        throw FormatError(tj_path, "added_tokens[" + std::to_string(i) + "]: expected an id >= 0 and a content string");
+      if (*id >= n) continue;
+      v.pieces[size_t(*id)] = content.get<std::string>();
+      v.scores[size_t(*id)] = -1000.0f;
+      v.types[size_t(*id)] = truthy(get(added[i], "special")) ? PieceType::Control : PieceType::UserDefined;
+    }
+  }
+  // The space prefix: tokenizer_config.json's add_prefix_space where given (as the converter's
+  // llama does), none for Gemma, else llama.cpp's default for the family.
+  if (get(tc, "add_prefix_space").is_boolean()) v.add_dummy_prefix = tc["add_prefix_space"].get<bool>();
+  else v.add_dummy_prefix = model_type.rfind("gemma", 0) != 0;
   const Specials s = special_vocab(tj, tc, config, n, tc_path);
   apply_specials(v, s);
   v.byte_fallback = false;
@@ -608,7 +636,7 @@ Tokenizer from_sentencepiece(const std::string& dir, const Json& config, const s
 
   // Unchanged by the Hugging Face files: the SentencePiece model itself, tokenized by the
   // SentencePiece library and embedded as it is.
-  bool same = n == sp.vocab_size() && v.unk_id == sp.unk_id() && v.bos_id == sp.bos_id() && v.eos_id == sp.eos_id() &&
+  bool same = n == sp.vocab_size() && v.add_dummy_prefix == sp.add_dummy_prefix() && v.unk_id == sp.unk_id() && v.bos_id == sp.bos_id() && v.eos_id == sp.eos_id() &&
               v.pad_id == sp.pad_id() && !v.eot_id && !v.sep_id && !v.mask_id;
   for (int64_t i = 0; same && i < n; ++i)
     same = v.pieces[size_t(i)] == sp.piece(int(i)) && v.scores[size_t(i)] == sp.score(int(i)) &&
@@ -628,7 +656,11 @@ Tokenizer load_hf_tokenizer(const std::string& dir) {
   const std::string config_path = dir + "/config.json";
   const Json config = is_file(config_path) ? read_json(config_path) : Json();
   if (!config.is_null() && !config.is_object()) throw FormatError(config_path, "expected a JSON object");
-  if (is_file(dir + "/tokenizer.model")) return from_sentencepiece(dir, config, config_path);
+  // Phi-4 keeps Phi-3's architecture with a GPT-2 tokenizer, which the converter then reads.
+  bool gpt2_class = false;
+  if (get(config, "model_type") == "phi3" && is_file(dir + "/tokenizer_config.json"))
+    gpt2_class = get(read_json(dir + "/tokenizer_config.json"), "tokenizer_class") == "GPT2Tokenizer";
+  if (is_file(dir + "/tokenizer.model") && !gpt2_class) return from_sentencepiece(dir, config, config_path);
   if (is_file(dir + "/tokenizer.json")) return from_tokenizer_json(dir, config, config_path);
   throw IoError(dir, "no tokenizer.json or tokenizer.model in the model directory", ENOENT);
 }

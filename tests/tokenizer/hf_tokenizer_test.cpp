@@ -192,6 +192,21 @@ TEST_CASE("SmolLM style (Digits then ByteLevel) and Qwen 2 style expressions are
                  {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
   write_json(dir2.path() + "/tokenizer.json", bpe_json({}, Json::array(), qwen, Json::array()));
   CHECK(load_hf_tokenizer(dir2.path()).vocab_spec()->pre == "qwen2");
+
+  // DeepSeek-V3 writes its CJK ranges as the characters themselves; lm spells them \x{...}.
+  test::TempDir dir3;
+  auto split = [](const std::string& re) {
+    return Json{{"type", "Split"}, {"pattern", {{"Regex", re}}}, {"behavior", "Isolated"}, {"invert", false}};
+  };
+  Json deepseek = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {split(R"(\p{N}{1,3})"),
+        split("[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+"),
+        split(R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"),
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
+  write_json(dir3.path() + "/tokenizer.json", bpe_json({}, Json::array(), deepseek, Json::array()));
+  CHECK(load_hf_tokenizer(dir3.path()).vocab_spec()->pre == "deepseek-v3");
 }
 
 TEST_CASE("WordPiece: ## dropped, U+2581 before word-initial pieces, BERT's special ids") {
@@ -243,6 +258,14 @@ TEST_CASE("WordPiece: ## dropped, U+2581 before word-initial pieces, BERT's spec
   CHECK(tok.add_eos());
   CHECK_FALSE(tok.add_sep());
   CHECK(ids_of(tok, "Hello worlds unaffable") == std::vector<int>{5, 6, 7, 8, 9, 10});
+
+  // Older files leave model.type out: a continuation prefix makes it WordPiece, as in the
+  // tokenizers library.
+  tj["model"].erase("type");
+  write_json(dir.path() + "/tokenizer.json", tj);
+  Tokenizer untyped = load_hf_tokenizer(dir.path());
+  CHECK(untyped.family() == "bert");
+  CHECK(untyped.vocab_spec()->pieces == v.pieces);
 }
 
 TEST_CASE("tokenizer.model: the SentencePiece model as it is, or with the Hugging Face files applied") {
@@ -285,6 +308,22 @@ TEST_CASE("tokenizer.model: the SentencePiece model as it is, or with the Huggin
   CHECK_FALSE(tok.add_eos());
   for (const std::string text : {"the jury said", "the county was fair"}) CHECK(ids_of(tok, text) == ids_of(sp, text));
   CHECK(ids_of(tok, "the<tool>").back() == n);
+
+  // Phi-3 (config.json's model_type): an added token is control only when marked special, and
+  // tokenizer.json's added tokens apply too. Gemma: no space prefix.
+  write_json(dir.path() + "/config.json", {{"model_type", "phi3"}, {"vocab_size", n + 2}});
+  write_json(dir.path() + "/tokenizer_config.json",
+             {{"added_tokens_decoder", {{std::to_string(n), {{"content", "<|end|>"}, {"special", false}}}}}});
+  write_json(dir.path() + "/tokenizer.json",
+             {{"added_tokens", Json::array({added_token(n + 1, "<|user|>", true)})}, {"model", {{"type", "BPE"}}}});
+  Tokenizer phi3 = load_hf_tokenizer(dir.path());
+  CHECK(phi3.vocab_spec()->types[size_t(n)] == PieceType::UserDefined);
+  CHECK(phi3.vocab_spec()->pieces[size_t(n) + 1] == "<|user|>");
+  CHECK(phi3.vocab_spec()->types[size_t(n) + 1] == PieceType::Control);
+  CHECK(phi3.add_dummy_prefix());
+
+  write_json(dir.path() + "/config.json", {{"model_type", "gemma2"}});
+  CHECK_FALSE(load_hf_tokenizer(dir.path()).add_dummy_prefix());
 }
 
 TEST_CASE("bad directories: one message naming the file") {
