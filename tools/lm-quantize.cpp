@@ -157,10 +157,16 @@ void import_hf(const std::string& dir, lm::OutputFile& out, const lm::Logger& lo
   hf.add_to(w);
   lm::model::add_hf_tokenizer(dir, hf.n_vocab(), w);
   log.debug("%s: %s, %zu tensors", dir.c_str(), hf.arch().c_str(), hf.n_tensors());
+  uint64_t total = 0, done = 0;
+  for (size_t i = 0; i < w.n_tensors(); ++i) total += w.tensor_bytes(i);
+  Progress progress(log, "importing " + lm::display_name(dir), total, Progress::Unit::Bytes, "", "");
   w.write(out, [&](size_t i, uint8_t* dst) {
     check_signal();
+    progress.update(done, 0);
+    done += w.tensor_bytes(i);
     hf.write_tensor(i, reinterpret_cast<float*>(dst));
   });
+  progress.finish();
   out.flush();
 }
 
@@ -195,7 +201,14 @@ int run(Args& a, const lm::Logger& log) {
                                                     "/lm-quantize-import.gguf" : a.output);
     if (imported->temp_path().empty())
       throw lm::UsageError("output '" + a.output + "' is not a regular file; a Hugging Face import needs one");
-    import_hf(a.model, *imported, log);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    try {
+      import_hf(a.model, *imported, log);
+    } catch (const Interrupted&) {
+      log.info("interrupted; nothing written");
+      return 128 + g_signal.load();
+    }
     source = imported->temp_path();
   }
   lm::format::GgufFile in = lm::format::GgufFile::open(source);

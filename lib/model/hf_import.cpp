@@ -183,8 +183,8 @@ std::string rope_scaling(const Config& c, bool llama3_ok) {
   const Json& r = c.json()["rope_scaling"];
   if (!r.is_object()) c.bad("rope_scaling", "an object or null");
   std::string type;
-  for (const char* k : {"rope_type", "type"})
-    if (r.contains(k) && r[k].is_string()) type = r[k].get<std::string>();
+  for (const char* k : {"rope_type", "type"})  // rope_type first, as the converter reads them
+    if (type.empty() && r.contains(k) && r[k].is_string()) type = r[k].get<std::string>();
   if (type == "default" || type.empty()) return "none";
   if (type == "linear" || (type == "llama3" && llama3_ok)) {
     if (!r.contains("factor") || !r["factor"].is_number() || !(r["factor"].get<double>() >= 1) ||
