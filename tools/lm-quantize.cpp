@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -24,6 +25,7 @@
 #include "eval/perplexity.hpp"
 #include "format/gguf.hpp"
 #include "kernels/blas.hpp"
+#include "model/hf_import.hpp"
 #include "model/model_io.hpp"
 #include "model/session.hpp"
 #include "model/quant_convert.hpp"
@@ -147,6 +149,27 @@ lm::quant::QuantEval evaluate(const lm::model::LoadedModel& source, const std::s
           float(s.mean()), float(s.top1_agreement())};
 }
 
+// Writes the Hugging Face model directory `dir` into `out` as one F32 GGUF file with
+// llama.cpp's converter's names, keys and tokenizer (lib/model/hf_import.hpp).
+void import_hf(const std::string& dir, lm::OutputFile& out, const lm::Logger& log) {
+  const lm::model::HfModel hf = lm::model::HfModel::open(dir);
+  lm::format::GgufWriter w;
+  hf.add_to(w);
+  lm::model::add_hf_tokenizer(dir, hf.n_vocab(), w);
+  log.debug("%s: %s, %zu tensors", dir.c_str(), hf.arch().c_str(), hf.n_tensors());
+  uint64_t total = 0, done = 0;
+  for (size_t i = 0; i < w.n_tensors(); ++i) total += w.tensor_bytes(i);
+  Progress progress(log, "importing " + lm::display_name(dir), total, Progress::Unit::Bytes, "", "");
+  w.write(out, [&](size_t i, uint8_t* dst) {
+    check_signal();
+    progress.update(done, 0);
+    done += w.tensor_bytes(i);
+    hf.write_tensor(i, reinterpret_cast<float*>(dst));
+  });
+  progress.finish();
+  out.flush();
+}
+
 int run(Args& a, const lm::Logger& log) {
   // ---- flags ----
   const auto type = lm::quant::try_parse_file_type(a.type);
@@ -166,7 +189,29 @@ int run(Args& a, const lm::Logger& log) {
     throw lm::UsageError("output '" + a.output + "' is the --eval text; choose another file");
 
   // ---- the input and the plan ----
-  lm::format::GgufFile in = lm::format::GgufFile::open(a.model);
+  // A Hugging Face directory is first written as the F32 GGUF llama.cpp's converter makes, to a
+  // temp file beside the output that is never committed (removed when this returns, or by
+  // the next run's remove_stale_temps if this one is killed); the rest reads that file.
+  std::optional<lm::OutputFile> imported;
+  std::string source = a.model;
+  struct stat dir_st;
+  if (::stat(a.model.c_str(), &dir_st) == 0 && S_ISDIR(dir_st.st_mode)) {
+    if (!lm::is_std_stream(a.output)) lm::remove_stale_temps(a.output);
+    imported.emplace(lm::is_std_stream(a.output) ? std::string(std::getenv("TMPDIR") && *std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
+                                                    "/lm-quantize-import.gguf" : a.output);
+    if (imported->temp_path().empty())
+      throw lm::UsageError("output '" + a.output + "' is not a regular file; a Hugging Face import needs one");
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    try {
+      import_hf(a.model, *imported, log);
+    } catch (const Interrupted&) {
+      log.info("interrupted; nothing written");
+      return 128 + g_signal.load();
+    }
+    source = imported->temp_path();
+  }
+  lm::format::GgufFile in = lm::format::GgufFile::open(source);
   for (const auto& w : in.warnings()) log.warn("%s: %s", a.model.c_str(), w.c_str());
   // The loaders' checks (tensors present, shapes, types, no NaN or Inf), before any byte is
   // written: a copy no tool can load is not written.
@@ -190,7 +235,7 @@ int run(Args& a, const lm::Logger& log) {
   if (!a.eval.empty()) lm::quant::set_quant_eval(w, {base_name(a.eval)});  // placeholders of the same size
   const uint64_t size_out = w.file_size();
   struct stat st;
-  const uint64_t size_in = ::stat(a.model.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
+  const uint64_t size_in = ::stat(source.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
   const auto in_ftype = in.try_get_u32(lm::format::kKeyFileType);
   const std::string in_type = in_ftype ? lm::quant::llama_ftype_name(*in_ftype) : "?";
   size_t converted = 0;
@@ -235,17 +280,17 @@ int run(Args& a, const lm::Logger& log) {
     throw lm::UsageError("--eval needs -o to name a regular file (the results go into its header)");
   lm::kernels::set_threads(a.threads);
   try {
-    std::optional<lm::model::LoadedModel> source;
+    std::optional<lm::model::LoadedModel> src_model;
     std::vector<int> ids;
     int ctx = 0;
     if (!a.eval.empty()) {
-      source.emplace(lm::model::load_model(a.model));
+      src_model.emplace(lm::model::load_model(source));
       ctx = a.ctx.value_or(std::min(kDefaultEvalCtx, cfg.n_ctx));
       if (ctx > cfg.n_ctx)
         throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than the model's context length " +
                              std::to_string(cfg.n_ctx));
-      ids = eval_tokens(a.eval, source->tok, log);
-      if (ids.size() + source->add_bos < size_t(ctx))
+      ids = eval_tokens(a.eval, src_model->tok, log);
+      if (ids.size() + src_model->add_bos < size_t(ctx))
         throw lm::FormatError(a.eval, std::to_string(ids.size()) + " tokens, too few to score one chunk of " +
                                           std::to_string(ctx) + ", expected at least " + std::to_string(ctx) +
                                           "; use a longer text or a smaller --ctx-size");
@@ -274,8 +319,8 @@ int run(Args& a, const lm::Logger& log) {
       if (!same) throw lm::FormatError(a.output, "the file written does not read back as planned");
     }
     std::optional<lm::quant::QuantEval> e;
-    if (source) {
-      e = evaluate(*source, out.temp_path(), ids, ctx, base_name(a.eval), log);
+    if (src_model) {
+      e = evaluate(*src_model, out.temp_path(), ids, ctx, base_name(a.eval), log);
       lm::quant::set_quant_eval(w, *e);
       const std::string header = w.header();
       LM_ASSERT(w.file_size() == size_out);  // the same sizes as the placeholders
@@ -315,12 +360,14 @@ int run(Args& a, const lm::Logger& log) {
 int main(int argc, char** argv) {
   Args a;
   lm::Logger log("lm-quantize");
-  CLI::App app{"Write a copy of a llama-arch GGUF model with its weights in another type (f16, bf16, q8_0, "
-               "q4_0, q6_k, q4_k_m)"};
+  CLI::App app{"Write a copy of a GGUF model, or a Hugging Face model directory as GGUF, with its weights in "
+               "another type (f16, bf16, q8_0, q4_0, q6_k, q4_k_m)"};
   lm::tools::init_app(app, "lm-quantize");
   lm::tools::doc(
-      app.add_option("-m,--model", a.model, "Input model (GGUF, llama architecture)")->type_name("FILE")->required())
-      .man(R"(The input model (required).)");
+      app.add_option("-m,--model", a.model, "Input model: a GGUF file, or a Hugging Face model directory")
+                         ->type_name("FILE|DIR")->required())
+      .man(R"(The input model (required): a GGUF file, or a Hugging Face model directory (see
+.BR "HUGGING FACE DIRECTORIES" ).)");
   lm::tools::doc(app.add_option("-o,--output", a.output, "Output model file")->type_name("FILE")->required())
       .man(R"(The output model (required); it must not be the input.
 .B \-

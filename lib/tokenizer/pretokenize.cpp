@@ -366,6 +366,12 @@ std::vector<std::string> PreTokenizer::known() {
   return names;  // std::map keeps them sorted
 }
 
+std::vector<std::string> PreTokenizer::expressions(const std::string& name) {
+  auto it = specs().find(name);
+  if (it == specs().end()) return {};
+  return {it->second.exprs.begin(), it->second.exprs.end()};
+}
+
 bool PreTokenizer::ignore_merges() const { return impl_->ignore_merges; }
 
 }  // namespace lm::tok

@@ -31,6 +31,10 @@ class PreTokenizer {
   // word that is itself a piece becomes that piece without running the merges.
   bool ignore_merges() const;
   static std::vector<std::string> known();  // sorted
+  // The expressions of `name` as listed in pretokenize.cpp (before \s is rewritten), one per
+  // splitting step; empty for an unknown name. hf_tokenizer.cpp matches a tokenizer.json's
+  // pre-tokenizer against them.
+  static std::vector<std::string> expressions(const std::string& name);
 
  private:
   struct Impl;
