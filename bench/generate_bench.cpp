@@ -8,6 +8,10 @@
 // keeps it q8_0), and the ratio is against llama.cpp's figure for that type where
 // docs/performance.md has one.
 // Usage: generate_bench [tiny|small|medium] [reps] [threads] [f32|q8_0|q4_0|q4_k|q6_k]
+//        generate_bench MODEL.gguf [reps] [threads]     a model file, as llama-bench reads it
+//        generate_bench --write PRESET VOCAB.gguf OUT.gguf
+//            writes a random-weight F32 llama model of the preset's shape with VOCAB's tokenizer
+//            (the files bench/vs_llama.sh compares on)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,18 +20,35 @@
 #include <vector>
 
 #include "kernels/blas.hpp"
+#include "format/gguf.hpp"
 #include "model/model.hpp"
+#include "model/model_io.hpp"
+#include "model/tokenizer_loader.hpp"
 #include "model/session.hpp"
 #include "model/weights.hpp"
 
 using namespace lm;
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--write") {
+    model::ModelConfig cfg = model::preset(argv[2]);
+    cfg.n_ctx = std::max(cfg.n_ctx, 640);  // pp512 + tg128
+    Tokenizer tok = model::load_tokenizer(std::string(argv[3]));
+    cfg.n_vocab = tok.vocab_size();
+    model::Params p(cfg, false);
+    Rng rng(1);
+    p.init(rng);
+    format::GgufWriter w;
+    model::add_model(w, p, tok, std::string("random ") + argv[2]);
+    w.save(argv[4]);
+    return 0;
+  }
   const std::string name = argc > 1 ? argv[1] : "small";
+  const bool from_file = name.size() > 5 && name.compare(name.size() - 5, 5, ".gguf") == 0;
   const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
   const int threads = kernels::set_threads(argc > 3 ? std::atoi(argv[3]) : 2);
   const std::string type = argc > 4 ? argv[4] : "f32";
-  model::ModelConfig cfg = model::preset(name);
+  model::ModelConfig cfg = from_file ? model::ModelConfig{} : model::preset(name);
   cfg.n_ctx = std::max(cfg.n_ctx, 640);  // llama-bench's context is p + n, beyond tiny's 256
   // llama.cpp, 2 threads: pp512 and tg128 medians (docs/performance.md, reference figures; 0 = not measured).
   struct Ref {
@@ -40,9 +61,9 @@ int main(int argc, char** argv) {
   double ref_pp = 0, ref_tg = 0;
   for (const Ref& r : refs)
     if (name == r.model && type == r.type) ref_pp = r.pp, ref_tg = r.tg;
-  model::Params p(cfg, false);
   Rng rng(1);
-  p.init(rng);
+  model::Params p(from_file ? model::ModelConfig{} : cfg, false);
+  if (!from_file) p.init(rng);
   using format::GgmlType;
   const GgmlType qt = type == "q8_0" ? GgmlType::Q8_0 : type == "q4_0" ? GgmlType::Q4_0 : type == "q4_k" ? GgmlType::Q4_K
                       : type == "q6_k" ? GgmlType::Q6_K : GgmlType::F32;
@@ -51,8 +72,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   const GgmlType head = qt == GgmlType::F32 || qt == GgmlType::Q8_0 ? qt : GgmlType::Q6_K;
-  const model::Weights w = qt == GgmlType::F32 ? model::view_weights(p) : model::quantize_weights(p, qt, head);
-  model::Session s(w, cfg.n_ctx, 512);
+  const model::Weights w = from_file              ? model::load_weights(format::GgufFile::open(name))
+                           : qt == GgmlType::F32 ? model::view_weights(p)
+                                                 : model::quantize_weights(p, qt, head);
+  if (from_file) {
+    cfg = w.cfg;
+    if (cfg.n_ctx < 640) {
+      std::fprintf(stderr, "generate_bench: %s: context %d, need 640 (pp512 + tg128)\n", name.c_str(), cfg.n_ctx);
+      return 1;
+    }
+  }
+  model::Session s(w, 640, 512);
   std::vector<int> prompt(512);
   for (int& t : prompt) t = int(rng.below(uint64_t(cfg.n_vocab)));
   std::printf("%s %s: %zu parameters, %.1f MiB of weights, %d threads, OpenBLAS core %s\n", name.c_str(), type.c_str(),
