@@ -42,6 +42,9 @@ namespace {
 // (memory grows with the files, not with a number in them).
 constexpr int64_t kMaxPadding = int64_t(1) << 20;
 
+// Deeper Sequences of normalizers or pre-tokenizers are refused (no model has more than two).
+constexpr int kMaxNesting = 32;
+
 constexpr const char* kSpace = "\xe2\x96\x81";  // U+2581, SentencePiece's space
 
 bool is_file(const std::string& path) {
@@ -49,8 +52,28 @@ bool is_file(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// nlohmann-json's parser recurses once per level of nesting (a copy per level), so a file
+// nested deeper than this is refused before parsing; real files nest fewer than 10 levels.
+constexpr int kMaxJsonDepth = 512;
+
 Json read_json(const std::string& path) {
   const std::string text = load_file(path);
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        throw FormatError(path, "JSON nested more than " + std::to_string(kMaxJsonDepth) + " deep", int64_t(i));
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
   try {
     return Json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
@@ -116,7 +139,10 @@ Specials special_vocab(const Json& tj, Json tc, const Json& config, int64_t n_vo
   Json added_tokens = Json::array();
   if (!tj.is_null()) {
     const Json& norm = get(tj, "normalizer");
-    std::function<void(const Json&)> parse_normalizer = [&](const Json& n) {
+    std::function<void(const Json&, int)> parse_normalizer = [&](const Json& n, int depth) {
+      if (depth > kMaxNesting) throw FormatError(tc_path.substr(0, tc_path.rfind('/')) + "/tokenizer.json",
+                                                 "normalizer: Sequences nested more than " +
+                                                     std::to_string(kMaxNesting) + " deep");
       const Json& t = get(n, "type");
       if (t == "Lowercase") {
         s.lowercase = true;
@@ -126,10 +152,10 @@ Specials special_vocab(const Json& tj, Json tc, const Json& config, int64_t n_vo
         if (n.contains("lowercase")) s.lowercase = truthy(n["lowercase"]);
         if (n.contains("strip_accents") && !n["strip_accents"].is_null()) s.strip_accents = truthy(n["strip_accents"]);
       } else if (t == "Sequence" && get(n, "normalizers").is_array()) {
-        for (const Json& m : n["normalizers"]) parse_normalizer(m);
+        for (const Json& m : n["normalizers"]) parse_normalizer(m, depth + 1);
       }
     };
-    if (truthy(norm)) parse_normalizer(norm);
+    if (truthy(norm)) parse_normalizer(norm, 0);
     if (get(tj, "added_tokens").is_array()) added_tokens = tj["added_tokens"];
   }
   const bool have_tc = tc.is_object() && !tc.empty();
@@ -323,10 +349,13 @@ constexpr const char* kByteLevelRegex =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 // Appends the expressions of one pre_tokenizer node; `byte_level` is set if a ByteLevel is met.
-void collect(const Json& node, std::vector<std::string>& exprs, bool& byte_level) {
+void collect(const Json& node, std::vector<std::string>& exprs, bool& byte_level, const std::string& path,
+             int depth = 0) {
+  if (depth > kMaxNesting)
+    throw FormatError(path, "pre_tokenizer: Sequences nested more than " + std::to_string(kMaxNesting) + " deep");
   const Json& type = get(node, "type");
   if (type == "Sequence") {
-    for (const Json& p : get(node, "pretokenizers")) collect(p, exprs, byte_level);
+    for (const Json& p : get(node, "pretokenizers")) collect(p, exprs, byte_level, path, depth + 1);
   } else if (type == "ByteLevel") {
     byte_level = true;
     const Json& use_regex = get(node, "use_regex");
@@ -483,7 +512,7 @@ Tokenizer from_tokenizer_json(const std::string& dir, const Json& config, const 
   // Byte-level BPE: the merges and the pre-tokenizer.
   std::vector<std::string> exprs;
   bool byte_level = false;
-  collect(get(tj, "pre_tokenizer"), exprs, byte_level);
+  collect(get(tj, "pre_tokenizer"), exprs, byte_level, path);
   if (!byte_level)
     throw FormatError(path, "model.type \"BPE\" without a ByteLevel pre-tokenizer (a SentencePiece-style BPE) is not "
                             "supported; a tokenizer.model beside it is read instead");

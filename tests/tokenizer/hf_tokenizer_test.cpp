@@ -352,6 +352,28 @@ TEST_CASE("bad directories: one message naming the file") {
                                          "expressions: [\\w+|\\s+]"),
                        FormatError);
 
+  // 100000 nested Sequences: refused before nlohmann-json's parser recurses into them.
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += R"({"type": "Sequence", "pretokenizers": [)";
+  deep += kByteLevel.dump();
+  for (int i = 0; i < 100000; ++i) deep += "]}";
+  std::string text = bpe_json({"he"}, {"h e"}, nullptr, Json::array()).dump();
+  const std::string hole = "\"pre_tokenizer\":null";
+  REQUIRE(text.find(hole) != std::string::npos);
+  text.replace(text.find(hole), hole.size(), "\"pre_tokenizer\":" + deep);
+  test::write_file(tj, text);
+  CHECK_THROWS_WITH_AS(load_hf_tokenizer(dir.path()), doctest::Contains("tokenizer.json: JSON nested more than 512 deep"),
+                       FormatError);
+  // 100 levels parse, and the pre-tokenizer's Sequences stop at 32.
+  text = bpe_json({"he"}, {"h e"}, nullptr, Json::array()).dump();
+  deep.clear();
+  for (int i = 0; i < 100; ++i) deep += R"({"type": "Sequence", "pretokenizers": [)";
+  deep += kByteLevel.dump();
+  for (int i = 0; i < 100; ++i) deep += "]}";
+  text.replace(text.find(hole), hole.size(), "\"pre_tokenizer\":" + deep);
+  test::write_file(tj, text);
+  CHECK_THROWS_WITH_AS(load_hf_tokenizer(dir.path()), doctest::Contains("nested more than 32 deep"), FormatError);
+
   write_json(tj, bpe_json({"he"}, {"h e"}, {{"type", "Metaspace"}}, Json::array()));
   CHECK_THROWS_WITH_AS(load_hf_tokenizer(dir.path()), doctest::Contains("without a ByteLevel pre-tokenizer"),
                        FormatError);
