@@ -42,15 +42,40 @@ namespace {
 // (memory grows with the files, not with a number in them).
 constexpr int64_t kMaxPadding = int64_t(1) << 20;
 
+// Deeper Sequences of normalizers or pre-tokenizers are refused (no model has more than two).
+constexpr int kMaxNesting = 32;
+
 constexpr const char* kSpace = "\xe2\x96\x81";  // U+2581, SentencePiece's space
 
 bool is_file(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// nlohmann-json's parser recurses once per level of nesting (a copy per level), so a file
+// nested deeper than this is refused before parsing; real files nest fewer than 10 levels.
+constexpr int kMaxJsonDepth = 512;
+
 Json read_json(const std::string& path) {
   const std::string text = load_file(path);
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        throw FormatError(path, "JSON nested more than " + std::to_string(kMaxJsonDepth) + " deep", int64_t(i));
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
   try {
     return Json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
@@ -83,7 +108,9 @@ std::optional<int64_t> as_int(const Json& j) {
 // The converter's does_token_look_special.
 bool looks_special(const std::string& t) {
   auto starts = [&](const char* p) { return t.rfind(p, 0) == 0; };
-  auto ends = [&](const std::string& s) { return t.size() >= s.size() && t.compare(t.size() - s.size(), s.size(), s) == 0; };
+  auto ends = [&](const std::string& s) {
+    return t.size() >= s.size() && t.compare(t.size() - s.size(), s.size(), s) == 0;
+  };
   if (t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]") return true;
   if (starts("<|") && ends("|>")) return true;
   if (starts("<\xef\xbd\x9c") && ends("\xef\xbd\x9c>")) return true;  // <｜ ... ｜> (deepseek-coder)
@@ -91,7 +118,8 @@ bool looks_special(const std::string& t) {
 }
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
   return s;
 }
 
@@ -104,19 +132,22 @@ struct Specials {
 
 // `tj`: tokenizer.json (null if absent), `tc`: tokenizer_config.json (null if absent),
 // `config`: config.json (null if absent). n_vocab < 0: no range check.
-Specials special_vocab(const Json& tj, Json tc, const Json& config, int64_t n_vocab, const std::string& tc_path) {
+Specials special_vocab(const Json& tj, Json tc, const Json& config, int64_t n_vocab, const std::string& dir) {
+  const std::string tj_path = dir + "/tokenizer.json", config_path = dir + "/config.json";
   Specials s;
   std::vector<std::string> types = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
-  auto set_special = [&](const std::string& typ, const Json& tid) {
+  auto set_special = [&](const std::string& typ, const Json& tid, const std::string& where) {
     auto id = as_int(tid);
     if (!id) return;
-    if (*id < 0) throw FormatError(tc_path, "invalid value for special token type " + typ + ": " + std::to_string(*id));
+    if (*id < 0) throw FormatError(where, "invalid value for special token type " + typ + ": " + std::to_string(*id));
     if (n_vocab < 0 || *id < n_vocab) s.ids.emplace(typ, *id);  // the first one found stays
   };
   Json added_tokens = Json::array();
   if (!tj.is_null()) {
     const Json& norm = get(tj, "normalizer");
-    std::function<void(const Json&)> parse_normalizer = [&](const Json& n) {
+    std::function<void(const Json&, int)> parse_normalizer = [&](const Json& n, int depth) {
+      if (depth > kMaxNesting)
+        throw FormatError(tj_path, "normalizer: Sequences nested more than " + std::to_string(kMaxNesting) + " deep");
       const Json& t = get(n, "type");
       if (t == "Lowercase") {
         s.lowercase = true;
@@ -126,10 +157,10 @@ Specials special_vocab(const Json& tj, Json tc, const Json& config, int64_t n_vo
         if (n.contains("lowercase")) s.lowercase = truthy(n["lowercase"]);
         if (n.contains("strip_accents") && !n["strip_accents"].is_null()) s.strip_accents = truthy(n["strip_accents"]);
       } else if (t == "Sequence" && get(n, "normalizers").is_array()) {
-        for (const Json& m : n["normalizers"]) parse_normalizer(m);
+        for (const Json& m : n["normalizers"]) parse_normalizer(m, depth + 1);
       }
     };
-    if (truthy(norm)) parse_normalizer(norm);
+    if (truthy(norm)) parse_normalizer(norm, 0);
     if (get(tj, "added_tokens").is_array()) added_tokens = tj["added_tokens"];
   }
   const bool have_tc = tc.is_object() && !tc.empty();
@@ -147,11 +178,13 @@ Specials special_vocab(const Json& tj, Json tc, const Json& config, int64_t n_vo
         if (ptype == "RobertaProcessing") {
           s.add["bos"] = s.add["eos"] = s.add["sep"] = true;
           if (!truthy(special_cls) && have_tc) {
-            special_cls = proc.contains("cls") ? get(proc, "cls")[0] : special_bos;
+            const Json& cls = get(proc, "cls");
+            special_cls = cls.is_array() && !cls.empty() ? cls[0] : special_bos;
             tc["cls_token"] = special_cls;
           }
           if (!truthy(special_sep) && have_tc) {
-            special_sep = proc.contains("sep") ? get(proc, "sep")[0] : special_eos;
+            const Json& sep = get(proc, "sep");
+            special_sep = sep.is_array() && !sep.empty() ? sep[0] : special_eos;
             tc["sep_token"] = special_sep;
           }
           continue;
@@ -228,7 +261,7 @@ Specials special_vocab(const Json& tj, Json tc, const Json& config, int64_t n_vo
       }
       for (const Json& atok : added_tokens)
         if (get(atok, "content") == content) {
-          set_special(typ, get(atok, "id"));
+          set_special(typ, get(atok, "id"), tj_path);
           break;
         }
     }
@@ -238,7 +271,7 @@ Specials special_vocab(const Json& tj, Json tc, const Json& config, int64_t n_vo
       const std::string key = typ + "_token_id";
       Json id = get(config, key.c_str());
       if (id.is_null()) id = get(get(config, "text_config"), key.c_str());
-      set_special(typ, id);
+      set_special(typ, id, config_path);
     }
   return s;
 }
@@ -258,8 +291,8 @@ void apply_specials(VocabSpec& v, const Specials& s) {
     add_sep = true;
   } else if (v.family == "gpt2") {
     bos = eos = 11;
-    static const char* kBos[] = {"llama-bpe", "llama3", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2",
-                                 "tekken", "chameleon"};
+    static const char* kBos[] = {"llama-bpe", "llama3", "falcon3", "falcon-h1", "pixtral",
+                                 "midm-2.0",  "lfm2",   "tekken",  "chameleon"};
     add_bos = std::find(std::begin(kBos), std::end(kBos), v.pre) != std::end(kBos);
   } else {
     unk = 0, bos = 1, eos = 2;
@@ -319,14 +352,16 @@ std::string lm_spelling(std::string re) {
 }
 
 // GPT-2's expression, which a ByteLevel pre-tokenizer with use_regex applies.
-constexpr const char* kByteLevelRegex =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kByteLevelRegex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 // Appends the expressions of one pre_tokenizer node; `byte_level` is set if a ByteLevel is met.
-void collect(const Json& node, std::vector<std::string>& exprs, bool& byte_level) {
+void collect(const Json& node, std::vector<std::string>& exprs, bool& byte_level, const std::string& path,
+             int depth = 0) {
+  if (depth > kMaxNesting)
+    throw FormatError(path, "pre_tokenizer: Sequences nested more than " + std::to_string(kMaxNesting) + " deep");
   const Json& type = get(node, "type");
   if (type == "Sequence") {
-    for (const Json& p : get(node, "pretokenizers")) collect(p, exprs, byte_level);
+    for (const Json& p : get(node, "pretokenizers")) collect(p, exprs, byte_level, path, depth + 1);
   } else if (type == "ByteLevel") {
     byte_level = true;
     const Json& use_regex = get(node, "use_regex");
@@ -369,8 +404,8 @@ std::optional<std::string> name_of(const std::vector<std::string>& exprs, const 
       if (PreTokenizer(name, "").ignore_merges() == ignore_merges.get<bool>()) agree.push_back(name);
     if (!agree.empty()) candidates = agree;
   }
-  static const char* kPreferred[] = {"gpt-2", "llama-bpe", "qwen2", "smollm", "smaug-bpe", "deepseek-v3",
-                                     "deepseek-llm", "deepseek-coder", "gpt-4o", "tekken", "falcon", "default"};
+  static const char* kPreferred[] = {"gpt-2",        "llama-bpe",      "qwen2",  "smollm", "smaug-bpe", "deepseek-v3",
+                                     "deepseek-llm", "deepseek-coder", "gpt-4o", "tekken", "falcon",    "default"};
   for (const char* p : kPreferred)
     if (std::find(candidates.begin(), candidates.end(), p) != candidates.end()) return p;
   return candidates.front();
@@ -392,10 +427,14 @@ Tokenizer from_tokenizer_json(const std::string& dir, const Json& config, const 
   // Older files leave the type out; the tokenizers library then tells the models apart by
   // their fields (BPE has merges, WordPiece a continuation prefix, Unigram a list of pieces).
   if (mtype.is_null() && model.is_object()) {
-    if (model.contains("merges")) mtype = "BPE";
-    else if (model.contains("continuing_subword_prefix") || model.contains("max_input_chars_per_word")) mtype = "WordPiece";
-    else if (get(model, "vocab").is_array()) mtype = "Unigram";
-    else if (model.contains("vocab")) mtype = "WordLevel";
+    if (model.contains("merges"))
+      mtype = "BPE";
+    else if (model.contains("continuing_subword_prefix") || model.contains("max_input_chars_per_word"))
+      mtype = "WordPiece";
+    else if (get(model, "vocab").is_array())
+      mtype = "Unigram";
+    else if (model.contains("vocab"))
+      mtype = "WordLevel";
   }
   const bool wordpiece = mtype == "WordPiece";
   if (mtype != "BPE" && !wordpiece)
@@ -410,8 +449,8 @@ Tokenizer from_tokenizer_json(const std::string& dir, const Json& config, const 
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     auto id = as_int(it.value());
     if (!id || *id < 0)
-      throw FormatError(path, "model.vocab[\"" + escape_bytes(it.key()) + "\"]: expected an id >= 0, got " +
-                                  it.value().dump());
+      throw FormatError(
+          path, "model.vocab[\"" + escape_bytes(it.key()) + "\"]: expected an id >= 0, got " + it.value().dump());
     by_id[*id] = it.key();
   }
   std::map<int64_t, Added> added_by_id;
@@ -473,7 +512,7 @@ Tokenizer from_tokenizer_json(const std::string& dir, const Json& config, const 
       std::string& p = v.pieces[i];
       p = p.rfind("##", 0) == 0 ? p.substr(2) : kSpace + p;
     }
-    const Specials s = special_vocab(tj, tc, config, n, tc_path);
+    const Specials s = special_vocab(tj, tc, config, n, dir);
     v.lowercase = s.lowercase.value_or(true);
     v.strip_accents = s.strip_accents.value_or(v.lowercase);
     apply_specials(v, s);
@@ -483,10 +522,11 @@ Tokenizer from_tokenizer_json(const std::string& dir, const Json& config, const 
   // Byte-level BPE: the merges and the pre-tokenizer.
   std::vector<std::string> exprs;
   bool byte_level = false;
-  collect(get(tj, "pre_tokenizer"), exprs, byte_level);
+  collect(get(tj, "pre_tokenizer"), exprs, byte_level, path);
   if (!byte_level)
-    throw FormatError(path, "model.type \"BPE\" without a ByteLevel pre-tokenizer (a SentencePiece-style BPE) is not "
-                            "supported; a tokenizer.model beside it is read instead");
+    throw FormatError(path,
+                      "model.type \"BPE\" without a ByteLevel pre-tokenizer (a SentencePiece-style BPE) is not "
+                      "supported; a tokenizer.model beside it is read instead");
   const Json& merges = get(model, "merges");
   if (merges.is_array()) {
     for (size_t i = 0; i < merges.size(); ++i) {
@@ -498,8 +538,8 @@ Tokenizer from_tokenizer_json(const std::string& dir, const Json& config, const 
         v.merges.push_back(replace_all(m[0].get<std::string>(), " ", "\xc4\xa0") + " " +
                            replace_all(m[1].get<std::string>(), " ", "\xc4\xa0"));
       } else {
-        throw FormatError(path, "model.merges[" + std::to_string(i) + "]: expected \"a b\" or [\"a\", \"b\"], got " +
-                                    m.dump());
+        throw FormatError(
+            path, "model.merges[" + std::to_string(i) + "]: expected \"a b\" or [\"a\", \"b\"], got " + m.dump());
       }
     }
   } else if (!merges.is_null()) {
@@ -533,12 +573,13 @@ Tokenizer from_tokenizer_json(const std::string& dir, const Json& config, const 
   auto name = name_of(exprs, get(model, "ignore_merges"));
   if (!name) {
     std::string found;
-    for (const std::string& e : exprs) found += (found.empty() ? "" : ", ") + replace_all(escape_bytes(e), "\\\\", "\\");
+    for (const std::string& e : exprs)
+      found += (found.empty() ? "" : ", ") + replace_all(escape_bytes(e), "\\\\", "\\");
     throw FormatError(path, "pre_tokenizer: no pre-tokenizer lm knows splits with these expressions: [" + found +
                                 "] (lm-tokenize train --pre-tokenizer x lists the known names)");
   }
   v.pre = *name;
-  apply_specials(v, special_vocab(tj, tc, config, -1, tc_path));
+  apply_specials(v, special_vocab(tj, tc, config, -1, dir));
   return Tokenizer::from_vocab(v, path);
 }
 
@@ -576,7 +617,8 @@ Tokenizer from_sentencepiece(const std::string& dir, const Json& config, const s
     for (auto it = added.begin(); it != added.end(); ++it) {
       auto id = as_int(it.value());
       if (!id || *id < 0)
-        throw FormatError(added_path, "\"" + escape_bytes(it.key()) + "\": expected an id >= 0, got " + it.value().dump());
+        throw FormatError(added_path,
+                          "\"" + escape_bytes(it.key()) + "\": expected an id >= 0, got " + it.value().dump());
       if (*id >= n) continue;  // the converter skips ids beyond the vocabulary
       v.pieces[size_t(*id)] = it.key();
       v.scores[size_t(*id)] = -1000.0f;
@@ -627,17 +669,20 @@ Tokenizer from_sentencepiece(const std::string& dir, const Json& config, const s
   }
   // The space prefix: tokenizer_config.json's add_prefix_space where given (as the converter's
   // llama does), none for Gemma, else llama.cpp's default for the family.
-  if (get(tc, "add_prefix_space").is_boolean()) v.add_dummy_prefix = tc["add_prefix_space"].get<bool>();
-  else v.add_dummy_prefix = model_type.rfind("gemma", 0) != 0;
-  const Specials s = special_vocab(tj, tc, config, n, tc_path);
+  if (get(tc, "add_prefix_space").is_boolean())
+    v.add_dummy_prefix = tc["add_prefix_space"].get<bool>();
+  else
+    v.add_dummy_prefix = model_type.rfind("gemma", 0) != 0;
+  const Specials s = special_vocab(tj, tc, config, n, dir);
   apply_specials(v, s);
   v.byte_fallback = false;
   for (PieceType t : v.types) v.byte_fallback |= t == PieceType::Byte;
 
   // Unchanged by the Hugging Face files: the SentencePiece model itself, tokenized by the
   // SentencePiece library and embedded as it is.
-  bool same = n == sp.vocab_size() && v.add_dummy_prefix == sp.add_dummy_prefix() && v.unk_id == sp.unk_id() && v.bos_id == sp.bos_id() && v.eos_id == sp.eos_id() &&
-              v.pad_id == sp.pad_id() && !v.eot_id && !v.sep_id && !v.mask_id;
+  bool same = n == sp.vocab_size() && v.add_dummy_prefix == sp.add_dummy_prefix() && v.unk_id == sp.unk_id() &&
+              v.bos_id == sp.bos_id() && v.eos_id == sp.eos_id() && v.pad_id == sp.pad_id() && !v.eot_id && !v.sep_id &&
+              !v.mask_id;
   for (int64_t i = 0; same && i < n; ++i)
     same = v.pieces[size_t(i)] == sp.piece(int(i)) && v.scores[size_t(i)] == sp.score(int(i)) &&
            v.types[size_t(i)] == sp.type(int(i));
@@ -652,7 +697,7 @@ Tokenizer from_sentencepiece(const std::string& dir, const Json& config, const s
 
 }  // namespace
 
-Tokenizer load_hf_tokenizer(const std::string& dir) {
+Tokenizer load_hf_tokenizer(const std::string& dir) try {
   const std::string config_path = dir + "/config.json";
   const Json config = is_file(config_path) ? read_json(config_path) : Json();
   if (!config.is_null() && !config.is_object()) throw FormatError(config_path, "expected a JSON object");
@@ -663,6 +708,9 @@ Tokenizer load_hf_tokenizer(const std::string& dir) {
   if (is_file(dir + "/tokenizer.model") && !gpt2_class) return from_sentencepiece(dir, config, config_path);
   if (is_file(dir + "/tokenizer.json")) return from_tokenizer_json(dir, config, config_path);
   throw IoError(dir, "no tokenizer.json or tokenizer.model in the model directory", ENOENT);
+} catch (const nlohmann::json::exception& e) {
+  // A value of an unexpected type that the checks above let through.
+  throw FormatError(dir, std::string("unexpected JSON: ") + e.what());
 }
 
 }  // namespace lm::tok

@@ -45,18 +45,20 @@ Json bpe_json(const std::vector<std::string>& extra, const Json& merges, const J
   Json vocab = Json::object();
   for (int b = 0; b < 256; ++b) vocab[byte_symbol(b)] = b;
   for (size_t i = 0; i < extra.size(); ++i) vocab[extra[i]] = 256 + int(i);
-  Json model = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"fuse_unk", false},
-                {"byte_fallback", false}, {"ignore_merges", ignore_merges}, {"vocab", vocab}, {"merges", merges}};
-  return {{"version", "1.0"}, {"added_tokens", added}, {"normalizer", nullptr}, {"pre_tokenizer", pre},
-          {"post_processor", nullptr}, {"model", model}};
+  Json model = {{"type", "BPE"},     {"dropout", nullptr},     {"unk_token", nullptr},
+                {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", ignore_merges},
+                {"vocab", vocab},    {"merges", merges}};
+  return {{"version", "1.0"},     {"added_tokens", added},     {"normalizer", nullptr},
+          {"pre_tokenizer", pre}, {"post_processor", nullptr}, {"model", model}};
 }
 
 Json added_token(int id, const std::string& content, bool special) {
-  return {{"id", id},         {"content", content}, {"single_word", false}, {"lstrip", false},
-          {"rstrip", false},  {"normalized", false}, {"special", special}};
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+          {"rstrip", false}, {"normalized", false}, {"special", special}};
 }
 
-const Json kByteLevel = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+const Json kByteLevel = {
+    {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
 
 // llama.cpp's llama3 expression as Llama 3's tokenizer.json spells it.
 const char* kLlama3Regex =
@@ -81,9 +83,8 @@ void write_json(const std::string& path, const Json& j) { test::write_file(path,
 
 TEST_CASE("GPT-2 style byte-level BPE: ByteLevel alone is gpt-2, <|endoftext|> a control piece") {
   test::TempDir dir;
-  write_json(dir.path() + "/tokenizer.json",
-             bpe_json({"he", G "t", G "the"}, {"h e", G " t", G "t he"}, kByteLevel,
-                      Json::array({added_token(259, "<|endoftext|>", true)})));
+  write_json(dir.path() + "/tokenizer.json", bpe_json({"he", G "t", G "the"}, {"h e", G " t", G "t he"}, kByteLevel,
+                                                      Json::array({added_token(259, "<|endoftext|>", true)})));
   write_json(dir.path() + "/tokenizer_config.json",
              {{"bos_token", "<|endoftext|>"}, {"eos_token", "<|endoftext|>"}, {"unk_token", "<|endoftext|>"}});
   Tokenizer tok = load_hf_tokenizer(dir.path());
@@ -111,7 +112,9 @@ TEST_CASE("merges as [a, b] pairs, add_bos_token from tokenizer_config.json, mer
   test::TempDir dir;
   // Transformers 4.45 writes pairs; a space inside a part becomes U+0120.
   write_json(dir.path() + "/tokenizer.json",
-             bpe_json({"he", G "t", G "the"}, Json::array({Json::array({"h", "e"}), Json::array({" ", "t"}), Json::array({G "t", "he"})}), kByteLevel, Json::array()));
+             bpe_json({"he", G "t", G "the"},
+                      Json::array({Json::array({"h", "e"}), Json::array({" ", "t"}), Json::array({G "t", "he"})}),
+                      kByteLevel, Json::array()));
   write_json(dir.path() + "/tokenizer_config.json", {{"add_bos_token", true}, {"add_eos_token", true}});
   write_json(dir.path() + "/config.json", {{"bos_token_id", 256}, {"eos_token_id", 257}});
   Tokenizer tok = load_hf_tokenizer(dir.path());
@@ -131,20 +134,22 @@ TEST_CASE("merges as [a, b] pairs, add_bos_token from tokenizer_config.json, mer
 TEST_CASE("Llama 3 style: Split with the llama3 expression then ByteLevel is llama-bpe") {
   test::TempDir dir;
   Json tj = bpe_json({"12", "123", "he", G "t", G "the"}, {"1 2", "12 3", "h e", G " t", G "t he"}, llama3_pre(),
-                     Json::array({added_token(300, "<|begin_of_text|>", true), added_token(301, "<|end_of_text|>", true),
-                                  added_token(302, "<tool>", false)}),
+                     Json::array({added_token(300, "<|begin_of_text|>", true),
+                                  added_token(301, "<|end_of_text|>", true), added_token(302, "<tool>", false)}),
                      true);
   tj["post_processor"] = {
       {"type", "Sequence"},
       {"processors",
        {{{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}},
         {{"type", "TemplateProcessing"},
-         {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                     {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-         {"pair", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-                   {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                   {{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 1}}}},
-                   {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}}}}}};
+         {"single",
+          {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+           {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+         {"pair",
+          {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+           {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+           {{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 1}}}},
+           {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}}}}}};
   write_json(dir.path() + "/tokenizer.json", tj);
   write_json(dir.path() + "/tokenizer_config.json",
              {{"bos_token", "<|begin_of_text|>"}, {"eos_token", "<|end_of_text|>"}});
@@ -181,15 +186,16 @@ TEST_CASE("SmolLM style (Digits then ByteLevel) and Qwen 2 style expressions are
   CHECK(load_hf_tokenizer(dir.path()).vocab_spec()->pre == "smollm");
 
   test::TempDir dir2;
-  Json qwen = {{"type", "Sequence"},
-               {"pretokenizers",
-                {{{"type", "Split"},
-                  {"pattern",
-                   {{"Regex",
-                     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}}},
-                  {"behavior", "Isolated"},
-                  {"invert", false}},
-                 {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  Json qwen = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Split"},
+         {"pattern",
+          {{"Regex",
+            R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}}},
+         {"behavior", "Isolated"},
+         {"invert", false}},
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
   write_json(dir2.path() + "/tokenizer.json", bpe_json({}, Json::array(), qwen, Json::array()));
   CHECK(load_hf_tokenizer(dir2.path()).vocab_spec()->pre == "qwen2");
 
@@ -203,7 +209,8 @@ TEST_CASE("SmolLM style (Digits then ByteLevel) and Qwen 2 style expressions are
       {"pretokenizers",
        {split(R"(\p{N}{1,3})"),
         split("[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+"),
-        split(R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"),
+        split(
+            R"([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"),
         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
   write_json(dir3.path() + "/tokenizer.json", bpe_json({}, Json::array(), deepseek, Json::array()));
   CHECK(load_hf_tokenizer(dir3.path()).vocab_spec()->pre == "deepseek-v3");
@@ -211,8 +218,8 @@ TEST_CASE("SmolLM style (Digits then ByteLevel) and Qwen 2 style expressions are
 
 TEST_CASE("WordPiece: ## dropped, U+2581 before word-initial pieces, BERT's special ids") {
   test::TempDir dir;
-  Json vocab = {{"[PAD]", 0}, {"[UNK]", 1}, {"[CLS]", 2},  {"[SEP]", 3},  {"[MASK]", 4},  {"hello", 5},
-                {"world", 6}, {"##s", 7},   {"un", 8},     {"##aff", 9},  {"##able", 10}, {"[unused0]", 11}};
+  Json vocab = {{"[PAD]", 0}, {"[UNK]", 1}, {"[CLS]", 2}, {"[SEP]", 3}, {"[MASK]", 4},  {"hello", 5},
+                {"world", 6}, {"##s", 7},   {"un", 8},    {"##aff", 9}, {"##able", 10}, {"[unused0]", 11}};
   Json added = Json::array();
   for (const char* s : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}) added.push_back(added_token(vocab[s], s, true));
   auto tok_item = [](const char* id) { return Json{{"SpecialToken", {{"id", id}, {"type_id", 0}}}}; };
@@ -220,20 +227,29 @@ TEST_CASE("WordPiece: ## dropped, U+2581 before word-initial pieces, BERT's spec
   Json tj = {{"version", "1.0"},
              {"added_tokens", added},
              {"normalizer",
-              {{"type", "BertNormalizer"}, {"clean_text", true}, {"handle_chinese_chars", true},
-               {"strip_accents", nullptr}, {"lowercase", true}}},
+              {{"type", "BertNormalizer"},
+               {"clean_text", true},
+               {"handle_chinese_chars", true},
+               {"strip_accents", nullptr},
+               {"lowercase", true}}},
              {"pre_tokenizer", {{"type", "BertPreTokenizer"}}},
              {"post_processor",
               {{"type", "TemplateProcessing"},
                {"single", {tok_item("[CLS]"), seq_item("A"), tok_item("[SEP]")}},
                {"pair", {tok_item("[CLS]"), seq_item("A"), tok_item("[SEP]"), seq_item("B"), tok_item("[SEP]")}}}},
              {"model",
-              {{"type", "WordPiece"}, {"unk_token", "[UNK]"}, {"continuing_subword_prefix", "##"},
-               {"max_input_chars_per_word", 100}, {"vocab", vocab}}}};
+              {{"type", "WordPiece"},
+               {"unk_token", "[UNK]"},
+               {"continuing_subword_prefix", "##"},
+               {"max_input_chars_per_word", 100},
+               {"vocab", vocab}}}};
   write_json(dir.path() + "/tokenizer.json", tj);
-  write_json(dir.path() + "/tokenizer_config.json",
-             {{"cls_token", "[CLS]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"}, {"unk_token", "[UNK]"},
-              {"mask_token", "[MASK]"}, {"do_lower_case", true}});
+  write_json(dir.path() + "/tokenizer_config.json", {{"cls_token", "[CLS]"},
+                                                     {"sep_token", "[SEP]"},
+                                                     {"pad_token", "[PAD]"},
+                                                     {"unk_token", "[UNK]"},
+                                                     {"mask_token", "[MASK]"},
+                                                     {"do_lower_case", true}});
   Tokenizer tok = load_hf_tokenizer(dir.path());
   REQUIRE(tok.vocab_spec() != nullptr);
   const VocabSpec& v = *tok.vocab_spec();
@@ -269,7 +285,8 @@ TEST_CASE("WordPiece: ## dropped, U+2581 before word-initial pieces, BERT's spec
 }
 
 TEST_CASE("tokenizer.model: the SentencePiece model as it is, or with the Hugging Face files applied") {
-  const Tokenizer sp = test::train_tokenizer(std::vector<std::string>(200, "the jury said the county election was fair"), 300);
+  const Tokenizer sp =
+      test::train_tokenizer(std::vector<std::string>(200, "the jury said the county election was fair"), 300);
   REQUIRE(sp.piece(0) == "<unk>");
   const int n = sp.vocab_size();
 
@@ -284,13 +301,12 @@ TEST_CASE("tokenizer.model: the SentencePiece model as it is, or with the Huggin
   test::write_file(dir.path() + "/tokenizer.model", sp.model_proto());
   write_json(dir.path() + "/added_tokens.json", {{"<tool>", n}});
   write_json(dir.path() + "/config.json", {{"vocab_size", n + 2}, {"bos_token_id", 1}, {"eos_token_id", 2}});
-  write_json(dir.path() + "/tokenizer_config.json",
-             {{"add_bos_token", true},
-              {"add_eos_token", false},
-              {"added_tokens_decoder",
-               {{"0", {{"content", "<unk>"}, {"special", true}}},
-                {"1", {{"content", "<s>"}, {"special", true}}},
-                {"2", {{"content", "</s>"}, {"special", true}}}}}});
+  write_json(dir.path() + "/tokenizer_config.json", {{"add_bos_token", true},
+                                                     {"add_eos_token", false},
+                                                     {"added_tokens_decoder",
+                                                      {{"0", {{"content", "<unk>"}, {"special", true}}},
+                                                       {"1", {{"content", "<s>"}, {"special", true}}},
+                                                       {"2", {{"content", "</s>"}, {"special", true}}}}}});
   Tokenizer tok = load_hf_tokenizer(dir.path());
   REQUIRE(tok.vocab_spec() != nullptr);
   const VocabSpec& v = *tok.vocab_spec();
@@ -351,6 +367,28 @@ TEST_CASE("bad directories: one message naming the file") {
                        doctest::Contains("tokenizer.json: pre_tokenizer: no pre-tokenizer lm knows splits with these "
                                          "expressions: [\\w+|\\s+]"),
                        FormatError);
+
+  // 100000 nested Sequences: refused before nlohmann-json's parser recurses into them.
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += R"({"type": "Sequence", "pretokenizers": [)";
+  deep += kByteLevel.dump();
+  for (int i = 0; i < 100000; ++i) deep += "]}";
+  std::string text = bpe_json({"he"}, {"h e"}, nullptr, Json::array()).dump();
+  const std::string hole = "\"pre_tokenizer\":null";
+  REQUIRE(text.find(hole) != std::string::npos);
+  text.replace(text.find(hole), hole.size(), "\"pre_tokenizer\":" + deep);
+  test::write_file(tj, text);
+  CHECK_THROWS_WITH_AS(load_hf_tokenizer(dir.path()),
+                       doctest::Contains("tokenizer.json: JSON nested more than 512 deep"), FormatError);
+  // 100 levels parse, and the pre-tokenizer's Sequences stop at 32.
+  text = bpe_json({"he"}, {"h e"}, nullptr, Json::array()).dump();
+  deep.clear();
+  for (int i = 0; i < 100; ++i) deep += R"({"type": "Sequence", "pretokenizers": [)";
+  deep += kByteLevel.dump();
+  for (int i = 0; i < 100; ++i) deep += "]}";
+  text.replace(text.find(hole), hole.size(), "\"pre_tokenizer\":" + deep);
+  test::write_file(tj, text);
+  CHECK_THROWS_WITH_AS(load_hf_tokenizer(dir.path()), doctest::Contains("nested more than 32 deep"), FormatError);
 
   write_json(tj, bpe_json({"he"}, {"h e"}, {{"type", "Metaspace"}}, Json::array()));
   CHECK_THROWS_WITH_AS(load_hf_tokenizer(dir.path()), doctest::Contains("without a ByteLevel pre-tokenizer"),
