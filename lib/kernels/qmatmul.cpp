@@ -576,15 +576,23 @@ void qmatmul_forward(float* y, const float* x, const QWeight& W, int N, float be
 void qmatmul_forward_shared(const float* x, int N, const QLinearOut* outs, int n_outs, void* scratch) {
   LM_ASSERT(n_outs >= 1 && n_outs <= 8);
   const GgmlType t = outs[0].W->type;
-  bool same = true;
-  for (int i = 1; i < n_outs; ++i) same = same && outs[i].W->type == t && outs[i].W->cols == outs[0].W->cols;
+  // The activations can be shared by weights of one type, or of types whose dot products take
+  // the same activations (q4_K and q6_K in a q4_k_m file: q8_K).
+  bool same = true, shared = true;
+  for (int i = 1; i < n_outs; ++i) {
+    const QWeight& W = *outs[i].W;
+    same = same && W.type == t && W.cols == outs[0].W->cols;
+    shared = shared && W.cols == outs[0].W->cols &&
+             (W.type == t || (has_dot(W.type) && has_dot(t) &&
+                              quant::dot_activation_type(W.type) == quant::dot_activation_type(t)));
+  }
   if (same && t == GgmlType::F32) {
     LinearOut lo[8];
     for (int i = 0; i < n_outs; ++i) lo[i] = {outs[i].y, static_cast<const float*>(outs[i].W->data), outs[i].W->rows};
     matmul_forward_shared(x, N, outs[0].W->cols, lo, n_outs);
     return;
   }
-  if (!same || !(is_packed(t) || use_kdot(*outs[0].W, N))) {
+  if (!shared || !(is_packed(t) || use_kdot(*outs[0].W, N))) {
     for (int i = 0; i < n_outs; ++i) qmatmul_forward(outs[i].y, x, *outs[i].W, N, 0.0f, scratch);
     return;
   }

@@ -55,8 +55,9 @@ void qmatmul_forward(float* y, const float* x, const QWeight& W, int N, float be
 void qmatmul_forward_ref(float* y, const float* x, const QWeight& W, int N, float beta);
 
 // Several weights on the same input (q, k, v; gate, up), up to 8: outs[i].y = x outs[i].W^T.
-// When the weights share a type the activations are quantized once; decoding runs all of them
-// in one parallel region. scratch holds the largest qmatmul_scratch of the outputs.
+// When the weights share a type (or types whose dot products take the same activations, as
+// q4_K and q6_K do) the activations are quantized once; decoding runs all of them in one
+// parallel region. scratch holds the largest qmatmul_scratch of the outputs.
 struct QLinearOut {
   float* y;
   const QWeight* W;

@@ -530,15 +530,25 @@ LM_TARGET_AVX2 float dot_q2_K_avx2(const BlockQ2_K* xs, const BlockQ8_K* ys, siz
   return hsum8(_mm256_sub_ps(acc, acc_m));
 }
 
+// The 16 scales of a q3_K block (q3_scale) as int8 lanes: the low nibbles of bytes 0..7 for
+// scales 0..7 and their high nibbles for 8..15, each with its 2 top bits from bytes 8..11.
+LM_TARGET_AVX2 inline __m128i q3_scales_sse(const uint8_t* scales) {
+  uint32_t w[3];
+  std::memcpy(w, scales, 12);
+  constexpr uint32_t low4 = 0x0f0f0f0fu, low2 = 0x03030303u;
+  const uint32_t s0 = (w[0] & low4) | ((w[2] >> 0) & low2) << 4, s1 = (w[1] & low4) | ((w[2] >> 2) & low2) << 4;
+  const uint32_t s2 = ((w[0] >> 4) & low4) | ((w[2] >> 4) & low2) << 4;
+  const uint32_t s3 = ((w[1] >> 4) & low4) | ((w[2] >> 6) & low2) << 4;
+  return _mm_sub_epi8(_mm_setr_epi32(int(s0), int(s1), int(s2), int(s3)), _mm_set1_epi8(32));
+}
+
 LM_TARGET_AVX2 float dot_q3_K_avx2(const BlockQ3_K* xs, const BlockQ8_K* ys, size_t nb) {
   const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
   __m256 acc = _mm256_setzero_ps();
   for (size_t blk = 0; blk < nb; ++blk) {
     const BlockQ3_K& x = xs[blk];
     const BlockQ8_K& y = ys[blk];
-    alignas(16) int8_t s8[16];
-    for (int g = 0; g < 16; ++g) s8[g] = int8_t(q3_scale(x.scales, g));
-    const __m128i sc8 = _mm_load_si128(reinterpret_cast<const __m128i*>(s8));
+    const __m128i sc8 = q3_scales_sse(x.scales);
     const Scales16 sc = scales16(sc8);
     const __m256i hm = load256(x.hmask);
     __m256i sum = _mm256_setzero_si256();

@@ -264,8 +264,8 @@ float vec_dot_iq4_nl_q8_0_ref(const void* x, const void* y, size_t n) {
 
 // ---- dot products: AVX2 ----
 // Each block's 32 levels are spread over one 256-bit register in value order. maddubs takes
-// the levels as the unsigned side (0..31 here, |level| <= 127 with y's sign for iq4_nl; y in
-// -127..127), so no pair sum saturates.
+// the levels as the unsigned side (q4_1 / q5_1: 0..31; q5_0 and iq4_nl: |level| <= 16 / 127
+// with y's sign; y in -127..127), so no pair sum saturates.
 
 namespace {
 
@@ -302,8 +302,8 @@ LM_TARGET_AVX2 inline __m256i load_y(const BlockQ8_0& y) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs));
 }
 
-// Kind 0: q4_1, 1: q5_0, 2: q5_1. Per block: isum = sum q * y (q unsigned 0..31), ysum = sum y;
-// q4_1 / q5_1 add m * dy * ysum, q5_0 takes 16 * ysum off isum.
+// Kind 0: q4_1, 2: q5_1. Per block: isum = sum q * y (q unsigned 0..31), ysum = sum y, and
+// d * dy * isum + m * dy * ysum.
 template <int Kind, typename Block>
 LM_TARGET_AVX2 float dot_q45_avx2(const Block* xs, const BlockQ8_0* ys, size_t nb) {
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
@@ -314,15 +314,28 @@ LM_TARGET_AVX2 float dot_q45_avx2(const Block* xs, const BlockQ8_0* ys, size_t n
     __m256i q = nibbles32(x.qs);
     if constexpr (Kind != 0) q = _mm256_or_si256(q, fifth_bits(x.qh));
     const __m256i yv = load_y(y);
-    __m256i isum = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), ones16);
+    const __m256i isum = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), ones16);
     const __m256i ysum = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, yv), ones16);
     const float dy = _cvtsh_ss(y.d);
-    if constexpr (Kind == 1) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(ysum, 4));
     acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x.d) * dy), _mm256_cvtepi32_ps(isum), acc);
-    if constexpr (Kind != 1)
-      acc_m = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x.m) * dy), _mm256_cvtepi32_ps(ysum), acc_m);
+    acc_m = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x.m) * dy), _mm256_cvtepi32_ps(ysum), acc_m);
   }
   return hsum8(_mm256_add_ps(acc, acc_m));
+}
+
+// q5_0: the signed levels q - 16 (-16..15) against y with ggml's sign trick, |q| * (y with q's sign).
+LM_TARGET_AVX2 float dot_q5_0_avx2(const BlockQ5_0* xs, const BlockQ8_0* ys, size_t nb) {
+  const __m256i ones16 = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi8(16);
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const BlockQ5_0& x = xs[b];
+    const BlockQ8_0& y = ys[b];
+    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles32(x.qs), fifth_bits(x.qh)), sixteen);
+    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(load_y(y), q));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x.d) * _cvtsh_ss(y.d)),
+                          _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16)), acc);
+  }
+  return hsum8(acc);
 }
 
 LM_TARGET_AVX2 float dot_iq4_nl_avx2(const BlockIQ4_NL* xs, const BlockQ8_0* ys, size_t nb) {
@@ -353,7 +366,7 @@ float vec_dot_q4_1_q8_0(const void* x, const void* y, size_t n) {
 
 float vec_dot_q5_0_q8_0(const void* x, const void* y, size_t n) {
   if (use_avx2())
-    return dot_q45_avx2<1>(static_cast<const BlockQ5_0*>(x), static_cast<const BlockQ8_0*>(y), n / kBlock);
+    return dot_q5_0_avx2(static_cast<const BlockQ5_0*>(x), static_cast<const BlockQ8_0*>(y), n / kBlock);
   return vec_dot_q5_0_q8_0_ref(x, y, n);
 }
 

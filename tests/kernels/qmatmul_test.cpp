@@ -164,6 +164,29 @@ TEST_CASE("shared inputs: one quantization of x serves several weights") {
     }
 }
 
+TEST_CASE("shared inputs: weights of types that take the same activations (q4_K, q6_K, q3_K) share them") {
+  for (int N : {1, 3, 9}) {
+    const int C = 512;
+    Packed a(GgmlType::Q4_K, randn(size_t(100) * C, 1), 100, C), b(GgmlType::Q6_K, randn(size_t(40) * C, 2), 40, C),
+        c(GgmlType::Q3_K, randn(size_t(30) * C, 4), 30, C), d(GgmlType::Q5_0, randn(size_t(20) * C, 5), 20, C);
+    const std::vector<float> x = randn(size_t(N) * C, 3);
+    std::vector<float> ya(size_t(N) * 100), yb(size_t(N) * 40), yc(size_t(N) * 30), yd(size_t(N) * 20);
+    const QLinearOut outs[3] = {{ya.data(), &a.W}, {yb.data(), &b.W}, {yc.data(), &c.W}};
+    size_t scratch_bytes = 0;
+    for (const Packed* p : {&a, &b, &c, &d}) scratch_bytes = std::max(scratch_bytes, qmatmul_scratch(p->W, N));
+    lm::LargeVector<uint8_t> scratch(scratch_bytes + 64);
+    qmatmul_forward_shared(x.data(), N, outs, 3, scratch.data());
+    CHECK(ya == run(x.data(), a.W, N, 0.0f, ya));
+    CHECK(yb == run(x.data(), b.W, N, 0.0f, yb));
+    CHECK(yc == run(x.data(), c.W, N, 0.0f, yc));
+    // q5_0 takes q8_0 activations: not shared with q4_K, each computed on its own.
+    const QLinearOut mixed[2] = {{ya.data(), &a.W}, {yd.data(), &d.W}};
+    qmatmul_forward_shared(x.data(), N, mixed, 2, scratch.data());
+    CHECK(ya == run(x.data(), a.W, N, 0.0f, ya));
+    CHECK(yd == run(x.data(), d.W, N, 0.0f, yd));
+  }
+}
+
 TEST_CASE("f32 and f16 weights: the fast paths agree with the reference") {
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (int N : {1, 4, 20}) {
