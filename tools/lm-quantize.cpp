@@ -153,7 +153,8 @@ int run(Args& a, const lm::Logger& log) {
   if (!type) {
     std::string names;
     for (const auto& t : lm::quant::file_types()) names += (names.empty() ? "" : ", ") + std::string(t.name);
-    throw lm::UsageError("--type '" + a.type + "': unknown type, expected one of " + names + " (q4_k = q4_k_m, q5_k = q5_k_m, q3_k = q3_k_m)");
+    throw lm::UsageError("--type '" + a.type + "': unknown type, expected one of " + names +
+                         " (q4_k = q4_k_m, q5_k = q5_k_m, q3_k = q3_k_m)");
   }
   std::vector<lm::quant::TensorTypeOverride> overrides;
   for (const auto& spec : a.tensor_types) overrides.push_back(lm::quant::parse_tensor_type_override(spec));
@@ -326,7 +327,9 @@ int main(int argc, char** argv) {
 .B \-
 writes to standard output (not with
 .BR \-\-eval ).)");
-  lm::tools::doc(app.add_option("--type", a.type, "File type: f32, f16, bf16, q8_0, q6_k, q5_k_m (q5_k), q5_0, q4_k_m (q4_k), q4_1, q4_0, q3_k_m (q3_k), q2_k")
+  lm::tools::doc(app.add_option("--type", a.type,
+                                "File type: f32, f16, bf16, q8_0, q6_k, q5_k_m (q5_k), q5_0, q4_k_m (q4_k), q4_1, "
+                                "q4_0, q3_k_m (q3_k), q2_k")
       ->type_name("TYPE")->required())
       .man(R"(The file type (required): one of the table above.)");
   lm::tools::doc(app.add_option("--tensor-type", a.tensor_types,

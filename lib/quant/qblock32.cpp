@@ -302,56 +302,89 @@ LM_TARGET_AVX2 inline __m256i load_y(const BlockQ8_0& y) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs));
 }
 
-// Kind 0: q4_1, 2: q5_1. Per block: isum = sum q * y (q unsigned 0..31), ysum = sum y, and
-// d * dy * isum + m * dy * ysum.
-template <int Kind, typename Block>
-LM_TARGET_AVX2 float dot_q45_avx2(const Block* xs, const BlockQ8_0* ys, size_t nb) {
+// The levels of one block as 32 bytes in value order: unsigned (q4_1, q5_1) or signed (q5_0,
+// iq4_nl).
+struct LevelsQ4_1 {
+  static constexpr bool kSigned = false;
+  LM_TARGET_AVX2 __m256i operator()(const BlockQ4_1& x) const { return nibbles32(x.qs); }
+};
+struct LevelsQ5_1 {
+  static constexpr bool kSigned = false;
+  LM_TARGET_AVX2 __m256i operator()(const BlockQ5_1& x) const { return _mm256_or_si256(nibbles32(x.qs), fifth_bits(x.qh)); }
+};
+struct LevelsQ5_0 {
+  static constexpr bool kSigned = true;
+  LM_TARGET_AVX2 __m256i operator()(const BlockQ5_0& x) const {
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(x.qs), fifth_bits(x.qh)), _mm256_set1_epi8(16));
+  }
+};
+struct LevelsIQ4_NL {
+  static constexpr bool kSigned = true;
+  LM_TARGET_AVX2 __m256i operator()(const BlockIQ4_NL& x) const {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rules::kIq4Levels)));
+    return _mm256_shuffle_epi8(table, nibbles32(x.qs));
+  }
+};
+
+// sum_j q[j] * y[j] of one block in 8 int32 lanes: unsigned levels straight into maddubs, signed
+// ones as |q| * (y with q's sign).
+template <bool Signed>
+LM_TARGET_AVX2 inline __m256i block_dot(__m256i q, __m256i y) {
+  const __m256i p =
+      Signed ? _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q)) : _mm256_maddubs_epi16(q, y);
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+// The 8-lane sums of four blocks: lanes 0..3 (and 4..7) hold blocks 0..3's sums over their low
+// (high) 128 bits.
+LM_TARGET_AVX2 inline __m256i sums4(__m256i a, __m256i b, __m256i c, __m256i d) {
+  return _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+}
+
+// Four f16 values as floats in both 128-bit halves.
+LM_TARGET_AVX2 inline __m256 f16x4(uint16_t a, uint16_t b, uint16_t c, uint16_t d) {
+  const __m128 v = _mm_cvtph_ps(_mm_setr_epi16(short(a), short(b), short(c), short(d), 0, 0, 0, 0));
+  return _mm256_set_m128(v, v);
+}
+
+// Four blocks per step, so one float conversion and one (two with mins) multiply-add serve four
+// blocks; the rest one by one. Blocks with a min m (q4_1, q5_1) add m * dy * sum(y).
+template <typename Block, typename Levels>
+LM_TARGET_AVX2 float dot32_avx2(const Block* xs, const BlockQ8_0* ys, size_t nb) {
+  constexpr bool kMin = !Levels::kSigned;
+  const Levels levels;
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
-  for (size_t b = 0; b < nb; ++b) {
-    const Block& x = xs[b];
-    const BlockQ8_0& y = ys[b];
-    __m256i q = nibbles32(x.qs);
-    if constexpr (Kind != 0) q = _mm256_or_si256(q, fifth_bits(x.qh));
-    const __m256i yv = load_y(y);
-    const __m256i isum = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv), ones16);
-    const __m256i ysum = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, yv), ones16);
-    const float dy = _cvtsh_ss(y.d);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x.d) * dy), _mm256_cvtepi32_ps(isum), acc);
-    acc_m = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x.m) * dy), _mm256_cvtepi32_ps(ysum), acc_m);
+  size_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    const Block* x = xs + b;
+    const BlockQ8_0* y = ys + b;
+    __m256i yv[4], dots[4];
+    for (int k = 0; k < 4; ++k) {
+      yv[k] = load_y(y[k]);
+      dots[k] = block_dot<Levels::kSigned>(levels(x[k]), yv[k]);
+    }
+    const __m256 dy = f16x4(y[0].d, y[1].d, y[2].d, y[3].d);
+    const __m256 dd = _mm256_mul_ps(f16x4(x[0].d, x[1].d, x[2].d, x[3].d), dy);
+    acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sums4(dots[0], dots[1], dots[2], dots[3])), acc);
+    if constexpr (kMin) {
+      __m256i ysum[4];
+      for (int k = 0; k < 4; ++k) ysum[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, yv[k]), ones16);
+      const __m256 dm = _mm256_mul_ps(f16x4(x[0].m, x[1].m, x[2].m, x[3].m), dy);
+      acc_m = _mm256_fmadd_ps(dm, _mm256_cvtepi32_ps(sums4(ysum[0], ysum[1], ysum[2], ysum[3])), acc_m);
+    }
+  }
+  for (; b < nb; ++b) {
+    const __m256i yv = load_y(ys[b]);
+    const float dy = _cvtsh_ss(ys[b].d);
+    const __m256i dot = block_dot<Levels::kSigned>(levels(xs[b]), yv);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(xs[b].d) * dy), _mm256_cvtepi32_ps(dot), acc);
+    if constexpr (kMin) {
+      const __m256i ysum = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, yv), ones16);
+      acc_m = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(xs[b].m) * dy), _mm256_cvtepi32_ps(ysum), acc_m);
+    }
   }
   return hsum8(_mm256_add_ps(acc, acc_m));
-}
-
-// q5_0: the signed levels q - 16 (-16..15) against y with ggml's sign trick, |q| * (y with q's sign).
-LM_TARGET_AVX2 float dot_q5_0_avx2(const BlockQ5_0* xs, const BlockQ8_0* ys, size_t nb) {
-  const __m256i ones16 = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi8(16);
-  __m256 acc = _mm256_setzero_ps();
-  for (size_t b = 0; b < nb; ++b) {
-    const BlockQ5_0& x = xs[b];
-    const BlockQ8_0& y = ys[b];
-    const __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles32(x.qs), fifth_bits(x.qh)), sixteen);
-    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(load_y(y), q));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x.d) * _cvtsh_ss(y.d)),
-                          _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16)), acc);
-  }
-  return hsum8(acc);
-}
-
-LM_TARGET_AVX2 float dot_iq4_nl_avx2(const BlockIQ4_NL* xs, const BlockQ8_0* ys, size_t nb) {
-  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rules::kIq4Levels)));
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  __m256 acc = _mm256_setzero_ps();
-  for (size_t b = 0; b < nb; ++b) {
-    const BlockIQ4_NL& x = xs[b];
-    const BlockQ8_0& y = ys[b];
-    const __m256i q = _mm256_shuffle_epi8(table, nibbles32(x.qs));  // the levels, signed
-    const __m256i yv = load_y(y);
-    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yv, q));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x.d) * _cvtsh_ss(y.d)),
-                          _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16)), acc);
-  }
-  return hsum8(acc);
 }
 
 bool use_avx2() { return dot_path() >= DotPath::Avx2; }
@@ -360,24 +393,26 @@ bool use_avx2() { return dot_path() >= DotPath::Avx2; }
 
 float vec_dot_q4_1_q8_0(const void* x, const void* y, size_t n) {
   if (use_avx2())
-    return dot_q45_avx2<0>(static_cast<const BlockQ4_1*>(x), static_cast<const BlockQ8_0*>(y), n / kBlock);
+    return dot32_avx2<BlockQ4_1, LevelsQ4_1>(static_cast<const BlockQ4_1*>(x), static_cast<const BlockQ8_0*>(y), n / kBlock);
   return vec_dot_q4_1_q8_0_ref(x, y, n);
 }
 
 float vec_dot_q5_0_q8_0(const void* x, const void* y, size_t n) {
   if (use_avx2())
-    return dot_q5_0_avx2(static_cast<const BlockQ5_0*>(x), static_cast<const BlockQ8_0*>(y), n / kBlock);
+    return dot32_avx2<BlockQ5_0, LevelsQ5_0>(static_cast<const BlockQ5_0*>(x), static_cast<const BlockQ8_0*>(y), n / kBlock);
   return vec_dot_q5_0_q8_0_ref(x, y, n);
 }
 
 float vec_dot_q5_1_q8_0(const void* x, const void* y, size_t n) {
   if (use_avx2())
-    return dot_q45_avx2<2>(static_cast<const BlockQ5_1*>(x), static_cast<const BlockQ8_0*>(y), n / kBlock);
+    return dot32_avx2<BlockQ5_1, LevelsQ5_1>(static_cast<const BlockQ5_1*>(x), static_cast<const BlockQ8_0*>(y), n / kBlock);
   return vec_dot_q5_1_q8_0_ref(x, y, n);
 }
 
 float vec_dot_iq4_nl_q8_0(const void* x, const void* y, size_t n) {
-  if (use_avx2()) return dot_iq4_nl_avx2(static_cast<const BlockIQ4_NL*>(x), static_cast<const BlockQ8_0*>(y), n / kBlock);
+  if (use_avx2())
+    return dot32_avx2<BlockIQ4_NL, LevelsIQ4_NL>(static_cast<const BlockIQ4_NL*>(x), static_cast<const BlockQ8_0*>(y),
+                                                 n / kBlock);
   return vec_dot_iq4_nl_q8_0_ref(x, y, n);
 }
 

@@ -104,8 +104,9 @@ inline int nearest_iq4_level(float x) {
 }
 
 // The 6-bit scales and mins of a q4_K / q5_K block (ggml's get_scale_min_k4 layout): sc[0..3]
-// and m[0..3] are the low 6 bits of bytes 0..3 and 4..7; sc[4..7] and m[4..7] take their low 4 bits from the nibbles of bytes 8..11 and
-// their top 2 bits from the top of bytes 0..3 and 4..7. Bytes of the results are sc[j] / m[j].
+// and m[0..3] are the low 6 bits of bytes 0..3 and 4..7; sc[4..7] and m[4..7] take their low
+// 4 bits from the nibbles of bytes 8..11 and their top 2 bits from the top of bytes 0..3 and
+// 4..7. Bytes of the results are sc[j] / m[j].
 inline void unpack_q4_scales(const uint8_t* packed, uint64_t* sc, uint64_t* m) {
   uint32_t w0, w1, w2;
   std::memcpy(&w0, packed, 4);
