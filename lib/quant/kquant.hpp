@@ -96,7 +96,8 @@ float vec_dot_q4_K_q8_K_ref(const void* x, const void* y, size_t n);
 float vec_dot_q6_K_q8_K(const void* x, const void* y, size_t n);
 float vec_dot_q6_K_q8_K_ref(const void* x, const void* y, size_t n);
 // The same for q2_K, q3_K, q5_K and iq4_xs rows (kquant_ext.cpp; y's levels in -127..127, as
-// quantize_q8_K makes them).
+// quantize_q8_K makes them). Their fast versions have an AVX2 path only: the AVX-512 VNNI
+// path takes it too.
 float vec_dot_q2_K_q8_K(const void* x, const void* y, size_t n);
 float vec_dot_q2_K_q8_K_ref(const void* x, const void* y, size_t n);
 float vec_dot_q3_K_q8_K(const void* x, const void* y, size_t n);

@@ -81,8 +81,8 @@ void dequantize_iq4_nl(const void* src, float* dst, size_t n);
 
 // sum_i x[i] * y[i] over n values: x a q4_1 / q5_0 / q5_1 / iq4_nl row, y the activations as
 // a q8_0 row (quantize_q8_0; levels in -127..127). Integer sums per block are exact on every
-// path; the fast versions (AVX2 picked at run time, see kquant.hpp's dot_path) differ from
-// `_ref` only in the order of the float sums.
+// path; the fast versions (AVX2 picked at run time, see kquant.hpp's dot_path; no AVX-512 path
+// yet) differ from `_ref` only in the order of the float sums.
 float vec_dot_q4_1_q8_0(const void* x, const void* y, size_t n);
 float vec_dot_q4_1_q8_0_ref(const void* x, const void* y, size_t n);
 float vec_dot_q5_0_q8_0(const void* x, const void* y, size_t n);
