@@ -432,7 +432,7 @@ void packed_block(float* y, const QWeight& W, const ActRows& a, int N, int o0, i
 // ---- types with quant::vec_dot: activations in q8_K or q8_0 ----
 
 // Bytes of one activation row for weights of type t.
-size_t act_row(GgmlType t, int C) { return quant::row_size(quant::dot_activation_type(t), size_t(C)); }
+size_t act_row(GgmlType t, int C) { return quant::activation_row_size(t, size_t(C)); }
 
 void dot_block(float* y, const QWeight& W, const uint8_t* act, int N, int o0, int o1, float beta) {
   const size_t rb = quant::row_size(W.type, size_t(W.cols)), ab = act_row(W.type, W.cols);

@@ -264,8 +264,8 @@ float vec_dot_iq4_nl_q8_0_ref(const void* x, const void* y, size_t n) {
 
 // ---- dot products: AVX2 ----
 // Each block's 32 levels are spread over one 256-bit register in value order. maddubs takes
-// the levels as the unsigned side (q4_1 / q5_1: 0..31; q5_0 and iq4_nl: |level| <= 16 / 127
-// with y's sign; y in -127..127), so no pair sum saturates.
+// the levels as the unsigned side (q4_1, q5_0, q5_1: 0..31; iq4_nl: |level| <= 127 with y's
+// sign; y in -127..127), so no pair sum saturates.
 
 namespace {
 
@@ -302,8 +302,8 @@ LM_TARGET_AVX2 inline __m256i load_y(const BlockQ8_0& y) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.qs));
 }
 
-// The levels of one block as 32 bytes in value order: unsigned (q4_1, q5_1) or signed (q5_0,
-// iq4_nl).
+// The levels of one block as 32 bytes in value order: unsigned (q4_1, q5_1, q5_0) or signed
+// (iq4_nl).
 struct LevelsQ4_1 {
   static constexpr bool kSigned = false;
   LM_TARGET_AVX2 __m256i operator()(const BlockQ4_1& x) const { return nibbles32(x.qs); }
@@ -312,11 +312,10 @@ struct LevelsQ5_1 {
   static constexpr bool kSigned = false;
   LM_TARGET_AVX2 __m256i operator()(const BlockQ5_1& x) const { return _mm256_or_si256(nibbles32(x.qs), fifth_bits(x.qh)); }
 };
+// q5_0's levels unsigned (0..31); the dot product takes 16 * sum(y) off.
 struct LevelsQ5_0 {
-  static constexpr bool kSigned = true;
-  LM_TARGET_AVX2 __m256i operator()(const BlockQ5_0& x) const {
-    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(x.qs), fifth_bits(x.qh)), _mm256_set1_epi8(16));
-  }
+  static constexpr bool kSigned = false;
+  LM_TARGET_AVX2 __m256i operator()(const BlockQ5_0& x) const { return _mm256_or_si256(nibbles32(x.qs), fifth_bits(x.qh)); }
 };
 struct LevelsIQ4_NL {
   static constexpr bool kSigned = true;
@@ -348,43 +347,54 @@ LM_TARGET_AVX2 inline __m256 f16x4(uint16_t a, uint16_t b, uint16_t c, uint16_t 
 }
 
 // Four blocks per step, so one float conversion and one (two with mins) multiply-add serve four
-// blocks; the rest one by one. Blocks with a min m (q4_1, q5_1) add m * dy * sum(y).
+// blocks; the rest one by one. y's scales and level sums come from the activation row's f32 and
+// int32 arrays after its blocks. Blocks with a min m (q4_1, q5_1) add m * dy * sum(y), q5_0
+// adds -16 d * dy * sum(y).
 template <typename Block, typename Levels>
 LM_TARGET_AVX2 float dot32_avx2(const Block* xs, const BlockQ8_0* ys, size_t nb) {
   constexpr bool kMin = !Levels::kSigned;
+  constexpr bool kOffset = std::is_same_v<Block, BlockQ5_0>;
   const Levels levels;
-  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-  __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
+  const float* yd = reinterpret_cast<const float*>(ys + nb);
+  const int32_t* ysum = reinterpret_cast<const int32_t*>(yd + nb);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_m = _mm_setzero_ps();
   size_t b = 0;
   for (; b + 4 <= nb; b += 4) {
     const Block* x = xs + b;
     const BlockQ8_0* y = ys + b;
-    __m256i yv[4], dots[4];
-    for (int k = 0; k < 4; ++k) {
-      yv[k] = load_y(y[k]);
-      dots[k] = block_dot<Levels::kSigned>(levels(x[k]), yv[k]);
-    }
-    const __m256 dy = f16x4(y[0].d, y[1].d, y[2].d, y[3].d);
-    const __m256 dd = _mm256_mul_ps(f16x4(x[0].d, x[1].d, x[2].d, x[3].d), dy);
-    acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sums4(dots[0], dots[1], dots[2], dots[3])), acc);
+    __m256i dots[4];
+    for (int k = 0; k < 4; ++k) dots[k] = block_dot<Levels::kSigned>(levels(x[k]), load_y(y[k]));
+    const __m128 dy = _mm_loadu_ps(yd + b);
+    const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16(short(x[0].d), short(x[1].d), short(x[2].d), short(x[3].d),
+                                                             0, 0, 0, 0)), dy);
+    acc = _mm256_fmadd_ps(_mm256_set_m128(dd, dd), _mm256_cvtepi32_ps(sums4(dots[0], dots[1], dots[2], dots[3])), acc);
     if constexpr (kMin) {
-      __m256i ysum[4];
-      for (int k = 0; k < 4; ++k) ysum[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, yv[k]), ones16);
-      const __m256 dm = _mm256_mul_ps(f16x4(x[0].m, x[1].m, x[2].m, x[3].m), dy);
-      acc_m = _mm256_fmadd_ps(dm, _mm256_cvtepi32_ps(sums4(ysum[0], ysum[1], ysum[2], ysum[3])), acc_m);
+      const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ysum + b));
+      if constexpr (kOffset) {
+        acc_m = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(-16.0f), dd), _mm_cvtepi32_ps(s), acc_m);
+      } else {
+        const __m128 m = _mm_cvtph_ps(_mm_setr_epi16(short(x[0].m), short(x[1].m), short(x[2].m), short(x[3].m), 0, 0,
+                                                     0, 0));
+        acc_m = _mm_fmadd_ps(_mm_mul_ps(m, dy), _mm_cvtepi32_ps(s), acc_m);
+      }
     }
   }
+  float tail = 0;
   for (; b < nb; ++b) {
-    const __m256i yv = load_y(ys[b]);
-    const float dy = _cvtsh_ss(ys[b].d);
-    const __m256i dot = block_dot<Levels::kSigned>(levels(xs[b]), yv);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(xs[b].d) * dy), _mm256_cvtepi32_ps(dot), acc);
-    if constexpr (kMin) {
-      const __m256i ysum = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, yv), ones16);
-      acc_m = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(xs[b].m) * dy), _mm256_cvtepi32_ps(ysum), acc_m);
-    }
+    const __m256i dot = block_dot<Levels::kSigned>(levels(xs[b]), load_y(ys[b]));
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(_mm256_cvtepi32_ps(dot)), _mm256_extractf128_ps(_mm256_cvtepi32_ps(dot), 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    tail += _cvtsh_ss(xs[b].d) * yd[b] * _mm_cvtss_f32(s4);
+    if constexpr (kOffset)
+      tail += -16.0f * _cvtsh_ss(xs[b].d) * yd[b] * float(ysum[b]);
+    else if constexpr (kMin)
+      tail += _cvtsh_ss(xs[b].m) * yd[b] * float(ysum[b]);
   }
-  return hsum8(_mm256_add_ps(acc, acc_m));
+  __m128 m4 = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+  m4 = _mm_add_ss(m4, _mm_movehdup_ps(m4));
+  return hsum8(acc) + _mm_cvtss_f32(m4) + tail;
 }
 
 bool use_avx2() { return dot_path() >= DotPath::Avx2; }

@@ -230,11 +230,32 @@ GgmlType dot_activation_type(GgmlType t) {
   }
 }
 
+size_t activation_row_size(GgmlType t, size_t n) {
+  const GgmlType a = dot_activation_type(t);
+  return row_size(a, n) + (a == GgmlType::Q8_0 ? n / kBlock * 8 : 0);
+}
+
+void complete_q8_0_activations(void* row, size_t n) {
+  auto* p = static_cast<uint8_t*>(row);
+  const size_t nb = n / kBlock;
+  uint8_t* extra = p + nb * sizeof(BlockQ8_0);
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = p + b * sizeof(BlockQ8_0);
+    const float d = fp16_to_fp32(load_u16(blk));
+    int32_t sum = 0;
+    for (int j = 0; j < kBlock; ++j) sum += int8_t(blk[2 + j]);
+    std::memcpy(extra + 4 * b, &d, 4);
+    std::memcpy(extra + 4 * (nb + b), &sum, 4);
+  }
+}
+
 void quantize_activations(GgmlType t, const float* x, void* dst, size_t n) {
-  if (dot_activation_type(t) == GgmlType::Q8_0)
+  if (dot_activation_type(t) == GgmlType::Q8_0) {
     quantize_q8_0(x, dst, n);
-  else
+    complete_q8_0_activations(dst, n);
+  } else {
     quantize_q8_K(x, dst, n);
+  }
 }
 
 float vec_dot(GgmlType t, const void* x, const void* y, size_t n) {

@@ -79,8 +79,9 @@ void dequantize_q5_1(const void* src, float* dst, size_t n);
 void quantize_iq4_nl(const float* src, void* dst, size_t n);
 void dequantize_iq4_nl(const void* src, float* dst, size_t n);
 
-// sum_i x[i] * y[i] over n values: x a q4_1 / q5_0 / q5_1 / iq4_nl row, y the activations as
-// a q8_0 row (quantize_q8_0; levels in -127..127). Integer sums per block are exact on every
+// sum_i x[i] * y[i] over n values: x a q4_1 / q5_0 / q5_1 / iq4_nl row, y an activation row
+// (quantize_activations: q8_0 blocks with levels in -127..127, then their f32 scales and sums;
+// `_ref` reads only the blocks). Integer sums per block are exact on every
 // path; the fast versions (AVX2 picked at run time, see kquant.hpp's dot_path; no AVX-512 path
 // yet) differ from `_ref` only in the order of the float sums.
 float vec_dot_q4_1_q8_0(const void* x, const void* y, size_t n);
@@ -106,9 +107,13 @@ void dequantize_rows(format::GgmlType t, const void* src, float* dst, size_t row
 // Dot products of a weight row of type t with activations: the activations' type (Q8_0 for
 // q4_1, q5_0, q5_1, iq4_nl; Q8_K for the K-quants and iq4_xs; F32 when t has no dot product
 // here), and the dot product's fast and plain versions. quantize_activations writes n values
-// of x in that type (row_size(dot_activation_type(t), n) bytes).
+// of x as an activation row of activation_row_size(t, n) bytes: the row in that type, and for
+// Q8_0 after it each block's scale as f32 and the sum of its levels as int32 (the fast dot
+// products read those; complete_q8_0_activations computes them for a row of q8_0 blocks).
 format::GgmlType dot_activation_type(format::GgmlType t);
+size_t activation_row_size(format::GgmlType t, size_t n);
 void quantize_activations(format::GgmlType t, const float* x, void* dst, size_t n);
+void complete_q8_0_activations(void* row, size_t n);
 float vec_dot(format::GgmlType t, const void* x, const void* y, size_t n);
 float vec_dot_ref(format::GgmlType t, const void* x, const void* y, size_t n);
 

@@ -80,7 +80,7 @@ struct DotCase {
 };
 
 DotCase make_case(GgmlType t, size_t n) {
-  return {t, std::vector<uint8_t>(row_size(t, n) + 3), std::vector<uint8_t>(row_size(dot_activation_type(t), n) + 1), n};
+  return {t, std::vector<uint8_t>(row_size(t, n) + 3), std::vector<uint8_t>(activation_row_size(t, n) + 1), n};
 }
 
 DotCase quantized_case(GgmlType t, size_t n, lm::Rng& rng, float x_scale) {
@@ -101,6 +101,7 @@ void fill_activations(DotCase& c, lm::Rng& rng, int level = 0) {
       for (int8_t& q : y.qs) q = int8_t(level ? level : int(rng.below(255)) - 127);
       std::memcpy(c.y() + b * sizeof y, &y, sizeof y);
     }
+    complete_q8_0_activations(c.y(), c.n);
     return;
   }
   for (size_t b = 0; b < c.n / kSuperBlock; ++b) {
@@ -259,5 +260,30 @@ TEST_CASE("new block types: 32-value types take rows of single blocks") {
     if (block_of(ty.t) != kBlock) continue;
     CAPTURE(std::string(ty.name));
     for (size_t n : {size_t(32), size_t(96), size_t(288)}) check_all_paths(ty, quantized_case(ty.t, n, rng, 1.0f));
+  }
+}
+
+TEST_CASE("activation rows: q8_0 blocks, then each block's f32 scale and int32 level sum") {
+  lm::Rng rng(4);
+  const size_t n = 96;
+  const std::vector<float> x = normal_row(n, rng);
+  CHECK(activation_row_size(GgmlType::Q5_1, n) == 3 * sizeof(BlockQ8_0) + 3 * 8);
+  CHECK(activation_row_size(GgmlType::Q3_K, 256) == sizeof(BlockQ8_K));
+  std::vector<uint8_t> a(activation_row_size(GgmlType::IQ4_NL, n));
+  quantize_activations(GgmlType::IQ4_NL, x.data(), a.data(), n);
+  std::vector<uint8_t> blocks(row_size(GgmlType::Q8_0, n));
+  quantize_q8_0(x.data(), blocks.data(), n);
+  CHECK(std::memcmp(a.data(), blocks.data(), blocks.size()) == 0);
+  for (size_t b = 0; b < 3; ++b) {
+    BlockQ8_0 y;
+    std::memcpy(&y, blocks.data() + b * sizeof y, sizeof y);
+    int sum = 0;
+    for (int8_t q : y.qs) sum += q;
+    float d;
+    int32_t s;
+    std::memcpy(&d, a.data() + blocks.size() + 4 * b, 4);
+    std::memcpy(&s, a.data() + blocks.size() + 12 + 4 * b, 4);
+    CHECK(d == fp16_to_fp32(y.d));
+    CHECK(s == sum);
   }
 }
