@@ -108,14 +108,19 @@ void quantize_q2_K(const float* src, void* dst, size_t n) {
 
 void dequantize_q2_K(const void* src, float* dst, size_t n) {
   const auto* blocks = static_cast<const BlockQ2_K*>(src);
-  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, dst += kSuperBlock) {
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk) {
     BlockQ2_K b;
     std::memcpy(&b, blocks + blk, sizeof b);
     const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
-    for (int g = 0; g < 16; ++g) {
-      const float dl = d * float(b.scales[g] & 0x0f), ml = dmin * float(b.scales[g] >> 4);
-      for (int i = 16 * g; i < 16 * g + 16; ++i) dst[i] = dl * float(level_2bit(b.qs, i)) - ml;
-    }
+    // Chunk c, shift k: values 128c + 32k + l from bits 2k of qs[32c + l]; 16 per scale.
+    for (int c = 0; c < 2; ++c)
+      for (int k = 0; k < 4; ++k)
+        for (int h = 0; h < 2; ++h, dst += 16) {
+          const uint8_t sc = b.scales[8 * c + 2 * k + h];
+          const float dl = d * float(sc & 0x0f), ml = dmin * float(sc >> 4);
+          const uint8_t* q = b.qs + 32 * c + 16 * h;
+          for (int l = 0; l < 16; ++l) dst[l] = dl * float((q[l] >> (2 * k)) & 3) - ml;
+        }
   }
 }
 
@@ -224,14 +229,19 @@ void quantize_q3_K(const float* src, void* dst, size_t n) {
 
 void dequantize_q3_K(const void* src, float* dst, size_t n) {
   const auto* blocks = static_cast<const BlockQ3_K*>(src);
-  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, dst += kSuperBlock) {
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk) {
     BlockQ3_K b;
     std::memcpy(&b, blocks + blk, sizeof b);
     const float d = fp16_to_fp32(b.d);
-    for (int g = 0; g < 16; ++g) {
-      const float dl = d * float(q3_scale(b.scales, g));
-      for (int i = 16 * g; i < 16 * g + 16; ++i) dst[i] = dl * float(q3_level(b, i));
-    }
+    for (int c = 0; c < 2; ++c)
+      for (int k = 0; k < 4; ++k)
+        for (int h = 0; h < 2; ++h, dst += 16) {
+          const float dl = d * float(q3_scale(b.scales, 8 * c + 2 * k + h));
+          const uint8_t* q = b.qs + 32 * c + 16 * h;
+          const uint8_t* hm = b.hmask + 16 * h;
+          const int bit = 4 * c + k;
+          for (int l = 0; l < 16; ++l) dst[l] = dl * float(((q[l] >> (2 * k)) & 3) - ((hm[l] >> bit) & 1 ? 0 : 4));
+        }
   }
 }
 
@@ -285,15 +295,18 @@ void quantize_q5_K(const float* src, void* dst, size_t n) {
 
 void dequantize_q5_K(const void* src, float* dst, size_t n) {
   const auto* blocks = static_cast<const BlockQ5_K*>(src);
-  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, dst += kSuperBlock) {
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk) {
     BlockQ5_K b;
     std::memcpy(&b, blocks + blk, sizeof b);
     const float d = fp16_to_fp32(b.d), dmin = fp16_to_fp32(b.dmin);
     uint64_t sc, m;
     rules::unpack_q4_scales(b.scales, &sc, &m);
-    for (int j = 0; j < 8; ++j) {
-      const float dl = d * rules::byte_of(sc, j), ml = dmin * rules::byte_of(m, j);
-      for (int i = 32 * j; i < 32 * j + 32; ++i) dst[i] = dl * float(q5_level(b, i)) - ml;
+    for (int c = 0; c < 4; ++c, dst += 64) {
+      const float d1 = d * rules::byte_of(sc, 2 * c), m1 = dmin * rules::byte_of(m, 2 * c);
+      const float d2 = d * rules::byte_of(sc, 2 * c + 1), m2 = dmin * rules::byte_of(m, 2 * c + 1);
+      const uint8_t* q = b.qs + 32 * c;
+      for (int l = 0; l < 32; ++l) dst[l] = d1 * float((q[l] & 0x0f) | ((b.qh[l] >> (2 * c)) & 1) << 4) - m1;
+      for (int l = 0; l < 32; ++l) dst[32 + l] = d2 * float((q[l] >> 4) | ((b.qh[l] >> (2 * c + 1)) & 1) << 4) - m2;
     }
   }
 }
@@ -372,13 +385,17 @@ void quantize_iq4_xs(const float* src, void* dst, size_t n) {
 
 void dequantize_iq4_xs(const void* src, float* dst, size_t n) {
   const auto* blocks = static_cast<const BlockIQ4_XS*>(src);
-  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, dst += kSuperBlock) {
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk) {
     BlockIQ4_XS b;
     std::memcpy(&b, blocks + blk, sizeof b);
     const float d = fp16_to_fp32(b.d);
-    for (int j = 0; j < 8; ++j) {
+    for (int j = 0; j < 8; ++j, dst += 32) {
       const float dl = d * float(iq4_xs_scale(b, j));
-      for (int i = 32 * j; i < 32 * j + 32; ++i) dst[i] = dl * float(iq4_xs_level(b, i));
+      const uint8_t* q = b.qs + 16 * j;
+      for (int l = 0; l < 16; ++l) {
+        dst[l] = dl * float(rules::kIq4Levels[q[l] & 0x0f]);
+        dst[l + 16] = dl * float(rules::kIq4Levels[q[l] >> 4]);
+      }
     }
   }
 }

@@ -2,6 +2,7 @@
 // operations in the same order), dequantizers, and dot products with q8_0 activations, an AVX2
 // path chosen at run time (kquant.hpp's dot_path) and plain `_ref` twins.
 #include <algorithm>
+#include <array>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -33,6 +34,25 @@ inline uint32_t high_bits(const uint8_t* q) {
 
 inline void pack_nibbles(const uint8_t* q, uint8_t* qs) {
   for (int j = 0; j < kBlock / 2; ++j) qs[j] = uint8_t((q[j] & 0x0f) | (q[j + kBlock / 2] & 0x0f) << 4);
+}
+
+// The 32 levels (0..31) of a block with 5-bit quants, in value order: the nibbles, with bit j
+// of qh as 16. Bytes of qh are spread to 8 bytes each through a table (0x10 per set bit), so the
+// loops have no variable shifts and vectorize.
+inline void q5_levels(const uint8_t* qs, const uint8_t* qh, uint8_t* q) {
+  static constexpr auto kSpread = [] {
+    std::array<uint64_t, 256> t{};
+    for (int v = 0; v < 256; ++v)
+      for (int i = 0; i < 8; ++i)
+        if (v >> i & 1) t[size_t(v)] |= uint64_t(0x10) << (8 * i);
+    return t;
+  }();
+  uint8_t hi[kBlock];
+  for (int k = 0; k < 4; ++k) std::memcpy(hi + 8 * k, &kSpread[qh[k]], 8);
+  for (int j = 0; j < kBlock / 2; ++j) {
+    q[j] = uint8_t((qs[j] & 0x0f) | hi[j]);
+    q[j + 16] = uint8_t((qs[j] >> 4) | hi[j + 16]);
+  }
 }
 
 // Level j (0..31) of a block with 5-bit quants.
@@ -111,8 +131,9 @@ void dequantize_q5_0(const void* src, float* dst, size_t n) {
     BlockQ5_0 blk;
     std::memcpy(&blk, blocks + b, sizeof blk);
     const float d = fp16_to_fp32(blk.d);
-    const uint32_t qh = load_qh(blk.qh);
-    for (int j = 0; j < kBlock; ++j) dst[j] = float(q5_level(blk.qs, qh, j) - 16) * d;
+    uint8_t q[kBlock];
+    q5_levels(blk.qs, blk.qh, q);
+    for (int j = 0; j < kBlock; ++j) dst[j] = float(int(q[j]) - 16) * d;
   }
 }
 
@@ -143,8 +164,9 @@ void dequantize_q5_1(const void* src, float* dst, size_t n) {
     BlockQ5_1 blk;
     std::memcpy(&blk, blocks + b, sizeof blk);
     const float d = fp16_to_fp32(blk.d), m = fp16_to_fp32(blk.m);
-    const uint32_t qh = load_qh(blk.qh);
-    for (int j = 0; j < kBlock; ++j) dst[j] = float(q5_level(blk.qs, qh, j)) * d + m;
+    uint8_t q[kBlock];
+    q5_levels(blk.qs, blk.qh, q);
+    for (int j = 0; j < kBlock; ++j) dst[j] = float(q[j]) * d + m;
   }
 }
 
