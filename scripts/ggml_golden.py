@@ -12,15 +12,21 @@ Usage: scripts/ggml_golden.py LIBGGML_BASE [-o OUT] [--extra-rows N]
 Only the Python standard library is used. The rows come from random.Random(20240601), so the
 same script gives the same file for the same ggml.
 
-ggml functions called (ggml-quants.h, ggml.h): quantize_row_{q4_0,q8_0,q4_K,q6_K,q8_K}_ref,
-ggml_fp32_to_fp16_row, ggml_fp32_to_bf16_row_ref, dequantize_row_{q4_K,q6_K,q8_K}.
+ggml functions called (ggml-quants.h, ggml.h): quantize_row_{q4_0,q4_1,q5_0,q5_1,q8_0,q2_K,
+q3_K,q4_K,q5_K,q6_K,q8_K,iq4_xs}_ref, quantize_iq4_nl (nrow 1, no importance matrix: what
+llama-quantize writes; quantize_row_iq4_nl_ref tries no scales and differs), ggml_fp32_to_fp16_row,
+ggml_fp32_to_bf16_row_ref, dequantize_row_{q4_1,q5_0,q5_1,iq4_nl,q2_K,q3_K,q4_K,q5_K,q6_K,iq4_xs,q8_K}.
+
+The committed file was made with
+  scripts/ggml_golden.py /tmp/llama/build/bin/libggml-base.so
+against a llama.cpp build (ggml 0.21.0, commit 3f545becc) made for the purpose.
 
 File layout, little-endian:
   b"LMGGMLQ1"; u32 len, len bytes of text naming the ggml the bytes came from;
   u32 n_inputs; per input: u32 n (a multiple of 256), f32 x[n];
   u32 n_records; per record: u32 input, u32 ggml type, u32 op, u32 nbytes, nbytes bytes.
   op 0: the bytes ggml's converter writes for the input row;
-  op 1: f32 values ggml's dequantizer gives for those bytes (K types only).
+  op 1: f32 values ggml's dequantizer gives for those bytes (the types in DEQUANTIZERS).
 """
 import argparse
 import ctypes
@@ -31,8 +37,11 @@ import struct
 import sys
 
 # ggml type ids (ggml.h) and bytes per block of 256 values
-F16, Q4_0, Q8_0, Q4_K, Q6_K, Q8_K, BF16 = 1, 2, 8, 12, 14, 15, 30
-ROW_BYTES_PER_256 = {F16: 512, BF16: 512, Q4_0: 8 * 18, Q8_0: 8 * 34, Q4_K: 144, Q6_K: 210, Q8_K: 292}
+F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, BF16 = 1, 2, 3, 6, 7, 8, 30
+Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS = 10, 11, 12, 13, 14, 15, 20, 23
+ROW_BYTES_PER_256 = {F16: 512, BF16: 512, Q4_0: 8 * 18, Q8_0: 8 * 34, Q4_K: 144, Q6_K: 210, Q8_K: 292,
+                     Q4_1: 8 * 20, Q5_0: 8 * 22, Q5_1: 8 * 24, IQ4_NL: 8 * 18,
+                     Q2_K: 84, Q3_K: 110, Q5_K: 176, IQ4_XS: 136}
 QUANTIZERS = {
     F16: "ggml_fp32_to_fp16_row",
     BF16: "ggml_fp32_to_bf16_row_ref",
@@ -41,8 +50,22 @@ QUANTIZERS = {
     Q4_K: "quantize_row_q4_K_ref",
     Q6_K: "quantize_row_q6_K_ref",
     Q8_K: "quantize_row_q8_K_ref",
+    Q4_1: "quantize_row_q4_1_ref",
+    Q5_0: "quantize_row_q5_0_ref",
+    Q5_1: "quantize_row_q5_1_ref",
+    Q2_K: "quantize_row_q2_K_ref",
+    Q3_K: "quantize_row_q3_K_ref",
+    Q5_K: "quantize_row_q5_K_ref",
+    IQ4_XS: "quantize_row_iq4_xs_ref",
+    # What llama-quantize calls without an importance matrix; quantize_row_iq4_nl_ref is a
+    # cruder rule (no trial scales) that gives other bytes.
+    IQ4_NL: "quantize_iq4_nl",
 }
-DEQUANTIZERS = {Q4_K: "dequantize_row_q4_K", Q6_K: "dequantize_row_q6_K", Q8_K: "dequantize_row_q8_K"}
+# Quantizers with ggml_quantize_chunk's signature (src, dst, nrow, n_per_row, imatrix).
+CHUNK_QUANTIZERS = {"quantize_iq4_nl"}
+DEQUANTIZERS = {t: "dequantize_row_" + n for t, n in (
+    (Q4_K, "q4_K"), (Q6_K, "q6_K"), (Q8_K, "q8_K"), (Q4_1, "q4_1"), (Q5_0, "q5_0"), (Q5_1, "q5_1"),
+    (Q2_K, "q2_K"), (Q3_K, "q3_K"), (Q5_K, "q5_K"), (IQ4_NL, "iq4_nl"), (IQ4_XS, "iq4_xs"))}
 
 
 def f32(v):
@@ -97,8 +120,12 @@ def load_ggml(path):
     lib = ctypes.CDLL(path)
     for name in list(QUANTIZERS.values()) + list(DEQUANTIZERS.values()):
         fn = getattr(lib, name)  # AttributeError names the missing symbol
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
-        fn.restype = None
+        if name in CHUNK_QUANTIZERS:
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+            fn.restype = ctypes.c_size_t
+        else:
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+            fn.restype = None
     return lib
 
 
@@ -131,7 +158,10 @@ def main():
         src = (ctypes.c_float * n)(*x)
         for t, name in QUANTIZERS.items():
             out = ctypes.create_string_buffer(ROW_BYTES_PER_256[t] * n // 256)  # zeroed, as q8_K's
-            getattr(lib, name)(src, out, n)                                     # unset bsums need
+            if name in CHUNK_QUANTIZERS:                                        # unset bsums need
+                getattr(lib, name)(src, out, 1, n, None)
+            else:
+                getattr(lib, name)(src, out, n)
             records.append((r, t, 0, out.raw))
             if t in DEQUANTIZERS and r in (0, 10, 14):
                 back = (ctypes.c_float * n)()

@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
                      ->type_name("FILE")
                      ->required())
       .group("Model, data and output")
-      .man(R"(The model to start from (GGUF, llama architecture, F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K).
+      .man(R"(The model to start from (GGUF, llama architecture, F32/F16/BF16 or any block type lm
+reads: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS).
 A classifier made earlier can be trained further on data with its labels.)");
   lm::tools::doc(app.add_option("--data", data,
                                 "Training data: text or a token file (--task text), JSON Lines with prompt and "

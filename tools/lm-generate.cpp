@@ -80,7 +80,9 @@ int main(int argc, char** argv) {
 
   CLI::App app{"Generate text with a llama-arch GGUF model: from a prompt, or line by line as a filter"};
   lm::tools::init_app(app, "lm-generate");
-  lm::tools::doc(app.add_option("-m,--model", model, "Model file (GGUF: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)")
+  lm::tools::doc(app.add_option("-m,--model", model,
+                                 "Model file (GGUF: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, "
+                                 "Q2_K..Q6_K, IQ4_XS)")
                      ->type_name("FILE")
                      ->required())
       .group("Input and output")

@@ -176,7 +176,8 @@ int run(Args& a, const lm::Logger& log) {
   if (!type) {
     std::string names;
     for (const auto& t : lm::quant::file_types()) names += (names.empty() ? "" : ", ") + std::string(t.name);
-    throw lm::UsageError("--type '" + a.type + "': unknown type, expected one of " + names + " (q4_k = q4_k_m)");
+    throw lm::UsageError("--type '" + a.type + "': unknown type, expected one of " + names +
+                         " (q4_k = q4_k_m, q5_k = q5_k_m, q3_k = q3_k_m)");
   }
   std::vector<lm::quant::TensorTypeOverride> overrides;
   for (const auto& spec : a.tensor_types) overrides.push_back(lm::quant::parse_tensor_type_override(spec));
@@ -223,7 +224,7 @@ int run(Args& a, const lm::Logger& log) {
   if (in.try_get_u32("split.count").value_or(1) > 1)
     throw lm::FormatError(a.model, "is one part of a split model, expected a whole model; merge the parts with "
                                    "llama-gguf-split --merge first");
-  const Plan plan = lm::quant::make_plan(in.tensors(), *type, overrides, cfg.n_layer);
+  const Plan plan = lm::quant::make_plan(in.tensors(), *type, overrides, cfg.n_layer, cfg.n_head / cfg.n_head_kv);
   for (const auto& w : plan.warnings) log.warn("%s", w.c_str());
   if (const auto* t = plan.first_requantized(); t && !a.allow_requantize)
     throw lm::FormatError(a.model, "tensor '" + t->name + "' is already quantized (" + type_name(t->in) +
@@ -361,7 +362,7 @@ int main(int argc, char** argv) {
   Args a;
   lm::Logger log("lm-quantize");
   CLI::App app{"Write a copy of a GGUF model, or a Hugging Face model directory as GGUF, with its weights in "
-               "another type (f16, bf16, q8_0, q4_0, q6_k, q4_k_m)"};
+               "another type (f16, bf16, q8_0, q6_k, q5_k_m, q5_0, q4_k_m, q4_1, q4_0, q3_k_m, q2_k)"};
   lm::tools::init_app(app, "lm-quantize");
   lm::tools::doc(
       app.add_option("-m,--model", a.model, "Input model: a GGUF file, or a Hugging Face model directory")
@@ -373,18 +374,22 @@ int main(int argc, char** argv) {
 .B \-
 writes to standard output (not with
 .BR \-\-eval ).)");
-  lm::tools::doc(app.add_option("--type", a.type, "File type: f32, f16, bf16, q8_0, q4_0, q6_k, q4_k_m (q4_k)")
+  lm::tools::doc(app.add_option("--type", a.type,
+                                "File type: f32, f16, bf16, q8_0, q6_k, q5_k_m (q5_k), q5_0, q4_k_m (q4_k), q4_1, "
+                                "q4_0, q3_k_m (q3_k), q2_k")
       ->type_name("TYPE")->required())
       .man(R"(The file type (required): one of the table above.)");
   lm::tools::doc(app.add_option("--tensor-type", a.tensor_types,
-                 "REGEX=TYPE: tensors whose name matches get TYPE (f32 f16 bf16 q8_0 q4_0 q4_K q6_K); repeatable, "
+                 "REGEX=TYPE: tensors whose name matches get TYPE (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl q2_K q3_K q4_K "
+                 "q5_K q6_K iq4_xs); repeatable, "
                  "first match wins")
       ->type_name("REGEX=TYPE")->take_all()->default_str(""))
       .man(R"(Tensors whose name contains a match of the ECMAScript regular expression
 .I REGEX
 get
 .IR TYPE :
-one of f32, f16, bf16, q8_0, q4_0, q4_K, q6_K (case-insensitive). The text is split at its
+one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_K, q3_K, q4_K, q5_K, q6_K,
+iq4_xs (case-insensitive). The text is split at its
 last
 .BR = .
 Repeat the option for several patterns; the first that matches wins. Anchor a pattern to

@@ -41,7 +41,9 @@ static_assert(kGemvMaxRows <= 4, "the decoding kernels take up to 4 activation r
 inline void store(float& dst, float s, float beta) { dst = beta == 0.0f ? s : s + beta * dst; }
 
 bool is_packed(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0; }
-bool is_kquant(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q6_K; }
+// Types with dot products against quantized activations (quant::vec_dot): the K-quants, iq4_xs,
+// q4_1, q5_0, q5_1 and iq4_nl.
+bool has_dot(GgmlType t) { return quant::dot_activation_type(t) != GgmlType::F32; }
 int offset_of(GgmlType t) { return t == GgmlType::Q8_0 ? 128 : 8; }
 
 // Bytes of quants per row in the packed layout.
@@ -427,20 +429,18 @@ void packed_block(float* y, const QWeight& W, const ActRows& a, int N, int o0, i
     packed_rows<false>(y, v, a, N, W.rows, o0, o1, beta);
 }
 
-// ---- K-quants: activations in q8_K ----
+// ---- types with quant::vec_dot: activations in q8_K or q8_0 ----
 
-size_t q8k_row(int C) { return size_t(C) / quant::kSuperBlock * sizeof(quant::BlockQ8_K); }
+// Bytes of one activation row for weights of type t.
+size_t act_row(GgmlType t, int C) { return quant::activation_row_size(t, size_t(C)); }
 
-float kdot(GgmlType t, const void* w, const void* a, int C) {
-  return t == GgmlType::Q4_K ? quant::vec_dot_q4_K_q8_K(w, a, size_t(C)) : quant::vec_dot_q6_K_q8_K(w, a, size_t(C));
-}
-
-void kquant_block(float* y, const QWeight& W, const uint8_t* act, int N, int o0, int o1, float beta) {
-  const size_t rb = quant::row_size(W.type, size_t(W.cols)), ab = q8k_row(W.cols);
+void dot_block(float* y, const QWeight& W, const uint8_t* act, int N, int o0, int o1, float beta) {
+  const size_t rb = quant::row_size(W.type, size_t(W.cols)), ab = act_row(W.type, W.cols);
   const auto* base = static_cast<const uint8_t*>(W.data);
   for (int o = o0; o < o1; ++o)
     for (int n = 0; n < N; ++n) {
-      store(y[size_t(n) * W.rows + o], kdot(W.type, base + size_t(o) * rb, act + size_t(n) * ab, W.cols), beta);
+      store(y[size_t(n) * W.rows + o],
+            quant::vec_dot(W.type, base + size_t(o) * rb, act + size_t(n) * ab, size_t(W.cols)), beta);
     }
 }
 
@@ -456,7 +456,7 @@ void panel_forward(float* y, const float* x, const QWeight& W, int N, float beta
   }
 }
 
-bool use_kdot(const QWeight& W, int N) { return is_kquant(W.type) && N <= kGemvMaxRows; }
+bool use_kdot(const QWeight& W, int N) { return has_dot(W.type) && N <= kGemvMaxRows; }
 
 }  // namespace
 
@@ -518,7 +518,7 @@ void dequantize_weight_row(const QWeight& W, int row, float* out) {
 size_t qmatmul_scratch(const QWeight& W, int N) {
   if (W.type == GgmlType::F32) return 0;
   if (is_packed(W.type)) return act_stride(W.cols) * size_t(N);
-  if (use_kdot(W, N)) return align64(q8k_row(W.cols) * size_t(N));
+  if (use_kdot(W, N)) return align64(act_row(W.type, W.cols) * size_t(N));
   return size_t(std::min(kPanel, W.rows)) * size_t(W.cols) * sizeof(float);
 }
 
@@ -528,8 +528,8 @@ static void prepare(const float* x, int N, const QWeight& W, void* scratch) {
     quantize_act(x, N, W.cols, act_view(scratch, W.cols), offset_of(W.type));
   } else if (use_kdot(W, N)) {
     for (int n = 0; n < N; ++n)
-      quant::quantize_q8_K(x + size_t(n) * W.cols, static_cast<uint8_t*>(scratch) + size_t(n) * q8k_row(W.cols),
-                           size_t(W.cols));
+      quant::quantize_activations(W.type, x + size_t(n) * W.cols,
+                                  static_cast<uint8_t*>(scratch) + size_t(n) * act_row(W.type, W.cols), size_t(W.cols));
   }
 }
 
@@ -538,7 +538,7 @@ static void block_forward(float* y, const QWeight& W, int N, int o0, int o1, flo
   if (is_packed(W.type))
     packed_block(y, W, act_view(const_cast<void*>(scratch), W.cols), N, o0, o1, beta);
   else
-    kquant_block(y, W, static_cast<const uint8_t*>(scratch), N, o0, o1, beta);
+    dot_block(y, W, static_cast<const uint8_t*>(scratch), N, o0, o1, beta);
 }
 
 // Runs f(b) for the row blocks b < blocks of `work` multiply-adds. Decoding (N <= kGemvMaxRows)
@@ -576,15 +576,23 @@ void qmatmul_forward(float* y, const float* x, const QWeight& W, int N, float be
 void qmatmul_forward_shared(const float* x, int N, const QLinearOut* outs, int n_outs, void* scratch) {
   LM_ASSERT(n_outs >= 1 && n_outs <= 8);
   const GgmlType t = outs[0].W->type;
-  bool same = true;
-  for (int i = 1; i < n_outs; ++i) same = same && outs[i].W->type == t && outs[i].W->cols == outs[0].W->cols;
+  // The activations can be shared by weights of one type, or of types whose dot products take
+  // the same activations (q4_K and q6_K in a q4_k_m file: q8_K).
+  bool same = true, shared = true;
+  for (int i = 1; i < n_outs; ++i) {
+    const QWeight& W = *outs[i].W;
+    same = same && W.type == t && W.cols == outs[0].W->cols;
+    shared = shared && W.cols == outs[0].W->cols &&
+             (W.type == t || (has_dot(W.type) && has_dot(t) &&
+                              quant::dot_activation_type(W.type) == quant::dot_activation_type(t)));
+  }
   if (same && t == GgmlType::F32) {
     LinearOut lo[8];
     for (int i = 0; i < n_outs; ++i) lo[i] = {outs[i].y, static_cast<const float*>(outs[i].W->data), outs[i].W->rows};
     matmul_forward_shared(x, N, outs[0].W->cols, lo, n_outs);
     return;
   }
-  if (!same || !(is_packed(t) || use_kdot(*outs[0].W, N))) {
+  if (!shared || !(is_packed(t) || use_kdot(*outs[0].W, N))) {
     for (int i = 0; i < n_outs; ++i) qmatmul_forward(outs[i].y, x, *outs[i].W, N, 0.0f, scratch);
     return;
   }
@@ -623,16 +631,13 @@ void qmatmul_forward_ref(float* y, const float* x, const QWeight& W, int N, floa
     return;
   }
   if (use_kdot(W, N)) {
-    std::vector<uint8_t> act(q8k_row(C));
+    std::vector<uint8_t> act(act_row(W.type, C));
     const size_t rb = quant::row_size(W.type, size_t(C));
     for (int n = 0; n < N; ++n) {
-      quant::quantize_q8_K(x + size_t(n) * C, act.data(), size_t(C));
+      quant::quantize_activations(W.type, x + size_t(n) * C, act.data(), size_t(C));
       for (int o = 0; o < OC; ++o) {
         const void* w = static_cast<const uint8_t*>(W.data) + size_t(o) * rb;
-        store(y[size_t(n) * OC + o],
-              W.type == GgmlType::Q4_K ? quant::vec_dot_q4_K_q8_K_ref(w, act.data(), size_t(C))
-                                       : quant::vec_dot_q6_K_q8_K_ref(w, act.data(), size_t(C)),
-              beta);
+        store(y[size_t(n) * OC + o], quant::vec_dot_ref(W.type, w, act.data(), size_t(C)), beta);
       }
     }
     return;

@@ -6,8 +6,10 @@
 // up to the order of float additions:
 //   q8_0, q4_0 weights   activations in q8_0 blocks (f16-rounded scale, 32 int8), integer dot
 //                        products per block (AVX-512 VNNI, or AVX2), scaled and summed in float;
-//   q4_K, q6_K weights   activations in q8_K, dot products of kquant.hpp (up to kGemvMaxRows
-//                        rows); longer batches dequantize panels of rows into sgemm;
+//   q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs weights   activations in q8_K; q4_1, q5_0, q5_1,
+//                        iq4_nl weights: activations in q8_0 (ggml's reference rule); dot
+//                        products of quant::vec_dot (up to kGemvMaxRows rows); longer batches
+//                        dequantize panels of rows into sgemm;
 //   f32                  matmul_forward (sgemm, or its matrix-vector loop when decoding);
 //   anything else        dequantized row panels into sgemm (correct, not tuned).
 // Each fast path has a plain `_ref` twin over the same quantized activations.
@@ -53,8 +55,9 @@ void qmatmul_forward(float* y, const float* x, const QWeight& W, int N, float be
 void qmatmul_forward_ref(float* y, const float* x, const QWeight& W, int N, float beta);
 
 // Several weights on the same input (q, k, v; gate, up), up to 8: outs[i].y = x outs[i].W^T.
-// When the weights share a type the activations are quantized once; decoding runs all of them
-// in one parallel region. scratch holds the largest qmatmul_scratch of the outputs.
+// When the weights share a type (or types whose dot products take the same activations, as
+// q4_K and q6_K do) the activations are quantized once; decoding runs all of them in one
+// parallel region. scratch holds the largest qmatmul_scratch of the outputs.
 struct QLinearOut {
   float* y;
   const QWeight* W;

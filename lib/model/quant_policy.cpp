@@ -48,10 +48,12 @@ bool is_weight_matrix(const format::GgufTensorInfo& t) {
 
 const std::vector<FileTypeInfo>& file_types() {
   static const std::vector<FileTypeInfo> kTypes = {
-      {FileType::F32, "f32", 0, GgmlType::F32},       {FileType::F16, "f16", 1, GgmlType::F16},
-      {FileType::BF16, "bf16", 32, GgmlType::BF16},   {FileType::Q8_0, "q8_0", 7, GgmlType::Q8_0},
-      {FileType::Q6_K, "q6_k", 18, GgmlType::Q6_K},   {FileType::Q4_K_M, "q4_k_m", 15, GgmlType::Q4_K},
-      {FileType::Q4_0, "q4_0", 2, GgmlType::Q4_0},
+      {FileType::F32, "f32", 0, GgmlType::F32},          {FileType::F16, "f16", 1, GgmlType::F16},
+      {FileType::BF16, "bf16", 32, GgmlType::BF16},      {FileType::Q8_0, "q8_0", 7, GgmlType::Q8_0},
+      {FileType::Q6_K, "q6_k", 18, GgmlType::Q6_K},      {FileType::Q5_K_M, "q5_k_m", 17, GgmlType::Q5_K},
+      {FileType::Q5_0, "q5_0", 8, GgmlType::Q5_0},       {FileType::Q4_K_M, "q4_k_m", 15, GgmlType::Q4_K},
+      {FileType::Q4_1, "q4_1", 3, GgmlType::Q4_1},       {FileType::Q4_0, "q4_0", 2, GgmlType::Q4_0},
+      {FileType::Q3_K_M, "q3_k_m", 12, GgmlType::Q3_K},  {FileType::Q2_K, "q2_k", 10, GgmlType::Q2_K},
   };
   return kTypes;
 }
@@ -65,6 +67,8 @@ const FileTypeInfo& file_type_info(FileType t) {
 std::optional<FileType> try_parse_file_type(std::string_view name) {
   const std::string n = lower(name);
   if (n == "q4_k") return FileType::Q4_K_M;
+  if (n == "q5_k") return FileType::Q5_K_M;
+  if (n == "q3_k") return FileType::Q3_K_M;
   for (const auto& i : file_types())
     if (n == i.name) return i.type;
   return std::nullopt;
@@ -85,15 +89,41 @@ std::string llama_ftype_name(uint32_t ftype) {
   return "unknown";
 }
 
+namespace {
+
+const GgmlType kTensorTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,   GgmlType::Q8_0, GgmlType::Q4_0,
+                                 GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,   GgmlType::IQ4_NL, GgmlType::Q2_K,
+                                 GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,   GgmlType::Q6_K, GgmlType::IQ4_XS};
+
+// llama.cpp's tensor_type_fallback for rows a type's blocks do not fill; F16 where it has none.
+GgmlType fallback_for(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q2_K: case GgmlType::Q3_K: return GgmlType::Q4_0;
+    case GgmlType::Q4_K: return GgmlType::Q5_0;
+    case GgmlType::Q5_K: return GgmlType::Q5_1;
+    case GgmlType::Q6_K: return GgmlType::Q8_0;
+    case GgmlType::IQ4_XS: return GgmlType::IQ4_NL;
+    default: return GgmlType::F16;
+  }
+}
+
+}  // namespace
+
 std::optional<GgmlType> try_parse_tensor_type(std::string_view name) {
   const std::string n = lower(name);
-  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K,
-                     GgmlType::Q6_K})
+  for (GgmlType t : kTensorTypes)
     if (n == lower(format::ggml_type_info(t).name)) return t;
   return std::nullopt;
 }
 
-const char* tensor_type_names() { return "f32, f16, bf16, q8_0, q4_0, q4_K, q6_K"; }
+const char* tensor_type_names() {
+  static const std::string names = [] {
+    std::string s;
+    for (GgmlType t : kTensorTypes) s += std::string(s.empty() ? "" : ", ") + format::ggml_type_info(t).name;
+    return s;
+  }();
+  return names.c_str();
+}
 
 TensorTypeOverride parse_tensor_type_override(const std::string& spec) {
   const size_t eq = spec.rfind('=');
@@ -121,6 +151,39 @@ bool use_more_bits(int i_layer, int n_layer) {
   return i_layer < n_layer / 8 || i_layer >= 7 * n_layer / 8 || (i_layer - n_layer / 8) % 3 == 2;
 }
 
+namespace {
+
+// llama_tensor_get_type_impl's rules for the llama architecture (dense, no importance matrix)
+// of mixture file types: the type of blk.N.attn_v / ffn_down / attn_output when it is not the
+// file type's base type. llama.cpp counts attn_v and ffn_down tensors in file order, which is
+// the layer order of llama files; lm reads the layer from the name.
+std::optional<GgmlType> mixture_type(FileType type, const std::string& name, int n_layer, int n_gqa) {
+  const int layer = layer_of(name);
+  if (layer < 0) return std::nullopt;
+  const bool attn_v = name.find("attn_v.weight") != std::string::npos;
+  const bool ffn_down = name.find("ffn_down") != std::string::npos;
+  const bool attn_output = name.find("attn_output.weight") != std::string::npos;
+  switch (type) {
+    case FileType::Q4_K_M:
+    case FileType::Q5_K_M:
+      if ((attn_v || ffn_down) && use_more_bits(layer, n_layer)) return GgmlType::Q6_K;
+      break;
+    case FileType::Q3_K_M:
+      if (attn_v) return layer < 2 ? GgmlType::Q5_K : GgmlType::Q4_K;
+      if (ffn_down) return layer < n_layer / 16 ? GgmlType::Q5_K : GgmlType::Q4_K;
+      if (attn_output) return GgmlType::Q4_K;
+      break;
+    case FileType::Q2_K:
+      if (attn_v) return n_gqa >= 4 ? GgmlType::Q4_K : GgmlType::Q3_K;
+      if (ffn_down || attn_output) return GgmlType::Q3_K;
+      break;
+    default: break;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 const char* reason_name(Reason r) {
   switch (r) {
     case Reason::Copy: return "copy";
@@ -141,7 +204,7 @@ const TensorPlan* Plan::first_requantized() const {
 }
 
 Plan make_plan(const std::vector<format::GgufTensorInfo>& tensors, FileType type,
-               const std::vector<TensorTypeOverride>& overrides, int n_layer) {
+               const std::vector<TensorTypeOverride>& overrides, int n_layer, int n_gqa) {
   const FileTypeInfo& ft = file_type_info(type);
   const bool quantized = is_quantized(type);
   bool tied = true;
@@ -175,19 +238,15 @@ Plan make_plan(const std::vector<format::GgufTensorInfo>& tensors, FileType type
           // same types, but no warning for a rule.
           p.out = ft.base == GgmlType::Q8_0 || nx % block_of(GgmlType::Q6_K) != 0 ? GgmlType::Q8_0 : GgmlType::Q6_K;
           p.reason = Reason::Output;
-        } else if (type == FileType::Q4_K_M &&
-                   (t.name.find("attn_v.weight") != std::string::npos || t.name.find("ffn_down") != std::string::npos)) {
-          const int layer = layer_of(t.name);
-          if (layer >= 0 && use_more_bits(layer, n_layer)) {
-            p.out = GgmlType::Q6_K;
-            p.reason = Reason::MoreBits;
-          }
+        } else if (const std::optional<GgmlType> more = mixture_type(type, t.name, n_layer, n_gqa)) {
+          p.out = *more;
+          p.reason = Reason::MoreBits;
         }
       }
       if (nx % block_of(p.out) != 0) {
         p.fallback_from = p.out;
-        const bool k_quant = p.out == GgmlType::Q4_K || p.out == GgmlType::Q6_K;
-        p.out = k_quant && nx % 32 == 0 ? GgmlType::Q8_0 : GgmlType::F16;
+        p.out = fallback_for(p.out);
+        if (nx % block_of(p.out) != 0) p.out = GgmlType::F16;
         char w[256];
         std::snprintf(w, sizeof w, "tensor '%s' has %lld values per row, not a multiple of %u for %s: it is %s instead",
                       t.name.c_str(), (long long)nx, block_of(*p.fallback_from),

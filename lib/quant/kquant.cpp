@@ -16,83 +16,18 @@
 
 #include "base/cpu.hpp"
 #include "quant/quant.hpp"
+#include "quant/rules.hpp"
 
 namespace lm::quant {
 
 namespace {
 
-// ggml's nearest_int: adding 1.5 * 2^23 leaves round(f) (ties to even) in the low mantissa
-// bits. Exact for |f| <= 2^22; outside that (and for NaN) it gives ggml's wrapped values, which
-// the callers clamp, so even inf and NaN scales encode to ggml's bytes.
-inline int nearest_int(float f) {
-  const float v = f + 12582912.0f;
-  int32_t i;
-  std::memcpy(&i, &v, 4);
-  return (i & 0x007fffff) - 0x00400000;
-}
+using rules::kGroupMaxEps;
+using rules::nearest_int;
 
-constexpr float kGroupMaxEps = 1e-15f;  // ggml's GROUP_MAX_EPS: smaller groups count as zero
-
-// ggml's make_qkx2_quants for one q4_K sub-block: fits x[i] ~ scale * L[i] - neg_min with L in
-// 0..15, minimising sum w[i] * err^2 over 21 candidate scales (nmax + rmin + rdelta * step).
-// x, w, L: [32]. Returns the scale (>= 0 unless x is all equal) and writes neg_min (>= 0).
+// ggml's make_qkx2_quants for one q4_K sub-block: L in 0..15, 21 candidate scales.
 float fit_q4_sub_block(const float* x, const float* w, uint8_t* L, float* neg_min) {
-  constexpr int kN = 32, kMax = 15, kSteps = 20;
-  constexpr float kRmin = -1.0f, kRdelta = 0.1f;
-  float lo = x[0], hi = x[0], sum_w = w[0], sum_x = sum_w * x[0];
-  for (int i = 1; i < kN; ++i) {
-    if (x[i] < lo) lo = x[i];
-    if (x[i] > hi) hi = x[i];
-    sum_w += w[i];
-    sum_x += w[i] * x[i];
-  }
-  if (lo > 0) lo = 0;
-  if (hi == lo) {
-    std::fill(L, L + kN, uint8_t(0));
-    *neg_min = -lo;
-    return 0.0f;
-  }
-  float iscale = kMax / (hi - lo);
-  float scale = 1 / iscale;
-  float best_err = 0;
-  for (int i = 0; i < kN; ++i) {
-    L[i] = uint8_t(std::clamp(nearest_int(iscale * (x[i] - lo)), 0, kMax));
-    const float diff = scale * L[i] + lo - x[i];
-    best_err += w[i] * (diff * diff);
-  }
-  uint8_t trial[kN];
-  for (int step = 0; step <= kSteps; ++step) {
-    iscale = (kRmin + kRdelta * step + kMax) / (hi - lo);
-    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < kN; ++i) {
-      const int l = std::clamp(nearest_int(iscale * (x[i] - lo)), 0, kMax);
-      trial[i] = uint8_t(l);
-      sum_l += w[i] * l;
-      sum_l2 += w[i] * l * l;
-      sum_xl += w[i] * l * x[i];
-    }
-    const float det = sum_w * sum_l2 - sum_l * sum_l;
-    if (!(det > 0)) continue;
-    float trial_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
-    float trial_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-    if (trial_min > 0) {
-      trial_min = 0;
-      trial_scale = sum_xl / sum_l2;
-    }
-    float err = 0;
-    for (int i = 0; i < kN; ++i) {
-      const float diff = trial_scale * trial[i] + trial_min - x[i];
-      err += w[i] * (diff * diff);
-    }
-    if (err < best_err) {
-      std::memcpy(L, trial, kN);
-      best_err = err;
-      scale = trial_scale;
-      lo = trial_min;
-    }
-  }
-  *neg_min = -lo;
-  return scale;
+  return rules::fit_scale_min(32, 15, x, w, L, neg_min, -1.0f, 0.1f, 20, false);
 }
 
 // ggml's make_qx_quants for one q6_K sub-block (nmax 32, weights x^2): fits x[i] ~ scale * q
@@ -138,22 +73,8 @@ float fit_q6_sub_block(const float* x, int8_t* L) {
   return scale;
 }
 
-// The 6-bit scales and mins of a q4_K block: sc[0..3] and m[0..3] are the low 6 bits of bytes
-// 0..3 and 4..7; sc[4..7] and m[4..7] take their low 4 bits from the nibbles of bytes 8..11 and
-// their top 2 bits from the top of bytes 0..3 and 4..7. Bytes of the results are sc[j] / m[j].
-inline void unpack_q4_scales(const uint8_t* packed, uint64_t* sc, uint64_t* m) {
-  uint32_t w0, w1, w2;
-  std::memcpy(&w0, packed, 4);
-  std::memcpy(&w1, packed + 4, 4);
-  std::memcpy(&w2, packed + 8, 4);
-  const uint32_t sc_lo = w0 & 0x3f3f3f3fu, m_lo = w1 & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (w2 & 0x0f0f0f0fu) | ((w0 >> 6) & 0x03030303u) << 4;
-  const uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 6) & 0x03030303u) << 4;
-  *sc = sc_lo | uint64_t(sc_hi) << 32;
-  *m = m_lo | uint64_t(m_hi) << 32;
-}
-
-inline uint8_t byte_of(uint64_t v, int j) { return uint8_t(v >> (8 * j)); }
+using rules::byte_of;
+using rules::unpack_q4_scales;
 
 // The 256 signed levels (q - 32, in -32..31) of a q6_K block, in value order.
 inline void q6_levels(const BlockQ6_K& b, int8_t* q) {

@@ -3,6 +3,14 @@
 //         (ggml's get_scale_min_k4 layout); x = d * sc * q - dmin * m, q in 0..15.   144 bytes
 //   q6_K  16 sub-blocks of 16; int8 scale each; 6-bit q = 4 low bits in ql, 2 high in qh;
 //         x = d * sc * (q - 32).                                                      210 bytes
+//   q2_K  16 sub-blocks of 16; byte scales[g] holds a 4-bit scale (low) and 4-bit min (high);
+//         2-bit q, 4 per byte; x = d * sc * q - dmin * m.                              84 bytes
+//   q3_K  16 sub-blocks of 16; 6-bit signed scales (stored + 32) packed in 12 bytes; q in
+//         -4..3 as 2 low bits in qs and a high bit in hmask (set: +4 was not taken off);
+//         x = d * sc * q.                                                             110 bytes
+//   q5_K  as q4_K with a fifth bit of q in qh; q in 0..31.                           176 bytes
+//   iq4_xs  8 sub-blocks of 32; 6-bit scales (stored + 32) in scales_l / scales_h;
+//         nibbles index iq4_nl's 16 levels: x = d * sc * level[q].                   136 bytes
 //   q8_K  the activations' format for dot products with K-quants: f32 d, 256 int8 q, and the
 //         sums of each 16 q (bsums).                                                  292 bytes
 // Quantizers are ggml's reference rules (quantize_row_*_ref, no importance matrix), so the same
@@ -29,6 +37,29 @@ struct BlockQ6_K {
   int8_t scales[kSuperBlock / 16];
   uint16_t d;  // f16
 };
+struct BlockQ2_K {
+  uint8_t scales[kSuperBlock / 16];
+  uint8_t qs[kSuperBlock / 4];
+  uint16_t d, dmin;  // f16
+};
+struct BlockQ3_K {
+  uint8_t hmask[kSuperBlock / 8];
+  uint8_t qs[kSuperBlock / 4];
+  uint8_t scales[12];
+  uint16_t d;  // f16
+};
+struct BlockQ5_K {
+  uint16_t d, dmin;  // f16
+  uint8_t scales[12];
+  uint8_t qh[kSuperBlock / 8];
+  uint8_t qs[kSuperBlock / 2];
+};
+struct BlockIQ4_XS {
+  uint16_t d;  // f16
+  uint16_t scales_h;
+  uint8_t scales_l[kSuperBlock / 64];
+  uint8_t qs[kSuperBlock / 2];
+};
 struct BlockQ8_K {
   float d;
   int8_t qs[kSuperBlock];
@@ -36,12 +67,24 @@ struct BlockQ8_K {
 };
 #pragma pack(pop)
 static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ6_K) == 210 && sizeof(BlockQ8_K) == 292);
+static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(BlockQ5_K) == 176 &&
+              sizeof(BlockIQ4_XS) == 136);
 
 // n values, n a multiple of kSuperBlock; pointers may be unaligned.
 void quantize_q4_K(const float* src, void* dst, size_t n);
 void dequantize_q4_K(const void* src, float* dst, size_t n);
 void quantize_q6_K(const float* src, void* dst, size_t n);
 void dequantize_q6_K(const void* src, float* dst, size_t n);
+// q2_K, q3_K, q5_K: ggml's quantize_row_*_ref; iq4_xs: ggml's quantize_iq4_xs without an
+// importance matrix (= its quantize_row_iq4_xs_ref), what llama-quantize writes.
+void quantize_q2_K(const float* src, void* dst, size_t n);
+void dequantize_q2_K(const void* src, float* dst, size_t n);
+void quantize_q3_K(const float* src, void* dst, size_t n);
+void dequantize_q3_K(const void* src, float* dst, size_t n);
+void quantize_q5_K(const float* src, void* dst, size_t n);
+void dequantize_q5_K(const void* src, float* dst, size_t n);
+void quantize_iq4_xs(const float* src, void* dst, size_t n);
+void dequantize_iq4_xs(const void* src, float* dst, size_t n);
 void quantize_q8_K(const float* src, void* dst, size_t n);
 void dequantize_q8_K(const void* src, float* dst, size_t n);
 
@@ -52,6 +95,17 @@ float vec_dot_q4_K_q8_K(const void* x, const void* y, size_t n);
 float vec_dot_q4_K_q8_K_ref(const void* x, const void* y, size_t n);
 float vec_dot_q6_K_q8_K(const void* x, const void* y, size_t n);
 float vec_dot_q6_K_q8_K_ref(const void* x, const void* y, size_t n);
+// The same for q2_K, q3_K, q5_K and iq4_xs rows (kquant_ext.cpp; y's levels in -127..127, as
+// quantize_q8_K makes them). Their fast versions have an AVX2 path only: the AVX-512 VNNI
+// path takes it too.
+float vec_dot_q2_K_q8_K(const void* x, const void* y, size_t n);
+float vec_dot_q2_K_q8_K_ref(const void* x, const void* y, size_t n);
+float vec_dot_q3_K_q8_K(const void* x, const void* y, size_t n);
+float vec_dot_q3_K_q8_K_ref(const void* x, const void* y, size_t n);
+float vec_dot_q5_K_q8_K(const void* x, const void* y, size_t n);
+float vec_dot_q5_K_q8_K_ref(const void* x, const void* y, size_t n);
+float vec_dot_iq4_xs_q8_K(const void* x, const void* y, size_t n);
+float vec_dot_iq4_xs_q8_K_ref(const void* x, const void* y, size_t n);
 
 // The paths vec_dot_* can take, slowest first: plain C++, AVX2 (with FMA, F16C), AVX-512 with
 // VNNI's vpdpbusd (F, BW, VL, VNNI). The best the CPU has is chosen once, at first use.

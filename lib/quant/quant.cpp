@@ -134,7 +134,9 @@ using format::GgmlType;
 bool is_supported(GgmlType t) {
   switch (t) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q4_0:
-    case GgmlType::Q4_K: case GgmlType::Q6_K:
+    case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::IQ4_NL:
+    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+    case GgmlType::IQ4_XS:
       return true;
     default:
       return false;
@@ -167,8 +169,16 @@ void quantize_row(GgmlType t, const float* src, void* dst, size_t n) {
     }
     case GgmlType::Q8_0: quantize_q8_0(src, dst, n); break;
     case GgmlType::Q4_0: quantize_q4_0(src, dst, n); break;
+    case GgmlType::Q4_1: quantize_q4_1(src, dst, n); break;
+    case GgmlType::Q5_0: quantize_q5_0(src, dst, n); break;
+    case GgmlType::Q5_1: quantize_q5_1(src, dst, n); break;
+    case GgmlType::IQ4_NL: quantize_iq4_nl(src, dst, n); break;
+    case GgmlType::Q2_K: quantize_q2_K(src, dst, n); break;
+    case GgmlType::Q3_K: quantize_q3_K(src, dst, n); break;
     case GgmlType::Q4_K: quantize_q4_K(src, dst, n); break;
+    case GgmlType::Q5_K: quantize_q5_K(src, dst, n); break;
     case GgmlType::Q6_K: quantize_q6_K(src, dst, n); break;
+    case GgmlType::IQ4_XS: quantize_iq4_xs(src, dst, n); break;
     default: LM_ASSERT(!"quantize_row: unsupported type");
   }
 }
@@ -180,8 +190,16 @@ void dequantize_row(GgmlType t, const void* src, float* dst, size_t n) {
     case GgmlType::BF16: dequantize_bf16(src, dst, n); break;
     case GgmlType::Q8_0: dequantize_q8_0(src, dst, n); break;
     case GgmlType::Q4_0: dequantize_q4_0(src, dst, n); break;
+    case GgmlType::Q4_1: dequantize_q4_1(src, dst, n); break;
+    case GgmlType::Q5_0: dequantize_q5_0(src, dst, n); break;
+    case GgmlType::Q5_1: dequantize_q5_1(src, dst, n); break;
+    case GgmlType::IQ4_NL: dequantize_iq4_nl(src, dst, n); break;
+    case GgmlType::Q2_K: dequantize_q2_K(src, dst, n); break;
+    case GgmlType::Q3_K: dequantize_q3_K(src, dst, n); break;
     case GgmlType::Q4_K: dequantize_q4_K(src, dst, n); break;
+    case GgmlType::Q5_K: dequantize_q5_K(src, dst, n); break;
     case GgmlType::Q6_K: dequantize_q6_K(src, dst, n); break;
+    case GgmlType::IQ4_XS: dequantize_iq4_xs(src, dst, n); break;
     default: LM_ASSERT(!"dequantize_row: unsupported type");
   }
 }
@@ -198,6 +216,78 @@ void dequantize_rows(GgmlType t, const void* src, float* dst, size_t rows, size_
   const auto* s = static_cast<const uint8_t*>(src);
 #pragma omp parallel for schedule(static) if (rows >= 64)
   for (int64_t r = 0; r < int64_t(rows); ++r) dequantize_row(t, s + size_t(r) * rb, dst + size_t(r) * n, n);
+}
+
+GgmlType dot_activation_type(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::IQ4_NL:
+      return GgmlType::Q8_0;
+    case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+    case GgmlType::IQ4_XS:
+      return GgmlType::Q8_K;
+    default:
+      return GgmlType::F32;
+  }
+}
+
+size_t activation_row_size(GgmlType t, size_t n) {
+  const GgmlType a = dot_activation_type(t);
+  return row_size(a, n) + (a == GgmlType::Q8_0 ? n / kBlock * 8 : 0);
+}
+
+void complete_q8_0_activations(void* row, size_t n) {
+  auto* p = static_cast<uint8_t*>(row);
+  const size_t nb = n / kBlock;
+  uint8_t* extra = p + nb * sizeof(BlockQ8_0);
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = p + b * sizeof(BlockQ8_0);
+    const float d = fp16_to_fp32(load_u16(blk));
+    int32_t sum = 0;
+    for (int j = 0; j < kBlock; ++j) sum += int8_t(blk[2 + j]);
+    std::memcpy(extra + 4 * b, &d, 4);
+    std::memcpy(extra + 4 * (nb + b), &sum, 4);
+  }
+}
+
+void quantize_activations(GgmlType t, const float* x, void* dst, size_t n) {
+  if (dot_activation_type(t) == GgmlType::Q8_0) {
+    quantize_q8_0(x, dst, n);
+    complete_q8_0_activations(dst, n);
+  } else {
+    quantize_q8_K(x, dst, n);
+  }
+}
+
+float vec_dot(GgmlType t, const void* x, const void* y, size_t n) {
+  switch (t) {
+    case GgmlType::Q4_1: return vec_dot_q4_1_q8_0(x, y, n);
+    case GgmlType::Q5_0: return vec_dot_q5_0_q8_0(x, y, n);
+    case GgmlType::Q5_1: return vec_dot_q5_1_q8_0(x, y, n);
+    case GgmlType::IQ4_NL: return vec_dot_iq4_nl_q8_0(x, y, n);
+    case GgmlType::Q2_K: return vec_dot_q2_K_q8_K(x, y, n);
+    case GgmlType::Q3_K: return vec_dot_q3_K_q8_K(x, y, n);
+    case GgmlType::Q4_K: return vec_dot_q4_K_q8_K(x, y, n);
+    case GgmlType::Q5_K: return vec_dot_q5_K_q8_K(x, y, n);
+    case GgmlType::Q6_K: return vec_dot_q6_K_q8_K(x, y, n);
+    case GgmlType::IQ4_XS: return vec_dot_iq4_xs_q8_K(x, y, n);
+    default: LM_ASSERT(!"vec_dot: no dot product for this type"); return 0;
+  }
+}
+
+float vec_dot_ref(GgmlType t, const void* x, const void* y, size_t n) {
+  switch (t) {
+    case GgmlType::Q4_1: return vec_dot_q4_1_q8_0_ref(x, y, n);
+    case GgmlType::Q5_0: return vec_dot_q5_0_q8_0_ref(x, y, n);
+    case GgmlType::Q5_1: return vec_dot_q5_1_q8_0_ref(x, y, n);
+    case GgmlType::IQ4_NL: return vec_dot_iq4_nl_q8_0_ref(x, y, n);
+    case GgmlType::Q2_K: return vec_dot_q2_K_q8_K_ref(x, y, n);
+    case GgmlType::Q3_K: return vec_dot_q3_K_q8_K_ref(x, y, n);
+    case GgmlType::Q4_K: return vec_dot_q4_K_q8_K_ref(x, y, n);
+    case GgmlType::Q5_K: return vec_dot_q5_K_q8_K_ref(x, y, n);
+    case GgmlType::Q6_K: return vec_dot_q6_K_q8_K_ref(x, y, n);
+    case GgmlType::IQ4_XS: return vec_dot_iq4_xs_q8_K_ref(x, y, n);
+    default: LM_ASSERT(!"vec_dot_ref: no dot product for this type"); return 0;
+  }
 }
 
 }  // namespace lm::quant

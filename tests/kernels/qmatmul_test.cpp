@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "base/memory.hpp"
@@ -148,7 +149,7 @@ TEST_CASE("q8_0 / q4_0 products: VNNI, AVX2 and plain paths agree with the refer
 }
 
 TEST_CASE("shared inputs: one quantization of x serves several weights") {
-  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F32, GgmlType::F16})
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F32, GgmlType::F16, GgmlType::Q4_1, GgmlType::Q5_K})
     for (int N : {1, 3, 9}) {
       const int C = 256;
       Packed a(t, randn(size_t(100) * C, 1), 100, C), b(t, randn(size_t(40) * C, 2), 40, C);
@@ -163,6 +164,29 @@ TEST_CASE("shared inputs: one quantization of x serves several weights") {
     }
 }
 
+TEST_CASE("shared inputs: weights of types that take the same activations (q4_K, q6_K, q3_K) share them") {
+  for (int N : {1, 3, 9}) {
+    const int C = 512;
+    Packed a(GgmlType::Q4_K, randn(size_t(100) * C, 1), 100, C), b(GgmlType::Q6_K, randn(size_t(40) * C, 2), 40, C),
+        c(GgmlType::Q3_K, randn(size_t(30) * C, 4), 30, C), d(GgmlType::Q5_0, randn(size_t(20) * C, 5), 20, C);
+    const std::vector<float> x = randn(size_t(N) * C, 3);
+    std::vector<float> ya(size_t(N) * 100), yb(size_t(N) * 40), yc(size_t(N) * 30), yd(size_t(N) * 20);
+    const QLinearOut outs[3] = {{ya.data(), &a.W}, {yb.data(), &b.W}, {yc.data(), &c.W}};
+    size_t scratch_bytes = 0;
+    for (const Packed* p : {&a, &b, &c, &d}) scratch_bytes = std::max(scratch_bytes, qmatmul_scratch(p->W, N));
+    lm::LargeVector<uint8_t> scratch(scratch_bytes + 64);
+    qmatmul_forward_shared(x.data(), N, outs, 3, scratch.data());
+    CHECK(ya == run(x.data(), a.W, N, 0.0f, ya));
+    CHECK(yb == run(x.data(), b.W, N, 0.0f, yb));
+    CHECK(yc == run(x.data(), c.W, N, 0.0f, yc));
+    // q5_0 takes q8_0 activations: not shared with q4_K, each computed on its own.
+    const QLinearOut mixed[2] = {{ya.data(), &a.W}, {yd.data(), &d.W}};
+    qmatmul_forward_shared(x.data(), N, mixed, 2, scratch.data());
+    CHECK(ya == run(x.data(), a.W, N, 0.0f, ya));
+    CHECK(yd == run(x.data(), d.W, N, 0.0f, yd));
+  }
+}
+
 TEST_CASE("f32 and f16 weights: the fast paths agree with the reference") {
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16})
     for (int N : {1, 4, 20}) {
@@ -175,4 +199,40 @@ TEST_CASE("f32 and f16 weights: the fast paths agree with the reference") {
       const std::vector<float> y = run(x.data(), p.W, N, 1.0f, y0);
       check_close(y.data(), ref.data(), y.size(), 1e-5);
     }
+}
+
+TEST_CASE("block types with vec_dot: decoding and prompt paths agree with the reference") {
+  const GgmlType types[] = {GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q2_K,
+                            GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
+  for (GgmlType t : types)
+    for (int C : {256, 768})
+      for (int N : {1, 2, 4, 9})
+        for (float beta : {0.0f, 1.0f}) {
+          const std::string type_name = lm::format::ggml_type_info(t).name;
+          CAPTURE(type_name);
+          CAPTURE(C);
+          CAPTURE(N);
+          const int OC = 70;
+          Packed p(t, randn(size_t(OC) * C, 21 + C), OC, C);
+          std::vector<float> x = randn(size_t(N) * C, 22 + N, 2.0f);
+          x[3] = 30.0f;  // an outlier
+          const std::vector<float> y0 = randn(size_t(N) * OC, 23);
+          std::vector<float> ref = y0;
+          qmatmul_forward_ref(ref.data(), x.data(), p.W, N, beta);
+          const std::vector<float> y = run(x.data(), p.W, N, beta, y0);
+          check_close(y.data(), ref.data(), y.size(), 1e-5);
+          // Decoding quantizes the activations: within a few percent of the product with
+          // q8_0-quantized x; q8_K's blocks of 256 share the outlier's coarse step.
+          if (N <= 4) {
+            const double tol = lm::quant::dot_activation_type(t) == GgmlType::Q8_K ? 0.1 : 0.03;
+            const std::vector<double> want = expected(x, p.W, N);
+            double scale = 0, err = 0;
+            for (size_t i = 0; i < want.size(); ++i) {
+              const double w = want[i] + beta * y0[i];
+              scale = std::max(scale, std::fabs(w));
+              err = std::max(err, std::fabs(y[i] - w));
+            }
+            CHECK(err <= tol * scale);
+          }
+        }
 }

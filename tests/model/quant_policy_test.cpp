@@ -80,17 +80,24 @@ TEST_CASE("file types: names, aliases, llama_ftype numbers, base types") {
   CHECK(try_parse_file_type("Q4_K_M") == FileType::Q4_K_M);
   CHECK(try_parse_file_type("q6_K") == FileType::Q6_K);
   CHECK(try_parse_file_type("BF16") == FileType::BF16);
-  CHECK_FALSE(try_parse_file_type("q5_0"));
+  CHECK(try_parse_file_type("q5_0") == FileType::Q5_0);
+  CHECK(try_parse_file_type("Q5_K") == FileType::Q5_K_M);
+  CHECK(try_parse_file_type("q3_k") == FileType::Q3_K_M);
+  CHECK(try_parse_file_type("q2_K") == FileType::Q2_K);
   CHECK_FALSE(try_parse_file_type("q4_k_s"));
+  CHECK_FALSE(try_parse_file_type("q5_1"));
   CHECK_FALSE(try_parse_file_type(""));
   const std::pair<FileType, uint32_t> numbers[] = {{FileType::F32, 0},  {FileType::F16, 1},     {FileType::Q4_0, 2},
                                                    {FileType::Q8_0, 7}, {FileType::Q4_K_M, 15}, {FileType::Q6_K, 18},
-                                                   {FileType::BF16, 32}};
+                                                   {FileType::BF16, 32}, {FileType::Q4_1, 3},  {FileType::Q5_0, 8},
+                                                   {FileType::Q2_K, 10}, {FileType::Q3_K_M, 12}, {FileType::Q5_K_M, 17}};
   for (auto [t, n] : numbers) {
     CHECK(file_type_info(t).llama_ftype == n);
     CHECK(llama_ftype_name(n) == file_type_info(t).name);
   }
-  CHECK(file_types().size() == 7);
+  CHECK(file_types().size() == 12);
+  CHECK(file_type_info(FileType::Q3_K_M).base == GgmlType::Q3_K);
+  CHECK(file_type_info(FileType::Q2_K).base == GgmlType::Q2_K);
   CHECK(file_type_info(FileType::Q4_K_M).base == GgmlType::Q4_K);
   CHECK(file_type_info(FileType::Q6_K).base == GgmlType::Q6_K);
   CHECK_FALSE(is_quantized(FileType::BF16));
@@ -106,7 +113,10 @@ TEST_CASE("tensor types and --tensor-type overrides: syntax, case, errors") {
   CHECK(try_parse_tensor_type("Q4_k") == GgmlType::Q4_K);
   CHECK(try_parse_tensor_type("F16") == GgmlType::F16);
   CHECK(try_parse_tensor_type("q6_k") == GgmlType::Q6_K);
-  CHECK_FALSE(try_parse_tensor_type("q5_0"));
+  CHECK(try_parse_tensor_type("q5_0") == GgmlType::Q5_0);
+  CHECK(try_parse_tensor_type("IQ4_XS") == GgmlType::IQ4_XS);
+  CHECK_FALSE(try_parse_tensor_type("q8_1"));  // ggml's, but not a type lm writes
+  CHECK_FALSE(try_parse_tensor_type("iq2_xs"));
   CHECK_FALSE(try_parse_tensor_type("q4_k_m"));  // a file type, not a tensor type
 
   const TensorTypeOverride o = parse_tensor_type_override("blk\\.[0-3]\\.attn_(q|k)=Q8_0");
@@ -116,7 +126,8 @@ TEST_CASE("tensor types and --tensor-type overrides: syntax, case, errors") {
   CHECK(parse_tensor_type_override("a=b=f16").pattern == "a=b");  // split at the last '='
   CHECK_THROWS_AS(parse_tensor_type_override("attn_v"), lm::UsageError);
   CHECK_THROWS_AS(parse_tensor_type_override("=q8_0"), lm::UsageError);
-  CHECK_THROWS_AS(parse_tensor_type_override("attn_v=q5_0"), lm::UsageError);
+  CHECK(parse_tensor_type_override("attn_v=q5_1").type == GgmlType::Q5_1);
+  CHECK_THROWS_AS(parse_tensor_type_override("attn_v=q8_1"), lm::UsageError);
   CHECK_THROWS_AS(parse_tensor_type_override("attn_v="), lm::UsageError);
   CHECK_THROWS_AS(parse_tensor_type_override("attn_(v=q8_0"), lm::UsageError);
   try {
@@ -224,16 +235,56 @@ TEST_CASE("q4_k_m: q6_K for attn_v and ffn_down of the use_more_bits layers, q4_
   CHECK(out(tied, "blk.1.attn_v.weight") == GgmlType::Q6_K);
 }
 
+TEST_CASE("q5_k_m, q3_k_m, q2_k: llama.cpp's types for attn_v, ffn_down and attn_output") {
+  const int L = 32;
+  auto t = llama(L, 256, 512, 300, false);
+  const Plan q5 = plan_for(t, FileType::Q5_K_M, L), q3 = plan_for(t, FileType::Q3_K_M, L);
+  const Plan q2 = plan_for(t, FileType::Q2_K, L, {}), q2_gqa4 = make_plan(t, FileType::Q2_K, {}, L, 4);
+  for (const Plan* p : {&q5, &q3, &q2}) {
+    CHECK(out(*p, "output.weight") == GgmlType::Q6_K);
+    CHECK(out(*p, "token_embd.weight") == file_type_info(p->type).base);
+    CHECK(p->warnings.empty());
+  }
+  for (int l = 0; l < L; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    CAPTURE(l);
+    const GgmlType q5_more = use_more_bits(l, L) ? GgmlType::Q6_K : GgmlType::Q5_K;
+    CHECK(out(q5, b + "attn_v.weight") == q5_more);
+    CHECK(out(q5, b + "ffn_down.weight") == q5_more);
+    CHECK(out(q5, b + "attn_output.weight") == GgmlType::Q5_K);
+    CHECK(out(q3, b + "attn_v.weight") == (l < 2 ? GgmlType::Q5_K : GgmlType::Q4_K));
+    CHECK(out(q3, b + "ffn_down.weight") == (l < L / 16 ? GgmlType::Q5_K : GgmlType::Q4_K));
+    CHECK(out(q3, b + "attn_output.weight") == GgmlType::Q4_K);
+    CHECK(find(q3, b + "attn_output.weight").reason == Reason::MoreBits);
+    CHECK(out(q2, b + "attn_v.weight") == GgmlType::Q3_K);
+    CHECK(out(q2_gqa4, b + "attn_v.weight") == GgmlType::Q4_K);
+    CHECK(out(q2, b + "ffn_down.weight") == GgmlType::Q3_K);
+    CHECK(out(q2, b + "attn_output.weight") == GgmlType::Q3_K);
+    for (const char* n : {"attn_q.weight", "attn_k.weight", "ffn_gate.weight", "ffn_up.weight"}) {
+      CHECK(out(q5, b + n) == GgmlType::Q5_K);
+      CHECK(out(q3, b + n) == GgmlType::Q3_K);
+      CHECK(out(q2, b + n) == GgmlType::Q2_K);
+    }
+  }
+  // q5_0 and q4_1: the base type everywhere but the output tensor.
+  for (FileType ft : {FileType::Q5_0, FileType::Q4_1}) {
+    const Plan p = plan_for(llama(4, 256, 512, 300, true), ft, 4);
+    CHECK(out(p, "token_embd.weight") == GgmlType::Q6_K);
+    for (const auto& x : p.tensors)
+      if (x.weight && x.name != "token_embd.weight") CHECK(x.out == file_type_info(ft).base);
+  }
+}
+
 TEST_CASE("q6_k: everything q6_K") {
   const Plan p = plan_for(llama(3, 256, 512, 300, true), FileType::Q6_K, 3);
   for (const auto& t : p.tensors)
     if (t.weight) CHECK(t.out == GgmlType::Q6_K);
 }
 
-TEST_CASE("fallbacks: K-quants to q8_0 when ne[0] % 32 == 0, anything else to f16, with a warning") {
-  // F = 320: ffn_down rows of 320 values fit q8_0 but not q4_K / q6_K.
+TEST_CASE("fallbacks: llama.cpp's (q4_K to q5_0, q6_K to q8_0, ...), else f16, with a warning") {
+  // F = 320: ffn_down rows of 320 values fit 32-value blocks but not q4_K / q6_K.
   const Plan k = plan_for(llama(2, 256, 320, 300, true), FileType::Q4_K_M, 2);
-  CHECK(out(k, "blk.0.ffn_down.weight") == GgmlType::Q8_0);
+  CHECK(out(k, "blk.0.ffn_down.weight") == GgmlType::Q5_0);
   CHECK(*find(k, "blk.0.ffn_down.weight").fallback_from == GgmlType::Q4_K);
   CHECK(out(k, "blk.1.ffn_down.weight") == GgmlType::Q8_0);
   CHECK(*find(k, "blk.1.ffn_down.weight").fallback_from == GgmlType::Q6_K);
@@ -241,10 +292,21 @@ TEST_CASE("fallbacks: K-quants to q8_0 when ne[0] % 32 == 0, anything else to f1
   REQUIRE(k.warnings.size() == 2);
   CHECK(k.warnings[0].find("'blk.0.ffn_down.weight' has 320 values per row, not a multiple of 256 for q4_K") !=
         std::string::npos);
-  CHECK(k.warnings[0].find("it is q8_0 instead") != std::string::npos);
+  CHECK(k.warnings[0].find("it is q5_0 instead") != std::string::npos);
+  const std::pair<FileType, GgmlType> fallbacks[] = {{FileType::Q5_K_M, GgmlType::Q5_1},
+                                                     {FileType::Q3_K_M, GgmlType::Q4_0},
+                                                     {FileType::Q2_K, GgmlType::Q4_0}};
+  for (auto [ft, want] : fallbacks) {
+    const Plan p = plan_for(llama(2, 256, 320, 300, true), ft, 2);
+    CHECK(out(p, "blk.0.ffn_up.weight") == file_type_info(ft).base);
+    CHECK(out(p, "blk.0.attn_q.weight") == file_type_info(ft).base);
+    // ffn_down's rows of 320: the mixture's type (or the base) falls back.
+    if (ft == FileType::Q5_K_M) CHECK(out(p, "blk.0.ffn_down.weight") == want);
+    CHECK(find(p, "blk.0.ffn_down.weight").fallback_from);
+  }
 
   // F = 300: not even a multiple of 32, so f16, for K-quants and q4_0 / q8_0 alike.
-  for (FileType ft : {FileType::Q6_K, FileType::Q4_0, FileType::Q8_0}) {
+  for (FileType ft : {FileType::Q6_K, FileType::Q4_0, FileType::Q8_0, FileType::Q5_0, FileType::Q2_K}) {
     const Plan p = plan_for(llama(2, 256, 300, 300, true), ft, 2);
     CHECK(out(p, "blk.0.ffn_down.weight") == GgmlType::F16);
     CHECK(out(p, "blk.0.ffn_down.weight") == GgmlType::F16);

@@ -27,8 +27,9 @@ type_of() { types "$1" | awk -v n="$2" '$1 == n { print $2 }'; }
 
 # ---- every file type: reads back, perplexity close to the source's, size as planned ----
 p_src=$(ppl A.gguf)
-types_to_test="f32 f16 bf16 q8_0 q6_k q4_k_m q4_0"
-declare -A tol=([f32]=0 [f16]=0.002 [bf16]=0.01 [q8_0]=0.01 [q6_k]=0.03 [q4_k_m]=0.1 [q4_0]=0.15)
+types_to_test="f32 f16 bf16 q8_0 q6_k q5_k_m q5_0 q4_k_m q4_1 q4_0 q3_k_m q2_k"
+declare -A tol=([f32]=0 [f16]=0.002 [bf16]=0.01 [q8_0]=0.01 [q6_k]=0.03 [q5_k_m]=0.05 [q5_0]=0.05 [q4_k_m]=0.1
+                [q4_1]=0.15 [q4_0]=0.15 [q3_k_m]=0.25 [q2_k]=0.6)
 declare -A bpw=([f32]=32 [f16]=16 [bf16]=16 [q8_0]=8.5)
 for t in $types_to_test; do
   expect_exit 0 "--dry-run $t" -- "${q[@]}" -m A.gguf -o "A-$t.gguf" --type "$t" --dry-run
@@ -55,6 +56,18 @@ cmp -s A.gguf A-f32.gguf && fail "an f32 copy should carry lm.quantize keys" || 
 [[ $(type_of A-q4_k_m.gguf blk.0.attn_v.weight) == q4_K && $(type_of A-q4_k_m.gguf blk.1.attn_v.weight) == q6_K &&
    $(type_of A-q4_k_m.gguf blk.1.ffn_down.weight) == q6_K && $(type_of A-q4_k_m.gguf blk.1.ffn_up.weight) == q4_K ]] &&
   pass || fail "q4_k_m mix: $(types A-q4_k_m.gguf | tr '\n' ' ')"
+# llama.cpp's mixes (the rules are unit-tested; these files match llama-quantize's byte for byte).
+[[ $(type_of A-q5_k_m.gguf blk.0.attn_v.weight) == q5_K && $(type_of A-q5_k_m.gguf blk.1.ffn_down.weight) == q6_K &&
+   $(type_of A-q5_k_m.gguf output.weight) == q6_K ]] && pass || fail "q5_k_m mix: $(types A-q5_k_m.gguf | tr '\n' ' ')"
+[[ $(type_of A-q3_k_m.gguf blk.0.attn_v.weight) == q5_K && $(type_of A-q3_k_m.gguf blk.1.attn_output.weight) == q4_K &&
+   $(type_of A-q3_k_m.gguf blk.1.ffn_down.weight) == q4_K && $(type_of A-q3_k_m.gguf blk.1.ffn_up.weight) == q3_K ]] &&
+  pass || fail "q3_k_m mix: $(types A-q3_k_m.gguf | tr '\n' ' ')"
+[[ $(type_of A-q2_k.gguf blk.0.attn_v.weight) == q3_K && $(type_of A-q2_k.gguf blk.0.ffn_down.weight) == q3_K &&
+   $(type_of A-q2_k.gguf blk.0.attn_q.weight) == q2_K && $(type_of A-q4_1.gguf blk.0.attn_q.weight) == q4_1 &&
+   $(type_of A-q5_0.gguf blk.0.attn_q.weight) == q5_0 ]] && pass || fail "q2_k mix: $(types A-q2_k.gguf | tr '\n' ' ')"
+[[ $(size A-q2_k.gguf) -lt $(size A-q3_k_m.gguf) && $(size A-q3_k_m.gguf) -lt $(size A-q4_0.gguf) &&
+   $(size A-q4_k_m.gguf) -lt $(size A-q5_k_m.gguf) && $(size A-q5_k_m.gguf) -lt $(size A-q6_k.gguf) ]] && pass ||
+  fail "mix sizes out of order"
 [[ $(size A-q4_0.gguf) -lt $(size A-q4_k_m.gguf) && $(size A-q4_k_m.gguf) -lt $(size A-q6_k.gguf) &&
    $(size A-q6_k.gguf) -lt $(size A-q8_0.gguf) ]] && pass || fail "K-quant sizes out of order"
 
@@ -124,9 +137,9 @@ expect_exit 0 "fallback to f16" -- "${q[@]}" -m B.gguf -o B-q8.gguf --type q8_0
    $(type_of B-q8.gguf token_embd.weight) == q8_0 ]] && pass || fail "fallback types: $(types B-q8.gguf | tr '\n' ' ')"
 close "$(ppl B-q8.gguf)" "$(ppl B.gguf)" 0.01 && pass || fail "B q8_0 perplexity"
 expect_exit 0 "K-quant fallbacks" -- "${q[@]}" -m B.gguf -o B-k.gguf --type q4_k_m
-[[ $(type_of B-k.gguf blk.0.attn_q.weight) == q8_0 && $(type_of B-k.gguf blk.0.ffn_down.weight) == f16 ]] && pass ||
-  fail "K-quant fallbacks: $(types B-k.gguf | tr '\n' ' ')"
-grep -q "'blk.0.attn_q.weight' has 64 values per row, not a multiple of 256 for q4_K: it is q8_0 instead" "$T/err" &&
+[[ $(type_of B-k.gguf blk.0.attn_q.weight) == q5_0 && $(type_of B-k.gguf blk.1.attn_v.weight) == q8_0 &&
+   $(type_of B-k.gguf blk.0.ffn_down.weight) == f16 ]] && pass || fail "K-quant fallbacks: $(types B-k.gguf | tr '\n' ' ')"
+grep -q "'blk.0.attn_q.weight' has 64 values per row, not a multiple of 256 for q4_K: it is q5_0 instead" "$T/err" &&
   pass || fail "K-quant fallback warning: $(cat "$T/err")"
 
 # ---- requantizing ----
@@ -147,14 +160,14 @@ same_files D1.gguf D3.gguf "two runs"
 
 # ---- errors: one line, right code, nothing written, an existing output intact ----
 cp A-q8_0.gguf keep.gguf
-expect_exit 2 "unknown --type" -- "${q[@]}" -m A.gguf -o keep.gguf --type q5_0
-expect_err "^lm-quantize: --type 'q5_0': unknown type, expected one of f32, f16, bf16, q8_0, q6_k, q4_k_m, q4_0" "type message"
+expect_exit 2 "unknown --type" -- "${q[@]}" -m A.gguf -o keep.gguf --type q4_k_s
+expect_err "^lm-quantize: --type 'q4_k_s': unknown type, expected one of f32, f16, bf16, q8_0, q6_k, q5_k_m, q5_0, q4_k_m, q4_1, q4_0, q3_k_m, q2_k \\(q4_k = q4_k_m, q5_k = q5_k_m, q3_k = q3_k_m\\)$" "type message"
 expect_exit 2 "--tensor-type without =" -- "${q[@]}" -m A.gguf -o keep.gguf --type q8_0 --tensor-type attn_v
 expect_err "--tensor-type 'attn_v': expected REGEX=TYPE" "--tensor-type syntax message"
 expect_exit 2 "--tensor-type bad regex" -- "${q[@]}" -m A.gguf -o keep.gguf --type q8_0 --tensor-type '(=q8_0'
 expect_err "bad regular expression" "regex message"
-expect_exit 2 "--tensor-type unknown type" -- "${q[@]}" -m A.gguf -o keep.gguf --type q8_0 --tensor-type 'a=q5_1'
-expect_err "unknown tensor type 'q5_1', expected one of f32, f16, bf16, q8_0, q4_0, q4_K, q6_K" "tensor type message"
+expect_exit 2 "--tensor-type unknown type" -- "${q[@]}" -m A.gguf -o keep.gguf --type q8_0 --tensor-type 'a=q8_1'
+expect_err "unknown tensor type 'q8_1', expected one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs$" "tensor type message"
 expect_exit 2 "output is the input" -- "${q[@]}" -m keep.gguf -o ./keep.gguf --type q8_0
 expect_err "is the input model" "same file message"
 expect_exit 2 "--ctx-size without --eval" -- "${q[@]}" -m A.gguf -o keep.gguf --type q8_0 -c 16

@@ -11,12 +11,15 @@
 //     rope_factors_long/short and an original context of 64) with random F32 weights, llama.cpp's tensor names
 //     and keys, and the tokenizer of VOCAB.gguf: the files the architectures are checked on
 //     against llama.cpp (tests/data/arch/). The same arguments always give the same file;
-//   lm_test_write_gguf --convert IN.gguf OUT.gguf f32|f16|bf16|q8_0|q4_0 [--no-embed]
-//     rewrites a model with its matrices in another type (norms stay F32), and with
+//   lm_test_write_gguf --convert IN.gguf OUT.gguf TYPE [--no-embed]
+//     rewrites a model with its matrices in another type (f32, f16, bf16 or any block type lm
+//     writes by its ggml name: q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_K, q3_K, q4_K, q5_K,
+//     q6_K, iq4_xs; a matrix whose rows do not fill the blocks is an error; norms stay F32), and with
 //     --no-embed without the SentencePiece model bytes (the tokenizer arrays only).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <strings.h>
 #include <exception>
 #include <string>
 #include <vector>
@@ -30,6 +33,16 @@
 #include "quant/quant.hpp"
 
 namespace {
+
+// A block type lm writes, by its ggml name in any case (q8_0, q4_K or q4_k, iq4_xs, ...).
+lm::format::GgmlType block_type(const std::string& name) {
+  for (uint32_t raw = 2; raw < 64; ++raw) {
+    const lm::format::GgmlTypeInfo* info = lm::format::ggml_type_info(raw);
+    if (!info || info->block == 1 || !lm::quant::is_supported(lm::format::GgmlType(raw))) continue;
+    if (strcasecmp(info->name, name.c_str()) == 0) return lm::format::GgmlType(raw);
+  }
+  throw lm::UsageError("unknown type '" + name + "'");
+}
 
 void convert(const char* in, const char* out, const std::string& type, bool embed) {
   using lm::format::GgmlType;
@@ -56,16 +69,12 @@ void convert(const char* in, const char* out, const std::string& type, bool embe
         b[2 * i] = uint8_t(h), b[2 * i + 1] = uint8_t(h >> 8);
       }
       gt = type == "f16" ? GgmlType::F16 : GgmlType::BF16;
-    } else if (type == "q8_0") {
-      b.resize(n / 32 * sizeof(lm::quant::BlockQ8_0));
-      lm::quant::quantize_q8_0(src.data(), b.data(), n);
-      gt = GgmlType::Q8_0;
-    } else if (type == "q4_0") {
-      b.resize(n / 32 * sizeof(lm::quant::BlockQ4_0));
-      lm::quant::quantize_q4_0(src.data(), b.data(), n);
-      gt = GgmlType::Q4_0;
     } else {
-      throw lm::UsageError("unknown type '" + type + "'");
+      gt = block_type(type);
+      if (t.ne[0] % int64_t(lm::format::ggml_type_info(gt).block) != 0)
+        throw lm::UsageError(t.name + ": " + std::to_string(t.ne[0]) + " columns do not fill " + type + " blocks");
+      b.resize(lm::quant::row_size(gt, n));
+      lm::quant::quantize_row(gt, src.data(), b.data(), n);
     }
     w.add_tensor(t.name, gt, ne, b.data());
   }
