@@ -77,7 +77,8 @@ const format::GgufTensorInfo* tensor_for(const format::GgufFile& g, const Tensor
                                     std::to_string(v.cols) + ", " + std::to_string(v.rows) + "}");
   if (!quant::is_supported(t->type))
     throw FormatError(g.path(), "tensor '" + v.name + "' has type " + format::ggml_type_info(t->type).name +
-                                    ", expected f32, f16, bf16, q8_0, q4_0, q4_K or q6_K");
+                                    ", expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_K, q3_K, "
+                                    "q4_K, q5_K, q6_K or iq4_xs");
   return t;
 }
 
@@ -94,6 +95,14 @@ BlockScales block_scales(format::GgmlType t) {
     case GgmlType::Q4_0: return {sizeof(quant::BlockQ4_0), {offsetof(quant::BlockQ4_0, d)}, 1};
     case GgmlType::Q4_K: return {sizeof(quant::BlockQ4_K), {offsetof(quant::BlockQ4_K, d), offsetof(quant::BlockQ4_K, dmin)}, 2};
     case GgmlType::Q6_K: return {sizeof(quant::BlockQ6_K), {offsetof(quant::BlockQ6_K, d)}, 1};
+    case GgmlType::Q4_1: return {sizeof(quant::BlockQ4_1), {offsetof(quant::BlockQ4_1, d), offsetof(quant::BlockQ4_1, m)}, 2};
+    case GgmlType::Q5_0: return {sizeof(quant::BlockQ5_0), {offsetof(quant::BlockQ5_0, d)}, 1};
+    case GgmlType::Q5_1: return {sizeof(quant::BlockQ5_1), {offsetof(quant::BlockQ5_1, d), offsetof(quant::BlockQ5_1, m)}, 2};
+    case GgmlType::IQ4_NL: return {sizeof(quant::BlockIQ4_NL), {offsetof(quant::BlockIQ4_NL, d)}, 1};
+    case GgmlType::Q2_K: return {sizeof(quant::BlockQ2_K), {offsetof(quant::BlockQ2_K, d), offsetof(quant::BlockQ2_K, dmin)}, 2};
+    case GgmlType::Q3_K: return {sizeof(quant::BlockQ3_K), {offsetof(quant::BlockQ3_K, d)}, 1};
+    case GgmlType::Q5_K: return {sizeof(quant::BlockQ5_K), {offsetof(quant::BlockQ5_K, d), offsetof(quant::BlockQ5_K, dmin)}, 2};
+    case GgmlType::IQ4_XS: return {sizeof(quant::BlockIQ4_XS), {offsetof(quant::BlockIQ4_XS, d)}, 1};
     default: return {};
   }
 }

@@ -36,7 +36,7 @@ void check_convertible(const format::GgufFile& in, const Plan& plan) {
     if (t.in == t.out) continue;
     if (!is_supported(t.in))
       throw FormatError(in.path(), "tensor '" + t.name + "' has type " + format::ggml_type_info(t.in).name +
-                                       ", which lm cannot convert, expected f32, f16, bf16, q8_0, q4_0, q4_K or q6_K; "
+                                       ", which lm cannot convert, expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_K, q3_K, q4_K, q5_K, q6_K or iq4_xs; "
                                        "convert the original model instead");
     if (!is_supported(t.out))
       throw FormatError(in.path(), "tensor '" + t.name + "' would be " + format::ggml_type_info(t.out).name +
