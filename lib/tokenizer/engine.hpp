@@ -34,6 +34,12 @@ struct Vocab {
   int size() const { return int(pieces.size()); }
 };
 
+// What llama.cpp's token_to_piece gives for a token of a SentencePiece-style or WordPiece
+// vocabulary, without special tokens: normal pieces with "\xe2\x96\x81" as a space,
+// user-defined pieces as written, byte pieces <0xNN> as their byte, nothing for control,
+// unknown and unused ones.
+std::string piece_text(const std::string& piece, PieceType type);
+
 class Engine {
  public:
   virtual ~Engine() = default;

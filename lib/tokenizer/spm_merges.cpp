@@ -42,35 +42,6 @@ bool starts_with_space(std::string_view s, size_t pos) {
   return pos + kSpaceLen <= s.size() && s.compare(pos, kSpaceLen, kSpace) == 0;
 }
 
-// As in wordpiece.cpp: llama.cpp's token_to_piece without special tokens.
-std::string piece_text(const std::string& piece, PieceType type) {
-  switch (type) {
-    case PieceType::Normal: {
-      std::string out;
-      out.reserve(piece.size());
-      for (size_t i = 0; i < piece.size(); ++i) {
-        if (piece.compare(i, kSpaceLen, kSpace) == 0) {
-          out += ' ';
-          i += kSpaceLen - 1;
-        } else {
-          out += piece[i];
-        }
-      }
-      return out;
-    }
-    case PieceType::UserDefined:
-      return piece;
-    case PieceType::Byte: {
-      unsigned v = 0;
-      if (piece.size() == 6 && piece.compare(0, 3, "<0x") == 0 && piece[5] == '>' &&
-          std::sscanf(piece.c_str() + 3, "%2x", &v) == 1)
-        return std::string(1, char(v));
-      return piece;
-    }
-    default:
-      return "";
-  }
-}
 
 // Piece -> id in one flat open-addressing table (a chained std::unordered_map spent 70% of the
 // time of encoding in its lookups). The pieces' bytes sit in one arena; a slot holds a 32-bit

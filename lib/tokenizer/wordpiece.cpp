@@ -144,37 +144,6 @@ class PieceTrie {
   uint32_t root_[256] = {};     // 0: no child
 };
 
-// What llama.cpp's token_to_piece gives for a token of a SentencePiece-style or WordPiece
-// vocabulary, without special tokens: normal pieces with "▁" as a space, user-defined pieces
-// as written, byte pieces <0xNN> as their byte, nothing for control, unknown and unused ones.
-std::string piece_text(const std::string& piece, PieceType type) {
-  switch (type) {
-    case PieceType::Normal: {
-      std::string out;
-      out.reserve(piece.size());
-      for (size_t i = 0; i < piece.size(); ++i) {
-        if (piece.compare(i, kWordStartLen, kWordStart) == 0) {
-          out += ' ';
-          i += kWordStartLen - 1;
-        } else {
-          out += piece[i];
-        }
-      }
-      return out;
-    }
-    case PieceType::UserDefined:
-      return piece;
-    case PieceType::Byte: {
-      unsigned v = 0;
-      if (piece.size() == 6 && piece.compare(0, 3, "<0x") == 0 && piece[5] == '>' &&
-          std::sscanf(piece.c_str() + 3, "%2x", &v) == 1)
-        return std::string(1, char(v));
-      return piece;
-    }
-    default:
-      return "";
-  }
-}
 
 class WordPiece final : public Engine {
  public:
