@@ -377,8 +377,20 @@ LM_TARGET_AVX2 float dot32_avx2(const Block* xs, const BlockQ8_0* ys, size_t nb)
   constexpr bool kMin = !Levels::kSigned;
   constexpr bool kOffset = std::is_same_v<Block, BlockQ5_0>;
   const Levels levels;
-  const float* yd = reinterpret_cast<const float*>(ys + nb);
-  const int32_t* ysum = reinterpret_cast<const int32_t*>(yd + nb);
+  // The scales and sums follow 34-byte blocks, so they need not be 4-byte aligned: unaligned
+  // vector loads, and memcpy for single values.
+  const unsigned char* yd = reinterpret_cast<const unsigned char*>(ys + nb);
+  const unsigned char* ysum = yd + 4 * nb;
+  auto dy_at = [&](size_t i) {
+    float v;
+    std::memcpy(&v, yd + 4 * i, 4);
+    return v;
+  };
+  auto sum_at = [&](size_t i) {
+    int32_t v;
+    std::memcpy(&v, ysum + 4 * i, 4);
+    return v;
+  };
   __m256 acc = _mm256_setzero_ps();
   __m128 acc_m = _mm_setzero_ps();
   size_t b = 0;
@@ -387,12 +399,12 @@ LM_TARGET_AVX2 float dot32_avx2(const Block* xs, const BlockQ8_0* ys, size_t nb)
     const BlockQ8_0* y = ys + b;
     __m256i dots[4];
     for (int k = 0; k < 4; ++k) dots[k] = block_dot<Levels::kSigned>(levels(x[k]), load_y(y[k]));
-    const __m128 dy = _mm_loadu_ps(yd + b);
+    const __m128 dy = _mm_loadu_ps(reinterpret_cast<const float*>(yd + 4 * b));
     const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16(short(x[0].d), short(x[1].d), short(x[2].d), short(x[3].d),
                                                              0, 0, 0, 0)), dy);
     acc = _mm256_fmadd_ps(_mm256_set_m128(dd, dd), _mm256_cvtepi32_ps(sums4(dots[0], dots[1], dots[2], dots[3])), acc);
     if constexpr (kMin) {
-      const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ysum + b));
+      const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ysum + 4 * b));
       if constexpr (kOffset) {
         acc_m = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(-16.0f), dd), _mm_cvtepi32_ps(s), acc_m);
       } else {
@@ -408,11 +420,11 @@ LM_TARGET_AVX2 float dot32_avx2(const Block* xs, const BlockQ8_0* ys, size_t nb)
     __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(_mm256_cvtepi32_ps(dot)), _mm256_extractf128_ps(_mm256_cvtepi32_ps(dot), 1));
     s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
     s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-    tail += _cvtsh_ss(xs[b].d) * yd[b] * _mm_cvtss_f32(s4);
+    tail += _cvtsh_ss(xs[b].d) * dy_at(b) * _mm_cvtss_f32(s4);
     if constexpr (kOffset)
-      tail += -16.0f * _cvtsh_ss(xs[b].d) * yd[b] * float(ysum[b]);
+      tail += -16.0f * _cvtsh_ss(xs[b].d) * dy_at(b) * float(sum_at(b));
     else if constexpr (kMin)
-      tail += _cvtsh_ss(xs[b].m) * yd[b] * float(ysum[b]);
+      tail += _cvtsh_ss(xs[b].m) * dy_at(b) * float(sum_at(b));
   }
   __m128 m4 = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
   m4 = _mm_add_ss(m4, _mm_movehdup_ps(m4));

@@ -166,7 +166,8 @@ TEST_CASE("a byte-level BPE vocabulary: merges, special pieces, defaults, lossle
   CHECK_FALSE(tok.ends_generation(261));
 
   // Every byte string comes back: invalid UTF-8, NUL, newlines.
-  const std::string bytes("\xff\xfe a\0b\n\n  \xe2\x82 the\xc3\xa9", 22);
+  static constexpr char kBytes[] = "\xff\xfe a\0b\n\n  \xe2\x82 the\xc3\xa9";
+  const std::string bytes(kBytes, sizeof kBytes - 1);
   std::vector<int> all;
   tok.encode_text(bytes, all);
   CHECK(tok.decode_text(all) == bytes);
