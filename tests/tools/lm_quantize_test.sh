@@ -40,6 +40,9 @@ for t in $types_to_test; do
     fail "$t: file of $(size "A-$t.gguf") bytes, dry run said $planned, --json $(field bytes_out "$T/out")"
   [[ -z ${bpw[$t]:-} ]] || awk -v b="$(field bpw "$T/out")" -v w="${bpw[$t]}" 'BEGIN { exit !(b == w) }' && pass ||
     fail "$t: bpw $(field bpw "$T/out"), expected ${bpw[$t]}"
+  # Under the sanitizers (LM_TEST_LEAN) a few types are scored: the numbers are the Release
+  # pass's job, the sanitizers' the conversions above and one scoring path per kernel family.
+  if [[ -n ${LM_TEST_LEAN:-} && " f32 q8_0 q4_k_m q5_0 " != *" $t "* ]]; then continue; fi
   p=$(ppl "A-$t.gguf")
   close "$p" "$p_src" "${tol[$t]}" && pass || fail "$t: perplexity $p, source $p_src (tolerance ${tol[$t]})"
 done
