@@ -190,13 +190,19 @@ struct FileTensors {
   std::vector<TensorSpec> specs;
   std::vector<const format::GgufTensorInfo*> tensors;
 };
-FileTensors checked_tensors(const format::GgufFile& g, const ModelConfig& cfg) {
+// Shapes and types only, for a file whose values were already scanned.
+FileTensors file_tensors(const format::GgufFile& g, const ModelConfig& cfg) {
   FileTensors f;
   for (const TensorSpec& v : find_arch(cfg.arch.name)->tensors(cfg))
     if (const format::GgufTensorInfo* t = tensor_for(g, v)) {
       f.specs.push_back(v);
       f.tensors.push_back(t);
     }
+  return f;
+}
+// And the values finite.
+FileTensors checked_tensors(const format::GgufFile& g, const ModelConfig& cfg) {
+  FileTensors f = file_tensors(g, cfg);
   check_finite_weights(g, f.tensors);
   return f;
 }
@@ -294,7 +300,7 @@ LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& 
       l.user_scale = a.scale;
       merge_lora(p, l);
     }
-    w = quantize_weights(p, inference_types(checked_tensors(g, p.cfg)));
+    w = quantize_weights(p, inference_types(file_tensors(g, p.cfg)));  // load_params scanned the values
   }
   if (tok.vocab_size() != w.cfg.n_vocab)
     throw FormatError(path, "tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +
