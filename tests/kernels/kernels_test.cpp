@@ -11,23 +11,14 @@
 #include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/simd.hpp"
+#include "kernels/kernel_test_util.hpp"
 
 using namespace lm::kernels;
 
 namespace {
 
-std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
-  lm::Rng rng(seed);
-  std::vector<float> v(n);
-  for (auto& x : v) x = rng.normal() * scale;
-  return v;
-}
-
-double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]) / (1.0 + std::fabs(double(b[i]))));
-  return m;
-}
+using lm::test::max_rel_diff;
+using lm::test::randn;
 
 // Checks grad[i] == d/dx[i] of loss(x) by central differences, at `samples` indices.
 void check_grad(std::vector<float>& x, const std::vector<float>& grad, const std::function<double()>& loss,
