@@ -303,11 +303,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) void ro
     }
   }
   for (int t = 0; t < T; ++t) {
+    // The lanes are tile_vnni's and are added in its order (sum4), so a row decoded alone and
+    // the same row in a batch of any size get the same bits (lm-generate --parallel).
     const __m256 at = _mm256_add_ps(acc[t][0], acc[t][1]);
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(at), _mm256_extractf128_ps(at, 1));
-    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-    float sum = _mm_cvtss_f32(s4);
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(at, at), _mm256_hadd_ps(at, at));
+    float sum = _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
     if (ng * kGroup < W.nb) sum += dot_blocks_ref<Q4>(w, wd, a.q(t), a.d(t), W.nb, ng * kGroup);
     out[t] = sum;
   }

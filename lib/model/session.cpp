@@ -16,13 +16,14 @@ namespace lm::model {
 using namespace lm::kernels;
 
 struct Session::Buffers {
-  LargeVector<float> k, v;  // (L, Hkv, cap, D) each: a kv head's positions are contiguous
+  LargeVector<float> k, v;  // (L, S, Hkv, cap, D) each: a kv head's positions are contiguous
   LargeVector<float> x, xn, rstd, q, kt, vt, ao, g, u, h, logits, scratch;
   LargeVector<float> t;      // (N, C): a layer's output before its bias, post-norm and residual
   LargeVector<float> fused;  // (N, C + 2 Hkv D) or (N, 2F): a fused projection's output
   LargeVector<float> pos;    // (C): one learned position row
   std::vector<float> inv_freq;  // (n_rot / 2): RoPE angle per position of each pair
   LargeVector<uint8_t> qscratch;  // quantized activations or dequantized weight panels
+  std::vector<int> tokens;        // (N): the tokens of a batch's chunks, in order
 };
 
 namespace {
@@ -39,18 +40,21 @@ bool plain_attention(const ModelConfig& c) {
 
 }  // namespace
 
-Session::Session(const Params& p, int n_ctx, int n_batch)
-    : Session(std::make_unique<Weights>(view_weights(p)), nullptr, n_ctx, n_batch) {}
+Session::Session(const Params& p, int n_ctx, int n_batch, int n_seq)
+    : Session(std::make_unique<Weights>(view_weights(p)), nullptr, n_ctx, n_batch, n_seq) {}
 
-Session::Session(const Weights& w, int n_ctx, int n_batch) : Session(nullptr, &w, n_ctx, n_batch) {}
+Session::Session(const Weights& w, int n_ctx, int n_batch, int n_seq) : Session(nullptr, &w, n_ctx, n_batch, n_seq) {}
 
-Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int n_batch)
+Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int n_batch, int n_seq)
     : own_(std::move(own)), w_(own_ ? *own_ : *w), cfg_(w_.cfg), n_ctx_(n_ctx), n_batch_(n_batch), b_(std::make_unique<Buffers>()) {
   if (n_ctx < 1 || n_ctx > cfg_.n_ctx)
     throw UsageError("context size " + std::to_string(n_ctx) + " is out of range [1, " + std::to_string(cfg_.n_ctx) +
                      "] (the model's context length)");
   if (n_batch < 1) throw UsageError("batch size " + std::to_string(n_batch) + " must be at least 1");
-  n_batch_ = std::min(n_batch, n_ctx);
+  if (n_seq < 1) throw UsageError("sequence count " + std::to_string(n_seq) + " must be at least 1");
+  past_.assign(size_t(n_seq), 0);
+  n_batch_ = n_seq == 1 ? std::min(n_batch, n_ctx) : n_batch;  // one sequence's rows are at most its context
+  b_->tokens.assign(size_t(n_batch_), 0);
   const size_t N = size_t(n_batch_), C = size_t(cfg_.n_embd), F = size_t(cfg_.n_ff);
   Buffers& b = *b_;
   for (auto* buf : {&b.x, &b.xn}) buf->assign(N * C, 0.0f);
@@ -93,17 +97,20 @@ void Session::reserve(int n) {
   n = std::min(n, n_ctx_);
   if (n <= cap_) return;
   Buffers& b = *b_;
-  const size_t L = size_t(cfg_.n_layer), Hkv = size_t(cfg_.n_head_kv), D = size_t(cfg_.head_dim());
+  const size_t L = size_t(cfg_.n_layer), S = past_.size(), Hkv = size_t(cfg_.n_head_kv), D = size_t(cfg_.head_dim());
   const size_t old_cap = size_t(cap_), new_cap = size_t(n);
-  // A kv head's positions are contiguous at a stride of the capacity: the n_past cached rows of
-  // every (layer, head) move to their place in the larger buffers.
+  // A kv head's positions are contiguous at a stride of the capacity: the cached rows of every
+  // (layer, slot, head) move to their place in the larger buffers.
   // Everything is allocated before anything changes, so a failed allocation leaves the session as it was.
-  LargeVector<float> k(L * Hkv * new_cap * D, 0.0f), v(k.size(), 0.0f);
-  LargeVector<float> scratch(attention_cached_scratch(n_batch_, n, cfg_.n_head), 0.0f);
-  for (size_t lg = 0; lg < L * Hkv && n_past_ > 0; ++lg) {
-    std::memcpy(k.data() + lg * new_cap * D, b.k.data() + lg * old_cap * D, sizeof(float) * size_t(n_past_) * D);
-    std::memcpy(v.data() + lg * new_cap * D, b.v.data() + lg * old_cap * D, sizeof(float) * size_t(n_past_) * D);
-  }
+  LargeVector<float> k(L * S * Hkv * new_cap * D, 0.0f), v(k.size(), 0.0f);
+  LargeVector<float> scratch(attention_cached_scratch(std::min(n_batch_, n), n, cfg_.n_head), 0.0f);
+  for (size_t l = 0; l < L; ++l)
+    for (size_t s = 0; s < S; ++s)
+      for (size_t g = 0, past = size_t(past_[s]); g < Hkv && past > 0; ++g) {
+        const size_t lg = (l * S + s) * Hkv + g;
+        std::memcpy(k.data() + lg * new_cap * D, b.k.data() + lg * old_cap * D, sizeof(float) * past * D);
+        std::memcpy(v.data() + lg * new_cap * D, b.v.data() + lg * old_cap * D, sizeof(float) * past * D);
+      }
   b.k.swap(k);
   b.v.swap(v);
   b.scratch.swap(scratch);
@@ -123,20 +130,46 @@ size_t Session::bytes() const {
   return n * sizeof(float) + b.qscratch.size();
 }
 
-void Session::keep(int n) {
-  LM_ASSERT(n >= 0 && n <= n_past_);
-  n_past_ = n;
+void Session::keep(int n, int seq) {
+  LM_ASSERT(seq >= 0 && seq < n_seq() && n >= 0 && n <= past_[size_t(seq)]);
+  past_[size_t(seq)] = n;
 }
 
 const float* Session::eval_rows(const int* tokens, int n, int first_row) {
-  LM_ASSERT(n >= 1 && n <= n_batch_ && n_past_ + n <= n_ctx_ && first_row >= 0 && first_row < n);
-  if (!cfg_.arch.causal && n_past_ != 0)
-    throw UsageError("an encoder reads a whole sequence in one evaluation; keep(0) first");
-  if (n_past_ + n > cap_) reserve(std::max(n_past_ + n, 2 * cap_));  // doubling: amortized O(1) per token
+  LM_ASSERT(first_row >= 0 && first_row < n);
+  const Chunk c{0, tokens, n, first_row};
+  return eval_batch(&c, 1);
+}
+
+const float* Session::eval_batch(const Chunk* chunks, int n_chunks) {
+  LM_ASSERT(n_chunks >= 1);
+  int n = 0, need = 0, out_rows = 0;
+  for (int c = 0; c < n_chunks; ++c) {
+    const Chunk& ch = chunks[c];
+    LM_ASSERT(ch.seq >= 0 && ch.seq < n_seq() && ch.n >= 1 && past_[size_t(ch.seq)] + ch.n <= n_ctx_ &&
+              ch.first_row >= 0 && ch.first_row <= ch.n);
+    for (int d = 0; d < c; ++d) LM_ASSERT(chunks[d].seq != ch.seq);
+    if (!cfg_.arch.causal && past_[size_t(ch.seq)] != 0)
+      throw UsageError("an encoder reads a whole sequence in one evaluation; keep(0) first");
+    n += ch.n;
+    out_rows += ch.n - ch.first_row;
+    need = std::max(need, past_[size_t(ch.seq)] + ch.n);
+  }
+  LM_ASSERT(n <= n_batch_);
+  if (need > cap_) reserve(std::max(need, 2 * cap_));  // doubling: amortized O(1) per token
   Buffers& b = *b_;
   const ArchOptions& A = cfg_.arch;
   const int C = cfg_.n_embd, Q = cfg_.q_dim(), K = cfg_.kv_dim(), F = cfg_.n_ff;
-  const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim(), pos0 = n_past_;
+  const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
+  const size_t S = past_.size();
+  // Row r0 of chunk c is row row0[c] of the batch.
+  int* tokens = b.tokens.data();
+  for (int c = 0, r = 0; c < n_chunks; r += chunks[c].n, ++c)
+    std::memcpy(tokens + r, chunks[c].tokens, sizeof(int) * size_t(chunks[c].n));
+  // Calls f(chunk, first batch row, its sequence's position) for every chunk.
+  auto each_chunk = [&](auto&& f) {
+    for (int c = 0, r = 0; c < n_chunks; r += chunks[c].n, ++c) f(chunks[c], r, past_[size_t(chunks[c].seq)]);
+  };
   float *x = b.x.data(), *xn = b.xn.data(), *q = b.q.data(), *ao = b.ao.data();
   void* qs = b.qscratch.data();
   const bool llama_rope = plain_rope(cfg_, w_), llama_attention = plain_attention(cfg_);
@@ -158,10 +191,12 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
     for (size_t i = 0; i < size_t(n) * C; ++i) x[i] *= s;
   }
   if (const QWeight* P = w_.get(-1, Role::PosEmbd))
-    for (int i = 0; i < n; ++i) {
-      dequantize_weight_row(*P, pos0 + i, b.pos.data());
-      for (int c = 0; c < C; ++c) x[size_t(i) * C + c] += b.pos[size_t(c)];
-    }
+    each_chunk([&](const Chunk& ch, int r0, int pos0) {
+      for (int i = 0; i < ch.n; ++i) {
+        dequantize_weight_row(*P, pos0 + i, b.pos.data());
+        for (int c = 0; c < C; ++c) x[size_t(r0 + i) * C + c] += b.pos[size_t(c)];
+      }
+    });
   if (const QWeight* TT = w_.get(-1, Role::TokTypes)) {  // every token is of type 0
     dequantize_weight_row(*TT, 0, b.pos.data());
     for (int i = 0; i < n; ++i)
@@ -193,8 +228,9 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
   if (w_.get(-1, Role::EmbdNorm)) norm(x, x, -1, Role::EmbdNorm, Role::EmbdNormB, n);
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
-    float* kc = b.k.data() + size_t(l) * cap_ * K;
-    float* vc = b.v.data() + size_t(l) * cap_ * K;
+    // Slot s of layer l.
+    auto kc = [&](int s) { return b.k.data() + (size_t(l) * S + size_t(s)) * cap_ * K; };
+    auto vc = [&](int s) { return b.v.data() + (size_t(l) * S + size_t(s)) * cap_ * K; };
     const float* in = x;  // post-LN blocks read x itself and normalize after the residual
     if (!A.post_ln) {
       norm(xn, x, l, Role::AttnNorm, Role::AttnNormB, n);
@@ -212,26 +248,32 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
       if (const float* bv = w_.vec(l, Role::KB)) add_bias(b.kt.data(), bv, n, K);
       if (const float* bv = w_.vec(l, Role::VB)) add_bias(b.vt.data(), bv, n, K);
     }
-    if (A.learned_pos) {
-    } else if (llama_rope) {
-      rope_forward(q, 1, n, H, D, cfg_.rope_base, pos0);
-      rope_forward(b.kt.data(), 1, n, Hkv, D, cfg_.rope_base, pos0);
-    } else {
-      rope_table_forward(q, n, H, D, cfg_.n_rot(), b.inv_freq.data(), A.rope_attn_factor, A.neox, pos0);
-      rope_table_forward(b.kt.data(), n, Hkv, D, cfg_.n_rot(), b.inv_freq.data(), A.rope_attn_factor, A.neox, pos0);
-    }
-    for (int i = 0; i < n; ++i)  // (n, Hkv, D) rows into the cache's (Hkv, cap, D)
-      for (int g = 0; g < Hkv; ++g) {
-        const size_t src = (size_t(i) * Hkv + g) * D, dst = (size_t(g) * cap_ + pos0 + i) * D;
-        std::memcpy(kc + dst, b.kt.data() + src, sizeof(float) * D);
-        std::memcpy(vc + dst, b.vt.data() + src, sizeof(float) * D);
+    ao_opts.window = windowed(l) ? A.sliding_window : 0;
+    // Positions, the cache and attention are each sequence's own.
+    each_chunk([&](const Chunk& ch, int r0, int pos0) {
+      float *qc = q + size_t(r0) * Q, *kt = b.kt.data() + size_t(r0) * K, *vt = b.vt.data() + size_t(r0) * K;
+      const int m = ch.n;
+      if (A.learned_pos) {
+      } else if (llama_rope) {
+        rope_forward(qc, 1, m, H, D, cfg_.rope_base, pos0);
+        rope_forward(kt, 1, m, Hkv, D, cfg_.rope_base, pos0);
+      } else {
+        rope_table_forward(qc, m, H, D, cfg_.n_rot(), b.inv_freq.data(), A.rope_attn_factor, A.neox, pos0);
+        rope_table_forward(kt, m, Hkv, D, cfg_.n_rot(), b.inv_freq.data(), A.rope_attn_factor, A.neox, pos0);
       }
-    if (llama_attention) {
-      attention_cached(ao, q, kc, vc, n, pos0, H, Hkv, D, cap_, b.scratch.data());
-    } else {
-      ao_opts.window = windowed(l) ? A.sliding_window : 0;
-      attention_cached_ext(ao, q, kc, vc, n, pos0, H, Hkv, D, cap_, ao_opts, b.scratch.data());
-    }
+      float *ks = kc(ch.seq), *vs = vc(ch.seq);
+      for (int i = 0; i < m; ++i)  // (m, Hkv, D) rows into the slot's (Hkv, cap, D)
+        for (int g = 0; g < Hkv; ++g) {
+          const size_t src = (size_t(i) * Hkv + g) * D, dst = (size_t(g) * cap_ + pos0 + i) * D;
+          std::memcpy(ks + dst, kt + src, sizeof(float) * D);
+          std::memcpy(vs + dst, vt + src, sizeof(float) * D);
+        }
+      float* out = ao + size_t(r0) * Q;
+      if (llama_attention)
+        attention_cached(out, qc, ks, vs, m, pos0, H, Hkv, D, cap_, b.scratch.data());
+      else
+        attention_cached_ext(out, qc, ks, vs, m, pos0, H, Hkv, D, cap_, ao_opts, b.scratch.data());
+    });
     if (direct_out) {
       qmatmul_forward(x, ao, *w_.get(l, Role::O), n, 1.0f, qs);  // residual: x += Wo ao
     } else {
@@ -269,11 +311,21 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
       if (A.post_ln) norm(x, x, l, Role::FfnNorm, Role::FfnNormB, n);
     }
   }
-  n_past_ += n;
-  if (A.post_ln) return x + size_t(first_row) * C;  // an encoder: the hidden states are the output
-  // Only the rows whose logits are wanted go through the final norm and the head.
-  const int rows = n - first_row;
-  const float* xs = x + size_t(n - rows) * C;
+  for (int c = 0; c < n_chunks; ++c) past_[size_t(chunks[c].seq)] += chunks[c].n;
+  // Only the rows whose logits are wanted go through the final norm and the head: moved together
+  // (in place; a single chunk's rows are already the last ones).
+  const float* xs = x;
+  if (n_chunks == 1) {
+    xs = x + size_t(chunks[0].first_row) * C;
+  } else {
+    int to = 0;
+    for (int c = 0, r = 0; c < n_chunks; r += chunks[c].n, ++c)
+      for (int i = chunks[c].first_row; i < chunks[c].n; ++i, ++to)
+        if (to != r + i) std::memcpy(x + size_t(to) * C, x + size_t(r + i) * C, sizeof(float) * C);
+  }
+  if (A.post_ln) return xs;  // an encoder: the hidden states are the output
+  const int rows = out_rows;
+  if (rows == 0) return b.logits.data();
   norm(xn, xs, -1, Role::OutNorm, Role::OutNormB, rows);
   qmatmul_forward(b.logits.data(), xn, w_.head(), rows, 0.0f, qs);
   if (const float* hb = w_.vec(-1, Role::HeadB)) add_bias(b.logits.data(), hb, rows, cfg_.n_vocab);

@@ -1,6 +1,8 @@
-// Inference over a KV cache (llama.cpp's "context"): one sequence, its keys and values cached
-// per layer, prompt chunks evaluated as matrix products (GEMM) and single tokens as
-// matrix-vector products that read each weight once (bandwidth-bound decoding). The activation
+// Inference over a KV cache (llama.cpp's "context"): n_seq independent sequences, each with its
+// own slot of the cache (keys and values per layer), prompt chunks evaluated as matrix products
+// (GEMM) and single tokens as matrix-vector products that read each weight once
+// (bandwidth-bound decoding). eval_batch() advances several sequences in one evaluation: their
+// rows share every matrix product, so decoding k sequences reads each weight once, not k times. The activation
 // buffers are allocated in the constructor; the KV cache holds only the positions a run has
 // used (or reserve()d), so memory follows the work asked, not the model's context length: a
 // model that claims a context of 2^20 tokens costs nothing until a run goes that far. eval()
@@ -20,18 +22,21 @@ class Session {
   // A session over `w` (which must outlive it) for sequences of up to n_ctx tokens, evaluated in
   // chunks of up to n_batch tokens. Throws UsageError unless 1 <= n_ctx <= the model's context
   // and 1 <= n_batch. The cache starts empty and grows as tokens come (or reserve() asks).
-  Session(const Weights& w, int n_ctx, int n_batch);
+  // With n_seq > 1 there are n_seq slots of n_ctx tokens each and n_batch is the rows of one
+  // evaluation over all of them.
+  Session(const Weights& w, int n_ctx, int n_batch, int n_seq = 1);
   // The same over F32 parameters (which must outlive it), e.g. a model being trained.
-  Session(const Params& p, int n_ctx, int n_batch);
+  Session(const Params& p, int n_ctx, int n_batch, int n_seq = 1);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   int n_ctx() const { return n_ctx_; }
   int n_batch() const { return n_batch_; }
+  int n_seq() const { return int(past_.size()); }
   int n_vocab() const { return cfg_.n_vocab; }
-  // Tokens in the cache: the position the next token gets.
-  int n_past() const { return n_past_; }
+  // Tokens in sequence seq's cache: the position its next token gets.
+  int n_past(int seq = 0) const { return past_[size_t(seq)]; }
 
   // Appends n tokens (1 <= n <= n_batch, n_past() + n <= n_ctx; ids in [0, n_vocab), checked by
   // the caller) and returns their logits: n rows of n_vocab if all_logits, else the last row
@@ -46,12 +51,28 @@ class Session {
   const float* eval_rows(const int* tokens, int n, int first_row);
   // eval() over any number of tokens in chunks of n_batch; returns the last token's logits.
   const float* eval_all(const int* tokens, int n);
-  // Forgets all but the first n cached tokens (0 empties the cache).
-  void keep(int n);
+
+  // Tokens of one sequence for eval_batch(): appended to slot `seq` at its n_past(); logits
+  // wanted for rows first_row .. n - 1 (first_row == n: none).
+  struct Chunk {
+    int seq = 0;
+    const int* tokens = nullptr;
+    int n = 0;
+    int first_row = 0;
+  };
+  // Evaluates chunks of distinct sequences together (1 <= total tokens <= n_batch, each chunk
+  // 1 <= n and n_past(seq) + n <= n_ctx). Returns the wanted logits rows in chunk order (an
+  // encoder: hidden states, as eval()), valid until the next evaluation. Every row's result
+  // depends only on its own sequence: a chunk gives what it would alone, up to the order of
+  // float additions in the matrix products of types whose batched kernels sum differently
+  // (bit for bit the same for q8_0 and q4_0 weights).
+  const float* eval_batch(const Chunk* chunks, int n_chunks);
+  // Forgets all but the first n cached tokens of sequence seq (0 empties its slot).
+  void keep(int n, int seq = 0);
   // Makes room for n tokens (capped at n_ctx) in the cache now, e.g. prompt plus new tokens,
   // so that eval() does not grow it later. Never shrinks. Throws std::bad_alloc.
   void reserve(int n);
-  // Tokens the cache has room for now (n_past() <= capacity() <= n_ctx()).
+  // Tokens each slot has room for now (n_past(s) <= capacity() <= n_ctx()).
   int capacity() const { return cap_; }
 
   // Bytes held by the cache and the scratch buffers.
@@ -61,11 +82,12 @@ class Session {
 
  private:
   struct Buffers;
-  Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int n_batch);
+  Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int n_batch, int n_seq);
   std::unique_ptr<Weights> own_;  // the views of a Params
   const Weights& w_;
   ModelConfig cfg_;
-  int n_ctx_, n_batch_, n_past_ = 0, cap_ = 0;
+  int n_ctx_, n_batch_, cap_ = 0;
+  std::vector<int> past_;  // n_past of each slot
   std::unique_ptr<Buffers> b_;
 };
 

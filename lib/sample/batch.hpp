@@ -75,17 +75,18 @@ class BatchGenerator {
   size_t bytes() const;  // cache and scratch buffers
 
  private:
-  struct Slot;
-  bool start_queued();
-  void finish(Slot& s, std::exception_ptr err);
+  struct Seq;
+  void finish(std::unique_ptr<Seq>& s, std::exception_ptr err);
 
-  const model::Weights& w_;
   const Tokenizer& tok_;
   const Logger& log_;
+  int n_ctx_, n_chunk_;  // prompt tokens per evaluation, as generate() feeds them
   std::unique_ptr<model::Session> session_;
-  std::vector<std::unique_ptr<Slot>> slots_;
-  std::deque<std::pair<uint64_t, SequenceSpec>> queue_;
+  std::vector<std::unique_ptr<Seq>> slots_;  // null: free
+  std::deque<std::unique_ptr<Seq>> queue_;
   uint64_t next_id_ = 1;
+  std::vector<model::Session::Chunk> chunks_;
+  std::vector<int> chunk_slot_;
 };
 
 }  // namespace lm::sample

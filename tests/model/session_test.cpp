@@ -175,3 +175,72 @@ TEST_CASE("the KV cache grows with the tokens evaluated, up to n_ctx, and growin
   small.reserve(1000);
   CHECK(small.capacity() == 20);
 }
+
+TEST_CASE("eval_batch: sequences evaluated together get the logits each gets alone") {
+  ModelConfig cfg;
+  // 128 columns: whole groups of four 32-value blocks, so the integer kernels' vector paths run.
+  cfg.n_vocab = 67, cfg.n_ctx = 48, cfg.n_layer = 2, cfg.n_embd = 128, cfg.n_head = 4, cfg.n_head_kv = 2, cfg.n_ff = 256;
+  Params p(cfg, false);
+  Rng rng(11);
+  p.init(rng);
+  for (auto& w : p.w) w *= 10.0f;
+  const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {9, 8, 7, 6, 5, 4, 3, 2, 1}, {42}, {7, 7}};
+  const int steps = 4, V = cfg.n_vocab;
+  for (auto type : {format::GgmlType::F32, format::GgmlType::Q8_0, format::GgmlType::Q4_0}) {
+    CAPTURE(int(type));
+    const Weights w = type == format::GgmlType::F32 ? view_weights(p) : quantize_weights(p, type, type);
+    // Alone: each prompt in one evaluation, then `steps` tokens one at a time.
+    std::vector<std::vector<float>> want(prompts.size());
+    for (size_t s = 0; s < prompts.size(); ++s) {
+      Session one(w, cfg.n_ctx, 16);
+      const float* l = one.eval(prompts[s].data(), int(prompts[s].size()));
+      want[s].assign(l, l + V);
+      for (int t = 0; t < steps; ++t) {
+        const int tok = int(s * 5 + size_t(t) * 3) % V;
+        l = one.eval(&tok, 1);
+        want[s].insert(want[s].end(), l, l + V);
+      }
+    }
+    // Together: the prompts in one batch (the last one's first token alone, to mix a prompt
+    // chunk with a decoding row), then every step as one batch.
+    Session all(w, cfg.n_ctx, 32, 4);
+    std::vector<std::vector<float>> got(prompts.size());
+    std::vector<Session::Chunk> c;
+    for (size_t s = 0; s < 3; ++s)
+      c.push_back({int(s), prompts[s].data(), int(prompts[s].size()), int(prompts[s].size()) - 1});
+    c.push_back({3, prompts[3].data(), 1, 1});  // no logits wanted
+    const float* l = all.eval_batch(c.data(), int(c.size()));
+    for (size_t s = 0; s < 3; ++s) got[s].assign(l + s * V, l + (s + 1) * V);
+    CHECK(all.n_past(3) == 1);
+    const Session::Chunk rest{3, prompts[3].data() + 1, 1, 0};
+    l = all.eval_batch(&rest, 1);
+    got[3].assign(l, l + V);
+    for (int t = 0; t < steps; ++t) {
+      std::vector<int> toks(prompts.size());
+      c.clear();
+      for (size_t s = 0; s < prompts.size(); ++s) {
+        toks[s] = int(s * 5 + size_t(t) * 3) % V;
+        c.push_back({int(s), &toks[s], 1, 0});
+      }
+      std::reverse(c.begin(), c.end());  // chunk order is free
+      l = all.eval_batch(c.data(), int(c.size()));
+      for (size_t s = 0; s < prompts.size(); ++s) {
+        const float* row = l + (prompts.size() - 1 - s) * V;
+        got[s].insert(got[s].end(), row, row + V);
+      }
+    }
+    for (size_t s = 0; s < prompts.size(); ++s) {
+      CAPTURE(s);
+      REQUIRE(got[s].size() == want[s].size());
+      if (type == format::GgmlType::F32)  // sgemm and the decoding loop add in different orders
+        CHECK(max_diff(got[s].data(), want[s].data(), want[s].size()) < 1e-5);
+      else  // the integer kernels give each row the same bits in a batch of any size
+        CHECK(got[s] == want[s]);
+      CHECK(all.n_past(int(s)) == int(prompts[s].size()) + steps);
+    }
+    // keep() rewinds one slot only.
+    all.keep(0, 1);
+    CHECK(all.n_past(1) == 0);
+    CHECK(all.n_past(0) == int(prompts[0].size()) + steps);
+  }
+}
