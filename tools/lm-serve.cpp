@@ -15,7 +15,9 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <condition_variable>
 #include <csignal>
+#include <deque>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -157,24 +159,87 @@ struct ConnLimits {
   size_t keep_alive_max = 100;
 };
 
-// httplib's server with lm-serve's connection loop (httplib's, with ConnStream and an end when
-// the server stops).
+// The connection threads: httplib's ThreadPool, which also says how many accepted connections
+// wait for a thread, so that a connection idle between requests gives its thread up to them.
+class Pool : public httplib::TaskQueue {
+ public:
+  explicit Pool(size_t n) {
+    for (size_t i = 0; i < n; ++i) threads_.emplace_back([this] { work(); });
+  }
+  void enqueue(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      jobs_.push_back(std::move(fn));
+      waiting_ = jobs_.size();
+    }
+    cv_.notify_one();
+  }
+  void shutdown() override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  size_t waiting() const { return waiting_.load(); }
+
+ private:
+  void work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+        waiting_ = jobs_.size();
+      }
+      fn();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::atomic<size_t> waiting_{0};
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// httplib's server with lm-serve's connection loop: httplib's, with ConnStream, and a
+// connection kept open between requests only while no other connection waits for a thread
+// and the server is not stopping.
 class HttpServer : public httplib::Server {
  public:
-  explicit HttpServer(const ConnLimits& lim) : lim_(lim) {}
+  HttpServer(const ConnLimits& lim, size_t threads) : lim_(lim) {
+    new_task_queue = [this, threads] { return pool_ = new Pool(threads); };
+  }
   std::atomic<bool> closing{false};
 
  private:
+  bool busy() const {
+    const Pool* p = pool_.load();
+    return closing || (p && p->waiting() > 0);
+  }
+
   bool process_and_close_socket(socket_t sock) override {
     ConnStream strm(sock, lim_.read_timeout_s, lim_.write_timeout_s, lim_.request_bytes);
     t_conn = &strm;
     bool ok = false;
-    for (size_t count = lim_.keep_alive_max; count > 0 && !closing; --count) {
-      const bool first = count == lim_.keep_alive_max;
-      if (!strm.wait_next(first ? lim_.read_timeout_s : lim_.keep_alive_s)) break;
+    for (size_t count = lim_.keep_alive_max; count > 0; --count) {
+      if (count == lim_.keep_alive_max) {
+        if (!strm.wait_next(lim_.read_timeout_s)) break;
+      } else {
+        // Idle: wait for the next request in short slices, giving up when others need the thread.
+        bool next = false;
+        for (double waited = 0; !next && waited < lim_.keep_alive_s && !busy(); waited += 0.05)
+          next = strm.wait_next(0.05);
+        if (!next) break;
+      }
       strm.begin_request();
       bool closed = false;
-      ok = process_request(strm, count == 1 || closing, closed, nullptr);
+      ok = process_request(strm, count == 1 || busy(), closed, nullptr);
       if (!ok || closed) break;
     }
     t_conn = nullptr;
@@ -184,6 +249,7 @@ class HttpServer : public httplib::Server {
   }
 
   ConnLimits lim_;
+  std::atomic<Pool*> pool_{nullptr};  // owned by httplib (new_task_queue)
 };
 
 // ---- the server ----
@@ -645,11 +711,10 @@ token counts and time.)");
 
     lm::serve::Engine engine(m.weights, m.tok, parallel, cfg.n_ctx, n_batch, parallel + queue, log);
     Service svc(cfg, m.tok, engine, tmpl, tmpl_error, log);
-    HttpServer http(ConnLimits{read_s, write_s, std::min(5.0, read_s), max_body + (size_t(64) << 10)});
     // Connection threads: every sequence in flight may hold one, and a few more answer /health,
     // errors and slow clients meanwhile.
-    const size_t pool = size_t(parallel + queue + 8);
-    http.new_task_queue = [pool] { return new httplib::ThreadPool(pool); };
+    HttpServer http(ConnLimits{read_s, write_s, std::min(5.0, read_s), max_body + (size_t(64) << 10)},
+                    size_t(parallel + queue + 8));
     http.set_payload_max_length(max_body);
     http.set_tcp_nodelay(true);
     http.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {

@@ -24,7 +24,8 @@ check(c.object === "text_completion" && c.choices[0].text === greedy,
 check(c.usage.completion_tokens > 0 && c.usage.total_tokens === c.usage.prompt_tokens + c.usage.completion_tokens,
       `completion usage ${JSON.stringify(c.usage)}`);
 
-const messages = [{ role: "system", content: "Answer briefly." }, { role: "user", content: "The jury" }];
+// The test model's context is 64 tokens, and ChatML's markers are characters to its vocabulary.
+const messages = [{ role: "user", content: "The jury" }];
 const chat = await client.chat.completions.create({ model, messages, max_tokens: 12, temperature: 0 });
 const reply = chat.choices[0].message;
 check(chat.object === "chat.completion" && reply.role === "assistant" && typeof reply.content === "string" &&

@@ -180,7 +180,8 @@ start_server busy --parallel 1 --queue 0 || { finish; exit; }
 n_busy=$((lean ? 24 : 48))
 : > busy.cfg
 for i in $(seq "$n_busy"); do
-  printf 'url = "%s/v1/completions"\ndata = "{\\"prompt\\":\\"The jury\\",\\"max_tokens\\":40,\\"temperature\\":0}"\noutput = "busy%d.json"\nwrite-out = "%%{http_code} busy%d.json\\n"\nnext\n' "$url" "$i" "$i" >> busy.cfg
+  [[ -s busy.cfg ]] && echo next >> busy.cfg  # curl's separator between requests
+  printf 'url = "%s/v1/completions"\ndata = "{\\"prompt\\":\\"The jury\\",\\"max_tokens\\":40,\\"temperature\\":0}"\noutput = "busy%d.json"\nwrite-out = "%%{http_code} busy%d.json\\n"\n' "$url" "$i" "$i" >> busy.cfg
 done
 curl -s -m 60 -Z --parallel-immediate --parallel-max 64 -K busy.cfg > busy.codes
 n200=$(grep -c '^200 ' busy.codes)
@@ -229,12 +230,14 @@ for _ in $(seq "$n_rounds"); do
     for ep in completions chat/completions; do
       # curl's config strings: backslashes and quotes escaped
       esc=${b//\\/\\\\}
-      printf 'url = "%s/v1/%s"\ndata-binary = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nnext\n' "$url" "$ep" "${esc//\"/\\\"}" >> abuse.cfg
+      [[ -s abuse.cfg ]] && echo next >> abuse.cfg
+      printf 'url = "%s/v1/%s"\ndata-binary = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' "$url" "$ep" "${esc//\"/\\\"}" >> abuse.cfg
       count=$((count + 1))
     done
   done
   for f in badutf8.json badutf8chat.json deep.json; do
-    printf 'url = "%s/v1/completions"\ndata-binary = "@%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nnext\n' "$url" "$f" >> abuse.cfg
+    echo next >> abuse.cfg
+    printf 'url = "%s/v1/completions"\ndata-binary = "@%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' "$url" "$f" >> abuse.cfg
     count=$((count + 1))
   done
 done
