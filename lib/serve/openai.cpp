@@ -147,7 +147,7 @@ Request parse_request(std::string_view body, Endpoint ep, const Limits& lim) {
   Json j;
   try {
     j = Json::parse(body.begin(), body.end());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e400
     std::string what = e.what();
     const size_t colon = what.find(": ");
     if (colon != std::string::npos) what = what.substr(colon + 2);

@@ -157,7 +157,7 @@ TEST_CASE("wrong types and values out of range are 400 naming the field") {
 TEST_CASE("bodies that are not one JSON object are 400") {
   for (const std::string& body : {std::string(""), std::string("{"), std::string("[1]"), std::string("\"x\""),
                                  std::string("{\"prompt\":\"\xff\xfe\"}"), std::string("{\"prompt\":\"\\ud800\"}"),
-                                 std::string("{\"prompt\":\"x\"} trailing")}) {
+                                 std::string("{\"prompt\":\"x\"} trailing"), std::string("{\"prompt\":\"x\",\"max_tokens\":1e400}")}) {
     CAPTURE(body);
     CHECK(error_of(body).status == 400);
   }
