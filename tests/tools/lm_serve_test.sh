@@ -183,7 +183,7 @@ for i in $(seq "$n_busy"); do
   [[ -s busy.cfg ]] && echo next >> busy.cfg  # curl's separator between requests
   printf 'url = "%s/v1/completions"\ndata = "{\\"prompt\\":\\"The jury\\",\\"max_tokens\\":40,\\"temperature\\":0}"\noutput = "busy%d.json"\nwrite-out = "%%{http_code} busy%d.json\\n"\n' "$url" "$i" "$i" >> busy.cfg
 done
-curl -s -m 60 -Z --parallel-immediate --parallel-max 64 -K busy.cfg > busy.codes
+curl -s --no-progress-meter -m 60 -Z --parallel-immediate --parallel-max 64 -K busy.cfg > busy.codes
 n200=$(grep -c '^200 ' busy.codes)
 n503=$(grep -c '^503 ' busy.codes)
 [[ $((n200 + n503)) == "$n_busy" && $n200 -ge 1 ]] && pass || fail "busy: $(sort busy.codes | uniq -c | head)"
@@ -192,7 +192,7 @@ if ((n503 > 0)); then
   [[ $(js 'j.error.type + " " + j.error.code' < "$f") == "server_error server_busy" ]] && pass || fail "503 body: $(cat "$f")"
   code=000
   for _ in $(seq 20); do  # a 503 is also sent with Retry-After: one more burst, with headers
-    curl -s -m 60 -Z --parallel-immediate --parallel-max 64 -D - -o /dev/null -K <(sed 's/^output = .*/output = "\/dev\/null"/' busy.cfg) > busy.headers
+    curl -s --no-progress-meter -m 60 -Z --parallel-immediate --parallel-max 64 -D - -o /dev/null -K <(sed 's/^output = .*/output = "\/dev\/null"/' busy.cfg) > busy.headers
     grep -qi '^retry-after: 1' busy.headers && { code=503; break; }
   done
   [[ $code == 503 ]] && pass || fail "no Retry-After header on 503"
@@ -241,7 +241,7 @@ for _ in $(seq "$n_rounds"); do
     count=$((count + 1))
   done
 done
-curl -s -m 60 -Z --parallel-max 8 -K abuse.cfg > abuse.codes
+curl -s --no-progress-meter -m 60 -Z --parallel-max 8 -K abuse.cfg > abuse.codes
 [[ $(wc -l < abuse.codes) == "$count" && $(grep -cv '^4[0-9][0-9]$' abuse.codes) == 0 ]] && pass ||
   fail "abuse: $count malformed requests got: $(sort abuse.codes | uniq -c | tr '\n' ' ')"
 code=$(curl -s -m 30 -o body.json -w '%{http_code}' "$url/v1/completions" --data-binary @ten_mb.json)
