@@ -1,7 +1,7 @@
 // lm-generate: sample text from a llama-arch GGUF model. A prompt from -p, -f or stdin, or with
 // --each-line one completion per input line (a filter), or with --chat the assistant's reply to a
-// conversation read as JSON Lines and written through the model's chat template (lib/chat). The loop is lib/sample/generate; this
-// file parses, loads, and writes text or JSON Lines.
+// conversation read as JSON Lines and written through the model's chat template (lib/chat). The
+// loop is lib/sample/generate; this file parses, loads, and writes text or JSON Lines.
 #include <unistd.h>
 
 #include <algorithm>
@@ -347,7 +347,8 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
     so.validate();
     if (o.top_logprobs > 0 && !json) throw lm::UsageError("--top-logprobs needs --json");
     if (each_line && have_prompt) throw lm::UsageError("--each-line reads prompts from -f or stdin, not -p");
-    if (chat && (each_line || have_prompt)) throw lm::UsageError("--chat reads one conversation from -f or stdin, not -p or --each-line");
+    if (chat && (each_line || have_prompt))
+      throw lm::UsageError("--chat reads one conversation from -f or stdin, not -p or --each-line");
     if (!chat_template.empty()) lm::chat::Template::named(chat_template);  // an unknown name fails before the model loads
     if (each_line) o.stop.push_back("\n");  // a completion is one output line
     o.overflow = overflow == "shift" ? lm::sample::Overflow::Shift : lm::sample::Overflow::Stop;
