@@ -1,7 +1,8 @@
 // lm-generate: sample text from a GGUF model. A prompt from -p, -f or stdin, or with
-// --each-line one completion per input line (a filter), --parallel N of them decoded together.
-// The loop is lib/sample/batch (over lib/sample/generate's per-sequence steps); this file
-// parses, loads, and writes text or JSON Lines in input order.
+// --each-line one completion per input line (a filter), --parallel N of them decoded together,
+// or with --chat the assistant's reply to a conversation read as JSON Lines and written through
+// the model's chat template (lib/chat). The loop is lib/sample/batch (over lib/sample/generate's
+// per-sequence steps); this file parses, loads, and writes text or JSON Lines in input order.
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "base/file.hpp"
 #include "base/json.hpp"
 #include "base/rng.hpp"
+#include "chat/chat_template.hpp"
 #include "common/cli.hpp"
 #include "common/text.hpp"
 #include "kernels/blas.hpp"
@@ -109,11 +111,12 @@ int main(int argc, char** argv) {
   lm::sample::GenerateOptions o;
   lm::sample::SamplerOptions& so = o.sampler;
   lm::Logger log("lm-generate");
-  std::string model, prompt, prompt_file, output = "-", overflow = "stop";
+  std::string model, prompt, prompt_file, output = "-", overflow = "stop", chat_template;
   std::optional<uint64_t> seed;
   std::vector<std::string> loras;
   int parallel = 1;
   bool bos = false, no_bos = false, parse_special = false, each_line = false, echo = false, json = false, greedy = false, have_prompt = false;
+  bool chat = false;
   int threads = 0;
 
   CLI::App app{"Generate text with a llama-arch GGUF model: from a prompt, or line by line as a filter"};
@@ -327,6 +330,40 @@ or
 .BR <|eot_id|> )
 into that token, as chat templates need. Without it such text is tokenized like any other
 text. User-defined tokens of the vocabulary are always found.)");
+  auto* chat_flag =
+      lm::tools::doc(app.add_flag("--chat", chat,
+                                  "Read a conversation as JSON Lines (-f or stdin) and write the assistant's reply"))
+          .group("Input and output")
+          .man(R"(Read a conversation from
+.B \-f
+or standard input, one message per line as a JSON object
+.RB ( {"role":"user","content":"Hello"} ;
+roles
+.BR system ,
+.B user
+and
+.BR assistant ;
+blank lines are skipped), write it through the model's chat template (see
+.BR "CHAT TEMPLATES" )
+with the opening of the assistant's turn, and generate the assistant's reply.
+Control tokens in the templated text are read as such (as
+.B \-\-parse\-special
+does), and the BOS token is not added when the template writes it itself.)")
+          .option();
+  lm::tools::doc(app.add_option("--chat-template", chat_template,
+                                "With --chat, this template family instead of the model's (e.g. chatml, llama3)")
+                     ->type_name("NAME")
+                     ->needs(chat_flag))
+      .group("Input and output")
+      .man(R"(With
+.BR \-\-chat ,
+write the conversation in the template family
+.I NAME
+(llama.cpp's names, listed under
+.BR "CHAT TEMPLATES" )
+instead of the one recognised in the model's
+.BR tokenizer.chat_template ;
+needed for a model that has no template or one that is not recognised.)");
   lm::tools::doc(app.add_flag("--echo", echo, "Write the prompt before its completion"))
       .group("Input and output")
       .man(R"(Write each prompt before its completion.)");
@@ -369,6 +406,9 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
     if (o.top_logprobs > 0 && !json) throw lm::UsageError("--top-logprobs needs --json");
     if (each_line && have_prompt) throw lm::UsageError("--each-line reads prompts from -f or stdin, not -p");
     if (parallel > 1 && !each_line) throw lm::UsageError("--parallel needs --each-line");
+    if (chat && (each_line || have_prompt))
+      throw lm::UsageError("--chat reads one conversation from -f or stdin, not -p or --each-line");
+    if (!chat_template.empty()) lm::chat::Template::named(chat_template);  // an unknown name fails before the model loads
     if (each_line) o.stop.push_back("\n");  // a completion is one output line
     o.overflow = overflow == "shift" ? lm::sample::Overflow::Shift : lm::sample::Overflow::Stop;
     if (prompt_file.empty()) prompt_file = "-";
@@ -384,7 +424,15 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
     log.debug("%s: %s", model.c_str(), lm::model::describe_model(m.gguf).c_str());
     const lm::Tokenizer& tok = m.tok;
     const lm::model::Weights& params = m.weights;
-    const bool add_bos = (bos || (!no_bos && m.add_bos)) && tok.bos_id().has_value();
+    bool add_bos = (bos || (!no_bos && m.add_bos)) && tok.bos_id().has_value();
+    if (chat) {  // the templated conversation is the prompt (docs/chat.md)
+      const lm::chat::Template tmpl = lm::chat::for_model(m.gguf, model, chat_template);
+      log.debug("chat template %s", tmpl.name().c_str());
+      lm::tools::note_terminal_input(log, prompt_file, "messages, one JSON object per line,");
+      prompt = tmpl.apply(lm::chat::read_messages(prompt_file), /*add_assistant=*/true);
+      have_prompt = parse_special = true;
+      add_bos = add_bos && !lm::chat::begins_with_bos(tok, prompt);
+    }
     if (o.n_ctx > params.cfg.n_ctx)
       throw lm::UsageError("--ctx-size " + std::to_string(o.n_ctx) + " is larger than the model's context length " +
                            std::to_string(params.cfg.n_ctx));
