@@ -534,7 +534,7 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
         }
         if (!gen.step() && eof) break;
       }
-      if (n_par > 1) {
+      {
         const double s = std::chrono::duration<double>(clock::now() - run_start).count();
         log.debug("%ld lines, %ld new tokens in %.2f s (%.1f tok/s), %d sequences at a time; KV cache %d tokens x %d, %.2f MiB",
                   n, new_tokens, s, new_tokens / std::max(s, 1e-9), n_par, gen.capacity(), n_par,
