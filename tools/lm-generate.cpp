@@ -1,12 +1,16 @@
-// lm-generate: sample text from a llama-arch GGUF model. A prompt from -p, -f or stdin, or with
-// --each-line one completion per input line (a filter). The loop is lib/sample/generate; this
-// file parses, loads, and writes text or JSON Lines.
+// lm-generate: sample text from a GGUF model. A prompt from -p, -f or stdin, or with
+// --each-line one completion per input line (a filter), --parallel N of them decoded together,
+// or with --chat the assistant's reply to a conversation read as JSON Lines and written through
+// the model's chat template (lib/chat). The loop is lib/sample/batch (over lib/sample/generate's
+// per-sequence steps); this file parses, loads, and writes text or JSON Lines in input order.
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <optional>
+#include <utility>
 #include <random>
 #include <string>
 
@@ -14,28 +18,26 @@
 #include "base/file.hpp"
 #include "base/json.hpp"
 #include "base/rng.hpp"
+#include "chat/chat_template.hpp"
 #include "common/cli.hpp"
 #include "common/text.hpp"
 #include "kernels/blas.hpp"
 #include "model/model_io.hpp"
 #include "model/session.hpp"
+#include "sample/batch.hpp"
 #include "sample/generate.hpp"
 
 namespace {
 
 using lm::sample::TokenEvent;
 
-struct Output {
-  lm::OutputFile& out;
+// The output of each prompt, rendered as text or JSON Lines.
+struct Render {
   const lm::Tokenizer& tok;
   bool json = false;
 
-  void token(long line, const TokenEvent& e) {
-    if (!json) {
-      out.write(e.text);
-      out.flush();
-      return;
-    }
+  std::string token(long line, const TokenEvent& e) const {
+    if (!json) return e.text;
     lm::Json j{{"event", "token"}, {"line", line}, {"id", e.id}, {"text", e.text},
                {"piece", tok.token_bytes(e.id)}, {"logprob", lm::json_number(e.logprob)}};
     if (!e.top.empty()) {
@@ -43,12 +45,11 @@ struct Output {
       for (const auto& t : e.top)
         top.push_back({{"id", t.id}, {"piece", tok.token_bytes(t.id)}, {"logprob", lm::json_number(t.logprob)}});
     }
-    out.write(lm::dump_json(j) + "\n");
-    out.flush();
+    return lm::dump_json(j) + "\n";
   }
 
-  void end(long line, const lm::sample::GenerateResult& r, uint64_t seed, double prompt_s, double gen_s) {
-    if (!json) return;
+  std::string end(long line, const lm::sample::GenerateResult& r, uint64_t seed, double prompt_s, double gen_s) const {
+    if (!json) return "";
     const lm::Json j{{"event", "end"},
                      {"line", line},
                      {"text", r.text},
@@ -59,11 +60,49 @@ struct Output {
                      {"seed", seed},
                      {"prompt_tokens_per_s", rate(r.prompt_tokens, prompt_s)},
                      {"tokens_per_s", rate(r.tokens - 1, gen_s)}};
-    out.write(lm::dump_json(j) + "\n");
-    out.flush();
+    return lm::dump_json(j) + "\n";
   }
 
   static lm::Json rate(int n, double s) { return n > 0 && s > 0 ? lm::json_number(n / s) : lm::Json(nullptr); }
+};
+
+// Writes each prompt's output in input order while several are generated at once: the first
+// unfinished prompt's output goes out as it comes (token by token on a pipe), the others' is
+// held until every earlier prompt is done.
+class OrderedOutput {
+ public:
+  explicit OrderedOutput(lm::OutputFile& out) : out_(out) {}
+  void write(long line, const std::string& s) {
+    if (s.empty()) return;
+    if (line == head_) {
+      out_.write(s);
+      out_.flush();
+    } else {
+      lines_[line].text += s;
+    }
+  }
+  void done(long line) {
+    lines_[line].done = true;
+    while (!lines_.empty() && lines_.begin()->first == head_) {
+      Held& h = lines_.begin()->second;
+      if (!h.text.empty()) out_.write(std::exchange(h.text, std::string()));
+      if (!h.done) break;
+      lines_.erase(lines_.begin());
+      ++head_;
+    }
+    out_.flush();
+  }
+  // Prompts started and not yet written out.
+  size_t in_flight(long next) const { return size_t(next - head_); }
+
+ private:
+  struct Held {
+    std::string text;
+    bool done = false;
+  };
+  lm::OutputFile& out_;
+  long head_ = 0;
+  std::map<long, Held> lines_;
 };
 
 }  // namespace
@@ -72,10 +111,12 @@ int main(int argc, char** argv) {
   lm::sample::GenerateOptions o;
   lm::sample::SamplerOptions& so = o.sampler;
   lm::Logger log("lm-generate");
-  std::string model, prompt, prompt_file, output = "-", overflow = "stop";
+  std::string model, prompt, prompt_file, output = "-", overflow = "stop", chat_template;
   std::optional<uint64_t> seed;
   std::vector<std::string> loras;
+  int parallel = 1;
   bool bos = false, no_bos = false, parse_special = false, each_line = false, echo = false, json = false, greedy = false, have_prompt = false;
+  bool chat = false;
   int threads = 0;
 
   CLI::App app{"Generate text with a llama-arch GGUF model: from a prompt, or line by line as a filter"};
@@ -116,6 +157,26 @@ the default, is standard input).)");
   lm::tools::doc(app.add_flag("--each-line", each_line, "Every input line is a prompt; one completion per output line"))
       .group("Input and output")
       .man(R"(One prompt per input line and one completion per output line.)");
+  lm::tools::doc(app.add_option("--parallel", parallel, "With --each-line, decode N lines together")
+                     ->type_name("N")
+                     ->check(CLI::Range(1, 256)))
+      .group("Input and output")
+      .man(R"(With
+.BR \-\-each\-line ,
+generate the completions of
+.I N
+lines at once (default 1): every decoding step is one matrix product over all of them, which
+reads each weight once for all
+.I N
+lines instead of once per line, so a filter over many lines runs several times faster.
+Lines are written in input order, and each line's completion is the same as without
+.B \-\-parallel
+(the same tokens, with the same seed). Each sequence has its own KV cache, so memory for the
+cache is
+.I N
+times that of one line;
+.B \-v
+reports it.)");
   lm::tools::doc(app.add_option("-o,--output", output, "Write to FILE instead of stdout")->type_name("FILE"))
       .group("Input and output")
       .man(R"(Write to
@@ -269,6 +330,40 @@ or
 .BR <|eot_id|> )
 into that token, as chat templates need. Without it such text is tokenized like any other
 text. User-defined tokens of the vocabulary are always found.)");
+  auto* chat_flag =
+      lm::tools::doc(app.add_flag("--chat", chat,
+                                  "Read a conversation as JSON Lines (-f or stdin) and write the assistant's reply"))
+          .group("Input and output")
+          .man(R"(Read a conversation from
+.B \-f
+or standard input, one message per line as a JSON object
+.RB ( {"role":"user","content":"Hello"} ;
+roles
+.BR system ,
+.B user
+and
+.BR assistant ;
+blank lines are skipped), write it through the model's chat template (see
+.BR "CHAT TEMPLATES" )
+with the opening of the assistant's turn, and generate the assistant's reply.
+Control tokens in the templated text are read as such (as
+.B \-\-parse\-special
+does), and the BOS token is not added when the template writes it itself.)")
+          .option();
+  lm::tools::doc(app.add_option("--chat-template", chat_template,
+                                "With --chat, this template family instead of the model's (e.g. chatml, llama3)")
+                     ->type_name("NAME")
+                     ->needs(chat_flag))
+      .group("Input and output")
+      .man(R"(With
+.BR \-\-chat ,
+write the conversation in the template family
+.I NAME
+(llama.cpp's names, listed under
+.BR "CHAT TEMPLATES" )
+instead of the one recognised in the model's
+.BR tokenizer.chat_template ;
+needed for a model that has no template or one that is not recognised.)");
   lm::tools::doc(app.add_flag("--echo", echo, "Write the prompt before its completion"))
       .group("Input and output")
       .man(R"(Write each prompt before its completion.)");
@@ -310,6 +405,10 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
     so.validate();
     if (o.top_logprobs > 0 && !json) throw lm::UsageError("--top-logprobs needs --json");
     if (each_line && have_prompt) throw lm::UsageError("--each-line reads prompts from -f or stdin, not -p");
+    if (parallel > 1 && !each_line) throw lm::UsageError("--parallel needs --each-line");
+    if (chat && (each_line || have_prompt))
+      throw lm::UsageError("--chat reads one conversation from -f or stdin, not -p or --each-line");
+    if (!chat_template.empty()) lm::chat::Template::named(chat_template);  // an unknown name fails before the model loads
     if (each_line) o.stop.push_back("\n");  // a completion is one output line
     o.overflow = overflow == "shift" ? lm::sample::Overflow::Shift : lm::sample::Overflow::Stop;
     if (prompt_file.empty()) prompt_file = "-";
@@ -325,15 +424,25 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
     log.debug("%s: %s", model.c_str(), lm::model::describe_model(m.gguf).c_str());
     const lm::Tokenizer& tok = m.tok;
     const lm::model::Weights& params = m.weights;
-    const bool add_bos = (bos || (!no_bos && m.add_bos)) && tok.bos_id().has_value();
+    bool add_bos = (bos || (!no_bos && m.add_bos)) && tok.bos_id().has_value();
+    if (chat) {  // the templated conversation is the prompt (docs/chat.md)
+      const lm::chat::Template tmpl = lm::chat::for_model(m.gguf, model, chat_template);
+      log.debug("chat template %s", tmpl.name().c_str());
+      lm::tools::note_terminal_input(log, prompt_file, "messages, one JSON object per line,");
+      prompt = tmpl.apply(lm::chat::read_messages(prompt_file), /*add_assistant=*/true);
+      have_prompt = parse_special = true;
+      add_bos = add_bos && !lm::chat::begins_with_bos(tok, prompt);
+    }
     if (o.n_ctx > params.cfg.n_ctx)
       throw lm::UsageError("--ctx-size " + std::to_string(o.n_ctx) + " is larger than the model's context length " +
                            std::to_string(params.cfg.n_ctx));
-    // The KV cache grows with what a run asks (prompt plus -n new tokens), up to this context.
-    lm::model::Session session(params, o.n_ctx > 0 ? o.n_ctx : params.cfg.n_ctx, o.n_batch);
+    // The KV cache grows with what a run asks (prompt plus -n new tokens), up to this context;
+    // with --parallel N there are N slots of it.
+    const int n_par = each_line ? parallel : 1;
+    lm::sample::BatchGenerator gen(params, tok, n_par, o.n_ctx > 0 ? o.n_ctx : params.cfg.n_ctx, o.n_batch, log);
     log.debug("%s: %zu parameters, weights %.1f MiB, context %d, buffers %.1f MiB, OpenBLAS %s", model.c_str(),
-              params.cfg.n_params(), double(params.bytes()) / (1 << 20), session.n_ctx(),
-              double(session.bytes() - session.cache_bytes()) / (1 << 20), lm::kernels::blas_info().core.c_str());
+              params.cfg.n_params(), double(params.bytes()) / (1 << 20), gen.n_ctx(),
+              double(gen.bytes() - gen.cache_bytes()) / (1 << 20), lm::kernels::blas_info().core.c_str());
     const uint64_t base_seed = seed ? *seed : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
     if (!seed) log.debug("seed %llu", (unsigned long long)base_seed);
 
@@ -341,47 +450,62 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
     // so a failed run leaves an existing file as it was; stdout, pipes and devices get each token
     // as it comes.
     lm::OutputFile out(output, size_t{1} << 16);
-    Output w{out, tok, json};
-    lm::sample::Sampler sampler(so, 0);
-    auto run_one = [&](long line, const std::string& text) {
+    OrderedOutput ordered(out);
+    const Render render{tok, json};
+    using clock = std::chrono::steady_clock;
+    const auto run_start = clock::now();
+    long new_tokens = 0;
+    // Prompt number `line`: queued in the generator (it starts when a slot is free).
+    auto add = [&](long line, const std::string& text) {
       std::vector<int> ids;
       if (add_bos) ids.push_back(*tok.bos_id());
       tok.encode_text(text, ids, parse_special);  // whole-text encoding, as llama.cpp tokenizes a prompt
       if (ids.empty()) {
         if (!each_line) throw lm::UsageError("the prompt is empty and no BOS token starts it (see --bos)");
         log.warn("line %ld is empty and no BOS token starts it: its completion is empty", line + 1);
-        if (json) w.end(line, lm::sample::GenerateResult{0, 0, "empty", "", 0}, 0, 0, 0);
-        else out.write("\n");
+        ordered.write(line, json ? render.end(line, lm::sample::GenerateResult{0, 0, "empty", "", 0}, 0, 0, 0) : "\n");
+        ordered.done(line);
         return;
       }
-      const uint64_t s = lm::sample::line_seed(base_seed, uint64_t(line));
-      sampler.reseed(s);
-      // Room for the prompt and the new tokens asked for, once; with -n -1 the cache grows as it fills.
-      session.reserve(int(std::min<size_t>(ids.size() + size_t(std::max(o.max_tokens, 0)), size_t(session.n_ctx()))));
-      if (echo && !json) out.write(text);
-      using clock = std::chrono::steady_clock;
-      const auto t0 = clock::now();
-      std::optional<clock::time_point> t1;
-      auto r = lm::sample::generate(session, tok, ids, o, sampler, [&](const TokenEvent& e) {
-        if (!t1) t1 = clock::now();
-        w.token(line, e);
-      }, log);
-      const auto t2 = clock::now();
-      const double prompt_s = std::chrono::duration<double>(t1.value_or(t2) - t0).count();
-      const double gen_s = std::chrono::duration<double>(t2 - t1.value_or(t2)).count();
-      w.end(line, r, s, prompt_s, gen_s);
-      if (!json && (each_line || r.text.empty() || r.text.back() != '\n')) out.write("\n");
-      out.flush();
-      log.debug("line %ld: %d prompt tokens (%.0f tok/s), %d new (%.1f tok/s), stop: %s; KV cache %d tokens, %.2f MiB",
-                line, r.prompt_tokens, r.prompt_tokens / std::max(prompt_s, 1e-9), r.tokens,
-                (r.tokens - 1) / std::max(gen_s, 1e-9), r.stop_reason.c_str(), session.capacity(),
-                double(session.cache_bytes()) / (1 << 20));
-      if (r.stop_reason == "context")
-        log.warn("%sthe context of %d tokens is full; use --overflow shift to go on",
-                 each_line ? ("line " + std::to_string(line + 1) + ": ").c_str() : "", session.n_ctx());
+      if (echo && !json) ordered.write(line, text);
+      struct Times {
+        clock::time_point t0;
+        std::optional<clock::time_point> t1;
+      };
+      auto times = std::make_shared<Times>();
+      lm::sample::SequenceSpec spec;
+      spec.prompt = std::move(ids);
+      spec.opts = o;
+      spec.seed = lm::sample::line_seed(base_seed, uint64_t(line));
+      spec.on_start = [times] { times->t0 = clock::now(); };
+      spec.on_token = [&, line, times](const TokenEvent& e) {
+        if (!times->t1) times->t1 = clock::now();
+        ordered.write(line, render.token(line, e));
+        return true;
+      };
+      spec.on_done = [&, line, times, s = spec.seed](const lm::sample::GenerateResult& r, std::exception_ptr err) {
+        if (err) std::rethrow_exception(err);
+        const auto t2 = clock::now();
+        const double prompt_s = std::chrono::duration<double>(times->t1.value_or(t2) - times->t0).count();
+        const double gen_s = std::chrono::duration<double>(t2 - times->t1.value_or(t2)).count();
+        new_tokens += r.tokens;
+        ordered.write(line, render.end(line, r, s, prompt_s, gen_s));
+        if (!json && (each_line || r.text.empty() || r.text.back() != '\n')) ordered.write(line, "\n");
+        ordered.done(line);
+        log.debug("line %ld: %d prompt tokens (%.0f tok/s), %d new (%.1f tok/s), stop: %s; KV cache %d tokens%s, %.2f MiB",
+                  line, r.prompt_tokens, r.prompt_tokens / std::max(prompt_s, 1e-9), r.tokens,
+                  (r.tokens - 1) / std::max(gen_s, 1e-9), r.stop_reason.c_str(), gen.capacity(),
+                  n_par > 1 ? (" x " + std::to_string(n_par) + " sequences").c_str() : "",
+                  double(gen.cache_bytes()) / (1 << 20));
+        if (r.stop_reason == "context")
+          log.warn("%sthe context of %d tokens is full; use --overflow shift to go on",
+                   each_line ? ("line " + std::to_string(line + 1) + ": ").c_str() : "", gen.n_ctx());
+      };
+      gen.add(std::move(spec));
     };
     if (have_prompt) {
-      run_one(0, prompt);
+      add(0, prompt);
+      gen.run();
     } else if (!each_line) {
       lm::tools::note_terminal_input(log, prompt_file, "the prompt");
       // The whole file is the prompt, read through LineReader for its line-length limit.
@@ -389,14 +513,32 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
       std::string text, line;
       bool nl = false;
       while (in.next(line, &nl)) (text += line) += nl ? "\n" : "";
-      run_one(0, text);
+      add(0, text);
+      gen.run();
     } else {
       lm::tools::note_terminal_input(log, prompt_file, "prompts, one per line,");
       lm::LineReader in(prompt_file);
       std::string line;
-      for (long n = 0; in.next(line); ++n) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        run_one(n, line);
+      long n = 0;
+      bool eof = false;
+      // Lines are read as slots free up: a few queued, and at most 4N prompts between the one
+      // being written and the last one read, so memory does not grow with the input.
+      for (;;) {
+        while (!eof && gen.queued() < size_t(n_par) && ordered.in_flight(n) < 4 * size_t(n_par)) {
+          if (!in.next(line)) {
+            eof = true;
+            break;
+          }
+          if (!line.empty() && line.back() == '\r') line.pop_back();
+          add(n++, line);
+        }
+        if (!gen.step() && eof) break;
+      }
+      {
+        const double s = std::chrono::duration<double>(clock::now() - run_start).count();
+        log.debug("%ld lines, %ld new tokens in %.2f s (%.1f tok/s), %d sequences at a time; KV cache %d tokens x %d, %.2f MiB",
+                  n, new_tokens, s, new_tokens / std::max(s, 1e-9), n_par, gen.capacity(), n_par,
+                  double(gen.cache_bytes()) / (1 << 20));
       }
     }
     out.commit();

@@ -38,6 +38,7 @@ int BatchGenerator::running() const {
   return int(std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return s != nullptr; }));
 }
 size_t BatchGenerator::queued() const { return queue_.size(); }
+int BatchGenerator::capacity() const { return session_->capacity(); }
 size_t BatchGenerator::cache_bytes() const { return session_->cache_bytes(); }
 size_t BatchGenerator::bytes() const { return session_->bytes(); }
 
@@ -86,6 +87,7 @@ bool BatchGenerator::step() {
       finish(slots_[i], nullptr);
       continue;
     }
+    if (slots_[i]->spec.on_start) slots_[i]->spec.on_start();
     const GenerateOptions& o = slots_[i]->spec.opts;
     // Room for the prompt and the new tokens asked for, once; with -1 the cache grows as it fills.
     try {

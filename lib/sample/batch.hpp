@@ -38,6 +38,8 @@ struct SequenceSpec {
   // Called exactly once when the sequence ends: with its result and a null error, or with what
   // ended it (a non-finite logit, an allocation failure) and the result so far.
   std::function<void(const GenerateResult&, std::exception_ptr)> on_done;
+  // Called when the sequence gets a slot, before its prompt is evaluated (optional).
+  std::function<void()> on_start;
 };
 
 class BatchGenerator {
@@ -70,7 +72,10 @@ class BatchGenerator {
   int n_ctx() const;
   int running() const;   // sequences holding a slot
   size_t queued() const; // sequences waiting for one
-  // Bytes of the KV cache (all slots; it grows with the longest sequence a slot has held).
+  // Tokens each slot's cache has room for now (it grows with the longest sequence held, and
+  // each started sequence reserves its prompt plus max_tokens, up to n_ctx).
+  int capacity() const;
+  // Bytes of the KV cache (all slots: n_seq x capacity() tokens).
   size_t cache_bytes() const;
   size_t bytes() const;  // cache and scratch buffers
 

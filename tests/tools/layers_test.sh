@@ -15,7 +15,7 @@ grep -q 'lib/format may include only lib/format and: base' "$T/err" && grep -q '
   pass || fail "upward include message: $(cat "$T/err")"
 [[ ! -e up.ok ]] && pass || fail "a stamp was written for a folder that fails"
 # The real tree passes with the declarations in lib/CMakeLists.txt.
-for layer in base format tokenizer quant kernels model dataset sample eval train; do
+for layer in base format tokenizer chat quant kernels model dataset sample eval train; do
   uses=$(sed -n "s/^set(LM_USES_$layer \(.*\))\$/\1/p" "$LM_SRC/lib/CMakeLists.txt" | tr -d '"' | tr ' ' ',')
   expect_exit 0 "lib/$layer" -- cmake -DLAYER=$layer -DUSES="$uses" -DDIR="$LM_SRC/lib" -DSTAMP="$T/$layer.ok" -P "$check"
 done

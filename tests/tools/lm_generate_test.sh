@@ -69,6 +69,34 @@ done
 [[ $(sed -n 's/.*"line":0,.*"seed":\([0-9]*\),.*/\1/p' each.json) == 3 ]] && pass || fail "line 0 is not sampled with -s itself"
 [[ $(grep -o '"seed":[0-9]*' each.json | sort -u | wc -l) == 4 ]] && pass || fail "the lines do not have 4 different seeds"
 
+# ---- --parallel: lines decoded together are the lines decoded one at a time, in input order ----
+lm-quantize -q -m m.gguf --type q8_0 -o m8.gguf || fail "quantizing the test model"
+{ head -30 corpus.txt | cut -c1-40; echo; echo "The jury"; } > many.txt
+for model in m.gguf m8.gguf; do
+  "${gen[@]/m.gguf/$model}" --each-line -f many.txt -n 10 -s 9 > par1.txt 2> /dev/null
+  [[ $(wc -l < par1.txt) == 32 ]] && pass || fail "$model: --each-line wrote $(wc -l < par1.txt) lines for 32"
+  for par in 3 8; do
+    expect_exit 0 "$model --parallel $par" -- "${gen[@]/m.gguf/$model}" --each-line -f many.txt -n 10 -s 9 --parallel $par
+    same_files "$T/out" par1.txt "$model: --parallel $par gives each line's completion, in order"
+  done
+  # JSON events: the same events in the same order, up to the speeds; with F32 weights batched
+  # products add in another order than one row's, so log-probabilities may differ in the last bits.
+  no_speed() {
+    if [[ $model == m.gguf ]]; then sed 's/,"prompt_tokens_per_s":.*/}/; s/"logprob":[-0-9.e]*//g' "$1"
+    else sed 's/,"prompt_tokens_per_s":.*/}/' "$1"; fi
+  }
+  "${gen[@]/m.gguf/$model}" --each-line -f many.txt -n 10 -s 9 --json > par1.json 2> /dev/null
+  expect_exit 0 "$model --parallel 4 --json" -- "${gen[@]/m.gguf/$model}" --each-line -f many.txt -n 10 -s 9 --json --parallel 4 -t 2
+  [[ $(no_speed "$T/out") == "$(no_speed par1.json)" ]] && pass || fail "$model: --parallel 4 --json differs from one at a time"
+done
+expect_exit 0 "--parallel -v" -- "${gen[@]}" --each-line -f many.txt -n 10 -s 9 --parallel 4 -v
+grep -Eq '^lm-generate: 32 lines, [0-9]+ new tokens in .*, 4 sequences at a time; KV cache [0-9]+ tokens x 4, ' "$T/err" &&
+  pass || fail "-v does not report the --parallel run: $(tail -1 "$T/err")"
+expect_exit 2 "--parallel without --each-line" -- "${gen[@]}" -p "The jury" --parallel 2
+expect_err "^lm-generate: --parallel needs --each-line$" "--parallel without --each-line"
+expect_exit 2 "--parallel 0" -- "${gen[@]}" --each-line --parallel 0
+expect_err "^lm-generate: --parallel: Value 0 not in range 1 to 256$" "--parallel 0"
+
 # ---- stdin on a terminal: one line says the prompt is read from it; nothing from a pipe ----
 if script -qec true /dev/null < /dev/null > /dev/null 2>&1; then
   script -qec "${gen[*]} -n 2 -s 1 > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
@@ -114,6 +142,63 @@ done
 "$W" --convert m.gguf m-vocab.gguf f32 --no-embed || fail "strip the SentencePiece bytes"
 expect_exit 0 "vocabulary-only tokenizer" -- lm-generate -m m-vocab.gguf -p "The jury" -n 24 --greedy -t 2
 same_files "$T/out" greedy.txt "a rebuilt tokenizer generates the same text"
+
+# ---- --chat: a conversation as JSON Lines through the model's chat template (lib/chat) ----
+# The model gets a ChatML template and a longer context (the template's markup is many tokens here).
+chatml="{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+$LM_TEST_BIN/lm_test_edit_gguf m.gguf chat.gguf str tokenizer.chat_template "$chatml" u32 llama.context_length 512 ||
+  fail "writing chat.gguf"
+chat=(lm-generate -m chat.gguf -t 1 -n 8 --greedy)
+printf '{"role":"system","content":"Be brief."}\n\n{"role":"user","content":"The jury \\u00e9t\\u00e9"}\r\n' > conv.jsonl
+templated=$'<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nThe jury été<|im_end|>\n<|im_start|>assistant\n'
+expect_exit 0 "--chat" -- "${chat[@]}" --chat -f conv.jsonl
+cp "$T/out" chat.txt
+[[ -s chat.txt ]] && pass || fail "--chat wrote nothing"
+expect_exit 0 "the templated prompt with -p" -- "${chat[@]}" -p "$templated" --parse-special
+same_files "$T/out" chat.txt "--chat generates what -p gives for the ChatML text"
+expect_exit 0 "--chat from stdin, --echo" -- sh -c "${chat[*]} --chat --echo < conv.jsonl"
+[[ $(cat "$T/out") == "$templated$(cat chat.txt)" ]] && pass || fail "--chat --echo: $(head -c 300 "$T/out")"
+expect_exit 0 "--chat-template llama3" -- "${chat[@]}" --chat --chat-template llama3 -f conv.jsonl --echo -n 0
+[[ $(cat "$T/out") == $'<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nThe jury été<|eot_id|><|start_header_id|>assistant<|end_header_id|>' ]] &&
+  pass || fail "--chat-template llama3: $(head -c 300 "$T/out")"
+# The BOS rule: gigachat's text begins with <s>, the BOS itself, so no second BOS is added.
+expect_exit 0 "gigachat text" -- "${chat[@]}" --chat --chat-template gigachat -f conv.jsonl --echo -n 0
+giga=$(cat "$T/out")
+[[ $giga == "<s>Be brief.<|message_sep|>user<|role_sep|>"* ]] && pass || fail "gigachat text: $giga"
+"${chat[@]}" --chat --chat-template gigachat -f conv.jsonl --json > giga_chat.json 2> /dev/null
+"${chat[@]}" -p "$giga" --parse-special --json > giga_p.json 2> /dev/null
+"${chat[@]}" -p "$giga" --parse-special --no-bos --json > giga_nobos.json 2> /dev/null
+pt() { sed -n 's/^{"event":"end",.*"prompt_tokens":\([0-9]*\),.*/\1/p' "$1"; }
+[[ -n $(pt giga_chat.json) && $(pt giga_chat.json) == "$(pt giga_nobos.json)" && $(pt giga_p.json) == $(($(pt giga_chat.json) + 1)) ]] &&
+  pass || fail "BOS rule: --chat $(pt giga_chat.json) prompt tokens, -p --no-bos $(pt giga_nobos.json), -p $(pt giga_p.json)"
+# One-line errors: the model without a template, bad lines with their numbers, bad names.
+expect_exit 1 "--chat, no template in the model" -- "${gen[@]}" --chat -f conv.jsonl
+expect_err "^lm-generate: m\.gguf: the model has no chat template \(tokenizer\.chat_template\); use --chat-template NAME \(known: .*chatml.*\)$" \
+  "no template message"
+$LM_TEST_BIN/lm_test_edit_gguf m.gguf odd.gguf str tokenizer.chat_template "{{ messages }}" || fail "writing odd.gguf"
+expect_exit 1 "--chat, unrecognised template" -- "${gen[@]}" -m odd.gguf --chat -f conv.jsonl
+expect_err "^lm-generate: odd\.gguf: unrecognised chat template .*; use --chat-template NAME \(known: " "unrecognised template message"
+expect_exit 1 "--chat, bad JSON on line 2" -- sh -c "printf '{\"role\":\"user\",\"content\":\"x\"}\n{\"role\":\"user\",\"content\":\"x\"\n' | ${chat[*]} --chat"
+expect_err "^lm-generate: <stdin>:2: is not a JSON object: " "bad JSON message"
+expect_exit 1 "--chat, unknown role" -- sh -c "printf '\n{\"role\":\"tool\",\"content\":\"x\"}\n' | ${chat[*]} --chat"
+expect_err "^lm-generate: <stdin>:2: has the role 'tool', expected system, user or assistant$" "unknown role message"
+expect_exit 1 "--chat, missing content" -- sh -c "printf '{\"role\":\"user\"}\n' | ${chat[*]} --chat"
+expect_err "^lm-generate: <stdin>:1: has no string member 'content'" "missing content message"
+expect_exit 1 "--chat, no messages" -- sh -c "printf '\n' | ${chat[*]} --chat"
+expect_err "^lm-generate: <stdin>: has no messages" "no messages message"
+expect_exit 2 "--chat, a system message yandex cannot write" -- "${chat[@]}" --chat --chat-template yandex -f conv.jsonl
+expect_err "^lm-generate: chat message 1: the chat template yandex has no place for a system message$" "yandex message"
+expect_exit 2 "--chat-template unknown" -- "${chat[@]}" --chat --chat-template chatml2 -f conv.jsonl
+expect_err "^lm-generate: unknown chat template 'chatml2'; known: bailing, .*, zephyr$" "unknown template name message"
+expect_exit 2 "--chat-template without --chat" -- "${chat[@]}" --chat-template chatml -p x
+expect_exit 2 "--chat with -p" -- "${chat[@]}" --chat -p x
+expect_err "^lm-generate: --chat reads one conversation from -f or stdin, not -p or --each-line$" "--chat -p message"
+expect_exit 2 "--chat with --each-line" -- "${chat[@]}" --chat --each-line -f conv.jsonl
+if script -qec true /dev/null < /dev/null > /dev/null 2>&1; then
+  script -qec "${chat[*]} --chat > tty.out 2> tty.err" /dev/null < /dev/null > /dev/null 2>&1
+  [[ $(head -1 tty.err) == "lm-generate: reading messages, one JSON object per line, from standard input (end with Ctrl-D)" ]] &&
+    pass || fail "--chat, terminal stdin: stderr is '$(head -c 300 tty.err)'"
+fi
 
 # ---- a failed run leaves an existing -o file as it was (issue 27) ----
 echo "keep me" > keep.txt
