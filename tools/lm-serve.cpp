@@ -393,12 +393,8 @@ class Service {
       } catch (const lm::UsageError& e) {
         throw ApiError(400, e.what(), "invalid_request_error", "messages");
       }
-      // docs/chat.md: a BOS per the model unless the template's text starts with it.
-      std::vector<int> ids;
-      const auto bos = tok_.bos_id();
-      if (cfg_.add_bos && bos && !text.starts_with(tok_.piece(*bos))) ids.push_back(*bos);
-      tok_.encode_text(text, ids, /*parse_special=*/true);
-      prompts.push_back(std::move(ids));
+      // docs/chat.md: control tokens parsed, a BOS per the model unless the template wrote it.
+      prompts.push_back(lm::chat::encode_prompt(tok_, text, cfg_.add_bos));
     }
     for (const auto& ids : prompts) {
       if (ids.empty()) throw ApiError(400, "the prompt is empty (and this model's prompts do not start with BOS)", "invalid_request_error", "prompt");

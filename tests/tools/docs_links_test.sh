@@ -9,10 +9,10 @@ outside=(DESIGN RELIABILITY PERFORMANCE STYLE)
 forbidden="($(IFS='|'; echo "${outside[*]}"))\\.md|\\.\\./shared"
 
 # Files of the tree at $1, NUL-separated: no .git, no build trees (build*/ or any directory
-# holding a CMakeCache.txt), no fetched data.
+# holding a CMakeCache.txt), no fetched data or npm packages (tests/node/node_modules).
 tree_files() {
   local root=$1 dir
-  local prune=(-name .git -o -path "$root/build*" -o -path "$root/data" -o -path "$root/.cache")
+  local prune=(-name .git -o -path "$root/build*" -o -path "$root/data" -o -path "$root/.cache" -o -name node_modules)
   while IFS= read -r -d '' dir; do prune+=(-o -path "$dir"); done < <(
     find "$root" -name .git -prune -o -name CMakeCache.txt -printf '%h\0')
   find "$root" \( "${prune[@]}" \) -prune -o -type f -print0
