@@ -767,7 +767,17 @@ token counts and time.)");
     http.closing = true;
     http.stop();
     log.info("%s: finishing %d requests in flight", sig == SIGINT ? "SIGINT" : "SIGTERM", g_answering.load());
-    while (g_answering.load() > 0 || engine.in_flight() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // A second signal ends the wait: the requests still in flight are cut.
+    const timespec tick{0, 20 * 1000 * 1000};
+    while (g_answering.load() > 0 || engine.in_flight() > 0) {
+      const int again = sigtimedwait(&sigs, nullptr, &tick);
+      if (again > 0) {
+        log.warn("%s again: exiting with %d requests unfinished", again == SIGINT ? "SIGINT" : "SIGTERM",
+                 g_answering.load());
+        sig = again;
+        break;
+      }
+    }
     std::fflush(nullptr);
     std::_Exit(128 + sig);
   });

@@ -44,6 +44,7 @@ std::shared_ptr<Job> Engine::submit(std::vector<sample::SequenceSpec> specs) {
   auto job = std::make_shared<Job>();
   job->engine_ = this;
   const int k = int(specs.size());
+  job->choices_ = k;
   job->specs_ = std::move(specs);
   {
     std::lock_guard<std::mutex> g(mu_);

@@ -46,11 +46,12 @@ class Job : public std::enable_shared_from_this<Job> {
   // thread, more than once.
   void cancel();
   bool cancelled() const { return cancelled_.load(); }
-  int choices() const { return int(specs_.size()); }
+  int choices() const { return choices_; }
 
  private:
   friend class Engine;
   Engine* engine_ = nullptr;
+  int choices_ = 0;
   std::vector<sample::SequenceSpec> specs_;  // until the engine takes them
   std::vector<uint64_t> ids_;                // the generator's ids, once added
   std::mutex mu_;
