@@ -277,7 +277,7 @@ std::string hex_id() {
   static std::atomic<uint64_t> counter{0};
   static const uint64_t salt = uint64_t(std::random_device{}()) << 32 | std::random_device{}();
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%016llx%04llx", (unsigned long long)salt, (unsigned long long)(++counter & 0xffff));
+  std::snprintf(buf, sizeof buf, "%016llx%llx", (unsigned long long)salt, (unsigned long long)++counter);
   return buf;
 }
 

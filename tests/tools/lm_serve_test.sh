@@ -177,6 +177,10 @@ stop_server INT
 
 # ---- a full queue: 503 with Retry-After, the others answered completely ----
 start_server busy --parallel 1 --queue 0 || { finish; exit; }
+# (This model has no chat template and none was named: chat is refused, completions served.)
+grep -q "warning: chat is not available: .*--chat-template" busy.err && pass || fail "no warning without a chat template: $(cat busy.err)"
+post /v1/chat/completions '{"messages":[{"role":"user","content":"x"}]}'
+expect_api_error 400 invalid_request_error messages "chat without a template"
 n_busy=$((lean ? 24 : 48))
 : > busy.cfg
 for i in $(seq "$n_busy"); do
