@@ -519,7 +519,9 @@ class Service {
                  usage.completion_tokens, std::chrono::duration<double>(Clock::now() - t0).count());
       return true;
     };
-    res.set_chunked_content_provider("text/event-stream", provider, [job](bool) { job->cancel(); });
+    res.set_chunked_content_provider("text/event-stream", provider, [job](bool ok) {
+      if (!ok) job->cancel();  // the stream was cut: nobody reads the rest
+    });
   }
 
  private:

@@ -210,6 +210,7 @@ for f in $(grep '^200 ' busy.codes | cut -d' ' -f2); do
 done
 [[ $bad_text == 0 ]] && pass || fail "a busy-server answer is not the greedy text"
 stop_server TERM
+[[ $status == 143 ]] && pass || fail "SIGTERM after the busy burst: exit $status"
 
 # ---- abuse: malformed requests and slow clients leave it serving, with bounded memory ----
 start_server abuse --parallel 2 --queue 4 --read-timeout 1s --chat-template chatml || { finish; exit; }
@@ -285,6 +286,11 @@ rss1=$(rss)
 (( rss1 - rss0 < 65536 )) && pass || fail "RSS grew from $rss0 kB to $rss1 kB with the abuse"
 stop_server TERM
 [[ $status == 143 ]] && pass || fail "SIGTERM after the abuse: exit $status"
+
+# No sanitizer report from any of the servers (the ASan/UBSan pass).
+for f in main keyed busy abuse; do
+  grep -q "Sanitizer\|runtime error" "$f.err" && fail "$f: $(grep -m3 "Sanitizer\|runtime error" "$f.err")" || pass
+done
 
 # ---- usage errors ----
 expect_exit 2 "unknown chat template" -- lm-serve -m m.gguf --chat-template nosuch --port 0
