@@ -62,6 +62,8 @@ class ConnStream : public httplib::Stream {
     reading_ = true;
   }
   void request_read() { reading_ = false; }
+  // The response ends the connection (a request refused before its body was read).
+  bool close_after = false;
 
   bool is_readable() const override { return wait(POLLIN, reading_ ? deadline_ : Clock::now() + request_timeout_); }
   bool is_writable() const override { return wait(POLLOUT, Clock::now() + write_timeout_); }
@@ -153,6 +155,13 @@ void request_read() {
   if (t_conn) t_conn->request_read();
 }
 
+// Ends the connection after this response: its request's body was not read, so what follows
+// on the connection is not a request.
+void close_after(httplib::Response& res) {
+  res.set_header("Connection", "close");
+  if (t_conn) t_conn->close_after = true;
+}
+
 struct ConnLimits {
   double read_timeout_s, write_timeout_s, keep_alive_s;
   size_t request_bytes;
@@ -240,7 +249,7 @@ class HttpServer : public httplib::Server {
       strm.begin_request();
       bool closed = false;
       ok = process_request(strm, count == 1 || busy(), closed, nullptr);
-      if (!ok || closed) break;
+      if (!ok || closed || strm.close_after) break;
     }
     t_conn = nullptr;
     ::shutdown(sock, SHUT_RDWR);
@@ -339,12 +348,13 @@ class Service {
                                               : "incorrect API key provided",
                                  "invalid_request_error", "", "invalid_api_key"));
         res.set_header("WWW-Authenticate", "Bearer");
+        close_after(res);
         return true;
       }
     }
     if (draining) {
       send_error(res, ApiError(503, "the server is shutting down", "server_error"));
-      res.set_header("Connection", "close");
+      close_after(res);
       return true;
     }
     return false;
@@ -358,9 +368,20 @@ class Service {
                     "application/json");
   }
 
+  lm::Json model_json() const {
+    return lm::Json{{"id", cfg_.model_id}, {"object", "model"}, {"created", created_}, {"owned_by", "lm"}};
+  }
   void models(httplib::Response& res) {
-    const lm::Json m{{"id", cfg_.model_id}, {"object", "model"}, {"created", created_}, {"owned_by", "lm"}};
-    res.set_content(lm::dump_json(lm::Json{{"object", "list"}, {"data", lm::Json::array({m})}}), "application/json");
+    res.set_content(lm::dump_json(lm::Json{{"object", "list"}, {"data", lm::Json::array({model_json()})}}),
+                    "application/json");
+  }
+
+  // GET /v1/models/ID: the model, or 404.
+  void model(const std::string& id, httplib::Response& res) {
+    if (id != cfg_.model_id)
+      throw ApiError(404, "the model '" + id + "' does not exist; this server has '" + cfg_.model_id + "'",
+                     "invalid_request_error", "model", "model_not_found");
+    res.set_content(lm::dump_json(model_json()), "application/json");
   }
 
   void generate(const httplib::Request& req, httplib::Response& res, Endpoint ep) {
@@ -744,6 +765,10 @@ token counts and time.)");
     http.Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
       request_read();
       svc.models(res);
+    });
+    http.Get(R"(/v1/models/(.+))", [&](const httplib::Request& req, httplib::Response& res) {
+      request_read();
+      svc.guarded(res, [&] { svc.model(req.matches[1].str(), res); });
     });
     http.Post("/v1/completions", [&](const httplib::Request& req, httplib::Response& res) {
       svc.guarded(res, [&] { svc.generate(req, res, Endpoint::Completions); });

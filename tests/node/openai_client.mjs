@@ -1,6 +1,6 @@
 // The official OpenAI Node client against lm-serve (run by tests/tools/lm_serve_test.sh):
 //   node openai_client.mjs BASE_URL API_KEY MODEL_ID GREEDY_TEXT
-// models, a greedy completion (its text must be GREEDY_TEXT, lm-generate's for "The jury", 24
+// models (listed and retrieved), a greedy completion (its text must be GREEDY_TEXT, lm-generate's for "The jury", 24
 // tokens), chat, streaming chat (its deltas must add up to the same reply) and the client's
 // error classes for 401 and 400. Prints one line per failure and exits 1 if any.
 import OpenAI from "openai";
@@ -17,6 +17,8 @@ const check = (ok, what) => {
 
 const models = await client.models.list();
 check(models.data.length === 1 && models.data[0].id === model, `models: ${JSON.stringify(models.data)}`);
+const one = await client.models.retrieve(model);
+check(one.id === model && one.object === "model", `models.retrieve: ${JSON.stringify(one)}`);
 
 const c = await client.completions.create({ model, prompt: "The jury", max_tokens: 24, temperature: 0 });
 check(c.object === "text_completion" && c.choices[0].text === greedy,

@@ -164,6 +164,10 @@ post /v1/completions '{"prompt":"The jury","max_tokens":2}'
 [[ $code == 200 ]] && pass || fail "the right API key: $code $(cat body.json)"
 auth=()
 [[ $(curl -s -m 10 -o /dev/null -w '%{http_code}' "$url/health") == 200 ]] && pass || fail "/health asked for the key"
+# A refused request's unread body does not spoil the connection: the next request on it works.
+codes=$(curl -s -m 10 -o /dev/null -w '%{http_code} ' "$url/v1/completions" -H 'Authorization: Bearer no' -d '{"prompt":"The jury","max_tokens":2}' \
+  --next -s -m 10 -o body.json -w '%{http_code}' "$url/v1/completions" -H 'Authorization: Bearer sesame' -d '{"prompt":"The jury","max_tokens":2}')
+[[ $codes == "401 200" ]] && pass || fail "401 then 200 on one connection: $codes $(cat body.json)"
 
 # ---- the official openai Node client ----
 if [[ -d $LM_SRC/tests/node/node_modules/openai ]]; then
