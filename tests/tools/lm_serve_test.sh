@@ -56,7 +56,7 @@ greedy=$(cat greedy.txt)
 lm-generate -m m.gguf -t 1 -p "The jury" -n 24 -s 7 > seeded.txt
 [[ -n $greedy ]] && pass || fail "lm-generate's greedy text is empty"
 
-start_server main --parallel 4 --queue 8 --chat-template chatml || { finish; exit; }
+start_server main --parallel 4 --queue 12 --chat-template chatml -v || { finish; exit; }
 
 # ---- health, models, completions equal to lm-generate ----
 code=$(curl -s -m 10 -o body.json -w '%{http_code}' "$url/health")
@@ -140,6 +140,17 @@ code=$(curl -s -m 20 -o body.json -w '%{http_code}' "$url/v1/completions" --data
 expect_api_error 413 invalid_request_error "" "a 2 MB body"
 post /v1/completions '{"prompt":"The jury","max_tokens":1,"an_unknown_field":{"x":[1,2]}}'
 [[ $code == 200 ]] && pass || fail "unknown fields: $code $(cat body.json)"
+
+# ---- a client that goes away cancels its request (when it left before the answer was ready) ----
+curl -s -m 0.02 -o /dev/null "$url/v1/completions" -d '{"prompt":"The jury","max_tokens":60,"n":16,"temperature":0.9}'
+if [[ $? == 28 ]]; then
+  for _ in $(seq 40); do grep -q "the client went away; cancelled" main.err && break; sleep 0.05; done
+  grep -q "the client went away; cancelled" main.err && pass || fail "a client gone after 20 ms was not noticed: $(tail -3 main.err)"
+  for _ in $(seq 40); do [[ $(curl -s -m 5 "$url/health" | js j.in_flight) == 0 ]] && break; sleep 0.05; done
+  [[ $(curl -s -m 5 "$url/health" | js j.in_flight) == 0 ]] && pass || fail "the cancelled request's sequences are still in flight"
+else
+  echo "note: 16 x 60 tokens were ready within 20 ms; the cancellation check did not run" >&2
+fi
 
 # ---- SIGTERM while a stream is running: it finishes, new connections are refused, exit 143 ----
 curl -s -N -m 20 "$url/v1/completions" -d '{"prompt":"The jury","max_tokens":60,"temperature":0,"stream":true}' > drain.txt &
