@@ -83,6 +83,8 @@ class Session {
  private:
   struct Buffers;
   Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int n_batch, int n_seq);
+  // eval_batch() at the thread count in force (eval_batch() chooses it when the count is tuned).
+  const float* eval_batch_at(const Chunk* chunks, int n_chunks);
   std::unique_ptr<Weights> own_;  // the views of a Params
   const Weights& w_;
   ModelConfig cfg_;
