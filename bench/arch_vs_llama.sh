@@ -55,26 +55,36 @@ for arch in llama llama3 qwen2 phi3 phi3-longrope gpt2 gemma2; do
   fi
 done
 
-# bert, an encoder: the sentence embedding llama-embedding gives by default (mean pooling,
-# unit length) against lm's (tests/tools/embed.cpp), with the WordPiece vocabulary.
-m=$tmp/bert.gguf
+# Sentence embeddings: what llama-embedding gives (mean pooling, unit length) against
+# `lm-eval embed --normalize`, for bert (an encoder, WordPiece vocabulary; mean is its file's
+# pooling) and for a llama decoder (--pooling mean; the hidden states after the output norm).
 sentence="The jury said the county election was conducted fairly."
-"$tbin/lm_test_write_gguf" --random bert tests/data/vocab/wordpiece.gguf "$m"
-for try in 1 2 3; do  # as above: now and then the output is lost at exit
-  "$llama/llama-embedding" -m "$m" -p "$sentence" -t 2 2> /dev/null | sed -n 's/^embedding 0: *//p' > "$tmp/llama.emb" || true
-  [[ -s $tmp/llama.emb ]] && break
+for name in bert llama-embedding; do
+  m=$tmp/$name.gguf
+  if [[ $name == bert ]]; then
+    "$tbin/lm_test_write_gguf" --random bert tests/data/vocab/wordpiece.gguf "$m"
+    pool=()
+  else
+    "$tbin/lm_test_write_gguf" --random llama "$vocab" "$m"
+    pool=(--pooling mean)
+  fi
+  for try in 1 2 3; do  # as above: now and then the output is lost at exit
+    "$llama/llama-embedding" -m "$m" -p "$sentence" "${pool[@]}" -t 2 2> /dev/null | sed -n 's/^embedding 0: *//p' > "$tmp/llama.emb" || true
+    [[ -s $tmp/llama.emb ]] && break
+  done
+  [[ -s $tmp/llama.emb ]] || { echo "$name: llama-embedding printed no embedding"; exit 1; }
+  build/tools/lm-eval embed -m "$m" --normalize "${pool[@]}" <<< "$sentence" | tr '\t' ' ' > "$tmp/lm.emb"
+  maxdiff=$(paste <(tr -s ' ' '\n' < "$tmp/llama.emb" | sed '/^$/d') <(tr -s ' ' '\n' < "$tmp/lm.emb" | sed '/^$/d') |
+    awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { printf "%.2e", m }')
+  printf '%-8s %s\n' $name "embedding of $(tr -s ' ' '\n' < "$tmp/lm.emb" | sed '/^$/d' | wc -l) values, largest difference $maxdiff"
+  awk -v m="$maxdiff" 'BEGIN { exit !(m < 5e-4) }' || status=1
+  if [[ $record == --record ]]; then
+    what=$([[ $name == bert ]] && echo "bert tests/data/vocab/wordpiece.gguf" || echo "llama $vocab")
+    { echo "# $name: llama-embedding's sentence embedding (mean pooling, unit length) for lm_test_write_gguf --random $what"
+      echo "# bench/arch_vs_llama.sh LLAMA_BIN_DIR --record, $(date -u +%F), llama.cpp $("$llama/llama-perplexity" --version 2>&1 | head -n 1)"
+      echo "# llama-embedding -m MODEL -p \"$sentence\" ${pool[*]}"
+      echo "sentence $sentence"
+      echo "embedding $(tr -s ' ' < "$tmp/llama.emb" | sed 's/^ //')"; } > tests/data/arch/$name.txt
+  fi
 done
-[[ -s $tmp/llama.emb ]] || { echo "bert: llama-embedding printed no embedding"; exit 1; }
-"$tbin/lm_test_embed" "$m" "$sentence" > "$tmp/lm.emb"
-maxdiff=$(paste <(tr -s ' ' '\n' < "$tmp/llama.emb" | sed '/^$/d') <(tr -s ' ' '\n' < "$tmp/lm.emb" | sed '/^$/d') |
-  awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { printf "%.2e", m }')
-printf '%-8s %s\n' bert "embedding of $(tr -s ' ' '\n' < "$tmp/lm.emb" | sed '/^$/d' | wc -l) values, largest difference $maxdiff"
-awk -v m="$maxdiff" 'BEGIN { exit !(m < 5e-4) }' || status=1
-if [[ $record == --record ]]; then
-  { echo "# bert: llama-embedding's sentence embedding (mean pooling, unit length) for lm_test_write_gguf --random bert tests/data/vocab/wordpiece.gguf"
-    echo "# bench/arch_vs_llama.sh LLAMA_BIN_DIR --record, $(date -u +%F), llama.cpp $("$llama/llama-perplexity" --version 2>&1 | head -n 1)"
-    echo "# llama-embedding -m MODEL -p \"$sentence\""
-    echo "sentence $sentence"
-    echo "embedding $(tr -s ' ' < "$tmp/llama.emb" | sed 's/^ //')"; } > tests/data/arch/bert.txt
-fi
 exit $status

@@ -23,7 +23,6 @@
 #include <mutex>
 
 #include "base/error.hpp"
-#include "base/threads.hpp"
 
 namespace lm::kernels {
 
@@ -80,11 +79,9 @@ const Blas& blas() {
 
 BlasInfo blas_info() { return blas().info; }
 
-int set_threads(int threads) {
-  const int n = resolve_threads(threads);
+void apply_threads(int n) {
   omp_set_num_threads(n);
   if (const Blas& b = blas(); b.set_num_threads) b.set_num_threads(n);
-  return n;
 }
 
 void sgemm_ref(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,

@@ -20,8 +20,12 @@ void sgemm_ref(bool trans_a, bool trans_b, int M, int N, int K, float alpha, con
 // 2*M*N*K below which sgemm does not call OpenBLAS (call overhead dominates there).
 inline constexpr double kBlasMinFlops = 2.0 * 32 * 32 * 32;
 
-// Sets the threads used by our OpenMP loops and by OpenBLAS; 0 = all cores. Returns the count.
+// Sets the threads used by our OpenMP loops and by OpenBLAS; 0 = all cores, with inference
+// steps at the count measured fastest now (kernels/thread_tuner.hpp). Returns the count.
+// (Defined in thread_tuner.cpp.)
 int set_threads(int threads);
+// Sets the count of both now (set_threads and the tuner call it).
+void apply_threads(int n);
 
 // Best GFLOP/s of a few 768^3 products at the current thread count: the peak used for MFU.
 double sgemm_peak_gflops();

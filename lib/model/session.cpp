@@ -10,6 +10,7 @@
 #include "base/error.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/qmatmul.hpp"
+#include "kernels/thread_tuner.hpp"
 
 namespace lm::model {
 
@@ -142,6 +143,17 @@ const float* Session::eval_rows(const int* tokens, int n, int first_row) {
 }
 
 const float* Session::eval_batch(const Chunk* chunks, int n_chunks) {
+  kernels::ThreadTuner* tuner = kernels::inference_tuner();
+  if (!tuner) return eval_batch_at(chunks, n_chunks);
+  int rows = 0;
+  for (int c = 0; c < n_chunks; ++c) rows += chunks[c].n;
+  tuner->begin(rows);
+  const float* out = eval_batch_at(chunks, n_chunks);
+  tuner->end();
+  return out;
+}
+
+const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
   LM_ASSERT(n_chunks >= 1);
   int n = 0, need = 0, out_rows = 0;
   for (int c = 0; c < n_chunks; ++c) {
@@ -327,6 +339,7 @@ const float* Session::eval_batch(const Chunk* chunks, int n_chunks) {
   const int rows = out_rows;
   if (rows == 0) return b.logits.data();
   norm(xn, xs, -1, Role::OutNorm, Role::OutNormB, rows);
+  if (hidden_out_) return xn;
   qmatmul_forward(b.logits.data(), xn, w_.head(), rows, 0.0f, qs);
   if (const float* hb = w_.vec(-1, Role::HeadB)) add_bias(b.logits.data(), hb, rows, cfg_.n_vocab);
   if (A.final_softcap > 0) softcap_forward(b.logits.data(), size_t(rows) * cfg_.n_vocab, A.final_softcap);

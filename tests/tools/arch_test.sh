@@ -21,13 +21,18 @@ for arch in llama llama3 qwen2 phi3 phi3-longrope gpt2 gemma2; do
     fail "$arch: greedy continuation differs from llama.cpp's: $(head -c 120 "$T/out")"
 done
 
-# bert, an encoder: its sentence embedding equals llama-embedding's within 5e-4 per value
-# (llama.cpp's GELU reads an fp16 table; lm computes it in f32).
+# Sentence embeddings (lm-eval embed --normalize) equal llama-embedding's within 5e-4 per value
+# (llama.cpp's GELU reads an fp16 table; lm computes it in f32): bert, an encoder, with its
+# file's mean pooling, and a llama decoder with --pooling mean.
 "$LM_TEST_BIN/lm_test_write_gguf" --random bert "$LM_TEST_DATA/vocab/wordpiece.gguf" bert.gguf
-expect_exit 0 "bert: lm_test_embed" -- "$LM_TEST_BIN/lm_test_embed" bert.gguf "$(sed -n 's/^sentence //p' "$A/bert.txt")"
-maxdiff=$(paste <(tr -s ' ' '\n' < "$T/out" | sed '/^$/d') <(sed -n 's/^embedding //p' "$A/bert.txt" | tr -s ' ' '\n') |
-  awk 'NF != 2 { bad = 1 } { d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { print bad ? 1 : m }')
-awk -v m="$maxdiff" 'BEGIN { exit !(m < 5e-4) }' && pass || fail "bert: embedding differs from llama.cpp's by $maxdiff"
+for name in bert llama-embedding; do
+  model=bert.gguf pool=()
+  [[ $name == bert ]] || model=llama.gguf pool=(--pooling mean)
+  expect_exit 0 "$name: lm-eval embed" -- sh -c "sed -n 's/^sentence //p' '$A/$name.txt' | lm-eval embed -m $model --normalize ${pool[*]}"
+  maxdiff=$(paste <(tr '\t' '\n' < "$T/out") <(sed -n 's/^embedding //p' "$A/$name.txt" | tr -s ' ' '\n') |
+    awk 'NF != 2 { bad = 1 } { d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { print bad ? 1 : m }')
+  awk -v m="$maxdiff" 'BEGIN { exit !(m < 5e-4) }' && pass || fail "$name: embedding differs from llama.cpp's by $maxdiff"
+done
 expect_exit 1 "an encoder has no next-token logits" -- lm-generate -m bert.gguf -n 1 -p x
 expect_err "bert.gguf: .*encoder" "lm-generate says it is an encoder"
 

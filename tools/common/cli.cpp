@@ -102,9 +102,17 @@ void add_verbosity(CLI::App& app, Logger& log, const std::string& verbose_man) {
 }
 
 void add_threads(CLI::App& app, int& threads) {
-  doc(app.add_option("-t,--threads", threads, "Threads to use (0 = all cores)")->check(CLI::Range(0, 1024)))
+  doc(app.add_option("-t,--threads", threads, "Threads to use (0 = up to all cores, as many as run fastest now)")
+          ->check(CLI::Range(0, 1024)))
       .group("Other")
-      .man("Number of threads; 0 uses every core.");
+      .man(R"(Number of threads. 0, the default, uses up to every core: model evaluations (decoding
+and prompt steps) run at the thread count measured fastest now, so on a machine where other
+programs keep cores busy they drop to fewer threads instead of waiting for a descheduled one,
+and come back when the cores are free (now and then a few steps try another count). A positive
+.I N
+is exactly
+.I N
+threads.)");
 }
 
 OptionDoc& add_switch(CLI::App& app, const std::string& name, bool& value, const std::string& description) {

@@ -1,0 +1,112 @@
+#include "kernels/thread_tuner.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+
+#include "base/threads.hpp"
+#include "kernels/blas.hpp"
+
+namespace lm::kernels {
+
+namespace {
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+}  // namespace
+
+ThreadTuner::ThreadTuner(int max_threads, double (*clock)()) : clock_(clock ? clock : now_s) {
+  for (int n = max_threads; n > 1; n /= 2) counts_.push_back(n);
+  if (!counts_.empty()) counts_.push_back(1);
+}
+
+int ThreadTuner::kind_of(int rows) {
+  return rows <= 1 ? 0 : rows <= 2 ? 1 : rows <= 4 ? 2 : rows <= 8 ? 3 : rows <= 64 ? 4 : 5;
+}
+
+int ThreadTuner::begin(int rows) {
+  if (counts_.empty()) return 1;
+  const double t = clock_();
+  if (last_kind_ >= 0 && last_end_ >= last_begin_)
+    record(std::min(t - last_begin_, last_end_ - last_begin_ + 0.005) / last_rows_);
+  const int kind = kind_of(rows);
+  Kind& k = kinds_[size_t(kind)];
+  if (k.probe < 0 && --k.until_probe <= 0) {  // start a probe of the next other count
+    if (k.next_alt == k.cur || k.next_alt >= int(counts_.size())) k.next_alt = k.cur == 0 ? 1 : 0;
+    k.probe = k.next_alt;
+    k.probe_left = int(k.probe_s.size());
+    k.next_alt = (k.next_alt + 1) % int(counts_.size());
+  }
+  last_kind_ = kind, last_rows_ = std::max(rows, 1), last_probe_ = k.probe >= 0;
+  const int n = counts_[size_t(last_probe_ ? k.probe : k.cur)];
+  set_active_threads(n);
+  last_begin_ = clock_();
+  last_end_ = 0;
+  return n;
+}
+
+void ThreadTuner::end() {
+  if (counts_.empty()) return;
+  last_end_ = clock_();
+  // Code outside the tuned steps (quantizing, training) runs at the full count.
+  set_active_threads(counts_[0]);
+}
+
+void ThreadTuner::record(double per_row) {
+  Kind& k = kinds_[size_t(last_kind_)];
+  k.measured = true;
+  if (!last_probe_) {
+    if (k.probe >= 0) return;  // a step begun before the probe started
+    k.recent[size_t(k.n_recent % int(k.recent.size()))] = per_row;
+    ++k.n_recent;
+    return;
+  }
+  const size_t at = k.probe_s.size() - size_t(k.probe_left);
+  k.probe_s[at] = per_row;
+  const int n = std::min(k.n_recent, int(k.recent.size()));
+  double cur = 0;
+  for (int i = 0; i < n; ++i) cur += k.recent[size_t(i)] / n;
+  // A probe step twice as slow as the current mean ends the probe: on a loaded machine a step
+  // with too many threads can take a hundred times longer.
+  const bool hopeless = at > 0 && n > 0 && per_row > 2 * cur;
+  if (--k.probe_left > 0 && !hopeless) return;
+  // The mean of the probe's steps after its first against the mean of the current count's
+  // recent steps: means, because on a loaded machine most steps are quick and a few wait
+  // milliseconds for a core, and those few are the loss.
+  double alt = 0;
+  for (size_t i = 1; i <= at; ++i) alt += k.probe_s[i] / double(at);
+  if (n == 0 || at == 0) cur = alt;  // nothing to compare: keep the current count
+  if (alt < 0.9 * cur) {
+    k.cur = k.probe;
+    // Kinds not measured yet start from this count: the load that decided it applies to them.
+    for (Kind& o : kinds_)
+      if (!o.measured) o.cur = k.probe;
+    k.n_recent = 0;
+    k.interval = 16;
+  } else {
+    k.interval = std::min(k.interval * 2, 1024);
+  }
+  k.until_probe = k.interval;
+  k.probe = -1;
+}
+
+namespace {
+int g_applied = 0;
+std::unique_ptr<ThreadTuner> g_tuner;
+}  // namespace
+
+void set_active_threads(int n) {
+  if (n == g_applied) return;
+  g_applied = n;
+  apply_threads(n);
+}
+
+int set_threads(int threads) {
+  const int n = resolve_threads(threads);
+  g_applied = n;
+  apply_threads(n);
+  g_tuner = threads <= 0 && n > 1 ? std::make_unique<ThreadTuner>(n) : nullptr;
+  return n;
+}
+
+ThreadTuner* inference_tuner() { return g_tuner.get(); }
+
+}  // namespace lm::kernels

@@ -1,0 +1,73 @@
+// The thread count of inference steps, chosen by measuring (issue: a shared machine).
+//
+// On a machine where other programs run, a parallel step is as slow as its slowest thread: with
+// one busy process beside two decoding threads on two cores, every barrier waits for a thread
+// the scheduler has set aside, and decoding ran 8x slower than on one thread. The best count
+// depends on the load, which changes while a tool runs, so it is measured: each kind of step
+// (by rows: decoding 1, 2, 3-4, 5-8 rows; prompts 9-64 and more) runs at the count that was
+// fastest, and now and then a few steps at another count check that it still is. A probe that
+// confirms the choice doubles the interval to the next (16 steps up to 1024), so on an idle
+// machine almost every step runs at the full count; one that finds a faster count switches to it.
+//
+// Used only when the user did not fix the count: `-t 0` (the default) is "up to every core,
+// as fast as the machine allows now"; `-t N` is exactly N threads.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace lm::kernels {
+
+class ThreadTuner {
+ public:
+  // Counts tried: max_threads, then halves down to 1. max_threads 1 turns tuning off. `clock`
+  // (seconds) is the steady clock unless a test gives its own.
+  explicit ThreadTuner(int max_threads, double (*clock)() = nullptr);
+  // The count for the next step of `rows` rows; it is applied (set_active_threads) before this
+  // returns. Call end() when the step's evaluation is done.
+  //
+  // A step's cost is the time from its begin() to the next begin(): the evaluation and what
+  // the caller does between evaluations (sampling, output). Threads that wait at the end of a
+  // parallel region spin for a while, and on a loaded machine they take the core from the
+  // serial work in between, so the evaluation's time alone hides the loss. A gap longer than the
+  // evaluation plus 5 ms (waiting for input) counts as 5 ms.
+  int begin(int rows);
+  void end();
+  int max_threads() const { return counts_.empty() ? 1 : counts_[0]; }
+  // The count steps of `rows` rows run at now (outside probes).
+  int current(int rows) const { return counts_.empty() ? 1 : counts_[size_t(kinds_[size_t(kind_of(rows))].cur)]; }
+
+ private:
+  struct Kind {
+    int cur = 0;                  // index into counts_
+    std::array<double, 16> recent{};  // seconds per row of the last steps at cur (ring)
+    int n_recent = 0;
+    int until_probe = 4, interval = 16;  // the first probe comes early: short runs gain too
+    bool measured = false;
+    int probe = -1, probe_left = 0;  // a probe under way: the count tried and steps left
+    std::array<double, 9> probe_s{};  // the first step after a switch wakes threads: not counted
+    int next_alt = 1;  // the next count to probe
+  };
+  static int kind_of(int rows);
+  void record(double per_row);
+  std::vector<int> counts_;
+  std::array<Kind, 6> kinds_;
+  // The last step begun: its kind (-1: none to record), rows, whether it was a probe, and when
+  // it began and its evaluation ended (seconds on a steady clock).
+  int last_kind_ = -1, last_rows_ = 1;
+  bool last_probe_ = false;
+  double last_begin_ = 0, last_end_ = 0;
+  double (*clock_)();
+};
+
+// Applies n threads to our OpenMP loops and OpenBLAS when it differs from the last count
+// applied (cheap when it does not).
+void set_active_threads(int n);
+
+// The tuner of this process's inference steps, or null when the thread count is fixed
+// (set_threads() with a positive count, or one core). Not thread-safe: one thread evaluates.
+ThreadTuner* inference_tuner();
+
+}  // namespace lm::kernels

@@ -1,0 +1,76 @@
+// Tests for lib/kernels/thread_tuner: on a simulated clock, the tuner moves to the count whose
+// steps are faster, comes back when the load changes, and on an idle machine spends almost
+// every step at the full count.
+#include <doctest/doctest.h>
+
+#include <functional>
+
+#include "kernels/blas.hpp"
+#include "kernels/thread_tuner.hpp"
+
+using lm::kernels::ThreadTuner;
+
+namespace {
+
+double g_now = 0;
+double fake_clock() { return g_now; }
+
+// Runs `steps` decoding steps whose cost at n threads is cost(n) seconds (all of it inside the
+// evaluation); returns how many ran at the full count.
+int run(ThreadTuner& t, int steps, const std::function<double(int)>& cost, int rows = 1) {
+  int full = 0;
+  for (int i = 0; i < steps; ++i) {
+    const int n = t.begin(rows);
+    full += n == t.max_threads();
+    g_now += cost(n);
+    t.end();
+    g_now += 20e-6;  // sampling between steps
+  }
+  return full;
+}
+
+}  // namespace
+
+TEST_CASE("ThreadTuner follows the load") {
+  ThreadTuner t(2, fake_clock);
+  // Idle: two threads are faster. Nearly every step runs at two.
+  const int full = run(t, 5000, [](int n) { return n == 2 ? 0.5e-3 : 0.9e-3; });
+  CHECK(t.current(1) == 2);
+  CHECK(full > 5000 * 0.98);
+  // A busy process: two threads are eight times slower. The tuner moves to one within the
+  // current probe interval (at most 1024 steps after the last probe).
+  run(t, 1100, [](int n) { return n == 2 ? 4e-3 : 0.9e-3; });
+  CHECK(t.current(1) == 1);
+  // Once there it stays: probes of two threads end after one slow step.
+  const int at_two = run(t, 2000, [](int n) { return n == 2 ? 4e-3 : 0.9e-3; });
+  CHECK(at_two < 2000 * 0.02);
+  // The load goes away: back to two.
+  run(t, 1100, [](int n) { return n == 2 ? 0.5e-3 : 0.9e-3; });
+  CHECK(t.current(1) == 2);
+  // Prompt steps are their own kind, and start at the count decoding found.
+  CHECK(t.current(512) == 2);
+}
+
+TEST_CASE("ThreadTuner: a kind not measured yet starts at the count another kind chose") {
+  ThreadTuner t(4, fake_clock);
+  run(t, 200, [](int n) { return n == 1 ? 1e-3 : 5e-3; });
+  CHECK(t.current(1) == 1);
+  CHECK(t.current(512) == 1);
+  // One thread off: the tuner only ever answers 1 and never changes anything.
+  ThreadTuner one(1, fake_clock);
+  CHECK(one.begin(1) == 1);
+  one.end();
+  CHECK(one.max_threads() == 1);
+}
+
+TEST_CASE("ThreadTuner: a gap between steps (waiting for input) counts as 5 ms at most") {
+  ThreadTuner t(2, fake_clock);
+  for (int i = 0; i < 3000; ++i) {
+    const int n = t.begin(1);
+    g_now += n == 2 ? 0.5e-3 : 0.9e-3;
+    t.end();
+    if (i % 7 == 0) g_now += 2.0;  // the caller waits for a line now and then
+  }
+  CHECK(t.current(1) == 2);
+  lm::kernels::set_threads(0);  // leave the process's threads as the other tests expect
+}
