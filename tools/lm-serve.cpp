@@ -1,7 +1,7 @@
-// lm-serve: an OpenAI-compatible HTTP server for a GGUF model. The HTTP is cpp-httplib's (one
-// thread per connection from a fixed pool); request bodies are read and responses shaped by
-// lib/serve/openai, and the decoding is lib/serve/engine's single engine thread over a
-// sample::BatchGenerator. This file parses the command line, wires the endpoints, enforces the
+// lm-serve: an OpenAI-compatible HTTP server for a GGUF model (completions, chat, embeddings,
+// models, health). The HTTP is cpp-httplib's (one thread per connection from a fixed pool);
+// request bodies are read and responses shaped by lib/serve/openai, and the decoding is
+// lib/serve/engine's single engine thread over a sample::BatchGenerator. This file parses the command line, wires the endpoints, enforces the
 // connection limits (read deadline, body size, API key) and handles SIGINT/SIGTERM. docs/serve.md.
 #include <httplib.h>
 #include <arpa/inet.h>
@@ -31,6 +31,7 @@
 #include "base/json.hpp"
 #include "chat/chat_template.hpp"
 #include "common/cli.hpp"
+#include "eval/embed.hpp"
 #include "kernels/blas.hpp"
 #include "model/model_io.hpp"
 #include "sample/generate.hpp"
@@ -308,9 +309,10 @@ struct Config {
 
 class Service {
  public:
-  Service(const Config& cfg, const lm::Tokenizer& tok, lm::serve::Engine& engine,
+  Service(const Config& cfg, const lm::model::LoadedModel& m, lm::serve::Engine& engine,
           std::optional<lm::chat::Template> tmpl, std::string tmpl_error, const lm::Logger& log)
-      : cfg_(cfg), tok_(tok), engine_(engine), tmpl_(std::move(tmpl)), tmpl_error_(std::move(tmpl_error)), log_(log) {}
+      : cfg_(cfg), m_(m), tok_(m.tok), engine_(engine), tmpl_(std::move(tmpl)), tmpl_error_(std::move(tmpl_error)),
+        log_(log) {}
 
   std::atomic<bool> draining{false};
 
@@ -384,6 +386,57 @@ class Service {
     res.set_content(lm::dump_json(model_json()), "application/json");
   }
 
+  // POST /v1/embeddings: the texts' pooled final hidden states (lm-eval embed's), unit length.
+  // They are computed on the engine thread between decoding steps: one evaluation at a time.
+  void embeddings(const httplib::Request& req, httplib::Response& res) {
+    request_read();
+    Answering answering;
+    const lm::serve::EmbeddingRequest r = lm::serve::parse_embedding_request(req.body, 256);
+    if (!r.model.empty() && r.model != cfg_.model_id)
+      throw ApiError(404, "the model '" + r.model + "' does not exist; this server has '" + cfg_.model_id + "'",
+                     "invalid_request_error", "model", "model_not_found");
+    if (r.dimensions > 0 && r.dimensions != m_.weights.cfg.n_embd)
+      throw ApiError(400, "this model's embeddings have " + std::to_string(m_.weights.cfg.n_embd) + " dimensions",
+                     "invalid_request_error", "dimensions");
+    std::vector<float> out;
+    int tokens = 0;
+    const bool ran = engine_.run_task([&] {
+      if (!embedder_) {
+        lm::eval::EmbedOptions o;
+        o.pooling = lm::eval::file_pooling(m_.gguf, cfg_.model_path).value_or(lm::eval::Pooling::Mean);
+        o.normalize = true;  // OpenAI's embeddings have unit length
+        o.n_ctx = cfg_.n_ctx;
+        o.n_seq = 4;
+        embedder_ = std::make_unique<lm::eval::Embedder>(m_.weights, tok_, o, log_);
+      }
+      for (size_t i = 0; i < r.input.size(); ++i) {
+        const size_t n = embedder_->tokens(r.input[i]).size();
+        if (n > size_t(cfg_.n_ctx))
+          throw ApiError(400,
+                         "input " + std::to_string(i) + " has " + std::to_string(n) + " tokens, more than the context of " +
+                             std::to_string(cfg_.n_ctx) + " (lm-serve --ctx-size)",
+                         "invalid_request_error", "input", "context_length_exceeded");
+        tokens += int(n);
+      }
+      embedder_->embed(r.input, out, "input");
+    });
+    if (!ran) {
+      send_error(res, busy_error());
+      res.set_header("Retry-After", "1");
+      return;
+    }
+    res.set_content(lm::dump_json(lm::serve::embedding_json(r, cfg_.model_id, out, embedder_->dim(), tokens)),
+                    "application/json");
+  }
+
+  ApiError busy_error() const {
+    return ApiError(503,
+                    "the server is busy: " + std::to_string(engine_.in_flight()) + " sequences in flight, " +
+                        std::to_string(cfg_.parallel) + " slots and a queue of " + std::to_string(cfg_.queue) +
+                        "; retry later",
+                    "server_error", "", "server_busy");
+  }
+
   void generate(const httplib::Request& req, httplib::Response& res, Endpoint ep) {
     request_read();
     auto answering = std::make_shared<Answering>();
@@ -443,11 +496,7 @@ class Service {
     const int k = int(specs.size());
     std::shared_ptr<lm::serve::Job> job = engine_.submit(std::move(specs));
     if (!job) {
-      send_error(res, ApiError(503,
-                               "the server is busy: " + std::to_string(engine_.in_flight()) + " sequences in flight, " +
-                                   std::to_string(cfg_.parallel) + " slots and a queue of " + std::to_string(cfg_.queue) +
-                                   "; retry later",
-                               "server_error", "", "server_busy"));
+      send_error(res, busy_error());
       res.set_header("Retry-After", "1");
       return;
     }
@@ -548,7 +597,9 @@ class Service {
  private:
   static int64_t created_now() { return int64_t(std::time(nullptr)); }
   const Config& cfg_;
+  const lm::model::LoadedModel& m_;
   const lm::Tokenizer& tok_;
+  std::unique_ptr<lm::eval::Embedder> embedder_;  // made and used on the engine thread
   lm::serve::Engine& engine_;
   std::optional<lm::chat::Template> tmpl_;
   std::string tmpl_error_;
@@ -729,7 +780,7 @@ token counts and time.)");
       log.warn("listening on %s without --api-key: anyone who can reach it can use the model", host.c_str());
 
     lm::serve::Engine engine(m.weights, m.tok, parallel, cfg.n_ctx, n_batch, parallel + queue, log);
-    Service svc(cfg, m.tok, engine, tmpl, tmpl_error, log);
+    Service svc(cfg, m, engine, tmpl, tmpl_error, log);
     // Connection threads: every sequence in flight may hold one, and a few more answer /health,
     // errors and slow clients meanwhile.
     HttpServer http(ConnLimits{read_s, write_s, std::min(5.0, read_s), max_body + (size_t(64) << 10)},
@@ -775,6 +826,9 @@ token counts and time.)");
     });
     http.Post("/v1/chat/completions", [&](const httplib::Request& req, httplib::Response& res) {
       svc.guarded(res, [&] { svc.generate(req, res, Endpoint::Chat); });
+    });
+    http.Post("/v1/embeddings", [&](const httplib::Request& req, httplib::Response& res) {
+      svc.guarded(res, [&] { svc.embeddings(req, res); });
     });
 
     int bound = port;

@@ -56,6 +56,25 @@ std::shared_ptr<Job> Engine::submit(std::vector<sample::SequenceSpec> specs) {
   return job;
 }
 
+struct Engine::Task {
+  std::function<void()> fn;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+bool Engine::run_task(const std::function<void()>& task) {
+  auto t = std::make_shared<Task>();
+  t->fn = task;
+  std::unique_lock<std::mutex> lk(mu_);
+  if (stop_ || in_flight_.load() + 1 > capacity_) return false;
+  ++in_flight_;
+  tasks_.push_back(t);
+  cv_.notify_all();
+  idle_cv_.wait(lk, [&] { return t->done; });
+  if (t->error) std::rethrow_exception(t->error);
+  return true;
+}
+
 void Engine::request_cancel(std::shared_ptr<Job> job) {
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -77,7 +96,7 @@ void Engine::loop() {
   std::map<uint64_t, std::pair<std::shared_ptr<Job>, int>> live;
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    cv_.wait(lk, [&] { return stop_ || !incoming_.empty() || !cancels_.empty() || !live.empty(); });
+    cv_.wait(lk, [&] { return stop_ || !incoming_.empty() || !cancels_.empty() || !tasks_.empty() || !live.empty(); });
     if (stop_) {
       // Whatever is left ends as cancelled (the tool drains before it gets here).
       std::vector<uint64_t> ids;
@@ -89,6 +108,8 @@ void Engine::loop() {
     incoming_.clear();
     std::vector<std::shared_ptr<Job>> cancels = std::move(cancels_);
     cancels_.clear();
+    std::deque<std::shared_ptr<Task>> tasks = std::move(tasks_);
+    tasks_.clear();
     const bool stopping = stop_;
     lk.unlock();
 
@@ -152,6 +173,19 @@ void Engine::loop() {
         }
       }
       job->specs_.clear();
+    }
+    for (const auto& t : tasks) {
+      try {
+        t->fn();
+      } catch (...) {
+        t->error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        t->done = true;
+        --in_flight_;
+      }
+      idle_cv_.notify_all();
     }
     for (const auto& job : cancels)
       for (uint64_t id : job->ids_) gen_.cancel(id);  // finished ids are ignored

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -75,6 +76,11 @@ class Engine {
   // Queues one sequence per spec (prompt, options and seed; the callbacks are the engine's).
   // Returns nullptr, queueing nothing, if they do not fit in the capacity now.
   std::shared_ptr<Job> submit(std::vector<sample::SequenceSpec> specs);
+  // Runs `task` on the engine thread between two steps (work that must not overlap the
+  // decoding, such as another evaluation of the model: lm-serve's embeddings), counted as one
+  // sequence in flight until it returns. Returns false, running nothing, when it does not fit
+  // in the capacity; otherwise waits for it and rethrows what it threw.
+  bool run_task(const std::function<void()>& task);
   // Sequences in flight (running or waiting for a slot).
   int in_flight() const { return in_flight_.load(); }
   int capacity() const { return capacity_; }
@@ -93,6 +99,8 @@ class Engine {
   std::condition_variable cv_, idle_cv_;
   std::deque<std::shared_ptr<Job>> incoming_;
   std::vector<std::shared_ptr<Job>> cancels_;  // jobs cancelled after the engine took them
+  struct Task;
+  std::deque<std::shared_ptr<Task>> tasks_;
   std::atomic<int> in_flight_{0};
   bool stop_ = false;
   std::thread thread_;

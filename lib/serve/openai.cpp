@@ -1,6 +1,7 @@
 // OpenAI request fields to lm's generation options, and responses back (openai.hpp).
 #include "serve/openai.hpp"
 
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -140,9 +141,8 @@ void read_messages(const Json& m, std::vector<ChatMessage>& out) {
   }
 }
 
-}  // namespace
-
-Request parse_request(std::string_view body, Endpoint ep, const Limits& lim) {
+// A request body as one JSON object, or ApiError 400.
+Json parse_body(std::string_view body) {
   if (json_depth(body, 64) > 64) throw ApiError(400, "the request body is nested more than 64 levels deep");
   Json j;
   try {
@@ -154,6 +154,13 @@ Request parse_request(std::string_view body, Endpoint ep, const Limits& lim) {
     throw ApiError(400, "the request body is not valid JSON: " + what);
   }
   if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object, not " + std::string(j.type_name()));
+  return j;
+}
+
+}  // namespace
+
+Request parse_request(std::string_view body, Endpoint ep, const Limits& lim) {
+  const Json j = parse_body(body);
 
   Request r;
   r.endpoint = ep;
@@ -344,6 +351,73 @@ Json usage_chunk_json(const Request& r, const ResponseHead& h, const Usage& u) {
   j["choices"] = Json::array();
   j["usage"] = usage_json(u);
   return j;
+}
+
+EmbeddingRequest parse_embedding_request(std::string_view body, size_t max_inputs) {
+  const Json j = parse_body(body);
+  EmbeddingRequest r;
+  if (const Json* v = field(j, "model")) r.model = get_string(*v, "model");
+  const Json* in = field(j, "input");
+  if (!in) bad("input", "missing");
+  if (in->is_string()) {
+    r.input.push_back(in->get<std::string>());
+  } else if (in->is_array() && !in->empty()) {
+    if (in->size() > max_inputs) bad("input", "more than " + std::to_string(max_inputs) + " inputs");
+    for (const Json& e : *in) {
+      if (!e.is_string()) bad("input", "expected a string or an array of strings (token ids are not supported)");
+      r.input.push_back(e.get<std::string>());
+    }
+  } else {
+    bad("input", "expected a string or a non-empty array of strings");
+  }
+  if (const Json* v = field(j, "encoding_format")) {
+    const std::string f = get_string(*v, "encoding_format");
+    if (f != "float" && f != "base64") bad("encoding_format", "'" + f + "' is not float or base64");
+    r.base64 = f == "base64";
+  }
+  if (const Json* v = field(j, "dimensions")) r.dimensions = int(get_int(*v, "dimensions", 1, 1 << 20));
+  if (const Json* v = field(j, "user")) r.user = get_string(*v, "user");
+  return r;
+}
+
+namespace {
+
+std::string base64(const unsigned char* p, size_t n) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    const uint32_t v = uint32_t(p[i]) << 16 | (i + 1 < n ? uint32_t(p[i + 1]) << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+    out += k[v >> 18 & 63];
+    out += k[v >> 12 & 63];
+    out += i + 1 < n ? k[v >> 6 & 63] : '=';
+    out += i + 2 < n ? k[v & 63] : '=';
+  }
+  return out;
+}
+
+}  // namespace
+
+Json embedding_json(const EmbeddingRequest& r, const std::string& model, const std::vector<float>& vectors, int dim,
+                    int prompt_tokens) {
+  Json data = Json::array();
+  for (size_t i = 0; i < r.input.size(); ++i) {
+    const float* v = vectors.data() + i * size_t(dim);
+    Json e;
+    if (r.base64) {
+      // The float32 values' bytes, little-endian, as OpenAI's base64 format.
+      static_assert(std::endian::native == std::endian::little, "base64 embeddings are the little-endian bytes");
+      e = base64(reinterpret_cast<const unsigned char*>(v), size_t(dim) * sizeof(float));
+    } else {
+      e = Json::array();
+      for (int c = 0; c < dim; ++c) e.push_back(json_number(v[c]));
+    }
+    data.push_back({{"object", "embedding"}, {"index", i}, {"embedding", std::move(e)}});
+  }
+  return Json{{"object", "list"},
+              {"data", std::move(data)},
+              {"model", model},
+              {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
 }
 
 std::string sse_event(const Json& j) { return "data: " + dump_json(j) + "\n\n"; }

@@ -1,5 +1,5 @@
-// The OpenAI API's side of lm-serve: request bodies of /v1/completions and /v1/chat/completions
-// read into generation options (with the API's field names, ranges and error objects), and the
+// The OpenAI API's side of lm-serve: request bodies of /v1/completions, /v1/chat/completions and
+// /v1/embeddings read into generation options (with the API's field names, ranges and error objects), and the
 // responses, stream chunks and error bodies written back. No sockets here: the tool does the
 // HTTP (tools/lm-serve.cpp) and lib/serve/engine the decoding; docs/serve.md.
 #pragma once
@@ -124,6 +124,23 @@ Json chunk_json(const Request& r, const ResponseHead& h, int index, const std::s
                 const std::vector<TokenLogprobs>& logprobs, const std::string& finish, const Tokenizer& tok);
 // The last chunk of a stream with stream_options.include_usage: no choices, the usage.
 Json usage_chunk_json(const Request& r, const ResponseHead& h, const Usage& u);
+
+// A /v1/embeddings request: the texts, the encoding, and the dimensions asked for (0 = not
+// given; the server refuses any other than its model's).
+struct EmbeddingRequest {
+  std::string model;
+  std::vector<std::string> input;
+  bool base64 = false;  // encoding_format "base64": the floats' little-endian bytes
+  int dimensions = 0;
+  std::string user;
+};
+// Reads an embeddings body: input a string or a non-empty array of up to `max_inputs` strings
+// (token-id inputs are refused). Throws ApiError as parse_request does.
+EmbeddingRequest parse_embedding_request(std::string_view body, size_t max_inputs);
+// The response: {"object":"list","data":[{"object":"embedding","index","embedding"}],"model","usage"}
+// with `vectors` holding dim floats per input, in order.
+Json embedding_json(const EmbeddingRequest& r, const std::string& model, const std::vector<float>& vectors, int dim,
+                    int prompt_tokens);
 
 // One server-sent event: "data: <json>\n\n".
 std::string sse_event(const Json& j);

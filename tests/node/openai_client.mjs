@@ -50,6 +50,11 @@ check(chunks > 2 && text === reply.content, `streamed chat ${JSON.stringify(text
 check(finish === chat.choices[0].finish_reason, `streamed finish_reason ${finish}`);
 check(usage && usage.completion_tokens === chat.usage.completion_tokens, `streamed usage ${JSON.stringify(usage)}`);
 
+const emb = await client.embeddings.create({ model, input: ["The jury said", "It was"] });
+const norm = v => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+check(emb.data.length === 2 && emb.data[1].index === 1 && Math.abs(norm(emb.data[0].embedding) - 1) < 1e-4,
+      `embeddings: ${JSON.stringify(emb).slice(0, 300)}`);
+
 try {
   await new OpenAI({ baseURL, apiKey: "wrong-key", maxRetries: 0 }).models.list();
   check(false, "a wrong key was accepted");

@@ -245,3 +245,30 @@ TEST_CASE("responses and chunks in the shapes the clients read") {
         R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m.gguf","choices":[],)"
         R"("usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})");
 }
+
+TEST_CASE("embedding requests and responses") {
+  const EmbeddingRequest r = parse_embedding_request(R"({"model":"m.gguf","input":["a","b"],"encoding_format":"float","dimensions":2,"x":1})", 4);
+  CHECK(r.input == std::vector<std::string>{"a", "b"});
+  CHECK(!r.base64);
+  CHECK(r.dimensions == 2);
+  CHECK(parse_embedding_request(R"({"input":"a"})", 4).input.size() == 1);
+  for (const char* body : {R"({})", R"({"input":[]})", R"({"input":[1,2]})", R"({"input":["a","b","c","d","e"]})",
+                           R"({"input":5})", R"({"input":"a","encoding_format":"int8"})", R"({"input":"a","dimensions":0})"}) {
+    CAPTURE(body);
+    try {
+      parse_embedding_request(body, 4);
+      FAIL("accepted");
+    } catch (const ApiError& e) {
+      CHECK(e.status == 400);
+      CHECK(!e.param.empty());
+    }
+  }
+  const std::vector<float> v{1.0f, -0.5f, 0.25f, 0.0f};
+  CHECK(dump_json(embedding_json(r, "m.gguf", v, 2, 3)) ==
+        R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[1.0,-0.5]},{"object":"embedding",)"
+        R"("index":1,"embedding":[0.25,0.0]}],"model":"m.gguf","usage":{"prompt_tokens":3,"total_tokens":3}})");
+  // base64: the float32 bytes, little-endian (1.0f = 00 00 80 3f).
+  const EmbeddingRequest b = parse_embedding_request(R"({"input":"a","encoding_format":"base64"})", 4);
+  CHECK(embedding_json(b, "m", {1.0f}, 1, 1)["data"][0]["embedding"] == "AACAPw==");
+  CHECK(embedding_json(b, "m", {1.0f, -2.0f}, 2, 1)["data"][0]["embedding"] == "AACAPwAAAMA=");
+}

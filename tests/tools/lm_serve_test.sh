@@ -118,6 +118,31 @@ curl -s -N -m 20 "$url/v1/chat/completions" -d '{"messages":[{"role":"user","con
 [[ $(grep -c '^data: ' chat_stream.txt) -ge 3 && $(grep '^data: {' chat_stream.txt | head -1) == *'"delta":{"role":"assistant"'* ]] &&
   pass || fail "chat stream: $(head -c 300 chat_stream.txt)"
 
+# ---- embeddings: lm-eval embed --normalize's vectors ----
+printf 'The jury said\nIt was\n' > emb.txt
+lm-eval embed -m m.gguf -t 1 --normalize --json emb.txt > emb_want.json
+post /v1/embeddings '{"model":"m.gguf","input":["The jury said","It was"]}'
+node -e '
+  const fs = require("fs"), got = JSON.parse(fs.readFileSync("body.json", "utf8"));
+  const want = fs.readFileSync("emb_want.json", "utf8").trim().split("\n").map(l => JSON.parse(l).embedding);
+  let ok = got.object === "list" && got.data.length === 2 && got.usage.prompt_tokens > 0;
+  for (const [i, w] of want.entries())
+    ok = ok && got.data[i].index === i && got.data[i].embedding.length === w.length &&
+         w.every((x, c) => Math.abs(x - got.data[i].embedding[c]) <= 1e-5);
+  process.exit(ok ? 0 : 1)' && pass || fail "embeddings: $(head -c 300 body.json)"
+post /v1/embeddings '{"input":"The jury said","encoding_format":"base64"}'
+node -e '
+  const fs = require("fs"), got = JSON.parse(fs.readFileSync("body.json", "utf8"));
+  const want = JSON.parse(fs.readFileSync("emb_want.json", "utf8").split("\n")[0]).embedding;
+  const b = Buffer.from(got.data[0].embedding, "base64"), v = [];
+  for (let i = 0; i < b.length; i += 4) v.push(b.readFloatLE(i));
+  process.exit(v.length === want.length && want.every((x, c) => Math.abs(x - v[c]) <= 1e-5) ? 0 : 1)' && pass ||
+  fail "base64 embeddings: $(head -c 300 body.json)"
+post /v1/embeddings '{"input":"x","dimensions":3}'
+expect_api_error 400 invalid_request_error dimensions "embeddings of other dimensions"
+post /v1/embeddings '{"input":[[1,2]]}'
+expect_api_error 400 invalid_request_error input "token-id embedding input"
+
 # ---- errors: OpenAI's objects and statuses ----
 post /v1/completions '{"prompt":'
 expect_api_error 400 invalid_request_error "" "bad JSON"
