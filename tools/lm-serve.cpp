@@ -1,10 +1,11 @@
 // lm-serve: an OpenAI-compatible HTTP server for a GGUF model (completions, chat, embeddings,
 // models, health). The HTTP is cpp-httplib's (one thread per connection from a fixed pool);
 // request bodies are read and responses shaped by lib/serve/openai, and the decoding is
-// lib/serve/engine's single engine thread over a sample::BatchGenerator. This file parses the command line, wires the endpoints, enforces the
-// connection limits (read deadline, body size, API key) and handles SIGINT/SIGTERM. docs/serve.md.
-#include <httplib.h>
+// lib/serve/engine's single engine thread over a sample::BatchGenerator. This file parses the
+// command line, wires the endpoints, enforces the connection limits (read deadline, body size,
+// API key) and handles SIGINT/SIGTERM. docs/serve.md.
 #include <arpa/inet.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -14,12 +15,12 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <condition_variable>
 #include <csignal>
-#include <deque>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -53,7 +54,9 @@ using Clock = std::chrono::steady_clock;
 class ConnStream : public httplib::Stream {
  public:
   ConnStream(int sock, double request_timeout_s, double write_timeout_s, size_t request_bytes)
-      : sock_(sock), request_timeout_(to_duration(request_timeout_s)), write_timeout_(to_duration(write_timeout_s)),
+      : sock_(sock),
+        request_timeout_(to_duration(request_timeout_s)),
+        write_timeout_(to_duration(write_timeout_s)),
         request_bytes_(request_bytes) {}
 
   // Starts reading a request: its deadline and byte budget.
@@ -98,7 +101,9 @@ class ConnStream : public httplib::Stream {
   socket_t socket() const override { return sock_; }
 
   // Whether bytes of a next request are already here or arrive within `timeout_s`.
-  bool wait_next(double timeout_s) const { return buf_off_ < buf_len_ || wait(POLLIN, Clock::now() + to_duration(timeout_s)); }
+  bool wait_next(double timeout_s) const {
+    return buf_off_ < buf_len_ || wait(POLLIN, Clock::now() + to_duration(timeout_s));
+  }
 
  private:
   static Clock::duration to_duration(double s) {
@@ -311,7 +316,12 @@ class Service {
  public:
   Service(const Config& cfg, const lm::model::LoadedModel& m, lm::serve::Engine& engine,
           std::optional<lm::chat::Template> tmpl, std::string tmpl_error, const lm::Logger& log)
-      : cfg_(cfg), m_(m), tok_(m.tok), engine_(engine), tmpl_(std::move(tmpl)), tmpl_error_(std::move(tmpl_error)),
+      : cfg_(cfg),
+        m_(m),
+        tok_(m.tok),
+        engine_(engine),
+        tmpl_(std::move(tmpl)),
+        tmpl_error_(std::move(tmpl_error)),
         log_(log) {}
 
   std::atomic<bool> draining{false};
@@ -364,9 +374,9 @@ class Service {
 
   void health(httplib::Response& res) {
     res.set_content(lm::dump_json(lm::Json{{"status", "ok"},
-                                            {"slots", cfg_.parallel},
-                                            {"in_flight", engine_.in_flight()},
-                                            {"capacity", engine_.capacity()}}),
+                                           {"slots", cfg_.parallel},
+                                           {"in_flight", engine_.in_flight()},
+                                           {"capacity", engine_.capacity()}}),
                     "application/json");
   }
 
@@ -413,8 +423,9 @@ class Service {
         const size_t n = embedder_->tokens(r.input[i]).size();
         if (n > size_t(cfg_.n_ctx))
           throw ApiError(400,
-                         "input " + std::to_string(i) + " has " + std::to_string(n) + " tokens, more than the context of " +
-                             std::to_string(cfg_.n_ctx) + " (lm-serve --ctx-size)",
+                         "input " + std::to_string(i) + " has " + std::to_string(n) +
+                             " tokens, more than the context of " + std::to_string(cfg_.n_ctx) +
+                             " (lm-serve --ctx-size)",
                          "invalid_request_error", "input", "context_length_exceeded");
         tokens += int(n);
       }
@@ -471,12 +482,15 @@ class Service {
       prompts.push_back(lm::chat::encode_prompt(tok_, text, cfg_.add_bos));
     }
     for (const auto& ids : prompts) {
-      if (ids.empty()) throw ApiError(400, "the prompt is empty (and this model's prompts do not start with BOS)", "invalid_request_error", "prompt");
+      if (ids.empty())
+        throw ApiError(400, "the prompt is empty (and this model's prompts do not start with BOS)",
+                       "invalid_request_error", "prompt");
       if (int(ids.size()) > cfg_.n_ctx)
-        throw ApiError(400,
-                       "this model's context is " + std::to_string(cfg_.n_ctx) + " tokens (lm-serve --ctx-size), but the prompt has " +
-                           std::to_string(ids.size()) + " tokens",
-                       "invalid_request_error", ep == Endpoint::Chat ? "messages" : "prompt", "context_length_exceeded");
+        throw ApiError(
+            400,
+            "this model's context is " + std::to_string(cfg_.n_ctx) +
+                " tokens (lm-serve --ctx-size), but the prompt has " + std::to_string(ids.size()) + " tokens",
+            "invalid_request_error", ep == Endpoint::Chat ? "messages" : "prompt", "context_length_exceeded");
     }
 
     // One sequence per choice: prompt i's choice j is choice i * n + j.
@@ -571,7 +585,8 @@ class Service {
           ++done;
           usage.completion_tokens += e.result.tokens;
           if (!e.error.empty()) {
-            if (!write(lm::serve::sse_event(lm::serve::error_json(ApiError(500, e.error, "server_error"))))) return false;
+            if (!write(lm::serve::sse_event(lm::serve::error_json(ApiError(500, e.error, "server_error")))))
+              return false;
             continue;
           }
           finish = lm::serve::finish_reason(e.result.stop_reason);
@@ -613,7 +628,8 @@ ApiError http_error(const httplib::Request& req, const httplib::Response& res, s
     case 404:
       return ApiError(404, "no endpoint " + req.method + " " + req.path, "invalid_request_error", "", "not_found");
     case 413:
-      return ApiError(413, "the request body is larger than " + std::to_string(max_body) + " bytes (lm-serve --max-body)",
+      return ApiError(413,
+                      "the request body is larger than " + std::to_string(max_body) + " bytes (lm-serve --max-body)",
                       "invalid_request_error", "", "request_too_large");
     case 414:
       return ApiError(414, "the request line is too long");
@@ -651,7 +667,8 @@ model's context length, which is also the largest allowed). A longer prompt is r
 a completion that fills the context ends with finish_reason
 .BR length .
 The cache of a slot grows with the longest sequence it has held, up to this size.)");
-  lm::tools::doc(app.add_option("-b,--batch", n_batch, "Tokens evaluated per decoding step")->check(CLI::Range(1, 1 << 16)))
+  lm::tools::doc(
+      app.add_option("-b,--batch", n_batch, "Tokens evaluated per decoding step")->check(CLI::Range(1, 1 << 16)))
       .group("Model")
       .man(R"(Tokens evaluated together in one step: prompt chunks of starting requests share it with
 the decoding tokens of running ones.)");
@@ -674,12 +691,14 @@ and completions are served.)");
 exposes the server to the network, where
 .B \-\-api\-key
 should be set.)");
-  lm::tools::doc(app.add_option("--port", port, "TCP port (0 = any free port, printed at start)")->check(CLI::Range(0, 65535)))
+  lm::tools::doc(
+      app.add_option("--port", port, "TCP port (0 = any free port, printed at start)")->check(CLI::Range(0, 65535)))
       .group("Network")
       .man(R"(The TCP port; 0 picks a free one. The line
 .B lm-serve: listening on http://HOST:PORT
 on standard error says which, once the server takes requests.)");
-  lm::tools::doc(app.add_option("--api-key", api_key, "Require this key as 'Authorization: Bearer KEY'")->type_name("KEY"))
+  lm::tools::doc(
+      app.add_option("--api-key", api_key, "Require this key as 'Authorization: Bearer KEY'")->type_name("KEY"))
       .group("Network")
       .man(R"(Require
 .I KEY
@@ -690,8 +709,8 @@ as the header
 others get 401. The comparison takes the same time wherever the keys differ. A key given
 here is visible to other users of the machine in the process list; prefer
 .BR \-\-api\-key\-file .)");
-  lm::tools::doc(app.add_option("--api-key-file", api_key_file, "Read the API key from FILE's first line")
-                     ->type_name("FILE"))
+  lm::tools::doc(
+      app.add_option("--api-key-file", api_key_file, "Read the API key from FILE's first line")->type_name("FILE"))
       .group("Network")
       .man(R"(Read the key of
 .B \-\-api\-key
@@ -703,28 +722,33 @@ from the first line of
 evaluates all of them in one pass over the weights. A request with
 .B n
 > 1 choices takes one slot per choice.)");
-  lm::tools::doc(app.add_option("--queue", queue, "Sequences that may wait for a slot; more get 503")->check(CLI::Range(0, 4096)))
+  lm::tools::doc(
+      app.add_option("--queue", queue, "Sequences that may wait for a slot; more get 503")->check(CLI::Range(0, 4096)))
       .group("Limits")
       .man(R"(Sequences that may wait for a free slot. A request that would take the sequences in
 flight beyond
 .B \-\-parallel
 plus this is answered at once with 503 and
 .BR "Retry-After: 1" .)");
-  lm::tools::doc(app.add_option("--max-tokens", max_tokens, "Largest max_tokens a request may ask for")->check(CLI::Range(1, 1 << 24)))
+  lm::tools::doc(app.add_option("--max-tokens", max_tokens, "Largest max_tokens a request may ask for")
+                     ->check(CLI::Range(1, 1 << 24)))
       .group("Limits")
       .man(R"(The largest
 .B max_tokens
 a request may ask for (more is refused with 400), and the length of a chat completion whose
 request does not say.)");
-  lm::tools::doc(app.add_option("--max-body", max_body, "Largest request body in bytes")->check(CLI::Range(size_t(1024), size_t(1) << 30)))
+  lm::tools::doc(app.add_option("--max-body", max_body, "Largest request body in bytes")
+                     ->check(CLI::Range(size_t(1024), size_t(1) << 30)))
       .group("Limits")
       .man(R"(The largest request body; a larger one is answered with 413.)");
-  lm::tools::doc(app.add_option("--read-timeout", read_timeout, "Time a client has to send a whole request")->type_name("DURATION"))
+  lm::tools::doc(app.add_option("--read-timeout", read_timeout, "Time a client has to send a whole request")
+                     ->type_name("DURATION"))
       .group("Limits")
       .man(R"(The time a connection has to deliver a whole request (headers and body), counted from
 when it opens and again from the end of each response; a slower one is closed. Accepts
 90, 90s, 10m, 1.5h.)");
-  lm::tools::doc(app.add_option("--write-timeout", write_timeout, "Time a client may stop reading a response")->type_name("DURATION"))
+  lm::tools::doc(app.add_option("--write-timeout", write_timeout, "Time a client may stop reading a response")
+                     ->type_name("DURATION"))
       .group("Limits")
       .man(R"(How long a write to a client may block (a client that stops reading a stream); then
 the connection is closed and its request cancelled.)");
@@ -795,11 +819,12 @@ token counts and time.)");
       log.debug("%s %s %d (%s:%d)", req.method.c_str(), req.path.c_str(), res.status, req.remote_addr.c_str(),
                 req.remote_port);
     });
-    http.set_error_handler(httplib::Server::HandlerWithResponse([&](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty() || res.content_provider_) return httplib::Server::HandlerResponse::Unhandled;
-      Service::send_error(res, http_error(req, res, max_body));
-      return httplib::Server::HandlerResponse::Handled;
-    }));
+    http.set_error_handler(
+        httplib::Server::HandlerWithResponse([&](const httplib::Request& req, httplib::Response& res) {
+          if (!res.body.empty() || res.content_provider_) return httplib::Server::HandlerResponse::Unhandled;
+          Service::send_error(res, http_error(req, res, max_body));
+          return httplib::Server::HandlerResponse::Handled;
+        }));
     http.set_exception_handler([&](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
       try {
         std::rethrow_exception(ep);
@@ -832,9 +857,13 @@ token counts and time.)");
     });
 
     int bound = port;
-    if (port == 0) bound = http.bind_to_any_port(host);
-    else if (!http.bind_to_port(host, port)) bound = -1;
-    if (bound < 0) throw lm::Error(host + ":" + std::to_string(port) + ": cannot listen there (in use, or not an address of this machine)");
+    if (port == 0)
+      bound = http.bind_to_any_port(host);
+    else if (!http.bind_to_port(host, port))
+      bound = -1;
+    if (bound < 0)
+      throw lm::Error(host + ":" + std::to_string(port) +
+                      ": cannot listen there (in use, or not an address of this machine)");
     std::thread listener([&] { http.listen_after_bind(); });
     log.info("listening on http://%s:%d (model %s, %d slots of %d tokens, queue %d)",
              host.find(':') != std::string::npos ? ("[" + host + "]").c_str() : host.c_str(), bound,

@@ -21,15 +21,20 @@ int json_depth(std::string_view text, int limit) {
   bool in_string = false, escaped = false;
   for (char c : text) {
     if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
+    if (c == '"')
+      in_string = true;
     else if (c == '[' || c == '{') {
       if (++depth > deepest && (deepest = depth) > limit) return deepest;
-    } else if (c == ']' || c == '}') --depth;
+    } else if (c == ']' || c == '}')
+      --depth;
   }
   return deepest;
 }
@@ -66,7 +71,8 @@ int64_t get_int(const Json& v, const char* key, int64_t lo, int64_t hi) {
   } else {
     bad(key, "expected an integer, not " + std::string(v.type_name()));
   }
-  if (x < lo || x > hi) bad(key, std::to_string(x) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  if (x < lo || x > hi)
+    bad(key, std::to_string(x) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   return x;
 }
 
@@ -100,9 +106,12 @@ void read_prompts(const Json& p, const Limits& lim, std::vector<Prompt>& out) {
   } else if (p.is_array() && !p.empty()) {
     if (p.size() > size_t(lim.max_choices)) bad("prompt", "more than " + std::to_string(lim.max_choices) + " prompts");
     for (const Json& e : p) {
-      if (e.is_string()) out.push_back(Prompt{e.get<std::string>(), {}, false});
-      else if (e.is_array() && !e.empty()) out.push_back(ids_of(e, "prompt"));
-      else bad("prompt", "expected a string, an array of strings or token ids, or an array of arrays of token ids");
+      if (e.is_string())
+        out.push_back(Prompt{e.get<std::string>(), {}, false});
+      else if (e.is_array() && !e.empty())
+        out.push_back(ids_of(e, "prompt"));
+      else
+        bad("prompt", "expected a string, an array of strings or token ids, or an array of arrays of token ids");
     }
   } else {
     bad("prompt", "expected a string, an array of strings or token ids, or an array of arrays of token ids");
@@ -186,8 +195,9 @@ Request parse_request(std::string_view body, Endpoint ep, const Limits& lim) {
     if (const Json* v = field(j, key)) {
       const int64_t n = get_int(*v, key, 0, std::numeric_limits<int32_t>::max());
       if (n > lim.max_tokens)
-        throw ApiError(400, "'" + std::string(key) + "': " + std::to_string(n) + " is more than this server's limit of " +
-                                std::to_string(lim.max_tokens) + " tokens (lm-serve --max-tokens)",
+        throw ApiError(400,
+                       "'" + std::string(key) + "': " + std::to_string(n) + " is more than this server's limit of " +
+                           std::to_string(lim.max_tokens) + " tokens (lm-serve --max-tokens)",
                        "invalid_request_error", key);
       o.max_tokens = int(n);
     }
@@ -205,8 +215,10 @@ Request parse_request(std::string_view body, Endpoint ep, const Limits& lim) {
     bad("n", std::to_string(r.n) + " choices for each of " + std::to_string(n_prompts) + " prompts is more than " +
                  std::to_string(lim.max_choices));
   if (const Json* v = field(j, "seed")) {
-    if (v->is_number_unsigned()) r.seed = v->get<uint64_t>();
-    else r.seed = uint64_t(get_int(*v, "seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+    if (v->is_number_unsigned())
+      r.seed = v->get<uint64_t>();
+    else
+      r.seed = uint64_t(get_int(*v, "seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
   }
   if (const Json* v = field(j, "stop")) {
     if (v->is_string()) {
@@ -219,7 +231,8 @@ Request parse_request(std::string_view body, Endpoint ep, const Limits& lim) {
     }
     for (const std::string& st : o.stop) {
       if (st.empty()) bad("stop", "an empty stop string");
-      if (st.size() > lim.max_stop_bytes) bad("stop", "a stop string longer than " + std::to_string(lim.max_stop_bytes) + " bytes");
+      if (st.size() > lim.max_stop_bytes)
+        bad("stop", "a stop string longer than " + std::to_string(lim.max_stop_bytes) + " bytes");
     }
   }
   if (const Json* v = field(j, "user")) r.user = get_string(*v, "user");
@@ -427,7 +440,8 @@ bool same_key(std::string_view presented, std::string_view key) {
   // depend on where they differ), and the lengths are folded in.
   unsigned diff = presented.size() != key.size();
   if (key.empty()) return presented.empty();
-  for (size_t i = 0; i < presented.size(); ++i) diff |= unsigned((unsigned char)presented[i] ^ (unsigned char)key[i % key.size()]);
+  for (size_t i = 0; i < presented.size(); ++i)
+    diff |= unsigned((unsigned char)presented[i] ^ (unsigned char)key[i % key.size()]);
   return diff == 0;
 }
 

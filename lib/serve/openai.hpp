@@ -23,7 +23,10 @@ class ApiError : public std::exception {
  public:
   ApiError(int status, std::string message, std::string type = "invalid_request_error", std::string param = "",
            std::string code = "")
-      : status(status), message(std::move(message)), type(std::move(type)), param(std::move(param)),
+      : status(status),
+        message(std::move(message)),
+        type(std::move(type)),
+        param(std::move(param)),
         code(std::move(code)) {}
   const char* what() const noexcept override { return message.c_str(); }
   int status;
@@ -49,10 +52,10 @@ struct Prompt {
 
 // What the server allows; a request asking for more is refused with 400.
 struct Limits {
-  int n_vocab = 0;          // token ids of a prompt must be below it
-  int max_tokens = 4096;    // the largest max_tokens a request may ask for
-  int max_choices = 16;     // n x prompts
-  size_t max_stop = 16;     // stop strings
+  int n_vocab = 0;        // token ids of a prompt must be below it
+  int max_tokens = 4096;  // the largest max_tokens a request may ask for
+  int max_choices = 16;   // n x prompts
+  size_t max_stop = 16;   // stop strings
   size_t max_stop_bytes = 256;
   // max_tokens when a request does not say: /v1/completions' default is OpenAI's 16; chat goes
   // on until a stop condition, the context end or `max_tokens`.
@@ -69,8 +72,8 @@ struct Request {
   int n = 1;                          // choices per prompt
   std::optional<uint64_t> seed;
   bool stream = false;
-  bool include_usage = false;         // stream_options.include_usage
-  bool logprobs = false;              // report each token's log-probability
+  bool include_usage = false;  // stream_options.include_usage
+  bool logprobs = false;       // report each token's log-probability
   std::string user;
 };
 

@@ -1,6 +1,8 @@
 // Tests for lib/serve/engine: jobs submitted from other threads come back through their
 // channels with generate()'s tokens, the capacity refuses what does not fit, cancelling ends a
 // job, and drain() waits for everything in flight.
+#include "serve/engine.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -13,7 +15,6 @@
 #include "model/session.hpp"
 #include "model/weights.hpp"
 #include "sample/generate.hpp"
-#include "serve/engine.hpp"
 #include "test_util.hpp"
 
 using namespace lm;
@@ -24,7 +25,8 @@ namespace {
 const Logger quiet("test", Logger::Level::Quiet);
 
 struct Fixture {
-  Tokenizer tok = test::train_tokenizer(std::vector<std::string>(200, "the jury said the county election was fair"), 300);
+  Tokenizer tok =
+      test::train_tokenizer(std::vector<std::string>(200, "the jury said the county election was fair"), 300);
   model::ModelConfig cfg;
   model::Params params;
   explicit Fixture(int width = 64) : cfg(make_cfg(tok.vocab_size(), width)), params(cfg, false) {
@@ -94,8 +96,10 @@ TEST_CASE("Engine: jobs from several threads get generate()'s tokens back") {
     model::Session s(w, 32, 8);
     sample::SequenceSpec sp = spec(prompts[i], 12, i % 2 ? 0.0f : 0.9f, 100 + i);
     sample::Sampler sampler(sp.opts.sampler, sp.seed);
-    want_text[i] = sample::generate(s, f.tok, prompts[i], sp.opts, sampler,
-                                    [&](const sample::TokenEvent& e) { want[i].push_back(e.id); }, quiet).text;
+    want_text[i] = sample::generate(
+                       s, f.tok, prompts[i], sp.opts, sampler,
+                       [&](const sample::TokenEvent& e) { want[i].push_back(e.id); }, quiet)
+                       .text;
   }
   Engine engine(w, f.tok, 2, 32, 8, 8, quiet);
   std::vector<Collected> got(2);

@@ -1,11 +1,12 @@
 // Tests for lib/serve/openai: request fields to generation options with the API's ranges and
 // error objects, the response and chunk shapes the OpenAI clients read, and the key comparison.
+#include "serve/openai.hpp"
+
 #include <doctest/doctest.h>
 
 #include <string>
 
 #include "base/json.hpp"
-#include "serve/openai.hpp"
 
 using namespace lm;
 using namespace lm::serve;
@@ -20,7 +21,9 @@ Limits limits() {
   return l;
 }
 
-Request parse(const std::string& body, Endpoint ep = Endpoint::Completions) { return parse_request(body, ep, limits()); }
+Request parse(const std::string& body, Endpoint ep = Endpoint::Completions) {
+  return parse_request(body, ep, limits());
+}
 
 // The ApiError parsing `body` throws.
 ApiError error_of(const std::string& body, Endpoint ep = Endpoint::Completions) {
@@ -124,25 +127,20 @@ TEST_CASE("wrong types and values out of range are 400 naming the field") {
     const char* body;
     const char* param;
   };
-  for (const Case& c : {Case{R"({"prompt":"x","max_tokens":-1})", "max_tokens"},
-                        Case{R"({"prompt":"x","max_tokens":51})", "max_tokens"},  // over the server's cap
-                        Case{R"({"prompt":"x","max_tokens":1e300})", "max_tokens"},
-                        Case{R"({"prompt":"x","max_tokens":99999999999999999999})", "max_tokens"},
-                        Case{R"({"prompt":"x","max_tokens":2.5})", "max_tokens"},
-                        Case{R"({"prompt":"x","max_tokens":"7"})", "max_tokens"},
-                        Case{R"({"prompt":"x","temperature":2.5})", "temperature"},
-                        Case{R"({"prompt":"x","temperature":"hot"})", "temperature"},
-                        Case{R"({"prompt":"x","top_p":1.5})", "top_p"},
-                        Case{R"({"prompt":"x","presence_penalty":3})", "presence_penalty"},
-                        Case{R"({"prompt":"x","n":0})", "n"},
-                        Case{R"({"prompt":"x","stop":5})", "stop"},
-                        Case{R"({"prompt":"x","stop":[""]})", "stop"},
-                        Case{R"({"prompt":"x","stop":[1]})", "stop"},
-                        Case{R"({"prompt":"x","stream":1})", "stream"},
-                        Case{R"({"prompt":"x","logprobs":6})", "logprobs"},
-                        Case{R"({"prompt":"x","top_k":-3})", "top_k"},
-                        Case{R"({"prompt":"x","model":7})", "model"},
-                        Case{R"({"prompt":"x","seed":"s"})", "seed"}}) {
+  for (const Case& c :
+       {Case{R"({"prompt":"x","max_tokens":-1})", "max_tokens"},
+        Case{R"({"prompt":"x","max_tokens":51})", "max_tokens"},  // over the server's cap
+        Case{R"({"prompt":"x","max_tokens":1e300})", "max_tokens"},
+        Case{R"({"prompt":"x","max_tokens":99999999999999999999})", "max_tokens"},
+        Case{R"({"prompt":"x","max_tokens":2.5})", "max_tokens"},
+        Case{R"({"prompt":"x","max_tokens":"7"})", "max_tokens"},
+        Case{R"({"prompt":"x","temperature":2.5})", "temperature"},
+        Case{R"({"prompt":"x","temperature":"hot"})", "temperature"}, Case{R"({"prompt":"x","top_p":1.5})", "top_p"},
+        Case{R"({"prompt":"x","presence_penalty":3})", "presence_penalty"}, Case{R"({"prompt":"x","n":0})", "n"},
+        Case{R"({"prompt":"x","stop":5})", "stop"}, Case{R"({"prompt":"x","stop":[""]})", "stop"},
+        Case{R"({"prompt":"x","stop":[1]})", "stop"}, Case{R"({"prompt":"x","stream":1})", "stream"},
+        Case{R"({"prompt":"x","logprobs":6})", "logprobs"}, Case{R"({"prompt":"x","top_k":-3})", "top_k"},
+        Case{R"({"prompt":"x","model":7})", "model"}, Case{R"({"prompt":"x","seed":"s"})", "seed"}}) {
     CAPTURE(c.body);
     const ApiError e = error_of(c.body);
     CHECK(e.status == 400);
@@ -155,9 +153,10 @@ TEST_CASE("wrong types and values out of range are 400 naming the field") {
 }
 
 TEST_CASE("bodies that are not one JSON object are 400") {
-  for (const std::string& body : {std::string(""), std::string("{"), std::string("[1]"), std::string("\"x\""),
-                                 std::string("{\"prompt\":\"\xff\xfe\"}"), std::string("{\"prompt\":\"\\ud800\"}"),
-                                 std::string("{\"prompt\":\"x\"} trailing"), std::string("{\"prompt\":\"x\",\"max_tokens\":1e400}")}) {
+  for (const std::string& body :
+       {std::string(""), std::string("{"), std::string("[1]"), std::string("\"x\""),
+        std::string("{\"prompt\":\"\xff\xfe\"}"), std::string("{\"prompt\":\"\\ud800\"}"),
+        std::string("{\"prompt\":\"x\"} trailing"), std::string("{\"prompt\":\"x\",\"max_tokens\":1e400}")}) {
     CAPTURE(body);
     CHECK(error_of(body).status == 400);
   }
@@ -218,11 +217,12 @@ TEST_CASE("responses and chunks in the shapes the clients read") {
   const ResponseHead h{"cmpl-1", 1700000000, "m.gguf"};
   Request r = parse(R"({"prompt":"x","logprobs":1})");
   std::vector<Choice> choices{{0, " hi!", "stop", {{3, -0.5f, {{3, -0.5f}}}, {4, -0.25f, {{4, -0.25f}}}}}};
-  CHECK(dump_json(response_json(r, h, choices, Usage{3, 2}, tok)) ==
-        R"({"id":"cmpl-1","object":"text_completion","created":1700000000,"model":"m.gguf","choices":[{"text":" hi!",)"
-        R"("index":0,"logprobs":{"tokens":[" hi","!"],"token_logprobs":[-0.5,-0.25],"top_logprobs":[{" hi":-0.5},)"
-        R"({"!":-0.25}],"text_offset":[0,3]},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,)"
-        R"("total_tokens":5}})");
+  CHECK(
+      dump_json(response_json(r, h, choices, Usage{3, 2}, tok)) ==
+      R"({"id":"cmpl-1","object":"text_completion","created":1700000000,"model":"m.gguf","choices":[{"text":" hi!",)"
+      R"("index":0,"logprobs":{"tokens":[" hi","!"],"token_logprobs":[-0.5,-0.25],"top_logprobs":[{" hi":-0.5},)"
+      R"({"!":-0.25}],"text_offset":[0,3]},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,)"
+      R"("total_tokens":5}})");
   r.logprobs = false;
   CHECK(dump_json(chunk_json(r, h, 1, "!", false, {}, "", tok)) ==
         R"({"id":"cmpl-1","object":"text_completion","created":1700000000,"model":"m.gguf","choices":[{"text":"!",)"
@@ -230,30 +230,35 @@ TEST_CASE("responses and chunks in the shapes the clients read") {
 
   Request c = parse(R"({"messages":[{"role":"user","content":"x"}],"logprobs":true})", Endpoint::Chat);
   const ResponseHead ch{"chatcmpl-1", 1700000000, "m.gguf"};
-  CHECK(dump_json(response_json(c, ch, {{0, "!", "length", {{4, -0.25f, {}}}}}, Usage{3, 1}, tok)) ==
-        R"({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m.gguf","choices":[{"index":0,)"
-        R"("message":{"role":"assistant","content":"!"},"logprobs":{"content":[{"token":"!","logprob":-0.25,"bytes":[33],)"
-        R"("top_logprobs":[]}]},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})");
+  CHECK(
+      dump_json(response_json(c, ch, {{0, "!", "length", {{4, -0.25f, {}}}}}, Usage{3, 1}, tok)) ==
+      R"({"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m.gguf","choices":[{"index":0,)"
+      R"("message":{"role":"assistant","content":"!"},"logprobs":{"content":[{"token":"!","logprob":-0.25,"bytes":[33],)"
+      R"("top_logprobs":[]}]},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})");
   c.logprobs = false;
-  CHECK(dump_json(chunk_json(c, ch, 0, "", true, {}, "", tok)) ==
-        R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m.gguf","choices":[{"index":0,)"
-        R"("delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]})");
-  CHECK(dump_json(chunk_json(c, ch, 0, "", false, {}, "stop", tok)) ==
-        R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m.gguf","choices":[{"index":0,)"
-        R"("delta":{},"logprobs":null,"finish_reason":"stop"}]})");
+  CHECK(
+      dump_json(chunk_json(c, ch, 0, "", true, {}, "", tok)) ==
+      R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m.gguf","choices":[{"index":0,)"
+      R"("delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]})");
+  CHECK(
+      dump_json(chunk_json(c, ch, 0, "", false, {}, "stop", tok)) ==
+      R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m.gguf","choices":[{"index":0,)"
+      R"("delta":{},"logprobs":null,"finish_reason":"stop"}]})");
   CHECK(dump_json(usage_chunk_json(c, ch, Usage{3, 1})) ==
         R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"m.gguf","choices":[],)"
         R"("usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})");
 }
 
 TEST_CASE("embedding requests and responses") {
-  const EmbeddingRequest r = parse_embedding_request(R"({"model":"m.gguf","input":["a","b"],"encoding_format":"float","dimensions":2,"x":1})", 4);
+  const EmbeddingRequest r = parse_embedding_request(
+      R"({"model":"m.gguf","input":["a","b"],"encoding_format":"float","dimensions":2,"x":1})", 4);
   CHECK(r.input == std::vector<std::string>{"a", "b"});
   CHECK(!r.base64);
   CHECK(r.dimensions == 2);
   CHECK(parse_embedding_request(R"({"input":"a"})", 4).input.size() == 1);
-  for (const char* body : {R"({})", R"({"input":[]})", R"({"input":[1,2]})", R"({"input":["a","b","c","d","e"]})",
-                           R"({"input":5})", R"({"input":"a","encoding_format":"int8"})", R"({"input":"a","dimensions":0})"}) {
+  for (const char* body :
+       {R"({})", R"({"input":[]})", R"({"input":[1,2]})", R"({"input":["a","b","c","d","e"]})", R"({"input":5})",
+        R"({"input":"a","encoding_format":"int8"})", R"({"input":"a","dimensions":0})"}) {
     CAPTURE(body);
     try {
       parse_embedding_request(body, 4);
