@@ -809,6 +809,12 @@ token counts and time.)");
     // errors and slow clients meanwhile.
     HttpServer http(ConnLimits{read_s, write_s, std::min(5.0, read_s), max_body + (size_t(64) << 10)},
                     size_t(parallel + queue + 8));
+    // SO_REUSEADDR (a restart need not wait for TIME_WAIT) but not httplib's default
+    // SO_REUSEPORT, with which a second server on the same port would silently share it.
+    http.set_socket_options([](socket_t sock) {
+      const int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     http.set_payload_max_length(max_body);
     http.set_tcp_nodelay(true);
     http.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {

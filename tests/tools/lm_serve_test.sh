@@ -180,7 +180,9 @@ fi
 # ---- SIGTERM while a stream is running: it finishes, new connections are refused, exit 143 ----
 curl -s -N -m 20 "$url/v1/completions" -d '{"prompt":"The jury","max_tokens":60,"temperature":0,"stream":true}' > drain.txt &
 curl_pid=$!
-sleep 0.2
+expect_exit 1 "a port in use" -- lm-serve -m m.gguf -t 1 --chat-template chatml --port "${url##*:}"
+expect_err "^lm-serve: 127\.0\.0\.1:${url##*:}: cannot listen there" "a port in use"
+sleep 0.1
 stop_server TERM
 wait "$curl_pid"
 [[ $status == 143 ]] && pass || fail "SIGTERM: exit $status, expected 143; $(tail -3 main.err)"
