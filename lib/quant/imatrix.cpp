@@ -112,10 +112,13 @@ void save_imatrix(const std::string& path, const Imatrix& m) {
   std::vector<std::vector<float>> counts;
   counts.reserve(m.entries.size());
   for (const auto& [name, e] : m.entries) {  // std::map: name order, as llama-imatrix sorts them
+    // {cols, n_mat} and {1, n_mat}, trailing 1s dropped as ggml writes shapes.
     const int64_t n_mat = e.n_mat();
-    w.add_tensor(name + std::string(kSums), format::GgmlType::F32, {e.cols, n_mat}, e.sums.data());
+    const std::vector<int64_t> sums_ne = n_mat > 1 ? std::vector<int64_t>{e.cols, n_mat} : std::vector<int64_t>{e.cols};
+    const std::vector<int64_t> counts_ne = n_mat > 1 ? std::vector<int64_t>{1, n_mat} : std::vector<int64_t>{1};
+    w.add_tensor(name + std::string(kSums), format::GgmlType::F32, sums_ne, e.sums.data());
     counts.emplace_back(e.counts.begin(), e.counts.end());
-    w.add_tensor(name + std::string(kCounts), format::GgmlType::F32, {1, n_mat}, counts.back().data());
+    w.add_tensor(name + std::string(kCounts), format::GgmlType::F32, counts_ne, counts.back().data());
   }
   w.save(path);
 }

@@ -235,6 +235,28 @@ TEST_CASE("q4_k_m: q6_K for attn_v and ffn_down of the use_more_bits layers, q4_
   CHECK(out(tied, "blk.1.attn_v.weight") == GgmlType::Q6_K);
 }
 
+TEST_CASE("q4_0, q5_0 with an importance matrix: q4_1 / q5_1 for the first n_layer / 8 ffn_down layers") {
+  const int L = 16;
+  const auto t = llama(L, 256, 512, 300, false);
+  for (FileType type : {FileType::Q4_0, FileType::Q5_0}) {
+    const GgmlType base = type == FileType::Q4_0 ? GgmlType::Q4_0 : GgmlType::Q5_0;
+    const GgmlType guard = type == FileType::Q4_0 ? GgmlType::Q4_1 : GgmlType::Q5_1;
+    const Plan plain = make_plan(t, type, {}, L), with = make_plan(t, type, {}, L, 1, true);
+    for (int l = 0; l < L; ++l) {
+      CAPTURE(l);
+      const std::string down = "blk." + std::to_string(l) + ".ffn_down.weight";
+      CHECK(out(plain, down) == base);
+      CHECK(out(with, down) == (l < L / 8 ? guard : base));
+      CHECK(out(with, "blk." + std::to_string(l) + ".attn_v.weight") == base);
+    }
+  }
+  // The K-quant mixtures are the same with or without one.
+  for (FileType type : {FileType::Q4_K_M, FileType::Q3_K_M, FileType::Q2_K}) {
+    const Plan plain = make_plan(t, type, {}, L), with = make_plan(t, type, {}, L, 1, true);
+    for (size_t i = 0; i < plain.tensors.size(); ++i) CHECK(plain.tensors[i].out == with.tensors[i].out);
+  }
+}
+
 TEST_CASE("q5_k_m, q3_k_m, q2_k: llama.cpp's types for attn_v, ffn_down and attn_output") {
   const int L = 32;
   auto t = llama(L, 256, 512, 300, false);
@@ -400,7 +422,10 @@ TEST_CASE("a quantized copy: metadata, tensors, eval keys rewritten in place") {
   const Plan plan = make_plan(in.tensors(), FileType::Q4_0, {parse_tensor_type_override("attn_q=q8_0")}, 1);
 
   lm::format::GgufWriter w;
-  add_quantized_model(w, in, plan, {"in.gguf", {"attn_q=q8_0"}});
+  QuantizeInfo info;
+  info.source = "in.gguf";
+  info.overrides = {"attn_q=q8_0"};
+  add_quantized_model(w, in, plan, info);
   set_quant_eval(w, {"valid.txt"});
   const uint64_t planned = w.file_size();
   {
