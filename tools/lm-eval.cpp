@@ -272,6 +272,10 @@ struct ImatrixArgs {
 // The model over the text in llama-imatrix's chunks (eval/imatrix.hpp), the sums written as an
 // imatrix GGUF file.
 int run_imatrix(ImatrixArgs& a, const lm::Logger& log) {
+  if (lm::same_file(a.output, a.model) || a.output == a.model)
+    throw lm::UsageError("output '" + a.output + "' is the model; choose another file");
+  for (const std::string& path : a.inputs)
+    if (lm::same_file(a.output, path)) throw lm::UsageError("output '" + a.output + "' is an input; choose another file");
   lm::kernels::set_threads(a.threads);
   lm::model::LoadedModel m = lm::model::load_model(a.model);
   log.debug("%s: %s", a.model.c_str(), lm::model::describe_model(m.gguf).c_str());
@@ -303,8 +307,10 @@ int run_imatrix(ImatrixArgs& a, const lm::Logger& log) {
   }
   progress.finish();
   if (collector.chunks() == 0)
-    throw lm::UsageError("the input has " + std::to_string(collector.fed()) + " tokens, too few for one chunk of " +
-                         std::to_string(a.o.n_ctx) + " (use a smaller --ctx-size)");
+    throw lm::FormatError(a.inputs.back(), std::to_string(collector.fed()) + " tokens" +
+                                               (a.inputs.size() > 1 ? " in all the inputs" : "") +
+                                               ", too few for one chunk of " + std::to_string(a.o.n_ctx) +
+                                               " (use a smaller --ctx-size)");
   lm::quant::save_imatrix(a.output, im);
   const unsigned long long tokens = (unsigned long long)collector.chunks() * unsigned(a.o.n_ctx);
   if (a.json)
