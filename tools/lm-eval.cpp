@@ -717,11 +717,8 @@ and
   im->add_option("inputs", ia.inputs, "Text files ('-' = stdin), read as one stream")->type_name("FILE");
   lm::tools::doc(im->add_option("-o,--output", ia.output, "Where to write the importance matrix (default imatrix.gguf)")
                      ->type_name("FILE"))
-      .man(R"(Where to write the importance matrix (default
-.BR imatrix.gguf ),
-in llama.cpp's imatrix GGUF format (see
-.BR lm-quantize (1),
-.BR \-\-imatrix ).)");
+      .man(R"(Where to write the importance matrix, in llama.cpp's imatrix GGUF format, for
+.BR "lm-quantize \-\-imatrix" .)");
   lm::tools::doc(im->add_option("-c,--ctx-size", ia.n_ctx, "Chunk length in tokens (0 = 512, or the model's context if shorter)")
                      ->check(CLI::Range(0, 1 << 20)))
       .man(R"(Chunk length in tokens (0: 512, llama-imatrix's default, or the model's context length
@@ -740,8 +737,7 @@ to false).)")
 .BR output.weight ,
 as llama-imatrix's
 .B \-\-process\-output
-does (llama-quantize gives the head q6_K or q8_0, for which an importance matrix changes
-little).)");
+does. A tied head (token_embd) is never collected.)");
   lm::tools::doc(im->add_flag("--json", ia.json, "Print one JSON object"))
       .man(R"(Print one JSON object:
 .BR file ,
