@@ -364,6 +364,38 @@ TEST_CASE("--tensor-type: first match wins, beats the rules, not the fallbacks; 
   CHECK(out(f, "output.weight") == GgmlType::F16);
 }
 
+TEST_CASE("convert_rows and write_quantized_tensor with importance: every row weighted alike, each matrix its own") {
+  const size_t rows = 6, n = 256;
+  std::vector<float> x(rows * n), imp(2 * n);
+  uint32_t s = 7;
+  for (float& v : x) s = s * 1664525u + 1013904223u, v = float(int32_t(s >> 8) % 2000) / 997.0f;
+  for (size_t i = 0; i < imp.size(); ++i) imp[i] = float(1 + (i * 37) % 101) * (i < n ? 1.0f : 0.01f);
+  const size_t rb = row_size(GgmlType::Q3_K, n);
+  std::vector<uint8_t> got(rb * rows), want(rb * rows), plain(rb * rows);
+  convert_rows(GgmlType::F32, x.data(), GgmlType::Q3_K, got.data(), rows, n, imp.data());
+  for (size_t r = 0; r < rows; ++r)
+    quantize_row_weighted(GgmlType::Q3_K, x.data() + r * n, want.data() + r * rb, n, imp.data());
+  convert_rows(GgmlType::F32, x.data(), GgmlType::Q3_K, plain.data(), rows, n);
+  CHECK(got == want);
+  CHECK(got != plain);
+  // A {n, 3, 2} tensor: rows 0..2 take imp[0..n), rows 3..5 imp[n..2n).
+  lm::test::TempDir dir;
+  const std::string path = dir.path() + "/e.gguf";
+  {
+    lm::format::GgufWriter w;
+    w.add_tensor("blk.0.ffn_up_exps.weight", GgmlType::F32, {int64_t(n), 3, 2}, x.data());
+    w.save(path);
+  }
+  const lm::format::GgufFile in = lm::format::GgufFile::open(path);
+  Plan plan = make_plan(in.tensors(), FileType::Q3_K_M, {}, 1);
+  REQUIRE(plan.tensors[0].out == GgmlType::Q3_K);
+  std::vector<uint8_t> tensor(rb * rows);
+  write_quantized_tensor(in, plan, 0, tensor.data(), imp.data());
+  for (size_t r = 0; r < rows; ++r)
+    quantize_row_weighted(GgmlType::Q3_K, x.data() + r * n, want.data() + r * rb, n, imp.data() + (r / 3) * n);
+  CHECK(tensor == want);
+}
+
 TEST_CASE("requantizing: only tensors converted from a quantized type count") {
   const auto q8 = llama(2, 64, 96, 100, true, GgmlType::Q8_0);
   CHECK(plan_for(q8, FileType::Q8_0, 2).first_requantized() == nullptr);  // same types: copies
