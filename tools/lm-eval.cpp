@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -26,6 +27,7 @@
 #include "eval/classifier.hpp"
 #include "dataset/labeled.hpp"
 #include "eval/classify.hpp"
+#include "eval/embed.hpp"
 #include "eval/imatrix.hpp"
 #include "eval/perplexity.hpp"
 #include "kernels/blas.hpp"
@@ -614,6 +616,117 @@ int run_predict(const PredictArgs& a, const lm::Logger& log) {
   return 0;
 }
 
+struct EmbedArgs {
+  std::string model, pooling, query;
+  std::vector<std::string> loras, inputs{"-"};
+  lm::eval::EmbedOptions o;
+  bool json = false;
+  int threads = 0, top = 5;
+};
+
+// The model, its embedder (pooling from --pooling, else the file, else mean) and a line reader.
+struct EmbedRun {
+  lm::model::LoadedModel m;
+  std::unique_ptr<lm::eval::Embedder> e;
+  EmbedRun(EmbedArgs& a, const lm::Logger& log)
+      : m((lm::kernels::set_threads(a.threads), lm::model::load_model(a.model, adapter_specs(a.loras), true))) {
+    log.debug("%s: %s", a.model.c_str(), lm::model::describe_model(m.gguf).c_str());
+    if (!a.pooling.empty())
+      a.o.pooling = lm::eval::parse_pooling(a.pooling);
+    else
+      a.o.pooling = lm::eval::file_pooling(m.gguf, a.model).value_or(lm::eval::Pooling::Mean);
+    log.debug("pooling %s%s", lm::eval::pooling_name(a.o.pooling), a.o.normalize ? ", normalized" : "");
+    e = std::make_unique<lm::eval::Embedder>(m.weights, m.tok, a.o, log);
+  }
+};
+
+// Calls add(text) for every line of the inputs ('\r' of CRLF dropped) and flush() every
+// `batch` lines and at the end.
+template <typename Add, typename Flush>
+void each_line(const std::vector<std::string>& inputs, size_t batch, Add&& add, Flush&& flush) {
+  size_t pending = 0;
+  for (const std::string& path : inputs) {
+    lm::LineReader in(path);
+    std::string line;
+    while (in.next(line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      add(line);
+      if (++pending == batch) flush(), pending = 0;
+    }
+  }
+  if (pending) flush();
+}
+
+int run_embed(EmbedArgs& a, const lm::Logger& log) {
+  EmbedRun r(a, log);
+  const int C = r.e->dim();
+  std::vector<std::string> texts;
+  std::vector<float> emb;
+  uint64_t line_no = 0;
+  std::string out;
+  each_line(a.inputs, 64, [&](const std::string& t) { texts.push_back(t); }, [&] {
+    r.e->embed(texts, emb, "line");
+    out.clear();
+    for (size_t i = 0; i < texts.size(); ++i, ++line_no) {
+      const float* v = emb.data() + i * size_t(C);
+      if (a.json) {
+        Json arr = Json::array();
+        for (int k = 0; k < C; ++k) arr.push_back(json_number(v[k]));
+        out += lm::dump_json({{"line", line_no}, {"embedding", arr}}) + "\n";
+      } else {
+        for (int k = 0; k < C; ++k) {
+          if (k) out += '\t';
+          out += num(v[k], "%.6g");
+        }
+        out += "\n";
+      }
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+    texts.clear();
+  });
+  return 0;
+}
+
+int run_similar(EmbedArgs& a, const lm::Logger& log) {
+  a.o.normalize = true;  // cosine similarity is then a dot product
+  EmbedRun r(a, log);
+  const int C = r.e->dim();
+  // The corpus: every line of the inputs, embedded once (memory: lines x dimension floats).
+  std::vector<std::string> corpus, texts;
+  std::vector<float> all, emb;
+  each_line(a.inputs, 64, [&](const std::string& t) { texts.push_back(t); }, [&] {
+    r.e->embed(texts, emb, "line");
+    all.insert(all.end(), emb.begin(), emb.end());
+    for (auto& t : texts) corpus.push_back(std::move(t));
+    texts.clear();
+  });
+  if (corpus.empty()) throw lm::UsageError("the corpus has no lines");
+  const std::vector<std::string> queries{a.query};
+  r.e->embed(queries, emb, "query");
+  const int top = std::min<int>(a.top, int(corpus.size()));
+  std::string out;
+  for (size_t q = 0; q < queries.size(); ++q) {
+    std::vector<std::pair<float, size_t>> scored(corpus.size());
+    for (size_t i = 0; i < corpus.size(); ++i) {
+      double d = 0;
+      for (int k = 0; k < C; ++k) d += double(emb[q * size_t(C) + size_t(k)]) * all[i * size_t(C) + size_t(k)];
+      scored[i] = {float(d), i};
+    }
+    std::partial_sort(scored.begin(), scored.begin() + top, scored.end(),
+                      [](const auto& x, const auto& y) { return x.first > y.first || (x.first == y.first && x.second < y.second); });
+    for (int k = 0; k < top; ++k) {
+      const auto& [score, i] = scored[size_t(k)];
+      if (a.json)
+        out += lm::dump_json({{"rank", k + 1}, {"line", i}, {"score", json_number(score)}, {"text", corpus[i]}}) + "\n";
+      else
+        out += std::to_string(k + 1) + "\t" + std::to_string(i) + "\t" + num(score, "%.6f") + "\t" + corpus[i] + "\n";
+    }
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
 struct PlotArgs {
   std::string metrics, output, title;
 };
@@ -931,6 +1044,64 @@ and
   lm::tools::add_threads(*pr, pa.threads);
   lm::tools::add_verbosity(*pr, log, verbose_man);
 
+  EmbedArgs ea, sa;
+  CLI::App* em = app.add_subcommand("embed", "One embedding per input line: the model's final hidden states, pooled");
+  CLI::App* si = app.add_subcommand("similar", "The corpus lines nearest to a query by cosine similarity of embeddings");
+  for (auto [sub, x] : {std::pair{em, &ea}, std::pair{si, &sa}}) {
+    EmbedArgs& e = *x;
+    const bool embed = sub == em;
+    lm::tools::doc(sub->add_option("-m,--model", e.model, "Model file (GGUF): an encoder (bert) or a decoder")
+                       ->type_name("FILE")
+                       ->required())
+        .man(R"(The model (required): an encoder such as bert, whose last layer gives the hidden
+states, or a decoder, whose hidden states after its output norm are used (what llama.cpp's
+embeddings are).)");
+    sub->add_option("inputs", e.inputs, embed ? "Text files, one text per line ('-' = stdin)"
+                                              : "Corpus: text files, one text per line ('-' = stdin)")
+        ->type_name("FILE");
+    if (!embed)
+      lm::tools::doc(sub->add_option("--query", e.query, "The query text")->type_name("TEXT")->required())
+          .man(R"(The query (required).)");
+    lm::tools::doc(sub->add_option("--pooling", e.pooling, "mean, cls or last (default: as the model file says, else mean)"))
+        .choices({"mean", "cls", "last"})
+        .man(R"(How the hidden states of a text's tokens become one vector:
+.B mean
+(their average),
+.B cls
+(the first token's, BERT's [CLS]) or
+.B last
+(the last token's). The default is the model file's
+.IB arch .pooling_type
+(as llama.cpp reads it), else
+.BR mean .)");
+    if (embed)
+      lm::tools::doc(sub->add_flag("--normalize", e.o.normalize, "Scale each embedding to unit Euclidean length"))
+          .man(R"(Scale each embedding to unit Euclidean length (llama-embedding's default).)");
+    else
+      lm::tools::doc(sub->add_option("--top", e.top, "Print the K nearest lines")->check(CLI::Range(1, 1 << 20))->type_name("K"))
+          .man(R"(Print the K nearest lines (default 5).)");
+    lm::tools::doc(sub->add_option("-c,--ctx-size", e.o.n_ctx, "Tokens per text at most; longer texts are cut (0 = 512 or the model's context if shorter)")
+                       ->check(CLI::Range(0, 1 << 20)))
+        .man(R"(Tokens per text at most (0: 512, or the model's context length if shorter). A
+longer text is cut to its first tokens, with a warning naming its line.)");
+    lm::tools::doc(sub->add_flag("--json", e.json, embed ? "JSON Lines: line and embedding" : "JSON Lines: rank, line, score, text"))
+        .man(embed ? R"(JSON Lines, one object per input line:
+.B line
+(0-based) and
+.B embedding
+(an array).)"
+                   : R"(JSON Lines, one object per result:
+.BR rank ,
+.B line
+(0-based, in the corpus),
+.B score
+(cosine similarity) and
+.BR text .)");
+    add_lora_option(sub, e.loras);
+    lm::tools::add_threads(*sub, e.threads);
+    lm::tools::add_verbosity(*sub, log, verbose_man);
+  }
+
   PlotArgs pl;
   CLI::App* pt = app.add_subcommand("plot", "Draw a training run's --metrics file as an SVG picture: training and "
                                             "validation loss, learning rate");
@@ -957,6 +1128,7 @@ writes to standard output). It is written to a temporary file and renamed into p
     if (bl->parsed() || cf->parsed()) note({bl->parsed() ? tb.hyp : tc.hyp}, "hypotheses");
     if (cl->parsed()) note(ca.predictions.empty() ? std::vector{ca.gold} : std::vector{ca.gold, ca.predictions}, "labels");
     if (pr->parsed()) note(pa.inputs, "texts, one per line,");
+    if (em->parsed() || si->parsed()) note(em->parsed() ? ea.inputs : sa.inputs, "texts, one per line,");
     if (pp->parsed()) {
       if (p.o.stride > 0 && p.windows != "sliding") throw lm::UsageError("--stride needs --windows sliding");
       return run_perplexity(p, log);
@@ -967,6 +1139,8 @@ writes to standard output). It is written to a temporary file and renamed into p
     if (cl->parsed()) return run_classify(ca, log);
     if (pr->parsed()) return run_predict(pa, log);
     if (pt->parsed()) return run_plot(pl);
+    if (em->parsed()) return run_embed(ea, log);
+    if (si->parsed()) return run_similar(sa, log);
     return run_chrf(tc, co);
   });
 }

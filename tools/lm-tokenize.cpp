@@ -201,7 +201,7 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
   std::vector<std::string> lines;  // ids, pieces: each line on its own
   lm::DocumentBatch doc(tok);      // bin: lines of one text
   std::vector<std::vector<int>> ids;
-  std::vector<std::string> pieces;
+  std::vector<std::string> pieces, line_text;
   std::string text;
   uint64_t n_lines = 0, n_bytes = 0, n_tokens = 0;
   auto t0 = std::chrono::steady_clock::now();
@@ -225,10 +225,15 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
         n_tokens += v.size();
       }
     } else {
-      lm::encode_batch(tok, lines, ids, opts.threads, opts.parse_special);
-      for (const auto& v : ids) {
-        append_ids(text, v, bos, eos);
-        n_tokens += v.size() + bos.has_value() + eos.has_value();
+      // Each line's ids are written as text by the thread that encoded it.
+      line_text.resize(lines.size());
+      lm::encode_batch(tok, lines, ids, opts.threads, opts.parse_special, [&](size_t i) {
+        line_text[i].clear();
+        append_ids(line_text[i], ids[i], bos, eos);
+      });
+      for (size_t i = 0; i < lines.size(); ++i) {
+        text += line_text[i];
+        n_tokens += ids[i].size() + bos.has_value() + eos.has_value();
       }
       out.write(text);
     }

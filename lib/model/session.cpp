@@ -351,6 +351,7 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
   const int rows = out_rows;
   if (rows == 0) return b.logits.data();
   norm(xn, xs, -1, Role::OutNorm, Role::OutNormB, rows);
+  if (hidden_out_) return xn;
   observe(-1, Role::Head, xn, rows);
   qmatmul_forward(b.logits.data(), xn, w_.head(), rows, 0.0f, qs);
   if (const float* hb = w_.vec(-1, Role::HeadB)) add_bias(b.logits.data(), hb, rows, cfg_.n_vocab);

@@ -76,6 +76,10 @@ class Session {
   // float additions in the matrix products of types whose batched kernels sum differently
   // (bit for bit the same for q8_0 and q4_0 weights).
   const float* eval_batch(const Chunk* chunks, int n_chunks);
+  // With on, the wanted rows are the final hidden states (n_embd each: after the output norm
+  // of a decoder, the last layer's output of an encoder) instead of logits: embeddings.
+  void set_hidden_output(bool on) { hidden_out_ = on; }
+  int n_embd() const { return cfg_.n_embd; }
   // Forgets all but the first n cached tokens of sequence seq (0 empties its slot).
   void keep(int n, int seq = 0);
   // Makes room for n tokens (capped at n_ctx) in the cache now, e.g. prompt plus new tokens,
@@ -102,6 +106,7 @@ class Session {
   const Weights& w_;
   ModelConfig cfg_;
   int n_ctx_, n_batch_, cap_ = 0;
+  bool hidden_out_ = false;
   std::vector<int> past_;  // n_past of each slot
   std::unique_ptr<Buffers> b_;
   MatmulObserver* observer_ = nullptr;

@@ -194,18 +194,21 @@ class ByteBpe final : public Engine {
     }
 
     table_.reserve(merges.size());
+    std::string joined;
     for (size_t r = 0; r < merges.size(); ++r) {
       const std::string& m = merges[r];
       const size_t sp = m.find(' ', 1);
       if (sp == std::string::npos)
         throw FormatError(source, "merge " + std::to_string(r) + " '" + escape_bytes(m) +
                                       "' is not two pieces separated by a space");
-      const std::string left = m.substr(0, sp), right = m.substr(sp + 1);
+      const std::string_view left = std::string_view(m).substr(0, sp), right = std::string_view(m).substr(sp + 1);
       auto l = vocab.find(left), rt = vocab.find(right);
       if (!l || !rt)
         throw FormatError(source, "merge " + std::to_string(r) + " '" + escape_bytes(m) + "' names '" +
-                                      escape_bytes(!l ? left : right) + "', which is not a piece of the vocabulary");
-      auto merged = vocab.find(left + right);
+                                      escape_bytes(std::string(!l ? left : right)) +
+                                      "', which is not a piece of the vocabulary");
+      joined.assign(left).append(right);
+      auto merged = vocab.find(joined);
       table_.insert(*l, *rt, MergeTable::Value{int32_t(r), merged ? int32_t(*merged) : -1});
     }
   }

@@ -22,13 +22,18 @@ struct Vocab {
   std::vector<std::string> pieces;
   std::vector<float> scores;       // same length as pieces (all 0 when the file has none)
   std::vector<PieceType> types;    // same length as pieces
-  std::unordered_map<std::string, int> ids;  // piece -> id; for a piece listed twice, the first id
+  // Hashes std::string and std::string_view alike, so find() allocates nothing.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, int, Hash, std::equal_to<>> ids;  // piece -> id; a piece listed twice: its first id
   std::optional<int> unk_id;
 
   // Fills `ids` from `pieces`. Call after filling pieces.
   void index();
   std::optional<int> find(std::string_view piece) const {
-    auto it = ids.find(std::string(piece));
+    auto it = ids.find(piece);
     return it == ids.end() ? std::nullopt : std::optional<int>(it->second);
   }
   int size() const { return int(pieces.size()); }

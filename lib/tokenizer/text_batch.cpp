@@ -28,11 +28,12 @@ static void parallel_lines(size_t n, int threads, const Fn& fn) {
 }
 
 void encode_batch(const Tokenizer& tok, const std::vector<std::string>& lines, std::vector<std::vector<int>>& out,
-                  int threads, bool parse_special) {
+                  int threads, bool parse_special, const std::function<void(size_t)>& then) {
   out.resize(lines.size());
   parallel_lines(lines.size(), threads, [&](size_t i) {
     out[i].clear();
     tok.encode(lines[i], out[i], parse_special);
+    if (then) then(i);
   });
 }
 

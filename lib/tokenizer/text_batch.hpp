@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -15,8 +16,10 @@ namespace lm {
 // Encodes `lines` in parallel, each on its own (spm_encode semantics). out is resized to
 // lines.size(). `threads` 0 = all cores. Output does not depend on the thread count.
 // `parse_special`: control pieces written in the text become their ids (Tokenizer::encode).
+// `then(i)`, when given, runs on the same thread right after line i is encoded (formatting its
+// output there keeps that work parallel too).
 void encode_batch(const Tokenizer& tok, const std::vector<std::string>& lines, std::vector<std::vector<int>>& out,
-                  int threads, bool parse_special = false);
+                  int threads, bool parse_special = false, const std::function<void(size_t)>& then = nullptr);
 
 // Encodes lines of documents in parallel with Tokenizer::encode_line_of_text: line i is a
 // document's first line if first[i] != 0 and is followed by a newline if newline[i] != 0.

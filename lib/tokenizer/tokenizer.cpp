@@ -495,16 +495,25 @@ static std::string proto_of_vocab(const VocabSpec& v, const std::string& source)
 }
 
 // FNV-1a 64 over everything that decides how a GGUF vocabulary tokenizes.
+// The hash runs over the text the pieces would make (each piece, NUL, its type and its score as
+// std::to_string writes them, a newline; then the merges, one per line), one part at a time:
+// the same value as hashing that text, without building it.
 static uint64_t vocab_fingerprint(const VocabSpec& v) {
-  std::string s = "lm-vocab\n" + v.family + "\n" + v.pre + "\n" + (v.add_dummy_prefix ? "1" : "0") +
-                  (v.lowercase ? "1" : "0") + (v.strip_accents ? "1" : "0") + (v.rstrip_special ? "1" : "0") + "\n";
+  const std::string head = "lm-vocab\n" + v.family + "\n" + v.pre + "\n" + (v.add_dummy_prefix ? "1" : "0") +
+                           (v.lowercase ? "1" : "0") + (v.strip_accents ? "1" : "0") +
+                           (v.rstrip_special ? "1" : "0") + "\n";
+  uint64_t h = fnv1a64(head);
+  auto add = [&](std::string_view s) { h = fnv1a64(s.data(), s.size(), h); };
   for (size_t i = 0; i < v.pieces.size(); ++i) {
-    s += v.pieces[i];
-    s += '\0';
-    s += std::to_string(int(v.types[i])) + " " + std::to_string(v.scores[i]) + "\n";
+    add(v.pieces[i]);
+    add(std::string_view("\0", 1));
+    add(std::to_string(int(v.types[i])));
+    // std::to_string of a float is "%f"; byte-level vocabularies have no scores: skip printf then.
+    add(v.scores[i] == 0.0f && !std::signbit(v.scores[i]) ? std::string_view(" 0.000000\n")
+                                                          : std::string_view(" " + std::to_string(v.scores[i]) + "\n"));
   }
-  for (const std::string& m : v.merges) s += m + "\n";
-  return fnv1a64(s);
+  for (const std::string& m : v.merges) add(m), add("\n");
+  return h;
 }
 
 Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {

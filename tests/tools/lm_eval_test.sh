@@ -177,6 +177,32 @@ expect_exit 1 "classify line without a label" -- lm-eval classify nolabel.txt --
 expect_err "^lm-eval: nolabel.txt: line 2 has no label" "no label message"
 expect_exit 2 "classify both on stdin" -- lm-eval classify - --predictions -
 
+# ---- embed and similar: sentence embeddings of a decoder (its hidden states after the output norm) ----
+head -n 40 a.txt > e.txt
+expect_exit 0 "embed" -- lm-eval embed -m m.gguf -t 1 e.txt
+cp "$T/out" e.tsv
+[[ $(wc -l < e.tsv) == 40 && $(awk -F'\t' '{ print NF }' e.tsv | sort -u) == 64 ]] && pass ||
+  fail "embed: 40 lines of 64 values expected, got $(wc -l < e.tsv) lines of $(awk -F'\t' '{ print NF }' e.tsv | sort -u | tr '\n' ' ')"
+# A line's embedding does not depend on the lines evaluated beside it.
+expect_exit 0 "embed one line" -- sh -c "sed -n 7p e.txt | lm-eval embed -m m.gguf -t 1"
+paste <(tr '\t' '\n' < "$T/out") <(sed -n 7p e.tsv | tr '\t' '\n') |
+  awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { exit !(NR == 64 && m < 1e-5) }' && pass ||
+  fail "line 7 alone and among 40 lines embed differently"
+expect_exit 0 "embed --normalize --json" -- lm-eval embed -m m.gguf -t 1 --normalize --json e.txt
+[[ $(wc -l < "$T/out") == 40 && $(head -1 "$T/out") == '{"line":0,"embedding":['* ]] && pass || fail "embed --json: $(head -c 100 "$T/out")"
+sed -n 's/.*"embedding":\[\(.*\)\]}/\1/p' "$T/out" | awk -F, '{ s = 0; for (i = 1; i <= NF; i++) s += $i * $i; if ((s - 1) ^ 2 > 1e-8) bad = 1 } END { exit bad }' &&
+  pass || fail "--normalize: embeddings are not of unit length"
+expect_exit 0 "embed --pooling last" -- lm-eval embed -m m.gguf -t 1 --pooling last e.txt
+cmp -s "$T/out" e.tsv && fail "--pooling last gives the mean's embeddings" || pass
+expect_exit 0 "embed a line longer than -c" -- lm-eval embed -m m.gguf -t 1 -c 8 e.txt
+[[ $(grep -c "only its first 8 (the context) are embedded" "$T/err") -ge 1 && $(wc -l < "$T/out") == 40 ]] && pass ||
+  fail "a long line: $(head -c 200 "$T/err")"
+expect_exit 0 "similar" -- lm-eval similar -m m.gguf -t 1 --query "$(sed -n 12p e.txt)" --top 3 e.txt
+[[ $(head -1 "$T/out" | cut -f1,2,3) == $'1\t11\t1.000000' && $(wc -l < "$T/out") == 3 ]] && pass ||
+  fail "similar: the query's own line is not first with score 1: $(head -1 "$T/out")"
+expect_exit 2 "embed --pooling bad" -- lm-eval embed -m m.gguf --pooling first e.txt
+expect_err "pooling: first not in \{mean,cls,last\}" "--pooling names the choices"
+
 # ---- progress: a line on stderr rewritten in place, only when stderr is a terminal ----
 if command -v script > /dev/null; then
   script -qec "lm-eval perplexity -m m.gguf -t 1 a.txt b.txt" /dev/null < /dev/null > tty.txt
