@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "base/json.hpp"
+#include "base/threads.hpp"
 #include "common/cli.hpp"
 
 namespace lm::tools {
@@ -20,6 +22,35 @@ extern "C" void on_signal(int sig) {
   if (g_signal.exchange(sig) != 0) _exit(128 + sig);  // a second signal: leave at once
 }
 }  // namespace
+
+DistRun::DistRun(const char* tool, int* argc, char*** argv) {
+  try {
+    session_.emplace(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\n", tool, e.what());
+    std::exit(kExitUsage);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s: %s\n", tool, e.what());
+    std::exit(kExitError);
+  }
+  set_error_rank(dist::world().rank());
+}
+
+void DistRun::setup(Logger& log, train::TrainOptions& o) const {
+  if (!root()) log.set_level(Logger::Level::Quiet);
+  if (o.threads == 0 && dist::local_size() > 1) o.threads = std::max(1, resolve_threads(0) / dist::local_size());
+}
+
+bool DistRun::root() const { return dist::world().root(); }
+
+int DistRun::finish(int rc) {
+  if ((rc == kExitError || rc == kExitUsage) && dist::world().distributed()) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    session_->abort(rc);
+  }
+  return rc;
+}
 
 void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f) {
   lm::tools::doc(
