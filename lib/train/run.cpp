@@ -432,14 +432,17 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
       sums[1] += double(job.last_tokens());
     }
     // The gradient sum over the ranks, then the mean over the step's micro-batches.
+    const double comm_start = local_elapsed();
     for (auto g : grads) comm.sum(g.data(), g.size());
     comm.sum(sums, 2);
+    const double comm_s = local_elapsed() - comm_start;
     const double loss = sums[0] / parts;
     const uint64_t step_tokens = uint64_t(sums[1]);
     if (parts > 1)
       for (auto grad : grads)
         for (float& g : grad) g /= float(parts);
     StepInfo info;
+    if (comm.distributed()) info.comm_s = comm_s;
     // Clipping on the global norm; rank 0's, so that every rank takes the same decision.
     info.grad_norm = grad_norm(grads);
     comm.broadcast(&info.grad_norm, sizeof info.grad_norm);

@@ -63,6 +63,7 @@ struct StepInfo {
   double elapsed_s = 0;
   uint64_t tokens_seen = 0;
   bool skipped = false;             // the update was skipped (non-finite gradients)
+  double comm_s = 0;                // under MPI: seconds this rank spent in the step's gradient sum
   std::optional<float> valid_loss;  // set on steps that ran a validation
 };
 

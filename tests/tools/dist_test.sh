@@ -59,6 +59,8 @@ losses_close one.jsonl two.jsonl loss "2 ranks vs --grad-accum 2"
 losses_close one.jsonl two.jsonl valid_loss "2 ranks vs --grad-accum 2"
 losses_close one.jsonl two.jsonl grad_norm "2 ranks vs --grad-accum 2"
 [[ $(wc -l < two.jsonl) == 20 ]] && pass || fail "rank 0 alone writes --metrics: $(wc -l < two.jsonl) lines, expected 20"
+[[ $(grep -c '"comm_s":[0-9.e-]*' two.jsonl) == 20 && $(grep -c comm_s one.jsonl) == 0 ]] && pass ||
+  fail "--metrics: comm_s on every step of 2 ranks and never for one process: $(head -1 two.jsonl)"
 weights_close one.gguf two.gguf "lm-train, 2 ranks vs --grad-accum 2"
 no_leftovers . "2 ranks"
 # 2 ranks x --grad-accum 2 = 1 process x --grad-accum 4.

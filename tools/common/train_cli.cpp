@@ -171,7 +171,10 @@ differences are printed as a warning). The model shape must still match.)");
                      ->type_name("FILE"))
       .group("Data and output")
       .man(R"(Write one JSON object per step (JSON Lines) with the keys step, loss, lr, grad_norm, tokens,
-tokens_per_s, elapsed_s, skipped and, on validation steps, valid_loss. The file is written as
+tokens_per_s, elapsed_s, skipped, on validation steps valid_loss and, under
+.BR mpirun ,
+comm_s (rank 0's seconds in the step's gradient sum, waiting for the other ranks included). The
+file is written as
 training goes, so it can be followed with
 .BR "tail \-f" .)");
   lm::tools::doc(app.add_option("--plot", f.plot,
@@ -274,6 +277,7 @@ void StepReporter::operator()(const train::StepInfo& s) {
            {"tokens_per_s", json_number(s.tokens_per_s)},
            {"elapsed_s", json_number(s.elapsed_s)},
            {"skipped", s.skipped}};
+    if (dist::world().distributed()) j["comm_s"] = json_number(s.comm_s);
     if (s.valid_loss) j["valid_loss"] = json_number(*s.valid_loss);
     metrics_->write(dump_json(j) + "\n");
     metrics_->flush();
