@@ -480,7 +480,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     info.total_steps = total;
     info.loss = float(loss);
     info.tokens_per_s = double(step_tokens) / step_s;
-    info.gflops = info.tokens_per_s * flops_per_token / 1e9;
+    info.gflops = info.tokens_per_s * flops_per_token / 1e9 / comm.size();  // per rank, for its MFU
     info.elapsed_s = now;
     info.tokens_seen = st.tokens_seen;
     res.last_loss = info.loss;

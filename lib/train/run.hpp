@@ -58,8 +58,8 @@ struct StepInfo {
   float loss = 0;
   double grad_norm = 0;
   float lr = 0;
-  double tokens_per_s = 0;          // this step
-  double gflops = 0;                // model FLOPs per second (6N + 12 L C T per token)
+  double tokens_per_s = 0;          // this step, of all ranks
+  double gflops = 0;                // model FLOPs per second per rank (6N + 12 L C T per token)
   double elapsed_s = 0;
   uint64_t tokens_seen = 0;
   bool skipped = false;             // the update was skipped (non-finite gradients)
