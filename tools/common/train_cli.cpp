@@ -47,6 +47,10 @@ int DistRun::finish(int rc) {
   if ((rc == kExitError || rc == kExitUsage) && dist::world().distributed()) {
     std::fflush(stdout);
     std::fflush(stderr);
+    // An error every rank meets (a usage error, a missing file) is ended by rank 0's abort; the
+    // others give it two seconds before ending the job themselves (an error of their own), as
+    // OpenMPI garbles its notes when several ranks abort at once.
+    if (!root()) ::sleep(2);
     session_->abort(rc);
   }
   return rc;
