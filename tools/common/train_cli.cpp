@@ -39,6 +39,9 @@ DistRun::DistRun(const char* tool, int* argc, char*** argv) {
 void DistRun::setup(Logger& log, train::TrainOptions& o) const {
   if (!root()) log.set_level(Logger::Level::Quiet);
   if (o.threads == 0 && dist::local_size() > 1) o.threads = std::max(1, resolve_threads(0) / dist::local_size());
+  if (dist::world().distributed())
+    log.debug("MPI: %d ranks, %d on this machine, %d threads each", dist::world().size(), dist::local_size(),
+              resolve_threads(o.threads));
 }
 
 bool DistRun::root() const { return dist::world().root(); }
