@@ -95,14 +95,26 @@ void Comm::max(double* x, size_t n) const {
   (void)x, (void)n;
 }
 
-void Comm::broadcast(void* data, size_t bytes) const {
+void Comm::broadcast(void* data, size_t bytes, int root) const {
 #ifdef LM_HAVE_MPI
   if (g_mpi && size_ > 1)
     for (size_t at = 0; at < bytes; at += kChunk)
-      check(MPI_Bcast(static_cast<char*>(data) + at, int(std::min(kChunk, bytes - at)), MPI_BYTE, 0, MPI_COMM_WORLD),
+      check(MPI_Bcast(static_cast<char*>(data) + at, int(std::min(kChunk, bytes - at)), MPI_BYTE, root, MPI_COMM_WORLD),
             "MPI_Bcast");
 #endif
-  (void)data, (void)bytes;
+  (void)data, (void)bytes, (void)root;
+}
+
+void Comm::sum_to(float* x, size_t n, int root) const {
+#ifdef LM_HAVE_MPI
+  if (g_mpi && size_ > 1)
+    for (size_t at = 0; at < n; at += kChunk) {
+      const int count = int(std::min(kChunk, n - at));
+      void* send = rank_ == root ? MPI_IN_PLACE : static_cast<void*>(x + at);
+      check(MPI_Reduce(send, x + at, count, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD), "MPI_Reduce");
+    }
+#endif
+  (void)x, (void)n, (void)root;
 }
 
 std::vector<uint64_t> Comm::all_gather(uint64_t x) const {

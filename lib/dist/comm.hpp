@@ -33,8 +33,10 @@ class Comm {
   void sum(double* x, size_t n) const;
   // Element-wise maximum over the ranks, in place.
   void max(double* x, size_t n) const;
-  // Rank 0's bytes into every rank's buffer.
-  void broadcast(void* data, size_t bytes) const;
+  // Rank `root`'s bytes into every rank's buffer.
+  void broadcast(void* data, size_t bytes, int root = 0) const;
+  // Element-wise sum over the ranks into rank `root`'s x (the others' x are left as they were).
+  void sum_to(float* x, size_t n, int root) const;
   // Every rank's x, by rank.
   std::vector<uint64_t> all_gather(uint64_t x) const;
   // Returns when every rank has called it.

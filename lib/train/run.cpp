@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include "dist/comm.hpp"
 #include "format/gguf.hpp"
 #include "kernels/blas.hpp"
+#include "kernels/kernels.hpp"
 #include "model/model_io.hpp"
 #include "train/data.hpp"
 
@@ -49,8 +51,8 @@ void add_checksums(format::GgufWriter& w) {
 }
 
 // A run never writes a non-finite weight (docs/reliability.md E6): Error naming the tensor.
-void check_finite_weights(const AdamW& opt, uint64_t step) {
-  for (const Trainable& t : opt.tensors())
+void check_finite_weights(const std::vector<Trainable>& tensors, uint64_t step) {
+  for (const Trainable& t : tensors)
     for (size_t k = 0; k < t.size(); ++k)
       if (!std::isfinite(t.w[k]))
         throw Error("training produced " + std::to_string(t.w[k]) + " in '" + t.name + "' by step " +
@@ -59,10 +61,10 @@ void check_finite_weights(const AdamW& opt, uint64_t step) {
 
 // Every rank applies the same update to the same weights, so they stay equal; a difference means
 // other input files on some machine, or a kernel that is not deterministic. Error naming the rank.
-void check_same_weights(const AdamW& opt, const dist::Comm& comm, uint64_t step) {
+void check_same_weights(const std::vector<Trainable>& tensors, const dist::Comm& comm, uint64_t step) {
   if (!comm.distributed()) return;
   uint64_t h = 0;
-  for (const Trainable& t : opt.tensors()) h = h * 1099511628211ull ^ fnv1a64_words(t.w, t.size() * sizeof(float));
+  for (const Trainable& t : tensors) h = h * 1099511628211ull ^ fnv1a64_words(t.w, t.size() * sizeof(float));
   const std::vector<uint64_t> all = comm.all_gather(h);
   for (size_t r = 1; r < all.size(); ++r)
     if (all[r] != all[0])
@@ -308,7 +310,22 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   const uint64_t tokens_per_step = job.tokens_per_micro_step() * uint64_t(parts);
   uint64_t total = o.steps ? o.steps : o.tokens ? (o.tokens + tokens_per_step - 1) / tokens_per_step : 0;
   TrainState st;
-  AdamW opt(job.trainables(), oo);
+  // Every trained tensor; with --zero 1 the optimizer holds the moments of this rank's share only
+  // (whole tensors, balanced by size; docs/distributed.md, ZeRO-1).
+  const std::vector<Trainable> all = job.trainables();
+  const bool zero = o.zero > 0 && comm.distributed();
+  std::vector<int> owner(all.size(), 0);
+  if (zero) {
+    std::vector<size_t> load(size_t(comm.size()), 0);
+    for (size_t i = 0; i < all.size(); ++i) {
+      owner[i] = int(std::min_element(load.begin(), load.end()) - load.begin());
+      load[size_t(owner[i])] += all[i].size();
+    }
+  }
+  std::vector<Trainable> mine;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (owner[i] == comm.rank() || !zero) mine.push_back(all[i]);
+  AdamW opt(mine, oo);
   const std::vector<std::span<float>> grads = job.grads();
   if (in.resume_path) {
     format::GgufFile g = format::GgufFile::open(*in.resume_path);
@@ -346,7 +363,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
                (unsigned long long)oo.warmup_steps, about, (unsigned long long)total);
   };
   check_warmup("");
-  check_same_weights(opt, comm, st.step);  // other files on some machine fail now, not at the end
+  check_same_weights(all, comm, st.step);  // other files on some machine fail now, not at the end
   const double flops_per_token = job.flops_per_token();
   RunResult res;
   int consecutive_skips = 0, evals_without_gain = 0;
@@ -359,11 +376,32 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     comm.max(&t, 1);
     return t;
   };
+  // --zero 1: the moments of the tensors other ranks own, sent to rank 0's `whole` (the owner
+  // broadcasts; ranks that neither own nor write take them in a scratch buffer).
+  std::vector<float> scratch;
+  auto gather_moments = [&](AdamW* whole) {
+    if (!zero) return;
+    size_t k = 0;  // index into opt (this rank's tensors)
+    for (size_t i = 0; i < all.size(); ++i) {
+      const bool own = owner[i] == comm.rank();
+      for (int mv = 0; mv < 2; ++mv) {
+        float* buf = own ? (mv ? opt.v(k) : opt.m(k)) : whole ? (mv ? whole->v(i) : whole->m(i)) : nullptr;
+        if (!buf) {
+          scratch.resize(all[i].size());
+          buf = scratch.data();
+        }
+        if (own && whole) std::copy_n(buf, all[i].size(), mv ? whole->v(i) : whole->m(i));
+        if (owner[i] != 0) comm.broadcast(buf, all[i].size() * sizeof(float), owner[i]);
+      }
+      if (own) ++k;
+    }
+  };
   auto checkpoint = [&] {
     if (in.checkpoint_path.empty()) return;
-    check_finite_weights(opt, st.step);
-    check_same_weights(opt, comm, st.step);
+    check_finite_weights(all, st.step);
+    check_same_weights(all, comm, st.step);
     if (!comm.root()) {  // rank 0 writes; the others wait until the file is in place
+      gather_moments(nullptr);
       comm.barrier();
       return;
     }
@@ -371,7 +409,13 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     st.sampler_draws = job.sampler_draws();
     format::GgufWriter w;
     job.add_to_checkpoint(w);
-    add_checkpoint(w, opt, st);
+    std::optional<AdamW> whole;  // --zero 1: every rank's moments, gathered here for the file
+    if (zero) {
+      whole.emplace(all, oo);
+      whole->set_steps(opt.steps());
+    }
+    gather_moments(whole ? &*whole : nullptr);
+    add_checkpoint(w, whole ? *whole : opt, st);
     w.set_u32(kBatch, uint32_t(o.batch));
     w.set_u32(kAccum, uint32_t(o.grad_accum));
     if (comm.size() > 1) w.set_u32(kRanks, uint32_t(comm.size()));
@@ -394,7 +438,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   std::vector<float> best;
   auto copy_weights = [&](bool to_best) {
     size_t at = 0;
-    for (const Trainable& t : opt.tensors()) {
+    for (const Trainable& t : all) {
       if (to_best) std::copy_n(t.w, t.size(), best.data() + at);
       else std::copy_n(best.data() + at, t.size(), t.w);
       at += t.size();
@@ -402,7 +446,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   };
   if (o.patience > 0) {
     size_t n = 0;
-    for (const Trainable& t : opt.tensors()) n += t.size();
+    for (const Trainable& t : all) n += t.size();
     best.resize(n);
   }
   const uint64_t first_step = st.step;
@@ -433,7 +477,10 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     }
     // The gradient sum over the ranks, then the mean over the step's micro-batches.
     const double comm_start = local_elapsed();
-    for (auto g : grads) comm.sum(g.data(), g.size());
+    if (zero)  // each tensor's sum goes to its owner alone
+      for (size_t i = 0; i < all.size(); ++i) comm.sum_to(all[i].g, all[i].size(), owner[i]);
+    else
+      for (auto g : grads) comm.sum(g.data(), g.size());
     comm.sum(sums, 2);
     const double comm_s = local_elapsed() - comm_start;
     const double loss = sums[0] / parts;
@@ -444,8 +491,15 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     StepInfo info;
     if (comm.distributed()) info.comm_s = comm_s;
     // Clipping on the global norm; rank 0's, so that every rank takes the same decision.
-    info.grad_norm = grad_norm(grads);
-    comm.broadcast(&info.grad_norm, sizeof info.grad_norm);
+    if (zero) {  // the owners' shares of the squared norm
+      double sq = 0;
+      for (const Trainable& t : opt.tensors()) sq += kernels::sum_squares(t.g, t.size());
+      comm.sum(&sq, 1);
+      info.grad_norm = std::sqrt(sq);
+    } else {
+      info.grad_norm = grad_norm(grads);
+      comm.broadcast(&info.grad_norm, sizeof info.grad_norm);
+    }
     clip_to_norm(grads, info.grad_norm, oo.grad_clip);
     oo.total_steps = total ? total : st.step + 1000;
     info.lr = lr_at(st.step, oo);
@@ -462,6 +516,8 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     } else {
       consecutive_skips = 0;
       opt.step(info.lr);
+      if (zero)  // each owner's updated tensors to every rank
+        for (size_t i = 0; i < all.size(); ++i) comm.broadcast(all[i].w, all[i].size() * sizeof(float), owner[i]);
     }
     ++st.step;
     st.tokens_seen += step_tokens;
@@ -519,8 +575,8 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     }
   }
   res.steps = st.step;
-  check_finite_weights(opt, st.step);
-  check_same_weights(opt, comm, st.step);
+  check_finite_weights(all, st.step);
+  check_same_weights(all, comm, st.step);
   if (o.patience > 0 && res.end != RunEnd::Interrupted && res.best_valid_loss && res.best_step != st.step) {
     copy_weights(false);
     res.kept_best = true;

@@ -40,6 +40,9 @@ struct TrainOptions {
   uint64_t checkpoint_every = 0;    // steps between checkpoints (0 = only when interrupted)
   uint64_t seed = 0;
   int threads = 0;
+  // Under MPI, 1: ZeRO-1, each rank keeps the AdamW moments of its share of the tensors only
+  // (docs/distributed.md); 0: every rank keeps them all.
+  int zero = 0;
   // Resume even where the options a checkpoint records differ (listed as a warning instead).
   bool force_resume = false;
 };

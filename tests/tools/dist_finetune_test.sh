@@ -56,6 +56,7 @@ equivalent() {
 equivalent full --data corpus.txt --lr 1e-3 --dropout 0.1
 equivalent lora --data corpus.txt --lora --lora-dropout 0.1 --lr 3e-3
 equivalent pc --task prompt-completion --data pc.jsonl --lora --lr 3e-3
+equivalent lorazero --data corpus.txt --lora --train-norms --merge --lr 3e-3 --zero 1
 equivalent cls --task classify --data train.tsv --valid test.tsv --lr 1e-3
 values_close cls.1.out cls.2.out valid_accuracy "classifier accuracy"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel training under mpirun (docs/distributed.md): 2 ranks x batch B train like one
 # process with --grad-accum 2 x batch B (losses, validation and final weights within 1e-5
-# relative), for lm-train and for lm-finetune (full, LoRA, classification); rank 0 alone prints
+# relative); --zero 1 gives the same run and checkpoint with less memory per rank; rank 0 alone prints
 # and writes; SIGTERM to mpirun saves one checkpoint that resumes bit for bit on 2 ranks and on
 # one process; a rank killed with SIGKILL ends the job. A build without MPI, started under a
 # launcher, says so and exits 2.
@@ -68,6 +68,30 @@ expect_exit 0 "one process, --grad-accum 4" -- "${train[@]}" --grad-accum 4 --me
 expect_exit 0 "2 ranks, --grad-accum 2" -- "${mpi2[@]}" "${train[@]}" --grad-accum 2 --metrics two4.jsonl -o two4.gguf
 losses_close one4.jsonl two4.jsonl loss "2 ranks x --grad-accum 2 vs --grad-accum 4"
 weights_close one4.gguf two4.gguf "2 ranks x --grad-accum 2 vs --grad-accum 4"
+
+# ---- --zero 1: the moments sharded by tensor; the same run as plain data parallel, the same
+# checkpoint (moments gathered by rank 0), and less memory per rank ----
+expect_exit 0 "2 ranks, plain" -- "${mpi2[@]}" "${train[@]}" --checkpoint-every 10 -o plain.gguf -q
+expect_exit 0 "2 ranks, --zero 1" -- "${mpi2[@]}" "${train[@]}" --zero 1 --checkpoint-every 10 -o zero.gguf -q
+if "$LM_TEST_BIN/lm_test_compare_gguf" plain.gguf zero.gguf 0 > cmp.txt &&
+   "$LM_TEST_BIN/lm_test_compare_gguf" plain.gguf.ckpt zero.gguf.ckpt 0 >> cmp.txt; then pass
+else fail "--zero 1 differs from plain data parallel: $(cat cmp.txt)"; fi
+expect_exit 0 "a --zero 1 checkpoint resumes on one process" -- "${train[@]}" --grad-accum 2 --steps 20 \
+  --resume zero.gguf.ckpt -o zero1.gguf -q
+# Peak RSS per rank: the moments are 8 bytes per parameter, half of them on each of 2 ranks.
+rss=(lm-train --tokenizer tok.model --data corpus.tok --preset tiny --batch 1 -t 1 --steps 2 --eval-every 0 -q)
+params=$("${rss[@]}" --dry-run | awk -F'\t' '$1 == "parameters" { print $2 }')
+[[ -x /usr/bin/time ]] || echo "SKIP: /usr/bin/time not found (apt-get install time): --zero 1's peak RSS not measured"
+for z in 0 1; do
+  [[ -x /usr/bin/time ]] || { echo 0 > rss$z.txt; continue; }
+  "${mpi2[@]}" /usr/bin/time -f "rss_kb %M" "${rss[@]}" --zero $z -o rss$z.gguf 2>&1 > /dev/null | grep rss_kb |
+    awk '{ print $2 }' | sort -n | tail -1 > rss$z.txt
+done
+saved=$(( $(cat rss0.txt) - $(cat rss1.txt) ))
+echo "--zero 1, tiny preset ($params parameters): peak RSS per rank $(cat rss0.txt) KB -> $(cat rss1.txt) KB," \
+  "$saved KB less (the other rank's moments: about $(( params * 4 / 1024 )) KB)"
+[[ ! -x /usr/bin/time ]] || (( saved * 1024 > params * 2 )) && pass ||
+  fail "--zero 1 saved $saved KB of peak RSS per rank, expected about $(( params * 4 / 1024 ))"
 
 # ---- a signal to one rank: every rank stops after the same step, one checkpoint; it resumes
 # bit for bit on 2 ranks, and on one process with the same global batch ----

@@ -196,6 +196,24 @@ interrupted run leaves one too. A resumed run draws the steps from where it resu
 picture of a whole run can be drawn from its metrics file with
 .BR "lm\-eval plot" .
 Runs of more than 2000 steps are drawn as the means of consecutive steps, as the legend says.)");
+  lm::tools::doc(app.add_option("--zero", o.zero,
+                                "Under mpirun, 1: each rank keeps the AdamW moments of its share of the tensors (ZeRO-1)")
+                     ->check(CLI::Range(0, 1))
+                     ->type_name("0|1"))
+      .group("Budget and optimization")
+      .man(R"(Under
+.BR mpirun ,
+1 shards the optimizer state (ZeRO stage 1): the trained tensors are dealt out to the ranks,
+whole and balanced by size; each tensor's gradient is summed to its owner alone, the owner
+keeps its AdamW moments and updates it, and broadcasts the new weights. A rank's optimizer
+memory falls to about 1/N (8 bytes per parameter of its share instead of all). The
+communication per step is that of the plain sum. Checkpoints are the same file: rank 0
+gathers the moments to write it (for that moment it holds them all), and it resumes with or
+without
+.BR \-\-zero ,
+on any number of ranks with the same global batch. Without
+.B mpirun
+it changes nothing.)");
   lm::tools::doc(app.add_option("-s,--seed", o.seed, "Random seed (initialisation and data order)"))
       .group("Other")
       .man(R"(Seed for the initial weights and the order of the training windows.)");
