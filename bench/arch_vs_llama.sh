@@ -3,7 +3,8 @@
 # architecture's layout (lm_test_write_gguf --random ARCH, with the byte-level BPE vocabulary
 # of tests/data/vocab/), its perplexity over tests/data/arch/text.txt in windows of 128 tokens
 # (llama-perplexity -c 128 and lm-eval perplexity -c 128) and its greedy continuation of a
-# prompt (llama-simple and lm-generate --greedy).
+# prompt (llama-simple and lm-generate --greedy); then the perplexity of its q8_0, q4_0, q4_k_m,
+# q6_k, q5_k_m and q3_k_m copies made by lm-quantize.
 #   bench/arch_vs_llama.sh LLAMA_BIN_DIR [--record]
 # LLAMA_BIN_DIR holds llama-perplexity, llama-simple and llama-embedding from a CPU build of
 # llama.cpp. bert, an encoder, is compared by its sentence embedding instead (llama-embedding).
@@ -21,6 +22,7 @@ vocab=tests/data/vocab/bytebpe-gpt-2.gguf
 text=tests/data/arch/text.txt
 prompt="The jury said"
 n=24
+types="q8_0 q4_0 q4_k_m q6_k q5_k_m q3_k_m"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 status=0
@@ -30,7 +32,7 @@ for arch in llama llama3 qwen2 phi3 phi3-longrope gpt2 gemma2; do
   "$tbin/lm_test_write_gguf" --random "$arch" "$vocab" "$m"
   # llama.cpp logs from a thread of its own, which now and then exits before the last line.
   ref=
-  for try in 1 2 3; do
+  for try in 1 2 3 4 5 6; do
     "$llama/llama-perplexity" -m "$m" -f "$text" -c 128 -b 128 -t 2 > "$tmp/ppl.out" 2>&1
     ref=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$tmp/ppl.out")
     [[ -n $ref ]] && break
@@ -45,11 +47,31 @@ for arch in llama llama3 qwen2 phi3 phi3-longrope gpt2 gemma2; do
   awk -v a="$ref" -v b="$ours" 'BEGIN { d = (b - a) / a; exit !(d < 0.001 && d > -0.001) }' || status=1
   printf '%-8s %14s %14s %10s %s\n' "$arch" "$ref" "$ours" "$diff" "$same"
   if [[ $same != same ]]; then echo "  llama.cpp: $(head -c 200 "$tmp/simple.out")"; echo "  lm:        $(head -c 200 "$tmp/gen.out")"; fi
+  # Quantized copies (lm-quantize; llama.cpp reads them as they are): the quantized kernels of
+  # both on the same file.
+  qref=()
+  for type in $types; do
+    q=$tmp/$arch-$type.gguf
+    "$bin/lm-quantize" -q -m "$m" -o "$q" --type "$type"
+    r=
+    for try in 1 2 3 4 5 6; do
+      "$llama/llama-perplexity" -m "$q" -f "$text" -c 128 -b 128 -t 2 > "$tmp/ppl.out" 2>&1
+      r=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$tmp/ppl.out")
+      [[ -n $r ]] && break
+    done
+    [[ -n $r ]] || { echo "$arch $type: llama-perplexity gave no estimate:"; tail -5 "$tmp/ppl.out"; exit 1; }
+    o=$("$bin/lm-eval" perplexity -q -m "$q" -c 128 -t 2 "$text" | awk -F'\t' 'NR == 2 { print $5 }')
+    awk -v a="$r" -v b="$o" 'BEGIN { d = (b - a) / a; exit !(d < 0.001 && d > -0.001) }' || status=1
+    printf '  %-12s %14s %14s %10s\n' "$type" "$r" "$o" "$(awk -v a="$r" -v b="$o" 'BEGIN { printf "%+.4f%%", (b - a) / a * 100 }')"
+    qref+=("perplexity-$type $r")
+  done
   if [[ $record == --record ]]; then
     { echo "# $arch: llama.cpp's figures for lm_test_write_gguf --random $arch $vocab"
       echo "# bench/arch_vs_llama.sh LLAMA_BIN_DIR --record, $(date -u +%F), llama.cpp $("$llama/llama-perplexity" --version 2>&1 | head -n 1)"
       echo "# llama-perplexity -m MODEL -f $text -c 128 -b 128 -t 2; llama-simple -m MODEL -n $n \"$prompt\""
       echo "perplexity $ref"
+      echo "# the same for lm-quantize -m MODEL -o Q.gguf --type TYPE"
+      printf '%s\n' "${qref[@]}"
       echo "# the prompt and its greedy continuation as llama-simple prints them, in hex"
       echo "continuation $(od -An -v -tx1 < "$tmp/simple.out" | tr -d ' \n')"; } > "tests/data/arch/$arch.txt"
   fi
@@ -68,12 +90,13 @@ for name in bert llama-embedding; do
     "$tbin/lm_test_write_gguf" --random llama "$vocab" "$m"
     pool=(--pooling mean)
   fi
-  for try in 1 2 3; do  # as above: now and then the output is lost at exit
+  "$bin/lm-eval" embed -m "$m" --normalize "${pool[@]}" <<< "$sentence" | tr '\t' ' ' > "$tmp/lm.emb"
+  want=$(wc -w < "$tmp/lm.emb")
+  for try in 1 2 3 4 5; do  # as above: now and then the output is lost at exit, or its end
     "$llama/llama-embedding" -m "$m" -p "$sentence" "${pool[@]}" -t 2 2> /dev/null | sed -n 's/^embedding 0: *//p' > "$tmp/llama.emb" || true
-    [[ -s $tmp/llama.emb ]] && break
+    [[ $(wc -w < "$tmp/llama.emb") == "$want" ]] && break
   done
-  [[ -s $tmp/llama.emb ]] || { echo "$name: llama-embedding printed no embedding"; exit 1; }
-  build/tools/lm-eval embed -m "$m" --normalize "${pool[@]}" <<< "$sentence" | tr '\t' ' ' > "$tmp/lm.emb"
+  [[ $(wc -w < "$tmp/llama.emb") == "$want" ]] || { echo "$name: llama-embedding printed no whole embedding"; exit 1; }
   maxdiff=$(paste <(tr -s ' ' '\n' < "$tmp/llama.emb" | sed '/^$/d') <(tr -s ' ' '\n' < "$tmp/lm.emb" | sed '/^$/d') |
     awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { printf "%.2e", m }')
   printf '%-8s %s\n' $name "embedding of $(tr -s ' ' '\n' < "$tmp/lm.emb" | sed '/^$/d' | wc -l) values, largest difference $maxdiff"
@@ -82,7 +105,7 @@ for name in bert llama-embedding; do
     what=$([[ $name == bert ]] && echo "bert tests/data/vocab/wordpiece.gguf" || echo "llama $vocab")
     { echo "# $name: llama-embedding's sentence embedding (mean pooling, unit length) for lm_test_write_gguf --random $what"
       echo "# bench/arch_vs_llama.sh LLAMA_BIN_DIR --record, $(date -u +%F), llama.cpp $("$llama/llama-perplexity" --version 2>&1 | head -n 1)"
-      echo "# llama-embedding -m MODEL -p \"$sentence\" ${pool[*]}"
+      echo "# llama-embedding -m MODEL -p \"$sentence\"${pool[*]:+ ${pool[*]}}"
       echo "sentence $sentence"
       echo "embedding $(tr -s ' ' < "$tmp/llama.emb" | sed 's/^ //')"; } > tests/data/arch/$name.txt
   fi

@@ -15,7 +15,9 @@ same script gives the same file for the same ggml.
 ggml functions called (ggml-quants.h, ggml.h): quantize_row_{q4_0,q4_1,q5_0,q5_1,q8_0,q2_K,
 q3_K,q4_K,q5_K,q6_K,q8_K,iq4_xs}_ref, quantize_iq4_nl (nrow 1, no importance matrix: what
 llama-quantize writes; quantize_row_iq4_nl_ref tries no scales and differs), ggml_fp32_to_fp16_row,
-ggml_fp32_to_bf16_row_ref, dequantize_row_{q4_1,q5_0,q5_1,iq4_nl,q2_K,q3_K,q4_K,q5_K,q6_K,iq4_xs,q8_K}.
+ggml_fp32_to_bf16_row_ref, dequantize_row_{q4_1,q5_0,q5_1,iq4_nl,q2_K,q3_K,q4_K,q5_K,q6_K,iq4_xs,q8_K},
+and quantize_{q4_0,q4_1,q5_0,q5_1,iq4_nl,q2_K,q3_K,q4_K,q5_K,q6_K,iq4_xs} (nrow 1) with an
+importance row (quant_weights): what llama-quantize --imatrix writes.
 
 The committed file was made with
   scripts/ggml_golden.py /tmp/llama/build/bin/libggml-base.so
@@ -26,7 +28,10 @@ File layout, little-endian:
   u32 n_inputs; per input: u32 n (a multiple of 256), f32 x[n];
   u32 n_records; per record: u32 input, u32 ggml type, u32 op, u32 nbytes, nbytes bytes.
   op 0: the bytes ggml's converter writes for the input row;
-  op 1: f32 values ggml's dequantizer gives for those bytes (the types in DEQUANTIZERS).
+  op 1: f32 values ggml's dequantizer gives for those bytes (the types in DEQUANTIZERS);
+  op 2: the bytes ggml's importance-weighted quantizer writes for the input row with the
+        importance row of the input's op 3 record (the types in WEIGHTED);
+  op 3 (type 0): f32 importance values for the input (n of them), before its op 2 records.
 """
 import argparse
 import ctypes
@@ -63,6 +68,10 @@ QUANTIZERS = {
 }
 # Quantizers with ggml_quantize_chunk's signature (src, dst, nrow, n_per_row, imatrix).
 CHUNK_QUANTIZERS = {"quantize_iq4_nl"}
+# ggml_quantize_chunk's quantizers with an importance matrix (quant_weights).
+WEIGHTED = {t: "quantize_" + n for t, n in (
+    (Q4_0, "q4_0"), (Q4_1, "q4_1"), (Q5_0, "q5_0"), (Q5_1, "q5_1"), (IQ4_NL, "iq4_nl"), (Q2_K, "q2_K"),
+    (Q3_K, "q3_K"), (Q4_K, "q4_K"), (Q5_K, "q5_K"), (Q6_K, "q6_K"), (IQ4_XS, "iq4_xs"))}
 DEQUANTIZERS = {t: "dequantize_row_" + n for t, n in (
     (Q4_K, "q4_K"), (Q6_K, "q6_K"), (Q8_K, "q8_K"), (Q4_1, "q4_1"), (Q5_0, "q5_0"), (Q5_1, "q5_1"),
     (Q2_K, "q2_K"), (Q3_K, "q3_K"), (Q5_K, "q5_K"), (IQ4_NL, "iq4_nl"), (IQ4_XS, "iq4_xs"))}
@@ -116,11 +125,26 @@ def make_inputs(rng, extra):
     return rows
 
 
+def make_importance(rng, r, n):
+    """An importance row for input r: mean squared activations as an imatrix holds them (spread
+    over decades), with zeros (columns no token drove) and, for some inputs, edge cases."""
+    imp = [f32(10 ** rng.uniform(-4, 2)) for _ in range(n)]
+    for i in rng.sample(range(n), n // 16):
+        imp[i] = 0.0
+    if r == 2:
+        imp = [1.0] * n                                   # uniform: only sigma2 + x^2 weighs
+    elif r == 3:
+        imp = [0.0] * n                                   # all zero: every weight 0
+    elif r == 4:
+        imp = [f32(v * 1e20) for v in imp]                # huge
+    return imp
+
+
 def load_ggml(path):
     lib = ctypes.CDLL(path)
-    for name in list(QUANTIZERS.values()) + list(DEQUANTIZERS.values()):
+    for name in list(QUANTIZERS.values()) + list(DEQUANTIZERS.values()) + list(WEIGHTED.values()):
         fn = getattr(lib, name)  # AttributeError names the missing symbol
-        if name in CHUNK_QUANTIZERS:
+        if name in CHUNK_QUANTIZERS or name in WEIGHTED.values():
             fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
             fn.restype = ctypes.c_size_t
         else:
@@ -153,6 +177,7 @@ def main():
     rows = make_inputs(random.Random(20240601), args.extra_rows)
 
     records = []
+    wrng = random.Random(20261202)  # importance rows: their own stream, so the rows stay the same
     for r, x in enumerate(rows):
         n = len(x)
         src = (ctypes.c_float * n)(*x)
@@ -167,6 +192,13 @@ def main():
                 back = (ctypes.c_float * n)()
                 getattr(lib, DEQUANTIZERS[t])(out, back, n)
                 records.append((r, t, 1, bytes(back)))
+        imp = make_importance(wrng, r, n)
+        records.append((r, 0, 3, struct.pack("<%df" % n, *imp)))
+        qw = (ctypes.c_float * n)(*imp)
+        for t, name in WEIGHTED.items():
+            out = ctypes.create_string_buffer(ROW_BYTES_PER_256[t] * n // 256)
+            getattr(lib, name)(src, out, 1, n, qw)
+            records.append((r, t, 2, out.raw))
 
     name = ggml_name(lib).encode()
     blob = [b"LMGGMLQ1", struct.pack("<I", len(name)), name, struct.pack("<I", len(rows))]

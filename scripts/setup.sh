@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libopenblas-dev libopenblas0-openmp libcli11-dev libsentencepiece-dev
-          nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev doctest-dev sentencepiece groff-base curl)
+          nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev doctest-dev sentencepiece groff-base curl
+          libopenmpi-dev openmpi-bin)  # MPI: data-parallel lm-train/lm-finetune (docs/distributed.md)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,4 +1,5 @@
-// lm-eval: perplexity, bits per byte and KL divergence of GGUF models on text; corpus BLEU and
+// lm-eval: perplexity, bits per byte and KL divergence of GGUF models on text; importance
+// matrices for lm-quantize --imatrix; corpus BLEU and
 // chrF of hypotheses against references; classification metrics of predicted labels; the
 // picture of a training run's metrics. Scoring lives in lib/eval; this file reads inputs,
 // shows progress on a terminal and writes tables (TSV) or JSON.
@@ -27,10 +28,12 @@
 #include "dataset/labeled.hpp"
 #include "eval/classify.hpp"
 #include "eval/embed.hpp"
+#include "eval/imatrix.hpp"
 #include "eval/perplexity.hpp"
 #include "kernels/blas.hpp"
 #include "model/model_io.hpp"
 #include "model/session.hpp"
+#include "quant/imatrix.hpp"
 #include "train/plot.hpp"
 
 namespace {
@@ -256,6 +259,68 @@ int run_kld(KldArgs& a, const lm::Logger& log) {
                 s.mean(), s.mean_error(), med, p90, p99, mx, s.top1_agreement(), (unsigned long long)s.tokens,
                 s.model.perplexity(), s.reference.perplexity());
   }
+  return 0;
+}
+
+struct ImatrixArgs {
+  std::string model, output = "imatrix.gguf";
+  std::vector<std::string> inputs{"-"};
+  lm::eval::ImatrixOptions o;
+  int n_ctx = 0;
+  bool bos = false, no_bos = false, json = false;
+  int threads = 0;
+};
+
+// The model over the text in llama-imatrix's chunks (eval/imatrix.hpp), the sums written as an
+// imatrix GGUF file.
+int run_imatrix(ImatrixArgs& a, const lm::Logger& log) {
+  if (lm::same_file(a.output, a.model) || a.output == a.model)
+    throw lm::UsageError("output '" + a.output + "' is the model; choose another file");
+  for (const std::string& path : a.inputs)
+    if (lm::same_file(a.output, path)) throw lm::UsageError("output '" + a.output + "' is an input; choose another file");
+  lm::kernels::set_threads(a.threads);
+  lm::model::LoadedModel m = lm::model::load_model(a.model);
+  log.debug("%s: %s", a.model.c_str(), lm::model::describe_model(m.gguf).c_str());
+  a.o.add_bos = (a.bos || (!a.no_bos && m.add_bos)) && m.tok.bos_id().has_value();
+  const int model_ctx = m.weights.cfg.n_ctx;
+  a.o.n_ctx = a.n_ctx > 0 ? a.n_ctx : std::min(512, model_ctx);
+  if (a.o.n_ctx > model_ctx)
+    throw lm::UsageError("--ctx-size " + std::to_string(a.o.n_ctx) + " is larger than the model's context length " +
+                         std::to_string(model_ctx));
+  if (a.o.n_ctx < lm::eval::kImatrixMinRows)
+    throw lm::UsageError("--ctx-size " + std::to_string(a.o.n_ctx) + " is below " +
+                         std::to_string(lm::eval::kImatrixMinRows) + ", the fewest rows a product is collected over");
+  a.o.n_batch = std::min(a.o.n_batch, a.o.n_ctx);
+  lm::model::Session session(m.weights, a.o.n_ctx, a.o.n_batch);
+  lm::quant::Imatrix im;
+  for (const std::string& path : a.inputs) im.datasets.push_back(path);
+  lm::eval::ImatrixCollector collector(session, lm::eval::imatrix_names(m.weights.cfg), im, a.o,
+                                       m.tok.bos_id().value_or(0));
+  Progress progress(log, "imatrix", lm::tools::total_file_bytes(a.inputs), Progress::Unit::Bytes, "", "tokens",
+                    !lm::tools::reads_terminal(a.inputs));
+  uint64_t bytes_read = 0, tokens_read = 0;
+  for (const std::string& path : a.inputs) {
+    progress.set_label("imatrix " + lm::display_name(path));
+    stream_tokens(path, m.tok, [&](const std::vector<int>& ids, size_t bytes) {
+      collector.add(ids);
+      bytes_read += bytes, tokens_read += ids.size();
+      progress.update(bytes_read, tokens_read);
+    });
+  }
+  progress.finish();
+  if (collector.chunks() == 0)
+    throw lm::FormatError(a.inputs.back(), std::to_string(collector.fed()) + " tokens" +
+                                               (a.inputs.size() > 1 ? " in all the inputs" : "") +
+                                               ", too few for one chunk of " + std::to_string(a.o.n_ctx) +
+                                               " (use a smaller --ctx-size)");
+  lm::quant::save_imatrix(a.output, im);
+  const unsigned long long tokens = (unsigned long long)collector.chunks() * unsigned(a.o.n_ctx);
+  if (a.json)
+    print_json({{"file", a.output}, {"entries", im.entries.size()}, {"chunks", collector.chunks()},
+                {"chunk_size", a.o.n_ctx}, {"tokens", tokens}});
+  else
+    std::printf("file\tentries\tchunks\tchunk_size\ttokens\n%s\t%zu\t%llu\t%d\t%llu\n", a.output.c_str(),
+                im.entries.size(), (unsigned long long)collector.chunks(), a.o.n_ctx, tokens);
   return 0;
 }
 
@@ -757,6 +822,45 @@ and
   lm::tools::add_threads(*pp, p.threads);
   lm::tools::add_verbosity(*pp, log, verbose_man);
 
+  ImatrixArgs ia;
+  CLI::App* im = app.add_subcommand("imatrix", "Importance matrix of a model on text, for lm-quantize --imatrix "
+                                                "(llama-imatrix's GGUF format)");
+  lm::tools::doc(im->add_option("-m,--model", ia.model, "Model file (GGUF)")->type_name("FILE")->required())
+      .man(R"(The model (required).)");
+  im->add_option("inputs", ia.inputs, "Text files ('-' = stdin), read as one stream")->type_name("FILE");
+  lm::tools::doc(im->add_option("-o,--output", ia.output, "Where to write the importance matrix (default imatrix.gguf)")
+                     ->type_name("FILE"))
+      .man(R"(Where to write the importance matrix, in llama.cpp's imatrix GGUF format, for
+.BR "lm-quantize \-\-imatrix" .)");
+  lm::tools::doc(im->add_option("-c,--ctx-size", ia.n_ctx, "Chunk length in tokens (0 = 512, or the model's context if shorter)")
+                     ->check(CLI::Range(0, 1 << 20)))
+      .man(R"(Chunk length in tokens (0: 512, llama-imatrix's default, or the model's context length
+if that is shorter).)");
+  lm::tools::doc(im->add_option("-b,--batch", ia.o.n_batch, "Tokens per forward pass")->check(CLI::Range(16, 1 << 16)))
+      .man(R"(Tokens per forward pass (at least 16: products over fewer rows are not collected,
+as in llama-imatrix).)");
+  auto* im_bos = lm::tools::doc(im->add_flag("--bos", ia.bos, "Start each chunk with BOS (default: as the model file says)"))
+                     .man(R"(Start every chunk with BOS (the default unless the model file sets
+.B tokenizer.ggml.add_bos_token
+to false).)")
+                     .option();
+  lm::tools::doc(im->add_flag("--no-bos", ia.no_bos, "Do not add BOS")->excludes(im_bos)).man(R"(Do not add BOS.)");
+  lm::tools::doc(im->add_flag("--process-output", ia.o.process_output, "Also collect output.weight (the head)"))
+      .man(R"(Also collect the head,
+.BR output.weight ,
+as llama-imatrix's
+.B \-\-process\-output
+does. A tied head (token_embd) is never collected.)");
+  lm::tools::doc(im->add_flag("--json", ia.json, "Print one JSON object"))
+      .man(R"(Print one JSON object:
+.BR file ,
+.BR entries ,
+.BR chunks ,
+.BR chunk_size ,
+.BR tokens .)");
+  lm::tools::add_threads(*im, ia.threads);
+  lm::tools::add_verbosity(*im, log, verbose_man);
+
   CLI::App* kl = app.add_subcommand("kld", "KL divergence and top-1 agreement of a model against a reference model");
   lm::tools::doc(
       kl->add_option("-m,--model", k.model, "Model file (GGUF), e.g. a quantized one")->type_name("FILE")->required())
@@ -1020,7 +1124,7 @@ writes to standard output). It is written to a temporary file and renamed into p
     auto note = [&](const std::vector<std::string>& paths, const char* what) {
       for (const std::string& path : paths) lm::tools::note_terminal_input(log, path, what);
     };
-    if (pp->parsed() || kl->parsed()) note(pp->parsed() ? p.inputs : k.inputs, "text");
+    if (pp->parsed() || kl->parsed() || im->parsed()) note(pp->parsed() ? p.inputs : kl->parsed() ? k.inputs : ia.inputs, "text");
     if (bl->parsed() || cf->parsed()) note({bl->parsed() ? tb.hyp : tc.hyp}, "hypotheses");
     if (cl->parsed()) note(ca.predictions.empty() ? std::vector{ca.gold} : std::vector{ca.gold, ca.predictions}, "labels");
     if (pr->parsed()) note(pa.inputs, "texts, one per line,");
@@ -1030,6 +1134,7 @@ writes to standard output). It is written to a temporary file and renamed into p
       return run_perplexity(p, log);
     }
     if (kl->parsed()) return run_kld(k, log);
+    if (im->parsed()) return run_imatrix(ia, log);
     if (bl->parsed()) return run_bleu(tb, bo, log);
     if (cl->parsed()) return run_classify(ca, log);
     if (pr->parsed()) return run_predict(pa, log);

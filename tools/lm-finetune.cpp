@@ -20,6 +20,7 @@
 #include "train/finetune.hpp"
 
 int main(int argc, char** argv) {
+  lm::tools::DistRun dist("lm-finetune", &argc, &argv);  // under mpirun: data-parallel (docs/distributed.md)
   lm::train::TrainOptions o;
   o.opt.lr = 1e-4f;
   o.opt.lr_min = 1e-5f;
@@ -225,7 +226,8 @@ early_stop and output (model, adapter or classifier).)");
   lm::tools::add_verbosity(app, log,
                            R"(Print a line per step, the data sizes and the trained share on standard error.)");
 
-  return lm::tools::run_main(app, argc, argv, [&] {
+  return dist.finish(lm::tools::run_main(app, argc, argv, [&] {
+    dist.setup(log, o);
     lm::tools::finish_trainer_flags(o, tf, dry);
     if (!dry && output.empty()) throw lm::UsageError("-o/--output is required");
     if (!f.lora && (merge || f.train_norms || f.train_embeddings || f.train_head))
@@ -248,9 +250,10 @@ early_stop and output (model, adapter or classifier).)");
     f.lora_opt.targets = lm::model::parse_lora_targets(targets);
     f.pooling = pooling == "mean" ? lm::model::kPoolMean : lm::model::kPoolLast;
     std::string checkpoint = tf.checkpoint.empty() && !output.empty() ? output + ".ckpt" : tf.checkpoint;
+    // Rank 0 writes every file of the run; the other ranks only read.
     std::optional<lm::OutputFile> out;
-    if (!dry) out.emplace(output);  // fails now, not after the run, if the directory is not writable
-    lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, model});
+    if (!dry && dist.root()) out.emplace(output);  // fails now, not after the run, if the directory is not writable
+    if (dist.root()) lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, model});
     lm::tools::check_side_output(tf.plot, "--plot", {output, checkpoint, tf.resume, tf.metrics, data, valid, model});
     lm::kernels::set_threads(o.threads);
 
@@ -309,6 +312,7 @@ early_stop and output (model, adapter or classifier).)");
     size_t trainable = 0;
     for (const auto& t : job.trainables()) trainable += t.size();
     const double mib = double(job.memory_bytes()) / (1 << 20);
+    if (dry && !dist.root()) return 0;
     if (dry) {
       std::printf("parameters\t%zu\ntrainable\t%zu\ntokens_per_step\t%llu\nmemory_mib\t%.0f\n",
                   job.params().cfg.n_params(), trainable,
@@ -318,7 +322,8 @@ early_stop and output (model, adapter or classifier).)");
     log.debug("%zu of %zu parameters trained; about %.0f MiB for weights, gradients, AdamW and activations",
               trainable, job.params().cfg.n_params(), mib);
     const double peak = lm::kernels::sgemm_peak_gflops();
-    lm::tools::StepReporter report(log, tf.metrics, peak, tf.plot, "lm-finetune: " + lm::display_name(output));
+    lm::tools::StepReporter report(log, dist.root() ? tf.metrics : "", peak, dist.root() ? tf.plot : "",
+                                   "lm-finetune: " + lm::display_name(output));
     const std::atomic<int>& stop = lm::tools::install_stop_signals();
     lm::train::RunHooks hooks;
     hooks.checkpoint_path = checkpoint;
@@ -333,9 +338,10 @@ early_stop and output (model, adapter or classifier).)");
     report.finish();
     if (r.end == lm::train::RunEnd::Interrupted) {
       log.info("interrupted at step %llu; checkpoint saved to %s", (unsigned long long)r.steps, checkpoint.c_str());
-      return 128 + stop.load();
+      return 128 + r.signal;
     }
-    const std::optional<double> accuracy = job.valid_accuracy();
+    const std::optional<double> accuracy = job.valid_accuracy();  // every rank: its share
+    if (!dist.root()) return 0;
 
     lm::format::GgufWriter w;
     const std::string name = lm::tools::model_name(output);
@@ -371,5 +377,5 @@ early_stop and output (model, adapter or classifier).)");
       std::printf("trainable_parameters\t%zu\nmemory_mib\t%.0f\noutput\t%s\n", trainable, mib, written);
     }
     return 0;
-  });
+  }));
 }

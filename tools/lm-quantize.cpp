@@ -30,6 +30,8 @@
 #include "model/session.hpp"
 #include "model/quant_convert.hpp"
 #include "model/quant_policy.hpp"
+#include "quant/imatrix.hpp"
+#include "quant/quant.hpp"
 
 namespace {
 
@@ -48,7 +50,7 @@ void check_signal() {
 constexpr int kDefaultEvalCtx = 512;
 
 struct Args {
-  std::string model, output, type, eval;
+  std::string model, output, type, eval, imatrix;
   std::vector<std::string> tensor_types;
   std::optional<int> ctx;
   bool allow_requantize = false, dry_run = false, json = false;
@@ -149,6 +151,53 @@ lm::quant::QuantEval evaluate(const lm::model::LoadedModel& source, const std::s
           float(s.mean()), float(s.top1_agreement())};
 }
 
+// The importance row of every tensor the plan quantizes to a type that takes one (empty for
+// the rest), from --imatrix's entries by tensor name, as llama-quantize matches them. An entry
+// whose width differs from its tensor's rows (but token_embd's, which llama-quantize also lets
+// pass) or a file none of whose entries names a tensor is another model's: FormatError naming
+// the file. Tensors without an entry are quantized without one, listed in one warning.
+std::vector<std::vector<float>> match_imatrix(const lm::quant::Imatrix& im, const std::string& path, const Plan& plan,
+                                              const std::string& model, const lm::Logger& log) {
+  std::vector<std::vector<float>> rows(plan.tensors.size());
+  std::vector<std::string> missing;
+  size_t used = 0, named = 0;
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const auto& t = plan.tensors[i];
+    const auto it = im.entries.find(t.name);
+    named += it != im.entries.end();
+    if (!t.weight || t.in == t.out || !lm::quant::takes_importance(t.out)) continue;
+    if (it == im.entries.end()) {
+      missing.push_back(t.name);
+      continue;
+    }
+    const lm::quant::ImatrixEntry& e = it->second;
+    const int64_t n_mat = t.ne.size() > 2 ? t.ne[2] : 1;
+    if (e.cols != t.ne[0] || e.n_mat() != n_mat) {
+      if (t.name == "token_embd.weight") continue;  // llama-quantize quantizes it without one
+      throw lm::FormatError(path, "entry " + t.name + " has " + std::to_string(e.cols) + " columns x " +
+                                      std::to_string(e.n_mat()) + " matrices, but " + model + " has " +
+                                      std::to_string(t.ne[0]) + " x " + std::to_string(n_mat) +
+                                      ": is it the importance matrix of another model?");
+    }
+    rows[i] = lm::quant::Imatrix::importance(e);
+    ++used;
+  }
+  if (named == 0)
+    throw lm::FormatError(path, "none of its " + std::to_string(im.entries.size()) + " entries (" +
+                                    im.entries.begin()->first + ", ...) names a tensor of " + model +
+                                    ": is it the importance matrix of another model?");
+  if (!missing.empty()) {
+    std::string list;
+    for (size_t i = 0; i < missing.size() && i < 4; ++i) list += (i ? ", " : "") + missing[i];
+    if (missing.size() > 4) list += ", ...";
+    log.warn("%s has no entry for %zu of the tensors it could weigh (%s): they are quantized without one",
+             path.c_str(), missing.size(), list.c_str());
+  }
+  log.debug("%s: %zu entries, %u chunks of %u tokens; used for %zu tensors", path.c_str(), im.entries.size(),
+            im.chunk_count, im.chunk_size, used);
+  return rows;
+}
+
 // Writes the Hugging Face model directory `dir` into `out` as one F32 GGUF file with
 // llama.cpp's converter's names, keys and tokenizer (lib/model/hf_import.hpp).
 void import_hf(const std::string& dir, lm::OutputFile& out, const lm::Logger& log) {
@@ -224,15 +273,29 @@ int run(Args& a, const lm::Logger& log) {
   if (in.try_get_u32("split.count").value_or(1) > 1)
     throw lm::FormatError(a.model, "is one part of a split model, expected a whole model; merge the parts with "
                                    "llama-gguf-split --merge first");
-  const Plan plan = lm::quant::make_plan(in.tensors(), *type, overrides, cfg.n_layer, cfg.n_head / cfg.n_head_kv);
+  std::optional<lm::quant::Imatrix> imatrix;
+  if (!a.imatrix.empty()) imatrix = lm::quant::read_imatrix(a.imatrix);
+  const Plan plan = lm::quant::make_plan(in.tensors(), *type, overrides, cfg.n_layer, cfg.n_head / cfg.n_head_kv,
+                                         imatrix.has_value());
   for (const auto& w : plan.warnings) log.warn("%s", w.c_str());
   if (const auto* t = plan.first_requantized(); t && !a.allow_requantize)
     throw lm::FormatError(a.model, "tensor '" + t->name + "' is already quantized (" + type_name(t->in) +
                                        "), expected f32, f16 or bf16 weights; quantizing it again adds error to "
                                        "error: start from the original model, or pass --allow-requantize");
 
+  std::vector<std::vector<float>> importance;
+  lm::quant::QuantizeInfo info;
+  info.source = base_name(a.model);
+  info.overrides = a.tensor_types;
+  if (imatrix) {
+    importance = match_imatrix(*imatrix, a.imatrix, plan, a.model, log);
+    info.imatrix_file = a.imatrix;
+    if (!imatrix->datasets.empty()) info.imatrix_dataset = imatrix->datasets[0];
+    info.imatrix_entries = int32_t(imatrix->entries.size());
+    info.imatrix_chunks = int32_t(imatrix->chunk_count);
+  }
   lm::format::GgufWriter w;
-  lm::quant::add_quantized_model(w, in, plan, {base_name(a.model), a.tensor_types});
+  lm::quant::add_quantized_model(w, in, plan, info);
   if (!a.eval.empty()) lm::quant::set_quant_eval(w, {base_name(a.eval)});  // placeholders of the same size
   const uint64_t size_out = w.file_size();
   struct stat st;
@@ -308,7 +371,8 @@ int run(Args& a, const lm::Logger& log) {
       bytes_done += t.bytes_out;
       log.debug("[%zu/%zu] %-28s %-12s %-5s -> %-5s %s", i + 1, plan.tensors.size(), t.name.c_str(),
                 shape(t.ne).c_str(), type_name(t.in).c_str(), type_name(t.out).c_str(), reason(plan, t, a).c_str());
-      lm::quant::write_quantized_tensor(in, plan, i, dst);
+      lm::quant::write_quantized_tensor(in, plan, i, dst,
+                                        i < importance.size() && !importance[i].empty() ? importance[i].data() : nullptr);
     });
     progress.finish();
     out.flush();
@@ -399,6 +463,28 @@ also matches
 .BR blk.0.attn_output.weight ,
 .B ^output\e.weight$
 does not. The fallbacks still apply.)");
+  lm::tools::doc(app.add_option("--imatrix", a.imatrix,
+                                "Importance matrix (llama-imatrix's GGUF format, or lm-eval imatrix's) to weigh "
+                                "the quantizers with")
+                     ->type_name("FILE"))
+      .man(R"(Weigh the quantizers with the importance matrix in
+.I FILE
+(llama.cpp's imatrix GGUF format, as
+.B "lm-eval imatrix"
+and
+.B llama-imatrix
+write it): each weight column's mean squared input activation over a calibration text, so
+the columns the model leans on are fitted more closely. The K-quants, q4_0, q4_1, q5_0, q5_1,
+iq4_nl and iq4_xs then use ggml's importance-weighted rules, byte for byte what
+.B "llama-quantize \-\-imatrix"
+writes for the same weights and matrix (q8_0 and the float types ignore it). As in
+llama-quantize, q4_0 and q5_0 files then give the first eighth of the ffn_down layers q4_1 /
+q5_1, and tensors without an entry (token_embd.weight, say) are quantized without one, with
+one warning listing them. An entry whose width is not its tensor's, or a file none of whose
+entries names a tensor of the model, is an error naming the file: an importance matrix of
+another model. The output records the file in llama-quantize's
+.B quantize.imatrix.*
+keys.)");
   lm::tools::doc(app.add_flag("--allow-requantize", a.allow_requantize, "Convert weights that are already quantized"))
       .man(R"(Convert tensors that are already quantized (see above).)");
   lm::tools::doc(

@@ -45,6 +45,7 @@ int print_dry_run(const lm::train::ModelShape& shape, const lm::train::TrainOpti
 }  // namespace
 
 int main(int argc, char** argv) {
+  lm::tools::DistRun dist("lm-train", &argc, &argv);  // under mpirun: data-parallel (docs/distributed.md)
   lm::train::ModelShape shape;
   lm::train::TrainOptions o;
   lm::Logger log("lm-train");
@@ -130,20 +131,26 @@ and early_stop.)");
   lm::tools::add_verbosity(app, log,
                            R"(Print a line per step, the data sizes and the BLAS library on standard error.)");
 
-  return lm::tools::run_main(app, argc, argv, [&] {
+  return dist.finish(lm::tools::run_main(app, argc, argv, [&] {
+    dist.setup(log, o);
     lm::tools::finish_trainer_flags(o, tf, dry);
     if (tokenizer.empty() && tf.resume.empty()) throw lm::UsageError("--tokenizer is required (or --resume)");
     if (!dry && output.empty()) throw lm::UsageError("-o/--output is required");
     const std::string tok_path = tokenizer.empty() ? tf.resume : tokenizer;
     std::string checkpoint = tf.checkpoint;
     lm::Tokenizer tok = lm::model::load_tokenizer(tok_path);
-    if (dry) return print_dry_run(shape, o, tok.vocab_size());
+    if (dry) return dist.root() ? print_dry_run(shape, o, tok.vocab_size()) : 0;
     if (checkpoint.empty()) checkpoint = output + ".ckpt";
-    lm::OutputFile out(output);  // fails now, not after hours, if the directory is not writable
-    lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, tokenizer});
+    // Rank 0 writes every file of the run; the other ranks only read.
+    std::optional<lm::OutputFile> out;
+    if (dist.root()) {
+      out.emplace(output);  // fails now, not after hours, if the directory is not writable
+      lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, tokenizer});
+    }
     lm::tools::check_side_output(tf.plot, "--plot", {output, checkpoint, tf.resume, tf.metrics, data, valid, tokenizer});
     const double peak = (lm::kernels::set_threads(o.threads), lm::kernels::sgemm_peak_gflops());
-    lm::tools::StepReporter report(log, tf.metrics, peak, tf.plot, "lm-train: " + lm::display_name(output));
+    lm::tools::StepReporter report(log, dist.root() ? tf.metrics : "", peak, dist.root() ? tf.plot : "",
+                                   "lm-train: " + lm::display_name(output));
 
     std::vector<int> train = lm::train::load_tokens(data, tok, tok_path, o.threads);
     std::vector<int> held = valid.empty() ? lm::train::split_validation(train, o.valid_fraction)
@@ -172,12 +179,13 @@ and early_stop.)");
     report.finish();
     if (r.end == lm::train::RunEnd::Interrupted) {
       log.info("interrupted at step %llu; checkpoint saved to %s", (unsigned long long)r.steps, checkpoint.c_str());
-      return 128 + stop.load();
+      return 128 + r.signal;
     }
+    if (!dist.root()) return 0;
     lm::format::GgufWriter w;
     lm::model::add_model(w, *params, tok, lm::tools::model_name(output));
-    w.write(out);
-    out.commit();
+    w.write(*out);
+    out->commit();
     // valid_loss is the written weights': with --patience, those of the best validation.
     const double vl = lm::tools::written_valid_loss(r, log);
     const bool best = o.patience > 0 && r.best_valid_loss;
@@ -194,5 +202,5 @@ and early_stop.)");
                   double(r.last_loss), vl, std::exp(vl), best ? ("best_step\t" + std::to_string(r.best_step) + "\n").c_str() : "");
     }
     return 0;
-  });
+  }));
 }

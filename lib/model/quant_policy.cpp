@@ -153,11 +153,12 @@ bool use_more_bits(int i_layer, int n_layer) {
 
 namespace {
 
-// llama_tensor_get_type_impl's rules for the llama architecture (dense, no importance matrix)
-// of mixture file types: the type of blk.N.attn_v / ffn_down / attn_output when it is not the
-// file type's base type. llama.cpp counts attn_v and ffn_down tensors in file order, which is
+// llama_tensor_get_type_impl's rules for the llama architecture (dense) of mixture file types:
+// the type of blk.N.attn_v / ffn_down / attn_output when it is not the file type's base type;
+// with an importance matrix also q4_0's and q5_0's first ffn_down layers. llama.cpp counts attn_v and ffn_down tensors in file order, which is
 // the layer order of llama files; lm reads the layer from the name.
-std::optional<GgmlType> mixture_type(FileType type, const std::string& name, int n_layer, int n_gqa) {
+std::optional<GgmlType> mixture_type(FileType type, const std::string& name, int n_layer, int n_gqa,
+                                     bool has_imatrix) {
   const int layer = layer_of(name);
   if (layer < 0) return std::nullopt;
   const bool attn_v = name.find("attn_v.weight") != std::string::npos;
@@ -176,6 +177,12 @@ std::optional<GgmlType> mixture_type(FileType type, const std::string& name, int
     case FileType::Q2_K:
       if (attn_v) return n_gqa >= 4 ? GgmlType::Q4_K : GgmlType::Q3_K;
       if (ffn_down || attn_output) return GgmlType::Q3_K;
+      break;
+    case FileType::Q4_0:
+    case FileType::Q5_0:
+      // llama.cpp's guard against "craziness in the first few ffn_down layers", only with an
+      // importance matrix (so that a file made without one keeps its old bytes).
+      if (ffn_down && has_imatrix && layer < n_layer / 8) return type == FileType::Q4_0 ? GgmlType::Q4_1 : GgmlType::Q5_1;
       break;
     default: break;
   }
@@ -204,7 +211,7 @@ const TensorPlan* Plan::first_requantized() const {
 }
 
 Plan make_plan(const std::vector<format::GgufTensorInfo>& tensors, FileType type,
-               const std::vector<TensorTypeOverride>& overrides, int n_layer, int n_gqa) {
+               const std::vector<TensorTypeOverride>& overrides, int n_layer, int n_gqa, bool has_imatrix) {
   const FileTypeInfo& ft = file_type_info(type);
   const bool quantized = is_quantized(type);
   bool tied = true;
@@ -238,7 +245,7 @@ Plan make_plan(const std::vector<format::GgufTensorInfo>& tensors, FileType type
           // same types, but no warning for a rule.
           p.out = ft.base == GgmlType::Q8_0 || nx % block_of(GgmlType::Q6_K) != 0 ? GgmlType::Q8_0 : GgmlType::Q6_K;
           p.reason = Reason::Output;
-        } else if (const std::optional<GgmlType> more = mixture_type(type, t.name, n_layer, n_gqa)) {
+        } else if (const std::optional<GgmlType> more = mixture_type(type, t.name, n_layer, n_gqa, has_imatrix)) {
           p.out = *more;
           p.reason = Reason::MoreBits;
         }

@@ -65,7 +65,8 @@ enum class Reason {
   Copy,      // not a weight matrix (norms, 1-D tensors): copied unchanged
   FileType,  // the file type's base type
   Output,    // output.weight, or token_embd.weight of a tied model: q6_K (q8_0 in q8_0 files)
-  MoreBits,  // a mixture's rule for attn_v, ffn_down or attn_output (q4_k_m, q5_k_m, q3_k_m, q2_k)
+  MoreBits,  // a mixture's rule for attn_v, ffn_down or attn_output (q4_k_m, q5_k_m, q3_k_m, q2_k;
+             // q4_0 and q5_0 with an importance matrix)
   Override,  // a --tensor-type override
 };
 const char* reason_name(Reason r);  // "copy", "type", "output", "more bits", "override"
@@ -104,13 +105,16 @@ struct Plan {
 //     blk.N.attn_v and blk.N.ffn_down are q6_K when use_more_bits(N, n_layer); in q3_k_m,
 //     attn_v is q5_K in layers 0 and 1 and q4_K after, ffn_down q5_K in the first n_layer / 16
 //     layers and q4_K after, attn_output q4_K; in q2_k, attn_v is q4_K when n_gqa (heads per
-//     kv head) >= 4 and q3_K otherwise, ffn_down and attn_output q3_K;
+//     kv head) >= 4 and q3_K otherwise, ffn_down and attn_output q3_K; with has_imatrix (an
+//     importance matrix, as llama-quantize --imatrix), in q4_0 and q5_0 blk.N.ffn_down is q4_1 /
+//     q5_1 in the first n_layer / 8 layers;
 //  3. if ne[0] is not a multiple of the chosen type's block, llama.cpp's fallback: q2_K, q3_K to
 //     q4_0, q4_K to q5_0, q5_K to q5_1, q6_K to q8_0, iq4_xs to iq4_nl, and f16 when that does
 //     not fit either or for a type of 32-value blocks (where llama.cpp stops), with a warning
 //     naming the tensor.
 // Sizes come from ggml_type_info. Throws nothing but std::bad_alloc.
 Plan make_plan(const std::vector<format::GgufTensorInfo>& tensors, FileType type,
-               const std::vector<TensorTypeOverride>& overrides, int n_layer, int n_gqa = 1);
+               const std::vector<TensorTypeOverride>& overrides, int n_layer, int n_gqa = 1,
+               bool has_imatrix = false);
 
 }  // namespace lm::quant

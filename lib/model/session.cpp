@@ -237,6 +237,10 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
     }
   };
   const bool direct_out = cfg_.is_llama() && !A.post_norms;  // Wo and Wdown add into x themselves
+  // Shows the observer (if any) the rows of `in` that layer l's weight of role r is about to take.
+  auto observe = [&](int l, Role r, const float* in, int rows) {
+    if (observer_) observer_->observe(l, r, l < 0 && r == Role::Head ? w_.head() : *w_.get(l, r), in, rows);
+  };
   if (w_.get(-1, Role::EmbdNorm)) norm(x, x, -1, Role::EmbdNorm, Role::EmbdNormB, n);
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
@@ -250,11 +254,13 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
     }
     if (const QWeight* Wqkv = w_.get(l, Role::Qkv)) {
       float* f = b.fused.data();
+      observe(l, Role::Qkv, in, n);
       qmatmul_forward(f, in, *Wqkv, n, 0.0f, qs);
       if (const float* bv = w_.vec(l, Role::QkvB)) add_bias(f, bv, n, Q + 2 * K);
       split(f, Q + 2 * K, q, Q, b.kt.data(), K, b.vt.data(), K);
     } else {
       const QLinearOut qkv[3] = {{q, w_.get(l, Role::Q)}, {b.kt.data(), w_.get(l, Role::K)}, {b.vt.data(), w_.get(l, Role::V)}};
+      for (Role r : {Role::Q, Role::K, Role::V}) observe(l, r, in, n);
       qmatmul_forward_shared(in, n, qkv, 3, qs);
       if (const float* bv = w_.vec(l, Role::QB)) add_bias(q, bv, n, Q);
       if (const float* bv = w_.vec(l, Role::KB)) add_bias(b.kt.data(), bv, n, K);
@@ -286,6 +292,7 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
       else
         attention_cached_ext(out, qc, ks, vs, m, pos0, H, Hkv, D, cap_, ao_opts, b.scratch.data());
     });
+    observe(l, Role::O, ao, n);
     if (direct_out) {
       qmatmul_forward(x, ao, *w_.get(l, Role::O), n, 1.0f, qs);  // residual: x += Wo ao
     } else {
@@ -299,15 +306,19 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
     else
       norm(xn, x, l, Role::FfnNorm, Role::FfnNormB, n);
     if (A.ffn == FfnKind::Gelu) {
+      observe(l, Role::Up, xn, n);
       qmatmul_forward(b.h.data(), xn, *w_.get(l, Role::Up), n, 0.0f, qs);
       if (const float* bv = w_.vec(l, Role::UpB)) add_bias(b.h.data(), bv, n, F);
       gelu_forward(b.h.data(), b.h.data(), size_t(n) * F);
     } else {
       if (const QWeight* Wgu = w_.get(l, Role::GateUp)) {
+        observe(l, Role::GateUp, xn, n);
         qmatmul_forward(b.fused.data(), xn, *Wgu, n, 0.0f, qs);
         split(b.fused.data(), 2 * F, b.g.data(), F, b.u.data(), F, nullptr, 0);
       } else {
         const QLinearOut gate_up[2] = {{b.g.data(), w_.get(l, Role::Gate)}, {b.u.data(), w_.get(l, Role::Up)}};
+        observe(l, Role::Gate, xn, n);
+        observe(l, Role::Up, xn, n);
         qmatmul_forward_shared(xn, n, gate_up, 2, qs);
       }
       if (A.ffn == FfnKind::SwiGLU)
@@ -315,6 +326,7 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
       else
         geglu_forward(b.h.data(), b.g.data(), b.u.data(), size_t(n) * F);
     }
+    observe(l, Role::Down, b.h.data(), n);
     if (direct_out) {
       qmatmul_forward(x, b.h.data(), *w_.get(l, Role::Down), n, 1.0f, qs);
     } else {
@@ -340,6 +352,7 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
   if (rows == 0) return b.logits.data();
   norm(xn, xs, -1, Role::OutNorm, Role::OutNormB, rows);
   if (hidden_out_) return xn;
+  observe(-1, Role::Head, xn, rows);
   qmatmul_forward(b.logits.data(), xn, w_.head(), rows, 0.0f, qs);
   if (const float* hb = w_.vec(-1, Role::HeadB)) add_bias(b.logits.data(), hb, rows, cfg_.n_vocab);
   if (A.final_softcap > 0) softcap_forward(b.logits.data(), size_t(rows) * cfg_.n_vocab, A.final_softcap);

@@ -17,6 +17,15 @@
 
 namespace lm::model {
 
+// Sees the input of every matrix product with a weight (importance matrices: lm-eval imatrix),
+// just before the product: the weight's layer (-1 for the head), role and matrix, and the `rows`
+// input rows of W.cols values each. Called on the evaluating thread; must not throw.
+class MatmulObserver {
+ public:
+  virtual ~MatmulObserver() = default;
+  virtual void observe(int layer, Role role, const kernels::QWeight& W, const float* x, int rows) = 0;
+};
+
 class Session {
  public:
   // A session over `w` (which must outlive it) for sequences of up to n_ctx tokens, evaluated in
@@ -79,6 +88,10 @@ class Session {
   // Tokens each slot has room for now (n_past(s) <= capacity() <= n_ctx()).
   int capacity() const { return cap_; }
 
+  // Shows every later evaluation's matrix inputs to `o` (nullptr: none, the default; then the
+  // cost is one pointer test per product). `o` must outlive its use.
+  void set_observer(MatmulObserver* o) { observer_ = o; }
+
   // Bytes held by the cache and the scratch buffers.
   size_t bytes() const;
   // Bytes held by the KV cache alone (keys and values of every layer).
@@ -96,6 +109,7 @@ class Session {
   bool hidden_out_ = false;
   std::vector<int> past_;  // n_past of each slot
   std::unique_ptr<Buffers> b_;
+  MatmulObserver* observer_ = nullptr;
 };
 
 }  // namespace lm::model

@@ -30,10 +30,10 @@ float fit_q4_sub_block(const float* x, const float* w, uint8_t* L, float* neg_mi
   return rules::fit_scale_min(32, 15, x, w, L, neg_min, -1.0f, 0.1f, 20, false);
 }
 
-// ggml's make_qx_quants for one q6_K sub-block (nmax 32, weights x^2): fits x[i] ~ scale * q
-// with q in -32..31, trying 19 scales around the one that maps the largest |x| to -32.
-// x, L: [16]; L gets q + 32. Returns the scale (0 for an all-zero group).
-float fit_q6_sub_block(const float* x, int8_t* L) {
+// ggml's make_qx_quants for one q6_K sub-block (nmax 32, weights qw, or x^2 without): fits
+// x[i] ~ scale * q with q in -32..31, trying 19 scales around the one that maps the largest |x|
+// to -32. x, L, qw: [16]; L gets q + 32. Returns the scale (0 for an all-zero group).
+float fit_q6_sub_block(const float* x, int8_t* L, const float* qw) {
   constexpr int kN = 16, kMax = 32;
   float amax = 0, max = 0;
   for (int i = 0; i < kN; ++i)
@@ -48,7 +48,7 @@ float fit_q6_sub_block(const float* x, int8_t* L) {
   for (int i = 0; i < kN; ++i) {
     const int l = level(iscale * x[i]);
     L[i] = int8_t(l + kMax);
-    const float w = x[i] * x[i];
+    const float w = qw ? qw[i] : x[i] * x[i];
     sum_lx += w * x[i] * l;
     sum_l2 += w * l * l;
   }
@@ -60,7 +60,7 @@ float fit_q6_sub_block(const float* x, int8_t* L) {
     sum_lx = sum_l2 = 0;
     for (int i = 0; i < kN; ++i) {
       const int l = level(iscale * x[i]);
-      const float w = x[i] * x[i];
+      const float w = qw ? qw[i] : x[i] * x[i];
       sum_lx += w * x[i] * l;
       sum_l2 += w * l * l;
     }
@@ -158,15 +158,16 @@ void dequantize_q4_K(const void* src, float* dst, size_t n) {
   }
 }
 
-void quantize_q6_K(const float* src, void* dst, size_t n) {
+void quantize_q6_K(const float* src, void* dst, size_t n, const float* importance) {
   auto* out = static_cast<uint8_t*>(dst);
   for (size_t blk = 0; blk < n / kSuperBlock; ++blk, src += kSuperBlock, out += sizeof(BlockQ6_K)) {
+    const float* qw = importance ? importance + blk * kSuperBlock : nullptr;
     BlockQ6_K b;
     int8_t L[kSuperBlock];
     float scales[16];
     float max_scale = 0, max_abs_scale = 0;
     for (int g = 0; g < 16; ++g) {
-      scales[g] = fit_q6_sub_block(src + 16 * g, L + 16 * g);
+      scales[g] = fit_q6_sub_block(src + 16 * g, L + 16 * g, qw ? qw + 16 * g : nullptr);
       if (std::fabs(scales[g]) > max_abs_scale) max_abs_scale = std::fabs(scales[g]), max_scale = scales[g];
     }
     if (max_abs_scale < kGroupMaxEps) {

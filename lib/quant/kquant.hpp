@@ -14,7 +14,8 @@
 //   q8_K  the activations' format for dot products with K-quants: f32 d, 256 int8 q, and the
 //         sums of each 16 q (bsums).                                                  292 bytes
 // Quantizers are ggml's reference rules (quantize_row_*_ref, no importance matrix), so the same
-// input gives the same bytes as llama-quantize. Dot products come in a fast version (AVX-512 /
+// input gives the same bytes as llama-quantize; the importance-weighted rules are quant.hpp's
+// quantize_row_weighted. Dot products come in a fast version (AVX-512 /
 // AVX2 picked at run time) and a plain `_ref` twin.
 #pragma once
 
@@ -73,7 +74,9 @@ static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(Bloc
 // n values, n a multiple of kSuperBlock; pointers may be unaligned.
 void quantize_q4_K(const float* src, void* dst, size_t n);
 void dequantize_q4_K(const void* src, float* dst, size_t n);
-void quantize_q6_K(const float* src, void* dst, size_t n);
+// With `importance` (n values): ggml's quantize_q6_K with quant_weights (weights importance[i]).
+void quantize_q6_K(const float* src, void* dst, size_t n, const float* importance);
+inline void quantize_q6_K(const float* src, void* dst, size_t n) { quantize_q6_K(src, dst, n, nullptr); }
 void dequantize_q6_K(const void* src, float* dst, size_t n);
 // q2_K, q3_K, q5_K: ggml's quantize_row_*_ref; iq4_xs: ggml's quantize_iq4_xs without an
 // importance matrix (= its quantize_row_iq4_xs_ref), what llama-quantize writes.
@@ -83,7 +86,9 @@ void quantize_q3_K(const float* src, void* dst, size_t n);
 void dequantize_q3_K(const void* src, float* dst, size_t n);
 void quantize_q5_K(const float* src, void* dst, size_t n);
 void dequantize_q5_K(const void* src, float* dst, size_t n);
-void quantize_iq4_xs(const float* src, void* dst, size_t n);
+// With `importance`: ggml's quantize_iq4_xs with quant_weights.
+void quantize_iq4_xs(const float* src, void* dst, size_t n, const float* importance);
+inline void quantize_iq4_xs(const float* src, void* dst, size_t n) { quantize_iq4_xs(src, dst, n, nullptr); }
 void dequantize_iq4_xs(const void* src, float* dst, size_t n);
 void quantize_q8_K(const float* src, void* dst, size_t n);
 void dequantize_q8_K(const void* src, float* dst, size_t n);

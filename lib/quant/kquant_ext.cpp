@@ -316,16 +316,27 @@ void dequantize_q5_K(const void* src, float* dst, size_t n) {
 // ggml's quantize_row_iq4_nl_impl for super-blocks of 256 in 8 blocks of 32, 7 trials each way,
 // no importance matrix: each block's least-squares scale as iq4_nl's, then 6-bit scales
 // relative to the largest (which maps to -32) and the levels nearest x / (d * scale).
-void quantize_iq4_xs(const float* src, void* dst, size_t n) {
+void quantize_iq4_xs(const float* src, void* dst, size_t n, const float* importance) {
   using rules::kIq4Levels;
   using rules::nearest_iq4_level;
   auto* out = static_cast<BlockIQ4_XS*>(dst);
   for (size_t blk = 0; blk < n / kSuperBlock; ++blk, src += kSuperBlock) {
     BlockIQ4_XS b;
-    float scales[8];
+    float scales[8], weight[32];
     float max_scale = 0, amax_scale = 0;
+    float sigma2 = 0;
+    if (importance) {
+      for (int j = 0; j < kSuperBlock; ++j) sigma2 += src[j] * src[j];
+      sigma2 *= 2.f / kSuperBlock;
+    }
     for (int ib = 0; ib < 8; ++ib) {
       const float* x = src + 32 * ib;
+      if (importance) {
+        const float* qw = importance + blk * kSuperBlock + 32 * ib;
+        for (int j = 0; j < 32; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + x[j] * x[j]);
+      } else {
+        for (int j = 0; j < 32; ++j) weight[j] = x[j] * x[j];
+      }
       float amax = 0, mx = 0;
       for (int j = 0; j < 32; ++j)
         if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), mx = x[j];
@@ -338,7 +349,7 @@ void quantize_iq4_xs(const float* src, void* dst, size_t n) {
       float sum_qx = 0, sum_q2 = 0;
       for (int j = 0; j < 32; ++j) {
         const float q = kIq4Levels[nearest_iq4_level(id * x[j])];
-        const float w = x[j] * x[j];
+        const float w = weight[j];
         sum_qx += w * q * x[j];
         sum_q2 += w * q * q;
       }
@@ -349,7 +360,7 @@ void quantize_iq4_xs(const float* src, void* dst, size_t n) {
         sum_qx = sum_q2 = 0;
         for (int j = 0; j < 32; ++j) {
           const float q = kIq4Levels[nearest_iq4_level(id * x[j])];
-          const float w = x[j] * x[j];
+          const float w = weight[j];
           sum_qx += w * q * x[j];
           sum_q2 += w * q * q;
         }

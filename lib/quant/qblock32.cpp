@@ -173,12 +173,22 @@ void dequantize_q5_1(const void* src, float* dst, size_t n) {
 // iq4_nl, ggml's quantize_row_iq4_nl_impl for one block of 32 with 7 trials each way and no
 // importance matrix (weights x^2): a least-squares scale for the levels nearest x / d, for
 // d = max / 127 and max / (-127 + t), t in -7..7; then the levels nearest x / scale.
-void quantize_iq4_nl(const float* src, void* dst, size_t n) {
+void quantize_iq4_nl(const float* src, void* dst, size_t n, const float* importance) {
   using rules::kIq4Levels;
   using rules::nearest_iq4_level;
   auto* out = static_cast<BlockIQ4_NL*>(dst);
   for (size_t b = 0; b < n / kBlock; ++b, src += kBlock) {
     const float* x = src;
+    float weight[kBlock];
+    if (importance) {  // the block is ggml's super-block here: sigma2 over its 32 values
+      float sigma2 = 0;
+      for (int j = 0; j < kBlock; ++j) sigma2 += x[j] * x[j];
+      sigma2 *= 2.f / kBlock;
+      const float* qw = importance + b * kBlock;
+      for (int j = 0; j < kBlock; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + x[j] * x[j]);
+    } else {
+      for (int j = 0; j < kBlock; ++j) weight[j] = x[j] * x[j];
+    }
     float amax = 0, mx = 0;
     for (int j = 0; j < kBlock; ++j)
       if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), mx = x[j];
@@ -189,7 +199,7 @@ void quantize_iq4_nl(const float* src, void* dst, size_t n) {
       float sum_qx = 0, sum_q2 = 0;
       for (int j = 0; j < kBlock; ++j) {
         const float q = kIq4Levels[nearest_iq4_level(id * x[j])];
-        const float w = x[j] * x[j];
+        const float w = weight[j];
         sum_qx += w * q * x[j];
         sum_q2 += w * q * q;
       }
@@ -200,7 +210,7 @@ void quantize_iq4_nl(const float* src, void* dst, size_t n) {
         sum_qx = sum_q2 = 0;
         for (int j = 0; j < kBlock; ++j) {
           const float q = kIq4Levels[nearest_iq4_level(id * x[j])];
-          const float w = x[j] * x[j];
+          const float w = weight[j];
           sum_qx += w * q * x[j];
           sum_q2 += w * q * q;
         }

@@ -182,11 +182,12 @@ void dequantize_row(GgmlType t, const void* src, float* dst, size_t n) {
   }
 }
 
-void quantize_rows(GgmlType t, const float* src, void* dst, size_t rows, size_t n) {
+void quantize_rows(GgmlType t, const float* src, void* dst, size_t rows, size_t n, const float* importance) {
   const size_t rb = row_size(t, n);
   auto* d = static_cast<uint8_t*>(dst);
 #pragma omp parallel for schedule(static) if (rows >= 64)
-  for (int64_t r = 0; r < int64_t(rows); ++r) quantize_row(t, src + size_t(r) * n, d + size_t(r) * rb, n);
+  for (int64_t r = 0; r < int64_t(rows); ++r)
+    quantize_row_weighted(t, src + size_t(r) * n, d + size_t(r) * rb, n, importance);
 }
 
 void dequantize_rows(GgmlType t, const void* src, float* dst, size_t rows, size_t n) {

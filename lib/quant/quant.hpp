@@ -76,7 +76,9 @@ void quantize_q5_0(const float* src, void* dst, size_t n);
 void dequantize_q5_0(const void* src, float* dst, size_t n);
 void quantize_q5_1(const float* src, void* dst, size_t n);
 void dequantize_q5_1(const void* src, float* dst, size_t n);
-void quantize_iq4_nl(const float* src, void* dst, size_t n);
+// With `importance` (n values, see quantize_row_weighted): ggml's quantize_iq4_nl with quant_weights.
+void quantize_iq4_nl(const float* src, void* dst, size_t n, const float* importance);
+inline void quantize_iq4_nl(const float* src, void* dst, size_t n) { quantize_iq4_nl(src, dst, n, nullptr); }
 void dequantize_iq4_nl(const void* src, float* dst, size_t n);
 
 // sum_i x[i] * y[i] over n values: x a q4_1 / q5_0 / q5_1 / iq4_nl row, y an activation row
@@ -100,8 +102,18 @@ bool is_supported(format::GgmlType t);
 size_t row_size(format::GgmlType t, size_t n);  // bytes of n values
 void quantize_row(format::GgmlType t, const float* src, void* dst, size_t n);
 void dequantize_row(format::GgmlType t, const void* src, float* dst, size_t n);
-// `rows` rows of n values each (row_size(t, n) bytes apart), in parallel over the rows.
-void quantize_rows(format::GgmlType t, const float* src, void* dst, size_t rows, size_t n);
+// Importance-weighted quantization, ggml's quantize_<type>(..., quant_weights) (what
+// llama-quantize --imatrix writes; weighted.cpp): `importance` holds one weight per value of the
+// row (n, e.g. an importance matrix's mean squared activation per column), and the rules fit
+// each value with weight importance[i] * sqrt(sigma2 + x[i]^2), bit for bit as ggml does.
+// takes_importance: q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_K..q6_K, iq4_xs; the other types (and a
+// null `importance`) quantize as quantize_row (ggml ignores the weights for them too).
+bool takes_importance(format::GgmlType t);
+void quantize_row_weighted(format::GgmlType t, const float* src, void* dst, size_t n, const float* importance);
+// `rows` rows of n values each (row_size(t, n) bytes apart), in parallel over the rows; with
+// `importance` (n values, shared by every row) through quantize_row_weighted.
+void quantize_rows(format::GgmlType t, const float* src, void* dst, size_t rows, size_t n,
+                   const float* importance = nullptr);
 void dequantize_rows(format::GgmlType t, const void* src, float* dst, size_t rows, size_t n);
 
 // Dot products of a weight row of type t with activations: the activations' type (Q8_0 for

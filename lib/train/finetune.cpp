@@ -13,6 +13,7 @@
 #include "base/utf8.hpp"
 #include "base/threads.hpp"
 #include "dataset/labeled.hpp"
+#include "dist/comm.hpp"
 #include "format/gguf.hpp"
 #include "model/model_io.hpp"
 #include "tokenizer/text_batch.hpp"
@@ -345,6 +346,13 @@ float FinetuneJob::micro_step() {
   return 0;
 }
 
+void FinetuneJob::skip_micro_step() {
+  const int B = o_.batch;
+  if (f_.task == Task::Text) return text_sampler_->skip(B);
+  const size_t n = f_.task == Task::PromptCompletion ? data_.seqs->size() : data_.labeled->examples.size();
+  for (int i = 0; i < B; ++i, ++draws_) rng_.below(n);
+}
+
 uint64_t FinetuneJob::tokens_per_micro_step() const {
   if (f_.task == Task::Text) return uint64_t(o_.batch) * uint64_t(T_);
   return std::max<uint64_t>(1, uint64_t(std::llround(o_.batch * mean_tokens_)));
@@ -380,18 +388,22 @@ double FinetuneJob::flops_per_token() const {
 }
 
 namespace {
-// The mean of run(batch) over the first `limit` items taken in batches of B, weighted by batch size.
+// The mean of run(batch) over the first `limit` items taken in batches of B, weighted by batch
+// size. Under MPI, batch j runs on rank j mod N and the sums are reduced (docs/distributed.md).
 template <class Item, class Run>
 float mean_over_batches(const std::vector<Item>& items, size_t B, size_t limit, Run run) {
-  double sum = 0;
-  size_t n = 0;
-  for (size_t i = 0; i < items.size() && i < limit; i += B) {
+  const dist::Comm& comm = dist::world();
+  double sums[2] = {0, 0};  // loss x examples, examples
+  size_t j = 0;
+  for (size_t i = 0; i < items.size() && i < limit; i += B, ++j) {
+    if (int(j % size_t(comm.size())) != comm.rank()) continue;
     std::vector<const Item*> batch;
-    for (size_t j = i; j < std::min(items.size(), i + B); ++j) batch.push_back(&items[j]);
-    sum += double(run(batch)) * double(batch.size());
-    n += batch.size();
+    for (size_t k = i; k < std::min(items.size(), i + B); ++k) batch.push_back(&items[k]);
+    sums[0] += double(run(batch)) * double(batch.size());
+    sums[1] += double(batch.size());
   }
-  return float(sum / double(n));
+  comm.sum(sums, 2);
+  return float(sums[0] / sums[1]);
 }
 }  // namespace
 
@@ -426,9 +438,12 @@ std::optional<double> FinetuneJob::valid_accuracy() {
   if (f_.task != Task::Classify || !data_.labeled_valid || data_.labeled_valid->examples.empty()) return std::nullopt;
   net_->set_training(false);
   const auto& ex = data_.labeled_valid->examples;
+  const dist::Comm& comm = dist::world();
   int correct = 0;
   size_t scored = 0;
-  for (size_t i = 0; i < ex.size(); i += size_t(o_.batch)) {
+  size_t j = 0;
+  for (size_t i = 0; i < ex.size(); i += size_t(o_.batch), ++j) {
+    if (int(j % size_t(comm.size())) != comm.rank()) continue;  // another rank's batch
     std::vector<const LabeledExample*> batch;
     for (size_t j = i; j < std::min(ex.size(), i + size_t(o_.batch)); ++j) {
       batch.push_back(&ex[j]);
@@ -436,7 +451,9 @@ std::optional<double> FinetuneJob::valid_accuracy() {
     }
     run_labeled(batch, false, &correct);
   }
-  return scored ? double(correct) / double(scored) : 0.0;
+  double counts[2] = {double(correct), double(scored)};
+  comm.sum(counts, 2);
+  return counts[1] > 0 ? counts[0] / counts[1] : 0.0;
 }
 
 Rng::State FinetuneJob::sampler_rng() const { return text_sampler_ ? text_sampler_->rng().state() : rng_.state(); }

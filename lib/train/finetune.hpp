@@ -83,6 +83,7 @@ class FinetuneJob final : public Job {
   std::vector<Trainable> trainables() override;
   std::vector<std::span<float>> grads() override;
   float micro_step() override;
+  void skip_micro_step() override;
   uint64_t tokens_per_micro_step() const override;
   uint64_t last_tokens() const override { return last_tokens_; }
   double flops_per_token() const override;

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,8 +12,10 @@
 
 #include "base/error.hpp"
 #include "base/hash.hpp"
+#include "dist/comm.hpp"
 #include "format/gguf.hpp"
 #include "kernels/blas.hpp"
+#include "kernels/kernels.hpp"
 #include "model/model_io.hpp"
 #include "train/data.hpp"
 
@@ -22,6 +25,9 @@ namespace {
 
 constexpr const char* kBatch = "lm.train.batch";
 constexpr const char* kAccum = "lm.train.grad_accum";
+// The ranks of the run (docs/distributed.md; absent: one process). The global batch is batch x
+// grad_accum x ranks.
+constexpr const char* kRanks = "lm.train.ranks";
 constexpr const char* kSeed = "lm.train.seed";
 constexpr const char* kTotal = "lm.train.total_steps";
 // The optimizer and regularisation options, compared on resume (absent from older checkpoints).
@@ -45,12 +51,25 @@ void add_checksums(format::GgufWriter& w) {
 }
 
 // A run never writes a non-finite weight (docs/reliability.md E6): Error naming the tensor.
-void check_finite_weights(const AdamW& opt, uint64_t step) {
-  for (const Trainable& t : opt.tensors())
+void check_finite_weights(const std::vector<Trainable>& tensors, uint64_t step) {
+  for (const Trainable& t : tensors)
     for (size_t k = 0; k < t.size(); ++k)
       if (!std::isfinite(t.w[k]))
         throw Error("training produced " + std::to_string(t.w[k]) + " in '" + t.name + "' by step " +
                     std::to_string(step) + ", so nothing is written; lower --lr or raise --warmup");
+}
+
+// Every rank applies the same update to the same weights, so they stay equal; a difference means
+// other input files on some machine, or a kernel that is not deterministic. Error naming the rank.
+void check_same_weights(const std::vector<Trainable>& tensors, const dist::Comm& comm, uint64_t step) {
+  if (!comm.distributed()) return;
+  uint64_t h = 0;
+  for (const Trainable& t : tensors) h = h * 1099511628211ull ^ fnv1a64_words(t.w, t.size() * sizeof(float));
+  const std::vector<uint64_t> all = comm.all_gather(h);
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0])
+      throw Error("the weights of rank " + std::to_string(r) + " differ from rank 0's at step " + std::to_string(step) +
+                  "; every rank needs the same model, data and checkpoint files");
 }
 
 // Checksums (checkpoints written before they had them are not checked) and finite f32 values:
@@ -98,11 +117,17 @@ void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg) 
     throw FormatError(g.path(), "checkpoint belongs to another run: " + diff + "; resume with the same options");
 }
 
-// The batch, accumulation, seed, optimizer and dropout of a run, as its checkpoint has them.
-std::string loop_diff(const format::GgufFile& g, const TrainOptions& o) {
+// The batch, accumulation, seed, optimizer and dropout of a run, as its checkpoint has them. The
+// micro-batches per step are compared across ranks: --grad-accum x N, so that a run resumes on
+// another number of ranks with the same global batch.
+std::string loop_diff(const format::GgufFile& g, const TrainOptions& o, int ranks) {
   std::string diff;
   diff_option(diff, "--batch", int64_t(g.get_u32(kBatch)), int64_t(o.batch));
-  diff_option(diff, "--grad-accum", int64_t(g.get_u32(kAccum)), int64_t(o.grad_accum));
+  const int64_t was_ranks = g.try_get_u32(kRanks).value_or(1);
+  if (was_ranks == 1 && ranks == 1)
+    diff_option(diff, "--grad-accum", int64_t(g.get_u32(kAccum)), int64_t(o.grad_accum));
+  else
+    diff_option(diff, "--grad-accum x ranks", int64_t(g.get_u32(kAccum)) * was_ranks, int64_t(o.grad_accum) * ranks);
   diff_option(diff, "--seed", g.get_u64(kSeed), o.seed);
   auto f32 = [&](const char* key, const char* name, float now) {
     if (auto v = g.try_get_f32(key)) diff_option(diff, name, *v, now);
@@ -135,6 +160,7 @@ class PretrainJob final : public Job {
     net_.backward(p_);
     return loss;
   }
+  void skip_micro_step() override { sampler_.skip(o_.batch); }
   uint64_t tokens_per_micro_step() const override { return uint64_t(o_.batch) * T_; }
   double flops_per_token() const override {
     return 6.0 * double(p_.cfg.n_params()) + 12.0 * p_.cfg.n_layer * p_.cfg.n_embd * double(T_);
@@ -218,18 +244,20 @@ float evaluate(model::Model& net, const model::Params& p, const std::vector<int>
   const size_t n_windows = std::min<size_t>(size_t(max_windows), tokens.size() > size_t(T) ? (tokens.size() - 1) / size_t(T) : 0);
   if (n_windows == 0) return NAN;
   std::vector<int> in(size_t(B) * T), tgt(size_t(B) * T);
+  const dist::Comm& comm = dist::world();
   double sum = 0;
   size_t done = 0;
-  while (done < n_windows) {
+  for (size_t j = 0; done < n_windows; ++j, done += size_t(B)) {
     const int b = int(std::min<size_t>(size_t(B), n_windows - done));
+    if (int(j % size_t(comm.size())) != comm.rank()) continue;  // another rank's micro-batch
     for (int i = 0; i < b; ++i) {
       const int* src = tokens.data() + (done + size_t(i)) * size_t(T);
       std::copy(src, src + T, in.begin() + long(i) * T);
       std::copy(src + 1, src + T + 1, tgt.begin() + long(i) * T);
     }
     sum += double(net.forward(p, in.data(), tgt.data(), b, T)) * b;
-    done += size_t(b);
   }
+  comm.sum(&sum, 1);
   return float(sum / double(n_windows));
 }
 
@@ -275,17 +303,35 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     throw UsageError("no training budget: give --steps, --tokens or --time");
   if (o.batch < 1 || o.grad_accum < 1) throw UsageError("--batch and --grad-accum must be at least 1");
   kernels::set_threads(o.threads);
+  const dist::Comm& comm = dist::world();
+  // One step: grad_accum micro-batches on each of the N ranks (docs/distributed.md).
+  const int parts = o.grad_accum * comm.size();
   OptimizerOptions oo = o.opt;
-  const uint64_t tokens_per_step = job.tokens_per_micro_step() * uint64_t(o.grad_accum);
+  const uint64_t tokens_per_step = job.tokens_per_micro_step() * uint64_t(parts);
   uint64_t total = o.steps ? o.steps : o.tokens ? (o.tokens + tokens_per_step - 1) / tokens_per_step : 0;
   TrainState st;
-  AdamW opt(job.trainables(), oo);
+  // Every trained tensor; with --zero 1 the optimizer holds the moments of this rank's share only
+  // (whole tensors, balanced by size; docs/distributed.md, ZeRO-1).
+  const std::vector<Trainable> all = job.trainables();
+  const bool zero = o.zero > 0 && comm.distributed();
+  std::vector<int> owner(all.size(), 0);
+  if (zero) {
+    std::vector<size_t> load(size_t(comm.size()), 0);
+    for (size_t i = 0; i < all.size(); ++i) {
+      owner[i] = int(std::min_element(load.begin(), load.end()) - load.begin());
+      load[size_t(owner[i])] += all[i].size();
+    }
+  }
+  std::vector<Trainable> mine;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (owner[i] == comm.rank() || !zero) mine.push_back(all[i]);
+  AdamW opt(mine, oo);
   const std::vector<std::span<float>> grads = job.grads();
   if (in.resume_path) {
     format::GgufFile g = format::GgufFile::open(*in.resume_path);
     verify_checkpoint(g);
     job.restore(g);  // what cannot be resumed at all: FormatError
-    std::string diff = loop_diff(g, o);
+    std::string diff = loop_diff(g, o, comm.size());
     if (std::string d = job.options_diff(g); !d.empty()) diff += (diff.empty() ? "" : ", ") + d;
     // The budget sets the length of the cosine schedule: another --steps or --tokens would
     // stretch or squeeze what is left of it, so it is a changed option like the others. A time
@@ -317,21 +363,62 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
                (unsigned long long)oo.warmup_steps, about, (unsigned long long)total);
   };
   check_warmup("");
+  check_same_weights(all, comm, st.step);  // other files on some machine fail now, not at the end
   const double flops_per_token = job.flops_per_token();
   RunResult res;
   int consecutive_skips = 0, evals_without_gain = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  auto local_elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  // The clock of the --time budget: the slowest rank's, so that all ranks end after the same step
+  // and estimate the same schedule.
+  auto elapsed = [&] {
+    double t = local_elapsed();
+    comm.max(&t, 1);
+    return t;
+  };
+  // --zero 1: the moments of the tensors other ranks own, sent to rank 0's `whole` (the owner
+  // broadcasts; ranks that neither own nor write take them in a scratch buffer).
+  std::vector<float> scratch;
+  auto gather_moments = [&](AdamW* whole) {
+    if (!zero) return;
+    size_t k = 0;  // index into opt (this rank's tensors)
+    for (size_t i = 0; i < all.size(); ++i) {
+      const bool own = owner[i] == comm.rank();
+      for (int mv = 0; mv < 2; ++mv) {
+        float* buf = own ? (mv ? opt.v(k) : opt.m(k)) : whole ? (mv ? whole->v(i) : whole->m(i)) : nullptr;
+        if (!buf) {
+          scratch.resize(all[i].size());
+          buf = scratch.data();
+        }
+        if (own && whole) std::copy_n(buf, all[i].size(), mv ? whole->v(i) : whole->m(i));
+        if (owner[i] != 0) comm.broadcast(buf, all[i].size() * sizeof(float), owner[i]);
+      }
+      if (own) ++k;
+    }
+  };
   auto checkpoint = [&] {
     if (in.checkpoint_path.empty()) return;
-    check_finite_weights(opt, st.step);
+    check_finite_weights(all, st.step);
+    check_same_weights(all, comm, st.step);
+    if (!comm.root()) {  // rank 0 writes; the others wait until the file is in place
+      gather_moments(nullptr);
+      comm.barrier();
+      return;
+    }
     st.sampler_rng = job.sampler_rng();
     st.sampler_draws = job.sampler_draws();
     format::GgufWriter w;
     job.add_to_checkpoint(w);
-    add_checkpoint(w, opt, st);
+    std::optional<AdamW> whole;  // --zero 1: every rank's moments, gathered here for the file
+    if (zero) {
+      whole.emplace(all, oo);
+      whole->set_steps(opt.steps());
+    }
+    gather_moments(whole ? &*whole : nullptr);
+    add_checkpoint(w, whole ? *whole : opt, st);
     w.set_u32(kBatch, uint32_t(o.batch));
     w.set_u32(kAccum, uint32_t(o.grad_accum));
+    if (comm.size() > 1) w.set_u32(kRanks, uint32_t(comm.size()));
     w.set_u64(kSeed, o.seed);
     w.set_u64(kTotal, total);
     w.set_f32(kLr, o.opt.lr);
@@ -343,6 +430,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     add_checksums(w);
     w.save(in.checkpoint_path);
     if (in.on_checkpoint) in.on_checkpoint(in.checkpoint_path);
+    comm.barrier();
   };
   // Early stopping keeps the weights of the best validation (Hugging Face's
   // load_best_model_at_end): a copy of what is trained, taken at each new best and put back at
@@ -350,7 +438,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   std::vector<float> best;
   auto copy_weights = [&](bool to_best) {
     size_t at = 0;
-    for (const Trainable& t : opt.tensors()) {
+    for (const Trainable& t : all) {
       if (to_best) std::copy_n(t.w, t.size(), best.data() + at);
       else std::copy_n(best.data() + at, t.size(), t.w);
       at += t.size();
@@ -358,11 +446,11 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   };
   if (o.patience > 0) {
     size_t n = 0;
-    for (const Trainable& t : opt.tensors()) n += t.size();
+    for (const Trainable& t : all) n += t.size();
     best.resize(n);
   }
   const uint64_t first_step = st.step;
-  double after_first = 0;
+  double after_first = 0, now = 0;  // `now`: elapsed() at the end of the last step
   if (total && st.step >= total) {
     // Nothing left to train: the result reports the weights as they are (no training loss).
     log.info("%s is at the budget's last step, %llu: no step left to run", in.resume_path->c_str(),
@@ -372,21 +460,47 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     res.best_step = st.step;
   }
   while (total == 0 || st.step < total) {
-    if (o.time_s > 0 && elapsed() >= o.time_s) break;
-    const double step_start = elapsed();
+    if (o.time_s > 0 && now >= o.time_s) break;
+    const double step_start = local_elapsed();
     for (auto g : grads) std::fill(g.begin(), g.end(), 0.0f);
-    double loss = 0;
-    uint64_t step_tokens = 0;
-    for (int a = 0; a < o.grad_accum; ++a) {
-      loss += job.micro_step();
-      step_tokens += job.last_tokens();
+    // The step's micro-batches k = 0 .. parts-1, in the order one process draws them: this rank
+    // computes k = rank * grad_accum .. + grad_accum - 1 and draws past the others.
+    double sums[2] = {0, 0};  // loss, tokens
+    const int mine = comm.rank() * o.grad_accum;
+    for (int k = 0; k < parts; ++k) {
+      if (k < mine || k >= mine + o.grad_accum) {
+        job.skip_micro_step();
+        continue;
+      }
+      sums[0] += job.micro_step();
+      sums[1] += double(job.last_tokens());
     }
-    loss /= o.grad_accum;
-    if (o.grad_accum > 1)
+    // The gradient sum over the ranks, then the mean over the step's micro-batches.
+    const double comm_start = local_elapsed();
+    if (zero)  // each tensor's sum goes to its owner alone
+      for (size_t i = 0; i < all.size(); ++i) comm.sum_to(all[i].g, all[i].size(), owner[i]);
+    else
+      for (auto g : grads) comm.sum(g.data(), g.size());
+    comm.sum(sums, 2);
+    const double comm_s = local_elapsed() - comm_start;
+    const double loss = sums[0] / parts;
+    const uint64_t step_tokens = uint64_t(sums[1]);
+    if (parts > 1)
       for (auto grad : grads)
-        for (float& g : grad) g /= float(o.grad_accum);
+        for (float& g : grad) g /= float(parts);
     StepInfo info;
-    info.grad_norm = clip_grad_norm(grads, oo.grad_clip);
+    if (comm.distributed()) info.comm_s = comm_s;
+    // Clipping on the global norm; rank 0's, so that every rank takes the same decision.
+    if (zero) {  // the owners' shares of the squared norm
+      double sq = 0;
+      for (const Trainable& t : opt.tensors()) sq += kernels::sum_squares(t.g, t.size());
+      comm.sum(&sq, 1);
+      info.grad_norm = std::sqrt(sq);
+    } else {
+      info.grad_norm = grad_norm(grads);
+      comm.broadcast(&info.grad_norm, sizeof info.grad_norm);
+    }
+    clip_to_norm(grads, info.grad_norm, oo.grad_clip);
     oo.total_steps = total ? total : st.step + 1000;
     info.lr = lr_at(st.step, oo);
     if (!std::isfinite(info.grad_norm) || !std::isfinite(loss)) {
@@ -402,16 +516,19 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     } else {
       consecutive_skips = 0;
       opt.step(info.lr);
+      if (zero)  // each owner's updated tensors to every rank
+        for (size_t i = 0; i < all.size(); ++i) comm.broadcast(all[i].w, all[i].size() * sizeof(float), owner[i]);
     }
     ++st.step;
     st.tokens_seen += step_tokens;
-    const double step_s = elapsed() - step_start;
-    if (st.step - first_step == 1) after_first = elapsed();
+    const double step_s = local_elapsed() - step_start;
+    now = o.time_s > 0 ? elapsed() : local_elapsed();  // a collective only for a time budget
+    if (st.step - first_step == 1) after_first = now;
     // Time budget: fix the schedule's length from steps 2 to 4 (the first one touches every
     // buffer for the first time and is slower).
     if (total == 0 && st.step - first_step == 4) {
-      const double per_step = (elapsed() - after_first) / 3.0;
-      total = st.step + uint64_t(std::max(0.0, o.time_s - elapsed()) / per_step);
+      const double per_step = (now - after_first) / 3.0;
+      total = st.step + uint64_t(std::max(0.0, o.time_s - now) / per_step);
       log.debug("time budget: about %llu steps", (unsigned long long)total);
       check_warmup("about ");
     }
@@ -419,11 +536,11 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     info.total_steps = total;
     info.loss = float(loss);
     info.tokens_per_s = double(step_tokens) / step_s;
-    info.gflops = info.tokens_per_s * flops_per_token / 1e9;
-    info.elapsed_s = elapsed();
+    info.gflops = info.tokens_per_s * flops_per_token / 1e9 / comm.size();  // per rank, for its MFU
+    info.elapsed_s = now;
     info.tokens_seen = st.tokens_seen;
     res.last_loss = info.loss;
-    const bool last = (total && st.step >= total) || (o.time_s > 0 && elapsed() >= o.time_s);
+    const bool last = (total && st.step >= total) || (o.time_s > 0 && now >= o.time_s);
     if ((o.eval_every && st.step % o.eval_every == 0) || last) {
       info.valid_loss = job.validate();
       if (info.valid_loss) {
@@ -438,11 +555,18 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
         }
       }
     }
-    if (in.on_step) in.on_step(info);
+    if (in.on_step && comm.root()) in.on_step(info);
     if (o.checkpoint_every && st.step % o.checkpoint_every == 0) checkpoint();
-    if (in.stop && in.stop->load()) {
+    // A signal may reach the ranks at different moments: any rank's stops them all after this
+    // step. With a time budget, the clock is agreed here as well.
+    double flags[2] = {in.stop ? double(in.stop->load()) : 0.0, 0.0};
+    if (o.time_s > 0) flags[1] = local_elapsed();
+    comm.max(flags, 2);
+    if (o.time_s > 0) now = flags[1];
+    if (flags[0] != 0) {
       checkpoint();
       res.end = RunEnd::Interrupted;
+      res.signal = int(flags[0]);
       break;
     }
     if (o.patience && evals_without_gain >= o.patience) {
@@ -451,7 +575,8 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     }
   }
   res.steps = st.step;
-  check_finite_weights(opt, st.step);
+  check_finite_weights(all, st.step);
+  check_same_weights(all, comm, st.step);
   if (o.patience > 0 && res.end != RunEnd::Interrupted && res.best_valid_loss && res.best_step != st.step) {
     copy_weights(false);
     res.kept_best = true;

@@ -40,6 +40,9 @@ struct TrainOptions {
   uint64_t checkpoint_every = 0;    // steps between checkpoints (0 = only when interrupted)
   uint64_t seed = 0;
   int threads = 0;
+  // Under MPI, 1: ZeRO-1, each rank keeps the AdamW moments of its share of the tensors only
+  // (docs/distributed.md); 0: every rank keeps them all.
+  int zero = 0;
   // Resume even where the options a checkpoint records differ (listed as a warning instead).
   bool force_resume = false;
 };
@@ -58,11 +61,12 @@ struct StepInfo {
   float loss = 0;
   double grad_norm = 0;
   float lr = 0;
-  double tokens_per_s = 0;          // this step
-  double gflops = 0;                // model FLOPs per second (6N + 12 L C T per token)
+  double tokens_per_s = 0;          // this step, of all ranks
+  double gflops = 0;                // model FLOPs per second per rank (6N + 12 L C T per token)
   double elapsed_s = 0;
   uint64_t tokens_seen = 0;
   bool skipped = false;             // the update was skipped (non-finite gradients)
+  double comm_s = 0;                // under MPI: seconds this rank spent in the step's gradient sum
   std::optional<float> valid_loss;  // set on steps that ran a validation
 };
 
@@ -77,6 +81,7 @@ struct RunResult {
   // (the best validation came before the end of the run).
   bool kept_best = false;
   float last_loss = 0;
+  int signal = 0;           // RunEnd::Interrupted: the signal that stopped the run (on any rank)
 };
 
 // Where a run saves itself, and what it tells its caller.
@@ -109,6 +114,9 @@ class Job {
   // Draws one micro-batch, runs forward and backward (adding into the gradients); returns the
   // mean loss.
   virtual float micro_step() = 0;
+  // Draws the micro-batch micro_step() would draw, without computing it: under MPI, every rank
+  // draws every micro-batch of a step (docs/distributed.md) and computes only its share.
+  virtual void skip_micro_step() = 0;
   // Tokens one micro-batch feeds the model, padding left out: exact for token streams, the
   // training data's mean per example times the batch for padded tasks. The --tokens budget is
   // converted into steps with it. Then model FLOPs per token.
@@ -116,7 +124,8 @@ class Job {
   // Tokens the last micro_step() fed the model, padding left out (tok/s, tokens seen).
   virtual uint64_t last_tokens() const { return tokens_per_micro_step(); }
   virtual double flops_per_token() const = 0;
-  // Mean held-out loss, or nullopt without held-out data.
+  // Mean held-out loss, or nullopt without held-out data. Under MPI every rank calls it; each
+  // runs its share of the held-out micro-batches and the sums are reduced (dist::world()).
   virtual std::optional<float> validate() = 0;
   // The data sampler's position, part of the resumable state.
   virtual Rng::State sampler_rng() const = 0;
@@ -132,7 +141,10 @@ class Job {
   virtual std::string options_diff(const format::GgufFile&) const { return {}; }
 };
 
-// Runs `job` under the budgets and options of o (the model-shape fields are not used). With
+// Runs `job` under the budgets and options of o (the model-shape fields are not used), on every
+// rank of dist::world(): a step is --grad-accum micro-batches per rank, gradients summed over the
+// ranks; hooks.on_step and on_checkpoint are called and checkpoints written on rank 0 only
+// (docs/distributed.md). With
 // o.patience, the job's trained tensors end holding the weights of the best validation
 // (RunResult::kept_best), unless the run was interrupted. A resumed run's budget (--steps,
 // --tokens) is compared with the checkpoint's like its other options.
@@ -157,7 +169,9 @@ struct DryRun {
 // Builds the model and times one training step on random tokens, without training.
 DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab);
 
-// Mean loss over consecutive windows of `tokens` (at most max_windows of T+1 tokens).
+// Mean loss over consecutive windows of `tokens` (at most max_windows of T+1 tokens), in
+// micro-batches of B; under MPI, micro-batch j runs on rank j mod N and the sums are reduced,
+// so every rank returns the mean one process computes (up to the order of double additions).
 float evaluate(model::Model& net, const model::Params& p, const std::vector<int>& tokens, int B, int T,
                int max_windows);
 

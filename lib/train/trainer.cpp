@@ -17,14 +17,22 @@ float lr_at(uint64_t step, const OptimizerOptions& o) {
   return float(o.lr_min + 0.5 * (o.lr - o.lr_min) * (1.0 + std::cos(M_PI * progress)));
 }
 
-double clip_grad_norm(const std::vector<std::span<float>>& grads, float max_norm) {
+double grad_norm(const std::vector<std::span<float>>& grads) {
   double sq = 0;
   for (auto g : grads) sq += kernels::sum_squares(g.data(), g.size());
-  const double norm = std::sqrt(sq);
-  if (!std::isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
+  return std::sqrt(sq);
+}
+
+void clip_to_norm(const std::vector<std::span<float>>& grads, double norm, float max_norm) {
+  if (!std::isfinite(norm) || max_norm <= 0 || norm <= max_norm) return;
   const float scale = float(max_norm / norm);
   for (auto grad : grads)
     for (float& g : grad) g *= scale;
+}
+
+double clip_grad_norm(const std::vector<std::span<float>>& grads, float max_norm) {
+  const double norm = grad_norm(grads);
+  clip_to_norm(grads, norm, max_norm);
   return norm;
 }
 
@@ -70,6 +78,14 @@ void BatchSampler::next(int B, int* inputs, int* targets) {
     ++draws_;
     std::memcpy(inputs + size_t(b) * T_, tokens_.data() + start, sizeof(int) * size_t(T_));
     std::memcpy(targets + size_t(b) * T_, tokens_.data() + start + 1, sizeof(int) * size_t(T_));
+  }
+}
+
+void BatchSampler::skip(int B) {
+  const uint64_t span = tokens_.size() - size_t(T_);
+  for (int b = 0; b < B; ++b) {
+    rng_.below(span);
+    ++draws_;
   }
 }
 

@@ -31,6 +31,10 @@ float lr_at(uint64_t step, const OptimizerOptions& o);
 // Global L2 norm of the gradients; if finite and above max_norm > 0, scales them to max_norm.
 // Returns the norm before clipping (NaN or Inf if any gradient is not finite, grads untouched).
 double clip_grad_norm(const std::vector<std::span<float>>& grads, float max_norm);
+// clip_grad_norm in two halves, for a norm agreed between ranks: the global L2 norm, then the
+// scaling to max_norm > 0 when the norm is finite and above it.
+double grad_norm(const std::vector<std::span<float>>& grads);
+void clip_to_norm(const std::vector<std::span<float>>& grads, double norm, float max_norm);
 inline double clip_grad_norm(std::span<float> grad, float max_norm) { return clip_grad_norm(std::vector{grad}, max_norm); }
 
 // One trained tensor: its weights and gradient (not owned), its GGUF name and shape.
@@ -77,6 +81,8 @@ class BatchSampler {
   BatchSampler(const std::vector<int>& tokens, int T, uint64_t seed, const std::string& source);
   // Fills inputs and targets (B, T) with B windows.
   void next(int B, int* inputs, int* targets);
+  // Draws B windows as next() does, without copying them: another rank trains on them.
+  void skip(int B);
   const Rng& rng() const { return rng_; }
   void set_rng(const Rng& r) { rng_ = r; }
   uint64_t draws() const { return draws_; }

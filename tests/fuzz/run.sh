@@ -3,7 +3,7 @@
 #
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]     default: 60 seconds each, every target
 #
-# Targets: gguf model lora spm token_file jsonl labeled safetensors. Needs clang and libFuzzer, which the
+# Targets: gguf model lora spm token_file jsonl labeled safetensors hf_tokenizer hf_config chat. Needs clang and libFuzzer, which the
 # normal build does not: apt-get install clang libfuzzer-14-dev (Debian 12).
 # Configures build-fuzz/ (CC=clang CXX=clang++, -O1 -g, -DLM_FUZZ=ON with ASan and UBSan), builds
 # the targets, writes generated seeds, then runs the targets one after another (one process,
@@ -17,7 +17,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 src=$PWD
-all=(gguf model lora spm token_file jsonl labeled safetensors)
+all=(gguf model lora spm token_file jsonl labeled safetensors hf_tokenizer hf_config chat)
 
 seconds=${1:-60}
 [[ $# -gt 0 ]] && shift

@@ -235,6 +235,28 @@ TEST_CASE("q4_k_m: q6_K for attn_v and ffn_down of the use_more_bits layers, q4_
   CHECK(out(tied, "blk.1.attn_v.weight") == GgmlType::Q6_K);
 }
 
+TEST_CASE("q4_0, q5_0 with an importance matrix: q4_1 / q5_1 for the first n_layer / 8 ffn_down layers") {
+  const int L = 16;
+  const auto t = llama(L, 256, 512, 300, false);
+  for (FileType type : {FileType::Q4_0, FileType::Q5_0}) {
+    const GgmlType base = type == FileType::Q4_0 ? GgmlType::Q4_0 : GgmlType::Q5_0;
+    const GgmlType guard = type == FileType::Q4_0 ? GgmlType::Q4_1 : GgmlType::Q5_1;
+    const Plan plain = make_plan(t, type, {}, L), with = make_plan(t, type, {}, L, 1, true);
+    for (int l = 0; l < L; ++l) {
+      CAPTURE(l);
+      const std::string down = "blk." + std::to_string(l) + ".ffn_down.weight";
+      CHECK(out(plain, down) == base);
+      CHECK(out(with, down) == (l < L / 8 ? guard : base));
+      CHECK(out(with, "blk." + std::to_string(l) + ".attn_v.weight") == base);
+    }
+  }
+  // The K-quant mixtures are the same with or without one.
+  for (FileType type : {FileType::Q4_K_M, FileType::Q3_K_M, FileType::Q2_K}) {
+    const Plan plain = make_plan(t, type, {}, L), with = make_plan(t, type, {}, L, 1, true);
+    for (size_t i = 0; i < plain.tensors.size(); ++i) CHECK(plain.tensors[i].out == with.tensors[i].out);
+  }
+}
+
 TEST_CASE("q5_k_m, q3_k_m, q2_k: llama.cpp's types for attn_v, ffn_down and attn_output") {
   const int L = 32;
   auto t = llama(L, 256, 512, 300, false);
@@ -342,6 +364,38 @@ TEST_CASE("--tensor-type: first match wins, beats the rules, not the fallbacks; 
   CHECK(out(f, "output.weight") == GgmlType::F16);
 }
 
+TEST_CASE("convert_rows and write_quantized_tensor with importance: every row weighted alike, each matrix its own") {
+  const size_t rows = 6, n = 256;
+  std::vector<float> x(rows * n), imp(2 * n);
+  uint32_t s = 7;
+  for (float& v : x) s = s * 1664525u + 1013904223u, v = float(int32_t(s >> 8) % 2000) / 997.0f;
+  for (size_t i = 0; i < imp.size(); ++i) imp[i] = float(1 + (i * 37) % 101) * (i < n ? 1.0f : 0.01f);
+  const size_t rb = row_size(GgmlType::Q3_K, n);
+  std::vector<uint8_t> got(rb * rows), want(rb * rows), plain(rb * rows);
+  convert_rows(GgmlType::F32, x.data(), GgmlType::Q3_K, got.data(), rows, n, imp.data());
+  for (size_t r = 0; r < rows; ++r)
+    quantize_row_weighted(GgmlType::Q3_K, x.data() + r * n, want.data() + r * rb, n, imp.data());
+  convert_rows(GgmlType::F32, x.data(), GgmlType::Q3_K, plain.data(), rows, n);
+  CHECK(got == want);
+  CHECK(got != plain);
+  // A {n, 3, 2} tensor: rows 0..2 take imp[0..n), rows 3..5 imp[n..2n).
+  lm::test::TempDir dir;
+  const std::string path = dir.path() + "/e.gguf";
+  {
+    lm::format::GgufWriter w;
+    w.add_tensor("blk.0.ffn_up_exps.weight", GgmlType::F32, {int64_t(n), 3, 2}, x.data());
+    w.save(path);
+  }
+  const lm::format::GgufFile in = lm::format::GgufFile::open(path);
+  Plan plan = make_plan(in.tensors(), FileType::Q3_K_M, {}, 1);
+  REQUIRE(plan.tensors[0].out == GgmlType::Q3_K);
+  std::vector<uint8_t> tensor(rb * rows);
+  write_quantized_tensor(in, plan, 0, tensor.data(), imp.data());
+  for (size_t r = 0; r < rows; ++r)
+    quantize_row_weighted(GgmlType::Q3_K, x.data() + r * n, want.data() + r * rb, n, imp.data() + (r / 3) * n);
+  CHECK(tensor == want);
+}
+
 TEST_CASE("requantizing: only tensors converted from a quantized type count") {
   const auto q8 = llama(2, 64, 96, 100, true, GgmlType::Q8_0);
   CHECK(plan_for(q8, FileType::Q8_0, 2).first_requantized() == nullptr);  // same types: copies
@@ -400,7 +454,10 @@ TEST_CASE("a quantized copy: metadata, tensors, eval keys rewritten in place") {
   const Plan plan = make_plan(in.tensors(), FileType::Q4_0, {parse_tensor_type_override("attn_q=q8_0")}, 1);
 
   lm::format::GgufWriter w;
-  add_quantized_model(w, in, plan, {"in.gguf", {"attn_q=q8_0"}});
+  QuantizeInfo info;
+  info.source = "in.gguf";
+  info.overrides = {"attn_q=q8_0"};
+  add_quantized_model(w, in, plan, info);
   set_quant_eval(w, {"valid.txt"});
   const uint64_t planned = w.file_size();
   {

@@ -55,9 +55,9 @@ for bin in "$LM_BIN"/lm-*; do
     pass
   done < opts.txt
 
-  # The hand-written prose names only options the tool has (lines naming another lm tool quote
-  # that tool's options).
-  others=$(cd "$LM_BIN" && ls -d lm-* | grep -vx "$tool" | paste -sd'|')
+  # The hand-written prose names only options the tool has (lines naming another lm tool, or
+  # mpirun, quote that tool's options).
+  others=$(cd "$LM_BIN" && { ls -d lm-* | grep -vx "$tool"; echo mpirun; } | paste -sd'|')
   sed 's/\\-/-/g' "$template" | { if [[ -n $others ]]; then grep -vE "($others)([^a-z-]|\$)"; else cat; fi; } |
     grep -oE -- '--[a-z][a-z0-9-]*' | sort -u > named.txt
   while read -r opt; do

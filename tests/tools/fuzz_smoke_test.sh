@@ -7,7 +7,7 @@
 # passes; an existing one is brought up to date if that takes under 45 s.
 source "$(dirname "$0")/lib.sh"
 fb=${LM_FUZZ_BUILD:-$LM_SRC/build-fuzz}
-targets=(gguf model lora spm token_file jsonl labeled safetensors)
+targets=(gguf model lora spm token_file jsonl labeled safetensors hf_tokenizer hf_config chat)
 
 skip() { echo "skipped: $*"; exit 0; }
 command -v clang++ > /dev/null || skip "clang++ is not installed (apt-get install clang libfuzzer-14-dev)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lm-eval end to end: perplexity on a tiny trained model (chunks and sliding windows, several
 # files, per-token output that adds up to the totals), KL divergence against itself and a
-# quantized copy, BLEU and chrF on sacreBLEU's README example, classification metrics on
+# quantized copy, importance matrices (llama-imatrix's chunks, read back by lm-quantize), BLEU and chrF on sacreBLEU's README example, classification metrics on
 # scikit-learn's classification_report example, the picture of a training run's metrics,
 # progress lines only on a terminal, and one-line errors.
 source "$(dirname "$0")/lib.sh"
@@ -60,6 +60,38 @@ awk -v k="$(field kld "$T/out")" -v a="$(field top1_agreement "$T/out")" 'BEGIN 
 expect_exit 0 "kld of a q4_0 copy" -- lm-eval kld -m m-q4.gguf --ref m.gguf a.txt --json -t 1
 awk -v k="$(field kld "$T/out")" -v a="$(field top1_agreement "$T/out")" 'BEGIN { exit !(k > 0 && k < 1 && a > 0.5 && a < 1) }' &&
   pass || fail "q4_0 kld: $(cat "$T/out")"
+
+# ---- importance matrix ----
+imx=(lm-eval imatrix -m m.gguf -t 1)
+expect_exit 0 "imatrix" -- "${imx[@]}" -o m.imatrix.gguf a.txt
+[[ ! -s $T/err ]] && pass || fail "imatrix wrote to stderr: $(head -c 300 "$T/err" | cat -v)"
+# a.txt's tokens after BOS in chunks of 64 (the model's context; below llama-imatrix's 512):
+# every one of the 14 layer matrices (2 layers x q k v output gate up down) counted.
+[[ $(head -1 "$T/out") == $'file\tentries\tchunks\tchunk_size\ttokens' ]] && pass || fail "imatrix header: $(head -1 "$T/out")"
+chunks=$(( (tokens / 31 * 64 + 1) / 64 ))  # perplexity's chunks above: the same cut
+awk -F'\t' -v c="$chunks" 'NR == 2 { exit !($1 == "m.imatrix.gguf" && $2 == 14 && $3 == c && $4 == 64 && $5 == c * 64) }' "$T/out" &&
+  pass || fail "imatrix row: $(sed -n 2p "$T/out"), expected 14 entries and $chunks chunks of 64"
+expect_exit 0 "imatrix from stdin, --json" -- sh -c "${imx[*]} -o stdin.imatrix.gguf --json < a.txt"
+[[ $(field entries "$T/out") == 14 && $(field chunks "$T/out") == "$chunks" && $(field tokens "$T/out") == $((chunks * 64)) ]] &&
+  pass || fail "imatrix --json: $(cat "$T/out")"
+expect_exit 0 "imatrix again" -- "${imx[@]}" -o again.imatrix.gguf a.txt
+same_files again.imatrix.gguf m.imatrix.gguf "imatrix is deterministic"
+grep -q "a.txt" m.imatrix.gguf && grep -q "imatrix.chunk_count" m.imatrix.gguf && pass ||
+  fail "imatrix metadata: no dataset name or chunk count"
+expect_exit 0 "lm-quantize reads it" -- lm-quantize -q -m m.gguf -o m-imx.gguf --type q4_0 --imatrix m.imatrix.gguf
+# m is tied: its head (token_embd) is q8_0, which takes no importance; every q4_0 matrix has an entry.
+[[ ! -s $T/err ]] && pass || fail "lm-quantize --imatrix warned: $(cat "$T/err")"
+expect_exit 0 "smaller chunks, --process-output" -- "${imx[@]}" -o small.imatrix.gguf -c 32 -b 16 --process-output a.txt --json
+[[ $(field chunks "$T/out") -ge $((2 * chunks)) && $(field entries "$T/out") == 14 ]] && pass ||
+  fail "-c 32: $(cat "$T/out") (a tied head is never collected)"
+expect_exit 1 "imatrix: text too short" -- sh -c "head -c 100 a.txt > short.txt && ${imx[*]} -o short.gguf short.txt"
+expect_err "^lm-eval: short.txt: [0-9]+ tokens, too few for one chunk of 64" "imatrix short text message"
+[[ ! -e short.gguf ]] && pass || fail "imatrix wrote a file for a text too short"
+expect_exit 2 "imatrix: --ctx-size beyond the model's" -- "${imx[@]}" -o x.gguf -c 128 a.txt
+expect_err "^lm-eval: --ctx-size 128 is larger than the model's context length 64" "imatrix ctx message"
+expect_exit 2 "imatrix: batch below 16" -- "${imx[@]}" -o x.gguf -b 8 a.txt
+expect_exit 2 "imatrix: output is the model" -- "${imx[@]}" -o m.gguf a.txt
+expect_err "^lm-eval: output 'm.gguf' is the model" "imatrix output message"
 
 # ---- BLEU and chrF: sacreBLEU's README example ----
 printf '%s\n' 'The dog bit the man.' "It wasn't surprising." 'The man had just bitten him.' > sys.txt

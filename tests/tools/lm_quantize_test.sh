@@ -2,8 +2,8 @@
 # lm-quantize end to end on two tiny trained models: A (untied, every width a multiple of 256,
 # so no fallbacks) and B (tied, 64 wide, --ff 100, so fallbacks): every file type reads back
 # through lm-eval with a close perplexity, sizes and bits per weight, --dry-run against the real
-# file, overrides, requantizing, --eval keys, determinism, and one-line errors that leave an
-# existing output alone.
+# file, overrides, requantizing, --eval keys, determinism, importance matrices (ours and one
+# llama-imatrix wrote), and one-line errors that leave an existing output alone.
 source "$(dirname "$0")/lib.sh"
 
 make_corpus 3000 > corpus.txt
@@ -175,6 +175,41 @@ expect_exit 2 "output is the input" -- "${q[@]}" -m keep.gguf -o ./keep.gguf --t
 expect_err "is the input model" "same file message"
 expect_exit 2 "--ctx-size without --eval" -- "${q[@]}" -m A.gguf -o keep.gguf --type q8_0 -c 16
 expect_exit 2 "--ctx-size beyond the model's" -- "${q[@]}" -m A.gguf -o keep.gguf --type q8_0 --eval a.txt -c 64
+# ---- importance matrices ----
+# tests/data/quant/llama_imatrix_tiny.gguf was written by llama-imatrix for a model of A's shapes
+# (its README): it has the 14 layer matrices, not token_embd or output.
+LLAMA_IMX=$LM_TEST_DATA/quant/llama_imatrix_tiny.gguf
+expect_exit 0 "--imatrix from llama-imatrix" -- "${q[@]}" -m A.gguf -o A-imx-q4_k_m.gguf --type q4_k_m --imatrix "$LLAMA_IMX"
+[[ $(grep -c "warning" "$T/err") == 1 ]] &&
+  grep -Eq "^lm-quantize: warning: .*llama_imatrix_tiny.gguf has no entry for 2 of the tensors it could weigh \(token_embd.weight, output.weight\): they are quantized without one$" "$T/err" &&
+  pass || fail "missing entries: not one warning naming them: $(cat "$T/err")"
+[[ $(types A-imx-q4_k_m.gguf) == "$(types A-q4_k_m.gguf)" ]] && pass || fail "an imatrix changed the types of q4_k_m"
+cmp -s A-imx-q4_k_m.gguf A-q4_k_m.gguf && fail "--imatrix changed no byte" || pass
+grep -q "quantize.imatrix.file" A-imx-q4_k_m.gguf && grep -q "quantize.imatrix.entries_count" A-imx-q4_k_m.gguf &&
+  pass || fail "no quantize.imatrix.* keys in the output"
+grep -q "quantize.imatrix" A-q4_k_m.gguf && fail "quantize.imatrix keys without --imatrix" || pass
+p_imx=$(ppl A-imx-q4_k_m.gguf)
+close "$p_imx" "$p_src" 0.1 && pass || fail "q4_k_m with llama's imatrix: perplexity $p_imx, source $p_src"
+# Ours, on the scored text: q3_k_m with it stays close to the source.
+expect_exit 0 "lm-eval imatrix on A" -- lm-eval imatrix -t 2 -m A.gguf -o A.imatrix.gguf -c 32 corpus.txt
+expect_exit 0 "--imatrix from lm-eval" -- "${q[@]}" -m A.gguf -o A-imx-q3_k_m.gguf --type q3_k_m --imatrix A.imatrix.gguf
+expect_exit 0 "--imatrix again" -- "${q[@]}" -m A.gguf -o A-imx-q3_k_m-2.gguf --type q3_k_m --imatrix A.imatrix.gguf
+same_files A-imx-q3_k_m.gguf A-imx-q3_k_m-2.gguf "--imatrix output is deterministic"
+p_imx=$(ppl A-imx-q3_k_m.gguf)
+close "$p_imx" "$p_src" 0.25 && pass || fail "q3_k_m with an imatrix: perplexity $p_imx, source $p_src"
+# q4_0 with one: llama-quantize's ffn_down guard needs n_layer >= 8, so A's types are q4_0's.
+expect_exit 0 "--imatrix with q4_0" -- "${q[@]}" -m A.gguf -o A-imx-q4_0.gguf --type q4_0 --imatrix A.imatrix.gguf
+[[ $(types A-imx-q4_0.gguf) == "$(types A-q4_0.gguf)" ]] && pass || fail "q4_0 types with an imatrix"
+# Errors: another model's matrix, a model given as one, a missing file; the output is left alone.
+expect_exit 0 "lm-eval imatrix on B" -- lm-eval imatrix -t 2 -m B.gguf -o B.imatrix.gguf -c 32 a.txt
+expect_exit 1 "another model's imatrix" -- "${q[@]}" -m A.gguf -o keep.gguf --type q4_k_m --imatrix B.imatrix.gguf
+expect_err "^lm-quantize: B.imatrix.gguf: entry blk\\.0\\.[a-z_]+\\.weight has 64 columns x 1 matrices, but A.gguf has 256 x 1: is it the importance matrix of another model\?$" \
+  "another model's imatrix message"
+expect_exit 1 "a model as the imatrix" -- "${q[@]}" -m A.gguf -o keep.gguf --type q4_k_m --imatrix B.gguf
+expect_err "^lm-quantize: B.gguf: is not an importance matrix" "a model as the imatrix message"
+expect_exit 1 "missing imatrix" -- "${q[@]}" -m A.gguf -o keep.gguf --type q4_k_m --imatrix nope.imatrix.gguf
+expect_err "nope.imatrix.gguf" "missing imatrix message"
+
 expect_exit 1 "missing input" -- "${q[@]}" -m nope.gguf -o keep.gguf --type q8_0
 expect_err "nope.gguf" "missing input message"
 expect_exit 1 "not GGUF" -- "${q[@]}" -m tok.model -o keep.gguf --type q8_0

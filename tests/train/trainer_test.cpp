@@ -180,6 +180,7 @@ struct ScriptedJob final : Job {
     g = 1;
     return 1;
   }
+  void skip_micro_step() override {}
   uint64_t tokens_per_micro_step() const override { return 1; }
   double flops_per_token() const override { return 1; }
   std::optional<float> validate() override {

@@ -20,6 +20,14 @@ static std::string g_tool = "lm";
 
 const std::string& tool_name() { return g_tool; }
 
+static int g_rank = 0;
+void set_error_rank(int rank) { g_rank = rank; }
+
+// "lm-x: " or, on MPI ranks above 0, "lm-x: rank R: ".
+static std::string error_prefix() {
+  return g_tool + ": " + (g_rank > 0 ? "rank " + std::to_string(g_rank) + ": " : "");
+}
+
 // --help lists a switch as "--x, --no-x", without CLI11's "{false}" after the negated name.
 class Formatter : public CLI::Formatter {
  public:
@@ -172,6 +180,7 @@ static std::string help_hint(const CLI::App& app) {
 }
 
 static int usage_error(const CLI::App& app, const std::string& what) {
+  if (g_rank > 0) return kExitUsage;
   std::fprintf(stderr, "%s: %s\n%s\n", g_tool.c_str(), what.c_str(), help_hint(app).c_str());
   return kExitUsage;
 }
@@ -278,11 +287,11 @@ int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& b
   } catch (const UsageError& e) {
     return usage_error(app, e.what());
   } catch (const Error& e) {
-    std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), e.what());
+    std::fprintf(stderr, "%s%s\n", error_prefix().c_str(), e.what());
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "%s: out of memory\n", g_tool.c_str());
+    std::fprintf(stderr, "%sout of memory\n", error_prefix().c_str());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: %s\n", g_tool.c_str(), e.what());
+    std::fprintf(stderr, "%s%s\n", error_prefix().c_str(), e.what());
   }
   return kExitError;
 }

@@ -103,4 +103,9 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 // The tool name used as prefix for messages ("lm-tokenize").
 const std::string& tool_name();
 
+// Under MPI (docs/distributed.md), the rank of this process: on ranks above 0, run_main prints
+// no usage error (every rank parses the same command line; rank 0 says it) and prefixes other
+// errors with "rank R: ", after the tool name.
+void set_error_rank(int rank);
+
 }  // namespace lm::tools

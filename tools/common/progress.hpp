@@ -54,7 +54,11 @@ class Progress {
   Progress(const Logger& log, std::string label, uint64_t total, Unit unit, std::string count_name,
            std::string rate_name, bool wanted = true);
   bool enabled() const { return line_.enabled(); }
-  void set_label(std::string label) { label_ = std::move(label); }
+  // A new label (the next file) is drawn at the next update, however soon.
+  void set_label(std::string label) {
+    if (label != label_) drawn_ = false;
+    label_ = std::move(label);
+  }
   void set_total(uint64_t total) { total_ = total; }
   // How far it is (in the unit of total) and how many rate items are done so far.
   void update(uint64_t done, uint64_t items);

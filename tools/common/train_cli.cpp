@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "base/json.hpp"
+#include "base/threads.hpp"
 #include "common/cli.hpp"
 
 namespace lm::tools {
@@ -20,6 +22,42 @@ extern "C" void on_signal(int sig) {
   if (g_signal.exchange(sig) != 0) _exit(128 + sig);  // a second signal: leave at once
 }
 }  // namespace
+
+DistRun::DistRun(const char* tool, int* argc, char*** argv) {
+  try {
+    session_.emplace(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\n", tool, e.what());
+    std::exit(kExitUsage);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s: %s\n", tool, e.what());
+    std::exit(kExitError);
+  }
+  set_error_rank(dist::world().rank());
+}
+
+void DistRun::setup(Logger& log, train::TrainOptions& o) const {
+  if (!root()) log.set_level(Logger::Level::Quiet);
+  if (o.threads == 0 && dist::local_size() > 1) o.threads = std::max(1, resolve_threads(0) / dist::local_size());
+  if (dist::world().distributed())
+    log.debug("MPI: %d ranks, %d on this machine, %d threads each", dist::world().size(), dist::local_size(),
+              resolve_threads(o.threads));
+}
+
+bool DistRun::root() const { return dist::world().root(); }
+
+int DistRun::finish(int rc) {
+  if ((rc == kExitError || rc == kExitUsage) && dist::world().distributed()) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    // An error every rank meets (a usage error, a missing file) is ended by rank 0's abort; the
+    // others give it two seconds before ending the job themselves (an error of their own), as
+    // OpenMPI garbles its notes when several ranks abort at once.
+    if (!root()) ::sleep(2);
+    session_->abort(rc);
+  }
+  return rc;
+}
 
 void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f) {
   lm::tools::doc(
@@ -140,7 +178,10 @@ differences are printed as a warning). The model shape must still match.)");
                      ->type_name("FILE"))
       .group("Data and output")
       .man(R"(Write one JSON object per step (JSON Lines) with the keys step, loss, lr, grad_norm, tokens,
-tokens_per_s, elapsed_s, skipped and, on validation steps, valid_loss. The file is written as
+tokens_per_s, elapsed_s, skipped, on validation steps valid_loss and, under
+.BR mpirun ,
+comm_s (rank 0's seconds in the step's gradient sum, waiting for the other ranks included). The
+file is written as
 training goes, so it can be followed with
 .BR "tail \-f" .)");
   lm::tools::doc(app.add_option("--plot", f.plot,
@@ -155,6 +196,24 @@ interrupted run leaves one too. A resumed run draws the steps from where it resu
 picture of a whole run can be drawn from its metrics file with
 .BR "lm\-eval plot" .
 Runs of more than 2000 steps are drawn as the means of consecutive steps, as the legend says.)");
+  lm::tools::doc(app.add_option("--zero", o.zero,
+                                "Under mpirun, 1: each rank keeps the AdamW moments of its share of the tensors (ZeRO-1)")
+                     ->check(CLI::Range(0, 1))
+                     ->type_name("0|1"))
+      .group("Budget and optimization")
+      .man(R"(Under
+.BR mpirun ,
+1 shards the optimizer state (ZeRO stage 1): the trained tensors are dealt out to the ranks,
+whole and balanced by size; each tensor's gradient is summed to its owner alone, the owner
+keeps its AdamW moments and updates it, and broadcasts the new weights. A rank's optimizer
+memory falls to about 1/N (8 bytes per parameter of its share instead of all). The
+communication per step is that of the plain sum. Checkpoints are the same file: rank 0
+gathers the moments to write it (for that moment it holds them all), and it resumes with or
+without
+.BR \-\-zero ,
+on any number of ranks with the same global batch. Without
+.B mpirun
+it changes nothing.)");
   lm::tools::doc(app.add_option("-s,--seed", o.seed, "Random seed (initialisation and data order)"))
       .group("Other")
       .man(R"(Seed for the initial weights and the order of the training windows.)");
@@ -243,6 +302,7 @@ void StepReporter::operator()(const train::StepInfo& s) {
            {"tokens_per_s", json_number(s.tokens_per_s)},
            {"elapsed_s", json_number(s.elapsed_s)},
            {"skipped", s.skipped}};
+    if (dist::world().distributed()) j["comm_s"] = json_number(s.comm_s);
     if (s.valid_loss) j["valid_loss"] = json_number(*s.valid_loss);
     metrics_->write(dump_json(j) + "\n");
     metrics_->flush();

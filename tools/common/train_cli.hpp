@@ -13,10 +13,31 @@
 #include "base/file.hpp"
 #include "base/log.hpp"
 #include "common/progress.hpp"
+#include "dist/comm.hpp"
 #include "train/plot.hpp"
 #include "train/run.hpp"
 
 namespace lm::tools {
+
+// The MPI session of lm-train and lm-finetune (docs/distributed.md), for the whole of main().
+class DistRun {
+ public:
+  // Starts MPI when a launcher started the process (see dist::Session). Started by mpirun in a
+  // build without MPI: says so in one line and exits 2.
+  DistRun(const char* tool, int* argc, char*** argv);
+  // After parsing: ranks above 0 print nothing but errors (rank 0 reports), and with -t 0 and
+  // several ranks on this machine each rank takes its share of the cores.
+  void setup(Logger& log, train::TrainOptions& o) const;
+  // The rank that writes the outputs, the checkpoints, --metrics and --plot.
+  bool root() const;
+  // The exit status to return from main. After an error (rc 1 or 2) under MPI, ends the whole
+  // job (MPI_Abort) so that no rank waits for this one; an interrupted run (128 + signal) has
+  // already met the other ranks and ends normally.
+  int finish(int rc);
+
+ private:
+  std::optional<dist::Session> session_;
+};
 
 // Flags of the training loop, bound to o and the strings (paths and the --time text).
 struct TrainerFlags {

@@ -1,0 +1,170 @@
+// The communicator: MPI when built with it (LM_HAVE_MPI) and started by a launcher, else one
+// process.
+#include "dist/comm.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/error.hpp"
+
+#ifdef LM_HAVE_MPI
+// The C API only: the deprecated C++ bindings would need libmpi_cxx.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#endif
+
+namespace lm::dist {
+
+namespace {
+Comm g_world;
+
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : 0;
+}
+
+#ifdef LM_HAVE_MPI
+bool g_mpi = false;  // MPI started by a Session
+
+// A failed MPI call: one line naming it and MPI's reason.
+void check(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING] = "";
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  throw Error(std::string(call) + " failed on rank " + std::to_string(g_world.rank()) + ": " + msg +
+              " (has another rank died?)");
+}
+
+// Large buffers go in pieces: MPI counts are ints.
+constexpr size_t kChunk = size_t(1) << 28;
+
+template <class T>
+void allreduce(T* x, size_t n, MPI_Datatype type, MPI_Op op, const char* call) {
+  for (size_t at = 0; at < n; at += kChunk) {
+    const int count = int(std::min(kChunk, n - at));
+    check(MPI_Allreduce(MPI_IN_PLACE, x + at, count, type, op, MPI_COMM_WORLD), call);
+  }
+}
+#endif
+}  // namespace
+
+bool built_with_mpi() {
+#ifdef LM_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+int launcher_size(std::string* var) {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"}) {
+    if (const char* v = std::getenv(name); v && *v) {
+      if (var) *var = std::string(name) + "=" + v;
+      // PMIX_RANK says a launcher started us, not how many: at least one rank.
+      return std::max(1, std::strcmp(name, "PMIX_RANK") == 0 ? env_int("PMIX_SIZE") : std::atoi(v));
+    }
+  }
+  return 0;
+}
+
+int local_size() { return std::max(1, env_int("OMPI_COMM_WORLD_LOCAL_SIZE")); }
+
+const Comm& world() { return g_world; }
+
+void Comm::sum(float* x, size_t n) const {
+#ifdef LM_HAVE_MPI
+  if (g_mpi && size_ > 1) allreduce(x, n, MPI_FLOAT, MPI_SUM, "MPI_Allreduce");
+#endif
+  (void)x, (void)n;
+}
+
+void Comm::sum(double* x, size_t n) const {
+#ifdef LM_HAVE_MPI
+  if (g_mpi && size_ > 1) allreduce(x, n, MPI_DOUBLE, MPI_SUM, "MPI_Allreduce");
+#endif
+  (void)x, (void)n;
+}
+
+void Comm::max(double* x, size_t n) const {
+#ifdef LM_HAVE_MPI
+  if (g_mpi && size_ > 1) allreduce(x, n, MPI_DOUBLE, MPI_MAX, "MPI_Allreduce");
+#endif
+  (void)x, (void)n;
+}
+
+void Comm::broadcast(void* data, size_t bytes, int root) const {
+#ifdef LM_HAVE_MPI
+  if (g_mpi && size_ > 1)
+    for (size_t at = 0; at < bytes; at += kChunk)
+      check(MPI_Bcast(static_cast<char*>(data) + at, int(std::min(kChunk, bytes - at)), MPI_BYTE, root, MPI_COMM_WORLD),
+            "MPI_Bcast");
+#endif
+  (void)data, (void)bytes, (void)root;
+}
+
+void Comm::sum_to(float* x, size_t n, int root) const {
+#ifdef LM_HAVE_MPI
+  if (g_mpi && size_ > 1)
+    for (size_t at = 0; at < n; at += kChunk) {
+      const int count = int(std::min(kChunk, n - at));
+      void* send = rank_ == root ? MPI_IN_PLACE : static_cast<void*>(x + at);
+      check(MPI_Reduce(send, x + at, count, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD), "MPI_Reduce");
+    }
+#endif
+  (void)x, (void)n, (void)root;
+}
+
+std::vector<uint64_t> Comm::all_gather(uint64_t x) const {
+  std::vector<uint64_t> all(size_t(size_), x);
+#ifdef LM_HAVE_MPI
+  if (g_mpi && size_ > 1)
+    check(MPI_Allgather(&x, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD), "MPI_Allgather");
+#endif
+  return all;
+}
+
+void Comm::barrier() const {
+#ifdef LM_HAVE_MPI
+  if (g_mpi && size_ > 1) check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+#endif
+}
+
+Session::Session(int* argc, char*** argv) {
+  std::string var;
+  const int n = launcher_size(&var);
+  if (n == 0) return;
+#ifdef LM_HAVE_MPI
+  int provided = 0;
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    throw Error("MPI_Init_thread failed (" + var + ")");
+  g_mpi = active_ = true;
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &g_world.rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &g_world.size_);
+#else
+  (void)argc, (void)argv;
+  if (n > 1 || var.starts_with("OMPI_COMM_WORLD_SIZE"))
+    throw UsageError("started by mpirun (" + var +
+                     ") but built without MPI; rebuild with -DLM_MPI=ON (apt-get install libopenmpi-dev)");
+#endif
+}
+
+Session::~Session() {
+#ifdef LM_HAVE_MPI
+  if (active_) MPI_Finalize();
+  g_mpi = false;
+#endif
+  g_world = Comm();
+}
+
+void Session::abort(int code) {
+#ifdef LM_HAVE_MPI
+  if (active_ && g_world.size() > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  (void)code;
+}
+
+}  // namespace lm::dist
