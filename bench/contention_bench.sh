@@ -19,7 +19,7 @@ tmp=$(mktemp -d)
 busy=
 cleanup() { [[ -n $busy ]] && kill "$busy" 2> /dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-head -c 300000 "$text" > "$tmp/text.txt"
+head -c 60000 "$text" > "$tmp/text.txt"
 head -n 2000 "$text" > "$tmp/train.txt"
 lm_tok() { "$bin/lm-tokenize" train -q --vocab-size 2000 -o "$tmp/tok.model" "$tmp/train.txt"; }
 lm_tok

@@ -5,7 +5,8 @@
 # for its prompt (none lost, cut or mixed up); prints per P the requests answered, wrong and
 # failed, p50/p99 latency, time to first token and total completion tokens/s, then the
 # throughput of the first P over the last. Exit 1 if any answer was wrong or missing.
-# Run it alone on an idle machine: it takes every core it is given.
+# Run it alone on an idle machine: it takes every core it is given. With LLAMA_SERVER=PATH (a
+# llama.cpp build's llama-server) the same load also runs against it, on the same file.
 # Usage: bench/serve_load.sh [-m MODEL.gguf] [-c CLIENTS] [-r REQUESTS] [-n MAX_TOKENS]
 #                            [-p "8 1"] [-t THREADS] [-b BUILD_DIR]
 # Without -m it trains the tiny model of tests/tools/lm_serve_test.sh (a smoke test, not a
@@ -72,6 +73,32 @@ for p in $parallels; do
   [[ -z $first_rate ]] && first_rate=$rate
   last_rate=$rate
 done
+# llama.cpp's llama-server on the same file and load, when LLAMA_SERVER names its binary: -np P
+# slots of 256 tokens, continuous batching (its default). Its answers are checked against
+# lm-generate's too; a "wrong" there is a token where the two greedy decodings part (reported,
+# not an error).
+if [[ -n ${LLAMA_SERVER:-} ]]; then
+  for p in $parallels; do
+    lport=$((18000 + RANDOM % 2000))
+    "$LLAMA_SERVER" -m "$model" --host 127.0.0.1 --port "$lport" -np "$p" -c $((256 * p)) -t "$threads" \
+      > llama.out 2> llama.err &
+    lpid=$!
+    for _ in $(seq 600); do
+      curl -sf "http://127.0.0.1:$lport/health" > /dev/null 2>&1 && break
+      kill -0 "$lpid" 2> /dev/null || break
+      sleep 0.1
+    done
+    node "$src/bench/serve_load.mjs" "http://127.0.0.1:$lport" "$clients" "$requests" "$max_tokens" expected.json > load.json ||
+      { echo "serve_load.sh: llama-server run failed: $(tail -c 300 llama.err)" >&2; }
+    kill -TERM "$lpid"
+    wait "$lpid" 2> /dev/null
+    node -e '
+      const j = JSON.parse(require("fs").readFileSync("load.json", "utf8"));
+      console.log([("llama " + process.argv[1]).padEnd(10), String(j.requests).padStart(9), String(j.ok).padStart(5),
+        String(j.wrong).padStart(6), String(j.failed).padStart(6), String(j.p50_ms).padStart(9), String(j.p99_ms).padStart(9),
+        String(j.first_token_p50_ms).padStart(12), String(j.tokens).padStart(8), String(j.tokens_per_s).padStart(10)].join(" "));' "$p"
+  done
+fi
 set -- $parallels
 if (($# > 1)); then
   awk -v a="$first_rate" -v b="$last_rate" -v p="$1" -v q="${!#}" 'BEGIN { if (b > 0) printf "--parallel %s: %.2fx the tokens/s of --parallel %s\n", p, a / b, q }'

@@ -53,6 +53,10 @@ void ThreadTuner::end() {
 void ThreadTuner::record(double per_row) {
   Kind& k = kinds_[size_t(last_kind_)];
   k.measured = true;
+  if (!last_probe_ && k.warmup > 0) {
+    --k.warmup;
+    return;
+  }
   if (!last_probe_) {
     if (k.probe >= 0) return;  // a step begun before the probe started
     k.recent[size_t(k.n_recent % int(k.recent.size()))] = per_row;
@@ -64,9 +68,12 @@ void ThreadTuner::record(double per_row) {
   const int n = std::min(k.n_recent, int(k.recent.size()));
   double cur = 0;
   for (int i = 0; i < n; ++i) cur += k.recent[size_t(i)] / n;
-  // A probe step twice as slow as the current mean ends the probe: on a loaded machine a step
-  // with too many threads can take a hundred times longer.
-  const bool hopeless = at > 0 && n > 0 && per_row > 2 * cur;
+  // Probe steps a quarter slower than the current mean (after the first, over the first two)
+  // end the probe: a count worth taking is faster from its first steps, and on a loaded machine
+  // a step with too many threads can take a hundred times longer.
+  double probe_mean = 0;
+  for (size_t i = 1; i <= at; ++i) probe_mean += k.probe_s[i] / double(std::max<size_t>(at, 1));
+  const bool hopeless = at >= 2 && n > 0 && probe_mean > 1.25 * cur;
   if (--k.probe_left > 0 && !hopeless) return;
   // The mean of the probe's steps after its first against the mean of the current count's
   // recent steps: means, because on a loaded machine most steps are quick and a few wait
@@ -80,7 +87,7 @@ void ThreadTuner::record(double per_row) {
     for (Kind& o : kinds_)
       if (!o.measured) o.cur = k.probe;
     k.n_recent = 0;
-    k.interval = 16;
+    k.interval = 32;
   } else {
     k.interval = std::min(k.interval * 2, 1024);
   }

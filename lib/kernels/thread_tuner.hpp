@@ -6,7 +6,7 @@
 // depends on the load, which changes while a tool runs, so it is measured: each kind of step
 // (by rows: decoding 1, 2, 3-4, 5-8 rows; prompts 9-64 and more) runs at the count that was
 // fastest, and now and then a few steps at another count check that it still is. A probe that
-// confirms the choice doubles the interval to the next (16 steps up to 1024), so on an idle
+// confirms the choice doubles the interval to the next (32 steps up to 1024), so on an idle
 // machine almost every step runs at the full count; one that finds a faster count switches to it.
 //
 // Used only when the user did not fix the count: `-t 0` (the default) is "up to every core,
@@ -44,7 +44,9 @@ class ThreadTuner {
     int cur = 0;                  // index into counts_
     std::array<double, 16> recent{};  // seconds per row of the last steps at cur (ring)
     int n_recent = 0;
-    int until_probe = 4, interval = 16;  // the first probe comes early: short runs gain too
+    // The first probe comes after 16 measured steps; the first 2 steps of a kind are not
+    // measured (they fault in the cache and start the threads).
+    int until_probe = 18, interval = 32, warmup = 2;
     bool measured = false;
     int probe = -1, probe_left = 0;  // a probe under way: the count tried and steps left
     std::array<double, 9> probe_s{};  // the first step after a switch wakes threads: not counted
