@@ -26,18 +26,22 @@ types="q8_0 q4_0 q4_k_m q6_k q5_k_m q3_k_m"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 status=0
+# llama-perplexity's final estimate for MODEL over the text. llama.cpp logs from a thread of its
+# own, which now and then exits before the last line: up to six tries.
+llama_ppl() {
+  local r try
+  for try in 1 2 3 4 5 6; do
+    "$llama/llama-perplexity" -m "$1" -f "$text" -c 128 -b 128 -t 2 > "$tmp/ppl.out" 2>&1
+    r=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$tmp/ppl.out")
+    [[ -n $r ]] && { echo "$r"; return 0; }
+  done
+  return 1
+}
 printf '%-8s %14s %14s %10s %s\n' arch llama.cpp lm difference continuation
 for arch in llama llama3 qwen2 phi3 phi3-longrope gpt2 gemma2; do
   m=$tmp/$arch.gguf
   "$tbin/lm_test_write_gguf" --random "$arch" "$vocab" "$m"
-  # llama.cpp logs from a thread of its own, which now and then exits before the last line.
-  ref=
-  for try in 1 2 3 4 5 6; do
-    "$llama/llama-perplexity" -m "$m" -f "$text" -c 128 -b 128 -t 2 > "$tmp/ppl.out" 2>&1
-    ref=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$tmp/ppl.out")
-    [[ -n $ref ]] && break
-  done
-  [[ -n $ref ]] || { echo "$arch: llama-perplexity gave no estimate:"; tail -5 "$tmp/ppl.out"; exit 1; }
+  ref=$(llama_ppl "$m") || { echo "$arch: llama-perplexity gave no estimate:"; tail -5 "$tmp/ppl.out"; exit 1; }
   ours=$("$bin/lm-eval" perplexity -q -m "$m" -c 128 -t 2 "$text" | awk -F'\t' 'NR == 2 { print $5 }')
   # llama-simple prints the prompt, then the continuation; lm-generate --echo the same.
   "$llama/llama-simple" -m "$m" -n $n "$prompt" 2> /dev/null > "$tmp/simple.out"
@@ -53,13 +57,7 @@ for arch in llama llama3 qwen2 phi3 phi3-longrope gpt2 gemma2; do
   for type in $types; do
     q=$tmp/$arch-$type.gguf
     "$bin/lm-quantize" -q -m "$m" -o "$q" --type "$type"
-    r=
-    for try in 1 2 3 4 5 6; do
-      "$llama/llama-perplexity" -m "$q" -f "$text" -c 128 -b 128 -t 2 > "$tmp/ppl.out" 2>&1
-      r=$(sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p' "$tmp/ppl.out")
-      [[ -n $r ]] && break
-    done
-    [[ -n $r ]] || { echo "$arch $type: llama-perplexity gave no estimate:"; tail -5 "$tmp/ppl.out"; exit 1; }
+    r=$(llama_ppl "$q") || { echo "$arch $type: llama-perplexity gave no estimate:"; tail -5 "$tmp/ppl.out"; exit 1; }
     o=$("$bin/lm-eval" perplexity -q -m "$q" -c 128 -t 2 "$text" | awk -F'\t' 'NR == 2 { print $5 }')
     awk -v a="$r" -v b="$o" 'BEGIN { d = (b - a) / a; exit !(d < 0.001 && d > -0.001) }' || status=1
     printf '  %-12s %14s %14s %10s\n' "$type" "$r" "$o" "$(awk -v a="$r" -v b="$o" 'BEGIN { printf "%+.4f%%", (b - a) / a * 100 }')"
