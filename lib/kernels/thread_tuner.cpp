@@ -68,18 +68,16 @@ void ThreadTuner::record(double per_row) {
   const int n = std::min(k.n_recent, int(k.recent.size()));
   double cur = 0;
   for (int i = 0; i < n; ++i) cur += k.recent[size_t(i)] / n;
-  // Probe steps a quarter slower than the current mean (after the first, over the first two)
-  // end the probe: a count worth taking is faster from its first steps, and on a loaded machine
-  // a step with too many threads can take a hundred times longer.
-  double probe_mean = 0;
-  for (size_t i = 1; i <= at; ++i) probe_mean += k.probe_s[i] / double(std::max<size_t>(at, 1));
-  const bool hopeless = at >= 2 && n > 0 && probe_mean > 1.25 * cur;
-  if (--k.probe_left > 0 && !hopeless) return;
-  // The mean of the probe's steps after its first against the mean of the current count's
+  // The mean of the probe's steps after its first, against the mean of the current count's
   // recent steps: means, because on a loaded machine most steps are quick and a few wait
   // milliseconds for a core, and those few are the loss.
   double alt = 0;
   for (size_t i = 1; i <= at; ++i) alt += k.probe_s[i] / double(at);
+  // Probe steps a quarter slower than the current mean (over at least two) end the probe: a
+  // count worth taking is faster from its first steps, and on a loaded machine a step with too
+  // many threads can take a hundred times longer.
+  const bool hopeless = at >= 2 && n > 0 && alt > 1.25 * cur;
+  if (--k.probe_left > 0 && !hopeless) return;
   if (n == 0 || at == 0) cur = alt;  // nothing to compare: keep the current count
   if (alt < 0.9 * cur) {
     k.cur = k.probe;

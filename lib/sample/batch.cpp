@@ -108,18 +108,17 @@ bool BatchGenerator::step() {
   auto add_chunk = [&](int i, int n) {
     Seq& s = *slots_[size_t(i)];
     if (s.state->fed() == 0) session_->keep(0, i);
-    const int pending = int(s.state->ctx().size()) - s.state->fed();
-    chunks_.push_back({i, s.state->ctx().data() + s.state->fed(), n, n == pending ? n - 1 : n});
+    chunks_.push_back({i, s.state->ctx().data() + s.state->fed(), n, n == s.state->pending() ? n - 1 : n});
     chunk_slot_.push_back(i);
   };
   for (int i = 0; i < n_seq(); ++i)
-    if (slots_[size_t(i)] && int(slots_[size_t(i)]->state->ctx().size()) - slots_[size_t(i)]->state->fed() == 1)
+    if (slots_[size_t(i)] && slots_[size_t(i)]->state->pending() == 1)
       add_chunk(i, 1);
   int prompt_rows = 0;
   for (int i = 0; i < n_seq(); ++i) {
     if (!slots_[size_t(i)]) continue;
     const SequenceState& st = *slots_[size_t(i)]->state;
-    const int pending = int(st.ctx().size()) - st.fed();
+    const int pending = st.pending();
     if (pending <= 1) continue;
     const int n = std::min(pending, n_chunk_);
     if (prompt_rows + n > n_chunk_) continue;  // next step

@@ -137,7 +137,7 @@ GenerateResult generate(model::Session& session, const Tokenizer& tok, const std
   TokenEvent ev;
   while (!seq.finished()) {
     if (seq.fed() == 0) session.keep(0);
-    const int n = int(seq.ctx().size()) - seq.fed();
+    const int n = seq.pending();
     const float* logits = session.eval_all(seq.ctx().data() + seq.fed(), n);
     seq.mark_fed(n);
     const bool done = seq.next(logits, session.n_vocab(), sampler, ev);

@@ -41,6 +41,7 @@ class SequenceState {
   // emptied first (the start, or a context shift).
   const std::vector<int>& ctx() const { return ctx_; }
   int fed() const { return fed_; }
+  int pending() const { return int(ctx_.size()) - fed_; }  // tokens still to evaluate
   void mark_fed(int n) { fed_ += n; }
   // With every pending token fed and `logits` those of the last one: samples a token, fills `ev`
   // (id, logprob, top alternatives, released text) and returns true if the sequence has ended.
