@@ -144,6 +144,7 @@ fine-tuning). Not with
       .group("LoRA")
       .man(R"(Write the base model with the adapters merged in (F32) instead of the adapter.)");
   lm::tools::add_trainer_flags(app, o, tf);
+  lm::tools::add_distill_flags(app, f.distill);
   // lm-train's trainer flags, documented for fine-tuning.
   lm::tools::doc(app.get_option("--valid-fraction"))
       .group("Model, data and output")
@@ -229,6 +230,7 @@ early_stop and output (model, adapter or classifier).)");
   return dist.finish(lm::tools::run_main(app, argc, argv, [&] {
     dist.setup(log, o);
     lm::tools::finish_trainer_flags(o, tf, dry);
+    lm::tools::finish_distill_flags(app, f.distill);
     if (!dry && output.empty()) throw lm::UsageError("-o/--output is required");
     if (!f.lora && (merge || f.train_norms || f.train_embeddings || f.train_head))
       throw lm::UsageError("--merge, --train-norms, --train-embeddings and --train-head go with --lora");
@@ -253,7 +255,7 @@ early_stop and output (model, adapter or classifier).)");
     // Rank 0 writes every file of the run; the other ranks only read.
     std::optional<lm::OutputFile> out;
     if (!dry && dist.root()) out.emplace(output);  // fails now, not after the run, if the directory is not writable
-    if (dist.root()) lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, model});
+    if (dist.root()) lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, model, f.distill.teacher});
     lm::tools::check_side_output(tf.plot, "--plot", {output, checkpoint, tf.resume, tf.metrics, data, valid, model});
     lm::kernels::set_threads(o.threads);
 
@@ -265,6 +267,7 @@ early_stop and output (model, adapter or classifier).)");
     std::vector<std::string> model_labels;
     if (base.cfg.n_cls > 0) model_labels = lm::model::read_labels(g, base.cfg);
     f.model_labels = model_labels;
+    f.model_name = model;
     const int T = f.context > 0 ? f.context : base.cfg.n_ctx;
     if (classify && base.cfg.n_cls > 0 && app.count("--pooling") && base.cfg.cls_pooling != f.pooling)
       log.warn("%s: its classifier has %s pooling, which it keeps; --pooling applies to a new classifier",
@@ -317,8 +320,13 @@ early_stop and output (model, adapter or classifier).)");
       std::printf("parameters\t%zu\ntrainable\t%zu\ntokens_per_step\t%llu\nmemory_mib\t%.0f\n",
                   job.params().cfg.n_params(), trainable,
                   (unsigned long long)(job.tokens_per_micro_step() * uint64_t(o.grad_accum)), mib);
+      if (lm::train::Teacher* t = job.teacher())
+        std::printf("teacher\t%.0f MiB (in memory_mib); forward %.3f s per step (measured)\n",
+                    double(t->bytes()) / (1 << 20), t->measure() * o.grad_accum);
       return 0;
     }
+    if (f.distill.enabled() && f.distill.alpha == 0)
+      log.warn("--distill-alpha 0 trains on the labels alone: the teacher is not run");
     log.debug("%zu of %zu parameters trained; about %.0f MiB for weights, gradients, AdamW and activations",
               trainable, job.params().cfg.n_params(), mib);
     const double peak = lm::kernels::sgemm_peak_gflops();

@@ -25,8 +25,9 @@ namespace {
 
 using lm::tools::human_time;
 
-int print_dry_run(const lm::train::ModelShape& shape, const lm::train::TrainOptions& o, int n_vocab) {
-  lm::train::DryRun d = lm::train::dry_run(shape, o, n_vocab);
+int print_dry_run(const lm::train::ModelShape& shape, const lm::train::TrainOptions& o, const lm::Tokenizer& tok,
+                  const std::string& tok_name, const lm::train::DistillOptions& distill) {
+  lm::train::DryRun d = lm::train::dry_run(shape, o, tok.vocab_size(), distill, &tok, tok_name);
   const auto& c = d.cfg;
   std::printf("model\tV %d, T %d, L %d, C %d, H %d, kv heads %d, F %d, %s\n", c.n_vocab, c.n_ctx, c.n_layer,
               c.n_embd, c.n_head, c.n_head_kv, c.n_ff, c.tied ? "tied" : "untied");
@@ -36,6 +37,9 @@ int print_dry_run(const lm::train::ModelShape& shape, const lm::train::TrainOpti
   std::printf("memory_mib\t%.0f (weights, gradients, AdamW %.0f; activations %.0f)\n",
               double(d.state_bytes + d.activation_bytes) / (1 << 20), double(d.state_bytes) / (1 << 20),
               double(d.activation_bytes) / (1 << 20));
+  if (distill.enabled())
+    std::printf("teacher\t%.0f MiB; forward %.3f s per step (measured, in seconds_per_step)\n",
+                double(d.teacher_bytes) / (1 << 20), d.teacher_seconds);
   std::printf("seconds_per_step\t%.3f (measured)\n", d.step_seconds);
   if (d.steps) std::printf("estimated_time\t%s for %llu steps\n", human_time(d.step_seconds * double(d.steps)).c_str(),
                            (unsigned long long)d.steps);
@@ -51,6 +55,7 @@ int main(int argc, char** argv) {
   lm::Logger log("lm-train");
   std::string tokenizer, data, valid, output;
   lm::tools::TrainerFlags tf;
+  lm::train::DistillOptions distill;
   bool dry = false, json = false;
 
   CLI::App app{"Pretrain a Llama-style language model on CPU; writes a GGUF model that llama.cpp loads"};
@@ -117,6 +122,7 @@ fewer than the heads gives grouped-query attention.)");
       .group("Model shape")
       .man(R"(Learn a separate output matrix instead of reusing the token embedding.)");
   lm::tools::add_trainer_flags(app, o, tf);
+  lm::tools::add_distill_flags(app, distill);
   lm::tools::doc(app.add_flag("--dry-run", dry, "Print parameters, memory, FLOPs and time per step, then exit"))
       .group("Other")
       .man(R"(Print the model shape, parameter count, tokens and GFLOP per step, memory, the measured time
@@ -134,18 +140,19 @@ and early_stop.)");
   return dist.finish(lm::tools::run_main(app, argc, argv, [&] {
     dist.setup(log, o);
     lm::tools::finish_trainer_flags(o, tf, dry);
+    lm::tools::finish_distill_flags(app, distill);
     if (tokenizer.empty() && tf.resume.empty()) throw lm::UsageError("--tokenizer is required (or --resume)");
     if (!dry && output.empty()) throw lm::UsageError("-o/--output is required");
     const std::string tok_path = tokenizer.empty() ? tf.resume : tokenizer;
     std::string checkpoint = tf.checkpoint;
     lm::Tokenizer tok = lm::model::load_tokenizer(tok_path);
-    if (dry) return dist.root() ? print_dry_run(shape, o, tok.vocab_size()) : 0;
+    if (dry) return dist.root() ? print_dry_run(shape, o, tok, tok_path, distill) : 0;
     if (checkpoint.empty()) checkpoint = output + ".ckpt";
     // Rank 0 writes every file of the run; the other ranks only read.
     std::optional<lm::OutputFile> out;
     if (dist.root()) {
       out.emplace(output);  // fails now, not after hours, if the directory is not writable
-      lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, tokenizer});
+      lm::tools::check_run_files(output, checkpoint, tf.resume, {data, valid, tokenizer, distill.teacher});
     }
     lm::tools::check_side_output(tf.plot, "--plot", {output, checkpoint, tf.resume, tf.metrics, data, valid, tokenizer});
     const double peak = (lm::kernels::set_threads(o.threads), lm::kernels::sgemm_peak_gflops());
@@ -166,6 +173,8 @@ and early_stop.)");
     in.valid = &held;
     in.train_name = data;
     in.valid_name = valid;
+    in.tokenizer_name = tok_path;
+    in.distill = distill;
     in.checkpoint_path = checkpoint;
     if (!tf.resume.empty()) in.resume_path = tf.resume;
     in.stop = &stop;

@@ -566,6 +566,135 @@ int cross_entropy_forward_backward_ref(float* losses, float* dlogits, const floa
   return scored;
 }
 
+// ---- distillation ----
+
+// One scored row of distill_forward_backward (alpha > 0). dl may alias l: every element of l
+// the row needs is read before its dl is written (the teacher's terms first, then the
+// gradient element by element, then the label's and the top-k ids' corrections).
+LM_TARGET_CLONES static float distill_row(float* dl, float* kl_out, const float* l, int target, const float* t,
+                                          const int* ids, int K, int V, float alpha, float temp, float dscale) {
+  const float inv_t = 1.0f / temp;
+  // The teacher: p_k = e^((t_k - tmx) / T) / tsum. A = sum p log p, Bz = sum p z.
+  float tmx = t[0];
+  for (int k = 1; k < K; ++k) tmx = std::max(tmx, t[k]);
+  float tsum = 0;
+#pragma omp simd reduction(+ : tsum)
+  for (int k = 0; k < K; ++k) tsum += std::exp((t[k] - tmx) * inv_t);
+  const float log_tsum = std::log(tsum), inv_tsum = 1.0f / tsum;
+  float A = 0, Bz = 0;
+  if (ids) {
+    for (int k = 0; k < K; ++k) {
+      const float lp = (t[k] - tmx) * inv_t - log_tsum;
+      const float pk = std::exp(lp);
+      A += pk * lp;
+      Bz += pk * l[ids[k]];
+    }
+  } else {
+#pragma omp simd reduction(+ : A, Bz)
+    for (int v = 0; v < V; ++v) {
+      const float lp = (t[v] - tmx) * inv_t - log_tsum;
+      const float pk = std::exp(lp);
+      A += pk * lp;
+      Bz += pk * l[v];
+    }
+  }
+  // The student at temperature 1 and T.
+  float mx = l[0];
+#pragma omp simd reduction(max : mx)
+  for (int v = 0; v < V; ++v) mx = std::max(mx, l[v]);
+  const float lt = l[target];
+  float sum1 = 0, sumt = 0;
+#pragma omp simd reduction(+ : sum1, sumt)
+  for (int v = 0; v < V; ++v) {
+    sum1 += std::exp(l[v] - mx);
+    sumt += std::exp((l[v] - mx) * inv_t);
+  }
+  const float ce = std::log(sum1) + (mx - lt);
+  const float lse_t = mx * inv_t + std::log(sumt);
+  const float kl = std::max(0.0f, A - (Bz * inv_t - lse_t));
+  // dz = (1 - a) (q1 - onehot) + a T (qT - p), times dscale.
+  const float c1 = (1.0f - alpha) * dscale / sum1, ct = alpha * temp * dscale / sumt;
+  const float cp = alpha * temp * dscale * inv_tsum;
+  if (ids) {
+#pragma omp simd
+    for (int v = 0; v < V; ++v) dl[v] = c1 * std::exp(l[v] - mx) + ct * std::exp((l[v] - mx) * inv_t);
+    for (int k = 0; k < K; ++k) dl[ids[k]] -= cp * std::exp((t[k] - tmx) * inv_t);
+  } else {
+#pragma omp simd
+    for (int v = 0; v < V; ++v)
+      dl[v] = c1 * std::exp(l[v] - mx) + ct * std::exp((l[v] - mx) * inv_t) - cp * std::exp((t[v] - tmx) * inv_t);
+  }
+  dl[target] -= (1.0f - alpha) * dscale;
+  if (kl_out) *kl_out = kl;
+  return (1.0f - alpha) * ce + alpha * temp * temp * kl;
+}
+
+int distill_forward_backward(float* losses, float* kl, float* dlogits, const float* logits, const int* targets,
+                             const float* teacher, const int* ids, int K, int N, int V, float alpha, float temp,
+                             float dscale) {
+  if (alpha == 0.0f) {  // plain training, bit for bit
+    if (kl) std::fill(kl, kl + N, 0.0f);
+    return cross_entropy_forward_backward(losses, dlogits, logits, targets, N, V, dscale);
+  }
+  int scored = 0;
+#pragma omp parallel for schedule(static) reduction(+ : scored)
+  for (int n = 0; n < N; ++n) {
+    float* dl = dlogits + size_t(n) * V;
+    if (targets[n] < 0) {
+      losses[n] = 0;
+      if (kl) kl[n] = 0;
+      for (int v = 0; v < V; ++v) dl[v] = 0;
+      continue;
+    }
+    losses[n] = distill_row(dl, kl ? kl + n : nullptr, logits + size_t(n) * V, targets[n], teacher + size_t(n) * K,
+                            ids ? ids + size_t(n) * K : nullptr, K, V, alpha, temp, dscale);
+    ++scored;
+  }
+  return scored;
+}
+
+int distill_forward_backward_ref(float* losses, float* kl, float* dlogits, const float* logits, const int* targets,
+                                 const float* teacher, const int* ids, int K, int N, int V, float alpha, float temp,
+                                 float dscale) {
+  int scored = 0;
+  std::vector<double> q1(static_cast<size_t>(V)), qt(static_cast<size_t>(V)), p(static_cast<size_t>(V));
+  for (int n = 0; n < N; ++n) {
+    const float* z = logits + size_t(n) * V;
+    const float* t = teacher + size_t(n) * K;
+    float* dl = dlogits + size_t(n) * V;
+    if (targets[n] < 0) {
+      losses[n] = 0;
+      if (kl) kl[n] = 0;
+      for (int v = 0; v < V; ++v) dl[v] = 0;
+      continue;
+    }
+    // Softmaxes in double: the student's at 1 and temp, the teacher's at temp over its ids.
+    auto softmax = [](std::vector<double>& out, const auto& x, int n, double scale) {
+      double mx = -INFINITY, sum = 0;
+      for (int i = 0; i < n; ++i) mx = std::max(mx, double(x(i)) * scale);
+      for (int i = 0; i < n; ++i) sum += out[size_t(i)] = std::exp(double(x(i)) * scale - mx);
+      for (int i = 0; i < n; ++i) out[size_t(i)] /= sum;
+    };
+    softmax(q1, [&](int v) { return z[v]; }, V, 1.0);
+    softmax(qt, [&](int v) { return z[v]; }, V, 1.0 / temp);
+    std::fill(p.begin(), p.end(), 0.0);
+    std::vector<double> pk(static_cast<size_t>(K));
+    softmax(pk, [&](int k) { return t[k]; }, K, 1.0 / temp);
+    for (int k = 0; k < K; ++k) p[size_t(ids ? ids[size_t(n) * K + k] : k)] += pk[size_t(k)];
+    const double ce = -std::log(q1[size_t(targets[n])]);
+    double d = 0;
+    for (int v = 0; v < V; ++v)
+      if (p[size_t(v)] > 0) d += p[size_t(v)] * (std::log(p[size_t(v)]) - std::log(qt[size_t(v)]));
+    const double a = alpha;
+    losses[n] = float((1 - a) * ce + a * double(temp) * temp * d);
+    if (kl) kl[n] = float(a == 0 ? 0.0 : d);
+    for (int v = 0; v < V; ++v)
+      dl[v] = float(((1 - a) * (q1[size_t(v)] - (v == targets[n])) + a * temp * (qt[size_t(v)] - p[size_t(v)])) * dscale);
+    ++scored;
+  }
+  return scored;
+}
+
 // ---- AdamW ----
 
 LM_TARGET_CLONES static void adamw_chunk(float* p, const float* g, float* m, float* v, size_t n, float lr, float b1,

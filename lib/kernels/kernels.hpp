@@ -78,6 +78,21 @@ int cross_entropy_forward_backward(float* losses, float* dlogits, const float* l
 int cross_entropy_forward_backward_ref(float* losses, float* dlogits, const float* logits, const int* targets, int N,
                                        int V, float dscale);
 
+// Distillation (docs/distillation.md): per scored row,
+//   loss = (1 - alpha) CE(logits, target) + alpha temp^2 KL(softmax(teacher / temp) || softmax(logits / temp)).
+// teacher (N, K): the teacher's logits (or log-probabilities) at the ids (N, K) of each row, its
+// distribution their softmax at temp (renormalised over the K ids); ids nullptr: every id, K = V.
+// losses (N) as above, kl (N; may be nullptr) the KL term alone, 0 for unscored rows.
+// dlogits (N, V) may alias logits: ((1 - alpha)(softmax(z) - onehot) + alpha temp (softmax(z / temp) - p)) * dscale.
+// alpha == 0 is cross_entropy_forward_backward bit for bit (the teacher is not read; kl 0).
+// Returns the number of scored rows.
+int distill_forward_backward(float* losses, float* kl, float* dlogits, const float* logits, const int* targets,
+                             const float* teacher, const int* ids, int K, int N, int V, float alpha, float temp,
+                             float dscale);
+int distill_forward_backward_ref(float* losses, float* kl, float* dlogits, const float* logits, const int* targets,
+                                 const float* teacher, const int* ids, int K, int N, int V, float alpha, float temp,
+                                 float dscale);
+
 // Evaluation over N rows of V logits (N, V): lse (N) = log sum_v exp(logits[v]), so that
 // log p(v) = logits[v] - lse.
 void logsumexp_rows(float* lse, const float* logits, int N, int V);

@@ -150,6 +150,7 @@ struct Model::Acts {
   // stream entering each layer, then leaving the last one).
   std::vector<LargeVector<float>> x, xn1, rstd1, q, k, v, att, ao, x2, xn2, rstd2, g, u, h;
   LargeVector<float> xf, rstdf, logits, losses;
+  std::vector<float> kls;  // distillation: the KL term per row
   std::vector<int> targets;
   // Backward scratch, shared by all layers.
   LargeVector<float> dres, dtmp, dxn, dq, dk, dv, datt, dao, dg, du, dh;
@@ -387,7 +388,7 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
                   cfg_.norm_eps);
 }
 
-float Model::forward(const Params& p, const int* tokens, const int* targets, int b, int t) {
+float Model::forward(const Params& p, const int* tokens, const int* targets, int b, int t, const SoftTargets* soft) {
   LM_ASSERT(!a_->logits.empty());  // not a forward_classify-only model
   trunk(p, tokens, b, t);
   Acts& a = *a_;
@@ -400,13 +401,24 @@ float Model::forward(const Params& p, const int* tokens, const int* targets, int
   for (int n = 0; n < N; ++n) scored += (a.targets[size_t(n)] = targets[n]) >= 0;
   if (scored == 0) return 0.0f;
   a.dscale = 1.0f / float(scored);
-  cross_entropy_forward_backward(a.losses.data(), a.logits.data(), a.logits.data(), a.targets.data(), N, V, a.dscale);
+  last_kl_ = 0;
+  if (soft) {
+    a.kls.resize(size_t(N));
+    distill_forward_backward(a.losses.data(), a.kls.data(), a.logits.data(), a.logits.data(), a.targets.data(),
+                             soft->logits, soft->ids, soft->k, N, V, soft->alpha, soft->temp, a.dscale);
+    double kl = 0;
+    for (int n = 0; n < N; ++n) kl += a.kls[size_t(n)];
+    last_kl_ = float(kl / scored);
+  } else {
+    cross_entropy_forward_backward(a.losses.data(), a.logits.data(), a.logits.data(), a.targets.data(), N, V, a.dscale);
+  }
   double sum = 0;
   for (int n = 0; n < N; ++n) sum += a.losses[size_t(n)];
   return float(sum / scored);
 }
 
-float Model::forward_classify(const Params& p, const int* tokens, const int* lengths, const int* labels, int b, int t) {
+float Model::forward_classify(const Params& p, const int* tokens, const int* lengths, const int* labels, int b, int t,
+                              const SoftTargets* soft) {
   LM_ASSERT(cfg_.n_cls > 0);
   trunk(p, tokens, b, t);
   Acts& a = *a_;
@@ -434,6 +446,7 @@ float Model::forward_classify(const Params& p, const int* tokens, const int* len
     const size_t wv = cls_param(cfg_);
     std::copy(p.get(wv + 1), p.get(wv + 1) + K, z);
     matmul_forward(z, hrow, p.get(wv), 1, C, K, 1.0f);
+    if (soft) continue;  // distillation: the kernel below takes the logits
     // softmax in place
     float mx = z[0];
     for (int k = 1; k < K; ++k) mx = std::max(mx, z[k]);
@@ -442,6 +455,20 @@ float Model::forward_classify(const Params& p, const int* tokens, const int* len
     for (int k = 0; k < K; ++k) z[k] = float(z[k] / sum);
   }
   a.have_targets = labels != nullptr;
+  last_kl_ = 0;
+  if (soft) {
+    LM_ASSERT(labels && soft->k <= K);
+    int scored = 0;
+    for (int i = 0; i < b; ++i) scored += labels[i] >= 0;
+    a.dscale = scored ? 1.0f / float(scored) : 0.0f;
+    a.kls.resize(size_t(b));
+    distill_forward_backward(a.losses.data(), a.kls.data(), a.cls_logits.data(), a.cls_logits.data(), labels,
+                             soft->logits, soft->ids, soft->k, b, K, soft->alpha, soft->temp, a.dscale);
+    double loss = 0, kl = 0;
+    for (int i = 0; i < b; ++i) loss += a.losses[size_t(i)], kl += a.kls[size_t(i)];
+    last_kl_ = scored ? float(kl / scored) : 0.0f;
+    return scored ? float(loss / scored) : 0.0f;
+  }
   if (!labels) return 0.0f;
   int scored = 0;
   double loss = 0;

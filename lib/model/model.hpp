@@ -140,6 +140,16 @@ struct ModelBuffers {
 
 struct Lora;
 
+// A teacher's targets for one forward (distillation, docs/distillation.md): for each row the
+// model scores (a token; for a classifier, a text), the teacher's logits (or log-probabilities)
+// at k ids, with the weight alpha of the soft term and the temperature.
+struct SoftTargets {
+  const float* logits = nullptr;  // (rows, k)
+  const int* ids = nullptr;       // (rows, k); nullptr: k is the vocabulary (or the labels), id i at column i
+  int k = 0;
+  float alpha = 0.5f, temp = 2.0f;
+};
+
 // Activations for batches of up to B x T tokens, allocated once and reused every step.
 class Model {
  public:
@@ -152,7 +162,10 @@ class Model {
   // Runs the model on tokens (B, T). If targets (B, T) is given, returns the mean cross-entropy
   // over targets >= 0 and leaves dlogits ready for backward(); else returns 0 and keeps logits.
   // Token ids must be < n_vocab (checked by the caller). b <= B rows, t <= T columns are used.
-  float forward(const Params& p, const int* tokens, const int* targets, int b, int t);
+  // With soft targets (b * t rows; needs targets), the loss and gradient are distillation's
+  // (kernels::distill_forward_backward) instead.
+  float forward(const Params& p, const int* tokens, const int* targets, int b, int t,
+                const SoftTargets* soft = nullptr);
   // Adds the gradients of the last forward()'s mean loss into p.grad (callers zero it). A view
   // without a gradient in p (Params::alloc_grad) is frozen: its gradient is not computed. When
   // nothing below the head trains (no LoRA, every view up to output_norm frozen: a linear
@@ -166,7 +179,11 @@ class Model {
   // (kPoolMean); rows are right-padded. With labels (b; < 0 = not scored) returns
   // the mean cross-entropy and leaves the gradient for backward(); else returns 0 and keeps the
   // class probabilities.
-  float forward_classify(const Params& p, const int* tokens, const int* lengths, const int* labels, int b, int t);
+  // With soft targets (b rows, over the labels; needs labels), distillation's loss and gradient.
+  float forward_classify(const Params& p, const int* tokens, const int* lengths, const int* labels, int b, int t,
+                         const SoftTargets* soft = nullptr);
+  // The mean KL term over the scored rows of the last forward with soft targets (0 otherwise).
+  float last_kl() const { return last_kl_; }
   // Class probabilities (b, n_cls) of the last forward_classify() without labels.
   const float* class_probs() const;
 
@@ -206,6 +223,7 @@ class Model {
   bool training_ = false;
   uint64_t dropout_seed_ = 0;
   float dropout_ = 0;
+  float last_kl_ = 0;
 };
 
 }  // namespace lm::model

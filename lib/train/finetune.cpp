@@ -208,6 +208,10 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
     lora_->init(lr);
     net_->set_lora(lora_.get());
   }
+  if (f.distill.enabled())
+    teacher_ = f.task == Task::Classify
+                   ? std::make_unique<Teacher>(f.distill, tok, f.model_name, data.labeled->labels, o.batch, T_)
+                   : std::make_unique<Teacher>(f.distill, tok, f.model_name, o.batch, T_);
   inputs_.resize(size_t(o.batch) * T_);
   targets_.resize(size_t(o.batch) * T_);
   lengths_.resize(size_t(o.batch));
@@ -283,7 +287,8 @@ float FinetuneJob::run_sequences(const std::vector<const Sequence*>& batch, bool
       tg[j] = j < n && j + 1 >= s.loss_from ? s.tokens[size_t(j) + 1] : -1;
     }
   }
-  const float loss = net_->forward(p_, inputs_.data(), targets_.data(), b, t);
+  const model::SoftTargets* soft = backward && distilling() ? &teacher_->run(inputs_.data(), b, t) : nullptr;
+  const float loss = net_->forward(p_, inputs_.data(), targets_.data(), b, t, soft);
   if (backward) net_->backward(p_);
   return loss;
 }
@@ -299,7 +304,9 @@ float FinetuneJob::run_labeled(const std::vector<const LabeledExample*>& batch, 
   last_tokens_ = 0;
   for (int i = 0; i < b; ++i) last_tokens_ += uint64_t(lengths_[size_t(i)]);
   if (!correct) {
-    const float loss = net_->forward_classify(p_, inputs_.data(), lengths_.data(), labels_.data(), b, t);
+    const model::SoftTargets* soft =
+        backward && distilling() ? &teacher_->run_classify(inputs_.data(), lengths_.data(), b, t) : nullptr;
+    const float loss = net_->forward_classify(p_, inputs_.data(), lengths_.data(), labels_.data(), b, t, soft);
     if (backward) net_->backward(p_);
     return loss;
   }
@@ -327,7 +334,8 @@ float FinetuneJob::micro_step() {
     case Task::Text: {
       text_sampler_->next(B, inputs_.data(), targets_.data());
       last_tokens_ = uint64_t(B) * uint64_t(T_);
-      const float loss = net_->forward(p_, inputs_.data(), targets_.data(), B, T_);
+      const model::SoftTargets* soft = distilling() ? &teacher_->run(inputs_.data(), B, T_) : nullptr;
+      const float loss = net_->forward(p_, inputs_.data(), targets_.data(), B, T_, soft);
       net_->backward(p_);
       return loss;
     }
@@ -494,6 +502,7 @@ void FinetuneJob::add_to_checkpoint(format::GgufWriter& w) {
     w.set_f32(kLoraAlphaKey, f_.lora_opt.alpha);
     w.set_f32(kLoraDropoutKey, f_.lora_opt.dropout);
   }
+  add_distill_keys(w, teacher_.get());
 }
 
 std::string FinetuneJob::trained_description() const {
@@ -514,6 +523,7 @@ std::string FinetuneJob::options_diff(const format::GgufFile& g) const {
     diff_option(diff, "--lora-dropout", *v, f_.lora_opt.dropout);
   if (auto v = g.try_get_u64(kBaseKey); v && *v != base_checksum_)
     diff += std::string(diff.empty() ? "" : ", ") + "-m is not the model the checkpoint's run started from";
+  if (std::string d = distill_diff(g, teacher_.get()); !d.empty()) diff += (diff.empty() ? "" : ", ") + d;
   return diff;
 }
 
@@ -543,6 +553,7 @@ const std::vector<std::string>& FinetuneJob::labels() const {
 
 size_t FinetuneJob::memory_bytes() const {
   size_t n = (p_.w.size() + p_.grad.size()) * sizeof(float) + net_->activation_bytes();
+  if (teacher_) n += teacher_->bytes();
   if (lora_) n += (lora_->w.size() + lora_->grad.size()) * sizeof(float);
   // AdamW's two moments per trained value.
   size_t trained = lora_ ? lora_->w.size() : 0;

@@ -12,6 +12,7 @@
 #include "model/lora.hpp"
 #include "model/model.hpp"
 #include "tokenizer/tokenizer.hpp"
+#include "train/distill.hpp"
 #include "train/run.hpp"
 
 namespace lm::train {
@@ -59,6 +60,10 @@ struct FinetuneOptions {
   // The label names of the loaded model's classifier, if it has one. Text and prompt/completion
   // runs keep them in the checkpoints and the model they write; classify runs use the data's.
   std::vector<std::string> model_labels;
+  // A teacher (docs/distillation.md): a model of the same tokenizer, or for Task::Classify a
+  // classifier with the data's labels. model_name: the -m file, for the vocabulary check.
+  DistillOptions distill;
+  std::string model_name;
 };
 
 // The data of a fine-tuning run; only the members of the task are used.
@@ -94,6 +99,11 @@ class FinetuneJob final : public Job {
   void add_to_checkpoint(format::GgufWriter& w) override;
   void restore(const format::GgufFile& g) override;
   std::string options_diff(const format::GgufFile& g) const override;
+  bool distilling() const override { return teacher_ && teacher_->options().alpha > 0; }
+  double teacher_seconds() const override { return teacher_ ? teacher_->seconds() : 0; }
+  float last_kl() const override { return net_->last_kl(); }
+  // The teacher (nullptr without one), e.g. for --dry-run's figures.
+  Teacher* teacher() { return teacher_.get(); }
 
   model::Params& params() { return p_; }
   model::Lora* lora() { return lora_.get(); }
@@ -120,6 +130,7 @@ class FinetuneJob final : public Job {
   int T_;
   std::unique_ptr<model::Lora> lora_;
   std::unique_ptr<model::Model> net_;
+  std::unique_ptr<Teacher> teacher_;
   std::vector<uint8_t> trained_;     // per base view
   std::unique_ptr<BatchSampler> text_sampler_;
   Rng rng_;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "base/error.hpp"
 #include "base/hash.hpp"
@@ -144,9 +145,9 @@ std::string loop_diff(const format::GgufFile& g, const TrainOptions& o, int rank
 // Pretraining: random windows of a token stream through a freshly initialised model.
 class PretrainJob final : public Job {
  public:
-  PretrainJob(const TrainOptions& o, const RunInputs& in, model::Params& p)
+  PretrainJob(const TrainOptions& o, const RunInputs& in, model::Params& p, Teacher* teacher)
       : o_(o), in_(in), p_(p), T_(p.cfg.n_ctx), sampler_(*in.train, T_, derive_seed(o.seed, 1), in.train_name),
-        net_(p.cfg, o.batch, T_), inputs_(size_t(o.batch) * T_), targets_(size_t(o.batch) * T_) {
+        net_(p.cfg, o.batch, T_), teacher_(teacher), inputs_(size_t(o.batch) * T_), targets_(size_t(o.batch) * T_) {
     if (in.valid) check_held_out(*in.valid, T_, in.train_name, in.valid_name);
     net_.set_dropout(o.dropout);
   }
@@ -156,10 +157,17 @@ class PretrainJob final : public Job {
     // Dropout masks follow the sampler's position, so a resumed run draws the same ones.
     net_.set_training(true, derive_seed(o_.seed ^ 0xd0, sampler_.draws()));
     sampler_.next(o_.batch, inputs_.data(), targets_.data());
-    const float loss = net_.forward(p_, inputs_.data(), targets_.data(), o_.batch, T_);
+    // alpha = 0 is plain training: the teacher is not run (docs/distillation.md).
+    const model::SoftTargets* soft =
+        distilling() ? &teacher_->run(inputs_.data(), o_.batch, T_) : nullptr;
+    const float loss = net_.forward(p_, inputs_.data(), targets_.data(), o_.batch, T_, soft);
     net_.backward(p_);
     return loss;
   }
+  bool distilling() const override { return teacher_ && teacher_->options().alpha > 0; }
+  double teacher_seconds() const override { return teacher_ ? teacher_->seconds() : 0; }
+  float last_kl() const override { return net_.last_kl(); }
+  std::string options_diff(const format::GgufFile& g) const override { return distill_diff(g, teacher_); }
   void skip_micro_step() override { sampler_.skip(o_.batch); }
   uint64_t tokens_per_micro_step() const override { return uint64_t(o_.batch) * T_; }
   double flops_per_token() const override {
@@ -178,7 +186,10 @@ class PretrainJob final : public Job {
     sampler_.set_rng(r);
     sampler_.set_draws(draws);
   }
-  void add_to_checkpoint(format::GgufWriter& w) override { model::add_model(w, p_, *in_.tokenizer, "lm-train checkpoint"); }
+  void add_to_checkpoint(format::GgufWriter& w) override {
+    model::add_model(w, p_, *in_.tokenizer, "lm-train checkpoint");
+    add_distill_keys(w, teacher_);
+  }
   void restore(const format::GgufFile& g) override {
     check_same_model(g, p_.cfg);
     const model::Params loaded = model::load_params(g, false);
@@ -192,6 +203,7 @@ class PretrainJob final : public Job {
   int T_;
   BatchSampler sampler_;
   model::Model net_;
+  Teacher* teacher_;  // nullptr: no distillation
   std::vector<int> inputs_, targets_;
 };
 
@@ -211,7 +223,8 @@ model::ModelConfig make_config(const ModelShape& o, int n_vocab) {
   return c;
 }
 
-DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab) {
+DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab, const DistillOptions& distill,
+               const Tokenizer* tok, const std::string& tok_name) {
   DryRun d;
   d.cfg = make_config(shape, n_vocab);
   kernels::set_threads(o.threads);
@@ -235,6 +248,12 @@ DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab) {
   net.forward(p, in.data(), tgt.data(), B, T);
   net.backward(p);
   d.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * o.grad_accum;
+  if (distill.enabled() && tok) {
+    Teacher teacher(distill, *tok, tok_name, B, T);
+    d.teacher_seconds = teacher.measure() * o.grad_accum;
+    d.teacher_bytes = teacher.bytes();
+    d.step_seconds += d.teacher_seconds;
+  }
   d.steps = o.steps ? o.steps : o.tokens ? (o.tokens + d.tokens_per_step - 1) / d.tokens_per_step : 0;
   return d;
 }
@@ -271,7 +290,13 @@ RunResult run_training(const ModelShape& shape, const TrainOptions& o, const Run
   params.emplace(cfg);
   Rng init_rng(derive_seed(o.seed, 0));
   params->init(init_rng);
-  PretrainJob job(o, in, *params);
+  std::unique_ptr<Teacher> teacher;
+  if (in.distill.enabled()) {
+    teacher = std::make_unique<Teacher>(in.distill, *in.tokenizer, in.tokenizer_name, o.batch, cfg.n_ctx);
+    if (in.distill.alpha == 0)
+      log.warn("--distill-alpha 0 trains on the labels alone: the teacher is not run");
+  }
+  PretrainJob job(o, in, *params, teacher.get());
   return run_loop(o, job, in, log);
 }
 
@@ -465,8 +490,9 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     for (auto g : grads) std::fill(g.begin(), g.end(), 0.0f);
     // The step's micro-batches k = 0 .. parts-1, in the order one process draws them: this rank
     // computes k = rank * grad_accum .. + grad_accum - 1 and draws past the others.
-    double sums[2] = {0, 0};  // loss, tokens
+    double sums[3] = {0, 0, 0};  // loss, tokens, KL term (distillation)
     const int mine = comm.rank() * o.grad_accum;
+    const double teacher_before = job.teacher_seconds();
     for (int k = 0; k < parts; ++k) {
       if (k < mine || k >= mine + o.grad_accum) {
         job.skip_micro_step();
@@ -474,6 +500,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
       }
       sums[0] += job.micro_step();
       sums[1] += double(job.last_tokens());
+      sums[2] += job.last_kl();
     }
     // The gradient sum over the ranks, then the mean over the step's micro-batches.
     const double comm_start = local_elapsed();
@@ -481,7 +508,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
       for (size_t i = 0; i < all.size(); ++i) comm.sum_to(all[i].g, all[i].size(), owner[i]);
     else
       for (auto g : grads) comm.sum(g.data(), g.size());
-    comm.sum(sums, 2);
+    comm.sum(sums, 3);
     const double comm_s = local_elapsed() - comm_start;
     const double loss = sums[0] / parts;
     const uint64_t step_tokens = uint64_t(sums[1]);
@@ -490,6 +517,11 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
         for (float& g : grad) g /= float(parts);
     StepInfo info;
     if (comm.distributed()) info.comm_s = comm_s;
+    if (job.distilling()) {
+      info.distilling = true;
+      info.teacher_s = job.teacher_seconds() - teacher_before;
+      info.kl = float(sums[2] / parts);
+    }
     // Clipping on the global norm; rank 0's, so that every rank takes the same decision.
     if (zero) {  // the owners' shares of the squared norm
       double sq = 0;
@@ -538,6 +570,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     info.tokens_per_s = double(step_tokens) / step_s;
     info.gflops = info.tokens_per_s * flops_per_token / 1e9 / comm.size();  // per rank, for its MFU
     info.elapsed_s = now;
+    info.step_s = step_s;
     info.tokens_seen = st.tokens_seen;
     res.last_loss = info.loss;
     const bool last = (total && st.step >= total) || (o.time_s > 0 && now >= o.time_s);

@@ -11,6 +11,7 @@
 
 #include "model/model.hpp"
 #include "tokenizer/tokenizer.hpp"
+#include "train/distill.hpp"
 #include "train/trainer.hpp"
 
 namespace lm::train {
@@ -64,10 +65,16 @@ struct StepInfo {
   double tokens_per_s = 0;          // this step, of all ranks
   double gflops = 0;                // model FLOPs per second per rank (6N + 12 L C T per token)
   double elapsed_s = 0;
+  double step_s = 0;                // this step's seconds on rank 0
   uint64_t tokens_seen = 0;
   bool skipped = false;             // the update was skipped (non-finite gradients)
   double comm_s = 0;                // under MPI: seconds this rank spent in the step's gradient sum
   std::optional<float> valid_loss;  // set on steps that ran a validation
+  // Distillation (docs/distillation.md): this step's seconds in the teacher (this rank's) and
+  // mean KL term; only when `distilling`.
+  bool distilling = false;
+  double teacher_s = 0;
+  float kl = 0;
 };
 
 enum class RunEnd { Budget, EarlyStop, Interrupted };
@@ -99,6 +106,8 @@ struct RunInputs : RunHooks {
   const std::vector<int>* train = nullptr;
   const std::vector<int>* valid = nullptr;  // may be empty: no validation
   std::string train_name, valid_name;  // valid_name is empty when valid is split from train
+  std::string tokenizer_name;          // where the tokenizer came from, for the teacher's vocabulary check
+  DistillOptions distill;              // a teacher (distill.enabled()): docs/distillation.md
 };
 
 // What a run trains and on what: pretraining here, lm-finetune's jobs in finetune.hpp.
@@ -139,6 +148,11 @@ class Job {
   // The job's options that differ from the checkpoint's but leave it loadable (diff_option's
   // list): a resume refuses them unless forced.
   virtual std::string options_diff(const format::GgufFile&) const { return {}; }
+  // Distillation: whether the micro-steps run a teacher, the seconds spent in it so far, and the
+  // mean KL term of the last micro_step().
+  virtual bool distilling() const { return false; }
+  virtual double teacher_seconds() const { return 0; }
+  virtual float last_kl() const { return 0; }
 };
 
 // Runs `job` under the budgets and options of o (the model-shape fields are not used), on every
@@ -165,9 +179,16 @@ struct DryRun {
   size_t activation_bytes = 0;
   double step_seconds = 0;      // one measured forward and backward pass (times grad_accum)
   uint64_t steps = 0;           // 0 when only a time budget is given
+  // With a teacher: its measured forward over the step's tokens (times grad_accum; included in
+  // step_seconds) and the bytes it holds.
+  double teacher_seconds = 0;
+  size_t teacher_bytes = 0;
 };
-// Builds the model and times one training step on random tokens, without training.
-DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab);
+// Builds the model and times one training step on random tokens, without training; with a
+// teacher (distill enabled; tok and tok_name the student's tokenizer), loads it and times its
+// forward too.
+DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab, const DistillOptions& distill = {},
+               const Tokenizer* tok = nullptr, const std::string& tok_name = "");
 
 // Mean loss over consecutive windows of `tokens` (at most max_windows of T+1 tokens), in
 // micro-batches of B; under MPI, micro-batch j runs on rank j mod N and the sums are reduced,

@@ -7,7 +7,9 @@
 #include <tuple>
 #include <vector>
 
+#include "base/file.hpp"
 #include "base/rng.hpp"
+#include "golden_reader.hpp"
 #include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
 #include "kernels/simd.hpp"
@@ -219,6 +221,115 @@ TEST_CASE("cross-entropy at V = 8192 with large logits: fast paths match the ref
     CHECK(max_rel_diff(loss, loss_ref) < 1e-5);
     CHECK(max_rel_diff(dl, dl_ref) < 1e-6);
   });
+}
+
+// Distillation (docs/distillation.md): the fast kernel against the double-precision reference and
+// finite differences, dense and top-k, and alpha = 0 against cross-entropy bit for bit.
+TEST_CASE("distillation loss matches the reference and finite differences, dense and top-k") {
+  const int N = 5, V = 83, K = 7;
+  auto logits = randn(size_t(N) * V, 21, 2.0f), teacher = randn(size_t(N) * V, 22, 3.0f);
+  std::vector<int> targets = {3, -1, 82, 0, 40};
+  // Top-k ids: K distinct ids per row (not sorted: the kernel must not assume an order).
+  std::vector<int> ids(size_t(N) * K);
+  std::vector<float> tk(size_t(N) * K);
+  for (int n = 0; n < N; ++n)
+    for (int k = 0; k < K; ++k) {
+      ids[size_t(n * K + k)] = (n * 13 + k * 11) % V;
+      tk[size_t(n * K + k)] = teacher[size_t(n * V + ids[size_t(n * K + k)])];
+    }
+  for (bool top_k : {false, true})
+    for (auto [alpha, temp] : {std::pair{0.5f, 2.0f}, std::pair{1.0f, 1.0f}, std::pair{0.25f, 0.7f}}) {
+      CAPTURE(top_k);
+      CAPTURE(alpha);
+      CAPTURE(temp);
+      const float* t = top_k ? tk.data() : teacher.data();
+      const int* id = top_k ? ids.data() : nullptr;
+      const int k = top_k ? K : V;
+      std::vector<float> loss_ref(N), kl_ref(N), dl_ref(logits.size());
+      CHECK(distill_forward_backward_ref(loss_ref.data(), kl_ref.data(), dl_ref.data(), logits.data(), targets.data(), t,
+                                         id, k, N, V, alpha, temp, 0.25f) == 4);
+      for_each_path([&] {
+        std::vector<float> loss(N), kl(N), dl(logits.size());
+        CHECK(distill_forward_backward(loss.data(), kl.data(), dl.data(), logits.data(), targets.data(), t, id, k, N, V,
+                                       alpha, temp, 0.25f) == 4);
+        CHECK(max_rel_diff(loss, loss_ref) < 1e-5);
+        CHECK(max_rel_diff(kl, kl_ref) < 1e-4);
+        CHECK(max_rel_diff(dl, dl_ref) < 1e-5);
+        CHECK(loss[1] == 0);
+        for (int v = 0; v < V; ++v) CHECK(dl[size_t(V + v)] == 0);
+        // In place (dlogits aliasing logits), as the model calls it.
+        auto inplace = logits;
+        std::vector<float> loss2(N);
+        distill_forward_backward(loss2.data(), nullptr, inplace.data(), inplace.data(), targets.data(), t, id, k, N, V,
+                                 alpha, temp, 0.25f);
+        CHECK(loss2 == loss);
+        CHECK(inplace == dl);
+      });
+      for (float x : kl_ref) CHECK(x >= 0);
+      // The gradient of 0.25 * sum(losses) is dlogits.
+      check_grad(logits, dl_ref, [&] {
+        std::vector<float> l(N), d(logits.size());
+        distill_forward_backward_ref(l.data(), nullptr, d.data(), logits.data(), targets.data(), t, id, k, N, V, alpha,
+                                     temp, 1.0f);
+        double s = 0;
+        for (float x : l) s += 0.25 * x;
+        return s;
+      }, 24, 1e-2f);
+    }
+}
+
+TEST_CASE("distillation with alpha 0 is cross-entropy bit for bit; a teacher equal to the student adds no KL") {
+  for_each_path([] {
+    const int N = 4, V = 8192 + 5;
+    auto logits = randn(size_t(N) * V, 31, 4.0f), teacher = randn(size_t(N) * V, 32, 4.0f);
+    std::vector<int> targets = {1, V - 1, -1, 4000};
+    std::vector<float> loss(N), kl(N, 9.0f), dl(logits.size()), loss_ce(N), dl_ce(logits.size());
+    distill_forward_backward(loss.data(), kl.data(), dl.data(), logits.data(), targets.data(), teacher.data(), nullptr, V,
+                             N, V, 0.0f, 2.0f, 0.5f);
+    cross_entropy_forward_backward(loss_ce.data(), dl_ce.data(), logits.data(), targets.data(), N, V, 0.5f);
+    CHECK(loss == loss_ce);
+    CHECK(dl == dl_ce);
+    CHECK(kl == std::vector<float>(N, 0.0f));
+    // Teacher = student: the KL term is 0 (to rounding) and alpha = 1 leaves no gradient.
+    std::vector<float> loss_self(N), kl_self(N), dl_self(logits.size());
+    distill_forward_backward(loss_self.data(), kl_self.data(), dl_self.data(), logits.data(), targets.data(),
+                             logits.data(), nullptr, V, N, V, 1.0f, 3.0f, 1.0f);
+    for (float x : kl_self) CHECK(x < 1e-5f);
+    for (float d : dl_self) CHECK(std::fabs(d) < 1e-6f);
+  });
+}
+
+TEST_CASE("distillation loss and gradient match PyTorch (kl_div with log targets), temperature and top-k") {
+  lm::test::GoldenReader r{lm::load_file(std::string(LM_TEST_DATA_DIR) + "/distill_golden.bin")};
+  REQUIRE(r.bytes.substr(0, 8) == std::string("LMDIST1\0", 8));
+  r.pos = 8;
+  const int cases = r.take<int32_t>(1)[0];
+  REQUIRE(cases == 4);
+  for (int c = 0; c < cases; ++c) {
+    CAPTURE(c);
+    const auto dims = r.take<int32_t>(4);
+    const int N = dims[0], V = dims[1], K = dims[2];
+    const bool has_ids = dims[3] != 0;
+    const auto at = r.take<float>(2);
+    const auto targets = r.take<int32_t>(size_t(N));
+    const auto logits = r.take<float>(size_t(N) * V);
+    const auto teacher = r.take<float>(size_t(N) * K);
+    const auto ids = has_ids ? r.take<int32_t>(size_t(N) * K) : std::vector<int32_t>{};
+    const float want_loss = r.take<float>(1)[0];
+    const auto want_dl = r.take<float>(size_t(N) * V);
+    int scored = 0;
+    for (int y : targets) scored += y >= 0;
+    for_each_path([&] {
+      std::vector<float> loss(N), dl(size_t(N) * V);
+      distill_forward_backward(loss.data(), nullptr, dl.data(), logits.data(), targets.data(), teacher.data(),
+                               has_ids ? ids.data() : nullptr, K, N, V, at[0], at[1], 1.0f / float(scored));
+      double mean = 0;
+      for (float x : loss) mean += x;
+      mean /= scored;
+      CHECK(std::fabs(mean - want_loss) <= 1e-4 * std::fabs(want_loss));
+      CHECK(max_rel_diff(dl, want_dl) < 1e-4);
+    });
+  }
 }
 
 TEST_CASE("adamw matches the reference over several steps") {

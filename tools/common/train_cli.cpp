@@ -225,6 +225,61 @@ void finish_trainer_flags(train::TrainOptions& o, const TrainerFlags& f, bool dr
     throw UsageError("no training budget: give --steps, --tokens or --time");
 }
 
+void add_distill_flags(CLI::App& app, train::DistillOptions& d) {
+  lm::tools::doc(app.add_option("--teacher", d.teacher,
+                                "Distill from this teacher model (same tokenizer; any model lm-generate loads)")
+                     ->type_name("FILE"))
+      .group("Distillation")
+      .man(R"(Train on a teacher's soft targets as well as on the labels (knowledge distillation): the loss of
+each scored token (or text, for a classifier) is
+(1\-\fIA\fR)\(muCE + \fIA\fR\(mu\fIT\fR\(S2\(muKL(teacher\(sl\fIT\fR \(bv student\(sl\fIT\fR)
+with
+.I A
+from
+.B \-\-distill\-alpha
+and
+.I T
+from
+.BR \-\-distill\-temp .
+The teacher is any model file lm-generate loads, quantized included, with the student's
+tokenizer (another vocabulary is an error naming both); for
+.B \-\-task classify
+it is a classifier with the same labels. It runs inference only, on each training micro-batch,
+on the run's threads; its time per step is shown as teacher_s in
+.B \-\-metrics
+(with kl, the mean KL term), and
+.B \-\-dry\-run
+reports its forward time and memory. Validation scores the student on the labels alone. A
+checkpoint records the teacher (path and checksum): resuming with another teacher or other
+distillation options is refused unless
+.BR \-\-force\-resume .)");
+  lm::tools::doc(app.add_option("--distill-alpha", d.alpha, "Weight of the teacher's term, 0 (labels alone) to 1 (teacher alone)")
+                     ->type_name("A"))
+      .group("Distillation")
+      .man(R"(Weight of the teacher's term, from 0 (the labels alone: the teacher is then not run, and the
+run is bit for bit one without
+.BR \-\-teacher )
+to 1 (the teacher alone).)");
+  lm::tools::doc(app.add_option("--distill-temp", d.temp, "Softmax temperature of the teacher's term")
+                     ->type_name("T"))
+      .group("Distillation")
+      .man(R"(Temperature of both softmaxes in the KL term; higher values spread the teacher's
+probability over more tokens. The term is scaled by T\(S2 so that its gradient keeps its size.)");
+  lm::tools::doc(app.add_option("--distill-top-k", d.top_k,
+                                "Keep only the teacher's K most likely tokens per position (0 = all)")
+                     ->type_name("K"))
+      .group("Distillation")
+      .man(R"(Keep only the teacher's K most likely tokens (or labels) of each position, renormalised over
+them: the KL term then costs K terms instead of the vocabulary (0: all of them).)");
+}
+
+void finish_distill_flags(const CLI::App& app, const train::DistillOptions& d) {
+  if (d.teacher.empty())
+    for (const char* name : {"--distill-alpha", "--distill-temp", "--distill-top-k"})
+      if (app.count(name)) throw UsageError(std::string(name) + " sets up distillation and goes with --teacher");
+  d.validate();
+}
+
 void check_run_files(const std::string& output, const std::string& checkpoint, const std::string& resume,
                      std::initializer_list<std::string> inputs) {
   for (const std::string& out : {output, checkpoint})
@@ -282,9 +337,14 @@ void StepReporter::operator()(const train::StepInfo& s) {
   const double eta = s.total_steps > s.step ? (s.total_steps - s.step) * s.elapsed_s / double(s.step) : 0;
   char valid_part[48] = "";
   if (s.valid_loss) std::snprintf(valid_part, sizeof valid_part, " valid %.4f", double(*s.valid_loss));
-  char line[256];
-  std::snprintf(line, sizeof line, "step %llu/%llu loss %.4f%s lr %.2e %.0f tok/s MFU %.0f%% ETA %s%s",
-                (unsigned long long)s.step, (unsigned long long)s.total_steps, double(s.loss), valid_part,
+  // Distillation: the KL term and the teacher's share of the step's time.
+  char teacher_part[64] = "";
+  if (s.distilling && s.step_s > 0)
+    std::snprintf(teacher_part, sizeof teacher_part, " kl %.4f teacher %.0f%%", double(s.kl),
+                  100.0 * s.teacher_s / s.step_s);
+  char line[320];
+  std::snprintf(line, sizeof line, "step %llu/%llu loss %.4f%s%s lr %.2e %.0f tok/s MFU %.0f%% ETA %s%s",
+                (unsigned long long)s.step, (unsigned long long)s.total_steps, double(s.loss), teacher_part, valid_part,
                 double(s.lr), s.tokens_per_s, 100.0 * s.gflops / peak_, human_time(eta).c_str(),
                 s.skipped ? " (update skipped: non-finite gradients)" : "");
   if (status_.enabled()) {
@@ -303,6 +363,10 @@ void StepReporter::operator()(const train::StepInfo& s) {
            {"elapsed_s", json_number(s.elapsed_s)},
            {"skipped", s.skipped}};
     if (dist::world().distributed()) j["comm_s"] = json_number(s.comm_s);
+    if (s.distilling) {
+      j["kl"] = json_number(s.kl);
+      j["teacher_s"] = json_number(s.teacher_s);
+    }
     if (s.valid_loss) j["valid_loss"] = json_number(*s.valid_loss);
     metrics_->write(dump_json(j) + "\n");
     metrics_->flush();

@@ -47,6 +47,11 @@ void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f);
 // After parsing: --time into o.time_s; a budget is required unless `dry`. Throws UsageError.
 void finish_trainer_flags(train::TrainOptions& o, const TrainerFlags& f, bool dry);
 
+// --teacher, --distill-alpha, --distill-temp, --distill-top-k (docs/distillation.md).
+void add_distill_flags(CLI::App& app, train::DistillOptions& d);
+// After parsing: the --distill-* flags need --teacher; values checked. Throws UsageError.
+void finish_distill_flags(const CLI::App& app, const train::DistillOptions& d);
+
 // Checks a run's files before any work, after the caller has opened its OutputFile for -o: the
 // output and the checkpoint are none of `inputs`, not each other, and the output is not the
 // checkpoint --resume reads (the checkpoint may be: it is rewritten in place); and the
