@@ -141,7 +141,11 @@ void Teacher::select_top_k(const float* rows, int n_rows, int k) {
   const int K = o_.top_k;
   top_logits_.resize(size_t(n_rows) * K);
   top_ids_.resize(size_t(n_rows) * K);
+  // Rows in parallel: one nth_element over the vocabulary per row is the selection's cost.
+#pragma omp parallel
+  {
   std::vector<int> order(static_cast<size_t>(k));
+#pragma omp for schedule(static)
   for (int r = 0; r < n_rows; ++r) {
     const float* x = rows + size_t(r) * k;
     std::iota(order.begin(), order.end(), 0);
@@ -152,6 +156,7 @@ void Teacher::select_top_k(const float* rows, int n_rows, int k) {
       top_ids_[size_t(r) * K + i] = order[size_t(i)];
       top_logits_[size_t(r) * K + i] = x[order[size_t(i)]];
     }
+  }
   }
   soft_.logits = top_logits_.data();
   soft_.ids = top_ids_.data();

@@ -476,6 +476,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   }
   const uint64_t first_step = st.step;
   double after_first = 0, now = 0;  // `now`: elapsed() at the end of the last step
+  bool estimating = false;          // a time budget's schedule length is re-estimated each step
   if (total && st.step >= total) {
     // Nothing left to train: the result reports the weights as they are (no training loss).
     log.info("%s is at the budget's last step, %llu: no step left to run", in.resume_path->c_str(),
@@ -556,13 +557,21 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     const double step_s = local_elapsed() - step_start;
     now = o.time_s > 0 ? elapsed() : local_elapsed();  // a collective only for a time budget
     if (st.step - first_step == 1) after_first = now;
-    // Time budget: fix the schedule's length from steps 2 to 4 (the first one touches every
-    // buffer for the first time and is slower).
-    if (total == 0 && st.step - first_step == 4) {
-      const double per_step = (now - after_first) / 3.0;
+    // Time budget: the schedule's length, first from steps 2 to 4 (the first one touches every
+    // buffer for the first time and is slower), then again after every step from the mean step
+    // time since step 2, so that a run whose first steps were slowed (or sped up) by other work
+    // on the machine still spends its budget and ends its cosine at --lr-min when the time is
+    // up. A resumed run keeps the checkpoint's schedule. Every rank sees the same clock (`now`
+    // is agreed), so every rank computes the same length.
+    const uint64_t done = st.step - first_step;
+    if ((total == 0 && done == 4) || (estimating && done > 4)) {
+      const double per_step = (now - after_first) / double(done - 1);
       total = st.step + uint64_t(std::max(0.0, o.time_s - now) / per_step);
-      log.debug("time budget: about %llu steps", (unsigned long long)total);
-      check_warmup("about ");
+      if (done == 4) {
+        estimating = true;
+        log.debug("time budget: about %llu steps", (unsigned long long)total);
+        check_warmup("about ");
+      }
     }
     info.step = st.step;
     info.total_steps = total;

@@ -11,6 +11,7 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "golden_reader.hpp"
+#include "kernels/kernels.hpp"
 #include "model/model.hpp"
 
 using namespace lm;
@@ -110,6 +111,73 @@ TEST_CASE("untied model gradients match finite differences, with and without dro
       }
     }
   }
+  }
+}
+
+// Distillation (docs/distillation.md): forward with soft targets gives the kernel's loss on the
+// model's logits, and its gradients through every weight match finite differences, for next-token
+// prediction (top-k teacher rows) and for a classifier (dense rows over the labels).
+TEST_CASE("soft targets: the distillation loss of the model's logits; gradients match finite differences") {
+  ModelConfig cfg;
+  cfg.n_vocab = 29, cfg.n_ctx = 6, cfg.n_layer = 1, cfg.n_embd = 16, cfg.n_head = 2, cfg.n_head_kv = 2;
+  cfg.n_ff = 24, cfg.tied = true, cfg.n_cls = 3;
+  Params p(cfg);
+  Rng rng(8);
+  p.init(rng);
+  for (auto& w : p.w) w += 0.2f * rng.normal();
+  const int b = 2, t = 6, N = b * t, K = 4;
+  Model m(cfg, b, t);
+  std::vector<int> tokens(static_cast<size_t>(N)), targets(static_cast<size_t>(N)), ids(static_cast<size_t>(N * K));
+  std::vector<float> teacher(static_cast<size_t>(N * K));
+  for (int i = 0; i < N; ++i) {
+    tokens[size_t(i)] = int(rng.below(29));
+    targets[size_t(i)] = i == 3 ? -1 : int(rng.below(29));
+    for (int k = 0; k < K; ++k) {
+      ids[size_t(i * K + k)] = (i + 7 * k) % 29;
+      teacher[size_t(i * K + k)] = 2.0f * rng.normal();
+    }
+  }
+  SoftTargets soft{teacher.data(), ids.data(), K, 0.6f, 1.5f};
+  // The loss is the kernel's on the logits of a plain forward.
+  m.forward(p, tokens.data(), nullptr, b, t);
+  std::vector<float> logits(m.logits(), m.logits() + size_t(N) * 29), losses(static_cast<size_t>(N)), kl(static_cast<size_t>(N));
+  const int scored = lm::kernels::distill_forward_backward(losses.data(), kl.data(), logits.data(), logits.data(),
+                                                           targets.data(), teacher.data(), ids.data(), K, N, 29, 0.6f,
+                                                           1.5f, 1.0f);
+  double want = 0, want_kl = 0;
+  for (int i = 0; i < N; ++i) want += losses[size_t(i)], want_kl += kl[size_t(i)];
+  const float got = m.forward(p, tokens.data(), targets.data(), b, t, &soft);
+  CHECK(std::fabs(got - want / scored) < 1e-5);
+  CHECK(std::fabs(m.last_kl() - want_kl / scored) < 1e-5);
+  CHECK(m.last_kl() > 0);
+  // Classifier rows: dense teacher logits over the 3 labels.
+  std::vector<int> lengths = {6, 4}, labels = {2, 0};
+  std::vector<float> cls_teacher = {0.5f, -1.0f, 2.0f, 1.0f, 0.0f, -0.5f};
+  SoftTargets cls_soft{cls_teacher.data(), nullptr, 3, 0.5f, 2.0f};
+  for (bool classify : {false, true}) {
+    CAPTURE(classify);
+    auto loss = [&] {
+      return classify ? m.forward_classify(p, tokens.data(), lengths.data(), labels.data(), b, t, &cls_soft)
+                      : m.forward(p, tokens.data(), targets.data(), b, t, &soft);
+    };
+    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+    loss();
+    m.backward(p);
+    double gmax = 0;
+    for (float g : p.grad) gmax = std::max(gmax, double(std::fabs(g)));
+    for (const auto& v : p.views) {
+      CAPTURE(v.name);
+      for (int k = 0; k < 3; ++k) {
+        const size_t i = v.offset + size_t(rng.below(uint64_t(v.rows) * v.cols));
+        const float keep = p.w[i], step = 1e-2f;
+        p.w[i] = keep + step;
+        const double up = loss();
+        p.w[i] = keep - step;
+        const double down = loss();
+        p.w[i] = keep;
+        CHECK(std::fabs((up - down) / (2 * step) - p.grad[i]) <= 2e-2 * gmax + 1e-4);
+      }
+    }
   }
 }
 

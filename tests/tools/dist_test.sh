@@ -37,13 +37,13 @@ fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 mpi2=(mpirun -np 2)
 
-# losses_close A.jsonl B.jsonl KEY WHAT: the KEY values of two metrics files agree within 1e-5
-# relative, line by line, and there are as many.
+# losses_close A.jsonl B.jsonl KEY WHAT [TOL]: the KEY values of two metrics files agree within TOL
+# (default 1e-5) relative, line by line, and there are as many.
 losses_close() {
   grep -o "\"$3\":[0-9.e+-]*" "$1" | cut -d: -f2 > a.txt
   grep -o "\"$3\":[0-9.e+-]*" "$2" | cut -d: -f2 > b.txt
   if [[ -s a.txt ]] && paste a.txt b.txt | awk -v n="$(wc -l < a.txt)" -v m="$(wc -l < b.txt)" \
-    'n != m { exit 1 } { d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * ($1 < 0 ? -$1 : $1)) exit 1 }'; then pass
+    -v tol="${5:-1e-5}" 'n != m { exit 1 } { d = $1 - $2; if (d < 0) d = -d; if (d > tol * ($1 < 0 ? -$1 : $1)) exit 1 }'; then pass
   else fail "$4: $3 differs: $(paste a.txt b.txt | head -3 | tr '\n' ' ') ($(wc -l < a.txt) and $(wc -l < b.txt) lines)"; fi
 }
 weights_close() {
@@ -68,6 +68,14 @@ losses_close one.jsonl two.jsonl grad_norm "2 ranks vs --grad-accum 2"
   fail "--metrics: comm_s on every step of 2 ranks and never for one process: $(head -1 two.jsonl)"
 weights_close one.gguf two.gguf "lm-train, 2 ranks vs --grad-accum 2"
 no_leftovers . "2 ranks"
+# Distillation (docs/distillation.md): each rank runs the teacher on its own micro-batches; the
+# KL term and the weights are those of one process.
+expect_exit 0 "distillation, one process" -- "${train[@]}" --grad-accum 2 --teacher one.gguf --metrics d1.jsonl -o d1.gguf
+expect_exit 0 "distillation, 2 ranks" -- "${mpi2[@]}" "${train[@]}" --teacher one.gguf --metrics d2.jsonl -o d2.gguf
+losses_close d1.jsonl d2.jsonl loss "distillation, 2 ranks vs --grad-accum 2"
+# The KL term is a difference of terms near log(V) computed in float: 1e-4 of its size.
+losses_close d1.jsonl d2.jsonl kl "distillation, 2 ranks vs --grad-accum 2" 1e-4
+weights_close d1.gguf d2.gguf "distillation, 2 ranks vs --grad-accum 2"
 # 2 ranks x --grad-accum 2 = 1 process x --grad-accum 4.
 expect_exit 0 "one process, --grad-accum 4" -- "${train[@]}" --grad-accum 4 --metrics one4.jsonl -o one4.gguf
 expect_exit 0 "2 ranks, --grad-accum 2" -- "${mpi2[@]}" "${train[@]}" --grad-accum 2 --metrics two4.jsonl -o two4.gguf

@@ -79,8 +79,13 @@ void add_trainer_flags(CLI::App& app, train::TrainOptions& o, TrainerFlags& f) {
       .group("Budget and optimization")
       .man(R"(Stop after this wall time: a number of seconds, or with the suffix s, m or h (90s, 10m, 1.5h),
 at most 8760h (365 days).
-With only a time budget, the length of the learning-rate schedule is estimated from steps 2 to 4,
-so such runs are not bit-for-bit reproducible.)");
+With only a time budget, the length of the learning-rate schedule is estimated from the time of
+steps 2 to 4 and estimated again after every step from the mean step time so far, so that the
+cosine reaches
+.B \-\-lr\-min
+when the time is up even when other work on the machine slowed the first steps; such runs are
+not bit-for-bit reproducible. A resumed time-budget run keeps the schedule length its checkpoint
+recorded.)");
   lm::tools::doc(app.add_option("--lr", o.opt.lr, "Peak learning rate")->check(CLI::Range(0.0, 10.0)))
       .group("Budget and optimization")
       .man(R"(Peak learning rate.)");
