@@ -11,8 +11,11 @@ make_corpus 3000 > corpus.txt
 head -n 400 corpus.txt > a.txt
 tail -n 400 corpus.txt > b.txt
 lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
+# 300 steps, 60 under the sanitizers (LM_TEST_LEAN), where this training was most of the test's
+# time; either way the run validates 3 times (the plot checks below count the points).
+n=$([[ -n ${LM_TEST_LEAN:-} ]] && echo 60 || echo 300)
 lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 2 --embd 64 --heads 4 --kv-heads 2 \
-  --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps 300 -t 2 --metrics run.jsonl -o m.gguf > /dev/null ||
+  --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps "$n" --eval-every $((n / 3)) -t 2 --metrics run.jsonl -o m.gguf > /dev/null ||
   fail "training the test model"
 ev=(lm-eval perplexity -m m.gguf -t 1)
 field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
@@ -58,7 +61,9 @@ awk -v k="$(field kld "$T/out")" -v a="$(field top1_agreement "$T/out")" 'BEGIN 
   fail "self kld: $(cat "$T/out")"
 "$W" --convert m.gguf m-q4.gguf q4_0 || fail "convert to q4_0"
 expect_exit 0 "kld of a q4_0 copy" -- lm-eval kld -m m-q4.gguf --ref m.gguf a.txt --json -t 1
-awk -v k="$(field kld "$T/out")" -v a="$(field top1_agreement "$T/out")" 'BEGIN { exit !(k > 0 && k < 1 && a > 0.5 && a < 1) }' &&
+# (After the 60 steps of the sanitizer pass the model is flat enough that the copy may agree on
+# every top token: the KL divergence is what must be above 0.)
+awk -v k="$(field kld "$T/out")" -v a="$(field top1_agreement "$T/out")" 'BEGIN { exit !(k > 0 && k < 1 && a > 0.5 && a <= 1) }' &&
   pass || fail "q4_0 kld: $(cat "$T/out")"
 
 # ---- importance matrix ----
@@ -219,12 +224,12 @@ fi
 points() { sed -n "s/.*<polyline [^>]*data-name=\"$1\"[^>]*points=\"\([^\"]*\)\".*/\1/p" "$2" | wc -w; }
 expect_exit 0 "plot" -- lm-eval plot run.jsonl -o run.svg
 [[ ! -s $T/out && ! -s $T/err ]] && pass || fail "plot printed something: $(cat "$T/out" "$T/err")"
-[[ $(points "training loss" run.svg) == 300 && $(points "validation loss" run.svg) == 3 &&
-   $(points "learning rate" run.svg) == 300 ]] && pass || fail "plot: $(points "training loss" run.svg) training, $(points "validation loss" run.svg) validation, $(points "learning rate" run.svg) learning rate points; expected 300, 3, 300"
+[[ $(points "training loss" run.svg) == "$n" && $(points "validation loss" run.svg) == 3 &&
+   $(points "learning rate" run.svg) == "$n" ]] && pass || fail "plot: $(points "training loss" run.svg) training, $(points "validation loss" run.svg) validation, $(points "learning rate" run.svg) learning rate points; expected $n, 3, $n"
 grep -q '<title>run.jsonl</title>' run.svg && pass || fail "plot: the title is not the file's name"
 no_leftovers . "plot"
 expect_exit 0 "plot from stdin to stdout" -- sh -c "lm-eval plot - -o - --title 'a & b' < run.jsonl"
-grep -q '<title>a &amp; b</title>' "$T/out" && [[ $(points "training loss" "$T/out") == 300 ]] && pass ||
+grep -q '<title>a &amp; b</title>' "$T/out" && [[ $(points "training loss" "$T/out") == "$n" ]] && pass ||
   fail "plot to stdout: $(head -c 300 "$T/out")"
 printf '{"step":1,"loss":6}\n{"step":2,"loss":5\n' > bad.jsonl
 expect_exit 1 "plot of a line that is not JSON" -- lm-eval plot bad.jsonl -o bad.svg
