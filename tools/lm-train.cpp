@@ -37,9 +37,11 @@ int print_dry_run(const lm::train::ModelShape& shape, const lm::train::TrainOpti
   std::printf("memory_mib\t%.0f (weights, gradients, AdamW %.0f; activations %.0f)\n",
               double(d.state_bytes + d.activation_bytes) / (1 << 20), double(d.state_bytes) / (1 << 20),
               double(d.activation_bytes) / (1 << 20));
-  if (distill.enabled())
-    std::printf("teacher\t%.0f MiB; forward %.3f s per step (measured, in seconds_per_step)\n",
-                double(d.teacher_bytes) / (1 << 20), d.teacher_seconds);
+  if (distill.enabled()) {
+    std::printf("teacher\t%.0f MiB; forward %.3f s per step (measured)\n", double(d.teacher_bytes) / (1 << 20),
+                d.teacher_seconds);
+    std::printf("student_seconds_per_step\t%.3f (measured, without the teacher)\n", d.student_seconds);
+  }
   std::printf("seconds_per_step\t%.3f (measured)\n", d.step_seconds);
   if (d.steps) std::printf("estimated_time\t%s for %llu steps\n", human_time(d.step_seconds * double(d.steps)).c_str(),
                            (unsigned long long)d.steps);

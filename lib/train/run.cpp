@@ -248,11 +248,22 @@ DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab, cons
   net.forward(p, in.data(), tgt.data(), B, T);
   net.backward(p);
   d.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() * o.grad_accum;
+  d.student_seconds = d.step_seconds;
   if (distill.enabled() && tok) {
+    // The teacher's forward alone, then a whole distillation step (teacher, student forward with
+    // soft targets, backward), each the second of two runs.
     Teacher teacher(distill, *tok, tok_name, B, T);
     d.teacher_seconds = teacher.measure() * o.grad_accum;
     d.teacher_bytes = teacher.bytes();
-    d.step_seconds += d.teacher_seconds;
+    if (distill.alpha > 0) {
+      for (int rep = 0; rep < 2; ++rep) {
+        const auto t1 = std::chrono::steady_clock::now();
+        const model::SoftTargets& soft = teacher.run(in.data(), B, T);
+        net.forward(p, in.data(), tgt.data(), B, T, &soft);
+        net.backward(p);
+        d.step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count() * o.grad_accum;
+      }
+    }
   }
   d.steps = o.steps ? o.steps : o.tokens ? (o.tokens + d.tokens_per_step - 1) / d.tokens_per_step : 0;
   return d;

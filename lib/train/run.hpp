@@ -179,8 +179,10 @@ struct DryRun {
   size_t activation_bytes = 0;
   double step_seconds = 0;      // one measured forward and backward pass (times grad_accum)
   uint64_t steps = 0;           // 0 when only a time budget is given
-  // With a teacher: its measured forward over the step's tokens (times grad_accum; included in
-  // step_seconds) and the bytes it holds.
+  // With a teacher: step_seconds is a whole distillation step; student_seconds the student's
+  // plain step and teacher_seconds the teacher's forward over the step's tokens (all measured,
+  // times grad_accum), and the bytes the teacher holds.
+  double student_seconds = 0;
   double teacher_seconds = 0;
   size_t teacher_bytes = 0;
 };
