@@ -695,6 +695,90 @@ int distill_forward_backward_ref(float* losses, float* kl, float* dlogits, const
   return scored;
 }
 
+// ---- LSTM cell ----
+
+LM_TARGET_CLONES static void lstm_cell_row(float* h, float* c, float* a, float* tc, const float* g, const float* cp,
+                                           int H) {
+#pragma omp simd
+  for (int j = 0; j < H; ++j) {
+    const float i = 1.0f / (1.0f + std::exp(-g[j]));
+    const float f = 1.0f / (1.0f + std::exp(-g[H + j]));
+    const float gg = std::tanh(g[2 * H + j]);
+    const float o = 1.0f / (1.0f + std::exp(-g[3 * H + j]));
+    const float cj = f * cp[j] + i * gg;
+    const float t = std::tanh(cj);
+    a[j] = i, a[H + j] = f, a[2 * H + j] = gg, a[3 * H + j] = o;
+    c[j] = cj;
+    tc[j] = t;
+    h[j] = o * t;
+  }
+}
+
+void lstm_cell_forward(float* h, float* c, float* acts, float* tanh_c, const float* gates, const float* c_prev, int B,
+                       int H) {
+#pragma omp parallel for schedule(static) if (size_t(B) * H >= kParallelMin / 16)
+  for (int b = 0; b < B; ++b) {
+    const size_t r = size_t(b) * H, r4 = 4 * r;
+    lstm_cell_row(h + r, c + r, acts + r4, tanh_c + r, gates + r4, c_prev + r, H);
+  }
+}
+
+void lstm_cell_forward_ref(float* h, float* c, float* acts, float* tanh_c, const float* gates, const float* c_prev,
+                           int B, int H) {
+  auto sig = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  for (int b = 0; b < B; ++b)
+    for (int j = 0; j < H; ++j) {
+      const float* g = gates + size_t(b) * 4 * H;
+      float* a = acts + size_t(b) * 4 * H;
+      const double i = sig(g[j]), f = sig(g[H + j]), gg = std::tanh(double(g[2 * H + j])), o = sig(g[3 * H + j]);
+      const double cj = f * c_prev[size_t(b) * H + j] + i * gg;
+      a[j] = float(i), a[H + j] = float(f), a[2 * H + j] = float(gg), a[3 * H + j] = float(o);
+      c[size_t(b) * H + j] = float(cj);
+      tanh_c[size_t(b) * H + j] = float(std::tanh(cj));
+      h[size_t(b) * H + j] = float(o * std::tanh(cj));
+    }
+}
+
+LM_TARGET_CLONES static void lstm_cell_backward_row(float* dg, float* dc, const float* dh, const float* a,
+                                                    const float* tc, const float* cp, int H) {
+#pragma omp simd
+  for (int j = 0; j < H; ++j) {
+    const float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j], t = tc[j];
+    const float d = dc[j] + dh[j] * o * (1.0f - t * t);  // the gradient of c
+    dg[j] = d * g * i * (1.0f - i);
+    dg[H + j] = d * cp[j] * f * (1.0f - f);
+    dg[2 * H + j] = d * i * (1.0f - g * g);
+    dg[3 * H + j] = dh[j] * t * o * (1.0f - o);
+    dc[j] = d * f;
+  }
+}
+
+void lstm_cell_backward(float* dgates, float* dc, const float* dh, const float* acts, const float* tanh_c,
+                        const float* c_prev, int B, int H) {
+#pragma omp parallel for schedule(static) if (size_t(B) * H >= kParallelMin / 16)
+  for (int b = 0; b < B; ++b) {
+    const size_t r = size_t(b) * H, r4 = 4 * r;
+    lstm_cell_backward_row(dgates + r4, dc + r, dh + r, acts + r4, tanh_c + r, c_prev + r, H);
+  }
+}
+
+void lstm_cell_backward_ref(float* dgates, float* dc, const float* dh, const float* acts, const float* tanh_c,
+                            const float* c_prev, int B, int H) {
+  for (int b = 0; b < B; ++b)
+    for (int j = 0; j < H; ++j) {
+      const float* a = acts + size_t(b) * 4 * H;
+      float* dg = dgates + size_t(b) * 4 * H;
+      const size_t r = size_t(b) * H + j;
+      const double i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j], t = tanh_c[r];
+      const double d = double(dc[r]) + double(dh[r]) * o * (1 - t * t);
+      dg[j] = float(d * g * i * (1 - i));
+      dg[H + j] = float(d * c_prev[r] * f * (1 - f));
+      dg[2 * H + j] = float(d * i * (1 - g * g));
+      dg[3 * H + j] = float(double(dh[r]) * t * o * (1 - o));
+      dc[r] = float(d * f);
+    }
+}
+
 // ---- AdamW ----
 
 LM_TARGET_CLONES static void adamw_chunk(float* p, const float* g, float* m, float* v, size_t n, float lr, float b1,

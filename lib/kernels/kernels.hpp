@@ -93,6 +93,21 @@ int distill_forward_backward_ref(float* losses, float* kl, float* dlogits, const
                                  const float* teacher, const int* ids, int K, int N, int V, float alpha, float temp,
                                  float dscale);
 
+// LSTM cell (Hochreiter and Schmidhuber 1997, PyTorch's gate order i, f, g, o) over B rows of H
+// units. gates (B, 4H): the pre-activations (input product + recurrent product + bias). Writes
+// acts (B, 4H) = sigmoid(i), sigmoid(f), tanh(g), sigmoid(o), c (B, H) = f c_prev + i g,
+// tanh_c (B, H) and h (B, H) = o tanh(c). acts and tanh_c are what the backward pass reads.
+void lstm_cell_forward(float* h, float* c, float* acts, float* tanh_c, const float* gates, const float* c_prev, int B,
+                       int H);
+void lstm_cell_forward_ref(float* h, float* c, float* acts, float* tanh_c, const float* gates, const float* c_prev,
+                           int B, int H);
+// The cell's backward: dh (B, H) the gradient of h; dc (B, H) holds that of c from later steps
+// on entry and that of c_prev on return. Writes dgates (B, 4H), the pre-activations' gradient.
+void lstm_cell_backward(float* dgates, float* dc, const float* dh, const float* acts, const float* tanh_c,
+                        const float* c_prev, int B, int H);
+void lstm_cell_backward_ref(float* dgates, float* dc, const float* dh, const float* acts, const float* tanh_c,
+                            const float* c_prev, int B, int H);
+
 // Evaluation over N rows of V logits (N, V): lse (N) = log sum_v exp(logits[v]), so that
 // log p(v) = logits[v] - lse.
 void logsumexp_rows(float* lse, const float* logits, int N, int V);

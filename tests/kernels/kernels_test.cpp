@@ -332,6 +332,37 @@ TEST_CASE("distillation loss and gradient match PyTorch (kl_div with log targets
   }
 }
 
+TEST_CASE("LSTM cell: forward and backward match the reference; gradients match finite differences") {
+  const int B = 3, H = 37;
+  auto gates = randn(size_t(B) * 4 * H, 41, 2.0f), c_prev = randn(size_t(B) * H, 42), u = randn(size_t(B) * H, 43),
+       v = randn(size_t(B) * H, 44);
+  std::vector<float> h_ref(size_t(B) * H), c_ref(size_t(B) * H), a_ref(gates.size()), t_ref(size_t(B) * H);
+  lstm_cell_forward_ref(h_ref.data(), c_ref.data(), a_ref.data(), t_ref.data(), gates.data(), c_prev.data(), B, H);
+  // The loss sum(u h) + sum(v c): dh = u, and v is the gradient of c from later steps.
+  std::vector<float> dg_ref(gates.size()), dc_ref = v;
+  lstm_cell_backward_ref(dg_ref.data(), dc_ref.data(), u.data(), a_ref.data(), t_ref.data(), c_prev.data(), B, H);
+  for_each_path([&] {
+    std::vector<float> h(h_ref.size()), c(c_ref.size()), a(a_ref.size()), t(t_ref.size());
+    lstm_cell_forward(h.data(), c.data(), a.data(), t.data(), gates.data(), c_prev.data(), B, H);
+    CHECK(max_rel_diff(h, h_ref) < 1e-6);
+    CHECK(max_rel_diff(c, c_ref) < 1e-6);
+    CHECK(max_rel_diff(a, a_ref) < 1e-6);
+    std::vector<float> dg(gates.size()), dc = v;
+    lstm_cell_backward(dg.data(), dc.data(), u.data(), a.data(), t.data(), c_prev.data(), B, H);
+    CHECK(max_rel_diff(dg, dg_ref) < 1e-5);
+    CHECK(max_rel_diff(dc, dc_ref) < 1e-5);
+  });
+  auto loss = [&] {
+    std::vector<float> h(h_ref.size()), c(c_ref.size()), a(a_ref.size()), t(t_ref.size());
+    lstm_cell_forward_ref(h.data(), c.data(), a.data(), t.data(), gates.data(), c_prev.data(), B, H);
+    double s = 0;
+    for (size_t i = 0; i < h.size(); ++i) s += double(u[i]) * h[i] + double(v[i]) * c[i];
+    return s;
+  };
+  check_grad(gates, dg_ref, loss, 48, 1e-2f);
+  check_grad(c_prev, dc_ref, loss, 24, 1e-2f);
+}
+
 TEST_CASE("adamw matches the reference over several steps") {
   const size_t n = 10007;
   auto p = randn(n, 10), p_ref = p;

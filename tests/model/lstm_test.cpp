@@ -1,0 +1,152 @@
+// Tests for lib/model/lstm: the LSTM language model against PyTorch's torch.nn.LSTM (golden
+// fixture written by tests/model/make_lstm_golden.py), gradients against finite differences, and
+// the state carried across windows.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "base/file.hpp"
+#include "golden_reader.hpp"
+#include "model/lstm.hpp"
+
+using namespace lm;
+using namespace lm::model;
+
+namespace {
+
+double max_rel(const float* a, const std::vector<float>& b) {
+  double m = 0, scale = 0;
+  for (float x : b) scale = std::max(scale, double(std::fabs(x)));
+  for (size_t i = 0; i < b.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]) / (scale + 1e-12));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("LSTM language model matches PyTorch's nn.LSTM: logits, loss, every gradient and the final state") {
+  lm::test::GoldenReader r{load_file(std::string(LM_TEST_DATA_DIR) + "/lstm_golden.bin")};
+  REQUIRE(r.bytes.substr(0, 8) == std::string("LMLSTM1\0", 8));
+  r.pos = 8;
+  const auto d = r.take<int32_t>(8);
+  LstmConfig cfg;
+  cfg.n_vocab = d[0], cfg.n_embd = d[1], cfg.n_hidden = d[2], cfg.n_layer = d[3], cfg.n_proj = d[4];
+  cfg.tied = d[5] != 0;
+  const int B = d[6], T = d[7];
+  cfg.n_ctx = T;
+  const auto tokens = r.take<int32_t>(size_t(B) * T), targets = r.take<int32_t>(size_t(B) * T);
+  const int O = cfg.out_width(), H = cfg.n_hidden, L = cfg.n_layer, V = cfg.n_vocab;
+  const auto h0 = r.take<float>(size_t(L) * B * O), c0 = r.take<float>(size_t(L) * B * H);
+  LstmParams p(cfg);
+  const auto w = r.take<float>(p.w.size());
+  std::copy(w.begin(), w.end(), p.w.begin());
+  const auto logits = r.take<float>(size_t(B) * T * V);
+  const float loss = r.take<float>(1)[0];
+  const auto grads = r.take<float>(p.w.size());
+  const auto hT = r.take<float>(h0.size()), cT = r.take<float>(c0.size());
+  CHECK(r.pos == r.bytes.size());
+
+  LstmModel m(cfg, B, T);
+  LstmState st;
+  st.resize(cfg, B);
+  std::copy(h0.begin(), h0.end(), st.h.begin());
+  std::copy(c0.begin(), c0.end(), st.c.begin());
+  m.forward(p, tokens.data(), nullptr, B, T, st);
+  CHECK(max_rel(m.logits(), logits) < 1e-5);
+  CHECK(max_rel(st.h.data(), hT) < 1e-5);
+  CHECK(max_rel(st.c.data(), cT) < 1e-5);
+  std::copy(h0.begin(), h0.end(), st.h.begin());
+  std::copy(c0.begin(), c0.end(), st.c.begin());
+  std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+  const float got = m.forward(p, tokens.data(), targets.data(), B, T, st);
+  CHECK(std::fabs(got - loss) < 1e-5 * loss);
+  m.backward(p);
+  for (const ParamView& v : p.views) {
+    CAPTURE(v.name);
+    const std::vector<float> want(grads.begin() + long(v.offset), grads.begin() + long(v.offset + size_t(v.rows) * v.cols));
+    CHECK(max_rel(p.grad.data() + v.offset, want) < 1e-4);
+  }
+}
+
+TEST_CASE("LSTM gradients match finite differences (tied and untied, with and without a projection)") {
+  for (int proj : {0, 6}) {
+    for (bool tied : {false, true}) {
+      CAPTURE(proj);
+      CAPTURE(tied);
+      LstmConfig cfg;
+      cfg.n_vocab = 19, cfg.n_ctx = 6, cfg.n_hidden = 8, cfg.n_layer = 2, cfg.n_proj = proj;
+      cfg.n_embd = tied ? cfg.out_width() : 7;
+      cfg.tied = tied;
+      LstmParams p(cfg);
+      Rng rng(11);
+      p.init(rng);
+      for (auto& x : p.w) x += 0.3f * rng.normal();
+      const int B = 3, T = 6;
+      LstmModel m(cfg, B, T);
+      LstmState start;
+      start.resize(cfg, B);
+      for (auto& x : start.h) x = 0.5f * rng.normal();
+      for (auto& x : start.c) x = 0.5f * rng.normal();
+      std::vector<int> tokens(static_cast<size_t>(B * T)), targets(static_cast<size_t>(B * T));
+      for (size_t i = 0; i < tokens.size(); ++i) {
+        tokens[i] = int(rng.below(19));
+        targets[i] = i % 5 == 2 ? -1 : int(rng.below(19));
+      }
+      auto loss = [&] {
+        LstmState st = start;
+        return double(m.forward(p, tokens.data(), targets.data(), B, T, st));
+      };
+      std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+      loss();
+      m.backward(p);
+      double gmax = 0;
+      for (float g : p.grad) gmax = std::max(gmax, double(std::fabs(g)));
+      for (const ParamView& v : p.views) {
+        CAPTURE(v.name);
+        for (int k = 0; k < 4; ++k) {
+          const size_t i = v.offset + size_t(rng.below(uint64_t(v.rows) * v.cols));
+          const float keep = p.w[i], h = 1e-2f;
+          p.w[i] = keep + h;
+          const double up = loss();
+          p.w[i] = keep - h;
+          const double down = loss();
+          p.w[i] = keep;
+          CHECK(std::fabs((up - down) / (2 * h) - p.grad[i]) <= 2e-2 * gmax + 1e-4);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("LSTM state carried across windows: two windows of 3 steps give one window of 6") {
+  LstmConfig cfg;
+  cfg.n_vocab = 17, cfg.n_ctx = 6, cfg.n_embd = 8, cfg.n_hidden = 8, cfg.n_layer = 2;
+  LstmParams p(cfg, false);
+  Rng rng(3);
+  p.init(rng);
+  const int B = 2, T = 6;
+  std::vector<int> tokens(static_cast<size_t>(B * T));
+  for (auto& x : tokens) x = int(rng.below(17));
+  LstmModel whole(cfg, B, T), half(cfg, B, 3);
+  LstmState a, b;
+  a.resize(cfg, B);
+  b.resize(cfg, B);
+  whole.forward(p, tokens.data(), nullptr, B, T, a);
+  const std::vector<float> want(whole.logits(), whole.logits() + size_t(B) * T * 17);
+  for (int w = 0; w < 2; ++w) {
+    std::vector<int> part;
+    for (int i = 0; i < B; ++i)
+      for (int j = 0; j < 3; ++j) part.push_back(tokens[size_t(i) * T + 3 * w + j]);
+    half.forward(p, part.data(), nullptr, B, 3, b);
+    for (int i = 0; i < B; ++i)
+      for (int j = 0; j < 3; ++j)
+        for (int v = 0; v < 17; ++v)
+          CHECK(std::fabs(half.logits()[(size_t(i) * 3 + j) * 17 + v] - want[(size_t(i) * T + 3 * w + j) * 17 + v]) < 1e-5);
+  }
+  for (size_t i = 0; i < a.h.size(); ++i) CHECK(std::fabs(a.h[i] - b.h[i]) < 1e-6);
+  // A stream that starts again (a document boundary) forgets its state.
+  b.zero_row(cfg, B, 1);
+  for (int l = 0; l < cfg.n_layer; ++l)
+    for (int k = 0; k < cfg.out_width(); ++k) CHECK(b.h[(size_t(l) * B + 1) * cfg.out_width() + k] == 0.0f);
+}
