@@ -629,6 +629,76 @@ LM_TARGET_CLONES static float distill_row(float* dl, float* kl_out, const float*
   return (1.0f - alpha) * ce + alpha * temp * temp * kl;
 }
 
+// distill_row with AVX-512 exponentials (exp16): the portable row calls std::exp once per
+// exponential, about seven per logit, which made a distillation step cost a third more than the
+// student's step and the teacher's forward together.
+__attribute__((target("avx512f"))) static float distill_row_avx512(float* dl, float* kl_out, const float* l,
+                                                                  int target, const float* t, const int* ids, int K,
+                                                                  int V, float alpha, float temp, float dscale) {
+  const float inv_t = 1.0f / temp;
+  const __m512 it = _mm512_set1_ps(inv_t), zero = _mm512_setzero_ps();
+  const float tmx = max_avx512(t, K);
+  const __m512 tmxv = _mm512_set1_ps(tmx);
+  __m512 acc = zero;
+  for (int k = 0; k < K; k += 16) {
+    const __mmask16 m = tail_mask(K - k);
+    acc = _mm512_mask_add_ps(acc, m, acc, exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, t + k), tmxv), it)));
+  }
+  const float tsum = _mm512_reduce_add_ps(acc);
+  const float log_tsum = std::log(tsum), inv_tsum = 1.0f / tsum;
+  float A = 0, Bz = 0;
+  if (ids) {
+    for (int k = 0; k < K; ++k) {
+      const float lp = (t[k] - tmx) * inv_t - log_tsum;
+      const float pk = std::exp(lp);
+      A += pk * lp;
+      Bz += pk * l[ids[k]];
+    }
+  } else {
+    const __m512 lts = _mm512_set1_ps(log_tsum);
+    __m512 a = zero, bz = zero;
+    for (int v = 0; v < V; v += 16) {
+      const __mmask16 m = tail_mask(V - v);
+      const __m512 lp = _mm512_sub_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, t + v), tmxv), it), lts);
+      const __m512 pk = exp16(lp);
+      a = _mm512_mask3_fmadd_ps(pk, lp, a, m);
+      bz = _mm512_mask3_fmadd_ps(pk, _mm512_maskz_loadu_ps(m, l + v), bz, m);
+    }
+    A = _mm512_reduce_add_ps(a);
+    Bz = _mm512_reduce_add_ps(bz);
+  }
+  const float mx = max_avx512(l, V);
+  const __m512 mxv = _mm512_set1_ps(mx);
+  const float lt = l[target];
+  __m512 s1 = zero, st = zero;
+  for (int v = 0; v < V; v += 16) {
+    const __mmask16 m = tail_mask(V - v);
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + v), mxv);
+    s1 = _mm512_mask_add_ps(s1, m, s1, exp16(d));
+    st = _mm512_mask_add_ps(st, m, st, exp16(_mm512_mul_ps(d, it)));
+  }
+  const float sum1 = _mm512_reduce_add_ps(s1), sumt = _mm512_reduce_add_ps(st);
+  const float ce = std::log(sum1) + (mx - lt);
+  const float lse_t = mx * inv_t + std::log(sumt);
+  const float kl = std::max(0.0f, A - (Bz * inv_t - lse_t));
+  const float c1 = (1.0f - alpha) * dscale / sum1, ct = alpha * temp * dscale / sumt;
+  const float cp = alpha * temp * dscale * inv_tsum;
+  const __m512 c1v = _mm512_set1_ps(c1), ctv = _mm512_set1_ps(ct), cpv = _mm512_set1_ps(cp);
+  for (int v = 0; v < V; v += 16) {
+    const __mmask16 m = tail_mask(V - v);
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + v), mxv);
+    __m512 g = _mm512_fmadd_ps(c1v, exp16(d), _mm512_mul_ps(ctv, exp16(_mm512_mul_ps(d, it))));
+    if (!ids)
+      g = _mm512_fnmadd_ps(cpv, exp16(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, t + v), tmxv), it)), g);
+    _mm512_mask_storeu_ps(dl + v, m, g);
+  }
+  if (ids)
+    for (int k = 0; k < K; ++k) dl[ids[k]] -= cp * std::exp((t[k] - tmx) * inv_t);
+  dl[target] -= (1.0f - alpha) * dscale;
+  if (kl_out) *kl_out = kl;
+  return (1.0f - alpha) * ce + alpha * temp * temp * kl;
+}
+
 int distill_forward_backward(float* losses, float* kl, float* dlogits, const float* logits, const int* targets,
                              const float* teacher, const int* ids, int K, int N, int V, float alpha, float temp,
                              float dscale) {
@@ -637,6 +707,7 @@ int distill_forward_backward(float* losses, float* kl, float* dlogits, const flo
     return cross_entropy_forward_backward(losses, dlogits, logits, targets, N, V, dscale);
   }
   int scored = 0;
+  const bool avx512 = has_avx512f();
 #pragma omp parallel for schedule(static) reduction(+ : scored)
   for (int n = 0; n < N; ++n) {
     float* dl = dlogits + size_t(n) * V;
@@ -646,8 +717,10 @@ int distill_forward_backward(float* losses, float* kl, float* dlogits, const flo
       for (int v = 0; v < V; ++v) dl[v] = 0;
       continue;
     }
-    losses[n] = distill_row(dl, kl ? kl + n : nullptr, logits + size_t(n) * V, targets[n], teacher + size_t(n) * K,
-                            ids ? ids + size_t(n) * K : nullptr, K, V, alpha, temp, dscale);
+    losses[n] = (avx512 ? distill_row_avx512 : distill_row)(dl, kl ? kl + n : nullptr, logits + size_t(n) * V,
+                                                           targets[n], teacher + size_t(n) * K,
+                                                           ids ? ids + size_t(n) * K : nullptr, K, V, alpha, temp,
+                                                           dscale);
     ++scored;
   }
   return scored;

@@ -16,12 +16,14 @@ namespace lm::model {
 
 using namespace lm::kernels;
 
+void check_range(const char* name, long v, long lo, long hi) {
+  if (v < lo || v > hi)
+    throw UsageError(std::string(name) + " " + std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " +
+                     std::to_string(hi) + "]");
+}
+
 void ModelConfig::validate() const {
-  auto range = [](const char* name, long v, long lo, long hi) {
-    if (v < lo || v > hi)
-      throw UsageError(std::string(name) + " " + std::to_string(v) + " is out of range [" + std::to_string(lo) + ", " +
-                       std::to_string(hi) + "]");
-  };
+  auto range = check_range;
   range("vocabulary size", n_vocab, 2, 1 << 24);
   range("context length", n_ctx, 1, 1 << 20);
   range("layer count", n_layer, 1, 1024);

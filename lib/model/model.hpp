@@ -71,6 +71,10 @@ struct ModelConfig {
 // Pooling of the final hidden states for a classifier, numbered as llama.cpp's pooling_type.
 inline constexpr int kPoolMean = 1, kPoolLast = 3;
 
+// Throws UsageError "NAME V is out of range [LO, HI]" unless LO <= v <= HI: a configuration
+// field's check.
+void check_range(const char* name, long v, long lo, long hi);
+
 // Presets "tiny", "small", "medium" (docs/architecture.md, decisions). Throws UsageError.
 ModelConfig preset(const std::string& name);
 
