@@ -14,13 +14,12 @@ namespace lm::model {
 using kernels::sgemm;
 
 void LstmConfig::validate() const {
-  auto range = check_range;
-  range("vocabulary size", n_vocab, 2, 1 << 24);
-  range("context length", n_ctx, 1, 1 << 20);
-  range("layer count", n_layer, 1, 1024);
-  range("embedding width", n_embd, 1, 1 << 16);
-  range("hidden width", n_hidden, 1, 1 << 16);
-  range("projection width", n_proj, 0, 1 << 16);
+  check_range("vocabulary size", n_vocab, 2, 1 << 24);
+  check_range("context length", n_ctx, 1, 1 << 20);
+  check_range("layer count", n_layer, 1, 1024);
+  check_range("embedding width", n_embd, 1, 1 << 16);
+  check_range("hidden width", n_hidden, 1, 1 << 16);
+  check_range("projection width", n_proj, 0, 1 << 16);
   if (tied && out_width() != n_embd)
     throw UsageError("a tied output layer needs the LSTM's output width (" + std::to_string(out_width()) +
                      ") to be the embedding width (" + std::to_string(n_embd) + "); untie it or change the widths");

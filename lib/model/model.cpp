@@ -23,15 +23,14 @@ void check_range(const char* name, long v, long lo, long hi) {
 }
 
 void ModelConfig::validate() const {
-  auto range = check_range;
-  range("vocabulary size", n_vocab, 2, 1 << 24);
-  range("context length", n_ctx, 1, 1 << 20);
-  range("layer count", n_layer, 1, 1024);
-  range("embedding width", n_embd, 2, 1 << 16);
-  range("head count", n_head, 1, n_embd);
-  range("kv head count", n_head_kv, 1, n_head);
-  range("feed-forward width", n_ff, 1, 1 << 20);
-  range("classifier label count", n_cls, 0, kMaxLabels);
+  check_range("vocabulary size", n_vocab, 2, 1 << 24);
+  check_range("context length", n_ctx, 1, 1 << 20);
+  check_range("layer count", n_layer, 1, 1024);
+  check_range("embedding width", n_embd, 2, 1 << 16);
+  check_range("head count", n_head, 1, n_embd);
+  check_range("kv head count", n_head_kv, 1, n_head);
+  check_range("feed-forward width", n_ff, 1, 1 << 20);
+  check_range("classifier label count", n_cls, 0, kMaxLabels);
   if (n_cls == 1) throw UsageError("a classifier needs at least 2 labels");
   if (n_embd % n_head != 0)
     throw UsageError("embedding width " + std::to_string(n_embd) + " is not a multiple of the head count " +

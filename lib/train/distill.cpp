@@ -92,6 +92,8 @@ Teacher::Teacher(const DistillOptions& o, const Tokenizer& student_tok, const st
   impl_->session->reserve(T);
   impl_->chunks.resize(size_t(B));
   soft_.k = V;
+  soft_.alpha = o_.alpha;
+  soft_.temp = o_.temp;
 }
 
 Teacher::Teacher(const DistillOptions& o, const Tokenizer& student_tok, const std::string& student_name,
@@ -131,6 +133,8 @@ Teacher::Teacher(const DistillOptions& o, const Tokenizer& student_tok, const st
   impl_->net = std::make_unique<model::Model>(cfg, B, T, buffers);
   impl_->log_probs.resize(size_t(B) * K);
   soft_.k = K;
+  soft_.alpha = o_.alpha;
+  soft_.temp = o_.temp;
 }
 
 Teacher::~Teacher() = default;
@@ -172,8 +176,6 @@ const model::SoftTargets& Teacher::run(const int* tokens, int b, int t) {
     impl_->chunks[size_t(i)] = model::Session::Chunk{i, tokens + size_t(i) * t, t, 0};
   }
   const float* logits = s.eval_batch(impl_->chunks.data(), b);
-  soft_.alpha = o_.alpha;
-  soft_.temp = o_.temp;
   if (o_.top_k > 0) {
     select_top_k(logits, b * t, s.n_vocab());
   } else {
@@ -193,8 +195,6 @@ const model::SoftTargets& Teacher::run_classify(const int* tokens, const int* le
   const float* pr = impl_->net->class_probs();
   // Log-probabilities are logits up to a constant per row: softmax(log p / T) = softmax(z / T).
   for (size_t i = 0; i < size_t(b) * K; ++i) impl_->log_probs[i] = std::log(std::max(pr[i], 1e-30f));
-  soft_.alpha = o_.alpha;
-  soft_.temp = o_.temp;
   if (o_.top_k > 0) {
     select_top_k(impl_->log_probs.data(), b, K);
   } else {

@@ -10,6 +10,7 @@
 
 #include "base/error.hpp"
 #include "format/gguf.hpp"
+#include "model/grad_check.hpp"
 #include "model/lora.hpp"
 #include "model/model.hpp"
 
@@ -63,21 +64,8 @@ TEST_CASE("LoRA gradients match finite differences; the frozen base gets none") 
     std::fill(lora.grad.begin(), lora.grad.end(), 0.0f);
     m.forward(p, tokens.data(), targets.data(), B, T);
     m.backward(p);
-    const double gmax = max_abs(lora.grad);
-    REQUIRE(gmax > 0);
-    for (size_t v = 0; v < lora.views.size(); ++v) {
-      CAPTURE(lora.views[v].name);
-      for (int k = 0; k < 2; ++k) {
-        const size_t i = lora.views[v].offset + size_t(rng.below(uint64_t(lora.views[v].rows) * lora.views[v].cols));
-        const float keep = lora.w[i], step = 1e-2f;
-        lora.w[i] = keep + step;
-        const double up = loss();
-        lora.w[i] = keep - step;
-        const double down = loss();
-        lora.w[i] = keep;
-        CHECK(std::fabs((up - down) / (2 * step) - lora.grad[i]) <= 2e-2 * gmax + 1e-4);
-      }
-    }
+    REQUIRE(max_abs(lora.grad) > 0);
+    lm::test::check_param_grads(lora, loss, rng, 2);
   }
 }
 
@@ -101,20 +89,9 @@ TEST_CASE("classification head and trunk gradients match finite differences, las
   for (auto& t : tokens) t = int(rng.below(31));
   m.forward_classify(p, tokens.data(), lengths.data(), labels.data(), B, T);
   m.backward(p);
-  const double gmax = max_abs(p.grad);
-  for (size_t v : {size_t(0), layer_param(1, kWq), layer_param(0, kFfnNorm), cls_param(cfg), cls_param(cfg) + 1}) {
-    CAPTURE(p.views[v].name);
-    for (int k = 0; k < 3; ++k) {
-      const size_t i = p.views[v].offset + size_t(rng.below(uint64_t(p.views[v].rows) * p.views[v].cols));
-      const float keep = p.w[i], step = 1e-2f;
-      p.w[i] = keep + step;
-      const double up = m.forward_classify(p, tokens.data(), lengths.data(), labels.data(), B, T);
-      p.w[i] = keep - step;
-      const double down = m.forward_classify(p, tokens.data(), lengths.data(), labels.data(), B, T);
-      p.w[i] = keep;
-      CHECK(std::fabs((up - down) / (2 * step) - p.grad[i]) <= 2e-2 * gmax + 1e-4);
-    }
-  }
+  lm::test::check_param_grads(
+      p, [&] { return double(m.forward_classify(p, tokens.data(), lengths.data(), labels.data(), B, T)); }, rng, 3,
+      {size_t(0), layer_param(1, kWq), layer_param(0, kFfnNorm), cls_param(cfg), cls_param(cfg) + 1});
   // Padding after a row's length changes nothing; probabilities sum to one.
   m.set_training(false);
   std::vector<float> before(size_t(B) * cfg.n_cls);

@@ -9,6 +9,7 @@
 
 #include "base/file.hpp"
 #include "golden_reader.hpp"
+#include "model/grad_check.hpp"
 #include "model/lstm.hpp"
 
 using namespace lm;
@@ -100,21 +101,7 @@ TEST_CASE("LSTM gradients match finite differences (tied and untied, with and wi
       std::fill(p.grad.begin(), p.grad.end(), 0.0f);
       loss();
       m.backward(p);
-      double gmax = 0;
-      for (float g : p.grad) gmax = std::max(gmax, double(std::fabs(g)));
-      for (const ParamView& v : p.views) {
-        CAPTURE(v.name);
-        for (int k = 0; k < 4; ++k) {
-          const size_t i = v.offset + size_t(rng.below(uint64_t(v.rows) * v.cols));
-          const float keep = p.w[i], h = 1e-2f;
-          p.w[i] = keep + h;
-          const double up = loss();
-          p.w[i] = keep - h;
-          const double down = loss();
-          p.w[i] = keep;
-          CHECK(std::fabs((up - down) / (2 * h) - p.grad[i]) <= 2e-2 * gmax + 1e-4);
-        }
-      }
+      lm::test::check_param_grads(p, loss, rng, 4);
     }
   }
 }

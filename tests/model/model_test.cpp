@@ -11,6 +11,7 @@
 #include "base/error.hpp"
 #include "base/file.hpp"
 #include "golden_reader.hpp"
+#include "model/grad_check.hpp"
 #include "kernels/kernels.hpp"
 #include "model/model.hpp"
 
@@ -95,21 +96,7 @@ TEST_CASE("untied model gradients match finite differences, with and without dro
     std::fill(p.grad.begin(), p.grad.end(), 0.0f);
     m.forward(p, tokens.data(), targets.data(), b, t);
     m.backward(p);
-    double gmax = 0;
-    for (float g : p.grad) gmax = std::max(gmax, double(std::fabs(g)));
-    for (const auto& v : p.views) {
-      CAPTURE(v.name);
-      for (int k = 0; k < 3; ++k) {
-        const size_t i = v.offset + size_t(rng.below(uint64_t(v.rows) * v.cols));
-        const float keep = p.w[i], step = 1e-2f;
-        p.w[i] = keep + step;
-        const double up = m.forward(p, tokens.data(), targets.data(), b, t);
-        p.w[i] = keep - step;
-        const double down = m.forward(p, tokens.data(), targets.data(), b, t);
-        p.w[i] = keep;
-        CHECK(std::fabs((up - down) / (2 * step) - p.grad[i]) <= 2e-2 * gmax + 1e-4);
-      }
-    }
+    lm::test::check_param_grads(p, [&] { return double(m.forward(p, tokens.data(), targets.data(), b, t)); }, rng, 3);
   }
   }
 }
@@ -163,21 +150,7 @@ TEST_CASE("soft targets: the distillation loss of the model's logits; gradients 
     std::fill(p.grad.begin(), p.grad.end(), 0.0f);
     loss();
     m.backward(p);
-    double gmax = 0;
-    for (float g : p.grad) gmax = std::max(gmax, double(std::fabs(g)));
-    for (const auto& v : p.views) {
-      CAPTURE(v.name);
-      for (int k = 0; k < 3; ++k) {
-        const size_t i = v.offset + size_t(rng.below(uint64_t(v.rows) * v.cols));
-        const float keep = p.w[i], step = 1e-2f;
-        p.w[i] = keep + step;
-        const double up = loss();
-        p.w[i] = keep - step;
-        const double down = loss();
-        p.w[i] = keep;
-        CHECK(std::fabs((up - down) / (2 * step) - p.grad[i]) <= 2e-2 * gmax + 1e-4);
-      }
-    }
+    lm::test::check_param_grads(p, [&] { return double(loss()); }, rng, 3);
   }
 }
 
