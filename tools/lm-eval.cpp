@@ -109,7 +109,7 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
   log.debug("%s: %s", a.model.c_str(), lm::model::describe_model(m.gguf).c_str());
   a.o.add_bos = (a.bos || (!a.no_bos && m.add_bos)) && m.tok.bos_id().has_value();
   const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : m.weights.cfg.n_ctx;
-  if (ctx > m.weights.cfg.n_ctx)
+  if (ctx > m.weights.cfg.max_context())
     throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than the model's context length " +
                          std::to_string(m.weights.cfg.n_ctx));
   lm::model::Session session(m.weights, ctx, std::min(a.o.n_batch, ctx));
@@ -219,7 +219,7 @@ int run_kld(KldArgs& a, const lm::Logger& log) {
                            ")");
   a.o.add_bos = r.add_bos;
   const int ctx = a.o.n_ctx > 0 ? a.o.n_ctx : std::min(m.weights.cfg.n_ctx, r.weights.cfg.n_ctx);
-  if (ctx > std::min(m.weights.cfg.n_ctx, r.weights.cfg.n_ctx))
+  if (ctx > std::min(m.weights.cfg.max_context(), r.weights.cfg.max_context()))
     throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than a model's context length");
   lm::model::Session sm(m.weights, ctx, std::min(a.o.n_batch, ctx)), sr(r.weights, ctx, std::min(a.o.n_batch, ctx));
   lm::eval::KldScorer scorer(sm, sr, r.tok, a.o);
@@ -284,7 +284,7 @@ int run_imatrix(ImatrixArgs& a, const lm::Logger& log) {
   a.o.add_bos = (a.bos || (!a.no_bos && m.add_bos)) && m.tok.bos_id().has_value();
   const int model_ctx = m.weights.cfg.n_ctx;
   a.o.n_ctx = a.n_ctx > 0 ? a.n_ctx : std::min(512, model_ctx);
-  if (a.o.n_ctx > model_ctx)
+  if (a.o.n_ctx > m.weights.cfg.max_context())
     throw lm::UsageError("--ctx-size " + std::to_string(a.o.n_ctx) + " is larger than the model's context length " +
                          std::to_string(model_ctx));
   if (a.o.n_ctx < lm::eval::kImatrixMinRows)

@@ -433,13 +433,13 @@ wrote, its source and the scores it measured), the seed and, per prompt, the pro
       have_prompt = parse_special = true;
       add_bos = add_bos && !lm::chat::begins_with_bos(tok, prompt);
     }
-    if (o.n_ctx > params.cfg.n_ctx)
+    if (o.n_ctx > params.cfg.max_context())
       throw lm::UsageError("--ctx-size " + std::to_string(o.n_ctx) + " is larger than the model's context length " +
                            std::to_string(params.cfg.n_ctx));
     // The KV cache grows with what a run asks (prompt plus -n new tokens), up to this context;
     // with --parallel N there are N slots of it.
     const int n_par = each_line ? parallel : 1;
-    lm::sample::BatchGenerator gen(params, tok, n_par, o.n_ctx > 0 ? o.n_ctx : params.cfg.n_ctx, o.n_batch, log);
+    lm::sample::BatchGenerator gen(params, tok, n_par, o.n_ctx > 0 ? o.n_ctx : params.cfg.default_context(), o.n_batch, log);
     log.debug("%s: %zu parameters, weights %.1f MiB, context %d, buffers %.1f MiB, OpenBLAS %s", model.c_str(),
               params.cfg.n_params(), double(params.bytes()) / (1 << 20), gen.n_ctx(),
               double(gen.bytes() - gen.cache_bytes()) / (1 << 20), lm::kernels::blas_info().core.c_str());

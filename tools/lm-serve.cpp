@@ -773,14 +773,14 @@ token counts and time.)");
     lm::kernels::set_threads(threads);
     lm::model::LoadedModel m = lm::model::load_model(model);
     log.debug("%s: %s", model.c_str(), lm::model::describe_model(m.gguf).c_str());
-    if (n_ctx > m.weights.cfg.n_ctx)
+    if (n_ctx > m.weights.cfg.max_context())
       throw lm::UsageError("--ctx-size " + std::to_string(n_ctx) + " is larger than the model's context length " +
                            std::to_string(m.weights.cfg.n_ctx));
     Config cfg;
     cfg.model_path = model;
     cfg.model_id = base_name(model);
     cfg.api_key = api_key;
-    cfg.n_ctx = n_ctx > 0 ? n_ctx : m.weights.cfg.n_ctx;
+    cfg.n_ctx = n_ctx > 0 ? n_ctx : m.weights.cfg.default_context();
     cfg.parallel = parallel;
     cfg.queue = queue;
     cfg.add_bos = m.add_bos && m.tok.bos_id().has_value();

@@ -2,6 +2,7 @@
 // with its tokenizer inside. The loop is lib/train/run; this file parses, reports and saves.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cmath>
@@ -29,8 +30,12 @@ int print_dry_run(const lm::train::ModelShape& shape, const lm::train::TrainOpti
                   const std::string& tok_name, const lm::train::DistillOptions& distill) {
   lm::train::DryRun d = lm::train::dry_run(shape, o, tok.vocab_size(), distill, &tok, tok_name);
   const auto& c = d.cfg;
-  std::printf("model\tV %d, T %d, L %d, C %d, H %d, kv heads %d, F %d, %s\n", c.n_vocab, c.n_ctx, c.n_layer,
-              c.n_embd, c.n_head, c.n_head_kv, c.n_ff, c.tied ? "tied" : "untied");
+  if (c.is_lstm())
+    std::printf("model\tlstm: V %d, T %d, L %d, E %d, H %d, P %d, %s\n", c.n_vocab, c.n_ctx, c.n_layer, c.n_embd,
+                c.n_ff, c.n_proj, c.tied ? "tied" : "untied");
+  else
+    std::printf("model\tV %d, T %d, L %d, C %d, H %d, kv heads %d, F %d, %s\n", c.n_vocab, c.n_ctx, c.n_layer,
+                c.n_embd, c.n_head, c.n_head_kv, c.n_ff, c.tied ? "tied" : "untied");
   std::printf("parameters\t%zu\n", d.n_params);
   std::printf("tokens_per_step\t%llu\n", (unsigned long long)d.tokens_per_step);
   std::printf("gflop_per_step\t%.1f\n", d.flops_per_step / 1e9);
@@ -60,7 +65,7 @@ int main(int argc, char** argv) {
   lm::train::DistillOptions distill;
   bool dry = false, json = false;
 
-  CLI::App app{"Pretrain a Llama-style language model on CPU; writes a GGUF model that llama.cpp loads"};
+  CLI::App app{"Pretrain a Llama-style language model (or an LSTM) on CPU; writes a GGUF model that llama.cpp loads"};
   lm::tools::init_app(app, "lm-train");
   lm::tools::doc(
       app.add_option("--tokenizer", tokenizer, "Tokenizer: SentencePiece .model or GGUF (default: the --resume file's)")
@@ -84,17 +89,28 @@ of the data is held out.)");
       .man(R"(The model file to write (GGUF). Its directory is checked before training starts.
 Its name without extension becomes the model's
 .BR general.name .)");
+  lm::tools::doc(app.add_option("--arch", shape.arch, "Architecture: a llama decoder or an LSTM"))
+      .group("Model shape")
+      .choices({"llama", "lstm"})
+      .man(R"(The model to train: llama, the transformer decoder (the default), or lstm, a
+recurrent language model (stacked LSTM layers with a projection, trained by truncated
+backpropagation through time; only lm reads its files).)");
   lm::tools::doc(app.add_option("--preset", shape.preset, "Model shape"))
       .group("Model shape")
-      .choices({"tiny", "small", "medium"})
+      .choices({"tiny", "small", "medium", "lstm-tiny", "lstm-small", "lstm-medium"})
       .man(R"(Starting shape: tiny is T 256, L 4, C 256, H 4, F 768; small is T 512, L 6,
 C 384, H 6, F 1024; medium is T 1024, L 12, C 768, H 12, F 2048.
+For
+.BR "\-\-arch lstm" :
+lstm\-tiny is T 64, L 2, E 256, H 768, P 256; lstm\-small (its default) T 128, L 2, E 384,
+H 1536, P 384; lstm\-medium T 256, L 4, E 768, H 3072, P 768, near the parameter counts of
+tiny, small and medium.
 The vocabulary size is the tokenizer's.)");
   lm::tools::doc(app.add_option("--context", shape.context, "Context length T (overrides the preset)")
                      ->check(CLI::Range(2, 1 << 16))
                      ->type_name("T"))
       .group("Model shape")
-      .man(R"(Context length.)");
+      .man(R"(Context length; for an LSTM, the window of truncated backpropagation through time.)");
   lm::tools::doc(
       app.add_option("--layers", shape.layers, "Layers (overrides the preset)")->check(CLI::Range(1, 1024))->type_name("L"))
       .group("Model shape")
@@ -120,6 +136,17 @@ fewer than the heads gives grouped-query attention.)");
                      ->type_name("F"))
       .group("Model shape")
       .man(R"(Feed-forward width.)");
+  lm::tools::doc(app.add_option("--hidden", shape.hidden, "LSTM units per layer (overrides the preset)")
+                     ->check(CLI::Range(1, 1 << 16))
+                     ->type_name("H"))
+      .group("Model shape")
+      .man(R"(An LSTM's units per layer (its cell and hidden state width).)");
+  lm::tools::doc(app.add_option("--proj", shape.proj, "LSTM projection width, 0 for none (overrides the preset)")
+                     ->check(CLI::Range(0, 1 << 16))
+                     ->type_name("P"))
+      .group("Model shape")
+      .man(R"(An LSTM's projection of each layer's output to P values (LSTMP); 0 for none.
+The output layer is tied to the embeddings when this output width equals the embedding width.)");
   lm::tools::doc(app.add_flag("--untied", shape.untied, "Separate output matrix instead of the tied embedding"))
       .group("Model shape")
       .man(R"(Learn a separate output matrix instead of reusing the token embedding.)");
@@ -144,6 +171,15 @@ and early_stop.)");
     lm::tools::finish_trainer_flags(o, tf, dry);
     lm::tools::finish_distill_flags(app, distill);
     if (tokenizer.empty() && tf.resume.empty()) throw lm::UsageError("--tokenizer is required (or --resume)");
+    if (shape.preset.starts_with("lstm-")) {
+      if (app.count("--arch") && shape.arch != "lstm")
+        throw lm::UsageError("--preset " + shape.preset + " is an LSTM's, but --arch is " + shape.arch);
+      shape.arch = "lstm";  // an LSTM preset implies the architecture
+    } else if (!app.count("--arch") && !tf.resume.empty() && ::access(tf.resume.c_str(), R_OK) == 0) {
+      // A resumed run is of the checkpoint's architecture unless told otherwise.
+      if (lm::format::GgufFile::open(tf.resume).try_get_string(lm::format::kKeyArchitecture).value_or("") == "lstm")
+        shape.arch = "lstm";
+    }
     if (!dry && output.empty()) throw lm::UsageError("-o/--output is required");
     const std::string tok_path = tokenizer.empty() ? tf.resume : tokenizer;
     std::string checkpoint = tf.checkpoint;
@@ -168,6 +204,17 @@ and early_stop.)");
     log.debug("OpenBLAS %s (%s); sgemm peak %.0f GFLOP/s", lm::kernels::blas_info().core.c_str(),
               lm::kernels::blas_info().path.c_str(), peak);
     const std::atomic<int>& stop = lm::tools::install_stop_signals();
+    // An LSTM carries whatever it reads in its state: a BOS it (almost) never read in training
+    // would disturb every prompt that starts with it, so its file says to add one only when the
+    // data is documents that start with BOS (at least one per 10000 tokens; docs/lstm.md).
+    if (lm::train::is_lstm(shape) && tok.add_bos() && tok.bos_id()) {
+      const size_t n_bos = size_t(std::count(train.begin(), train.end(), *tok.bos_id()));
+      if (n_bos * 10000 < train.size()) {
+        tok.set_add_bos(false);
+        log.debug("the training data has %zu BOS tokens in %zu: the model file says prompts start without one", n_bos,
+                  train.size());
+      }
+    }
 
     lm::train::RunInputs in;
     in.tokenizer = &tok;
@@ -186,7 +233,9 @@ and early_stop.)");
     };
     in.on_step = [&](const lm::train::StepInfo& s) { report(s); };
     std::optional<lm::model::Params> params;
-    lm::train::RunResult r = lm::train::run_training(shape, o, in, params, log);
+    std::optional<lm::model::LstmParams> lstm;
+    lm::train::RunResult r = lm::train::is_lstm(shape) ? lm::train::run_lstm_training(shape, o, in, lstm, log)
+                                                       : lm::train::run_training(shape, o, in, params, log);
     report.finish();
     if (r.end == lm::train::RunEnd::Interrupted) {
       log.info("interrupted at step %llu; checkpoint saved to %s", (unsigned long long)r.steps, checkpoint.c_str());
@@ -194,7 +243,10 @@ and early_stop.)");
     }
     if (!dist.root()) return 0;
     lm::format::GgufWriter w;
-    lm::model::add_model(w, *params, tok, lm::tools::model_name(output));
+    if (lstm)
+      lm::model::add_lstm_model(w, *lstm, tok, lm::tools::model_name(output));
+    else
+      lm::model::add_model(w, *params, tok, lm::tools::model_name(output));
     w.write(*out);
     out->commit();
     // valid_loss is the written weights': with --patience, those of the best validation.

@@ -8,10 +8,10 @@
 namespace lm::model {
 
 // One per file in lib/model/arch/.
-extern const ArchDef kArchLlama, kArchQwen2, kArchPhi3, kArchGpt2, kArchGemma2, kArchBert;
+extern const ArchDef kArchLlama, kArchQwen2, kArchPhi3, kArchGpt2, kArchGemma2, kArchBert, kArchLstm;
 
 namespace {
-const ArchDef* const kArchs[] = {&kArchBert, &kArchGemma2, &kArchGpt2, &kArchLlama, &kArchPhi3, &kArchQwen2};
+const ArchDef* const kArchs[] = {&kArchBert, &kArchGemma2, &kArchGpt2, &kArchLlama, &kArchLstm, &kArchPhi3, &kArchQwen2};
 }
 
 const ArchDef* find_arch(const std::string& name) {

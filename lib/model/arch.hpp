@@ -19,6 +19,8 @@ enum class Role : int {
   // per layer
   AttnNorm, AttnNormB, Q, K, V, Qkv, QB, KB, VB, QkvB, O, OB, AttnPostNorm,
   FfnNorm, FfnNormB, Gate, Up, GateUp, Down, GateB, UpB, DownB, FfnPostNorm,
+  // per layer of a recurrent model (lstm): input and recurrent matrices, bias, projection
+  LstmIh, LstmHh, LstmB, LstmProj,
   Count
 };
 inline constexpr int kRoles = int(Role::Count);

@@ -8,6 +8,7 @@
 #include "base/error.hpp"
 #include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
+#include "model/dropout.hpp"
 
 namespace lm::model {
 
@@ -23,6 +24,33 @@ void LstmConfig::validate() const {
   if (tied && out_width() != n_embd)
     throw UsageError("a tied output layer needs the LSTM's output width (" + std::to_string(out_width()) +
                      ") to be the embedding width (" + std::to_string(n_embd) + "); untie it or change the widths");
+}
+
+ModelConfig to_model_config(const LstmConfig& c) {
+  ModelConfig m;
+  m.arch.name = "lstm";
+  m.n_vocab = c.n_vocab, m.n_ctx = c.n_ctx, m.n_layer = c.n_layer, m.n_embd = c.n_embd, m.n_ff = c.n_hidden;
+  m.n_proj = c.n_proj, m.n_head = m.n_head_kv = 1, m.tied = c.tied;
+  return m;
+}
+
+LstmConfig to_lstm_config(const ModelConfig& m) {
+  LM_ASSERT(m.is_lstm());
+  LstmConfig c;
+  c.n_vocab = m.n_vocab, c.n_ctx = m.n_ctx, c.n_layer = m.n_layer, c.n_embd = m.n_embd, c.n_hidden = m.n_ff;
+  c.n_proj = m.n_proj, c.tied = m.tied;
+  return c;
+}
+
+Weights view_weights(const LstmParams& p) {
+  Weights ws;
+  ws.cfg = to_model_config(p.cfg);
+  for (size_t i = 0; i < p.views.size(); ++i)
+    ws.w.push_back({format::GgmlType::F32, p.views[i].rows, p.views[i].cols, p.get(i)});
+  std::vector<TensorSpec> specs = find_arch("lstm")->tensors(ws.cfg);
+  if (p.cfg.tied) specs.erase(specs.end() - 2);  // no output.weight
+  ws.map = map_tensors(specs, p.cfg.n_layer);
+  return ws;
 }
 
 size_t LstmConfig::n_params() const {
@@ -76,10 +104,11 @@ void LstmParams::init(Rng& rng) {
     } else if (v.name.ends_with("lstm.bias")) {
       const int H = cfg.n_hidden;
       for (int j = 0; j < 4 * H; ++j) p[j] = j >= H && j < 2 * H ? 1.0f : 0.0f;  // the forget gates open
-    } else if (v.name.starts_with("blk.")) {
-      for (size_t j = 0; j < n; ++j) p[j] = k * (2.0f * float(rng.uniform()) - 1.0f);
-    } else {
-      for (size_t j = 0; j < n; ++j) p[j] = 0.02f * rng.normal();
+    } else if (v.name.starts_with("blk.") || v.name == "output.weight") {
+      const float bound = v.name == "output.weight" ? 1.0f / std::sqrt(float(v.cols)) : k;
+      for (size_t j = 0; j < n; ++j) p[j] = bound * (2.0f * float(rng.uniform()) - 1.0f);
+    } else {  // the embeddings: unit-scale inputs, or the LSTM learns slowly from near-zero signals
+      for (size_t j = 0; j < n; ++j) p[j] = rng.normal();
     }
   }
 }
@@ -114,15 +143,15 @@ LstmModel::LstmModel(const LstmConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_
   tgt_tm_.resize(N);
   x_.resize(1);
   x_[0].resize(N * cfg.n_embd);
-  for (auto* v : {&acts_, &c_, &tc_, &h_, &r_, &h0_, &c0_}) v->resize(size_t(L));
+  for (auto* v : {&acts_, &c_, &tc_, &h_, &r_, &rin_, &cin_}) v->resize(size_t(L));
   for (int l = 0; l < L; ++l) {
     acts_[size_t(l)].resize(N * 4 * H);
     c_[size_t(l)].resize(N * H);
     tc_[size_t(l)].resize(N * H);
     h_[size_t(l)].resize(N * H);
     if (cfg.n_proj) r_[size_t(l)].resize(N * O);
-    h0_[size_t(l)].resize(size_t(B) * O);
-    c0_[size_t(l)].resize(size_t(B) * H);
+    rin_[size_t(l)].resize(N * O);
+    cin_[size_t(l)].resize(N * H);
   }
   logits_.resize(N * V);
   losses_.resize(N);
@@ -137,28 +166,61 @@ LstmModel::LstmModel(const LstmConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_
   dr_.resize(N * O);
 }
 
+void LstmModel::set_dropout(float p) {
+  if (!(p >= 0 && p < 1)) throw UsageError("dropout " + std::to_string(p) + " is out of range [0, 1)");
+  dropout_ = p;
+  // The dropped copies of the layers' inputs (layer 0 drops the embeddings in place) and of the
+  // output layer's input: allocated once, when dropout is first asked for.
+  if (p > 0 && top_.empty()) {
+    const size_t N = size_t(B_) * T_;
+    x_.resize(size_t(cfg_.n_layer));
+    for (int l = 1; l < cfg_.n_layer; ++l) x_[size_t(l)].resize(N * cfg_.out_width());
+    top_.resize(N * cfg_.out_width());
+  }
+}
+
+void LstmModel::set_training(bool on, uint64_t seed) {
+  training_ = on;
+  seed_ = seed;
+}
+
+void LstmModel::drop(const float* x, float* y, size_t n, int site) const {
+  apply_dropout(x, y, n, derive_seed(seed_, uint64_t(site)), dropout_);
+}
+
 size_t LstmModel::activation_bytes() const {
-  size_t n = x_[0].size() + logits_.size() + logits_out_.size() + losses_.size() + gates_.size() + dgates_.size() +
+  size_t n = logits_.size() + logits_out_.size() + losses_.size() + gates_.size() + dgates_.size() + top_.size() +
              dtop_.size() + dx_.size() + drec_.size() + dh_.size() + dc_.size() + dr_.size();
-  for (const auto* v : {&acts_, &c_, &tc_, &h_, &r_, &h0_, &c0_})
+  for (const auto* v : {&x_, &acts_, &c_, &tc_, &h_, &r_, &rin_, &cin_})
     for (const auto& x : *v) n += x.size();
   return n * sizeof(float);
 }
 
-float LstmModel::forward(const LstmParams& p, const int* tokens, const int* targets, int b, int t, LstmState& st) {
+float LstmModel::forward(const LstmParams& p, const int* tokens, const int* targets, int b, int t, LstmState& st,
+                         const uint8_t* reset) {
   LM_ASSERT(b >= 1 && b <= B_ && t >= 1 && t <= T_);
   b_ = b, t_ = t;
   const int N = b * t, L = cfg_.n_layer, H = cfg_.n_hidden, H4 = 4 * H, O = cfg_.out_width(), V = cfg_.n_vocab;
+  const bool drop_on = dropping();
+  reset_tm_.clear();
+  if (reset && std::any_of(reset, reset + N, [](uint8_t r) { return r != 0; })) reset_tm_.resize(size_t(N));
   for (int i = 0; i < b; ++i)
     for (int j = 0; j < t; ++j) {
       tok_tm_[size_t(j) * b + i] = tokens[size_t(i) * t + j];
       if (targets) tgt_tm_[size_t(j) * b + i] = targets[size_t(i) * t + j];
+      if (!reset_tm_.empty()) reset_tm_[size_t(j) * b + i] = reset[size_t(i) * t + j] != 0;
     }
   kernels::embedding_forward(x_[0].data(), tok_tm_.data(), p.get(0), N, cfg_.n_embd);
+  if (drop_on) drop(x_[0].data(), x_[0].data(), size_t(N) * cfg_.n_embd, 0);
   for (int l = 0; l < L; ++l) {
     const size_t li = size_t(l);
     const int in = cfg_.in_width(l);
-    const float* X = l == 0 ? x_[0].data() : (cfg_.n_proj ? r_[li - 1] : h_[li - 1]).data();
+    const float* below = l == 0 ? nullptr : (cfg_.n_proj ? r_[li - 1] : h_[li - 1]).data();
+    const float* X = l == 0 ? x_[0].data() : below;
+    if (l > 0 && drop_on) {
+      drop(below, x_[li].data(), size_t(N) * in, l);
+      X = x_[li].data();
+    }
     float* R = (cfg_.n_proj ? r_[li] : h_[li]).data();
     const float* Wih = p.get(p.layer_view(l, kLstmIh));
     const float* Whh = p.get(p.layer_view(l, kLstmHh));
@@ -169,12 +231,20 @@ float LstmModel::forward(const LstmParams& p, const int* tokens, const int* targ
       float* g = gates_.data() + size_t(n) * H4;
       for (int k = 0; k < H4; ++k) g[k] += bias[k];
     }
-    std::copy_n(st.h.data() + li * size_t(B_) * O, size_t(b) * O, h0_[li].data());
-    std::copy_n(st.c.data() + li * size_t(B_) * H, size_t(b) * H, c0_[li].data());
     for (int j = 0; j < t; ++j) {
+      // The state step j starts from: the carried one, or step j - 1's; zero after a reset.
+      float* rprev = rin_[li].data() + size_t(j) * b * O;
+      float* cprev = cin_[li].data() + size_t(j) * b * H;
+      std::copy_n(j == 0 ? st.h.data() + li * size_t(B_) * O : R + size_t(j - 1) * b * O, size_t(b) * O, rprev);
+      std::copy_n(j == 0 ? st.c.data() + li * size_t(B_) * H : c_[li].data() + size_t(j - 1) * b * H, size_t(b) * H,
+                  cprev);
+      if (!reset_tm_.empty())
+        for (int i = 0; i < b; ++i)
+          if (reset_tm_[size_t(j) * b + i]) {
+            std::fill_n(rprev + size_t(i) * O, O, 0.0f);
+            std::fill_n(cprev + size_t(i) * H, H, 0.0f);
+          }
       float* G = gates_.data() + size_t(j) * b * H4;
-      const float* rprev = j == 0 ? h0_[li].data() : R + size_t(j - 1) * b * O;
-      const float* cprev = j == 0 ? c0_[li].data() : c_[li].data() + size_t(j - 1) * b * H;
       sgemm(false, true, b, H4, O, 1.0f, rprev, O, Whh, O, 1.0f, G, H4);  // the recurrent product
       float* hj = h_[li].data() + size_t(j) * b * H;
       kernels::lstm_cell_forward(hj, c_[li].data() + size_t(j) * b * H, acts_[li].data() + size_t(j) * b * H4,
@@ -187,6 +257,10 @@ float LstmModel::forward(const LstmParams& p, const int* tokens, const int* targ
     std::copy_n(c_[li].data() + size_t(t - 1) * b * H, size_t(b) * H, st.c.data() + li * size_t(B_) * H);
   }
   const float* top = (cfg_.n_proj ? r_[size_t(L - 1)] : h_[size_t(L - 1)]).data();
+  if (drop_on) {
+    drop(top, top_.data(), size_t(N) * O, L);
+    top = top_.data();
+  }
   kernels::matmul_forward(logits_.data(), top, p.get(p.head_view()), N, O, V);
   const float* hb = p.get(p.head_bias_view());
   for (int n = 0; n < N; ++n) {
@@ -218,9 +292,11 @@ void LstmModel::backward(LstmParams& p) {
   LM_ASSERT(have_targets_ && !p.grad.empty());
   const int b = b_, t = t_, N = b * t, L = cfg_.n_layer, H = cfg_.n_hidden, H4 = 4 * H, O = cfg_.out_width();
   const int V = cfg_.n_vocab;
+  const bool drop_on = dropping();
   const float* dlogits = logits_.data();  // cross-entropy left the gradient in place
-  const float* top = (cfg_.n_proj ? r_[size_t(L - 1)] : h_[size_t(L - 1)]).data();
+  const float* top = drop_on ? top_.data() : (cfg_.n_proj ? r_[size_t(L - 1)] : h_[size_t(L - 1)]).data();
   kernels::matmul_backward(dtop_.data(), p.grad_of(p.head_view()), dlogits, top, p.get(p.head_view()), N, O, V, false);
+  if (drop_on) drop(dtop_.data(), dtop_.data(), size_t(N) * O, L);
   float* dhb = p.grad_of(p.head_bias_view());
   for (int n = 0; n < N; ++n)
     for (int v = 0; v < V; ++v) dhb[v] += dlogits[size_t(n) * V + v];
@@ -229,8 +305,7 @@ void LstmModel::backward(LstmParams& p) {
   for (int l = L - 1; l >= 0; --l) {
     const size_t li = size_t(l);
     const int in = cfg_.in_width(l);
-    const float* X = l == 0 ? x_[0].data() : (cfg_.n_proj ? r_[li - 1] : h_[li - 1]).data();
-    const float* R = (cfg_.n_proj ? r_[li] : h_[li]).data();
+    const float* X = l == 0 || drop_on ? x_[li].data() : (cfg_.n_proj ? r_[li - 1] : h_[li - 1]).data();
     const float* Whh = p.get(p.layer_view(l, kLstmHh));
     const float* Wp = cfg_.n_proj ? p.get(p.layer_view(l, kLstmProj)) : nullptr;
     std::fill(drec_.begin(), drec_.begin() + long(b) * O, 0.0f);
@@ -244,23 +319,28 @@ void LstmModel::backward(LstmParams& p) {
         sgemm(false, false, b, H, O, 1.0f, drj, O, Wp, H, 0.0f, dh_.data(), H);
         dh = dh_.data();
       }
-      const float* cprev = j == 0 ? c0_[li].data() : c_[li].data() + size_t(j - 1) * b * H;
       float* dG = dgates_.data() + size_t(j) * b * H4;
       kernels::lstm_cell_backward(dG, dc_.data(), dh, acts_[li].data() + size_t(j) * b * H4,
-                                  tc_[li].data() + size_t(j) * b * H, cprev, b, H);
+                                  tc_[li].data() + size_t(j) * b * H, cin_[li].data() + size_t(j) * b * H, b, H);
       if (j > 0) sgemm(false, false, b, O, H4, 1.0f, dG, H4, Whh, O, 0.0f, drec_.data(), O);
+      if (!reset_tm_.empty())  // a stream that started again at step j sends nothing back
+        for (int i = 0; i < b; ++i)
+          if (reset_tm_[size_t(j) * b + i]) {
+            std::fill_n(drec_.data() + size_t(i) * O, O, 0.0f);
+            std::fill_n(dc_.data() + size_t(i) * H, H, 0.0f);
+          }
     }
     // Weight gradients over the whole window, one product each.
     if (Wp) kernels::matmul_backward(nullptr, p.grad_of(p.layer_view(l, kLstmProj)), dr_.data(), h_[li].data(), Wp, N, H,
                                      O, false);
-    float* dWhh = p.grad_of(p.layer_view(l, kLstmHh));
-    sgemm(true, false, H4, O, b, 1.0f, dgates_.data(), H4, h0_[li].data(), O, 1.0f, dWhh, O);  // step 0: the state
-    if (t > 1) sgemm(true, false, H4, O, (t - 1) * b, 1.0f, dgates_.data() + size_t(b) * H4, H4, R, O, 1.0f, dWhh, O);
+    sgemm(true, false, H4, O, N, 1.0f, dgates_.data(), H4, rin_[li].data(), O, 1.0f, p.grad_of(p.layer_view(l, kLstmHh)),
+          O);
     float* db = p.grad_of(p.layer_view(l, kLstmBias));
     for (int n = 0; n < N; ++n)
       for (int k = 0; k < H4; ++k) db[k] += dgates_[size_t(n) * H4 + k];
     kernels::matmul_backward(dX, p.grad_of(p.layer_view(l, kLstmIh)), dgates_.data(), X,
                              p.get(p.layer_view(l, kLstmIh)), N, in, H4, false);
+    if (drop_on) drop(dX, dX, size_t(N) * in, l);  // through the mask of this layer's input
     std::swap(dR, dX);  // this layer's input gradient is the output gradient of the one below
   }
   kernels::embedding_backward(p.grad_of(0), tok_tm_.data(), dR, N, cfg_.n_embd);

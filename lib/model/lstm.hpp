@@ -15,6 +15,7 @@
 #include "base/memory.hpp"
 #include "base/rng.hpp"
 #include "model/model.hpp"
+#include "model/weights.hpp"
 
 namespace lm::model {
 
@@ -32,6 +33,10 @@ struct LstmConfig {
   void validate() const;
   size_t n_params() const;
 };
+
+// The ModelConfig of an LSTM (arch "lstm"; the fields as ModelConfig documents them) and back.
+ModelConfig to_model_config(const LstmConfig& c);
+LstmConfig to_lstm_config(const ModelConfig& c);
 
 // The tensor list in GGUF order (docs/lstm.md): token_embd.weight (V, E); per layer
 // blk.N.lstm_ih.weight (4H, in), blk.N.lstm_hh.weight (4H, out), blk.N.lstm.bias (1, 4H),
@@ -51,9 +56,11 @@ struct LstmParams {
   float* get(size_t v) { return w.data() + views[v].offset; }
   const float* get(size_t v) const { return w.data() + views[v].offset; }
   float* grad_of(size_t v) { return grad.data() + views[v].offset; }
-  // PyTorch's nn.LSTM initialisation, U(-1/sqrt(H), 1/sqrt(H)) for the LSTM matrices, the
-  // forget gates' bias 1 and the others 0; N(0, 0.02) for the embedding and the output layer
-  // (bias 0).
+  // PyTorch's defaults: nn.LSTM's U(-1/sqrt(H), 1/sqrt(H)) for the LSTM matrices, with the
+  // forget gates' bias 1 and the others 0; nn.Embedding's N(0, 1) for the embeddings (the
+  // GPT-style N(0, 0.02) leaves the gates' inputs so small that training sits at the unigram
+  // loss for hundreds of steps); nn.Linear's U(-1/sqrt(O), 1/sqrt(O)) for an untied output
+  // layer, its bias 0.
   void init(Rng& rng);
 };
 
@@ -65,30 +72,53 @@ struct LstmState {
   void zero_row(const LstmConfig& cfg, int B, int b);  // one stream starts again (a document boundary)
 };
 
+// F32 views of p's weights for a Session (p must outlive the result); nothing is copied.
+Weights view_weights(const LstmParams& p);
+
 class LstmModel {
  public:
   // For up to B streams of windows of up to T steps. Throws UsageError for a bad config or sizes.
   LstmModel(const LstmConfig& cfg, int B, int T);
   // Runs tokens (b, t) from `state` and leaves the window's final state in it. With targets
   // (b, t; < 0 not scored) returns the mean cross-entropy and keeps what backward() needs, else
-  // returns 0 and keeps the logits (b, t, V) for logits().
-  float forward(const LstmParams& p, const int* tokens, const int* targets, int b, int t, LstmState& state);
+  // returns 0 and keeps the logits (b, t, V) for logits(). With `reset` (b, t; may be null),
+  // stream i starts again from a zero state before step j where reset[i * t + j] is set (a
+  // document boundary): nothing flows across it, forward or backward.
+  float forward(const LstmParams& p, const int* tokens, const int* targets, int b, int t, LstmState& state,
+                const uint8_t* reset = nullptr);
   // Adds the gradients of the last forward()'s mean loss to p.grad (callers zero it), through
   // the window only (the carried state is a constant).
   void backward(LstmParams& p);
   // Logits (b, t, V) of the last forward() without targets, row i * t + j for step j of stream i.
   const float* logits() const { return logits_out_.data(); }
+  // Dropout rate in [0, 1) while training (Zaremba et al.'s non-recurrent dropout): on every
+  // layer's input (the embeddings, the output of the layer below) and on the output layer's
+  // input; the recurrent connections are never dropped. Kept elements are scaled by 1 / (1 - p).
+  void set_dropout(float p);
+  // Training mode draws the dropout masks from `seed` (callers pass one per window, e.g. from
+  // their data position, so that a resumed run draws the same masks); off, no dropout.
+  void set_training(bool on, uint64_t seed = 0);
   size_t activation_bytes() const;
 
  private:
+  bool dropping() const { return training_ && dropout_ > 0; }
+  // The dropout mask of site `site` (0: the embeddings, l: layer l's input, L: the output
+  // layer's input) on n values of x into y (y may be x); the same call is its backward.
+  void drop(const float* x, float* y, size_t n, int site) const;
   LstmConfig cfg_;
   int B_, T_, b_ = 0, t_ = 0;
   bool have_targets_ = false;
+  bool training_ = false;
+  float dropout_ = 0;
+  uint64_t seed_ = 0;
   std::vector<int> tok_tm_, tgt_tm_;  // tokens and targets time-major: row t * b + i
-  // Per layer, time-major rows: input x (T*B, in), gate activations (T*B, 4H), c (T*B, H),
-  // tanh(c) (T*B, H), h (T*B, H) and, with a projection, r (T*B, P) (else r is h). h0/c0: the
-  // state the window started from.
-  std::vector<LargeVector<float>> x_, acts_, c_, tc_, h_, r_, h0_, c0_;
+  std::vector<uint8_t> reset_tm_;     // reset flags time-major (empty: none in this window)
+  // Per layer, time-major rows: input x (T*B, in; layer 0's is the embeddings, the others' the
+  // layer below's output after dropout, or that output itself without dropout), gate
+  // activations (T*B, 4H), c (T*B, H), tanh(c) (T*B, H), h (T*B, H) and, with a projection,
+  // r (T*B, P) (else r is h); rin and cin: the state each step starts from (the step before's,
+  // the carried state at step 0, zeros after a reset).
+  std::vector<LargeVector<float>> x_, acts_, c_, tc_, h_, r_, rin_, cin_;
   LargeVector<float> top_, logits_, logits_out_, losses_, gates_, dgates_, dtop_, dx_, drec_, dh_, dc_, dr_;
 };
 

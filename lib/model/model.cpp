@@ -10,7 +10,9 @@
 #include "base/error.hpp"
 #include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
+#include "model/dropout.hpp"
 #include "model/lora.hpp"
+#include "model/lstm.hpp"
 
 namespace lm::model {
 
@@ -31,6 +33,10 @@ void ModelConfig::validate() const {
   check_range("kv head count", n_head_kv, 1, n_head);
   check_range("feed-forward width", n_ff, 1, 1 << 20);
   check_range("classifier label count", n_cls, 0, kMaxLabels);
+  if (is_lstm()) {
+    check_range("projection width", n_proj, 0, 1 << 16);
+    return;
+  }
   if (n_cls == 1) throw UsageError("a classifier needs at least 2 labels");
   if (n_embd % n_head != 0)
     throw UsageError("embedding width " + std::to_string(n_embd) + " is not a multiple of the head count " +
@@ -87,6 +93,7 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
 }
 
 size_t ModelConfig::n_params() const {
+  if (is_lstm()) return to_lstm_config(*this).n_params();
   auto v = param_layout(*this);
   return v.back().offset + size_t(v.back().rows) * v.back().cols;
 }
@@ -262,22 +269,6 @@ void Model::set_dropout(float p) {
 }
 
 namespace {
-// Keep-mask of dropout for element i: a hash of (seed, i), so backward redraws forward's mask.
-inline bool keep(uint64_t seed, size_t i, float p) {
-  uint64_t x = seed ^ (uint64_t(i) * 0x9e3779b97f4a7c15ull);
-  const uint64_t h = splitmix64(x);
-  return float(h >> 40) * (1.0f / 16777216.0f) >= p;
-}
-// y[i] = x[i] masked by keep(seed, i, p) and scaled by 1 / (1 - p), or y[i] += that with add;
-// y may be x.
-void apply_mask(const float* x, float* y, size_t n, uint64_t seed, float p, bool add = false) {
-  const float s = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static) if (n >= (1u << 16))
-  for (size_t i = 0; i < n; ++i) {
-    const float m = keep(seed, i, p) ? x[i] * s : 0.0f;
-    y[i] = add ? y[i] + m : m;
-  }
-}
 // Mask sites: one per LoRA pair, then the model's dropout.
 inline uint64_t lora_site(int l, LayerParam v) { return uint64_t(l) * kLayerParams + v; }
 constexpr uint64_t kSiteEmbd = uint64_t(1) << 32, kSiteCls = kSiteEmbd + 1;
@@ -285,7 +276,7 @@ inline uint64_t branch_site(int l, bool mlp) { return kSiteEmbd + 2 + 2 * uint64
 }  // namespace
 
 void Model::drop(float* y, size_t n, uint64_t site) const {
-  apply_mask(y, y, n, derive_seed(dropout_seed_, site), dropout_);
+  apply_dropout(y, y, n, derive_seed(dropout_seed_, site), dropout_);
 }
 
 // The adapter's input: x, or x with dropout applied (scaled by 1 / (1 - p)) when training.
@@ -293,7 +284,7 @@ const float* Model::dropout_input(int l, LayerParam v, const float* x, int N, in
   const float p = lora_->opt.dropout;
   if (!training_ || p <= 0) return x;
   float* d = a_->lora_in.data();
-  apply_mask(x, d, size_t(N) * in, derive_seed(dropout_seed_, lora_site(l, v)), p);
+  apply_dropout(x, d, size_t(N) * in, derive_seed(dropout_seed_, lora_site(l, v)), p);
   return d;
 }
 
@@ -333,7 +324,7 @@ void Model::lora_backward(int l, LayerParam v, const float* x, const float* dy, 
   // Dropout: dx += (dxa A) * mask / (1 - p); the mask is where xin kept x.
   float* tmp = a_->lora_tmp.data();
   sgemm(false, false, N, in, r, 1.0f, dxa, r, A, in, 0.0f, tmp, in);
-  apply_mask(tmp, dx, size_t(N) * in, derive_seed(dropout_seed_, lora_site(l, v)), lora_->opt.dropout, /*add=*/true);
+  apply_dropout(tmp, dx, size_t(N) * in, derive_seed(dropout_seed_, lora_site(l, v)), lora_->opt.dropout, /*add=*/true);
 }
 
 void Model::trunk(const Params& p, const int* tokens, int b, int t) {

@@ -51,6 +51,10 @@ struct ModelConfig {
   int n_head_kv = 6;    // kv heads; divides n_head (grouped-query attention when smaller)
   int n_ff = 1024;      // F, the SwiGLU hidden width
   int n_head_dim = 0;   // D when it is not n_embd / n_head (attention.key_length; inference only)
+  // An LSTM (arch.name "lstm", docs/lstm.md) reads n_ctx as its training window, n_embd as the
+  // embedding width E, n_ff as the units per layer H, n_proj as its projection width P (0: none);
+  // n_head and n_head_kv are 1.
+  int n_proj = 0;
   float norm_eps = 1e-5f;
   float rope_base = 10000.0f;
   bool tied = true;     // the lm head is token_embd (no output.weight)
@@ -62,6 +66,12 @@ struct ModelConfig {
   int q_dim() const { return n_head * head_dim(); }              // width of the queries
   int n_rot() const { return arch.n_rot ? arch.n_rot : head_dim(); }
   bool is_llama() const { return arch.name == "llama"; }
+  bool is_lstm() const { return arch.name == "lstm"; }
+  // The longest context an inference Session takes: n_ctx, or 2^30 for an LSTM, whose state
+  // does not grow with the sequence. And the context lm-generate and lm-serve use when not told:
+  // n_ctx, or for an LSTM the larger of its training window and 4096.
+  int max_context() const { return is_lstm() ? 1 << 30 : n_ctx; }
+  int default_context() const { return is_lstm() ? (n_ctx > 4096 ? n_ctx : 4096) : n_ctx; }
   int kv_dim() const { return n_head_kv * head_dim(); }
   // Throws UsageError naming the first bad field and its allowed range.
   void validate() const;

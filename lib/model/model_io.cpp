@@ -48,6 +48,10 @@ ModelConfig read_config(const format::GgufFile& g) {
     throw FormatError(path, "key '" + arch + ".vocab_size' is " + std::to_string(*vs) +
                                 ", but token_embd.weight has " + std::to_string(c.n_vocab) + " rows");
   c.tied = g.find_tensor("output.weight") == nullptr;
+  if (c.is_lstm() && c.tied && (c.n_proj ? c.n_proj : c.n_ff) != c.n_embd)
+    throw FormatError(path, "has no output.weight, but the LSTM's output width " +
+                                std::to_string(c.n_proj ? c.n_proj : c.n_ff) + " differs from the embedding width " +
+                                std::to_string(c.n_embd) + ", so the embeddings cannot be the output layer");
   if (const format::GgufTensorInfo* cls = c.is_llama() ? g.find_tensor("cls.output.weight") : nullptr) {
     if (cls->n_dims != 2 || cls->ne[0] != c.n_embd || cls->ne[1] < 2 || cls->ne[1] > kMaxLabels)
       throw FormatError(path, "tensor 'cls.output.weight' has shape {" + std::to_string(cls->ne[0]) + ", " +
@@ -215,6 +219,20 @@ ModelConfig check_model(const format::GgufFile& g) {
   return cfg;
 }
 
+LstmParams load_lstm_params(const format::GgufFile& g, bool with_grad) {
+  const ModelConfig cfg = read_config(g);
+  if (!cfg.is_lstm())
+    throw FormatError(g.path(), "is a '" + cfg.arch.name + "' model, not an LSTM");
+  LstmParams p(to_lstm_config(cfg), with_grad);
+  const FileTensors f = checked_tensors(g, cfg);
+  LM_ASSERT(f.tensors.size() == p.views.size());
+  for (size_t i = 0; i < p.views.size(); ++i) {
+    const ParamView& v = p.views[i];
+    quant::dequantize_rows(f.tensors[i]->type, f.tensors[i]->data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
+  }
+  return p;
+}
+
 Params load_params(const format::GgufFile& g, bool with_grad) {
   const ModelConfig cfg = read_config(g);
   if (!cfg.is_llama())
@@ -225,6 +243,7 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
     throw FormatError(g.path(), "has RoPE scaling or partial RoPE, which training does not support yet");
   Params p(cfg, with_grad);
   const FileTensors f = checked_tensors(g, cfg);
+  LM_ASSERT(f.tensors.size() == p.views.size());
   for (size_t i = 0; i < p.views.size(); ++i) {
     const ParamView& v = p.views[i];
     quant::dequantize_rows(f.tensors[i]->type, f.tensors[i]->data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
@@ -371,6 +390,27 @@ std::vector<std::string> read_labels(const format::GgufFile& g, const ModelConfi
     throw FormatError(g.path(), "key '" + key("classifier.output_labels") + "' has " + std::to_string(labels.size()) +
                                     " labels, but cls.output.weight has " + std::to_string(cfg.n_cls) + " rows");
   return labels;
+}
+
+void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenizer& tok, const std::string& name) {
+  const LstmConfig& c = p.cfg;
+  if (tok.vocab_size() != c.n_vocab)
+    throw UsageError("tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model " +
+                     std::to_string(c.n_vocab) + " embeddings");
+  out.set_string(format::kKeyArchitecture, "lstm");
+  out.set_string(format::kKeyName, name);
+  out.set_u32(format::kKeyFileType, 0);  // all tensors F32
+  out.set_u32("lstm.context_length", uint32_t(c.n_ctx));
+  out.set_u32("lstm.embedding_length", uint32_t(c.n_embd));
+  out.set_u32("lstm.block_count", uint32_t(c.n_layer));
+  out.set_u32("lstm.hidden_size", uint32_t(c.n_hidden));
+  out.set_u32("lstm.projection_size", uint32_t(c.n_proj));
+  out.set_u32("lstm.vocab_size", uint32_t(c.n_vocab));
+  add_tokenizer(tok, out, true);
+  for (const ParamView& v : p.views) {
+    std::vector<int64_t> ne = v.rows == 1 ? std::vector<int64_t>{v.cols} : std::vector<int64_t>{v.cols, v.rows};
+    out.add_tensor(v.name, format::GgmlType::F32, ne, p.w.data() + v.offset);
+  }
 }
 
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "format/gguf.hpp"
+#include "model/lstm.hpp"
 #include "model/model.hpp"
 #include "model/weights.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -77,6 +78,12 @@ std::optional<std::string> try_describe_model(const std::string& path);
 // pooling (llama.pooling_type, 1 mean or 3 last); `labels` must then hold n_cls names.
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
                const std::vector<std::string>& labels = {});
+
+// An LSTM (docs/lstm.md): the keys lstm.* and its weights as F32, as lm-train writes it.
+// add_lstm_model is add_model's twin; load_lstm_params load_params' (FormatError naming the file
+// when it is not an LSTM, or a tensor is missing, misshapen or not finite).
+void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenizer& tok, const std::string& name);
+LstmParams load_lstm_params(const format::GgufFile& gguf, bool with_grad = true);
 
 // The label names of a classifier file (cfg.n_cls of them), or "0", "1", ... when the file
 // names none. Throws FormatError if their count differs from the head's rows.

@@ -25,6 +25,10 @@ struct Session::Buffers {
   std::vector<float> inv_freq;  // (n_rot / 2): RoPE angle per position of each pair
   LargeVector<uint8_t> qscratch;  // quantized activations or dequantized weight panels
   std::vector<int> tokens;        // (N): the tokens of a batch's chunks, in order
+  // An LSTM: the state of every (layer, slot), h (O wide) and c (H wide); a layer's gates (N, 4H)
+  // and output (N, O), the cell states (N, H); one step's rows: gates, previous state, h, c,
+  // activations, tanh(c) and output.
+  LargeVector<float> sh, sc, lgates, lout, lc, sg, srp, scp, sh_, sc_, sacts, stc, sout;
 };
 
 namespace {
@@ -48,8 +52,11 @@ Session::Session(const Weights& w, int n_ctx, int n_batch, int n_seq) : Session(
 
 Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int n_batch, int n_seq)
     : own_(std::move(own)), w_(own_ ? *own_ : *w), cfg_(w_.cfg), n_ctx_(n_ctx), n_batch_(n_batch), b_(std::make_unique<Buffers>()) {
-  if (n_ctx < 1 || n_ctx > cfg_.n_ctx)
-    throw UsageError("context size " + std::to_string(n_ctx) + " is out of range [1, " + std::to_string(cfg_.n_ctx) +
+  // An LSTM's state does not grow with the sequence: its context is not bounded by the window
+  // it was trained on.
+  const int max_ctx = cfg_.max_context();
+  if (n_ctx < 1 || n_ctx > max_ctx)
+    throw UsageError("context size " + std::to_string(n_ctx) + " is out of range [1, " + std::to_string(max_ctx) +
                      "] (the model's context length)");
   if (n_batch < 1) throw UsageError("batch size " + std::to_string(n_batch) + " must be at least 1");
   if (n_seq < 1) throw UsageError("sequence count " + std::to_string(n_seq) + " must be at least 1");
@@ -58,6 +65,22 @@ Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int 
   b_->tokens.assign(size_t(n_batch_), 0);
   const size_t N = size_t(n_batch_), C = size_t(cfg_.n_embd), F = size_t(cfg_.n_ff);
   Buffers& b = *b_;
+  if (cfg_.is_lstm()) {
+    const size_t L = size_t(cfg_.n_layer), H = F, O = size_t(n_embd()), S = size_t(n_seq);
+    b.sh.assign(L * S * O, 0.0f);
+    b.sc.assign(L * S * H, 0.0f);
+    b.x.assign(N * std::max(C, O), 0.0f);
+    for (auto* buf : {&b.lgates, &b.sg, &b.sacts}) buf->assign(N * 4 * H, 0.0f);
+    for (auto* buf : {&b.lc, &b.scp, &b.sh_, &b.sc_, &b.stc}) buf->assign(N * H, 0.0f);
+    for (auto* buf : {&b.lout, &b.srp, &b.sout}) buf->assign(N * O, 0.0f);
+    b.logits.assign(N * size_t(cfg_.n_vocab), 0.0f);
+    size_t qs = 0;
+    for (const QWeight& m : w_.w)
+      if (m.rows > 1)
+        for (int rows : {1, std::min(n_batch_, kGemvMaxRows), n_batch_}) qs = std::max(qs, qmatmul_scratch(m, rows));
+    b.qscratch.assign(qs, 0);
+    return;
+  }
   for (auto* buf : {&b.x, &b.xn}) buf->assign(N * C, 0.0f);
   for (auto* buf : {&b.q, &b.ao}) buf->assign(N * size_t(cfg_.q_dim()), 0.0f);
   b.rstd.assign(N, 0.0f);
@@ -97,6 +120,10 @@ Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int 
 void Session::reserve(int n) {
   n = std::min(n, n_ctx_);
   if (n <= cap_) return;
+  if (cfg_.is_lstm()) {  // no cache
+    cap_ = n;
+    return;
+  }
   Buffers& b = *b_;
   const size_t L = size_t(cfg_.n_layer), S = past_.size(), Hkv = size_t(cfg_.n_head_kv), D = size_t(cfg_.head_dim());
   const size_t old_cap = size_t(cap_), new_cap = size_t(n);
@@ -126,13 +153,24 @@ size_t Session::bytes() const {
   size_t n = 0;
   const Buffers& b = *b_;
   for (auto* buf : {&b.k, &b.v, &b.x, &b.xn, &b.rstd, &b.q, &b.kt, &b.vt, &b.ao, &b.g, &b.u, &b.h, &b.logits, &b.scratch,
-                    &b.t, &b.fused, &b.pos})
+                    &b.t, &b.fused, &b.pos, &b.sh, &b.sc, &b.lgates, &b.lout, &b.lc, &b.sg, &b.srp, &b.scp, &b.sh_, &b.sc_,
+                    &b.sacts, &b.stc, &b.sout})
     n += buf->size();
   return n * sizeof(float) + b.qscratch.size();
 }
 
 void Session::keep(int n, int seq) {
   LM_ASSERT(seq >= 0 && seq < n_seq() && n >= 0 && n <= past_[size_t(seq)]);
+  if (cfg_.is_lstm() && n != past_[size_t(seq)]) {
+    if (n != 0)
+      throw UsageError("an LSTM keeps a state, not the tokens: it cannot go back to token " + std::to_string(n) +
+                       " of " + std::to_string(past_[size_t(seq)]) + "; start the sequence again");
+    const size_t S = past_.size(), O = size_t(n_embd()), H = size_t(cfg_.n_ff);
+    for (int l = 0; l < cfg_.n_layer; ++l) {
+      std::fill_n(b_->sh.data() + (size_t(l) * S + size_t(seq)) * O, O, 0.0f);
+      std::fill_n(b_->sc.data() + (size_t(l) * S + size_t(seq)) * H, H, 0.0f);
+    }
+  }
   past_[size_t(seq)] = n;
 }
 
@@ -168,6 +206,7 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
     need = std::max(need, past_[size_t(ch.seq)] + ch.n);
   }
   LM_ASSERT(n <= n_batch_);
+  if (cfg_.is_lstm()) return eval_lstm(chunks, n_chunks, n, out_rows);
   if (need > cap_) reserve(std::max(need, 2 * cap_));  // doubling: amortized O(1) per token
   Buffers& b = *b_;
   const ArchOptions& A = cfg_.arch;
@@ -356,6 +395,86 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
   qmatmul_forward(b.logits.data(), xn, w_.head(), rows, 0.0f, qs);
   if (const float* hb = w_.vec(-1, Role::HeadB)) add_bias(b.logits.data(), hb, rows, cfg_.n_vocab);
   if (A.final_softcap > 0) softcap_forward(b.logits.data(), size_t(rows) * cfg_.n_vocab, A.final_softcap);
+  return b.logits.data();
+}
+
+// The LSTM of docs/lstm.md over the chunks' rows (n of them): per layer, the input products of
+// all rows at once, then one step at a time the rows of every chunk that has a token at that
+// step (k rows: the recurrent product, the cell, the projection), gathered from and scattered to
+// the batch's rows; the state of each slot carries over to its next evaluation.
+const float* Session::eval_lstm(const Chunk* chunks, int n_chunks, int n, int out_rows) {
+  Buffers& b = *b_;
+  const int E = cfg_.n_embd, H = cfg_.n_ff, H4 = 4 * H, O = n_embd(), V = cfg_.n_vocab;
+  const size_t S = past_.size();
+  void* qs = b.qscratch.data();
+  std::vector<int> at(static_cast<size_t>(n_chunks));
+  int longest = 0;
+  for (int c = 0, r = 0; c < n_chunks; r += chunks[c].n, ++c) {
+    at[size_t(c)] = r;
+    std::memcpy(b.tokens.data() + r, chunks[c].tokens, sizeof(int) * size_t(chunks[c].n));
+    longest = std::max(longest, chunks[c].n);
+  }
+  float* x = b.x.data();
+  const QWeight& Emb = *w_.get(-1, Role::TokEmbd);
+  if (Emb.type == format::GgmlType::F32)
+    embedding_forward(x, b.tokens.data(), static_cast<const float*>(Emb.data), n, E);
+  else
+    for (int i = 0; i < n; ++i) dequantize_weight_row(Emb, b.tokens[size_t(i)], x + size_t(i) * E);
+  auto observe = [&](int l, Role r, const QWeight& W, const float* in, int rows) {
+    if (observer_) observer_->observe(l, r, W, in, rows);
+  };
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    const QWeight &Wih = *w_.get(l, Role::LstmIh), &Whh = *w_.get(l, Role::LstmHh);
+    const QWeight* Wp = w_.get(l, Role::LstmProj);
+    float *sh = b.sh.data() + size_t(l) * S * O, *sc = b.sc.data() + size_t(l) * S * H;
+    observe(l, Role::LstmIh, Wih, x, n);
+    qmatmul_forward(b.lgates.data(), x, Wih, n, 0.0f, qs);
+    add_bias(b.lgates.data(), w_.vec(l, Role::LstmB), n, H4);
+    for (int j = 0; j < longest; ++j) {
+      int k = 0;  // the chunks with a token at step j, gathered
+      for (int c = 0; c < n_chunks; ++c) {
+        if (chunks[c].n <= j) continue;
+        const size_t r = size_t(at[size_t(c)] + j), s = size_t(chunks[c].seq);
+        std::memcpy(b.sg.data() + size_t(k) * H4, b.lgates.data() + r * H4, sizeof(float) * H4);
+        std::memcpy(b.srp.data() + size_t(k) * O, j == 0 ? sh + s * O : b.lout.data() + (r - 1) * O, sizeof(float) * O);
+        std::memcpy(b.scp.data() + size_t(k) * H, j == 0 ? sc + s * H : b.lc.data() + (r - 1) * H, sizeof(float) * H);
+        ++k;
+      }
+      observe(l, Role::LstmHh, Whh, b.srp.data(), k);
+      qmatmul_forward(b.sg.data(), b.srp.data(), Whh, k, 1.0f, qs);
+      lstm_cell_forward(b.sh_.data(), b.sc_.data(), b.sacts.data(), b.stc.data(), b.sg.data(), b.scp.data(), k, H);
+      const float* out = b.sh_.data();
+      if (Wp) {
+        observe(l, Role::LstmProj, *Wp, b.sh_.data(), k);
+        qmatmul_forward(b.sout.data(), b.sh_.data(), *Wp, k, 0.0f, qs);
+        out = b.sout.data();
+      }
+      k = 0;
+      for (int c = 0; c < n_chunks; ++c) {
+        if (chunks[c].n <= j) continue;
+        const size_t r = size_t(at[size_t(c)] + j);
+        std::memcpy(b.lout.data() + r * O, out + size_t(k) * O, sizeof(float) * O);
+        std::memcpy(b.lc.data() + r * H, b.sc_.data() + size_t(k) * H, sizeof(float) * H);
+        ++k;
+      }
+    }
+    for (int c = 0; c < n_chunks; ++c) {  // each slot's state after its last token
+      const size_t r = size_t(at[size_t(c)] + chunks[c].n - 1), s = size_t(chunks[c].seq);
+      std::memcpy(sh + s * O, b.lout.data() + r * O, sizeof(float) * O);
+      std::memcpy(sc + s * H, b.lc.data() + r * H, sizeof(float) * H);
+    }
+    std::memcpy(x, b.lout.data(), sizeof(float) * size_t(n) * O);  // the next layer's input
+  }
+  for (int c = 0; c < n_chunks; ++c) past_[size_t(chunks[c].seq)] += chunks[c].n;
+  int to = 0;  // the wanted rows, moved together in place
+  for (int c = 0; c < n_chunks; ++c)
+    for (int i = chunks[c].first_row; i < chunks[c].n; ++i, ++to)
+      if (to != at[size_t(c)] + i) std::memcpy(x + size_t(to) * O, x + size_t(at[size_t(c)] + i) * O, sizeof(float) * O);
+  if (out_rows == 0) return b.logits.data();
+  if (hidden_out_) return x;
+  observe(-1, Role::Head, w_.head(), x, out_rows);
+  qmatmul_forward(b.logits.data(), x, w_.head(), out_rows, 0.0f, qs);
+  add_bias(b.logits.data(), w_.vec(-1, Role::HeadB), out_rows, V);
   return b.logits.data();
 }
 

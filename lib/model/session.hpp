@@ -1,4 +1,4 @@
-// Inference over a KV cache (llama.cpp's "context"): n_seq independent sequences, each with its
+// Inference over a KV cache (llama.cpp's "context"), or over the carried state of an LSTM: n_seq independent sequences, each with its
 // own slot of the cache (keys and values per layer), prompt chunks evaluated as matrix products
 // (GEMM) and single tokens as matrix-vector products that read each weight once
 // (bandwidth-bound decoding). eval_batch() advances several sequences in one evaluation: their
@@ -79,8 +79,11 @@ class Session {
   // With on, the wanted rows are the final hidden states (n_embd each: after the output norm
   // of a decoder, the last layer's output of an encoder) instead of logits: embeddings.
   void set_hidden_output(bool on) { hidden_out_ = on; }
-  int n_embd() const { return cfg_.n_embd; }
-  // Forgets all but the first n cached tokens of sequence seq (0 empties its slot).
+  // The width of those rows: n_embd, or an LSTM's output width.
+  int n_embd() const { return cfg_.is_lstm() && cfg_.n_proj ? cfg_.n_proj : cfg_.is_lstm() ? cfg_.n_ff : cfg_.n_embd; }
+  // Forgets all but the first n cached tokens of sequence seq (0 empties its slot). An LSTM
+  // (docs/lstm.md) keeps a state, not a cache: n must be 0 (start again) or n_past(seq)
+  // (UsageError otherwise).
   void keep(int n, int seq = 0);
   // Makes room for n tokens (capped at n_ctx) in the cache now, e.g. prompt plus new tokens,
   // so that eval() does not grow it later. Never shrinks. Throws std::bad_alloc.
@@ -102,6 +105,8 @@ class Session {
   Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int n_batch, int n_seq);
   // eval_batch() at the thread count in force (eval_batch() chooses it when the count is tuned).
   const float* eval_batch_at(const Chunk* chunks, int n_chunks);
+  // The same for an LSTM: the state of each slot instead of a cache (session.cpp).
+  const float* eval_lstm(const Chunk* chunks, int n_chunks, int n, int out_rows);
   std::unique_ptr<Weights> own_;  // the views of a Params
   const Weights& w_;
   ModelConfig cfg_;

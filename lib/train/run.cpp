@@ -210,6 +210,10 @@ class PretrainJob final : public Job {
 }  // namespace
 
 model::ModelConfig make_config(const ModelShape& o, int n_vocab) {
+  if (is_lstm(o)) return model::to_model_config(make_lstm_config(o, n_vocab));
+  if (o.hidden || o.proj) throw UsageError("--hidden and --proj are an LSTM's (--arch lstm)");
+  if (o.preset.starts_with("lstm-"))
+    throw UsageError("preset '" + o.preset + "' is an LSTM's: add --arch lstm, or choose tiny, small or medium");
   model::ModelConfig c = model::preset(o.preset);
   c.n_vocab = n_vocab;
   if (o.context) c.n_ctx = *o.context;
@@ -225,6 +229,10 @@ model::ModelConfig make_config(const ModelShape& o, int n_vocab) {
 
 DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab, const DistillOptions& distill,
                const Tokenizer* tok, const std::string& tok_name) {
+  if (is_lstm(shape)) {
+    if (distill.enabled()) throw UsageError("--teacher trains a transformer student; an LSTM student is not supported");
+    return dry_run_lstm(shape, o, n_vocab);
+  }
   DryRun d;
   d.cfg = make_config(shape, n_vocab);
   kernels::set_threads(o.threads);
@@ -434,6 +442,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   };
   auto checkpoint = [&] {
     if (in.checkpoint_path.empty()) return;
+    job.before_checkpoint();
     check_finite_weights(all, st.step);
     check_same_weights(all, comm, st.step);
     if (!comm.root()) {  // rank 0 writes; the others wait until the file is in place

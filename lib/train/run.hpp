@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "model/lstm.hpp"
 #include "model/model.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "train/distill.hpp"
@@ -18,10 +19,14 @@ namespace lm::train {
 
 // The shape of a model lm-train makes: a preset, then the fields set here.
 struct ModelShape {
+  std::string arch = "llama";       // "llama", or "lstm" (docs/lstm.md)
   std::string preset = "small";     // starting point for the model shape; the fields below override
   std::optional<int> context, layers, embd, heads, kv_heads, ff;
+  std::optional<int> hidden, proj;  // an LSTM's units per layer H and projection width P (0: none)
   bool untied = false;              // separate output.weight instead of the tied embedding
 };
+// Whether the shape is an LSTM's.
+inline bool is_lstm(const ModelShape& s) { return s.arch == "lstm"; }
 
 // The training loop's settings, shared by lm-train and lm-finetune.
 struct TrainOptions {
@@ -55,7 +60,14 @@ void diff_option(std::string& diff, const char* name, int64_t checkpoint, int64_
 void diff_option(std::string& diff, const char* name, float checkpoint, float now);
 
 // Builds the model configuration: preset, then the explicit fields; vocabulary from the tokenizer.
+// For an LSTM (is_lstm(shape)) the ModelConfig of make_lstm_config's (model::to_model_config).
 model::ModelConfig make_config(const ModelShape& shape, int n_vocab);
+// An LSTM's configuration: presets lstm-tiny, lstm-small (the default) and lstm-medium, near the
+// parameter counts of tiny, small and medium (docs/lstm.md), then --context (the window of
+// truncated backpropagation through time), --layers, --embd, --hidden and --proj. The output
+// layer is tied to the embeddings when the widths allow and --untied is not given. Throws
+// UsageError for a transformer preset or a transformer-only field (--heads, --kv-heads, --ff).
+model::LstmConfig make_lstm_config(const ModelShape& shape, int n_vocab);
 
 struct StepInfo {
   uint64_t step = 0, total_steps = 0;
@@ -148,6 +160,9 @@ class Job {
   // The job's options that differ from the checkpoint's but leave it loadable (diff_option's
   // list): a resume refuses them unless forced.
   virtual std::string options_diff(const format::GgufFile&) const { return {}; }
+  // Called on every rank before rank 0 writes a checkpoint: a job whose state is spread over the
+  // ranks (an LSTM's carried states) gathers it on rank 0 here.
+  virtual void before_checkpoint() {}
   // Distillation: whether the micro-steps run a teacher, the seconds spent in it so far, and the
   // mean KL term of the last micro_step().
   virtual bool distilling() const { return false; }
@@ -191,6 +206,15 @@ struct DryRun {
 // forward too.
 DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab, const DistillOptions& distill = {},
                const Tokenizer* tok = nullptr, const std::string& tok_name = "");
+// dry_run of an LSTM shape (dry_run calls it): d.cfg is model::to_model_config's.
+DryRun dry_run_lstm(const ModelShape& shape, const TrainOptions& o, int n_vocab);
+
+// run_training for an LSTM (docs/lstm.md): truncated backpropagation through time over
+// --batch x --grad-accum x ranks streams, each a contiguous share of the training tokens read
+// window after window with its state carried (and reset at BOS tokens and when a stream starts
+// its share again); checkpoints carry the states, so a resumed run continues bit for bit.
+RunResult run_lstm_training(const ModelShape& shape, const TrainOptions& o, const RunInputs& in,
+                            std::optional<model::LstmParams>& params, const Logger& log);
 
 // Mean loss over consecutive windows of `tokens` (at most max_windows of T+1 tokens), in
 // micro-batches of B; under MPI, micro-batch j runs on rank j mod N and the sums are reduced,

@@ -144,7 +144,7 @@ TEST_CASE("A28 inconsistent hyper-parameters are named") {
   }, "token_embd.weight' has 32 columns, expected 64");
   bad([](auto& w) { w.set_f32("llama.attention.layer_norm_rms_epsilon", -1.0f); }, "layer_norm_rms_epsilon' is");
   bad([](auto& w) { w.set_string("general.architecture", "falcon"); },
-      "architecture 'falcon' is not supported; supported: bert, gemma2, gpt2, llama, phi3, qwen2");
+      "architecture 'falcon' is not supported; supported: bert, gemma2, gpt2, llama, lstm, phi3, qwen2");
   bad([](auto& w) { w.set_string("general.architecture", "gpt2"); }, "key 'gpt2.context_length'");
   bad([](auto& w) { w.set_u32("llama.feed_forward_length", 65); }, "tensor 'blk.0.ffn_gate.weight' has shape {32, 64}, expected {32, 65}");
 }

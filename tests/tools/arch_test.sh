@@ -64,7 +64,7 @@ expect_err "gpt2.gguf: architecture 'gpt2' can be run .* but not trained" "the r
 # Bad files: an architecture lm does not know, contradictory keys, a missing bias.
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf falcon.gguf str general.architecture falcon
 expect_exit 1 "an unknown architecture" -- lm-generate -m falcon.gguf -n 1 -p x
-expect_err "falcon.gguf: architecture 'falcon' is not supported; supported: bert, gemma2, gpt2, llama, phi3, qwen2" "names it and the supported ones"
+expect_err "falcon.gguf: architecture 'falcon' is not supported; supported: bert, gemma2, gpt2, llama, lstm, phi3, qwen2" "names it and the supported ones"
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf heads.gguf u32 qwen2.attention.head_count 5
 expect_exit 1 "heads that do not divide the width" -- lm-generate -m heads.gguf -n 1 -p x
 expect_err "heads.gguf: embedding length 64 is not a multiple of head count 5" "names the file and the keys"

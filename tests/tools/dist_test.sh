@@ -76,6 +76,15 @@ losses_close d1.jsonl d2.jsonl loss "distillation, 2 ranks vs --grad-accum 2"
 # The KL term is a difference of terms near log(V) computed in float: 1e-4 of its size.
 losses_close d1.jsonl d2.jsonl kl "distillation, 2 ranks vs --grad-accum 2" 1e-4
 weights_close d1.gguf d2.gguf "distillation, 2 ranks vs --grad-accum 2"
+# An LSTM (docs/lstm.md): each rank carries the states of its own streams, and a checkpoint
+# gathers them on rank 0: the checkpoints (states included) are those of one process.
+lstm=(lm-train --tokenizer tok.model --data corpus.tok --arch lstm --context 16 --layers 1 --embd 32 --hidden 32
+  --proj 0 --batch 4 --warmup 5 --lr 1e-2 -t 1 --steps 20 --eval-every 5 --dropout 0.1 --checkpoint-every 10)
+expect_exit 0 "lstm, one process" -- "${lstm[@]}" --grad-accum 2 --metrics l1.jsonl -o l1.gguf
+expect_exit 0 "lstm, 2 ranks" -- "${mpi2[@]}" "${lstm[@]}" --metrics l2.jsonl -o l2.gguf
+losses_close l1.jsonl l2.jsonl loss "lstm, 2 ranks vs --grad-accum 2"
+losses_close l1.jsonl l2.jsonl valid_loss "lstm, 2 ranks vs --grad-accum 2"
+weights_close l1.gguf.ckpt l2.gguf.ckpt "lstm checkpoints with their carried states, 2 ranks vs --grad-accum 2"
 # 2 ranks x --grad-accum 2 = 1 process x --grad-accum 4.
 expect_exit 0 "one process, --grad-accum 4" -- "${train[@]}" --grad-accum 4 --metrics one4.jsonl -o one4.gguf
 expect_exit 0 "2 ranks, --grad-accum 2" -- "${mpi2[@]}" "${train[@]}" --grad-accum 2 --metrics two4.jsonl -o two4.gguf

@@ -216,7 +216,7 @@ expect_exit 1 "not GGUF" -- "${q[@]}" -m tok.model -o keep.gguf --type q8_0
 expect_err "^lm-quantize: tok.model: .*GGUF" "not GGUF message"
 LC_ALL=C perl -0777 -pe 's/\x05\x00{7}llama/\x05\x00\x00\x00\x00\x00\x00\x00mamba/' A.gguf > mamba.gguf
 expect_exit 1 "an architecture lm does not run" -- "${q[@]}" -m mamba.gguf -o keep.gguf --type q8_0
-expect_err "^lm-quantize: mamba.gguf: architecture 'mamba' is not supported; supported: bert, gemma2, gpt2, llama, phi3, qwen2" "architecture message"
+expect_err "^lm-quantize: mamba.gguf: architecture 'mamba' is not supported; supported: bert, gemma2, gpt2, llama, lstm, phi3, qwen2" "architecture message"
 head -c 40 a.txt > short.txt
 expect_exit 1 "--eval text too short" -- "${q[@]}" -m A.gguf -o keep.gguf --type q8_0 --eval short.txt -c 32
 expect_err "short.txt: [0-9]+ tokens, too few to score one chunk of 32" "short text message"
