@@ -787,12 +787,45 @@ LM_TARGET_CLONES static void lstm_cell_row(float* h, float* c, float* a, float* 
   }
 }
 
+// The same row with exp16: sigmoid(x) = 1 / (1 + e^-x), tanh(x) = 2 sigmoid(2x) - 1 (absolute
+// error about 1e-7, where std::tanh is exact to an ulp), 16 units at a time. The scalar row calls
+// std::exp and std::tanh once per value: five calls per unit, which cost more than the step's
+// matrix products at the presets' sizes.
+__attribute__((target("avx512f"))) static inline __m512 sigmoid16(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+__attribute__((target("avx512f"))) static inline __m512 tanh16(__m512 x) {
+  const __m512 two = _mm512_set1_ps(2.0f);
+  return _mm512_fmsub_ps(two, sigmoid16(_mm512_mul_ps(two, x)), _mm512_set1_ps(1.0f));
+}
+__attribute__((target("avx512f"))) static void lstm_cell_row_avx512(float* h, float* c, float* a, float* tc,
+                                                                    const float* g, const float* cp, int H) {
+  auto sig = sigmoid16;
+  auto tanh = tanh16;
+  for (int j = 0; j < H; j += 16) {
+    const __mmask16 m = tail_mask(H - j);
+    const __m512 i = sig(_mm512_maskz_loadu_ps(m, g + j)), f = sig(_mm512_maskz_loadu_ps(m, g + H + j));
+    const __m512 gg = tanh(_mm512_maskz_loadu_ps(m, g + 2 * H + j)), o = sig(_mm512_maskz_loadu_ps(m, g + 3 * H + j));
+    const __m512 cj = _mm512_fmadd_ps(f, _mm512_maskz_loadu_ps(m, cp + j), _mm512_mul_ps(i, gg));
+    const __m512 t = tanh(cj);
+    _mm512_mask_storeu_ps(a + j, m, i);
+    _mm512_mask_storeu_ps(a + H + j, m, f);
+    _mm512_mask_storeu_ps(a + 2 * H + j, m, gg);
+    _mm512_mask_storeu_ps(a + 3 * H + j, m, o);
+    _mm512_mask_storeu_ps(c + j, m, cj);
+    _mm512_mask_storeu_ps(tc + j, m, t);
+    _mm512_mask_storeu_ps(h + j, m, _mm512_mul_ps(o, t));
+  }
+}
+
 void lstm_cell_forward(float* h, float* c, float* acts, float* tanh_c, const float* gates, const float* c_prev, int B,
                        int H) {
+  const bool avx512 = has_avx512f();
 #pragma omp parallel for schedule(static) if (size_t(B) * H >= kParallelMin / 16)
   for (int b = 0; b < B; ++b) {
     const size_t r = size_t(b) * H, r4 = 4 * r;
-    lstm_cell_row(h + r, c + r, acts + r4, tanh_c + r, gates + r4, c_prev + r, H);
+    (avx512 ? lstm_cell_row_avx512 : lstm_cell_row)(h + r, c + r, acts + r4, tanh_c + r, gates + r4, c_prev + r, H);
   }
 }
 
