@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """PyTorch peer of lm's training step, for bench/train_vs_torch.sh: the same Llama-style model
 (RMSNorm eps 1e-5, adjacent-pair RoPE base 10000, causal softmax attention, SwiGLU, tied
-embeddings, N(0, 0.02) init) trained with AdamW on random tokens, fp32. Prints one line:
+embeddings, N(0, 0.02) init) trained with AdamW on random tokens, fp32. The lstm-* presets are
+lm's LSTM (docs/lstm.md): nn.Embedding, nn.LSTM with proj_size, a tied output layer with a
+bias, B 32 streams x T windows with the state carried (detached) from one window to the next,
+as lm's bench trains it. Prints one line:
 "torch <preset> <tokens/s median> <min> <max> <peak RSS MiB>". Needs Debian's python3-torch.
 Usage: /usr/bin/python3 bench/torch_peer.py PRESET STEPS THREADS
 """
@@ -77,8 +80,47 @@ class Model:
         return torch.nn.functional.cross_entropy(logits.reshape(-1, self.V), y.reshape(-1))
 
 
+LSTM_PRESETS = {  # vocab, window, layers, embedding, hidden, projection (lm's make_lstm_config)
+    "lstm-tiny": (4096, 64, 2, 256, 768, 256),
+    "lstm-small": (8192, 128, 2, 384, 1536, 384),
+    "lstm-medium": (32000, 256, 4, 768, 3072, 768),
+}
+
+
+def lstm_main(preset, steps, threads):
+    V, T, L, E, H, P = LSTM_PRESETS[preset]
+    B = 32
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(V, E)
+    lstm = torch.nn.LSTM(E, H, L, batch_first=True, proj_size=P)
+    bias = torch.nn.Parameter(torch.zeros(V))
+    params = list(emb.parameters()) + list(lstm.parameters()) + [bias]
+    opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.1)
+    state = (torch.zeros(L, B, P or H), torch.zeros(L, B, H))
+    rates = []
+    for s in range(steps + 3):
+        x = torch.randint(0, V, (B, T + 1))
+        t0 = time.perf_counter()
+        out, state = lstm(emb(x[:, :-1]), state)
+        state = (state[0].detach(), state[1].detach())
+        logits = out @ emb.weight.T + bias
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), x[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if s >= 3:
+            rates.append(B * T / (time.perf_counter() - t0))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"torch {preset} {statistics.median(rates):.0f} {min(rates):.0f} {max(rates):.0f} {rss:.0f}")
+
+
 def main():
     preset, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    if preset.startswith("lstm-"):
+        lstm_main(preset, steps, threads)
+        return
     V, T, _, _, _, _, tokens = PRESETS[preset]
     B = tokens // T
     torch.set_num_threads(threads)

@@ -52,6 +52,7 @@ Embedder::Embedder(const model::Weights& w, const Tokenizer& tok, const EmbedOpt
   const int rows = std::max(impl_->n_ctx, o.n_batch);
   impl_->s = std::make_unique<model::Session>(w, impl_->n_ctx, rows, o.n_seq);
   impl_->s->set_hidden_output(true);
+  impl_->C = impl_->s->n_embd();  // an LSTM's rows are its output width
 }
 
 Embedder::~Embedder() = default;

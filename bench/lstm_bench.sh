@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# LSTM against transformer on Brown (docs/lstm.md): the `small` transformer and `lstm-small`
+# (13.8M parameters each at this 8000-piece vocabulary), each trained for the same wall time on
+# the Brown training text, then scored by lm-eval perplexity on the whole Brown validation text
+# (documents held out by scripts/get-brown.sh) in windows of 512 tokens for both (the LSTM reads
+# any length; the transformer's context is 512), and by the runs' own tokens/s.
+#
+# Usage: bench/lstm_bench.sh [BUILD] [TIMES] [THREADS] [MODELS]
+#   defaults: build "10m 30m" 2 "transformer lstm"
+# Models go to bench/out/lstm/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build} times=${2:-10m 30m} threads=${3:-2} models=${4:-transformer lstm}
+export PATH=$PWD/$build/tools:$PATH
+data=data/brown out=bench/out/lstm
+mkdir -p "$out"
+scripts/get-brown.sh "$data"
+[[ -s $data/tok.model ]] || lm-tokenize train -q --vocab-size 8000 -o "$data/tok.model" "$data/train.txt"
+for part in train valid; do
+  [[ -s $data/$part.tok ]] || lm-tokenize encode -m "$data/tok.model" --format bin -o "$data/$part.tok" "$data/$part.txt"
+done
+common=(--tokenizer "$data/tok.model" --data "$data/train.tok" --valid "$data/valid.tok" --eval-every 0 -t "$threads" --seed 1)
+# The transformer as bench/distill_bench.sh trains it; the LSTM with 32 streams (its matrix
+# products are 8 rows per step at --batch 8) at --lr 3e-3: in 2-minute runs lm-train's
+# validation gave perplexity 434 at 1e-2, 539 at 3e-3 and 867 at 1e-3 (the transformer 600 at
+# its 1e-3), but the models trained at 1e-2 (2 and 10 minutes) blow up on some windows of
+# lm-eval perplexity (docs/lstm.md, learning rate).
+transformer=(--preset small --warmup 100 --lr 1e-3 --lr-min 1e-4 --dropout 0.1)
+lstm=(--arch lstm --preset lstm-small --batch 32 --warmup 100 --lr 3e-3 --lr-min 3e-4 --dropout 0.1)
+ppl() { lm-eval perplexity -m "$1" -c 512 "$data/valid.txt" --json -t "$threads" | sed -n 's/.*"perplexity":\([0-9.]*\).*/\1/p'; }
+printf 'time\tmodel\tparameters\tsteps\ttokens\ttok/s\tvalid_perplexity (lm-eval, windows of 512)\n'
+for t in $times; do
+  for m in $models; do
+    if [[ $m == lstm ]]; then args=("${lstm[@]}"); else args=("${transformer[@]}"); fi
+    params=$(lm-train "${common[@]}" "${args[@]}" --dry-run | sed -n 's/^parameters\t//p')
+    lm-train "${common[@]}" "${args[@]}" --time "$t" --metrics "$out/$m-$t.jsonl" --json -o "$out/$m-$t.gguf" > "$out/$m-$t.json"
+    steps=$(sed -n 's/.*"steps":\([0-9]*\).*/\1/p' "$out/$m-$t.json")
+    tokens=$(tail -1 "$out/$m-$t.jsonl" | sed -n 's/.*"tokens":\([0-9]*\).*/\1/p')
+    secs=$(tail -1 "$out/$m-$t.jsonl" | sed -n 's/.*"elapsed_s":\([0-9.]*\).*/\1/p')
+    printf '%s\t%s\t%s\t%s\t%s\t%.0f\t%s\n' "$t" "$m" "$params" "$steps" "$tokens" \
+      "$(awk -v a="$tokens" -v b="$secs" 'BEGIN { print a / b }')" "$(ppl "$out/$m-$t.gguf")"
+  done
+done
