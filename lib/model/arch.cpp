@@ -26,16 +26,18 @@ std::string arch_names() {
   return s;
 }
 
+int read_u32_in(const format::GgufFile& g, const std::string& key, uint32_t lo, uint32_t hi) {
+  const uint32_t v = g.get_u32(key);
+  if (v < lo || v > hi)
+    throw FormatError(g.path(), "key '" + key + "' is " + std::to_string(v) + ", expected " + std::to_string(lo) +
+                                    " to " + std::to_string(hi));
+  return int(v);
+}
+
 void read_common(const format::GgufFile& g, ModelConfig& c, const char* eps_key) {
   const std::string& path = g.path();
   const std::string a = c.arch.name + ".";
-  auto bounded = [&](const std::string& k, uint32_t lo, uint32_t hi) {
-    const uint32_t v = g.get_u32(k);
-    if (v < lo || v > hi)
-      throw FormatError(path, "key '" + k + "' is " + std::to_string(v) + ", expected " + std::to_string(lo) + " to " +
-                                  std::to_string(hi));
-    return int(v);
-  };
+  auto bounded = [&](const std::string& k, uint32_t lo, uint32_t hi) { return read_u32_in(g, k, lo, hi); };
   c.n_ctx = bounded(a + "context_length", 1, 1u << 20);
   c.n_embd = bounded(a + "embedding_length", 2, 1u << 16);
   c.n_layer = bounded(a + "block_count", 1, 1024);

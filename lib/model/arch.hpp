@@ -57,6 +57,9 @@ const ArchDef* find_arch(const std::string& name);
 // "gpt2, llama, phi3, qwen2": for messages.
 std::string arch_names();
 
+// The u32 key `key` of g, which must be in [lo, hi]: FormatError naming the key otherwise.
+int read_u32_in(const format::GgufFile& g, const std::string& key, uint32_t lo, uint32_t hi);
+
 // Keys every architecture shares, under NAME.: context_length, embedding_length, block_count,
 // feed_forward_length, attention.head_count(_kv), the norm epsilon (`eps_key`), rope.freq_base,
 // rope.dimension_count, rope.scaling.type/factor. Throws FormatError naming the key.

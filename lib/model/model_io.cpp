@@ -48,9 +48,9 @@ ModelConfig read_config(const format::GgufFile& g) {
     throw FormatError(path, "key '" + arch + ".vocab_size' is " + std::to_string(*vs) +
                                 ", but token_embd.weight has " + std::to_string(c.n_vocab) + " rows");
   c.tied = g.find_tensor("output.weight") == nullptr;
-  if (c.is_lstm() && c.tied && (c.n_proj ? c.n_proj : c.n_ff) != c.n_embd)
+  if (c.is_lstm() && c.tied && c.out_width() != c.n_embd)
     throw FormatError(path, "has no output.weight, but the LSTM's output width " +
-                                std::to_string(c.n_proj ? c.n_proj : c.n_ff) + " differs from the embedding width " +
+                                std::to_string(c.out_width()) + " differs from the embedding width " +
                                 std::to_string(c.n_embd) + ", so the embeddings cannot be the output layer");
   if (const format::GgufTensorInfo* cls = c.is_llama() ? g.find_tensor("cls.output.weight") : nullptr) {
     if (cls->n_dims != 2 || cls->ne[0] != c.n_embd || cls->ne[1] < 2 || cls->ne[1] > kMaxLabels)
@@ -211,6 +211,18 @@ FileTensors checked_tensors(const format::GgufFile& g, const ModelConfig& cfg) {
   return f;
 }
 
+// The file's tensors of cfg's architecture, checked and converted to F32 into p's views (Params,
+// LstmParams: the views are the architecture's tensor list, in order).
+template <class P>
+void read_views(const format::GgufFile& g, const ModelConfig& cfg, P& p) {
+  const FileTensors f = checked_tensors(g, cfg);
+  LM_ASSERT(f.tensors.size() == p.views.size());
+  for (size_t i = 0; i < p.views.size(); ++i) {
+    const ParamView& v = p.views[i];
+    quant::dequantize_rows(f.tensors[i]->type, f.tensors[i]->data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
+  }
+}
+
 }  // namespace
 
 ModelConfig check_model(const format::GgufFile& g) {
@@ -224,12 +236,7 @@ LstmParams load_lstm_params(const format::GgufFile& g, bool with_grad) {
   if (!cfg.is_lstm())
     throw FormatError(g.path(), "is a '" + cfg.arch.name + "' model, not an LSTM");
   LstmParams p(to_lstm_config(cfg), with_grad);
-  const FileTensors f = checked_tensors(g, cfg);
-  LM_ASSERT(f.tensors.size() == p.views.size());
-  for (size_t i = 0; i < p.views.size(); ++i) {
-    const ParamView& v = p.views[i];
-    quant::dequantize_rows(f.tensors[i]->type, f.tensors[i]->data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
-  }
+  read_views(g, cfg, p);
   return p;
 }
 
@@ -242,12 +249,7 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
   if (cfg.arch.n_rot != 0 || cfg.arch.rope_freq_scale != 1.0f || g.find_tensor("rope_freqs.weight"))
     throw FormatError(g.path(), "has RoPE scaling or partial RoPE, which training does not support yet");
   Params p(cfg, with_grad);
-  const FileTensors f = checked_tensors(g, cfg);
-  LM_ASSERT(f.tensors.size() == p.views.size());
-  for (size_t i = 0; i < p.views.size(); ++i) {
-    const ParamView& v = p.views[i];
-    quant::dequantize_rows(f.tensors[i]->type, f.tensors[i]->data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
-  }
+  read_views(g, cfg, p);
   return p;
 }
 
@@ -392,20 +394,21 @@ std::vector<std::string> read_labels(const format::GgufFile& g, const ModelConfi
   return labels;
 }
 
-void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenizer& tok, const std::string& name) {
-  const LstmConfig& c = p.cfg;
-  if (tok.vocab_size() != c.n_vocab)
+namespace {
+
+// The start of an F32 model file of architecture `arch` (UsageError when the tokenizer does not
+// fit the model), and its end: the tokenizer and p's tensors (Params, LstmParams) in order.
+void begin_model_file(format::GgufWriter& out, const char* arch, const std::string& name, const Tokenizer& tok,
+                      int n_vocab) {
+  if (tok.vocab_size() != n_vocab)
     throw UsageError("tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model " +
-                     std::to_string(c.n_vocab) + " embeddings");
-  out.set_string(format::kKeyArchitecture, "lstm");
+                     std::to_string(n_vocab) + " embeddings");
+  out.set_string(format::kKeyArchitecture, arch);
   out.set_string(format::kKeyName, name);
   out.set_u32(format::kKeyFileType, 0);  // all tensors F32
-  out.set_u32("lstm.context_length", uint32_t(c.n_ctx));
-  out.set_u32("lstm.embedding_length", uint32_t(c.n_embd));
-  out.set_u32("lstm.block_count", uint32_t(c.n_layer));
-  out.set_u32("lstm.hidden_size", uint32_t(c.n_hidden));
-  out.set_u32("lstm.projection_size", uint32_t(c.n_proj));
-  out.set_u32("lstm.vocab_size", uint32_t(c.n_vocab));
+}
+template <class P>
+void end_model_file(format::GgufWriter& out, const P& p, const Tokenizer& tok) {
   add_tokenizer(tok, out, true);
   for (const ParamView& v : p.views) {
     std::vector<int64_t> ne = v.rows == 1 ? std::vector<int64_t>{v.cols} : std::vector<int64_t>{v.cols, v.rows};
@@ -413,15 +416,24 @@ void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenize
   }
 }
 
+}  // namespace
+
+void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenizer& tok, const std::string& name) {
+  const LstmConfig& c = p.cfg;
+  begin_model_file(out, "lstm", name, tok, c.n_vocab);
+  out.set_u32("lstm.context_length", uint32_t(c.n_ctx));
+  out.set_u32("lstm.embedding_length", uint32_t(c.n_embd));
+  out.set_u32("lstm.block_count", uint32_t(c.n_layer));
+  out.set_u32("lstm.hidden_size", uint32_t(c.n_hidden));
+  out.set_u32("lstm.projection_size", uint32_t(c.n_proj));
+  out.set_u32("lstm.vocab_size", uint32_t(c.n_vocab));
+  end_model_file(out, p, tok);
+}
+
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
                const std::vector<std::string>& labels) {
   const ModelConfig& c = p.cfg;
-  if (tok.vocab_size() != c.n_vocab)
-    throw UsageError("tokenizer has " + std::to_string(tok.vocab_size()) + " pieces but the model " +
-                     std::to_string(c.n_vocab) + " embeddings");
-  out.set_string(format::kKeyArchitecture, kArch);
-  out.set_string(format::kKeyName, name);
-  out.set_u32(format::kKeyFileType, 0);  // all tensors F32
+  begin_model_file(out, kArch, name, tok, c.n_vocab);
   out.set_u32(key("context_length"), uint32_t(c.n_ctx));
   out.set_u32(key("embedding_length"), uint32_t(c.n_embd));
   out.set_u32(key("block_count"), uint32_t(c.n_layer));
@@ -439,11 +451,7 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
     out.set_array_string(key("classifier.output_labels"), labels);
     out.set_u32(key("pooling_type"), uint32_t(c.cls_pooling));
   }
-  add_tokenizer(tok, out, true);
-  for (const ParamView& v : p.views) {
-    std::vector<int64_t> ne = v.rows == 1 ? std::vector<int64_t>{v.cols} : std::vector<int64_t>{v.cols, v.rows};
-    out.add_tensor(v.name, format::GgmlType::F32, ne, p.w.data() + v.offset);
-  }
+  end_model_file(out, p, tok);
 }
 
 }  // namespace lm::model

@@ -74,11 +74,7 @@ Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int 
     for (auto* buf : {&b.lc, &b.scp, &b.sh_, &b.sc_, &b.stc}) buf->assign(N * H, 0.0f);
     for (auto* buf : {&b.lout, &b.srp, &b.sout}) buf->assign(N * O, 0.0f);
     b.logits.assign(N * size_t(cfg_.n_vocab), 0.0f);
-    size_t qs = 0;
-    for (const QWeight& m : w_.w)
-      if (m.rows > 1)
-        for (int rows : {1, std::min(n_batch_, kGemvMaxRows), n_batch_}) qs = std::max(qs, qmatmul_scratch(m, rows));
-    b.qscratch.assign(qs, 0);
+    size_qscratch();
     return;
   }
   for (auto* buf : {&b.x, &b.xn}) buf->assign(N * C, 0.0f);
@@ -109,12 +105,27 @@ Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int 
       b.inv_freq.push_back(float(A.rope_freq_scale * std::pow(double(cfg_.rope_base), -2.0 * i / n_rot) /
                                  (factors ? factors[i] : 1.0f)));
   }
-  // Scratch for every matrix at both the decoding and the batch size (K-quants differ).
+  size_qscratch();
+}
+
+void Session::size_qscratch() {
+  // Every matrix at one row (an LSTM's steps), the decoding and the batch size (K-quants differ).
   size_t qs = 0;
   for (const QWeight& m : w_.w)
     if (m.rows > 1)
-      for (int rows : {std::min(n_batch_, kGemvMaxRows), n_batch_}) qs = std::max(qs, qmatmul_scratch(m, rows));
-  b.qscratch.assign(qs, 0);
+      for (int rows : {1, std::min(n_batch_, kGemvMaxRows), n_batch_}) qs = std::max(qs, qmatmul_scratch(m, rows));
+  b_->qscratch.assign(qs, 0);
+}
+
+void Session::embed_tokens(float* x, const int* tokens, int n) const {
+  const int C = cfg_.n_embd;
+  const QWeight& E = *w_.get(-1, Role::TokEmbd);
+  if (E.type == format::GgmlType::F32) {
+    embedding_forward(x, tokens, static_cast<const float*>(E.data), n, C);
+  } else {
+#pragma omp parallel for schedule(static) if (n > 1 && size_t(n) * C >= 16384)
+    for (int i = 0; i < n; ++i) dequantize_weight_row(E, tokens[i], x + size_t(i) * C);
+  }
 }
 
 void Session::reserve(int n) {
@@ -230,13 +241,7 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
   ao_opts.scale = A.attn_scale, ao_opts.softcap = A.attn_softcap, ao_opts.window = A.sliding_window;
   ao_opts.causal = A.causal;
 
-  const QWeight& E = *w_.get(-1, Role::TokEmbd);
-  if (E.type == format::GgmlType::F32) {
-    embedding_forward(x, tokens, static_cast<const float*>(E.data), n, C);
-  } else {
-#pragma omp parallel for schedule(static) if (n > 1 && size_t(n) * C >= 16384)
-    for (int i = 0; i < n; ++i) dequantize_weight_row(E, tokens[i], x + size_t(i) * C);
-  }
+  embed_tokens(x, tokens, n);
   if (A.embd_scale) {
     const float s = std::sqrt(float(C));
     for (size_t i = 0; i < size_t(n) * C; ++i) x[i] *= s;
@@ -404,7 +409,7 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
 // the batch's rows; the state of each slot carries over to its next evaluation.
 const float* Session::eval_lstm(const Chunk* chunks, int n_chunks, int n, int out_rows) {
   Buffers& b = *b_;
-  const int E = cfg_.n_embd, H = cfg_.n_ff, H4 = 4 * H, O = n_embd(), V = cfg_.n_vocab;
+  const int H = cfg_.n_ff, H4 = 4 * H, O = n_embd(), V = cfg_.n_vocab;
   const size_t S = past_.size();
   void* qs = b.qscratch.data();
   std::vector<int> at(static_cast<size_t>(n_chunks));
@@ -415,11 +420,7 @@ const float* Session::eval_lstm(const Chunk* chunks, int n_chunks, int n, int ou
     longest = std::max(longest, chunks[c].n);
   }
   float* x = b.x.data();
-  const QWeight& Emb = *w_.get(-1, Role::TokEmbd);
-  if (Emb.type == format::GgmlType::F32)
-    embedding_forward(x, b.tokens.data(), static_cast<const float*>(Emb.data), n, E);
-  else
-    for (int i = 0; i < n; ++i) dequantize_weight_row(Emb, b.tokens[size_t(i)], x + size_t(i) * E);
+  embed_tokens(x, b.tokens.data(), n);
   auto observe = [&](int l, Role r, const QWeight& W, const float* in, int rows) {
     if (observer_) observer_->observe(l, r, W, in, rows);
   };

@@ -80,7 +80,7 @@ class Session {
   // of a decoder, the last layer's output of an encoder) instead of logits: embeddings.
   void set_hidden_output(bool on) { hidden_out_ = on; }
   // The width of those rows: n_embd, or an LSTM's output width.
-  int n_embd() const { return cfg_.is_lstm() && cfg_.n_proj ? cfg_.n_proj : cfg_.is_lstm() ? cfg_.n_ff : cfg_.n_embd; }
+  int n_embd() const { return cfg_.out_width(); }
   // Forgets all but the first n cached tokens of sequence seq (0 empties its slot). An LSTM
   // (docs/lstm.md) keeps a state, not a cache: n must be 0 (start again) or n_past(seq)
   // (UsageError otherwise).
@@ -107,6 +107,10 @@ class Session {
   const float* eval_batch_at(const Chunk* chunks, int n_chunks);
   // The same for an LSTM: the state of each slot instead of a cache (session.cpp).
   const float* eval_lstm(const Chunk* chunks, int n_chunks, int n, int out_rows);
+  // The token embeddings of n tokens into x (n rows of n_embd), from any embedding type.
+  void embed_tokens(float* x, const int* tokens, int n) const;
+  // Sizes the scratch of the quantized products for every matrix at each row count they run at.
+  void size_qscratch();
   std::unique_ptr<Weights> own_;  // the views of a Params
   const Weights& w_;
   ModelConfig cfg_;

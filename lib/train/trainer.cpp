@@ -6,6 +6,7 @@
 
 #include "base/error.hpp"
 #include "kernels/kernels.hpp"
+#include "model/lstm.hpp"
 
 namespace lm::train {
 
@@ -36,7 +37,9 @@ double clip_grad_norm(const std::vector<std::span<float>>& grads, float max_norm
   return norm;
 }
 
-std::vector<Trainable> trainables(model::Params& p, const std::vector<uint8_t>& keep) {
+namespace {
+template <class P>
+std::vector<Trainable> views_of(P& p, const std::vector<uint8_t>& keep) {
   std::vector<Trainable> t;
   for (size_t i = 0; i < p.views.size(); ++i) {
     if (!keep.empty() && !keep[i]) continue;
@@ -46,6 +49,10 @@ std::vector<Trainable> trainables(model::Params& p, const std::vector<uint8_t>& 
   }
   return t;
 }
+}  // namespace
+
+std::vector<Trainable> trainables(model::Params& p, const std::vector<uint8_t>& keep) { return views_of(p, keep); }
+std::vector<Trainable> trainables(model::LstmParams& p) { return views_of(p, {}); }
 
 AdamW::AdamW(std::vector<Trainable> tensors, const OptimizerOptions& o) : o_(o), tensors_(std::move(tensors)) {
   size_t n = 0;

@@ -13,6 +13,10 @@
 #include "format/gguf.hpp"
 #include "model/model.hpp"
 
+namespace lm::model {
+struct LstmParams;
+}
+
 namespace lm::train {
 
 struct OptimizerOptions {
@@ -47,6 +51,7 @@ struct Trainable {
 };
 // Every tensor of p (full training), or those with keep[view] set.
 std::vector<Trainable> trainables(model::Params& p, const std::vector<uint8_t>& keep = {});
+std::vector<Trainable> trainables(model::LstmParams& p);
 
 // AdamW over a set of tensors (weight decay only on matrices, not on norm gains or biases).
 // Moments allocated once; the tensors' buffers must stay where they are.

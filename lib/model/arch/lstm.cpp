@@ -11,12 +11,7 @@ namespace {
 
 void read(const format::GgufFile& g, ModelConfig& c) {
   auto bounded = [&](const char* k, uint32_t lo, uint32_t hi) {
-    const std::string key = std::string("lstm.") + k;
-    const uint32_t v = g.get_u32(key);
-    if (v < lo || v > hi)
-      throw FormatError(g.path(), "key '" + key + "' is " + std::to_string(v) + ", expected " + std::to_string(lo) +
-                                      " to " + std::to_string(hi));
-    return int(v);
+    return read_u32_in(g, std::string("lstm.") + k, lo, hi);
   };
   c.n_ctx = bounded("context_length", 1, 1u << 20);
   c.n_embd = bounded("embedding_length", 2, 1u << 16);
@@ -27,7 +22,7 @@ void read(const format::GgufFile& g, ModelConfig& c) {
 }
 
 std::vector<TensorSpec> tensors(const ModelConfig& c) {
-  const int E = c.n_embd, H = c.n_ff, P = c.n_proj, O = P ? P : H;
+  const int E = c.n_embd, H = c.n_ff, P = c.n_proj, O = c.out_width();
   std::vector<TensorSpec> s = {{"token_embd.weight", Role::TokEmbd, -1, c.n_vocab, E, true}};
   for (int l = 0; l < c.n_layer; ++l) {
     s.push_back(layer_weight(l, "lstm_ih", Role::LstmIh, 4 * H, l == 0 ? E : O));
