@@ -1,6 +1,7 @@
 // lm-finetune: continue training a llama-arch GGUF model on text, on prompt/completion pairs,
-// or as a sequence classifier; all weights or LoRA adapters. The loop is lib/train/run, the
-// jobs lib/train/finetune; this file parses, loads, reports and saves.
+// or as a sequence classifier, all weights or LoRA adapters; or an LSTM (docs/lstm.md) on text
+// or prompt/completion pairs, all weights. The loop is lib/train/run, the jobs
+// lib/train/finetune (the LSTM's lib/train/lstm_run); this file parses, loads, reports and saves.
 #include <cmath>
 #include <cstdio>
 #include <optional>
@@ -34,16 +35,19 @@ int main(int argc, char** argv) {
   bool dry = false, json = false, merge = false;
 
   CLI::App app{"Fine-tune a llama-arch GGUF model on CPU: continued training, prompt/completion pairs, LoRA "
-               "adapters, sequence classification"};
+               "adapters, sequence classification; or an LSTM on text or prompt/completion pairs"};
   lm::tools::init_app(app, "lm-finetune");
   lm::tools::doc(app.add_option("-m,--model", model,
-                                "Model to start from (GGUF, llama architecture; the tokenizer inside is used)")
+                                "Model to start from (GGUF, llama architecture or an LSTM; the tokenizer inside "
+                                "is used)")
                      ->type_name("FILE")
                      ->required())
       .group("Model, data and output")
       .man(R"(The model to start from (GGUF, llama architecture, F32/F16/BF16 or any block type lm
 reads: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS).
-A classifier made earlier can be trained further on data with its labels.)");
+A classifier made earlier can be trained further on data with its labels. An LSTM file
+(lm-train \-\-arch lstm) is fine-tuned in full on text or prompt/completion pairs: LoRA,
+classification and a teacher are a transformer's, and usage errors for an LSTM.)");
   lm::tools::doc(app.add_option("--data", data,
                                 "Training data: text or a token file (--task text), JSON Lines with prompt and "
                                 "completion, or label<TAB>text / __label__ lines (--task classify)")
@@ -82,7 +86,9 @@ default), or the mean of the final hidden states over the text's tokens. It is s
                      ->check(CLI::Range(2, 1 << 20))
                      ->type_name("T"))
       .group("Model, data and output")
-      .man(R"(Sequence length, at most the model's context (default: the model's).)");
+      .man(R"(Sequence length, at most the model's context (default: the model's). For an LSTM, the
+window of truncated backpropagation through time on text (any length; the file written keeps
+it as its window), and the length prompt/completion examples are cut to.)");
   lm::tools::doc(app.add_flag("--lora", f.lora, "Train LoRA adapters instead of every weight"))
       .group("LoRA")
       .man(R"(Train LoRA adapters instead of every weight. The options below,
@@ -261,17 +267,29 @@ early_stop and output (model, adapter or classifier).)");
 
     lm::format::GgufFile g = lm::format::GgufFile::open(model);
     if (lm::model::is_adapter(g)) throw lm::FormatError(model, "is a LoRA adapter; -m needs a model");
+    const bool lstm = lm::model::read_config(g).is_lstm();
+    if (lstm) lm::train::check_lstm_finetune(f);  // before the data is read
+    else lm::train::refuse_weight_drop(o);
     lm::Tokenizer tok = lm::model::load_tokenizer(g);
     const bool add_bos = g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) && tok.bos_id().has_value();
-    lm::model::Params base = lm::model::load_params(g, false);
+    std::optional<lm::model::Params> base;
+    std::optional<lm::model::LstmParams> lstm_p;
     std::vector<std::string> model_labels;
-    if (base.cfg.n_cls > 0) model_labels = lm::model::read_labels(g, base.cfg);
+    int T = 0;
+    if (lstm) {
+      lstm_p.emplace(lm::model::load_lstm_params(g));
+      if (f.context > 0) lstm_p->cfg.n_ctx = f.context;  // the window; an LSTM reads any length
+      T = lstm_p->cfg.n_ctx;
+    } else {
+      base.emplace(lm::model::load_params(g, false));
+      if (base->cfg.n_cls > 0) model_labels = lm::model::read_labels(g, base->cfg);
+      T = f.context > 0 ? f.context : base->cfg.n_ctx;
+      if (classify && base->cfg.n_cls > 0 && app.count("--pooling") && base->cfg.cls_pooling != f.pooling)
+        log.warn("%s: its classifier has %s pooling, which it keeps; --pooling applies to a new classifier",
+                 model.c_str(), base->cfg.cls_pooling == lm::model::kPoolMean ? "mean" : "last-token");
+    }
     f.model_labels = model_labels;
     f.model_name = model;
-    const int T = f.context > 0 ? f.context : base.cfg.n_ctx;
-    if (classify && base.cfg.n_cls > 0 && app.count("--pooling") && base.cfg.cls_pooling != f.pooling)
-      log.warn("%s: its classifier has %s pooling, which it keeps; --pooling applies to a new classifier",
-               model.c_str(), base.cfg.cls_pooling == lm::model::kPoolMean ? "mean" : "last-token");
 
     // Data for the task.
     std::vector<int> text, text_valid;
@@ -308,19 +326,29 @@ early_stop and output (model, adapter or classifier).)");
         break;
     }
 
-    lm::train::FinetuneJob job(o, f, std::move(base), tok, d);
-    if (job.unscored_examples() > 0)
+    // The job: a transformer's FinetuneJob, or an LSTM's.
+    std::unique_ptr<lm::train::FinetuneJob> ft;
+    lm::train::LstmFinetune lf;
+    size_t unscored = 0, n_params = 0, memory = 0;
+    if (lstm) {
+      lf = lm::train::make_lstm_finetune(o, f, *lstm_p, tok, d);
+      unscored = lf.unscored, n_params = lstm_p->cfg.n_params(), memory = lf.memory_bytes;
+    } else {
+      ft = std::make_unique<lm::train::FinetuneJob>(o, f, std::move(*base), tok, d);
+      unscored = ft->unscored_examples(), n_params = ft->params().cfg.n_params(), memory = ft->memory_bytes();
+    }
+    lm::train::Job& job = lstm ? *lf.job : static_cast<lm::train::Job&>(*ft);
+    if (unscored > 0)
       log.warn("%s: %zu of %zu examples have prompts of %d tokens or more, the whole context: their completions "
-               "are not trained (raise --context)", data.c_str(), job.unscored_examples(), seqs.size(), job.context());
+               "are not trained (raise --context)", data.c_str(), unscored, seqs.size(), T);
     size_t trainable = 0;
     for (const auto& t : job.trainables()) trainable += t.size();
-    const double mib = double(job.memory_bytes()) / (1 << 20);
+    const double mib = double(memory) / (1 << 20);
     if (dry && !dist.root()) return 0;
     if (dry) {
-      std::printf("parameters\t%zu\ntrainable\t%zu\ntokens_per_step\t%llu\nmemory_mib\t%.0f\n",
-                  job.params().cfg.n_params(), trainable,
+      std::printf("parameters\t%zu\ntrainable\t%zu\ntokens_per_step\t%llu\nmemory_mib\t%.0f\n", n_params, trainable,
                   (unsigned long long)(job.tokens_per_micro_step() * uint64_t(o.grad_accum)), mib);
-      if (lm::train::Teacher* t = job.teacher())
+      if (lm::train::Teacher* t = ft ? ft->teacher() : nullptr)
         std::printf("teacher\t%.0f MiB (in memory_mib); forward %.3f s per step (measured)\n",
                     double(t->bytes()) / (1 << 20), t->measure() * o.grad_accum);
       return 0;
@@ -328,7 +356,7 @@ early_stop and output (model, adapter or classifier).)");
     if (f.distill.enabled() && f.distill.alpha == 0)
       log.warn("--distill-alpha 0 trains on the labels alone: the teacher is not run");
     log.debug("%zu of %zu parameters trained; about %.0f MiB for weights, gradients, AdamW and activations",
-              trainable, job.params().cfg.n_params(), mib);
+              trainable, n_params, mib);
     const double peak = lm::kernels::sgemm_peak_gflops();
     lm::tools::StepReporter report(log, dist.root() ? tf.metrics : "", peak, dist.root() ? tf.plot : "",
                                    "lm-finetune: " + lm::display_name(output));
@@ -348,16 +376,18 @@ early_stop and output (model, adapter or classifier).)");
       log.info("interrupted at step %llu; checkpoint saved to %s", (unsigned long long)r.steps, checkpoint.c_str());
       return 128 + r.signal;
     }
-    const std::optional<double> accuracy = job.valid_accuracy();  // every rank: its share
+    const std::optional<double> accuracy = ft ? ft->valid_accuracy() : std::nullopt;  // every rank: its share
     if (!dist.root()) return 0;
 
     lm::format::GgufWriter w;
     const std::string name = lm::tools::model_name(output);
-    if (writes_adapter) {
-      lm::model::add_adapter(w, *job.lora(), name);
+    if (lstm) {
+      lm::model::add_lstm_model(w, *lstm_p, tok, name);
+    } else if (writes_adapter) {
+      lm::model::add_adapter(w, *ft->lora(), name);
     } else {
-      if (job.lora()) lm::model::merge_lora(job.params(), *job.lora());
-      lm::model::add_model(w, job.params(), tok, name, job.labels());
+      if (ft->lora()) lm::model::merge_lora(ft->params(), *ft->lora());
+      lm::model::add_model(w, ft->params(), tok, name, ft->labels());
     }
     w.write(*out);
     out->commit();

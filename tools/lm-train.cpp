@@ -180,6 +180,7 @@ and early_stop.)");
       if (lm::format::GgufFile::open(tf.resume).try_get_string(lm::format::kKeyArchitecture).value_or("") == "lstm")
         shape.arch = "lstm";
     }
+    if (!lm::train::is_lstm(shape)) lm::train::refuse_weight_drop(o);
     if (!dry && output.empty()) throw lm::UsageError("-o/--output is required");
     const std::string tok_path = tokenizer.empty() ? tf.resume : tokenizer;
     std::string checkpoint = tf.checkpoint;

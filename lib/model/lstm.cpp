@@ -179,6 +179,25 @@ void LstmModel::set_dropout(float p) {
   }
 }
 
+void LstmModel::set_weight_drop(float p) {
+  if (!(p >= 0 && p < 1)) throw UsageError("weight-drop " + std::to_string(p) + " is out of range [0, 1)");
+  weight_drop_ = p;
+  if (p > 0 && whh_drop_.empty()) {
+    whh_drop_.resize(size_t(cfg_.n_layer));
+    const size_t n = size_t(4) * cfg_.n_hidden * cfg_.out_width();
+    for (auto& w : whh_drop_) w.resize(n);
+    dwhh_.resize(n);
+  }
+}
+
+uint64_t LstmModel::weight_drop_seed(int l) const {
+  return derive_seed(seed_, uint64_t(cfg_.n_layer + 1 + l));  // the dropout sites are 0 .. L
+}
+
+const float* LstmModel::recurrent(const LstmParams& p, int l) const {
+  return weight_dropping() ? whh_drop_[size_t(l)].data() : p.get(p.layer_view(l, kLstmHh));
+}
+
 void LstmModel::set_training(bool on, uint64_t seed) {
   training_ = on;
   seed_ = seed;
@@ -190,8 +209,8 @@ void LstmModel::drop(const float* x, float* y, size_t n, int site) const {
 
 size_t LstmModel::activation_bytes() const {
   size_t n = logits_.size() + logits_out_.size() + losses_.size() + gates_.size() + dgates_.size() + top_.size() +
-             dtop_.size() + dx_.size() + drec_.size() + dh_.size() + dc_.size() + dr_.size();
-  for (const auto* v : {&x_, &acts_, &c_, &tc_, &h_, &r_, &rin_, &cin_})
+             dtop_.size() + dx_.size() + drec_.size() + dh_.size() + dc_.size() + dr_.size() + dwhh_.size();
+  for (const auto* v : {&x_, &acts_, &c_, &tc_, &h_, &r_, &rin_, &cin_, &whh_drop_})
     for (const auto& x : *v) n += x.size();
   return n * sizeof(float);
 }
@@ -223,7 +242,10 @@ float LstmModel::forward(const LstmParams& p, const int* tokens, const int* targ
     }
     float* R = (cfg_.n_proj ? r_[li] : h_[li]).data();
     const float* Wih = p.get(p.layer_view(l, kLstmIh));
-    const float* Whh = p.get(p.layer_view(l, kLstmHh));
+    if (weight_dropping())  // this window's mask, for all its steps and streams
+      apply_dropout(p.get(p.layer_view(l, kLstmHh)), whh_drop_[li].data(), whh_drop_[li].size(), weight_drop_seed(l),
+                    weight_drop_);
+    const float* Whh = recurrent(p, l);
     const float* bias = p.get(p.layer_view(l, kLstmBias));
     // The input products of every step at once, plus the bias.
     kernels::matmul_forward(gates_.data(), X, Wih, N, in, H4);
@@ -306,7 +328,7 @@ void LstmModel::backward(LstmParams& p) {
     const size_t li = size_t(l);
     const int in = cfg_.in_width(l);
     const float* X = l == 0 || drop_on ? x_[li].data() : (cfg_.n_proj ? r_[li - 1] : h_[li - 1]).data();
-    const float* Whh = p.get(p.layer_view(l, kLstmHh));
+    const float* Whh = recurrent(p, l);
     const float* Wp = cfg_.n_proj ? p.get(p.layer_view(l, kLstmProj)) : nullptr;
     std::fill(drec_.begin(), drec_.begin() + long(b) * O, 0.0f);
     std::fill(dc_.begin(), dc_.begin() + long(b) * H, 0.0f);
@@ -333,8 +355,13 @@ void LstmModel::backward(LstmParams& p) {
     // Weight gradients over the whole window, one product each.
     if (Wp) kernels::matmul_backward(nullptr, p.grad_of(p.layer_view(l, kLstmProj)), dr_.data(), h_[li].data(), Wp, N, H,
                                      O, false);
-    sgemm(true, false, H4, O, N, 1.0f, dgates_.data(), H4, rin_[li].data(), O, 1.0f, p.grad_of(p.layer_view(l, kLstmHh)),
-          O);
+    float* dWhh = p.grad_of(p.layer_view(l, kLstmHh));
+    if (weight_dropping()) {  // the gradient of the masked copy, through the mask
+      sgemm(true, false, H4, O, N, 1.0f, dgates_.data(), H4, rin_[li].data(), O, 0.0f, dwhh_.data(), O);
+      apply_dropout(dwhh_.data(), dWhh, dwhh_.size(), weight_drop_seed(l), weight_drop_, true);
+    } else {
+      sgemm(true, false, H4, O, N, 1.0f, dgates_.data(), H4, rin_[li].data(), O, 1.0f, dWhh, O);
+    }
     float* db = p.grad_of(p.layer_view(l, kLstmBias));
     for (int n = 0; n < N; ++n)
       for (int k = 0; k < H4; ++k) db[k] += dgates_[size_t(n) * H4 + k];

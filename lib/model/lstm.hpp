@@ -95,6 +95,11 @@ class LstmModel {
   // layer's input (the embeddings, the output of the layer below) and on the output layer's
   // input; the recurrent connections are never dropped. Kept elements are scaled by 1 / (1 - p).
   void set_dropout(float p);
+  // Weight-drop rate in [0, 1) while training (AWD-LSTM's DropConnect on the recurrent
+  // matrices): every layer's W_hh is masked element by element, one mask per window (drawn from
+  // set_training's seed) for all its steps and streams, kept elements scaled by 1 / (1 - p).
+  // Off training, W_hh itself is used.
+  void set_weight_drop(float p);
   // Training mode draws the dropout masks from `seed` (callers pass one per window, e.g. from
   // their data position, so that a resumed run draws the same masks); off, no dropout.
   void set_training(bool on, uint64_t seed = 0);
@@ -102,6 +107,10 @@ class LstmModel {
 
  private:
   bool dropping() const { return training_ && dropout_ > 0; }
+  bool weight_dropping() const { return training_ && weight_drop_ > 0; }
+  // Layer l's recurrent matrix as this window uses it: p's, or its weight-dropped copy.
+  const float* recurrent(const LstmParams& p, int l) const;
+  uint64_t weight_drop_seed(int l) const;
   // The dropout mask of site `site` (0: the embeddings, l: layer l's input, L: the output
   // layer's input) on n values of x into y (y may be x); the same call is its backward.
   void drop(const float* x, float* y, size_t n, int site) const;
@@ -109,7 +118,7 @@ class LstmModel {
   int B_, T_, b_ = 0, t_ = 0;
   bool have_targets_ = false;
   bool training_ = false;
-  float dropout_ = 0;
+  float dropout_ = 0, weight_drop_ = 0;
   uint64_t seed_ = 0;
   std::vector<int> tok_tm_, tgt_tm_;  // tokens and targets time-major: row t * b + i
   std::vector<uint8_t> reset_tm_;     // reset flags time-major (empty: none in this window)
@@ -119,6 +128,9 @@ class LstmModel {
   // r (T*B, P) (else r is h); rin and cin: the state each step starts from (the step before's,
   // the carried state at step 0, zeros after a reset).
   std::vector<LargeVector<float>> x_, acts_, c_, tc_, h_, r_, rin_, cin_;
+  // Weight-drop: each layer's masked W_hh (4H, O), and the gradient of one before its mask.
+  std::vector<LargeVector<float>> whh_drop_;
+  LargeVector<float> dwhh_;
   LargeVector<float> top_, logits_, logits_out_, losses_, gates_, dgates_, dtop_, dx_, drec_, dh_, dc_, dr_;
 };
 

@@ -24,18 +24,11 @@ namespace lm::train {
 
 namespace {
 
-constexpr const char* kTaskKey = "lm.finetune.task";
 constexpr const char* kLabelsKey = "lm.finetune.labels";
 // What a checkpoint's run trained, and with which options (compared on resume).
 constexpr const char* kTrainedKey = "lm.finetune.trained";
-constexpr const char* kContextKey = "lm.finetune.context";
-constexpr const char* kBaseKey = "lm.finetune.base_checksum";
 constexpr const char* kLoraAlphaKey = "lm.finetune.lora_alpha";
 constexpr const char* kLoraDropoutKey = "lm.finetune.lora_dropout";
-
-const char* task_name(Task t) {
-  return t == Task::Text ? "text" : t == Task::PromptCompletion ? "prompt-completion" : "classify";
-}
 
 // Lines of a file (or stdin), without their newline; a trailing '\r' is dropped.
 std::vector<std::string> read_lines(const std::string& path) {
@@ -50,6 +43,27 @@ std::vector<std::string> read_lines(const std::string& path) {
 }
 
 }  // namespace
+
+const char* task_name(Task t) {
+  return t == Task::Text ? "text" : t == Task::PromptCompletion ? "prompt-completion" : "classify";
+}
+
+size_t check_completions(const FinetuneData& data, int T) {
+  if (data.seqs->empty()) throw FormatError(data.train_name, "has no training examples");
+  // Position j predicts token j + 1, so an example is scored only if its completion starts
+  // within the first T tokens.
+  auto unscored = [&](const std::vector<Sequence>& v) {
+    return size_t(std::count_if(v.begin(), v.end(), [&](const Sequence& s) { return s.loss_from > T; }));
+  };
+  const std::string why = " of " + std::to_string(T) + " tokens: raise --context or shorten the prompts";
+  const size_t n = unscored(*data.seqs);
+  if (n == data.seqs->size())
+    throw FormatError(data.train_name, "has no example whose completion starts within the context" + why);
+  if (data.seqs_valid && !data.seqs_valid->empty() && unscored(*data.seqs_valid) == data.seqs_valid->size())
+    throw FormatError(data.valid_name.empty() ? data.train_name : data.valid_name,
+                      "has no held-out example whose completion starts within the context" + why);
+  return n;
+}
 
 std::vector<Sequence> load_prompt_completion(const std::string& path, const Tokenizer& tok, bool add_bos, int threads) {
   const std::vector<std::string> lines = read_lines(path);
@@ -151,6 +165,7 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
 FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model::Params base, const Tokenizer& tok,
                          const FinetuneData& data)
     : o_(o), f_(f), p_(std::move(base)), tok_(tok), data_(data), rng_(derive_seed(o.seed, 1)) {
+  refuse_weight_drop(o);
   base_checksum_ = fnv1a64_words(p_.w.data(), p_.w.size() * sizeof(float));  // before a new head is added
   model::ModelConfig cfg = p_.cfg;
   if (tok.vocab_size() != cfg.n_vocab)
@@ -221,22 +236,9 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
       text_sampler_ = std::make_unique<BatchSampler>(*data.text, T_, derive_seed(o.seed, 1), data.train_name);
       if (data.text_valid) check_held_out(*data.text_valid, T_, data.train_name, data.valid_name);
       break;
-    case Task::PromptCompletion: {
-      if (data.seqs->empty()) throw FormatError(data.train_name, "has no training examples");
-      // Position j predicts token j + 1, so an example is scored only if its completion starts
-      // within the first T_ tokens.
-      auto unscored = [&](const std::vector<Sequence>& v) {
-        return size_t(std::count_if(v.begin(), v.end(), [&](const Sequence& s) { return s.loss_from > T_; }));
-      };
-      const std::string why = " of " + std::to_string(T_) + " tokens: raise --context or shorten the prompts";
-      unscored_ = unscored(*data.seqs);
-      if (unscored_ == data.seqs->size())
-        throw FormatError(data.train_name, "has no example whose completion starts within the context" + why);
-      if (data.seqs_valid && !data.seqs_valid->empty() && unscored(*data.seqs_valid) == data.seqs_valid->size())
-        throw FormatError(data.valid_name.empty() ? data.train_name : data.valid_name,
-                          "has no held-out example whose completion starts within the context" + why);
+    case Task::PromptCompletion:
+      unscored_ = check_completions(data, T_);
       break;
-    }
     case Task::Classify:
       if (data.labeled->examples.empty()) throw FormatError(data.train_name, "has no training examples");
       break;
@@ -394,26 +396,6 @@ double FinetuneJob::flops_per_token() const {
   return (probe ? 2.0 : 4.0) * used + 2.0 * trained + 6.0 * lora +
          (probe ? 4.0 : 12.0) * c.n_layer * c.n_embd * double(T_);
 }
-
-namespace {
-// The mean of run(batch) over the first `limit` items taken in batches of B, weighted by batch
-// size. Under MPI, batch j runs on rank j mod N and the sums are reduced (docs/distributed.md).
-template <class Item, class Run>
-float mean_over_batches(const std::vector<Item>& items, size_t B, size_t limit, Run run) {
-  const dist::Comm& comm = dist::world();
-  double sums[2] = {0, 0};  // loss x examples, examples
-  size_t j = 0;
-  for (size_t i = 0; i < items.size() && i < limit; i += B, ++j) {
-    if (int(j % size_t(comm.size())) != comm.rank()) continue;
-    std::vector<const Item*> batch;
-    for (size_t k = i; k < std::min(items.size(), i + B); ++k) batch.push_back(&items[k]);
-    sums[0] += double(run(batch)) * double(batch.size());
-    sums[1] += double(batch.size());
-  }
-  comm.sum(sums, 2);
-  return float(sums[0] / sums[1]);
-}
-}  // namespace
 
 std::optional<float> FinetuneJob::validate() {
   net_->set_training(false);

@@ -4,12 +4,15 @@
 // (plus chosen base tensors) are trained.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "dist/comm.hpp"
 #include "model/lora.hpp"
+#include "model/lstm.hpp"
 #include "model/model.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "train/distill.hpp"
@@ -45,6 +48,13 @@ LabeledData load_labeled(const std::string& path, const Tokenizer& tok, bool add
                          const std::vector<std::string>* labels, int threads);
 
 enum class Task { Text, PromptCompletion, Classify };
+const char* task_name(Task t);  // "text", "prompt-completion", "classify"
+
+// lm-finetune's checkpoint keys, compared on resume: the task, the context and a checksum of
+// the -m model's weights (the run's starting point).
+inline constexpr const char* kTaskKey = "lm.finetune.task";
+inline constexpr const char* kContextKey = "lm.finetune.context";
+inline constexpr const char* kBaseKey = "lm.finetune.base_checksum";
 
 struct FinetuneOptions {
   Task task = Task::Text;
@@ -76,6 +86,44 @@ struct FinetuneData {
   const LabeledData* labeled_valid = nullptr;
   std::string train_name, valid_name;  // valid_name is empty when held-out data is split from train
 };
+
+// Prompt/completion data at context T: throws FormatError when no training example (or, with
+// held-out examples, none of those) has its completion start within T tokens; returns how many
+// training examples do not, which train nothing.
+size_t check_completions(const FinetuneData& data, int T);
+
+// The mean of run(batch) over the first `limit` items taken in batches of B, weighted by batch
+// size. Under MPI, batch j runs on rank j mod N and the sums are reduced (docs/distributed.md).
+template <class Item, class Run>
+float mean_over_batches(const std::vector<Item>& items, size_t B, size_t limit, Run run) {
+  const dist::Comm& comm = dist::world();
+  double sums[2] = {0, 0};  // loss x examples, examples
+  size_t j = 0;
+  for (size_t i = 0; i < items.size() && i < limit; i += B, ++j) {
+    if (int(j % size_t(comm.size())) != comm.rank()) continue;
+    std::vector<const Item*> batch;
+    for (size_t k = i; k < std::min(items.size(), i + B); ++k) batch.push_back(&items[k]);
+    sums[0] += double(run(batch)) * double(batch.size());
+    sums[1] += double(batch.size());
+  }
+  comm.sum(sums, 2);
+  return float(sums[0] / sums[1]);
+}
+
+// Fine-tuning an LSTM (docs/lstm.md; lib/train/lstm_run.cpp). Every weight is trained:
+// Task::Text as lm-train trains an LSTM (contiguous streams, the state carried from window to
+// window, p.cfg.n_ctx the window); Task::PromptCompletion each example from a zero state, scored
+// on its completion, truncated to p.cfg.n_ctx tokens. check_lstm_finetune throws UsageError for
+// what an LSTM cannot do here (LoRA, classification, a teacher); make_lstm_finetune calls it.
+void check_lstm_finetune(const FinetuneOptions& f);
+struct LstmFinetune {
+  std::unique_ptr<Job> job;
+  size_t unscored = 0;      // prompt/completion examples that train nothing (check_completions)
+  size_t memory_bytes = 0;  // weights, gradients, AdamW moments, activations and carried states
+};
+// p: the loaded model, trained in place (it must outlive the job).
+LstmFinetune make_lstm_finetune(const TrainOptions& o, const FinetuneOptions& f, model::LstmParams& p,
+                                const Tokenizer& tok, const FinetuneData& data);
 
 class FinetuneJob final : public Job {
  public:

@@ -38,6 +38,7 @@ constexpr const char* kWarmup = "lm.train.warmup_steps";
 constexpr const char* kDecay = "lm.train.weight_decay";
 constexpr const char* kClip = "lm.train.grad_clip";
 constexpr const char* kDropout = "lm.train.dropout";
+constexpr const char* kWeightDrop = "lm.train.weight_drop";
 // A checkpoint's tensors' checksums, fnv1a64_words of each tensor's bytes, 8 little-endian bytes
 // each, in tensor order (docs/reliability.md E2).
 constexpr const char* kChecksums = "lm.train.tensor_checksums";
@@ -138,6 +139,7 @@ std::string loop_diff(const format::GgufFile& g, const TrainOptions& o, int rank
   f32(kDecay, "--weight-decay", o.opt.weight_decay);
   f32(kClip, "--grad-clip", o.opt.grad_clip);
   f32(kDropout, "--dropout", o.dropout);
+  f32(kWeightDrop, "--weight-drop", o.weight_drop);
   if (auto v = g.try_get_u64(kWarmup)) diff_option(diff, "--warmup", *v, o.opt.warmup_steps);
   return diff;
 }
@@ -233,6 +235,7 @@ DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab, cons
     if (distill.enabled()) throw UsageError("--teacher trains a transformer student; an LSTM student is not supported");
     return dry_run_lstm(shape, o, n_vocab);
   }
+  refuse_weight_drop(o);
   DryRun d;
   d.cfg = make_config(shape, n_vocab);
   kernels::set_threads(o.threads);
@@ -299,8 +302,14 @@ float evaluate(model::Model& net, const model::Params& p, const std::vector<int>
   return float(sum / double(n_windows));
 }
 
+void refuse_weight_drop(const TrainOptions& o) {
+  if (o.weight_drop > 0)
+    throw UsageError("--weight-drop masks an LSTM's recurrent matrices; a transformer has none (use --dropout)");
+}
+
 RunResult run_training(const ModelShape& shape, const TrainOptions& o, const RunInputs& in,
                        std::optional<model::Params>& params, const Logger& log) {
+  refuse_weight_drop(o);
   if (o.steps == 0 && o.tokens == 0 && o.time_s <= 0)
     throw UsageError("no training budget: give --steps, --tokens or --time");
   if (o.batch < 1 || o.grad_accum < 1) throw UsageError("--batch and --grad-accum must be at least 1");
@@ -472,6 +481,7 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     w.set_f32(kDecay, o.opt.weight_decay);
     w.set_f32(kClip, o.opt.grad_clip);
     w.set_f32(kDropout, o.dropout);
+    w.set_f32(kWeightDrop, o.weight_drop);
     add_checksums(w);
     w.save(in.checkpoint_path);
     if (in.on_checkpoint) in.on_checkpoint(in.checkpoint_path);

@@ -32,6 +32,8 @@ inline bool is_lstm(const ModelShape& s) { return s.arch == "lstm"; }
 struct TrainOptions {
   int batch = 8;                    // sequences per micro-batch
   float dropout = 0;                // the model's dropout while training (Model::set_dropout)
+  float weight_drop = 0;            // an LSTM's weight-drop (LstmModel::set_weight_drop); a
+                                    // transformer's run refuses it (UsageError)
   int grad_accum = 1;               // micro-batches per optimizer step
   uint64_t steps = 0;               // budgets; at least one of steps, tokens, time_s must be set
   uint64_t tokens = 0;
@@ -52,6 +54,10 @@ struct TrainOptions {
   // Resume even where the options a checkpoint records differ (listed as a warning instead).
   bool force_resume = false;
 };
+
+// Throws UsageError when o asks for weight-drop: a transformer's runs call it (only an LSTM has
+// recurrent matrices to drop).
+void refuse_weight_drop(const TrainOptions& o);
 
 // Appends "NAME X in the checkpoint but Y now" to a comma-separated list when the values
 // differ; a resumed run lists these (docs/reliability.md E3).

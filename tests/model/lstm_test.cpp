@@ -4,6 +4,7 @@
 // model::Session against the training model.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -174,6 +175,52 @@ TEST_CASE("LSTM gradients with dropout and document resets match finite differen
   lm::test::check_param_grads(p, loss, rng, 4);
   m.set_training(false);
   CHECK(loss() != l0);  // dropout changed the loss
+}
+
+TEST_CASE("LSTM weight-drop: gradients match finite differences, dropped elements get none, off training W_hh itself") {
+  LstmConfig cfg;
+  cfg.n_vocab = 19, cfg.n_ctx = 6, cfg.n_embd = 6, cfg.n_hidden = 8, cfg.n_layer = 2, cfg.n_proj = 6;
+  LstmParams p(cfg);
+  Rng rng(9);
+  p.init(rng);
+  for (auto& x : p.w) x += 0.3f * rng.normal();
+  const int B = 3, T = 6;
+  LstmModel m(cfg, B, T), plain(cfg, B, T);
+  m.set_weight_drop(0.4f);
+  m.set_training(true, 123);
+  LstmState start;
+  start.resize(cfg, B);
+  for (auto& x : start.h) x = 0.5f * rng.normal();
+  for (auto& x : start.c) x = 0.5f * rng.normal();
+  std::vector<int> tokens(static_cast<size_t>(B * T)), targets(static_cast<size_t>(B * T));
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(19)), targets[i] = int(rng.below(19));
+  auto loss_of = [&](LstmModel& net) {
+    LstmState st = start;
+    return double(net.forward(p, tokens.data(), targets.data(), B, T, st));
+  };
+  auto loss = [&] { return loss_of(m); };
+  std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+  const double l0 = loss();
+  m.backward(p);
+  lm::test::check_param_grads(p, loss, rng, 6);
+  // The mask is per element of W_hh, the same for every step and stream: about 40% of each
+  // layer's recurrent gradient is exactly zero, and none of its input matrix's.
+  for (int l = 0; l < cfg.n_layer; ++l) {
+    const ParamView& hh = p.views[p.layer_view(l, kLstmHh)];
+    const ParamView& ih = p.views[p.layer_view(l, kLstmIh)];
+    const float* g = p.grad.data() + hh.offset;
+    const size_t n = size_t(hh.rows) * hh.cols;
+    const double zero = double(std::count(g, g + n, 0.0f)) / double(n);
+    CAPTURE(l);
+    CHECK(zero > 0.3);
+    CHECK(zero < 0.5);
+    const float* gi = p.grad.data() + ih.offset;
+    CHECK(std::count(gi, gi + size_t(ih.rows) * ih.cols, 0.0f) == 0);
+  }
+  // Off training the model uses W_hh unmasked: the loss of a model without weight-drop.
+  m.set_training(false);
+  CHECK(loss() == loss_of(plain));
+  CHECK(loss() != l0);
 }
 
 TEST_CASE("LSTM reset: a stream that starts again at step j gives what a fresh stream of its tail gives") {

@@ -1,6 +1,6 @@
 // Tests for lib/train/finetune: prompt/completion examples (the boundary of the scored part),
-// the masked loss equal to a hand-masked forward pass, labeled files, and a LoRA job whose
-// base weights stay untouched.
+// the masked loss equal to a hand-masked forward pass (a transformer's and an LSTM's job),
+// labeled files, and a LoRA job whose base weights stay untouched.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 
 #include "base/error.hpp"
 #include "dataset/labeled.hpp"
+#include "model/lstm.hpp"
 #include "model/model.hpp"
 #include "test_util.hpp"
 #include "train/data.hpp"
@@ -98,6 +99,75 @@ TEST_CASE("prompt/completion: BOS, prompt, completion, EOS; scored from the comp
   // One batch of both sequences: the mean over all their completion tokens.
   CHECK(counts[0] > 0);
   CHECK(job_loss == doctest::Approx((per_seq[0] + per_seq[1]) / (counts[0] + counts[1])).epsilon(1e-4));
+}
+
+TEST_CASE("an LSTM's prompt/completion job scores each example from a zero state, on its completion only") {
+  test::TempDir dir;
+  Tokenizer tok = test::train_tokenizer(corpus(), 300);
+  const std::string path = dir.path() + "/pc.jsonl";
+  std::ofstream(path) << "{\"prompt\": \"question 3 is\", \"completion\": \" answered by 2 words\"}\n"
+                      << "{\"prompt\": \"question 1 is answered\", \"completion\": \" by 4\"}\n";
+  const std::vector<Sequence> seqs = load_prompt_completion(path, tok, true, 1);
+  REQUIRE(seqs.size() == 2);
+  model::LstmConfig cfg;
+  cfg.n_vocab = tok.vocab_size(), cfg.n_ctx = 32, cfg.n_embd = 16, cfg.n_hidden = 24, cfg.n_layer = 2, cfg.n_proj = 16;
+  model::LstmParams p(cfg);
+  Rng rng(2);
+  p.init(rng);
+  const model::LstmParams start = p;
+  TrainOptions o;
+  o.batch = 2;
+  o.eval_batches = 1;
+  o.dropout = 0.2f;       // off in validation
+  o.weight_drop = 0.3f;
+  FinetuneOptions f;
+  f.task = Task::PromptCompletion;
+  FinetuneData d;
+  d.seqs = &seqs;
+  d.seqs_valid = &seqs;
+  d.train_name = path;
+  LstmFinetune job = make_lstm_finetune(o, f, p, tok, d);
+  CHECK(job.unscored == 0);
+  const double mean = (int(seqs[0].tokens.size()) - 1 + int(seqs[1].tokens.size()) - 1) / 2.0;
+  CHECK(job.job->tokens_per_micro_step() == uint64_t(std::llround(2 * mean)));
+  const float job_loss = *job.job->validate();
+  // By hand: each example alone, from a zero state, its completion tokens scored.
+  model::LstmModel m(cfg, 1, 32);
+  double sum = 0;
+  int count = 0;
+  for (const Sequence& s : seqs) {
+    const int t = int(s.tokens.size()) - 1;
+    model::LstmState st;
+    st.resize(cfg, 1);
+    m.forward(start, s.tokens.data(), nullptr, 1, t, st);
+    for (int j = s.loss_from - 1; j < t; ++j) {
+      const float* row = m.logits() + size_t(j) * cfg.n_vocab;
+      double mx = row[0], z = 0;
+      for (int v = 1; v < cfg.n_vocab; ++v) mx = std::max(mx, double(row[v]));
+      for (int v = 0; v < cfg.n_vocab; ++v) z += std::exp(row[v] - mx);
+      sum += mx + std::log(z) - row[s.tokens[size_t(j) + 1]];
+      ++count;
+    }
+  }
+  CHECK(count > 0);
+  CHECK(job_loss == doctest::Approx(sum / count).epsilon(1e-4));
+  // A training step changes every kind of weight (no gradient is lost on the way).
+  for (auto& g : job.job->grads()) std::fill(g.begin(), g.end(), 0.0f);
+  job.job->micro_step();
+  for (size_t v = 0; v < p.views.size(); ++v) {
+    const float* g = p.grad.data() + p.views[v].offset;
+    const size_t n = size_t(p.views[v].rows) * p.views[v].cols;
+    CAPTURE(p.views[v].name);
+    CHECK(std::any_of(g, g + n, [](float x) { return x != 0.0f; }));
+  }
+  // What an LSTM cannot do here, refused before any data is read.
+  for (int k = 0; k < 3; ++k) {
+    FinetuneOptions bad = f;
+    if (k == 0) bad.lora = true;
+    if (k == 1) bad.task = Task::Classify;
+    if (k == 2) bad.distill.teacher = "t.gguf";
+    CHECK_THROWS_AS(check_lstm_finetune(bad), UsageError);
+  }
 }
 
 TEST_CASE("held-out examples are spread over the file, so a file sorted by label holds out every label") {

@@ -109,6 +109,16 @@ budget) never reaches the cosine decay, and a warning says so.)");
       .man(R"(Dropout rate while training: on the token embeddings and on the output of every
 attention and MLP block before it joins the residual stream, as GPT-2 does. Kept values are
 scaled by 1/(1\-P). The masks follow the data position, so a resumed run draws the same ones.)");
+  lm::tools::doc(app.add_option("--weight-drop", o.weight_drop,
+                 "An LSTM's weight-drop: DropConnect on its recurrent matrices, one mask per window")
+      ->check(CLI::Range(0.0, 0.95))->type_name("P"))
+      .group("Budget and optimization")
+      .man(R"(An LSTM's weight-drop rate while training (AWD-LSTM's DropConnect): each element of
+every layer's recurrent matrix is dropped with probability P, one mask per window for all its
+steps and streams, kept elements scaled by 1/(1\-P). Unlike
+.BR \-\-dropout ,
+it regularizes the recurrence itself. A transformer has no recurrent matrix: the option is
+then a usage error.)");
   lm::tools::doc(app.add_option("--weight-decay", o.opt.weight_decay, "AdamW weight decay (not on norms)")
                      ->check(CLI::Range(0.0, 10.0)))
       .group("Budget and optimization")
