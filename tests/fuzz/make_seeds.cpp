@@ -16,6 +16,7 @@
 #include "format/token_file.hpp"
 #include "fuzz_util.hpp"
 #include "model/lora.hpp"
+#include "model/lstm.hpp"
 #include "model/model_io.hpp"
 #include "model/tokenizer_loader.hpp"
 
@@ -65,6 +66,16 @@ int main(int argc, char** argv) {
 
     save_model(tok, cfg, {out("model", "model.gguf"), out("gguf", "model.gguf")});
     save_model(tok, fuzz::seed_config(tok.vocab_size(), 2), {out("model", "classifier.gguf")});
+    {  // An LSTM (docs/lstm.md), tied, with a projection: its own keys and tensor names.
+      model::LstmConfig lc;
+      lc.n_vocab = tok.vocab_size(), lc.n_ctx = 8, lc.n_embd = 8, lc.n_hidden = 12, lc.n_layer = 2, lc.n_proj = 8;
+      model::LstmParams p(lc, false);
+      Rng rng(2);
+      fill(p.w.data(), p.w.size(), rng);
+      format::GgufWriter w;
+      model::add_lstm_model(w, p, tok, "seed");
+      w.save(out("model", "lstm.gguf"));
+    }
 
     // Tokenizers: .model bytes, with and without byte fallback, and GGUF without the bytes.
     write(out("spm", "bpe.model"), tok.model_proto());
