@@ -48,6 +48,25 @@ const char* task_name(Task t) {
   return t == Task::Text ? "text" : t == Task::PromptCompletion ? "prompt-completion" : "classify";
 }
 
+int pad_examples(const std::vector<const Sequence*>& batch, int T, int* inputs, int* targets, uint64_t* fed) {
+  int t = 1;
+  for (const Sequence* s : batch) t = std::max(t, std::min(T, int(s->tokens.size()) - 1));
+  *fed = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Sequence& s = *batch[i];
+    const int n = std::min(t, int(s.tokens.size()) - 1);
+    *fed += uint64_t(n);
+    int* in = inputs + i * size_t(t);
+    int* tg = targets + i * size_t(t);
+    for (int j = 0; j < t; ++j) {
+      in[j] = j < n ? s.tokens[size_t(j)] : s.tokens.back();
+      // Position j predicts token j + 1, scored when that token is past the prompt.
+      tg[j] = j < n && j + 1 >= s.loss_from ? s.tokens[size_t(j) + 1] : -1;
+    }
+  }
+  return t;
+}
+
 size_t check_completions(const FinetuneData& data, int T) {
   if (data.seqs->empty()) throw FormatError(data.train_name, "has no training examples");
   // Position j predicts token j + 1, so an example is scored only if its completion starts
@@ -274,21 +293,7 @@ std::vector<std::span<float>> FinetuneJob::grads() {
 
 float FinetuneJob::run_sequences(const std::vector<const Sequence*>& batch, bool backward) {
   const int b = int(batch.size());
-  int t = 1;
-  for (const Sequence* s : batch) t = std::max(t, std::min(T_, int(s->tokens.size()) - 1));
-  last_tokens_ = 0;
-  for (int i = 0; i < b; ++i) {
-    const Sequence& s = *batch[size_t(i)];
-    const int n = std::min(t, int(s.tokens.size()) - 1);
-    last_tokens_ += uint64_t(n);
-    int* in = inputs_.data() + size_t(i) * t;
-    int* tg = targets_.data() + size_t(i) * t;
-    for (int j = 0; j < t; ++j) {
-      in[j] = j < n ? s.tokens[size_t(j)] : s.tokens.back();
-      // Position j predicts token j + 1, scored when that token is past the prompt.
-      tg[j] = j < n && j + 1 >= s.loss_from ? s.tokens[size_t(j) + 1] : -1;
-    }
-  }
+  const int t = pad_examples(batch, T_, inputs_.data(), targets_.data(), &last_tokens_);
   const model::SoftTargets* soft = backward && distilling() ? &teacher_->run(inputs_.data(), b, t) : nullptr;
   const float loss = net_->forward(p_, inputs_.data(), targets_.data(), b, t, soft);
   if (backward) net_->backward(p_);

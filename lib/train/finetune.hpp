@@ -87,6 +87,11 @@ struct FinetuneData {
   std::string train_name, valid_name;  // valid_name is empty when held-out data is split from train
 };
 
+// A batch of examples as rows of t tokens, t the longest example's inputs (at most T): inputs
+// and targets (b, t), the padding and the prompt's positions not scored (target -1). Returns t;
+// *fed is the tokens the examples feed the model, padding left out.
+int pad_examples(const std::vector<const Sequence*>& batch, int T, int* inputs, int* targets, uint64_t* fed);
+
 // Prompt/completion data at context T: throws FormatError when no training example (or, with
 // held-out examples, none of those) has its completion start within T tokens; returns how many
 // training examples do not, which train nothing.

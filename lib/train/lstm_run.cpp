@@ -253,21 +253,7 @@ class LstmJob final : public Job {
   // scored from their completion; backward adds the gradients. Returns the mean loss.
   float run_sequences(const std::vector<const Sequence*>& batch, bool backward) {
     const int b = int(batch.size());
-    int t = 1;
-    for (const Sequence* s : batch) t = std::max(t, std::min(T_, int(s->tokens.size()) - 1));
-    last_tokens_ = 0;
-    for (int i = 0; i < b; ++i) {
-      const Sequence& s = *batch[size_t(i)];
-      const int n = std::min(t, int(s.tokens.size()) - 1);
-      last_tokens_ += uint64_t(n);
-      int* in = inputs_.data() + size_t(i) * t;
-      int* tg = targets_.data() + size_t(i) * t;
-      for (int j = 0; j < t; ++j) {
-        in[j] = j < n ? s.tokens[size_t(j)] : s.tokens.back();
-        // Position j predicts token j + 1, scored when that token is past the prompt.
-        tg[j] = j < n && j + 1 >= s.loss_from ? s.tokens[size_t(j) + 1] : -1;
-      }
-    }
+    const int t = pad_examples(batch, T_, inputs_.data(), targets_.data(), &last_tokens_);
     vstate_.zero();
     const float loss = net_.forward(p_, inputs_.data(), targets_.data(), b, t, vstate_);
     if (backward) net_.backward(p_);

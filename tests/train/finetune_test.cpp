@@ -35,15 +35,28 @@ model::ModelConfig config(int vocab) {
   return c;
 }
 
+// Two examples (a blank line between them, the members in either order), loaded.
+std::vector<Sequence> two_examples(const std::string& path, const Tokenizer& tok) {
+  std::ofstream(path) << "{\"prompt\": \"question 3 is\", \"completion\": \" answered by 2 words\"}\n\n"
+                      << "{\"completion\": \" by 4\", \"prompt\": \"question 1 is answered\"}\n";
+  return load_prompt_completion(path, tok, true, 1);
+}
+
+// -log softmax(row)[target] over V logits.
+double token_nll(const float* row, int V, int target) {
+  double mx = row[0], z = 0;
+  for (int v = 1; v < V; ++v) mx = std::max(mx, double(row[v]));
+  for (int v = 0; v < V; ++v) z += std::exp(row[v] - mx);
+  return mx + std::log(z) - row[target];
+}
+
 }  // namespace
 
 TEST_CASE("prompt/completion: BOS, prompt, completion, EOS; scored from the completion; loss masked to it") {
   test::TempDir dir;
   Tokenizer tok = test::train_tokenizer(corpus(), 300);
   const std::string path = dir.path() + "/pc.jsonl";
-  std::ofstream(path) << "{\"prompt\": \"question 3 is\", \"completion\": \" answered by 2 words\"}\n\n"
-                      << "{\"completion\": \" by 4\", \"prompt\": \"question 1 is answered\"}\n";
-  const std::vector<Sequence> seqs = load_prompt_completion(path, tok, true, 1);
+  const std::vector<Sequence> seqs = two_examples(path, tok);
   REQUIRE(seqs.size() == 2);
   for (size_t i = 0; i < 2; ++i) {
     const Sequence& s = seqs[i];
@@ -88,11 +101,7 @@ TEST_CASE("prompt/completion: BOS, prompt, completion, EOS; scored from the comp
     const int t = int(s.tokens.size()) - 1;
     m.forward(p, s.tokens.data(), nullptr, 1, t);
     for (int j = s.loss_from - 1; j < t; ++j) {
-      const float* row = m.logits() + size_t(j) * cfg.n_vocab;
-      double mx = row[0], z = 0;
-      for (int v = 1; v < cfg.n_vocab; ++v) mx = std::max(mx, double(row[v]));
-      for (int v = 0; v < cfg.n_vocab; ++v) z += std::exp(row[v] - mx);
-      per_seq[i] += mx + std::log(z) - row[s.tokens[size_t(j) + 1]];
+      per_seq[i] += token_nll(m.logits() + size_t(j) * cfg.n_vocab, cfg.n_vocab, s.tokens[size_t(j) + 1]);
       ++counts[i];
     }
   }
@@ -105,9 +114,7 @@ TEST_CASE("an LSTM's prompt/completion job scores each example from a zero state
   test::TempDir dir;
   Tokenizer tok = test::train_tokenizer(corpus(), 300);
   const std::string path = dir.path() + "/pc.jsonl";
-  std::ofstream(path) << "{\"prompt\": \"question 3 is\", \"completion\": \" answered by 2 words\"}\n"
-                      << "{\"prompt\": \"question 1 is answered\", \"completion\": \" by 4\"}\n";
-  const std::vector<Sequence> seqs = load_prompt_completion(path, tok, true, 1);
+  const std::vector<Sequence> seqs = two_examples(path, tok);
   REQUIRE(seqs.size() == 2);
   model::LstmConfig cfg;
   cfg.n_vocab = tok.vocab_size(), cfg.n_ctx = 32, cfg.n_embd = 16, cfg.n_hidden = 24, cfg.n_layer = 2, cfg.n_proj = 16;
@@ -141,11 +148,7 @@ TEST_CASE("an LSTM's prompt/completion job scores each example from a zero state
     st.resize(cfg, 1);
     m.forward(start, s.tokens.data(), nullptr, 1, t, st);
     for (int j = s.loss_from - 1; j < t; ++j) {
-      const float* row = m.logits() + size_t(j) * cfg.n_vocab;
-      double mx = row[0], z = 0;
-      for (int v = 1; v < cfg.n_vocab; ++v) mx = std::max(mx, double(row[v]));
-      for (int v = 0; v < cfg.n_vocab; ++v) z += std::exp(row[v] - mx);
-      sum += mx + std::log(z) - row[s.tokens[size_t(j) + 1]];
+      sum += token_nll(m.logits() + size_t(j) * cfg.n_vocab, cfg.n_vocab, s.tokens[size_t(j) + 1]);
       ++count;
     }
   }
