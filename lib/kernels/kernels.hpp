@@ -140,6 +140,22 @@ void attention_backward(float* dq, float* dk, float* dv, float* datt, const floa
 void attention_backward_ref(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
                             const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D);
 
+// Bidirectional self-attention (an encoder, docs/encoder.md) over right-padded rows: in row b
+// every query 0 .. T-1 sees the keys 0 .. lengths[b] - 1 (lengths nullptr: all T; each >= 1).
+// Same layouts as attention_forward; att's entries at padded keys are 0. The queries of padded
+// positions are computed like the others (nothing reads them).
+void attention_encoder_forward(float* out, float* att, const float* q, const float* k, const float* v,
+                               const int* lengths, int B, int T, int H, int Hkv, int D);
+void attention_encoder_forward_ref(float* out, float* att, const float* q, const float* k, const float* v,
+                                   const int* lengths, int B, int T, int H, int Hkv, int D);
+// As attention_backward; dk and dv of padded keys are 0.
+void attention_encoder_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
+                                const float* q, const float* k, const float* v, const int* lengths, int B, int T,
+                                int H, int Hkv, int D);
+void attention_encoder_backward_ref(float* dq, float* dk, float* dv, float* datt, const float* dout,
+                                    const float* att, const float* q, const float* k, const float* v,
+                                    const int* lengths, int B, int T, int H, int Hkv, int D);
+
 // Attention of n new queries against a KV cache (inference): query i sits at position pos0 + i
 // and sees the cached keys 0 .. pos0 + i. q, out (n, H, D). kc, vc (Hkv, cap, D): each kv head's
 // keys (already rotated by RoPE) and values contiguous, so decoding streams them; cap >= pos0 + n.
@@ -150,12 +166,26 @@ void attention_cached(float* out, const float* q, const float* kc, const float* 
 void attention_cached_ref(float* out, const float* q, const float* kc, const float* vc, int n, int pos0, int H,
                           int Hkv, int D, int cap);
 
-// ---- Layers of other architectures (inference only; docs/architectures.md) ----
+// ---- Layers of other architectures (docs/architectures.md; their backward passes: docs/encoder.md) ----
 
 // LayerNorm: y = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps) (biased variance, as
 // ggml_norm). x, y (N, C) may alias; w (C); b (C) or nullptr for none.
 void layernorm_forward(float* y, const float* x, const float* w, const float* b, int N, int C, float eps);
 void layernorm_forward_ref(float* y, const float* x, const float* w, const float* b, int N, int C, float eps);
+
+// The encoder's training twins (docs/encoder.md).
+// layernorm_forward (the same y, bit for bit), also saving each row's mean and rstd (N).
+void layernorm_forward_train(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                             int N, int C, float eps);
+void layernorm_forward_train_ref(float* y, float* mean, float* rstd, const float* x, const float* w,
+                                 const float* b, int N, int C, float eps);
+// With x_hat = (x - mean) rstd and e = dy w: dx (N, C) = rstd (e - mean(e) - x_hat mean(e x_hat)),
+// overwritten (dx may alias dy); dw (C) += sum over rows of dy x_hat and db (C) += sum of dy,
+// the same bits at any thread count (nullptr skips one).
+void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                        const float* mean, const float* rstd, int N, int C);
+void layernorm_backward_ref(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                            const float* mean, const float* rstd, int N, int C);
 
 // RoPE over the first n_rot dimensions of each head (partial rotary; n_rot even, <= D; the
 // other D - n_rot dimensions unchanged). Pair i (i < n_rot / 2) of the token at position p
@@ -183,9 +213,15 @@ void gelu_forward_ref(float* h, const float* g, size_t n);
 // GeGLU (Gemma): h = gelu(g) * u, gelu as above. h may alias g or u. n values.
 void geglu_forward(float* h, const float* g, const float* u, size_t n);
 void geglu_forward_ref(float* h, const float* g, const float* u, size_t n);
+// dg = dh gelu'(g), the derivative of gelu_forward's function (tanh form). dg may alias dh.
+void gelu_backward(float* dg, const float* dh, const float* g, size_t n);
+void gelu_backward_ref(float* dg, const float* dh, const float* g, size_t n);
 // y (N, OC) row r += b (OC), for every row.
 void add_bias(float* y, const float* b, int N, int OC);
 void add_bias_ref(float* y, const float* b, int N, int OC);
+// db (OC) += the column sums of dy (N, OC): a bias's gradient, the same bits at any thread count.
+void bias_backward(float* db, const float* dy, int N, int OC);
+void bias_backward_ref(float* db, const float* dy, int N, int OC);
 // x = cap * tanh(x / cap), cap > 0 (Gemma 2's logit soft-capping). n values.
 void softcap_forward(float* x, size_t n, float cap);
 void softcap_forward_ref(float* x, size_t n, float cap);

@@ -1,5 +1,6 @@
-// Layers of other architectures (inference only): LayerNorm, RoPE from a frequency table,
-// GELU and GeGLU, bias, soft-capping. They run on activations, O(N C) per call: plain loops the
+// Layers of other architectures: LayerNorm, RoPE from a frequency table,
+// GELU and GeGLU, bias, soft-capping, and the backward passes of those the encoder trains
+// (LayerNorm, GELU, bias; docs/encoder.md). They run on activations, O(N C) per call: plain loops the
 // compiler vectorises (compiled for AVX-512, AVX2 and baseline x86-64, picked at load time),
 // OpenMP over rows only when a call is large (a decoding step runs on the calling thread).
 // GELU and soft-capping evaluate e^x: they have an AVX-512 twin built on exp16 (simd.hpp),
@@ -67,6 +68,122 @@ void layernorm_forward_ref(float* y, const float* x, const float* w, const float
     for (int c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
     const double r = 1.0 / std::sqrt(var / C + eps);
     for (int c = 0; c < C; ++c) y[size_t(n) * C + c] = float((xr[c] - mean) * r * w[c] + (b ? double(b[c]) : 0.0));
+  }
+}
+
+// layernorm_row, also giving the row's mean and rstd; y is computed by the same expression.
+LM_TARGET_CLONES static void layernorm_row_train(float* y, float* mean, float* rstd, const float* x, const float* w,
+                                                 const float* b, int C, float eps) {
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int c = 0; c < C; ++c) sum += x[c];
+  const float m1 = sum / float(C);
+  float sd = 0, ss = 0;
+#pragma omp simd reduction(+ : sd, ss)
+  for (int c = 0; c < C; ++c) {
+    const float d = x[c] - m1;
+    sd += d;
+    ss += d * d;
+  }
+  const float corr = sd / float(C);
+  const float r = 1.0f / std::sqrt(std::max(0.0f, ss / float(C) - corr * corr) + eps);
+  *mean = m1 + corr;
+  *rstd = r;
+  if (b) {
+#pragma omp simd
+    for (int c = 0; c < C; ++c) y[c] = (x[c] - m1 - corr) * r * w[c] + b[c];
+  } else {
+#pragma omp simd
+    for (int c = 0; c < C; ++c) y[c] = (x[c] - m1 - corr) * r * w[c];
+  }
+}
+
+void layernorm_forward_train(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                             int N, int C, float eps) {
+#pragma omp parallel for schedule(static) if (N > 1 && size_t(N) * C >= kParallelMin)
+  for (int n = 0; n < N; ++n) layernorm_row_train(y + size_t(n) * C, mean + n, rstd + n, x + size_t(n) * C, w, b, C, eps);
+}
+
+void layernorm_forward_train_ref(float* y, float* mean, float* rstd, const float* x, const float* w,
+                                 const float* b, int N, int C, float eps) {
+  for (int n = 0; n < N; ++n) {
+    const float* xr = x + size_t(n) * C;
+    double m = 0, var = 0;
+    for (int c = 0; c < C; ++c) m += xr[c];
+    m /= C;
+    for (int c = 0; c < C; ++c) var += (xr[c] - m) * (xr[c] - m);
+    const double r = 1.0 / std::sqrt(var / C + eps);
+    mean[n] = float(m);
+    rstd[n] = float(r);
+    for (int c = 0; c < C; ++c) y[size_t(n) * C + c] = float((xr[c] - m) * r * w[c] + (b ? double(b[c]) : 0.0));
+  }
+}
+
+// dw and db over the columns c0 .. c1, every row in order.
+LM_TARGET_CLONES static void layernorm_params_backward(float* dw, float* db, const float* dy, const float* x,
+                                                       const float* mean, const float* rstd, int N, int C, int c0,
+                                                       int c1) {
+  for (int n = 0; n < N; ++n) {
+    const float* d = dy + size_t(n) * C;
+    const float* xr = x + size_t(n) * C;
+    const float m = mean[n], r = rstd[n];
+    if (dw) {
+#pragma omp simd
+      for (int c = c0; c < c1; ++c) dw[c] += d[c] * ((xr[c] - m) * r);
+    }
+    if (db) {
+#pragma omp simd
+      for (int c = c0; c < c1; ++c) db[c] += d[c];
+    }
+  }
+}
+
+LM_TARGET_CLONES static void layernorm_row_backward(float* dx, const float* dy, const float* x, const float* w,
+                                                    float m, float r, int C) {
+  float se = 0, sex = 0;
+#pragma omp simd reduction(+ : se, sex)
+  for (int c = 0; c < C; ++c) {
+    const float e = dy[c] * w[c];
+    se += e;
+    sex += e * ((x[c] - m) * r);
+  }
+  const float me = se / float(C), mex = sex / float(C);
+#pragma omp simd
+  for (int c = 0; c < C; ++c) dx[c] = r * (dy[c] * w[c] - me - (x[c] - m) * r * mex);
+}
+
+void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                        const float* mean, const float* rstd, int N, int C) {
+  // The parameters' gradients first (dx may overwrite dy), by column blocks so that each column's
+  // sum runs over the rows in order whatever the thread count.
+  constexpr int kCols = 64;
+  const int blocks = (C + kCols - 1) / kCols;
+  if (dw || db) {
+#pragma omp parallel for schedule(static) if (size_t(N) * C >= kParallelMin)
+    for (int k = 0; k < blocks; ++k)
+      layernorm_params_backward(dw, db, dy, x, mean, rstd, N, C, k * kCols, std::min(C, (k + 1) * kCols));
+  }
+#pragma omp parallel for schedule(static) if (N > 1 && size_t(N) * C >= kParallelMin)
+  for (int n = 0; n < N; ++n)
+    layernorm_row_backward(dx + size_t(n) * C, dy + size_t(n) * C, x + size_t(n) * C, w, mean[n], rstd[n], C);
+}
+
+void layernorm_backward_ref(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                            const float* mean, const float* rstd, int N, int C) {
+  std::vector<double> xh(static_cast<size_t>(C)), e(static_cast<size_t>(C));
+  for (int n = 0; n < N; ++n) {
+    const float* d = dy + size_t(n) * C;
+    double se = 0, sex = 0;
+    for (int c = 0; c < C; ++c) {
+      xh[size_t(c)] = (double(x[size_t(n) * C + c]) - mean[n]) * rstd[n];
+      e[size_t(c)] = double(d[c]) * w[c];
+      se += e[size_t(c)];
+      sex += e[size_t(c)] * xh[size_t(c)];
+      if (dw) dw[c] += float(d[c] * xh[size_t(c)]);
+      if (db) db[c] += d[c];
+    }
+    for (int c = 0; c < C; ++c)
+      dx[size_t(n) * C + c] = float(rstd[n] * (e[size_t(c)] - se / C - xh[size_t(c)] * sex / C));
   }
 }
 
@@ -191,6 +308,56 @@ void geglu_forward_ref(float* h, const float* g, const float* u, size_t n) {
   for (size_t i = 0; i < n; ++i) h[i] = float(gelu_ref(g[i]) * u[i]);
 }
 
+// gelu(g) = g s, s = sigmoid(2z) = 1 / (1 + e^(-2z)), z = k g (1 + a g^2), so
+// gelu'(g) = s + g s (1 - s) 2k (1 + 3a g^2).
+static inline float gelu_grad(float x) {
+  const float z = kSqrt2OverPi * x * (1.0f + kGeluCoefA * x * x);
+  const float s = 1.0f / (1.0f + std::exp(-2.0f * z));
+  return s + x * s * (1.0f - s) * (2.0f * kSqrt2OverPi) * (1.0f + 3.0f * kGeluCoefA * x * x);
+}
+
+LM_TARGET_CLONES static void gelu_backward_chunk(float* dg, const float* dh, const float* g, size_t n) {
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) dg[i] = dh[i] * gelu_grad(g[i]);
+}
+
+__attribute__((target("avx512f"))) static void gelu_backward_chunk_avx512(float* dg, const float* dh, const float* g,
+                                                                         size_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f), k = _mm512_set1_ps(-2.0f * kSqrt2OverPi), a = _mm512_set1_ps(kGeluCoefA);
+  const __m512 k2 = _mm512_set1_ps(2.0f * kSqrt2OverPi), a3 = _mm512_set1_ps(3.0f * kGeluCoefA);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(int(std::min<size_t>(16, n - i)));
+    const __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+    const __m512 x2 = _mm512_mul_ps(x, x);
+    const __m512 mz2 = _mm512_mul_ps(_mm512_mul_ps(k, x), _mm512_fmadd_ps(a, x2, one));
+    const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(mz2)));
+    // s + x s (1 - s) 2k (1 + 3a x^2)
+    const __m512 t = _mm512_mul_ps(_mm512_mul_ps(x, s), _mm512_sub_ps(one, s));
+    const __m512 d = _mm512_fmadd_ps(_mm512_mul_ps(t, k2), _mm512_fmadd_ps(a3, x2, one), s);
+    _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, dh + i)));
+  }
+}
+
+void gelu_backward(float* dg, const float* dh, const float* g, size_t n) {
+  const bool avx512 = has_avx512f();
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (size_t c = 0; c < n; c += kChunk) {
+    const size_t len = std::min(kChunk, n - c);
+    if (avx512)
+      gelu_backward_chunk_avx512(dg + c, dh + c, g + c, len);
+    else
+      gelu_backward_chunk(dg + c, dh + c, g + c, len);
+  }
+}
+
+void gelu_backward_ref(float* dg, const float* dh, const float* g, size_t n) {
+  const double k = std::sqrt(2.0 / M_PI), a = 0.044715;
+  for (size_t i = 0; i < n; ++i) {
+    const double x = g[i], th = std::tanh(k * (x + a * x * x * x));
+    dg[i] = float(dh[i] * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * k * (1 + 3 * a * x * x)));
+  }
+}
+
 // ---- bias ----
 
 LM_TARGET_CLONES static void add_bias_row(float* y, const float* b, int OC) {
@@ -206,6 +373,29 @@ void add_bias(float* y, const float* b, int N, int OC) {
 void add_bias_ref(float* y, const float* b, int N, int OC) {
   for (int n = 0; n < N; ++n)
     for (int o = 0; o < OC; ++o) y[size_t(n) * OC + o] += b[o];
+}
+
+LM_TARGET_CLONES static void bias_backward_block(float* db, const float* dy, int N, int OC, int c0, int c1) {
+  for (int n = 0; n < N; ++n) {
+    const float* d = dy + size_t(n) * OC;
+#pragma omp simd
+    for (int c = c0; c < c1; ++c) db[c] += d[c];
+  }
+}
+
+void bias_backward(float* db, const float* dy, int N, int OC) {
+  constexpr int kCols = 64;  // column blocks: each sum runs over the rows in order
+  const int blocks = (OC + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static) if (size_t(N) * OC >= kParallelMin)
+  for (int k = 0; k < blocks; ++k) bias_backward_block(db, dy, N, OC, k * kCols, std::min(OC, (k + 1) * kCols));
+}
+
+void bias_backward_ref(float* db, const float* dy, int N, int OC) {
+  for (int c = 0; c < OC; ++c) {
+    double s = 0;
+    for (int n = 0; n < N; ++n) s += dy[size_t(n) * OC + c];
+    db[c] += float(s);
+  }
 }
 
 // ---- soft-capping ----

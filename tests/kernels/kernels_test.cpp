@@ -627,3 +627,157 @@ TEST_CASE("logsumexp and KL divergence rows match the reference; KL of a distrib
     }
   });
 }
+
+// ---- the encoder's training kernels (docs/encoder.md) ----
+
+TEST_CASE("encoder attention over padded rows: forward matches the reference; backward finite differences") {
+  for_each_path([] {
+    // T 300 spans three row blocks; lengths leave padded keys in some rows.
+    for (auto [B, T, H, Hkv, D] : {std::tuple{1, 1, 1, 1, 4}, std::tuple{3, 7, 4, 4, 8}, std::tuple{2, 40, 6, 2, 16},
+                                   std::tuple{1, 300, 2, 1, 8}}) {
+      CAPTURE(T);
+      CAPTURE(Hkv);
+      std::vector<int> lengths(static_cast<size_t>(B));
+      for (int b = 0; b < B; ++b) lengths[size_t(b)] = std::max(1, T - 3 * b);
+      for (const int* len : {static_cast<const int*>(nullptr), static_cast<const int*>(lengths.data())}) {
+        CAPTURE(len != nullptr);
+        const size_t nq = size_t(B) * T * H * D, nk = size_t(B) * T * Hkv * D, na = size_t(B) * H * T * T;
+        auto q = randn(nq, 41), k = randn(nk, 42), v = randn(nk, 43), dout = randn(nq, 44);
+        std::vector<float> out(nq), out_ref(nq), att(na), att_ref(na);
+        attention_encoder_forward(out.data(), att.data(), q.data(), k.data(), v.data(), len, B, T, H, Hkv, D);
+        attention_encoder_forward_ref(out_ref.data(), att_ref.data(), q.data(), k.data(), v.data(), len, B, T, H, Hkv,
+                                      D);
+        CHECK(max_rel_diff(out, out_ref) < 1e-5);
+        CHECK(max_rel_diff(att, att_ref) < 1e-5);
+        std::vector<float> dq(nq), dk(nk, 7.0f), dv(nk, 7.0f), datt(na);
+        attention_encoder_backward(dq.data(), dk.data(), dv.data(), datt.data(), dout.data(), att.data(), q.data(),
+                                   k.data(), v.data(), len, B, T, H, Hkv, D);
+        std::vector<float> dq_ref(nq), dk_ref(nk), dv_ref(nk);
+        attention_encoder_backward_ref(dq_ref.data(), dk_ref.data(), dv_ref.data(), nullptr, dout.data(), nullptr,
+                                       q.data(), k.data(), v.data(), len, B, T, H, Hkv, D);
+        CHECK(max_rel_diff(dq, dq_ref) < 1e-4);
+        CHECK(max_rel_diff(dk, dk_ref) < 1e-4);
+        CHECK(max_rel_diff(dv, dv_ref) < 1e-4);
+        if (T <= 40) {  // finite differences of the reference forward
+          auto loss = [&] {
+            std::vector<float> o(nq), a(na);
+            attention_encoder_forward_ref(o.data(), a.data(), q.data(), k.data(), v.data(), len, B, T, H, Hkv, D);
+            return dot(o, dout);
+          };
+          check_grad(q, dq, loss);
+          check_grad(k, dk, loss);
+          check_grad(v, dv, loss);
+        }
+        if (len) {  // padded keys: no probability, no gradient; every query sees all the others
+          for (int b = 0; b < B; ++b)
+            for (int t = lengths[size_t(b)]; t < T; ++t)
+              for (int c = 0; c < Hkv * D; ++c) {
+                CHECK(dk[(size_t(b) * T + t) * Hkv * D + c] == 0.0f);
+                CHECK(dv[(size_t(b) * T + t) * Hkv * D + c] == 0.0f);
+              }
+          const int b = B - 1, L = lengths[size_t(b)];
+          for (int i = 0; i < T; ++i)
+            for (int j = 0; j < T; ++j) {
+              const float a = att[((size_t(b) * H) * T + i) * T + j];
+              if (j >= L) CHECK(a == 0.0f);
+              else CHECK(a > 0.0f);
+            }
+        }
+      }
+    }
+  });
+}
+
+TEST_CASE("layernorm for training: layernorm_forward's output bit for bit, its statistics, and its backward") {
+  for_each_path([] {
+    for (auto [N, C] : {std::pair{1, 7}, std::pair{5, 33}, std::pair{40, 200}}) {
+      CAPTURE(N);
+      CAPTURE(C);
+      auto x = randn(size_t(N) * C, 51, 2.0f), w = randn(static_cast<size_t>(C), 52), b = randn(static_cast<size_t>(C), 53);
+      for (float& v : x) v += 3.0f;  // a mean away from 0
+      std::vector<float> y(x.size()), y_inf(x.size()), y_ref(x.size()), mean(static_cast<size_t>(N)), rstd(static_cast<size_t>(N)),
+          mean_ref(static_cast<size_t>(N)), rstd_ref(static_cast<size_t>(N));
+      layernorm_forward_train(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
+      layernorm_forward(y_inf.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
+      CHECK(y == y_inf);
+      layernorm_forward_train_ref(y_ref.data(), mean_ref.data(), rstd_ref.data(), x.data(), w.data(), b.data(), N, C,
+                                  1e-5f);
+      CHECK(max_rel_diff(y, y_ref) < 1e-5);
+      CHECK(max_rel_diff(mean, mean_ref) < 1e-6);
+      CHECK(max_rel_diff(rstd, rstd_ref) < 1e-5);
+      auto dy = randn(x.size(), 54);
+      std::vector<float> dx(x.size()), dw(static_cast<size_t>(C), 0.5f), db(static_cast<size_t>(C), 0.5f);
+      layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C);
+      std::vector<float> dx_ref(x.size()), dw_ref(static_cast<size_t>(C), 0.5f), db_ref(static_cast<size_t>(C), 0.5f);
+      layernorm_backward_ref(dx_ref.data(), dw_ref.data(), db_ref.data(), dy.data(), x.data(), w.data(), mean.data(),
+                             rstd.data(), N, C);
+      CHECK(max_rel_diff(dx, dx_ref) < 1e-4);
+      CHECK(max_rel_diff(dw, dw_ref) < 1e-4);
+      CHECK(max_rel_diff(db, db_ref) < 1e-5);
+      // dx in place of dy
+      std::vector<float> d2 = dy;
+      layernorm_backward(d2.data(), nullptr, nullptr, d2.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C);
+      CHECK(d2 == dx);
+      // the same gradients at one thread
+      std::vector<float> dw1(static_cast<size_t>(C), 0.5f), db1(static_cast<size_t>(C), 0.5f), dx1(x.size());
+      with_threads(1, [&] {
+        layernorm_backward(dx1.data(), dw1.data(), db1.data(), dy.data(), x.data(), w.data(), mean.data(), rstd.data(),
+                           N, C);
+      });
+      CHECK(dw1 == dw);
+      CHECK(db1 == db);
+      // finite differences of <layernorm(x), dy> (from dw = db = 0)
+      std::vector<float> gx(x.size()), gw(static_cast<size_t>(C), 0.0f), gb(static_cast<size_t>(C), 0.0f);
+      layernorm_backward_ref(gx.data(), gw.data(), gb.data(), dy.data(), x.data(), w.data(), mean.data(), rstd.data(), N,
+                             C);
+      auto loss = [&] {
+        std::vector<float> yy(x.size()), m(static_cast<size_t>(N)), r(static_cast<size_t>(N));
+        layernorm_forward_train_ref(yy.data(), m.data(), r.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
+        return dot(yy, dy);
+      };
+      check_grad(x, gx, loss);
+      check_grad(w, gw, loss);
+      check_grad(b, gb, loss);
+    }
+  });
+}
+
+TEST_CASE("gelu_backward matches the reference and finite differences of gelu_forward") {
+  for_each_path([] {
+    for (size_t n : {size_t(1), size_t(17), size_t(5000), size_t(20001)}) {
+      CAPTURE(n);
+      auto g = randn(n, 61, 3.0f), dh = randn(n, 62);
+      std::vector<float> dg(n), dg_ref(n);
+      gelu_backward(dg.data(), dh.data(), g.data(), n);
+      gelu_backward_ref(dg_ref.data(), dh.data(), g.data(), n);
+      CHECK(max_rel_diff(dg, dg_ref) < 2e-5);
+      std::vector<float> d2 = dh;  // in place
+      gelu_backward(d2.data(), d2.data(), g.data(), n);
+      CHECK(d2 == dg);
+      auto loss = [&] {
+        std::vector<float> h(n);
+        gelu_forward_ref(h.data(), g.data(), n);
+        return dot(h, dh);
+      };
+      check_grad(g, dg, loss, 24, 1e-2f, 2e-2);
+    }
+    // gelu'(0) = 1/2; far out it is 0 and 1
+    std::vector<float> g = {0.0f, -30.0f, 30.0f}, one = {1, 1, 1}, d(3);
+    gelu_backward(d.data(), one.data(), g.data(), 3);
+    CHECK(d[0] == doctest::Approx(0.5).epsilon(1e-6));
+    CHECK(std::fabs(d[1]) < 1e-6);
+    CHECK(d[2] == doctest::Approx(1.0).epsilon(1e-6));
+  });
+}
+
+TEST_CASE("bias_backward adds the column sums like the reference, the same bits at any thread count") {
+  for (auto [N, OC] : {std::pair{1, 5}, std::pair{7, 130}, std::pair{300, 384}}) {
+    auto dy = randn(size_t(N) * OC, 71);
+    std::vector<float> db(static_cast<size_t>(OC), 1.0f), db_ref(static_cast<size_t>(OC), 1.0f), db1(static_cast<size_t>(OC), 1.0f);
+    bias_backward(db.data(), dy.data(), N, OC);
+    bias_backward_ref(db_ref.data(), dy.data(), N, OC);
+    CHECK(max_rel_diff(db, db_ref) < 1e-5);
+    with_threads(1, [&] { bias_backward(db1.data(), dy.data(), N, OC); });
+    CHECK(db1 == db);
+  }
+}
