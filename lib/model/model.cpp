@@ -11,6 +11,7 @@
 #include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
 #include "model/dropout.hpp"
+#include "model/arch.hpp"
 #include "model/lora.hpp"
 #include "model/lstm.hpp"
 
@@ -69,6 +70,10 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
     v.push_back({std::move(name), off, rows, cols});
     off += size_t(rows) * size_t(cols);
   };
+  if (c.is_encoder()) {
+    for (const TensorSpec& t : find_arch("bert")->tensors(c)) add(t.name, t.rows, t.cols);
+    return v;
+  }
   const int C = c.n_embd, K = c.kv_dim(), F = c.n_ff;
   add("token_embd.weight", c.n_vocab, C);
   for (int l = 0; l < c.n_layer; ++l) {

@@ -67,6 +67,7 @@ struct ModelConfig {
   int n_rot() const { return arch.n_rot ? arch.n_rot : head_dim(); }
   bool is_llama() const { return arch.name == "llama"; }
   bool is_lstm() const { return arch.name == "lstm"; }
+  bool is_encoder() const { return arch.name == "bert"; }  // docs/encoder.md
   // The longest context an inference Session takes: n_ctx, or 2^30 for an LSTM, whose state
   // does not grow with the sequence. And the context lm-generate and lm-serve use when not told:
   // n_ctx, or for an LSTM the larger of its training window and 4096.
@@ -99,7 +100,8 @@ struct ParamView {
   int rows = 1, cols = 1; // [out][in]; norms are 1 x C
 };
 
-// Parameter layout: the GGUF tensor list in file order.
+// Parameter layout: the GGUF tensor list in file order. An encoder's (cfg.is_encoder()) is the
+// bert architecture's tensor list (encoder.hpp); the rest of this file describes the decoder's.
 std::vector<ParamView> param_layout(const ModelConfig& cfg);
 
 // Indices into param_layout(): token_embd.weight is 0, then kLayerParams per layer in this

@@ -5,7 +5,7 @@
 namespace lm::model {
 
 std::vector<TensorSpec> llama_specs(const ModelConfig& cfg) {
-  std::vector<TensorSpec> specs = find_arch("llama")->tensors(cfg);
+  std::vector<TensorSpec> specs = find_arch(cfg.is_encoder() ? "bert" : "llama")->tensors(cfg);
   specs.resize(param_layout(cfg).size());  // without the optional rope_freqs
   return specs;
 }

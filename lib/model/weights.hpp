@@ -54,7 +54,8 @@ Weights build_weights(const ModelConfig& cfg, const std::vector<format::GgmlType
 Weights build_weights(const ModelConfig& cfg, const std::vector<TensorSpec>& specs,
                       const std::vector<format::GgmlType>& types,
                       const std::function<void(size_t i, uint8_t* dst)>& fill);
-// The llama tensor specs of param_layout(cfg), in its order (roles for the tensor map).
+// The tensor specs of param_layout(cfg), in its order (roles for the tensor map): llama's, or
+// bert's for an encoder.
 std::vector<TensorSpec> llama_specs(const ModelConfig& cfg);
 // F32 views of p's weights (p must outlive the result); nothing is copied.
 Weights view_weights(const Params& p);

@@ -1,0 +1,276 @@
+// The encoder's forward and backward passes (docs/encoder.md). One layer:
+//   q, k, v = x Wq + bq, ...;  a = attention(q, k, v) over the row's tokens;
+//   r1 = x + drop(a Wo + bo);  y1 = LN1(r1);
+//   u = y1 Wu + bu;  r2 = y1 + drop(gelu(u) Wd + bd);  x' = LN2(r2).
+// The embeddings: x0 = drop(LN0(E[token] + P[position] + types[0])).
+#include "model/encoder.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "base/error.hpp"
+#include "base/memory.hpp"
+#include "kernels/kernels.hpp"
+#include "model/dropout.hpp"
+
+namespace lm::model {
+
+ModelConfig encoder_config(ModelConfig c) {
+  c.arch = ArchOptions{};
+  c.arch.name = "bert";
+  c.arch.norm = NormKind::Layer;
+  c.arch.ffn = FfnKind::Gelu;
+  c.arch.learned_pos = true;
+  c.arch.causal = false;
+  c.arch.post_ln = true;
+  c.arch.n_token_types = 2;
+  c.norm_eps = 1e-12f;
+  c.n_head_kv = c.n_head;
+  c.tied = true;
+  c.n_cls = 0;
+  c.n_head_dim = 0;
+  return c;
+}
+
+struct EncoderModel::Acts {
+  // Per layer (x has n_layer + 1 entries: each layer's input, then the final hidden states).
+  std::vector<LargeVector<float>> x, q, k, v, att, ao, r1, y1, mean1, rstd1, u, g, r2, mean2, rstd2;
+  LargeVector<float> e, mean0, rstd0;            // the summed embeddings and their norm's statistics
+  LargeVector<float> hm, logits, losses, tmp;    // the scored rows' hidden states, logits, losses
+  LargeVector<float> dA, dB, dC, dq, dk, dv, dao, datt, du, dhm;  // backward scratch
+  std::vector<int> tokens, lengths, pos, targets;  // pos: the scored positions
+};
+
+EncoderModel::EncoderModel(const ModelConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_(T) {
+  cfg.validate();
+  if (!cfg.is_encoder()) throw UsageError("EncoderModel needs an encoder configuration, not '" + cfg.arch.name + "'");
+  check_range("batch", B, 1, 1 << 20);
+  check_range("sequence length", T, 1, cfg.n_ctx);
+  a_ = std::make_unique<Acts>();
+  Acts& a = *a_;
+  const size_t N = size_t(B) * T, C = size_t(cfg.n_embd), F = size_t(cfg.n_ff), L = size_t(cfg.n_layer);
+  const size_t NA = size_t(B) * cfg.n_head * T * T;
+  auto alloc = [](std::vector<LargeVector<float>>& v, size_t layers, size_t n) {
+    v.resize(layers);
+    for (auto& x : v) x.assign(n, 0.0f);
+  };
+  alloc(a.x, L + 1, N * C);
+  for (auto* v : {&a.q, &a.k, &a.v, &a.ao, &a.r1, &a.y1, &a.r2}) alloc(*v, L, N * C);
+  for (auto* v : {&a.mean1, &a.rstd1, &a.mean2, &a.rstd2}) alloc(*v, L, N);
+  alloc(a.att, L, NA);
+  alloc(a.u, L, N * F);
+  alloc(a.g, L, N * F);
+  a.e.assign(N * C, 0.0f);
+  a.mean0.assign(N, 0.0f);
+  a.rstd0.assign(N, 0.0f);
+  a.tmp.assign(N * C, 0.0f);
+  a.tokens.assign(N, 0);
+  a.lengths.assign(size_t(B), 0);
+  a.targets.assign(N, -1);
+}
+
+EncoderModel::~EncoderModel() = default;
+
+const float* EncoderModel::hidden() const { return a_->x.back().data(); }
+const int* EncoderModel::scored_positions() const { return a_->pos.data(); }
+const float* EncoderModel::scored_losses() const { return a_->losses.data(); }
+const float* EncoderModel::scored_logits() const { return a_->logits.data(); }
+
+void EncoderModel::set_dropout(float p) {
+  if (!(p >= 0 && p < 1)) throw UsageError("dropout " + std::to_string(p) + " is out of range [0, 1)");
+  dropout_ = p;
+}
+
+void EncoderModel::set_training(bool on, uint64_t seed) {
+  training_ = on;
+  seed_ = seed;
+}
+
+void EncoderModel::drop(float* y, size_t n, uint64_t site) const { apply_dropout(y, y, n, derive_seed(seed_, site), dropout_); }
+
+size_t EncoderModel::activation_bytes() const {
+  const Acts& a = *a_;
+  size_t n = 0;
+  for (const auto* v : {&a.x, &a.q, &a.k, &a.v, &a.att, &a.ao, &a.r1, &a.y1, &a.mean1, &a.rstd1, &a.u, &a.g, &a.r2,
+                        &a.mean2, &a.rstd2})
+    for (const auto& x : *v) n += x.size();
+  for (const auto* v : {&a.e, &a.mean0, &a.rstd0, &a.hm, &a.logits, &a.losses, &a.tmp, &a.dA, &a.dB, &a.dC, &a.dq,
+                        &a.dk, &a.dv, &a.dao, &a.datt, &a.du, &a.dhm})
+    n += v->size();
+  return n * sizeof(float);
+}
+
+float EncoderModel::forward(const Params& p, const int* tokens, const int* lengths, const int* targets, int b, int t) {
+  LM_ASSERT(b >= 1 && b <= B_ && t >= 1 && t <= T_);
+  using namespace kernels;
+  Acts& a = *a_;
+  b_ = b, t_ = t;
+  const int N = b * t, C = cfg_.n_embd, F = cfg_.n_ff, H = cfg_.n_head, D = cfg_.head_dim(), V = cfg_.n_vocab;
+  const float eps = cfg_.norm_eps;
+  std::copy(tokens, tokens + N, a.tokens.begin());
+  for (int i = 0; i < b; ++i) {
+    a.lengths[size_t(i)] = lengths ? lengths[i] : t;
+    LM_ASSERT(a.lengths[size_t(i)] >= 1 && a.lengths[size_t(i)] <= t);
+  }
+  const int* len = a.lengths.data();
+
+  // Embeddings: token + position + type 0, then their norm.
+  embedding_forward(a.e.data(), a.tokens.data(), p.get(kEncTok), N, C);
+  const float* P = p.get(kEncPos);
+  const float* type0 = p.get(kEncTypes);
+#pragma omp parallel for schedule(static) if (size_t(N) * C >= 65536)
+  for (int n = 0; n < N; ++n) {
+    float* row = a.e.data() + size_t(n) * C;
+    const float* pr = P + size_t(n % t) * C;
+    for (int c = 0; c < C; ++c) row[c] += pr[c] + type0[c];
+  }
+  layernorm_forward_train(a.x[0].data(), a.mean0.data(), a.rstd0.data(), a.e.data(), p.get(kEncEmbNorm),
+                          p.get(kEncEmbNormB), N, C, eps);
+  if (dropping()) drop(a.x[0].data(), size_t(N) * C, 0);
+
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    const size_t sl = size_t(l);
+    auto W = [&](EncoderLayerParam v) { return p.get(encoder_param(l, v)); };
+    const float* x = a.x[sl].data();
+    const LinearOut qkv[3] = {{a.q[sl].data(), W(kEncQ), C}, {a.k[sl].data(), W(kEncK), C}, {a.v[sl].data(), W(kEncV), C}};
+    matmul_forward_shared(x, N, C, qkv, 3);
+    add_bias(a.q[sl].data(), W(kEncQB), N, C);
+    add_bias(a.k[sl].data(), W(kEncKB), N, C);
+    add_bias(a.v[sl].data(), W(kEncVB), N, C);
+    attention_encoder_forward(a.ao[sl].data(), a.att[sl].data(), a.q[sl].data(), a.k[sl].data(), a.v[sl].data(), len,
+                              b, t, H, H, D);
+    matmul_forward(a.tmp.data(), a.ao[sl].data(), W(kEncO), N, C, C);
+    add_bias(a.tmp.data(), W(kEncOB), N, C);
+    if (dropping()) drop(a.tmp.data(), size_t(N) * C, 1 + 2 * uint64_t(l));
+    float* r1 = a.r1[sl].data();
+    for (size_t i = 0; i < size_t(N) * C; ++i) r1[i] = x[i] + a.tmp[i];
+    layernorm_forward_train(a.y1[sl].data(), a.mean1[sl].data(), a.rstd1[sl].data(), r1, W(kEncNorm1), W(kEncNorm1B),
+                            N, C, eps);
+    matmul_forward(a.u[sl].data(), a.y1[sl].data(), W(kEncUp), N, C, F);
+    add_bias(a.u[sl].data(), W(kEncUpB), N, F);
+    gelu_forward(a.g[sl].data(), a.u[sl].data(), size_t(N) * F);
+    matmul_forward(a.tmp.data(), a.g[sl].data(), W(kEncDown), N, F, C);
+    add_bias(a.tmp.data(), W(kEncDownB), N, C);
+    if (dropping()) drop(a.tmp.data(), size_t(N) * C, 2 + 2 * uint64_t(l));
+    float* r2 = a.r2[sl].data();
+    const float* y1 = a.y1[sl].data();
+    for (size_t i = 0; i < size_t(N) * C; ++i) r2[i] = y1[i] + a.tmp[i];
+    layernorm_forward_train(a.x[sl + 1].data(), a.mean2[sl].data(), a.rstd2[sl].data(), r2, W(kEncNorm2),
+                            W(kEncNorm2B), N, C, eps);
+  }
+
+  have_targets_ = targets != nullptr;
+  m_ = 0;
+  if (!targets) return 0.0f;
+  // The head on the scored positions only: a sixth or so of the rows under BERT's masking.
+  a.pos.clear();
+  for (int n = 0; n < N; ++n)
+    if (targets[n] >= 0) a.pos.push_back(n);
+  m_ = int(a.pos.size());
+  if (m_ == 0) return 0.0f;
+  const size_t M = size_t(m_);
+  if (a.hm.size() < M * C) a.hm.assign(M * C, 0.0f);  // grows to the most positions scored, once
+  if (a.logits.size() < M * V) a.logits.assign(M * size_t(V), 0.0f);
+  if (a.losses.size() < M) a.losses.assign(M, 0.0f);
+  a.targets.resize(M);
+  const float* h = a.x.back().data();
+  for (size_t i = 0; i < M; ++i) {
+    std::memcpy(a.hm.data() + i * C, h + size_t(a.pos[i]) * C, sizeof(float) * size_t(C));
+    a.targets[i] = targets[a.pos[i]];
+  }
+  matmul_forward(a.logits.data(), a.hm.data(), p.get(kEncTok), m_, C, V);
+  float* dlogits = a.logits.data();
+  std::vector<float> keep;
+  if (keep_logits_) {  // evaluation reads the logits: the gradient goes to a copy
+    keep.assign(a.logits.begin(), a.logits.begin() + ptrdiff_t(M * V));
+    dlogits = keep.data();
+  }
+  cross_entropy_forward_backward(a.losses.data(), dlogits, a.logits.data(), a.targets.data(), m_, V, 1.0f / float(m_));
+  double sum = 0;
+  for (size_t i = 0; i < M; ++i) sum += a.losses[i];
+  return float(sum / double(M));
+}
+
+void EncoderModel::backward(Params& p) {
+  LM_ASSERT(have_targets_ && !keep_logits_);
+  using namespace kernels;
+  Acts& a = *a_;
+  const int b = b_, t = t_, N = b * t, C = cfg_.n_embd, F = cfg_.n_ff, H = cfg_.n_head, D = cfg_.head_dim();
+  const int V = cfg_.n_vocab;
+  const size_t NC = size_t(N) * C;
+  auto grow = [](LargeVector<float>& v, size_t n) {
+    if (v.size() < n) v.assign(n, 0.0f);
+  };
+  for (auto* v : {&a.dA, &a.dB, &a.dC, &a.dq, &a.dk, &a.dv, &a.dao}) grow(*v, size_t(B_) * T_ * C);
+  grow(a.datt, size_t(B_) * H * T_ * T_);
+  grow(a.du, size_t(B_) * T_ * F);
+  const int* len = a.lengths.data();
+
+  // The head: dhm = dlogits E, dE += dlogits^T hm; scattered back to their positions.
+  std::fill(a.dA.begin(), a.dA.begin() + ptrdiff_t(NC), 0.0f);
+  if (m_ > 0) {
+    grow(a.dhm, size_t(m_) * C);
+    matmul_backward(a.dhm.data(), p.grad_of(kEncTok), a.logits.data(), a.hm.data(), p.get(kEncTok), m_, C, V, false);
+    for (int i = 0; i < m_; ++i)
+      std::memcpy(a.dA.data() + size_t(a.pos[size_t(i)]) * C, a.dhm.data() + size_t(i) * C, sizeof(float) * size_t(C));
+  }
+
+  for (int l = cfg_.n_layer - 1; l >= 0; --l) {
+    const size_t sl = size_t(l);
+    auto W = [&](EncoderLayerParam v) { return p.get(encoder_param(l, v)); };
+    auto G = [&](EncoderLayerParam v) { return p.grad_of(encoder_param(l, v)); };
+    auto bias = [&](EncoderLayerParam v, const float* dy, int oc) {
+      if (float* g = G(v)) bias_backward(g, dy, N, oc);
+    };
+    // x' = LN2(r2): dB = dr2 (also dy1 through the residual).
+    layernorm_backward(a.dB.data(), G(kEncNorm2), G(kEncNorm2B), a.dA.data(), a.r2[sl].data(), W(kEncNorm2),
+                       a.mean2[sl].data(), a.rstd2[sl].data(), N, C);
+    const float* dd = a.dB.data();
+    if (dropping()) {
+      std::copy(a.dB.begin(), a.dB.begin() + ptrdiff_t(NC), a.dC.begin());
+      drop(a.dC.data(), NC, 2 + 2 * uint64_t(l));
+      dd = a.dC.data();
+    }
+    bias(kEncDownB, dd, C);
+    matmul_backward(a.du.data(), G(kEncDown), dd, a.g[sl].data(), W(kEncDown), N, F, C, false);  // d gelu(u)
+    gelu_backward(a.du.data(), a.du.data(), a.u[sl].data(), size_t(N) * F);
+    bias(kEncUpB, a.du.data(), F);
+    matmul_backward(a.dB.data(), G(kEncUp), a.du.data(), a.y1[sl].data(), W(kEncUp), N, C, F, true);  // dy1
+    // y1 = LN1(r1): dA = dr1 (also dx through the residual).
+    layernorm_backward(a.dA.data(), G(kEncNorm1), G(kEncNorm1B), a.dB.data(), a.r1[sl].data(), W(kEncNorm1),
+                       a.mean1[sl].data(), a.rstd1[sl].data(), N, C);
+    const float* dout = a.dA.data();
+    if (dropping()) {
+      std::copy(a.dA.begin(), a.dA.begin() + ptrdiff_t(NC), a.dC.begin());
+      drop(a.dC.data(), NC, 1 + 2 * uint64_t(l));
+      dout = a.dC.data();
+    }
+    bias(kEncOB, dout, C);
+    matmul_backward(a.dao.data(), G(kEncO), dout, a.ao[sl].data(), W(kEncO), N, C, C, false);
+    attention_encoder_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[sl].data(),
+                               a.q[sl].data(), a.k[sl].data(), a.v[sl].data(), len, b, t, H, H, D);
+    bias(kEncQB, a.dq.data(), C);
+    bias(kEncKB, a.dk.data(), C);
+    bias(kEncVB, a.dv.data(), C);
+    const float* x = a.x[sl].data();
+    matmul_backward(a.dA.data(), G(kEncQ), a.dq.data(), x, W(kEncQ), N, C, C, true);
+    matmul_backward(a.dA.data(), G(kEncK), a.dk.data(), x, W(kEncK), N, C, C, true);
+    matmul_backward(a.dA.data(), G(kEncV), a.dv.data(), x, W(kEncV), N, C, C, true);
+  }
+
+  // The embeddings: dA is the gradient of x0.
+  if (dropping()) drop(a.dA.data(), NC, 0);
+  layernorm_backward(a.dB.data(), p.grad_of(kEncEmbNorm), p.grad_of(kEncEmbNormB), a.dA.data(), a.e.data(),
+                     p.get(kEncEmbNorm), a.mean0.data(), a.rstd0.data(), N, C);
+  if (float* dE = p.grad_of(kEncTok)) embedding_backward(dE, a.tokens.data(), a.dB.data(), N, C);
+  if (float* dP = p.grad_of(kEncPos))
+    for (int n = 0; n < N; ++n) {  // in row order: the same bits at any thread count
+      float* row = dP + size_t(n % t) * C;
+      const float* d = a.dB.data() + size_t(n) * C;
+      for (int c = 0; c < C; ++c) row[c] += d[c];
+    }
+  if (float* dT = p.grad_of(kEncTypes)) bias_backward(dT, a.dB.data(), N, C);  // type 0's row
+}
+
+}  // namespace lm::model
