@@ -1,4 +1,5 @@
-// lm-train: pretrain a Llama-style model on CPU from a token file or text, writing a GGUF model
+// lm-train: pretrain a model on CPU (a Llama-style decoder, an LSTM, or a bert encoder with the
+// masked-language-model objective) from a token file or text, writing a GGUF model
 // with its tokenizer inside. The loop is lib/train/run; this file parses, reports and saves.
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "model/model_io.hpp"
 #include "model/tokenizer_loader.hpp"
 #include "train/data.hpp"
+#include "train/mlm.hpp"
 #include "train/run.hpp"
 
 namespace {
@@ -27,10 +29,16 @@ namespace {
 using lm::tools::human_time;
 
 int print_dry_run(const lm::train::ModelShape& shape, const lm::train::TrainOptions& o, const lm::Tokenizer& tok,
-                  const std::string& tok_name, const lm::train::DistillOptions& distill) {
-  lm::train::DryRun d = lm::train::dry_run(shape, o, tok.vocab_size(), distill, &tok, tok_name);
+                  const std::string& tok_name, const lm::train::DistillOptions& distill,
+                  const lm::train::MlmOptions& mlm) {
+  lm::train::DryRun d = lm::train::is_encoder(shape) ? lm::train::dry_run_mlm(shape, o, mlm, tok, tok_name)
+                                                     : lm::train::dry_run(shape, o, tok.vocab_size(), distill, &tok, tok_name);
   const auto& c = d.cfg;
-  if (c.is_lstm())
+  if (c.is_encoder())
+    std::printf("model\tbert encoder (masked language model, mask %.2f%s): V %d, T %d, L %d, C %d, H %d, F %d\n",
+                double(mlm.mask_prob), mlm.whole_word ? ", whole words" : "", c.n_vocab, c.n_ctx, c.n_layer, c.n_embd,
+                c.n_head, c.n_ff);
+  else if (c.is_lstm())
     std::printf("model\tlstm: V %d, T %d, L %d, E %d, H %d, P %d, %s\n", c.n_vocab, c.n_ctx, c.n_layer, c.n_embd,
                 c.n_ff, c.n_proj, c.tied ? "tied" : "untied");
   else
@@ -63,9 +71,11 @@ int main(int argc, char** argv) {
   std::string tokenizer, data, valid, output;
   lm::tools::TrainerFlags tf;
   lm::train::DistillOptions distill;
+  lm::train::MlmOptions mlm;
+  std::string objective;
   bool dry = false, json = false;
 
-  CLI::App app{"Pretrain a Llama-style language model (or an LSTM) on CPU; writes a GGUF model that llama.cpp loads"};
+  CLI::App app{"Pretrain a language model on CPU (a Llama-style decoder, an LSTM or a bert encoder); writes a GGUF model"};
   lm::tools::init_app(app, "lm-train");
   lm::tools::doc(
       app.add_option("--tokenizer", tokenizer, "Tokenizer: SentencePiece .model or GGUF (default: the --resume file's)")
@@ -89,12 +99,41 @@ of the data is held out.)");
       .man(R"(The model file to write (GGUF). Its directory is checked before training starts.
 Its name without extension becomes the model's
 .BR general.name .)");
-  lm::tools::doc(app.add_option("--arch", shape.arch, "Architecture: a llama decoder or an LSTM"))
+  lm::tools::doc(app.add_option("--arch", shape.arch, "Architecture: a llama decoder, an LSTM or a bert encoder"))
       .group("Model shape")
-      .choices({"llama", "lstm"})
-      .man(R"(The model to train: llama, the transformer decoder (the default), or lstm, a
+      .choices({"llama", "lstm", "bert"})
+      .man(R"(The model to train: llama, the transformer decoder (the default); lstm, a
 recurrent language model (stacked LSTM layers with a projection, trained by truncated
-backpropagation through time; only lm reads its files).)");
+backpropagation through time; only lm reads its files); or bert, a transformer encoder
+(bidirectional attention, post-LayerNorm blocks, learned positions, GELU) trained as a
+masked language model, written in llama.cpp's bert layout: its sentence embeddings come from
+.B lm\-eval embed
+and llama.cpp's llama\-embedding.)");
+  lm::tools::doc(app.add_option("--objective", objective, "Training objective: next-token (decoders) or mlm (encoders)"))
+      .group("Model shape")
+      .choices({"next-token", "mlm"})
+      .man(R"(What the model learns: next\-token prediction (llama and lstm) or the masked\-language\-model
+objective (mlm, bert's and its default): a share of the tokens of every row
+.RB ( \-\-mask\-prob )
+is chosen, each replaced by the mask token (80%), a random token (10%) or kept (10%), and the
+loss is the cross\-entropy of predicting them. Rows are
+.B \-\-context
+tokens: the vocabulary's start token (BOS or [CLS]), text from a random offset of the data, and
+its end token (SEP or EOS). The vocabulary needs a mask token ([MASK], <mask>, or
+tokenizer.ggml.mask_token_id): train one with
+.BR "lm\-tokenize train \-\-control\-symbols '<mask>'" .)");
+  lm::tools::doc(app.add_option("--mask-prob", mlm.mask_prob, "Share of the tokens predicted by --objective mlm (default 0.15)")
+                     ->check(CLI::Range(0.001, 0.999))
+                     ->type_name("P"))
+      .group("Model shape")
+      .man(R"(The share of the (non\-special) tokens of a row that
+.B \-\-objective mlm
+predicts; 0.15, BERT's, by default.)");
+  lm::tools::doc(app.add_flag("--whole-word", mlm.whole_word, "--objective mlm chooses whole words, all their pieces"))
+      .group("Model shape")
+      .man(R"(Choose whole words instead of pieces: every piece of a chosen word is predicted (whole\-word
+masking). A word starts at a piece with a leading space marker, or for WordPiece at every piece but a
+## continuation.)");
   lm::tools::doc(app.add_option("--preset", shape.preset, "Model shape"))
       .group("Model shape")
       .choices({"tiny", "small", "medium", "lstm-tiny", "lstm-small", "lstm-medium"})
@@ -177,15 +216,24 @@ and early_stop.)");
       shape.arch = "lstm";  // an LSTM preset implies the architecture
     } else if (!app.count("--arch") && !tf.resume.empty() && ::access(tf.resume.c_str(), R_OK) == 0) {
       // A resumed run is of the checkpoint's architecture unless told otherwise.
-      if (lm::format::GgufFile::open(tf.resume).try_get_string(lm::format::kKeyArchitecture).value_or("") == "lstm")
-        shape.arch = "lstm";
+      const std::string arch =
+          lm::format::GgufFile::open(tf.resume).try_get_string(lm::format::kKeyArchitecture).value_or("");
+      if (arch == "lstm" || arch == "bert") shape.arch = arch;
     }
+    const bool encoder = lm::train::is_encoder(shape);
+    if (objective.empty()) objective = encoder ? "mlm" : "next-token";
+    if (encoder && objective != "mlm")
+      throw lm::UsageError("an encoder (--arch bert) trains with --objective mlm; next-token prediction is a decoder's");
+    if (!encoder && objective == "mlm")
+      throw lm::UsageError("--objective mlm trains an encoder: add --arch bert");
+    if (!encoder && (app.count("--mask-prob") || mlm.whole_word))
+      throw lm::UsageError("--mask-prob and --whole-word are --objective mlm's (--arch bert)");
     if (!lm::train::is_lstm(shape)) lm::train::refuse_weight_drop(o);
     if (!dry && output.empty()) throw lm::UsageError("-o/--output is required");
     const std::string tok_path = tokenizer.empty() ? tf.resume : tokenizer;
     std::string checkpoint = tf.checkpoint;
     lm::Tokenizer tok = lm::model::load_tokenizer(tok_path);
-    if (dry) return dist.root() ? print_dry_run(shape, o, tok, tok_path, distill) : 0;
+    if (dry) return dist.root() ? print_dry_run(shape, o, tok, tok_path, distill, mlm) : 0;
     if (checkpoint.empty()) checkpoint = output + ".ckpt";
     // Rank 0 writes every file of the run; the other ranks only read.
     std::optional<lm::OutputFile> out;
@@ -236,7 +284,8 @@ and early_stop.)");
     std::optional<lm::model::Params> params;
     std::optional<lm::model::LstmParams> lstm;
     lm::train::RunResult r = lm::train::is_lstm(shape) ? lm::train::run_lstm_training(shape, o, in, lstm, log)
-                                                       : lm::train::run_training(shape, o, in, params, log);
+                             : encoder ? lm::train::run_mlm_training(shape, o, mlm, in, params, log)
+                                       : lm::train::run_training(shape, o, in, params, log);
     report.finish();
     if (r.end == lm::train::RunEnd::Interrupted) {
       log.info("interrupted at step %llu; checkpoint saved to %s", (unsigned long long)r.steps, checkpoint.c_str());
@@ -246,6 +295,8 @@ and early_stop.)");
     lm::format::GgufWriter w;
     if (lstm)
       lm::model::add_lstm_model(w, *lstm, tok, lm::tools::model_name(output));
+    else if (encoder)
+      lm::model::add_encoder_model(w, *params, tok, lm::tools::model_name(output));
     else
       lm::model::add_model(w, *params, tok, lm::tools::model_name(output));
     w.write(*out);

@@ -240,6 +240,20 @@ LstmParams load_lstm_params(const format::GgufFile& g, bool with_grad) {
   return p;
 }
 
+Params load_encoder_params(const format::GgufFile& g, bool with_grad) {
+  const ModelConfig cfg = read_config(g);
+  if (!cfg.is_encoder()) throw FormatError(g.path(), "is a '" + cfg.arch.name + "' model, not an encoder (bert)");
+  if (cfg.n_head_kv != cfg.n_head || cfg.n_head_dim != 0 || cfg.n_cls != 0)
+    throw FormatError(g.path(), "is a bert model of a shape lm does not train (grouped-query heads, a head size "
+                                "other than width / heads, or a classifier head)");
+  Params p(cfg, with_grad);
+  for (const ParamView& v : p.views)  // e.g. a fused attn_qkv: readable, but not this layout
+    if (!g.find_tensor(v.name))
+      throw FormatError(g.path(), "has no tensor '" + v.name + "', which lm's encoder trains (docs/encoder.md)");
+  read_views(g, cfg, p);
+  return p;
+}
+
 Params load_params(const format::GgufFile& g, bool with_grad) {
   const ModelConfig cfg = read_config(g);
   if (!cfg.is_llama())
@@ -427,6 +441,23 @@ void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenize
   out.set_u32("lstm.hidden_size", uint32_t(c.n_hidden));
   out.set_u32("lstm.projection_size", uint32_t(c.n_proj));
   out.set_u32("lstm.vocab_size", uint32_t(c.n_vocab));
+  end_model_file(out, p, tok);
+}
+
+void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name) {
+  const ModelConfig& c = p.cfg;
+  LM_ASSERT(c.is_encoder());
+  begin_model_file(out, "bert", name, tok, c.n_vocab);
+  out.set_u32("bert.context_length", uint32_t(c.n_ctx));
+  out.set_u32("bert.embedding_length", uint32_t(c.n_embd));
+  out.set_u32("bert.block_count", uint32_t(c.n_layer));
+  out.set_u32("bert.feed_forward_length", uint32_t(c.n_ff));
+  out.set_u32("bert.attention.head_count", uint32_t(c.n_head));
+  out.set_f32("bert.attention.layer_norm_epsilon", c.norm_eps);
+  out.set_bool("bert.attention.causal", false);
+  out.set_u32("bert.pooling_type", uint32_t(kPoolMean));  // sentence embeddings: the mean of the hidden states
+  out.set_u32("bert.vocab_size", uint32_t(c.n_vocab));
+  out.set_u32("tokenizer.ggml.token_type_count", uint32_t(c.arch.n_token_types));
   end_model_file(out, p, tok);
 }
 

@@ -85,6 +85,12 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
 void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenizer& tok, const std::string& name);
 LstmParams load_lstm_params(const format::GgufFile& gguf, bool with_grad = true);
 
+// An encoder (docs/encoder.md): llama.cpp's bert keys (mean pooling, two token types) and its
+// weights as F32, as lm-train writes it; load_encoder_params reads such a file back for
+// training (FormatError naming the file when it is not a bert model of the layout lm trains).
+void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name);
+Params load_encoder_params(const format::GgufFile& gguf, bool with_grad = true);
+
 // The label names of a classifier file (cfg.n_cls of them), or "0", "1", ... when the file
 // names none. Throws FormatError if their count differs from the head's rows.
 std::vector<std::string> read_labels(const format::GgufFile& gguf, const ModelConfig& cfg);

@@ -17,6 +17,7 @@
 #include "format/gguf.hpp"
 #include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
+#include "model/encoder.hpp"
 #include "model/model_io.hpp"
 #include "train/data.hpp"
 
@@ -100,7 +101,8 @@ void verify_checkpoint(const format::GgufFile& g) {
   }
 }
 
-// The model shape is part of a pretraining run (docs/reliability.md E4).
+}  // namespace
+
 void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg) {
   const model::ModelConfig c = model::read_config(g);
   std::string diff;
@@ -118,6 +120,8 @@ void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg) 
   if (!diff.empty())
     throw FormatError(g.path(), "checkpoint belongs to another run: " + diff + "; resume with the same options");
 }
+
+namespace {
 
 // The batch, accumulation, seed, optimizer and dropout of a run, as its checkpoint has them. The
 // micro-batches per step are compared across ranks: --grad-accum x N, so that a run resumes on
@@ -213,6 +217,9 @@ class PretrainJob final : public Job {
 
 model::ModelConfig make_config(const ModelShape& o, int n_vocab) {
   if (is_lstm(o)) return model::to_model_config(make_lstm_config(o, n_vocab));
+  if (is_encoder(o) && (o.kv_heads || o.untied))
+    throw UsageError("--kv-heads and --untied are a decoder's: an encoder has as many key/value heads as heads and "
+                     "predicts through its embeddings");
   if (o.hidden || o.proj) throw UsageError("--hidden and --proj are an LSTM's (--arch lstm)");
   if (o.preset.starts_with("lstm-"))
     throw UsageError("preset '" + o.preset + "' is an LSTM's: add --arch lstm, or choose tiny, small or medium");
@@ -225,6 +232,7 @@ model::ModelConfig make_config(const ModelShape& o, int n_vocab) {
   if (o.kv_heads) c.n_head_kv = *o.kv_heads;
   if (o.ff) c.n_ff = *o.ff;
   c.tied = !o.untied;
+  if (is_encoder(o)) c = model::encoder_config(c);
   c.validate();
   return c;
 }

@@ -19,7 +19,7 @@ namespace lm::train {
 
 // The shape of a model lm-train makes: a preset, then the fields set here.
 struct ModelShape {
-  std::string arch = "llama";       // "llama", or "lstm" (docs/lstm.md)
+  std::string arch = "llama";       // "llama", "lstm" (docs/lstm.md) or "bert" (docs/encoder.md)
   std::string preset = "small";     // starting point for the model shape; the fields below override
   std::optional<int> context, layers, embd, heads, kv_heads, ff;
   std::optional<int> hidden, proj;  // an LSTM's units per layer H and projection width P (0: none)
@@ -27,6 +27,8 @@ struct ModelShape {
 };
 // Whether the shape is an LSTM's.
 inline bool is_lstm(const ModelShape& s) { return s.arch == "lstm"; }
+// Whether the shape is an encoder's (docs/encoder.md).
+inline bool is_encoder(const ModelShape& s) { return s.arch == "bert"; }
 
 // The training loop's settings, shared by lm-train and lm-finetune.
 struct TrainOptions {
@@ -65,8 +67,13 @@ void diff_option(std::string& diff, const char* name, uint64_t checkpoint, uint6
 void diff_option(std::string& diff, const char* name, int64_t checkpoint, int64_t now);
 void diff_option(std::string& diff, const char* name, float checkpoint, float now);
 
+// Throws FormatError naming the checkpoint when its model's shape differs from cfg
+// (docs/reliability.md E4).
+void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg);
+
 // Builds the model configuration: preset, then the explicit fields; vocabulary from the tokenizer.
-// For an LSTM (is_lstm(shape)) the ModelConfig of make_lstm_config's (model::to_model_config).
+// For an LSTM (is_lstm(shape)) the ModelConfig of make_lstm_config's (model::to_model_config);
+// for an encoder (is_encoder(shape)) the preset's sizes made an encoder (model::encoder_config).
 model::ModelConfig make_config(const ModelShape& shape, int n_vocab);
 // An LSTM's configuration: presets lstm-tiny, lstm-small (the default) and lstm-medium, near the
 // parameter counts of tiny, small and medium (docs/lstm.md), then --context (the window of

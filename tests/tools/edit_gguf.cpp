@@ -10,6 +10,8 @@
 //   str KEY V            metadata KEY = V (string)
 //   f32 KEY V            metadata KEY = V (f32)
 //   labels N             llama.classifier.output_labels = "l0" .. "l{N-1}"
+// or prints the scalar and string keys of a file, one "KEY = VALUE" per line:
+//   lm_test_edit_gguf --keys IN.gguf
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -61,6 +63,21 @@ int main(int argc, char** argv) {
     if (argc < 3) {
       std::fprintf(stderr, "usage: %s IN.gguf OUT.gguf EDIT...\n", argv[0]);
       return 2;
+    }
+    if (std::strcmp(argv[1], "--keys") == 0) {
+      using lm::format::GgufType;
+      const lm::format::GgufFile in = lm::format::GgufFile::open(argv[2]);
+      for (const auto& [k, v] : in.metadata()) {
+        if (v.type == GgufType::STRING) std::printf("%s = %s\n", k.c_str(), v.str.c_str());
+        else if (v.type == GgufType::BOOL) std::printf("%s = %s\n", k.c_str(), v.bits ? "true" : "false");
+        else if (v.type == GgufType::F32) {
+          float f;
+          const uint32_t b = uint32_t(v.bits);
+          std::memcpy(&f, &b, 4);
+          std::printf("%s = %g\n", k.c_str(), double(f));
+        } else if (v.type != GgufType::ARRAY) std::printf("%s = %llu\n", k.c_str(), (unsigned long long)v.bits);
+      }
+      return 0;
     }
     const lm::format::GgufFile g = lm::format::GgufFile::open(argv[1]);
     lm::format::GgufWriter w;

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The encoder end to end (docs/encoder.md): lm-train --arch bert with the masked-language-model
+# objective (dry run, the loss falls, whole-word masking, dropout), exact resume after SIGINT,
+# the file (llama.cpp's bert keys) and the tools that read it (lm-eval embed; perplexity and
+# generation refuse an encoder), and the one-line errors: a vocabulary without a mask token,
+# the objective and the architecture mismatched, decoder-only options.
+source "$(dirname "$0")/lib.sh"
+
+make_corpus 4000 > corpus.txt
+lm-tokenize train -q --vocab-size 400 --control-symbols '<mask>' -o tok.model corpus.txt
+lm-tokenize train -q --vocab-size 400 -o nomask.model corpus.txt
+lm-tokenize encode -m tok.model --format bin -o corpus.tok corpus.txt
+net=(--arch bert --context 32 --layers 2 --embd 32 --heads 2 --ff 64 --batch 8 --warmup 20 --lr 3e-3 -t 2)
+common=(--tokenizer tok.model --data corpus.tok "${net[@]}")
+field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
+
+# ---- training ----
+expect_exit 0 "dry run" -- lm-train --tokenizer tok.model --data corpus.tok --arch bert --preset tiny --context 128 --dry-run
+grep -q "^model	bert encoder (masked language model, mask 0.15): V 400, T 128, L 4, C 256, H 4, F 768\$" "$T/out" && pass ||
+  fail "dry run of a tiny encoder: $(head -1 "$T/out")"
+expect_exit 0 "train" -- lm-train "${common[@]}" --steps 150 --eval-every 50 --metrics m.jsonl --json -o enc.gguf -q
+[[ $(wc -l < m.jsonl) == 150 ]] && pass || fail "metrics: $(wc -l < m.jsonl) lines"
+first=$(field loss m.jsonl)
+valid=$(field valid_loss "$T/out")
+# The unigram entropy of this corpus is about 4.9 nats; log 400 = 5.99.
+awk -v a="$first" -v b="$valid" 'BEGIN { exit !(a > 5.5 && b < 5.0) }' && pass || fail "loss did not fall: $first -> valid $valid"
+expect_exit 0 "whole words and dropout" -- lm-train "${common[@]}" --steps 20 --whole-word --mask-prob 0.3 --dropout 0.1 -o ww.gguf -q
+
+# ---- interrupt and resume: bit for bit, dropout included ----
+n=400
+[[ -n ${LM_TEST_LEAN:-} ]] && n=150
+long=("${common[@]}" --steps $n --dropout 0.1 --whole-word --eval-every 50)
+mkdir -p full part
+lm-train "${long[@]}" --metrics full.jsonl -o full/enc.gguf -q > /dev/null
+lm-train "${long[@]}" --metrics part.jsonl -o part/enc.gguf 2> int.err &
+pid=$!
+for _ in $(seq 200); do [[ -s part.jsonl ]] && (( $(wc -l < part.jsonl 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.02; done
+kill -INT $pid
+wait $pid
+rc=$?
+[[ $rc == 130 ]] && pass || fail "SIGINT exit $rc, expected 130: $(cat int.err)"
+stopped=$(grep -o 'interrupted at step [0-9]*' int.err | grep -o '[0-9]*$')
+(( ${stopped:-$n} < n )) && pass || fail "the run finished before the interrupt"
+expect_exit 0 "resume (the architecture from the checkpoint)" -- lm-train --tokenizer tok.model --data corpus.tok \
+  "${long[@]:6}" --resume part/enc.gguf.ckpt --metrics rest.jsonl -o part/enc.gguf -q
+tail -n +"$((stopped + 1))" full.jsonl | sed 's/"tokens_per_s".*"skipped"/"skipped"/' > want.jsonl
+sed 's/"tokens_per_s".*"skipped"/"skipped"/' rest.jsonl > got.jsonl
+same_files want.jsonl got.jsonl "resumed steps $((stopped + 1))..$n equal the uninterrupted run"
+same_files full/enc.gguf part/enc.gguf "resumed run writes the same model"
+expect_exit 1 "resume with another mask share" -- lm-train "${long[@]}" --mask-prob 0.2 --resume part/enc.gguf.ckpt -o x.gguf
+expect_err "--mask-prob 0.15 in the checkpoint but 0.2 now" "another mask share"
+expect_exit 1 "resume with another width" -- lm-train "${long[@]/32/64}" --resume part/enc.gguf.ckpt -o x.gguf
+expect_err "checkpoint belongs to another run: context 32 in the checkpoint but 64 now, embedding 32 in the checkpoint but 64 now" "another width"
+
+# ---- the file and the tools that read it ----
+expect_exit 0 "describe" -- lm-eval embed -m enc.gguf corpus.txt -c 32 -v
+grep -q "enc.gguf: bert, 2 layers, 32 wide" "$T/err" && pass || fail "-v does not describe the encoder: $(head -3 "$T/err")"
+[[ $(wc -l < "$T/out") == 4000 && $(head -1 "$T/out" | awk -F'\t' '{ print NF }') == 32 ]] && pass ||
+  fail "embeddings: $(wc -l < "$T/out") lines of $(head -1 "$T/out" | awk -F'\t' '{ print NF }') values"
+for key in "general.architecture = bert" "bert.attention.causal = false" "bert.pooling_type = 1" \
+  "tokenizer.ggml.token_type_count = 2"; do
+  "$LM_TEST_BIN/lm_test_edit_gguf" --keys enc.gguf | grep -qF "$key" && pass || fail "the file has no '$key'"
+done
+expect_exit 1 "perplexity refuses an encoder" -- lm-eval perplexity -m enc.gguf corpus.txt
+expect_err "encoder" "perplexity of an encoder"
+expect_exit 1 "generation refuses an encoder" -- lm-generate -m enc.gguf -p "the" -n 4
+expect_err "encoder" "generation from an encoder"
+
+# ---- errors ----
+expect_exit 2 "a vocabulary without a mask token" -- lm-train --tokenizer nomask.model --data corpus.txt "${net[@]}" --steps 5 -o x.gguf
+expect_err "the vocabulary of nomask.model has no mask token, .*--control-symbols '<mask>'" "no mask token"
+expect_exit 2 "mlm on a decoder" -- lm-train "${common[@]/bert/llama}" --objective mlm --steps 5 -o x.gguf
+expect_err "^lm-train: --objective mlm trains an encoder: add --arch bert\$" "mlm on a decoder"
+expect_exit 2 "next-token on an encoder" -- lm-train "${common[@]}" --objective next-token --steps 5 -o x.gguf
+expect_err "an encoder \(--arch bert\) trains with --objective mlm" "next-token on an encoder"
+expect_exit 2 "mask share on a decoder" -- lm-train "${common[@]/bert/llama}" --mask-prob 0.2 --steps 5 -o x.gguf
+expect_err "are --objective mlm's" "mask share on a decoder"
+expect_exit 2 "kv heads on an encoder" -- lm-train "${common[@]}" --kv-heads 1 --steps 5 -o x.gguf
+expect_err "--kv-heads and --untied are a decoder's" "kv heads on an encoder"
+expect_exit 2 "weight-drop on an encoder" -- lm-train "${common[@]}" --weight-drop 0.1 --steps 5 -o x.gguf
+expect_exit 1 "a context longer than the data" -- lm-train --tokenizer tok.model --data <(head -c 40 corpus.txt) "${net[@]}" --steps 5 -o x.gguf
+expect_err "fewer than one row of 30" "data shorter than a row"
+finish
