@@ -1,5 +1,6 @@
 // Tests for lib/model/encoder: the masked-language-model encoder (llama.cpp's bert layout).
-// Gradients of every tensor against finite differences (with padding and dropout), the hidden
+// The loss, logits, gradients and hidden states against PyTorch (golden fixture written by
+// tests/model/make_encoder_golden.py), gradients of every tensor against finite differences (with padding and dropout), the hidden
 // states against inference (model::Session over the same weights, already checked against
 // llama-embedding), padding that does not leak into a row, and frozen tensors.
 #include <doctest/doctest.h>
@@ -8,7 +9,9 @@
 #include <cmath>
 #include <vector>
 
+#include "base/file.hpp"
 #include "base/rng.hpp"
+#include "golden_reader.hpp"
 #include "model/encoder.hpp"
 #include "model/grad_check.hpp"
 #include "model/session.hpp"
@@ -55,6 +58,62 @@ Batch make_batch(int V) {
 }
 
 }  // namespace
+
+TEST_CASE("encoder matches PyTorch: loss, the scored positions' logits, every gradient and the hidden states") {
+  lm::test::GoldenReader r{load_file(std::string(LM_TEST_DATA_DIR) + "/encoder_golden.bin")};
+  REQUIRE(r.bytes.substr(0, 8) == std::string("LMENC01\0", 8));
+  r.pos = 8;
+  const auto d = r.take<int32_t>(8);
+  ModelConfig c;
+  c.n_vocab = d[0], c.n_ctx = d[1], c.n_layer = d[2], c.n_embd = d[3], c.n_head = d[4], c.n_ff = d[5];
+  const ModelConfig cfg = encoder_config(c);
+  const int B = d[6], t = d[7];
+  const auto lengths = r.take<int32_t>(size_t(B));
+  const auto tokens = r.take<int32_t>(size_t(B) * t), targets = r.take<int32_t>(size_t(B) * t);
+  Params p(cfg);
+  const auto w = r.take<float>(p.w.size());
+  std::copy(w.begin(), w.end(), p.w.begin());
+  const float loss = r.take<float>(1)[0];
+  const int M = int(std::count_if(targets.begin(), targets.end(), [](int x) { return x >= 0; }));
+  const auto logits = r.take<float>(size_t(M) * cfg.n_vocab);
+  const auto grads = r.take<float>(p.w.size());
+  const auto hidden = r.take<float>(size_t(B) * t * cfg.n_embd);
+  CHECK(r.pos == r.bytes.size());
+
+  EncoderModel m(cfg, B, t);
+  auto rel = [](const float* a, const std::vector<float>& b) {
+    double e = 0, scale = 0;
+    for (float x : b) scale = std::max(scale, double(std::fabs(x)));
+    for (size_t i = 0; i < b.size(); ++i) e = std::max(e, std::fabs(double(a[i]) - b[i]) / scale);
+    return e;
+  };
+  m.set_keep_logits(true);
+  CHECK(m.forward(p, tokens.data(), lengths.data(), targets.data(), B, t) == doctest::Approx(loss).epsilon(1e-5));
+  CHECK(m.scored() == M);
+  CHECK(rel(m.scored_logits(), logits) < 1e-4);
+  CHECK(rel(m.hidden(), hidden) < 1e-4);
+  m.set_keep_logits(false);
+  m.forward(p, tokens.data(), lengths.data(), targets.data(), B, t);
+  m.backward(p);
+  double gmax = 0;
+  for (float x : grads) gmax = std::max(gmax, double(std::fabs(x)));
+  for (size_t v = 0; v < p.views.size(); ++v) {
+    const ParamView& pv = p.views[v];
+    CAPTURE(pv.name);
+    const std::vector<float> want(grads.begin() + ptrdiff_t(pv.offset),
+                                  grads.begin() + ptrdiff_t(pv.offset + size_t(pv.rows) * pv.cols));
+    double scale = 0, err = 0;
+    for (float x : want) scale = std::max(scale, double(std::fabs(x)));
+    if (scale == 0) {  // unused rows: token type 1, the last position
+      CHECK(std::all_of(p.grad_of(v), p.grad_of(v) + want.size(), [](float x) { return x == 0.0f; }));
+      continue;
+    }
+    // The key biases' gradient is 0 in exact arithmetic (a query's scores all move by q.b): it
+    // is measured against the largest gradient of the model instead of its own.
+    for (size_t i = 0; i < want.size(); ++i) err = std::max(err, std::fabs(double(p.grad_of(v)[i]) - want[i]));
+    CHECK(err / std::max(scale, 1e-3 * gmax) < 1e-4);
+  }
+}
 
 TEST_CASE("encoder: every gradient matches finite differences, over padded rows, with and without dropout") {
   const ModelConfig cfg = tiny_encoder();
