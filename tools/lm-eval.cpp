@@ -29,10 +29,12 @@
 #include "eval/classify.hpp"
 #include "eval/embed.hpp"
 #include "eval/imatrix.hpp"
+#include "eval/mlm.hpp"
 #include "eval/perplexity.hpp"
 #include "kernels/blas.hpp"
 #include "model/model_io.hpp"
 #include "model/session.hpp"
+#include "model/tokenizer_loader.hpp"
 #include "quant/imatrix.hpp"
 #include "train/plot.hpp"
 
@@ -732,6 +734,64 @@ struct PlotArgs {
 };
 
 // The picture of a --metrics file: the same SVG as lm-train --plot draws.
+struct MlmArgs {
+  std::string model;
+  std::vector<std::string> inputs{"-"};
+  lm::eval::MlmEvalOptions o;
+  bool json = false;
+  int threads = 0;
+};
+
+// An encoder's masked-token loss and accuracy (and pseudo-perplexity) per file and over all.
+int run_mlm(MlmArgs& a, const lm::Logger& log) {
+  lm::kernels::set_threads(a.threads);
+  const lm::format::GgufFile g = lm::format::GgufFile::open(a.model);
+  log.debug("%s: %s", a.model.c_str(), lm::model::describe_model(g).c_str());
+  const lm::model::Params p = lm::model::load_encoder_params(g, false);
+  const lm::Tokenizer tok = lm::model::load_tokenizer(a.model);
+  lm::eval::MlmEvaluator ev(p, tok, lm::display_name(a.model), a.o);
+  std::vector<lm::eval::MlmStats> per_file;
+  lm::eval::MlmStats all;
+  for (const std::string& path : a.inputs) {
+    std::vector<int> ids;  // the file's tokens: rows run across its lines
+    stream_tokens(path, tok, [&](const std::vector<int>& v) { ids.insert(ids.end(), v.begin(), v.end()); });
+    if (ids.empty()) throw lm::FormatError(path, "has no tokens to score");
+    per_file.push_back(ev.score(ids));
+    all.add(per_file.back());
+  }
+  auto stats = [&](const lm::eval::MlmStats& s) {
+    Json j{{"rows", s.rows}, {"predicted", s.predicted}, {"loss", json_number(s.loss())},
+           {"perplexity", json_number(std::exp(s.loss()))}, {"accuracy", json_number(s.accuracy())}};
+    if (a.o.pseudo) j["pseudo_perplexity"] = json_number(s.pseudo_perplexity()), j["pseudo_tokens"] = s.pseudo_tokens;
+    return j;
+  };
+  auto row = [&](const std::string& name, const lm::eval::MlmStats& s) {
+    std::string line;
+    lm::tools::append_tsv_field(line, name);
+    line += "\t" + std::to_string(s.rows) + "\t" + std::to_string(s.predicted) + "\t" + num(s.loss(), "%.6f") + "\t" +
+            num(std::exp(s.loss()), "%.4f") + "\t" + num(s.accuracy(), "%.4f");
+    if (a.o.pseudo) line += "\t" + num(s.pseudo_perplexity(), "%.4f");
+    return line + "\n";
+  };
+  if (a.json) {
+    Json out = stats(all);
+    Json& files = out["files"] = Json::array();
+    for (size_t i = 0; i < per_file.size(); ++i) {
+      Json f = stats(per_file[i]);
+      f["file"] = lm::display_name(a.inputs[i]);
+      files.push_back(std::move(f));
+    }
+    std::fputs((lm::dump_json(out) + "\n").c_str(), stdout);
+  } else {
+    std::string out = std::string("file\trows\tpredicted\tloss\tperplexity\taccuracy") +
+                      (a.o.pseudo ? "\tpseudo_perplexity" : "") + "\n";
+    for (size_t i = 0; i < per_file.size(); ++i) out += row(lm::display_name(a.inputs[i]), per_file[i]);
+    if (per_file.size() > 1) out += row("(all)", all);
+    std::fputs(out.c_str(), stdout);
+  }
+  return 0;
+}
+
 int run_plot(const PlotArgs& a) {
   if (!lm::is_std_stream(a.output) && (a.output == a.metrics || lm::same_file(a.output, a.metrics)))
     throw lm::UsageError("output '" + a.output + "' is the metrics file; choose another file");
@@ -1102,6 +1162,55 @@ longer text is cut to its first tokens, with a warning naming its line.)");
     lm::tools::add_verbosity(*sub, log, verbose_man);
   }
 
+  MlmArgs ma;
+  CLI::App* ml = app.add_subcommand("mlm", "Masked-token loss, accuracy and pseudo-perplexity of an encoder on text files");
+  lm::tools::doc(ml->add_option("-m,--model", ma.model, "Model file (GGUF): an encoder (bert)")->type_name("FILE")->required())
+      .man(R"(The encoder (required): a bert file, such as
+.B lm\-train \-\-arch bert
+writes.)");
+  ml->add_option("inputs", ma.inputs, "Text files ('-' = stdin), each scored on its own")->type_name("FILE");
+  lm::tools::doc(ml->add_option("-c,--ctx-size", ma.o.n_ctx, "Tokens per row (0 = the model's context, at most 512)")
+                     ->check(CLI::Range(0, 1 << 20)))
+      .man(R"(Tokens per row, the start and end tokens included (0: the model's context length, at
+most 512). A file's tokens are cut into consecutive rows; the last one is shorter.)");
+  lm::tools::doc(ml->add_option("--mask-prob", ma.o.mask.mask_prob, "Share of the tokens predicted (default 0.15)")
+                     ->check(CLI::Range(0.001, 0.999))
+                     ->type_name("P"))
+      .man(R"(The share of the (non\-special) tokens of each row that are chosen and predicted, each
+replaced by the mask token (80%), a random token (10%) or kept (10%), as in training.)");
+  lm::tools::doc(ml->add_flag("--whole-word", ma.o.mask.whole_word, "Choose whole words, all their pieces"))
+      .man(R"(Choose whole words instead of pieces, as
+.B lm\-train \-\-whole\-word
+does.)");
+  lm::tools::doc(ml->add_option("--seed", ma.o.seed, "Seed of the masks (default 0): the same positions for every model"))
+      .man(R"(Seed of the choice of masked positions. Row i of the input takes its masks from this seed
+and i alone, so models of the same vocabulary are compared on the same positions.)");
+  lm::tools::doc(ml->add_flag("--pseudo", ma.o.pseudo, "Also the pseudo-perplexity: each token masked in turn"))
+      .man(R"(Also compute the pseudo\-perplexity (Salazar et al. 2020): every non\-special token of
+every row masked alone and scored, exp of the mean negative log\-likelihood. One forward pass
+per token: far slower than the masked loss.)");
+  lm::tools::doc(ml->add_option("-b,--batch", ma.o.batch, "Rows per forward pass")->check(CLI::Range(1, 1 << 12)))
+      .man(R"(Rows per forward pass.)");
+  lm::tools::doc(ml->add_flag("--json", ma.json, "Print one JSON object"))
+      .man(R"(Print one JSON object:
+.BR rows ,
+.BR predicted ,
+.BR loss ,
+.B perplexity
+(the exponential of the loss),
+.B accuracy
+(the share of predicted tokens whose most likely piece is the right one) and, with
+.BR \-\-pseudo ,
+.B pseudo_perplexity
+and
+.BR pseudo_tokens ,
+over all files, then
+.B files
+(the same keys per file, with
+.BR file ).)");
+  lm::tools::add_threads(*ml, ma.threads);
+  lm::tools::add_verbosity(*ml, log, verbose_man);
+
   PlotArgs pl;
   CLI::App* pt = app.add_subcommand("plot", "Draw a training run's --metrics file as an SVG picture: training and "
                                             "validation loss, learning rate");
@@ -1125,6 +1234,7 @@ writes to standard output). It is written to a temporary file and renamed into p
       for (const std::string& path : paths) lm::tools::note_terminal_input(log, path, what);
     };
     if (pp->parsed() || kl->parsed() || im->parsed()) note(pp->parsed() ? p.inputs : kl->parsed() ? k.inputs : ia.inputs, "text");
+    if (ml->parsed()) note(ma.inputs, "text");
     if (bl->parsed() || cf->parsed()) note({bl->parsed() ? tb.hyp : tc.hyp}, "hypotheses");
     if (cl->parsed()) note(ca.predictions.empty() ? std::vector{ca.gold} : std::vector{ca.gold, ca.predictions}, "labels");
     if (pr->parsed()) note(pa.inputs, "texts, one per line,");
@@ -1141,6 +1251,7 @@ writes to standard output). It is written to a temporary file and renamed into p
     if (pt->parsed()) return run_plot(pl);
     if (em->parsed()) return run_embed(ea, log);
     if (si->parsed()) return run_similar(sa, log);
+    if (ml->parsed()) return run_mlm(ma, log);
     return run_chrf(tc, co);
   });
 }

@@ -132,8 +132,8 @@ predicts; 0.15, BERT's, by default.)");
   lm::tools::doc(app.add_flag("--whole-word", mlm.whole_word, "--objective mlm chooses whole words, all their pieces"))
       .group("Model shape")
       .man(R"(Choose whole words instead of pieces: every piece of a chosen word is predicted (whole\-word
-masking). A word starts at a piece with a leading space marker, or for WordPiece at every piece but a
-## continuation.)");
+masking). A word starts at a piece with a leading space marker (SentencePiece's, byte\-level
+BPE's, or a GGUF WordPiece vocabulary's word\-initial pieces).)");
   lm::tools::doc(app.add_option("--preset", shape.preset, "Model shape"))
       .group("Model shape")
       .choices({"tiny", "small", "medium", "lstm-tiny", "lstm-small", "lstm-medium"})

@@ -16,73 +16,11 @@ namespace {
 
 constexpr const char* kMaskProbKey = "lm.mlm.mask_prob";
 constexpr const char* kWholeWordKey = "lm.mlm.whole_word";
-// The validation masks: one seed for every run, so that runs compare on the same positions.
-constexpr uint64_t kValidSeed = 0x6d6c6d2d76616cull;
+// The validation masks: one seed for every run, so that runs compare on the same positions; it
+// is lm-eval mlm's default --seed, so that lm-eval mlm scores held-out text as validation does.
+constexpr uint64_t kValidSeed = 0;
 
 }  // namespace
-
-void check_mlm_options(const MlmOptions& o) {
-  if (!(o.mask_prob > 0 && o.mask_prob < 1))
-    throw UsageError("--mask-prob " + std::to_string(o.mask_prob) + " is out of range (0, 1)");
-}
-
-std::optional<int> find_mask_token(const Tokenizer& tok) {
-  if (auto m = tok.mask_id()) return m;
-  for (int id = 0; id < tok.vocab_size(); ++id)
-    if (tok.piece(id) == "[MASK]" || tok.piece(id) == "<mask>") return id;
-  return std::nullopt;
-}
-
-MlmMasker::MlmMasker(const Tokenizer& tok, const std::string& tok_name, const MlmOptions& o, int T)
-    : o_(o), T_(T), V_(tok.vocab_size()) {
-  check_mlm_options(o);
-  const std::optional<int> mask = find_mask_token(tok);
-  if (!mask)
-    throw UsageError("the vocabulary of " + tok_name +
-                     " has no mask token, which masked-language-model training needs: train one with "
-                     "lm-tokenize train --control-symbols '<mask>' (or use a vocabulary with [MASK])");
-  mask_ = *mask;
-  if (auto b = tok.bos_id()) start_ = *b;
-  if (auto s = tok.sep_id()) end_ = *s;
-  else if (auto e = tok.eos_id()) end_ = *e;
-  K_ = T - (start_ >= 0) - (end_ >= 0);
-  if (K_ < 1) throw UsageError("--context " + std::to_string(T) + " leaves no room for text between the start and end tokens");
-  // Never chosen: control pieces (BOS, EOS, SEP, CLS, PAD, the mask) and unknown-piece markers.
-  // Words start at a piece with SentencePiece's space (U+2581) or byte-level BPE's (U+0120), or,
-  // for WordPiece, at every piece but a ## continuation.
-  special_.assign(size_t(V_), 0);
-  word_start_.assign(size_t(V_), 1);
-  const bool wordpiece = tok.family() == "bert";
-  for (int id = 0; id < V_; ++id) {
-    const PieceType t = tok.type(id);
-    special_[size_t(id)] = t == PieceType::Control || id == mask_;
-    const std::string& p = tok.piece(id);
-    word_start_[size_t(id)] = special_[size_t(id)] || (wordpiece ? !p.starts_with("##")
-                                                                 : p.starts_with("\xe2\x96\x81") || p.starts_with("\xc4\xa0"));
-  }
-}
-
-void MlmMasker::make_row(const int* stream, Rng& rng, int* tokens, int* targets) const {
-  int j = 0;
-  if (start_ >= 0) tokens[j] = start_, targets[j] = -1, ++j;
-  bool chosen = false;  // whole words: whether the current word was chosen
-  for (int i = 0; i < K_; ++i, ++j) {
-    const int id = stream[i];
-    tokens[j] = id;
-    targets[j] = -1;
-    if (special_[size_t(id)]) {
-      chosen = false;
-      continue;
-    }
-    if (!o_.whole_word || word_start_[size_t(id)] || i == 0) chosen = rng.uniform() < o_.mask_prob;
-    if (!chosen) continue;
-    targets[j] = id;
-    const float r = rng.uniform();
-    if (r < 0.8f) tokens[j] = mask_;
-    else if (r < 0.9f) tokens[j] = int(rng.below(uint64_t(V_)));
-  }
-  if (end_ >= 0) tokens[j] = end_, targets[j] = -1, ++j;
-}
 
 namespace {
 
@@ -91,7 +29,7 @@ class MlmJob final : public Job {
   MlmJob(const TrainOptions& o, const MlmOptions& mlm, const RunInputs& in, model::Params& p)
       : o_(o), mlm_(mlm), in_(in), p_(p), B_(o.batch), T_(p.cfg.n_ctx),
         masker_(*in.tokenizer, in.tokenizer_name.empty() ? "the tokenizer" : in.tokenizer_name, mlm, T_),
-        net_(p.cfg, B_, T_), tokens_(size_t(B_) * T_), targets_(size_t(B_) * T_) {
+        net_(p.cfg, B_, T_), tokens_(size_t(B_) * T_), targets_(size_t(B_) * T_), lengths_(size_t(B_)) {
     if (in.tokenizer->vocab_size() != p.cfg.n_vocab)
       throw UsageError("the tokenizer has " + std::to_string(in.tokenizer->vocab_size()) + " pieces but the model " +
                        std::to_string(p.cfg.n_vocab) + " embeddings");
@@ -99,10 +37,6 @@ class MlmJob final : public Job {
     if (in.train->size() < size_t(K))
       throw FormatError(in.train_name, "has " + std::to_string(in.train->size()) + " tokens, fewer than one row of " +
                                            std::to_string(K) + " (--context less the start and end tokens)");
-    if (in.valid && !in.valid->empty() && in.valid->size() < size_t(K))
-      throw FormatError(in.valid_name.empty() ? in.train_name + " (its held-out share)" : in.valid_name,
-                        "has " + std::to_string(in.valid->size()) + " held-out tokens, fewer than one row of " +
-                            std::to_string(K) + "; add data or lower --context");
     net_.set_dropout(o.dropout);
   }
   std::vector<Trainable> trainables() override { return train::trainables(p_); }
@@ -112,7 +46,8 @@ class MlmJob final : public Job {
     for (int i = 0; i < B_; ++i, ++draws_) {
       Rng rng(derive_seed(derive_seed(o_.seed, 1), draws_));
       const size_t off = size_t(rng.below(in_.train->size() - size_t(masker_.content()) + 1));
-      masker_.make_row(in_.train->data() + off, rng, tokens_.data() + size_t(i) * T_, targets_.data() + size_t(i) * T_);
+      masker_.make_row(in_.train->data() + off, masker_.content(), rng, tokens_.data() + size_t(i) * T_,
+                       targets_.data() + size_t(i) * T_);
     }
     const float loss = net_.forward(p_, tokens_.data(), nullptr, targets_.data(), B_, T_);
     net_.backward(p_);
@@ -127,24 +62,30 @@ class MlmJob final : public Job {
     const double C = c.n_embd, layer = 4 * C * C + 2 * C * c.n_ff;
     return 6.0 * c.n_layer * layer + 12.0 * c.n_layer * C * T_ + 6.0 * mlm_.mask_prob * C * c.n_vocab;
   }
-  // The first eval_batches x B windows of the held-out stream, one after another, with masks
-  // from a fixed seed: the mean loss over all their predicted tokens. Every rank computes all of
-  // it (the same value on each).
+  // The first eval_batches x B rows of the held-out stream, one after another (the last one
+  // shorter when the stream ends), with masks from a fixed seed: the mean loss over all their
+  // predicted tokens. Every rank computes all of it (the same value on each).
   std::optional<float> validate() override {
     if (!in_.valid || in_.valid->empty()) return std::nullopt;
     net_.set_training(false);
+    const std::vector<int>& v = *in_.valid;
     const size_t K = size_t(masker_.content());
-    const size_t windows = std::min(in_.valid->size() / K, size_t(std::max(o_.eval_batches, 1)) * size_t(B_));
+    const size_t windows = std::min((v.size() + K - 1) / K, size_t(std::max(o_.eval_batches, 1)) * size_t(B_));
     double sum = 0;
     size_t scored = 0;
     for (size_t w0 = 0; w0 < windows; w0 += size_t(B_)) {
       const int b = int(std::min(size_t(B_), windows - w0));
       for (int i = 0; i < b; ++i) {
+        const size_t off = (w0 + size_t(i)) * K;
+        const int k = int(std::min(K, v.size() - off));
         Rng rng(derive_seed(kValidSeed, w0 + size_t(i)));
-        masker_.make_row(in_.valid->data() + (w0 + size_t(i)) * K, rng, tokens_.data() + size_t(i) * T_,
-                         targets_.data() + size_t(i) * T_);
+        int* t = tokens_.data() + size_t(i) * T_;
+        int* g = targets_.data() + size_t(i) * T_;
+        lengths_[size_t(i)] = masker_.make_row(v.data() + off, k, rng, t, g);
+        std::fill(t + lengths_[size_t(i)], t + T_, 0);  // padding
+        std::fill(g + lengths_[size_t(i)], g + T_, -1);
       }
-      const float loss = net_.forward(p_, tokens_.data(), nullptr, targets_.data(), b, T_);
+      const float loss = net_.forward(p_, tokens_.data(), lengths_.data(), targets_.data(), b, T_);
       sum += double(loss) * net_.scored();
       scored += size_t(net_.scored());
     }
@@ -182,7 +123,7 @@ class MlmJob final : public Job {
   int B_, T_;
   MlmMasker masker_;
   model::EncoderModel net_;
-  std::vector<int> tokens_, targets_;
+  std::vector<int> tokens_, targets_, lengths_;
   uint64_t draws_ = 0;  // rows drawn
 };
 
@@ -226,7 +167,8 @@ DryRun dry_run_mlm(const ModelShape& shape, const TrainOptions& o, const MlmOpti
   net.set_training(true, o.seed);
   std::vector<int> stream(size_t(masker.content())), tokens(size_t(B) * T), targets(size_t(B) * T);
   for (int& t : stream) t = int(rng.below(uint64_t(d.cfg.n_vocab)));
-  for (int i = 0; i < B; ++i) masker.make_row(stream.data(), rng, tokens.data() + size_t(i) * T, targets.data() + size_t(i) * T);
+  for (int i = 0; i < B; ++i)
+    masker.make_row(stream.data(), masker.content(), rng, tokens.data() + size_t(i) * T, targets.data() + size_t(i) * T);
   net.forward(p, tokens.data(), nullptr, targets.data(), B, T);  // warm-up: first touch of the buffers
   net.backward(p);
   d.activation_bytes = net.activation_bytes();

@@ -52,6 +52,33 @@ expect_err "--mask-prob 0.15 in the checkpoint but 0.2 now" "another mask share"
 expect_exit 1 "resume with another width" -- lm-train "${long[@]/32/64}" --resume part/enc.gguf.ckpt -o x.gguf
 expect_err "checkpoint belongs to another run: context 32 in the checkpoint but 64 now, embedding 32 in the checkpoint but 64 now" "another width"
 
+# ---- lm-eval mlm: held-out text scored as lm-train validates it ----
+head -3600 corpus.txt > tr.txt
+tail -400 corpus.txt > va.txt
+lm-tokenize encode -m tok.model --format bin -o tr.tok tr.txt
+lm-tokenize encode -m tok.model --format bin -o va.tok va.txt
+expect_exit 0 "train with held-out text" -- lm-train --tokenizer tok.model --data tr.tok --valid va.tok "${net[@]}" \
+  --steps 60 --eval-batches 1000 --json -o v.gguf -q
+valid=$(field valid_loss "$T/out")
+expect_exit 0 "lm-eval mlm" -- lm-eval mlm -m v.gguf -c 32 va.txt --json
+loss=$(field loss "$T/out")
+awk -v a="$valid" -v b="$loss" 'BEGIN { d = a - b; exit !(d * d < 1e-10 * a * a) }' && pass ||
+  fail "lm-eval mlm's loss $loss is not lm-train's validation $valid"
+acc=$(field accuracy "$T/out")
+awk -v a="$acc" 'BEGIN { exit !(a > 0.02 && a < 1) }' && pass || fail "accuracy $acc"
+expect_exit 0 "pseudo-perplexity, TSV" -- lm-eval mlm -m v.gguf va.txt <(head -20 va.txt) --pseudo
+[[ $(head -1 "$T/out") == "file	rows	predicted	loss	perplexity	accuracy	pseudo_perplexity" && $(wc -l < "$T/out") == 4 ]] &&
+  pass || fail "TSV: $(cat "$T/out")"
+ppl=$(awk -F'\t' '$1 == "va.txt" { print $7 }' "$T/out")
+awk -v p="$ppl" 'BEGIN { exit !(p > 5 && p < 400) }' && pass || fail "pseudo-perplexity $ppl (vocabulary 400)"
+expect_exit 0 "another mask seed" -- lm-eval mlm -m v.gguf -c 32 va.txt --json --seed 5
+[[ $(field loss "$T/out") != "$loss" ]] && pass || fail "--seed 5 chose the same positions"
+lm-train --tokenizer tok.model --data tr.tok --context 32 --layers 1 --embd 32 --heads 2 --ff 64 --steps 1 -o dec.gguf -q > /dev/null
+expect_exit 1 "mlm of a decoder" -- lm-eval mlm -m dec.gguf va.txt
+expect_err "dec.gguf: is a 'llama' model, not an encoder \(bert\)" "mlm of a decoder"
+expect_exit 2 "a row longer than the model's context" -- lm-eval mlm -m v.gguf -c 64 va.txt
+expect_err "is larger than the model's context length 32" "long rows"
+
 # ---- the file and the tools that read it ----
 expect_exit 0 "describe" -- lm-eval embed -m enc.gguf corpus.txt -c 32 -v
 grep -q "enc.gguf: bert, 2 layers, 32 wide" "$T/err" && pass || fail "-v does not describe the encoder: $(head -3 "$T/err")"
