@@ -12,6 +12,7 @@
 #include "base/json.hpp"
 #include "common/cli.hpp"
 #include "common/train_cli.hpp"
+#include "dataset/labeled.hpp"
 #include "format/gguf.hpp"
 #include "kernels/blas.hpp"
 #include "model/lora.hpp"
@@ -30,7 +31,7 @@ int main(int argc, char** argv) {
   o.eval_every = 50;
   lm::train::FinetuneOptions f;
   lm::Logger log("lm-finetune");
-  std::string model, data, valid, output, task = "text", targets = "attn", pooling = "last";
+  std::string model, data, valid, output, task = "text", targets = "attn", pooling;
   lm::tools::TrainerFlags tf;
   bool dry = false, json = false, merge = false;
 
@@ -75,13 +76,16 @@ renamed. Its name without extension becomes
       .choices({"text", "prompt-completion", "classify"})
       .man(R"(What to train.)");
   lm::tools::doc(app.add_option("--pooling", pooling,
-                                "What a new classifier reads: the last token's final hidden state, or the mean"))
+                                "What a new classifier reads: the last (decoder) or first (cls, encoder) token's final hidden state, or the mean"))
       .group("Model, data and output")
-      .choices({"last", "mean"})
-      .man(R"(What a new classifier's head reads: the final hidden state of the text's last token (the
-default), or the mean of the final hidden states over the text's tokens. It is stored as
+      .choices({"last", "cls", "mean"})
+      .man(R"(What a new classifier's head reads: for a decoder, the final hidden state of the text's last
+token (its default) or the mean of the final hidden states over the text's tokens, stored as
 .B llama.pooling_type
-(3 or 1); a classifier trained further keeps its own.)");
+(3 or 1); for an encoder (bert), the first token's (cls, the start token, its default), stored as
+.B bert.pooling_type
+4 (rank, which llama.cpp applies the head with), or the mean (1). A classifier trained further
+keeps its own.)");
   lm::tools::doc(app.add_option("--context", f.context, "Sequence length (default: the model's context)")
                      ->check(CLI::Range(2, 1 << 20))
                      ->type_name("T"))
@@ -256,7 +260,7 @@ early_stop and output (model, adapter or classifier).)");
       throw lm::UsageError("a LoRA adapter file holds only .lora_a/.lora_b pairs; --train-norms, --train-embeddings "
                            "and --train-head need --merge");
     f.lora_opt.targets = lm::model::parse_lora_targets(targets);
-    f.pooling = pooling == "mean" ? lm::model::kPoolMean : lm::model::kPoolLast;
+    f.pooling = pooling == "mean" ? lm::model::kPoolMean : pooling == "cls" ? lm::model::kPoolRank : lm::model::kPoolLast;
     std::string checkpoint = tf.checkpoint.empty() && !output.empty() ? output + ".ckpt" : tf.checkpoint;
     // Rank 0 writes every file of the run; the other ranks only read.
     std::optional<lm::OutputFile> out;
@@ -271,7 +275,10 @@ early_stop and output (model, adapter or classifier).)");
     if (lstm) lm::train::check_lstm_finetune(f);  // before the data is read
     else lm::train::refuse_weight_drop(o);
     lm::Tokenizer tok = lm::model::load_tokenizer(g);
-    const bool add_bos = g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) && tok.bos_id().has_value();
+    // An encoder's rows always start with its start token (BOS, [CLS]), as in its training.
+    const bool add_bos = (g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) ||
+                          lm::model::read_config(g).is_encoder()) &&
+                         tok.bos_id().has_value();
     std::optional<lm::model::Params> base;
     std::optional<lm::model::LstmParams> lstm_p;
     std::vector<std::string> model_labels;
@@ -281,12 +288,21 @@ early_stop and output (model, adapter or classifier).)");
       if (f.context > 0) lstm_p->cfg.n_ctx = f.context;  // the window; an LSTM reads any length
       T = lstm_p->cfg.n_ctx;
     } else {
-      base.emplace(lm::model::load_params(g, false));
+      const bool encoder = lm::model::read_config(g).is_encoder();
+      if (encoder && pooling == "last")
+        throw lm::UsageError("an encoder's classifier reads the first token (--pooling cls) or the mean (--pooling mean)");
+      if (!encoder && pooling == "cls")
+        throw lm::UsageError("--pooling cls reads an encoder's start token; a decoder's classifier reads the last token "
+                             "(--pooling last) or the mean");
+      if (encoder && pooling.empty()) f.pooling = lm::model::kPoolRank;
+      base.emplace(encoder ? lm::model::load_encoder_params(g, false) : lm::model::load_params(g, false));
       if (base->cfg.n_cls > 0) model_labels = lm::model::read_labels(g, base->cfg);
       T = f.context > 0 ? f.context : base->cfg.n_ctx;
       if (classify && base->cfg.n_cls > 0 && app.count("--pooling") && base->cfg.cls_pooling != f.pooling)
         log.warn("%s: its classifier has %s pooling, which it keeps; --pooling applies to a new classifier",
-                 model.c_str(), base->cfg.cls_pooling == lm::model::kPoolMean ? "mean" : "last-token");
+                 model.c_str(), base->cfg.cls_pooling == lm::model::kPoolMean   ? "mean"
+                                : base->cfg.cls_pooling == lm::model::kPoolRank ? "first-token"
+                                                                                : "last-token");
     }
     f.model_labels = model_labels;
     f.model_name = model;
@@ -320,6 +336,9 @@ early_stop and output (model, adapter or classifier).)");
         } else {
           labeled_valid = lm::train::load_labeled(valid, tok, add_bos, T, &labeled.labels, o.threads);
         }
+        if (base && base->cfg.is_encoder())  // an encoder's rows end with SEP or EOS, as in its training
+          for (auto* set : {&labeled, &labeled_valid})
+            for (auto& e : set->examples) lm::dataset::finish_encoder_row(tok, e.tokens, T);
         d.labeled = &labeled, d.labeled_valid = &labeled_valid;
         log.debug("%zu labels, %zu training and %zu held-out examples", labeled.labels.size(), labeled.examples.size(),
                   labeled_valid.examples.size());
@@ -387,7 +406,10 @@ early_stop and output (model, adapter or classifier).)");
       lm::model::add_adapter(w, *ft->lora(), name);
     } else {
       if (ft->lora()) lm::model::merge_lora(ft->params(), *ft->lora());
-      lm::model::add_model(w, ft->params(), tok, name, ft->labels());
+      if (ft->params().cfg.is_encoder())
+        lm::model::add_encoder_model(w, ft->params(), tok, name, ft->labels());
+      else
+        lm::model::add_model(w, ft->params(), tok, name, ft->labels());
     }
     w.write(*out);
     out->commit();

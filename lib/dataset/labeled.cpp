@@ -63,4 +63,19 @@ std::vector<int> classifier_input(const Tokenizer& tok, std::string_view text, b
   return ids;
 }
 
+std::optional<int> encoder_end_token(const Tokenizer& tok) {
+  if (auto s = tok.sep_id()) return s;
+  return tok.eos_id();
+}
+
+void finish_encoder_row(const Tokenizer& tok, std::vector<int>& ids, int max_tokens) {
+  const std::optional<int> end = encoder_end_token(tok);
+  if (!end) {
+    if (int(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
+    return;
+  }
+  if (int(ids.size()) >= max_tokens) ids.resize(size_t(std::max(max_tokens - 1, 0)));
+  ids.push_back(*end);
+}
+
 }  // namespace lm::dataset

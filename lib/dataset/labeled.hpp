@@ -2,6 +2,7 @@
 // lm-eval classify/predict read, so both sit below eval/ and train/ (docs/architecture.md).
 #pragma once
 
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -26,5 +27,11 @@ bool has_label_field(std::string_view line);
 // Token ids of one text for a classifier: BOS (if add_bos) and the text, cut to max_tokens.
 // A long text is encoded from a prefix only, with the tokens the whole text would start with.
 std::vector<int> classifier_input(const Tokenizer& tok, std::string_view text, bool add_bos, int max_tokens);
+
+// An encoder's rows (docs/encoder.md) end with SEP, else EOS: that id, or none.
+std::optional<int> encoder_end_token(const Tokenizer& tok);
+// Makes ids (a classifier_input with the start token) an encoder's row of at most max_tokens:
+// cut to leave room for the end token, which is then appended (when the vocabulary has one).
+void finish_encoder_row(const Tokenizer& tok, std::vector<int>& ids, int max_tokens);
 
 }  // namespace lm::dataset

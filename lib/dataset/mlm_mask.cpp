@@ -2,6 +2,7 @@
 #include "dataset/mlm_mask.hpp"
 
 #include "base/error.hpp"
+#include "dataset/labeled.hpp"
 
 namespace lm::dataset {
 
@@ -27,8 +28,7 @@ MlmMasker::MlmMasker(const Tokenizer& tok, const std::string& tok_name, const Ml
                      "lm-tokenize train --control-symbols '<mask>' (or use a vocabulary with [MASK])");
   mask_ = *mask;
   if (auto b = tok.bos_id()) start_ = *b;
-  if (auto s = tok.sep_id()) end_ = *s;
-  else if (auto e = tok.eos_id()) end_ = *e;
+  if (auto e = encoder_end_token(tok)) end_ = *e;
   K_ = T - (start_ >= 0) - (end_ >= 0);
   if (K_ < 1) throw UsageError("--context " + std::to_string(T) + " leaves no room for text between the start and end tokens");
   // Never chosen: control pieces (BOS, EOS, SEP, CLS, PAD, the mask). Words start at a piece

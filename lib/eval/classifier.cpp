@@ -25,9 +25,21 @@ format::GgufFile open_classifier(const std::string& path) {
 Classifier::Classifier(const std::string& path, const std::vector<model::AdapterSpec>& adapters, int batch)
     : Classifier(open_classifier(path), adapters, batch) {}
 
+namespace {
+model::Params load_classifier_params(const format::GgufFile& g) {
+  return model::read_config(g).is_encoder() ? model::load_encoder_params(g, false) : model::load_params(g, false);
+}
+}  // namespace
+
 Classifier::Classifier(const format::GgufFile& g, const std::vector<model::AdapterSpec>& adapters, int batch)
-    : p_(model::load_params(g, false)), tok_(model::load_tokenizer(g)), B_(std::max(1, batch)) {
+    : p_(load_classifier_params(g)), tok_(model::load_tokenizer(g)), B_(std::max(1, batch)) {
   labels_ = model::read_labels(g, p_.cfg);
+  if (p_.cfg.is_encoder()) {
+    if (!adapters.empty()) throw FormatError(g.path(), "is an encoder classifier; LoRA adapters apply to decoders");
+    T_ = p_.cfg.n_ctx;
+    enc_ = std::make_unique<model::EncoderModel>(p_.cfg, B_, T_);
+    return;
+  }
   for (const auto& a : adapters) {
     model::Lora l = model::load_adapter(format::GgufFile::open(a.path), p_.cfg);
     l.user_scale = a.scale;
@@ -50,15 +62,23 @@ void Classifier::predict(const std::vector<std::string>& texts, std::vector<std:
     const int b = int(std::min(texts.size() - start, size_t(B_)));
     std::vector<const std::vector<int>*> batch;
     for (int i = 0; i < b; ++i) {
-      rows[size_t(i)] = dataset::classifier_input(tok_, texts[start + size_t(i)], add_bos_, T_);
-      if (rows[size_t(i)].empty()) rows[size_t(i)].push_back(tok_.eos_id().value_or(0));  // an empty text
-      batch.push_back(&rows[size_t(i)]);
+      std::vector<int>& r = rows[size_t(i)];
+      if (enc_) {  // the start token, the text and the end token, as lm-finetune trained it
+        r = dataset::classifier_input(tok_, texts[start + size_t(i)], true, T_);
+        dataset::finish_encoder_row(tok_, r, T_);
+      } else {
+        r = dataset::classifier_input(tok_, texts[start + size_t(i)], add_bos_, T_);
+      }
+      if (r.empty()) r.push_back(tok_.eos_id().value_or(0));  // an empty text
+      batch.push_back(&r);
     }
     tokens.resize(size_t(b) * T_);
     const int t = model::pad_rows(batch, T_, tokens.data(), lengths.data());
-    net_->forward_classify(p_, tokens.data(), lengths.data(), nullptr, b, t);
+    if (enc_) enc_->forward_classify(p_, tokens.data(), lengths.data(), nullptr, b, t);
+    else net_->forward_classify(p_, tokens.data(), lengths.data(), nullptr, b, t);
+    const float* all = enc_ ? enc_->class_probs() : net_->class_probs();
     for (int i = 0; i < b; ++i) {
-      const float* pr = net_->class_probs() + size_t(i) * K;
+      const float* pr = all + size_t(i) * K;
       for (int k = 0; k < K; ++k)
         if (!std::isfinite(pr[k]))
           throw Error("the classifier produced a non-finite probability (" + std::to_string(pr[k]) + " for label '" +

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/encoder.hpp"
 #include "model/model.hpp"
 #include "model/model_io.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -14,7 +15,8 @@ namespace lm::eval {
 
 class Classifier {
  public:
-  // Loads a classifier file (a llama-arch model with cls.output.weight), with adapters merged.
+  // Loads a classifier file (a llama-arch model with cls.output.weight, with adapters merged, or
+  // a bert encoder with one: docs/encoder.md).
   // Texts longer than the model's context are cut to it. Throws IoError, FormatError naming the
   // file (UsageError-free: a model without a head is a FormatError).
   explicit Classifier(const std::string& path, const std::vector<model::AdapterSpec>& adapters = {}, int batch = 16);
@@ -32,6 +34,7 @@ class Classifier {
   bool add_bos_ = true;
   int B_, T_;
   std::unique_ptr<model::Model> net_;
+  std::unique_ptr<model::EncoderModel> enc_;  // an encoder classifier's
 };
 
 }  // namespace lm::eval

@@ -6,6 +6,7 @@
 #include "model/encoder.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -38,6 +39,7 @@ struct EncoderModel::Acts {
   std::vector<LargeVector<float>> x, q, k, v, att, ao, r1, y1, mean1, rstd1, u, g, r2, mean2, rstd2;
   LargeVector<float> e, mean0, rstd0;            // the summed embeddings and their norm's statistics
   LargeVector<float> hm, logits, losses, tmp;    // the scored rows' hidden states, logits, losses
+  LargeVector<float> pooled, cls;                // classification: pooled rows (b, C), probabilities or dz (b, K)
   LargeVector<float> dA, dB, dC, dq, dk, dv, dao, datt, du, dhm;  // backward scratch
   std::vector<int> tokens, lengths, pos, targets;  // pos: the scored positions
 };
@@ -87,6 +89,9 @@ void EncoderModel::set_training(bool on, uint64_t seed) {
   seed_ = seed;
 }
 
+// The dropout site of a classifier's pooled rows (0 .. 2L are the embeddings and the branches).
+static constexpr uint64_t kSiteCls = uint64_t(1) << 40;
+
 void EncoderModel::drop(float* y, size_t n, uint64_t site) const { apply_dropout(y, y, n, derive_seed(seed_, site), dropout_); }
 
 size_t EncoderModel::activation_bytes() const {
@@ -101,12 +106,12 @@ size_t EncoderModel::activation_bytes() const {
   return n * sizeof(float);
 }
 
-float EncoderModel::forward(const Params& p, const int* tokens, const int* lengths, const int* targets, int b, int t) {
+void EncoderModel::trunk(const Params& p, const int* tokens, const int* lengths, int b, int t) {
   LM_ASSERT(b >= 1 && b <= B_ && t >= 1 && t <= T_);
   using namespace kernels;
   Acts& a = *a_;
   b_ = b, t_ = t;
-  const int N = b * t, C = cfg_.n_embd, F = cfg_.n_ff, H = cfg_.n_head, D = cfg_.head_dim(), V = cfg_.n_vocab;
+  const int N = b * t, C = cfg_.n_embd, F = cfg_.n_ff, H = cfg_.n_head, D = cfg_.head_dim();
   const float eps = cfg_.norm_eps;
   std::copy(tokens, tokens + N, a.tokens.begin());
   for (int i = 0; i < b; ++i) {
@@ -159,7 +164,14 @@ float EncoderModel::forward(const Params& p, const int* tokens, const int* lengt
     layernorm_forward_train(a.x[sl + 1].data(), a.mean2[sl].data(), a.rstd2[sl].data(), r2, W(kEncNorm2),
                             W(kEncNorm2B), N, C, eps);
   }
+}
 
+float EncoderModel::forward(const Params& p, const int* tokens, const int* lengths, const int* targets, int b, int t) {
+  using namespace kernels;
+  trunk(p, tokens, lengths, b, t);
+  Acts& a = *a_;
+  classify_ = false;
+  const int N = b * t, C = cfg_.n_embd, V = cfg_.n_vocab;
   have_targets_ = targets != nullptr;
   m_ = 0;
   if (!targets) return 0.0f;
@@ -192,29 +204,115 @@ float EncoderModel::forward(const Params& p, const int* tokens, const int* lengt
   return float(sum / double(M));
 }
 
+float EncoderModel::forward_classify(const Params& p, const int* tokens, const int* lengths, const int* labels, int b,
+                                     int t) {
+  LM_ASSERT(cfg_.n_cls > 0 && lengths);
+  using namespace kernels;
+  trunk(p, tokens, lengths, b, t);
+  Acts& a = *a_;
+  classify_ = true;
+  have_targets_ = labels != nullptr;
+  const int C = cfg_.n_embd, K = cfg_.n_cls;
+  if (a.pooled.size() < size_t(B_) * C) a.pooled.assign(size_t(B_) * C, 0.0f), a.cls.assign(size_t(B_) * K, 0.0f);
+  const float* h = a.x.back().data();
+  for (int i = 0; i < b; ++i) {
+    float* row = a.pooled.data() + size_t(i) * C;
+    const float* first = h + size_t(i) * t * C;
+    if (cfg_.cls_pooling == kPoolMean) {
+      std::fill(row, row + C, 0.0f);
+      for (int j = 0; j < a.lengths[size_t(i)]; ++j)
+        for (int c = 0; c < C; ++c) row[c] += first[size_t(j) * C + c];
+      for (int c = 0; c < C; ++c) row[c] /= float(a.lengths[size_t(i)]);
+    } else {
+      std::copy(first, first + C, row);
+    }
+  }
+  if (dropping()) drop(a.pooled.data(), size_t(b) * C, kSiteCls);
+  const size_t wv = cls_param(cfg_);  // cls.output.weight, then its bias
+  for (int i = 0; i < b; ++i) std::copy(p.get(wv + 1), p.get(wv + 1) + K, a.cls.data() + size_t(i) * K);
+  matmul_forward(a.cls.data(), a.pooled.data(), p.get(wv), b, C, K, 1.0f);
+  for (int i = 0; i < b; ++i) {  // softmax in place
+    float* z = a.cls.data() + size_t(i) * K;
+    const float mx = *std::max_element(z, z + K);
+    double sum = 0;
+    for (int k = 0; k < K; ++k) sum += (z[k] = std::exp(z[k] - mx));
+    for (int k = 0; k < K; ++k) z[k] = float(z[k] / sum);
+  }
+  if (!labels) return 0.0f;
+  int scored = 0;
+  double loss = 0;
+  for (int i = 0; i < b; ++i)
+    if (labels[i] >= 0) {
+      LM_ASSERT(labels[i] < K);
+      ++scored;
+      loss -= std::log(std::max(1e-30f, a.cls[size_t(i) * K + size_t(labels[i])]));
+    }
+  m_ = scored;
+  // The gradient of the mean loss with respect to the logits: (p - onehot) / scored.
+  const float scale = scored ? 1.0f / float(scored) : 0.0f;
+  for (int i = 0; i < b; ++i) {
+    float* z = a.cls.data() + size_t(i) * K;
+    for (int k = 0; k < K; ++k) z[k] = labels[i] < 0 ? 0.0f : (z[k] - (k == labels[i] ? 1.0f : 0.0f)) * scale;
+  }
+  return scored ? float(loss / scored) : 0.0f;
+}
+
+const float* EncoderModel::class_probs() const { return a_->cls.data(); }
+
 void EncoderModel::backward(Params& p) {
   LM_ASSERT(have_targets_ && !keep_logits_);
   using namespace kernels;
   Acts& a = *a_;
+  const int b = b_, t = t_, N = b * t, C = cfg_.n_embd;
+  const size_t NC = size_t(N) * C;
+  if (a.dA.size() < size_t(B_) * T_ * C) a.dA.assign(size_t(B_) * T_ * C, 0.0f);
+  std::fill(a.dA.begin(), a.dA.begin() + ptrdiff_t(NC), 0.0f);
+  if (classify_) {
+    // The head: dW += dz^T pooled, db += sum dz, dpooled = dz W; then to the pooled rows.
+    const int K = cfg_.n_cls;
+    const size_t wv = cls_param(cfg_);
+    if (float* db = p.grad_of(wv + 1)) bias_backward(db, a.cls.data(), b, K);
+    bool trunk_trains = false;
+    for (size_t v = 0; v < wv; ++v) trunk_trains = trunk_trains || p.has_grad(v);
+    if (a.dhm.size() < size_t(B_) * C) a.dhm.assign(size_t(B_) * C, 0.0f);
+    matmul_backward(trunk_trains ? a.dhm.data() : nullptr, p.grad_of(wv), a.cls.data(), a.pooled.data(), p.get(wv), b,
+                    C, K, false);
+    if (!trunk_trains) return;  // a linear probe: nothing below the head trains
+    if (dropping()) drop(a.dhm.data(), size_t(b) * C, kSiteCls);
+    for (int i = 0; i < b; ++i) {
+      const float* d = a.dhm.data() + size_t(i) * C;
+      float* first = a.dA.data() + size_t(i) * t * C;
+      if (cfg_.cls_pooling == kPoolMean) {
+        const float inv = 1.0f / float(a.lengths[size_t(i)]);
+        for (int j = 0; j < a.lengths[size_t(i)]; ++j)
+          for (int c = 0; c < C; ++c) first[size_t(j) * C + c] = d[c] * inv;
+      } else {
+        std::copy(d, d + C, first);
+      }
+    }
+  } else if (m_ > 0) {
+    // The head: dhm = dlogits E, dE += dlogits^T hm; scattered back to their positions.
+    if (a.dhm.size() < size_t(m_) * C) a.dhm.assign(size_t(m_) * C, 0.0f);
+    matmul_backward(a.dhm.data(), p.grad_of(kEncTok), a.logits.data(), a.hm.data(), p.get(kEncTok), m_, C,
+                    cfg_.n_vocab, false);
+    for (int i = 0; i < m_; ++i)
+      std::memcpy(a.dA.data() + size_t(a.pos[size_t(i)]) * C, a.dhm.data() + size_t(i) * C, sizeof(float) * size_t(C));
+  }
+  trunk_backward(p);
+}
+
+void EncoderModel::trunk_backward(Params& p) {
+  using namespace kernels;
+  Acts& a = *a_;
   const int b = b_, t = t_, N = b * t, C = cfg_.n_embd, F = cfg_.n_ff, H = cfg_.n_head, D = cfg_.head_dim();
-  const int V = cfg_.n_vocab;
   const size_t NC = size_t(N) * C;
   auto grow = [](LargeVector<float>& v, size_t n) {
     if (v.size() < n) v.assign(n, 0.0f);
   };
-  for (auto* v : {&a.dA, &a.dB, &a.dC, &a.dq, &a.dk, &a.dv, &a.dao}) grow(*v, size_t(B_) * T_ * C);
+  for (auto* v : {&a.dB, &a.dC, &a.dq, &a.dk, &a.dv, &a.dao}) grow(*v, size_t(B_) * T_ * C);
   grow(a.datt, size_t(B_) * H * T_ * T_);
   grow(a.du, size_t(B_) * T_ * F);
   const int* len = a.lengths.data();
-
-  // The head: dhm = dlogits E, dE += dlogits^T hm; scattered back to their positions.
-  std::fill(a.dA.begin(), a.dA.begin() + ptrdiff_t(NC), 0.0f);
-  if (m_ > 0) {
-    grow(a.dhm, size_t(m_) * C);
-    matmul_backward(a.dhm.data(), p.grad_of(kEncTok), a.logits.data(), a.hm.data(), p.get(kEncTok), m_, C, V, false);
-    for (int i = 0; i < m_; ++i)
-      std::memcpy(a.dA.data() + size_t(a.pos[size_t(i)]) * C, a.dhm.data() + size_t(i) * C, sizeof(float) * size_t(C));
-  }
 
   for (int l = cfg_.n_layer - 1; l >= 0; --l) {
     const size_t sl = size_t(l);

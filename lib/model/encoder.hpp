@@ -29,6 +29,7 @@ enum EncoderLayerParam : size_t {
   kEncUp, kEncUpB, kEncDown, kEncDownB, kEncNorm2, kEncNorm2B, kEncLayerParams
 };
 inline size_t encoder_param(int l, EncoderLayerParam v) { return kEncTop + size_t(l) * kEncLayerParams + v; }
+static_assert(kEncTop == 5 && kEncLayerParams == 16, "model.hpp's cls_param() counts an encoder's views");
 
 class EncoderModel {
  public:
@@ -45,8 +46,9 @@ class EncoderModel {
   // positions (0 when none) and keeps what backward() needs. Without targets only the hidden
   // states are computed. Ids must be < n_vocab (checked by the caller).
   float forward(const Params& p, const int* tokens, const int* lengths, const int* targets, int b, int t);
-  // Adds the gradients of the last forward()'s mean loss into p.grad (callers zero it); views
-  // without a gradient (Params::alloc_grad) are skipped.
+  // Adds the gradients of the last forward()'s (or forward_classify()'s) mean loss into p.grad
+  // (callers zero it); views without a gradient (Params::alloc_grad) are skipped, and when no
+  // view below the head has one (a linear probe) backward stops at the head.
   void backward(Params& p);
   // The final hidden states (b, t, C) of the last forward().
   const float* hidden() const;
@@ -59,6 +61,15 @@ class EncoderModel {
   const float* scored_losses() const;
   const float* scored_logits() const;
   void set_keep_logits(bool on) { keep_logits_ = on; }
+
+  // Sequence classification (cfg.n_cls > 0; docs/encoder.md, classifiers): the head
+  // cls.output (n_cls, C) and its bias read each row's pooled final hidden state: its first
+  // token's (kPoolRank, the start token, BERT's [CLS], as llama.cpp's rank pooling reads it) or
+  // the mean over its lengths[i] tokens (kPoolMean). With labels (b; < 0 = not scored) returns
+  // the mean cross-entropy and keeps what backward() needs; else keeps the class probabilities.
+  float forward_classify(const Params& p, const int* tokens, const int* lengths, const int* labels, int b, int t);
+  // Class probabilities (b, n_cls) of the last forward_classify() without labels.
+  const float* class_probs() const;
   // Dropout while training (BERT's hidden dropout): on the embeddings after their norm, and on
   // the output of every attention and MLP branch before its residual. Masks from set_training's
   // seed, so that a resumed run draws the same.
@@ -68,6 +79,9 @@ class EncoderModel {
 
  private:
   struct Acts;
+  // The layers: tokens to hidden(); and from the gradient of hidden() in dA back to the weights.
+  void trunk(const Params& p, const int* tokens, const int* lengths, int b, int t);
+  void trunk_backward(Params& p);
   void drop(float* y, size_t n, uint64_t site) const;
   bool dropping() const { return training_ && dropout_ > 0; }
   ModelConfig cfg_;
@@ -75,7 +89,7 @@ class EncoderModel {
   const int* tokens_ = nullptr;
   const int* lengths_ = nullptr;
   std::unique_ptr<Acts> a_;
-  bool training_ = false, keep_logits_ = false, have_targets_ = false;
+  bool training_ = false, keep_logits_ = false, have_targets_ = false, classify_ = false;
   uint64_t seed_ = 0;
   float dropout_ = 0;
 };

@@ -82,8 +82,10 @@ struct ModelConfig {
   size_t n_params() const;
 };
 
-// Pooling of the final hidden states for a classifier, numbered as llama.cpp's pooling_type.
-inline constexpr int kPoolMean = 1, kPoolLast = 3;
+// Pooling of the final hidden states for a classifier, numbered as llama.cpp's pooling_type:
+// the mean, the last token (decoders), or rank: the first token (an encoder's [CLS]) through
+// the head, as llama.cpp's rank pooling reads a bert classifier.
+inline constexpr int kPoolMean = 1, kPoolLast = 3, kPoolRank = 4;
 
 // Throws UsageError "NAME V is out of range [LO, HI]" unless LO <= v <= HI: a configuration
 // field's check.
@@ -113,8 +115,11 @@ inline size_t layer_param(int l, LayerParam v) { return 1 + size_t(l) * kLayerPa
 inline size_t output_norm_param(const ModelConfig& c) { return 1 + size_t(c.n_layer) * kLayerParams; }
 // The lm head: output.weight, or token_embd.weight when tied.
 inline size_t head_param(const ModelConfig& c) { return c.tied ? 0 : output_norm_param(c) + 1; }
-// The classification head's weight (its bias is the next view); only when n_cls > 0.
-inline size_t cls_param(const ModelConfig& c) { return output_norm_param(c) + (c.tied ? 1 : 2); }
+// The classification head's weight (its bias is the next view); only when n_cls > 0. An
+// encoder's is after its layers (encoder.hpp: kEncTop + L kEncLayerParams).
+inline size_t cls_param(const ModelConfig& c) {
+  return c.is_encoder() ? 5 + size_t(c.n_layer) * 16 : output_norm_param(c) + (c.tied ? 1 : 2);
+}
 
 // Weights and their gradients, each one flat buffer. Allocated once.
 struct Params {

@@ -52,14 +52,22 @@ ModelConfig read_config(const format::GgufFile& g) {
     throw FormatError(path, "has no output.weight, but the LSTM's output width " +
                                 std::to_string(c.out_width()) + " differs from the embedding width " +
                                 std::to_string(c.n_embd) + ", so the embeddings cannot be the output layer");
-  if (const format::GgufTensorInfo* cls = c.is_llama() ? g.find_tensor("cls.output.weight") : nullptr) {
+  if (const format::GgufTensorInfo* cls =
+          c.is_llama() || c.is_encoder() ? g.find_tensor("cls.output.weight") : nullptr) {
     if (cls->n_dims != 2 || cls->ne[0] != c.n_embd || cls->ne[1] < 2 || cls->ne[1] > kMaxLabels)
       throw FormatError(path, "tensor 'cls.output.weight' has shape {" + std::to_string(cls->ne[0]) + ", " +
                                   std::to_string(cls->ne[1]) + "}, expected {" + std::to_string(c.n_embd) +
                                   ", labels} with 2 to " + std::to_string(kMaxLabels) + " labels");
     c.n_cls = int(cls->ne[1]);
-    c.cls_pooling = int(g.try_get_u32(key("pooling_type")).value_or(kPoolLast));
-    if (c.cls_pooling != kPoolMean && c.cls_pooling != kPoolLast)
+    if (c.is_encoder()) {
+      c.cls_pooling = int(g.try_get_u32("bert.pooling_type").value_or(kPoolRank));
+      if (c.cls_pooling != kPoolMean && c.cls_pooling != kPoolRank)
+        throw FormatError(path, "key 'bert.pooling_type' is " + std::to_string(c.cls_pooling) +
+                                    ", expected 1 (mean) or 4 (rank: the first token) for a classifier");
+    } else {
+      c.cls_pooling = int(g.try_get_u32(key("pooling_type")).value_or(kPoolLast));
+    }
+    if (c.cls_pooling != kPoolMean && c.cls_pooling != kPoolLast && c.cls_pooling != kPoolRank)
       throw FormatError(path, "key '" + key("pooling_type") + "' is " + std::to_string(c.cls_pooling) +
                                   ", expected 1 (mean) or 3 (last token) for a classifier");
   }
@@ -243,9 +251,9 @@ LstmParams load_lstm_params(const format::GgufFile& g, bool with_grad) {
 Params load_encoder_params(const format::GgufFile& g, bool with_grad) {
   const ModelConfig cfg = read_config(g);
   if (!cfg.is_encoder()) throw FormatError(g.path(), "is a '" + cfg.arch.name + "' model, not an encoder (bert)");
-  if (cfg.n_head_kv != cfg.n_head || cfg.n_head_dim != 0 || cfg.n_cls != 0)
-    throw FormatError(g.path(), "is a bert model of a shape lm does not train (grouped-query heads, a head size "
-                                "other than width / heads, or a classifier head)");
+  if (cfg.n_head_kv != cfg.n_head || cfg.n_head_dim != 0)
+    throw FormatError(g.path(), "is a bert model of a shape lm does not train (grouped-query heads, or a head size "
+                                "other than width / heads)");
   Params p(cfg, with_grad);
   for (const ParamView& v : p.views)  // e.g. a fused attn_qkv: readable, but not this layout
     if (!g.find_tensor(v.name))
@@ -399,11 +407,12 @@ std::optional<std::string> try_describe_model(const std::string& path) {
 
 std::vector<std::string> read_labels(const format::GgufFile& g, const ModelConfig& cfg) {
   std::vector<std::string> labels;
-  if (const auto* names = g.try_get_string_array(key("classifier.output_labels"))) labels = *names;
+  const std::string k = cfg.arch.name + ".classifier.output_labels";
+  if (const auto* names = g.try_get_string_array(k)) labels = *names;
   if (labels.empty())
     for (int i = 0; i < cfg.n_cls; ++i) labels.push_back(std::to_string(i));
   if (int(labels.size()) != cfg.n_cls)
-    throw FormatError(g.path(), "key '" + key("classifier.output_labels") + "' has " + std::to_string(labels.size()) +
+    throw FormatError(g.path(), "key '" + k + "' has " + std::to_string(labels.size()) +
                                     " labels, but cls.output.weight has " + std::to_string(cfg.n_cls) + " rows");
   return labels;
 }
@@ -444,7 +453,8 @@ void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenize
   end_model_file(out, p, tok);
 }
 
-void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name) {
+void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
+                       const std::vector<std::string>& labels) {
   const ModelConfig& c = p.cfg;
   LM_ASSERT(c.is_encoder());
   begin_model_file(out, "bert", name, tok, c.n_vocab);
@@ -455,8 +465,16 @@ void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer
   out.set_u32("bert.attention.head_count", uint32_t(c.n_head));
   out.set_f32("bert.attention.layer_norm_epsilon", c.norm_eps);
   out.set_bool("bert.attention.causal", false);
-  out.set_u32("bert.pooling_type", uint32_t(kPoolMean));  // sentence embeddings: the mean of the hidden states
+  // Sentence embeddings: the mean of the hidden states; a classifier: its pooling (rank: the
+  // first token through the head, which llama.cpp applies too).
+  out.set_u32("bert.pooling_type", uint32_t(c.n_cls > 0 ? c.cls_pooling : kPoolMean));
   out.set_u32("bert.vocab_size", uint32_t(c.n_vocab));
+  if (c.n_cls > 0) {
+    if (int(labels.size()) != c.n_cls)
+      throw UsageError("classifier has " + std::to_string(c.n_cls) + " outputs but " + std::to_string(labels.size()) +
+                       " label names");
+    out.set_array_string("bert.classifier.output_labels", labels);
+  }
   out.set_u32("tokenizer.ggml.token_type_count", uint32_t(c.arch.n_token_types));
   end_model_file(out, p, tok);
 }

@@ -88,7 +88,10 @@ LstmParams load_lstm_params(const format::GgufFile& gguf, bool with_grad = true)
 // An encoder (docs/encoder.md): llama.cpp's bert keys (mean pooling, two token types) and its
 // weights as F32, as lm-train writes it; load_encoder_params reads such a file back for
 // training (FormatError naming the file when it is not a bert model of the layout lm trains).
-void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name);
+// A classifier (p.cfg.n_cls > 0) also gets its labels (bert.classifier.output_labels) and its
+// pooling (bert.pooling_type 4, rank, or 1, mean); `labels` must then hold n_cls names.
+void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
+                       const std::vector<std::string>& labels = {});
 Params load_encoder_params(const format::GgufFile& gguf, bool with_grad = true);
 
 // The label names of a classifier file (cfg.n_cls of them), or "0", "1", ... when the file

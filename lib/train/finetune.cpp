@@ -192,6 +192,14 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
                      std::to_string(cfg.n_vocab) + " embeddings");
   if (f.head_only && (f.task != Task::Classify || f.lora))
     throw UsageError("--head-only trains a classifier's head alone: it needs --task classify and no --lora");
+  const bool encoder = cfg.is_encoder();
+  if (encoder && f.task != Task::Classify)
+    throw UsageError("an encoder (bert) fine-tunes as a classifier (--task classify); continue its masked-language-"
+                     "model training with lm-train --arch bert");
+  if (encoder && f.lora)
+    throw UsageError("an encoder is fine-tuned in full or as a linear probe (--head-only); LoRA adapts a decoder");
+  if (encoder && f.distill.enabled())
+    throw UsageError("--teacher trains a decoder or a decoder classifier; an encoder student is not supported");
   T_ = f.context > 0 ? f.context : cfg.n_ctx;
   if (T_ > cfg.n_ctx)
     throw UsageError("--context " + std::to_string(T_) + " is longer than the model's " + std::to_string(cfg.n_ctx));
@@ -233,9 +241,14 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   const bool base_grads = std::find(trained_.begin(), trained_.end(), 1) != trained_.end();
   if (base_grads) p_.alloc_grad(trained_);  // only the trained tensors hold a gradient
   // A probe's backward stops at the head, so the layers need not keep their activations.
-  net_ = std::make_unique<model::Model>(
-      cfg, o.batch, T_, model::ModelBuffers{.lm_logits = f.task != Task::Classify, .trunk_backward = !f.head_only});
-  net_->set_dropout(o.dropout);
+  if (encoder) {
+    enc_ = std::make_unique<model::EncoderModel>(cfg, o.batch, T_);
+    enc_->set_dropout(o.dropout);
+  } else {
+    net_ = std::make_unique<model::Model>(
+        cfg, o.batch, T_, model::ModelBuffers{.lm_logits = f.task != Task::Classify, .trunk_backward = !f.head_only});
+    net_->set_dropout(o.dropout);
+  }
   if (f.lora) {
     lora_ = std::make_unique<model::Lora>(cfg, f.lora_opt);
     Rng lr(derive_seed(o.seed, 0));
@@ -311,6 +324,11 @@ float FinetuneJob::run_labeled(const std::vector<const LabeledExample*>& batch, 
   last_tokens_ = 0;
   for (int i = 0; i < b; ++i) last_tokens_ += uint64_t(lengths_[size_t(i)]);
   if (!correct) {
+    if (enc_) {
+      const float loss = enc_->forward_classify(p_, inputs_.data(), lengths_.data(), labels_.data(), b, t);
+      if (backward) enc_->backward(p_);
+      return loss;
+    }
     const model::SoftTargets* soft =
         backward && distilling() ? &teacher_->run_classify(inputs_.data(), lengths_.data(), b, t) : nullptr;
     const float loss = net_->forward_classify(p_, inputs_.data(), lengths_.data(), labels_.data(), b, t, soft);
@@ -318,9 +336,10 @@ float FinetuneJob::run_labeled(const std::vector<const LabeledExample*>& batch, 
     return loss;
   }
   // Evaluation: probabilities, then the mean loss and the number of correct argmaxes.
-  net_->forward_classify(p_, inputs_.data(), lengths_.data(), nullptr, b, t);
+  if (enc_) enc_->forward_classify(p_, inputs_.data(), lengths_.data(), nullptr, b, t);
+  else net_->forward_classify(p_, inputs_.data(), lengths_.data(), nullptr, b, t);
   const int K = p_.cfg.n_cls;
-  const float* pr = net_->class_probs();
+  const float* pr = enc_ ? enc_->class_probs() : net_->class_probs();
   double loss = 0;
   int scored = 0;
   for (int i = 0; i < b; ++i) {
@@ -336,7 +355,7 @@ float FinetuneJob::run_labeled(const std::vector<const LabeledExample*>& batch, 
 
 float FinetuneJob::micro_step() {
   const int B = o_.batch;
-  net_->set_training(true, derive_seed(o_.seed ^ 0x10a, sampler_draws()));
+  set_training(true, derive_seed(o_.seed ^ 0x10a, sampler_draws()));
   switch (f_.task) {
     case Task::Text: {
       text_sampler_->next(B, inputs_.data(), targets_.data());
@@ -402,8 +421,13 @@ double FinetuneJob::flops_per_token() const {
          (probe ? 4.0 : 12.0) * c.n_layer * c.n_embd * double(T_);
 }
 
+void FinetuneJob::set_training(bool on, uint64_t seed) {
+  if (enc_) enc_->set_training(on, seed);
+  else net_->set_training(on, seed);
+}
+
 std::optional<float> FinetuneJob::validate() {
-  net_->set_training(false);
+  set_training(false);
   std::optional<float> r;
   const int B = o_.batch;
   const size_t max_examples = size_t(o_.eval_batches) * size_t(B);
@@ -431,7 +455,7 @@ std::optional<float> FinetuneJob::validate() {
 
 std::optional<double> FinetuneJob::valid_accuracy() {
   if (f_.task != Task::Classify || !data_.labeled_valid || data_.labeled_valid->examples.empty()) return std::nullopt;
-  net_->set_training(false);
+  set_training(false);
   const auto& ex = data_.labeled_valid->examples;
   const dist::Comm& comm = dist::world();
   int correct = 0;
@@ -469,7 +493,9 @@ void FinetuneJob::set_sampler(const Rng::State& s, uint64_t draws) {
 void FinetuneJob::add_to_checkpoint(format::GgufWriter& w) {
   // Full fine-tuning: the model (a checkpoint is a usable model); LoRA: the adapter and the
   // base tensors trained beside it.
-  if (!lora_) {
+  if (enc_) {
+    model::add_encoder_model(w, p_, tok_, "lm-finetune checkpoint", labels());
+  } else if (!lora_) {
     model::add_model(w, p_, tok_, "lm-finetune checkpoint", labels());
   } else {
     model::add_adapter(w, *lora_, "lm-finetune checkpoint");
@@ -539,7 +565,7 @@ const std::vector<std::string>& FinetuneJob::labels() const {
 }
 
 size_t FinetuneJob::memory_bytes() const {
-  size_t n = (p_.w.size() + p_.grad.size()) * sizeof(float) + net_->activation_bytes();
+  size_t n = (p_.w.size() + p_.grad.size()) * sizeof(float) + (enc_ ? enc_->activation_bytes() : net_->activation_bytes());
   if (teacher_) n += teacher_->bytes();
   if (lora_) n += (lora_->w.size() + lora_->grad.size()) * sizeof(float);
   // AdamW's two moments per trained value.

@@ -12,6 +12,7 @@
 
 #include "dist/comm.hpp"
 #include "model/lora.hpp"
+#include "model/encoder.hpp"
 #include "model/lstm.hpp"
 #include "model/model.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -133,7 +134,9 @@ LstmFinetune make_lstm_finetune(const TrainOptions& o, const FinetuneOptions& f,
 class FinetuneJob final : public Job {
  public:
   // base: the loaded model (F32); for Task::Classify without a head one is added with
-  // data.labeled->labels.size() outputs. Throws UsageError for options that do not fit.
+  // data.labeled->labels.size() outputs. Throws UsageError for options that do not fit: an
+  // encoder (bert) fine-tunes as a classifier only, every weight or the head alone (no LoRA, no
+  // teacher yet), its examples already rows with the start and end tokens.
   FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model::Params base, const Tokenizer& tok,
               const FinetuneData& data);
   ~FinetuneJob() override;
@@ -154,7 +157,7 @@ class FinetuneJob final : public Job {
   std::string options_diff(const format::GgufFile& g) const override;
   bool distilling() const override { return teacher_ && teacher_->options().alpha > 0; }
   double teacher_seconds() const override { return teacher_ ? teacher_->seconds() : 0; }
-  float last_kl() const override { return net_->last_kl(); }
+  float last_kl() const override { return net_ ? net_->last_kl() : 0.0f; }
   // The teacher (nullptr without one), e.g. for --dry-run's figures.
   Teacher* teacher() { return teacher_.get(); }
 
@@ -171,6 +174,7 @@ class FinetuneJob final : public Job {
   size_t memory_bytes() const;
 
  private:
+  void set_training(bool on, uint64_t seed = 0);
   float run_sequences(const std::vector<const Sequence*>& batch, bool backward);
   float run_labeled(const std::vector<const LabeledExample*>& batch, bool backward, int* correct);
   // "full", "head" or "lora" with "+norms", "+embeddings", "+head": what the run trains.
@@ -182,7 +186,8 @@ class FinetuneJob final : public Job {
   FinetuneData data_;
   int T_;
   std::unique_ptr<model::Lora> lora_;
-  std::unique_ptr<model::Model> net_;
+  std::unique_ptr<model::Model> net_;          // a decoder's
+  std::unique_ptr<model::EncoderModel> enc_;   // an encoder's (docs/encoder.md, classifiers)
   std::unique_ptr<Teacher> teacher_;
   std::vector<uint8_t> trained_;     // per base view
   std::unique_ptr<BatchSampler> text_sampler_;

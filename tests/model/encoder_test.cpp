@@ -200,3 +200,58 @@ TEST_CASE("encoder: no scored position gives loss 0 and a zero gradient") {
   m.backward(p);
   CHECK(std::all_of(p.grad.begin(), p.grad.end(), [](float x) { return x == 0.0f; }));
 }
+
+TEST_CASE("encoder classifier: gradients of every tensor match finite differences, first-token and mean pooling") {
+  for (int pooling : {kPoolRank, kPoolMean}) {
+    CAPTURE(pooling);
+    ModelConfig cfg = tiny_encoder();
+    cfg.n_cls = 3;
+    cfg.cls_pooling = pooling;
+    Params p(cfg);
+    CHECK(p.views.back().name == "cls.output.bias");
+    randomize(p, 21);
+    const Batch d = make_batch(cfg.n_vocab);
+    const std::vector<int> labels = {2, -1, 0};
+    EncoderModel m(cfg, d.b, d.t);
+    m.set_dropout(0.2f);
+    m.set_training(true, 5);
+    auto loss = [&] { return double(m.forward_classify(p, d.tokens.data(), d.lengths.data(), labels.data(), d.b, d.t)); };
+    CHECK(loss() > 0);
+    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+    m.backward(p);
+    Rng rng(9);
+    lm::test::check_param_grads(p, loss, rng, 5);
+    // A linear probe (only the head has gradients) stops at the head, with the same head gradient.
+    const std::vector<float> full(p.grad.begin(), p.grad.end());
+    std::vector<uint8_t> keep(p.views.size(), 0);
+    keep[p.views.size() - 2] = keep[p.views.size() - 1] = 1;
+    p.alloc_grad(keep);
+    loss();
+    m.backward(p);
+    const size_t wv = p.views.size() - 2;
+    const float* g = p.grad_of(wv);
+    CHECK(std::equal(g, g + size_t(cfg.n_cls) * cfg.n_embd, full.begin() + ptrdiff_t(p.views[wv].offset)));
+  }
+}
+
+TEST_CASE("encoder classifier: probabilities sum to 1 and padding does not change a row's") {
+  ModelConfig cfg = tiny_encoder();
+  cfg.n_cls = 4;
+  cfg.cls_pooling = kPoolMean;
+  Params p(cfg, false);
+  randomize(p, 22);
+  Batch d = make_batch(cfg.n_vocab);
+  EncoderModel m(cfg, d.b, d.t);
+  m.forward_classify(p, d.tokens.data(), d.lengths.data(), nullptr, d.b, d.t);
+  std::vector<float> probs(m.class_probs(), m.class_probs() + size_t(d.b) * cfg.n_cls);
+  for (int i = 0; i < d.b; ++i) {
+    double sum = 0;
+    for (int k = 0; k < cfg.n_cls; ++k) sum += probs[size_t(i) * cfg.n_cls + k];
+    CHECK(sum == doctest::Approx(1.0).epsilon(1e-5));
+  }
+  // Row 1 alone, without its padding.
+  const int n = d.lengths[1];
+  EncoderModel one(cfg, 1, n);
+  one.forward_classify(p, d.tokens.data() + d.t, &n, nullptr, 1, n);
+  for (int k = 0; k < cfg.n_cls; ++k) CHECK(one.class_probs()[k] == doctest::Approx(probs[size_t(cfg.n_cls) + k]).epsilon(1e-5));
+}

@@ -79,6 +79,33 @@ expect_err "dec.gguf: is a 'llama' model, not an encoder \(bert\)" "mlm of a dec
 expect_exit 2 "a row longer than the model's context" -- lm-eval mlm -m v.gguf -c 64 va.txt
 expect_err "is larger than the model's context length 32" "long rows"
 
+# ---- an encoder fine-tuned as a classifier; lm-eval classify and predict read it ----
+awk '{ l = ($0 ~ /water|river|mountain|garden/) ? "nature" : ($0 ~ /court|law|police|government/) ? "law" : "other"
+       print l "\t" $0 }' corpus.txt > lab.tsv
+head -3600 lab.tsv > ltr.tsv
+tail -400 lab.tsv > lva.tsv
+ft=(lm-finetune -m enc.gguf --task classify --data ltr.tsv --valid lva.tsv --batch 16 --lr 1e-3 --warmup 20 -t 2)
+expect_exit 0 "fine-tune a classifier" -- "${ft[@]}" --steps 200 --json -o cls.gguf -q
+acc=$(field valid_accuracy "$T/out")
+awk -v a="$acc" 'BEGIN { exit !(a > 0.56) }' && pass || fail "classifier accuracy $acc (the majority label is 0.54)"
+expect_exit 0 "lm-eval classify -m" -- lm-eval classify -m cls.gguf lva.tsv --json
+[[ $(field accuracy "$T/out") == "$acc" ]] && pass || fail "lm-eval classify gives $(field accuracy "$T/out"), lm-finetune $acc"
+for key in "bert.pooling_type = 4" "general.architecture = bert"; do
+  "$LM_TEST_BIN/lm_test_edit_gguf" --keys cls.gguf | grep -qF "$key" && pass || fail "the classifier has no '$key'"
+done
+expect_exit 0 "predict" -- lm-eval predict -m cls.gguf --top 2 va.txt
+[[ $(wc -l < "$T/out") == 400 && $(head -1 "$T/out" | awk -F'\t' '{ print NF }') == 4 ]] && pass ||
+  fail "predict: $(head -2 "$T/out")"
+expect_exit 0 "a linear probe, mean pooling" -- "${ft[@]}" --head-only --pooling mean --steps 50 --json -o probe.gguf -q
+[[ $(field trainable_parameters "$T/out") == $((3 * 32 + 3)) ]] && pass || fail "probe trains $(field trainable_parameters "$T/out")"
+"$LM_TEST_BIN/lm_test_edit_gguf" --keys probe.gguf | grep -qF "bert.pooling_type = 1" && pass || fail "the probe's pooling"
+expect_exit 2 "LoRA on an encoder" -- "${ft[@]}" --lora --steps 5 -o x.gguf
+expect_err "LoRA adapts a decoder" "LoRA on an encoder"
+expect_exit 2 "text on an encoder" -- lm-finetune -m enc.gguf --data tr.txt --steps 5 -o x.gguf
+expect_err "an encoder \(bert\) fine-tunes as a classifier" "text on an encoder"
+expect_exit 2 "last-token pooling on an encoder" -- "${ft[@]}" --pooling last --steps 5 -o x.gguf
+expect_err "an encoder's classifier reads the first token" "last-token pooling on an encoder"
+
 # ---- the file and the tools that read it ----
 expect_exit 0 "describe" -- lm-eval embed -m enc.gguf corpus.txt -c 32 -v
 grep -q "enc.gguf: bert, 2 layers, 32 wide" "$T/err" && pass || fail "-v does not describe the encoder: $(head -3 "$T/err")"
