@@ -108,4 +108,34 @@ for name in bert llama-embedding; do
       echo "embedding $(tr -s ' ' < "$tmp/llama.emb" | sed 's/^ //')"; } > tests/data/arch/$name.txt
   fi
 done
+
+# A bert classifier (rank pooling: the first token through cls.output): llama-embedding's class
+# logits against lm-eval predict's probabilities (their softmax), label by label.
+m=$tmp/bert-cls.gguf
+"$tbin/lm_test_write_gguf" --random bert-cls tests/data/vocab/wordpiece.gguf "$m"
+printf '%s\n' "The jury said the county election was conducted fairly." "It rained all week in the mountains." \
+  "The committee approved the new budget." > "$tmp/cls.txt"
+for try in 1 2 3 4 5 6 7 8; do  # as above: now and then the output is lost at exit
+  "$llama/llama-embedding" -m "$m" -f "$tmp/cls.txt" --embd-output-format raw --embd-normalize -1 -t 2 2> /dev/null |
+    grep -E '^-?[0-9]' > "$tmp/llama.cls" || true
+  [[ $(wc -l < "$tmp/llama.cls") == 3 ]] && break
+done
+[[ $(wc -l < "$tmp/llama.cls") == 3 ]] || { echo "bert-cls: llama-embedding printed no class scores"; exit 1; }
+"$bin/lm-eval" predict -m "$m" --top 3 --json < "$tmp/cls.txt" |
+  sed 's/.*"top":\[//; s/[]}{"]//g; s/label://g; s/probability://g' | tr ',' ' ' > "$tmp/lm.cls"
+maxdiff=$(paste -d' ' "$tmp/llama.cls" "$tmp/lm.cls" | awk '{
+    m = $1; for (i = 2; i <= 3; i++) if ($i > m) m = $i
+    s = 0; for (i = 1; i <= 3; i++) s += exp($i - m)
+    split("negative neutral positive", names, " ")
+    for (i = 1; i <= 3; i++) p[names[i]] = exp($i - m) / s
+    for (j = 4; j < NF; j += 2) { d = p[$j] - $(j + 1); if (d < 0) d = -d; if (d > w) w = d }
+  } END { printf "%.2e", w }')
+printf '%-8s %s\n' bert-cls "class probabilities of 3 sentences, largest difference $maxdiff"
+awk -v m="$maxdiff" 'BEGIN { exit !(m < 1e-4) }' || status=1
+if [[ $record == --record ]]; then
+  { echo "# bert-cls: llama-embedding's class logits (rank pooling) for lm_test_write_gguf --random bert-cls tests/data/vocab/wordpiece.gguf"
+    echo "# bench/arch_vs_llama.sh LLAMA_BIN_DIR --record, $(date -u +%F), llama.cpp $("$llama/llama-perplexity" --version 2>&1 | head -n 1)"
+    echo "# llama-embedding -m MODEL -f SENTENCES --embd-output-format raw --embd-normalize -1; labels negative neutral positive"
+    paste -d'\t' <(sed 's/^/sentence /' "$tmp/cls.txt") <(sed 's/^/logits /' "$tmp/llama.cls"); } > tests/data/arch/bert-cls.txt
+fi
 exit $status

@@ -265,6 +265,13 @@ and early_stop.)");
       }
     }
 
+    // An encoder's rows are start token, text, end token: its file says so, so that lm-eval embed and
+    // llama.cpp's llama-embedding add them around a text (docs/encoder.md).
+    if (encoder) {
+      tok.set_add_bos(true);
+      if (!tok.sep_id()) tok.set_add_eos(true);
+    }
+
     lm::train::RunInputs in;
     in.tokenizer = &tok;
     in.train = &train;

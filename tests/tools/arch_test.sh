@@ -47,6 +47,20 @@ for name in bert llama-embedding; do
     awk 'NF != 2 { bad = 1 } { d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { print bad ? 1 : m }')
   awk -v m="$maxdiff" 'BEGIN { exit !(m < 5e-4) }' && pass || fail "$name: embedding differs from llama.cpp's by $maxdiff"
 done
+# A bert classifier (rank pooling: the first token through cls.output): lm-eval predict's
+# probabilities are the softmax of llama-embedding's class logits within 1e-4.
+"$LM_TEST_BIN/lm_test_write_gguf" --random bert-cls "$LM_TEST_DATA/vocab/wordpiece.gguf" bert-cls.gguf
+sed -n 's/^sentence \(.*\)\tlogits .*/\1/p' "$A/bert-cls.txt" > cls.txt
+expect_exit 0 "bert-cls: lm-eval predict" -- lm-eval predict -m bert-cls.gguf --top 3 --json cls.txt
+sed 's/.*"top":\[//; s/[]}{"]//g; s/label://g; s/probability://g' "$T/out" | tr ',' ' ' > lm.cls
+maxdiff=$(paste -d' ' <(sed -n 's/.*\tlogits //p' "$A/bert-cls.txt") lm.cls | awk 'NF != 9 { bad = 1 } {
+    m = $1; for (i = 2; i <= 3; i++) if ($i > m) m = $i
+    s = 0; for (i = 1; i <= 3; i++) s += exp($i - m)
+    split("negative neutral positive", names, " ")
+    for (i = 1; i <= 3; i++) p[names[i]] = exp($i - m) / s
+    for (j = 4; j < NF; j += 2) { d = p[$j] - $(j + 1); if (d < 0) d = -d; if (d > w) w = d }
+  } END { print (bad || NR != 3) ? 1 : w }')
+awk -v m="$maxdiff" 'BEGIN { exit !(m < 1e-4) }' && pass || fail "bert-cls: class probabilities differ from llama.cpp's by $maxdiff"
 expect_exit 1 "an encoder has no next-token logits" -- lm-generate -m bert.gguf -n 1 -p x
 expect_err "bert.gguf: .*encoder" "lm-generate says it is an encoder"
 

@@ -6,8 +6,8 @@
 //     continuation, [PAD]/[UNK]/[CLS]/[SEP]/[MASK] and other [..] pieces special) as llama.cpp's
 //     converters store it: "bert" model, word-initial pieces prefixed with U+2581;
 //   lm_test_write_gguf --random ARCH VOCAB.gguf OUT.gguf
-//     writes a model of architecture ARCH (llama, llama3, qwen2, phi3, phi3-longrope, gpt2, gemma2, bert;
-//     llama3 is llama with Llama 3.1's rope_freqs.weight, phi3-longrope phi3 with Phi-3.5's
+//     writes a model of architecture ARCH (llama, llama3, qwen2, phi3, phi3-longrope, gpt2, gemma2, bert, bert-cls;
+//     bert-cls is bert with a 3-label classifier head and rank pooling; llama3 is llama with Llama 3.1's rope_freqs.weight, phi3-longrope phi3 with Phi-3.5's
 //     rope_factors_long/short and an original context of 64) with random F32 weights, llama.cpp's tensor names
 //     and keys, and the tokenizer of VOCAB.gguf: the files the architectures are checked on
 //     against llama.cpp (tests/data/arch/). The same arguments always give the same file;
@@ -112,7 +112,10 @@ void wordpiece(const char* in, const char* out) {
 void random_model(const std::string& which, const char* vocab_path, const char* out) {
   using lm::model::Role;
   lm::format::GgufFile vocab = lm::format::GgufFile::open(vocab_path);
-  const std::string arch = which == "llama3" ? "llama" : which == "phi3-longrope" ? "phi3" : which;
+  const std::string arch = which == "llama3"          ? "llama"
+                           : which == "phi3-longrope" ? "phi3"
+                           : which == "bert-cls"      ? "bert"
+                                                      : which;
   if (!lm::model::find_arch(arch)) throw lm::UsageError("unknown architecture '" + which + "'");
   lm::model::ModelConfig c;
   c.arch.name = arch;
@@ -122,6 +125,7 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   c.rope_base = which == "llama3" ? 500000.0f : 10000.0f;
   c.tied = arch == "qwen2" || arch == "gpt2" || arch == "gemma2";
   if (arch == "gemma2") c.n_head_dim = 32;  // a head size other than C / H, as Gemma 2 has
+  if (which == "bert-cls") c.n_cls = 3, c.cls_pooling = lm::model::kPoolRank;  // a classifier: rank pooling
   lm::format::GgufWriter w;
   for (const auto& [k, v] : vocab.metadata())
     if (k.rfind("tokenizer.", 0) == 0) w.set_value(k, v);
@@ -139,7 +143,8 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
     w.set_f32(a + "attention.layer_norm_epsilon", arch == "bert" ? 1e-12f : 1e-5f);
     if (arch == "bert") {
       w.set_bool(a + "attention.causal", false);
-      w.set_u32(a + "pooling_type", 1);  // mean
+      w.set_u32(a + "pooling_type", c.n_cls ? 4 : 1);  // rank (the first token through the head), or mean
+      if (c.n_cls) w.set_array_string(a + "classifier.output_labels", {"negative", "neutral", "positive"});
       w.set_u32("tokenizer.ggml.token_type_count", 2);
     }
   } else {
@@ -165,7 +170,7 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
     if ((t.role == Role::Head && c.tied) || t.role == Role::HeadB) continue;
     if (t.role == Role::RopeFreqs && which != "llama3") continue;
     if ((t.role == Role::RopeLong || t.role == Role::RopeShort) && which != "phi3-longrope") continue;
-    if (t.role == Role::ClsW || t.role == Role::ClsB) continue;
+    if ((t.role == Role::ClsW || t.role == Role::ClsB) && !c.n_cls) continue;
     std::vector<float>& v = data.emplace_back(size_t(t.rows) * size_t(t.cols));
     const bool norm = t.role == Role::AttnNorm || t.role == Role::FfnNorm || t.role == Role::OutNorm ||
                       t.role == Role::EmbdNorm || t.role == Role::AttnPostNorm || t.role == Role::FfnPostNorm;
