@@ -4,7 +4,10 @@
 embeddings, N(0, 0.02) init) trained with AdamW on random tokens, fp32. The lstm-* presets are
 lm's LSTM (docs/lstm.md): nn.Embedding, nn.LSTM with proj_size, a tied output layer with a
 bias, B 32 streams x T windows with the state carried (detached) from one window to the next,
-as lm's bench trains it. Prints one line:
+as lm's bench trains it. The bert-* presets are lm's encoder (docs/encoder.md) with the
+masked-language-model objective: token, position and type embeddings and their LayerNorm,
+nn.TransformerEncoderLayer blocks (post-LN, GELU, eps 1e-12, no dropout), 15% of the positions
+predicted through the tied embedding (the head on those rows only, as lm computes it). Prints one line:
 "torch <preset> <tokens/s median> <min> <max> <peak RSS MiB>". Needs Debian's python3-torch.
 Usage: /usr/bin/python3 bench/torch_peer.py PRESET STEPS THREADS
 """
@@ -116,10 +119,54 @@ def lstm_main(preset, steps, threads):
     print(f"torch {preset} {statistics.median(rates):.0f} {min(rates):.0f} {max(rates):.0f} {rss:.0f}")
 
 
+BERT_PRESETS = {  # vocab, context, layers, width, heads, ff, batch (bench/train_step_bench's)
+    "bert-tiny": (4096, 128, 4, 256, 4, 768, 32),
+    "bert-small": (8192, 128, 6, 384, 6, 1024, 32),
+}
+
+
+def bert_main(preset, steps, threads):
+    V, T, L, C, H, F, B = BERT_PRESETS[preset]
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    emb, pos, typ = torch.nn.Embedding(V, C), torch.nn.Embedding(T, C), torch.nn.Embedding(2, C)
+    norm = torch.nn.LayerNorm(C, eps=1e-12)
+    layers = torch.nn.ModuleList(
+        torch.nn.TransformerEncoderLayer(C, H, F, dropout=0.0, activation="gelu", layer_norm_eps=1e-12,
+                                         batch_first=True, norm_first=False) for _ in range(L))
+    mods = [emb, pos, typ, norm, layers]
+    params = [p for m in mods for p in m.parameters()]
+    for p in params:
+        if p.dim() == 2:
+            torch.nn.init.normal_(p, 0.0, 0.02)
+    opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.1)
+    rates = []
+    for s in range(steps + 3):
+        x = torch.randint(0, V, (B, T))
+        chosen = torch.rand(B, T) < 0.15
+        t0 = time.perf_counter()
+        h = norm(emb(x) + pos.weight[None, :T] + typ.weight[0])
+        for layer in layers:
+            h = layer(h)
+        logits = h[chosen] @ emb.weight.T
+        loss = torch.nn.functional.cross_entropy(logits, x[chosen])
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if s >= 3:
+            rates.append(B * T / (time.perf_counter() - t0))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"torch {preset} {statistics.median(rates):.0f} {min(rates):.0f} {max(rates):.0f} {rss:.0f}")
+
+
 def main():
     preset, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     if preset.startswith("lstm-"):
         lstm_main(preset, steps, threads)
+        return
+    if preset.startswith("bert-"):
+        bert_main(preset, steps, threads)
         return
     V, T, _, _, _, _, tokens = PRESETS[preset]
     B = tokens // T

@@ -2,8 +2,10 @@
 // at the presets' shapes (default small: B 8 x T 512). Prints tokens/s as median
 // [min-max] over the timed steps, model GFLOP/s by the PaLM convention (6N + 12 L C T per token)
 // and MFU against 385 GFLOP/s. The LSTM presets (lstm-tiny, lstm-small, lstm-medium: docs/lstm.md)
-// train B 32 streams x T windows with the state carried, FLOPs 6N per token.
-// Usage: train_step_bench [tiny|small|medium|lstm-tiny|lstm-small|lstm-medium] [steps] [threads]
+// train B 32 streams x T windows with the state carried, FLOPs 6N per token. The encoder presets
+// (bert-tiny, bert-small: docs/encoder.md) train the masked-language-model objective on B 32 x
+// T 128 rows, 15% of the positions predicted, FLOPs as lm-train counts them.
+// Usage: train_step_bench [tiny|small|medium|lstm-*|bert-tiny|bert-small] [steps] [threads]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +15,7 @@
 
 #include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
+#include "model/encoder.hpp"
 #include "model/lstm.hpp"
 #include "model/model.hpp"
 #include "train/run.hpp"
@@ -62,6 +65,43 @@ int bench_lstm(const std::string& name, int steps, int threads) {
   return 0;
 }
 
+int bench_encoder(const std::string& name, int steps, int threads) {
+  model::ModelConfig base = model::preset(name == "bert-tiny" ? "tiny" : "small");
+  base.n_ctx = 128;
+  const model::ModelConfig cfg = model::encoder_config(base);
+  const int T = cfg.n_ctx, B = 32;
+  model::Params p(cfg);
+  Rng rng(1);
+  p.init(rng);
+  std::vector<float> m(p.w.size()), v(p.w.size());
+  model::EncoderModel net(cfg, B, T);
+  std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
+  std::printf("%s: %zu parameters, B %d x T %d, %d threads, activations %.0f MiB, OpenBLAS core %s\n", name.c_str(),
+              cfg.n_params(), B, T, threads, double(net.activation_bytes()) / (1 << 20), kernels::blas_info().core.c_str());
+  std::vector<double> tps;
+  for (int s = 0; s < steps + 2; ++s) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      tokens[i] = int(rng.below(uint64_t(cfg.n_vocab)));
+      targets[i] = rng.uniform() < 0.15f ? tokens[i] : -1;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+    float loss = net.forward(p, tokens.data(), nullptr, targets.data(), B, T);
+    net.backward(p);
+    kernels::adamw_step(p.w.data(), p.grad.data(), m.data(), v.data(), p.w.size(), 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, s + 1);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (s >= 2) tps.push_back(double(B) * T / secs);
+    std::printf("step %d loss %.4f %.0f tok/s\n", s, loss, double(B) * T / secs);
+  }
+  std::sort(tps.begin(), tps.end());
+  const double med = tps[tps.size() / 2];
+  const double C = cfg.n_embd, layer = 4 * C * C + 2 * C * cfg.n_ff;
+  const double flops = 6.0 * cfg.n_layer * layer + 12.0 * cfg.n_layer * C * T + 6.0 * 0.15 * C * cfg.n_vocab;
+  std::printf("train %s: %.0f tok/s [%.0f-%.0f], %.0f GFLOP/s, MFU %.0f%%\n", name.c_str(), med, tps.front(),
+              tps.back(), med * flops / 1e9, 100.0 * med * flops / 1e9 / 385.0);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,6 +109,7 @@ int main(int argc, char** argv) {
   const int steps = argc > 2 ? std::atoi(argv[2]) : 7;
   const int threads = kernels::set_threads(argc > 3 ? std::atoi(argv[3]) : 2);
   if (name.starts_with("lstm-")) return bench_lstm(name, steps, threads);
+  if (name.starts_with("bert-")) return bench_encoder(name, steps, threads);
   model::ModelConfig cfg = model::preset(name);
   const int T = cfg.n_ctx, B = (name == "tiny" ? 4096 : name == "small" ? 4096 : 2048) / T;
   model::Params p(cfg);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The encoder end to end (docs/encoder.md): lm-train --arch bert with the masked-language-model
 # objective (dry run, the loss falls, whole-word masking, dropout), exact resume after SIGINT,
+# 2 MPI ranks training as one process with --grad-accum 2, lm-eval mlm (equal to the training
+# run's validation), classifiers fine-tuned from it (lm-eval classify and predict),
 # the file (llama.cpp's bert keys) and the tools that read it (lm-eval embed; perplexity and
 # generation refuse an encoder), and the one-line errors: a vocabulary without a mask token,
 # the objective and the architecture mismatched, decoder-only options.
@@ -119,6 +121,21 @@ expect_exit 1 "perplexity refuses an encoder" -- lm-eval perplexity -m enc.gguf 
 expect_err "encoder" "perplexity of an encoder"
 expect_exit 1 "generation refuses an encoder" -- lm-generate -m enc.gguf -p "the" -n 4
 expect_err "encoder" "generation from an encoder"
+
+# ---- under MPI: 2 ranks x batch 4 train as one process with --grad-accum 2 x batch 4 ----
+if [[ ${LM_MPI:-ON} == ON ]] && command -v mpirun > /dev/null; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  mp=(lm-train --tokenizer tok.model --data corpus.tok --arch bert --context 32 --layers 2 --embd 32 --heads 2 --ff 64
+      --warmup 20 --lr 3e-3 --batch 4 -t 1 --steps 20 --eval-every 5 --dropout 0.1 -q)
+  expect_exit 0 "one process, --grad-accum 2" -- "${mp[@]}" --grad-accum 2 --metrics one.jsonl -o one.gguf
+  expect_exit 0 "2 ranks" -- env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" mpirun -np 2 "${mp[@]}" \
+    --metrics two.jsonl -o two.gguf
+  for key in loss valid_loss grad_norm; do
+    paste <(grep -o "\"$key\":[0-9.e+-]*" one.jsonl | cut -d: -f2) <(grep -o "\"$key\":[0-9.e+-]*" two.jsonl | cut -d: -f2) |
+      awk 'NF != 2 { exit 1 } { n++; d = $1 - $2; if (d < 0) d = -d; if (d > 1e-4 * ($1 < 0 ? -$1 : $1)) exit 1 } END { exit !(n > 0) }' &&
+      pass || fail "2 ranks vs --grad-accum 2: $key differs: $(paste one.jsonl two.jsonl | head -c 300)"
+  done
+fi
 
 # ---- errors ----
 expect_exit 2 "a vocabulary without a mask token" -- lm-train --tokenizer nomask.model --data corpus.txt "${net[@]}" --steps 5 -o x.gguf
