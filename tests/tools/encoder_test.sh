@@ -101,6 +101,16 @@ expect_exit 0 "predict" -- lm-eval predict -m cls.gguf --top 2 va.txt
 expect_exit 0 "a linear probe, mean pooling" -- "${ft[@]}" --head-only --pooling mean --steps 50 --json -o probe.gguf -q
 [[ $(field trainable_parameters "$T/out") == $((3 * 32 + 3)) ]] && pass || fail "probe trains $(field trainable_parameters "$T/out")"
 "$LM_TEST_BIN/lm_test_edit_gguf" --keys probe.gguf | grep -qF "bert.pooling_type = 1" && pass || fail "the probe's pooling"
+# Bad input: a label without text is refused with its line; a text longer than the context is
+# cut (the start token, its first tokens and the end token), in training and in predict.
+{ head -50 ltr.tsv; printf 'law\t\n'; } > bad.tsv
+expect_exit 1 "a label without text" -- lm-finetune -m enc.gguf --task classify --data bad.tsv --steps 5 -o x.gguf
+expect_err "^lm-finetune: bad.tsv:51: has a label but no text\$" "a label without text"
+long=$(head -40 tr.txt | tr '\n' ' ')
+{ head -50 ltr.tsv; printf 'law\t%s\n' "$long"; } > long.tsv
+expect_exit 0 "a text longer than the context" -- lm-finetune -m enc.gguf --task classify --data long.tsv --steps 5 -o x.gguf -q
+expect_exit 0 "predict a text longer than the context" -- sh -c "printf '%s\\n' '$long' | lm-eval predict -m cls.gguf"
+[[ $(wc -l < "$T/out") == 1 ]] && pass || fail "predict of a long text: $(cat "$T/out")"
 expect_exit 2 "LoRA on an encoder" -- "${ft[@]}" --lora --steps 5 -o x.gguf
 expect_err "LoRA adapts a decoder" "LoRA on an encoder"
 expect_exit 2 "text on an encoder" -- lm-finetune -m enc.gguf --data tr.txt --steps 5 -o x.gguf
