@@ -954,10 +954,13 @@ static void causal_softmax_block(float* s, int r0, int rows, int T) {
 // row (the causal mask hides the rest), which skips most of the masked upper triangle.
 static constexpr int kAttnBlock = 128;
 
-void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int H,
-                       int Hkv, int D) {
+// Causal attention (lengths unused), or bidirectional over right-padded rows (the encoder):
+// query i of row b sees the keys 0 .. i, or 0 .. lengths[b] - 1 (all T without lengths).
+static void attention_forward_impl(float* out, float* att, const float* q, const float* k, const float* v,
+                                   const int* lengths, bool causal, int B, int T, int H, int Hkv, int D) {
   const float scale = 1.0f / std::sqrt(float(D));
   const int group = H / Hkv;
+  const bool avx512 = has_avx512f();
   // One (b, h) per task; sgemm runs single-threaded inside the parallel region.
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int b = 0; b < B; ++b)
@@ -969,42 +972,63 @@ void attention_forward(float* out, float* att, const float* q, const float* k, c
       float* s = att + (size_t(b) * H + h) * T * T;
       float* ob = out + (size_t(b) * T * H + h) * D;
       for (int r0 = 0; r0 < T; r0 += kAttnBlock) {
-        const int rows = std::min(kAttnBlock, T - r0), keys = r0 + rows;
+        const int rows = std::min(kAttnBlock, T - r0), keys = causal ? r0 + rows : lengths ? lengths[b] : T;
         float* sr = s + size_t(r0) * T;
         sgemm(false, true, rows, keys, D, scale, qb + size_t(r0) * H * D, H * D, kb, Hkv * D, 0.0f, sr, T);
-        causal_softmax_block(sr, r0, rows, T);
+        if (causal)
+          causal_softmax_block(sr, r0, rows, T);
+        else
+          for (int i = 0; i < rows; ++i) softmax_row_masked(sr + size_t(i) * T, 0, keys, T, avx512);
         sgemm(false, false, rows, D, keys, 1.0f, sr, T, vb, Hkv * D, 0.0f, ob + size_t(r0) * H * D, H * D);
       }
     }
 }
 
-void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int B, int T,
-                           int H, int Hkv, int D) {
+static void attention_forward_ref_impl(float* out, float* att, const float* q, const float* k, const float* v,
+                                       const int* lengths, bool causal, int B, int T, int H, int Hkv, int D) {
   const double scale = 1.0 / std::sqrt(double(D));
   const int group = H / Hkv;
   std::vector<double> s(static_cast<size_t>(T));
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
       for (int i = 0; i < T; ++i) {
+        const int keys = causal ? i + 1 : lengths ? lengths[b] : T;
         const float* qi = q + ((size_t(b) * T + i) * H + h) * D;
         double mx = -INFINITY, sum = 0;
-        for (int j = 0; j <= i; ++j) {
+        for (int j = 0; j < keys; ++j) {
           const float* kj = k + ((size_t(b) * T + j) * Hkv + h / group) * D;
           double d = 0;
           for (int c = 0; c < D; ++c) d += double(qi[c]) * kj[c];
           s[size_t(j)] = d * scale;
           mx = std::max(mx, s[size_t(j)]);
         }
-        for (int j = 0; j <= i; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] - mx);
+        for (int j = 0; j < keys; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] - mx);
         float* a = att + ((size_t(b) * H + h) * T + i) * T;
-        for (int j = 0; j < T; ++j) a[j] = j <= i ? float(s[size_t(j)] / sum) : 0.0f;
+        for (int j = 0; j < T; ++j) a[j] = j < keys ? float(s[size_t(j)] / sum) : 0.0f;
         float* o = out + ((size_t(b) * T + i) * H + h) * D;
         for (int c = 0; c < D; ++c) {
           double acc = 0;
-          for (int j = 0; j <= i; ++j) acc += s[size_t(j)] / sum * v[((size_t(b) * T + j) * Hkv + h / group) * D + c];
+          for (int j = 0; j < keys; ++j) acc += s[size_t(j)] / sum * v[((size_t(b) * T + j) * Hkv + h / group) * D + c];
           o[c] = float(acc);
         }
       }
+}
+
+void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int H,
+                       int Hkv, int D) {
+  attention_forward_impl(out, att, q, k, v, nullptr, true, B, T, H, Hkv, D);
+}
+void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int B, int T,
+                           int H, int Hkv, int D) {
+  attention_forward_ref_impl(out, att, q, k, v, nullptr, true, B, T, H, Hkv, D);
+}
+void attention_encoder_forward(float* out, float* att, const float* q, const float* k, const float* v,
+                               const int* lengths, int B, int T, int H, int Hkv, int D) {
+  attention_forward_impl(out, att, q, k, v, lengths, false, B, T, H, Hkv, D);
+}
+void attention_encoder_forward_ref(float* out, float* att, const float* q, const float* k, const float* v,
+                                   const int* lengths, int B, int T, int H, int Hkv, int D) {
+  attention_forward_ref_impl(out, att, q, k, v, lengths, false, B, T, H, Hkv, D);
 }
 
 size_t attention_cached_scratch(int n, int n_keys, int H) {
@@ -1156,8 +1180,10 @@ LM_TARGET_CLONES static void softmax_backward_row(float* d, const float* p, int 
   for (int j = 0; j < n; ++j) d[j] = p[j] * (d[j] - dot) * scale;
 }
 
-void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
-                        const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D) {
+// The backward pass of attention_forward_impl (causal, or bidirectional over padded rows).
+static void attention_backward_impl(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
+                                    const float* q, const float* k, const float* v, const int* lengths, bool causal,
+                                    int B, int T, int H, int Hkv, int D) {
   const float scale = 1.0f / std::sqrt(float(D));
   const int group = H / Hkv;
   // Tasks are (b, kv head): the heads of a group add into the same dk and dv rows.
@@ -1179,7 +1205,7 @@ void attention_backward(float* dq, float* dk, float* dv, float* datt, const floa
         const float* qb = q + (size_t(b) * T * H + h) * D;
         float* dqb = dq + (size_t(b) * T * H + h) * D;
         for (int r0 = 0; r0 < T; r0 += kAttnBlock) {
-          const int rows = std::min(kAttnBlock, T - r0), keys = r0 + rows;
+          const int rows = std::min(kAttnBlock, T - r0), keys = causal ? r0 + rows : lengths ? lengths[b] : T;
           const float* pr = p + size_t(r0) * T;
           float* dpr = dp + size_t(r0) * T;
           const float* dor = dob + size_t(r0) * H * D;
@@ -1187,14 +1213,24 @@ void attention_backward(float* dq, float* dk, float* dv, float* datt, const floa
           sgemm(false, true, rows, keys, D, 1.0f, dor, H * D, vb, Hkv * D, 0.0f, dpr, T);  // dP = dO V^T
           for (int i = r0; i < r0 + rows; ++i) {
             float* d = dpr + size_t(i - r0) * T;
-            softmax_backward_row(d, pr + size_t(i - r0) * T, i + 1, scale);
-            std::fill(d + i + 1, d + keys, 0.0f);
+            softmax_backward_row(d, pr + size_t(i - r0) * T, causal ? i + 1 : keys, scale);
+            if (causal) std::fill(d + i + 1, d + keys, 0.0f);
           }
           sgemm(false, false, rows, D, keys, 1.0f, dpr, T, kb, Hkv * D, 0.0f, dqb + size_t(r0) * H * D, H * D);  // dQ
           sgemm(true, false, keys, D, rows, 1.0f, dpr, T, qb + size_t(r0) * H * D, H * D, 1.0f, dkb, Hkv * D);  // dK
         }
       }
     }
+}
+
+void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
+                        const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D) {
+  attention_backward_impl(dq, dk, dv, datt, dout, att, q, k, v, nullptr, true, B, T, H, Hkv, D);
+}
+void attention_encoder_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
+                                const float* q, const float* k, const float* v, const int* lengths, int B, int T,
+                                int H, int Hkv, int D) {
+  attention_backward_impl(dq, dk, dv, datt, dout, att, q, k, v, lengths, false, B, T, H, Hkv, D);
 }
 
 LM_TARGET_CLONES static double sum_squares_block(const float* x, size_t n) {
@@ -1204,151 +1240,9 @@ LM_TARGET_CLONES static double sum_squares_block(const float* x, size_t n) {
   return s;
 }
 
-void attention_backward_ref(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
-                            const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D) {
-  const double scale = 1.0 / std::sqrt(double(D));
-  const int group = H / Hkv;
-  std::fill(dk, dk + size_t(B) * T * Hkv * D, 0.0f);
-  std::fill(dv, dv + size_t(B) * T * Hkv * D, 0.0f);
-  std::vector<double> p(static_cast<size_t>(T)), dp(static_cast<size_t>(T));
-  for (int b = 0; b < B; ++b)
-    for (int h = 0; h < H; ++h)
-      for (int i = 0; i < T; ++i) {
-        auto at = [&](auto* base, int t, int heads, int hh) { return base + ((size_t(b) * T + t) * heads + hh) * D; };
-        const float* qi = at(q, i, H, h);
-        const float* doi = at(dout, i, H, h);
-        double mx = -INFINITY, sum = 0;
-        for (int j = 0; j <= i; ++j) {
-          const float* kj = at(k, j, Hkv, h / group);
-          double s = 0;
-          for (int c = 0; c < D; ++c) s += double(qi[c]) * kj[c];
-          p[size_t(j)] = s * scale;
-          mx = std::max(mx, p[size_t(j)]);
-        }
-        for (int j = 0; j <= i; ++j) sum += p[size_t(j)] = std::exp(p[size_t(j)] - mx);
-        double dot = 0;
-        for (int j = 0; j <= i; ++j) {
-          p[size_t(j)] /= sum;
-          const float* vj = at(v, j, Hkv, h / group);
-          double d = 0;
-          for (int c = 0; c < D; ++c) d += double(doi[c]) * vj[c];
-          dp[size_t(j)] = d;
-          dot += d * p[size_t(j)];
-        }
-        float* dqi = at(dq, i, H, h);
-        std::vector<double> dqa(size_t(D), 0.0);
-        for (int j = 0; j <= i; ++j) {
-          const double ds = p[size_t(j)] * (dp[size_t(j)] - dot) * scale;
-          const float* kj = at(k, j, Hkv, h / group);
-          float* dkj = at(dk, j, Hkv, h / group);
-          float* dvj = at(dv, j, Hkv, h / group);
-          for (int c = 0; c < D; ++c) {
-            dqa[size_t(c)] += ds * kj[c];
-            dkj[c] += float(ds * qi[c]);
-            dvj[c] += float(p[size_t(j)] * doi[c]);
-          }
-        }
-        for (int c = 0; c < D; ++c) dqi[c] = float(dqa[size_t(c)]);
-      }
-}
-
-// ---- bidirectional attention (the encoder) ----
-
-void attention_encoder_forward(float* out, float* att, const float* q, const float* k, const float* v,
-                               const int* lengths, int B, int T, int H, int Hkv, int D) {
-  const float scale = 1.0f / std::sqrt(float(D));
-  const int group = H / Hkv;
-  const bool avx512 = has_avx512f();
-#pragma omp parallel for collapse(2) schedule(dynamic)
-  for (int b = 0; b < B; ++b)
-    for (int h = 0; h < H; ++h) {
-      const int keys = lengths ? lengths[b] : T, g = h / group;
-      const float* qb = q + (size_t(b) * T * H + h) * D;
-      const float* kb = k + (size_t(b) * T * Hkv + g) * D;
-      const float* vb = v + (size_t(b) * T * Hkv + g) * D;
-      float* s = att + (size_t(b) * H + h) * T * T;
-      float* ob = out + (size_t(b) * T * H + h) * D;
-      for (int r0 = 0; r0 < T; r0 += kAttnBlock) {
-        const int rows = std::min(kAttnBlock, T - r0);
-        float* sr = s + size_t(r0) * T;
-        sgemm(false, true, rows, keys, D, scale, qb + size_t(r0) * H * D, H * D, kb, Hkv * D, 0.0f, sr, T);
-        for (int i = 0; i < rows; ++i) softmax_row_masked(sr + size_t(i) * T, 0, keys, T, avx512);
-        sgemm(false, false, rows, D, keys, 1.0f, sr, T, vb, Hkv * D, 0.0f, ob + size_t(r0) * H * D, H * D);
-      }
-    }
-}
-
-void attention_encoder_forward_ref(float* out, float* att, const float* q, const float* k, const float* v,
-                                   const int* lengths, int B, int T, int H, int Hkv, int D) {
-  const double scale = 1.0 / std::sqrt(double(D));
-  const int group = H / Hkv;
-  std::vector<double> s(static_cast<size_t>(T));
-  for (int b = 0; b < B; ++b)
-    for (int h = 0; h < H; ++h)
-      for (int i = 0; i < T; ++i) {
-        const int keys = lengths ? lengths[b] : T;
-        const float* qi = q + ((size_t(b) * T + i) * H + h) * D;
-        double mx = -INFINITY, sum = 0;
-        for (int j = 0; j < keys; ++j) {
-          const float* kj = k + ((size_t(b) * T + j) * Hkv + h / group) * D;
-          double d = 0;
-          for (int c = 0; c < D; ++c) d += double(qi[c]) * kj[c];
-          s[size_t(j)] = d * scale;
-          mx = std::max(mx, s[size_t(j)]);
-        }
-        for (int j = 0; j < keys; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] - mx);
-        float* a = att + ((size_t(b) * H + h) * T + i) * T;
-        for (int j = 0; j < T; ++j) a[j] = j < keys ? float(s[size_t(j)] / sum) : 0.0f;
-        float* o = out + ((size_t(b) * T + i) * H + h) * D;
-        for (int c = 0; c < D; ++c) {
-          double acc = 0;
-          for (int j = 0; j < keys; ++j) acc += s[size_t(j)] / sum * v[((size_t(b) * T + j) * Hkv + h / group) * D + c];
-          o[c] = float(acc);
-        }
-      }
-}
-
-void attention_encoder_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
-                                const float* q, const float* k, const float* v, const int* lengths, int B, int T,
-                                int H, int Hkv, int D) {
-  const float scale = 1.0f / std::sqrt(float(D));
-  const int group = H / Hkv;
-#pragma omp parallel for collapse(2) schedule(dynamic)
-  for (int b = 0; b < B; ++b)
-    for (int g = 0; g < Hkv; ++g) {
-      const int keys = lengths ? lengths[b] : T;
-      const float* kb = k + (size_t(b) * T * Hkv + g) * D;
-      const float* vb = v + (size_t(b) * T * Hkv + g) * D;
-      float* dkb = dk + (size_t(b) * T * Hkv + g) * D;
-      float* dvb = dv + (size_t(b) * T * Hkv + g) * D;
-      for (int t = 0; t < T; ++t) {
-        std::fill(dkb + size_t(t) * Hkv * D, dkb + size_t(t) * Hkv * D + D, 0.0f);
-        std::fill(dvb + size_t(t) * Hkv * D, dvb + size_t(t) * Hkv * D + D, 0.0f);
-      }
-      for (int h = g * group; h < (g + 1) * group; ++h) {
-        const float* p = att + (size_t(b) * H + h) * T * T;
-        float* dp = datt + (size_t(b) * H + h) * T * T;
-        const float* dob = dout + (size_t(b) * T * H + h) * D;
-        const float* qb = q + (size_t(b) * T * H + h) * D;
-        float* dqb = dq + (size_t(b) * T * H + h) * D;
-        for (int r0 = 0; r0 < T; r0 += kAttnBlock) {
-          const int rows = std::min(kAttnBlock, T - r0);
-          const float* pr = p + size_t(r0) * T;
-          float* dpr = dp + size_t(r0) * T;
-          const float* dor = dob + size_t(r0) * H * D;
-          sgemm(true, false, keys, D, rows, 1.0f, pr, T, dor, H * D, 1.0f, dvb, Hkv * D);  // dV += P^T dO
-          sgemm(false, true, rows, keys, D, 1.0f, dor, H * D, vb, Hkv * D, 0.0f, dpr, T);  // dP = dO V^T
-          for (int i = 0; i < rows; ++i) softmax_backward_row(dpr + size_t(i) * T, pr + size_t(i) * T, keys, scale);
-          sgemm(false, false, rows, D, keys, 1.0f, dpr, T, kb, Hkv * D, 0.0f, dqb + size_t(r0) * H * D, H * D);  // dQ
-          sgemm(true, false, keys, D, rows, 1.0f, dpr, T, qb + size_t(r0) * H * D, H * D, 1.0f, dkb, Hkv * D);  // dK
-        }
-      }
-    }
-}
-
-void attention_encoder_backward_ref(float* dq, float* dk, float* dv, float* /*datt*/, const float* dout,
-                                    const float* /*att*/, const float* q, const float* k, const float* v,
-                                    const int* lengths, int B, int T, int H, int Hkv, int D) {
+static void attention_backward_ref_impl(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                                        const float* k, const float* v, const int* lengths, bool causal, int B, int T,
+                                        int H, int Hkv, int D) {
   const double scale = 1.0 / std::sqrt(double(D));
   const int group = H / Hkv;
   std::vector<double> dkv(size_t(B) * T * Hkv * D * 2, 0.0);  // dk then dv, in double
@@ -1358,7 +1252,7 @@ void attention_encoder_backward_ref(float* dq, float* dk, float* dv, float* /*da
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
       for (int i = 0; i < T; ++i) {
-        const int keys = lengths ? lengths[b] : T;
+        const int keys = causal ? i + 1 : lengths ? lengths[b] : T;
         auto at = [&](size_t t, int heads, int hh) { return ((size_t(b) * T + t) * heads + hh) * D; };
         const float* qi = q + at(size_t(i), H, h);
         const float* doi = dout + at(size_t(i), H, h);
@@ -1394,6 +1288,16 @@ void attention_encoder_backward_ref(float* dq, float* dk, float* dv, float* /*da
         for (int c = 0; c < D; ++c) dq[at(size_t(i), H, h) + size_t(c)] = float(dqa[size_t(c)]);
       }
   for (size_t i = 0; i < size_t(B) * T * Hkv * D; ++i) dk[i] = float(dka[i]), dv[i] = float(dva[i]);
+}
+
+void attention_backward_ref(float* dq, float* dk, float* dv, float* /*datt*/, const float* dout, const float* /*att*/,
+                            const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D) {
+  attention_backward_ref_impl(dq, dk, dv, dout, q, k, v, nullptr, true, B, T, H, Hkv, D);
+}
+void attention_encoder_backward_ref(float* dq, float* dk, float* dv, float* /*datt*/, const float* dout,
+                                    const float* /*att*/, const float* q, const float* k, const float* v,
+                                    const int* lengths, int B, int T, int H, int Hkv, int D) {
+  attention_backward_ref_impl(dq, dk, dv, dout, q, k, v, lengths, false, B, T, H, Hkv, D);
 }
 
 double sum_squares(const float* x, size_t n) {

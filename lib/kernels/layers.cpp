@@ -29,51 +29,10 @@ static constexpr size_t kChunk = 4096;
 // sums of d = x - m1 and d^2, which give the mean's correction and the variance. x - m1 is
 // exact when x is near m1, so rows with a large mean next to their spread (1e4 + N(0, 1)) keep
 // 1e-6 accuracy, where one-pass E[x^2] - mean^2 or a float mean alone lose it. y may alias x:
-// each y[c] is written after the last read of x[c].
-LM_TARGET_CLONES static void layernorm_row(float* y, const float* x, const float* w, const float* b, int C,
-                                           float eps) {
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int c = 0; c < C; ++c) sum += x[c];
-  const float m1 = sum / float(C);
-  float sd = 0, ss = 0;
-#pragma omp simd reduction(+ : sd, ss)
-  for (int c = 0; c < C; ++c) {
-    const float d = x[c] - m1;
-    sd += d;
-    ss += d * d;
-  }
-  const float corr = sd / float(C);
-  const float r = 1.0f / std::sqrt(std::max(0.0f, ss / float(C) - corr * corr) + eps);
-  if (b) {
-#pragma omp simd
-    for (int c = 0; c < C; ++c) y[c] = (x[c] - m1 - corr) * r * w[c] + b[c];
-  } else {
-#pragma omp simd
-    for (int c = 0; c < C; ++c) y[c] = (x[c] - m1 - corr) * r * w[c];
-  }
-}
-
-void layernorm_forward(float* y, const float* x, const float* w, const float* b, int N, int C, float eps) {
-#pragma omp parallel for schedule(static) if (N > 1 && size_t(N) * C >= kParallelMin)
-  for (int n = 0; n < N; ++n) layernorm_row(y + size_t(n) * C, x + size_t(n) * C, w, b, C, eps);
-}
-
-void layernorm_forward_ref(float* y, const float* x, const float* w, const float* b, int N, int C, float eps) {
-  for (int n = 0; n < N; ++n) {
-    const float* xr = x + size_t(n) * C;
-    double mean = 0, var = 0;
-    for (int c = 0; c < C; ++c) mean += xr[c];
-    mean /= C;
-    for (int c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
-    const double r = 1.0 / std::sqrt(var / C + eps);
-    for (int c = 0; c < C; ++c) y[size_t(n) * C + c] = float((xr[c] - mean) * r * w[c] + (b ? double(b[c]) : 0.0));
-  }
-}
-
-// layernorm_row, also giving the row's mean and rstd; y is computed by the same expression.
-LM_TARGET_CLONES static void layernorm_row_train(float* y, float* mean, float* rstd, const float* x, const float* w,
-                                                 const float* b, int C, float eps) {
+// each y[c] is written after the last read of x[c]. The row's mean and rstd go to *mean, *rstd
+// (the backward pass reads them).
+LM_TARGET_CLONES static void layernorm_row(float* y, float* mean, float* rstd, const float* x, const float* w,
+                                           const float* b, int C, float eps) {
   float sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int c = 0; c < C; ++c) sum += x[c];
@@ -98,10 +57,30 @@ LM_TARGET_CLONES static void layernorm_row_train(float* y, float* mean, float* r
   }
 }
 
+void layernorm_forward(float* y, const float* x, const float* w, const float* b, int N, int C, float eps) {
+#pragma omp parallel for schedule(static) if (N > 1 && size_t(N) * C >= kParallelMin)
+  for (int n = 0; n < N; ++n) {
+    float mean, rstd;  // not kept
+    layernorm_row(y + size_t(n) * C, &mean, &rstd, x + size_t(n) * C, w, b, C, eps);
+  }
+}
+
+void layernorm_forward_ref(float* y, const float* x, const float* w, const float* b, int N, int C, float eps) {
+  for (int n = 0; n < N; ++n) {
+    const float* xr = x + size_t(n) * C;
+    double mean = 0, var = 0;
+    for (int c = 0; c < C; ++c) mean += xr[c];
+    mean /= C;
+    for (int c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
+    const double r = 1.0 / std::sqrt(var / C + eps);
+    for (int c = 0; c < C; ++c) y[size_t(n) * C + c] = float((xr[c] - mean) * r * w[c] + (b ? double(b[c]) : 0.0));
+  }
+}
+
 void layernorm_forward_train(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
                              int N, int C, float eps) {
 #pragma omp parallel for schedule(static) if (N > 1 && size_t(N) * C >= kParallelMin)
-  for (int n = 0; n < N; ++n) layernorm_row_train(y + size_t(n) * C, mean + n, rstd + n, x + size_t(n) * C, w, b, C, eps);
+  for (int n = 0; n < N; ++n) layernorm_row(y + size_t(n) * C, mean + n, rstd + n, x + size_t(n) * C, w, b, C, eps);
 }
 
 void layernorm_forward_train_ref(float* y, float* mean, float* rstd, const float* x, const float* w,

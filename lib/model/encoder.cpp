@@ -231,30 +231,7 @@ float EncoderModel::forward_classify(const Params& p, const int* tokens, const i
   const size_t wv = cls_param(cfg_);  // cls.output.weight, then its bias
   for (int i = 0; i < b; ++i) std::copy(p.get(wv + 1), p.get(wv + 1) + K, a.cls.data() + size_t(i) * K);
   matmul_forward(a.cls.data(), a.pooled.data(), p.get(wv), b, C, K, 1.0f);
-  for (int i = 0; i < b; ++i) {  // softmax in place
-    float* z = a.cls.data() + size_t(i) * K;
-    const float mx = *std::max_element(z, z + K);
-    double sum = 0;
-    for (int k = 0; k < K; ++k) sum += (z[k] = std::exp(z[k] - mx));
-    for (int k = 0; k < K; ++k) z[k] = float(z[k] / sum);
-  }
-  if (!labels) return 0.0f;
-  int scored = 0;
-  double loss = 0;
-  for (int i = 0; i < b; ++i)
-    if (labels[i] >= 0) {
-      LM_ASSERT(labels[i] < K);
-      ++scored;
-      loss -= std::log(std::max(1e-30f, a.cls[size_t(i) * K + size_t(labels[i])]));
-    }
-  m_ = scored;
-  // The gradient of the mean loss with respect to the logits: (p - onehot) / scored.
-  const float scale = scored ? 1.0f / float(scored) : 0.0f;
-  for (int i = 0; i < b; ++i) {
-    float* z = a.cls.data() + size_t(i) * K;
-    for (int k = 0; k < K; ++k) z[k] = labels[i] < 0 ? 0.0f : (z[k] - (k == labels[i] ? 1.0f : 0.0f)) * scale;
-  }
-  return scored ? float(loss / scored) : 0.0f;
+  return class_softmax_xent(a.cls.data(), labels, b, K, &m_);
 }
 
 const float* EncoderModel::class_probs() const { return a_->cls.data(); }

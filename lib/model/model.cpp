@@ -443,13 +443,6 @@ float Model::forward_classify(const Params& p, const int* tokens, const int* len
     const size_t wv = cls_param(cfg_);
     std::copy(p.get(wv + 1), p.get(wv + 1) + K, z);
     matmul_forward(z, hrow, p.get(wv), 1, C, K, 1.0f);
-    if (soft) continue;  // distillation: the kernel below takes the logits
-    // softmax in place
-    float mx = z[0];
-    for (int k = 1; k < K; ++k) mx = std::max(mx, z[k]);
-    double sum = 0;
-    for (int k = 0; k < K; ++k) sum += (z[k] = std::exp(z[k] - mx));
-    for (int k = 0; k < K; ++k) z[k] = float(z[k] / sum);
   }
   a.have_targets = labels != nullptr;
   last_kl_ = 0;
@@ -466,6 +459,21 @@ float Model::forward_classify(const Params& p, const int* tokens, const int* len
     last_kl_ = scored ? float(kl / scored) : 0.0f;
     return scored ? float(loss / scored) : 0.0f;
   }
+  int scored = 0;
+  const float loss = class_softmax_xent(a.cls_logits.data(), labels, b, K, &scored);
+  a.dscale = scored ? 1.0f / float(scored) : 0.0f;
+  return loss;
+}
+
+float class_softmax_xent(float* z, const int* labels, int b, int K, int* scored_out) {
+  for (int i = 0; i < b; ++i) {  // softmax in place
+    float* row = z + size_t(i) * K;
+    const float mx = *std::max_element(row, row + K);
+    double sum = 0;
+    for (int k = 0; k < K; ++k) sum += (row[k] = std::exp(row[k] - mx));
+    for (int k = 0; k < K; ++k) row[k] = float(row[k] / sum);
+  }
+  if (scored_out) *scored_out = 0;
   if (!labels) return 0.0f;
   int scored = 0;
   double loss = 0;
@@ -473,18 +481,15 @@ float Model::forward_classify(const Params& p, const int* tokens, const int* len
     if (labels[i] >= 0) {
       LM_ASSERT(labels[i] < K);
       ++scored;
-      loss -= std::log(std::max(1e-30f, a.cls_logits[size_t(i) * K + labels[i]]));
+      loss -= std::log(std::max(1e-30f, z[size_t(i) * K + size_t(labels[i])]));
     }
-  a.dscale = scored ? 1.0f / float(scored) : 0.0f;
   // The gradient of the mean loss with respect to the logits: (p - onehot) / scored.
+  const float scale = scored ? 1.0f / float(scored) : 0.0f;
   for (int i = 0; i < b; ++i) {
-    float* z = a.cls_logits.data() + size_t(i) * K;
-    if (labels[i] < 0) {
-      std::fill(z, z + K, 0.0f);
-      continue;
-    }
-    for (int k = 0; k < K; ++k) z[k] = (z[k] - (k == labels[i] ? 1.0f : 0.0f)) * a.dscale;
+    float* row = z + size_t(i) * K;
+    for (int k = 0; k < K; ++k) row[k] = labels[i] < 0 ? 0.0f : (row[k] - (k == labels[i] ? 1.0f : 0.0f)) * scale;
   }
+  if (scored_out) *scored_out = scored;
   return scored ? float(loss / scored) : 0.0f;
 }
 

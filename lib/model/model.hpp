@@ -148,6 +148,12 @@ struct Params {
   std::vector<size_t> grad_offset;  // per view: where its gradient starts in grad, or kNoGrad
 };
 
+// A classifier's head output: z (b, K) holds logits and is turned into probabilities (softmax,
+// in place). With labels (b; < 0 = not scored) returns the mean cross-entropy of the scored rows
+// and leaves in z its gradient with respect to the logits, (p - onehot) / scored (0 for
+// unscored rows), the count in *scored; without, returns 0.
+float class_softmax_xent(float* z, const int* labels, int b, int K, int* scored = nullptr);
+
 // Right-pads token rows (none empty; each cut to max_len) into tokens (rows.size(), t) with each
 // row's last token, the form forward_classify() reads, and writes their lengths. Returns t.
 int pad_rows(std::span<const std::vector<int>* const> rows, int max_len, int* tokens, int* lengths);

@@ -430,6 +430,14 @@ void begin_model_file(format::GgufWriter& out, const char* arch, const std::stri
   out.set_string(format::kKeyName, name);
   out.set_u32(format::kKeyFileType, 0);  // all tensors F32
 }
+// A classifier's label names, which must be one per output (UsageError otherwise).
+const std::vector<std::string>& checked_labels(const ModelConfig& c, const std::vector<std::string>& labels) {
+  if (int(labels.size()) != c.n_cls)
+    throw UsageError("classifier has " + std::to_string(c.n_cls) + " outputs but " + std::to_string(labels.size()) +
+                     " label names");
+  return labels;
+}
+
 template <class P>
 void end_model_file(format::GgufWriter& out, const P& p, const Tokenizer& tok) {
   add_tokenizer(tok, out, true);
@@ -469,12 +477,7 @@ void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer
   // first token through the head, which llama.cpp applies too).
   out.set_u32("bert.pooling_type", uint32_t(c.n_cls > 0 ? c.cls_pooling : kPoolMean));
   out.set_u32("bert.vocab_size", uint32_t(c.n_vocab));
-  if (c.n_cls > 0) {
-    if (int(labels.size()) != c.n_cls)
-      throw UsageError("classifier has " + std::to_string(c.n_cls) + " outputs but " + std::to_string(labels.size()) +
-                       " label names");
-    out.set_array_string("bert.classifier.output_labels", labels);
-  }
+  if (c.n_cls > 0) out.set_array_string("bert.classifier.output_labels", checked_labels(c, labels));
   out.set_u32("tokenizer.ggml.token_type_count", uint32_t(c.arch.n_token_types));
   end_model_file(out, p, tok);
 }
@@ -494,10 +497,7 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
   out.set_f32(key("attention.layer_norm_rms_epsilon"), c.norm_eps);
   out.set_u32(key("vocab_size"), uint32_t(c.n_vocab));
   if (c.n_cls > 0) {
-    if (int(labels.size()) != c.n_cls)
-      throw UsageError("classifier has " + std::to_string(c.n_cls) + " outputs but " + std::to_string(labels.size()) +
-                       " label names");
-    out.set_array_string(key("classifier.output_labels"), labels);
+    out.set_array_string(key("classifier.output_labels"), checked_labels(c, labels));
     out.set_u32(key("pooling_type"), uint32_t(c.cls_pooling));
   }
   end_model_file(out, p, tok);
