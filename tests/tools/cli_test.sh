@@ -22,11 +22,11 @@ expect_err "^lm-train: unknown option '--zzzzzz'$" "nothing close"
 
 # Commands.
 expect_exit 2 "unknown command" -- lm-eval ter
-expect_err "^lm-eval: unknown command 'ter' \(commands: perplexity, imatrix, kld, bleu, chrf, classify, predict, embed, similar, plot\)$" "unknown command"
+expect_err "^lm-eval: unknown command 'ter' \(commands: perplexity, imatrix, kld, bleu, chrf, classify, predict, embed, similar, mlm, plot\)$" "unknown command"
 expect_exit 2 "misspelled command" -- lm-tokenize encod -m x
 expect_err "^lm-tokenize: unknown command 'encod'; did you mean 'encode'\?" "misspelled command"
 expect_exit 2 "no command" -- lm-eval
-expect_err "^lm-eval: a command is required: perplexity, imatrix, kld, bleu, chrf, classify, predict, embed, similar, plot$" "no command"
+expect_err "^lm-eval: a command is required: perplexity, imatrix, kld, bleu, chrf, classify, predict, embed, similar, mlm, plot$" "no command"
 
 # Switches that default to on read as a pair in --help.
 lm-tokenize train --help > help.txt
