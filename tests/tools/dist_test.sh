@@ -118,7 +118,7 @@ echo "--zero 1, tiny preset ($params parameters): peak RSS per rank $(cat rss0.t
 # ---- a signal to one rank: every rank stops after the same step, one checkpoint; it resumes
 # bit for bit on 2 ranks, and on one process with the same global batch ----
 run=(lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --eval-every 0 --dropout 0.1)
-n=100  # long enough that the poll below stops it midway even on a loaded machine
+n=60
 long=("${run[@]}" --steps $n)
 mkdir -p full part
 "${mpi2[@]}" "${long[@]}" --metrics full.jsonl -o full/model.gguf -q > /dev/null || fail "the uninterrupted 2-rank run"
