@@ -271,13 +271,14 @@ early_stop and output (model, adapter or classifier).)");
 
     lm::format::GgufFile g = lm::format::GgufFile::open(model);
     if (lm::model::is_adapter(g)) throw lm::FormatError(model, "is a LoRA adapter; -m needs a model");
-    const bool lstm = lm::model::read_config(g).is_lstm();
+    const lm::model::ModelConfig file_cfg = lm::model::read_config(g);
+    const bool lstm = file_cfg.is_lstm(), encoder = file_cfg.is_encoder();
     if (lstm) lm::train::check_lstm_finetune(f);  // before the data is read
     else lm::train::refuse_weight_drop(o);
     lm::Tokenizer tok = lm::model::load_tokenizer(g);
     // An encoder's rows always start with its start token (BOS, [CLS]), as in its training.
     const bool add_bos = (g.try_get_bool("tokenizer.ggml.add_bos_token").value_or(true) ||
-                          lm::model::read_config(g).is_encoder()) &&
+                          encoder) &&
                          tok.bos_id().has_value();
     std::optional<lm::model::Params> base;
     std::optional<lm::model::LstmParams> lstm_p;
@@ -288,7 +289,6 @@ early_stop and output (model, adapter or classifier).)");
       if (f.context > 0) lstm_p->cfg.n_ctx = f.context;  // the window; an LSTM reads any length
       T = lstm_p->cfg.n_ctx;
     } else {
-      const bool encoder = lm::model::read_config(g).is_encoder();
       if (encoder && pooling == "last")
         throw lm::UsageError("an encoder's classifier reads the first token (--pooling cls) or the mean (--pooling mean)");
       if (!encoder && pooling == "cls")

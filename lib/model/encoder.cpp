@@ -6,7 +6,6 @@
 #include "model/encoder.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <vector>
 

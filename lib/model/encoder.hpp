@@ -86,8 +86,6 @@ class EncoderModel {
   bool dropping() const { return training_ && dropout_ > 0; }
   ModelConfig cfg_;
   int B_, T_, b_ = 0, t_ = 0, m_ = 0;
-  const int* tokens_ = nullptr;
-  const int* lengths_ = nullptr;
   std::unique_ptr<Acts> a_;
   bool training_ = false, keep_logits_ = false, have_targets_ = false, classify_ = false;
   uint64_t seed_ = 0;
