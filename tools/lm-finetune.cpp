@@ -126,9 +126,9 @@ they are a usage error (exit 2), not a full fine-tune.)");
       .group("LoRA")
       .man(R"(Adapted projections, comma-separated: q, k, v, o, gate, up, down, or attn (q,k,v,o), mlp
 (gate,up,down), all.)");
-  lm::tools::doc(app.add_flag("--train-norms", f.train_norms, "With --lora, also train the RMSNorm gains"))
+  lm::tools::doc(app.add_flag("--train-norms", f.train_norms, "With --lora, also train the norms (gains; a LayerNorm's biases too)"))
       .group("LoRA")
-      .man(R"(Also train the RMSNorm gains.)");
+      .man(R"(Also train the norms: RMSNorm gains, or an encoder's LayerNorm gains and biases.)");
   lm::tools::doc(app.add_flag("--train-embeddings", f.train_embeddings, "With --lora, also train the token embeddings"))
       .group("LoRA")
       .man(R"(Also train the token embeddings.)");

@@ -34,16 +34,15 @@ model::Params load_classifier_params(const format::GgufFile& g) {
 Classifier::Classifier(const format::GgufFile& g, const std::vector<model::AdapterSpec>& adapters, int batch)
     : p_(load_classifier_params(g)), tok_(model::load_tokenizer(g)), B_(std::max(1, batch)) {
   labels_ = model::read_labels(g, p_.cfg);
-  if (p_.cfg.is_encoder()) {
-    if (!adapters.empty()) throw FormatError(g.path(), "is an encoder classifier; LoRA adapters apply to decoders");
-    T_ = p_.cfg.n_ctx;
-    enc_ = std::make_unique<model::EncoderModel>(p_.cfg, B_, T_);
-    return;
-  }
   for (const auto& a : adapters) {
     model::Lora l = model::load_adapter(format::GgufFile::open(a.path), p_.cfg);
     l.user_scale = a.scale;
     model::merge_lora(p_, l);
+  }
+  if (p_.cfg.is_encoder()) {
+    T_ = p_.cfg.n_ctx;
+    enc_ = std::make_unique<model::EncoderModel>(p_.cfg, B_, T_);
+    return;
   }
   add_bos_ = tok_.add_bos();
   T_ = p_.cfg.n_ctx;

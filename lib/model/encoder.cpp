@@ -13,6 +13,7 @@
 #include "base/memory.hpp"
 #include "kernels/kernels.hpp"
 #include "model/dropout.hpp"
+#include "model/lora.hpp"
 
 namespace lm::model {
 
@@ -43,7 +44,8 @@ struct EncoderModel::Acts {
   std::vector<int> tokens, lengths, pos, targets;  // pos: the scored positions
 };
 
-EncoderModel::EncoderModel(const ModelConfig& cfg, int B, int T) : cfg_(cfg), B_(B), T_(T) {
+EncoderModel::EncoderModel(const ModelConfig& cfg, int B, int T)
+    : cfg_(cfg), B_(B), T_(T), lora_(std::make_unique<LoraPass>()) {
   cfg.validate();
   if (!cfg.is_encoder()) throw UsageError("EncoderModel needs an encoder configuration, not '" + cfg.arch.name + "'");
   check_range("batch", B, 1, 1 << 20);
@@ -88,8 +90,14 @@ void EncoderModel::set_training(bool on, uint64_t seed) {
   seed_ = seed;
 }
 
-// The dropout site of a classifier's pooled rows (0 .. 2L are the embeddings and the branches).
-static constexpr uint64_t kSiteCls = uint64_t(1) << 40;
+// The dropout site of a classifier's pooled rows (0 .. 2L are the embeddings and the
+// branches), and the first of LoRA's (one per pair).
+static constexpr uint64_t kSiteCls = uint64_t(1) << 40, kSiteLora = uint64_t(1) << 41;
+
+void EncoderModel::set_lora(Lora* lora) {
+  if (lora) LM_ASSERT(lora->base.n_layer == cfg_.n_layer && lora->base.n_embd == cfg_.n_embd && lora->base.is_encoder());
+  lora_->attach(lora, size_t(B_) * T_, size_t(std::max(cfg_.n_embd, cfg_.n_ff)), kSiteLora);
+}
 
 void EncoderModel::drop(float* y, size_t n, uint64_t site) const { apply_dropout(y, y, n, derive_seed(seed_, site), dropout_); }
 
@@ -102,7 +110,7 @@ size_t EncoderModel::activation_bytes() const {
   for (const auto* v : {&a.e, &a.mean0, &a.rstd0, &a.hm, &a.logits, &a.losses, &a.tmp, &a.dA, &a.dB, &a.dC, &a.dq,
                         &a.dk, &a.dv, &a.dao, &a.datt, &a.du, &a.dhm})
     n += v->size();
-  return n * sizeof(float);
+  return n * sizeof(float) + lora_->bytes();
 }
 
 void EncoderModel::trunk(const Params& p, const int* tokens, const int* lengths, int b, int t) {
@@ -132,6 +140,10 @@ void EncoderModel::trunk(const Params& p, const int* tokens, const int* lengths,
   layernorm_forward_train(a.x[0].data(), a.mean0.data(), a.rstd0.data(), a.e.data(), p.get(kEncEmbNorm),
                           p.get(kEncEmbNormB), N, C, eps);
   if (dropping()) drop(a.x[0].data(), size_t(N) * C, 0);
+  // y (N, out) += the adapter of layer l's projection v, if any.
+  auto lora = [&](int l, LayerParam v, const float* in, float* y, int nin, int nout) {
+    lora_->forward(l, v, in, y, N, nin, nout, training_, seed_);
+  };
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const size_t sl = size_t(l);
@@ -139,12 +151,16 @@ void EncoderModel::trunk(const Params& p, const int* tokens, const int* lengths,
     const float* x = a.x[sl].data();
     const LinearOut qkv[3] = {{a.q[sl].data(), W(kEncQ), C}, {a.k[sl].data(), W(kEncK), C}, {a.v[sl].data(), W(kEncV), C}};
     matmul_forward_shared(x, N, C, qkv, 3);
+    lora(l, kWq, x, a.q[sl].data(), C, C);
+    lora(l, kWk, x, a.k[sl].data(), C, C);
+    lora(l, kWv, x, a.v[sl].data(), C, C);
     add_bias(a.q[sl].data(), W(kEncQB), N, C);
     add_bias(a.k[sl].data(), W(kEncKB), N, C);
     add_bias(a.v[sl].data(), W(kEncVB), N, C);
     attention_encoder_forward(a.ao[sl].data(), a.att[sl].data(), a.q[sl].data(), a.k[sl].data(), a.v[sl].data(), len,
                               b, t, H, H, D);
     matmul_forward(a.tmp.data(), a.ao[sl].data(), W(kEncO), N, C, C);
+    lora(l, kWo, a.ao[sl].data(), a.tmp.data(), C, C);
     add_bias(a.tmp.data(), W(kEncOB), N, C);
     if (dropping()) drop(a.tmp.data(), size_t(N) * C, 1 + 2 * uint64_t(l));
     float* r1 = a.r1[sl].data();
@@ -152,9 +168,11 @@ void EncoderModel::trunk(const Params& p, const int* tokens, const int* lengths,
     layernorm_forward_train(a.y1[sl].data(), a.mean1[sl].data(), a.rstd1[sl].data(), r1, W(kEncNorm1), W(kEncNorm1B),
                             N, C, eps);
     matmul_forward(a.u[sl].data(), a.y1[sl].data(), W(kEncUp), N, C, F);
+    lora(l, kWu, a.y1[sl].data(), a.u[sl].data(), C, F);
     add_bias(a.u[sl].data(), W(kEncUpB), N, F);
     gelu_forward(a.g[sl].data(), a.u[sl].data(), size_t(N) * F);
     matmul_forward(a.tmp.data(), a.g[sl].data(), W(kEncDown), N, F, C);
+    lora(l, kWd, a.g[sl].data(), a.tmp.data(), F, C);
     add_bias(a.tmp.data(), W(kEncDownB), N, C);
     if (dropping()) drop(a.tmp.data(), size_t(N) * C, 2 + 2 * uint64_t(l));
     float* r2 = a.r2[sl].data();
@@ -248,7 +266,7 @@ void EncoderModel::backward(Params& p) {
     const int K = cfg_.n_cls;
     const size_t wv = cls_param(cfg_);
     if (float* db = p.grad_of(wv + 1)) bias_backward(db, a.cls.data(), b, K);
-    bool trunk_trains = false;
+    bool trunk_trains = lora_->lora() != nullptr;
     for (size_t v = 0; v < wv; ++v) trunk_trains = trunk_trains || p.has_grad(v);
     if (a.dhm.size() < size_t(B_) * C) a.dhm.assign(size_t(B_) * C, 0.0f);
     matmul_backward(trunk_trains ? a.dhm.data() : nullptr, p.grad_of(wv), a.cls.data(), a.pooled.data(), p.get(wv), b,
@@ -297,6 +315,9 @@ void EncoderModel::trunk_backward(Params& p) {
     auto bias = [&](EncoderLayerParam v, const float* dy, int oc) {
       if (float* g = G(v)) bias_backward(g, dy, N, oc);
     };
+    auto lora = [&](LayerParam v, const float* in, const float* dy, float* dx, int nin, int nout) {
+      lora_->backward(l, v, in, dy, dx, N, nin, nout, training_, seed_);
+    };
     // x' = LN2(r2): dB = dr2 (also dy1 through the residual).
     layernorm_backward(a.dB.data(), G(kEncNorm2), G(kEncNorm2B), a.dA.data(), a.r2[sl].data(), W(kEncNorm2),
                        a.mean2[sl].data(), a.rstd2[sl].data(), N, C);
@@ -308,9 +329,11 @@ void EncoderModel::trunk_backward(Params& p) {
     }
     bias(kEncDownB, dd, C);
     matmul_backward(a.du.data(), G(kEncDown), dd, a.g[sl].data(), W(kEncDown), N, F, C, false);  // d gelu(u)
+    lora(kWd, a.g[sl].data(), dd, a.du.data(), F, C);
     gelu_backward(a.du.data(), a.du.data(), a.u[sl].data(), size_t(N) * F);
     bias(kEncUpB, a.du.data(), F);
     matmul_backward(a.dB.data(), G(kEncUp), a.du.data(), a.y1[sl].data(), W(kEncUp), N, C, F, true);  // dy1
+    lora(kWu, a.y1[sl].data(), a.du.data(), a.dB.data(), C, F);
     // y1 = LN1(r1): dA = dr1 (also dx through the residual).
     layernorm_backward(a.dA.data(), G(kEncNorm1), G(kEncNorm1B), a.dB.data(), a.r1[sl].data(), W(kEncNorm1),
                        a.mean1[sl].data(), a.rstd1[sl].data(), N, C);
@@ -322,6 +345,7 @@ void EncoderModel::trunk_backward(Params& p) {
     }
     bias(kEncOB, dout, C);
     matmul_backward(a.dao.data(), G(kEncO), dout, a.ao[sl].data(), W(kEncO), N, C, C, false);
+    lora(kWo, a.ao[sl].data(), dout, a.dao.data(), C, C);
     attention_encoder_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[sl].data(),
                                a.q[sl].data(), a.k[sl].data(), a.v[sl].data(), len, b, t, H, H, D);
     bias(kEncQB, a.dq.data(), C);
@@ -331,6 +355,9 @@ void EncoderModel::trunk_backward(Params& p) {
     matmul_backward(a.dA.data(), G(kEncQ), a.dq.data(), x, W(kEncQ), N, C, C, true);
     matmul_backward(a.dA.data(), G(kEncK), a.dk.data(), x, W(kEncK), N, C, C, true);
     matmul_backward(a.dA.data(), G(kEncV), a.dv.data(), x, W(kEncV), N, C, C, true);
+    lora(kWq, x, a.dq.data(), a.dA.data(), C, C);
+    lora(kWk, x, a.dk.data(), a.dA.data(), C, C);
+    lora(kWv, x, a.dv.data(), a.dA.data(), C, C);
   }
 
   // The embeddings: dA is the gradient of x0.

@@ -15,6 +15,9 @@
 
 namespace lm::model {
 
+struct Lora;
+class LoraPass;
+
 // cfg (its sizes) made an encoder: arch "bert" with BERT's layer choices (LayerNorm with
 // biases, eps 1e-12, learned positions, two token types, bidirectional post-LN blocks, GELU),
 // tied to the embeddings, kv heads = heads, no classifier.
@@ -75,6 +78,9 @@ class EncoderModel {
   // seed, so that a resumed run draws the same.
   void set_dropout(float p);
   void set_training(bool on, uint64_t seed = 0);
+  // Applies `lora` (not owned; nullptr = none; pairs on q, k, v, o, up, down) in forward and
+  // backward, its gradients added into lora->grad, its dropout masks apart from the model's.
+  void set_lora(Lora* lora);
   size_t activation_bytes() const;
 
  private:
@@ -87,6 +93,7 @@ class EncoderModel {
   ModelConfig cfg_;
   int B_, T_, b_ = 0, t_ = 0, m_ = 0;
   std::unique_ptr<Acts> a_;
+  std::unique_ptr<LoraPass> lora_;
   bool training_ = false, keep_logits_ = false, have_targets_ = false, classify_ = false;
   uint64_t seed_ = 0;
   float dropout_ = 0;

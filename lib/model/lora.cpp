@@ -6,6 +6,8 @@
 
 #include "base/error.hpp"
 #include "kernels/blas.hpp"
+#include "model/dropout.hpp"
+#include "model/encoder.hpp"
 #include "quant/quant.hpp"
 
 namespace lm::model {
@@ -45,16 +47,37 @@ std::vector<LayerParam> parse_lora_targets(const std::string& spec) {
   return t;
 }
 
+size_t adapted_view(const ModelConfig& c, int l, LayerParam v) {
+  if (!c.is_encoder()) return layer_param(l, v);
+  switch (v) {
+    case kWq: return encoder_param(l, kEncQ);
+    case kWk: return encoder_param(l, kEncK);
+    case kWv: return encoder_param(l, kEncV);
+    case kWo: return encoder_param(l, kEncO);
+    case kWu: return encoder_param(l, kEncUp);
+    case kWd: return encoder_param(l, kEncDown);
+    default: return kNoView;
+  }
+}
+
 Lora::Lora(const ModelConfig& c, const LoraOptions& o) : base(c), opt(o), slot_(size_t(c.n_layer) * kLayerParams, -1) {
+  // A gate named with the rest of the MLP ("mlp", "all") on a model without one is left out.
+  auto& t = opt.targets;
+  if (c.n_layer > 0 && adapted_view(c, 0, kWg) == kNoView && std::count(t.begin(), t.end(), kWu))
+    t.erase(std::remove(t.begin(), t.end(), kWg), t.end());
   if (!(o.dropout >= 0 && o.dropout < 1))
     throw UsageError("LoRA dropout " + std::to_string(o.dropout) + " is out of range [0, 1)");
   if (!(o.alpha > 0 && std::isfinite(o.alpha))) throw UsageError("LoRA alpha must be > 0");
-  if (o.targets.empty()) throw UsageError("no LoRA targets");
+  if (t.empty()) throw UsageError("no LoRA targets");
   const std::vector<ParamView> layout = param_layout(c);
   size_t off = 0;
   for (int l = 0; l < c.n_layer; ++l) {
-    for (LayerParam v : o.targets) {
-      const ParamView& bv = layout[layer_param(l, v)];
+    for (LayerParam v : t) {
+      const size_t view = adapted_view(c, l, v);
+      if (view == kNoView)
+        throw UsageError("LoRA target '" + std::string(v == kWg ? "gate" : "?") + "': a " + c.arch.name +
+                         " model has no such projection");
+      const ParamView& bv = layout[view];
       if (o.rank < 1 || o.rank > std::min(bv.rows, bv.cols))
         throw UsageError("LoRA rank " + std::to_string(o.rank) + " is out of range [1, " +
                          std::to_string(std::min(bv.rows, bv.cols)) + "] for " + bv.name);
@@ -83,7 +106,7 @@ void Lora::init(Rng& rng) {
 bool is_adapter(const format::GgufFile& g) { return g.try_get_string(kTypeKey).value_or("") == "adapter"; }
 
 void add_adapter(format::GgufWriter& out, const Lora& l, const std::string& name) {
-  out.set_string(format::kKeyArchitecture, "llama");
+  out.set_string(format::kKeyArchitecture, l.base.arch.name);
   out.set_string(kTypeKey, "adapter");
   out.set_string(kAdapterTypeKey, "lora");
   out.set_string(format::kKeyName, name);
@@ -98,7 +121,8 @@ Lora load_adapter(const format::GgufFile& g, const ModelConfig& base) {
   if (auto t = g.try_get_string(kAdapterTypeKey); t && *t != "lora")
     throw FormatError(path, "adapter type '" + *t + "', expected 'lora'");
   const std::string arch = g.try_get_string(format::kKeyArchitecture).value_or("");
-  if (arch != "llama") throw FormatError(path, "adapter architecture '" + arch + "', expected 'llama'");
+  if (arch != base.arch.name)
+    throw FormatError(path, "adapter architecture '" + arch + "', expected the model's '" + base.arch.name + "'");
   LoraOptions o;
   o.alpha = 0;
   o.targets.clear();
@@ -107,14 +131,15 @@ Lora load_adapter(const format::GgufFile& g, const ModelConfig& base) {
   // Which (layer, v) pairs are present, and their rank.
   for (int l = 0; l < base.n_layer; ++l)
     for (LayerParam v : {kWq, kWk, kWv, kWo, kWg, kWu, kWd}) {
-      const std::string n = layout[layer_param(l, v)].name;
+      if (adapted_view(base, l, v) == kNoView) continue;
+      const std::string n = layout[adapted_view(base, l, v)].name;
       const format::GgufTensorInfo* a = g.find_tensor(n + ".lora_a");
       const format::GgufTensorInfo* b = g.find_tensor(n + ".lora_b");
       if (!a && !b) continue;
       if (!a || !b) throw FormatError(path, "tensor '" + n + (a ? ".lora_b" : ".lora_a") + "' is missing");
       // The rank is checked here, against the file, so that Lora's own check (a usage error
       // for --lora-rank) is never what reports a bad file.
-      const ParamView& w = layout[layer_param(l, v)];
+      const ParamView& w = layout[adapted_view(base, l, v)];
       const int64_t max_rank = std::min(w.rows, w.cols);
       if (a->ne[1] < 1 || a->ne[1] > max_rank)
         throw FormatError(path, "tensor '" + n + ".lora_a' has rank " + std::to_string(a->ne[1]) +
@@ -165,8 +190,75 @@ void merge_lora(Params& p, const Lora& l) {
       const ParamView& b = l.views[size_t(i) + 1];
       // W (out, in) += scale * B (out, r) A (r, in)
       kernels::sgemm(false, false, b.rows, a.cols, a.rows, l.scale(), l.get(size_t(i) + 1), b.cols, l.get(size_t(i)),
-                     a.cols, 1.0f, p.get(layer_param(layer, v)), a.cols);
+                     a.cols, 1.0f, p.get(adapted_view(l.base, layer, v)), a.cols);
     }
+}
+
+void LoraPass::attach(Lora* l, size_t rows, size_t widest, uint64_t site_base) {
+  lora_ = l;
+  site_base_ = site_base;
+  xa_.clear();
+  if (!l) return;
+  const size_t r = size_t(l->opt.rank);
+  xa_.assign(l->views.size() / 2, LargeVector<float>(rows * r));
+  dxa_.assign(rows * r, 0.0f);
+  if (l->opt.dropout > 0) {
+    in_.assign(rows * widest, 0.0f);
+    tmp_.assign(rows * widest, 0.0f);
+  }
+}
+
+size_t LoraPass::bytes() const {
+  size_t n = dxa_.size() + in_.size() + tmp_.size();
+  for (const auto& x : xa_) n += x.size();
+  return n * sizeof(float);
+}
+
+// The adapter's input: x, or x with dropout applied (scaled by 1 / (1 - p)) when training.
+const float* LoraPass::input(int l, LayerParam v, const float* x, int N, int in, bool training, uint64_t seed) {
+  const float p = lora_->opt.dropout;
+  if (!training || p <= 0) return x;
+  apply_dropout(x, in_.data(), size_t(N) * in, derive_seed(seed, site(l, v)), p);
+  return in_.data();
+}
+
+void LoraPass::forward(int l, LayerParam v, const float* x, float* y, int N, int in, int out, bool training,
+                       uint64_t seed) {
+  if (!lora_) return;
+  const int i = lora_->pair(l, v);
+  if (i < 0) return;
+  const int r = lora_->opt.rank;
+  float* xa = xa_[size_t(i) / 2].data();
+  const float* xin = input(l, v, x, N, in, training, seed);
+  kernels::sgemm(false, true, N, r, in, 1.0f, xin, in, lora_->get(size_t(i)), in, 0.0f, xa, r);
+  kernels::sgemm(false, true, N, out, r, lora_->scale(), xa, r, lora_->get(size_t(i) + 1), r, 1.0f, y, out);
+}
+
+void LoraPass::backward(int l, LayerParam v, const float* x, const float* dy, float* dx, int N, int in, int out,
+                        bool training, uint64_t seed) {
+  if (!lora_) return;
+  const int i = lora_->pair(l, v);
+  if (i < 0) return;
+  using kernels::sgemm;
+  const int r = lora_->opt.rank;
+  const float s = lora_->scale();
+  const float* xa = xa_[size_t(i) / 2].data();
+  float* dxa = dxa_.data();
+  float* dA = lora_->grad.data() + lora_->views[size_t(i)].offset;
+  float* dB = lora_->grad.data() + lora_->views[size_t(i) + 1].offset;
+  const float* A = lora_->get(size_t(i));
+  const float* Bm = lora_->get(size_t(i) + 1);
+  sgemm(true, false, out, r, N, s, dy, out, xa, r, 1.0f, dB, r);
+  sgemm(false, false, N, r, out, s, dy, out, Bm, r, 0.0f, dxa, r);
+  const float* xin = input(l, v, x, N, in, training, seed);
+  sgemm(true, false, r, in, N, 1.0f, dxa, r, xin, in, 1.0f, dA, in);
+  if (xin == x) {
+    sgemm(false, false, N, in, r, 1.0f, dxa, r, A, in, 1.0f, dx, in);
+    return;
+  }
+  // Dropout: dx += (dxa A) * mask / (1 - p); the mask is where xin kept x.
+  sgemm(false, false, N, in, r, 1.0f, dxa, r, A, in, 0.0f, tmp_.data(), in);
+  apply_dropout(tmp_.data(), dx, size_t(N) * in, derive_seed(seed, site(l, v)), lora_->opt.dropout, /*add=*/true);
 }
 
 }  // namespace lm::model

@@ -20,7 +20,8 @@ struct LoraOptions {
   int rank = 8;
   float alpha = 16;     // scale = alpha / rank
   float dropout = 0;    // on the adapter's input, while training
-  // The projections adapted in every layer: kWq, kWk, kWv, kWo, kWg, kWu, kWd.
+  // The projections adapted in every layer: kWq, kWk, kWv, kWo, kWg, kWu, kWd. A bert
+  // encoder's MLP has no gate: kWg is dropped there when kWu is also a target ("mlp", "all").
   std::vector<LayerParam> targets{kWq, kWk, kWv, kWo};
 };
 
@@ -30,7 +31,7 @@ std::vector<LayerParam> parse_lora_targets(const std::string& spec);
 
 struct Lora {
   // Zero-initialised pairs for every target of every layer. Throws UsageError for a rank
-  // outside [1, min(in, out)] or dropout outside [0, 1).
+  // outside [1, min(in, out)], dropout outside [0, 1) or a target the model lacks.
   Lora(const ModelConfig& base, const LoraOptions& o);
   ModelConfig base;
   LoraOptions opt;
@@ -48,6 +49,36 @@ struct Lora {
 
  private:
   std::vector<int> slot_;
+};
+
+// The view of param_layout(c) that layer l's projection v is (what a pair adapts), or
+// kNoView where the architecture has none (a bert encoder's gate).
+inline constexpr size_t kNoView = ~size_t(0);
+size_t adapted_view(const ModelConfig& c, int l, LayerParam v);
+
+// A Lora applied inside a training model's forward and backward passes (Model, EncoderModel):
+// y += scale (x' A^T) B^T for an adapted projection y = x W^T, where x' is x under the
+// adapter's dropout while training. Keeps x A^T of every pair for backward; its buffers are
+// allocated once, for up to `rows` token rows and inputs up to `widest` wide.
+class LoraPass {
+ public:
+  // `site_base` offsets the dropout mask sites (one per pair) from the model's own.
+  void attach(Lora* l, size_t rows, size_t widest, uint64_t site_base = 0);
+  Lora* lora() const { return lora_; }
+  // No-ops when nothing is attached or (l, v) is not adapted. `seed` is the model's mask seed.
+  void forward(int l, LayerParam v, const float* x, float* y, int N, int in, int out, bool training, uint64_t seed);
+  // Given dy (N, out): dB += s dy^T xa, dA += (s dy B)^T x', dx += (s dy B) A (through the mask).
+  void backward(int l, LayerParam v, const float* x, const float* dy, float* dx, int N, int in, int out,
+                bool training, uint64_t seed);
+  size_t bytes() const;
+
+ private:
+  const float* input(int l, LayerParam v, const float* x, int N, int in, bool training, uint64_t seed);
+  uint64_t site(int l, LayerParam v) const { return site_base_ + uint64_t(l) * kLayerParams + v; }
+  Lora* lora_ = nullptr;
+  uint64_t site_base_ = 0;
+  std::vector<LargeVector<float>> xa_;  // per pair (its A view's index / 2)
+  LargeVector<float> dxa_, in_, tmp_;
 };
 
 // Writes the adapter (llama.cpp's convention) with `name` as general.name. `l` must outlive out.write().

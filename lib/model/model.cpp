@@ -169,9 +169,6 @@ struct Model::Acts {
   LargeVector<float> dres, dtmp, dxn, dq, dk, dv, datt, dao, dg, du, dh;
   float dscale = 0;
   bool have_targets = false;
-  // LoRA: x A^T (N, r) per adapted projection (index of its A view / 2), and scratch.
-  std::vector<LargeVector<float>> lora_xa;
-  LargeVector<float> lora_dxa, lora_in, lora_tmp;
   // Classification: rows read by the head, logits / probabilities (then their gradient).
   std::vector<int> cls_lengths;
   LargeVector<float> cls_logits, cls_pooled, cls_dpooled;
@@ -179,7 +176,12 @@ struct Model::Acts {
 };
 
 Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
-    : cfg_(cfg), B_(B), T_(T), a_(std::make_unique<Acts>()), trunk_backward_(buffers.trunk_backward) {
+    : cfg_(cfg),
+      B_(B),
+      T_(T),
+      a_(std::make_unique<Acts>()),
+      trunk_backward_(buffers.trunk_backward),
+      lora_(std::make_unique<LoraPass>()) {
   cfg.validate();
   if (B < 1 || B > (1 << 20)) throw UsageError("batch size " + std::to_string(B) + " is out of range [1, 1048576]");
   if (T < 1 || T > cfg.n_ctx)
@@ -237,23 +239,13 @@ size_t Model::activation_bytes() const {
   for (auto* v : {&a_->xf, &a_->rstdf, &a_->logits, &a_->losses, &a_->dres, &a_->dtmp, &a_->dxn, &a_->dq, &a_->dk,
                   &a_->dv, &a_->datt, &a_->dao, &a_->dg, &a_->du, &a_->dh})
     n += v->size();
-  return n * sizeof(float);
+  return n * sizeof(float) + lora_->bytes();
 }
 
 void Model::set_lora(Lora* lora) {
-  lora_ = lora;
-  Acts& a = *a_;
-  a.lora_xa.clear();
-  if (!lora) return;
-  LM_ASSERT(lora->base.n_layer == cfg_.n_layer && lora->base.n_embd == cfg_.n_embd && lora->base.n_ff == cfg_.n_ff);
-  const size_t N = size_t(B_) * T_, r = size_t(lora->opt.rank);
-  a.lora_xa.assign(lora->views.size() / 2, LargeVector<float>(N * r));
-  a.lora_dxa.resize(N * r);
-  if (lora->opt.dropout > 0) {
-    const size_t widest = size_t(std::max(cfg_.n_embd, cfg_.n_ff));
-    a.lora_in.resize(N * widest);
-    a.lora_tmp.resize(N * widest);
-  }
+  if (lora)
+    LM_ASSERT(lora->base.n_layer == cfg_.n_layer && lora->base.n_embd == cfg_.n_embd && lora->base.n_ff == cfg_.n_ff);
+  lora_->attach(lora, size_t(B_) * T_, size_t(std::max(cfg_.n_embd, cfg_.n_ff)));
 }
 
 void Model::set_training(bool on, uint64_t seed) {
@@ -262,7 +254,7 @@ void Model::set_training(bool on, uint64_t seed) {
 }
 
 bool Model::trunk_trains(const Params& p) const {
-  if (lora_) return true;
+  if (lora_->lora()) return true;
   for (size_t i = 0; i <= output_norm_param(cfg_); ++i)
     if (p.has_grad(i)) return true;
   return false;
@@ -274,8 +266,7 @@ void Model::set_dropout(float p) {
 }
 
 namespace {
-// Mask sites: one per LoRA pair, then the model's dropout.
-inline uint64_t lora_site(int l, LayerParam v) { return uint64_t(l) * kLayerParams + v; }
+// Mask sites: one per LoRA pair (LoraPass: 0 .. L kLayerParams), then the model's dropout.
 constexpr uint64_t kSiteEmbd = uint64_t(1) << 32, kSiteCls = kSiteEmbd + 1;
 inline uint64_t branch_site(int l, bool mlp) { return kSiteEmbd + 2 + 2 * uint64_t(l) + mlp; }
 }  // namespace
@@ -284,52 +275,12 @@ void Model::drop(float* y, size_t n, uint64_t site) const {
   apply_dropout(y, y, n, derive_seed(dropout_seed_, site), dropout_);
 }
 
-// The adapter's input: x, or x with dropout applied (scaled by 1 / (1 - p)) when training.
-const float* Model::dropout_input(int l, LayerParam v, const float* x, int N, int in) {
-  const float p = lora_->opt.dropout;
-  if (!training_ || p <= 0) return x;
-  float* d = a_->lora_in.data();
-  apply_dropout(x, d, size_t(N) * in, derive_seed(dropout_seed_, lora_site(l, v)), p);
-  return d;
-}
-
-// y (N, out) += scale (x A^T) B^T; keeps x A^T for backward.
 void Model::lora_forward(int l, LayerParam v, const float* x, float* y, int N, int in, int out) {
-  if (!lora_) return;
-  const int i = lora_->pair(l, v);
-  if (i < 0) return;
-  const int r = lora_->opt.rank;
-  float* xa = a_->lora_xa[size_t(i) / 2].data();
-  const float* xin = dropout_input(l, v, x, N, in);
-  sgemm(false, true, N, r, in, 1.0f, xin, in, lora_->get(size_t(i)), in, 0.0f, xa, r);
-  sgemm(false, true, N, out, r, lora_->scale(), xa, r, lora_->get(size_t(i) + 1), r, 1.0f, y, out);
+  lora_->forward(l, v, x, y, N, in, out, training_, dropout_seed_);
 }
 
-// Given dy (N, out) of the adapted projection: dB += s dy^T xa, dA += (s dy B)^T xin, dx += (s dy B) A.
 void Model::lora_backward(int l, LayerParam v, const float* x, const float* dy, float* dx, int N, int in, int out) {
-  if (!lora_) return;
-  const int i = lora_->pair(l, v);
-  if (i < 0) return;
-  const int r = lora_->opt.rank;
-  const float s = lora_->scale();
-  const float* xa = a_->lora_xa[size_t(i) / 2].data();
-  float* dxa = a_->lora_dxa.data();
-  float* dA = lora_->grad.data() + lora_->views[size_t(i)].offset;
-  float* dB = lora_->grad.data() + lora_->views[size_t(i) + 1].offset;
-  const float* A = lora_->get(size_t(i));
-  const float* Bm = lora_->get(size_t(i) + 1);
-  sgemm(true, false, out, r, N, s, dy, out, xa, r, 1.0f, dB, r);
-  sgemm(false, false, N, r, out, s, dy, out, Bm, r, 0.0f, dxa, r);
-  const float* xin = dropout_input(l, v, x, N, in);
-  sgemm(true, false, r, in, N, 1.0f, dxa, r, xin, in, 1.0f, dA, in);
-  if (xin == x) {
-    sgemm(false, false, N, in, r, 1.0f, dxa, r, A, in, 1.0f, dx, in);
-    return;
-  }
-  // Dropout: dx += (dxa A) * mask / (1 - p); the mask is where xin kept x.
-  float* tmp = a_->lora_tmp.data();
-  sgemm(false, false, N, in, r, 1.0f, dxa, r, A, in, 0.0f, tmp, in);
-  apply_dropout(tmp, dx, size_t(N) * in, derive_seed(dropout_seed_, lora_site(l, v)), lora_->opt.dropout, /*add=*/true);
+  lora_->backward(l, v, x, dy, dx, N, in, out, training_, dropout_seed_);
 }
 
 void Model::trunk(const Params& p, const int* tokens, int b, int t) {

@@ -169,6 +169,7 @@ struct ModelBuffers {
 };
 
 struct Lora;
+class LoraPass;
 
 // A teacher's targets for one forward (distillation, docs/distillation.md): for each row the
 // model scores (a token; for a classifier, a text), the teacher's logits (or log-probabilities)
@@ -236,7 +237,6 @@ class Model {
   void trunk(const Params& p, const int* tokens, int b, int t);
   void lora_forward(int l, LayerParam v, const float* x, float* y, int N, int in, int out);
   void lora_backward(int l, LayerParam v, const float* x, const float* dy, float* dx, int N, int in, int out);
-  const float* dropout_input(int l, LayerParam v, const float* x, int N, int in);
   // Multiplies y[0 .. n) by the dropout mask of `site` (forward and backward alike).
   void drop(float* y, size_t n, uint64_t site) const;
   bool dropping() const { return training_ && dropout_ > 0; }
@@ -249,7 +249,7 @@ class Model {
   const int* tokens_ = nullptr;
   std::unique_ptr<Acts> a_;
   bool trunk_backward_;  // every layer's activations are kept (ModelBuffers)
-  Lora* lora_ = nullptr;
+  std::unique_ptr<LoraPass> lora_;  // the attached adapter (set_lora), always allocated
   bool training_ = false;
   uint64_t dropout_seed_ = 0;
   float dropout_ = 0;

@@ -337,7 +337,7 @@ LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& 
   if (adapters.empty()) {
     w = load_weights(g);
   } else {
-    Params p = load_params(g, false);
+    Params p = read_config(g).is_encoder() ? load_encoder_params(g, false) : load_params(g, false);
     for (const AdapterSpec& a : adapters) {
       Lora l = load_adapter(format::GgufFile::open(a.path), p.cfg);
       l.user_scale = a.scale;

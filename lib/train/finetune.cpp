@@ -196,8 +196,6 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   if (encoder && f.task != Task::Classify)
     throw UsageError("an encoder (bert) fine-tunes as a classifier (--task classify); continue its masked-language-"
                      "model training with lm-train --arch bert");
-  if (encoder && f.lora)
-    throw UsageError("an encoder is fine-tuned in full or as a linear probe (--head-only); LoRA adapts a decoder");
   if (encoder && f.distill.enabled())
     throw UsageError("--teacher trains a decoder or a decoder classifier; an encoder student is not supported");
   T_ = f.context > 0 ? f.context : cfg.n_ctx;
@@ -228,7 +226,8 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   const size_t head = model::head_param(cfg);
   if (f.lora) {
     for (size_t i = 0; i < nv; ++i) {
-      const bool norm = p_.views[i].rows == 1 && !p_.views[i].name.ends_with(".bias");
+      // The norms' gains, and a LayerNorm's biases (an encoder's): the views named *norm*.
+      const bool norm = p_.views[i].rows == 1 && p_.views[i].name.find("norm") != std::string::npos;
       if (norm && f.train_norms) trained_[i] = 1;
     }
     if (f.train_embeddings) trained_[0] = 1;
@@ -253,7 +252,10 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
     lora_ = std::make_unique<model::Lora>(cfg, f.lora_opt);
     Rng lr(derive_seed(o.seed, 0));
     lora_->init(lr);
-    net_->set_lora(lora_.get());
+    if (enc_)
+      enc_->set_lora(lora_.get());
+    else
+      net_->set_lora(lora_.get());
   }
   if (f.distill.enabled())
     teacher_ = f.task == Task::Classify
@@ -493,7 +495,7 @@ void FinetuneJob::set_sampler(const Rng::State& s, uint64_t draws) {
 void FinetuneJob::add_to_checkpoint(format::GgufWriter& w) {
   // Full fine-tuning: the model (a checkpoint is a usable model); LoRA: the adapter and the
   // base tensors trained beside it.
-  if (enc_) {
+  if (!lora_ && enc_) {
     model::add_encoder_model(w, p_, tok_, "lm-finetune checkpoint", labels());
   } else if (!lora_) {
     model::add_model(w, p_, tok_, "lm-finetune checkpoint", labels());

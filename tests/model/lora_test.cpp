@@ -1,6 +1,7 @@
 // Tests for lib/model/lora and the classification head: LoRA gradients (with and without
 // dropout) and head gradients against finite differences, a frozen base getting no gradient,
-// merging equal to applying, and the adapter file round trip in llama.cpp's convention.
+// merging equal to applying, and the adapter file round trip in llama.cpp's convention; the
+// same for a LoRA-adapted encoder classifier (EncoderModel).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 
 #include "base/error.hpp"
 #include "format/gguf.hpp"
+#include "model/encoder.hpp"
 #include "model/grad_check.hpp"
 #include "model/lora.hpp"
 #include "model/model.hpp"
@@ -195,4 +197,118 @@ TEST_CASE("a merged adapter computes what the base with the adapter computes; th
   for (size_t i = 0; i < with.size(); ++i) CHECK(plain.logits()[i] == doctest::Approx(with[i]).epsilon(1e-4));
   CHECK_THROWS_AS(parse_lora_targets("q,x"), UsageError);
   CHECK(parse_lora_targets("mlp,q") == std::vector<LayerParam>{kWq, kWg, kWu, kWd});
+}
+
+namespace {
+ModelConfig encoder_cls_cfg(int pooling) {
+  ModelConfig c;
+  c.n_vocab = 23, c.n_ctx = 8, c.n_layer = 2, c.n_embd = 8, c.n_head = 2, c.n_ff = 12;
+  c = encoder_config(c);
+  c.n_cls = 3;
+  c.cls_pooling = pooling;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("encoder LoRA: targets map to bert's projections, gradients match finite differences, the base gets none") {
+  for (int pooling : {kPoolRank, kPoolMean})
+  for (float dropout : {0.0f, 0.3f}) {
+    CAPTURE(pooling);
+    CAPTURE(dropout);
+    const ModelConfig cfg = encoder_cls_cfg(pooling);
+    Params p(cfg, /*with_grad=*/false);
+    Rng rng(6);
+    for (auto& w : p.w) w = 0.3f * rng.normal();
+    // Only the head trains beside the adapters, as lm-finetune --lora --task classify has it.
+    std::vector<uint8_t> head(p.views.size(), 0);
+    head[cls_param(cfg)] = head[cls_param(cfg) + 1] = 1;
+    p.alloc_grad(head);
+    LoraOptions o;
+    o.rank = 2, o.alpha = 4, o.dropout = dropout;
+    o.targets = parse_lora_targets("all");  // bert has no gate: q, k, v, o, up, down
+    Lora lora(cfg, o);
+    CHECK(lora.opt.targets == std::vector<LayerParam>{kWq, kWk, kWv, kWo, kWu, kWd});
+    CHECK(lora.views[0].name == "blk.0.attn_q.weight.lora_a");
+    CHECK(lora.views[11].name == "blk.0.ffn_down.weight.lora_b");
+    lora.init(rng);
+    for (auto& w : lora.w) w += 0.3f * rng.normal();
+    const int B = 3, T = 6;
+    std::vector<int> tokens(size_t(B) * T), lengths{6, 3, 5}, labels{2, 0, 1};
+    for (auto& t : tokens) t = int(rng.below(23));
+    EncoderModel m(cfg, B, T);
+    m.set_lora(&lora);
+    m.set_dropout(dropout);
+    m.set_training(true, 13);
+    auto loss = [&] { return double(m.forward_classify(p, tokens.data(), lengths.data(), labels.data(), B, T)); };
+    std::fill(lora.grad.begin(), lora.grad.end(), 0.0f);
+    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+    loss();
+    m.backward(p);
+    REQUIRE(max_abs(lora.grad) > 0);
+    REQUIRE(p.grad_of(0) == nullptr);  // the frozen base holds no gradient
+    lm::test::check_param_grads(lora, loss, rng, 3);
+    // The head's gradient (p.grad holds only the head's: grad_of).
+    double gmax = 0;
+    for (float g : p.grad) gmax = std::max(gmax, double(std::fabs(g)));
+    for (size_t v : {cls_param(cfg), cls_param(cfg) + 1}) {
+      const ParamView& view = p.views[v];
+      for (int k = 0; k < 3; ++k) {
+        const size_t j = size_t(rng.below(uint64_t(view.rows) * view.cols));
+        float& x = p.w[view.offset + j];
+        const float keep = x, step = 1e-2f;
+        x = keep + step;
+        const double up = loss();
+        x = keep - step;
+        const double down = loss();
+        x = keep;
+        CHECK(std::fabs((up - down) / (2 * step) - p.grad_of(v)[j]) <= 2e-2 * gmax + 1e-4);
+      }
+    }
+  }
+}
+
+TEST_CASE("encoder LoRA: merged equals applied; the adapter file says bert and round-trips; a gate alone is refused") {
+  const ModelConfig cfg = encoder_cls_cfg(kPoolMean);
+  Params p(cfg, false);
+  Rng rng(17);
+  for (auto& w : p.w) w = 0.3f * rng.normal();
+  LoraOptions o;
+  o.rank = 2, o.alpha = 3;
+  o.targets = parse_lora_targets("v,o,mlp");
+  Lora lora(cfg, o);
+  lora.init(rng);
+  for (auto& w : lora.w) w += 0.2f * rng.normal();
+  const int B = 2, T = 5;
+  std::vector<int> tokens{1, 4, 9, 3, 7, 2, 8, 8, 5, 0}, lengths{5, 4};
+  EncoderModel m(cfg, B, T);
+  m.set_lora(&lora);
+  m.forward_classify(p, tokens.data(), lengths.data(), nullptr, B, T);
+  const std::vector<float> with(m.class_probs(), m.class_probs() + size_t(B) * cfg.n_cls);
+  const std::vector<float> hidden(m.hidden(), m.hidden() + size_t(B) * T * cfg.n_embd);
+
+  format::GgufWriter w;
+  add_adapter(w, lora, "test");
+  const std::string path = "lora_encoder_roundtrip_test.gguf";
+  w.save(path);
+  format::GgufFile g = format::GgufFile::open(path);
+  CHECK(g.get_string("general.architecture") == "bert");
+  Lora back = load_adapter(g, cfg);
+  CHECK(back.opt.targets == std::vector<LayerParam>{kWv, kWo, kWu, kWd});
+  CHECK(std::vector<float>(back.w.begin(), back.w.end()) == std::vector<float>(lora.w.begin(), lora.w.end()));
+  // A decoder of the same sizes is another architecture: refused by name.
+  ModelConfig dec = cfg;
+  dec.arch = ArchOptions{};
+  dec.n_cls = 0;
+  CHECK_THROWS_WITH_AS(load_adapter(g, dec), doctest::Contains("adapter architecture 'bert', expected the model's 'llama'"),
+                       FormatError);
+  std::remove(path.c_str());
+
+  merge_lora(p, back);
+  EncoderModel plain(cfg, B, T);
+  plain.forward_classify(p, tokens.data(), lengths.data(), nullptr, B, T);
+  for (size_t i = 0; i < hidden.size(); ++i) CHECK(plain.hidden()[i] == doctest::Approx(hidden[i]).epsilon(1e-4));
+  for (size_t i = 0; i < with.size(); ++i) CHECK(plain.class_probs()[i] == doctest::Approx(with[i]).epsilon(1e-4));
+
+  o.targets = parse_lora_targets("gate");
+  CHECK_THROWS_WITH_AS(Lora(cfg, o), doctest::Contains("'gate': a bert model has no such projection"), UsageError);
 }
