@@ -126,6 +126,21 @@ void matmul_forward_ref(float* y, const float* x, const float* W, int N, int C, 
   sgemm_ref(false, true, N, OC, C, 1.0f, x, C, W, C, beta, y, OC);
 }
 
+void linear_forward(float* y, const float* x, const float* W, const float* b, int N, int C, int OC) {
+  if (!b) {
+    matmul_forward(y, x, W, N, C, OC);
+    return;
+  }
+#pragma omp parallel for schedule(static) if (N > 1 && size_t(N) * OC >= kParallelMin)
+  for (int n = 0; n < N; ++n) std::memcpy(y + size_t(n) * OC, b, sizeof(float) * size_t(OC));
+  matmul_forward(y, x, W, N, C, OC, 1.0f);
+}
+
+void linear_forward_ref(float* y, const float* x, const float* W, const float* b, int N, int C, int OC) {
+  matmul_forward_ref(y, x, W, N, C, OC);
+  if (b) add_bias_ref(y, b, N, OC);
+}
+
 void matmul_backward(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,
                      bool accumulate_dx) {
   if (dx) sgemm(false, false, N, C, OC, 1.0f, dy, OC, W, C, accumulate_dx ? 1.0f : 0.0f, dx, C);

@@ -28,6 +28,10 @@ struct LinearOut {
   int OC;
 };
 void matmul_forward_shared(const float* x, int N, int C, const LinearOut* outs, int n_outs);
+// y (N, OC) = x (N, C) W^T + b, b (OC) or nullptr. The rows start as b and the product adds
+// into them: one pass over y fewer than matmul_forward then add_bias (and no zeroing pass).
+void linear_forward(float* y, const float* x, const float* W, const float* b, int N, int C, int OC);
+void linear_forward_ref(float* y, const float* x, const float* W, const float* b, int N, int C, int OC);
 // dx (N, C) = dy (N, OC) W, or += when accumulate_dx; dx == nullptr skips it (a first layer).
 // dW (OC, C) += dy^T x: weight gradients always accumulate; dW == nullptr skips it (a frozen weight).
 void matmul_backward(float* dx, float* dW, const float* dy, const float* x, const float* W, int N, int C, int OC,

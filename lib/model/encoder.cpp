@@ -149,31 +149,26 @@ void EncoderModel::trunk(const Params& p, const int* tokens, const int* lengths,
     const size_t sl = size_t(l);
     auto W = [&](EncoderLayerParam v) { return p.get(encoder_param(l, v)); };
     const float* x = a.x[sl].data();
-    const LinearOut qkv[3] = {{a.q[sl].data(), W(kEncQ), C}, {a.k[sl].data(), W(kEncK), C}, {a.v[sl].data(), W(kEncV), C}};
-    matmul_forward_shared(x, N, C, qkv, 3);
+    linear_forward(a.q[sl].data(), x, W(kEncQ), W(kEncQB), N, C, C);
+    linear_forward(a.k[sl].data(), x, W(kEncK), W(kEncKB), N, C, C);
+    linear_forward(a.v[sl].data(), x, W(kEncV), W(kEncVB), N, C, C);
     lora(l, kWq, x, a.q[sl].data(), C, C);
     lora(l, kWk, x, a.k[sl].data(), C, C);
     lora(l, kWv, x, a.v[sl].data(), C, C);
-    add_bias(a.q[sl].data(), W(kEncQB), N, C);
-    add_bias(a.k[sl].data(), W(kEncKB), N, C);
-    add_bias(a.v[sl].data(), W(kEncVB), N, C);
     attention_encoder_forward(a.ao[sl].data(), a.att[sl].data(), a.q[sl].data(), a.k[sl].data(), a.v[sl].data(), len,
                               b, t, H, H, D);
-    matmul_forward(a.tmp.data(), a.ao[sl].data(), W(kEncO), N, C, C);
+    linear_forward(a.tmp.data(), a.ao[sl].data(), W(kEncO), W(kEncOB), N, C, C);
     lora(l, kWo, a.ao[sl].data(), a.tmp.data(), C, C);
-    add_bias(a.tmp.data(), W(kEncOB), N, C);
     if (dropping()) drop(a.tmp.data(), size_t(N) * C, 1 + 2 * uint64_t(l));
     float* r1 = a.r1[sl].data();
     for (size_t i = 0; i < size_t(N) * C; ++i) r1[i] = x[i] + a.tmp[i];
     layernorm_forward_train(a.y1[sl].data(), a.mean1[sl].data(), a.rstd1[sl].data(), r1, W(kEncNorm1), W(kEncNorm1B),
                             N, C, eps);
-    matmul_forward(a.u[sl].data(), a.y1[sl].data(), W(kEncUp), N, C, F);
+    linear_forward(a.u[sl].data(), a.y1[sl].data(), W(kEncUp), W(kEncUpB), N, C, F);
     lora(l, kWu, a.y1[sl].data(), a.u[sl].data(), C, F);
-    add_bias(a.u[sl].data(), W(kEncUpB), N, F);
     gelu_forward(a.g[sl].data(), a.u[sl].data(), size_t(N) * F);
-    matmul_forward(a.tmp.data(), a.g[sl].data(), W(kEncDown), N, F, C);
+    linear_forward(a.tmp.data(), a.g[sl].data(), W(kEncDown), W(kEncDownB), N, F, C);
     lora(l, kWd, a.g[sl].data(), a.tmp.data(), F, C);
-    add_bias(a.tmp.data(), W(kEncDownB), N, C);
     if (dropping()) drop(a.tmp.data(), size_t(N) * C, 2 + 2 * uint64_t(l));
     float* r2 = a.r2[sl].data();
     const float* y1 = a.y1[sl].data();

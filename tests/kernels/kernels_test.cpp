@@ -606,6 +606,22 @@ TEST_CASE("matmul_forward_shared equals separate products, decoding and batched"
   });
 }
 
+TEST_CASE("linear_forward (bias first, product added) matches the reference, decoding and batched, with and without bias") {
+  for_each_path([] {
+    for (int N : {1, 3, 9, 300}) {
+      CAPTURE(N);
+      const int C = 70, OC = 130;
+      auto x = randn(size_t(N) * C, 92), W = randn(size_t(OC) * C, 93), b = randn(size_t(OC), 94);
+      for (const float* bias : {static_cast<const float*>(b.data()), static_cast<const float*>(nullptr)}) {
+        std::vector<float> y(size_t(N) * OC, NAN), y_ref(size_t(N) * OC);
+        linear_forward(y.data(), x.data(), W.data(), bias, N, C, OC);
+        linear_forward_ref(y_ref.data(), x.data(), W.data(), bias, N, C, OC);
+        CHECK(max_rel_diff(y, y_ref) < 1e-5);
+      }
+    }
+  });
+}
+
 TEST_CASE("logsumexp and KL divergence rows match the reference; KL of a distribution with itself is 0") {
   for_each_path([] {
     for (int V : {1, 17, 8192}) {
