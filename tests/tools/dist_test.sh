@@ -106,8 +106,12 @@ params=$("${rss[@]}" --dry-run | awk -F'\t' '$1 == "parameters" { print $2 }')
 [[ -x /usr/bin/time ]] || echo "SKIP: /usr/bin/time not found (apt-get install time): --zero 1's peak RSS not measured"
 for z in 0 1; do
   [[ -x /usr/bin/time ]] || { echo 0 > rss$z.txt; continue; }
-  "${mpi2[@]}" /usr/bin/time -f "rss_kb %M" "${rss[@]}" --zero $z -o rss$z.gguf 2>&1 > /dev/null | grep rss_kb |
-    awk '{ print $2 }' | sort -n | tail -1 > rss$z.txt
+  # Each rank's figure goes to its own file: the ranks' stderr lines can interleave through mpirun.
+  rm -f rss$z.rank*
+  "${mpi2[@]}" bash -c '/usr/bin/time -o "$0.rank$OMPI_COMM_WORLD_RANK" -f %M "$@"' rss$z "${rss[@]}" \
+    --zero $z -o rss$z.gguf > /dev/null || fail "the --zero $z run measured for peak RSS"
+  cat rss$z.rank* | sort -n | tail -1 > rss$z.txt
+  [[ $(cat rss$z.txt) =~ ^[0-9]+$ ]] || { fail "no peak RSS for --zero $z: $(cat rss$z.rank* 2>&1)"; echo 0 > rss$z.txt; }
 done
 saved=$(( $(cat rss0.txt) - $(cat rss1.txt) ))
 echo "--zero 1, tiny preset ($params parameters): peak RSS per rank $(cat rss0.txt) KB -> $(cat rss1.txt) KB," \
