@@ -48,13 +48,8 @@ nlong=$([[ -n ${LM_TEST_LEAN:-} ]] && echo 60 || echo 200)
 long=("${common[@]}" "${student[@]}" --steps "$nlong" --teacher teacher.gguf)
 mkdir -p full part
 lm-train "${long[@]}" --metrics full.jsonl -o full/model.gguf -q > /dev/null
-lm-train "${long[@]}" --metrics part.jsonl -o part/model.gguf 2> int.err &
-pid=$!
-for _ in $(seq 200); do [[ -s part.jsonl ]] && (( $(wc -l < part.jsonl 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.05; done
-kill -INT $pid
-wait $pid
-[[ $? == 130 && -s part/model.gguf.ckpt ]] && pass || fail "SIGINT: $(cat int.err)"
-stopped=$(grep -o 'interrupted at step [0-9]*' int.err | grep -o '[0-9]*$')
+interrupt_run part.jsonl int.err lm-train "${long[@]}" --metrics part.jsonl -o part/model.gguf
+[[ -s part/model.gguf.ckpt ]] && pass || fail "SIGINT left no checkpoint: $(cat int.err)"
 expect_exit 1 "resume with another teacher" -- lm-train "${long[@]/teacher.gguf/teacher-q8.gguf}" \
   --resume part/model.gguf.ckpt -o part/model.gguf
 expect_err "checkpoint belongs to another run: --teacher 'teacher.gguf' in the checkpoint but 'teacher-q8.gguf' now \(other weights\); resume with the same options, or add --force-resume" \

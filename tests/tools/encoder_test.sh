@@ -35,20 +35,11 @@ n=400
 long=("${common[@]}" --steps $n --dropout 0.1 --whole-word --eval-every 50)
 mkdir -p full part
 lm-train "${long[@]}" --metrics full.jsonl -o full/enc.gguf -q > /dev/null
-lm-train "${long[@]}" --metrics part.jsonl -o part/enc.gguf 2> int.err &
-pid=$!
-for _ in $(seq 200); do [[ -s part.jsonl ]] && (( $(wc -l < part.jsonl 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.02; done
-kill -INT $pid
-wait $pid
-rc=$?
-[[ $rc == 130 ]] && pass || fail "SIGINT exit $rc, expected 130: $(cat int.err)"
-stopped=$(grep -o 'interrupted at step [0-9]*' int.err | grep -o '[0-9]*$')
+interrupt_run part.jsonl int.err lm-train "${long[@]}" --metrics part.jsonl -o part/enc.gguf
 (( ${stopped:-$n} < n )) && pass || fail "the run finished before the interrupt"
 expect_exit 0 "resume (the architecture from the checkpoint)" -- lm-train --tokenizer tok.model --data corpus.tok \
   "${long[@]:6}" --resume part/enc.gguf.ckpt --metrics rest.jsonl -o part/enc.gguf -q
-tail -n +"$((stopped + 1))" full.jsonl | sed 's/"tokens_per_s".*"skipped"/"skipped"/' > want.jsonl
-sed 's/"tokens_per_s".*"skipped"/"skipped"/' rest.jsonl > got.jsonl
-same_files want.jsonl got.jsonl "resumed steps $((stopped + 1))..$n equal the uninterrupted run"
+same_resumed_steps full.jsonl rest.jsonl "resumed steps $((stopped + 1))..$n equal the uninterrupted run"
 same_files full/enc.gguf part/enc.gguf "resumed run writes the same model"
 expect_exit 1 "resume with another mask share" -- lm-train "${long[@]}" --mask-prob 0.2 --resume part/enc.gguf.ckpt -o x.gguf
 expect_err "--mask-prob 0.15 in the checkpoint but 0.2 now" "another mask share"
@@ -135,19 +126,10 @@ n=300
 lft=("${ft[@]}" --lora --lora-dropout 0.1 --dropout 0.1 --train-norms --steps $n --eval-every 50)
 mkdir -p lfull lpart
 "${lft[@]}" --metrics lfull.jsonl -o lfull/c.gguf -q > /dev/null
-"${lft[@]}" --metrics lpart.jsonl -o lpart/c.gguf 2> lint.err &
-pid=$!
-for _ in $(seq 200); do [[ -s lpart.jsonl ]] && (( $(wc -l < lpart.jsonl 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.02; done
-kill -INT $pid
-wait $pid
-rc=$?
-[[ $rc == 130 ]] && pass || fail "SIGINT exit $rc, expected 130: $(cat lint.err)"
-stopped=$(grep -o 'interrupted at step [0-9]*' lint.err | grep -o '[0-9]*$')
+interrupt_run lpart.jsonl lint.err "${lft[@]}" --metrics lpart.jsonl -o lpart/c.gguf
 (( ${stopped:-$n} < n )) && pass || fail "the LoRA run finished before the interrupt"
 expect_exit 0 "resume the LoRA run" -- "${lft[@]}" --resume lpart/c.gguf.ckpt --metrics lrest.jsonl -o lpart/c.gguf -q
-tail -n +"$((stopped + 1))" lfull.jsonl | sed 's/"tokens_per_s".*"skipped"/"skipped"/' > want.jsonl
-sed 's/"tokens_per_s".*"skipped"/"skipped"/' lrest.jsonl > got.jsonl
-same_files want.jsonl got.jsonl "resumed LoRA steps $((stopped + 1))..$n equal the uninterrupted run"
+same_resumed_steps lfull.jsonl lrest.jsonl "resumed LoRA steps $((stopped + 1))..$n equal the uninterrupted run"
 same_files lfull/c.gguf lpart/c.gguf "the resumed LoRA run writes the same classifier"
 expect_exit 2 "text on an encoder" -- lm-finetune -m enc.gguf --data tr.txt --steps 5 -o x.gguf
 expect_err "an encoder \(bert\) fine-tunes as a classifier" "text on an encoder"

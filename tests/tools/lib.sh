@@ -55,6 +55,30 @@ best_weights_written() {
     fail "the written model's validation loss $written is not the lowest of the run, at step $best_step, below the last: $(tail -3 valid.tsv)"
 }
 
+# interrupt_run METRICS ERR COMMAND...: runs COMMAND (a training run writing --metrics METRICS)
+# in the background, sends SIGINT once METRICS has 5 lines, checks that it exits 130, and sets
+# `stopped` to the step it says it stopped at (empty if it said none).
+interrupt_run() {
+  local metrics=$1 err=$2 pid rc
+  shift 2
+  "$@" > /dev/null 2> "$err" &
+  pid=$!
+  for _ in $(seq 500); do [[ -s $metrics ]] && (( $(wc -l < "$metrics" 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.02; done
+  kill -INT $pid
+  wait $pid
+  rc=$?
+  [[ $rc == 130 ]] && pass || fail "SIGINT exit $rc, expected 130: $(cat "$err")"
+  stopped=$(grep -o 'interrupted at step [0-9]*' "$err" | grep -o '[0-9]*$')
+}
+
+# same_resumed_steps FULL REST DESCRIPTION: the metrics lines REST of a run resumed after
+# step $stopped equal the uninterrupted run's (FULL) from the next step on, timings aside.
+same_resumed_steps() {
+  tail -n +"$((stopped + 1))" "$1" | sed 's/"tokens_per_s".*"skipped"/"skipped"/' > want.jsonl
+  sed 's/"tokens_per_s".*"skipped"/"skipped"/' "$2" > got.jsonl
+  same_files want.jsonl got.jsonl "$3"
+}
+
 finish() {
   echo "$n_pass passed, $n_fail failed"
   [[ $n_fail -eq 0 ]]

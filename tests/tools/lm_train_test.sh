@@ -82,23 +82,14 @@ lm-train "${plain[@]}" --steps 1 --metrics nodrop.jsonl -o nodrop.gguf -q
 loss() { head -1 "$1" | grep -o '"loss":[^,]*'; }
 [[ -n $(loss full.jsonl) && $(loss full.jsonl) != "$(loss nodrop.jsonl)" ]] && pass \
   || fail "--dropout 0.1 left the first loss unchanged: $(loss full.jsonl)"
-lm-train "${long[@]}" --metrics part.jsonl --plot part.svg -o part/model.gguf 2> int.err &
-pid=$!
-for _ in $(seq 200); do [[ -s part.jsonl ]] && (( $(wc -l < part.jsonl 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.05; done
-kill -INT $pid
-wait $pid
-rc=$?
-[[ $rc == 130 ]] && pass || fail "SIGINT exit $rc, expected 130: $(cat int.err)"
+interrupt_run part.jsonl int.err lm-train "${long[@]}" --metrics part.jsonl --plot part.svg -o part/model.gguf
 grep -q "interrupted at step [0-9]*; checkpoint saved to part/model.gguf.ckpt" int.err && pass || fail "interrupt message: $(cat int.err)"
 [[ -s part/model.gguf.ckpt && ! -e part/model.gguf ]] && pass || fail "after SIGINT: checkpoint only, no model"
-stopped=$(grep -o 'interrupted at step [0-9]*' int.err | grep -o '[0-9]*$')
 [[ $(points "training loss" part.svg) == "$stopped" ]] && pass ||
   fail "an interrupted run's --plot has $(points "training loss" part.svg) steps, expected $stopped"
 expect_exit 0 "resume" -- lm-train "${long[@]}" --resume part/model.gguf.ckpt --metrics rest.jsonl -o part/model.gguf -q
 (( stopped < 300 )) && pass || fail "the run finished before the interrupt"
-tail -n +"$((stopped + 1))" full.jsonl | sed 's/"tokens_per_s".*"skipped"/"skipped"/' > want.jsonl
-sed 's/"tokens_per_s".*"skipped"/"skipped"/' rest.jsonl > got.jsonl
-same_files want.jsonl got.jsonl "resumed steps $((stopped + 1))..300 equal the uninterrupted run"
+same_resumed_steps full.jsonl rest.jsonl "resumed steps $((stopped + 1))..300 equal the uninterrupted run"
 same_files full/model.gguf part/model.gguf "resumed run writes the same model"
 expect_exit 1 "resume with another batch size (E3)" -- lm-train "${long[@]}" --batch 2 --resume part/model.gguf.ckpt -o x.gguf
 expect_err "^lm-train: part/model.gguf.ckpt: checkpoint belongs to another run: --batch 4 in the checkpoint but 2 now" "E3 message"

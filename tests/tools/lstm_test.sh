@@ -59,19 +59,10 @@ n=300
 long=("${common[@]}" --steps $n --grad-accum 2 --dropout 0.1 --weight-drop 0.2 --eval-every 50)
 mkdir -p full part
 lm-train "${long[@]}" --metrics full.jsonl -o full/model.gguf -q > /dev/null
-lm-train "${long[@]}" --metrics part.jsonl -o part/model.gguf 2> int.err &
-pid=$!
-for _ in $(seq 200); do [[ -s part.jsonl ]] && (( $(wc -l < part.jsonl 2>/dev/null || echo 0) >= 5 )) && break; sleep 0.05; done
-kill -INT $pid
-wait $pid
-rc=$?
-[[ $rc == 130 ]] && pass || fail "SIGINT exit $rc, expected 130: $(cat int.err)"
-stopped=$(grep -o 'interrupted at step [0-9]*' int.err | grep -o '[0-9]*$')
+interrupt_run part.jsonl int.err lm-train "${long[@]}" --metrics part.jsonl -o part/model.gguf
 expect_exit 0 "resume" -- lm-train "${long[@]}" --resume part/model.gguf.ckpt --metrics rest.jsonl -o part/model.gguf -q
 (( stopped < n )) && pass || fail "the run finished before the interrupt"
-tail -n +"$((stopped + 1))" full.jsonl | sed 's/"tokens_per_s".*"skipped"/"skipped"/' > want.jsonl
-sed 's/"tokens_per_s".*"skipped"/"skipped"/' rest.jsonl > got.jsonl
-same_files want.jsonl got.jsonl "resumed steps $((stopped + 1))..$n equal the uninterrupted run"
+same_resumed_steps full.jsonl rest.jsonl "resumed steps $((stopped + 1))..$n equal the uninterrupted run"
 same_files full/model.gguf part/model.gguf "resumed run writes the same model"
 expect_exit 0 "resume with the architecture from the checkpoint" -- lm-train --tokenizer tok.model --data corpus.tok \
   "${shape[@]:2}" --steps $n --grad-accum 2 --dropout 0.1 --weight-drop 0.2 --eval-every 50 \
