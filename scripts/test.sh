@@ -15,6 +15,6 @@ cmake --build build-asan -j"$(nproc)"
 # generated man pages and completions with the option declarations, which the sanitizers do not
 # change (58 s of this pass).
 # The pass builds at -O0: measured on this 2-core machine from a cold cache, -O1 cut the tests from
-# 712 s to 436 s but lengthened the build from 319 s to 587 s, no gain for a fresh machine.
+# 615 s to 436 s but lengthened the build from 319 s to 587 s: no gain for a fresh machine.
 LM_TEST_LEAN=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest --test-dir build-asan --output-on-failure \
   -j"$(nproc)" -E '^tools\.docs_test$'
