@@ -3,8 +3,14 @@
 #include "dist/comm.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <utility>
 
 #include "base/error.hpp"
 
@@ -27,6 +33,7 @@ int env_int(const char* name) {
 
 #ifdef LM_HAVE_MPI
 bool g_mpi = false;  // MPI started by a Session
+int g_thread_level = MPI_THREAD_SINGLE;  // what MPI_Init_thread provided
 
 // A failed MPI call: one line naming it and MPI's reason.
 void check(int rc, const char* call) {
@@ -139,14 +146,94 @@ void Comm::barrier() const {
 #endif
 }
 
+struct PendingSums::State {
+  const Comm* comm;
+  std::mutex m;
+  std::condition_variable cv;
+  std::deque<std::pair<float*, size_t>> queue;
+  bool busy = false, stop = false;
+  std::exception_ptr error;
+  std::thread thread;
+};
+
+// The summing thread: takes the queued ranges in order; after a failure it drops the rest.
+void PendingSums::run(std::shared_ptr<State> st) {
+  std::unique_lock lock(st->m);
+  for (;;) {
+    st->cv.wait(lock, [&] { return st->stop || !st->queue.empty(); });
+    if (st->queue.empty()) return;  // stop
+    auto [x, n] = st->queue.front();
+    st->queue.pop_front();
+    st->busy = true;
+    lock.unlock();
+    std::exception_ptr e;
+    try {
+      st->comm->sum(x, n);
+    } catch (...) {
+      e = std::current_exception();
+    }
+    lock.lock();
+    st->busy = false;
+    if (e) {
+      if (!st->error) st->error = e;
+      st->queue.clear();
+    }
+    st->cv.notify_all();
+  }
+}
+
+PendingSums::PendingSums(const Comm& comm) : comm_(comm) {
+#ifdef LM_HAVE_MPI
+  if (g_mpi && comm.size() > 1 && g_thread_level >= MPI_THREAD_SERIALIZED) {
+    state_ = std::make_shared<State>();
+    state_->comm = &comm;
+    state_->thread = std::thread(run, state_);
+  }
+#endif
+}
+
+PendingSums::~PendingSums() {
+  if (!state_) return;
+  bool idle;
+  {
+    std::lock_guard lock(state_->m);
+    idle = !state_->busy && state_->queue.empty();
+    state_->stop = true;
+    state_->queue.clear();
+  }
+  state_->cv.notify_all();
+  if (idle) state_->thread.join();
+  else state_->thread.detach();
+}
+
+void PendingSums::start(float* x, size_t n) {
+  if (!state_) {  // no thread: at once (nothing on one rank)
+    comm_.sum(x, n);
+    return;
+  }
+  {
+    std::lock_guard lock(state_->m);
+    state_->queue.emplace_back(x, n);
+  }
+  state_->cv.notify_all();
+}
+
+void PendingSums::wait() {
+  if (!state_) return;
+  std::unique_lock lock(state_->m);
+  state_->cv.wait(lock, [&] { return !state_->busy && state_->queue.empty(); });
+  if (std::exception_ptr e = std::exchange(state_->error, nullptr)) std::rethrow_exception(e);
+}
+
 Session::Session(int* argc, char*** argv) {
   std::string var;
   const int n = launcher_size(&var);
   if (n == 0) return;
 #ifdef LM_HAVE_MPI
   int provided = 0;
-  if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
     throw Error("MPI_Init_thread failed (" + var + ")");
+  g_thread_level = provided;
   g_mpi = active_ = true;
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_world.rank_);

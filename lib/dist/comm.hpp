@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -47,11 +48,41 @@ class Comm {
   int rank_ = 0, size_ = 1;
 };
 
+// Sums over the ranks that run while the caller goes on computing: backward hands each layer's
+// gradients to start() as soon as they are final and goes on with the layers below; a thread of
+// this object sums them (blocking MPI_Allreduce, in pieces of at most 1M elements) meanwhile, and
+// the step's wait() returns when all are done (docs/distributed.md, "Overlap"). Non-blocking
+// collectives would not do: MPI moves them only inside MPI calls, and between two layers there
+// are none. Every rank must start the same ranges in the same order, and the caller makes no
+// other MPI call between the first start() and wait() (MPI_THREAD_SERIALIZED). Without that
+// thread level, without MPI or on one rank, start() sums at once (or does nothing).
+class PendingSums {
+ public:
+  explicit PendingSums(const Comm& comm);
+  // With sums still running (an error mid-step) the thread is left to the job's end (MPI_Abort),
+  // not joined: it may wait for a rank that will never send.
+  ~PendingSums();
+  PendingSums(const PendingSums&) = delete;
+  PendingSums& operator=(const PendingSums&) = delete;
+  // Queues the sum of x[0 .. n) in place; x must stay untouched until wait().
+  void start(float* x, size_t n);
+  // Returns when every queued sum is complete (then x holds the sums); rethrows the Error of a
+  // failed one.
+  void wait();
+
+ private:
+  struct State;
+  static void run(std::shared_ptr<State> st);  // the thread
+  const Comm& comm_;
+  std::shared_ptr<State> state_;  // shared with the thread
+};
+
 // The process's communicator: the launcher's ranks inside a Session that started MPI, else
 // this process alone.
 const Comm& world();
 
-// Starts MPI (MPI_Init_thread, funneled: only the main thread calls MPI) if the build has it
+// Starts MPI (MPI_Init_thread, serialized: one thread at a time calls MPI, PendingSums' while a
+// step's sums run, else the main thread) if the build has it
 // and a launcher started the process; ends it on destruction. Collectives that fail throw
 // lm::Error naming the call and MPI's message (MPI_ERRORS_RETURN, not MPI's abort). Without a
 // launcher, or without MPI, nothing is started and world() has one rank. Throws UsageError

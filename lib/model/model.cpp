@@ -534,6 +534,7 @@ void Model::backward(Params& p) {
     rmsnorm_backward(a.dtmp.data(), grad(layer_view(l, kAttnNorm)), a.dxn.data(), a.x[L].data(),
                      p.get(layer_view(l, kAttnNorm)), a.rstd1[L].data(), N, C);
     for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] += a.dtmp[i];
+    if (on_layer_grads_) on_layer_grads_(l);
   }
   if (float* dE = grad(0)) {
     if (dropping()) drop(a.dres.data(), size_t(N) * C, kSiteEmbd);

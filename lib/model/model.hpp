@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -229,6 +230,11 @@ class Model {
   // attention and MLP branch before it joins the residual stream, and a classifier's pooled
   // input (GPT-2's embd_pdrop and resid_pdrop). Kept elements are scaled by 1 / (1 - p).
   void set_dropout(float p);
+  // Called by backward() with l after layer l's gradients are complete (layers n_layer - 1 down
+  // to 0; the head's, the final norm's and the embeddings' are not, until backward() returns),
+  // so that data-parallel training can start summing them while backward goes on (run_loop).
+  // Empty: not called.
+  void set_on_layer_grads(std::function<void(int)> f) { on_layer_grads_ = std::move(f); }
   // Bytes of activations held (for --dry-run memory estimates).
   size_t activation_bytes() const;
 
@@ -254,6 +260,7 @@ class Model {
   uint64_t dropout_seed_ = 0;
   float dropout_ = 0;
   float last_kl_ = 0;
+  std::function<void(int)> on_layer_grads_;
 };
 
 }  // namespace lm::model

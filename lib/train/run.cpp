@@ -170,6 +170,26 @@ class PretrainJob final : public Job {
     net_.backward(p_);
     return loss;
   }
+  // Layer l's views are contiguous in p_.grad (param_layout's order): one range per layer.
+  bool set_on_grads_ready(std::function<void(size_t, size_t, size_t)> f) override {
+    if (!f) {
+      net_.set_on_layer_grads(nullptr);
+      return true;
+    }
+    net_.set_on_layer_grads([this, f = std::move(f)](int l) {
+      size_t lo = SIZE_MAX, hi = 0;
+      for (size_t v = 0; v < model::kLayerParams; ++v) {
+        const size_t view = model::layer_param(l, model::LayerParam(v));
+        if (const float* g = p_.grad_of(view)) {
+          const model::ParamView& pv = p_.views[view];
+          lo = std::min(lo, size_t(g - p_.grad.data()));
+          hi = std::max(hi, size_t(g - p_.grad.data()) + size_t(pv.rows) * size_t(pv.cols));
+        }
+      }
+      if (lo < hi) f(0, lo, hi);
+    });
+    return true;
+  }
   bool distilling() const override { return teacher_ && teacher_->options().alpha > 0; }
   double teacher_seconds() const override { return teacher_ ? teacher_->seconds() : 0; }
   float last_kl() const override { return net_.last_kl(); }
@@ -388,6 +408,16 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     if (owner[i] == comm.rank() || !zero) mine.push_back(all[i]);
   AdamW opt(mine, oo);
   const std::vector<std::span<float>> grads = job.grads();
+  // Overlap of the gradient sums with backward (--overlap; not with --zero, whose sums go to
+  // one owner per tensor): the ranges the job reports as final start at once; started[s] lists
+  // those of grads[s] in this step.
+  dist::PendingSums pending(comm);
+  std::vector<std::vector<std::pair<size_t, size_t>>> started(grads.size());
+  const std::function<void(size_t, size_t, size_t)> start_sum = [&](size_t s, size_t b, size_t e) {
+    pending.start(grads[s].data() + b, e - b);
+    started[s].emplace_back(b, e);
+  };
+  const bool overlap = o.overlap && comm.distributed() && !zero && job.set_on_grads_ready(nullptr);
   if (in.resume_path) {
     format::GgufFile g = format::GgufFile::open(*in.resume_path);
     verify_checkpoint(g);
@@ -537,16 +567,35 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
         job.skip_micro_step();
         continue;
       }
+      // Overlap: during this rank's last micro-batch, each range of gradients the backward
+      // completes starts its sum while the backward goes on.
+      const bool hook = overlap && k == mine + o.grad_accum - 1;
+      if (hook) job.set_on_grads_ready(start_sum);
       sums[0] += job.micro_step();
+      if (hook) job.set_on_grads_ready(nullptr);
       sums[1] += double(job.last_tokens());
       sums[2] += job.last_kl();
     }
-    // The gradient sum over the ranks, then the mean over the step's micro-batches.
+    // The gradient sum over the ranks, then the mean over the step's micro-batches. comm_s is
+    // the time from the end of backward to the sums' end: with overlap, what was left of them.
     const double comm_start = local_elapsed();
-    if (zero)  // each tensor's sum goes to its owner alone
+    if (zero) {  // each tensor's sum goes to its owner alone
       for (size_t i = 0; i < all.size(); ++i) comm.sum_to(all[i].g, all[i].size(), owner[i]);
-    else
+    } else if (overlap) {  // the ranges not started yet (head, embeddings), then the wait
+      for (size_t s = 0; s < grads.size(); ++s) {
+        std::sort(started[s].begin(), started[s].end());
+        size_t at = 0;
+        for (auto [b, e] : started[s]) {
+          if (b > at) pending.start(grads[s].data() + at, b - at);
+          at = std::max(at, e);
+        }
+        if (at < grads[s].size()) pending.start(grads[s].data() + at, grads[s].size() - at);
+        started[s].clear();
+      }
+      pending.wait();
+    } else {
       for (auto g : grads) comm.sum(g.data(), g.size());
+    }
     comm.sum(sums, 3);
     const double comm_s = local_elapsed() - comm_start;
     const double loss = sums[0] / parts;

@@ -53,6 +53,9 @@ struct TrainOptions {
   // Under MPI, 1: ZeRO-1, each rank keeps the AdamW moments of its share of the tensors only
   // (docs/distributed.md); 0: every rank keeps them all.
   int zero = 0;
+  // Under MPI, sum each layer's gradients while backward goes on below it (where the job can,
+  // Job::set_on_grads_ready); false: after the whole backward.
+  bool overlap = true;
   // Resume even where the options a checkpoint records differ (listed as a warning instead).
   bool force_resume = false;
 };
@@ -176,6 +179,14 @@ class Job {
   // Called on every rank before rank 0 writes a checkpoint: a job whose state is spread over the
   // ranks (an LSTM's carried states) gathers it on rank 0 here.
   virtual void before_checkpoint() {}
+  // Data-parallel overlap (docs/distributed.md): a job that knows when part of its gradients is
+  // final during micro_step() keeps f and calls it with (index into grads(), begin, end) for each
+  // such range, in the same order on every rank, and returns true; f empty stops the calls. A
+  // job that cannot returns false, and its gradients are summed after micro_step().
+  virtual bool set_on_grads_ready(std::function<void(size_t, size_t, size_t)> f) {
+    (void)f;
+    return false;
+  }
   // Distillation: whether the micro-steps run a teacher, the seconds spent in it so far, and the
   // mean KL term of the last micro_step().
   virtual bool distilling() const { return false; }

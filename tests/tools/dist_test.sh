@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel training under mpirun (docs/distributed.md): 2 ranks x batch B train like one
 # process with --grad-accum 2 x batch B (losses, validation and final weights within 1e-5
-# relative); --zero 1 gives the same run and checkpoint with less memory per rank; rank 0 alone prints
+# relative), whether the gradient sums overlap backward or follow it; --zero 1 gives the same run and checkpoint with less memory per rank; rank 0 alone prints
 # and writes; SIGTERM to mpirun saves one checkpoint that resumes bit for bit on 2 ranks and on
 # one process; a rank killed with SIGKILL ends the job. A build without MPI, started under a
 # launcher, says so and exits 2.
@@ -68,6 +68,11 @@ losses_close one.jsonl two.jsonl grad_norm "2 ranks vs --grad-accum 2"
   fail "--metrics: comm_s on every step of 2 ranks and never for one process: $(head -1 two.jsonl)"
 weights_close one.gguf two.gguf "lm-train, 2 ranks vs --grad-accum 2"
 no_leftovers . "2 ranks"
+# The sums overlapped with backward (the default, above) or after it: the same sums of two
+# numbers, so the same weights.
+expect_exit 0 "2 ranks, --overlap 0" -- "${mpi2[@]}" "${train[@]}" --overlap 0 --metrics after.jsonl -o after.gguf
+"$LM_TEST_BIN/lm_test_compare_gguf" two.gguf after.gguf 0 > cmp.txt && pass ||
+  fail "--overlap 0 trained other weights than the overlapped sums: $(cat cmp.txt)"
 # Distillation (docs/distillation.md): each rank runs the teacher on its own micro-batches; the
 # KL term and the weights are those of one process.
 expect_exit 0 "distillation, one process" -- "${train[@]}" --grad-accum 2 --teacher one.gguf --metrics d1.jsonl -o d1.gguf

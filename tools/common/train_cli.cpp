@@ -229,6 +229,21 @@ without
 on any number of ranks with the same global batch. Without
 .B mpirun
 it changes nothing.)");
+  lm::tools::doc(app.add_option("--overlap", o.overlap,
+                                "Under mpirun, 1: sum each layer's gradients while backward goes on (0: after backward)")
+                     ->type_name("0|1"))
+      .group("Budget and optimization")
+      .man(R"(Under
+.BR mpirun ,
+1 (the default) starts summing a layer's gradients over the ranks as soon as backward has
+finished that layer, with non-blocking collectives, while backward goes on to the layers below
+(as PyTorch's DistributedDataParallel does); what is left (the embeddings, the head) is summed
+after backward. 0 sums everything after backward. The result is the same either way. It
+applies to a decoder trained by
+.BR lm\-train ;
+the other jobs (fine-tuning, encoders, LSTMs) and
+.B \-\-zero 1
+sum after backward. The metrics' comm_s is the time spent after backward waiting for the sums.)");
   lm::tools::doc(app.add_option("-s,--seed", o.seed, "Random seed (initialisation and data order)"))
       .group("Other")
       .man(R"(Seed for the initial weights and the order of the training windows.)");
