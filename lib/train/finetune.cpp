@@ -2,6 +2,7 @@
 #include "train/finetune.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <map>
 #include <set>
@@ -304,6 +305,27 @@ std::vector<std::span<float>> FinetuneJob::grads() {
   std::vector<std::span<float>> g;
   for (const Trainable& t : trainables()) g.emplace_back(t.g, t.size());
   return g;
+}
+
+bool FinetuneJob::set_on_grads_ready(std::function<void(size_t, size_t, size_t)> f) {
+  if (!net_) return false;
+  if (!f) {
+    net_->set_on_layer_grads(nullptr);
+    return true;
+  }
+  // Per layer, the indices into grads() of its trained tensors, and every tensor's size.
+  std::vector<std::vector<size_t>> of_layer(size_t(p_.cfg.n_layer));
+  std::vector<size_t> sizes;
+  for (const Trainable& t : trainables()) {
+    int l = -1, n = 0;
+    if (std::sscanf(t.name.c_str(), "blk.%d.%n", &l, &n) == 1 && n > 0 && l >= 0 && l < p_.cfg.n_layer)
+      of_layer[size_t(l)].push_back(sizes.size());
+    sizes.push_back(t.size());
+  }
+  net_->set_on_layer_grads([f = std::move(f), of_layer = std::move(of_layer), sizes = std::move(sizes)](int l) {
+    for (size_t i : of_layer[size_t(l)]) f(i, 0, sizes[i]);
+  });
+  return true;
 }
 
 float FinetuneJob::run_sequences(const std::vector<const Sequence*>& batch, bool backward) {

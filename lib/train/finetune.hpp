@@ -155,6 +155,9 @@ class FinetuneJob final : public Job {
   void add_to_checkpoint(format::GgufWriter& w) override;
   void restore(const format::GgufFile& g) override;
   std::string options_diff(const format::GgufFile& g) const override;
+  // A decoder's trained tensors of layer l (names blk.l.*: LoRA pairs and base tensors) are
+  // reported whole when backward has finished the layer; an encoder's are summed after backward.
+  bool set_on_grads_ready(std::function<void(size_t, size_t, size_t)> f) override;
   bool distilling() const override { return teacher_ && teacher_->options().alpha > 0; }
   double teacher_seconds() const override { return teacher_ ? teacher_->seconds() : 0; }
   float last_kl() const override { return net_ ? net_->last_kl() : 0.0f; }

@@ -2,7 +2,8 @@
 # lm-finetune data-parallel under mpirun (docs/distributed.md): 2 ranks x batch B train like one
 # process with --grad-accum 2 x batch B, within 1e-5 relative (losses, validation, the written
 # weights), for full fine-tuning, LoRA on text and on prompt/completion pairs, and a classifier
-# (its accuracy too); a LoRA checkpoint of 2 ranks resumes on one process.
+# (its accuracy too); LoRA's sums overlapped with backward or after it (--overlap 0) give the same
+# weights; a LoRA checkpoint of 2 ranks resumes on one process.
 source "$(dirname "$0")/lib.sh"
 # Under the sanitizers, no leak check in these runs: OpenMPI keeps what MPI_Init allocates past
 # MPI_Finalize in components it loads and unloads itself (dlclose), so LeakSanitizer reports
@@ -64,6 +65,12 @@ equivalent pc --task prompt-completion --data pc.jsonl --lora --lr 3e-3
 equivalent lorazero --data corpus.txt --lora --train-norms --merge --lr 3e-3 --zero 1
 equivalent cls --task classify --data train.tsv --valid test.tsv --lr 1e-3
 values_close cls.1.out cls.2.out valid_accuracy "classifier accuracy"
+# The LoRA pairs summed as backward finishes each layer (the default) or after it: the same
+# weights, to the bit.
+expect_exit 0 "lora: 2 ranks, --overlap 0" -- "${mpi2[@]}" lm-finetune -m base.gguf -t 1 --batch 4 --steps 10 --warmup 2 \
+  --eval-every 5 --eval-batches 3 --data corpus.txt --lora --lora-dropout 0.1 --lr 3e-3 --overlap 0 -q -o lora.after.gguf
+"$LM_TEST_BIN/lm_test_compare_gguf" lora.2.gguf lora.after.gguf 0 > cmp.txt && pass ||
+  fail "lora: --overlap 0 trained other weights than the overlapped sums: $(cat cmp.txt)"
 
 # The checkpoint of a LoRA run on 2 ranks (at its last step) loads on one process with
 # --grad-accum 2, the same global batch, without --force-resume, and gives the same adapter.

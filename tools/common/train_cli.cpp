@@ -239,9 +239,7 @@ it changes nothing.)");
 finished that layer, with non-blocking collectives, while backward goes on to the layers below
 (as PyTorch's DistributedDataParallel does); what is left (the embeddings, the head) is summed
 after backward. 0 sums everything after backward. The result is the same either way. It
-applies to a decoder trained by
-.BR lm\-train ;
-the other jobs (fine-tuning, encoders, LSTMs) and
+applies to decoders (training, full and LoRA fine-tuning, classifiers); encoders, LSTMs and
 .B \-\-zero 1
 sum after backward. The metrics' comm_s is the time spent after backward waiting for the sums.)");
   lm::tools::doc(app.add_option("-s,--seed", o.seed, "Random seed (initialisation and data order)"))
