@@ -198,10 +198,10 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
   lm::OutputFile out(output);
   std::optional<lm::format::TokenFileWriter> writer;
   if (bin) writer.emplace(out, uint32_t(tok.vocab_size()), tok.fingerprint());
-  std::vector<std::string> lines;  // ids, pieces: each line on its own
+  std::vector<std::string> lines;  // pieces: each line on its own
   lm::DocumentBatch doc(tok);      // bin: lines of one text
   std::vector<std::vector<int>> ids;
-  std::vector<std::string> pieces, line_text;
+  std::vector<std::string> pieces;
   std::string text;
   uint64_t n_lines = 0, n_bytes = 0, n_tokens = 0;
   auto t0 = std::chrono::steady_clock::now();
@@ -218,24 +218,12 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
         n_tokens += pieces.size() + bos.has_value() + eos.has_value();
       }
       out.write(text);
-    } else if (bin) {
+    } else {  // bin (ids as text go through run_pipeline below)
       doc.encode(ids, opts.threads, all, opts.parse_special);
       for (const auto& v : ids) {
         writer->write(v);
         n_tokens += v.size();
       }
-    } else {
-      // Each line's ids are written as text by the thread that encoded it.
-      line_text.resize(lines.size());
-      lm::encode_batch(tok, lines, ids, opts.threads, opts.parse_special, [&](size_t i) {
-        line_text[i].clear();
-        append_ids(line_text[i], ids[i], bos, eos);
-      });
-      for (size_t i = 0; i < lines.size(); ++i) {
-        text += line_text[i];
-        n_tokens += ids[i].size() + bos.has_value() + eos.has_value();
-      }
-      out.write(text);
     }
     lines.clear();
   };
@@ -268,7 +256,56 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
     out.write(text);
   };
 
+  // Ids as text, line by line: reading, encoding and writing overlap (run_pipeline), each slot
+  // a batch of lines with its ids and their text.
+  const bool pipelined = !opts.whole && !bin && opts.format != "pieces";
+  if (pipelined) {
+    std::vector<std::string> batch[2];
+    std::vector<std::vector<int>> batch_ids[2];
+    std::vector<std::string> batch_text[2];
+    size_t next_input = 0;
+    std::optional<lm::LineReader> reader;
+    auto read = [&](int slot) -> size_t {
+      auto& b = batch[slot];
+      size_t n = 0;
+      while (n < kBatchLines) {
+        if (!reader) {
+          if (next_input == inputs.size()) break;
+          lm::tools::note_terminal_input(log, inputs[next_input], "text");
+          reader.emplace(inputs[next_input++]);
+        }
+        if (n == b.size()) b.emplace_back();
+        bool nl = false;
+        if (!reader->next(b[n], &nl)) {
+          reader.reset();
+          continue;
+        }
+        n_bytes += b[n].size() + nl;
+        ++n_lines, ++n;
+      }
+      batch_ids[slot].resize(n);
+      batch_text[slot].resize(n);
+      return n;
+    };
+    auto encode = [&](int slot, size_t i) {
+      std::vector<int>& v = batch_ids[slot][i];
+      v.clear();
+      tok.encode(batch[slot][i], v, opts.parse_special);
+      batch_text[slot][i].clear();
+      append_ids(batch_text[slot][i], v, bos, eos);
+    };
+    auto write = [&](int slot) {
+      text.clear();
+      for (size_t i = 0; i < batch_ids[slot].size(); ++i) {
+        text += batch_text[slot][i];
+        n_tokens += batch_ids[slot][i].size() + bos.has_value() + eos.has_value();
+      }
+      out.write(text);
+    };
+    lm::run_pipeline(opts.threads, read, encode, write);
+  }
   for (const auto& path : inputs) {
+    if (pipelined) break;
     lm::tools::note_terminal_input(log, path, "text");
     if (opts.whole) {
       encode_whole(path);

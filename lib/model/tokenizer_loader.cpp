@@ -131,7 +131,7 @@ Tokenizer load_tokenizer(const format::GgufFile& gguf) {
   if (v.unk_id && v.types[size_t(*v.unk_id)] != PieceType::Unknown)
     for (size_t i = 0; i < n; ++i)
       if (v.types[i] == PieceType::Unknown) v.unk_id = int(i);
-  return Tokenizer::from_vocab(v, path);
+  return Tokenizer::from_vocab(std::move(v), path);
 }
 
 void add_tokenizer(const Tokenizer& tok, format::GgufWriter& out, bool embed_model) {

@@ -136,9 +136,11 @@ class ByteBpe final : public Engine {
           const std::string& source)
       : pre_(pre, source), types_(vocab.types), pieces_(vocab.pieces) {
     const auto cps = byte_code_points();
-    std::unordered_map<uint32_t, uint8_t> byte_of;
+    // Code point -> byte (GPT-2's symbols are below 0x144), -1 for the others.
+    std::vector<int16_t> byte_of;
     for (int b = 0; b < 256; ++b) {
-      byte_of[cps[b]] = uint8_t(b);
+      if (cps[b] >= byte_of.size()) byte_of.resize(cps[b] + 1, -1);
+      byte_of[cps[b]] = int16_t(b);
       const std::string sym = utf8_of(cps[b]);
       alphabet_[b] = sym;
       auto id = vocab.find(sym);
@@ -174,12 +176,11 @@ class ByteBpe final : public Engine {
       for (size_t i = 0; i < p.size();) {
         const size_t at = i;
         const uint32_t cp = next_code_point(p, i);
-        auto it = cp == 0xffffffffu ? byte_of.end() : byte_of.find(cp);
-        if (it == byte_of.end()) {
+        if (cp >= byte_of.size() || byte_of[cp] < 0) {  // also an invalid sequence (0xffffffff)
           out.append(p, at, i - at);
           in_alphabet[size_t(id)] = false;
         } else {
-          out += char(it->second);
+          out += char(byte_of[cp]);
         }
       }
       bytes_[size_t(id)] = std::move(out);

@@ -516,7 +516,7 @@ Tokenizer from_tokenizer_json(const std::string& dir, const Json& config, const 
     v.lowercase = s.lowercase.value_or(true);
     v.strip_accents = s.strip_accents.value_or(v.lowercase);
     apply_specials(v, s);
-    return Tokenizer::from_vocab(v, path);
+    return Tokenizer::from_vocab(std::move(v), path);
   }
 
   // Byte-level BPE: the merges and the pre-tokenizer.
@@ -580,7 +580,7 @@ Tokenizer from_tokenizer_json(const std::string& dir, const Json& config, const 
   }
   v.pre = *name;
   apply_specials(v, special_vocab(tj, tc, config, -1, dir));
-  return Tokenizer::from_vocab(v, path);
+  return Tokenizer::from_vocab(std::move(v), path);
 }
 
 // ---- tokenizer.model ----
@@ -692,7 +692,7 @@ Tokenizer from_sentencepiece(const std::string& dir, const Json& config, const s
     return sp;
   }
   // Otherwise the arrays as the converter writes them, merged by score as llama.cpp does.
-  return Tokenizer::from_vocab(v, path);
+  return Tokenizer::from_vocab(std::move(v), path);
 }
 
 }  // namespace

@@ -27,6 +27,45 @@ static void parallel_lines(size_t n, int threads, const Fn& fn) {
   if (error) std::rethrow_exception(error);
 }
 
+void run_pipeline(int threads, const std::function<size_t(int)>& read, const std::function<void(int, size_t)>& encode,
+                  const std::function<void(int)>& write) {
+  size_t n[2] = {read(0), 0};
+  if (n[0] == 0) return;
+  const int team = resolve_threads(threads);
+  for (int cur = 0;; cur = 1 - cur) {
+    const int other = 1 - cur;
+    std::exception_ptr error;
+#pragma omp parallel num_threads(team)
+    {
+      // One thread: the batch before this one out, the one after it in (both use slot `other`).
+#pragma omp single nowait
+      {
+        try {
+          if (n[other] > 0) write(other);
+          n[other] = read(other);
+        } catch (...) {
+#pragma omp critical(lm_run_pipeline)
+          if (!error) error = std::current_exception();
+        }
+      }
+#pragma omp for schedule(dynamic, 64)
+      for (long i = 0; i < long(n[cur]); ++i) {
+        try {
+          encode(cur, size_t(i));
+        } catch (...) {
+#pragma omp critical(lm_run_pipeline)
+          if (!error) error = std::current_exception();
+        }
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    if (n[other] == 0) {  // this batch was the last
+      write(cur);
+      return;
+    }
+  }
+}
+
 void encode_batch(const Tokenizer& tok, const std::vector<std::string>& lines, std::vector<std::vector<int>>& out,
                   int threads, bool parse_special, const std::function<void(size_t)>& then) {
   out.resize(lines.size());

@@ -516,7 +516,7 @@ static uint64_t vocab_fingerprint(const VocabSpec& v) {
   return h;
 }
 
-Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {
+Tokenizer Tokenizer::from_vocab(VocabSpec v, const std::string& source) {
   const size_t n = v.pieces.size();
   if (n == 0) throw FormatError(source, "tokenizer has no tokens");
   if (n > size_t(std::numeric_limits<int32_t>::max()))
@@ -578,8 +578,8 @@ Tokenizer Tokenizer::from_vocab(const VocabSpec& v, const std::string& source) {
   impl->add_eos = v.add_eos && v.eos_id;
   impl->add_sep = v.add_sep && v.sep_id;
   impl->specials.build(v.pieces, impl->vocab.types, true, v.rstrip_special);
-  impl->spec = v;
   impl->fingerprint = vocab_fingerprint(v);
+  impl->spec = std::move(v);  // taken by value: a caller's temporary is not copied
   impl->finish();
   return Tokenizer(std::move(impl));
 }

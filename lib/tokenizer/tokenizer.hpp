@@ -77,7 +77,7 @@ class Tokenizer {
   static Tokenizer load(const std::string& path);
   // Builds a tokenizer from arrays (the GGUF tokenizer keys). Throws FormatError naming `source`
   // (arrays of different lengths, a merge naming an unknown piece, an unknown pre-tokenizer...).
-  static Tokenizer from_vocab(const VocabSpec& vocab, const std::string& source);
+  static Tokenizer from_vocab(VocabSpec vocab, const std::string& source);
   // Trains a model on lines produced by `next_line` (returns false at end of input).
   // Throws UsageError for bad options, Error if training fails (e.g. vocab too large for the data).
   static Tokenizer train(const TokenizerTrainOptions& opts, const std::function<bool(std::string&)>& next_line,

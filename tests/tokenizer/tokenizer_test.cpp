@@ -261,6 +261,59 @@ TEST_CASE("encode_batch matches one-by-one encoding at any thread count") {
   CHECK(one[17] == ids);
 }
 
+TEST_CASE("run_pipeline: every item once, batches written in order, at 1 and 2 threads") {
+  // 10 batches of 1 .. 199 items (then the read returns 0); each item's value is its batch and
+  // index, so the written sequence shows order and completeness.
+  for (int threads : {1, 2}) {
+    int next_batch = 0;
+    std::vector<int> slot[2], written;
+    int slot_batch[2] = {-1, -1};
+    auto read = [&](int s) -> size_t {
+      if (next_batch == 10) return 0;
+      const size_t n = size_t(1 + next_batch * 22);
+      slot_batch[s] = next_batch++;
+      slot[s].assign(n, -1);
+      return n;
+    };
+    auto encode = [&](int s, size_t i) { slot[s][i] = slot_batch[s] * 1000 + int(i); };
+    auto write = [&](int s) { written.insert(written.end(), slot[s].begin(), slot[s].end()); };
+    run_pipeline(threads, read, encode, write);
+    std::vector<int> expected;
+    for (int b = 0; b < 10; ++b)
+      for (int i = 0; i < 1 + b * 22; ++i) expected.push_back(b * 1000 + i);
+    CHECK(written == expected);
+  }
+}
+
+TEST_CASE("run_pipeline: an exception in any stage is rethrown and nothing after it is written") {
+  // Six batches of 100. While batch k is encoded, batch k - 1 is written and batch k + 1 read.
+  for (int threads : {1, 2})
+    for (int failing : {0, 1, 2}) {  // read of batch 3, encoding of batch 3, the third write
+      int batches = 0, slot_batch[2] = {-1, -1};
+      size_t writes = 0;
+      auto read = [&](int s) -> size_t {
+        if (failing == 0 && batches == 3) throw FormatError("in.txt", "bad line");
+        slot_batch[s] = batches;
+        return batches++ < 6 ? 100 : 0;
+      };
+      auto encode = [&](int s, size_t i) {
+        if (failing == 1 && slot_batch[s] == 3 && i == 50) throw FormatError("in.txt", "bad line");
+      };
+      auto write = [&](int) {
+        if (failing == 2 && writes == 2) throw IoError("out.txt", "cannot write", 28);
+        ++writes;
+      };
+      CAPTURE(threads);
+      CAPTURE(failing);
+      CHECK_THROWS_AS(run_pipeline(threads, read, encode, write), Error);
+      CHECK(writes == (failing == 1 ? 3u : 2u));
+    }
+  // Empty input: nothing is encoded or written.
+  bool called = false;
+  run_pipeline(2, [](int) -> size_t { return 0; }, [&](int, size_t) { called = true; }, [&](int) { called = true; });
+  CHECK_FALSE(called);
+}
+
 TEST_CASE("the hand-built tiny model loads") {
   Tokenizer tok = Tokenizer::from_model_proto(tiny_model(), "tiny");
   CHECK(tok.vocab_size() == 5);
