@@ -90,12 +90,16 @@ expect_err "bad.jsonl:1: is not a JSON object: .* at byte [0-9]+$" "bad JSON nam
 awk '{ print (($0 ~ /(^| )(the|of|and)( |$)/) ? "common" : "rare") "\t" $0 }' corpus.txt > labeled.tsv
 head -n 2500 labeled.tsv > train.tsv
 tail -n 500 labeled.tsv > test.tsv
-expect_exit 0 "classify" -- "${ft[@]}" --task classify --data train.tsv --valid test.tsv --steps 300 --lr 1e-3 \
+# 300 steps, enough to learn the rule; under the sanitizers (LM_TEST_LEAN) 80, where the 300 took
+# 15 s of the test's 72: the same code, and whether it learns is the Release pass's check.
+cls_steps=$([[ -n ${LM_TEST_LEAN:-} ]] && echo 80 || echo 300)
+expect_exit 0 "classify" -- "${ft[@]}" --task classify --data train.tsv --valid test.tsv --steps "$cls_steps" --lr 1e-3 \
   --batch 16 --json -o cls.gguf
 [[ $(field output "$T/out") == '"classifier"' ]] && pass || fail "classify: output $(cat "$T/out")"
 acc=$(field valid_accuracy "$T/out")
 majority=$(cut -f1 test.tsv | sort | uniq -c | sort -rn | awk 'NR == 1 { print $1 / 500 }')
-awk -v a="$acc" -v m="$majority" 'BEGIN { exit !(a > m + 0.05) }' && pass || fail "accuracy $acc is not above the majority $majority"
+[[ -n ${LM_TEST_LEAN:-} ]] || { awk -v a="$acc" -v m="$majority" 'BEGIN { exit !(a > m + 0.05) }' && pass ||
+  fail "accuracy $acc is not above the majority $majority"; }
 expect_exit 0 "lm-eval classify -m" -- lm-eval classify -m cls.gguf test.tsv --json -t 2
 awk -v a="$(field accuracy "$T/out")" -v b="$acc" 'BEGIN { exit !((a - b) ^ 2 < 1e-12) }' && pass || fail "lm-eval classify -m accuracy $(field accuracy "$T/out") differs from lm-finetune's $acc"
 expect_exit 0 "classify, mean pooling" -- "${ft[@]}" --task classify --pooling mean --data train.tsv --valid test.tsv \
