@@ -411,13 +411,14 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
   // Overlap of the gradient sums with backward (--overlap; not with --zero, whose sums go to
   // one owner per tensor): the ranges the job reports as final start at once; started[s] lists
   // those of grads[s] in this step.
-  dist::PendingSums pending(comm);
+  const bool overlap = o.overlap && comm.distributed() && !zero && job.set_on_grads_ready(nullptr);
+  std::optional<dist::PendingSums> pending;  // its summing thread, only when overlapping
+  if (overlap) pending.emplace(comm);
   std::vector<std::vector<std::pair<size_t, size_t>>> started(grads.size());
   const std::function<void(size_t, size_t, size_t)> start_sum = [&](size_t s, size_t b, size_t e) {
-    pending.start(grads[s].data() + b, e - b);
+    pending->start(grads[s].data() + b, e - b);
     started[s].emplace_back(b, e);
   };
-  const bool overlap = o.overlap && comm.distributed() && !zero && job.set_on_grads_ready(nullptr);
   if (in.resume_path) {
     format::GgufFile g = format::GgufFile::open(*in.resume_path);
     verify_checkpoint(g);
@@ -586,13 +587,13 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
         std::sort(started[s].begin(), started[s].end());
         size_t at = 0;
         for (auto [b, e] : started[s]) {
-          if (b > at) pending.start(grads[s].data() + at, b - at);
+          if (b > at) pending->start(grads[s].data() + at, b - at);
           at = std::max(at, e);
         }
-        if (at < grads[s].size()) pending.start(grads[s].data() + at, grads[s].size() - at);
+        if (at < grads[s].size()) pending->start(grads[s].data() + at, grads[s].size() - at);
         started[s].clear();
       }
-      pending.wait();
+      pending->wait();
     } else {
       for (auto g : grads) comm.sum(g.data(), g.size());
     }
