@@ -26,6 +26,15 @@ static bool parse_object(std::string_view text, Json& j, std::string& error) {
     if (what.rfind("syntax error while parsing ", 0) == 0 && dash != std::string::npos) what = what.substr(dash + 3);
     error = what + " at byte " + std::to_string(e.byte);
     return false;
+  } catch (const nlohmann::json::exception& e) {
+    // out_of_range for a number past a double's range ("number overflow parsing '1e400'"), which
+    // is no parse_error (found by the jsonl fuzz target: it ended the process).
+    std::string what = e.what();
+    const size_t bracket = what.find("] ");
+    if (bracket != std::string::npos) what = what.substr(bracket + 2);
+    if (what.size() > 120) what = what.substr(0, 117) + "...";
+    error = what;
+    return false;
   }
   if (!j.is_object()) {
     error = "expected an object, not " + std::string(j.type_name()) + " at byte 1";

@@ -78,7 +78,7 @@ Json read_json(const std::string& path) {
   }
   try {
     return Json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e400
     throw FormatError(path, std::string("not JSON: ") + e.what());
   }
 }

@@ -52,6 +52,24 @@ TEST_CASE("JSON objects give their number members, null as NaN; bad numbers are 
   }
 }
 
+TEST_CASE("a number past a double's range is an error, not an exception (fuzz finding)") {
+  // nlohmann-json throws out_of_range, not parse_error, for these: it escaped the parser and
+  // ended the process (tests/fuzz/regressions/jsonl/number_overflow.jsonl).
+  std::map<std::string, std::string> s;
+  std::map<std::string, double> d;
+  std::string err;
+  for (const char* bad : {"{\"a\": 1e400}", "{\"prompt\": \"x\", \"n\": -3333333333E333333333333}", "[1e999]"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_json_strings(bad, s, err));
+    CHECK(err.find("number overflow parsing") != std::string::npos);
+    CHECK_FALSE(parse_json_numbers(bad, d, err));
+    CHECK(err.find("number overflow parsing") != std::string::npos);
+  }
+  const std::string long_number = "{\"a\": 1" + std::string(300, '0') + "e999}";
+  CHECK_FALSE(parse_json_strings(long_number, s, err));
+  CHECK(err.size() <= 120);
+}
+
 TEST_CASE("deep nesting within the line limit is parsed without exhausting the stack") {
   const size_t depth = 400000;  // 800 kB: under the 1 MiB line limit
   const std::string text = "{\"prompt\":\"p\",\"x\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
