@@ -236,8 +236,8 @@ it changes nothing.)");
       .man(R"(Under
 .BR mpirun ,
 1 (the default) starts summing a layer's gradients over the ranks as soon as backward has
-finished that layer, with non-blocking collectives, while backward goes on to the layers below
-(as PyTorch's DistributedDataParallel does); what is left (the embeddings, the head) is summed
+finished that layer, on a thread of its own, while backward goes on to the layers below (as
+PyTorch's DistributedDataParallel and Horovod do); what is left (the embeddings, the head) is summed
 after backward. 0 sums everything after backward. The result is the same either way. It
 applies to decoders (training, full and LoRA fine-tuning, classifiers); encoders, LSTMs and
 .B \-\-zero 1
