@@ -303,28 +303,28 @@ int run_encode(const lm::EncodeOptions& opts, const std::string& model, const st
       out.write(text);
     };
     lm::run_pipeline(opts.threads, read, encode, write);
-  }
-  for (const auto& path : inputs) {
-    if (pipelined) break;
-    lm::tools::note_terminal_input(log, path, "text");
-    if (opts.whole) {
-      encode_whole(path);
-      continue;
+  } else {  // pieces, --format bin and --whole
+    for (const auto& path : inputs) {
+      lm::tools::note_terminal_input(log, path, "text");
+      if (opts.whole) {
+        encode_whole(path);
+        continue;
+      }
+      lm::LineReader reader(path);
+      std::string line;
+      bool nl = false, is_first = true;
+      if (bin && bos) writer->write(&*bos, 1), ++n_tokens;
+      while (reader.next(line, &nl)) {
+        n_bytes += line.size() + nl;
+        ++n_lines;
+        if (bin) doc.add(line, is_first, nl);
+        else lines.push_back(std::move(line));
+        is_first = false;
+        if (lines.size() >= kBatchLines || doc.size() >= kBatchLines) flush(false);
+      }
+      flush(true);
+      if (bin && eos) writer->write(&*eos, 1), ++n_tokens;
     }
-    lm::LineReader reader(path);
-    std::string line;
-    bool nl = false, is_first = true;
-    if (bin && bos) writer->write(&*bos, 1), ++n_tokens;
-    while (reader.next(line, &nl)) {
-      n_bytes += line.size() + nl;
-      ++n_lines;
-      if (bin) doc.add(line, is_first, nl);
-      else lines.push_back(std::move(line));
-      is_first = false;
-      if (lines.size() >= kBatchLines || doc.size() >= kBatchLines) flush(false);
-    }
-    flush(true);
-    if (bin && eos) writer->write(&*eos, 1), ++n_tokens;
   }
   if (writer) writer->finish();
   out.commit();

@@ -10,20 +10,24 @@
 namespace lm {
 
 
-// Runs fn(i) for i in [0, n) on `threads` threads; the first exception is rethrown after the loop
-// (an exception must not leave an OpenMP region).
+// Runs fn() inside an OpenMP region, which no exception may leave: the first one any thread
+// throws is kept in `error`, for the caller to rethrow after the region.
+template <class Fn>
+static void keep_first_error(std::exception_ptr& error, const Fn& fn) {
+  try {
+    fn();
+  } catch (...) {
+#pragma omp critical(lm_keep_first_error)
+    if (!error) error = std::current_exception();
+  }
+}
+
+// Runs fn(i) for i in [0, n) on `threads` threads; the first exception is rethrown after the loop.
 template <class Fn>
 static void parallel_lines(size_t n, int threads, const Fn& fn) {
   std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 64) num_threads(resolve_threads(threads))
-  for (long i = 0; i < long(n); ++i) {
-    try {
-      fn(size_t(i));
-    } catch (...) {
-#pragma omp critical(lm_parallel_lines)
-      if (!error) error = std::current_exception();
-    }
-  }
+  for (long i = 0; i < long(n); ++i) keep_first_error(error, [&] { fn(size_t(i)); });
   if (error) std::rethrow_exception(error);
 }
 
@@ -39,24 +43,12 @@ void run_pipeline(int threads, const std::function<size_t(int)>& read, const std
     {
       // One thread: the batch before this one out, the one after it in (both use slot `other`).
 #pragma omp single nowait
-      {
-        try {
-          if (n[other] > 0) write(other);
-          n[other] = read(other);
-        } catch (...) {
-#pragma omp critical(lm_run_pipeline)
-          if (!error) error = std::current_exception();
-        }
-      }
+      keep_first_error(error, [&] {
+        if (n[other] > 0) write(other);
+        n[other] = read(other);
+      });
 #pragma omp for schedule(dynamic, 64)
-      for (long i = 0; i < long(n[cur]); ++i) {
-        try {
-          encode(cur, size_t(i));
-        } catch (...) {
-#pragma omp critical(lm_run_pipeline)
-          if (!error) error = std::current_exception();
-        }
-      }
+      for (long i = 0; i < long(n[cur]); ++i) keep_first_error(error, [&] { encode(cur, size_t(i)); });
     }
     if (error) std::rethrow_exception(error);
     if (n[other] == 0) {  // this batch was the last
@@ -67,12 +59,11 @@ void run_pipeline(int threads, const std::function<size_t(int)>& read, const std
 }
 
 void encode_batch(const Tokenizer& tok, const std::vector<std::string>& lines, std::vector<std::vector<int>>& out,
-                  int threads, bool parse_special, const std::function<void(size_t)>& then) {
+                  int threads, bool parse_special) {
   out.resize(lines.size());
   parallel_lines(lines.size(), threads, [&](size_t i) {
     out[i].clear();
     tok.encode(lines[i], out[i], parse_special);
-    if (then) then(i);
   });
 }
 

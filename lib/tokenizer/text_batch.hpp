@@ -16,10 +16,8 @@ namespace lm {
 // Encodes `lines` in parallel, each on its own (spm_encode semantics). out is resized to
 // lines.size(). `threads` 0 = all cores. Output does not depend on the thread count.
 // `parse_special`: control pieces written in the text become their ids (Tokenizer::encode).
-// `then(i)`, when given, runs on the same thread right after line i is encoded (formatting its
-// output there keeps that work parallel too).
 void encode_batch(const Tokenizer& tok, const std::vector<std::string>& lines, std::vector<std::vector<int>>& out,
-                  int threads, bool parse_special = false, const std::function<void(size_t)>& then = nullptr);
+                  int threads, bool parse_special = false);
 
 // A read -> encode -> write pipeline over batches held in two slots, 0 and 1. read(slot) fills
 // the slot with the next batch and returns its item count (0: the input is done); encode(slot,
