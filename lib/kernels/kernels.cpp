@@ -505,6 +505,64 @@ void logsumexp_rows(float* lse, const float* logits, int N, int V) {
     lse[n] = avx512 ? logsumexp_row_avx512(logits + size_t(n) * V, V) : logsumexp_row(logits + size_t(n) * V, V);
 }
 
+float logsumexp(const float* logits, int V) {
+  return has_avx512f() ? logsumexp_row_avx512(logits, V) : logsumexp_row(logits, V);
+}
+
+// The heap's front is the worst of the k kept (lowest value, then highest id); a later id with
+// an equal value ranks below every kept one, so only a strictly greater value gets in.
+namespace {
+struct TopK {
+  int* ids;
+  const float* x;
+  int k;
+  bool better(int a, int b) const { return x[a] > x[b] || (x[a] == x[b] && a < b); }
+  float floor() const { return x[ids[0]]; }
+  void start() {
+    for (int i = 0; i < k; ++i) ids[i] = i;
+    std::make_heap(ids, ids + k, [this](int a, int b) { return better(a, b); });
+  }
+  void offer(int i) {
+    if (!(x[i] > floor())) return;
+    auto cmp = [this](int a, int b) { return better(a, b); };
+    std::pop_heap(ids, ids + k, cmp);
+    ids[k - 1] = i;
+    std::push_heap(ids, ids + k, cmp);
+  }
+};
+}  // namespace
+
+__attribute__((target("avx512f"))) static void top_k_scan_avx512(TopK& t, int n) {
+  int i = t.k;
+  for (; i + 16 <= n; i += 16) {
+    __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(t.x + i), _mm512_set1_ps(t.floor()), _CMP_GT_OQ);
+    while (m) {
+      t.offer(i + __builtin_ctz(m));  // checks again: the floor rose with each one taken
+      m = __mmask16(m & (m - 1));
+    }
+  }
+  for (; i < n; ++i) t.offer(i);
+}
+
+void top_k_ids(const float* x, int n, int k, int* ids) {
+  LM_ASSERT(k > 0 && k <= n);
+  TopK t{ids, x, k};
+  t.start();
+  if (has_avx512f()) {
+    top_k_scan_avx512(t, n);
+  } else {
+    for (int i = k; i < n; ++i) t.offer(i);
+  }
+}
+
+void top_k_ids_ref(const float* x, int n, int k, int* ids) {
+  std::vector<int> all(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) all[size_t(i)] = i;
+  std::nth_element(all.begin(), all.begin() + (k - 1), all.end(),
+                   [&](int a, int b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
+  std::copy(all.begin(), all.begin() + k, ids);
+}
+
 void logsumexp_rows_ref(float* lse, const float* logits, int N, int V) {
   for (int n = 0; n < N; ++n) {
     const float* l = logits + size_t(n) * V;

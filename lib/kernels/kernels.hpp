@@ -116,6 +116,14 @@ void lstm_cell_backward_ref(float* dgates, float* dc, const float* dh, const flo
 // log p(v) = logits[v] - lse.
 void logsumexp_rows(float* lse, const float* logits, int N, int V);
 void logsumexp_rows_ref(float* lse, const float* logits, int N, int V);
+// One row on the calling thread (the sampler's log-probabilities): logsumexp_rows' value.
+float logsumexp(const float* logits, int V);
+
+// The ids of the k largest of x (n finite values; equal values: the lower id first), in no
+// particular order, into ids (k entries), 0 < k <= n: the sampler's top-k. A scan against the
+// k-th best so far, 16 values per compare with AVX-512; the reference sorts with nth_element.
+void top_k_ids(const float* x, int n, int k, int* ids);
+void top_k_ids_ref(const float* x, int n, int k, int* ids);
 // kl (N) = KL(softmax(ref) || softmax(model)) per row, in nats (>= 0 up to rounding), given
 // both rows' log-sum-exp from logsumexp_rows. The reference computes everything itself.
 void kl_divergence_rows(float* kl, const float* ref, const float* model, const float* lse_ref,

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/error.hpp"
+#include "kernels/kernels.hpp"
 
 namespace lm::sample {
 
@@ -54,23 +55,49 @@ Sampler::Sampler(const SamplerOptions& opts, uint64_t seed) : opts_(opts), rng_(
   }
 }
 
-void Sampler::penalties(const std::vector<int>& history) {
+bool Sampler::penalties_on(const std::vector<int>& history) const {
   const SamplerOptions& o = opts_;
-  if (o.penalty_last_n == 0 || history.empty()) return;
-  if (o.repeat_penalty == 1.0f && o.presence_penalty == 0.0f && o.frequency_penalty == 0.0f) return;
-  const size_t n = o.penalty_last_n < 0 ? history.size() : std::min(history.size(), size_t(o.penalty_last_n));
+  if (o.penalty_last_n == 0 || history.empty()) return false;
+  return !(o.repeat_penalty == 1.0f && o.presence_penalty == 0.0f && o.frequency_penalty == 0.0f);
+}
+
+size_t Sampler::penalty_window(const std::vector<int>& history) const {
+  const int last_n = opts_.penalty_last_n;
+  return last_n < 0 ? history.size() : std::min(history.size(), size_t(last_n));
+}
+
+float Sampler::penalized(float logit, int count) const {
+  const SamplerOptions& o = opts_;
+  logit = logit > 0 ? logit / o.repeat_penalty : logit * o.repeat_penalty;
+  return logit - (float(count) * o.frequency_penalty + o.presence_penalty);
+}
+
+void Sampler::penalties(const std::vector<int>& history) {
+  if (!penalties_on(history)) return;
+  const size_t n = penalty_window(history);
   const int V = int(counts_.size());
   for (size_t i = history.size() - n; i < history.size(); ++i)
     if (history[i] >= 0 && history[i] < V) ++counts_[size_t(history[i])];
   for (Cand& c : cand_) {
     const int count = counts_[size_t(c.id)];
-    if (count == 0) continue;
-    c.logit = c.logit > 0 ? c.logit / o.repeat_penalty : c.logit * o.repeat_penalty;
-    c.logit -= float(count) * o.frequency_penalty + o.presence_penalty;
+    if (count != 0) c.logit = penalized(c.logit, count);
   }
   for (size_t i = history.size() - n; i < history.size(); ++i)
     if (history[i] >= 0 && history[i] < V) counts_[size_t(history[i])] = 0;
   sorted_ = false;
+}
+
+void Sampler::penalize(float* logits, const std::vector<int>& history) {
+  const size_t n = penalty_window(history);
+  const int V = int(counts_.size());
+  for (size_t i = history.size() - n; i < history.size(); ++i)
+    if (history[i] >= 0 && history[i] < V) ++counts_[size_t(history[i])];
+  for (size_t i = history.size() - n; i < history.size(); ++i) {
+    const int id = history[i];
+    if (id < 0 || id >= V || counts_[size_t(id)] == 0) continue;
+    logits[id] = penalized(logits[id], counts_[size_t(id)]);
+    counts_[size_t(id)] = 0;  // each token once
+  }
 }
 
 void Sampler::sort_desc() {
@@ -90,14 +117,33 @@ void Sampler::softmax() {
 }
 
 int Sampler::sample(const float* logits, int V, const std::vector<int>& history) {
-  cand_.resize(size_t(V));
-  for (int i = 0; i < V; ++i) cand_[size_t(i)] = {i, logits[i]};
   if (counts_.size() != size_t(V)) counts_.assign(size_t(V), 0);
   sorted_ = false;
   const SamplerOptions& o = opts_;
+  // When top-k is the first step (or follows the penalties), its k candidates come straight
+  // from the logits (the penalties applied to a copy of them): building all V candidates and
+  // nth_element over them was most of a draw. The same k candidates either way.
+  size_t first = 0;
+  const size_t k_at = !steps_.empty() && steps_[0] == Step::Penalties ? 1 : 0;
+  if (k_at < steps_.size() && steps_[k_at] == Step::TopK && o.top_k > 0 && o.top_k < V) {
+    const float* src = logits;
+    if (k_at == 1 && penalties_on(history)) {
+      work_.assign(logits, logits + V);
+      penalize(work_.data(), history);
+      src = work_.data();
+    }
+    ids_.resize(size_t(o.top_k));
+    kernels::top_k_ids(src, V, o.top_k, ids_.data());
+    cand_.resize(ids_.size());
+    for (size_t i = 0; i < ids_.size(); ++i) cand_[i] = {ids_[i], src[ids_[i]]};
+    first = k_at + 1;
+  } else {
+    cand_.resize(size_t(V));
+    for (int i = 0; i < V; ++i) cand_[size_t(i)] = {i, logits[i]};
+  }
   bool greedy = false;
-  for (Step step : steps_) {
-    switch (step) {
+  for (size_t si = first; si < steps_.size(); ++si) {
+    switch (steps_[si]) {
       case Step::Penalties: penalties(history); break;
       case Step::TopK:
         if (o.top_k > 0 && size_t(o.top_k) < cand_.size()) {
@@ -181,13 +227,9 @@ int Sampler::sample(const float* logits, int V, const std::vector<int>& history)
   return cand_.back().id;
 }
 
-float token_logprob(const float* logits, int V, int id) {
-  double mx = -INFINITY;
-  for (int i = 0; i < V; ++i) mx = std::max(mx, double(logits[i]));
-  double sum = 0;
-  for (int i = 0; i < V; ++i) sum += std::exp(double(logits[i]) - mx);
-  return float(double(logits[id]) - mx - std::log(sum));
-}
+// log p(id) = logits[id] - log sum_v exp(logits[v]), the sum by the evaluation kernel (vector
+// exp in float; glibc's scalar exp in double was a fifth of a decoding step of 8 sequences).
+float token_logprob(const float* logits, int V, int id) { return logits[id] - kernels::logsumexp(logits, V); }
 
 std::vector<TokenLogprob> top_logprobs(const float* logits, int V, int n) {
   n = std::clamp(n, 0, V);
@@ -195,13 +237,9 @@ std::vector<TokenLogprob> top_logprobs(const float* logits, int V, int n) {
   for (int i = 0; i < V; ++i) ids[size_t(i)] = i;
   auto cmp = [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
   std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), cmp);
-  double mx = -INFINITY;
-  for (int i = 0; i < V; ++i) mx = std::max(mx, double(logits[i]));
-  double sum = 0;
-  for (int i = 0; i < V; ++i) sum += std::exp(double(logits[i]) - mx);
-  const double lse = mx + std::log(sum);
+  const float lse = kernels::logsumexp(logits, V);
   std::vector<TokenLogprob> out;
-  for (int i = 0; i < n; ++i) out.push_back({ids[size_t(i)], float(double(logits[ids[size_t(i)]]) - lse)});
+  for (int i = 0; i < n; ++i) out.push_back({ids[size_t(i)], logits[ids[size_t(i)]] - lse});
   return out;
 }
 

@@ -51,7 +51,11 @@ class Sampler {
     int id;
     float logit;
   };
-  void penalties(const std::vector<int>& history);
+  bool penalties_on(const std::vector<int>& history) const;
+  size_t penalty_window(const std::vector<int>& history) const;
+  float penalized(float logit, int count) const;
+  void penalties(const std::vector<int>& history);           // on cand_
+  void penalize(float* logits, const std::vector<int>& history);  // on logits indexed by id
   void sort_desc();
   void softmax();  // fills p_ from cand_ logits
   void truncate(size_t n) { cand_.resize(std::max<size_t>(1, n)); }
@@ -60,7 +64,8 @@ class Sampler {
   std::vector<Step> steps_;
   Rng rng_;
   std::vector<Cand> cand_, kept_;
-  std::vector<float> p_;
+  std::vector<float> p_, work_;  // work_: penalized logits for the top-k scan
+  std::vector<int> ids_;
   std::vector<std::pair<double, size_t>> order_;
   std::vector<int> counts_;  // per token id, for penalties
   bool sorted_ = false;

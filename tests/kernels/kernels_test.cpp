@@ -632,6 +632,7 @@ TEST_CASE("logsumexp and KL divergence rows match the reference; KL of a distrib
       logsumexp_rows(lse.data(), a.data(), N, V);
       logsumexp_rows_ref(lse_ref.data(), a.data(), N, V);
       CHECK(max_rel_diff(lse, lse_ref) < 1e-5);
+      for (int n = 0; n < N; ++n) CHECK(logsumexp(a.data() + size_t(n) * V, V) == lse[size_t(n)]);
       std::vector<float> lse_b(N);
       logsumexp_rows(lse_b.data(), b.data(), N, V);
       kl_divergence_rows(kl.data(), a.data(), b.data(), lse.data(), lse_b.data(), N, V);
@@ -640,6 +641,29 @@ TEST_CASE("logsumexp and KL divergence rows match the reference; KL of a distrib
       kl_divergence_rows(self.data(), a.data(), a.data(), lse.data(), lse.data(), N, V);
       for (float x : self) CHECK(x < 1e-5f);
       for (float x : kl) CHECK(x >= 0.0f);
+    }
+  });
+}
+
+TEST_CASE("top_k_ids keeps the k largest, lower ids first on ties, as nth_element does") {
+  for_each_path([] {
+    for (int n : {1, 15, 16, 17, 100, 8192, 8203}) {
+      for (int k : {1, 2, 16, 40, n}) {
+        if (k > n) continue;
+        CAPTURE(n);
+        CAPTURE(k);
+        for (int grid : {0, 1}) {  // grid: few distinct values, so ties at the k-th place
+          auto x = randn(size_t(n), uint64_t(n) * 7 + uint64_t(k), 2.0f);
+          if (grid)
+            for (float& v : x) v = std::round(v * 2.0f);
+          std::vector<int> ids(static_cast<size_t>(k)), ref(static_cast<size_t>(k));
+          top_k_ids(x.data(), n, k, ids.data());
+          top_k_ids_ref(x.data(), n, k, ref.data());
+          std::sort(ids.begin(), ids.end());
+          std::sort(ref.begin(), ref.end());
+          CHECK(ids == ref);
+        }
+      }
     }
   });
 }

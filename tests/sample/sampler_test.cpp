@@ -125,6 +125,35 @@ TEST_CASE("penalties: repeat divides positive logits, presence and frequency sub
   CHECK(pr.sample(l.data(), 3, {0, 1, 1, 1}) == 0);  // both lose 0.2: 1.8 vs 1.7
 }
 
+TEST_CASE("top-k straight from the logits draws as the full candidate list does") {
+  // "penalties,top-k,..." takes the top-k scan; with a no-op typical step between them the
+  // sampler builds all V candidates and cuts them with nth_element. Same seed, same draws.
+  for (int penalties = 0; penalties < 2; ++penalties)
+    for (int V : {7, 50, 1000, 8195}) {
+      SamplerOptions fast;
+      fast.order = "penalties,top-k,top-p,min-p,temperature";
+      fast.repeat_penalty = penalties ? 1.3f : 1.0f;
+      fast.presence_penalty = penalties ? 0.2f : 0.0f;
+      fast.frequency_penalty = penalties ? 0.1f : 0.0f;
+      SamplerOptions slow = fast;
+      slow.order = "penalties,typical,top-k,top-p,min-p,temperature";
+      for (int k : {1, 5, 40}) {
+        fast.top_k = slow.top_k = k;
+        Sampler a(fast, 7), b(slow, 7);
+        Rng rng(uint64_t(V) * 131 + uint64_t(k));
+        std::vector<float> logits(static_cast<size_t>(V));
+        std::vector<int> history;
+        for (int step = 0; step < 60; ++step) {
+          // Values on a coarse grid, so ties are common; some steps all equal.
+          for (float& x : logits) x = step % 17 == 0 ? 0.5f : float(int(rng.uniform_double() * 12)) * 0.25f - 1.5f;
+          const int ta = a.sample(logits.data(), V, history), tb = b.sample(logits.data(), V, history);
+          REQUIRE(ta == tb);
+          history.push_back(ta);
+        }
+      }
+    }
+}
+
 TEST_CASE("sampler options and orders are validated") {
   auto bad = [](auto edit) {
     SamplerOptions o;
