@@ -240,6 +240,10 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
   AttentionOptions ao_opts;
   ao_opts.scale = A.attn_scale, ao_opts.softcap = A.attn_softcap, ao_opts.window = A.sliding_window;
   ao_opts.causal = A.causal;
+  // Every chunk one row (decoding several sequences) and room in the scratch for each one's
+  // attention rows: attention runs over the chunks in parallel.
+  const size_t chunk_scratch = size_t(cfg_.n_head) * size_t(cap_);
+  const bool decode_chunks = n_chunks > 1 && n == n_chunks && size_t(n_chunks) * chunk_scratch <= b.scratch.size();
 
   embed_tokens(x, tokens, n);
   if (A.embd_scale) {
@@ -312,7 +316,7 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
     }
     ao_opts.window = windowed(l) ? A.sliding_window : 0;
     // Positions, the cache and attention are each sequence's own.
-    each_chunk([&](const Chunk& ch, int r0, int pos0) {
+    auto attend = [&](const Chunk& ch, int r0, int pos0, float* scratch) {
       float *qc = q + size_t(r0) * Q, *kt = b.kt.data() + size_t(r0) * K, *vt = b.vt.data() + size_t(r0) * K;
       const int m = ch.n;
       if (A.learned_pos) {
@@ -332,10 +336,19 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
         }
       float* out = ao + size_t(r0) * Q;
       if (llama_attention)
-        attention_cached(out, qc, ks, vs, m, pos0, H, Hkv, D, cap_, b.scratch.data());
+        attention_cached(out, qc, ks, vs, m, pos0, H, Hkv, D, cap_, scratch);
       else
-        attention_cached_ext(out, qc, ks, vs, m, pos0, H, Hkv, D, cap_, ao_opts, b.scratch.data());
-    });
+        attention_cached_ext(out, qc, ks, vs, m, pos0, H, Hkv, D, cap_, ao_opts, scratch);
+    };
+    if (decode_chunks) {
+      // A decoding step of several sequences: the sequences in parallel, each with its own part
+      // of the scratch, instead of one small parallel region over heads per sequence.
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int c = 0; c < n_chunks; ++c)
+        attend(chunks[c], c, past_[size_t(chunks[c].seq)], b.scratch.data() + size_t(c) * chunk_scratch);
+    } else {
+      each_chunk([&](const Chunk& ch, int r0, int pos0) { attend(ch, r0, pos0, b.scratch.data()); });
+    }
     observe(l, Role::O, ao, n);
     if (direct_out) {
       qmatmul_forward(x, ao, *w_.get(l, Role::O), n, 1.0f, qs);  // residual: x += Wo ao

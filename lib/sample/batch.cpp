@@ -135,21 +135,40 @@ bool BatchGenerator::step() {
     return true;
   }
   const int V = session_->n_vocab();
-  TokenEvent ev;
+  size_t n_draws = 0;
   for (size_t c = 0; c < chunks_.size(); ++c) {
-    std::unique_ptr<Seq>& s = slots_[size_t(chunk_slot_[c])];
-    s->state->mark_fed(chunks_[c].n);
+    slots_[size_t(chunk_slot_[c])]->state->mark_fed(chunks_[c].n);
     if (chunks_[c].first_row == chunks_[c].n) continue;  // a prompt chunk before the last
-    const float* row = logits;
+    if (draws_.size() <= n_draws) draws_.resize(n_draws + 1);
+    Draw& d = draws_[n_draws++];
+    d.chunk = int(c);
+    d.logits = logits;
     logits += V;
-    bool done = false;
+  }
+  // Each sequence draws its token from its own row with its own sampler and state, so the draws
+  // run in parallel (a serial draw is about 60 us at 8192 pieces; eight of them were a fifth of a
+  // decoding step of 8 sequences while the other thread waited). The callbacks then run here,
+  // in slot order.
+#pragma omp parallel for schedule(dynamic, 1) if (n_draws > 1)
+  for (size_t i = 0; i < n_draws; ++i) {
+    Draw& d = draws_[i];
+    Seq& s = *slots_[size_t(chunk_slot_[size_t(d.chunk)])];
+    d.err = nullptr;
     try {
-      done = s->state->next(row, V, s->sampler, ev);
+      d.done = s.state->next(d.logits, V, s.sampler, d.ev);
     } catch (...) {
-      finish(s, std::current_exception());
+      d.err = std::current_exception();
+    }
+  }
+  for (size_t i = 0; i < n_draws; ++i) {
+    Draw& d = draws_[i];
+    std::unique_ptr<Seq>& s = slots_[size_t(chunk_slot_[size_t(d.chunk)])];
+    if (d.err) {
+      finish(s, d.err);
       continue;
     }
-    if (s->spec.on_token && !s->spec.on_token(ev) && !done) {
+    bool done = d.done;
+    if (s->spec.on_token && !s->spec.on_token(d.ev) && !done) {
       s->state->result().stop_reason = "cancelled";
       done = true;
     }

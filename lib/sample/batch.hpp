@@ -92,6 +92,16 @@ class BatchGenerator {
   uint64_t next_id_ = 1;
   std::vector<model::Session::Chunk> chunks_;
   std::vector<int> chunk_slot_;
+  // A step's sampling: per chunk that ends a prompt or decodes, its logits row, the event and
+  // the outcome of SequenceState::next (reused from step to step).
+  struct Draw {
+    int chunk = 0;
+    const float* logits = nullptr;
+    TokenEvent ev;
+    bool done = false;
+    std::exception_ptr err;
+  };
+  std::vector<Draw> draws_;
 };
 
 }  // namespace lm::sample
