@@ -38,7 +38,7 @@ llama_ppl() {
   return 1
 }
 printf '%-8s %14s %14s %10s %s\n' arch llama.cpp lm difference continuation
-for arch in llama llama3 qwen2 phi3 phi3-longrope gpt2 gemma2; do
+for arch in llama llama3 qwen2 qwen2-yarn phi3 phi3-longrope gpt2 gemma2; do
   m=$tmp/$arch.gguf
   "$tbin/lm_test_write_gguf" --random "$arch" "$vocab" "$m"
   ref=$(llama_ppl "$m") || { echo "$arch: llama-perplexity gave no estimate:"; tail -5 "$tmp/ppl.out"; exit 1; }

@@ -72,15 +72,41 @@ void read_common(const format::GgufFile& g, ModelConfig& c, const char* eps_key)
                                   ", expected an even number from 2 to the head size " + std::to_string(c.head_dim()));
     c.arch.n_rot = int(*rd) == c.head_dim() ? 0 : int(*rd);
   }
+  // As llama.cpp reads them: rope.scaling.attn_factor multiplies cos and sin whatever the type;
+  // the factor scales the frequencies for every type but none; longrope's work is done by the
+  // rope_factors tensors (phi3).
+  if (auto af = g.try_get_f32(a + "rope.scaling.attn_factor")) {
+    if (!(*af > 0 && *af < 100))
+      throw FormatError(path, "key '" + a + "rope.scaling.attn_factor' is " + std::to_string(*af) +
+                                  ", expected a value in (0, 100)");
+    c.arch.rope_attn_factor = *af;
+  }
   const std::string type = g.try_get_string(a + "rope.scaling.type").value_or("none");
-  if (type == "linear") {
+  if (type != "none" && type != "linear" && type != "yarn" && type != "longrope")
+    throw FormatError(path, "key '" + a + "rope.scaling.type' is '" + type + "', expected none, linear, yarn or longrope");
+  if (type == "none") return;
+  const bool needs_factor = type != "longrope";
+  if (needs_factor || g.has(a + "rope.scaling.factor")) {
     const float f = g.get_f32(a + "rope.scaling.factor");
     if (!(f >= 1 && f <= 1024))
       throw FormatError(path, "key '" + a + "rope.scaling.factor' is " + std::to_string(f) + ", expected 1 to 1024");
     c.arch.rope_freq_scale = 1.0f / f;
-  } else if (type != "none") {
-    throw FormatError(path, "key '" + a + "rope.scaling.type' is '" + type + "', expected none or linear" +
-                                (type == "yarn" || type == "longrope" ? " (" + type + " is not supported yet)" : ""));
+  }
+  if (type == "yarn") {
+    c.arch.yarn_ctx_orig = int(g.try_get_u32(a + "rope.scaling.original_context_length").value_or(uint32_t(c.n_ctx)));
+    if (c.arch.yarn_ctx_orig < 1 || c.arch.yarn_ctx_orig > (1 << 20))
+      throw FormatError(path, "key '" + a + "rope.scaling.original_context_length' is " +
+                                  std::to_string(c.arch.yarn_ctx_orig) + ", expected 1 to 1048576");
+    // llama.cpp's magnitude factor, in its float steps: get_mscale(factor) / (1 + 0.1 ln factor)
+    // in the context's parameters, times attn_factor, times (1 + 0.1 ln (1 / freq_scale)) in
+    // the RoPE kernel. (llama.cpp reads no yarn_ext_factor, yarn_attn_factor or beta keys for
+    // these architectures, and neither does lm: ext factor 1, betas 32 and 1.)
+    const float freq_scale = c.arch.rope_freq_scale, factor = 1.0f / freq_scale;
+    float m = factor <= 1.0f ? 1.0f : 0.1f * 1.0f * std::log(factor) + 1.0f;
+    m *= 1.0f / (1.0f + 0.1f * std::log(factor));
+    m *= c.arch.rope_attn_factor;
+    m *= 1.0f + 0.1f * std::log(1.0f / freq_scale);
+    c.arch.rope_attn_factor = m;
   }
 }
 

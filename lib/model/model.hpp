@@ -32,6 +32,10 @@ struct ArchOptions {
   float rope_freq_scale = 1;   // linear RoPE scaling: 1 / rope.scaling.factor
   float rope_attn_factor = 1;  // cos and sin times this (rope.scaling.attn_factor; LongRoPE)
   int rope_ctx_orig = 0;       // LongRoPE: rope_factors_long beyond this context, short up to it
+  // YaRN (rope.scaling.type yarn): pair i's angle mixes the scaled (rope_freq_scale) and the
+  // unscaled frequency by a ramp between llama.cpp's correction dimensions for this original
+  // context; rope_attn_factor then carries YaRN's magnitude factor (docs/architectures.md).
+  int yarn_ctx_orig = 0;       // 0: no YaRN
   bool causal = true;          // false: an encoder (bidirectional attention)
   float attn_scale = 0;        // 0: 1 / sqrt(head size)
   float attn_softcap = 0, final_softcap = 0;  // 0: none

@@ -101,9 +101,28 @@ Session::Session(std::unique_ptr<Weights> own, const Weights* w, int n_ctx, int 
     const float* factors = w_.vec(-1, Role::RopeFreqs);
     if (!factors)
       factors = w_.vec(-1, n_ctx_ > A.rope_ctx_orig && A.rope_ctx_orig > 0 ? Role::RopeLong : Role::RopeShort);
-    for (int i = 0; i < n_rot / 2; ++i)
-      b.inv_freq.push_back(float(A.rope_freq_scale * std::pow(double(cfg_.rope_base), -2.0 * i / n_rot) /
+    // YaRN: pairs below the low correction dimension keep their frequency (extrapolation),
+    // pairs above the high one take the scaled frequency (interpolation), a linear ramp between
+    // (ggml's rope_yarn with ext_factor 1, beta_fast 32 and beta_slow 1; the correction
+    // dimensions in float, as ggml_rope_yarn_corr_dims computes them).
+    float low = 0, high = 0;
+    if (A.yarn_ctx_orig > 0) {
+      const auto corr_dim = [&](float beta) {
+        return float(n_rot) * std::log(float(A.yarn_ctx_orig) / (beta * 2 * float(M_PI))) /
+               (2 * std::log(cfg_.rope_base));
+      };
+      low = std::max(0.0f, std::floor(corr_dim(32.0f)));
+      high = std::min(float(n_rot - 1), std::ceil(corr_dim(1.0f)));
+    }
+    for (int i = 0; i < n_rot / 2; ++i) {
+      double scale = A.rope_freq_scale;
+      if (A.yarn_ctx_orig > 0) {
+        const float ramp = 1 - std::min(1.0f, std::max(0.0f, (float(i) - low) / std::max(0.001f, high - low)));
+        scale = double(A.rope_freq_scale) * (1 - ramp) + ramp;
+      }
+      b.inv_freq.push_back(float(scale * std::pow(double(cfg_.rope_base), -2.0 * i / n_rot) /
                                  (factors ? factors[i] : 1.0f)));
+    }
   }
   size_qscratch();
 }

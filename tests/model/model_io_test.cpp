@@ -137,7 +137,18 @@ TEST_CASE("A28 inconsistent hyper-parameters are named") {
   bad([](auto& w) { w.set_u32("llama.rope.dimension_count", 7); },
       "'llama.rope.dimension_count' is 7, expected an even number from 2 to the head size 8");
   bad([](auto& w) { w.set_u32("llama.rope.dimension_count", 4); }, "partial RoPE, which training does not support");
-  bad([](auto& w) { w.set_string("llama.rope.scaling.type", "yarn"); }, "'yarn', expected none or linear (yarn is not supported yet)");
+  bad([](auto& w) { w.set_string("llama.rope.scaling.type", "dynamic"); },
+      "'dynamic', expected none, linear, yarn or longrope");
+  bad([](auto& w) { w.set_string("llama.rope.scaling.type", "yarn"); }, "llama.rope.scaling.factor");
+  bad([](auto& w) {
+    w.set_string("llama.rope.scaling.type", "yarn");
+    w.set_f32("llama.rope.scaling.factor", 4.0f);
+    w.set_u32("llama.rope.scaling.original_context_length", 0);
+  }, "'llama.rope.scaling.original_context_length' is 0, expected 1 to 1048576");
+  bad([](auto& w) {
+    w.set_string("llama.rope.scaling.type", "yarn");
+    w.set_f32("llama.rope.scaling.factor", 4.0f);
+  }, "RoPE scaling or partial RoPE, which training does not support");
   bad([](auto& w) {
     w.set_u32("llama.embedding_length", 64);
     w.set_u32("llama.rope.dimension_count", 16);

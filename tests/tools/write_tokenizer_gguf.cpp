@@ -6,9 +6,10 @@
 //     continuation, [PAD]/[UNK]/[CLS]/[SEP]/[MASK] and other [..] pieces special) as llama.cpp's
 //     converters store it: "bert" model, word-initial pieces prefixed with U+2581;
 //   lm_test_write_gguf --random ARCH VOCAB.gguf OUT.gguf
-//     writes a model of architecture ARCH (llama, llama3, qwen2, phi3, phi3-longrope, gpt2, gemma2, bert, bert-cls;
-//     bert-cls is bert with a 3-label classifier head and rank pooling; llama3 is llama with Llama 3.1's rope_freqs.weight, phi3-longrope phi3 with Phi-3.5's
-//     rope_factors_long/short and an original context of 64) with random F32 weights, llama.cpp's tensor names
+//     writes a model of architecture ARCH (llama, llama3, qwen2, qwen2-yarn, phi3, phi3-longrope, gpt2, gemma2, bert,
+//     bert-cls; bert-cls is bert with a 3-label classifier head and rank pooling; llama3 is llama with Llama 3.1's
+//     rope_freqs.weight, phi3-longrope phi3 with Phi-3.5's rope_factors_long/short and an original context of 64,
+//     qwen2-yarn qwen2 with YaRN scaling by 4 from an original context of 64) with random F32 weights, llama.cpp's tensor names
 //     and keys, and the tokenizer of VOCAB.gguf: the files the architectures are checked on
 //     against llama.cpp (tests/data/arch/). The same arguments always give the same file;
 //   lm_test_write_gguf --convert IN.gguf OUT.gguf TYPE [--no-embed]
@@ -114,6 +115,7 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   lm::format::GgufFile vocab = lm::format::GgufFile::open(vocab_path);
   const std::string arch = which == "llama3"          ? "llama"
                            : which == "phi3-longrope" ? "phi3"
+                           : which == "qwen2-yarn"    ? "qwen2"
                            : which == "bert-cls"      ? "bert"
                                                       : which;
   if (!lm::model::find_arch(arch)) throw lm::UsageError("unknown architecture '" + which + "'");
@@ -154,6 +156,11 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   }
   if (which == "phi3-longrope") {
     w.set_f32(a + "rope.scaling.attn_factor", 1.19f);
+    w.set_u32(a + "rope.scaling.original_context_length", 64);
+  }
+  if (which == "qwen2-yarn") {  // the keys llama.cpp's converter writes for Qwen2.5's YaRN config
+    w.set_string(a + "rope.scaling.type", "yarn");
+    w.set_f32(a + "rope.scaling.factor", 4.0f);
     w.set_u32(a + "rope.scaling.original_context_length", 64);
   }
   if (arch == "gemma2") {

@@ -14,13 +14,9 @@ namespace {
 void read(const format::GgufFile& g, ModelConfig& c) {
   c.arch.neox = true;
   read_common(g, c, "attention.layer_norm_rms_epsilon");
-  if (g.find_tensor("rope_factors_long.weight") || g.find_tensor("rope_factors_short.weight")) {
-    c.arch.rope_attn_factor = g.try_get_f32("phi3.rope.scaling.attn_factor").value_or(1.0f);
+  // rope.scaling.attn_factor is read by read_common, for every architecture.
+  if (g.find_tensor("rope_factors_long.weight") || g.find_tensor("rope_factors_short.weight"))
     c.arch.rope_ctx_orig = int(g.try_get_u32("phi3.rope.scaling.original_context_length").value_or(uint32_t(c.n_ctx)));
-    if (!(c.arch.rope_attn_factor > 0 && c.arch.rope_attn_factor < 100))
-      throw FormatError(g.path(), "key 'phi3.rope.scaling.attn_factor' is " + std::to_string(c.arch.rope_attn_factor) +
-                                      ", expected a value in (0, 100)");
-  }
   // phi3.attention.sliding_window is ignored, as llama.cpp does (its converters write values
   // that do not match the models' training), so attention sees every earlier position.
 }
