@@ -177,8 +177,9 @@ namespace {
 
 [[noreturn]] void unsupported(const Config& c, const std::string& what) { throw FormatError(c.path(), what); }
 
-// rope_scaling: none, linear (every RoPE architecture) or llama3 (llama). Returns the type.
-std::string rope_scaling(const Config& c, bool llama3_ok) {
+// rope_scaling: none, linear (every RoPE architecture), llama3 (llama) or yarn (llama, qwen2).
+// Returns the type.
+std::string rope_scaling(const Config& c, bool llama3_ok, bool yarn_ok) {
   if (!c.has("rope_scaling")) return "none";
   const Json& r = c.json()["rope_scaling"];
   if (!r.is_object()) c.bad("rope_scaling", "an object or null");
@@ -186,15 +187,39 @@ std::string rope_scaling(const Config& c, bool llama3_ok) {
   for (const char* k : {"rope_type", "type"})  // rope_type first, as the converter reads them
     if (type.empty() && r.contains(k) && r[k].is_string()) type = r[k].get<std::string>();
   if (type == "default" || type.empty()) return "none";
-  if (type == "linear" || (type == "llama3" && llama3_ok)) {
+  if (type == "linear" || (type == "llama3" && llama3_ok) || (type == "yarn" && yarn_ok)) {
     if (!r.contains("factor") || !r["factor"].is_number() || !(r["factor"].get<double>() >= 1) ||
         !(r["factor"].get<double>() <= 1024))
       unsupported(c, "key 'rope_scaling.factor' is " + (r.contains("factor") ? r["factor"].dump() : "missing") +
                          ", expected a number from 1 to 1024");
+    if (type == "yarn") {
+      if (!r.contains("original_max_position_embeddings") || !r["original_max_position_embeddings"].is_number_integer() ||
+          r["original_max_position_embeddings"].get<int64_t>() < 1 ||
+          r["original_max_position_embeddings"].get<int64_t>() > (int64_t(1) << 20))
+        unsupported(c, "key 'rope_scaling.original_max_position_embeddings' is " +
+                           (r.contains("original_max_position_embeddings") ? r["original_max_position_embeddings"].dump()
+                                                                           : std::string("missing")) +
+                           ", expected an integer from 1 to 1048576 (YaRN's original context)");
+      // lm runs YaRN as llama.cpp does, with Hugging Face's defaults: a config that changes them
+      // would run differently from the model it describes.
+      auto is = [&](const char* k, double def) {
+        return !r.contains(k) || r[k].is_null() || (r[k].is_number() && r[k].get<double>() == def);
+      };
+      for (auto [k, def] : {std::pair<const char*, double>{"beta_fast", 32}, {"beta_slow", 1}, {"extrapolation_factor", 1}})
+        if (!is(k, def))
+          unsupported(c, "key 'rope_scaling." + std::string(k) + "' is " + r[k].dump() + ": lm runs YaRN with " + k +
+                             " " + std::to_string(int(def)) + " only, as llama.cpp does");
+      for (const char* k : {"attention_factor", "attn_factor", "mscale", "mscale_all_dim"})
+        if (r.contains(k) && !r[k].is_null())
+          unsupported(c, "key 'rope_scaling." + std::string(k) + "' is set: lm runs YaRN with the magnitude factor "
+                                                                   "0.1 ln(factor) + 1 only, as llama.cpp does");
+    }
     return type;
   }
   unsupported(c, "key 'rope_scaling' has type '" + type + "', expected none, linear" +
-                     std::string(llama3_ok ? " or llama3" : "") + " (lm does not run " + type + " scaling)");
+                     std::string(llama3_ok ? ", llama3" : "") + std::string(yarn_ok ? " or yarn" : "") +
+                     " (lm does not run " + type + " scaling" + (type == "longrope" ? " from Hugging Face files yet" : "") +
+                     ")");
 }
 
 // Llama 3.1's rope_freqs.weight: per rotated pair, the divisor of its frequency, as the
@@ -314,10 +339,20 @@ HfModel HfModel::open(const std::string& dir) {
   std::string scaling = "none";
   if (A == "llama" || A == "qwen2" || A == "phi3") {
     c.require_string("hidden_act", {"silu"});
-    scaling = rope_scaling(c, A == "llama");
-    if (scaling == "linear") {
-      b.str(a + "rope.scaling.type", "linear");
-      b.f32(a + "rope.scaling.factor", c.json()["rope_scaling"]["factor"].get<double>());
+    scaling = rope_scaling(c, A == "llama", A == "llama" || A == "qwen2");
+    if (scaling == "linear" || scaling == "yarn") {  // the keys and order of llama.cpp's converter
+      const Json& r = c.json()["rope_scaling"];
+      b.str(a + "rope.scaling.type", scaling);
+      b.f32(a + "rope.scaling.factor", r["factor"].get<double>());
+      if (scaling == "yarn") {
+        b.u32(a + "rope.scaling.original_context_length", uint32_t(r["original_max_position_embeddings"].get<int64_t>()));
+        if (r.contains("extrapolation_factor") && !r["extrapolation_factor"].is_null())
+          b.f32(a + "rope.scaling.yarn_ext_factor", r["extrapolation_factor"].get<double>());
+        if (r.contains("beta_fast") && !r["beta_fast"].is_null())
+          b.f32(a + "rope.scaling.yarn_beta_fast", r["beta_fast"].get<double>());
+        if (r.contains("beta_slow") && !r["beta_slow"].is_null())
+          b.f32(a + "rope.scaling.yarn_beta_slow", r["beta_slow"].get<double>());
+      }
     }
   }
   // rope_theta: written when config.json has it (llama.cpp's default is 10000, as Hugging Face's).

@@ -20,6 +20,8 @@ Models: C=32, 2 layers, 4 heads, vocabulary 377, 12 tokens.
           four frequencies in the smoothed band), rope_theta 500000, tied embeddings
   mistral MistralForCausalLM (llama's equations)
   qwen2   Qwen2ForCausalLM: q, k, v biases, tied embeddings, BF16 weights in two shards
+  qwen2-yarn  qwen2 in F32 with rope_scaling yarn (factor 4, original context 256: of the four
+          frequencies one extrapolated, one half-way on the ramp, two interpolated), rope_theta 10000
   phi3    Phi3ForCausalLM: fused qkv_proj and gate_up_proj
   gpt2    GPT2LMHeadModel: Conv1D weights stored [in, out], learned positions, gelu_new, tied,
           names with "transformer."
@@ -163,10 +165,10 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def rope(x, inv_freq):  # x [T, heads, D]: Hugging Face's apply_rotary_pos_emb
+def rope(x, inv_freq, scale=1.0):  # x [T, heads, D]: Hugging Face's apply_rotary_pos_emb
     ang = torch.outer(torch.arange(x.shape[0], dtype=torch.float64), inv_freq)
     emb = torch.cat((ang, ang), dim=-1)
-    cos, sin = emb.cos()[:, None, :], emb.sin()[:, None, :]
+    cos, sin = emb.cos()[:, None, :] * scale, emb.sin()[:, None, :] * scale
     return x * cos + rotate_half(x) * sin
 
 
@@ -191,6 +193,21 @@ def gelu_tanh(x):  # gelu_new and gelu_pytorch_tanh
 
 def inv_freq(base, dim):
     return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+
+
+def yarn_inv_freq(base, dim, r):  # transformers' _compute_yarn_parameters, beta_fast 32, beta_slow 1
+    factor, orig = r["factor"], r["original_max_position_embeddings"]
+
+    def corr_dim(rot):
+        return (dim * math.log(orig / (rot * 2 * math.pi))) / (2 * math.log(base))
+
+    low, high = max(math.floor(corr_dim(32)), 0), min(math.ceil(corr_dim(1)), dim - 1)
+    if low == high:
+        high += 0.001
+    extrap = 1 - torch.clamp((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low), 0, 1)
+    pos_freqs = base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    f = 1.0 / (factor * pos_freqs) * (1 - extrap) + 1.0 / pos_freqs * extrap
+    return f, 0.1 * math.log(factor) + 1.0  # the frequencies, and cos and sin's factor
 
 
 def llama3_inv_freq(base, dim, r):  # transformers' _compute_llama3_parameters
@@ -236,7 +253,12 @@ def llama_like(w, cfg, V, tokens, kind):
     eps = cfg["rms_norm_eps"]
     base = cfg.get("rope_theta", 10000.0)
     r = cfg.get("rope_scaling")
-    freqs = llama3_inv_freq(base, D, r) if r and r.get("rope_type") == "llama3" else inv_freq(base, D)
+    freqs, scale = inv_freq(base, D), 1.0
+    rope_type = r and r.get("rope_type", r.get("type"))  # Qwen2.5's configs say "type"
+    if rope_type == "llama3":
+        freqs = llama3_inv_freq(base, D, r)
+    elif rope_type == "yarn":
+        freqs, scale = yarn_inv_freq(base, D, r)
     emb = w.add("model.embed_tokens.weight", V, C, kind="embed")
     x = emb[tokens]
     for l in range(L):
@@ -253,8 +275,8 @@ def llama_like(w, cfg, V, tokens, kind):
                 q = q + w.add(p + "self_attn.q_proj.bias", H * D, kind="bias")
                 k = k + w.add(p + "self_attn.k_proj.bias", HKV * D, kind="bias")
                 v = v + w.add(p + "self_attn.v_proj.bias", HKV * D, kind="bias")
-        q = rope(q.view(-1, H, D), freqs)
-        k = rope(k.view(-1, HKV, D), freqs)
+        q = rope(q.view(-1, H, D), freqs, scale)
+        k = rope(k.view(-1, HKV, D), freqs, scale)
         a = attention(q, k, v.view(-1, HKV, D), D ** -0.5)
         x = x + a @ w.add(p + "self_attn.o_proj.weight", C, H * D).T
         n = rmsnorm(x, w.add(p + "post_attention_layernorm.weight", C, kind="norm1"), eps)
@@ -351,6 +373,13 @@ def main():
                     "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "query_pre_attn_scalar": 16,
                     "attn_logit_softcapping": 5.0, "final_logit_softcapping": 8.0, "sliding_window": 4,
                     "tie_word_embeddings": True, "torch_dtype": "float16"}, "gemma2", torch.float16, 1),
+        # Last, so the models above keep their seeds (1000 + index).
+        ("qwen2-yarn", {**common, "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                        "num_key_value_heads": 2, "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+                        "tie_word_embeddings": True, "use_sliding_window": False, "sliding_window": 64,
+                        "max_window_layers": 2, "max_position_embeddings": 1024,
+                        "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 256}},
+         "qwen2", torch.float32, 1),
     ]
     for i, (name, cfg, kind, dtype, shards) in enumerate(models):
         torch.manual_seed(1000 + i)

@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 H=$LM_TEST_DATA/hf
 text=$LM_TEST_DATA/arch/text.txt
 
-for m in llama llama3 mistral qwen2 phi3 gpt2 gemma2; do
+for m in llama llama3 mistral qwen2 qwen2-yarn phi3 gpt2 gemma2; do
   expect_exit 0 "$m: import" -- lm-quantize -q -m "$H/$m" -o $m.gguf --type f32
   expect_exit 0 "$m: logits equal PyTorch's within 1e-4" -- "$LM_TEST_BIN/lm_test_hf_logits" $m.gguf "$H/$m" 1e-4
   expect_exit 0 "$m: lm-generate" -- lm-generate -q -m $m.gguf --greedy -n 8 -t 2 -p "The jury said"
@@ -55,9 +55,15 @@ expect_err "^lm-quantize: bert/config.json: architecture 'BertForMaskedLM' is no
 cp -r "$H/llama" ff && sed -i 's/"intermediate_size": 64/"intermediate_size": 96/' ff/config.json
 expect_exit 1 "shapes that do not match config.json" -- lm-quantize -m ff -o bad.gguf --type f32
 expect_err "^lm-quantize: ff/model.safetensors: tensor 'model.layers.0.mlp.gate_proj.weight' has shape \[64, 32\], expected \[96, 32\] from config.json$" "shapes that do not match config.json"
+cp -r "$H/llama" dyn && sed -i 's/"rope_scaling": null/"rope_scaling": {"rope_type": "dynamic", "factor": 4.0}/' dyn/config.json
+expect_exit 1 "an unsupported rope scaling" -- lm-quantize -m dyn -o bad.gguf --type f32
+expect_err "^lm-quantize: dyn/config.json: key 'rope_scaling' has type 'dynamic', expected none, linear, llama3 or yarn" "an unsupported rope scaling"
 cp -r "$H/llama" yarn && sed -i 's/"rope_scaling": null/"rope_scaling": {"rope_type": "yarn", "factor": 4.0}/' yarn/config.json
-expect_exit 1 "an unsupported rope scaling" -- lm-quantize -m yarn -o bad.gguf --type f32
-expect_err "^lm-quantize: yarn/config.json: key 'rope_scaling' has type 'yarn', expected none, linear or llama3" "an unsupported rope scaling"
+expect_exit 1 "YaRN without its original context" -- lm-quantize -m yarn -o bad.gguf --type f32
+expect_err "^lm-quantize: yarn/config.json: key 'rope_scaling.original_max_position_embeddings' is missing, expected an integer" "YaRN without its original context"
+sed -i 's/"factor": 4.0}/"factor": 4.0, "original_max_position_embeddings": 32, "beta_fast": 16}/' yarn/config.json
+expect_exit 1 "YaRN with other betas" -- lm-quantize -m yarn -o bad.gguf --type f32
+expect_err "^lm-quantize: yarn/config.json: key 'rope_scaling.beta_fast' is 16: lm runs YaRN with beta_fast 32 only, as llama.cpp does$" "YaRN with other betas"
 cp -r "$H/gpt2" gelu && sed -i 's/"gelu_new"/"relu"/' gelu/config.json
 expect_exit 1 "an unsupported activation" -- lm-quantize -m gelu -o bad.gguf --type f32
 expect_err "^lm-quantize: gelu/config.json: key 'activation_function' is \"relu\", expected gelu_new or gelu_pytorch_tanh$" "an unsupported activation"
