@@ -544,15 +544,19 @@ static void block_forward(float* y, const QWeight& W, int N, int o0, int o1, flo
 // Runs f(b) for the row blocks b < blocks of `work` multiply-adds. Decoding (N <= kGemvMaxRows)
 // gives each thread one contiguous run of blocks: interleaved 64-row blocks (schedule(dynamic,
 // 1)) left each thread's stream of weights broken every few KiB, and a q8_0 32000 x 768 product
-// read 45 GB/s on two threads against 66 contiguous (q4_0: 29 against 40). Prompts, whose
-// blocks cost more and vary with the tails, keep dynamic scheduling: static cost pp512 a fifth.
+// read 45 GB/s on two threads against 66 contiguous (q4_0: 29 against 40). Batches of rows take
+// guided scheduling: large contiguous runs first, then smaller ones that even out the tails and
+// a thread the scheduler set aside. Interleaved blocks cost batches as much as decoding: each
+// thread's 64 columns of the output sat beside the other's in every row, and bench/qgemm_bench
+// at 2 threads gave 127 GMAC/s on the small preset's matrices with schedule(dynamic, 1) (as at
+// one thread, 113) against 185 guided and 193 static; medium 204 against 259 and 257.
 template <typename F>
 void parallel_blocks(int blocks, int N, size_t work, const F& f) {
   if (N <= kGemvMaxRows) {
 #pragma omp parallel for schedule(static) if (work >= 2 * kParallelMin)
     for (int b = 0; b < blocks; ++b) f(b);
   } else {
-#pragma omp parallel for schedule(dynamic, 1) if (work >= 2 * kParallelMin)
+#pragma omp parallel for schedule(guided) if (work >= 2 * kParallelMin)
     for (int b = 0; b < blocks; ++b) f(b);
   }
 }

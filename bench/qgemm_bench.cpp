@@ -1,0 +1,90 @@
+// The q8_0 / q4_0 integer tile kernels on batches of rows: a decoding step of 8 sequences
+// (N = 8), a prompt chunk (N = 64) and pp512 (N = 512), over one layer's matrices of the small
+// (384 columns) and medium (768) presets and their heads, on one thread and two. Prints the
+// multiply-adds per second (GMAC/s, median [min-max] of `reps` timed passes after a warm-up).
+// One core's VNNI peak for comparison: bench/dot_throughput_bench (int8 quads, GFLOP/s / 2).
+// Usage: qgemm_bench [reps] [small|medium|small-layer|small-head]   (without a name: small and medium)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "base/memory.hpp"
+#include "base/rng.hpp"
+#include "kernels/blas.hpp"
+#include "kernels/qmatmul.hpp"
+#include "quant/quant.hpp"
+
+using namespace lm::kernels;
+using lm::format::GgmlType;
+
+namespace {
+
+struct Shape {
+  int C, OC;
+};
+
+struct Model {
+  const char* name;
+  std::vector<Shape> shapes;  // one layer (q, k, v, o, gate, up, down) and the head
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int reps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 7;
+  const std::vector<Model> models = {
+      {"small", {{384, 384}, {384, 384}, {384, 384}, {384, 384}, {384, 1024}, {384, 1024}, {1024, 384}, {384, 8192}}},
+      {"medium", {{768, 768}, {768, 768}, {768, 768}, {768, 768}, {768, 2048}, {768, 2048}, {2048, 768}, {768, 32000}}},
+      // The small preset's parts, by name only: its layer matrices, and its head alone.
+      {"small-layer", {{384, 384}, {384, 384}, {384, 384}, {384, 384}, {384, 1024}, {384, 1024}, {1024, 384}}},
+      {"small-head", {{384, 8192}}},
+  };
+  const std::string only = argc > 2 ? argv[2] : "";
+  lm::Rng rng(1);
+  for (const Model& m : models) {
+    if (only.empty() ? std::string(m.name).find('-') != std::string::npos : only != m.name) continue;
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+      std::vector<lm::LargeVector<uint8_t>> bufs;
+      std::vector<QWeight> W;
+      size_t macs_per_row = 0, max_c = 0, max_oc = 0;
+      for (const Shape& s : m.shapes) {
+        std::vector<float> w(size_t(s.C) * s.OC);
+        for (float& v : w) v = 0.02f * rng.normal();
+        const size_t rb = lm::quant::row_size(t, size_t(s.C));
+        std::vector<uint8_t> file(rb * size_t(s.OC));
+        for (int r = 0; r < s.OC; ++r)
+          lm::quant::quantize_row(t, w.data() + size_t(r) * s.C, file.data() + r * rb, size_t(s.C));
+        bufs.emplace_back(packed_size(t, s.OC, s.C));
+        pack_weight(t, file.data(), s.OC, s.C, bufs.back().data());
+        W.push_back({t, s.OC, s.C, bufs.back().data()});
+        macs_per_row += size_t(s.C) * size_t(s.OC);
+        max_c = std::max(max_c, size_t(s.C));
+        max_oc = std::max(max_oc, size_t(s.OC));
+      }
+      for (int N : {8, 64, 512}) {
+        lm::LargeVector<float> x(size_t(N) * max_c), y(size_t(N) * max_oc);  // aligned as Session's buffers
+        for (float& v : x) v = rng.normal();
+        size_t scratch_bytes = 0;
+        for (const QWeight& w : W) scratch_bytes = std::max(scratch_bytes, qmatmul_scratch(w, N));
+        lm::LargeVector<uint8_t> scratch(scratch_bytes);
+        for (int threads : {1, 2}) {
+          set_threads(threads);
+          std::vector<double> rates;
+          for (int r = 0; r < reps + 1; ++r) {
+            const auto t0 = std::chrono::steady_clock::now();
+            for (const QWeight& w : W) qmatmul_forward(y.data(), x.data(), w, N, 0.0f, scratch.data());
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (r) rates.push_back(double(macs_per_row) * N / s / 1e9);
+          }
+          std::sort(rates.begin(), rates.end());
+          std::printf("%-11s %-4s N=%-3d %dT %7.1f GMAC/s [%.1f-%.1f]\n", m.name, lm::format::ggml_type_info(t).name, N,
+                      threads, rates[rates.size() / 2], rates.front(), rates.back());
+        }
+      }
+    }
+  }
+  return 0;
+}
