@@ -177,9 +177,9 @@ namespace {
 
 [[noreturn]] void unsupported(const Config& c, const std::string& what) { throw FormatError(c.path(), what); }
 
-// rope_scaling: none, linear (every RoPE architecture), llama3 (llama) or yarn (llama, qwen2).
-// Returns the type.
-std::string rope_scaling(const Config& c, bool llama3_ok, bool yarn_ok) {
+// rope_scaling: none, linear (every RoPE architecture), llama3 (llama), yarn (llama, qwen2) or
+// longrope (phi3; "su" in older configs). Returns the type ("longrope" for "su").
+std::string rope_scaling(const Config& c, bool llama3_ok, bool yarn_ok, bool longrope_ok) {
   if (!c.has("rope_scaling")) return "none";
   const Json& r = c.json()["rope_scaling"];
   if (!r.is_object()) c.bad("rope_scaling", "an object or null");
@@ -187,6 +187,17 @@ std::string rope_scaling(const Config& c, bool llama3_ok, bool yarn_ok) {
   for (const char* k : {"rope_type", "type"})  // rope_type first, as the converter reads them
     if (type.empty() && r.contains(k) && r[k].is_string()) type = r[k].get<std::string>();
   if (type == "default" || type.empty()) return "none";
+  if ((type == "longrope" || type == "su") && longrope_ok) {
+    for (const char* k : {"long_factor", "short_factor"})
+      if (!r.contains(k) || !r[k].is_array() || r[k].empty())
+        unsupported(c, "key 'rope_scaling." + std::string(k) + "' is " + (r.contains(k) ? r[k].dump() : std::string("missing")) +
+                           ", expected a list of numbers, one per rotated pair");
+    // The converter computes the magnitude factor from the context lengths and ignores this key.
+    if (r.contains("attention_factor") && !r["attention_factor"].is_null())
+      unsupported(c, "key 'rope_scaling.attention_factor' is set: lm runs LongRoPE with the factor llama.cpp's "
+                     "converter computes, sqrt(1 + ln(scale) / ln(original context))");
+    return "longrope";
+  }
   if (type == "linear" || (type == "llama3" && llama3_ok) || (type == "yarn" && yarn_ok)) {
     if (!r.contains("factor") || !r["factor"].is_number() || !(r["factor"].get<double>() >= 1) ||
         !(r["factor"].get<double>() <= 1024))
@@ -218,8 +229,7 @@ std::string rope_scaling(const Config& c, bool llama3_ok, bool yarn_ok) {
   }
   unsupported(c, "key 'rope_scaling' has type '" + type + "', expected none, linear" +
                      std::string(llama3_ok ? ", llama3" : "") + std::string(yarn_ok ? " or yarn" : "") +
-                     " (lm does not run " + type + " scaling" + (type == "longrope" ? " from Hugging Face files yet" : "") +
-                     ")");
+                     std::string(longrope_ok ? " or longrope" : "") + " (lm does not run " + type + " scaling for this architecture)");
 }
 
 // Llama 3.1's rope_freqs.weight: per rotated pair, the divisor of its frequency, as the
@@ -337,9 +347,10 @@ HfModel HfModel::open(const std::string& dir) {
   if (!gpt2) b.u32(a + "attention.head_count_kv", Hkv);
 
   std::string scaling = "none";
+  std::vector<float> longrope[2];  // phi3 LongRoPE: long and short factors
   if (A == "llama" || A == "qwen2" || A == "phi3") {
     c.require_string("hidden_act", {"silu"});
-    scaling = rope_scaling(c, A == "llama", A == "llama" || A == "qwen2");
+    scaling = rope_scaling(c, A == "llama", A == "llama" || A == "qwen2", A == "phi3");
     if (scaling == "linear" || scaling == "yarn") {  // the keys and order of llama.cpp's converter
       const Json& r = c.json()["rope_scaling"];
       b.str(a + "rope.scaling.type", scaling);
@@ -377,9 +388,30 @@ HfModel HfModel::open(const std::string& dir) {
     const int64_t rope_dims = int64_t(pct * double(C)) / H;
     if (rope_dims < 2 || rope_dims % 2 != 0 || rope_dims > D)
       c.bad("partial_rotary_factor", "a share of the head size giving an even number of rotated dimensions");
-    if (auto orig = c.opt_integer("original_max_position_embeddings", 1, kMaxDim))
-      b.u32(a + "rope.scaling.original_context_length", *orig);
+    const auto orig = c.opt_integer("original_max_position_embeddings", 1, kMaxDim);
+    if (orig) b.u32(a + "rope.scaling.original_context_length", *orig);
     b.u32(a + "rope.dimension_count", rope_dims);
+    if (scaling == "longrope") {
+      // Phi-3.5 / 128k: per rotated pair, the long and short divisors of the frequencies as
+      // tensors, and the magnitude factor as the converter computes it.
+      if (!orig)
+        c.bad("original_max_position_embeddings", "an integer (LongRoPE's original context)");
+      const Json& r = c.json()["rope_scaling"];
+      for (const char* k : {"long_factor", "short_factor"}) {
+        std::vector<float> f;
+        for (const Json& x : r[k]) {
+          if (!x.is_number() || !(x.get<double>() > 0) || !std::isfinite(x.get<double>()))
+            unsupported(c, "key 'rope_scaling." + std::string(k) + "' holds " + x.dump() + ", expected positive numbers");
+          f.push_back(x.get<float>());
+        }
+        if (int64_t(f.size()) != rope_dims / 2)
+          unsupported(c, "key 'rope_scaling." + std::string(k) + "' has " + std::to_string(f.size()) +
+                             " values, expected " + std::to_string(rope_dims / 2) + " (one per rotated pair)");
+        longrope[k[0] == 'l' ? 0 : 1] = std::move(f);
+      }
+      const double scale = double(ctx) / double(*orig);
+      b.f32(a + "rope.scaling.attn_factor", scale > 1.0 ? std::sqrt(1 + std::log(scale) / std::log(double(*orig))) : 1.0);
+    }
     b.u32(a + "attention.sliding_window", c.opt_integer("sliding_window", 0, kMaxDim).value_or(0));
   } else if (A == "gemma2") {
     c.require_string("hidden_activation", {"gelu_pytorch_tanh"});
@@ -468,6 +500,10 @@ HfModel HfModel::open(const std::string& dir) {
     if (!gemma) b.add("output.weight", "lm_head.weight", {V, C}, Op::Copy, 0, false);
     else if (m.st_->find("lm_head.weight")) b.used.insert("lm_head.weight");
     if (scaling == "llama3") b.add_values("rope_freqs.weight", llama3_rope_freqs(c, float(theta), int(D)));
+    if (scaling == "longrope") {
+      b.add_values("rope_factors_long.weight", longrope[0]);
+      b.add_values("rope_factors_short.weight", longrope[1]);
+    }
     b.check_unused({".rotary_emb.inv_freq"});  // the converter skips these buffers
   }
   return m;

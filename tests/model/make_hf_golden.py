@@ -22,6 +22,9 @@ Models: C=32, 2 layers, 4 heads, vocabulary 377, 12 tokens.
   qwen2   Qwen2ForCausalLM: q, k, v biases, tied embeddings, BF16 weights in two shards
   qwen2-yarn  qwen2 in F32 with rope_scaling yarn (factor 4, original context 256: of the four
           frequencies one extrapolated, one half-way on the ramp, two interpolated), rope_theta 10000
+  phi3-longrope  phi3 with rope_scaling longrope (Phi-3.5's form: long and short factors, context
+          256 from an original 64; 12 tokens use the short factors, and cos and sin carry
+          sqrt(1 + ln 4 / ln 64))
   phi3    Phi3ForCausalLM: fused qkv_proj and gate_up_proj
   gpt2    GPT2LMHeadModel: Conv1D weights stored [in, out], learned positions, gelu_new, tied,
           names with "transformer."
@@ -259,6 +262,12 @@ def llama_like(w, cfg, V, tokens, kind):
         freqs = llama3_inv_freq(base, D, r)
     elif rope_type == "yarn":
         freqs, scale = yarn_inv_freq(base, D, r)
+    elif rope_type == "longrope":  # transformers' _compute_longrope_parameters; T is within the
+        orig = cfg["original_max_position_embeddings"]  # original context: the short factors
+        ext = torch.tensor(r["short_factor"] if T <= orig else r["long_factor"], dtype=torch.float64)
+        freqs = 1.0 / (ext * base ** (torch.arange(0, D, 2, dtype=torch.float64) / D))
+        factor = cfg["max_position_embeddings"] / orig
+        scale = math.sqrt(1 + math.log(factor) / math.log(orig)) if factor > 1 else 1.0
     emb = w.add("model.embed_tokens.weight", V, C, kind="embed")
     x = emb[tokens]
     for l in range(L):
@@ -380,6 +389,13 @@ def main():
                         "max_window_layers": 2, "max_position_embeddings": 1024,
                         "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 256}},
          "qwen2", torch.float32, 1),
+        ("phi3-longrope", {**common, "architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
+                           "num_key_value_heads": 2, "hidden_act": "silu", "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+                           "max_position_embeddings": 256, "original_max_position_embeddings": 64,
+                           "rope_scaling": {"type": "longrope", "long_factor": [1.0, 1.5, 4.0, 9.0],
+                                            "short_factor": [1.0, 1.2, 2.5, 3.0]},
+                           "sliding_window": 255, "tie_word_embeddings": False},
+         "phi3", torch.float32, 1),
     ]
     for i, (name, cfg, kind, dtype, shards) in enumerate(models):
         torch.manual_seed(1000 + i)

@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 H=$LM_TEST_DATA/hf
 text=$LM_TEST_DATA/arch/text.txt
 
-for m in llama llama3 mistral qwen2 qwen2-yarn phi3 gpt2 gemma2; do
+for m in llama llama3 mistral qwen2 qwen2-yarn phi3 phi3-longrope gpt2 gemma2; do
   expect_exit 0 "$m: import" -- lm-quantize -q -m "$H/$m" -o $m.gguf --type f32
   expect_exit 0 "$m: logits equal PyTorch's within 1e-4" -- "$LM_TEST_BIN/lm_test_hf_logits" $m.gguf "$H/$m" 1e-4
   expect_exit 0 "$m: lm-generate" -- lm-generate -q -m $m.gguf --greedy -n 8 -t 2 -p "The jury said"
@@ -64,6 +64,9 @@ expect_err "^lm-quantize: yarn/config.json: key 'rope_scaling.original_max_posit
 sed -i 's/"factor": 4.0}/"factor": 4.0, "original_max_position_embeddings": 32, "beta_fast": 16}/' yarn/config.json
 expect_exit 1 "YaRN with other betas" -- lm-quantize -m yarn -o bad.gguf --type f32
 expect_err "^lm-quantize: yarn/config.json: key 'rope_scaling.beta_fast' is 16: lm runs YaRN with beta_fast 32 only, as llama.cpp does$" "YaRN with other betas"
+cp -r "$H/phi3-longrope" factors && sed -i 's/"short_factor": \[/"short_factor": [2.0, /' factors/config.json
+expect_exit 1 "LongRoPE factors of the wrong count" -- lm-quantize -m factors -o bad.gguf --type f32
+expect_err "^lm-quantize: factors/config.json: key 'rope_scaling.short_factor' has 5 values, expected 4 \\(one per rotated pair\\)$" "LongRoPE factors of the wrong count"
 cp -r "$H/gpt2" gelu && sed -i 's/"gelu_new"/"relu"/' gelu/config.json
 expect_exit 1 "an unsupported activation" -- lm-quantize -m gelu -o bad.gguf --type f32
 expect_err "^lm-quantize: gelu/config.json: key 'activation_function' is \"relu\", expected gelu_new or gelu_pytorch_tanh$" "an unsupported activation"
