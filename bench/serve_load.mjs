@@ -60,7 +60,7 @@ async function client(c) {
       await one(entry);
     } catch (e) {
       failed++;
-      if (examples.length < 3) examples.push({ prompt: entry.prompt, error: String(e) });
+      if (examples.length < 3) examples.push({ prompt: entry.prompt, error: String(e) + (e.cause ? ": " + String(e.cause) : "") });
     }
   }
 }

@@ -112,7 +112,10 @@ class ConnStream : public httplib::Stream {
   bool wait(short events, Clock::time_point until) const {
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
-      if (left <= 0) return false;
+      if (left <= 0) {  // the deadline has come: one last look that does not wait
+        pollfd p{sock_, events, 0};
+        return ::poll(&p, 1, 0) > 0;
+      }
       pollfd p{sock_, events, 0};
       const int r = ::poll(&p, 1, int(std::min<long long>(left, 1000)));
       if (r > 0) return true;
@@ -250,6 +253,9 @@ class HttpServer : public httplib::Server {
         bool next = false;
         for (double waited = 0; !next && waited < lim_.keep_alive_s && !busy(); waited += 0.05)
           next = strm.wait_next(0.05);
+        // A request that arrived as the wait gave up is served (and the connection then closed)
+        // rather than dropped unanswered: the client sent it on a connection it was told stays open.
+        if (!next) next = strm.wait_next(0);
         if (!next) break;
       }
       strm.begin_request();
