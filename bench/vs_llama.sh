@@ -39,7 +39,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 seconds() { local t0 t1; t0=$(date +%s.%N); "$@" > "$tmp/out" 2> "$tmp/err"; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }'; }
-echo "$(date -u +%F), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $threads threads, $reps runs each; llama.cpp $("$llama/llama-bench" --version 2>&1 | head -n 1 || true)"
+echo "$(date -u +%F), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $threads threads, $reps runs each; llama.cpp $("$llama/llama-perplexity" --version 2>&1 | sed -n 's/^version: //p' | head -n 1 || true)"
 echo
 echo "| model | pp512 lm | llama.cpp | ratio | tg128 lm | llama.cpp | ratio | perplexity s lm | llama.cpp | ratio | perplexity lm / llama.cpp |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
