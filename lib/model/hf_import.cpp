@@ -357,12 +357,9 @@ HfModel HfModel::open(const std::string& dir) {
       b.f32(a + "rope.scaling.factor", r["factor"].get<double>());
       if (scaling == "yarn") {
         b.u32(a + "rope.scaling.original_context_length", uint32_t(r["original_max_position_embeddings"].get<int64_t>()));
-        if (r.contains("extrapolation_factor") && !r["extrapolation_factor"].is_null())
-          b.f32(a + "rope.scaling.yarn_ext_factor", r["extrapolation_factor"].get<double>());
-        if (r.contains("beta_fast") && !r["beta_fast"].is_null())
-          b.f32(a + "rope.scaling.yarn_beta_fast", r["beta_fast"].get<double>());
-        if (r.contains("beta_slow") && !r["beta_slow"].is_null())
-          b.f32(a + "rope.scaling.yarn_beta_slow", r["beta_slow"].get<double>());
+        for (auto [hf, key] : {std::pair<const char*, const char*>{"extrapolation_factor", "yarn_ext_factor"},
+                               {"beta_fast", "yarn_beta_fast"}, {"beta_slow", "yarn_beta_slow"}})
+          if (r.contains(hf) && !r[hf].is_null()) b.f32(a + "rope.scaling." + key, r[hf].get<double>());
       }
     }
   }

@@ -261,7 +261,7 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
   ao_opts.causal = A.causal;
   // Every chunk one row (decoding several sequences) and room in the scratch for each one's
   // attention rows: attention runs over the chunks in parallel.
-  const size_t chunk_scratch = size_t(cfg_.n_head) * size_t(cap_);
+  const size_t chunk_scratch = attention_cached_scratch(1, cap_, cfg_.n_head);
   const bool decode_chunks = n_chunks > 1 && n == n_chunks && size_t(n_chunks) * chunk_scratch <= b.scratch.size();
 
   embed_tokens(x, tokens, n);

@@ -71,7 +71,7 @@ class Sampler {
   bool sorted_ = false;
 };
 
-// log softmax(logits)[id], in double internally.
+// log softmax(logits)[id], with kernels::logsumexp (float, within 1e-5 of a double sum).
 float token_logprob(const float* logits, int V, int id);
 // The n most likely tokens with their log-probabilities, most likely first (ties by id).
 std::vector<TokenLogprob> top_logprobs(const float* logits, int V, int n);
