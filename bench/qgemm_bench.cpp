@@ -3,11 +3,13 @@
 // (384 columns) and medium (768) presets and their heads, on one thread and two. Prints the
 // multiply-adds per second (GMAC/s, median [min-max] of `reps` timed passes after a warm-up).
 // One core's VNNI peak for comparison: bench/dot_throughput_bench (int8 quads, GFLOP/s / 2).
-// Usage: qgemm_bench [reps] [small|medium|small-layer|small-head]   (without a name: small and medium)
+// Usage: qgemm_bench [reps] [small|medium|small-layer|small-head|all] [TYPE,...]
+//   (without a name, or with `all`: small and medium; types default to q8_0,q4_0; f32 runs sgemm)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -42,11 +44,26 @@ int main(int argc, char** argv) {
       {"small-layer", {{384, 384}, {384, 384}, {384, 384}, {384, 384}, {384, 1024}, {384, 1024}, {1024, 384}}},
       {"small-head", {{384, 8192}}},
   };
-  const std::string only = argc > 2 ? argv[2] : "";
+  const std::string only = argc > 2 && std::string(argv[2]) != "all" ? argv[2] : "";
+  std::vector<GgmlType> types;
+  for (std::string list = argc > 3 ? argv[3] : "q8_0,q4_0"; !list.empty();) {
+    const size_t comma = list.find(',');
+    const std::string name = list.substr(0, comma);
+    list = comma == std::string::npos ? "" : list.substr(comma + 1);
+    bool found = false;
+    for (int t = 0; t < 64 && !found; ++t) {
+      const lm::format::GgmlTypeInfo* info = lm::format::ggml_type_info(uint32_t(t));
+      if (info && name == info->name) types.push_back(GgmlType(t)), found = true;
+    }
+    if (!found) {
+      std::fprintf(stderr, "qgemm_bench: unknown type '%s'\n", name.c_str());
+      return 2;
+    }
+  }
   lm::Rng rng(1);
   for (const Model& m : models) {
     if (only.empty() ? std::string(m.name).find('-') != std::string::npos : only != m.name) continue;
-    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (GgmlType t : types) {
       std::vector<lm::LargeVector<uint8_t>> bufs;
       std::vector<QWeight> W;
       size_t macs_per_row = 0, max_c = 0, max_oc = 0;
@@ -55,8 +72,11 @@ int main(int argc, char** argv) {
         for (float& v : w) v = 0.02f * rng.normal();
         const size_t rb = lm::quant::row_size(t, size_t(s.C));
         std::vector<uint8_t> file(rb * size_t(s.OC));
-        for (int r = 0; r < s.OC; ++r)
-          lm::quant::quantize_row(t, w.data() + size_t(r) * s.C, file.data() + r * rb, size_t(s.C));
+        if (t == GgmlType::F32)
+          std::memcpy(file.data(), w.data(), file.size());
+        else
+          for (int r = 0; r < s.OC; ++r)
+            lm::quant::quantize_row(t, w.data() + size_t(r) * s.C, file.data() + r * rb, size_t(s.C));
         bufs.emplace_back(packed_size(t, s.OC, s.C));
         pack_weight(t, file.data(), s.OC, s.C, bufs.back().data());
         W.push_back({t, s.OC, s.C, bufs.back().data()});
@@ -64,7 +84,7 @@ int main(int argc, char** argv) {
         max_c = std::max(max_c, size_t(s.C));
         max_oc = std::max(max_oc, size_t(s.OC));
       }
-      for (int N : {8, 64, 512}) {
+      for (int N : {1, 4, 8, 16, 32, 64, 128, 256, 512}) {
         lm::LargeVector<float> x(size_t(N) * max_c), y(size_t(N) * max_oc);  // aligned as Session's buffers
         for (float& v : x) v = rng.normal();
         size_t scratch_bytes = 0;

@@ -11,7 +11,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
+
+#include <omp.h>
 
 #include "base/error.hpp"
 #include "kernels/blas.hpp"
@@ -32,6 +35,19 @@ constexpr int kGroup = 4;           // blocks per group
 constexpr int kRowBlock = 64;       // weight rows per parallel task
 constexpr int kPanel = 256;         // weight rows dequantized per sgemm call (panel path)
 constexpr size_t kParallelMin = 16384;
+// Activation rows up to which the types with quant::vec_dot take it (dot products per weight row
+// and activation row) rather than dequantized panels into sgemm: dot_max_rows(). From
+// bench/qgemm_bench at 2 threads on the small and medium presets' matrices, GMAC/s dot / panel:
+//   q4_K (quant::vec_dot_tile, 4 activation rows per read of a weight row): N = 32: 158 / 52
+//        (medium), N = 128: 155 / 140 (small), 164 / 142 (medium), N = 256: 151 / 160 (small),
+//        163 / 179 (medium);
+//   q6_K (the same): N = 256: 156 / 138 (small), 170 / 145 (medium), N = 512: 154 / 155
+//        (small), 175 / 166 (medium): no limit;
+//   the others (one pair at a time): N = 8 and 16 gained for every type, none lost at 32; q5_K
+//        N = 32: 52 / 49, N = 64: 52 / 95.
+constexpr int kDotMaxRows = 32, kDotMaxRowsQ4K = 128, kDotMaxRowsQ6K = std::numeric_limits<int>::max();
+// The largest limit of a type that also takes panels: panel scratch covers its shorter batches.
+constexpr int kDotMaxRowsPanelTypes = 128;
 
 size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 
@@ -434,29 +450,61 @@ void packed_block(float* y, const QWeight& W, const ActRows& a, int N, int o0, i
 // Bytes of one activation row for weights of type t.
 size_t act_row(GgmlType t, int C) { return quant::activation_row_size(t, size_t(C)); }
 
+// Activation rows in groups of 4, the block's weight rows inside (one quant::vec_dot_tile call,
+// which reads a q4_K / q6_K weight row once per group); the weight rows stay in cache from one
+// group to the next. One row (decoding) calls vec_dot per weight row: the tile's bookkeeping
+// cost a q4_K 768-column product 10% there.
 void dot_block(float* y, const QWeight& W, const uint8_t* act, int N, int o0, int o1, float beta) {
   const size_t rb = quant::row_size(W.type, size_t(W.cols)), ab = act_row(W.type, W.cols);
   const auto* base = static_cast<const uint8_t*>(W.data);
-  for (int o = o0; o < o1; ++o)
-    for (int n = 0; n < N; ++n) {
-      store(y[size_t(n) * W.rows + o],
-            quant::vec_dot(W.type, base + size_t(o) * rb, act + size_t(n) * ab, size_t(W.cols)), beta);
-    }
+  if (N == 1) {
+    for (int o = o0; o < o1; ++o) store(y[o], quant::vec_dot(W.type, base + size_t(o) * rb, act, size_t(W.cols)), beta);
+    return;
+  }
+  LM_ASSERT(o1 - o0 <= kRowBlock);
+  float out[kRowBlock * 4];
+  for (int n0 = 0; n0 < N; n0 += 4) {
+    const int G = std::min(4, N - n0);
+    quant::vec_dot_tile(W.type, base + size_t(o0) * rb, rb, o1 - o0, act + size_t(n0) * ab, ab, G, size_t(W.cols), out);
+    for (int o = o0; o < o1; ++o)
+      for (int g = 0; g < G; ++g) store(y[size_t(n0 + g) * W.rows + o], out[size_t(o - o0) * G + g], beta);
+  }
 }
 
 // ---- everything else: dequantized panels of rows into sgemm ----
 
 void panel_forward(float* y, const float* x, const QWeight& W, int N, float beta, float* panel) {
   const int C = W.cols, OC = W.rows;
-  for (int p0 = 0; p0 < OC; p0 += kPanel) {
-    const int P = std::min(kPanel, OC - p0);
-#pragma omp parallel for schedule(static) if (size_t(P) * C >= kParallelMin)
-    for (int r = 0; r < P; ++r) dequantize_weight_row(W, p0 + r, panel + size_t(r) * C);
-    sgemm(false, true, N, P, C, 1.0f, x, C, panel, C, beta, y + p0, OC);
+  // The scratch holds kPanel rows (fewer for a smaller W), shared out among the threads: each
+  // dequantizes its own panels and multiplies them in a single-threaded sgemm (OpenBLAS runs one
+  // thread inside a parallel region).
+  // The task count is a multiple of the team's size, so no thread waits for another's last panel
+  // (384 rows on 2 threads: 4 panels of 96, not 128, 128, 128).
+  const int cap = std::min(kPanel, OC), threads = std::max(1, omp_get_max_threads());
+  int P = cap / threads;
+  if (P < 16) P = std::min(cap, 16);
+  const int team = std::min({threads, cap / P, (OC + P - 1) / P});
+  int tasks = (OC + P - 1) / P;
+  tasks = (tasks + team - 1) / team * team;
+  P = (OC + tasks - 1) / tasks;
+  tasks = (OC + P - 1) / P;
+  const bool parallel = team > 1 && double(N) * OC * C >= 64.0 * kParallelMin;
+#pragma omp parallel num_threads(team) if (parallel)
+  {
+    float* mine = panel + size_t(omp_get_thread_num()) * P * C;
+#pragma omp for schedule(dynamic, 1)
+    for (int t = 0; t < tasks; ++t) {
+      const int p0 = t * P, rows = std::min(P, OC - p0);
+      for (int r = 0; r < rows; ++r) dequantize_weight_row(W, p0 + r, mine + size_t(r) * C);
+      sgemm(false, true, N, rows, C, 1.0f, x, C, mine, C, beta, y + p0, OC);
+    }
   }
 }
 
-bool use_kdot(const QWeight& W, int N) { return has_dot(W.type) && N <= kGemvMaxRows; }
+int dot_max_rows(GgmlType t) {
+  return t == GgmlType::Q4_K ? kDotMaxRowsQ4K : t == GgmlType::Q6_K ? kDotMaxRowsQ6K : kDotMaxRows;
+}
+bool use_kdot(const QWeight& W, int N) { return has_dot(W.type) && N <= dot_max_rows(W.type); }
 
 }  // namespace
 
@@ -519,7 +567,9 @@ size_t qmatmul_scratch(const QWeight& W, int N) {
   if (W.type == GgmlType::F32) return 0;
   if (is_packed(W.type)) return act_stride(W.cols) * size_t(N);
   if (use_kdot(W, N)) return align64(act_row(W.type, W.cols) * size_t(N));
-  return size_t(std::min(kPanel, W.rows)) * size_t(W.cols) * sizeof(float);
+  // At least what any shorter batch takes, so sizing for the longest batch covers them all.
+  return std::max(size_t(std::min(kPanel, W.rows)) * size_t(W.cols) * sizeof(float),
+                  align64(act_row(W.type, W.cols) * size_t(kDotMaxRowsPanelTypes)));
 }
 
 // Quantizes x for W's type (when W needs it) into scratch.
@@ -596,7 +646,10 @@ void qmatmul_forward_shared(const float* x, int N, const QLinearOut* outs, int n
     matmul_forward_shared(x, N, outs[0].W->cols, lo, n_outs);
     return;
   }
-  if (!shared || !(is_packed(t) || use_kdot(*outs[0].W, N))) {
+  // Every weight must take the path it takes alone, so the results equal qmatmul_forward's.
+  bool kdot = true;
+  for (int i = 0; i < n_outs; ++i) kdot = kdot && use_kdot(*outs[i].W, N);
+  if (!shared || !(is_packed(t) || kdot)) {
     for (int i = 0; i < n_outs; ++i) qmatmul_forward(outs[i].y, x, *outs[i].W, N, 0.0f, scratch);
     return;
   }

@@ -425,39 +425,54 @@ LM_TARGET_AVX512 inline __m512i load_twice(const uint8_t* p) {
   return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-LM_TARGET_AVX512 float dot_q4_K_avx512(const BlockQ4_K* xs, const BlockQ8_K* ys, size_t nb) {
+// One weight row against R activation rows (row r at y + r * y_stride): the weights' nibbles,
+// scales and mins are unpacked once per block for all R rows, and each row's sums take the same
+// steps as with R = 1, so every result equals the single-row product to the bit.
+template <int R>
+LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q4_K_avx512(const BlockQ4_K* xs, const uint8_t* y, size_t y_stride, size_t nb, float* out) {
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   // Shift counts for 16-bit lanes: 0 in the low 256 bits, 4 in the high.
   const __m512i nibble_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
   const __m512i pick[4] = {q4_scale_pick(0), q4_scale_pick(1), q4_scale_pick(2), q4_scale_pick(3)};
   const __m256i pick_min = q4_min_pick();
-  __m512 acc = _mm512_setzero_ps();
-  __m256 acc_m = _mm256_setzero_ps();
+  __m512 acc[R];
+  __m256 acc_m[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), acc_m[r] = _mm256_setzero_ps();
   for (size_t blk = 0; blk < nb; ++blk) {
     const BlockQ4_K& x = xs[blk];
-    const BlockQ8_K& y = ys[blk];
     const __m512i sm = _mm512_broadcast_i32x4(unpack_q4_scales_sse(x.scales));
-    __m512i sum = _mm512_setzero_si512();
+    __m512i q[4], sc[4];
     for (int c = 0; c < 4; ++c) {
       // 32 bytes hold values 64c..64c+31 in their low nibbles and 64c+32..64c+63 in their high:
       // the same bytes in both halves, shifted by 0 and 4, give the 64 values in y's order.
-      const __m512i q = _mm512_and_si512(_mm512_srlv_epi16(load_twice(x.qs + 32 * c), nibble_shift), low4);
-      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(y.qs + 64 * c));
-      // Each dpbusd lane sums 4 products (|.| <= 7680), so vpdpwssd's low 16 bits hold it whole
-      // and multiply it by the zero-extended scale exactly.
-      sum = _mm512_dpwssd_epi32(sum, p, _mm512_shuffle_epi8(sm, pick[c]));
+      q[c] = _mm512_and_si512(_mm512_srlv_epi16(load_twice(x.qs + 32 * c), nibble_shift), low4);
+      sc[c] = _mm512_shuffle_epi8(sm, pick[c]);
     }
-    const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)),
-                                           _mm256_shuffle_epi8(_mm512_castsi512_si256(sm), pick_min));
-    const __m128 dd = q4_scales_f32(x, y.d);
-    acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sum), acc);
-    acc_m = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(mins), acc_m);
+    const __m256i mins_pick = _mm256_shuffle_epi8(_mm512_castsi512_si256(sm), pick_min);
+    const __m128 xd = _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(x.d) | uint32_t(x.dmin) << 16)));
+    for (int r = 0; r < R; ++r) {
+      const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
+      __m512i sum = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[c], _mm512_loadu_si512(yb.qs + 64 * c));
+        // Each dpbusd lane sums 4 products (|.| <= 7680), so vpdpwssd's low 16 bits hold it
+        // whole and multiply it by the zero-extended scale exactly.
+        sum = _mm512_dpwssd_epi32(sum, p, sc[c]);
+      }
+      const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums)), mins_pick);
+      const __m128 dd = _mm_mul_ps(xd, _mm_set1_ps(yb.d));  // x's d and dmin times y's d
+      acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sum), acc[r]);
+      acc_m[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(mins), acc_m[r]);
+    }
   }
-  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
-  return hsum8(_mm256_sub_ps(_mm256_add_ps(_mm512_castps512_ps256(acc), hi), acc_m));
+  for (int r = 0; r < R; ++r) {
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1));
+    out[r] = hsum8(_mm256_sub_ps(_mm256_add_ps(_mm512_castps512_ps256(acc[r]), hi), acc_m[r]));
+  }
 }
 
-LM_TARGET_AVX512 float dot_q6_K_avx512(const BlockQ6_K* xs, const BlockQ8_K* ys, size_t nb) {
+template <int R>
+LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q6_K_avx512(const BlockQ6_K* xs, const uint8_t* y, size_t y_stride, size_t nb, float* out) {
   const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
   // Per-half shift counts for 16-bit lanes: qh's pair 0 / 1 to bits 4-5 (left 4 / 2), and pair
   // 2 / 3 to bits 4-5 (right 0 / 2).
@@ -469,14 +484,14 @@ LM_TARGET_AVX512 float dot_q6_K_avx512(const BlockQ6_K* xs, const BlockQ8_K* ys,
       _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
       _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
       _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
-  __m512 acc = _mm512_setzero_ps();
-  __m256 acc_off = _mm256_setzero_ps();
+  __m512 acc[R];
+  __m256 acc_off[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), acc_off[r] = _mm256_setzero_ps();
   for (size_t blk = 0; blk < nb; ++blk) {
     const BlockQ6_K& x = xs[blk];
-    const BlockQ8_K& y = ys[blk];
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales)));
     const __m512i sc32 = _mm512_cvtepu16_epi32(sc16);  // int16 scale in each lane's low half, 0 above
-    __m512i sum = _mm512_setzero_si512();
+    __m512i q[4], sc[4];
     for (int c = 0; c < 2; ++c) {
       // The low nibbles of ql's 64 bytes are the chunk's values 0..63 in order, the high
       // nibbles values 64..127; their top bits are qh's pairs 0, 1 (bytes 0..31, 32..63 of the
@@ -486,22 +501,66 @@ LM_TARGET_AVX512 float dot_q6_K_avx512(const BlockQ6_K* xs, const BlockQ8_K* ys,
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.ql + 64 * c + 32)), 1);
       const __m512i qh = load_twice(x.qh + 32 * c);
       // 0xea: (a & b) | c
-      const __m512i q_lo = _mm512_ternarylogic_epi32(ql, low4, _mm512_and_si512(_mm512_sllv_epi16(qh, shl), bits45), 0xea);
-      const __m512i q_hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), low4, _mm512_and_si512(_mm512_srlv_epi16(qh, shr), bits45), 0xea);
-      // dpbusd lanes: 4 products of q (0..63) and y, |.| <= 32256: whole in vpdpwssd's low half.
-      const __m512i p_lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q_lo, _mm512_loadu_si512(y.qs + 128 * c));
-      const __m512i p_hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q_hi, _mm512_loadu_si512(y.qs + 128 * c + 64));
-      sum = _mm512_dpwssd_epi32(sum, p_lo, _mm512_permutexvar_epi32(pick[2 * c], sc32));
-      sum = _mm512_dpwssd_epi32(sum, p_hi, _mm512_permutexvar_epi32(pick[2 * c + 1], sc32));
+      q[2 * c] = _mm512_ternarylogic_epi32(ql, low4, _mm512_and_si512(_mm512_sllv_epi16(qh, shl), bits45), 0xea);
+      q[2 * c + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), low4, _mm512_and_si512(_mm512_srlv_epi16(qh, shr), bits45), 0xea);
+      sc[2 * c] = _mm512_permutexvar_epi32(pick[2 * c], sc32);
+      sc[2 * c + 1] = _mm512_permutexvar_epi32(pick[2 * c + 1], sc32);
     }
-    const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums)), sc16);
-    const float d = y.d * _cvtsh_ss(x.d);
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sum), acc);
-    acc_off = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(off), acc_off);
+    const float xd = _cvtsh_ss(x.d);
+    for (int r = 0; r < R; ++r) {
+      const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
+      __m512i sum = _mm512_setzero_si512();
+      for (int k = 0; k < 4; ++k) {
+        // dpbusd lanes: 4 products of q (0..63) and y, |.| <= 32256: whole in vpdpwssd's low half.
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[k], _mm512_loadu_si512(yb.qs + 64 * k));
+        sum = _mm512_dpwssd_epi32(sum, p, sc[k]);
+      }
+      const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums)), sc16);
+      const float d = yb.d * xd;
+      acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sum), acc[r]);
+      acc_off[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(off), acc_off[r]);
+    }
   }
-  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
-  return hsum8(_mm256_fnmadd_ps(_mm256_set1_ps(32.0f), acc_off, _mm256_add_ps(_mm512_castps512_ps256(acc), hi)));
+  for (int r = 0; r < R; ++r) {
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1));
+    out[r] = hsum8(_mm256_fnmadd_ps(_mm256_set1_ps(32.0f), acc_off[r], _mm256_add_ps(_mm512_castps512_ps256(acc[r]), hi)));
+  }
 }
+
+// nx weight rows (row i at x + i * x_stride bytes) against ny activation rows, in runs of 4
+// activation rows, then the remainder: out[i * ny + j]. One function per type, so the kernels'
+// constants are set up once per call rather than once per weight row.
+#define LM_DOT_TILE(NAME, BLOCK, KERNEL)                                                                           \
+  LM_TARGET_AVX512 void NAME(const uint8_t* x, size_t x_stride, int nx, const uint8_t* y, size_t y_stride, int ny, \
+                             size_t nb, float* out) {                                                              \
+    for (int i = 0; i < nx; ++i) {                                                                                 \
+      const auto* xs = reinterpret_cast<const BLOCK*>(x + size_t(i) * x_stride);                                   \
+      float* o = out + size_t(i) * ny;                                                                             \
+      int j = 0;                                                                                                   \
+      for (; j + 4 <= ny; j += 4) KERNEL<4>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
+      switch (ny - j) {                                                                                            \
+        case 3: KERNEL<3>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
+        case 2: KERNEL<2>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
+        case 1: KERNEL<1>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
+        default: break;                                                                                            \
+      }                                                                                                            \
+    }                                                                                                              \
+  }
+// One weight row, one activation row: vec_dot.
+LM_TARGET_AVX512 float dot_q4_K_avx512_1(const BlockQ4_K* x, const BlockQ8_K* y, size_t nb) {
+  float out;
+  dot_q4_K_avx512<1>(x, reinterpret_cast<const uint8_t*>(y), 0, nb, &out);
+  return out;
+}
+LM_TARGET_AVX512 float dot_q6_K_avx512_1(const BlockQ6_K* x, const BlockQ8_K* y, size_t nb) {
+  float out;
+  dot_q6_K_avx512<1>(x, reinterpret_cast<const uint8_t*>(y), 0, nb, &out);
+  return out;
+}
+
+LM_DOT_TILE(dot_tile_q4_K_avx512, BlockQ4_K, dot_q4_K_avx512)
+LM_DOT_TILE(dot_tile_q6_K_avx512, BlockQ6_K, dot_q6_K_avx512)
+#undef LM_DOT_TILE
 
 DotPath best_dot_path() {
   __builtin_cpu_init();
@@ -529,7 +588,7 @@ float vec_dot_q4_K_q8_K(const void* x, const void* y, size_t n) {
   const auto* xs = static_cast<const BlockQ4_K*>(x);
   const auto* ys = static_cast<const BlockQ8_K*>(y);
   switch (current_dot_path()) {
-    case DotPath::Avx512Vnni: return dot_q4_K_avx512(xs, ys, n / kSuperBlock);
+    case DotPath::Avx512Vnni: return dot_q4_K_avx512_1(xs, ys, n / kSuperBlock);
     case DotPath::Avx2: return dot_q4_K_avx2(xs, ys, n / kSuperBlock);
     case DotPath::Portable: break;
   }
@@ -540,11 +599,31 @@ float vec_dot_q6_K_q8_K(const void* x, const void* y, size_t n) {
   const auto* xs = static_cast<const BlockQ6_K*>(x);
   const auto* ys = static_cast<const BlockQ8_K*>(y);
   switch (current_dot_path()) {
-    case DotPath::Avx512Vnni: return dot_q6_K_avx512(xs, ys, n / kSuperBlock);
+    case DotPath::Avx512Vnni: return dot_q6_K_avx512_1(xs, ys, n / kSuperBlock);
     case DotPath::Avx2: return dot_q6_K_avx2(xs, ys, n / kSuperBlock);
     case DotPath::Portable: break;
   }
   return vec_dot_q6_K_q8_K_ref(x, y, n);
+}
+
+void vec_dot_q4_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
+                            float* out) {
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const auto* yb = static_cast<const uint8_t*>(y);
+  if (current_dot_path() == DotPath::Avx512Vnni) return dot_tile_q4_K_avx512(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
+  for (int i = 0; i < nx; ++i)
+    for (int j = 0; j < ny; ++j)
+      out[size_t(i) * ny + j] = vec_dot_q4_K_q8_K(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
+}
+
+void vec_dot_q6_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
+                            float* out) {
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const auto* yb = static_cast<const uint8_t*>(y);
+  if (current_dot_path() == DotPath::Avx512Vnni) return dot_tile_q6_K_avx512(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
+  for (int i = 0; i < nx; ++i)
+    for (int j = 0; j < ny; ++j)
+      out[size_t(i) * ny + j] = vec_dot_q6_K_q8_K(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
 }
 
 }  // namespace lm::quant

@@ -253,6 +253,16 @@ float vec_dot(GgmlType t, const void* x, const void* y, size_t n) {
   }
 }
 
+void vec_dot_tile(GgmlType t, const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
+                  float* out) {
+  if (t == GgmlType::Q4_K) return vec_dot_q4_K_q8_K_tile(x, x_stride, nx, y, y_stride, ny, n, out);
+  if (t == GgmlType::Q6_K) return vec_dot_q6_K_q8_K_tile(x, x_stride, nx, y, y_stride, ny, n, out);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const auto* yb = static_cast<const uint8_t*>(y);
+  for (int i = 0; i < nx; ++i)
+    for (int j = 0; j < ny; ++j) out[size_t(i) * ny + j] = vec_dot(t, xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
+}
+
 float vec_dot_ref(GgmlType t, const void* x, const void* y, size_t n) {
   switch (t) {
     case GgmlType::Q4_1: return vec_dot_q4_1_q8_0_ref(x, y, n);

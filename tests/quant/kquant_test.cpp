@@ -404,3 +404,45 @@ TEST_CASE("vec_dot: zero rows give exactly zero on every path") {
     }
   }
 }
+
+// vec_dot_tile reads a weight row once for several activation rows (AVX-512 VNNI: 4 at a time
+// for q4_K and q6_K); each product must still equal vec_dot's to the bit, so a batch of
+// sequences decodes as each would alone. The rows sit further apart than their size, and the
+// slot after the last output must stay untouched.
+TEST_CASE("vec_dot_tile: every product equals vec_dot's to the bit, on every path") {
+  PathGuard guard;
+  lm::Rng rng(7);
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K}) {
+    const size_t n = 3 * kSuperBlock;
+    const int nx = 3;
+    const size_t x_stride = row_size(t, n) + 8;
+    std::vector<uint8_t> x(x_stride * nx);
+    for (int i = 0; i < nx; ++i) {
+      const std::vector<float> w = make_row(i == 1 ? Kind::Magnitudes : Kind::Normal, n, rng);
+      quantize_row(t, w.data(), x.data() + size_t(i) * x_stride, n);
+    }
+    const size_t stride = activation_row_size(t, n) + 16;
+    for (int ny : {1, 2, 3, 4, 5, 7, 8, 9}) {
+      std::vector<uint8_t> y(stride * size_t(ny));
+      for (int j = 0; j < ny; ++j) {
+        const std::vector<float> v = make_row(j % 3 == 1 ? Kind::Outlier : Kind::Normal, n, rng);
+        quantize_activations(t, v.data(), y.data() + size_t(j) * stride, n);
+      }
+      for (DotPath p : kPaths) {
+        limit_dot_path(p);
+        if (dot_path() != p) continue;
+        CAPTURE(std::string(lm::format::ggml_type_info(t).name));
+        CAPTURE(std::string(path_name(p)));
+        CAPTURE(ny);
+        std::vector<float> out(size_t(nx * ny) + 1, -7.0f);
+        vec_dot_tile(t, x.data(), x_stride, nx, y.data(), stride, ny, n, out.data());
+        for (int i = 0; i < nx; ++i)
+          for (int j = 0; j < ny; ++j) {
+            const float one = vec_dot(t, x.data() + size_t(i) * x_stride, y.data() + size_t(j) * stride, n);
+            CHECK(std::memcmp(&out[size_t(i * ny + j)], &one, sizeof(float)) == 0);
+          }
+        CHECK(out[size_t(nx * ny)] == -7.0f);
+      }
+    }
+  }
+}
