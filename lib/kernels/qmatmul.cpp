@@ -36,16 +36,15 @@ constexpr int kRowBlock = 64;       // weight rows per parallel task
 constexpr int kPanel = 256;         // weight rows dequantized per sgemm call (panel path)
 constexpr size_t kParallelMin = 16384;
 // Activation rows up to which the types with quant::vec_dot take it (dot products per weight row
-// and activation row) rather than dequantized panels into sgemm: dot_max_rows(). From
-// bench/qgemm_bench at 2 threads on the small and medium presets' matrices, GMAC/s dot / panel:
-//   q4_K (quant::vec_dot_tile, 4 activation rows per read of a weight row): N = 32: 158 / 52
-//        (medium), N = 128: 155 / 140 (small), 164 / 142 (medium), N = 256: 151 / 160 (small),
-//        163 / 179 (medium);
-//   q6_K (the same): N = 256: 156 / 138 (small), 170 / 145 (medium), N = 512: 154 / 155
-//        (small), 175 / 166 (medium): no limit;
-//   the others (one pair at a time): N = 8 and 16 gained for every type, none lost at 32; q5_K
-//        N = 32: 52 / 49, N = 64: 52 / 95.
-constexpr int kDotMaxRows = 32, kDotMaxRowsQ4K = 128, kDotMaxRowsQ6K = std::numeric_limits<int>::max();
+// and activation row) rather than dequantized panels into sgemm: dot_max_rows().
+//   q4_K, q6_K: always. quant::vec_dot_tile reads a weight row once for 8 activation rows, and
+//        bench/qgemm_bench on the medium preset's matrices at 2 threads gives 190-200 GMAC/s
+//        from N = 8 to 512 for both (panels: 169-188 for q4_K and 154-166 for q6_K at N = 512,
+//        15 and 7 at N = 8). Every batch then takes the same kernel, so a batch of sequences
+//        gets the logits each would get alone, and a prompt the same as in pieces.
+//   the others (one pair at a time, about 52 GMAC/s for q5_K): up to 32 rows. N = 8 and 16
+//        gained for every type and none lost at 32; q5_K N = 32: 52 / 49, N = 64: 52 / 95.
+constexpr int kDotMaxRows = 32, kDotMaxRowsQ4K = std::numeric_limits<int>::max(), kDotMaxRowsQ6K = kDotMaxRowsQ4K;
 // The largest limit of a type that also takes panels: panel scratch covers its shorter batches.
 constexpr int kDotMaxRowsPanelTypes = 128;
 
@@ -450,7 +449,7 @@ void packed_block(float* y, const QWeight& W, const ActRows& a, int N, int o0, i
 // Bytes of one activation row for weights of type t.
 size_t act_row(GgmlType t, int C) { return quant::activation_row_size(t, size_t(C)); }
 
-// Activation rows in groups of 4, the block's weight rows inside (one quant::vec_dot_tile call,
+// Activation rows in groups of 8, the block's weight rows inside (one quant::vec_dot_tile call,
 // which reads a q4_K / q6_K weight row once per group); the weight rows stay in cache from one
 // group to the next. One row (decoding) calls vec_dot per weight row: the tile's bookkeeping
 // cost a q4_K 768-column product 10% there.
@@ -462,9 +461,9 @@ void dot_block(float* y, const QWeight& W, const uint8_t* act, int N, int o0, in
     return;
   }
   LM_ASSERT(o1 - o0 <= kRowBlock);
-  float out[kRowBlock * 4];
-  for (int n0 = 0; n0 < N; n0 += 4) {
-    const int G = std::min(4, N - n0);
+  float out[kRowBlock * 8];
+  for (int n0 = 0; n0 < N; n0 += 8) {
+    const int G = std::min(8, N - n0);
     quant::vec_dot_tile(W.type, base + size_t(o0) * rb, rb, o1 - o0, act + size_t(n0) * ab, ab, G, size_t(W.cols), out);
     for (int o = o0; o < o1; ++o)
       for (int g = 0; g < G; ++g) store(y[size_t(n0 + g) * W.rows + o], out[size_t(o - o0) * G + g], beta);

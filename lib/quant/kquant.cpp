@@ -414,11 +414,18 @@ LM_TARGET_AVX512 inline __m256i q4_min_pick() {
                           12, -128, 12, -128, 13, -128, 13, -128, 14, -128, 14, -128, 15, -128, 15, -128);
 }
 
-// Byte shuffle of 8 scales (repeated in every 128-bit lane) that gives int32 lanes 0..7 scale
-// 2k and lanes 8..15 scale 2k + 1, zero-extended (0x80 selects a zero byte).
-LM_TARGET_AVX512 inline __m512i q4_scale_pick(int k) {
-  const int a = int(0x80808000u) | (2 * k), b = int(0x80808000u) | (2 * k + 1);
-  return _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+// Byte shuffle of 8 scales (repeated in every 128-bit lane) for chunks c = 2h and 2h + 1 after
+// vpackssdw of their dpbusd sums: 128-bit lane k holds int16 sums 0..3 from chunk 2h's int32
+// lanes 4k..4k+3 (sub-block 4h + k / 2) and 4..7 from chunk 2h + 1's (sub-block 4h + 2 + k / 2);
+// each int16 gets its sub-block's scale, zero-extended (0x80 selects a zero byte).
+LM_TARGET_AVX512 inline __m512i q4_pair_pick(int h) {
+  alignas(64) int8_t b[64];
+  for (int k = 0; k < 4; ++k)
+    for (int e = 0; e < 8; ++e) {
+      b[16 * k + 2 * e] = int8_t(4 * h + (e >= 4 ? 2 : 0) + k / 2);
+      b[16 * k + 2 * e + 1] = int8_t(0x80);
+    }
+  return _mm512_load_si512(b);
 }
 
 LM_TARGET_AVX512 inline __m512i load_twice(const uint8_t* p) {
@@ -433,7 +440,7 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q4_K_avx512(cons
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   // Shift counts for 16-bit lanes: 0 in the low 256 bits, 4 in the high.
   const __m512i nibble_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
-  const __m512i pick[4] = {q4_scale_pick(0), q4_scale_pick(1), q4_scale_pick(2), q4_scale_pick(3)};
+  const __m512i pick[2] = {q4_pair_pick(0), q4_pair_pick(1)};
   const __m256i pick_min = q4_min_pick();
   __m512 acc[R];
   __m256 acc_m[R];
@@ -441,23 +448,24 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q4_K_avx512(cons
   for (size_t blk = 0; blk < nb; ++blk) {
     const BlockQ4_K& x = xs[blk];
     const __m512i sm = _mm512_broadcast_i32x4(unpack_q4_scales_sse(x.scales));
-    __m512i q[4], sc[4];
+    __m512i q[4];
     for (int c = 0; c < 4; ++c) {
       // 32 bytes hold values 64c..64c+31 in their low nibbles and 64c+32..64c+63 in their high:
       // the same bytes in both halves, shifted by 0 and 4, give the 64 values in y's order.
       q[c] = _mm512_and_si512(_mm512_srlv_epi16(load_twice(x.qs + 32 * c), nibble_shift), low4);
-      sc[c] = _mm512_shuffle_epi8(sm, pick[c]);
     }
+    const __m512i sc[2] = {_mm512_shuffle_epi8(sm, pick[0]), _mm512_shuffle_epi8(sm, pick[1])};
     const __m256i mins_pick = _mm256_shuffle_epi8(_mm512_castsi512_si256(sm), pick_min);
     const __m128 xd = _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(x.d) | uint32_t(x.dmin) << 16)));
     for (int r = 0; r < R; ++r) {
       const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
       __m512i sum = _mm512_setzero_si512();
-      for (int c = 0; c < 4; ++c) {
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[c], _mm512_loadu_si512(yb.qs + 64 * c));
-        // Each dpbusd lane sums 4 products (|.| <= 7680), so vpdpwssd's low 16 bits hold it
-        // whole and multiply it by the zero-extended scale exactly.
-        sum = _mm512_dpwssd_epi32(sum, p, sc[c]);
+      for (int h = 0; h < 2; ++h) {
+        // Each dpbusd lane sums 4 products (|.| <= 15 * 128 * 4 = 7680): two chunks' sums pack
+        // into int16 without saturating, and one vpdpwssd multiplies both by their scales.
+        const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h], _mm512_loadu_si512(yb.qs + 128 * h));
+        const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h + 1], _mm512_loadu_si512(yb.qs + 128 * h + 64));
+        sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(p0, p1), sc[h]);
       }
       const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums)), mins_pick);
       const __m128 dd = _mm_mul_ps(xd, _mm_set1_ps(yb.d));  // x's d and dmin times y's d
@@ -478,20 +486,23 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q6_K_avx512(cons
   // 2 / 3 to bits 4-5 (right 0 / 2).
   const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
   const __m512i shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-  // Lane i of the vector for values 64k..64k+63 of a block takes scale 4k + i / 4.
-  const __m512i pick[4] = {
-      _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-      _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
-      _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
-      _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
+  // vpackssdw of chunks 2h and 2h + 1's dpbusd sums leaves in 128-bit lane j int16 sums 0..3
+  // from chunk 2h (sub-block 8h + j) and 4..7 from chunk 2h + 1 (sub-block 8h + 4 + j): the int16
+  // scales for them, picked from the block's 16 by vpermw.
+  alignas(64) int16_t idx[2][32];
+  for (int h = 0; h < 2; ++h)
+    for (int j = 0; j < 4; ++j)
+      for (int e = 0; e < 8; ++e) idx[h][8 * j + e] = int16_t(4 * (2 * h + (e >= 4)) + j);
+  const __m512i pick[2] = {_mm512_load_si512(idx[0]), _mm512_load_si512(idx[1])};
   __m512 acc[R];
   __m256 acc_off[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), acc_off[r] = _mm256_setzero_ps();
   for (size_t blk = 0; blk < nb; ++blk) {
     const BlockQ6_K& x = xs[blk];
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales)));
-    const __m512i sc32 = _mm512_cvtepu16_epi32(sc16);  // int16 scale in each lane's low half, 0 above
-    __m512i q[4], sc[4];
+    const __m512i sc[2] = {_mm512_permutexvar_epi16(pick[0], _mm512_castsi256_si512(sc16)),
+                           _mm512_permutexvar_epi16(pick[1], _mm512_castsi256_si512(sc16))};
+    __m512i q[4];
     for (int c = 0; c < 2; ++c) {
       // The low nibbles of ql's 64 bytes are the chunk's values 0..63 in order, the high
       // nibbles values 64..127; their top bits are qh's pairs 0, 1 (bytes 0..31, 32..63 of the
@@ -503,17 +514,17 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q6_K_avx512(cons
       // 0xea: (a & b) | c
       q[2 * c] = _mm512_ternarylogic_epi32(ql, low4, _mm512_and_si512(_mm512_sllv_epi16(qh, shl), bits45), 0xea);
       q[2 * c + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), low4, _mm512_and_si512(_mm512_srlv_epi16(qh, shr), bits45), 0xea);
-      sc[2 * c] = _mm512_permutexvar_epi32(pick[2 * c], sc32);
-      sc[2 * c + 1] = _mm512_permutexvar_epi32(pick[2 * c + 1], sc32);
     }
     const float xd = _cvtsh_ss(x.d);
     for (int r = 0; r < R; ++r) {
       const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
       __m512i sum = _mm512_setzero_si512();
-      for (int k = 0; k < 4; ++k) {
-        // dpbusd lanes: 4 products of q (0..63) and y, |.| <= 32256: whole in vpdpwssd's low half.
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[k], _mm512_loadu_si512(yb.qs + 64 * k));
-        sum = _mm512_dpwssd_epi32(sum, p, sc[k]);
+      for (int h = 0; h < 2; ++h) {
+        // dpbusd lanes: 4 products of q (0..63) and y, |.| <= 32256: two chunks' sums pack into
+        // int16 without saturating, and one vpdpwssd multiplies both by their scales.
+        const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h], _mm512_loadu_si512(yb.qs + 128 * h));
+        const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h + 1], _mm512_loadu_si512(yb.qs + 128 * h + 64));
+        sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(p0, p1), sc[h]);
       }
       const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums)), sc16);
       const float d = yb.d * xd;
@@ -527,8 +538,8 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q6_K_avx512(cons
   }
 }
 
-// nx weight rows (row i at x + i * x_stride bytes) against ny activation rows, in runs of 4
-// activation rows, then the remainder: out[i * ny + j]. One function per type, so the kernels'
+// nx weight rows (row i at x + i * x_stride bytes) against ny activation rows, in runs of 8
+// activation rows, then 4, then the remainder: out[i * ny + j]. One function per type, so the kernels'
 // constants are set up once per call rather than once per weight row.
 #define LM_DOT_TILE(NAME, BLOCK, KERNEL)                                                                           \
   LM_TARGET_AVX512 void NAME(const uint8_t* x, size_t x_stride, int nx, const uint8_t* y, size_t y_stride, int ny, \
@@ -537,6 +548,7 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q6_K_avx512(cons
       const auto* xs = reinterpret_cast<const BLOCK*>(x + size_t(i) * x_stride);                                   \
       float* o = out + size_t(i) * ny;                                                                             \
       int j = 0;                                                                                                   \
+      for (; j + 8 <= ny; j += 8) KERNEL<8>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
       for (; j + 4 <= ny; j += 4) KERNEL<4>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
       switch (ny - j) {                                                                                            \
         case 3: KERNEL<3>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \

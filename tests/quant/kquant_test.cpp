@@ -422,7 +422,7 @@ TEST_CASE("vec_dot_tile: every product equals vec_dot's to the bit, on every pat
       quantize_row(t, w.data(), x.data() + size_t(i) * x_stride, n);
     }
     const size_t stride = activation_row_size(t, n) + 16;
-    for (int ny : {1, 2, 3, 4, 5, 7, 8, 9}) {
+    for (int ny : {1, 2, 3, 4, 5, 7, 8, 9, 12, 15}) {
       std::vector<uint8_t> y(stride * size_t(ny));
       for (int j = 0; j < ny; ++j) {
         const std::vector<float> v = make_row(j % 3 == 1 ? Kind::Outlier : Kind::Normal, n, rng);
