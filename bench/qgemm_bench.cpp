@@ -3,7 +3,7 @@
 // (384 columns) and medium (768) presets and their heads, on one thread and two. Prints the
 // multiply-adds per second (GMAC/s, median [min-max] of `reps` timed passes after a warm-up).
 // One core's VNNI peak for comparison: bench/dot_throughput_bench (int8 quads, GFLOP/s / 2).
-// Usage: qgemm_bench [reps] [small|medium|small-layer|small-head|all] [TYPE,...]
+// Usage: qgemm_bench [reps] [small|medium|small-layer|small-head|medium-layer|all] [TYPE,...]
 //   (without a name, or with `all`: small and medium; types default to q8_0,q4_0; f32 runs sgemm)
 #include <algorithm>
 #include <chrono>
@@ -40,9 +40,10 @@ int main(int argc, char** argv) {
   const std::vector<Model> models = {
       {"small", {{384, 384}, {384, 384}, {384, 384}, {384, 384}, {384, 1024}, {384, 1024}, {1024, 384}, {384, 8192}}},
       {"medium", {{768, 768}, {768, 768}, {768, 768}, {768, 768}, {768, 2048}, {768, 2048}, {2048, 768}, {768, 32000}}},
-      // The small preset's parts, by name only: its layer matrices, and its head alone.
+      // The presets' parts, by name only: their layer matrices, and the small head alone.
       {"small-layer", {{384, 384}, {384, 384}, {384, 384}, {384, 384}, {384, 1024}, {384, 1024}, {1024, 384}}},
       {"small-head", {{384, 8192}}},
+      {"medium-layer", {{768, 768}, {768, 768}, {768, 768}, {768, 768}, {768, 2048}, {768, 2048}, {2048, 768}}},
   };
   const std::string only = argc > 2 && std::string(argv[2]) != "all" ? argv[2] : "";
   std::vector<GgmlType> types;

@@ -37,16 +37,17 @@ constexpr int kPanel = 256;         // weight rows dequantized per sgemm call (p
 constexpr size_t kParallelMin = 16384;
 // Activation rows up to which the types with quant::vec_dot take it (dot products per weight row
 // and activation row) rather than dequantized panels into sgemm: dot_max_rows().
-//   q4_K, q6_K: always. quant::vec_dot_tile reads a weight row once for 8 activation rows, and
-//        bench/qgemm_bench on the medium preset's matrices at 2 threads gives 190-200 GMAC/s
-//        from N = 8 to 512 for both (panels: 169-188 for q4_K and 154-166 for q6_K at N = 512,
-//        15 and 7 at N = 8). Every batch then takes the same kernel, so a batch of sequences
-//        gets the logits each would get alone, and a prompt the same as in pieces.
+//   q4_K, q5_K, q6_K on AVX-512 VNNI: always. quant::vec_dot_tile reads a weight row once for 8 activation
+//        rows, and bench/qgemm_bench on the medium preset's matrices at 2 threads gives 190-200
+//        GMAC/s from N = 8 to 512 for q4_K and q6_K (panels: 169-188 for q4_K and 154-166 for
+//        q6_K at N = 512, 15 and 7 at N = 8). Every batch then takes the same kernel, so a
+//        batch of sequences gets the logits each would get alone, and a prompt the same as in
+//        pieces.
 //   the others (one pair at a time, about 52 GMAC/s for q5_K): up to 32 rows. N = 8 and 16
 //        gained for every type and none lost at 32; q5_K N = 32: 52 / 49, N = 64: 52 / 95.
-constexpr int kDotMaxRows = 32, kDotMaxRowsQ4K = std::numeric_limits<int>::max(), kDotMaxRowsQ6K = kDotMaxRowsQ4K;
+constexpr int kDotMaxRows = 32, kDotMaxRowsTile = std::numeric_limits<int>::max();
 // The largest limit of a type that also takes panels: panel scratch covers its shorter batches.
-constexpr int kDotMaxRowsPanelTypes = 128;
+constexpr int kDotMaxRowsPanelTypes = kDotMaxRows;
 
 size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 
@@ -501,7 +502,10 @@ void panel_forward(float* y, const float* x, const QWeight& W, int N, float beta
 }
 
 int dot_max_rows(GgmlType t) {
-  return t == GgmlType::Q4_K ? kDotMaxRowsQ4K : t == GgmlType::Q6_K ? kDotMaxRowsQ6K : kDotMaxRows;
+  // The tile is AVX-512 VNNI code; elsewhere these types compute a pair at a time, as the others.
+  const bool tile = (t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) &&
+                    quant::dot_path() == quant::DotPath::Avx512Vnni;
+  return tile ? kDotMaxRowsTile : kDotMaxRows;
 }
 bool use_kdot(const QWeight& W, int N) { return has_dot(W.type) && N <= dot_max_rows(W.type); }
 
@@ -576,6 +580,9 @@ static void prepare(const float* x, int N, const QWeight& W, void* scratch) {
   if (is_packed(W.type)) {
     quantize_act(x, N, W.cols, act_view(scratch, W.cols), offset_of(W.type));
   } else if (use_kdot(W, N)) {
+    // In parallel, as quantize_act: serial, it held medium-layer q4_K at N = 512 to 150 GMAC/s on
+    // two threads against 99 on one.
+#pragma omp parallel for schedule(static) if (N > 1 && size_t(N) * W.cols >= kParallelMin)
     for (int n = 0; n < N; ++n)
       quant::quantize_activations(W.type, x + size_t(n) * W.cols,
                                   static_cast<uint8_t*>(scratch) + size_t(n) * act_row(W.type, W.cols), size_t(W.cols));

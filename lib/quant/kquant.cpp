@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 // GCC 12's AVX-512 intrinsics warn once inlined (GCC bug 105593); see kernels/simd.hpp.
 #pragma GCC diagnostic push
@@ -212,29 +214,39 @@ void dequantize_q6_K(const void* src, float* dst, size_t n) {
   }
 }
 
+namespace {
+// One q8_K block by ggml's rule (the plain version; quantize_q8_K's AVX-512 one gives the same
+// bytes for finite rows).
+void quantize_q8_K_block_ref(const float* src, uint8_t* out) {
+  BlockQ8_K b;
+  float amax = 0, max = 0;
+  for (int i = 0; i < kSuperBlock; ++i)
+    if (std::fabs(src[i]) > amax) amax = std::fabs(src[i]), max = src[i];
+  if (!amax) {
+    std::memset(&b, 0, sizeof b);  // ggml leaves bsums unset here; zero is what they sum to
+    std::memcpy(out, &b, sizeof b);
+    return;
+  }
+  // The largest magnitude maps to -127 (not -128: ggml's choice, which keeps q symmetric).
+  const float iscale = -127.0f / max;
+  for (int i = 0; i < kSuperBlock; ++i) b.qs[i] = int8_t(std::min(127, nearest_int(iscale * src[i])));
+  for (int g = 0; g < 16; ++g) {
+    int sum = 0;
+    for (int i = 0; i < 16; ++i) sum += b.qs[16 * g + i];
+    b.bsums[g] = int16_t(sum);
+  }
+  b.d = 1 / iscale;
+  std::memcpy(out, &b, sizeof b);
+}
+bool quantize_q8_K_block_avx512(const float* src, uint8_t* out);  // below, with the SIMD code
+bool use_avx512_quantize();
+}  // namespace
+
 void quantize_q8_K(const float* src, void* dst, size_t n) {
   auto* out = static_cast<uint8_t*>(dst);
-  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, src += kSuperBlock, out += sizeof(BlockQ8_K)) {
-    BlockQ8_K b;
-    float amax = 0, max = 0;
-    for (int i = 0; i < kSuperBlock; ++i)
-      if (std::fabs(src[i]) > amax) amax = std::fabs(src[i]), max = src[i];
-    if (!amax) {
-      std::memset(&b, 0, sizeof b);  // ggml leaves bsums unset here; zero is what they sum to
-      std::memcpy(out, &b, sizeof b);
-      continue;
-    }
-    // The largest magnitude maps to -127 (not -128: ggml's choice, which keeps q symmetric).
-    const float iscale = -127.0f / max;
-    for (int i = 0; i < kSuperBlock; ++i) b.qs[i] = int8_t(std::min(127, nearest_int(iscale * src[i])));
-    for (int g = 0; g < 16; ++g) {
-      int sum = 0;
-      for (int i = 0; i < 16; ++i) sum += b.qs[16 * g + i];
-      b.bsums[g] = int16_t(sum);
-    }
-    b.d = 1 / iscale;
-    std::memcpy(out, &b, sizeof b);
-  }
+  const bool fast = use_avx512_quantize();
+  for (size_t blk = 0; blk < n / kSuperBlock; ++blk, src += kSuperBlock, out += sizeof(BlockQ8_K))
+    if (!fast || !quantize_q8_K_block_avx512(src, out)) quantize_q8_K_block_ref(src, out);
 }
 
 void dequantize_q8_K(const void* src, float* dst, size_t n) {
@@ -432,27 +444,81 @@ LM_TARGET_AVX512 inline __m512i load_twice(const uint8_t* p) {
   return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// One weight row against R activation rows (row r at y + r * y_stride): the weights' nibbles,
-// scales and mins are unpacked once per block for all R rows, and each row's sums take the same
-// steps as with R = 1, so every result equals the single-row product to the bit.
-template <int R>
-LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q4_K_avx512(const BlockQ4_K* xs, const uint8_t* y, size_t y_stride, size_t nb, float* out) {
+// quantize_q8_K_block_ref's bytes with AVX-512: the first value of the largest magnitude sets
+// the scale, vcvtps2dq rounds to nearest even as nearest_int does for |v| <= 127, and each
+// 16-value group's sum is one vector's. Blocks with NaN or infinity, or whose largest magnitude
+// is subnormal (an infinite scale), are left to the plain version, since vcvtps2dq and
+// nearest_int disagree there: returns false.
+LM_TARGET_AVX512 bool quantize_q8_K_block_avx512(const float* src, uint8_t* out) {
+  __m512 m = _mm512_setzero_ps();
+  __mmask16 unordered = 0;
+  for (int i = 0; i < 16; ++i) {
+    const __m512 v = _mm512_loadu_ps(src + 16 * i);
+    unordered |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    m = _mm512_max_ps(m, _mm512_abs_ps(v));
+  }
+  const float amax = _mm512_reduce_max_ps(m);
+  if (unordered || !(amax <= std::numeric_limits<float>::max())) return false;
+  BlockQ8_K b;
+  if (amax == 0) {
+    std::memset(&b, 0, sizeof b);
+    std::memcpy(out, &b, sizeof b);
+    return true;
+  }
+  int first = 0;
+  for (int i = 0; i < 16; ++i) {
+    const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(src + 16 * i)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+    if (hit) {
+      first = 16 * i + __builtin_ctz(hit);
+      break;
+    }
+  }
+  const float iscale = -127.0f / src[first];
+  if (!(std::fabs(iscale) <= std::numeric_limits<float>::max())) return false;  // a subnormal largest value
+  const __m512 is = _mm512_set1_ps(iscale);
+  for (int i = 0; i < 16; ++i) {
+    const __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(is, _mm512_loadu_ps(src + 16 * i))),
+                                       _mm512_set1_epi32(127));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(b.qs + 16 * i), _mm512_cvtsepi32_epi8(q));
+    b.bsums[i] = int16_t(_mm512_reduce_add_epi32(q));
+  }
+  b.d = 1 / iscale;
+  std::memcpy(out, &b, sizeof b);
+  return true;
+}
+
+// One q4_K or q5_K weight row against R activation rows (row r at y + r * y_stride): the
+// weights' levels, scales and mins are unpacked once per block for all R rows, and each row's
+// sums take the same steps as with R = 1, so every result equals the single-row product to the
+// bit. q5_K is q4_K with a fifth bit per value (qh[l] bit 2c for value l of chunk c's first
+// half, 2c + 1 for its second): levels 0..31.
+template <int R, typename Block>
+LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q45_K_avx512(const Block* xs, const uint8_t* y, size_t y_stride, size_t nb, float* out) {
+  constexpr bool kQ5 = std::is_same_v<Block, BlockQ5_K>;
+  static_assert(kQ5 || std::is_same_v<Block, BlockQ4_K>);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   // Shift counts for 16-bit lanes: 0 in the low 256 bits, 4 in the high.
   const __m512i nibble_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+  const __m512i half_one = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(1), 1);  // 0 low, 1 high
   const __m512i pick[2] = {q4_pair_pick(0), q4_pair_pick(1)};
   const __m256i pick_min = q4_min_pick();
   __m512 acc[R];
   __m256 acc_m[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), acc_m[r] = _mm256_setzero_ps();
   for (size_t blk = 0; blk < nb; ++blk) {
-    const BlockQ4_K& x = xs[blk];
+    const Block& x = xs[blk];
     const __m512i sm = _mm512_broadcast_i32x4(unpack_q4_scales_sse(x.scales));
     __m512i q[4];
     for (int c = 0; c < 4; ++c) {
       // 32 bytes hold values 64c..64c+31 in their low nibbles and 64c+32..64c+63 in their high:
       // the same bytes in both halves, shifted by 0 and 4, give the 64 values in y's order.
       q[c] = _mm512_and_si512(_mm512_srlv_epi16(load_twice(x.qs + 32 * c), nibble_shift), low4);
+      if constexpr (kQ5) {
+        // qh shifted right by 2c (low half) / 2c + 1 (high half) in 16-bit lanes: bit 0 of each
+        // byte is that byte's own bit; moved to bit 4 (0xf8: a | (b & c)).
+        const __m512i h = _mm512_srlv_epi16(load_twice(x.qh), _mm512_add_epi16(half_one, _mm512_set1_epi16(short(2 * c))));
+        q[c] = _mm512_ternarylogic_epi32(q[c], _mm512_slli_epi16(h, 4), _mm512_set1_epi8(0x10), 0xf8);
+      }
     }
     const __m512i sc[2] = {_mm512_shuffle_epi8(sm, pick[0]), _mm512_shuffle_epi8(sm, pick[1])};
     const __m256i mins_pick = _mm256_shuffle_epi8(_mm512_castsi512_si256(sm), pick_min);
@@ -461,7 +527,7 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q4_K_avx512(cons
       const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
       __m512i sum = _mm512_setzero_si512();
       for (int h = 0; h < 2; ++h) {
-        // Each dpbusd lane sums 4 products (|.| <= 15 * 128 * 4 = 7680): two chunks' sums pack
+        // Each dpbusd lane sums 4 products (|.| <= 31 * 128 * 4 = 15872): two chunks' sums pack
         // into int16 without saturating, and one vpdpwssd multiplies both by their scales.
         const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h], _mm512_loadu_si512(yb.qs + 128 * h));
         const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h + 1], _mm512_loadu_si512(yb.qs + 128 * h + 64));
@@ -559,6 +625,15 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q6_K_avx512(cons
     }                                                                                                              \
   }
 // One weight row, one activation row: vec_dot.
+template <int R>
+LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q4_K_avx512(const BlockQ4_K* x, const uint8_t* y, size_t y_stride, size_t nb, float* out) {
+  dot_q45_K_avx512<R>(x, y, y_stride, nb, out);
+}
+template <int R>
+LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q5_K_avx512(const BlockQ5_K* x, const uint8_t* y, size_t y_stride, size_t nb, float* out) {
+  dot_q45_K_avx512<R>(x, y, y_stride, nb, out);
+}
+
 LM_TARGET_AVX512 float dot_q4_K_avx512_1(const BlockQ4_K* x, const BlockQ8_K* y, size_t nb) {
   float out;
   dot_q4_K_avx512<1>(x, reinterpret_cast<const uint8_t*>(y), 0, nb, &out);
@@ -572,6 +647,7 @@ LM_TARGET_AVX512 float dot_q6_K_avx512_1(const BlockQ6_K* x, const BlockQ8_K* y,
 
 LM_DOT_TILE(dot_tile_q4_K_avx512, BlockQ4_K, dot_q4_K_avx512)
 LM_DOT_TILE(dot_tile_q6_K_avx512, BlockQ6_K, dot_q6_K_avx512)
+LM_DOT_TILE(dot_tile_q5_K_avx512, BlockQ5_K, dot_q5_K_avx512)
 #undef LM_DOT_TILE
 
 DotPath best_dot_path() {
@@ -589,6 +665,8 @@ DotPath& current_dot_path() {
   static DotPath path = best_dot_path();
   return path;
 }
+
+bool use_avx512_quantize() { return current_dot_path() == DotPath::Avx512Vnni; }
 
 }  // namespace
 
@@ -626,6 +704,16 @@ void vec_dot_q4_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* 
   for (int i = 0; i < nx; ++i)
     for (int j = 0; j < ny; ++j)
       out[size_t(i) * ny + j] = vec_dot_q4_K_q8_K(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
+}
+
+void vec_dot_q5_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
+                            float* out) {
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const auto* yb = static_cast<const uint8_t*>(y);
+  if (current_dot_path() == DotPath::Avx512Vnni) return dot_tile_q5_K_avx512(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
+  for (int i = 0; i < nx; ++i)
+    for (int j = 0; j < ny; ++j)
+      out[size_t(i) * ny + j] = vec_dot_q5_K_q8_K(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
 }
 
 void vec_dot_q6_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,

@@ -101,8 +101,8 @@ float vec_dot_q4_K_q8_K_ref(const void* x, const void* y, size_t n);
 float vec_dot_q6_K_q8_K(const void* x, const void* y, size_t n);
 float vec_dot_q6_K_q8_K_ref(const void* x, const void* y, size_t n);
 // The same for q2_K, q3_K, q5_K and iq4_xs rows (kquant_ext.cpp; y's levels in -127..127, as
-// quantize_q8_K makes them). Their fast versions have an AVX2 path only: the AVX-512 VNNI
-// path takes it too.
+// quantize_q8_K makes them). Their fast versions have an AVX2 path; on the AVX-512 VNNI path
+// q5_K takes vec_dot_q5_K_q8_K_tile's kernel, the others the AVX2 one.
 float vec_dot_q2_K_q8_K(const void* x, const void* y, size_t n);
 float vec_dot_q2_K_q8_K_ref(const void* x, const void* y, size_t n);
 float vec_dot_q3_K_q8_K(const void* x, const void* y, size_t n);
@@ -112,13 +112,15 @@ float vec_dot_q5_K_q8_K_ref(const void* x, const void* y, size_t n);
 float vec_dot_iq4_xs_q8_K(const void* x, const void* y, size_t n);
 float vec_dot_iq4_xs_q8_K_ref(const void* x, const void* y, size_t n);
 
-// Dot products of nx q4_K / q6_K rows (row i at x + i * x_stride bytes) with ny q8_K activation
+// Dot products of nx q4_K / q5_K / q6_K rows (row i at x + i * x_stride bytes) with ny q8_K activation
 // rows (row j at y + j * y_stride) into out[i * ny + j], each equal to vec_dot_*_q8_K(row i,
 // row j, n) to the bit. The AVX-512 VNNI path unpacks a weight row's blocks once for 8
 // activation rows; the others call vec_dot_*_q8_K per pair.
 void vec_dot_q4_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out);
 void vec_dot_q6_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
+                            float* out);
+void vec_dot_q5_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out);
 
 // The paths vec_dot_* can take, slowest first: plain C++, AVX2 (with FMA, F16C), AVX-512 with

@@ -672,6 +672,11 @@ float vec_dot_q3_K_q8_K(const void* x, const void* y, size_t n) {
 }
 
 float vec_dot_q5_K_q8_K(const void* x, const void* y, size_t n) {
+  if (dot_path() == DotPath::Avx512Vnni) {  // kquant.cpp's tile, so one product equals a batch's
+    float out;
+    vec_dot_q5_K_q8_K_tile(x, 0, 1, y, 0, 1, n, &out);
+    return out;
+  }
   if (use_avx2()) return dot_q5_K_avx2(static_cast<const BlockQ5_K*>(x), static_cast<const BlockQ8_K*>(y), n / kSuperBlock);
   return vec_dot_q5_K_q8_K_ref(x, y, n);
 }

@@ -446,3 +446,29 @@ TEST_CASE("vec_dot_tile: every product equals vec_dot's to the bit, on every pat
     }
   }
 }
+
+// quantize_q8_K (the activations of every K-quant product) has an AVX-512 version; it must
+// write the plain version's bytes: ties of magnitude (the first sets the sign of the scale),
+// values on .5 after scaling, zero blocks, subnormal blocks, and rows with infinity or NaN (left
+// to the plain version).
+TEST_CASE("quantize_q8_K: the AVX-512 version writes the plain version's bytes") {
+  PathGuard guard;
+  lm::Rng rng(11);
+  const size_t n = 4 * kSuperBlock;
+  for (int it = 0; it < 300; ++it) {
+    std::vector<float> x = make_row(kKinds[size_t(it) % std::size(kKinds)], n, rng);
+    if (it % 7 == 1) x[200] = std::fabs(x[200]) + 3, x[5] = -x[200];  // a tie of magnitude, the negative first
+    if (it % 7 == 2) for (size_t i = 0; i < 256; ++i) x[i] = (float(int(i % 255)) - 127.0f) / 2.0f;  // .5 steps
+    if (it % 7 == 3) x[300] = INFINITY;
+    if (it % 7 == 4) x[600] = NAN;
+    if (it % 7 == 5) std::fill(x.begin() + 256, x.begin() + 512, 0.0f);
+    if (it % 7 == 6) std::fill(x.begin() + 512, x.begin() + 768, 1e-40f);  // subnormal: infinite scale
+    std::vector<uint8_t> fast(n / kSuperBlock * sizeof(BlockQ8_K)), plain(fast.size());
+    limit_dot_path(DotPath::Avx512Vnni);
+    quantize_q8_K(x.data(), fast.data(), n);
+    limit_dot_path(DotPath::Portable);
+    quantize_q8_K(x.data(), plain.data(), n);
+    CAPTURE(it);
+    CHECK(std::memcmp(fast.data(), plain.data(), fast.size()) == 0);
+  }
+}
