@@ -487,6 +487,21 @@ LM_TARGET_AVX512 bool quantize_q8_K_block_avx512(const float* src, uint8_t* out)
   return true;
 }
 
+// A weight block's integer sum with one q8_K block: q holds the block's 4 chunks of 64
+// unsigned levels (up to 63) in y's order, sc the int16 scales of chunk pairs (0, 1) and (2, 3)
+// as vpackssdw lays their sums out. Each dpbusd lane sums 4 products, |.| <= 63 * 128 * 4 =
+// 32256, so two chunks' sums pack into int16 without saturating and one vpdpwssd scales both.
+LM_TARGET_AVX512 inline __attribute__((always_inline)) __m512i block_sum_avx512(const __m512i* q, const __m512i* sc,
+                                                                                 const int8_t* yq) {
+  __m512i sum = _mm512_setzero_si512();
+  for (int h = 0; h < 2; ++h) {
+    const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h], _mm512_loadu_si512(yq + 128 * h));
+    const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h + 1], _mm512_loadu_si512(yq + 128 * h + 64));
+    sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(p0, p1), sc[h]);
+  }
+  return sum;
+}
+
 // One q4_K or q5_K weight row against R activation rows (row r at y + r * y_stride): the
 // weights' levels, scales and mins are unpacked once per block for all R rows, and each row's
 // sums take the same steps as with R = 1, so every result equals the single-row product to the
@@ -525,14 +540,7 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q45_K_avx512(con
     const __m128 xd = _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(x.d) | uint32_t(x.dmin) << 16)));
     for (int r = 0; r < R; ++r) {
       const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
-      __m512i sum = _mm512_setzero_si512();
-      for (int h = 0; h < 2; ++h) {
-        // Each dpbusd lane sums 4 products (|.| <= 31 * 128 * 4 = 15872): two chunks' sums pack
-        // into int16 without saturating, and one vpdpwssd multiplies both by their scales.
-        const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h], _mm512_loadu_si512(yb.qs + 128 * h));
-        const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h + 1], _mm512_loadu_si512(yb.qs + 128 * h + 64));
-        sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(p0, p1), sc[h]);
-      }
+      const __m512i sum = block_sum_avx512(q, sc, yb.qs);  // levels 0..31: |dpbusd lane| <= 15872
       const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums)), mins_pick);
       const __m128 dd = _mm_mul_ps(xd, _mm_set1_ps(yb.d));  // x's d and dmin times y's d
       acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sum), acc[r]);
@@ -584,14 +592,7 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q6_K_avx512(cons
     const float xd = _cvtsh_ss(x.d);
     for (int r = 0; r < R; ++r) {
       const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
-      __m512i sum = _mm512_setzero_si512();
-      for (int h = 0; h < 2; ++h) {
-        // dpbusd lanes: 4 products of q (0..63) and y, |.| <= 32256: two chunks' sums pack into
-        // int16 without saturating, and one vpdpwssd multiplies both by their scales.
-        const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h], _mm512_loadu_si512(yb.qs + 128 * h));
-        const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[2 * h + 1], _mm512_loadu_si512(yb.qs + 128 * h + 64));
-        sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(p0, p1), sc[h]);
-      }
+      const __m512i sum = block_sum_avx512(q, sc, yb.qs);  // levels 0..63: |dpbusd lane| <= 32256
       const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums)), sc16);
       const float d = yb.d * xd;
       acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sum), acc[r]);
@@ -696,34 +697,31 @@ float vec_dot_q6_K_q8_K(const void* x, const void* y, size_t n) {
   return vec_dot_q6_K_q8_K_ref(x, y, n);
 }
 
+namespace {
+// The tile on the AVX-512 VNNI path, else the type's vec_dot per pair.
+using TileKernel = void (*)(const uint8_t*, size_t, int, const uint8_t*, size_t, int, size_t, float*);
+using DotKernel = float (*)(const void*, const void*, size_t);
+void dot_tile(TileKernel tile, DotKernel dot, const void* x, size_t x_stride, int nx, const void* y, size_t y_stride,
+              int ny, size_t n, float* out) {
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const auto* yb = static_cast<const uint8_t*>(y);
+  if (current_dot_path() == DotPath::Avx512Vnni) return tile(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
+  for (int i = 0; i < nx; ++i)
+    for (int j = 0; j < ny; ++j) out[size_t(i) * ny + j] = dot(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
+}
+}  // namespace
+
 void vec_dot_q4_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out) {
-  const auto* xb = static_cast<const uint8_t*>(x);
-  const auto* yb = static_cast<const uint8_t*>(y);
-  if (current_dot_path() == DotPath::Avx512Vnni) return dot_tile_q4_K_avx512(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
-  for (int i = 0; i < nx; ++i)
-    for (int j = 0; j < ny; ++j)
-      out[size_t(i) * ny + j] = vec_dot_q4_K_q8_K(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
+  dot_tile(dot_tile_q4_K_avx512, vec_dot_q4_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
 }
-
 void vec_dot_q5_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out) {
-  const auto* xb = static_cast<const uint8_t*>(x);
-  const auto* yb = static_cast<const uint8_t*>(y);
-  if (current_dot_path() == DotPath::Avx512Vnni) return dot_tile_q5_K_avx512(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
-  for (int i = 0; i < nx; ++i)
-    for (int j = 0; j < ny; ++j)
-      out[size_t(i) * ny + j] = vec_dot_q5_K_q8_K(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
+  dot_tile(dot_tile_q5_K_avx512, vec_dot_q5_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
 }
-
 void vec_dot_q6_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out) {
-  const auto* xb = static_cast<const uint8_t*>(x);
-  const auto* yb = static_cast<const uint8_t*>(y);
-  if (current_dot_path() == DotPath::Avx512Vnni) return dot_tile_q6_K_avx512(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
-  for (int i = 0; i < nx; ++i)
-    for (int j = 0; j < ny; ++j)
-      out[size_t(i) * ny + j] = vec_dot_q6_K_q8_K(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
+  dot_tile(dot_tile_q6_K_avx512, vec_dot_q6_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
 }
 
 }  // namespace lm::quant
