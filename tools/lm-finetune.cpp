@@ -395,7 +395,11 @@ early_stop and output (model, adapter or classifier).)");
       log.info("interrupted at step %llu; checkpoint saved to %s", (unsigned long long)r.steps, checkpoint.c_str());
       return 128 + r.signal;
     }
-    const std::optional<double> accuracy = ft ? ft->valid_accuracy() : std::nullopt;  // every rank: its share
+    // Every rank computes its share. A plain double (NaN when absent): gcc 12 warned that
+    // std::optional<double>::value_or below read an uninitialized value (a false report).
+    double accuracy = NAN;
+    if (ft)
+      if (const std::optional<double> a = ft->valid_accuracy()) accuracy = *a;
     if (!dist.root()) return 0;
 
     lm::format::GgufWriter w;
@@ -420,7 +424,7 @@ early_stop and output (model, adapter or classifier).)");
     const char* written = writes_adapter ? "adapter" : classify ? "classifier" : "model";
     if (json) {
       lm::Json j{{"steps", r.steps}, {"train_loss", lm::json_number(r.last_loss)}, {"valid_loss", lm::json_number(vl)}};
-      if (classify) j["valid_accuracy"] = lm::json_number(accuracy.value_or(NAN));
+      if (classify) j["valid_accuracy"] = lm::json_number(accuracy);
       else j["valid_perplexity"] = lm::json_number(std::exp(vl));
       j["trainable_parameters"] = trainable;
       j["memory_mib"] = lm::json_number(std::round(mib));
@@ -431,7 +435,7 @@ early_stop and output (model, adapter or classifier).)");
     } else {
       std::printf("steps\t%llu\ntrain_loss\t%.4f\nvalid_loss\t%.4f\n", (unsigned long long)r.steps, double(r.last_loss),
                   vl);
-      if (classify) std::printf("valid_accuracy\t%.4f\n", accuracy.value_or(NAN));
+      if (classify) std::printf("valid_accuracy\t%.4f\n", accuracy);
       else std::printf("valid_perplexity\t%.2f\n", std::exp(vl));
       if (best) std::printf("best_step\t%llu\n", (unsigned long long)r.best_step);
       std::printf("trainable_parameters\t%zu\nmemory_mib\t%.0f\noutput\t%s\n", trainable, mib, written);
