@@ -37,17 +37,15 @@ constexpr int kPanel = 256;         // weight rows dequantized per sgemm call (p
 constexpr size_t kParallelMin = 16384;
 // Activation rows up to which the types with quant::vec_dot take it (dot products per weight row
 // and activation row) rather than dequantized panels into sgemm: dot_max_rows().
-//   q4_K, q5_K, q6_K on AVX-512 VNNI: always. quant::vec_dot_tile reads a weight row once for 8 activation
-//        rows, and bench/qgemm_bench on the medium preset's matrices at 2 threads gives 190-200
-//        GMAC/s from N = 8 to 512 for q4_K and q6_K (panels: 169-188 for q4_K and 154-166 for
-//        q6_K at N = 512, 15 and 7 at N = 8). Every batch then takes the same kernel, so a
-//        batch of sequences gets the logits each would get alone, and a prompt the same as in
-//        pieces.
+//   q4_K, q5_K, q6_K on AVX-512 VNNI: always. quant::vec_dot_tile reads a weight row once for 8
+//        activation rows, and bench/qgemm_bench on the medium preset's matrices at 2 threads
+//        gives 190-200 GMAC/s from N = 8 to 512 for q4_K and q6_K (panels: 169-188 for q4_K and
+//        154-166 for q6_K at N = 512, 15 and 7 at N = 8). Every batch then takes the same
+//        kernel, so a batch of sequences gets the logits each would get alone, and a prompt the
+//        same as in pieces.
 //   the others (one pair at a time, about 52 GMAC/s for q5_K): up to 32 rows. N = 8 and 16
 //        gained for every type and none lost at 32; q5_K N = 32: 52 / 49, N = 64: 52 / 95.
 constexpr int kDotMaxRows = 32, kDotMaxRowsTile = std::numeric_limits<int>::max();
-// The largest limit of a type that also takes panels: panel scratch covers its shorter batches.
-constexpr int kDotMaxRowsPanelTypes = kDotMaxRows;
 
 size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 
@@ -570,9 +568,10 @@ size_t qmatmul_scratch(const QWeight& W, int N) {
   if (W.type == GgmlType::F32) return 0;
   if (is_packed(W.type)) return act_stride(W.cols) * size_t(N);
   if (use_kdot(W, N)) return align64(act_row(W.type, W.cols) * size_t(N));
-  // At least what any shorter batch takes, so sizing for the longest batch covers them all.
+  // At least what any shorter batch takes (a type that takes panels takes dot products up to
+  // kDotMaxRows rows), so sizing for the longest batch covers them all.
   return std::max(size_t(std::min(kPanel, W.rows)) * size_t(W.cols) * sizeof(float),
-                  align64(act_row(W.type, W.cols) * size_t(kDotMaxRowsPanelTypes)));
+                  align64(act_row(W.type, W.cols) * size_t(kDotMaxRows)));
 }
 
 // Quantizes x for W's type (when W needs it) into scratch.

@@ -8,10 +8,10 @@
 //                        products per block (AVX-512 VNNI, or AVX2), scaled and summed in float;
 //   q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs weights   activations in q8_K; q4_1, q5_0, q5_1,
 //                        iq4_nl weights: activations in q8_0 (ggml's reference rule); dot
-//                        products of quant::vec_dot_tile: q4_K and q6_K at every batch size
-//                        (a weight row read once for 8 activation rows), the others up to 32
-//                        rows, longer batches dequantizing panels of rows into sgemm, each
-//                        thread its own panels;
+//                        products of quant::vec_dot_tile: q4_K, q5_K and q6_K at every batch
+//                        size on AVX-512 VNNI (a weight row read once for 8 activation rows),
+//                        the others up to 32 rows, longer batches dequantizing panels of rows
+//                        into sgemm, each thread its own panels;
 //   f32                  matmul_forward (sgemm, or its matrix-vector loop when decoding);
 //   anything else        dequantized row panels into sgemm (correct, not tuned).
 // Each fast path has a plain `_ref` twin over the same quantized activations.

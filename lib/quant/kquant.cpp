@@ -323,9 +323,14 @@ LM_TARGET_AVX2 inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// x's d and dmin as floats, in lanes 0 and 1 (q4_K and q5_K blocks).
+template <typename Block>
+LM_TARGET_AVX2 inline __m128 q4_d_dmin_f32(const Block& x) {
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(x.d) | uint32_t(x.dmin) << 16)));
+}
 // x's d and dmin times y's d, in lanes 0 and 1.
 LM_TARGET_AVX2 inline __m128 q4_scales_f32(const BlockQ4_K& x, float dy) {
-  return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(x.d) | uint32_t(x.dmin) << 16))), _mm_set1_ps(dy));
+  return _mm_mul_ps(q4_d_dmin_f32(x), _mm_set1_ps(dy));
 }
 
 // sum_g sc[g] * bsums[g] as 8 int32 lanes, for q6_K's offset of 32.
@@ -537,7 +542,7 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q45_K_avx512(con
     }
     const __m512i sc[2] = {_mm512_shuffle_epi8(sm, pick[0]), _mm512_shuffle_epi8(sm, pick[1])};
     const __m256i mins_pick = _mm256_shuffle_epi8(_mm512_castsi512_si256(sm), pick_min);
-    const __m128 xd = _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(x.d) | uint32_t(x.dmin) << 16)));
+    const __m128 xd = q4_d_dmin_f32(x);
     for (int r = 0; r < R; ++r) {
       const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
       const __m512i sum = block_sum_avx512(q, sc, yb.qs);  // levels 0..31: |dpbusd lane| <= 15872
@@ -606,8 +611,8 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q6_K_avx512(cons
 }
 
 // nx weight rows (row i at x + i * x_stride bytes) against ny activation rows, in runs of 8
-// activation rows, then 4, then the remainder: out[i * ny + j]. One function per type, so the kernels'
-// constants are set up once per call rather than once per weight row.
+// activation rows, then 4, then the remainder: out[i * ny + j]. One function per type, so the
+// kernels' constants are set up once per call rather than once per weight row.
 #define LM_DOT_TILE(NAME, BLOCK, KERNEL)                                                                           \
   LM_TARGET_AVX512 void NAME(const uint8_t* x, size_t x_stride, int nx, const uint8_t* y, size_t y_stride, int ny, \
                              size_t nb, float* out) {                                                              \
@@ -626,18 +631,9 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q6_K_avx512(cons
     }                                                                                                              \
   }
 // One weight row, one activation row: vec_dot.
-template <int R>
-LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q4_K_avx512(const BlockQ4_K* x, const uint8_t* y, size_t y_stride, size_t nb, float* out) {
-  dot_q45_K_avx512<R>(x, y, y_stride, nb, out);
-}
-template <int R>
-LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q5_K_avx512(const BlockQ5_K* x, const uint8_t* y, size_t y_stride, size_t nb, float* out) {
-  dot_q45_K_avx512<R>(x, y, y_stride, nb, out);
-}
-
 LM_TARGET_AVX512 float dot_q4_K_avx512_1(const BlockQ4_K* x, const BlockQ8_K* y, size_t nb) {
   float out;
-  dot_q4_K_avx512<1>(x, reinterpret_cast<const uint8_t*>(y), 0, nb, &out);
+  dot_q45_K_avx512<1>(x, reinterpret_cast<const uint8_t*>(y), 0, nb, &out);
   return out;
 }
 LM_TARGET_AVX512 float dot_q6_K_avx512_1(const BlockQ6_K* x, const BlockQ8_K* y, size_t nb) {
@@ -646,9 +642,9 @@ LM_TARGET_AVX512 float dot_q6_K_avx512_1(const BlockQ6_K* x, const BlockQ8_K* y,
   return out;
 }
 
-LM_DOT_TILE(dot_tile_q4_K_avx512, BlockQ4_K, dot_q4_K_avx512)
+LM_DOT_TILE(dot_tile_q4_K_avx512, BlockQ4_K, dot_q45_K_avx512)
 LM_DOT_TILE(dot_tile_q6_K_avx512, BlockQ6_K, dot_q6_K_avx512)
-LM_DOT_TILE(dot_tile_q5_K_avx512, BlockQ5_K, dot_q5_K_avx512)
+LM_DOT_TILE(dot_tile_q5_K_avx512, BlockQ5_K, dot_q45_K_avx512)
 #undef LM_DOT_TILE
 
 DotPath best_dot_path() {

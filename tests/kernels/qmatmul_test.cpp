@@ -164,7 +164,8 @@ TEST_CASE("shared inputs: one quantization of x serves several weights") {
     }
 }
 
-// 200 rows: q6_K takes its dot products, q4_K and q3_K panels; each must still equal its own.
+// 200 rows: q4_K and q6_K take the tile (on AVX-512 VNNI), q3_K panels; each must still equal
+// its own.
 TEST_CASE("shared inputs: weights of types that take the same activations (q4_K, q6_K, q3_K) share them") {
   for (int N : {1, 3, 9, 200}) {
     const int C = 512;
@@ -202,10 +203,10 @@ TEST_CASE("f32 and f16 weights: the fast paths agree with the reference") {
     }
 }
 
-// Short batches take the dot products (up to 32 rows; q4_K 128; q6_K always), longer ones
-// dequantized panels into sgemm shared out among the threads (33 x 70 x 768 is large enough to
-// run in parallel). 129 and 257 rows, on the shorter rows only: past q4_K's limit, and q6_K's
-// dot products on long batches.
+// Short batches take the dot products (up to 32 rows; q4_K, q5_K and q6_K always on AVX-512
+// VNNI), longer ones dequantized panels into sgemm shared out among the threads (33 x 70 x 768
+// is large enough to run in parallel). 129 and 257 rows, on the shorter rows only: the tile on
+// long batches.
 TEST_CASE("block types with vec_dot: decoding and prompt paths agree with the reference") {
   const GgmlType types[] = {GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q2_K,
                             GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
