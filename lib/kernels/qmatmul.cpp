@@ -1,10 +1,21 @@
-// Quantized linear layers (qmatmul.hpp). The q8_0 / q4_0 kernels work on groups of 4 blocks:
-// one 64-byte vector holds values 0..15 of the 4 weight blocks ("lo") and one holds values
-// 16..31 ("hi"), the activations are stored in the same order, so a VNNI dpbusd over lo and hi
-// leaves block b's integer dot product in lanes 4b..4b+3. dpbusd multiplies unsigned by signed
-// bytes: weights are the unsigned side (q + 128 for q8_0, the raw nibble for q4_0), so each
-// block's sum over-counts by off * sum(activations), with off = 128 or 8; the activations carry
-// -off * sum per block, which seeds the integer accumulator.
+// Quantized linear layers (qmatmul.hpp). The q8_0 / q4_0 kernels work on a strip of 16 weight
+// rows and one block (32 columns) at a time: lane r of a 512-bit vector belongs to row r, and
+// chunk k of the packed block holds values 4k..4k+3 of the 16 rows. dpbusd against the
+// activation row's values 4k..4k+3, broadcast to every lane (its memory broadcast), adds 4
+// products to each row's lane, so 8 dpbusd leave the block's 16 integer dot products in one
+// vector; one convert, one multiply (row scales by the activation's scale) and one FMA add them
+// to the rows' sums. No lane needs summing with another, and the weights of a block are loaded
+// (and for q4_0 unpacked) once for up to 8 activation rows. The layout before (4 rows x 4
+// activation rows, each block spread over 4 lanes) ran the small preset's matrices at 110
+// GMAC/s on one thread; this one at 175-184 (bench/qgemm_bench, N = 512).
+// dpbusd multiplies unsigned by signed bytes: weights are the unsigned side (q + 128 for q8_0,
+// the raw nibble for q4_0), so each block's sum over-counts by off * sum(activations), with
+// off = 128 or 8; the activations carry -off * sum per block, which seeds the integer
+// accumulator.
+// Every path (VNNI, AVX2, plain) computes a row's sum over the blocks in order with the same
+// float operations (float(block's int sum) * (d_w * d_a) fused into the sum), so each gives the
+// same bits, and a row gets the same bits in a batch of any size (lm-generate --parallel writes
+// what one sequence at a time writes).
 #include "kernels/qmatmul.hpp"
 
 #include <algorithm>
@@ -31,7 +42,8 @@ using format::GgmlType;
 namespace {
 
 constexpr int QB = quant::kBlock;   // 32 values per q8_0 / q4_0 block
-constexpr int kGroup = 4;           // blocks per group
+constexpr int kStrip = 16;          // weight rows interleaved in the packed layout
+constexpr int kBatchRows = 8;       // activation rows per kernel call in a batch
 constexpr int kRowBlock = 64;       // weight rows per parallel task
 constexpr int kPanel = 256;         // weight rows dequantized per sgemm call (panel path)
 constexpr size_t kParallelMin = 16384;
@@ -46,10 +58,9 @@ constexpr size_t kParallelMin = 16384;
 //   the others (one pair at a time, about 52 GMAC/s for q5_K): up to 32 rows. N = 8 and 16
 //        gained for every type and none lost at 32; q5_K N = 32: 52 / 49, N = 64: 52 / 95.
 constexpr int kDotMaxRows = 32, kDotMaxRowsTile = std::numeric_limits<int>::max();
+static_assert(kRowBlock % kStrip == 0, "row blocks start on a strip");
 
 size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
-
-static_assert(kGemvMaxRows <= 4, "the decoding kernels take up to 4 activation rows");
 
 // dst = s + beta * dst; with beta 0, dst is not read (it may hold anything, NaN included).
 inline void store(float& dst, float s, float beta) { dst = beta == 0.0f ? s : s + beta * dst; }
@@ -60,15 +71,10 @@ bool is_packed(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0; 
 bool has_dot(GgmlType t) { return quant::dot_activation_type(t) != GgmlType::F32; }
 int offset_of(GgmlType t) { return t == GgmlType::Q8_0 ? 128 : 8; }
 
-// Bytes of quants per row in the packed layout.
-size_t qs_row(GgmlType t, int C) { return t == GgmlType::Q8_0 ? size_t(C) : size_t(C) / 2; }
-
-// Where value j (0..31) of block b lands in a packed q8_0 row or in the activations.
-size_t q8_pos(int nb, int b, int j) {
-  const int full = nb / kGroup * kGroup;
-  if (b >= full) return size_t(b) * QB + j;
-  return size_t(b / kGroup) * 128 + (j < 16 ? 0 : 64) + size_t(b % kGroup) * 16 + (j & 15);
-}
+// Strips of 16 weight rows in `rows` rows (the last one padded).
+int strips_of(int rows) { return (rows + kStrip - 1) / kStrip; }
+// Bytes of quants per strip and block: 512 values, one byte each (q8_0) or a nibble (q4_0).
+size_t tile_bytes(GgmlType t) { return t == GgmlType::Q8_0 ? 512 : 256; }
 
 bool& vnni_enabled() {
   static bool on = [] {
@@ -90,10 +96,8 @@ bool use_vnni() { return g_allow_vnni && vnni_enabled(); }
 
 // ---- activations in q8_0 blocks ----
 
-// One quantized activation row: quants in the packed order (signed), block scales (the
-// f16-rounded value, as float) and -off * sum of each block's quants, stored as int32 lane 0 of
-// four (s[4b], then three zeros) so a kernel loads block sums straight into its accumulator
-// lanes: a masked vpexpandd was the slowest instruction of the inner loop on Zen 5.
+// One quantized activation row: quants in block order (signed), block scales (the f16-rounded
+// value, as float) and -off * sum of each block's quants.
 struct ActRows {
   int C = 0, nb = 0;
   size_t stride = 0;  // bytes per row
@@ -105,7 +109,7 @@ struct ActRows {
   }
 };
 
-size_t act_stride(int C) { return align64(size_t(C)) + align64(size_t(C / QB) * 4) + align64(size_t(C / QB) * 16); }
+size_t act_stride(int C) { return align64(size_t(C)) + 2 * align64(size_t(C / QB) * 4); }
 
 ActRows act_view(void* scratch, int C) {
   ActRows a;
@@ -128,11 +132,10 @@ void quantize_act_row_ref(const float* x, const ActRows& a, int n, int off) {
     int sum = 0;
     for (int j = 0; j < QB; ++j) {
       const int v = int(std::nearbyint(xb[j] * id));
-      q[q8_pos(a.nb, b, j)] = int8_t(v);
+      q[size_t(b) * QB + j] = int8_t(v);
       sum += v;
     }
-    s[4 * b] = -off * sum;
-    s[4 * b + 1] = s[4 * b + 2] = s[4 * b + 3] = 0;
+    s[b] = -off * sum;
   }
 }
 
@@ -150,10 +153,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) void quantize_act_row_
     const __m512 vid = _mm512_set1_ps(id);
     const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));  // MXCSR default: nearest even
     const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + q8_pos(a.nb, b, 0)), _mm512_cvtepi32_epi8(q0));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + q8_pos(a.nb, b, 16)), _mm512_cvtepi32_epi8(q1));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(s + 4 * b),
-                     _mm_cvtsi32_si128(-off * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1))));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + size_t(b) * QB), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + size_t(b) * QB + 16), _mm512_cvtepi32_epi8(q1));
+    s[b] = -off * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
   }
 }
 
@@ -168,269 +170,188 @@ void quantize_act(const float* x, int N, int C, const ActRows& a, int off) {
   }
 }
 
-// ---- dot products of packed weight rows with activation rows ----
+// ---- dot products of packed weight strips with activation rows ----
 
+// pack_weight()'s layout: per strip of 16 rows and block, tile_bytes() of quants, strip-major;
+// then per strip and block the 16 rows' f16 scales.
 struct PackedView {
   const uint8_t* qs;
   const uint16_t* d;
-  size_t row_qs;
+  size_t tb;  // tile_bytes
   int nb;
-  const uint8_t* row(int r) const { return qs + size_t(r) * row_qs; }
-  const uint16_t* scales(int r) const { return d + size_t(r) * nb; }
+  const uint8_t* tile(int st, int b) const { return qs + (size_t(st) * nb + b) * tb; }
+  const uint16_t* scales(int st, int b) const { return d + (size_t(st) * nb + b) * kStrip; }
 };
 
 PackedView packed_view(const QWeight& W) {
   PackedView v;
-  v.row_qs = qs_row(W.type, W.cols);
+  v.tb = tile_bytes(W.type);
   v.nb = W.cols / QB;
   v.qs = static_cast<const uint8_t*>(W.data);
-  v.d = reinterpret_cast<const uint16_t*>(v.qs + align64(v.row_qs * size_t(W.rows)));
+  v.d = reinterpret_cast<const uint16_t*>(v.qs + align64(v.tb * size_t(v.nb) * size_t(strips_of(W.rows))));
   return v;
 }
 
-// Signed weight value j of block b in a packed row.
+// Where value j of a block of row r lies in its strip's tile: chunk k = j / 4 holds values
+// 4k..4k+3 of the 16 rows, 4 bytes each. q4_0's chunks k and k + 4 share bytes (low and high
+// nibble), as the file's byte i holds values i and i + 16.
 template <bool Q4>
-int weight_value(const uint8_t* w, int nb, int b, int j) {
-  if (!Q4) return int(w[q8_pos(nb, b, j)]) - 128;
-  const int full = nb / kGroup * kGroup;
-  const size_t at = b >= full ? size_t(b) * 16 + (j & 15) : size_t(b / kGroup) * 64 + size_t(b % kGroup) * 16 + (j & 15);
-  return (j < 16 ? (w[at] & 0x0f) : (w[at] >> 4)) - 8;
+size_t weight_pos(int r, int j) {
+  const int k = j / 4;
+  return size_t(Q4 ? k % 4 : k) * 64 + size_t(r % kStrip) * 4 + size_t(j % 4);
 }
 
-// Blocks b0.. of one weight row against one activation row, in plain loops.
+// Signed weight value j of block b of row r.
 template <bool Q4>
-float dot_blocks_ref(const uint8_t* w, const uint16_t* wd, const int8_t* q, const float* d, int nb, int b0) {
-  float sum = 0;
-  for (int b = b0; b < nb; ++b) {
-    int isum = 0;
-    for (int j = 0; j < QB; ++j) isum += weight_value<Q4>(w, nb, b, j) * int(q[q8_pos(nb, b, j)]);
-    sum += quant::fp16_to_fp32(wd[b]) * d[b] * float(isum);
-  }
-  return sum;
+int weight_value(const PackedView& W, int r, int b, int j) {
+  const uint8_t w = W.tile(r / kStrip, b)[weight_pos<Q4>(r, j)];
+  if (!Q4) return int(w) - 128;
+  return (j < 16 ? (w & 0x0f) : (w >> 4)) - 8;
 }
 
-// The sums of a, b, c and d's lanes, in that order: a transposing add tree, 19 instructions
-// where four _mm512_reduce_add_ps take 40 (a fifth of a 4 x 4 tile's work at 768 columns).
-__attribute__((target("avx512f,avx512dq"))) inline __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
-  const __m256 a8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
-  const __m256 b8 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
-  const __m256 c8 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm512_extractf32x8_ps(c, 1));
-  const __m256 d8 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm512_extractf32x8_ps(d, 1));
-  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a8, b8), _mm256_hadd_ps(c8, d8));
-  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-}
+float weight_scale(const PackedView& W, int r, int b) { return quant::fp16_to_fp32(W.scales(r / kStrip, b)[r % kStrip]); }
 
-// R weight rows x T activation rows over all whole groups; the tail blocks in plain loops.
-template <int R, int T, bool Q4>
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) void tile_vnni(const PackedView& W, int r0,
-                                                                                  const ActRows& a, int t0,
-                                                                                  float* out) {
-  const int ng = W.nb / kGroup;
-  const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-  const __m512i m4 = _mm512_set1_epi8(0x0f);
-  __m512 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  for (int g = 0; g < ng; ++g) {
-    __m512i alo[T], ahi[T], init[T];
-    __m512 sa[T];
-    for (int t = 0; t < T; ++t) {
-      const int8_t* q = a.q(t0 + t) + size_t(g) * 128;
-      alo[t] = _mm512_loadu_si512(q);
-      ahi[t] = _mm512_loadu_si512(q + 64);
-      sa[t] = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(a.d(t0 + t) + 4 * g)));
-      init[t] = _mm512_loadu_si512(a.s(t0 + t) + 16 * g);
-    }
-    for (int r = 0; r < R; ++r) {
-      __m512i lo, hi;
-      if (Q4) {
-        const __m512i v = _mm512_loadu_si512(W.row(r0 + r) + size_t(g) * 64);
-        lo = _mm512_and_si512(v, m4);
-        hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-      } else {
-        lo = _mm512_loadu_si512(W.row(r0 + r) + size_t(g) * 128);
-        hi = _mm512_loadu_si512(W.row(r0 + r) + size_t(g) * 128 + 64);
+// Strip st against T activation rows t0..: out[16 t + r], in plain loops. Each row's sum runs
+// over the blocks in order, float(block's integer sum) * (d_w * d_a) fused into it, as the
+// vector kernels' lanes do, so every path gives the same bits.
+template <bool Q4>
+void strip_ref(const PackedView& W, int st, const ActRows& a, int t0, int T, float* out) {
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < kStrip; ++r) {
+      const int row = st * kStrip + r;
+      const int8_t* q = a.q(t0 + t);
+      float sum = 0;
+      for (int b = 0; b < W.nb; ++b) {
+        int isum = 0;
+        for (int j = 0; j < QB; ++j) isum += weight_value<Q4>(W, row, b, j) * int(q[size_t(b) * QB + j]);
+        const float sc = weight_scale(W, row, b) * a.d(t0 + t)[b];
+        sum = std::fma(float(isum), sc, sum);
       }
-      const __m128i dh = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(W.scales(r0 + r) + 4 * g));
-      const __m512 sw = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_cvtph_ps(dh)));
-      for (int t = 0; t < T; ++t) {
-        __m512i i = _mm512_dpbusd_epi32(init[t], lo, alo[t]);
-        i = _mm512_dpbusd_epi32(i, hi, ahi[t]);
-        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(sw, sa[t]), acc[r][t]);
-      }
+      out[t * kStrip + r] = sum;
     }
-  }
-  for (int r = 0; r < R; ++r) {
-    float sums[4];
-    _mm_storeu_ps(sums, sum4(acc[r][0], T > 1 ? acc[r][1 % T] : _mm512_setzero_ps(),
-                             T > 2 ? acc[r][2 % T] : _mm512_setzero_ps(), T > 3 ? acc[r][3 % T] : _mm512_setzero_ps()));
-    for (int t = 0; t < T; ++t) {
-      float s = sums[t];
-      if (ng * kGroup < W.nb)
-        s += dot_blocks_ref<Q4>(W.row(r0 + r), W.scales(r0 + r), a.q(t0 + t), a.d(t0 + t), W.nb, ng * kGroup);
-      out[r * T + t] = s;
-    }
-  }
 }
 
-// Decoding: one weight row (one sequential stream of weights) against T <= 4 activation rows
-// with 256-bit VNNI (on this Zen 5 VM, streaming with 256-bit loads outruns 512-bit ones, see
-// kernels.cpp); each half of a group has its own FMA chain. Half h of group g holds blocks
-// 4g + 2h and 4g + 2h + 1. In qgemv_bench one row at a time read q8_0 at 24-31 GB/s on one
-// thread, where two rows sharing the activation loads read 10-12 and four 21-24 (q4_0: 19-20,
-// 16-17, 13-17).
+inline int load_i32(const void* p) {
+  int v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Strip st against T activation rows t0.. with AVX-512 VNNI: out[16 t + r], lane r of a vector
+// for row r. Per block the strip's 8 chunks are loaded (and for q4_0 unpacked) once; each
+// activation row broadcasts its 4 values of chunk k to all lanes (dpbusd's memory broadcast),
+// so 8 dpbusd leave the block's integer sums of 16 rows in one vector.
 template <int T, bool Q4>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c"))) void row_vnni(const PackedView& W, int r,
-                                                                                 const ActRows& a, float* out) {
-  const int ng = W.nb / kGroup;
-  const uint8_t* w = W.row(r);
-  const uint16_t* wd = W.scales(r);
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  const __m256i idx0 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), idx1 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-  __m256 acc[T][2];
-  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-  for (int g = 0; g < ng; ++g) {
-    const __m128 sw = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(wd + 4 * g)));
-    __m256i lo[2], hi[2];
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) void strip_vnni(const PackedView& W, int st,
+                                                                                   const ActRows& a, int t0,
+                                                                                   float* out) {
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+#pragma GCC unroll 1
+  for (int b = 0; b < W.nb; ++b) {
+    const uint8_t* w = W.tile(st, b);
+    __m512i wk[8];
     if (Q4) {
-      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(g) * 64));
-      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(g) * 64 + 32));
-      lo[0] = _mm256_and_si256(v0, m4), hi[0] = _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4);
-      lo[1] = _mm256_and_si256(v1, m4), hi[1] = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4);
+      for (int c = 0; c < 4; ++c) {
+        const __m512i v = _mm512_loadu_si512(w + 64 * c);
+        wk[c] = _mm512_and_si512(v, m4);
+        wk[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      }
     } else {
-      const uint8_t* p = w + size_t(g) * 128;
-      lo[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-      lo[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
-      hi[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64));
-      hi[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 96));
+      for (int k = 0; k < 8; ++k) wk[k] = _mm512_loadu_si512(w + 64 * k);
     }
+    const __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(W.scales(st, b))));
+#pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
-      const int8_t* q = a.q(t) + size_t(g) * 128;
-      const int32_t* sp = a.s(t) + 16 * g;
-      const __m256 sc = _mm256_castps128_ps256(_mm_mul_ps(sw, _mm_loadu_ps(a.d(t) + 4 * g)));
-      for (int h = 0; h < 2; ++h) {
-        const __m256i init = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp + 8 * h));
-        __m256i i = _mm256_dpbusd_epi32(init, lo[h], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * h)));
-        i = _mm256_dpbusd_epi32(i, hi[h], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 + 32 * h)));
-        acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_permutevar8x32_ps(sc, h ? idx1 : idx0), acc[t][h]);
+      const int8_t* q = a.q(t0 + t) + size_t(b) * QB;
+      __m512i i0 = _mm512_set1_epi32(a.s(t0 + t)[b]);
+      __m512i i1 = _mm512_setzero_si512();  // a second chain: decoding (T = 1) waits on dpbusd's latency
+      for (int k = 0; k < 4; ++k) {
+        i0 = _mm512_dpbusd_epi32(i0, wk[k], _mm512_set1_epi32(load_i32(q + 4 * k)));
+        i1 = _mm512_dpbusd_epi32(i1, wk[k + 4], _mm512_set1_epi32(load_i32(q + 16 + 4 * k)));
       }
+      const __m512 sc = _mm512_mul_ps(sw, _mm512_set1_ps(a.d(t0 + t)[b]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1)), sc, acc[t]);
     }
   }
-  for (int t = 0; t < T; ++t) {
-    // The lanes are tile_vnni's and are added in its order (sum4), so a row decoded alone and
-    // the same row in a batch of any size get the same bits (lm-generate --parallel).
-    const __m256 at = _mm256_add_ps(acc[t][0], acc[t][1]);
-    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(at, at), _mm256_hadd_ps(at, at));
-    float sum = _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
-    if (ng * kGroup < W.nb) sum += dot_blocks_ref<Q4>(w, wd, a.q(t), a.d(t), W.nb, ng * kGroup);
-    out[t] = sum;
-  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(out + kStrip * t, acc[t]);
 }
 
-// One weight row against one activation row with AVX2 (CPUs without VNNI). maddubs multiplies
-// unsigned by signed bytes into saturating int16 pairs: q4_0 nibbles (<= 15) cannot saturate;
-// q8_0 weights are made signed again and multiplied as |w| * (a with w's sign), as ggml does.
+// The same lanes with AVX2 (CPUs without VNNI), rows 0-7 and 8-15 of the strip in two halves.
+// maddubs multiplies unsigned by signed bytes into saturating int16 pairs: q4_0 nibbles (<= 15)
+// cannot saturate; q8_0 weights are made signed again and multiplied as |w| * (a with w's
+// sign), as ggml does, so they take no offset.
 template <bool Q4>
-__attribute__((target("avx2,fma,f16c"))) float dot_avx2(const uint8_t* w, const uint16_t* wd, const int8_t* q,
-                                                        const float* d, const int32_t* s, int nb) {
-  const int ng = nb / kGroup;
+__attribute__((target("avx2,fma,f16c"))) void strip_avx2(const PackedView& W, int st, const ActRows& a, int t0, int T,
+                                                         float* out) {
   const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8(char(0x80));
-  const __m256i idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  __m256 acc = _mm256_setzero_ps();
-  for (int g = 0; g < ng; ++g) {
-    const __m256 sw4 = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(wd + 4 * g))));
-    const __m256 sa4 = _mm256_castps128_ps256(_mm_loadu_ps(d + 4 * g));
-    const __m256 sc4 = _mm256_mul_ps(sw4, sa4);
-    for (int h = 0; h < 2; ++h) {  // blocks 4g + 2h and 4g + 2h + 1
-      const __m256i alo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + size_t(g) * 128 + 32 * h));
-      const __m256i ahi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + size_t(g) * 128 + 64 + 32 * h));
-      __m256i i;
-      if (Q4) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(g) * 64 + 32 * h));
-        const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-        i = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, alo), ones),
-                             _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ahi), ones));
-        // -8 * sum of each block, in lanes 0 and 4.
-        i = _mm256_add_epi32(i, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + 16 * g + 8 * h)));
-      } else {
-        const __m256i lo = _mm256_xor_si256(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(g) * 128 + 32 * h)), flip);
-        const __m256i hi = _mm256_xor_si256(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + size_t(g) * 128 + 64 + 32 * h)), flip);
-        i = _mm256_add_epi32(
-            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(lo, lo), _mm256_sign_epi8(alo, lo)), ones),
-            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(hi, hi), _mm256_sign_epi8(ahi, hi)), ones));
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < 2; ++h) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int b = 0; b < W.nb; ++b) {
+        const uint8_t* w = W.tile(st, b) + 32 * h;
+        const int8_t* q = a.q(t0 + t) + size_t(b) * QB;
+        __m256i i = Q4 ? _mm256_set1_epi32(a.s(t0 + t)[b]) : _mm256_setzero_si256();
+        for (int k = 0; k < 8; ++k) {
+          const __m256i ak = _mm256_set1_epi32(load_i32(q + 4 * k));
+          __m256i p;
+          if (Q4) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * (k % 4)));
+            const __m256i wv = k < 4 ? _mm256_and_si256(v, m4) : _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            p = _mm256_maddubs_epi16(wv, ak);
+          } else {
+            const __m256i ws = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * k)), flip);
+            p = _mm256_maddubs_epi16(_mm256_sign_epi8(ws, ws), _mm256_sign_epi8(ak, ws));
+          }
+          i = _mm256_add_epi32(i, _mm256_madd_epi16(p, ones));
+        }
+        const __m256 sw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(W.scales(st, b) + 8 * h)));
+        const __m256 sc = _mm256_mul_ps(sw, _mm256_set1_ps(a.d(t0 + t)[b]));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), sc, acc);
       }
-      // Lanes 0..3 belong to block 4g + 2h, lanes 4..7 to the next.
-      const __m256 sc = _mm256_permutevar8x32_ps(sc4, _mm256_add_epi32(idx, _mm256_set1_epi32(2 * h)));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), sc, acc);
+      _mm256_storeu_ps(out + kStrip * t + 8 * h, acc);
     }
-  }
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-  float sum = _mm_cvtss_f32(s4);
-  if (ng * kGroup < nb) sum += dot_blocks_ref<Q4>(w, wd, q, d, nb, ng * kGroup);
-  return sum;
-}
-
-template <bool Q4, int R, int T>
-void run_tile(const PackedView& W, int r0, const ActRows& a, int t0, float* out) {
-  if (use_vnni()) {
-    tile_vnni<R, T, Q4>(W, r0, a, t0, out);
-    return;
-  }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t)
-      out[r * T + t] = avx2_enabled() ? dot_avx2<Q4>(W.row(r0 + r), W.scales(r0 + r), a.q(t0 + t), a.d(t0 + t),
-                                                      a.s(t0 + t), W.nb)
-                                      : dot_blocks_ref<Q4>(W.row(r0 + r), W.scales(r0 + r), a.q(t0 + t),
-                                                           a.d(t0 + t), W.nb, 0);
-}
-
-template <bool Q4, int R>
-void run_tile_t(const PackedView& W, int r0, const ActRows& a, int t0, int T, float* out) {
-  switch (T) {
-    case 1: run_tile<Q4, R, 1>(W, r0, a, t0, out); break;
-    case 2: run_tile<Q4, R, 2>(W, r0, a, t0, out); break;
-    case 3: run_tile<Q4, R, 3>(W, r0, a, t0, out); break;
-    default: run_tile<Q4, R, 4>(W, r0, a, t0, out); break;
-  }
 }
 
 template <bool Q4>
-void run_row(const PackedView& W, int r, const ActRows& a, int T, float* out) {
-  switch (T) {
-    case 1: row_vnni<1, Q4>(W, r, a, out); break;
-    case 2: row_vnni<2, Q4>(W, r, a, out); break;
-    case 3: row_vnni<3, Q4>(W, r, a, out); break;
-    default: row_vnni<4, Q4>(W, r, a, out); break;
+void run_strip(const PackedView& W, int st, const ActRows& a, int t0, int T, float* out) {
+  if (use_vnni()) {
+    switch (T) {
+      case 1: strip_vnni<1, Q4>(W, st, a, t0, out); break;
+      case 2: strip_vnni<2, Q4>(W, st, a, t0, out); break;
+      case 3: strip_vnni<3, Q4>(W, st, a, t0, out); break;
+      case 4: strip_vnni<4, Q4>(W, st, a, t0, out); break;
+      case 5: strip_vnni<5, Q4>(W, st, a, t0, out); break;
+      case 6: strip_vnni<6, Q4>(W, st, a, t0, out); break;
+      case 7: strip_vnni<7, Q4>(W, st, a, t0, out); break;
+      default: strip_vnni<8, Q4>(W, st, a, t0, out); break;
+    }
+  } else if (avx2_enabled()) {
+    strip_avx2<Q4>(W, st, a, t0, T, out);
+  } else {
+    strip_ref<Q4>(W, st, a, t0, T, out);
   }
 }
 
-// Rows o0..o1 of y for all N activation rows: tiles of up to 4 x 4, or row by row when decoding.
+// Rows o0..o1 of y (o0 on a strip) for all N activation rows, 8 at a time: each chunk of
+// activation rows goes over the block's strips, whose weights stay in cache.
 template <bool Q4>
 void packed_rows(float* y, const PackedView& W, const ActRows& a, int N, int OC, int o0, int o1, float beta) {
-  float out[16];
-  if (N <= kGemvMaxRows && use_vnni()) {
-    for (int r = o0; r < o1; ++r) {
-      run_row<Q4>(W, r, a, N, out);
-      for (int t = 0; t < N; ++t) store(y[size_t(t) * OC + r], out[t], beta);
-    }
-    return;
-  }
-  for (int t0 = 0; t0 < N; t0 += 4) {
-    const int T = std::min(4, N - t0);
-    for (int r0 = o0; r0 < o1; r0 += 4) {
-      const int R = std::min(4, o1 - r0);
-      switch (R) {
-        case 1: run_tile_t<Q4, 1>(W, r0, a, t0, T, out); break;
-        case 2: run_tile_t<Q4, 2>(W, r0, a, t0, T, out); break;
-        case 3: run_tile_t<Q4, 3>(W, r0, a, t0, T, out); break;
-        default: run_tile_t<Q4, 4>(W, r0, a, t0, T, out); break;
+  float out[kBatchRows * kStrip];
+  for (int t0 = 0; t0 < N; t0 += kBatchRows) {
+    const int T = std::min(kBatchRows, N - t0);
+    for (int r0 = o0; r0 < o1; r0 += kStrip) {
+      run_strip<Q4>(W, r0 / kStrip, a, t0, T, out);
+      const int R = std::min(kStrip, o1 - r0);
+      for (int t = 0; t < T; ++t) {
+        float* yt = y + size_t(t0 + t) * OC + r0;
+        const float* ot = out + t * kStrip;
+        if (beta == 0.0f)
+          std::memcpy(yt, ot, sizeof(float) * size_t(R));
+        else
+          for (int r = 0; r < R; ++r) yt[r] = ot[r] + beta * yt[r];
       }
-      for (int r = 0; r < R; ++r)
-        for (int t = 0; t < T; ++t) store(y[size_t(t0 + t) * OC + r0 + r], out[r * T + t], beta);
     }
   }
 }
@@ -513,7 +434,8 @@ void enable_vnni(bool on) { g_allow_vnni = on; }
 
 size_t packed_size(GgmlType t, int rows, int cols) {
   if (!is_packed(t)) return quant::row_size(t, size_t(cols)) * size_t(rows);
-  return align64(qs_row(t, cols) * size_t(rows)) + size_t(rows) * size_t(cols / QB) * 2;
+  const size_t tiles = size_t(strips_of(rows)) * size_t(cols / QB);
+  return align64(tiles * tile_bytes(t)) + tiles * kStrip * 2;
 }
 
 void pack_weight(GgmlType t, const void* src, int rows, int cols, void* dst) {
@@ -524,24 +446,30 @@ void pack_weight(GgmlType t, const void* src, int rows, int cols, void* dst) {
   }
   QWeight W{t, rows, cols, dst};
   const PackedView v = packed_view(W);
-  auto* qs = const_cast<uint8_t*>(v.qs);
-  auto* d = const_cast<uint16_t*>(v.d);
-  const int nb = cols / QB, full = nb / kGroup * kGroup;
+  const bool q4 = t == GgmlType::Q4_0;
+  const int ns = strips_of(rows);
   const auto* in = static_cast<const uint8_t*>(src);
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
-  for (int r = 0; r < rows; ++r) {
-    const uint8_t* row = in + size_t(r) * in_row;
-    uint8_t* out = qs + size_t(r) * v.row_qs;
-    for (int b = 0; b < nb; ++b) {
-      if (t == GgmlType::Q8_0) {
-        const uint8_t* blk = row + size_t(b) * sizeof(quant::BlockQ8_0);
-        std::memcpy(d + size_t(r) * nb + b, blk, 2);
-        for (int j = 0; j < QB; ++j) out[q8_pos(nb, b, j)] = uint8_t(blk[2 + j] ^ 0x80);
-      } else {
-        const uint8_t* blk = row + size_t(b) * sizeof(quant::BlockQ4_0);
-        std::memcpy(d + size_t(r) * nb + b, blk, 2);
-        const size_t at = b >= full ? size_t(b) * 16 : size_t(b / kGroup) * 64 + size_t(b % kGroup) * 16;
-        std::memcpy(out + at, blk + 2, 16);
+  for (int st = 0; st < ns; ++st) {
+    // The padding rows of the last strip: value 0, scale 0.
+    if ((st + 1) * kStrip > rows) {
+      std::memset(const_cast<uint8_t*>(v.tile(st, 0)), q4 ? 0x88 : 0x80, v.tb * size_t(v.nb));
+      std::memset(const_cast<uint16_t*>(v.scales(st, 0)), 0, size_t(v.nb) * kStrip * 2);
+    }
+    for (int r = st * kStrip; r < std::min(rows, (st + 1) * kStrip); ++r) {
+      const uint8_t* row = in + size_t(r) * in_row;
+      for (int b = 0; b < v.nb; ++b) {
+        uint8_t* tile = const_cast<uint8_t*>(v.tile(st, b));
+        uint16_t* d = const_cast<uint16_t*>(v.scales(st, b)) + r % kStrip;
+        if (!q4) {
+          const uint8_t* blk = row + size_t(b) * sizeof(quant::BlockQ8_0);
+          std::memcpy(d, blk, 2);
+          for (int j = 0; j < QB; ++j) tile[weight_pos<false>(r, j)] = uint8_t(blk[2 + j] ^ 0x80);
+        } else {
+          const uint8_t* blk = row + size_t(b) * sizeof(quant::BlockQ4_0);
+          std::memcpy(d, blk, 2);
+          for (int k = 0; k < 4; ++k) std::memcpy(tile + weight_pos<true>(r, 4 * k), blk + 2 + 4 * k, 4);
+        }
       }
     }
   }
@@ -554,13 +482,11 @@ void dequantize_weight_row(const QWeight& W, int row, float* out) {
     return;
   }
   const PackedView v = packed_view(W);
-  const uint8_t* w = v.row(row);
-  const uint16_t* wd = v.scales(row);
   for (int b = 0; b < v.nb; ++b) {
-    const float d = quant::fp16_to_fp32(wd[b]);
+    const float d = weight_scale(v, row, b);
     for (int j = 0; j < QB; ++j)
-      out[size_t(b) * QB + j] = d * float(W.type == GgmlType::Q4_0 ? weight_value<true>(w, v.nb, b, j)
-                                                                    : weight_value<false>(w, v.nb, b, j));
+      out[size_t(b) * QB + j] = d * float(W.type == GgmlType::Q4_0 ? weight_value<true>(v, row, b, j)
+                                                                    : weight_value<false>(v, row, b, j));
   }
 }
 
@@ -684,11 +610,13 @@ void qmatmul_forward_ref(float* y, const float* x, const QWeight& W, int N, floa
     for (int n = 0; n < N; ++n) quantize_act_row_ref(x + size_t(n) * C, a, n, offset_of(W.type));
     const PackedView v = packed_view(W);
     for (int n = 0; n < N; ++n)
-      for (int o = 0; o < OC; ++o) {
-        store(y[size_t(n) * OC + o],
-              W.type == GgmlType::Q4_0 ? dot_blocks_ref<true>(v.row(o), v.scales(o), a.q(n), a.d(n), v.nb, 0)
-                                       : dot_blocks_ref<false>(v.row(o), v.scales(o), a.q(n), a.d(n), v.nb, 0),
-              beta);
+      for (int o = 0; o < OC; o += kStrip) {
+        float out[kStrip];
+        if (W.type == GgmlType::Q4_0)
+          strip_ref<true>(v, o / kStrip, a, n, 1, out);
+        else
+          strip_ref<false>(v, o / kStrip, a, n, 1, out);
+        for (int r = 0; r < std::min(kStrip, OC - o); ++r) store(y[size_t(n) * OC + o + r], out[r], beta);
       }
     return;
   }

@@ -5,7 +5,9 @@
 // rows. The activations are quantized per call, as llama.cpp does, so results equal llama.cpp's
 // up to the order of float additions:
 //   q8_0, q4_0 weights   activations in q8_0 blocks (f16-rounded scale, 32 int8), integer dot
-//                        products per block (AVX-512 VNNI, or AVX2), scaled and summed in float;
+//                        products per block (AVX-512 VNNI, or AVX2) of 16 weight rows at once
+//                        against up to 8 activation rows, scaled and summed in float, in the
+//                        same order on every path and at every batch size (the same bits);
 //   q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs weights   activations in q8_K; q4_1, q5_0, q5_1,
 //                        iq4_nl weights: activations in q8_0 (ggml's reference rule); dot
 //                        products of quant::vec_dot_tile: q4_K, q5_K and q6_K at every batch
@@ -26,11 +28,13 @@ namespace lm::kernels {
 
 // A weight matrix W (OC = rows, C = cols) as the inference kernels read it.
 //  f32             rows of C floats;
-//  q8_0, q4_0      pack_weight()'s layout: all rows' quants, then all rows' f16 block scales.
-//                  A row's quants come in groups of 4 blocks (128 values): q8_0 stores values
-//                  0..15 of the 4 blocks, then values 16..31, each as q + 128 (unsigned);
-//                  q4_0 stores the 4 blocks' 16 nibble bytes as in the file (low nibble value j,
-//                  high nibble value j + 16). Blocks after the last whole group follow one by one.
+//  q8_0, q4_0      pack_weight()'s layout: rows in strips of 16 (the last one padded with
+//                  zero rows), and per strip and block of 32 columns, the 16 rows' values
+//                  interleaved by 4: chunk k (64 bytes) holds values 4k..4k+3 of rows 0..15.
+//                  q8_0 stores 8 chunks, each value as q + 128 (unsigned); q4_0 stores 4
+//                  chunks of nibbles, chunk k in the low and k + 4 in the high nibbles (the
+//                  file's byte i holds values i and i + 16). Then all strips' f16 block scales,
+//                  16 per strip and block.
 //  other types     rows of ggml blocks, as in the file.
 struct QWeight {
   format::GgmlType type = format::GgmlType::F32;
