@@ -1,17 +1,17 @@
-// Quantized linear layers (qmatmul.hpp). The q8_0 / q4_0 kernels work on a strip of 16 weight
-// rows and one block (32 columns) at a time: lane r of a 512-bit vector belongs to row r, and
-// chunk k of the packed block holds values 4k..4k+3 of the 16 rows. dpbusd against the
-// activation row's values 4k..4k+3, broadcast to every lane (its memory broadcast), adds 4
-// products to each row's lane, so 8 dpbusd leave the block's 16 integer dot products in one
-// vector; one convert, one multiply (row scales by the activation's scale) and one FMA add them
-// to the rows' sums. No lane needs summing with another, and the weights of a block are loaded
-// (and for q4_0 unpacked) once for up to 8 activation rows. The layout before (4 rows x 4
+// Quantized linear layers (qmatmul.hpp). The kernels of the types with blocks of 32 (q8_0,
+// q4_0, q4_1, q5_0, q5_1, iq4_nl) work on a strip of 16 weight rows and one block (32 columns)
+// at a time: lane r of a 512-bit vector belongs to row r, and chunk k of the packed block holds
+// values 4k..4k+3 of the 16 rows. dpbusd against the activation row's values 4k..4k+3,
+// broadcast to every lane, adds 4 products to each row's lane, so 8 dpbusd leave the block's 16
+// integer dot products in one vector; one convert, one multiply (row scales by the
+// activation's scale) and one FMA add them to the rows' sums (one more FMA adds the mins of
+// q4_1 / q5_1). No lane needs summing with another, and the weights of a block are loaded (and
+// unpacked) once for up to 8 activation rows. The q8_0 / q4_0 layout before (4 rows x 4
 // activation rows, each block spread over 4 lanes) ran the small preset's matrices at 110
 // GMAC/s on one thread; this one at 175-184 (bench/qgemm_bench, N = 512).
-// dpbusd multiplies unsigned by signed bytes: weights are the unsigned side (q + 128 for q8_0,
-// the raw nibble for q4_0), so each block's sum over-counts by off * sum(activations), with
-// off = 128 or 8; the activations carry -off * sum per block, which seeds the integer
-// accumulator.
+// dpbusd multiplies unsigned by signed bytes: weights are the unsigned side (a level + off, see
+// Kind below), so each block's sum over-counts by off * sum(activations); the activations carry
+// -off * sum per block, which seeds the integer accumulator.
 // Every path (VNNI, AVX2, plain) computes a row's sum over the blocks in order with the same
 // float operations (float(block's int sum) * (d_w * d_a) fused into the sum), so each gives the
 // same bits, and a row gets the same bits in a batch of any size (lm-generate --parallel writes
@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <omp.h>
@@ -34,6 +35,7 @@
 #include "kernels/simd.hpp"
 #include "quant/kquant.hpp"
 #include "quant/quant.hpp"
+#include "quant/rules.hpp"
 
 namespace lm::kernels {
 
@@ -41,7 +43,7 @@ using format::GgmlType;
 
 namespace {
 
-constexpr int QB = quant::kBlock;   // 32 values per q8_0 / q4_0 block
+constexpr int QB = quant::kBlock;   // 32 values per block of the repacked types
 constexpr int kStrip = 16;          // weight rows interleaved in the packed layout
 constexpr int kBatchRows = 8;       // activation rows per kernel call in a batch
 constexpr int kRowBlock = 64;       // weight rows per parallel task
@@ -55,7 +57,8 @@ constexpr size_t kParallelMin = 16384;
 //        154-166 for q6_K at N = 512, 15 and 7 at N = 8). Every batch then takes the same
 //        kernel, so a batch of sequences gets the logits each would get alone, and a prompt the
 //        same as in pieces.
-//   the others (one pair at a time, about 52 GMAC/s for q5_K): up to 32 rows. N = 8 and 16
+//   q2_K, q3_K, iq4_xs and q5_K off AVX-512 VNNI (one pair at a time, about 52 GMAC/s for
+//        q5_K): up to 32 rows. N = 8 and 16
 //        gained for every type and none lost at 32; q5_K N = 32: 52 / 49, N = 64: 52 / 95.
 constexpr int kDotMaxRows = 32, kDotMaxRowsTile = std::numeric_limits<int>::max();
 static_assert(kRowBlock % kStrip == 0, "row blocks start on a strip");
@@ -65,16 +68,58 @@ size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 // dst = s + beta * dst; with beta 0, dst is not read (it may hold anything, NaN included).
 inline void store(float& dst, float s, float beta) { dst = beta == 0.0f ? s : s + beta * dst; }
 
-bool is_packed(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0; }
-// Types with dot products against quantized activations (quant::vec_dot): the K-quants, iq4_xs,
-// q4_1, q5_0, q5_1 and iq4_nl.
-bool has_dot(GgmlType t) { return quant::dot_activation_type(t) != GgmlType::F32; }
-int offset_of(GgmlType t) { return t == GgmlType::Q8_0 ? 128 : 8; }
+// The types repacked into strips (pack_weight), and what their kernels need: a weight's value
+// is lvl * d (+ m for the types with a min), lvl an integer level the kernels hold unsigned as
+// lvl + off in a byte (so a block's sum over-counts by off * sum(activations), which the
+// activations' seed takes back).
+//   q8_0    lvl = q (-128..127), off 128; a byte per value.
+//   q4_0    lvl = nibble - 8, off 8; iq4_nl: lvl = level[nibble] (-127..113), off 128, the
+//           nibble looked up in the kernel (vpshufb); q4_1: lvl = nibble, off 0, and a min.
+//   q5_0    lvl = q - 16 (q = nibble + 16 * fifth bit), off 16; q5_1: lvl = q, off 0, a min.
+//           The fifth bits ride in 64-bit masks, one per chunk (bit 4r + i: row r, value i).
+enum class Kind { Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL };
+bool is_packed(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+    case GgmlType::IQ4_NL:
+      return true;
+    default:
+      return false;
+  }
+}
+Kind kind_of(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: return Kind::Q4_0;
+    case GgmlType::Q4_1: return Kind::Q4_1;
+    case GgmlType::Q5_0: return Kind::Q5_0;
+    case GgmlType::Q5_1: return Kind::Q5_1;
+    case GgmlType::IQ4_NL: return Kind::IQ4_NL;
+    default: return Kind::Q8_0;
+  }
+}
+constexpr bool nibbles(Kind k) { return k != Kind::Q8_0; }
+constexpr bool fifth_bit(Kind k) { return k == Kind::Q5_0 || k == Kind::Q5_1; }
+constexpr bool has_min(Kind k) { return k == Kind::Q4_1 || k == Kind::Q5_1; }
+// Kinds whose AVX2 product takes signed levels (|w| * (a with w's sign)) and no seed.
+constexpr bool signed_avx2(Kind k) { return k == Kind::Q8_0 || k == Kind::IQ4_NL; }
+constexpr int offset_of(Kind k) {
+  return k == Kind::Q8_0 || k == Kind::IQ4_NL ? 128 : k == Kind::Q4_0 ? 8 : k == Kind::Q5_0 ? 16 : 0;
+}
+int offset_of(GgmlType t) { return offset_of(kind_of(t)); }
+// Types with dot products against quantized activations (quant::vec_dot) that are not
+// repacked: the K-quants and iq4_xs.
+bool has_dot(GgmlType t) { return !is_packed(t) && quant::dot_activation_type(t) != GgmlType::F32; }
 
 // Strips of 16 weight rows in `rows` rows (the last one padded).
 int strips_of(int rows) { return (rows + kStrip - 1) / kStrip; }
-// Bytes of quants per strip and block: 512 values, one byte each (q8_0) or a nibble (q4_0).
-size_t tile_bytes(GgmlType t) { return t == GgmlType::Q8_0 ? 512 : 256; }
+// Bytes of quants per strip and block (512 values): a byte each (q8_0) or a nibble, and for
+// q5_0 / q5_1 8 masks of fifth bits.
+size_t tile_bytes(GgmlType t) {
+  const Kind k = kind_of(t);
+  return !nibbles(k) ? 512 : fifth_bit(k) ? 256 + 64 : 256;
+}
+// f16 values per strip and block: 16 scales, and 16 mins for q4_1 / q5_1.
+int scales_per_tile(GgmlType t) { return has_min(kind_of(t)) ? 2 * kStrip : kStrip; }
 
 bool& vnni_enabled() {
   static bool on = [] {
@@ -97,7 +142,8 @@ bool use_vnni() { return g_allow_vnni && vnni_enabled(); }
 // ---- activations in q8_0 blocks ----
 
 // One quantized activation row: quants in block order (signed), block scales (the f16-rounded
-// value, as float) and -off * sum of each block's quants.
+// value, as float), the seed -off * sum of each block's quants (off: the weight type's), and
+// d * sum (for the mins of q4_1 / q5_1).
 struct ActRows {
   int C = 0, nb = 0;
   size_t stride = 0;  // bytes per row
@@ -107,9 +153,12 @@ struct ActRows {
   const int32_t* s(int n) const {
     return reinterpret_cast<const int32_t*>(base + size_t(n) * stride + align64(size_t(C)) + align64(size_t(nb) * 4));
   }
+  const float* ds(int n) const {
+    return reinterpret_cast<const float*>(base + size_t(n) * stride + align64(size_t(C)) + 2 * align64(size_t(nb) * 4));
+  }
 };
 
-size_t act_stride(int C) { return align64(size_t(C)) + 2 * align64(size_t(C / QB) * 4); }
+size_t act_stride(int C) { return align64(size_t(C)) + 3 * align64(size_t(C / QB) * 4); }
 
 ActRows act_view(void* scratch, int C) {
   ActRows a;
@@ -123,6 +172,7 @@ void quantize_act_row_ref(const float* x, const ActRows& a, int n, int off) {
   int8_t* q = const_cast<int8_t*>(a.q(n));
   float* d = const_cast<float*>(a.d(n));
   int32_t* s = const_cast<int32_t*>(a.s(n));
+  float* ds = const_cast<float*>(a.ds(n));
   for (int b = 0; b < a.nb; ++b) {
     const float* xb = x + size_t(b) * QB;
     float amax = 0;
@@ -136,6 +186,7 @@ void quantize_act_row_ref(const float* x, const ActRows& a, int n, int off) {
       sum += v;
     }
     s[b] = -off * sum;
+    ds[b] = d[b] * float(sum);
   }
 }
 
@@ -145,6 +196,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) void quantize_act_row_
   int8_t* q = const_cast<int8_t*>(a.q(n));
   float* d = const_cast<float*>(a.d(n));
   int32_t* s = const_cast<int32_t*>(a.s(n));
+  float* ds = const_cast<float*>(a.ds(n));
   for (int b = 0; b < a.nb; ++b) {
     const __m512 x0 = _mm512_loadu_ps(x + size_t(b) * QB), x1 = _mm512_loadu_ps(x + size_t(b) * QB + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
@@ -155,7 +207,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) void quantize_act_row_
     const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + size_t(b) * QB), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + size_t(b) * QB + 16), _mm512_cvtepi32_epi8(q1));
-    s[b] = -off * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    s[b] = -off * sum;
+    ds[b] = d[b] * float(sum);
   }
 }
 
@@ -173,19 +227,21 @@ void quantize_act(const float* x, int N, int C, const ActRows& a, int off) {
 // ---- dot products of packed weight strips with activation rows ----
 
 // pack_weight()'s layout: per strip of 16 rows and block, tile_bytes() of quants, strip-major;
-// then per strip and block the 16 rows' f16 scales.
+// then per strip and block the 16 rows' f16 scales (and mins).
 struct PackedView {
   const uint8_t* qs;
   const uint16_t* d;
   size_t tb;  // tile_bytes
-  int nb;
+  int nb, sc;  // sc: scales_per_tile
   const uint8_t* tile(int st, int b) const { return qs + (size_t(st) * nb + b) * tb; }
-  const uint16_t* scales(int st, int b) const { return d + (size_t(st) * nb + b) * kStrip; }
+  const uint16_t* scales(int st, int b) const { return d + (size_t(st) * nb + b) * sc; }
+  const uint16_t* mins(int st, int b) const { return scales(st, b) + kStrip; }
 };
 
 PackedView packed_view(const QWeight& W) {
   PackedView v;
   v.tb = tile_bytes(W.type);
+  v.sc = scales_per_tile(W.type);
   v.nb = W.cols / QB;
   v.qs = static_cast<const uint8_t*>(W.data);
   v.d = reinterpret_cast<const uint16_t*>(v.qs + align64(v.tb * size_t(v.nb) * size_t(strips_of(W.rows))));
@@ -193,28 +249,39 @@ PackedView packed_view(const QWeight& W) {
 }
 
 // Where value j of a block of row r lies in its strip's tile: chunk k = j / 4 holds values
-// 4k..4k+3 of the 16 rows, 4 bytes each. q4_0's chunks k and k + 4 share bytes (low and high
-// nibble), as the file's byte i holds values i and i + 16.
-template <bool Q4>
+// 4k..4k+3 of the 16 rows, 4 bytes each. The nibble types' chunks k and k + 4 share bytes (low
+// and high nibble), as the file's byte i holds values i and i + 16; their fifth bits are bit
+// 4r + j % 4 of the 64-bit mask k after the nibbles.
+template <Kind K>
 size_t weight_pos(int r, int j) {
   const int k = j / 4;
-  return size_t(Q4 ? k % 4 : k) * 64 + size_t(r % kStrip) * 4 + size_t(j % 4);
+  return size_t(nibbles(K) ? k % 4 : k) * 64 + size_t(r % kStrip) * 4 + size_t(j % 4);
 }
 
-// Signed weight value j of block b of row r.
-template <bool Q4>
-int weight_value(const PackedView& W, int r, int b, int j) {
-  const uint8_t w = W.tile(r / kStrip, b)[weight_pos<Q4>(r, j)];
-  if (!Q4) return int(w) - 128;
-  return (j < 16 ? (w & 0x0f) : (w >> 4)) - 8;
+// The integer level of value j of block b of row r.
+template <Kind K>
+int weight_level(const PackedView& W, int r, int b, int j) {
+  const uint8_t* tile = W.tile(r / kStrip, b);
+  const uint8_t w = tile[weight_pos<K>(r, j)];
+  if (K == Kind::Q8_0) return int(w) - 128;
+  int u = j < 16 ? (w & 0x0f) : (w >> 4);
+  if (K == Kind::IQ4_NL) return quant::rules::kIq4Levels[u];
+  if (fifth_bit(K)) {
+    uint64_t mask;
+    std::memcpy(&mask, tile + 256 + 8 * (j / 4), 8);
+    u += int((mask >> ((r % kStrip) * 4 + j % 4)) & 1) << 4;
+  }
+  return u - offset_of(K);
 }
 
 float weight_scale(const PackedView& W, int r, int b) { return quant::fp16_to_fp32(W.scales(r / kStrip, b)[r % kStrip]); }
+float weight_min(const PackedView& W, int r, int b) { return quant::fp16_to_fp32(W.mins(r / kStrip, b)[r % kStrip]); }
 
 // Strip st against T activation rows t0..: out[16 t + r], in plain loops. Each row's sum runs
-// over the blocks in order, float(block's integer sum) * (d_w * d_a) fused into it, as the
-// vector kernels' lanes do, so every path gives the same bits.
-template <bool Q4>
+// over the blocks in order, float(block's integer sum) * (d_w * d_a) fused into it (and then
+// m_w * (d_a * sum(a)) for the types with a min), as the vector kernels' lanes do, so every
+// path gives the same bits.
+template <Kind K>
 void strip_ref(const PackedView& W, int st, const ActRows& a, int t0, int T, float* out) {
   for (int t = 0; t < T; ++t)
     for (int r = 0; r < kStrip; ++r) {
@@ -223,9 +290,10 @@ void strip_ref(const PackedView& W, int st, const ActRows& a, int t0, int T, flo
       float sum = 0;
       for (int b = 0; b < W.nb; ++b) {
         int isum = 0;
-        for (int j = 0; j < QB; ++j) isum += weight_value<Q4>(W, row, b, j) * int(q[size_t(b) * QB + j]);
+        for (int j = 0; j < QB; ++j) isum += weight_level<K>(W, row, b, j) * int(q[size_t(b) * QB + j]);
         const float sc = weight_scale(W, row, b) * a.d(t0 + t)[b];
         sum = std::fma(float(isum), sc, sum);
+        if (has_min(K)) sum = std::fma(weight_min(W, row, b), a.ds(t0 + t)[b], sum);
       }
       out[t * kStrip + r] = sum;
     }
@@ -237,31 +305,46 @@ inline int load_i32(const void* p) {
   return v;
 }
 
+// iq4_nl's 16 levels + 128 (unsigned, for dpbusd) and as they are (signed, for AVX2).
+alignas(16) constexpr uint8_t kNlUnsigned[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+static_assert(kNlUnsigned[0] == quant::rules::kIq4Levels[0] + 128 && kNlUnsigned[15] == quant::rules::kIq4Levels[15] + 128);
+
 // Strip st against T activation rows t0.. with AVX-512 VNNI: out[16 t + r], lane r of a vector
-// for row r. Per block the strip's 8 chunks are loaded (and for q4_0 unpacked) once; each
-// activation row broadcasts its 4 values of chunk k to all lanes (dpbusd's memory broadcast),
-// so 8 dpbusd leave the block's integer sums of 16 rows in one vector.
-template <int T, bool Q4>
+// for row r. Per block the strip's 8 chunks are loaded (and for the nibble types unpacked) once;
+// each activation row broadcasts its 4 values of chunk k to all lanes, so 8 dpbusd leave the
+// block's integer sums of 16 rows in one vector.
+template <int T, Kind K>
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) void strip_vnni(const PackedView& W, int st,
                                                                                    const ActRows& a, int t0,
                                                                                    float* out) {
-  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m512i m4 = _mm512_set1_epi8(0x0f), sixteen = _mm512_set1_epi8(16);
+  const __m512i lut = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(kNlUnsigned)));
   __m512 acc[T];
   for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
 #pragma GCC unroll 1
   for (int b = 0; b < W.nb; ++b) {
     const uint8_t* w = W.tile(st, b);
     __m512i wk[8];
-    if (Q4) {
+    if (nibbles(K)) {
       for (int c = 0; c < 4; ++c) {
         const __m512i v = _mm512_loadu_si512(w + 64 * c);
         wk[c] = _mm512_and_si512(v, m4);
         wk[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
       }
+      for (int k = 0; k < 8; ++k) {
+        if (K == Kind::IQ4_NL) wk[k] = _mm512_shuffle_epi8(lut, wk[k]);
+        if (fifth_bit(K)) {
+          uint64_t bits;
+          std::memcpy(&bits, w + 256 + 8 * k, 8);
+          wk[k] = _mm512_mask_add_epi8(wk[k], _cvtu64_mask64(bits), wk[k], sixteen);
+        }
+      }
     } else {
       for (int k = 0; k < 8; ++k) wk[k] = _mm512_loadu_si512(w + 64 * k);
     }
     const __m512 sw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(W.scales(st, b))));
+    const __m512 mw = has_min(K) ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(W.mins(st, b))))
+                                 : _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
       const int8_t* q = a.q(t0 + t) + size_t(b) * QB;
@@ -273,76 +356,98 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) vo
       }
       const __m512 sc = _mm512_mul_ps(sw, _mm512_set1_ps(a.d(t0 + t)[b]));
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1)), sc, acc[t]);
+      if (has_min(K)) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a.ds(t0 + t)[b]), acc[t]);
     }
   }
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(out + kStrip * t, acc[t]);
 }
 
 // The same lanes with AVX2 (CPUs without VNNI), rows 0-7 and 8-15 of the strip in two halves.
-// maddubs multiplies unsigned by signed bytes into saturating int16 pairs: q4_0 nibbles (<= 15)
-// cannot saturate; q8_0 weights are made signed again and multiplied as |w| * (a with w's
-// sign), as ggml does, so they take no offset.
-template <bool Q4>
+// maddubs multiplies unsigned by signed bytes into saturating int16 pairs: unsigned levels
+// (<= 31) cannot saturate; q8_0 and iq4_nl take signed levels, multiplied as |w| * (a with w's
+// sign) as ggml does, so they take no seed.
+template <Kind K>
 __attribute__((target("avx2,fma,f16c"))) void strip_avx2(const PackedView& W, int st, const ActRows& a, int t0, int T,
                                                          float* out) {
   const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8(char(0x80));
+  const __m256i lut = _mm256_xor_si256(
+      _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kNlUnsigned))), flip);
+  // Bit i of a 32-bit mask to byte i: byte i takes mask byte i / 8, then tests bit i % 8.
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                          3, 3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));
+  const __m256i sixteen = _mm256_set1_epi8(16);
   for (int t = 0; t < T; ++t)
     for (int h = 0; h < 2; ++h) {
       __m256 acc = _mm256_setzero_ps();
       for (int b = 0; b < W.nb; ++b) {
-        const uint8_t* w = W.tile(st, b) + 32 * h;
+        const uint8_t* tile = W.tile(st, b);
+        const uint8_t* w = tile + 32 * h;
         const int8_t* q = a.q(t0 + t) + size_t(b) * QB;
-        __m256i i = Q4 ? _mm256_set1_epi32(a.s(t0 + t)[b]) : _mm256_setzero_si256();
+        __m256i i = signed_avx2(K) ? _mm256_setzero_si256() : _mm256_set1_epi32(a.s(t0 + t)[b]);
         for (int k = 0; k < 8; ++k) {
           const __m256i ak = _mm256_set1_epi32(load_i32(q + 4 * k));
           __m256i p;
-          if (Q4) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * (k % 4)));
-            const __m256i wv = k < 4 ? _mm256_and_si256(v, m4) : _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            p = _mm256_maddubs_epi16(wv, ak);
-          } else {
+          if (!nibbles(K)) {
             const __m256i ws = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * k)), flip);
             p = _mm256_maddubs_epi16(_mm256_sign_epi8(ws, ws), _mm256_sign_epi8(ak, ws));
+          } else {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * (k % 4)));
+            __m256i u = k < 4 ? _mm256_and_si256(v, m4) : _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (K == Kind::IQ4_NL) {
+              const __m256i ws = _mm256_shuffle_epi8(lut, u);
+              p = _mm256_maddubs_epi16(_mm256_sign_epi8(ws, ws), _mm256_sign_epi8(ak, ws));
+            } else {
+              if (fifth_bit(K)) {
+                const __m256i m = _mm256_shuffle_epi8(_mm256_set1_epi32(load_i32(tile + 256 + 8 * k + 4 * h)), spread);
+                u = _mm256_or_si256(u, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(m, bit), bit), sixteen));
+              }
+              p = _mm256_maddubs_epi16(u, ak);
+            }
           }
           i = _mm256_add_epi32(i, _mm256_madd_epi16(p, ones));
         }
         const __m256 sw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(W.scales(st, b) + 8 * h)));
         const __m256 sc = _mm256_mul_ps(sw, _mm256_set1_ps(a.d(t0 + t)[b]));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), sc, acc);
+        if (has_min(K)) {
+          const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(W.mins(st, b) + 8 * h)));
+          acc = _mm256_fmadd_ps(mw, _mm256_set1_ps(a.ds(t0 + t)[b]), acc);
+        }
       }
       _mm256_storeu_ps(out + kStrip * t + 8 * h, acc);
     }
 }
 
-template <bool Q4>
+template <Kind K>
 void run_strip(const PackedView& W, int st, const ActRows& a, int t0, int T, float* out) {
   if (use_vnni()) {
     switch (T) {
-      case 1: strip_vnni<1, Q4>(W, st, a, t0, out); break;
-      case 2: strip_vnni<2, Q4>(W, st, a, t0, out); break;
-      case 3: strip_vnni<3, Q4>(W, st, a, t0, out); break;
-      case 4: strip_vnni<4, Q4>(W, st, a, t0, out); break;
-      case 5: strip_vnni<5, Q4>(W, st, a, t0, out); break;
-      case 6: strip_vnni<6, Q4>(W, st, a, t0, out); break;
-      case 7: strip_vnni<7, Q4>(W, st, a, t0, out); break;
-      default: strip_vnni<8, Q4>(W, st, a, t0, out); break;
+      case 1: strip_vnni<1, K>(W, st, a, t0, out); break;
+      case 2: strip_vnni<2, K>(W, st, a, t0, out); break;
+      case 3: strip_vnni<3, K>(W, st, a, t0, out); break;
+      case 4: strip_vnni<4, K>(W, st, a, t0, out); break;
+      case 5: strip_vnni<5, K>(W, st, a, t0, out); break;
+      case 6: strip_vnni<6, K>(W, st, a, t0, out); break;
+      case 7: strip_vnni<7, K>(W, st, a, t0, out); break;
+      default: strip_vnni<8, K>(W, st, a, t0, out); break;
     }
   } else if (avx2_enabled()) {
-    strip_avx2<Q4>(W, st, a, t0, T, out);
+    strip_avx2<K>(W, st, a, t0, T, out);
   } else {
-    strip_ref<Q4>(W, st, a, t0, T, out);
+    strip_ref<K>(W, st, a, t0, T, out);
   }
 }
 
 // Rows o0..o1 of y (o0 on a strip) for all N activation rows, 8 at a time: each chunk of
 // activation rows goes over the block's strips, whose weights stay in cache.
-template <bool Q4>
+template <Kind K>
 void packed_rows(float* y, const PackedView& W, const ActRows& a, int N, int OC, int o0, int o1, float beta) {
   float out[kBatchRows * kStrip];
   for (int t0 = 0; t0 < N; t0 += kBatchRows) {
     const int T = std::min(kBatchRows, N - t0);
     for (int r0 = o0; r0 < o1; r0 += kStrip) {
-      run_strip<Q4>(W, r0 / kStrip, a, t0, T, out);
+      run_strip<K>(W, r0 / kStrip, a, t0, T, out);
       const int R = std::min(kStrip, o1 - r0);
       for (int t = 0; t < T; ++t) {
         float* yt = y + size_t(t0 + t) * OC + r0;
@@ -356,15 +461,25 @@ void packed_rows(float* y, const PackedView& W, const ActRows& a, int N, int OC,
   }
 }
 
-void packed_block(float* y, const QWeight& W, const ActRows& a, int N, int o0, int o1, float beta) {
-  const PackedView v = packed_view(W);
-  if (W.type == GgmlType::Q4_0)
-    packed_rows<true>(y, v, a, N, W.rows, o0, o1, beta);
-  else
-    packed_rows<false>(y, v, a, N, W.rows, o0, o1, beta);
+// f(std::integral_constant<Kind, K>) for W's kind.
+template <typename F>
+void with_kind(GgmlType t, const F& f) {
+  switch (kind_of(t)) {
+    case Kind::Q8_0: f(std::integral_constant<Kind, Kind::Q8_0>()); break;
+    case Kind::Q4_0: f(std::integral_constant<Kind, Kind::Q4_0>()); break;
+    case Kind::Q4_1: f(std::integral_constant<Kind, Kind::Q4_1>()); break;
+    case Kind::Q5_0: f(std::integral_constant<Kind, Kind::Q5_0>()); break;
+    case Kind::Q5_1: f(std::integral_constant<Kind, Kind::Q5_1>()); break;
+    case Kind::IQ4_NL: f(std::integral_constant<Kind, Kind::IQ4_NL>()); break;
+  }
 }
 
-// ---- types with quant::vec_dot: activations in q8_K or q8_0 ----
+void packed_block(float* y, const QWeight& W, const ActRows& a, int N, int o0, int o1, float beta) {
+  const PackedView v = packed_view(W);
+  with_kind(W.type, [&](auto k) { packed_rows<decltype(k)::value>(y, v, a, N, W.rows, o0, o1, beta); });
+}
+
+// ---- types with quant::vec_dot: activations in q8_K ----
 
 // Bytes of one activation row for weights of type t.
 size_t act_row(GgmlType t, int C) { return quant::activation_row_size(t, size_t(C)); }
@@ -435,40 +550,51 @@ void enable_vnni(bool on) { g_allow_vnni = on; }
 size_t packed_size(GgmlType t, int rows, int cols) {
   if (!is_packed(t)) return quant::row_size(t, size_t(cols)) * size_t(rows);
   const size_t tiles = size_t(strips_of(rows)) * size_t(cols / QB);
-  return align64(tiles * tile_bytes(t)) + tiles * kStrip * 2;
+  return align64(tiles * tile_bytes(t)) + tiles * size_t(scales_per_tile(t)) * 2;
 }
 
 void pack_weight(GgmlType t, const void* src, int rows, int cols, void* dst) {
-  const size_t in_row = quant::row_size(t, size_t(cols));
+  const size_t in_row = quant::row_size(t, size_t(cols)), in_block = in_row / size_t(cols / QB);
   if (!is_packed(t)) {
     std::memcpy(dst, src, in_row * size_t(rows));
     return;
   }
   QWeight W{t, rows, cols, dst};
   const PackedView v = packed_view(W);
-  const bool q4 = t == GgmlType::Q4_0;
+  const Kind kind = kind_of(t);
+  // Where the block's f16 d, min, qh and nibbles are (ggml's block structs).
+  const size_t at_m = 2, at_qh = has_min(kind) ? 4 : 2, at_qs = at_qh + (fifth_bit(kind) ? 4 : 0);
   const int ns = strips_of(rows);
   const auto* in = static_cast<const uint8_t*>(src);
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (int st = 0; st < ns; ++st) {
-    // The padding rows of the last strip: value 0, scale 0.
-    if ((st + 1) * kStrip > rows) {
-      std::memset(const_cast<uint8_t*>(v.tile(st, 0)), q4 ? 0x88 : 0x80, v.tb * size_t(v.nb));
-      std::memset(const_cast<uint16_t*>(v.scales(st, 0)), 0, size_t(v.nb) * kStrip * 2);
+    // A strip's tiles from zero (no fifth bits); the padding rows of the last strip get level
+    // 0 (a nibble at the offset, or any level with scale 0) and scale 0.
+    auto* tiles = const_cast<uint8_t*>(v.tile(st, 0));
+    if (nibbles(kind)) {
+      std::memset(tiles, 0, v.tb * size_t(v.nb));
+    } else {
+      std::memset(tiles, 0x80, v.tb * size_t(v.nb));
     }
+    std::memset(const_cast<uint16_t*>(v.scales(st, 0)), 0, size_t(v.nb) * size_t(v.sc) * 2);
     for (int r = st * kStrip; r < std::min(rows, (st + 1) * kStrip); ++r) {
       const uint8_t* row = in + size_t(r) * in_row;
       for (int b = 0; b < v.nb; ++b) {
+        const uint8_t* blk = row + size_t(b) * in_block;
         uint8_t* tile = const_cast<uint8_t*>(v.tile(st, b));
-        uint16_t* d = const_cast<uint16_t*>(v.scales(st, b)) + r % kStrip;
-        if (!q4) {
-          const uint8_t* blk = row + size_t(b) * sizeof(quant::BlockQ8_0);
-          std::memcpy(d, blk, 2);
-          for (int j = 0; j < QB; ++j) tile[weight_pos<false>(r, j)] = uint8_t(blk[2 + j] ^ 0x80);
-        } else {
-          const uint8_t* blk = row + size_t(b) * sizeof(quant::BlockQ4_0);
-          std::memcpy(d, blk, 2);
-          for (int k = 0; k < 4; ++k) std::memcpy(tile + weight_pos<true>(r, 4 * k), blk + 2 + 4 * k, 4);
+        std::memcpy(const_cast<uint16_t*>(v.scales(st, b)) + r % kStrip, blk, 2);
+        if (has_min(kind)) std::memcpy(const_cast<uint16_t*>(v.mins(st, b)) + r % kStrip, blk + at_m, 2);
+        if (!nibbles(kind)) {
+          for (int j = 0; j < QB; ++j) tile[weight_pos<Kind::Q8_0>(r, j)] = uint8_t(blk[2 + j] ^ 0x80);
+          continue;
+        }
+        // The file's nibble byte i holds values i and i + 16: chunks k and k + 4, 4 bytes each.
+        for (int k = 0; k < 4; ++k) std::memcpy(tile + weight_pos<Kind::Q4_0>(r, 4 * k), blk + at_qs + 4 * k, 4);
+        if (fifth_bit(kind)) {
+          uint32_t qh;
+          std::memcpy(&qh, blk + at_qh, 4);
+          for (int j = 0; j < QB; ++j)
+            if ((qh >> j) & 1) tile[256 + 8 * (j / 4) + ((r % kStrip) * 4 + j % 4) / 8] |= uint8_t(1u << (((r % kStrip) * 4 + j % 4) % 8));
         }
       }
     }
@@ -482,12 +608,18 @@ void dequantize_weight_row(const QWeight& W, int row, float* out) {
     return;
   }
   const PackedView v = packed_view(W);
-  for (int b = 0; b < v.nb; ++b) {
-    const float d = weight_scale(v, row, b);
-    for (int j = 0; j < QB; ++j)
-      out[size_t(b) * QB + j] = d * float(W.type == GgmlType::Q4_0 ? weight_value<true>(v, row, b, j)
-                                                                    : weight_value<false>(v, row, b, j));
-  }
+  with_kind(W.type, [&](auto k) {
+    constexpr Kind K = decltype(k)::value;
+    for (int b = 0; b < v.nb; ++b) {
+      const float d = weight_scale(v, row, b);
+      if (has_min(K)) {
+        const float m = weight_min(v, row, b);
+        for (int j = 0; j < QB; ++j) out[size_t(b) * QB + j] = float(weight_level<K>(v, row, b, j)) * d + m;
+      } else {
+        for (int j = 0; j < QB; ++j) out[size_t(b) * QB + j] = d * float(weight_level<K>(v, row, b, j));
+      }
+    }
+  });
 }
 
 size_t qmatmul_scratch(const QWeight& W, int N) {
@@ -609,15 +741,14 @@ void qmatmul_forward_ref(float* y, const float* x, const QWeight& W, int N, floa
     const ActRows a = act_view(p, C);
     for (int n = 0; n < N; ++n) quantize_act_row_ref(x + size_t(n) * C, a, n, offset_of(W.type));
     const PackedView v = packed_view(W);
-    for (int n = 0; n < N; ++n)
-      for (int o = 0; o < OC; o += kStrip) {
-        float out[kStrip];
-        if (W.type == GgmlType::Q4_0)
-          strip_ref<true>(v, o / kStrip, a, n, 1, out);
-        else
-          strip_ref<false>(v, o / kStrip, a, n, 1, out);
-        for (int r = 0; r < std::min(kStrip, OC - o); ++r) store(y[size_t(n) * OC + o + r], out[r], beta);
-      }
+    with_kind(W.type, [&](auto k) {
+      for (int n = 0; n < N; ++n)
+        for (int o = 0; o < OC; o += kStrip) {
+          float out[kStrip];
+          strip_ref<decltype(k)::value>(v, o / kStrip, a, n, 1, out);
+          for (int r = 0; r < std::min(kStrip, OC - o); ++r) store(y[size_t(n) * OC + o + r], out[r], beta);
+        }
+    });
     return;
   }
   if (use_kdot(W, N)) {

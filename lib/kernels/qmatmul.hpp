@@ -1,19 +1,19 @@
 // Linear layers over quantized weights, for inference (lm-generate, lm-eval).
 //
-// Weights stay in their file type. q8_0 and q4_0 are repacked once at load (pack_weight) into a
-// form the integer kernels read with whole-vector loads; every other type keeps ggml's block
-// rows. The activations are quantized per call, as llama.cpp does, so results equal llama.cpp's
-// up to the order of float additions:
-//   q8_0, q4_0 weights   activations in q8_0 blocks (f16-rounded scale, 32 int8), integer dot
+// Weights stay in their file type. q8_0, q4_0, q4_1, q5_0, q5_1 and iq4_nl (the types with
+// blocks of 32) are repacked once at load (pack_weight) into strips of 16 rows the integer
+// kernels read with whole-vector loads; every other type keeps ggml's block rows. The
+// activations are quantized per call, as llama.cpp does, so results equal llama.cpp's up to
+// the order of float additions:
+//   blocks of 32         activations in q8_0 blocks (f16-rounded scale, 32 int8), integer dot
 //                        products per block (AVX-512 VNNI, or AVX2) of 16 weight rows at once
 //                        against up to 8 activation rows, scaled and summed in float, in the
 //                        same order on every path and at every batch size (the same bits);
-//   q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs weights   activations in q8_K; q4_1, q5_0, q5_1,
-//                        iq4_nl weights: activations in q8_0 (ggml's reference rule); dot
-//                        products of quant::vec_dot_tile: q4_K, q5_K and q6_K at every batch
-//                        size on AVX-512 VNNI (a weight row read once for 8 activation rows),
-//                        the others up to 32 rows, longer batches dequantizing panels of rows
-//                        into sgemm, each thread its own panels;
+//   q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs weights   activations in q8_K; dot products of
+//                        quant::vec_dot_tile: q4_K, q5_K and q6_K at every batch size on
+//                        AVX-512 VNNI (a weight row read once for 8 activation rows), the others
+//                        up to 32 rows, longer batches dequantizing panels of rows into sgemm,
+//                        each thread its own panels;
 //   f32                  matmul_forward (sgemm, or its matrix-vector loop when decoding);
 //   anything else        dequantized row panels into sgemm (correct, not tuned).
 // Each fast path has a plain `_ref` twin over the same quantized activations.
@@ -28,18 +28,20 @@ namespace lm::kernels {
 
 // A weight matrix W (OC = rows, C = cols) as the inference kernels read it.
 //  f32             rows of C floats;
-//  q8_0, q4_0      pack_weight()'s layout: rows in strips of 16 (the last one padded with
-//                  zero rows), and per strip and block of 32 columns, the 16 rows' values
-//                  interleaved by 4: chunk k (64 bytes) holds values 4k..4k+3 of rows 0..15.
-//                  q8_0 stores 8 chunks, each value as q + 128 (unsigned); q4_0 stores 4
-//                  chunks of nibbles, chunk k in the low and k + 4 in the high nibbles (the
-//                  file's byte i holds values i and i + 16). Then all strips' f16 block scales,
-//                  16 per strip and block.
+//  q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl   pack_weight()'s layout: rows in strips of 16 (the
+//                  last one padded with zero rows), and per strip and block of 32 columns, the
+//                  16 rows' values interleaved by 4: chunk k (64 bytes) holds values 4k..4k+3
+//                  of rows 0..15. q8_0 stores 8 chunks, each value as q + 128 (unsigned); the
+//                  others store 4 chunks of nibbles, chunk k in the low and k + 4 in the high
+//                  nibbles (the file's byte i holds values i and i + 16), and q5_0 / q5_1 then
+//                  8 64-bit masks of fifth bits (bit 4r + i of mask k: row r, value 4k + i).
+//                  Then all strips' f16 block scales, 16 per strip and block (q4_1, q5_1: then
+//                  16 mins).
 //  other types     rows of ggml blocks, as in the file.
 struct QWeight {
   format::GgmlType type = format::GgmlType::F32;
   int rows = 0, cols = 0;
-  const void* data = nullptr;  // 64-byte aligned for q8_0 / q4_0
+  const void* data = nullptr;  // 64-byte aligned for the repacked types
 };
 
 // Bytes pack_weight() writes for a rows x cols matrix of type t (the file's bytes for types
@@ -70,7 +72,7 @@ struct QLinearOut {
 };
 void qmatmul_forward_shared(const float* x, int N, const QLinearOut* outs, int n_outs, void* scratch);
 
-// For tests: false makes the q8_0 / q4_0 kernels take their AVX2 path (or the portable loops on
+// For tests: false makes the packed types' kernels take their AVX2 path (or the portable loops on
 // CPUs without AVX2) on an AVX-512 VNNI machine; true restores the fastest. Not thread-safe.
 void enable_vnni(bool on);
 

@@ -1,8 +1,8 @@
 // Tests for lib/kernels/qmatmul: packing round-trips the file's blocks; the VNNI, AVX2 and plain
-// paths of q8_0 / q4_0 products agree with the reference twin; the reference equals a product
-// in double over the dequantized weights and the block-quantized activations; K-quant and
-// dequantized-panel paths agree with theirs; decoding and batch shapes, tails of blocks that
-// do not fill a group, beta, and shared inputs.
+// paths of the packed types' products (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl) give the
+// reference twin's bits; the reference equals a product in double over the dequantized weights
+// and the block-quantized activations; K-quant and dequantized-panel paths agree with theirs;
+// decoding and batch shapes, strips of 16 rows left partial, beta, and shared inputs.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -84,10 +84,14 @@ std::vector<float> run(const float* x, const QWeight& W, int N, float beta, cons
 
 }  // namespace
 
+// The types pack_weight repacks into strips of 16 rows.
+const GgmlType kPackedTypes[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
+                                 GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL};
+
 TEST_CASE("pack_weight keeps every value: dequantize_weight_row equals the file's blocks") {
-  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0})
+  for (GgmlType t : kPackedTypes)
     for (int cols : {32, 96, 128, 160, 384, 1024}) {
-      const int rows = 5;
+      const int rows = cols == 96 ? 21 : 5;
       const std::vector<float> w = randn(size_t(rows) * cols, 7 + cols);
       Packed p(t, w, rows, cols);
       std::vector<uint8_t> file(lm::quant::row_size(t, static_cast<size_t>(cols)));
@@ -101,8 +105,8 @@ TEST_CASE("pack_weight keeps every value: dequantize_weight_row equals the file'
     }
 }
 
-TEST_CASE("q8_0 / q4_0 products: the reference equals the double-precision definition") {
-  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0})
+TEST_CASE("packed products: the reference equals the double-precision definition") {
+  for (GgmlType t : kPackedTypes)
     for (int cols : {32, 160, 256}) {
       const int rows = 9, N = 3;
       Packed p(t, randn(size_t(rows) * cols, 3), rows, cols);
@@ -115,7 +119,7 @@ TEST_CASE("q8_0 / q4_0 products: the reference equals the double-precision defin
     }
 }
 
-TEST_CASE("q8_0 / q4_0 products: VNNI, AVX2 and plain paths agree with the reference") {
+TEST_CASE("packed products: VNNI, AVX2 and plain paths give the reference's bits") {
   struct Shape {
     int N, C, OC;
   };
@@ -124,7 +128,7 @@ TEST_CASE("q8_0 / q4_0 products: VNNI, AVX2 and plain paths agree with the refer
   const Shape shapes[] = {{1, 128, 64}, {1, 1024, 300}, {2, 256, 70}, {4, 384, 129}, {5, 160, 67},
                           {7, 1056, 33}, {17, 512, 130}, {64, 128, 256}, {3, 32, 5}, {9, 96, 16},
                           {8, 64, 15}};
-  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0})
+  for (GgmlType t : kPackedTypes)
     for (const Shape& s : shapes)
       for (float beta : {0.0f, 1.0f}) {
         CAPTURE(int(t));
