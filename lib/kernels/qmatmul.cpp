@@ -136,8 +136,18 @@ bool& avx2_enabled() {
   }();
   return on;
 }
-bool g_allow_vnni = true;
+bool g_allow_vnni = true, g_allow_avx2 = true;
 bool use_vnni() { return g_allow_vnni && vnni_enabled(); }
+bool use_avx2() { return g_allow_avx2 && avx2_enabled(); }
+
+// 1 / d of an activation block, or 0 where it is 0 or past a float's range (amax below about
+// 3.7e-37): the quants are then all 0 and the block adds nothing (its f16 scale is 0 too).
+// x * inf would make them inf or NaN, whose conversion to int is undefined in C++ (the vector
+// conversion gives INT_MIN, which the narrowing to bytes cuts to 0: the same bytes).
+inline float inverse_scale(float db) {
+  const float id = db != 0.0f ? 1.0f / db : 0.0f;
+  return id <= std::numeric_limits<float>::max() ? id : 0.0f;
+}
 
 // ---- activations in q8_0 blocks ----
 
@@ -177,7 +187,7 @@ void quantize_act_row_ref(const float* x, const ActRows& a, int n, int off) {
     const float* xb = x + size_t(b) * QB;
     float amax = 0;
     for (int j = 0; j < QB; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+    const float db = amax / 127.0f, id = inverse_scale(db);
     d[b] = quant::fp16_to_fp32(quant::fp32_to_fp16(db));
     int sum = 0;
     for (int j = 0; j < QB; ++j) {
@@ -200,7 +210,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,f16c"))) void quantize_act_row_
   for (int b = 0; b < a.nb; ++b) {
     const __m512 x0 = _mm512_loadu_ps(x + size_t(b) * QB), x1 = _mm512_loadu_ps(x + size_t(b) * QB + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-    const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+    const float db = amax / 127.0f, id = inverse_scale(db);
     d[b] = _cvtsh_ss(_cvtss_sh(db, _MM_FROUND_TO_NEAREST_INT));
     const __m512 vid = _mm512_set1_ps(id);
     const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));  // MXCSR default: nearest even
@@ -432,7 +442,7 @@ void run_strip(const PackedView& W, int st, const ActRows& a, int t0, int T, flo
       case 7: strip_vnni<7, K>(W, st, a, t0, out); break;
       default: strip_vnni<8, K>(W, st, a, t0, out); break;
     }
-  } else if (avx2_enabled()) {
+  } else if (use_avx2()) {
     strip_avx2<K>(W, st, a, t0, T, out);
   } else {
     strip_ref<K>(W, st, a, t0, T, out);
@@ -546,6 +556,7 @@ bool use_kdot(const QWeight& W, int N) { return has_dot(W.type) && N <= dot_max_
 }  // namespace
 
 void enable_vnni(bool on) { g_allow_vnni = on; }
+void enable_avx2(bool on) { g_allow_avx2 = on; }
 
 size_t packed_size(GgmlType t, int rows, int cols) {
   if (!is_packed(t)) return quant::row_size(t, size_t(cols)) * size_t(rows);
@@ -568,8 +579,9 @@ void pack_weight(GgmlType t, const void* src, int rows, int cols, void* dst) {
   const auto* in = static_cast<const uint8_t*>(src);
 #pragma omp parallel for schedule(static) if (size_t(rows) * cols >= kParallelMin)
   for (int st = 0; st < ns; ++st) {
-    // A strip's tiles from zero (no fifth bits); the padding rows of the last strip get level
-    // 0 (a nibble at the offset, or any level with scale 0) and scale 0.
+    // A strip's tiles from zero (no fifth bits). The padding rows of the last strip keep
+    // these bytes (nibble 0, or q8_0's level 0) and scale 0, so their lanes add 0 and are not
+    // stored.
     auto* tiles = const_cast<uint8_t*>(v.tile(st, 0));
     if (nibbles(kind)) {
       std::memset(tiles, 0, v.tb * size_t(v.nb));

@@ -4,7 +4,8 @@
 // blocks of 32) are repacked once at load (pack_weight) into strips of 16 rows the integer
 // kernels read with whole-vector loads; every other type keeps ggml's block rows. The
 // activations are quantized per call, as llama.cpp does, so results equal llama.cpp's up to
-// the order of float additions:
+// the order of float additions (q4_1 / q5_1: ggml's q8_1 activations round d * sum to f16,
+// ours keep it in f32):
 //   blocks of 32         activations in q8_0 blocks (f16-rounded scale, 32 int8), integer dot
 //                        products per block (AVX-512 VNNI, or AVX2) of 16 weight rows at once
 //                        against up to 8 activation rows, scaled and summed in float, in the
@@ -73,7 +74,9 @@ struct QLinearOut {
 void qmatmul_forward_shared(const float* x, int N, const QLinearOut* outs, int n_outs, void* scratch);
 
 // For tests: false makes the packed types' kernels take their AVX2 path (or the portable loops on
-// CPUs without AVX2) on an AVX-512 VNNI machine; true restores the fastest. Not thread-safe.
+// CPUs without AVX2) on an AVX-512 VNNI machine; true restores the fastest. enable_avx2(false)
+// with enable_vnni(false) takes the portable loops. Not thread-safe.
 void enable_vnni(bool on);
+void enable_avx2(bool on);
 
 }  // namespace lm::kernels
