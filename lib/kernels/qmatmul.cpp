@@ -565,11 +565,12 @@ size_t packed_size(GgmlType t, int rows, int cols) {
 }
 
 void pack_weight(GgmlType t, const void* src, int rows, int cols, void* dst) {
-  const size_t in_row = quant::row_size(t, size_t(cols)), in_block = in_row / size_t(cols / QB);
+  const size_t in_row = quant::row_size(t, size_t(cols));
   if (!is_packed(t)) {
     std::memcpy(dst, src, in_row * size_t(rows));
     return;
   }
+  const size_t in_block = in_row / size_t(cols / QB);  // cols is a multiple of QB
   QWeight W{t, rows, cols, dst};
   const PackedView v = packed_view(W);
   const Kind kind = kind_of(t);
