@@ -57,9 +57,9 @@ constexpr size_t kParallelMin = 16384;
 //        154-166 for q6_K at N = 512, 15 and 7 at N = 8). Every batch then takes the same
 //        kernel, so a batch of sequences gets the logits each would get alone, and a prompt the
 //        same as in pieces.
-//   q2_K, q3_K, iq4_xs and q5_K off AVX-512 VNNI (one pair at a time, about 52 GMAC/s for
-//        q5_K): up to 32 rows. N = 8 and 16
-//        gained for every type and none lost at 32; q5_K N = 32: 52 / 49, N = 64: 52 / 95.
+//   q2_K, q3_K, iq4_xs, and q4_K, q5_K, q6_K off AVX-512 VNNI (one pair at a time, about 52
+//        GMAC/s for q5_K): up to 32 rows. N = 8 and 16 gained for every type and none lost at
+//        32; q5_K N = 32: 52 / 49, N = 64: 52 / 95.
 constexpr int kDotMaxRows = 32, kDotMaxRowsTile = std::numeric_limits<int>::max();
 static_assert(kRowBlock % kStrip == 0, "row blocks start on a strip");
 
@@ -465,7 +465,7 @@ void packed_rows(float* y, const PackedView& W, const ActRows& a, int N, int OC,
         if (beta == 0.0f)
           std::memcpy(yt, ot, sizeof(float) * size_t(R));
         else
-          for (int r = 0; r < R; ++r) yt[r] = ot[r] + beta * yt[r];
+          for (int r = 0; r < R; ++r) store(yt[r], ot[r], beta);
       }
     }
   }

@@ -114,8 +114,8 @@ float vec_dot_iq4_xs_q8_K_ref(const void* x, const void* y, size_t n);
 
 // Dot products of nx q4_K / q5_K / q6_K rows (row i at x + i * x_stride bytes) with ny q8_K
 // activation rows (row j at y + j * y_stride) into out[i * ny + j], each equal to
-// vec_dot_*_q8_K(row i, row j, n) to the bit. The AVX-512 VNNI path unpacks a weight row's blocks once for 8
-// activation rows; the others call vec_dot_*_q8_K per pair.
+// vec_dot_*_q8_K(row i, row j, n) to the bit. The AVX-512 VNNI path unpacks a weight row's
+// blocks once for 8 activation rows; the others call vec_dot_*_q8_K per pair.
 void vec_dot_q4_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out);
 void vec_dot_q6_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
