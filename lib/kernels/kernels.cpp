@@ -267,8 +267,9 @@ void rmsnorm_backward_ref(float* dx, float* dw, const float* dy, const float* x,
 
 // ---- RoPE ----
 
-// Rotates every pair of x (B, T, H, D) by sign * angle(pos0 + t, i).
-static void rope_apply(float* x, int B, int T, int H, int D, float base, int pos0, float sign) {
+// Rotates every pair of x (B, T, H, D) by sign * angle(pos0 + t, i): pair i is (x[2i], x[2i+1]),
+// or with neox (x[i], x[i + D/2]).
+static void rope_apply(float* x, int B, int T, int H, int D, float base, int pos0, float sign, bool neox) {
   const int P = D / 2;
 #pragma omp parallel if (size_t(B) * T * H * D >= kParallelMin)
   {
@@ -283,6 +284,15 @@ static void rope_apply(float* x, int B, int T, int H, int D, float base, int pos
       for (int b = 0; b < B; ++b)
         for (int h = 0; h < H; ++h) {
           float* v = x + ((size_t(b) * T + t) * H + h) * D;
+          if (neox) {
+#pragma omp simd
+            for (int i = 0; i < P; ++i) {
+              const float a = v[i], c = v[i + P];
+              v[i] = a * cs[size_t(i)] - c * sn[size_t(i)];
+              v[i + P] = a * sn[size_t(i)] + c * cs[size_t(i)];
+            }
+            continue;
+          }
 #pragma omp simd
           for (int i = 0; i < P; ++i) {
             const float a = v[2 * i], c = v[2 * i + 1];
@@ -294,29 +304,32 @@ static void rope_apply(float* x, int B, int T, int H, int D, float base, int pos
   }
 }
 
-void rope_forward(float* x, int B, int T, int H, int D, float base, int pos0) { rope_apply(x, B, T, H, D, base, pos0, 1.0f); }
-void rope_backward(float* dx, int B, int T, int H, int D, float base, int pos0) {
-  rope_apply(dx, B, T, H, D, base, pos0, -1.0f);
+void rope_forward(float* x, int B, int T, int H, int D, float base, int pos0, bool neox) {
+  rope_apply(x, B, T, H, D, base, pos0, 1.0f, neox);
+}
+void rope_backward(float* dx, int B, int T, int H, int D, float base, int pos0, bool neox) {
+  rope_apply(dx, B, T, H, D, base, pos0, -1.0f, neox);
 }
 
-static void rope_apply_ref(float* x, int B, int T, int H, int D, float base, int pos0, double sign) {
+static void rope_apply_ref(float* x, int B, int T, int H, int D, float base, int pos0, double sign, bool neox) {
+  const size_t step = neox ? 1 : 2, other = neox ? size_t(D / 2) : 1;  // pair i: v[step i], v[step i + other]
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t)
       for (int h = 0; h < H; ++h)
         for (int i = 0; i < D / 2; ++i) {
-          float* v = x + ((size_t(b) * T + t) * H + h) * D + 2 * i;
+          float* v = x + ((size_t(b) * T + t) * H + h) * D + step * size_t(i);
           const double angle = sign * double(pos0 + t) / std::pow(double(base), 2.0 * i / D);
-          const double a = v[0], c = v[1];
+          const double a = v[0], c = v[other];
           v[0] = float(a * std::cos(angle) - c * std::sin(angle));
-          v[1] = float(a * std::sin(angle) + c * std::cos(angle));
+          v[other] = float(a * std::sin(angle) + c * std::cos(angle));
         }
 }
 
-void rope_forward_ref(float* x, int B, int T, int H, int D, float base, int pos0) {
-  rope_apply_ref(x, B, T, H, D, base, pos0, 1.0);
+void rope_forward_ref(float* x, int B, int T, int H, int D, float base, int pos0, bool neox) {
+  rope_apply_ref(x, B, T, H, D, base, pos0, 1.0, neox);
 }
-void rope_backward_ref(float* dx, int B, int T, int H, int D, float base, int pos0) {
-  rope_apply_ref(dx, B, T, H, D, base, pos0, -1.0);
+void rope_backward_ref(float* dx, int B, int T, int H, int D, float base, int pos0, bool neox) {
+  rope_apply_ref(dx, B, T, H, D, base, pos0, -1.0, neox);
 }
 
 // ---- SwiGLU ----

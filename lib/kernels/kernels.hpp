@@ -58,12 +58,13 @@ void rmsnorm_backward_ref(float* dx, float* dw, const float* dy, const float* x,
                           int N, int C);
 
 // RoPE, adjacent-pair form (llama.cpp rope type NORM): each pair (x[2i], x[2i+1]) of a head is
-// rotated by pos * base^(-2i/D). x (B, T, H, D) in place; the token at t has position pos0 + t.
-// backward rotates the gradient by the opposite angle (the rotation is orthogonal).
-void rope_forward(float* x, int B, int T, int H, int D, float base, int pos0);
-void rope_forward_ref(float* x, int B, int T, int H, int D, float base, int pos0);
-void rope_backward(float* dx, int B, int T, int H, int D, float base, int pos0);
-void rope_backward_ref(float* dx, int B, int T, int H, int D, float base, int pos0);
+// rotated by pos * base^(-2i/D); with neox (rope type NEOX, Qwen 2's) the pair is (x[i], x[i + D/2]).
+// x (B, T, H, D) in place; the token at t has position pos0 + t. backward rotates the gradient
+// by the opposite angle (the rotation is orthogonal).
+void rope_forward(float* x, int B, int T, int H, int D, float base, int pos0, bool neox = false);
+void rope_forward_ref(float* x, int B, int T, int H, int D, float base, int pos0, bool neox = false);
+void rope_backward(float* dx, int B, int T, int H, int D, float base, int pos0, bool neox = false);
+void rope_backward_ref(float* dx, int B, int T, int H, int D, float base, int pos0, bool neox = false);
 
 // SwiGLU (Shazeer 2020): h = silu(g) * u, silu(g) = g / (1 + exp(-g)). g, u, h: n values.
 void swiglu_forward(float* h, const float* g, const float* u, size_t n);

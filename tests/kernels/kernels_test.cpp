@@ -95,40 +95,45 @@ TEST_CASE("rmsnorm forward and backward match the reference and finite differenc
 }
 
 TEST_CASE("rope forward matches the reference, keeps norms, and backward is its inverse") {
+  for (const bool neox : {false, true}) {
+  CAPTURE(neox);
   const int B = 2, T = 5, H = 3, D = 8;
   auto x = randn(size_t(B) * T * H * D, 4);
   auto a = x, b = x;
-  rope_forward(a.data(), B, T, H, D, 10000.0f, 3);
-  rope_forward_ref(b.data(), B, T, H, D, 10000.0f, 3);
+  rope_forward(a.data(), B, T, H, D, 10000.0f, 3, neox);
+  rope_forward_ref(b.data(), B, T, H, D, 10000.0f, 3, neox);
   CHECK(max_rel_diff(a, b) < 1e-5);
   CHECK(std::fabs(dot(a, a) - dot(x, x)) < 1e-3 * dot(x, x));
   // Position 0 is the identity; pairs are adjacent (x[0], x[1]).
   auto z = x;
-  rope_forward(z.data(), 1, 1, 1, D, 10000.0f, 0);
+  rope_forward(z.data(), 1, 1, 1, D, 10000.0f, 0, neox);
   CHECK(std::vector<float>(z.begin(), z.begin() + D) == std::vector<float>(x.begin(), x.begin() + D));
-  // The angle of pair i at position p is p * base^(-2i/D).
-  std::vector<float> one = {1, 0, 1, 0};
-  rope_forward(one.data(), 1, 1, 1, 4, 100.0f, 2);
-  CHECK(one[0] == doctest::Approx(std::cos(2.0)));
-  CHECK(one[1] == doctest::Approx(std::sin(2.0)));
-  CHECK(one[2] == doctest::Approx(std::cos(2.0 / 10)));
-  CHECK(one[3] == doctest::Approx(std::sin(2.0 / 10)));
+  // The angle of pair i at position p is p * base^(-2i/D); pair 1 is (x[2], x[3]), or with
+  // neox (x[1], x[3]).
+  std::vector<float> one = neox ? std::vector<float>{1, 1, 0, 0} : std::vector<float>{1, 0, 1, 0};
+  rope_forward(one.data(), 1, 1, 1, 4, 100.0f, 2, neox);
+  const size_t c0 = 0, s0 = neox ? 2 : 1, c1 = neox ? 1 : 2, s1 = 3;
+  CHECK(one[c0] == doctest::Approx(std::cos(2.0)));
+  CHECK(one[s0] == doctest::Approx(std::sin(2.0)));
+  CHECK(one[c1] == doctest::Approx(std::cos(2.0 / 10)));
+  CHECK(one[s1] == doctest::Approx(std::sin(2.0 / 10)));
   // d/dx of <rope(x), g> is rope_backward(g).
   auto g = randn(x.size(), 5);
   auto grad = g, grad_ref = g;
-  rope_backward(grad.data(), B, T, H, D, 10000.0f, 3);
-  rope_backward_ref(grad_ref.data(), B, T, H, D, 10000.0f, 3);
+  rope_backward(grad.data(), B, T, H, D, 10000.0f, 3, neox);
+  rope_backward_ref(grad_ref.data(), B, T, H, D, 10000.0f, 3, neox);
   CHECK(max_rel_diff(grad, grad_ref) < 1e-5);
   // Far positions (a long generation) still match: angles are computed in double.
   auto far = x, far_ref = x;
-  rope_forward(far.data(), B, T, H, D, 10000.0f, 100000);
-  rope_forward_ref(far_ref.data(), B, T, H, D, 10000.0f, 100000);
+  rope_forward(far.data(), B, T, H, D, 10000.0f, 100000, neox);
+  rope_forward_ref(far_ref.data(), B, T, H, D, 10000.0f, 100000, neox);
   CHECK(max_rel_diff(far, far_ref) < 1e-5);
   check_grad(x, grad, [&] {
     auto y = x;
-    rope_forward_ref(y.data(), B, T, H, D, 10000.0f, 3);
+    rope_forward_ref(y.data(), B, T, H, D, 10000.0f, 3, neox);
     return dot(y, g);
   });
+  }
 }
 
 TEST_CASE("swiglu forward and backward match the reference and finite differences") {

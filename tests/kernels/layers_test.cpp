@@ -105,21 +105,24 @@ TEST_CASE("rope_table matches the reference in both pair orders, partial and sca
   }
 }
 
-TEST_CASE("rope_table with base^(-2i/D), the NORM order, all dimensions and mscale 1 is rope_forward") {
+TEST_CASE("rope_table with base^(-2i/D), all dimensions and mscale 1 is rope_forward, in both orders") {
+  for (const bool neox : {false, true}) {
+  CAPTURE(neox);
   const int n = 6, H = 3, D = 16;
   const float base = 10000.0f;
   std::vector<float> inv_freq(D / 2);
   for (int i = 0; i < D / 2; ++i) inv_freq[size_t(i)] = float(std::pow(double(base), -2.0 * i / D));
   const auto x = randn(size_t(n) * H * D, 11);
   auto a = x, b = x, a_ref = x, b_ref = x;
-  rope_table_forward(a.data(), n, H, D, D, inv_freq.data(), 1.0f, false, 3);
-  rope_forward(b.data(), 1, n, H, D, base, 3);
+  rope_table_forward(a.data(), n, H, D, D, inv_freq.data(), 1.0f, neox, 3);
+  rope_forward(b.data(), 1, n, H, D, base, 3, neox);
   // inv_freq is rounded to float, rope_forward's frequencies are not: at positions below 10 the
   // angles differ by less than 1e-6.
   CHECK(max_rel_diff(a, b) < 2e-6);
-  rope_table_forward_ref(a_ref.data(), n, H, D, D, inv_freq.data(), 1.0f, false, 3);
-  rope_forward_ref(b_ref.data(), 1, n, H, D, base, 3);
+  rope_table_forward_ref(a_ref.data(), n, H, D, D, inv_freq.data(), 1.0f, neox, 3);
+  rope_forward_ref(b_ref.data(), 1, n, H, D, base, 3, neox);
   CHECK(max_rel_diff(a_ref, b_ref) < 2e-6);
+  }
 }
 
 TEST_CASE("rope_table on a tiny head: NORM and NeoX pairs, partial rotary, mscale, position 0") {
