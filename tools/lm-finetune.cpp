@@ -35,18 +35,20 @@ int main(int argc, char** argv) {
   lm::tools::TrainerFlags tf;
   bool dry = false, json = false, merge = false;
 
-  CLI::App app{"Fine-tune a llama-arch GGUF model on CPU: continued training, prompt/completion pairs, LoRA "
+  CLI::App app{"Fine-tune a llama or qwen2 GGUF model on CPU: continued training, prompt/completion pairs, LoRA "
                "adapters, sequence classification; or an LSTM on text or prompt/completion pairs"};
   lm::tools::init_app(app, "lm-finetune");
   lm::tools::doc(app.add_option("-m,--model", model,
-                                "Model to start from (GGUF, llama architecture or an LSTM; the tokenizer inside "
+                                "Model to start from (GGUF: llama, qwen2, bert or an LSTM; the tokenizer inside "
                                 "is used)")
                      ->type_name("FILE")
                      ->required())
       .group("Model, data and output")
-      .man(R"(The model to start from (GGUF, llama architecture, F32/F16/BF16 or any block type lm
-reads: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS).
-A classifier made earlier can be trained further on data with its labels. An LSTM file
+      .man(R"(The model to start from (GGUF, F32/F16/BF16 or any block type lm reads: Q8_0, Q4_0,
+Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS). A llama file (Llama 2/3,
+Mistral, TinyLlama, SmolLM without RoPE scaling) or a qwen2 file (Qwen 2 / 2.5; its q, k and v
+biases train in a full fine-tune and stay frozen under LoRA) fine-tunes in every task; a bert
+file as a classifier. A classifier made earlier can be trained further on data with its labels. An LSTM file
 (lm-train \-\-arch lstm) is fine-tuned in full on text or prompt/completion pairs: LoRA,
 classification and a teacher are a transformer's, and usage errors for an LSTM.)");
   lm::tools::doc(app.add_option("--data", data,

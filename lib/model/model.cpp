@@ -1,5 +1,6 @@
 // Forward and backward pass of the decoder over activations allocated once per Model.
-// Per layer: x2 = x + Wo attn(rope(Wq n1(x)), rope(Wk n1(x)), Wv n1(x));
+// Per layer: x2 = x + Wo attn(rope(Wq n1(x) + bq), rope(Wk n1(x) + bk), Wv n1(x) + bv) (the
+// biases: qwen2; its RoPE pairs in NEOX order);
 //            x' = x2 + Wd swiglu(Wg n2(x2), Wu n2(x2)); then logits = Wout nf(x_L).
 #include "model/model.hpp"
 
@@ -87,6 +88,12 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
     add(p + "ffn_gate.weight", F, C);
     add(p + "ffn_up.weight", F, C);
     add(p + "ffn_down.weight", C, F);
+  }
+  for (int l = 0; c.qkv_bias() && l < c.n_layer; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    add(p + "attn_q.bias", 1, C);
+    add(p + "attn_k.bias", 1, K);
+    add(p + "attn_v.bias", 1, K);
   }
   add("output_norm.weight", 1, C);
   if (!c.tied) add("output.weight", c.n_vocab, C);
@@ -317,11 +324,16 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
     matmul_forward(q, xn1, p.get(layer_view(l, kWq)), N, C, C);
     matmul_forward(k, xn1, p.get(layer_view(l, kWk)), N, C, K);
     matmul_forward(v, xn1, p.get(layer_view(l, kWv)), N, C, K);
+    if (cfg_.qkv_bias()) {
+      add_bias(q, p.get(qkv_bias_param(cfg_, l, 0)), N, C);
+      add_bias(k, p.get(qkv_bias_param(cfg_, l, 1)), N, K);
+      add_bias(v, p.get(qkv_bias_param(cfg_, l, 2)), N, K);
+    }
     lora_forward(l, kWq, xn1, q, N, C, C);
     lora_forward(l, kWk, xn1, k, N, C, K);
     lora_forward(l, kWv, xn1, v, N, C, K);
-    rope_forward(q, b, t, H, D, cfg_.rope_base, 0);
-    rope_forward(k, b, t, Hkv, D, cfg_.rope_base, 0);
+    rope_forward(q, b, t, H, D, cfg_.rope_base, 0, cfg_.arch.neox);
+    rope_forward(k, b, t, Hkv, D, cfg_.rope_base, 0, cfg_.arch.neox);
     attention_forward(ao, at(a.att, l), q, k, v, b, t, H, Hkv, D);
     add_branch(x2, x, ao, l, kWo, C, C, false);
     rmsnorm_forward(xn2, at(a.rstd2, l), x2, p.get(layer_view(l, kFfnNorm)), N, C, cfg_.norm_eps);
@@ -520,8 +532,13 @@ void Model::backward(Params& p) {
     lora_backward(l, kWo, a.ao[L].data(), dbranch, a.dao.data(), N, C, C);
     attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[L].data(),
                        a.q[L].data(), a.k[L].data(), a.v[L].data(), b, t, H, Hkv, D);
-    rope_backward(a.dq.data(), b, t, H, D, cfg_.rope_base, 0);
-    rope_backward(a.dk.data(), b, t, Hkv, D, cfg_.rope_base, 0);
+    rope_backward(a.dq.data(), b, t, H, D, cfg_.rope_base, 0, cfg_.arch.neox);
+    rope_backward(a.dk.data(), b, t, Hkv, D, cfg_.rope_base, 0, cfg_.arch.neox);
+    if (cfg_.qkv_bias()) {
+      if (float* db = grad(qkv_bias_param(cfg_, l, 0))) bias_backward(db, a.dq.data(), N, C);
+      if (float* db = grad(qkv_bias_param(cfg_, l, 1))) bias_backward(db, a.dk.data(), N, K);
+      if (float* db = grad(qkv_bias_param(cfg_, l, 2))) bias_backward(db, a.dv.data(), N, K);
+    }
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWq)), a.dq.data(), a.xn1[L].data(), p.get(layer_view(l, kWq)), N,
                     C, C, false);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWk)), a.dk.data(), a.xn1[L].data(), p.get(layer_view(l, kWk)), N,

@@ -65,7 +65,7 @@ struct ModelConfig {
   bool tied = true;     // the lm head is token_embd (no output.weight)
   int n_cls = 0;        // labels of a sequence classifier (cls.output.weight/.bias); 0 = none, else 2 to kMaxLabels
   int cls_pooling = 3;  // what the classifier reads: kPoolMean or kPoolLast (llama.pooling_type)
-  ArchOptions arch;     // how the layers are built; training supports only llama's defaults
+  ArchOptions arch;     // how the layers are built; training supports llama's and qwen2's (decoder_trains)
 
   int head_dim() const { return n_head_dim ? n_head_dim : n_embd / n_head; }  // D
   int q_dim() const { return n_head * head_dim(); }              // width of the queries
@@ -73,6 +73,10 @@ struct ModelConfig {
   bool is_llama() const { return arch.name == "llama"; }
   bool is_lstm() const { return arch.name == "lstm"; }
   bool is_encoder() const { return arch.name == "bert"; }  // docs/encoder.md
+  // A decoder of the layout Model trains: llama, or qwen2 (llama with q, k, v biases and RoPE in
+  // NEOX order).
+  bool is_qwen2() const { return arch.name == "qwen2"; }
+  bool qkv_bias() const { return is_qwen2(); }
   // The longest context an inference Session takes: n_ctx, or 2^30 for an LSTM, whose state
   // does not grow with the sequence. And the context lm-generate and lm-serve use when not told:
   // n_ctx, or for an LSTM the larger of its training window and 4096.
@@ -112,12 +116,19 @@ struct ParamView {
 std::vector<ParamView> param_layout(const ModelConfig& cfg);
 
 // Indices into param_layout(): token_embd.weight is 0, then kLayerParams per layer in this
-// order, then output_norm.weight, (untied) output.weight and, for a classifier, the head
-// cls.output.weight (n_cls, C) and cls.output.bias (1, n_cls) over the last token's final
-// hidden state (llama.cpp's names for a classification head).
+// order, then (qwen2) the biases attn_q.bias, attn_k.bias, attn_v.bias of each layer, then
+// output_norm.weight, (untied) output.weight and, for a classifier, the head cls.output.weight
+// (n_cls, C) and cls.output.bias (1, n_cls) over the last token's final hidden state
+// (llama.cpp's names for a classification head).
 enum LayerParam : size_t { kAttnNorm, kWq, kWk, kWv, kWo, kFfnNorm, kWg, kWu, kWd, kLayerParams };
 inline size_t layer_param(int l, LayerParam v) { return 1 + size_t(l) * kLayerParams + v; }
-inline size_t output_norm_param(const ModelConfig& c) { return 1 + size_t(c.n_layer) * kLayerParams; }
+// Layer l's bias of q (j = 0), k (1) or v (2); only when cfg.qkv_bias().
+inline size_t qkv_bias_param(const ModelConfig& c, int l, int j) {
+  return 1 + size_t(c.n_layer) * kLayerParams + 3 * size_t(l) + size_t(j);
+}
+inline size_t output_norm_param(const ModelConfig& c) {
+  return 1 + size_t(c.n_layer) * (kLayerParams + (c.qkv_bias() ? 3 : 0));
+}
 // The lm head: output.weight, or token_embd.weight when tied.
 inline size_t head_param(const ModelConfig& c) { return c.tied ? 0 : output_norm_param(c) + 1; }
 // The classification head's weight (its bias is the next view); only when n_cls > 0. An

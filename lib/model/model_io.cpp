@@ -219,15 +219,25 @@ FileTensors checked_tensors(const format::GgufFile& g, const ModelConfig& cfg) {
   return f;
 }
 
+// Index of the spec named `name` in f (its tensor list is in the architecture's order, which
+// is not param_layout's for qwen2).
+size_t spec_index(const FileTensors& f, const std::string& name) {
+  size_t i = 0;
+  while (i < f.specs.size() && f.specs[i].name != name) ++i;
+  LM_ASSERT(i < f.specs.size());
+  return i;
+}
+
 // The file's tensors of cfg's architecture, checked and converted to F32 into p's views (Params,
-// LstmParams: the views are the architecture's tensor list, in order).
+// LstmParams), matched by name.
 template <class P>
 void read_views(const format::GgufFile& g, const ModelConfig& cfg, P& p) {
   const FileTensors f = checked_tensors(g, cfg);
   LM_ASSERT(f.tensors.size() == p.views.size());
-  for (size_t i = 0; i < p.views.size(); ++i) {
-    const ParamView& v = p.views[i];
-    quant::dequantize_rows(f.tensors[i]->type, f.tensors[i]->data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
+  for (const ParamView& v : p.views) {
+    const format::GgufTensorInfo& t = *f.tensors[spec_index(f, v.name)];
+    LM_ASSERT(t.n_elements() == uint64_t(v.rows) * uint64_t(v.cols));
+    quant::dequantize_rows(t.type, t.data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
   }
 }
 
@@ -264,12 +274,18 @@ Params load_encoder_params(const format::GgufFile& g, bool with_grad) {
 
 Params load_params(const format::GgufFile& g, bool with_grad) {
   const ModelConfig cfg = read_config(g);
-  if (!cfg.is_llama())
+  if (!cfg.is_llama() && !cfg.is_qwen2())
     throw FormatError(g.path(), "architecture '" + cfg.arch.name +
                                     "' can be run (lm-generate, lm-eval) but not trained or merged with LoRA yet; "
-                                    "training supports llama");
-  if (cfg.arch.n_rot != 0 || cfg.arch.rope_freq_scale != 1.0f || g.find_tensor("rope_freqs.weight"))
+                                    "training supports llama and qwen2");
+  const ArchOptions& a = cfg.arch;
+  if (a.n_rot != 0 || a.rope_freq_scale != 1.0f || a.rope_attn_factor != 1.0f || a.yarn_ctx_orig != 0 ||
+      g.find_tensor("rope_freqs.weight"))
     throw FormatError(g.path(), "has RoPE scaling or partial RoPE, which training does not support yet");
+  if (cfg.n_head_dim != 0)
+    throw FormatError(g.path(), "has a head size other than width / heads, which training does not support yet");
+  if (g.find_tensor("output.bias"))
+    throw FormatError(g.path(), "has an output.bias, which training does not support yet");
   Params p(cfg, with_grad);
   read_views(g, cfg, p);
   return p;
@@ -343,7 +359,13 @@ LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& 
       l.user_scale = a.scale;
       merge_lora(p, l);
     }
-    w = quantize_weights(p, inference_types(file_tensors(g, p.cfg)));  // load_params scanned the values
+    // Each matrix back in its file type (load_params scanned the values). The file's tensor
+    // order is the architecture's; p's is param_layout's (qwen2 keeps its biases apart).
+    const FileTensors f = file_tensors(g, p.cfg);
+    const std::vector<format::GgmlType> file_types = inference_types(f);
+    std::vector<format::GgmlType> types;
+    for (const ParamView& v : p.views) types.push_back(file_types[spec_index(f, v.name)]);
+    w = quantize_weights(p, types);
   }
   if (tok.vocab_size() != w.cfg.n_vocab)
     throw FormatError(path, "tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model " +
@@ -485,7 +507,10 @@ void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
                const std::vector<std::string>& labels) {
   const ModelConfig& c = p.cfg;
-  begin_model_file(out, kArch, name, tok, c.n_vocab);
+  LM_ASSERT(c.is_llama() || c.is_qwen2());
+  LM_ASSERT(c.n_cls == 0 || c.is_llama());
+  begin_model_file(out, c.arch.name.c_str(), name, tok, c.n_vocab);
+  auto key = [&](const char* suffix) { return c.arch.name + "." + suffix; };
   out.set_u32(key("context_length"), uint32_t(c.n_ctx));
   out.set_u32(key("embedding_length"), uint32_t(c.n_embd));
   out.set_u32(key("block_count"), uint32_t(c.n_layer));

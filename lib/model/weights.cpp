@@ -1,18 +1,31 @@
 #include "model/weights.hpp"
 
+#include <algorithm>
+
+#include "base/error.hpp"
 #include "quant/quant.hpp"
 
 namespace lm::model {
 
-std::vector<TensorSpec> llama_specs(const ModelConfig& cfg) {
-  std::vector<TensorSpec> specs = find_arch(cfg.is_encoder() ? "bert" : "llama")->tensors(cfg);
-  specs.resize(param_layout(cfg).size());  // without the optional rope_freqs
+std::vector<TensorSpec> layout_specs(const ModelConfig& cfg) {
+  std::vector<TensorSpec> specs = find_arch(cfg.is_encoder() ? "bert" : cfg.arch.name)->tensors(cfg);
+  const std::vector<ParamView> layout = param_layout(cfg);
+  if (cfg.is_qwen2()) {  // its file order interleaves the biases; the layout has them after the layers
+    std::vector<TensorSpec> ordered;
+    for (const ParamView& v : layout) {
+      auto it = std::find_if(specs.begin(), specs.end(), [&](const TensorSpec& s) { return s.name == v.name; });
+      LM_ASSERT(it != specs.end());
+      ordered.push_back(*it);
+    }
+    return ordered;
+  }
+  specs.resize(layout.size());  // without the optional rope_freqs
   return specs;
 }
 
 Weights build_weights(const ModelConfig& cfg, const std::vector<format::GgmlType>& types,
                       const std::function<void(size_t i, uint8_t* dst)>& fill) {
-  return build_weights(cfg, llama_specs(cfg), types, fill);
+  return build_weights(cfg, layout_specs(cfg), types, fill);
 }
 
 Weights build_weights(const ModelConfig& cfg, const std::vector<TensorSpec>& specs,
@@ -41,7 +54,7 @@ Weights view_weights(const Params& p) {
   ws.cfg = p.cfg;
   for (size_t i = 0; i < p.views.size(); ++i)
     ws.w.push_back({format::GgmlType::F32, p.views[i].rows, p.views[i].cols, p.get(i)});
-  ws.map = map_tensors(llama_specs(p.cfg), p.cfg.n_layer);
+  ws.map = map_tensors(layout_specs(p.cfg), p.cfg.n_layer);
   return ws;
 }
 

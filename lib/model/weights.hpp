@@ -54,9 +54,9 @@ Weights build_weights(const ModelConfig& cfg, const std::vector<format::GgmlType
 Weights build_weights(const ModelConfig& cfg, const std::vector<TensorSpec>& specs,
                       const std::vector<format::GgmlType>& types,
                       const std::function<void(size_t i, uint8_t* dst)>& fill);
-// The tensor specs of param_layout(cfg), in its order (roles for the tensor map): llama's, or
-// bert's for an encoder.
-std::vector<TensorSpec> llama_specs(const ModelConfig& cfg);
+// The tensor specs of param_layout(cfg), in its order (roles for the tensor map): llama's,
+// qwen2's, or bert's for an encoder.
+std::vector<TensorSpec> layout_specs(const ModelConfig& cfg);
 // F32 views of p's weights (p must outlive the result); nothing is copied.
 Weights view_weights(const Params& p);
 // p's matrices quantized to `type` (quant::is_supported; cols a multiple of its block), the lm

@@ -10,6 +10,7 @@
 
 #include "base/error.hpp"
 #include "base/file.hpp"
+#include "model/arch.hpp"
 #include "model/model_io.hpp"
 #include "model/tokenizer_loader.hpp"
 #include "quant/quant.hpp"
@@ -63,6 +64,42 @@ TEST_CASE("a model written as GGUF loads back bit for bit, tied and untied") {
     CHECK(q.cfg.n_head_kv == 2);
     CHECK(q.w == p.w);
     CHECK(load_tokenizer(g).fingerprint() == tok.fingerprint());
+  }
+}
+
+TEST_CASE("a qwen2 model loads for training from llama.cpp's tensor order, and is written back as qwen2") {
+  test::TempDir dir;
+  Tokenizer tok = tokenizer();
+  ModelConfig c = small_config(true);
+  c.arch.name = "qwen2", c.arch.neox = true;
+  Params p(c);
+  Rng rng(4);
+  p.init(rng);
+  for (float& x : p.w) x += 0.1f * rng.normal();  // the biases differ from each other too
+  // llama.cpp's converter interleaves each layer's biases with its weights; the training layout
+  // keeps them after the layers. The loader matches the tensors by name.
+  format::GgufWriter w;
+  add_model(w, p, tok, "test");
+  w.save(dir.path() + "/ours.gguf");
+  format::GgufFile ours = format::GgufFile::open(dir.path() + "/ours.gguf");
+  CHECK(ours.get_string("general.architecture") == "qwen2");
+  CHECK(ours.get_u32("qwen2.block_count") == 2);
+  format::GgufWriter conv;
+  for (const auto& [k, v] : ours.metadata()) conv.set_value(k, v);
+  for (const TensorSpec& t : find_arch("qwen2")->tensors(c)) {
+    const size_t i = p.find(t.name);
+    if (i == p.views.size()) continue;  // output.weight and output.bias: tied, none
+    const ParamView& v = p.views[i];
+    std::vector<int64_t> ne = v.rows == 1 ? std::vector<int64_t>{v.cols} : std::vector<int64_t>{v.cols, v.rows};
+    conv.add_tensor(v.name, format::GgmlType::F32, ne, p.get(i));
+  }
+  conv.save(dir.path() + "/conv.gguf");
+  for (const char* name : {"/ours.gguf", "/conv.gguf"}) {
+    CAPTURE(name);
+    Params q = load_params(format::GgufFile::open(dir.path() + name));
+    CHECK(q.cfg.is_qwen2());
+    CHECK(q.cfg.arch.neox);
+    CHECK(q.w == p.w);
   }
 }
 

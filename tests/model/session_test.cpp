@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include "base/error.hpp"
@@ -36,13 +37,19 @@ int argmax(const float* x, int n) { return int(std::max_element(x, x + n) - x); 
 }  // namespace
 
 TEST_CASE("session logits equal the training forward pass, whole, chunked and one token at a time") {
-  for (auto [tied, kv] : {std::pair{true, 4}, std::pair{false, 2}}) {
+  // llama tied and untied; qwen2 (q, k, v biases, RoPE in NEOX order) with grouped-query heads.
+  for (auto [tied, kv, qwen2] : {std::tuple{true, 4, false}, std::tuple{false, 2, false}, std::tuple{true, 2, true}}) {
     CAPTURE(tied);
-    const ModelConfig cfg = config(tied, kv);
+    CAPTURE(qwen2);
+    ModelConfig cfg = config(tied, kv);
+    if (qwen2) cfg.arch.name = "qwen2", cfg.arch.neox = true;
     Params p(cfg, false);
     Rng rng(5);
     p.init(rng);
     for (auto& w : p.w) w *= 10.0f;  // larger weights: logits spread over several units
+    for (const ParamView& v : p.views)  // biases away from their zero init
+      if (v.name.ends_with(".bias"))
+        for (int i = 0; i < v.cols; ++i) p.get(size_t(&v - p.views.data()))[i] = rng.normal();
     const int T = 40, V = cfg.n_vocab;
     std::vector<int> tokens(T);
     for (int& t : tokens) t = int(rng.below(uint64_t(V)));

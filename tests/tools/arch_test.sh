@@ -4,7 +4,8 @@
 # perplexity within 0.1% and llama-simple's greedy continuation byte for byte
 # (tests/data/arch/ARCH.txt, recorded by bench/arch_vs_llama.sh --record), and its quantized
 # copies llama-perplexity's within 0.2%. Then what the
-# tools do with such models: quantized copies, refusals to train them, and bad files.
+# tools do with such models: quantized copies, qwen2's fine-tuning, refusals to train the
+# others, and bad files.
 source "$(dirname "$0")/lib.sh"
 : "${LM_TEST_BIN:?set LM_TEST_BIN to the directory holding lm_test_write_gguf}"
 A=$LM_TEST_DATA/arch
@@ -72,9 +73,29 @@ q8=$(awk -F'\t' 'NR == 2 { print $5 }' "$T/out")
 awk -v a="$(awk '$1 == "perplexity" { print $2 }' "$A/qwen2.txt")" -v b="$q8" 'BEGIN { d = (b - a) / a; exit !(d < 0.02 && d > -0.02) }' &&
   pass || fail "q8_0 qwen2 perplexity $q8 is more than 2% from F32's"
 
-# Training and LoRA need llama: a clear refusal, not a crash.
+# qwen2 trains (q, k, v biases, RoPE in NEOX order): a full fine-tune lowers its perplexity and
+# is written back as qwen2; a LoRA adapter applied at load time gives what the same run merged
+# gives (both files read by llama.cpp alike: docs/architectures.md).
+base=$(awk '$1 == "perplexity" { print $2 }' "$A/qwen2.txt")
+expect_exit 0 "lm-finetune a qwen2 model" -- lm-finetune -q -m qwen2.gguf -o qwen2-ft.gguf --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2
+expect_exit 0 "the fine-tuned qwen2 model scores" -- lm-eval perplexity -q -m qwen2-ft.gguf -c 128 -t 2 "$A/text.txt"
+ft=$(awk -F'\t' 'NR == 2 { print $5 }' "$T/out")
+awk -v a="$base" -v b="$ft" 'BEGIN { exit !(b > 0 && b < a / 2) }' && pass || fail "qwen2 fine-tune: perplexity $ft, base $base"
+"$LM_TEST_BIN/lm_test_edit_gguf" qwen2-ft.gguf qwen2-ft-edit.gguf drop blk.0.attn_q.bias 2> /dev/null &&
+  pass || fail "the fine-tuned qwen2 file lacks blk.0.attn_q.bias"
+expect_exit 0 "a qwen2 LoRA adapter" -- lm-finetune -q -m qwen2.gguf -o qwen2-ad.gguf --lora --lora-targets all --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2
+expect_exit 0 "the same run merged" -- lm-finetune -q -m qwen2.gguf -o qwen2-merged.gguf --lora --lora-targets all --merge --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2
+a=$(lm-eval perplexity -q -m qwen2.gguf --lora qwen2-ad.gguf -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
+m=$(lm-eval perplexity -q -m qwen2-merged.gguf -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
+awk -v a="$a" -v b="$m" -v c="$base" 'BEGIN { d = (b - a) / a; exit !(a > 0 && a < c && d < 1e-4 && d > -1e-4) }' && pass ||
+  fail "qwen2 LoRA: perplexity $a with the adapter, $m merged, $base before"
+printf 'good\tthe jury said\nbad\tthe county said\n' > labeled.tsv
+expect_exit 2 "a qwen2 classifier is refused" -- lm-finetune -m qwen2.gguf -o cls.gguf --task classify --data labeled.tsv --steps 1
+expect_err "classify fine-tunes a llama or bert model; a qwen2 classifier is not supported yet" "says which models classify"
+
+# Other architectures do not train yet: a clear refusal, not a crash.
 expect_exit 1 "lm-finetune refuses gpt2" -- lm-finetune -m gpt2.gguf -o ft.gguf --data "$A/text.txt" --steps 1
-expect_err "gpt2.gguf: architecture 'gpt2' can be run .* but not trained" "the refusal names the file and says why"
+expect_err "gpt2.gguf: architecture 'gpt2' can be run .* but not trained.*training supports llama and qwen2" "the refusal names the file and says why"
 
 # Bad files: an architecture lm does not know, contradictory keys, a missing bias.
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf falcon.gguf str general.architecture falcon
