@@ -5,13 +5,17 @@
 //     writes a WordPiece vocabulary (BERT's vocab.txt: one piece per line, "##" for a word's
 //     continuation, [PAD]/[UNK]/[CLS]/[SEP]/[MASK] and other [..] pieces special) as llama.cpp's
 //     converters store it: "bert" model, word-initial pieces prefixed with U+2581;
-//   lm_test_write_gguf --random ARCH VOCAB.gguf OUT.gguf
+//   lm_test_write_gguf --random ARCH VOCAB.gguf OUT.gguf [--shape C,L,H,KV,FF[,V]]
 //     writes a model of architecture ARCH (llama, llama3, qwen2, qwen2-yarn, phi3, phi3-longrope, gpt2, gemma2, bert,
 //     bert-cls; bert-cls is bert with a 3-label classifier head and rank pooling; llama3 is llama with Llama 3.1's
 //     rope_freqs.weight, phi3-longrope phi3 with Phi-3.5's rope_factors_long/short and an original context of 64,
 //     qwen2-yarn qwen2 with YaRN scaling by 4 from an original context of 64) with random F32 weights, llama.cpp's tensor names
 //     and keys, and the tokenizer of VOCAB.gguf: the files the architectures are checked on
-//     against llama.cpp (tests/data/arch/). The same arguments always give the same file;
+//     against llama.cpp (tests/data/arch/). The same arguments always give the same file.
+//     --shape sets the width, layers, heads, key/value heads and feed-forward width (default
+//     64,2,4,2,128; gpt2 and bert 4 key/value heads; the context becomes 2048), and V pads the vocabulary with control
+//     tokens <|extra_N|> to V entries: the shapes of real models for bench/ (a file of
+//     Qwen2.5-0.5B's layers: qwen2 --shape 896,24,14,2,4864,151936);
 //   lm_test_write_gguf --convert IN.gguf OUT.gguf TYPE [--no-embed]
 //     rewrites a model with its matrices in another type (f32, f16, bf16 or any block type lm
 //     writes by its ggml name: q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_K, q3_K, q4_K, q5_K,
@@ -22,6 +26,7 @@
 #include <cstring>
 #include <strings.h>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -110,7 +115,7 @@ void wordpiece(const char* in, const char* out) {
 
 // Random weights for an architecture's tensors: norms near 1, biases and matrices small enough
 // that activations stay in range through the layers, large enough that logits differ.
-void random_model(const std::string& which, const char* vocab_path, const char* out) {
+void random_model(const std::string& which, const char* vocab_path, const char* out, const std::string& shape) {
   using lm::model::Role;
   lm::format::GgufFile vocab = lm::format::GgufFile::open(vocab_path);
   const std::string arch = which == "llama3"          ? "llama"
@@ -124,6 +129,17 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   c.n_vocab = int(vocab.get_string_array(lm::format::kKeyTokens).size());
   c.n_ctx = 256, c.n_embd = 64, c.n_layer = 2, c.n_head = 4, c.n_head_kv = arch == "gpt2" || arch == "bert" ? 4 : 2;
   c.n_ff = 128;
+  std::vector<std::string> tokens = vocab.get_string_array(lm::format::kKeyTokens);
+  if (!shape.empty()) {
+    long v[6] = {0, 0, 0, 0, 0, 0};
+    const int n = std::sscanf(shape.c_str(), "%ld,%ld,%ld,%ld,%ld,%ld", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]);
+    if (n < 5 || v[0] <= 0 || v[1] <= 0 || v[2] <= 0 || v[3] <= 0 || v[4] <= 0 || v[2] % v[3] != 0 ||
+        v[0] % v[2] != 0 || v[5] < 0 || v[5] > (1 << 20))
+      throw lm::UsageError("--shape: expected C,L,H,KV,FF[,V] with H a multiple of KV and C of H, not '" + shape + "'");
+    c.n_embd = int(v[0]), c.n_layer = int(v[1]), c.n_head = int(v[2]), c.n_head_kv = int(v[3]), c.n_ff = int(v[4]);
+    c.n_ctx = 2048;  // room for bench/'s 512-token prompts and 128 more
+    if (n == 6 && size_t(v[5]) > tokens.size()) c.n_vocab = int(v[5]);
+  }
   c.rope_base = which == "llama3" ? 500000.0f : 10000.0f;
   c.tied = arch == "qwen2" || arch == "gpt2" || arch == "gemma2";
   if (arch == "gemma2") c.n_head_dim = 32;  // a head size other than C / H, as Gemma 2 has
@@ -131,6 +147,19 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   lm::format::GgufWriter w;
   for (const auto& [k, v] : vocab.metadata())
     if (k.rfind("tokenizer.", 0) == 0) w.set_value(k, v);
+  if (size_t(c.n_vocab) > tokens.size()) {  // padded with control tokens, as Qwen's unused ids
+    std::vector<int32_t> types = vocab.get_i32_array(lm::format::kKeyTokenType);
+    for (size_t i = tokens.size(); i < size_t(c.n_vocab); ++i) {
+      tokens.push_back("<|extra_" + std::to_string(i) + "|>");
+      types.push_back(3);
+    }
+    w.set_array_string(lm::format::kKeyTokens, tokens);
+    w.set_array_i32(lm::format::kKeyTokenType, types);
+    if (std::optional<std::vector<float>> scores = vocab.try_get_f32_array(lm::format::kKeyScores)) {
+      scores->resize(tokens.size(), 0.0f);
+      w.set_array_f32(lm::format::kKeyScores, *scores);
+    }
+  }
   w.set_string(lm::format::kKeyArchitecture, arch);
   // Not the architecture's name: llama.cpp changes Phi-3 vocabularies by model name.
   w.set_string(lm::format::kKeyName, "lm random weights");
@@ -198,8 +227,8 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
 
 int main(int argc, char** argv) {
   try {
-    if (argc == 5 && std::strcmp(argv[1], "--random") == 0) {
-      random_model(argv[2], argv[3], argv[4]);
+    if ((argc == 5 || (argc == 7 && std::strcmp(argv[5], "--shape") == 0)) && std::strcmp(argv[1], "--random") == 0) {
+      random_model(argv[2], argv[3], argv[4], argc == 7 ? argv[6] : "");
       return 0;
     }
     if (argc == 4 && std::strcmp(argv[1], "--wordpiece") == 0) {
