@@ -13,9 +13,12 @@ namespace {
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
-ThreadTuner::ThreadTuner(int max_threads, double (*clock)()) : clock_(clock ? clock : now_s) {
+ThreadTuner::ThreadTuner(int max_threads, double (*clock)(), int start) : clock_(clock ? clock : now_s) {
   for (int n = max_threads; n > 1; n /= 2) counts_.push_back(n);
   if (!counts_.empty()) counts_.push_back(1);
+  int first = 0;
+  while (start > 0 && first + 1 < int(counts_.size()) && counts_[size_t(first)] > start) ++first;
+  for (Kind& k : kinds_) k.cur = first, k.next_alt = first == 0 ? 1 : 0;
 }
 
 int ThreadTuner::kind_of(int rows) {
@@ -73,11 +76,16 @@ void ThreadTuner::record(double per_row) {
   // milliseconds for a core, and those few are the loss.
   double alt = 0;
   for (size_t i = 1; i <= at; ++i) alt += k.probe_s[i] / double(at);
-  // Probe steps a quarter slower than the current mean (over at least two) end the probe: a
-  // count worth taking is faster from its first steps, and on a loaded machine a step with too
-  // many threads can take a hundred times longer.
-  const bool hopeless = at >= 2 && n > 0 && alt > 1.25 * cur;
-  if (--k.probe_left > 0 && !hopeless) return;
+  // Probe steps a quarter slower than the current mean (over at least two), or one twice as
+  // slow, or a first step (which wakes the threads, so it is not counted) eight times as slow,
+  // end the probe: a count worth taking is faster from its first steps, and on a loaded
+  // machine a step with too many threads can take a hundred times longer.
+  const bool hopeless = n > 0 && ((at >= 2 && alt > 1.25 * cur) || (at >= 1 && alt > 2 * cur) ||
+                                  (at == 0 && per_row > 8 * cur));
+  // Three steps under 0.7 of the current mean decide it the other way: a busy process beside
+  // the threads makes the full count that much slower, and every step waited costs.
+  const bool decisive = at >= 3 && n > 0 && alt < 0.7 * cur;
+  if (--k.probe_left > 0 && !hopeless && !decisive) return;
   if (n == 0 || at == 0) cur = alt;  // nothing to compare: keep the current count
   if (alt < 0.9 * cur) {
     k.cur = k.probe;
@@ -87,7 +95,9 @@ void ThreadTuner::record(double per_row) {
     k.n_recent = 0;
     k.interval = 32;
   } else {
-    k.interval = std::min(k.interval * 2, 1024);
+    // A hopeless probe (the other count is far slower: a load beside the threads) waits four
+    // times as long for the next; one that was merely not faster, twice.
+    k.interval = std::min(k.interval * (hopeless ? 4 : 2), 1024);
   }
   k.until_probe = k.interval;
   k.probe = -1;
@@ -108,7 +118,7 @@ int set_threads(int threads) {
   const int n = resolve_threads(threads);
   g_applied = n;
   apply_threads(n);
-  g_tuner = threads <= 0 && n > 1 ? std::make_unique<ThreadTuner>(n) : nullptr;
+  g_tuner = threads <= 0 && n > 1 ? std::make_unique<ThreadTuner>(n, nullptr, idle_cores(n)) : nullptr;
   return n;
 }
 

@@ -7,7 +7,8 @@
 // (by rows: decoding 1, 2, 3-4, 5-8 rows; prompts 9-64 and more) runs at the count that was
 // fastest, and now and then a few steps at another count check that it still is. A probe that
 // confirms the choice doubles the interval to the next (32 steps up to 1024), so on an idle
-// machine almost every step runs at the full count; one that finds a faster count switches to it.
+// machine almost every step runs at the full count; one that finds a faster count switches to it
+// (at once when its steps take under 0.7 of the current count's).
 //
 // Used only when the user did not fix the count: `-t 0` (the default) is "up to every core,
 // as fast as the machine allows now"; `-t N` is exactly N threads.
@@ -23,8 +24,11 @@ namespace lm::kernels {
 class ThreadTuner {
  public:
   // Counts tried: max_threads, then halves down to 1. max_threads 1 turns tuning off. `clock`
-  // (seconds) is the steady clock unless a test gives its own.
-  explicit ThreadTuner(int max_threads, double (*clock)() = nullptr);
+  // (seconds) is the steady clock unless a test gives its own. Steps start at the largest
+  // count not above `start` (0: max_threads); set_threads() starts at the cores no other
+  // runnable thread takes (idle_cores), so a tool started beside a busy process does not spend
+  // its first steps waiting at barriers.
+  explicit ThreadTuner(int max_threads, double (*clock)() = nullptr, int start = 0);
   // The count for the next step of `rows` rows; it is applied (set_active_threads) before this
   // returns. Call end() when the step's evaluation is done.
   //
@@ -44,9 +48,10 @@ class ThreadTuner {
     int cur = 0;                  // index into counts_
     std::array<double, 16> recent{};  // seconds per row of the last steps at cur (ring)
     int n_recent = 0;
-    // The first probe comes after 16 measured steps; the first 2 steps of a kind are not
-    // measured (they fault in the cache and start the threads).
-    int until_probe = 18, interval = 32, warmup = 2;
+    // The first probe comes after 4 measured steps, so a load present from the start costs
+    // a few slow steps, not dozens; the first 2 steps of a kind are not measured (they fault in
+    // the cache and start the threads).
+    int until_probe = 6, interval = 32, warmup = 2;
     bool measured = false;
     int probe = -1, probe_left = 0;  // a probe under way: the count tried and steps left
     std::array<double, 9> probe_s{};  // the first step after a switch wakes threads: not counted

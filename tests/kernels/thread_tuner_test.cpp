@@ -5,6 +5,7 @@
 
 #include <functional>
 
+#include "base/threads.hpp"
 #include "kernels/blas.hpp"
 #include "kernels/thread_tuner.hpp"
 
@@ -49,6 +50,32 @@ TEST_CASE("ThreadTuner follows the load") {
   CHECK(t.current(1) == 2);
   // Prompt steps are their own kind, and start at the count decoding found.
   CHECK(t.current(512) == 2);
+}
+
+TEST_CASE("ThreadTuner: under a load present from the start, one thread within 12 steps") {
+  ThreadTuner t(2, fake_clock);
+  const auto busy = [](int n) { return n == 2 ? 3e-3 : 1e-3; };
+  const int at_two = run(t, 12, busy);
+  CHECK(t.current(1) == 1);
+  CHECK(at_two <= 7);  // 2 warm-up steps, 4 measured, then the probe's first (uncounted) step
+  // Idle from the start: the early probe of one thread ends after its third step.
+  ThreadTuner idle(2, fake_clock);
+  const int full = run(idle, 64, [](int n) { return n == 2 ? 0.5e-3 : 0.9e-3; });
+  CHECK(idle.current(1) == 2);
+  CHECK(full >= 64 - 3);
+}
+
+TEST_CASE("ThreadTuner: started at fewer threads (a busy machine), it moves up when the load is gone") {
+  ThreadTuner t(4, fake_clock, 1);
+  CHECK(t.current(1) == 1);
+  CHECK(t.current(512) == 1);
+  // The load was a passing one: four threads are faster, and a probe finds them.
+  run(t, 40, [](int n) { return n == 4 ? 0.3e-3 : n == 2 ? 0.5e-3 : 0.9e-3; });
+  CHECK(t.current(1) == 4);
+  ThreadTuner mid(4, fake_clock, 3);  // 3 idle cores: start at 2, the largest count not above
+  CHECK(mid.current(1) == 2);
+  CHECK(lm::idle_cores(2) >= 1);
+  CHECK(lm::idle_cores(2) <= 2);
 }
 
 TEST_CASE("ThreadTuner: a kind not measured yet starts at the count another kind chose") {
