@@ -110,6 +110,12 @@ void read_common(const format::GgufFile& g, ModelConfig& c, const char* eps_key)
   }
 }
 
+size_t find_spec(const std::vector<TensorSpec>& specs, const std::string& name) {
+  size_t i = 0;
+  while (i < specs.size() && specs[i].name != name) ++i;
+  return i;
+}
+
 TensorMap map_tensors(const std::vector<TensorSpec>& specs, int n_layer) {
   TensorMap m;
   std::array<int, kRoles> none;

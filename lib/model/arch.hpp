@@ -68,6 +68,9 @@ void read_common(const format::GgufFile& g, ModelConfig& c, const char* eps_key)
 // The tensor map of a list of specs (Weights::w in the same order).
 TensorMap map_tensors(const std::vector<TensorSpec>& specs, int n_layer);
 
+// Index of the spec named `name` in specs, or specs.size() when there is none.
+size_t find_spec(const std::vector<TensorSpec>& specs, const std::string& name);
+
 // Spec helpers for the architecture files: "blk.L.NAME.weight" and "blk.L.NAME.bias".
 TensorSpec layer_weight(int l, const char* name, Role role, int rows, int cols, bool required = true);
 TensorSpec layer_bias(int l, const char* name, Role role, int n, bool required = true);

@@ -65,7 +65,7 @@ struct ModelConfig {
   bool tied = true;     // the lm head is token_embd (no output.weight)
   int n_cls = 0;        // labels of a sequence classifier (cls.output.weight/.bias); 0 = none, else 2 to kMaxLabels
   int cls_pooling = 3;  // what the classifier reads: kPoolMean or kPoolLast (llama.pooling_type)
-  ArchOptions arch;     // how the layers are built; training supports llama's and qwen2's (decoder_trains)
+  ArchOptions arch;     // how the layers are built; training supports llama's and qwen2's (load_params checks)
 
   int head_dim() const { return n_head_dim ? n_head_dim : n_embd / n_head; }  // D
   int q_dim() const { return n_head * head_dim(); }              // width of the queries

@@ -219,11 +219,10 @@ FileTensors checked_tensors(const format::GgufFile& g, const ModelConfig& cfg) {
   return f;
 }
 
-// Index of the spec named `name` in f (its tensor list is in the architecture's order, which
-// is not param_layout's for qwen2).
+// Index of the file's tensor for view `name` (f is in the architecture's order, which is not
+// param_layout's for qwen2).
 size_t spec_index(const FileTensors& f, const std::string& name) {
-  size_t i = 0;
-  while (i < f.specs.size() && f.specs[i].name != name) ++i;
+  const size_t i = find_spec(f.specs, name);
   LM_ASSERT(i < f.specs.size());
   return i;
 }

@@ -1,26 +1,21 @@
 #include "model/weights.hpp"
 
-#include <algorithm>
-
 #include "base/error.hpp"
 #include "quant/quant.hpp"
 
 namespace lm::model {
 
 std::vector<TensorSpec> layout_specs(const ModelConfig& cfg) {
-  std::vector<TensorSpec> specs = find_arch(cfg.is_encoder() ? "bert" : cfg.arch.name)->tensors(cfg);
-  const std::vector<ParamView> layout = param_layout(cfg);
-  if (cfg.is_qwen2()) {  // its file order interleaves the biases; the layout has them after the layers
-    std::vector<TensorSpec> ordered;
-    for (const ParamView& v : layout) {
-      auto it = std::find_if(specs.begin(), specs.end(), [&](const TensorSpec& s) { return s.name == v.name; });
-      LM_ASSERT(it != specs.end());
-      ordered.push_back(*it);
-    }
-    return ordered;
+  // By name: the architecture's list is in file order (qwen2 interleaves its biases, which the
+  // layout keeps after the layers) and has optional tensors the layout lacks (rope_freqs).
+  const std::vector<TensorSpec> specs = find_arch(cfg.is_encoder() ? "bert" : cfg.arch.name)->tensors(cfg);
+  std::vector<TensorSpec> ordered;
+  for (const ParamView& v : param_layout(cfg)) {
+    const size_t i = find_spec(specs, v.name);
+    LM_ASSERT(i < specs.size());
+    ordered.push_back(specs[i]);
   }
-  specs.resize(layout.size());  // without the optional rope_freqs
-  return specs;
+  return ordered;
 }
 
 Weights build_weights(const ModelConfig& cfg, const std::vector<format::GgmlType>& types,
