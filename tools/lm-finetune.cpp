@@ -35,20 +35,21 @@ int main(int argc, char** argv) {
   lm::tools::TrainerFlags tf;
   bool dry = false, json = false, merge = false;
 
-  CLI::App app{"Fine-tune a llama or qwen2 GGUF model on CPU: continued training, prompt/completion pairs, LoRA "
+  CLI::App app{"Fine-tune a llama, qwen2 or phi3 GGUF model on CPU: continued training, prompt/completion pairs, LoRA "
                "adapters, sequence classification; or an LSTM on text or prompt/completion pairs"};
   lm::tools::init_app(app, "lm-finetune");
   lm::tools::doc(app.add_option("-m,--model", model,
-                                "Model to start from (GGUF: llama, qwen2, bert or an LSTM; the tokenizer inside "
+                                "Model to start from (GGUF: llama, qwen2, phi3, bert or an LSTM; the tokenizer inside "
                                 "is used)")
                      ->type_name("FILE")
                      ->required())
       .group("Model, data and output")
       .man(R"(The model to start from (GGUF, F32/F16/BF16 or any block type lm reads: Q8_0, Q4_0,
 Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS). A llama file (Llama 2/3,
-Mistral, TinyLlama, SmolLM without RoPE scaling) or a qwen2 file (Qwen 2 / 2.5; its q, k and v
-biases train in a full fine-tune and stay frozen under LoRA) fine-tunes in every task; a bert
-file as a classifier. A classifier made earlier can be trained further on data with its labels. An LSTM file
+Mistral, TinyLlama, SmolLM without RoPE scaling) fine-tunes in every task. A qwen2 file (Qwen
+2 / 2.5; its q, k and v biases train in a full fine-tune and stay frozen under LoRA) and a phi3
+file (Phi-3 without LongRoPE; written back with its fused tensors) fine-tune on text and
+prompt/completion pairs, not as classifiers. A bert file fine-tunes as a classifier. A classifier made earlier can be trained further on data with its labels. An LSTM file
 (lm-train \-\-arch lstm) is fine-tuned in full on text or prompt/completion pairs: LoRA,
 classification and a teacher are a transformer's, and usage errors for an LSTM.)");
   lm::tools::doc(app.add_option("--data", data,
@@ -127,7 +128,8 @@ they are a usage error (exit 2), not a full fine-tune.)");
           ->type_name("LIST"))
       .group("LoRA")
       .man(R"(Adapted projections, comma-separated: q, k, v, o, gate, up, down, or attn (q,k,v,o), mlp
-(gate,up,down), all.)");
+(gate,up,down), all. A phi3 model fuses q, k, v (attn_qkv) and gate, up (ffn_up): naming one
+of a fused group adapts the whole tensor with one pair, as its file and llama.cpp have it.)");
   lm::tools::doc(app.add_flag("--train-norms", f.train_norms, "With --lora, also train the norms (gains; a LayerNorm's biases too)"))
       .group("LoRA")
       .man(R"(Also train the norms: RMSNorm gains, or an encoder's LayerNorm gains and biases.)");

@@ -60,28 +60,65 @@ size_t adapted_view(const ModelConfig& c, int l, LayerParam v) {
   }
 }
 
-Lora::Lora(const ModelConfig& c, const LoraOptions& o) : base(c), opt(o), slot_(size_t(c.n_layer) * kLayerParams, -1) {
+LayerParam fused_leader(const ModelConfig& c, LayerParam v) {
+  if (!c.fused_projections()) return v;
+  if (v == kWk || v == kWv) return kWq;
+  return v == kWu ? kWg : v;
+}
+
+LoraTarget lora_target(const ModelConfig& c, int l, LayerParam v) {
+  const size_t view = adapted_view(c, l, v);
+  if (view == kNoView) return {};
+  const ParamView w = param_layout(c)[view];
+  if (!c.fused_projections() || v == kWo || v == kWd) return {w.name, w.rows, w.cols, 0};
+  // phi3's files: attn_qkv holds q, k, v rows; ffn_up holds gate, up rows.
+  const std::string p = "blk." + std::to_string(l) + ".";
+  const int Q = c.q_dim(), K = c.kv_dim(), F = c.n_ff;
+  switch (v) {
+    case kWq: return {p + "attn_qkv.weight", Q + 2 * K, c.n_embd, 0};
+    case kWk: return {p + "attn_qkv.weight", Q + 2 * K, c.n_embd, Q};
+    case kWv: return {p + "attn_qkv.weight", Q + 2 * K, c.n_embd, Q + K};
+    case kWg: return {p + "ffn_up.weight", 2 * F, c.n_embd, 0};
+    default: return {p + "ffn_up.weight", 2 * F, c.n_embd, F};  // kWu
+  }
+}
+
+Lora::Lora(const ModelConfig& c, const LoraOptions& o)
+    : base(c), opt(o), slot_(size_t(c.n_layer) * kLayerParams, -1), row0_(slot_.size(), 0) {
   // A gate named with the rest of the MLP ("mlp", "all") on a model without one is left out.
   auto& t = opt.targets;
   if (c.n_layer > 0 && adapted_view(c, 0, kWg) == kNoView && std::count(t.begin(), t.end(), kWu))
     t.erase(std::remove(t.begin(), t.end(), kWg), t.end());
+  // A fused tensor is adapted whole: one of its projections named brings the others.
+  if (c.fused_projections()) {
+    const std::vector<LayerParam> named = t;
+    for (LayerParam v : {kWq, kWk, kWv, kWg, kWu})
+      if (std::find(t.begin(), t.end(), v) == t.end() &&
+          std::any_of(named.begin(), named.end(), [&](LayerParam n) { return fused_leader(c, n) == fused_leader(c, v); }))
+        t.push_back(v);
+    std::sort(t.begin(), t.end());
+  }
   if (!(o.dropout >= 0 && o.dropout < 1))
     throw UsageError("LoRA dropout " + std::to_string(o.dropout) + " is out of range [0, 1)");
   if (!(o.alpha > 0 && std::isfinite(o.alpha))) throw UsageError("LoRA alpha must be > 0");
   if (t.empty()) throw UsageError("no LoRA targets");
-  const std::vector<ParamView> layout = param_layout(c);
   size_t off = 0;
   for (int l = 0; l < c.n_layer; ++l) {
     for (LayerParam v : t) {
-      const size_t view = adapted_view(c, l, v);
-      if (view == kNoView)
+      const LoraTarget bv = lora_target(c, l, v);
+      if (bv.name.empty())
         throw UsageError("LoRA target '" + std::string(v == kWg ? "gate" : "?") + "': a " + c.arch.name +
                          " model has no such projection");
-      const ParamView& bv = layout[view];
+      const size_t s = size_t(l) * kLayerParams + v;
+      row0_[s] = bv.row0;
+      if (const LayerParam lead = fused_leader(c, v); lead != v) {  // the fused tensor's pair, made for lead
+        slot_[s] = slot_[size_t(l) * kLayerParams + lead];
+        continue;
+      }
       if (o.rank < 1 || o.rank > std::min(bv.rows, bv.cols))
         throw UsageError("LoRA rank " + std::to_string(o.rank) + " is out of range [1, " +
                          std::to_string(std::min(bv.rows, bv.cols)) + "] for " + bv.name);
-      slot_[size_t(l) * kLayerParams + v] = int(views.size());
+      slot_[s] = int(views.size());
       views.push_back({bv.name + ".lora_a", off, o.rank, bv.cols});
       off += size_t(o.rank) * bv.cols;
       views.push_back({bv.name + ".lora_b", off, bv.rows, o.rank});
@@ -127,19 +164,19 @@ Lora load_adapter(const format::GgufFile& g, const ModelConfig& base) {
   o.alpha = 0;
   o.targets.clear();
   o.rank = 0;
-  const std::vector<ParamView> layout = param_layout(base);
-  // Which (layer, v) pairs are present, and their rank.
+  // Which (layer, v) pairs are present, and their rank (the projections of a fused tensor
+  // share its pair).
   for (int l = 0; l < base.n_layer; ++l)
     for (LayerParam v : {kWq, kWk, kWv, kWo, kWg, kWu, kWd}) {
-      if (adapted_view(base, l, v) == kNoView) continue;
-      const std::string n = layout[adapted_view(base, l, v)].name;
+      const LoraTarget w = lora_target(base, l, v);
+      if (w.name.empty()) continue;
+      const std::string& n = w.name;
       const format::GgufTensorInfo* a = g.find_tensor(n + ".lora_a");
       const format::GgufTensorInfo* b = g.find_tensor(n + ".lora_b");
       if (!a && !b) continue;
       if (!a || !b) throw FormatError(path, "tensor '" + n + (a ? ".lora_b" : ".lora_a") + "' is missing");
       // The rank is checked here, against the file, so that Lora's own check (a usage error
       // for --lora-rank) is never what reports a bad file.
-      const ParamView& w = layout[adapted_view(base, l, v)];
       const int64_t max_rank = std::min(w.rows, w.cols);
       if (a->ne[1] < 1 || a->ne[1] > max_rank)
         throw FormatError(path, "tensor '" + n + ".lora_a' has rank " + std::to_string(a->ne[1]) +
@@ -188,9 +225,11 @@ void merge_lora(Params& p, const Lora& l) {
       const int i = l.pair(layer, v);
       const ParamView& a = l.views[size_t(i)];
       const ParamView& b = l.views[size_t(i) + 1];
-      // W (out, in) += scale * B (out, r) A (r, in)
-      kernels::sgemm(false, false, b.rows, a.cols, a.rows, l.scale(), l.get(size_t(i) + 1), b.cols, l.get(size_t(i)),
-                     a.cols, 1.0f, p.get(adapted_view(l.base, layer, v)), a.cols);
+      const size_t w = adapted_view(l.base, layer, v);
+      // W (out, in) += scale * B (out, r) A (r, in), with v's rows of B
+      kernels::sgemm(false, false, p.views[w].rows, a.cols, a.rows, l.scale(),
+                     l.get(size_t(i) + 1) + size_t(l.row0(layer, v)) * b.cols, b.cols, l.get(size_t(i)), a.cols, 1.0f,
+                     p.get(w), a.cols);
     }
 }
 
@@ -228,10 +267,11 @@ void LoraPass::forward(int l, LayerParam v, const float* x, float* y, int N, int
   const int i = lora_->pair(l, v);
   if (i < 0) return;
   const int r = lora_->opt.rank;
-  float* xa = xa_[size_t(i) / 2].data();
+  float* xa = xa_[size_t(i) / 2].data();  // a fused tensor's projections all read x: the same xa
   const float* xin = input(l, v, x, N, in, training, seed);
   kernels::sgemm(false, true, N, r, in, 1.0f, xin, in, lora_->get(size_t(i)), in, 0.0f, xa, r);
-  kernels::sgemm(false, true, N, out, r, lora_->scale(), xa, r, lora_->get(size_t(i) + 1), r, 1.0f, y, out);
+  const float* Bm = lora_->get(size_t(i) + 1) + size_t(lora_->row0(l, v)) * r;
+  kernels::sgemm(false, true, N, out, r, lora_->scale(), xa, r, Bm, r, 1.0f, y, out);
 }
 
 void LoraPass::backward(int l, LayerParam v, const float* x, const float* dy, float* dx, int N, int in, int out,
@@ -245,9 +285,10 @@ void LoraPass::backward(int l, LayerParam v, const float* x, const float* dy, fl
   const float* xa = xa_[size_t(i) / 2].data();
   float* dxa = dxa_.data();
   float* dA = lora_->grad.data() + lora_->views[size_t(i)].offset;
-  float* dB = lora_->grad.data() + lora_->views[size_t(i) + 1].offset;
+  const size_t row0 = size_t(lora_->row0(l, v)) * r;  // v's rows of B
+  float* dB = lora_->grad.data() + lora_->views[size_t(i) + 1].offset + row0;
   const float* A = lora_->get(size_t(i));
-  const float* Bm = lora_->get(size_t(i) + 1);
+  const float* Bm = lora_->get(size_t(i) + 1) + row0;
   sgemm(true, false, out, r, N, s, dy, out, xa, r, 1.0f, dB, r);
   sgemm(false, false, N, r, out, s, dy, out, Bm, r, 0.0f, dxa, r);
   const float* xin = input(l, v, x, N, in, training, seed);

@@ -22,8 +22,21 @@ struct LoraOptions {
   float dropout = 0;    // on the adapter's input, while training
   // The projections adapted in every layer: kWq, kWk, kWv, kWo, kWg, kWu, kWd. A bert
   // encoder's MLP has no gate: kWg is dropped there when kWu is also a target ("mlp", "all").
+  // A model with fused projections (ModelConfig::fused_projections, phi3) adapts a fused tensor
+  // as a whole: any of q, k, v adapts attn_qkv (all three), gate or up adapts ffn_up (both).
   std::vector<LayerParam> targets{kWq, kWk, kWv, kWo};
 };
+
+// The tensor a LoRA pair on layer l's projection v adapts: its name, its shape, and the first
+// of its rows that are v's (a fused tensor holds several projections). kNoView's name is empty.
+struct LoraTarget {
+  std::string name;
+  int rows = 0, cols = 0;
+  int row0 = 0;
+};
+LoraTarget lora_target(const ModelConfig& c, int l, LayerParam v);
+// The first projection of v's fused tensor (kWq for q, k, v; kWg for gate, up), or v itself.
+LayerParam fused_leader(const ModelConfig& c, LayerParam v);
 
 // Parses "q,k,v,o,gate,up,down", "attn" (q,k,v,o), "mlp" (gate,up,down) or "all" into targets.
 // Throws UsageError naming the bad item.
@@ -40,15 +53,17 @@ struct Lora {
   float user_scale = 1.0f;        // --lora FILE:SCALE
 
   float scale() const { return user_scale * opt.alpha / float(opt.rank); }
-  // View index of the A matrix adapting (layer, v), or -1; B is the next view.
+  // View index of the A matrix adapting (layer, v), or -1; B is the next view. The projections
+  // of a fused tensor share its pair: v's rows of B start at row0(layer, v).
   int pair(int layer, LayerParam v) const { return slot_[size_t(layer) * kLayerParams + v]; }
+  int row0(int layer, LayerParam v) const { return row0_[size_t(layer) * kLayerParams + v]; }
   float* get(size_t view) { return w.data() + views[view].offset; }
   const float* get(size_t view) const { return w.data() + views[view].offset; }
   // A ~ U(-1/sqrt(in), 1/sqrt(in)) and B = 0 (PEFT's initialisation): training starts at the base model.
   void init(Rng& rng);
 
  private:
-  std::vector<int> slot_;
+  std::vector<int> slot_, row0_;
 };
 
 // The view of param_layout(c) that layer l's projection v is (what a pair adapts), or
@@ -74,7 +89,8 @@ class LoraPass {
 
  private:
   const float* input(int l, LayerParam v, const float* x, int N, int in, bool training, uint64_t seed);
-  uint64_t site(int l, LayerParam v) const { return site_base_ + uint64_t(l) * kLayerParams + v; }
+  // One dropout site per pair: the projections of a fused tensor share their pair's mask.
+  uint64_t site(int l, LayerParam v) const { return site_base_ + uint64_t(l) * kLayerParams + fused_leader(lora_->base, v); }
   Lora* lora_ = nullptr;
   uint64_t site_base_ = 0;
   std::vector<LargeVector<float>> xa_;  // per pair (its A view's index / 2)

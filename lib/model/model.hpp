@@ -65,7 +65,7 @@ struct ModelConfig {
   bool tied = true;     // the lm head is token_embd (no output.weight)
   int n_cls = 0;        // labels of a sequence classifier (cls.output.weight/.bias); 0 = none, else 2 to kMaxLabels
   int cls_pooling = 3;  // what the classifier reads: kPoolMean or kPoolLast (llama.pooling_type)
-  ArchOptions arch;     // how the layers are built; training supports llama's and qwen2's (load_params checks)
+  ArchOptions arch;     // how the layers are built; training supports llama's, qwen2's and phi3's (load_params checks)
 
   int head_dim() const { return n_head_dim ? n_head_dim : n_embd / n_head; }  // D
   int q_dim() const { return n_head * head_dim(); }              // width of the queries
@@ -73,10 +73,16 @@ struct ModelConfig {
   bool is_llama() const { return arch.name == "llama"; }
   bool is_lstm() const { return arch.name == "lstm"; }
   bool is_encoder() const { return arch.name == "bert"; }  // docs/encoder.md
-  // A decoder of the layout Model trains: llama, or qwen2 (llama with q, k, v biases and RoPE in
-  // NEOX order).
+  // A decoder of the layout Model trains: llama, qwen2 (llama with q, k, v biases and RoPE in
+  // NEOX order) or phi3 (below).
   bool is_qwen2() const { return arch.name == "qwen2"; }
   bool qkv_bias() const { return is_qwen2(); }
+  // phi3: llama with RoPE in NEOX order, whose files fuse q, k, v (attn_qkv: q rows, k rows,
+  // v rows) and gate, up (ffn_up: gate rows, up rows). Training keeps llama's separate views;
+  // the loader splits the fused tensors and add_model fuses them again, and a LoRA pair on a
+  // fused tensor is one pair (A shared, B's rows split), as the file has it.
+  bool is_phi3() const { return arch.name == "phi3"; }
+  bool fused_projections() const { return is_phi3(); }
   // The longest context an inference Session takes: n_ctx, or 2^30 for an LSTM, whose state
   // does not grow with the sequence. And the context lm-generate and lm-serve use when not told:
   // n_ctx, or for an LSTM the larger of its training window and 4096.

@@ -227,16 +227,41 @@ size_t spec_index(const FileTensors& f, const std::string& name) {
   return i;
 }
 
+// Where view i of cfg's layout is in a file: the tensor of that name from row 0, but for phi3
+// the fused attn_qkv (q, k, v rows) and ffn_up (gate, up rows).
+struct ViewSource {
+  std::string name;
+  int row0 = 0;
+};
+ViewSource view_source(const ModelConfig& cfg, const std::vector<ParamView>& views, size_t i) {
+  const size_t first = layer_param(0, kAttnNorm), end = layer_param(cfg.n_layer, kAttnNorm);
+  if (!cfg.fused_projections() || cfg.is_encoder() || cfg.is_lstm() || i < first || i >= end) return {views[i].name, 0};
+  const int l = int((i - first) / kLayerParams);
+  const std::string p = "blk." + std::to_string(l) + ".";
+  const int Q = cfg.q_dim(), K = cfg.kv_dim(), F = cfg.n_ff;
+  switch (LayerParam((i - first) % kLayerParams)) {
+    case kWq: return {p + "attn_qkv.weight", 0};
+    case kWk: return {p + "attn_qkv.weight", Q};
+    case kWv: return {p + "attn_qkv.weight", Q + K};
+    case kWg: return {p + "ffn_up.weight", 0};
+    case kWu: return {p + "ffn_up.weight", F};
+    default: return {views[i].name, 0};
+  }
+}
+
 // The file's tensors of cfg's architecture, checked and converted to F32 into p's views (Params,
-// LstmParams), matched by name.
+// LstmParams), matched by name (view_source).
 template <class P>
 void read_views(const format::GgufFile& g, const ModelConfig& cfg, P& p) {
   const FileTensors f = checked_tensors(g, cfg);
-  LM_ASSERT(f.tensors.size() == p.views.size());
-  for (const ParamView& v : p.views) {
-    const format::GgufTensorInfo& t = *f.tensors[spec_index(f, v.name)];
-    LM_ASSERT(t.n_elements() == uint64_t(v.rows) * uint64_t(v.cols));
-    quant::dequantize_rows(t.type, t.data, p.w.data() + v.offset, size_t(v.rows), size_t(v.cols));
+  for (size_t i = 0; i < p.views.size(); ++i) {
+    const ParamView& v = p.views[i];
+    const ViewSource src = view_source(cfg, p.views, i);
+    const format::GgufTensorInfo& t = *f.tensors[spec_index(f, src.name)];
+    const size_t row_bytes = quant::row_size(t.type, size_t(v.cols));
+    LM_ASSERT(t.ne[0] == v.cols && (src.row0 + v.rows) * row_bytes <= t.n_bytes);
+    quant::dequantize_rows(t.type, t.data + size_t(src.row0) * row_bytes, p.w.data() + v.offset, size_t(v.rows),
+                           size_t(v.cols));
   }
 }
 
@@ -273,13 +298,14 @@ Params load_encoder_params(const format::GgufFile& g, bool with_grad) {
 
 Params load_params(const format::GgufFile& g, bool with_grad) {
   const ModelConfig cfg = read_config(g);
-  if (!cfg.is_llama() && !cfg.is_qwen2())
+  if (!cfg.is_llama() && !cfg.is_qwen2() && !cfg.is_phi3())
     throw FormatError(g.path(), "architecture '" + cfg.arch.name +
                                     "' can be run (lm-generate, lm-eval) but not trained or merged with LoRA yet; "
-                                    "training supports llama and qwen2");
+                                    "training supports llama, qwen2 and phi3");
   const ArchOptions& a = cfg.arch;
   if (a.n_rot != 0 || a.rope_freq_scale != 1.0f || a.rope_attn_factor != 1.0f || a.yarn_ctx_orig != 0 ||
-      g.find_tensor("rope_freqs.weight"))
+      a.rope_ctx_orig != 0 || g.find_tensor("rope_freqs.weight") || g.find_tensor("rope_factors_long.weight") ||
+      g.find_tensor("rope_factors_short.weight"))
     throw FormatError(g.path(), "has RoPE scaling or partial RoPE, which training does not support yet");
   if (cfg.n_head_dim != 0)
     throw FormatError(g.path(), "has a head size other than width / heads, which training does not support yet");
@@ -363,7 +389,8 @@ LoadedModel load_model(const std::string& path, const std::vector<AdapterSpec>& 
     const FileTensors f = file_tensors(g, p.cfg);
     const std::vector<format::GgmlType> file_types = inference_types(f);
     std::vector<format::GgmlType> types;
-    for (const ParamView& v : p.views) types.push_back(file_types[spec_index(f, v.name)]);
+    for (size_t i = 0; i < p.views.size(); ++i)
+      types.push_back(file_types[spec_index(f, view_source(p.cfg, p.views, i).name)]);
     w = quantize_weights(p, types);
   }
   if (tok.vocab_size() != w.cfg.n_vocab)
@@ -459,12 +486,30 @@ const std::vector<std::string>& checked_labels(const ModelConfig& c, const std::
   return labels;
 }
 
+void add_f32(format::GgufWriter& out, const std::string& name, int rows, int cols, const float* data) {
+  std::vector<int64_t> ne = rows == 1 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
+  out.add_tensor(name, format::GgmlType::F32, ne, data);
+}
+
 template <class P>
 void end_model_file(format::GgufWriter& out, const P& p, const Tokenizer& tok) {
   add_tokenizer(tok, out, true);
-  for (const ParamView& v : p.views) {
-    std::vector<int64_t> ne = v.rows == 1 ? std::vector<int64_t>{v.cols} : std::vector<int64_t>{v.cols, v.rows};
-    out.add_tensor(v.name, format::GgmlType::F32, ne, p.w.data() + v.offset);
+  for (const ParamView& v : p.views) add_f32(out, v.name, v.rows, v.cols, p.w.data() + v.offset);
+}
+
+// phi3's tensors in its file order, q, k, v and gate, up fused: each group is adjacent in
+// param_layout, so a fused tensor is its first view's rows and the ones after.
+void end_fused_model_file(format::GgufWriter& out, const Params& p, const Tokenizer& tok) {
+  add_tokenizer(tok, out, true);
+  for (const TensorSpec& t : find_arch(p.cfg.arch.name)->tensors(p.cfg)) {
+    size_t i = p.find(t.name);
+    if (t.role == Role::Qkv || t.role == Role::GateUp) {
+      i = layer_param(t.layer, t.role == Role::Qkv ? kWq : kWg);
+      const ParamView& last = p.views[layer_param(t.layer, t.role == Role::Qkv ? kWv : kWu)];
+      LM_ASSERT(p.views[i].offset + size_t(t.rows) * size_t(t.cols) == last.offset + size_t(last.rows) * size_t(last.cols));
+    }
+    if (i == p.views.size()) continue;  // an optional tensor the model lacks (output.weight when tied)
+    add_f32(out, t.name, t.rows, t.cols, p.get(i));
   }
 }
 
@@ -506,7 +551,7 @@ void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
                const std::vector<std::string>& labels) {
   const ModelConfig& c = p.cfg;
-  LM_ASSERT(c.is_llama() || c.is_qwen2());
+  LM_ASSERT(c.is_llama() || c.is_qwen2() || c.is_phi3());
   LM_ASSERT(c.n_cls == 0 || c.is_llama());
   begin_model_file(out, c.arch.name.c_str(), name, tok, c.n_vocab);
   auto key = [&](const char* suffix) { return c.arch.name + "." + suffix; };
@@ -524,7 +569,10 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
     out.set_array_string(key("classifier.output_labels"), checked_labels(c, labels));
     out.set_u32(key("pooling_type"), uint32_t(c.cls_pooling));
   }
-  end_model_file(out, p, tok);
+  if (c.fused_projections())
+    end_fused_model_file(out, p, tok);
+  else
+    end_model_file(out, p, tok);
 }
 
 }  // namespace lm::model

@@ -7,8 +7,10 @@ namespace lm::model {
 
 std::vector<TensorSpec> layout_specs(const ModelConfig& cfg) {
   // By name: the architecture's list is in file order (qwen2 interleaves its biases, which the
-  // layout keeps after the layers) and has optional tensors the layout lacks (rope_freqs).
-  const std::vector<TensorSpec> specs = find_arch(cfg.is_encoder() ? "bert" : cfg.arch.name)->tensors(cfg);
+  // layout keeps after the layers) and has optional tensors the layout lacks (rope_freqs). phi3's
+  // layout has llama's separate q, k, v, gate and up where its files fuse them.
+  const char* arch = cfg.is_encoder() ? "bert" : cfg.fused_projections() ? "llama" : cfg.arch.name.c_str();
+  const std::vector<TensorSpec> specs = find_arch(arch)->tensors(cfg);
   std::vector<TensorSpec> ordered;
   for (const ParamView& v : param_layout(cfg)) {
     const size_t i = find_spec(specs, v.name);

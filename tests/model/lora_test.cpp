@@ -199,6 +199,61 @@ TEST_CASE("a merged adapter computes what the base with the adapter computes; th
   CHECK(parse_lora_targets("mlp,q") == std::vector<LayerParam>{kWq, kWg, kWu, kWd});
 }
 
+TEST_CASE("phi3 LoRA: one pair per fused tensor, gradients match finite differences, merged equals applied") {
+  ModelConfig cfg = small_cfg();
+  cfg.arch.name = "phi3", cfg.arch.neox = true;
+  Params p(cfg, false);
+  Rng rng(6);
+  p.init(rng);
+  for (auto& w : p.w) w += 0.2f * rng.normal();
+  LoraOptions o;
+  o.rank = 2, o.alpha = 5;
+  o.targets = parse_lora_targets("k,o,up");  // k brings q and v (attn_qkv), up brings gate (ffn_up)
+  Lora lora(cfg, o);
+  CHECK(lora.opt.targets == std::vector<LayerParam>{kWq, kWk, kWv, kWo, kWg, kWu});
+  REQUIRE(lora.views.size() == 2 * 3 * 2);  // qkv, o, gate_up pairs in 2 layers
+  CHECK(lora.views[0].name == "blk.0.attn_qkv.weight.lora_a");
+  CHECK(lora.views[1].name == "blk.0.attn_qkv.weight.lora_b");
+  CHECK(lora.views[1].rows == 16 + 2 * 8);
+  CHECK(lora.views[5].name == "blk.0.ffn_up.weight.lora_b");
+  CHECK(lora.views[5].rows == 2 * 24);
+  CHECK((lora.pair(1, kWk) == lora.pair(1, kWq) && lora.row0(1, kWk) == 16 && lora.row0(1, kWv) == 24));
+  CHECK((lora.pair(0, kWu) == lora.pair(0, kWg) && lora.row0(0, kWu) == 24));
+  lora.init(rng);
+  for (auto& w : lora.w) w += 0.3f * rng.normal();
+  const int B = 2, T = 7;
+  std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(31)), targets[i] = int(rng.below(31));
+  Model m(cfg, B, T);
+  m.set_lora(&lora);
+  std::fill(lora.grad.begin(), lora.grad.end(), 0.0f);
+  m.forward(p, tokens.data(), targets.data(), B, T);
+  m.backward(p);
+  REQUIRE(max_abs(lora.grad) > 0);
+  // A's gradient is the sum over the projections that share it.
+  lm::test::check_param_grads(lora, [&] { return double(m.forward(p, tokens.data(), targets.data(), B, T)); }, rng, 3);
+
+  m.forward(p, tokens.data(), nullptr, B, T);
+  std::vector<float> with(m.logits(), m.logits() + size_t(B) * T * cfg.n_vocab);
+  format::GgufWriter w;
+  add_adapter(w, lora, "test");
+  const std::string path = "lora_phi3_test.gguf";
+  w.save(path);
+  format::GgufFile g = format::GgufFile::open(path);
+  CHECK(g.find_tensor("blk.0.attn_q.weight.lora_a") == nullptr);
+  const auto* b = g.find_tensor("blk.1.attn_qkv.weight.lora_b");
+  REQUIRE(b);
+  CHECK((b->ne[0] == 2 && b->ne[1] == 32));
+  Lora back = load_adapter(g, cfg);
+  std::remove(path.c_str());
+  CHECK(back.opt.targets == lora.opt.targets);
+  CHECK(std::vector<float>(back.w.begin(), back.w.end()) == std::vector<float>(lora.w.begin(), lora.w.end()));
+  merge_lora(p, back);
+  Model plain(cfg, B, T);
+  plain.forward(p, tokens.data(), nullptr, B, T);
+  for (size_t i = 0; i < with.size(); ++i) CHECK(plain.logits()[i] == doctest::Approx(with[i]).epsilon(1e-4));
+}
+
 namespace {
 ModelConfig encoder_cls_cfg(int pooling) {
   ModelConfig c;

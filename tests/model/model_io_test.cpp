@@ -3,6 +3,7 @@
 // hyper-parameters), each naming the key or tensor.
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <functional>
 #include <tuple>
 #include <string>
@@ -12,6 +13,7 @@
 #include "base/file.hpp"
 #include "model/arch.hpp"
 #include "model/model_io.hpp"
+#include "model/session.hpp"
 #include "model/tokenizer_loader.hpp"
 #include "quant/quant.hpp"
 #include "test_util.hpp"
@@ -101,6 +103,47 @@ TEST_CASE("a qwen2 model loads for training from llama.cpp's tensor order, and i
     CHECK(q.cfg.arch.neox);
     CHECK(q.w == p.w);
   }
+}
+
+TEST_CASE("a phi3 model loads for training with its fused tensors split, and is written back fused") {
+  test::TempDir dir;
+  Tokenizer tok = tokenizer();
+  ModelConfig c = small_config(false);
+  c.arch.name = "phi3", c.arch.neox = true;
+  Params p(c);
+  Rng rng(5);
+  p.init(rng);
+  format::GgufWriter w;
+  add_model(w, p, tok, "test");
+  w.save(dir.path() + "/phi3.gguf");
+  format::GgufFile g = format::GgufFile::open(dir.path() + "/phi3.gguf");
+  CHECK(g.get_string("general.architecture") == "phi3");
+  CHECK(g.get_u32("phi3.block_count") == 2);
+  CHECK(g.find_tensor("blk.0.attn_q.weight") == nullptr);
+  CHECK(g.find_tensor("blk.0.ffn_gate.weight") == nullptr);
+  const auto* qkv = g.find_tensor("blk.1.attn_qkv.weight");
+  const auto* up = g.find_tensor("blk.1.ffn_up.weight");
+  REQUIRE(qkv);
+  REQUIRE(up);
+  CHECK((qkv->ne[0] == 32 && qkv->ne[1] == 32 + 2 * 16));
+  CHECK((up->ne[0] == 32 && up->ne[1] == 2 * 64));
+  // The fused rows are q's, k's, v's (gate's, up's) in that order.
+  CHECK(std::memcmp(qkv->data + 48 * 32 * sizeof(float), p.get(layer_param(1, kWv)), 16 * 32 * sizeof(float)) == 0);
+  CHECK(std::memcmp(up->data + 64 * 32 * sizeof(float), p.get(layer_param(1, kWu)), 64 * 32 * sizeof(float)) == 0);
+  Params q = load_params(g);
+  CHECK(q.cfg.is_phi3());
+  CHECK(q.cfg.arch.neox);
+  CHECK(q.w == p.w);
+  // The file's fused weights (inference) and the training layout's separate ones give one model.
+  const int T = 9;
+  std::vector<int> tokens{3, 7, 1, 250, 9, 12, 40, 5, 2};
+  const Weights fw = load_weights(g);
+  Session fused(fw, T, T);
+  Session split(q, T, T);
+  const float* a = fused.eval(tokens.data(), T);
+  std::vector<float> want(a, a + c.n_vocab);
+  const float* b = split.eval(tokens.data(), T);
+  for (int i = 0; i < c.n_vocab; ++i) CHECK(b[i] == doctest::Approx(want[size_t(i)]).epsilon(1e-5));
 }
 
 TEST_CASE("F16 and BF16 weights load as floats") {

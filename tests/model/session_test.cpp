@@ -37,12 +37,14 @@ int argmax(const float* x, int n) { return int(std::max_element(x, x + n) - x); 
 }  // namespace
 
 TEST_CASE("session logits equal the training forward pass, whole, chunked and one token at a time") {
-  // llama tied and untied; qwen2 (q, k, v biases, RoPE in NEOX order) with grouped-query heads.
-  for (auto [tied, kv, qwen2] : {std::tuple{true, 4, false}, std::tuple{false, 2, false}, std::tuple{true, 2, true}}) {
+  // llama tied and untied; qwen2 (q, k, v biases, RoPE in NEOX order) and phi3 (NEOX RoPE, its
+  // blocks without llama's direct residual products) with grouped-query heads.
+  for (auto [tied, kv, arch] : {std::tuple{true, 4, "llama"}, std::tuple{false, 2, "llama"}, std::tuple{true, 2, "qwen2"},
+                                std::tuple{false, 2, "phi3"}}) {
     CAPTURE(tied);
-    CAPTURE(qwen2);
+    CAPTURE(arch);
     ModelConfig cfg = config(tied, kv);
-    if (qwen2) cfg.arch.name = "qwen2", cfg.arch.neox = true;
+    cfg.arch.name = arch, cfg.arch.neox = cfg.arch.name != "llama";
     Params p(cfg, false);
     Rng rng(5);
     p.init(rng);

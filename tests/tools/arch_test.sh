@@ -4,7 +4,7 @@
 # perplexity within 0.1% and llama-simple's greedy continuation byte for byte
 # (tests/data/arch/ARCH.txt, recorded by bench/arch_vs_llama.sh --record), and its quantized
 # copies llama-perplexity's within 0.2%. Then what the
-# tools do with such models: quantized copies, qwen2's fine-tuning, refusals to train the
+# tools do with such models: quantized copies, qwen2's and phi3's fine-tuning, refusals to train the
 # others, and bad files.
 source "$(dirname "$0")/lib.sh"
 : "${LM_TEST_BIN:?set LM_TEST_BIN to the directory holding lm_test_write_gguf}"
@@ -89,13 +89,32 @@ a=$(lm-eval perplexity -q -m qwen2.gguf --lora qwen2-ad.gguf -c 128 -t 2 "$A/tex
 m=$(lm-eval perplexity -q -m qwen2-merged.gguf -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
 awk -v a="$a" -v b="$m" -v c="$base" 'BEGIN { d = (b - a) / a; exit !(a > 0 && a < c && d < 1e-4 && d > -1e-4) }' && pass ||
   fail "qwen2 LoRA: perplexity $a with the adapter, $m merged, $base before"
+# phi3 trains with its fused tensors split (attn_qkv, ffn_up) and written back fused; a LoRA
+# pair adapts a fused tensor whole, and the adapter applied gives what the run merged gives.
+base=$(awk '$1 == "perplexity" { print $2 }' "$A/phi3.txt")
+expect_exit 0 "lm-finetune a phi3 model" -- lm-finetune -q -m phi3.gguf -o phi3-ft.gguf --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2
+ft=$(lm-eval perplexity -q -m phi3-ft.gguf -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
+awk -v a="$base" -v b="$ft" 'BEGIN { exit !(b > 0 && b < a / 2) }' && pass || fail "phi3 fine-tune: perplexity $ft, base $base"
+"$LM_TEST_BIN/lm_test_edit_gguf" phi3-ft.gguf phi3-ft-edit.gguf drop blk.1.attn_qkv.weight 2> /dev/null &&
+  pass || fail "the fine-tuned phi3 file lacks blk.1.attn_qkv.weight"
+expect_exit 0 "a phi3 LoRA adapter" -- lm-finetune -q -m phi3.gguf -o phi3-ad.gguf --lora --lora-targets q,up --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2
+"$LM_TEST_BIN/lm_test_edit_gguf" phi3-ad.gguf phi3-ad-edit.gguf drop blk.0.ffn_up.weight.lora_b 2> /dev/null &&
+  pass || fail "the phi3 adapter lacks the fused pair blk.0.ffn_up.weight.lora_b"
+expect_exit 0 "the same run merged" -- lm-finetune -q -m phi3.gguf -o phi3-merged.gguf --lora --lora-targets q,up --merge --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2
+a=$(lm-eval perplexity -q -m phi3.gguf --lora phi3-ad.gguf -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
+m=$(lm-eval perplexity -q -m phi3-merged.gguf -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
+awk -v a="$a" -v b="$m" -v c="$base" 'BEGIN { d = (b - a) / a; exit !(a > 0 && a < c && d < 1e-4 && d > -1e-4) }' && pass ||
+  fail "phi3 LoRA: perplexity $a with the adapter, $m merged, $base before"
+expect_exit 1 "a LongRoPE phi3 file does not train" -- lm-finetune -m phi3-longrope.gguf -o ft.gguf --data "$A/text.txt" --steps 1
+expect_err "phi3-longrope.gguf: has RoPE scaling or partial RoPE, which training does not support yet" "says why"
+
 printf 'good\tthe jury said\nbad\tthe county said\n' > labeled.tsv
 expect_exit 2 "a qwen2 classifier is refused" -- lm-finetune -m qwen2.gguf -o cls.gguf --task classify --data labeled.tsv --steps 1
 expect_err "classify fine-tunes a llama or bert model; a qwen2 classifier is not supported yet" "says which models classify"
 
 # Other architectures do not train yet: a clear refusal, not a crash.
 expect_exit 1 "lm-finetune refuses gpt2" -- lm-finetune -m gpt2.gguf -o ft.gguf --data "$A/text.txt" --steps 1
-expect_err "gpt2.gguf: architecture 'gpt2' can be run .* but not trained.*training supports llama and qwen2" "the refusal names the file and says why"
+expect_err "gpt2.gguf: architecture 'gpt2' can be run .* but not trained.*training supports llama, qwen2 and phi3" "the refusal names the file and says why"
 
 # Bad files: an architecture lm does not know, contradictory keys, a missing bias.
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf falcon.gguf str general.architecture falcon
