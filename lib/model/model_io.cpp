@@ -249,11 +249,11 @@ ViewSource view_source(const ModelConfig& cfg, const std::vector<ParamView>& vie
   }
 }
 
-// The file's tensors of cfg's architecture, checked and converted to F32 into p's views (Params,
-// LstmParams), matched by name (view_source).
+// The file's tensors f of cfg's architecture (checked_tensors: checked before p was allocated,
+// so that p's size follows tensors the file holds, not keys it claims) converted to F32 into p's
+// views (Params, LstmParams), matched by name (view_source).
 template <class P>
-void read_views(const format::GgufFile& g, const ModelConfig& cfg, P& p) {
-  const FileTensors f = checked_tensors(g, cfg);
+void read_views(const FileTensors& f, const ModelConfig& cfg, P& p) {
   for (size_t i = 0; i < p.views.size(); ++i) {
     const ParamView& v = p.views[i];
     const ViewSource src = view_source(cfg, p.views, i);
@@ -277,8 +277,9 @@ LstmParams load_lstm_params(const format::GgufFile& g, bool with_grad) {
   const ModelConfig cfg = read_config(g);
   if (!cfg.is_lstm())
     throw FormatError(g.path(), "is a '" + cfg.arch.name + "' model, not an LSTM");
+  const FileTensors f = checked_tensors(g, cfg);
   LstmParams p(to_lstm_config(cfg), with_grad);
-  read_views(g, cfg, p);
+  read_views(f, cfg, p);
   return p;
 }
 
@@ -288,11 +289,12 @@ Params load_encoder_params(const format::GgufFile& g, bool with_grad) {
   if (cfg.n_head_kv != cfg.n_head || cfg.n_head_dim != 0)
     throw FormatError(g.path(), "is a bert model of a shape lm does not train (grouped-query heads, or a head size "
                                 "other than width / heads)");
-  Params p(cfg, with_grad);
-  for (const ParamView& v : p.views)  // e.g. a fused attn_qkv: readable, but not this layout
+  for (const ParamView& v : param_layout(cfg))  // e.g. a fused attn_qkv: readable, but not this layout
     if (!g.find_tensor(v.name))
       throw FormatError(g.path(), "has no tensor '" + v.name + "', which lm's encoder trains (docs/encoder.md)");
-  read_views(g, cfg, p);
+  const FileTensors f = checked_tensors(g, cfg);
+  Params p(cfg, with_grad);
+  read_views(f, cfg, p);
   return p;
 }
 
@@ -311,8 +313,9 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
     throw FormatError(g.path(), "has a head size other than width / heads, which training does not support yet");
   if (g.find_tensor("output.bias"))
     throw FormatError(g.path(), "has an output.bias, which training does not support yet");
+  const FileTensors f = checked_tensors(g, cfg);
   Params p(cfg, with_grad);
-  read_views(g, cfg, p);
+  read_views(f, cfg, p);
   return p;
 }
 

@@ -126,6 +126,12 @@ expect_err "heads.gguf: embedding length 64 is not a multiple of head count 5" "
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf nobias.gguf drop blk.1.attn_k.bias
 expect_exit 1 "a missing bias" -- lm-generate -m nobias.gguf -n 1 -p x
 expect_err "nobias.gguf: missing tensor 'blk.1.attn_k.bias'" "names the tensor"
+# Keys that claim far more weights than the file holds: training checks every tensor before it
+# allocates its parameters (1024 layers of a 2^20-wide MLP would be 3.3 TB of floats).
+"$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf big1.gguf u32 qwen2.feed_forward_length 1048576
+"$LM_TEST_BIN/lm_test_edit_gguf" big1.gguf big.gguf u32 qwen2.block_count 1024
+expect_exit 1 "a file claiming huge layers" -- lm-finetune -m big.gguf -o ft.gguf --data "$A/text.txt" --steps 1
+expect_err "big.gguf: tensor 'blk.0.ffn_gate.weight' has shape \\{64, 128\\}, expected \\{64, 1048576\\}" "names the tensor"
 "$LM_TEST_BIN/lm_test_edit_gguf" gpt2.gguf shape.gguf shape blk.0.attn_qkv.weight 64,100
 expect_exit 1 "a fused tensor of the wrong shape" -- lm-generate -m shape.gguf -n 1 -p x
 expect_err "shape.gguf: tensor 'blk.0.attn_qkv.weight' has shape \\{64, 100\\}, expected \\{64, 192\\}" "names the tensor and both shapes"
