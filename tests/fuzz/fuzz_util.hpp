@@ -100,5 +100,11 @@ inline model::ModelConfig seed_config(int n_vocab = 48, int n_cls = 0) {
   c.n_cls = n_cls;
   return c;
 }
+// The seed shape as phi3 (fused q, k, v and gate, up in its files and adapters).
+inline model::ModelConfig seed_config_phi3() {
+  model::ModelConfig c = seed_config();
+  c.arch.name = "phi3", c.arch.neox = true;
+  return c;
+}
 
 }  // namespace lm::fuzz

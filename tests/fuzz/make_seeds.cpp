@@ -88,12 +88,14 @@ int main(int argc, char** argv) {
       w.save(out("gguf", "vocab.gguf"));
     }
 
-    // LoRA adapters for the seed model: rank 1 on every projection, rank 2 on attention only.
-    for (auto [rank, targets, name] : {std::tuple{1, "all", "all_r1.gguf"}, std::tuple{2, "attn", "attn_r2.gguf"}}) {
+    // LoRA adapters for the seed model: rank 1 on every projection, rank 2 on attention only;
+    // and for its phi3 twin, rank 1 on every projection (pairs on the fused tensors).
+    for (auto [rank, targets, name] : {std::tuple{1, "all", "all_r1.gguf"}, std::tuple{2, "attn", "attn_r2.gguf"},
+                                       std::tuple{1, "all", "phi3_all_r1.gguf"}}) {
       model::LoraOptions o;
       o.rank = rank;
       o.targets = model::parse_lora_targets(targets);
-      model::Lora l(cfg, o);
+      model::Lora l(std::string(name).starts_with("phi3") ? fuzz::seed_config_phi3() : cfg, o);
       Rng rng(2);
       l.init(rng);
       fill(l.w.data(), l.w.size(), rng);
