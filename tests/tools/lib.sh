@@ -13,6 +13,27 @@ n_fail=0
 pass() { n_pass=$((n_pass + 1)); }
 fail() { n_fail=$((n_fail + 1)); echo "FAIL: $*" >&2; }
 
+# fixture OUT COMMAND...: runs COMMAND, which writes the file OUT (a model a test starts from),
+# or copies OUT from $LM_TEST_CACHE when the same command over the same input files made it
+# before. scripts/test.sh sets LM_TEST_CACHE for both of its passes, so the sanitizer pass takes
+# what the Release pass trained instead of training it again at a tenth of the speed: those
+# models are the checks' inputs there, and lm-train and lm-finetune are tested under the
+# sanitizers by their own tests. Only for commands whose sole output a test reads is OUT.
+# Without LM_TEST_CACHE the command always runs. Returns the command's status (0 on a hit).
+fixture() {
+  local out=$1 key a
+  shift
+  [[ -n ${LM_TEST_CACHE:-} ]] || { "$@"; return; }
+  # The command without OUT's name (two tests training one model under other names share it).
+  key=$(for a in "$@"; do
+    if [[ $a == "$out" ]]; then echo OUT; else printf '%s\n' "$a"; [[ -f $a ]] && cat -- "$a"; fi
+  done | sha256sum)
+  key=$LM_TEST_CACHE/${key:0:32}
+  if [[ -f $key ]]; then cp -- "$key" "$out"; return; fi
+  "$@" || return
+  mkdir -p "$LM_TEST_CACHE" && cp -- "$out" "$key.$$.tmp" && mv -- "$key.$$.tmp" "$key"
+}
+
 # expect_exit CODE DESCRIPTION -- command...   (stderr is kept in $T/err, stdout in $T/out)
 expect_exit() {
   local want=$1 what=$2

@@ -13,8 +13,8 @@ head -n "$([[ -n ${LM_TEST_LEAN:-} ]] && echo 100 || echo 400)" corpus.txt > a.t
 lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
 train=(lm-train -q --tokenizer tok.model --data corpus.txt --context 32 --heads 4 --layers 2 --batch 4 --warmup 5
        --lr 3e-3 -t 2)
-"${train[@]}" --embd 256 --kv-heads 2 --ff 256 --untied --steps 300 -o A.gguf > /dev/null || fail "training model A"
-"${train[@]}" --embd 64 --ff 100 --steps 60 -o B.gguf > /dev/null || fail "training model B"
+fixture A.gguf "${train[@]}" --embd 256 --kv-heads 2 --ff 256 --untied --steps 300 -o A.gguf > /dev/null || fail "training model A"
+fixture B.gguf "${train[@]}" --embd 64 --ff 100 --steps 60 -o B.gguf > /dev/null || fail "training model B"
 q=(lm-quantize -t 2)
 field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 size() { stat -c %s "$1"; }

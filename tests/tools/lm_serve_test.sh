@@ -9,7 +9,7 @@ lean=${LM_TEST_LEAN:-0}
 
 make_corpus 3000 > corpus.txt
 lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
-lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 2 --embd 64 --heads 4 --kv-heads 2 \
+fixture m.gguf lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 2 --embd 64 --heads 4 --kv-heads 2 \
   --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps 150 -t 2 -o m.gguf > /dev/null || fail "training the test model"
 
 # JSON field of stdin: js EXPR, with the parsed body as `j` (node is what the openai client runs on).

@@ -11,7 +11,7 @@ field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 make_corpus 2000 > corpus.txt
 head -n 300 corpus.txt > a.txt
 lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
-lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 1 --embd 256 --heads 4 --kv-heads 2 \
+fixture m.gguf lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 1 --embd 256 --heads 4 --kv-heads 2 \
   --ff 512 --batch 8 --warmup 5 --lr 3e-3 --steps 40 -t 2 -o m.gguf > /dev/null || fail "training the test model"
 
 # type, the largest KL divergence (nats per token) and the smallest top-1 agreement accepted
