@@ -64,6 +64,19 @@ void ThreadTuner::record(double per_row) {
     if (k.probe >= 0) return;  // a step begun before the probe started
     k.recent[size_t(k.n_recent % int(k.recent.size()))] = per_row;
     ++k.n_recent;
+    if (k.confirm > 0 && --k.confirm == 0) {  // a switch to more threads: did it hold?
+      double mean = 0;  // steps 1..8 after it (the first wakes the threads)
+      for (int i = 1; i < k.n_recent; ++i) mean += k.recent[size_t(i)] / (k.n_recent - 1);
+      if (mean > 1.1 * k.prev_s) {
+        k.cur = k.prev;
+        k.n_recent = 0;
+        k.backoff = std::min(k.backoff * 4, 1024);
+        k.interval = k.backoff;
+        k.until_probe = k.interval;
+      } else {
+        k.backoff = 32;
+      }
+    }
     return;
   }
   const size_t at = k.probe_s.size() - size_t(k.probe_left);
@@ -88,6 +101,10 @@ void ThreadTuner::record(double per_row) {
   if (--k.probe_left > 0 && !hopeless && !decisive) return;
   if (n == 0 || at == 0) cur = alt;  // nothing to compare: keep the current count
   if (alt < 0.9 * cur) {
+    if (k.probe < k.cur && n > 0) {  // more threads: watched over the next steps
+      k.confirm = 9;
+      k.prev = k.cur, k.prev_s = cur;
+    }
     k.cur = k.probe;
     // Kinds not measured yet start from this count: the load that decided it applies to them.
     for (Kind& o : kinds_)

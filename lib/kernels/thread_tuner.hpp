@@ -56,6 +56,16 @@ class ThreadTuner {
     int probe = -1, probe_left = 0;  // a probe under way: the count tried and steps left
     std::array<double, 9> probe_s{};  // the first step after a switch wakes threads: not counted
     int next_alt = 1;  // the next count to probe
+    // A switch to more threads is checked over the steps after it. Beside a busy process, a
+    // probe of more threads can look faster than it is: threads that have slept are favoured by
+    // the scheduler for a while after they wake (measured: 2 threads 416-455 us per step in a
+    // probe, 934-975 us once chosen, 1 thread 480-598 us). If the 8 steps after the first run
+    // slower than the count left (by a tenth), the tuner goes back to it and waits four times as
+    // long (up to 1024 steps) before probing again.
+    int confirm = 0;     // steps left to watch (0: none)
+    int prev = 0;        // the count left, and its mean seconds per row
+    double prev_s = 0;
+    int backoff = 32;    // the wait after a switch that did not hold
   };
   static int kind_of(int rows);
   void record(double per_row);

@@ -101,3 +101,27 @@ TEST_CASE("ThreadTuner: a gap between steps (waiting for input) counts as 5 ms a
   CHECK(t.current(1) == 2);
   lm::kernels::set_threads(0);  // leave the process's threads as the other tests expect
 }
+
+TEST_CASE("ThreadTuner: a switch to more threads that does not hold is undone, and tried again later and later") {
+  // Beside a busy process, threads that slept run fast for a while after they wake (the
+  // scheduler favours them), then share their core: a probe of two threads sees 0.43 ms per
+  // step, two threads once chosen take 0.95 ms, one thread 0.5 ms throughout.
+  ThreadTuner t(2, fake_clock, 1);
+  int streak = 0;
+  const auto fresh_then_slow = [&](int n) {
+    streak = n == 2 ? streak + 1 : 0;
+    return n == 1 ? 0.5e-3 : streak <= 10 ? 0.43e-3 : 0.95e-3;
+  };
+  double spent = 0;
+  int at_two = 0;
+  for (int i = 0; i < 4000; ++i) {
+    const double before = g_now;
+    at_two += run(t, 1, fresh_then_slow) == 0 ? 0 : 1;
+    spent += g_now - before;
+  }
+  CHECK(t.current(1) == 1);
+  // Every switch to two threads is undone after 9 steps, and the waits grow to 1024 steps:
+  // the steps cost at most 4% more than one thread alone would have.
+  CHECK(spent < 4000 * (0.5e-3 + 20e-6) * 1.04);
+  CHECK(at_two < 4000 * 0.05);
+}
