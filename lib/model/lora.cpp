@@ -66,21 +66,12 @@ LayerParam fused_leader(const ModelConfig& c, LayerParam v) {
   return v == kWu ? kWg : v;
 }
 
-LoraTarget lora_target(const ModelConfig& c, int l, LayerParam v) {
+LoraTarget lora_target(const ModelConfig& c, const std::vector<ParamView>& layout, int l, LayerParam v) {
   const size_t view = adapted_view(c, l, v);
   if (view == kNoView) return {};
-  const ParamView w = param_layout(c)[view];
-  if (!c.fused_projections() || v == kWo || v == kWd) return {w.name, w.rows, w.cols, 0};
-  // phi3's files: attn_qkv holds q, k, v rows; ffn_up holds gate, up rows.
-  const std::string p = "blk." + std::to_string(l) + ".";
-  const int Q = c.q_dim(), K = c.kv_dim(), F = c.n_ff;
-  switch (v) {
-    case kWq: return {p + "attn_qkv.weight", Q + 2 * K, c.n_embd, 0};
-    case kWk: return {p + "attn_qkv.weight", Q + 2 * K, c.n_embd, Q};
-    case kWv: return {p + "attn_qkv.weight", Q + 2 * K, c.n_embd, Q + K};
-    case kWg: return {p + "ffn_up.weight", 2 * F, c.n_embd, 0};
-    default: return {p + "ffn_up.weight", 2 * F, c.n_embd, F};  // kWu
-  }
+  const ParamView& w = layout[view];
+  if (FusedRows f = fused_rows(c, l, v); !f.name.empty()) return {std::move(f.name), f.rows, w.cols, f.row0};
+  return {w.name, w.rows, w.cols, 0};
 }
 
 Lora::Lora(const ModelConfig& c, const LoraOptions& o)
@@ -102,10 +93,11 @@ Lora::Lora(const ModelConfig& c, const LoraOptions& o)
     throw UsageError("LoRA dropout " + std::to_string(o.dropout) + " is out of range [0, 1)");
   if (!(o.alpha > 0 && std::isfinite(o.alpha))) throw UsageError("LoRA alpha must be > 0");
   if (t.empty()) throw UsageError("no LoRA targets");
+  const std::vector<ParamView> layout = param_layout(c);
   size_t off = 0;
   for (int l = 0; l < c.n_layer; ++l) {
     for (LayerParam v : t) {
-      const LoraTarget bv = lora_target(c, l, v);
+      const LoraTarget bv = lora_target(c, layout, l, v);
       if (bv.name.empty())
         throw UsageError("LoRA target '" + std::string(v == kWg ? "gate" : "?") + "': a " + c.arch.name +
                          " model has no such projection");
@@ -164,11 +156,12 @@ Lora load_adapter(const format::GgufFile& g, const ModelConfig& base) {
   o.alpha = 0;
   o.targets.clear();
   o.rank = 0;
+  const std::vector<ParamView> layout = param_layout(base);
   // Which (layer, v) pairs are present, and their rank (the projections of a fused tensor
   // share its pair).
   for (int l = 0; l < base.n_layer; ++l)
     for (LayerParam v : {kWq, kWk, kWv, kWo, kWg, kWu, kWd}) {
-      const LoraTarget w = lora_target(base, l, v);
+      const LoraTarget w = lora_target(base, layout, l, v);
       if (w.name.empty()) continue;
       const std::string& n = w.name;
       const format::GgufTensorInfo* a = g.find_tensor(n + ".lora_a");

@@ -29,12 +29,13 @@ struct LoraOptions {
 
 // The tensor a LoRA pair on layer l's projection v adapts: its name, its shape, and the first
 // of its rows that are v's (a fused tensor holds several projections). kNoView's name is empty.
+// layout is param_layout(c).
 struct LoraTarget {
   std::string name;
   int rows = 0, cols = 0;
   int row0 = 0;
 };
-LoraTarget lora_target(const ModelConfig& c, int l, LayerParam v);
+LoraTarget lora_target(const ModelConfig& c, const std::vector<ParamView>& layout, int l, LayerParam v);
 // The first projection of v's fused tensor (kWq for q, k, v; kWg for gate, up), or v itself.
 LayerParam fused_leader(const ModelConfig& c, LayerParam v);
 

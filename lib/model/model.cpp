@@ -104,6 +104,20 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
   return v;
 }
 
+FusedRows fused_rows(const ModelConfig& c, int l, LayerParam v) {
+  if (!c.fused_projections()) return {};
+  const std::string p = "blk." + std::to_string(l) + ".";
+  const int Q = c.q_dim(), K = c.kv_dim(), F = c.n_ff;
+  switch (v) {
+    case kWq: return {p + "attn_qkv.weight", Q + 2 * K, 0};
+    case kWk: return {p + "attn_qkv.weight", Q + 2 * K, Q};
+    case kWv: return {p + "attn_qkv.weight", Q + 2 * K, Q + K};
+    case kWg: return {p + "ffn_up.weight", 2 * F, 0};
+    case kWu: return {p + "ffn_up.weight", 2 * F, F};
+    default: return {};
+  }
+}
+
 size_t ModelConfig::n_params() const {
   if (is_lstm()) return to_lstm_config(*this).n_params();
   auto v = param_layout(*this);

@@ -143,6 +143,16 @@ inline size_t cls_param(const ModelConfig& c) {
   return c.is_encoder() ? 5 + size_t(c.n_layer) * 16 : output_norm_param(c) + (c.tied ? 1 : 2);
 }
 
+// Where layer l's projection v is in a file that fuses it with others (phi3: q, k, v rows in
+// attn_qkv; gate, up rows in ffn_up): the fused tensor's name, its rows, and the first of them
+// that are v's. The name is empty when v is a tensor of its own (every other architecture,
+// and phi3's o and down). The loader, add_model's inverse and LoRA read phi3's layout here.
+struct FusedRows {
+  std::string name;
+  int rows = 0, row0 = 0;
+};
+FusedRows fused_rows(const ModelConfig& c, int l, LayerParam v);
+
 // Weights and their gradients, each one flat buffer. Allocated once.
 struct Params {
   // Without gradients (with_grad false) for inference: grad stays empty.

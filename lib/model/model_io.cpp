@@ -235,18 +235,10 @@ struct ViewSource {
 };
 ViewSource view_source(const ModelConfig& cfg, const std::vector<ParamView>& views, size_t i) {
   const size_t first = layer_param(0, kAttnNorm), end = layer_param(cfg.n_layer, kAttnNorm);
-  if (!cfg.fused_projections() || cfg.is_encoder() || cfg.is_lstm() || i < first || i >= end) return {views[i].name, 0};
-  const int l = int((i - first) / kLayerParams);
-  const std::string p = "blk." + std::to_string(l) + ".";
-  const int Q = cfg.q_dim(), K = cfg.kv_dim(), F = cfg.n_ff;
-  switch (LayerParam((i - first) % kLayerParams)) {
-    case kWq: return {p + "attn_qkv.weight", 0};
-    case kWk: return {p + "attn_qkv.weight", Q};
-    case kWv: return {p + "attn_qkv.weight", Q + K};
-    case kWg: return {p + "ffn_up.weight", 0};
-    case kWu: return {p + "ffn_up.weight", F};
-    default: return {views[i].name, 0};
-  }
+  if (!cfg.fused_projections() || i < first || i >= end) return {views[i].name, 0};
+  FusedRows f = fused_rows(cfg, int((i - first) / kLayerParams), LayerParam((i - first) % kLayerParams));
+  if (f.name.empty()) return {views[i].name, 0};
+  return {std::move(f.name), f.row0};
 }
 
 // The file's tensors f of cfg's architecture (checked_tensors: checked before p was allocated,

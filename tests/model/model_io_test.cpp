@@ -80,10 +80,7 @@ TEST_CASE("a qwen2 model loads for training from llama.cpp's tensor order, and i
   for (float& x : p.w) x += 0.1f * rng.normal();  // the biases differ from each other too
   // llama.cpp's converter interleaves each layer's biases with its weights; the training layout
   // keeps them after the layers. The loader matches the tensors by name.
-  format::GgufWriter w;
-  add_model(w, p, tok, "test");
-  w.save(dir.path() + "/ours.gguf");
-  format::GgufFile ours = format::GgufFile::open(dir.path() + "/ours.gguf");
+  format::GgufFile ours = format::GgufFile::open(write_model(dir.path() + "/ours.gguf", p, tok));
   CHECK(ours.get_string("general.architecture") == "qwen2");
   CHECK(ours.get_u32("qwen2.block_count") == 2);
   format::GgufWriter conv;
@@ -113,10 +110,7 @@ TEST_CASE("a phi3 model loads for training with its fused tensors split, and is 
   Params p(c);
   Rng rng(5);
   p.init(rng);
-  format::GgufWriter w;
-  add_model(w, p, tok, "test");
-  w.save(dir.path() + "/phi3.gguf");
-  format::GgufFile g = format::GgufFile::open(dir.path() + "/phi3.gguf");
+  format::GgufFile g = format::GgufFile::open(write_model(dir.path() + "/phi3.gguf", p, tok));
   CHECK(g.get_string("general.architecture") == "phi3");
   CHECK(g.get_u32("phi3.block_count") == 2);
   CHECK(g.find_tensor("blk.0.attn_q.weight") == nullptr);
