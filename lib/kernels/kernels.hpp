@@ -65,6 +65,15 @@ void rope_forward(float* x, int B, int T, int H, int D, float base, int pos0, bo
 void rope_forward_ref(float* x, int B, int T, int H, int D, float base, int pos0, bool neox = false);
 void rope_backward(float* dx, int B, int T, int H, int D, float base, int pos0, bool neox = false);
 void rope_backward_ref(float* dx, int B, int T, int H, int D, float base, int pos0, bool neox = false);
+// q (B, T, H, D) and k (B, T, Hkv, D) of one layer rotated in one pass: the same bits as
+// rope_forward (rope_backward) on each, with each position's cosines and sines computed once.
+void rope_forward_qk(float* q, float* k, int B, int T, int H, int Hkv, int D, float base, int pos0, bool neox = false);
+void rope_forward_qk_ref(float* q, float* k, int B, int T, int H, int Hkv, int D, float base, int pos0,
+                         bool neox = false);
+void rope_backward_qk(float* dq, float* dk, int B, int T, int H, int Hkv, int D, float base, int pos0,
+                      bool neox = false);
+void rope_backward_qk_ref(float* dq, float* dk, int B, int T, int H, int Hkv, int D, float base, int pos0,
+                          bool neox = false);
 
 // SwiGLU (Shazeer 2020): h = silu(g) * u, silu(g) = g / (1 + exp(-g)). g, u, h: n values.
 void swiglu_forward(float* h, const float* g, const float* u, size_t n);

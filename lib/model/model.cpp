@@ -346,8 +346,7 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
     lora_forward(l, kWq, xn1, q, N, C, C);
     lora_forward(l, kWk, xn1, k, N, C, K);
     lora_forward(l, kWv, xn1, v, N, C, K);
-    rope_forward(q, b, t, H, D, cfg_.rope_base, 0, cfg_.arch.neox);
-    rope_forward(k, b, t, Hkv, D, cfg_.rope_base, 0, cfg_.arch.neox);
+    rope_forward_qk(q, k, b, t, H, Hkv, D, cfg_.rope_base, 0, cfg_.arch.neox);
     attention_forward(ao, at(a.att, l), q, k, v, b, t, H, Hkv, D);
     add_branch(x2, x, ao, l, kWo, C, C, false);
     rmsnorm_forward(xn2, at(a.rstd2, l), x2, p.get(layer_view(l, kFfnNorm)), N, C, cfg_.norm_eps);
@@ -546,8 +545,7 @@ void Model::backward(Params& p) {
     lora_backward(l, kWo, a.ao[L].data(), dbranch, a.dao.data(), N, C, C);
     attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[L].data(),
                        a.q[L].data(), a.k[L].data(), a.v[L].data(), b, t, H, Hkv, D);
-    rope_backward(a.dq.data(), b, t, H, D, cfg_.rope_base, 0, cfg_.arch.neox);
-    rope_backward(a.dk.data(), b, t, Hkv, D, cfg_.rope_base, 0, cfg_.arch.neox);
+    rope_backward_qk(a.dq.data(), a.dk.data(), b, t, H, Hkv, D, cfg_.rope_base, 0, cfg_.arch.neox);
     if (cfg_.qkv_bias()) {
       if (float* db = grad(qkv_bias_param(cfg_, l, 0))) bias_backward(db, a.dq.data(), N, C);
       if (float* db = grad(qkv_bias_param(cfg_, l, 1))) bias_backward(db, a.dk.data(), N, K);

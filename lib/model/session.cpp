@@ -340,8 +340,7 @@ const float* Session::eval_batch_at(const Chunk* chunks, int n_chunks) {
       const int m = ch.n;
       if (A.learned_pos) {
       } else if (llama_rope) {
-        rope_forward(qc, 1, m, H, D, cfg_.rope_base, pos0);
-        rope_forward(kt, 1, m, Hkv, D, cfg_.rope_base, pos0);
+        rope_forward_qk(qc, kt, 1, m, H, Hkv, D, cfg_.rope_base, pos0);
       } else {
         rope_table_forward(qc, m, H, D, cfg_.n_rot(), b.inv_freq.data(), A.rope_attn_factor, A.neox, pos0);
         rope_table_forward(kt, m, Hkv, D, cfg_.n_rot(), b.inv_freq.data(), A.rope_attn_factor, A.neox, pos0);

@@ -136,6 +136,38 @@ TEST_CASE("rope forward matches the reference, keeps norms, and backward is its 
   }
 }
 
+TEST_CASE("rope on q and k in one pass gives rope on each, forward and backward") {
+  for (const bool neox : {false, true}) {
+    CAPTURE(neox);
+    // 4 query heads on 2 key heads; 300 positions make the pass parallel; D = 576 puts the
+    // tables on the heap.
+    for (const int D : {8, 64, 576}) {
+      CAPTURE(D);
+      const int B = 2, T = D == 576 ? 3 : 300, H = 4, Hkv = 2;
+      const auto q0 = randn(size_t(B) * T * H * D, 6), k0 = randn(size_t(B) * T * Hkv * D, 7);
+      for (const float sign : {1.0f, -1.0f}) {
+        auto q = q0, k = k0, q1 = q0, k1 = k0, qr = q0, kr = k0;
+        if (sign > 0) {
+          rope_forward_qk(q.data(), k.data(), B, T, H, Hkv, D, 10000.0f, 5, neox);
+          rope_forward(q1.data(), B, T, H, D, 10000.0f, 5, neox);
+          rope_forward(k1.data(), B, T, Hkv, D, 10000.0f, 5, neox);
+          rope_forward_qk_ref(qr.data(), kr.data(), B, T, H, Hkv, D, 10000.0f, 5, neox);
+        } else {
+          rope_backward_qk(q.data(), k.data(), B, T, H, Hkv, D, 10000.0f, 5, neox);
+          rope_backward(q1.data(), B, T, H, D, 10000.0f, 5, neox);
+          rope_backward(k1.data(), B, T, Hkv, D, 10000.0f, 5, neox);
+          rope_backward_qk_ref(qr.data(), kr.data(), B, T, H, Hkv, D, 10000.0f, 5, neox);
+        }
+        CHECK(q == q1);  // the same bits: decoding and training keep their outputs
+        CHECK(k == k1);
+        CHECK(max_rel_diff(q, qr) < 1e-5);
+        CHECK(max_rel_diff(k, kr) < 1e-5);
+        CHECK(q != q0);
+      }
+    }
+  }
+}
+
 TEST_CASE("swiglu forward and backward match the reference and finite differences") {
   for_each_path([] {
   for (size_t n : {size_t{1}, size_t{17}, size_t{10000}}) {
