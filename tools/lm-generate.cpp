@@ -174,7 +174,8 @@ Lines are written in input order, and each line's completion is the same as with
 (the same tokens, with the same seed). Each sequence has its own KV cache, so memory for the
 cache is
 .I N
-times that of one line;
+times that of the longest line, or up to 1.5 times that (a longer line grows every slot's
+cache by at least half, so that it is not copied again for each slightly longer line);
 .B \-v
 reports it.)");
   lm::tools::doc(app.add_option("-o,--output", output, "Write to FILE instead of stdout")->type_name("FILE"))

@@ -73,7 +73,8 @@ class BatchGenerator {
   int running() const;   // sequences holding a slot
   size_t queued() const; // sequences waiting for one
   // Tokens each slot's cache has room for now (it grows with the longest sequence held, and
-  // each started sequence reserves its prompt plus max_tokens, up to n_ctx).
+  // each started sequence reserves its prompt plus max_tokens, up to n_ctx; a growth is by at
+  // least half, so this is at most 1.5 times the longest need).
   int capacity() const;
   // Bytes of the KV cache (all slots: n_seq x capacity() tokens).
   size_t cache_bytes() const;

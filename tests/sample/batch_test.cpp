@@ -192,6 +192,20 @@ TEST_CASE("BatchGenerator: cancelling, refused prompts, sizes") {
   bad.opts.sampler.top_p = 2;
   CHECK_THROWS_AS(g.add(bad), UsageError);
   CHECK(g.queued() == 0);
+  // The cache grows by at least half (each growth copies every slot), up to n_ctx.
+  BatchGenerator grow(w, f.tok, 2, 64, 8, quiet);
+  auto need = [&](int prompt, int max_tokens) {
+    SequenceSpec s = spec(max_tokens, 100);
+    s.prompt.assign(size_t(prompt), s.prompt[0]);
+    grow.add(std::move(s));
+    grow.run();
+    return grow.capacity();
+  };
+  CHECK(need(10, 10) == 20);   // the first sequence's need
+  CHECK(need(10, 12) == 30);   // 22 is more: 1.5 x 20
+  CHECK(need(10, 15) == 30);   // 25 fits
+  CHECK(need(20, 20) == 45);   // 40 > 30: 1.5 x 30
+  CHECK(need(30, 20) == 64);   // 50 > 45: 67, capped at n_ctx
   CHECK_THROWS_AS(BatchGenerator(w, f.tok, 0, 16, 8, quiet), UsageError);
   CHECK_THROWS_AS(BatchGenerator(w, f.tok, 2, 16, 0, quiet), UsageError);
 }
