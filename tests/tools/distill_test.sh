@@ -10,7 +10,6 @@ lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
 lm-tokenize encode -m tok.model --format bin -o corpus.tok corpus.txt
 student=(--context 32 --layers 1 --embd 32 --heads 4 --ff 64 --batch 4 --warmup 2 --lr 3e-3 -t 2 --eval-every 0)
 common=(--tokenizer tok.model --data corpus.tok)
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 
 # ---- a teacher, then students ----
 expect_exit 0 "train the teacher" -- lm-train "${common[@]}" --context 64 --layers 2 --embd 48 --heads 4 --ff 96 \

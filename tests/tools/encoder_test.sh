@@ -15,7 +15,6 @@ lm-tokenize train -q --vocab-size 400 -o nomask.model corpus.txt
 lm-tokenize encode -m tok.model --format bin -o corpus.tok corpus.txt
 net=(--arch bert --context 32 --layers 2 --embd 32 --heads 2 --ff 64 --batch 8 --warmup 20 --lr 3e-3 -t 2)
 common=(--tokenizer tok.model --data corpus.tok "${net[@]}")
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 
 # ---- training ----
 expect_exit 0 "dry run" -- lm-train --tokenizer tok.model --data corpus.tok --arch bert --preset tiny --context 128 --dry-run

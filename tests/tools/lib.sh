@@ -12,6 +12,8 @@ n_fail=0
 
 pass() { n_pass=$((n_pass + 1)); }
 fail() { n_fail=$((n_fail + 1)); echo "FAIL: $*" >&2; }
+# The value of "KEY": in a JSON line of FILE (the first), as written: field KEY FILE.
+field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 
 # fixture OUT COMMAND...: runs COMMAND, which writes the file OUT (a model a test starts from),
 # or copies OUT from $LM_TEST_CACHE when the same command over the same input files made it

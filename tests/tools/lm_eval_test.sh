@@ -18,7 +18,6 @@ lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 2 --em
   --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps "$n" --eval-every $((n / 3)) -t 2 --metrics run.jsonl -o m.gguf > /dev/null ||
   fail "training the test model"
 ev=(lm-eval perplexity -m m.gguf -t 1)
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 
 # ---- perplexity ----
 expect_exit 0 "perplexity" -- "${ev[@]}" a.txt

@@ -9,7 +9,6 @@ make_corpus 3000 > corpus.txt
 lm-tokenize train -q --vocab-size 400 -o tok.model corpus.txt
 fixture base.gguf lm-train -q --tokenizer tok.model --data corpus.txt --context 64 --layers 2 --embd 64 --heads 4 \
   --kv-heads 2 --ff 128 --batch 8 --warmup 5 --lr 3e-3 --steps 150 -t 2 -o base.gguf > /dev/null || fail "training the base model"
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 ppl() { lm-eval perplexity -t 2 --json "$@" | sed -n 's/^{"perplexity":\([^,]*\),.*/\1/p'; }
 # The text the perplexities below score: the training text, its first 600 lines under the
 # sanitizers (LM_TEST_LEAN), where these six evaluations took about 115 s of the test's 280.

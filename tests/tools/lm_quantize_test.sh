@@ -16,7 +16,6 @@ train=(lm-train -q --tokenizer tok.model --data corpus.txt --context 32 --heads 
 fixture A.gguf "${train[@]}" --embd 256 --kv-heads 2 --ff 256 --untied --steps 300 -o A.gguf > /dev/null || fail "training model A"
 fixture B.gguf "${train[@]}" --embd 64 --ff 100 --steps 60 -o B.gguf > /dev/null || fail "training model B"
 q=(lm-quantize -t 2)
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 size() { stat -c %s "$1"; }
 ppl() { lm-eval perplexity -t 1 -c 32 -m "$1" a.txt | awk -F'\t' 'NR == 2 { print $5 }'; }
 # close A B TOLERANCE: |A - B| <= TOLERANCE * B

@@ -50,7 +50,6 @@ grep -q '"early_stop":true' "$T/out" && pass || fail "early stop: $(cat "$T/out"
 # model's validation loss (measured by lm-finetune at --lr 0, which leaves the weights as they
 # are) equals the best one the run reports, from a step before the last.
 tail -n 400 corpus.txt > valid.txt
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 expect_exit 0 "early stopping keeps the best weights" -- lm-train --tokenizer tok.model --data corpus.tok \
   --valid valid.txt "${shape[@]}" --steps 400 --lr 2e-2 --eval-every 1 --patience 2 --json --metrics best.jsonl -o best.gguf
 cp "$T/out" best.json

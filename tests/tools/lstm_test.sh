@@ -17,7 +17,6 @@ lm-tokenize encode -m tok.model --format bin -o plain.tok corpus.txt
 net=(--arch lstm --context 16 --layers 2 --embd 32 --hidden 48 --proj 32 --warmup 5 --lr 1e-2 -t 2)
 shape=("${net[@]}" --batch 4)
 common=(--tokenizer tok.model --data corpus.tok "${shape[@]}")
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 
 # ---- training ----
 expect_exit 0 "dry run" -- lm-train --tokenizer tok.model --data corpus.tok --arch lstm --dry-run

@@ -6,7 +6,6 @@
 # lm-quantize reads it back into another type.
 source "$(dirname "$0")/lib.sh"
 W=$LM_TEST_BIN/lm_test_write_gguf
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$2" | head -1; }
 
 make_corpus 2000 > corpus.txt
 head -n 300 corpus.txt > a.txt
