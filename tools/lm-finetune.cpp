@@ -84,8 +84,8 @@ renamed. Its name without extension becomes
       .choices({"last", "cls", "mean"})
       .man(R"(What a new classifier's head reads: for a decoder, the final hidden state of the text's last
 token (its default) or the mean of the final hidden states over the text's tokens, stored as
-.B llama.pooling_type
-(3 or 1); for an encoder (bert), the first token's (cls, the start token, its default), stored as
+.B ARCH.pooling_type
+(3 or 1; ARCH is llama, qwen2 or phi3); for an encoder (bert), the first token's (cls, the start token, its default), stored as
 .B bert.pooling_type
 4 (rank, which llama.cpp applies the head with), or the mean (1). A classifier trained further
 keeps its own.)");

@@ -139,4 +139,10 @@ TensorSpec layer_bias(int l, const char* name, Role role, int n, bool required) 
   return {"blk." + std::to_string(l) + "." + name + ".bias", role, l, 1, n, required};
 }
 
+void add_cls_specs(std::vector<TensorSpec>& s, const ModelConfig& c) {
+  if (c.n_cls == 0) return;
+  s.push_back({"cls.output.weight", Role::ClsW, -1, c.n_cls, c.n_embd, true});
+  s.push_back({"cls.output.bias", Role::ClsB, -1, 1, c.n_cls, true});
+}
+
 }  // namespace lm::model

@@ -74,5 +74,8 @@ size_t find_spec(const std::vector<TensorSpec>& specs, const std::string& name);
 // Spec helpers for the architecture files: "blk.L.NAME.weight" and "blk.L.NAME.bias".
 TensorSpec layer_weight(int l, const char* name, Role role, int rows, int cols, bool required = true);
 TensorSpec layer_bias(int l, const char* name, Role role, int n, bool required = true);
+// A classifier's head (cfg.n_cls > 0: lm-finetune --task classify), llama.cpp's single-layer
+// cls.output.weight (n_cls, C) and cls.output.bias, appended to s; nothing when n_cls is 0.
+void add_cls_specs(std::vector<TensorSpec>& s, const ModelConfig& c);
 
 }  // namespace lm::model

@@ -20,12 +20,6 @@
 
 namespace lm::model {
 
-namespace {
-
-std::string key(const char* suffix) { return std::string(kArch) + "." + suffix; }
-
-}  // namespace
-
 ModelConfig read_config(const format::GgufFile& g) {
   const std::string& path = g.path();
   const std::string arch = g.get_string(format::kKeyArchitecture);
@@ -53,7 +47,8 @@ ModelConfig read_config(const format::GgufFile& g) {
                                 std::to_string(c.out_width()) + " differs from the embedding width " +
                                 std::to_string(c.n_embd) + ", so the embeddings cannot be the output layer");
   if (const format::GgufTensorInfo* cls =
-          c.is_llama() || c.is_encoder() ? g.find_tensor("cls.output.weight") : nullptr) {
+          c.is_llama() || c.is_qwen2() || c.is_phi3() || c.is_encoder() ? g.find_tensor("cls.output.weight")
+                                                                          : nullptr) {
     if (cls->n_dims != 2 || cls->ne[0] != c.n_embd || cls->ne[1] < 2 || cls->ne[1] > kMaxLabels)
       throw FormatError(path, "tensor 'cls.output.weight' has shape {" + std::to_string(cls->ne[0]) + ", " +
                                   std::to_string(cls->ne[1]) + "}, expected {" + std::to_string(c.n_embd) +
@@ -65,10 +60,10 @@ ModelConfig read_config(const format::GgufFile& g) {
         throw FormatError(path, "key 'bert.pooling_type' is " + std::to_string(c.cls_pooling) +
                                     ", expected 1 (mean) or 4 (rank: the first token) for a classifier");
     } else {
-      c.cls_pooling = int(g.try_get_u32(key("pooling_type")).value_or(kPoolLast));
+      c.cls_pooling = int(g.try_get_u32(arch + ".pooling_type").value_or(kPoolLast));
     }
     if (c.cls_pooling != kPoolMean && c.cls_pooling != kPoolLast && c.cls_pooling != kPoolRank)
-      throw FormatError(path, "key '" + key("pooling_type") + "' is " + std::to_string(c.cls_pooling) +
+      throw FormatError(path, "key '" + arch + ".pooling_type' is " + std::to_string(c.cls_pooling) +
                                   ", expected 1 (mean) or 3 (last token) for a classifier");
   }
   return c;
@@ -547,7 +542,6 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
                const std::vector<std::string>& labels) {
   const ModelConfig& c = p.cfg;
   LM_ASSERT(c.is_llama() || c.is_qwen2() || c.is_phi3());
-  LM_ASSERT(c.n_cls == 0 || c.is_llama());
   begin_model_file(out, c.arch.name.c_str(), name, tok, c.n_vocab);
   auto key = [&](const char* suffix) { return c.arch.name + "." + suffix; };
   out.set_u32(key("context_length"), uint32_t(c.n_ctx));

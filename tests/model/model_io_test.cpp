@@ -140,6 +140,39 @@ TEST_CASE("a phi3 model loads for training with its fused tensors split, and is 
   for (int i = 0; i < c.n_vocab; ++i) CHECK(b[i] == doctest::Approx(want[size_t(i)]).epsilon(1e-5));
 }
 
+TEST_CASE("qwen2 and phi3 classifiers are written with their head and load back bit for bit") {
+  test::TempDir dir;
+  Tokenizer tok = tokenizer();
+  for (const char* arch : {"qwen2", "phi3"}) {
+    CAPTURE(arch);
+    ModelConfig c = small_config(std::string(arch) == "qwen2");
+    c.arch.name = arch, c.arch.neox = true;
+    c.n_cls = 3, c.cls_pooling = kPoolMean;
+    Params p(c);
+    Rng rng(6);
+    p.init(rng);
+    for (float& x : p.w) x += 0.1f * rng.normal();
+    format::GgufWriter w;
+    add_model(w, p, tok, "test", {"a", "b", "c"});
+    const std::string path = dir.path() + "/" + arch + "-cls.gguf";
+    w.save(path);
+    format::GgufFile g = format::GgufFile::open(path);
+    CHECK(g.get_string("general.architecture") == arch);
+    const auto* head = g.find_tensor("cls.output.weight");
+    REQUIRE(head);
+    CHECK((head->ne[0] == 32 && head->ne[1] == 3));
+    CHECK(std::memcmp(head->data, p.get(cls_param(c)), 3 * 32 * sizeof(float)) == 0);
+    CHECK(g.get_u32(std::string(arch) + ".pooling_type") == uint32_t(kPoolMean));
+    Params q = load_params(g);
+    CHECK(q.cfg.n_cls == 3);
+    CHECK(q.cfg.cls_pooling == kPoolMean);
+    CHECK(q.w == p.w);
+    // The inference loader takes the file too (the head is a known tensor, not used to decode).
+    const Weights iw = load_weights(g);
+    CHECK(iw.get(-1, Role::ClsW) != nullptr);
+  }
+}
+
 TEST_CASE("F16 and BF16 weights load as floats") {
   test::TempDir dir;
   Tokenizer tok = tokenizer();

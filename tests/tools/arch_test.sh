@@ -112,9 +112,28 @@ awk -v a="$a" -v b="$m" -v c="$base" 'BEGIN { d = (b - a) / a; exit !(a > 0 && a
 expect_exit 1 "a LongRoPE phi3 file does not train" -- lm-finetune -m phi3-longrope.gguf -o ft.gguf --data "$A/text.txt" --steps 1
 expect_err "phi3-longrope.gguf: has RoPE scaling or partial RoPE, which training does not support yet" "says why"
 
-printf 'good\tthe jury said\nbad\tthe county said\n' > labeled.tsv
-expect_exit 2 "a qwen2 classifier is refused" -- lm-finetune -m qwen2.gguf -o cls.gguf --task classify --data labeled.tsv --steps 1
-expect_err "classify fine-tunes a llama or bert model; a qwen2 classifier is not supported yet" "says which models classify"
+# qwen2 and phi3 train as classifiers (the cls.output head of docs/formats.md): a full fine-tune
+# of qwen2 and LoRA on phi3's fused pairs, each file scored again by lm-eval classify -m (the
+# accuracy lm-finetune reported on the held-out lines: the head and the fused tensors went out and
+# came back), and the file is still its architecture's.
+awk 'NF { print (($0 ~ /(^| )(the|of|and)( |$)/) ? "common" : "rare") "\t" $0 }' "$A/text.txt" > labeled.tsv
+n=$(wc -l < labeled.tsv)
+head -n $((n * 3 / 4)) labeled.tsv > cls-train.tsv
+tail -n +$((n * 3 / 4 + 1)) labeled.tsv > cls-test.tsv
+for run in "qwen2" "phi3 --lora --lora-targets all"; do
+  set -- $run
+  arch=$1
+  shift
+  expect_exit 0 "a $arch classifier" -- lm-finetune -q -m $arch.gguf -o $arch-cls.gguf --task classify "$@" \
+    --data cls-train.tsv --valid cls-test.tsv --steps $steps --lr 1e-3 --batch 8 -t 2 --json
+  acc=$(field valid_accuracy "$T/out")
+  expect_exit 0 "lm-eval classify -m, $arch" -- lm-eval classify -m $arch-cls.gguf cls-test.tsv --json -t 2
+  awk -v a="$(field accuracy "$T/out")" -v b="$acc" 'BEGIN { exit !(b != "" && (a - b) ^ 2 < 1e-12) }' && pass ||
+    fail "the $arch classifier scores $(field accuracy "$T/out") in lm-eval but $acc in lm-finetune"
+  "$LM_TEST_BIN/lm_test_edit_gguf" $arch-cls.gguf x.gguf drop cls.output.weight 2> /dev/null && pass ||
+    fail "the $arch classifier lacks cls.output.weight"
+  expect_exit 0 "lm-generate reads the $arch classifier" -- lm-generate -q -m $arch-cls.gguf -n 4 -p "The jury" -t 2
+done
 
 # Other architectures do not train yet: a clear refusal, not a crash.
 expect_exit 1 "lm-finetune refuses gpt2" -- lm-finetune -m gpt2.gguf -o ft.gguf --data "$A/text.txt" --steps 1

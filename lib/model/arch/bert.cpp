@@ -53,10 +53,7 @@ std::vector<TensorSpec> tensors(const ModelConfig& c) {
     s.push_back(layer_weight(l, "layer_output_norm", Role::FfnNorm, 1, C));
     s.push_back(layer_bias(l, "layer_output_norm", Role::FfnNormB, C));
   }
-  if (c.n_cls > 0) {  // a classifier (docs/encoder.md): llama.cpp's single-layer head
-    s.push_back({"cls.output.weight", Role::ClsW, -1, c.n_cls, C, true});
-    s.push_back({"cls.output.bias", Role::ClsB, -1, 1, c.n_cls, true});
-  }
+  add_cls_specs(s, c);  // a classifier (docs/encoder.md)
   return s;
 }
 

@@ -37,6 +37,7 @@ std::vector<TensorSpec> tensors(const ModelConfig& c) {
   s.push_back({"output.bias", Role::HeadB, -1, 1, c.n_vocab, false});
   s.push_back({"rope_factors_long.weight", Role::RopeLong, -1, 1, c.n_rot() / 2, false});
   s.push_back({"rope_factors_short.weight", Role::RopeShort, -1, 1, c.n_rot() / 2, false});
+  add_cls_specs(s, c);
   return s;
 }
 
