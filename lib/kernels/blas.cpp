@@ -139,8 +139,20 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
     sgemm_small(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  blas().sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-               alpha, A, lda, B, ldb, beta, C, ldc);
+  // OpenBLAS adds over K in blocks of GEMM_Q (448 for SkylakeX's sgemm), and when what is left
+  // is between GEMM_Q and twice it, its one-thread driver halves it rounded to GEMM_UNROLL_M while
+  // its threaded driver halves it exactly: two orders of addition, so a product whose K is not a
+  // multiple of 2 x GEMM_UNROLL_M gave other bits at -t 1 than at -t 2 (a classifier fine-tuned
+  // on short texts, whose weight gradients add over b x t rows, depended on the thread count).
+  // A K that is a multiple of 64 splits the same way in both (GEMM_Q is a multiple of 64 and
+  // GEMM_UNROLL_M at most 32 in OpenBLAS's x86 sgemm kernels), and the rest, under 64, is one
+  // block: so the product is two calls, and its bits do not depend on the thread count.
+  const int K1 = K > 64 ? K - K % 64 : K;
+  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  blas().sgemm(CblasRowMajor, ta, tb, M, N, K1, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (K1 < K)
+    blas().sgemm(CblasRowMajor, ta, tb, M, N, K - K1, alpha, trans_a ? A + size_t(K1) * lda : A + K1, lda,
+                 trans_b ? B + K1 : B + size_t(K1) * ldb, ldb, 1.0f, C, ldc);
 }
 
 double sgemm_peak_gflops() {

@@ -9,8 +9,8 @@ namespace lm::kernels {
 // Row-major C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C, op = transpose if trans_*.
 // lda/ldb/ldc are row strides of A, B, C as stored. Products smaller than kBlasMinFlops use our
 // own vectorised loop (no call overhead, no OpenBLAS threads); larger ones OpenBLAS (loaded on
-// first use, see blas_info). beta == 0 never reads C. K == 0 gives C = beta C. Throws lm::Error
-// only if OpenBLAS cannot be loaded.
+// first use, see blas_info). beta == 0 never reads C. K == 0 gives C = beta C. The bits do not
+// depend on the thread count. Throws lm::Error only if OpenBLAS cannot be loaded.
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc);
 // The plain triple loop (double accumulation) used for small products and as the test reference.

@@ -34,6 +34,10 @@ awk -v a="$full_ppl" -v b="$base_ppl" 'BEGIN { exit !(a < b) }' && pass || fail 
 lora=(--data corpus.txt --lora --lora-rank 4 --lora-targets all --steps 40 --lr 3e-3)
 expect_exit 0 "LoRA" -- "${ft[@]}" "${lora[@]}" --json -o lora.gguf
 [[ $(field output "$T/out") == '"adapter"' ]] && pass || fail "LoRA: output $(cat "$T/out")"
+# The thread count does not change what is trained (so -t 0 may follow the machine's load).
+mkdir -p t1
+expect_exit 0 "LoRA at one thread" -- "${ft[@]}" "${lora[@]}" -t 1 -o t1/lora.gguf
+same_files lora.gguf t1/lora.gguf "one thread trains the adapter two threads train"
 full_trainable=$(lm-finetune -m base.gguf --data corpus.txt --dry-run | awk -F'\t' '$1 == "trainable" { print $2 }')
 lora_trainable=$(field trainable_parameters "$T/out")
 (( lora_trainable * 5 < full_trainable )) && pass || fail "LoRA trains $lora_trainable of $full_trainable parameters"
@@ -95,6 +99,11 @@ cls_steps=$([[ -n ${LM_TEST_LEAN:-} ]] && echo 80 || echo 300)
 expect_exit 0 "classify" -- "${ft[@]}" --task classify --data train.tsv --valid test.tsv --steps "$cls_steps" --lr 1e-3 \
   --batch 16 --json -o cls.gguf
 [[ $(field output "$T/out") == '"classifier"' ]] && pass || fail "classify: output $(cat "$T/out")"
+for t in 1 2; do
+  mkdir -p "cls-t$t"
+  "${ft[@]}" --task classify --data train.tsv --valid test.tsv --steps 10 --lr 1e-3 --batch 16 -t "$t" -o "cls-t$t/c.gguf" > /dev/null
+done
+same_files cls-t1/c.gguf cls-t2/c.gguf "one thread trains the classifier two threads train"
 acc=$(field valid_accuracy "$T/out")
 majority=$(cut -f1 test.tsv | sort | uniq -c | sort -rn | awk 'NR == 1 { print $1 / 500 }')
 [[ -n ${LM_TEST_LEAN:-} ]] || { awk -v a="$acc" -v m="$majority" 'BEGIN { exit !(a > m + 0.05) }' && pass ||
