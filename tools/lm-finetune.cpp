@@ -196,7 +196,7 @@ the AdamW moments and the run's state, replaced atomically.)");
   lm::tools::doc(app.get_option("--resume"))
       .man(R"(Continue the run saved in a checkpoint, with the same
 .BR \-m ,
-data and options. With the same thread count the resumed steps are those of an uninterrupted run.
+data and options. The resumed steps are those of an uninterrupted run, at any thread count.
 A checkpoint whose tensors fail their checksums or hold a NaN or infinity is refused, and a run
 never saves non-finite weights. A checkpoint written with other options (batch, seed, the
 learning rate schedule, weight decay, clipping, dropout,

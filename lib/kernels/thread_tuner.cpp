@@ -13,12 +13,13 @@ namespace {
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
-ThreadTuner::ThreadTuner(int max_threads, double (*clock)(), int start) : clock_(clock ? clock : now_s) {
+ThreadTuner::ThreadTuner(int max_threads, double (*clock)(), int start, int first_probe)
+    : clock_(clock ? clock : now_s) {
   for (int n = max_threads; n > 1; n /= 2) counts_.push_back(n);
   if (!counts_.empty()) counts_.push_back(1);
   int first = 0;
   while (start > 0 && first + 1 < int(counts_.size()) && counts_[size_t(first)] > start) ++first;
-  for (Kind& k : kinds_) k.cur = first, k.next_alt = first == 0 ? 1 : 0;
+  for (Kind& k : kinds_) k.cur = first, k.next_alt = first == 0 ? 1 : 0, k.until_probe = std::max(first_probe, 3);
 }
 
 int ThreadTuner::kind_of(int rows) {
@@ -40,6 +41,7 @@ int ThreadTuner::begin(int rows) {
   }
   last_kind_ = kind, last_rows_ = std::max(rows, 1), last_probe_ = k.probe >= 0;
   const int n = counts_[size_t(last_probe_ ? k.probe : k.cur)];
+  before_ = active_threads();
   set_active_threads(n);
   last_begin_ = clock_();
   last_end_ = 0;
@@ -49,8 +51,9 @@ int ThreadTuner::begin(int rows) {
 void ThreadTuner::end() {
   if (counts_.empty()) return;
   last_end_ = clock_();
-  // Code outside the tuned steps (quantizing, training) runs at the full count.
-  set_active_threads(counts_[0]);
+  // Code outside the tuned steps runs at the count it ran at before: the full count in a tool
+  // (sampling, quantizing), the training step's when a teacher evaluates inside one.
+  set_active_threads(before_ > 0 ? before_ : counts_[0]);
 }
 
 void ThreadTuner::record(double per_row) {
@@ -122,8 +125,10 @@ void ThreadTuner::record(double per_row) {
 
 namespace {
 int g_applied = 0;
-std::unique_ptr<ThreadTuner> g_tuner;
+std::unique_ptr<ThreadTuner> g_tuner, g_training_tuner;
 }  // namespace
+
+int active_threads() { return g_applied; }
 
 void set_active_threads(int n) {
   if (n == g_applied) return;
@@ -135,10 +140,14 @@ int set_threads(int threads) {
   const int n = resolve_threads(threads);
   g_applied = n;
   apply_threads(n);
-  g_tuner = threads <= 0 && n > 1 ? std::make_unique<ThreadTuner>(n, nullptr, idle_cores(n)) : nullptr;
+  const bool tune = threads <= 0 && n > 1;
+  const int start = tune ? idle_cores(n) : n;
+  g_tuner = tune ? std::make_unique<ThreadTuner>(n, nullptr, start) : nullptr;
+  g_training_tuner = tune ? std::make_unique<ThreadTuner>(n, nullptr, start, 32) : nullptr;
   return n;
 }
 
 ThreadTuner* inference_tuner() { return g_tuner.get(); }
+ThreadTuner* training_tuner() { return g_training_tuner.get(); }
 
 }  // namespace lm::kernels

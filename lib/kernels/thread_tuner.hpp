@@ -27,10 +27,14 @@ class ThreadTuner {
   // (seconds) is the steady clock unless a test gives its own. Steps start at the largest
   // count not above `start` (0: max_threads); set_threads() starts at the cores no other
   // runnable thread takes (idle_cores), so a tool started beside a busy process does not spend
-  // its first steps waiting at barriers.
-  explicit ThreadTuner(int max_threads, double (*clock)() = nullptr, int start = 0);
+  // its first steps waiting at barriers. Step `first_probe` is the first probe of
+  // another count (the first 2 steps are not measured): soon for decoding steps of a millisecond,
+  // later for training steps of a second, where a probe of a slower count costs more.
+  explicit ThreadTuner(int max_threads, double (*clock)() = nullptr, int start = 0, int first_probe = 6);
   // The count for the next step of `rows` rows; it is applied (set_active_threads) before this
-  // returns. Call end() when the step's evaluation is done.
+  // returns. Call end() when the step's evaluation is done: it puts back the count that was
+  // applied before begin(), so a tuned step nested in another (a teacher's evaluation inside a
+  // training step) leaves the outer step at its own count.
   //
   // A step's cost is the time from its begin() to the next begin(): the evaluation and what
   // the caller does between evaluations (sampling, output). Threads that wait at the end of a
@@ -76,6 +80,7 @@ class ThreadTuner {
   int last_kind_ = -1, last_rows_ = 1;
   bool last_probe_ = false;
   double last_begin_ = 0, last_end_ = 0;
+  int before_ = 0;  // the count applied when the last step began (0: none)
   double (*clock_)();
 };
 
@@ -86,5 +91,13 @@ void set_active_threads(int n);
 // The tuner of this process's inference steps, or null when the thread count is fixed
 // (set_threads() with a positive count, or one core). Not thread-safe: one thread evaluates.
 ThreadTuner* inference_tuner();
+// The tuner of training steps (train::run_loop: one optimizer step is one tuned step), null
+// under the same conditions. Its own instance: a training step is a different kind of work from
+// the inference steps a teacher evaluates inside it. Training may follow the load because its
+// results do not depend on the thread count (docs/architecture.md); its first probe is step 32.
+ThreadTuner* training_tuner();
+
+// The count applied now (0 before set_threads()).
+int active_threads();
 
 }  // namespace lm::kernels

@@ -17,6 +17,7 @@
 #include "format/gguf.hpp"
 #include "kernels/blas.hpp"
 #include "kernels/kernels.hpp"
+#include "kernels/thread_tuner.hpp"
 #include "model/encoder.hpp"
 #include "model/model_io.hpp"
 #include "train/data.hpp"
@@ -554,8 +555,13 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     res.last_valid_loss = res.best_valid_loss = job.validate();
     res.best_step = st.step;
   }
+  // With -t 0, each optimizer step runs at the thread count measured fastest now (validation
+  // too, at that count): the results are the same bits at any count, so the count may follow
+  // the load (docs/architecture.md, thread count by measurement).
+  kernels::ThreadTuner* tuner = kernels::training_tuner();
   while (total == 0 || st.step < total) {
     if (o.time_s > 0 && now >= o.time_s) break;
+    if (tuner) tuner->begin(1);
     const double step_start = local_elapsed();
     for (auto g : grads) std::fill(g.begin(), g.end(), 0.0f);
     // The step's micro-batches k = 0 .. parts-1, in the order one process draws them: this rank
@@ -643,6 +649,10 @@ RunResult run_loop(const TrainOptions& o, Job& job, const RunHooks& in, const Lo
     ++st.step;
     st.tokens_seen += step_tokens;
     const double step_s = local_elapsed() - step_start;
+    if (tuner) {
+      tuner->end();
+      kernels::set_active_threads(tuner->current(1));
+    }
     now = o.time_s > 0 ? elapsed() : local_elapsed();  // a collective only for a time budget
     if (st.step - first_step == 1) after_first = now;
     // Time budget: the schedule's length, first from steps 2 to 4 (the first one touches every

@@ -1,7 +1,7 @@
 // Training building blocks: learning-rate schedule, gradient clipping with a non-finite check,
 // AdamW over the flat parameter buffer, a seeded batch sampler over a token stream, and
-// checkpoints (GGUF files, docs/formats.md, checkpoints) that resume bit for bit at a fixed
-// thread count.
+// checkpoints (GGUF files, docs/formats.md, checkpoints) that resume bit for bit, at any thread
+// count.
 #pragma once
 
 #include <cstdint>

@@ -125,3 +125,31 @@ TEST_CASE("ThreadTuner: a switch to more threads that does not hold is undone, a
   CHECK(spent < 4000 * (0.5e-3 + 20e-6) * 1.04);
   CHECK(at_two < 4000 * 0.05);
 }
+
+TEST_CASE("ThreadTuner: end() puts back the count applied before begin(), so tuned steps nest") {
+  // A training step at one thread (the outer tuner's choice under a load) with a teacher's
+  // evaluation inside it, which its own tuner runs at two: after the teacher, the step goes on
+  // at one thread, and after the step the tool's count is back.
+  lm::kernels::set_active_threads(2);
+  ThreadTuner outer(2, fake_clock, 1), inner(2, fake_clock);
+  CHECK(outer.begin(1) == 1);
+  CHECK(lm::kernels::active_threads() == 1);
+  CHECK(inner.begin(512) == 2);
+  CHECK(lm::kernels::active_threads() == 2);
+  inner.end();
+  CHECK(lm::kernels::active_threads() == 1);
+  outer.end();
+  CHECK(lm::kernels::active_threads() == 2);
+  lm::kernels::set_threads(0);
+}
+
+TEST_CASE("ThreadTuner: a later first probe (training steps) keeps an idle run at the full count") {
+  ThreadTuner t(2, fake_clock, 0, 32);
+  const auto idle = [](int n) { return n == 2 ? 0.3 : 0.55; };  // seconds per step
+  CHECK(run(t, 31, idle) == 31);  // the probe is step 32
+  // A load from the start is still found by the first probe: one thread from then on.
+  ThreadTuner busy(2, fake_clock, 0, 32);
+  run(busy, 45, [](int n) { return n == 2 ? 0.9 : 0.55; });
+  CHECK(busy.current(1) == 1);
+  lm::kernels::set_threads(0);
+}

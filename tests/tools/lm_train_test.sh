@@ -38,6 +38,15 @@ expect_exit 0 "train from text gives the same run" -- lm-train --tokenizer tok.m
   --steps 40 --eval-every 10 -o again/model.gguf -q
 same_files "$T/out" token_run.txt "text and token file data train identically"
 same_files model.gguf again/model.gguf "the same seed and data give the same model file"
+# The thread count does not change the results (the reductions add in a fixed order), which is
+# what lets the default -t 0 move steps between counts as the machine's load changes.
+mkdir -p t1 t0
+expect_exit 0 "train at one thread" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" -t 1 \
+  --steps 40 --eval-every 10 -o t1/model.gguf -q
+same_files model.gguf t1/model.gguf "one thread trains the model two threads train"
+expect_exit 0 "train at the tuned count" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" -t 0 \
+  --steps 40 --eval-every 10 -o t0/model.gguf -q
+same_files model.gguf t0/model.gguf "-t 0 trains the model two threads train"
 expect_exit 0 "--json" -- lm-train --tokenizer tok.model --data corpus.tok "${shape[@]}" --steps 2 --json -o j.gguf -q
 grep -Eq '^\{"steps":2,"train_loss":[0-9.]+,"valid_loss":[0-9.]+,"valid_perplexity":[0-9.]+,"early_stop":false\}$' "$T/out" \
   && pass || fail "--json: $(cat "$T/out")"
@@ -72,7 +81,8 @@ expect_exit 0 "warmup shorter than the steps" -- lm-train --tokenizer tok.model 
   --warmup 3 --steps 4 --eval-every 0 -o w.gguf
 grep -q "warmup" "$T/err" && fail "a warning for a warmup shorter than the run: $(cat "$T/err")" || pass
 
-# ---- interrupt and resume: the resumed steps repeat the uninterrupted run bit for bit, dropout included ----
+# ---- interrupt and resume: the resumed steps repeat the uninterrupted run bit for bit, dropout included,
+# at another thread count (the run at 2 threads, the resume at 1) ----
 plain=(--tokenizer tok.model --data corpus.tok "${shape[@]}" --eval-every 0)
 long=("${plain[@]}" --steps 300 --dropout 0.1)
 mkdir -p full part
@@ -86,7 +96,7 @@ grep -q "interrupted at step [0-9]*; checkpoint saved to part/model.gguf.ckpt" i
 [[ -s part/model.gguf.ckpt && ! -e part/model.gguf ]] && pass || fail "after SIGINT: checkpoint only, no model"
 [[ $(points "training loss" part.svg) == "$stopped" ]] && pass ||
   fail "an interrupted run's --plot has $(points "training loss" part.svg) steps, expected $stopped"
-expect_exit 0 "resume" -- lm-train "${long[@]}" --resume part/model.gguf.ckpt --metrics rest.jsonl -o part/model.gguf -q
+expect_exit 0 "resume" -- lm-train "${long[@]}" -t 1 --resume part/model.gguf.ckpt --metrics rest.jsonl -o part/model.gguf -q
 (( stopped < 300 )) && pass || fail "the run finished before the interrupt"
 same_resumed_steps full.jsonl rest.jsonl "resumed steps $((stopped + 1))..300 equal the uninterrupted run"
 same_files full/model.gguf part/model.gguf "resumed run writes the same model"

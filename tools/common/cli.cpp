@@ -114,9 +114,11 @@ void add_threads(CLI::App& app, int& threads) {
           ->check(CLI::Range(0, 1024)))
       .group("Other")
       .man(R"(Number of threads. 0, the default, uses up to every core: model evaluations (decoding
-and prompt steps) run at the thread count measured fastest now, so on a machine where other
-programs keep cores busy they drop to fewer threads instead of waiting for a descheduled one,
-and come back when the cores are free (now and then a few steps try another count). A positive
+and prompt steps) and training steps run at the thread count measured fastest now, so on a
+machine where other programs keep cores busy they drop to fewer threads instead of waiting for
+a descheduled one, and come back when the cores are free (now and then a few steps try another
+count). The thread count never changes a result: the same run gives the same bits at any
+count. A positive
 .I N
 is exactly
 .I N
