@@ -83,6 +83,9 @@ struct ModelConfig {
   // fused tensor is one pair (A shared, B's rows split), as the file has it.
   bool is_phi3() const { return arch.name == "phi3"; }
   bool fused_projections() const { return is_phi3(); }
+  // The decoders Model trains (Params, add_model, a classifier head): llama, qwen2, phi3. The one
+  // list of them; an architecture that gains the backward passes joins it here.
+  bool trainable_decoder() const { return is_llama() || is_qwen2() || is_phi3(); }
   // The longest context an inference Session takes: n_ctx, or 2^30 for an LSTM, whose state
   // does not grow with the sequence. And the context lm-generate and lm-serve use when not told:
   // n_ctx, or for an LSTM the larger of its training window and 4096.

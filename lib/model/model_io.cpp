@@ -47,8 +47,7 @@ ModelConfig read_config(const format::GgufFile& g) {
                                 std::to_string(c.out_width()) + " differs from the embedding width " +
                                 std::to_string(c.n_embd) + ", so the embeddings cannot be the output layer");
   if (const format::GgufTensorInfo* cls =
-          c.is_llama() || c.is_qwen2() || c.is_phi3() || c.is_encoder() ? g.find_tensor("cls.output.weight")
-                                                                          : nullptr) {
+          c.trainable_decoder() || c.is_encoder() ? g.find_tensor("cls.output.weight") : nullptr) {
     if (cls->n_dims != 2 || cls->ne[0] != c.n_embd || cls->ne[1] < 2 || cls->ne[1] > kMaxLabels)
       throw FormatError(path, "tensor 'cls.output.weight' has shape {" + std::to_string(cls->ne[0]) + ", " +
                                   std::to_string(cls->ne[1]) + "}, expected {" + std::to_string(c.n_embd) +
@@ -287,7 +286,7 @@ Params load_encoder_params(const format::GgufFile& g, bool with_grad) {
 
 Params load_params(const format::GgufFile& g, bool with_grad) {
   const ModelConfig cfg = read_config(g);
-  if (!cfg.is_llama() && !cfg.is_qwen2() && !cfg.is_phi3())
+  if (!cfg.trainable_decoder())
     throw FormatError(g.path(), "architecture '" + cfg.arch.name +
                                     "' can be run (lm-generate, lm-eval) but not trained or merged with LoRA yet; "
                                     "training supports llama, qwen2 and phi3");
@@ -541,7 +540,7 @@ void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
                const std::vector<std::string>& labels) {
   const ModelConfig& c = p.cfg;
-  LM_ASSERT(c.is_llama() || c.is_qwen2() || c.is_phi3());
+  LM_ASSERT(c.trainable_decoder());
   begin_model_file(out, c.arch.name.c_str(), name, tok, c.n_vocab);
   auto key = [&](const char* suffix) { return c.arch.name + "." + suffix; };
   out.set_u32(key("context_length"), uint32_t(c.n_ctx));
