@@ -1,7 +1,10 @@
 // The q8_0 / q4_0 integer tile kernels on batches of rows: a decoding step of 8 sequences
 // (N = 8), a prompt chunk (N = 64) and pp512 (N = 512), over one layer's matrices of the small
 // (384 columns) and medium (768) presets and their heads, on one thread and two. Prints the
-// multiply-adds per second (GMAC/s, median [min-max] of `reps` timed passes after a warm-up).
+// multiply-adds per second (GMAC/s, median [min-max] of `reps` timed passes after a warm-up). A
+// pass repeats the products for at least 20 ms: one layer's products at N = 8 take tens of
+// microseconds, where a pass of one repetition timed the threads' wake-up more than the kernel
+// (two threads read slower than one).
 // One core's VNNI peak for comparison: bench/dot_throughput_bench (int8 quads, GFLOP/s / 2).
 // Usage: qgemm_bench [reps] [small|medium|small-layer|small-head|medium-layer|all] [TYPE,...]
 //   (without a name, or with `all`: small and medium; types default to q8_0,q4_0; f32 runs sgemm)
@@ -94,11 +97,14 @@ int main(int argc, char** argv) {
         for (int threads : {1, 2}) {
           set_threads(threads);
           std::vector<double> rates;
+          int iters = 1;  // set by the warm-up pass
           for (int r = 0; r < reps + 1; ++r) {
             const auto t0 = std::chrono::steady_clock::now();
-            for (const QWeight& w : W) qmatmul_forward(y.data(), x.data(), w, N, 0.0f, scratch.data());
+            for (int i = 0; i < iters; ++i)
+              for (const QWeight& w : W) qmatmul_forward(y.data(), x.data(), w, N, 0.0f, scratch.data());
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            if (r) rates.push_back(double(macs_per_row) * N / s / 1e9);
+            if (r) rates.push_back(double(macs_per_row) * N * iters / s / 1e9);
+            else iters = std::max(1, int(0.02 / std::max(s, 1e-7)));
           }
           std::sort(rates.begin(), rates.end());
           std::printf("%-11s %-4s N=%-3d %dT %7.1f GMAC/s [%.1f-%.1f]\n", m.name, lm::format::ggml_type_info(t).name, N,
