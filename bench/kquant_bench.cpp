@@ -1,5 +1,5 @@
 // K-quant dot products as decoding runs them: one q8_K activation row against every row of a
-// q4_K or q6_K weight matrix, one thread, as GB/s of weight bytes read, for each path
+// q4_K, q6_K, q2_K, q3_K, q5_K or iq4_xs weight matrix, one thread, as GB/s of weight bytes read, for each path
 // (AVX-512 VNNI, AVX2, portable) and the `_ref` twin. The bar is STREAM read: 35 GB/s on one
 // thread (bench/README.md). "32000x1024 x4" cycles through four copies of the matrix, so no
 // pass finds the previous one's bytes in the cache.
@@ -47,11 +47,16 @@ std::vector<uint8_t> make_matrix(const Type& t, int rows, int C, lm::Rng& rng) {
 int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 15;
   const Type types[] = {{"q4_K", sizeof(BlockQ4_K), quantize_q4_K, vec_dot_q4_K_q8_K, vec_dot_q4_K_q8_K_ref},
-                        {"q6_K", sizeof(BlockQ6_K), quantize_q6_K, vec_dot_q6_K_q8_K, vec_dot_q6_K_q8_K_ref}};
+                        {"q6_K", sizeof(BlockQ6_K), quantize_q6_K, vec_dot_q6_K_q8_K, vec_dot_q6_K_q8_K_ref},
+                        {"q2_K", sizeof(BlockQ2_K), quantize_q2_K, vec_dot_q2_K_q8_K, vec_dot_q2_K_q8_K_ref},
+                        {"q3_K", sizeof(BlockQ3_K), quantize_q3_K, vec_dot_q3_K_q8_K, vec_dot_q3_K_q8_K_ref},
+                        {"q5_K", sizeof(BlockQ5_K), quantize_q5_K, vec_dot_q5_K_q8_K, vec_dot_q5_K_q8_K_ref},
+                        {"iq4_xs", sizeof(BlockIQ4_XS), quantize_iq4_xs, vec_dot_iq4_xs_q8_K, vec_dot_iq4_xs_q8_K_ref}};
   struct Shape {
     int rows, C, copies;
   };
-  const Shape shapes[] = {{32000, 1024, 1}, {32000, 1024, 4}, {2048, 1024, 1}};
+  // The last: a qwen2-0.5B ffn_down (896 x 4864), the K-quant matrix of its files.
+  const Shape shapes[] = {{32000, 1024, 1}, {32000, 1024, 4}, {2048, 1024, 1}, {896, 4864, 1}};
   lm::Rng rng(1);
   const DotPath best = dot_path();
   std::printf("best path on this CPU: %s\n", best == DotPath::Avx512Vnni ? "AVX-512 VNNI" : best == DotPath::Avx2 ? "AVX2" : "portable");
