@@ -1,8 +1,8 @@
 // K-quant dot products as decoding runs them: one q8_K activation row against every row of a
-// q4_K, q6_K, q2_K, q3_K, q5_K or iq4_xs weight matrix, one thread, as GB/s of weight bytes read, for each path
-// (AVX-512 VNNI, AVX2, portable) and the `_ref` twin. The bar is STREAM read: 35 GB/s on one
-// thread (bench/README.md). "32000x1024 x4" cycles through four copies of the matrix, so no
-// pass finds the previous one's bytes in the cache.
+// q4_K, q6_K, q2_K, q3_K, q5_K or iq4_xs weight matrix, one thread, as GB/s of weight bytes
+// read, for each path (AVX-512 VNNI, AVX2, portable) and the `_ref` twin. The bar is STREAM
+// read: 35 GB/s on one thread (bench/README.md). "32000x1024 x4" cycles through four copies of
+// the matrix, so no pass finds the previous one's bytes in the cache.
 // Usage: kquant_bench [reps]
 #include <algorithm>
 #include <chrono>

@@ -9,16 +9,10 @@
 #include <limits>
 #include <type_traits>
 
-// GCC 12's AVX-512 intrinsics warn once inlined (GCC bug 105593); see kernels/simd.hpp.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include "base/cpu.hpp"
 #include "quant/quant.hpp"
 #include "quant/rules.hpp"
+#include "quant/simd.hpp"
 
 namespace lm::quant {
 
@@ -312,16 +306,6 @@ float vec_dot_q6_K_q8_K_ref(const void* vx, const void* vy, size_t n) {
 // -128), so the integer parts are exact; only the float sums' order differs from the twins.
 
 namespace {
-
-#define LM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define LM_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-
-LM_TARGET_AVX2 inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // x's d and dmin as floats, in lanes 0 and 1 (q4_K and q5_K blocks).
 template <typename Block>

@@ -1,20 +1,14 @@
 // q2_K, q3_K, q5_K and iq4_xs (super-blocks of 256, kquant.hpp): ggml's quantizers (same float
 // operations in the same order), dequantizers, and dot products with q8_K activations: an AVX2
-// path chosen at run time (dot_path) and plain `_ref` twins.
+// path (and for q3_K an AVX-512 one) chosen at run time (dot_path) and plain `_ref` twins.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-// GCC 12's AVX-512 intrinsics warn once inlined (GCC bug 105593); see kernels/simd.hpp.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include "quant/kquant.hpp"
 #include "quant/quant.hpp"
 #include "quant/rules.hpp"
+#include "quant/simd.hpp"
 
 namespace lm::quant {
 
@@ -501,15 +495,6 @@ float vec_dot_iq4_xs_q8_K_ref(const void* vx, const void* vy, size_t n) {
 
 namespace {
 
-#define LM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-LM_TARGET_AVX2 inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 LM_TARGET_AVX2 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 // int16 lanes 0..7 = s[a], 8..15 = s[b], from 16 int16 scales in `sc16` (both 128-bit halves
@@ -666,8 +651,6 @@ LM_TARGET_AVX2 float dot_iq4_xs_avx2(const BlockIQ4_XS* xs, const BlockQ8_K* ys,
 // and one for iq4_xs, ran no faster than their AVX2 walks (q2_K 14.3 against 15.0 GB/s, iq4_xs
 // 14.6 both), so they stay on those.
 
-#define LM_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-
 LM_TARGET_AVX512 inline __m256i fold(__m512i v) {
   return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
@@ -717,8 +700,6 @@ LM_TARGET_AVX512 float dot_q3_K_avx512(const BlockQ3_K* xs, const BlockQ8_K* ys,
   }
   return hsum8(acc);
 }
-
-#undef LM_TARGET_AVX512
 
 bool use_avx2() { return dot_path() >= DotPath::Avx2; }
 

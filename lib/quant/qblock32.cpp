@@ -8,16 +8,10 @@
 #include <cstring>
 #include <type_traits>
 
-// GCC 12's AVX-512 intrinsics warn once inlined (GCC bug 105593); see kernels/simd.hpp.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include "quant/kquant.hpp"
 #include "quant/quant.hpp"
 #include "quant/rules.hpp"
+#include "quant/simd.hpp"
 
 namespace lm::quant {
 
@@ -300,15 +294,6 @@ float vec_dot_iq4_nl_q8_0_ref(const void* x, const void* y, size_t n) {
 // sign; y in -127..127), so no pair sum saturates.
 
 namespace {
-
-#define LM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-LM_TARGET_AVX2 inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // 16 nibble bytes as 32 bytes in value order (low nibbles, then high), each 0..15.
 LM_TARGET_AVX2 inline __m256i nibbles32(const uint8_t* qs) {

@@ -1,11 +1,12 @@
 // Tests for the block types q4_1, q5_0, q5_1, iq4_nl, q2_K, q3_K, q5_K and iq4_xs (quant.hpp,
 // kquant.hpp): round trips within each format's error, zero rows, the row API, and the dot
 // products with their activations: every SIMD path against `_ref` (and q3_K on AVX-512 against
-// AVX2, to the bit), `_ref` against the dot product of the decoded rows, on
-// quantized rows, random block bytes and the largest levels.
+// AVX2, to the bit), `_ref` against the dot product of the decoded rows, on quantized rows,
+// random block bytes and the largest levels.
 // Bit-compatibility with ggml is ggml_golden_test.cpp's job.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -261,23 +262,20 @@ TEST_CASE("q3_K: the AVX-512 product equals the AVX2 one to the bit") {
   PathGuard guard;
   limit_dot_path(DotPath::Avx512Vnni);
   if (dot_path() != DotPath::Avx512Vnni) return;  // this CPU lacks it
+  const Type& ty = *std::find_if(std::begin(kTypes), std::end(kTypes), [](const Type& t) { return t.t == GgmlType::Q3_K; });
   lm::Rng rng(91);
-  for (const Type& ty : kTypes) {
-    if (ty.t != GgmlType::Q3_K) continue;
-    CAPTURE(std::string(ty.name));
-    std::vector<DotCase> cases;
-    for (int it = 0; it < 40; ++it) {
-      const size_t n = kSuperBlock * (1 + rng.below(12));
-      cases.push_back(it % 2 ? random_bytes_case(ty, n, rng) : quantized_case(ty.t, n, rng, 1.0f));
-    }
-    for (int level : {127, -127}) cases.push_back(extreme_case(ty, 4 * kSuperBlock, level));
-    for (const DotCase& c : cases) {
-      limit_dot_path(DotPath::Avx512Vnni);
-      const float wide = vec_dot(c.t, c.x(), c.y(), c.n);
-      limit_dot_path(DotPath::Avx2);
-      const float narrow = vec_dot(c.t, c.x(), c.y(), c.n);
-      CHECK(std::memcmp(&wide, &narrow, sizeof wide) == 0);
-    }
+  std::vector<DotCase> cases;
+  for (int it = 0; it < 40; ++it) {
+    const size_t n = kSuperBlock * (1 + rng.below(12));
+    cases.push_back(it % 2 ? random_bytes_case(ty, n, rng) : quantized_case(ty.t, n, rng, 1.0f));
+  }
+  for (int level : {127, -127}) cases.push_back(extreme_case(ty, 4 * kSuperBlock, level));
+  for (const DotCase& c : cases) {
+    limit_dot_path(DotPath::Avx512Vnni);
+    const float wide = vec_dot(c.t, c.x(), c.y(), c.n);
+    limit_dot_path(DotPath::Avx2);
+    const float narrow = vec_dot(c.t, c.x(), c.y(), c.n);
+    CHECK(std::memcmp(&wide, &narrow, sizeof wide) == 0);
   }
 }
 
