@@ -114,7 +114,11 @@ int run_perplexity(PplArgs& a, const lm::Logger& log) {
   if (ctx > m.weights.cfg.max_context())
     throw lm::UsageError("--ctx-size " + std::to_string(ctx) + " is larger than the model's context length " +
                          std::to_string(m.weights.cfg.n_ctx));
-  lm::model::Session session(m.weights, ctx, std::min(a.o.n_batch, ctx));
+  // Chunks: as many chunks per evaluation as -b holds (up to 64), one cache slot each
+  // (llama-perplexity's n_seq = n_batch / n_ctx); one at a time otherwise.
+  const int group = a.o.windows == lm::eval::Windows::Chunks ? std::clamp(a.o.n_batch / ctx, 1, 64) : 1;
+  lm::model::Session session(m.weights, ctx, group > 1 ? group * ctx : std::min(a.o.n_batch, ctx), group);
+  if (group > 1) log.debug("%d chunks of %d tokens per evaluation (-b %d)", group, ctx, a.o.n_batch);
   std::optional<lm::OutputFile> per_token;
   if (!a.per_token.empty()) per_token.emplace(a.per_token, size_t{1} << 20, lm::OutputFile::Mode::Atomic);
   const bool per_token_json = a.per_token.size() > 6 && a.per_token.compare(a.per_token.size() - 6, 6, ".jsonl") == 0;
@@ -839,8 +843,12 @@ the smaller of the two).)");
       .man(R"(With
 .BR "\-\-windows sliding" :
 tokens between window starts (0: half a window).)");
-  lm::tools::doc(pp->add_option("-b,--batch", p.o.n_batch, "Tokens per forward pass")->check(CLI::Range(1, 1 << 16)))
-      .man(R"(Tokens per forward pass.)");
+  lm::tools::doc(pp->add_option("-b,--batch", p.o.n_batch, "Tokens per forward pass (chunks shorter than it share one)")
+                     ->check(CLI::Range(1, 1 << 16)))
+      .man(R"(Tokens per forward pass. With
+.B "\-\-windows chunks"
+and a context shorter than this, up to 64 chunks share each forward pass, one cache slot each,
+as llama-perplexity does (the same scores, in fewer and larger matrix products).)");
   auto* bos = lm::tools::doc(pp->add_flag("--bos", p.bos,
                                           "Start the text (and each chunk) with BOS (default: as the model file says)"))
                   .man(R"(Start the text and every chunk with BOS (the default unless the model file sets

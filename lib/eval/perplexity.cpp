@@ -83,11 +83,17 @@ struct PerplexityScorer::Impl {
   int64_t scored_to = 0;     // Sliding: stream tokens before this index are scored
   std::vector<int> window, targets;
   std::vector<float> lse;
+  // Chunks evaluated together: up to `group` windows of ctx tokens in `pending`, with the
+  // stream index of each one's first token.
+  int group = 1, n_pending = 0;
+  std::vector<int> pending;
+  std::vector<int64_t> pending_base;
+  std::vector<model::Session::Chunk> chunks;
 };
 
 PerplexityScorer::PerplexityScorer(model::Session& session, const Tokenizer& tok, const PerplexityOptions& opts,
                                    std::function<void(const TokenScore&)> per_token)
-    : impl_(new Impl{session, tok, opts, 0, 0, std::move(per_token), {}, 0, 0, {}, {}, {}}) {
+    : impl_(new Impl{session, tok, opts, 0, 0, std::move(per_token), {}, 0, 0, {}, {}, {}, 1, 0, {}, {}, {}}) {
   opts.validate(session.n_ctx());
   Impl& m = *impl_;
   m.ctx = opts.n_ctx > 0 ? opts.n_ctx : session.n_ctx();
@@ -98,7 +104,16 @@ PerplexityScorer::PerplexityScorer(model::Session& session, const Tokenizer& tok
   }
   m.window.resize(size_t(m.ctx));
   m.lse.resize(size_t(session.n_batch()));
+  if (opts.windows == Windows::Chunks)
+    m.group = std::max(1, std::min(session.n_seq(), std::min(opts.n_batch, session.n_batch()) / m.ctx));
+  if (m.group > 1) {
+    m.pending.resize(size_t(m.group) * size_t(m.ctx));
+    m.pending_base.resize(size_t(m.group));
+    m.chunks.resize(size_t(m.group));
+  }
 }
+
+int PerplexityScorer::chunks_per_eval() const { return impl_->group; }
 
 PerplexityScorer::~PerplexityScorer() = default;
 
@@ -106,31 +121,57 @@ PerplexityScorer::~PerplexityScorer() = default;
 // first_target .. end - 1.
 void PerplexityScorer::score_window(size_t first_target, size_t end) {
   Impl& m = *impl_;
-  const int n = int(end), V = m.s.n_vocab();
+  const int n = int(end);
   std::copy(m.buf.begin(), m.buf.begin() + long(end), m.window.begin());
   if (m.o.windows == Windows::Chunks && m.o.add_bos && m.tok.bos_id()) m.window[0] = *m.tok.bos_id();
   eval_window(m.s, m.window.data(), n, int(first_target) - 1, [&](int r0, const float* logits, int rows) {
-    kernels::logsumexp_rows(m.lse.data(), logits, rows, V);
-    for (int i = 0; i < rows; ++i) {
-      const int id = m.window[size_t(r0 + i + 1)];
-      const float* l = logits + size_t(i) * V;
-      const double nll = double(m.lse[size_t(i)]) - l[id];
-      stats_.tokens += 1;
-      stats_.nll += nll;
-      stats_.nll2 += nll * nll;
-      stats_.bytes += m.tok.token_bytes(id).size();
-      if (m.per_token) {
-        int rank = 1;
-        double entropy = 0;
-        for (int v = 0; v < V; ++v) {
-          rank += l[v] > l[id] || (l[v] == l[id] && v < id);
-          const double lp = double(l[v]) - m.lse[size_t(i)];
-          entropy -= std::exp(lp) * lp;
-        }
-        m.per_token({uint64_t(m.base + r0 + i + 1), id, float(-nll), rank, float(entropy)});
-      }
-    }
+    score_rows(m.window.data(), m.base, r0, logits, rows);
   });
+}
+
+// Scores rows r0 .. r0 + rows - 1 of a window whose first token is at stream index `base`: row
+// r's logits (logits + (r - r0) V) predict window[r + 1].
+void PerplexityScorer::score_rows(const int* window, int64_t base, int r0, const float* logits, int rows) {
+  Impl& m = *impl_;
+  const int V = m.s.n_vocab();
+  kernels::logsumexp_rows(m.lse.data(), logits, rows, V);
+  for (int i = 0; i < rows; ++i) {
+    const int id = window[size_t(r0 + i + 1)];
+    const float* l = logits + size_t(i) * V;
+    const double nll = double(m.lse[size_t(i)]) - l[id];
+    stats_.tokens += 1;
+    stats_.nll += nll;
+    stats_.nll2 += nll * nll;
+    stats_.bytes += m.tok.token_bytes(id).size();
+    if (m.per_token) {
+      int rank = 1;
+      double entropy = 0;
+      for (int v = 0; v < V; ++v) {
+        rank += l[v] > l[id] || (l[v] == l[id] && v < id);
+        const double lp = double(l[v]) - m.lse[size_t(i)];
+        entropy -= std::exp(lp) * lp;
+      }
+      m.per_token({uint64_t(base + r0 + i + 1), id, float(-nll), rank, float(entropy)});
+    }
+  }
+}
+
+// Evaluates the pending chunks together, one slot each, and scores their second halves in
+// stream order.
+void PerplexityScorer::score_group() {
+  Impl& m = *impl_;
+  if (m.n_pending == 0) return;
+  const int ctx = m.ctx, first = ctx / 2, V = m.s.n_vocab();
+  for (int i = 0; i < m.n_pending; ++i) {
+    m.s.keep(0, i);
+    m.chunks[size_t(i)] = {i, m.pending.data() + size_t(i) * size_t(ctx), ctx, first};
+  }
+  const float* logits = m.s.eval_batch(m.chunks.data(), m.n_pending);
+  // Each chunk's wanted rows are first .. ctx - 1; the last predicts nothing in the chunk.
+  for (int i = 0; i < m.n_pending; ++i)
+    score_rows(m.chunks[size_t(i)].tokens, m.pending_base[size_t(i)], first,
+               logits + size_t(i) * size_t(ctx - first) * size_t(V), ctx - 1 - first);
+  m.n_pending = 0;
 }
 
 void PerplexityScorer::add(const int* ids, size_t n) {
@@ -140,7 +181,15 @@ void PerplexityScorer::add(const int* ids, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     m.buf.push_back(ids[i]);
     if (m.buf.size() < ctx) continue;
-    if (m.o.windows == Windows::Chunks) {
+    if (m.o.windows == Windows::Chunks && m.group > 1) {
+      int* w = m.pending.data() + size_t(m.n_pending) * ctx;
+      std::copy(m.buf.begin(), m.buf.end(), w);
+      if (m.o.add_bos && m.tok.bos_id()) w[0] = *m.tok.bos_id();
+      m.pending_base[size_t(m.n_pending)] = m.base;
+      if (++m.n_pending == m.group) score_group();
+      m.buf.clear();
+      m.base += int64_t(ctx);
+    } else if (m.o.windows == Windows::Chunks) {
       score_window(ctx / 2 + 1, ctx);
       m.buf.clear();
       m.base += int64_t(ctx);
@@ -158,6 +207,7 @@ void PerplexityScorer::add(const int* ids, size_t n) {
 
 const PerplexityStats& PerplexityScorer::finish() {
   Impl& m = *impl_;
+  score_group();
   if (m.o.windows == Windows::Sliding && m.base + int64_t(m.buf.size()) > m.scored_to && m.buf.size() >= 2) {
     const size_t first = size_t(std::max<int64_t>(m.scored_to, m.base + 1) - m.base);
     score_window(first, m.buf.size());

@@ -5,7 +5,11 @@
 // is cut into non-overlapping chunks of n_ctx tokens; each chunk starts with BOS (replacing its
 // first token) when add_bos, and only its second half is scored: positions n_ctx/2 .. n_ctx-2
 // predict tokens n_ctx/2+1 .. n_ctx-1. A final partial chunk is not scored. The numbers compare
-// with llama-perplexity -c n_ctx on the same file.
+// with llama-perplexity -c n_ctx on the same file. When the session has several sequence slots
+// (Session's n_seq) and n_batch holds several chunks, up to min(n_seq, n_batch / n_ctx) chunks
+// are evaluated together, one slot each, as llama-perplexity does with n_seq = n_batch / n_ctx:
+// the same rows in fewer, larger matrix products (the per-token scores are the same, up to the
+// order of float additions for types whose batched kernels sum differently).
 // Sliding (Hugging Face's "perplexity of fixed-length models"): windows of n_ctx tokens start
 // every `stride` tokens; each scores the tokens no earlier window scored, with the rest of the
 // window as context; every token but the first is scored once.
@@ -28,7 +32,7 @@ struct PerplexityOptions {
   Windows windows = Windows::Chunks;
   int n_ctx = 0;     // window length; 0 = the model's context length
   int stride = 0;    // Sliding only: tokens between window starts; 0 = n_ctx / 2
-  int n_batch = 512; // tokens per forward pass
+  int n_batch = 512; // tokens per forward pass (Chunks: several chunks per pass when it holds them)
   bool add_bos = true;
   // Throws UsageError for bad values (given the session's context).
   void validate(int session_ctx) const;
@@ -70,9 +74,14 @@ class PerplexityScorer {
   const PerplexityStats& finish();
   // Tokens fed so far (BOS not counted).
   uint64_t fed() const { return fed_; }
+  // Chunks evaluated together (1 unless the session has several slots and n_batch holds
+  // several chunks).
+  int chunks_per_eval() const;
 
  private:
   void score_window(size_t first_target, size_t end);
+  void score_group();
+  void score_rows(const int* window, int64_t base, int r0, const float* logits, int rows);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   PerplexityStats stats_;

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <tuple>
 #include <vector>
 
 #include "base/error.hpp"
@@ -77,6 +78,49 @@ TEST_CASE("chunks: llama.cpp's scheme, BOS first in every chunk, second halves s
     CHECK(st.perplexity_error() > 0);
     CHECK(st.bits_per_byte() == doctest::Approx(st.nll / std::log(2.0) / double(st.bytes)));
   }
+}
+
+TEST_CASE("chunks evaluated together in a session's slots score as one at a time") {
+  Fixture f;
+  const int ctx = 32;
+  // One slot, then groups of 4 (the 4 chunks in one evaluation) and 3 (a group of 3, then one),
+  // and 4 slots with a batch of 2 chunks; the per-token scores come in stream order.
+  std::vector<TokenScore> one;
+  PerplexityStats want;
+  {
+    model::Session s(f.p, ctx, ctx);
+    PerplexityScorer sc(s, f.tok, PerplexityOptions{}, [&](const TokenScore& t) { one.push_back(t); });
+    sc.add(f.stream);
+    want = sc.finish();
+    CHECK(sc.chunks_per_eval() == 1);
+  }
+  REQUIRE(want.tokens == 4 * (ctx - 1 - ctx / 2));
+  for (auto [slots, batch, group] : {std::tuple{4, 4 * ctx, 4}, std::tuple{3, 3 * ctx + 5, 3}, std::tuple{4, 2 * ctx, 2}}) {
+    CAPTURE(slots);
+    CAPTURE(batch);
+    model::Session s(f.p, ctx, batch, slots);
+    PerplexityOptions o;
+    o.n_batch = batch;
+    std::vector<TokenScore> got;
+    PerplexityScorer sc(s, f.tok, o, [&](const TokenScore& t) { got.push_back(t); });
+    CHECK(sc.chunks_per_eval() == group);
+    for (size_t i = 0; i < f.stream.size(); i += 7) sc.add(f.stream.data() + i, std::min<size_t>(7, f.stream.size() - i));
+    const PerplexityStats st = sc.finish();
+    CHECK(st.tokens == want.tokens);
+    CHECK(st.bytes == want.bytes);
+    CHECK(st.nll == doctest::Approx(want.nll).epsilon(1e-5));
+    REQUIRE(got.size() == one.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      CHECK(got[i].position == one[i].position);
+      CHECK(got[i].id == one[i].id);
+      CHECK(got[i].logprob == doctest::Approx(one[i].logprob).epsilon(1e-4));
+    }
+  }
+  // Sliding windows are scored one at a time whatever the slots.
+  model::Session s(f.p, ctx, 4 * ctx, 4);
+  PerplexityOptions o;
+  o.windows = Windows::Sliding, o.n_batch = 4 * ctx;
+  CHECK(PerplexityScorer(s, f.tok, o).chunks_per_eval() == 1);
 }
 
 TEST_CASE("sliding windows: every token after the first scored once, with the window as context") {
