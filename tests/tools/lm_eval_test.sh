@@ -30,6 +30,14 @@ awk -F'\t' 'NR == 2 { exit !($5 > 1 && $5 < 400 && ($5 - exp($4)) ^ 2 < 1e-4 * $
   fail "perplexity is not e^nll: $(sed -n 2p "$T/out")"
 expect_exit 0 "perplexity from stdin" -- sh -c "${ev[*]} < a.txt"
 [[ $(awk -F'\t' 'NR == 2 { $1 = ""; print }' "$T/out") == "$row" ]] && pass || fail "stdin and the file score differently"
+# The model's context is 64, so -b 512 (the default) evaluates 8 chunks together; -b 64 one.
+expect_exit 0 "one chunk per pass" -- "${ev[@]}" -b 64 -v a.txt
+grep -q 'chunks of 64 tokens per evaluation' "$T/err" && fail "-b 64 still groups chunks: $(cat "$T/err")" || pass
+paste <(sed -n 2p "$T/out") <(echo "x $row" | tr ' ' '\t') |
+  awk -F'\t' '{ exit !($2 == $10 && $3 == $11 && ($5 - $13) ^ 2 < 1e-10 * $5 ^ 2) }' && pass ||
+  fail "chunks one per pass and 8 per pass score differently: $(sed -n 2p "$T/out") against $row"
+expect_exit 0 "-v names the chunks per pass" -- "${ev[@]}" -v a.txt
+grep -q '8 chunks of 64 tokens per evaluation (-b 512)' "$T/err" && pass || fail "no grouping line: $(cat "$T/err")"
 expect_exit 0 "--json" -- "${ev[@]}" --json a.txt
 for key in perplexity perplexity_error nll bits_per_byte tokens bytes; do
   [[ -n $(field $key "$T/out") ]] && pass || fail "--json lacks $key: $(cat "$T/out")"
