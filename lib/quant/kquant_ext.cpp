@@ -515,32 +515,43 @@ LM_TARGET_AVX2 inline Scales16 scales16(__m128i sc8) {
 
 // q2_K and q3_K share the walk: per 128-value chunk c, shift k gives values 128c + 32k + l
 // (l 0..31), sub-blocks 8c + 2k (l < 16) and 8c + 2k + 1.
-LM_TARGET_AVX2 float dot_q2_K_avx2(const BlockQ2_K* xs, const BlockQ8_K* ys, size_t nb) {
+// Every walk below takes R activation rows (row r at y + r * y_stride) and unpacks a weight
+// block once for all of them; each row's sums take the same steps as with R = 1, so a batch's
+// products equal the single-row product to the bit (vec_dot is R = 1).
+template <int R>
+LM_TARGET_AVX2 inline __attribute__((always_inline)) void dot_q2_K_avx2(const BlockQ2_K* xs, const uint8_t* y,
+                                                                         size_t y_stride, size_t nb, float* out) {
   const __m256i three = _mm256_set1_epi8(3);
   const __m128i low4 = _mm_set1_epi8(0x0f);
-  __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
+  __m256 acc[R], acc_m[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), acc_m[r] = _mm256_setzero_ps();
   for (size_t blk = 0; blk < nb; ++blk) {
     const BlockQ2_K& x = xs[blk];
-    const BlockQ8_K& y = ys[blk];
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales));
     const __m128i sc8 = _mm_and_si128(raw, low4);
-    const __m128i m8 = _mm_and_si128(_mm_srli_epi16(raw, 4), low4);
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), low4));
     const Scales16 sc = scales16(sc8);
-    __m256i sum = _mm256_setzero_si256();
+    __m256i q[8], s[8];  // values 32i .. 32i + 31 (i = 4c + k) and their sub-blocks' scales
     for (int c = 0; c < 2; ++c) {
-      const __m256i q = load256(x.qs + 32 * c);
+      const __m256i qc = load256(x.qs + 32 * c);
       for (int k = 0; k < 4; ++k) {
-        const __m256i qk = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), three);
-        const __m256i yk = load256(y.qs + 128 * c + 32 * k);
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(qk, yk), pick2(sc.s[c], 2 * k, 2 * k + 1)));
+        q[4 * c + k] = _mm256_and_si256(_mm256_srli_epi16(qc, 2 * k), three);
+        s[4 * c + k] = pick2(sc.s[c], 2 * k, 2 * k + 1);
       }
     }
-    const __m256i mins = _mm256_madd_epi16(load256(y.bsums), _mm256_cvtepu8_epi16(m8));
-    const float dy = y.d;
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * _cvtsh_ss(x.d)), _mm256_cvtepi32_ps(sum), acc);
-    acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dy * _cvtsh_ss(x.dmin)), _mm256_cvtepi32_ps(mins), acc_m);
+    const float xd = _cvtsh_ss(x.d), xm = _cvtsh_ss(x.dmin);
+    for (int r = 0; r < R; ++r) {
+      const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
+      __m256i sum = _mm256_setzero_si256();
+      for (int i = 0; i < 8; ++i)
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], load256(yb.qs + 32 * i)), s[i]));
+      const __m256i mins = _mm256_madd_epi16(load256(yb.bsums), m16);
+      const float dy = yb.d;
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dy * xd), _mm256_cvtepi32_ps(sum), acc[r]);
+      acc_m[r] = _mm256_fmadd_ps(_mm256_set1_ps(dy * xm), _mm256_cvtepi32_ps(mins), acc_m[r]);
+    }
   }
-  return hsum8(_mm256_sub_ps(acc, acc_m));
+  for (int r = 0; r < R; ++r) out[r] = hsum8(_mm256_sub_ps(acc[r], acc_m[r]));
 }
 
 // The 16 scales of a q3_K block (q3_scale) as int8 lanes: the low nibbles of bytes 0..7 for
@@ -555,33 +566,42 @@ LM_TARGET_AVX2 inline __m128i q3_scales_sse(const uint8_t* scales) {
   return _mm_sub_epi8(_mm_setr_epi32(int(s0), int(s1), int(s2), int(s3)), _mm_set1_epi8(32));
 }
 
-LM_TARGET_AVX2 float dot_q3_K_avx2(const BlockQ3_K* xs, const BlockQ8_K* ys, size_t nb) {
+template <int R>
+LM_TARGET_AVX2 inline __attribute__((always_inline)) void dot_q3_K_avx2(const BlockQ3_K* xs, const uint8_t* y,
+                                                                         size_t y_stride, size_t nb, float* out) {
   const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   for (size_t blk = 0; blk < nb; ++blk) {
     const BlockQ3_K& x = xs[blk];
-    const BlockQ8_K& y = ys[blk];
     const __m128i sc8 = q3_scales_sse(x.scales);
+    const __m256i off16 = _mm256_cvtepi8_epi16(sc8);
     const Scales16 sc = scales16(sc8);
     const __m256i hm = load256(x.hmask);
-    __m256i sum = _mm256_setzero_si256();
+    __m256i q[8], s[8];
     for (int c = 0; c < 2; ++c) {
-      const __m256i q = load256(x.qs + 32 * c);
+      const __m256i qc = load256(x.qs + 32 * c);
       for (int k = 0; k < 4; ++k) {
         // q + 4 = low 2 bits + 4 * high bit (bit 4c + k of hmask[l]).
         const __m256i bit = _mm256_set1_epi8(char(1 << (4 * c + k)));
         const __m256i high = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
-        const __m256i qk = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * k), three), high);
-        const __m256i yk = load256(y.qs + 128 * c + 32 * k);
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(qk, yk), pick2(sc.s[c], 2 * k, 2 * k + 1)));
+        q[4 * c + k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qc, 2 * k), three), high);
+        s[4 * c + k] = pick2(sc.s[c], 2 * k, 2 * k + 1);
       }
     }
-    // - 4 * sum_g sc[g] * bsums[g]
-    const __m256i off = _mm256_madd_epi16(load256(y.bsums), _mm256_cvtepi8_epi16(sc8));
-    sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(off, 2));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(y.d * _cvtsh_ss(x.d)), _mm256_cvtepi32_ps(sum), acc);
+    const float xd = _cvtsh_ss(x.d);
+    for (int r = 0; r < R; ++r) {
+      const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
+      __m256i sum = _mm256_setzero_si256();
+      for (int i = 0; i < 8; ++i)
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], load256(yb.qs + 32 * i)), s[i]));
+      // - 4 * sum_g sc[g] * bsums[g]
+      const __m256i off = _mm256_madd_epi16(load256(yb.bsums), off16);
+      sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(off, 2));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * xd), _mm256_cvtepi32_ps(sum), acc[r]);
+    }
   }
-  return hsum8(acc);
+  for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]);
 }
 
 LM_TARGET_AVX2 float dot_q5_K_avx2(const BlockQ5_K* xs, const BlockQ8_K* ys, size_t nb) {
@@ -616,30 +636,41 @@ LM_TARGET_AVX2 float dot_q5_K_avx2(const BlockQ5_K* xs, const BlockQ8_K* ys, siz
   return hsum8(_mm256_sub_ps(acc, acc_m));
 }
 
-LM_TARGET_AVX2 float dot_iq4_xs_avx2(const BlockIQ4_XS* xs, const BlockQ8_K* ys, size_t nb) {
+template <int R>
+LM_TARGET_AVX2 inline __attribute__((always_inline)) void dot_iq4_xs_avx2(const BlockIQ4_XS* xs, const uint8_t* y,
+                                                                           size_t y_stride, size_t nb, float* out) {
   const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rules::kIq4Levels)));
   const __m256i low4 = _mm256_set1_epi8(0x0f);
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   for (size_t blk = 0; blk < nb; ++blk) {
     const BlockIQ4_XS& x = xs[blk];
-    const BlockQ8_K& y = ys[blk];
-    __m256i sum = _mm256_setzero_si256();
+    __m256i q[8], a[8];  // sub-block i's signed levels and their magnitudes
+    short sc[8];
     for (int p = 0; p < 4; ++p) {  // sub-blocks 2p and 2p + 1
       const __m256i v = load256(x.qs + 32 * p);
       // Sub-block 2p's 16 bytes are v's low half: low nibbles values 0..15, high 16..31.
       const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-      const __m256i q0 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));  // sub-block 2p
-      const __m256i q1 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));  // 2p + 1
-      const __m256i y0 = load256(y.qs + 64 * p), y1 = load256(y.qs + 64 * p + 32);
-      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q0, q0), _mm256_sign_epi8(y0, q0)),
-                                           _mm256_set1_epi16(short(iq4_xs_scale(x, 2 * p))));
-      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q1, q1), _mm256_sign_epi8(y1, q1)),
-                                           _mm256_set1_epi16(short(iq4_xs_scale(x, 2 * p + 1))));
-      sum = _mm256_add_epi32(sum, _mm256_add_epi32(p0, p1));
+      q[2 * p] = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
+      q[2 * p + 1] = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(y.d * _cvtsh_ss(x.d)), _mm256_cvtepi32_ps(sum), acc);
+    for (int i = 0; i < 8; ++i) a[i] = _mm256_sign_epi8(q[i], q[i]), sc[i] = short(iq4_xs_scale(x, i));
+    const float xd = _cvtsh_ss(x.d);
+    for (int r = 0; r < R; ++r) {
+      const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
+      __m256i sum = _mm256_setzero_si256();
+      for (int p = 0; p < 4; ++p) {
+        const __m256i y0 = load256(yb.qs + 64 * p), y1 = load256(yb.qs + 64 * p + 32);
+        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(a[2 * p], _mm256_sign_epi8(y0, q[2 * p])),
+                                             _mm256_set1_epi16(sc[2 * p]));
+        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(a[2 * p + 1], _mm256_sign_epi8(y1, q[2 * p + 1])),
+                                             _mm256_set1_epi16(sc[2 * p + 1]));
+        sum = _mm256_add_epi32(sum, _mm256_add_epi32(p0, p1));
+      }
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * xd), _mm256_cvtepi32_ps(sum), acc[r]);
+    }
   }
-  return hsum8(acc);
+  for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]);
 }
 
 // ---- dot products: AVX-512 (q3_K) ----
@@ -668,37 +699,79 @@ LM_TARGET_AVX512 inline __m512i scales_of_group(__m512i sc16, int g) {
 // q3_K: the 32 bytes of chunk c broadcast to both halves, the low half shifted by 2k and the
 // high half by 2k + 2 (k = 2j): values 128c + 64j .. + 63, against 64 contiguous activations;
 // sub-blocks 8c + 4j .. + 3 in the four 128-bit lanes.
-LM_TARGET_AVX512 float dot_q3_K_avx512(const BlockQ3_K* xs, const BlockQ8_K* ys, size_t nb) {
+template <int R>
+LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q3_K_avx512(const BlockQ3_K* xs, const uint8_t* y,
+                                                                             size_t y_stride, size_t nb, float* out) {
   const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
   const __m512i shift[2] = {_mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1),
                             _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1)};
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   for (size_t blk = 0; blk < nb; ++blk) {
     const BlockQ3_K& x = xs[blk];
-    const BlockQ8_K& y = ys[blk];
     const __m128i sc8 = q3_scales_sse(x.scales);
-    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
+    const __m256i off16 = _mm256_cvtepi8_epi16(sc8);
+    const __m512i sc16 = _mm512_castsi256_si512(off16);
     const __m512i hm = _mm512_broadcast_i64x4(load256(x.hmask));
-    __m512i p[4];
+    __m512i q[4], s[4];
     for (int c = 0; c < 2; ++c) {
-      const __m512i q = _mm512_broadcast_i64x4(load256(x.qs + 32 * c));
+      const __m512i qc = _mm512_broadcast_i64x4(load256(x.qs + 32 * c));
       for (int j = 0; j < 2; ++j) {
         // q + 4 = low 2 bits + 4 * high bit (bit 4c + k of hmask[l], k = 2j low half, 2j + 1 high).
         const int k = 4 * c + 2 * j;
         const __m512i bit = _mm512_inserti64x4(_mm512_set1_epi8(char(1 << k)), _mm256_set1_epi8(char(1 << (k + 1))), 1);
-        const __m512i low = _mm512_and_si512(_mm512_srlv_epi16(q, shift[j]), three);
-        const __m512i qk = _mm512_mask_add_epi8(low, _mm512_test_epi8_mask(hm, bit), low, four);
-        const __m512i yk = _mm512_loadu_si512(y.qs + 128 * c + 64 * j);
-        p[2 * c + j] = _mm512_madd_epi16(_mm512_maddubs_epi16(qk, yk), scales_of_group(sc16, 2 * c + j));
+        const __m512i low = _mm512_and_si512(_mm512_srlv_epi16(qc, shift[j]), three);
+        q[2 * c + j] = _mm512_mask_add_epi8(low, _mm512_test_epi8_mask(hm, bit), low, four);
+        s[2 * c + j] = scales_of_group(sc16, 2 * c + j);
       }
     }
-    const __m512i sum = _mm512_add_epi32(_mm512_add_epi32(p[0], p[1]), _mm512_add_epi32(p[2], p[3]));
-    // - 4 * sum_g sc[g] * bsums[g]
-    const __m256i off = _mm256_madd_epi16(load256(y.bsums), _mm256_cvtepi8_epi16(sc8));
-    const __m256i s = _mm256_sub_epi32(fold(sum), _mm256_slli_epi32(off, 2));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(y.d * _cvtsh_ss(x.d)), _mm256_cvtepi32_ps(s), acc);
+    const float xd = _cvtsh_ss(x.d);
+    for (int r = 0; r < R; ++r) {
+      const BlockQ8_K& yb = reinterpret_cast<const BlockQ8_K*>(y + size_t(r) * y_stride)[blk];
+      __m512i p[4];
+      for (int i = 0; i < 4; ++i) p[i] = _mm512_madd_epi16(_mm512_maddubs_epi16(q[i], _mm512_loadu_si512(yb.qs + 64 * i)), s[i]);
+      const __m512i sum = _mm512_add_epi32(_mm512_add_epi32(p[0], p[1]), _mm512_add_epi32(p[2], p[3]));
+      // - 4 * sum_g sc[g] * bsums[g]
+      const __m256i off = _mm256_madd_epi16(load256(yb.bsums), off16);
+      const __m256i sm = _mm256_sub_epi32(fold(sum), _mm256_slli_epi32(off, 2));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(yb.d * xd), _mm256_cvtepi32_ps(sm), acc[r]);
+    }
   }
-  return hsum8(acc);
+  for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]);
+}
+
+// nx weight rows (row i at x + i * x_stride bytes) against ny activation rows, in runs of 8
+// activation rows, then 4, then the remainder: out[i * ny + j] (kquant.cpp's tiles, for these
+// walks). One function per walk and target.
+#define LM_ROWS_TILE(NAME, TARGET, BLOCK, KERNEL)                                                                  \
+  TARGET void NAME(const uint8_t* x, size_t x_stride, int nx, const uint8_t* y, size_t y_stride, int ny, size_t nb, \
+                   float* out) {                                                                                   \
+    for (int i = 0; i < nx; ++i) {                                                                                 \
+      const auto* xs = reinterpret_cast<const BLOCK*>(x + size_t(i) * x_stride);                                   \
+      float* o = out + size_t(i) * ny;                                                                             \
+      int j = 0;                                                                                                   \
+      for (; j + 8 <= ny; j += 8) KERNEL<8>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
+      for (; j + 4 <= ny; j += 4) KERNEL<4>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
+      switch (ny - j) {                                                                                            \
+        case 3: KERNEL<3>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
+        case 2: KERNEL<2>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
+        case 1: KERNEL<1>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
+        default: break;                                                                                            \
+      }                                                                                                            \
+    }                                                                                                              \
+  }
+LM_ROWS_TILE(tile_q2_K_avx2, LM_TARGET_AVX2, BlockQ2_K, dot_q2_K_avx2)
+LM_ROWS_TILE(tile_q3_K_avx2, LM_TARGET_AVX2, BlockQ3_K, dot_q3_K_avx2)
+LM_ROWS_TILE(tile_q3_K_avx512, LM_TARGET_AVX512, BlockQ3_K, dot_q3_K_avx512)
+LM_ROWS_TILE(tile_iq4_xs_avx2, LM_TARGET_AVX2, BlockIQ4_XS, dot_iq4_xs_avx2)
+#undef LM_ROWS_TILE
+
+// One weight row, one activation row.
+template <typename Block, void (*Tile)(const uint8_t*, size_t, int, const uint8_t*, size_t, int, size_t, float*)>
+float one_row(const void* x, const void* y, size_t n) {
+  float out;
+  Tile(static_cast<const uint8_t*>(x), 0, 1, static_cast<const uint8_t*>(y), 0, 1, n / kSuperBlock, &out);
+  return out;
 }
 
 bool use_avx2() { return dot_path() >= DotPath::Avx2; }
@@ -706,14 +779,13 @@ bool use_avx2() { return dot_path() >= DotPath::Avx2; }
 }  // namespace
 
 float vec_dot_q2_K_q8_K(const void* x, const void* y, size_t n) {
-  if (use_avx2()) return dot_q2_K_avx2(static_cast<const BlockQ2_K*>(x), static_cast<const BlockQ8_K*>(y), n / kSuperBlock);
+  if (use_avx2()) return one_row<BlockQ2_K, tile_q2_K_avx2>(x, y, n);
   return vec_dot_q2_K_q8_K_ref(x, y, n);
 }
 
 float vec_dot_q3_K_q8_K(const void* x, const void* y, size_t n) {
-  if (dot_path() == DotPath::Avx512Vnni)
-    return dot_q3_K_avx512(static_cast<const BlockQ3_K*>(x), static_cast<const BlockQ8_K*>(y), n / kSuperBlock);
-  if (use_avx2()) return dot_q3_K_avx2(static_cast<const BlockQ3_K*>(x), static_cast<const BlockQ8_K*>(y), n / kSuperBlock);
+  if (dot_path() == DotPath::Avx512Vnni) return one_row<BlockQ3_K, tile_q3_K_avx512>(x, y, n);
+  if (use_avx2()) return one_row<BlockQ3_K, tile_q3_K_avx2>(x, y, n);
   return vec_dot_q3_K_q8_K_ref(x, y, n);
 }
 
@@ -728,9 +800,35 @@ float vec_dot_q5_K_q8_K(const void* x, const void* y, size_t n) {
 }
 
 float vec_dot_iq4_xs_q8_K(const void* x, const void* y, size_t n) {
-  if (use_avx2())
-    return dot_iq4_xs_avx2(static_cast<const BlockIQ4_XS*>(x), static_cast<const BlockQ8_K*>(y), n / kSuperBlock);
+  if (use_avx2()) return one_row<BlockIQ4_XS, tile_iq4_xs_avx2>(x, y, n);
   return vec_dot_iq4_xs_q8_K_ref(x, y, n);
+}
+
+namespace {
+// The walk's tile on the paths that have one, else vec_dot per pair (the plain twin).
+using TileKernel = void (*)(const uint8_t*, size_t, int, const uint8_t*, size_t, int, size_t, float*);
+void rows_tile(TileKernel avx512, TileKernel avx2, float (*dot)(const void*, const void*, size_t), const void* x,
+               size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n, float* out) {
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const auto* yb = static_cast<const uint8_t*>(y);
+  TileKernel k = dot_path() == DotPath::Avx512Vnni && avx512 ? avx512 : use_avx2() ? avx2 : nullptr;
+  if (k) return k(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
+  for (int i = 0; i < nx; ++i)
+    for (int j = 0; j < ny; ++j) out[size_t(i) * ny + j] = dot(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
+}
+}  // namespace
+
+void vec_dot_q2_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
+                            float* out) {
+  rows_tile(nullptr, tile_q2_K_avx2, vec_dot_q2_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
+}
+void vec_dot_q3_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
+                            float* out) {
+  rows_tile(tile_q3_K_avx512, tile_q3_K_avx2, vec_dot_q3_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
+}
+void vec_dot_iq4_xs_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
+                              float* out) {
+  rows_tile(nullptr, tile_iq4_xs_avx2, vec_dot_iq4_xs_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
 }
 
 }  // namespace lm::quant

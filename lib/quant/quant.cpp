@@ -258,6 +258,9 @@ void vec_dot_tile(GgmlType t, const void* x, size_t x_stride, int nx, const void
   if (t == GgmlType::Q4_K) return vec_dot_q4_K_q8_K_tile(x, x_stride, nx, y, y_stride, ny, n, out);
   if (t == GgmlType::Q6_K) return vec_dot_q6_K_q8_K_tile(x, x_stride, nx, y, y_stride, ny, n, out);
   if (t == GgmlType::Q5_K) return vec_dot_q5_K_q8_K_tile(x, x_stride, nx, y, y_stride, ny, n, out);
+  if (t == GgmlType::Q2_K) return vec_dot_q2_K_q8_K_tile(x, x_stride, nx, y, y_stride, ny, n, out);
+  if (t == GgmlType::Q3_K) return vec_dot_q3_K_q8_K_tile(x, x_stride, nx, y, y_stride, ny, n, out);
+  if (t == GgmlType::IQ4_XS) return vec_dot_iq4_xs_q8_K_tile(x, x_stride, nx, y, y_stride, ny, n, out);
   const auto* xb = static_cast<const uint8_t*>(x);
   const auto* yb = static_cast<const uint8_t*>(y);
   for (int i = 0; i < nx; ++i)

@@ -130,7 +130,8 @@ float vec_dot(format::GgmlType t, const void* x, const void* y, size_t n);
 float vec_dot_ref(format::GgmlType t, const void* x, const void* y, size_t n);
 // vec_dot of nx weight rows (row i at x + i * x_stride bytes) with ny activation rows (row j at
 // y + j * y_stride) into out[i * ny + j], each equal to vec_dot(t, row i, row j, n) to the bit.
-// q4_K, q5_K and q6_K read each weight row once for 8 activation rows.
+// q4_K, q5_K and q6_K (on AVX-512 VNNI) and q2_K, q3_K and iq4_xs (AVX2 and up) read each
+// weight row once for 8 activation rows.
 void vec_dot_tile(format::GgmlType t, const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny,
                   size_t n, float* out);
 

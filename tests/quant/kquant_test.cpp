@@ -405,14 +405,14 @@ TEST_CASE("vec_dot: zero rows give exactly zero on every path") {
   }
 }
 
-// vec_dot_tile reads a weight row once for several activation rows (AVX-512 VNNI: 4 at a time
-// for q4_K and q6_K); each product must still equal vec_dot's to the bit, so a batch of
+// vec_dot_tile reads a weight row once for several activation rows (up to 8: q4_K, q5_K, q6_K
+// on AVX-512 VNNI, q2_K, q3_K, iq4_xs on AVX2 and up); each product must still equal vec_dot's to the bit, so a batch of
 // sequences decodes as each would alone. The rows sit further apart than their size, and the
 // slot after the last output must stay untouched.
 TEST_CASE("vec_dot_tile: every product equals vec_dot's to the bit, on every path") {
   PathGuard guard;
   lm::Rng rng(7);
-  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K}) {
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::IQ4_XS}) {
     const size_t n = 3 * kSuperBlock;
     const int nx = 3;
     const size_t x_stride = row_size(t, n) + 8;
