@@ -75,7 +75,9 @@ for t in "${targets[@]}"; do
   cov=$(grep -o 'cov: [0-9]*' $b/logs/$t.log | tail -1 | cut -d' ' -f2)
   new=$(($(ls $b/findings/$t | wc -l) - before))
   what=0
-  if ((rc != 0 || new > 0)); then
+  if ((rc == 72 && new == 0)) && grep -q 'libFuzzer: run interrupted' $b/logs/$t.log; then
+    what="0 (interrupted)"  # SIGINT: libFuzzer prints its stats and exits 72
+  elif ((rc != 0 || new > 0)); then
     findings=$((findings + 1))
     what="1 ($(grep -m1 -oE 'ERROR: [A-Za-z]+: [^(]*|runtime error: .*|finding: .*|deadly signal|Assertion .*|uncaught exception.*' $b/logs/$t.log | head -c 120); input: $(ls -t $b/findings/$t | head -1), log: $b/logs/$t.log)"
   fi
