@@ -57,10 +57,18 @@ constexpr size_t kParallelMin = 16384;
 //        154-166 for q6_K at N = 512, 15 and 7 at N = 8). Every batch then takes the same
 //        kernel, so a batch of sequences gets the logits each would get alone, and a prompt the
 //        same as in pieces.
-//   q2_K, q3_K, iq4_xs, and q4_K, q5_K, q6_K off AVX-512 VNNI (one pair at a time, about 52
-//        GMAC/s for q5_K): up to 32 rows. N = 8 and 16 gained for every type and none lost at
-//        32; q5_K N = 32: 52 / 49, N = 64: 52 / 95.
-constexpr int kDotMaxRows = 32, kDotMaxRowsTile = std::numeric_limits<int>::max();
+//   q3_K from AVX2 up: always. Its tile (quant::vec_dot_tile, AVX-512 on VNNI) unpacks a
+//        weight block once for 8 activation rows: qgemm_bench on the medium layer at 2 threads,
+//        N = 8 / 64 / 512, 96-113 / 116 / 116-117 GMAC/s, against 47-50 / 56-63 / 84-94 before
+//        (pairs to 32 rows, panels beyond).
+//   q2_K, iq4_xs from AVX2 up: to 64 rows (kDotMaxRowsAvx2Tile). Their tiles are AVX2 walks:
+//        N = 8 and 64 gain (q2_K 65-74 / 79-85 against 45-66 / 54-61, iq4_xs 68-79 / 67-86
+//        against 34-47 / 42-50), but at N = 512 the panels stay ahead for q2_K (91-94 against
+//        80-83) and level for iq4_xs (77-90 against 79-83).
+//   q4_K, q5_K, q6_K off AVX-512 VNNI (one pair at a time, about 52 GMAC/s for q5_K): up to 32
+//        rows. N = 8 and 16 gained for every type and none lost at 32; q5_K N = 32: 52 / 49,
+//        N = 64: 52 / 95.
+constexpr int kDotMaxRows = 32, kDotMaxRowsAvx2Tile = 64, kDotMaxRowsTile = std::numeric_limits<int>::max();
 static_assert(kRowBlock % kStrip == 0, "row blocks start on a strip");
 
 size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
@@ -546,10 +554,14 @@ void panel_forward(float* y, const float* x, const QWeight& W, int N, float beta
 }
 
 int dot_max_rows(GgmlType t) {
-  // The tile is AVX-512 VNNI code; elsewhere these types compute a pair at a time, as the others.
-  const bool tile = (t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) &&
-                    quant::dot_path() == quant::DotPath::Avx512Vnni;
-  return tile ? kDotMaxRowsTile : kDotMaxRows;
+  // q4_K, q5_K, q6_K: the tile is AVX-512 VNNI code; elsewhere they compute a pair at a time.
+  // q3_K: tiles from AVX2 up, for every batch. q2_K, iq4_xs: tiles from AVX2 up, to 64 rows.
+  const quant::DotPath path = quant::dot_path();
+  if ((t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) && path == quant::DotPath::Avx512Vnni)
+    return kDotMaxRowsTile;
+  if (t == GgmlType::Q3_K && path >= quant::DotPath::Avx2) return kDotMaxRowsTile;
+  if ((t == GgmlType::Q2_K || t == GgmlType::IQ4_XS) && path >= quant::DotPath::Avx2) return kDotMaxRowsAvx2Tile;
+  return kDotMaxRows;
 }
 bool use_kdot(const QWeight& W, int N) { return has_dot(W.type) && N <= dot_max_rows(W.type); }
 
@@ -640,9 +652,9 @@ size_t qmatmul_scratch(const QWeight& W, int N) {
   if (is_packed(W.type)) return act_stride(W.cols) * size_t(N);
   if (use_kdot(W, N)) return align64(act_row(W.type, W.cols) * size_t(N));
   // At least what any shorter batch takes (a type that takes panels takes dot products up to
-  // kDotMaxRows rows), so sizing for the longest batch covers them all.
+  // dot_max_rows() rows), so sizing for the longest batch covers them all.
   return std::max(size_t(std::min(kPanel, W.rows)) * size_t(W.cols) * sizeof(float),
-                  align64(act_row(W.type, W.cols) * size_t(kDotMaxRows)));
+                  align64(act_row(W.type, W.cols) * size_t(dot_max_rows(W.type))));
 }
 
 // Quantizes x for W's type (when W needs it) into scratch.
