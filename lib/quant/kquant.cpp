@@ -594,26 +594,6 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q6_K_avx512(cons
   }
 }
 
-// nx weight rows (row i at x + i * x_stride bytes) against ny activation rows, in runs of 8
-// activation rows, then 4, then the remainder: out[i * ny + j]. One function per type, so the
-// kernels' constants are set up once per call rather than once per weight row.
-#define LM_DOT_TILE(NAME, BLOCK, KERNEL)                                                                           \
-  LM_TARGET_AVX512 void NAME(const uint8_t* x, size_t x_stride, int nx, const uint8_t* y, size_t y_stride, int ny, \
-                             size_t nb, float* out) {                                                              \
-    for (int i = 0; i < nx; ++i) {                                                                                 \
-      const auto* xs = reinterpret_cast<const BLOCK*>(x + size_t(i) * x_stride);                                   \
-      float* o = out + size_t(i) * ny;                                                                             \
-      int j = 0;                                                                                                   \
-      for (; j + 8 <= ny; j += 8) KERNEL<8>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
-      for (; j + 4 <= ny; j += 4) KERNEL<4>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
-      switch (ny - j) {                                                                                            \
-        case 3: KERNEL<3>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
-        case 2: KERNEL<2>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
-        case 1: KERNEL<1>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
-        default: break;                                                                                            \
-      }                                                                                                            \
-    }                                                                                                              \
-  }
 // One weight row, one activation row: vec_dot.
 LM_TARGET_AVX512 float dot_q4_K_avx512_1(const BlockQ4_K* x, const BlockQ8_K* y, size_t nb) {
   float out;
@@ -626,10 +606,9 @@ LM_TARGET_AVX512 float dot_q6_K_avx512_1(const BlockQ6_K* x, const BlockQ8_K* y,
   return out;
 }
 
-LM_DOT_TILE(dot_tile_q4_K_avx512, BlockQ4_K, dot_q45_K_avx512)
-LM_DOT_TILE(dot_tile_q6_K_avx512, BlockQ6_K, dot_q6_K_avx512)
-LM_DOT_TILE(dot_tile_q5_K_avx512, BlockQ5_K, dot_q45_K_avx512)
-#undef LM_DOT_TILE
+LM_QUANT_TILE(dot_tile_q4_K_avx512, LM_TARGET_AVX512, BlockQ4_K, dot_q45_K_avx512)
+LM_QUANT_TILE(dot_tile_q6_K_avx512, LM_TARGET_AVX512, BlockQ6_K, dot_q6_K_avx512)
+LM_QUANT_TILE(dot_tile_q5_K_avx512, LM_TARGET_AVX512, BlockQ5_K, dot_q45_K_avx512)
 
 DotPath best_dot_path() {
   __builtin_cpu_init();

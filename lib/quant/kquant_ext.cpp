@@ -740,31 +740,11 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q3_K_avx512(cons
   for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]);
 }
 
-// nx weight rows (row i at x + i * x_stride bytes) against ny activation rows, in runs of 8
-// activation rows, then 4, then the remainder: out[i * ny + j] (kquant.cpp's tiles, for these
-// walks). One function per walk and target.
-#define LM_ROWS_TILE(NAME, TARGET, BLOCK, KERNEL)                                                                  \
-  TARGET void NAME(const uint8_t* x, size_t x_stride, int nx, const uint8_t* y, size_t y_stride, int ny, size_t nb, \
-                   float* out) {                                                                                   \
-    for (int i = 0; i < nx; ++i) {                                                                                 \
-      const auto* xs = reinterpret_cast<const BLOCK*>(x + size_t(i) * x_stride);                                   \
-      float* o = out + size_t(i) * ny;                                                                             \
-      int j = 0;                                                                                                   \
-      for (; j + 8 <= ny; j += 8) KERNEL<8>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
-      for (; j + 4 <= ny; j += 4) KERNEL<4>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
-      switch (ny - j) {                                                                                            \
-        case 3: KERNEL<3>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
-        case 2: KERNEL<2>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
-        case 1: KERNEL<1>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
-        default: break;                                                                                            \
-      }                                                                                                            \
-    }                                                                                                              \
-  }
-LM_ROWS_TILE(tile_q2_K_avx2, LM_TARGET_AVX2, BlockQ2_K, dot_q2_K_avx2)
-LM_ROWS_TILE(tile_q3_K_avx2, LM_TARGET_AVX2, BlockQ3_K, dot_q3_K_avx2)
-LM_ROWS_TILE(tile_q3_K_avx512, LM_TARGET_AVX512, BlockQ3_K, dot_q3_K_avx512)
-LM_ROWS_TILE(tile_iq4_xs_avx2, LM_TARGET_AVX2, BlockIQ4_XS, dot_iq4_xs_avx2)
-#undef LM_ROWS_TILE
+// The tiles (simd.hpp), one per walk and target.
+LM_QUANT_TILE(tile_q2_K_avx2, LM_TARGET_AVX2, BlockQ2_K, dot_q2_K_avx2)
+LM_QUANT_TILE(tile_q3_K_avx2, LM_TARGET_AVX2, BlockQ3_K, dot_q3_K_avx2)
+LM_QUANT_TILE(tile_q3_K_avx512, LM_TARGET_AVX512, BlockQ3_K, dot_q3_K_avx512)
+LM_QUANT_TILE(tile_iq4_xs_avx2, LM_TARGET_AVX2, BlockIQ4_XS, dot_iq4_xs_avx2)
 
 // One weight row, one activation row.
 template <typename Block, void (*Tile)(const uint8_t*, size_t, int, const uint8_t*, size_t, int, size_t, float*)>

@@ -12,6 +12,29 @@
 #define LM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define LM_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
+// Defines NAME(x, x_stride, nx, y, y_stride, ny, nb, out) for target attribute TARGET: nx weight
+// rows of BLOCK (row i at x + i * x_stride bytes) against ny activation rows (row j at y + j *
+// y_stride), KERNEL<R>(row's blocks, y, y_stride, nb, out) on runs of 8 activation rows, then 4,
+// then the remainder, into out[i * ny + j]. One function per kernel, so its constants are set up
+// once per call rather than once per weight row. The K-quant tiles (kquant.cpp, kquant_ext.cpp).
+#define LM_QUANT_TILE(NAME, TARGET, BLOCK, KERNEL)                                                                 \
+  TARGET void NAME(const uint8_t* x, size_t x_stride, int nx, const uint8_t* y, size_t y_stride, int ny, size_t nb, \
+                   float* out) {                                                                                   \
+    for (int i = 0; i < nx; ++i) {                                                                                 \
+      const auto* xs = reinterpret_cast<const BLOCK*>(x + size_t(i) * x_stride);                                   \
+      float* o = out + size_t(i) * ny;                                                                             \
+      int j = 0;                                                                                                   \
+      for (; j + 8 <= ny; j += 8) KERNEL<8>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
+      for (; j + 4 <= ny; j += 4) KERNEL<4>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j);                    \
+      switch (ny - j) {                                                                                            \
+        case 3: KERNEL<3>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
+        case 2: KERNEL<2>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
+        case 1: KERNEL<1>(xs, y + size_t(j) * y_stride, y_stride, nb, o + j); break;                               \
+        default: break;                                                                                            \
+      }                                                                                                            \
+    }                                                                                                              \
+  }
+
 namespace lm::quant {
 
 // The sum of v's 8 lanes: ((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7)).
