@@ -656,31 +656,17 @@ float vec_dot_q6_K_q8_K(const void* x, const void* y, size_t n) {
   return vec_dot_q6_K_q8_K_ref(x, y, n);
 }
 
-namespace {
-// The tile on the AVX-512 VNNI path, else the type's vec_dot per pair.
-using TileKernel = void (*)(const uint8_t*, size_t, int, const uint8_t*, size_t, int, size_t, float*);
-using DotKernel = float (*)(const void*, const void*, size_t);
-void dot_tile(TileKernel tile, DotKernel dot, const void* x, size_t x_stride, int nx, const void* y, size_t y_stride,
-              int ny, size_t n, float* out) {
-  const auto* xb = static_cast<const uint8_t*>(x);
-  const auto* yb = static_cast<const uint8_t*>(y);
-  if (current_dot_path() == DotPath::Avx512Vnni) return tile(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
-  for (int i = 0; i < nx; ++i)
-    for (int j = 0; j < ny; ++j) out[size_t(i) * ny + j] = dot(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
-}
-}  // namespace
-
 void vec_dot_q4_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out) {
-  dot_tile(dot_tile_q4_K_avx512, vec_dot_q4_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
+  dot_tile(dot_tile_q4_K_avx512, nullptr, vec_dot_q4_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
 }
 void vec_dot_q5_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out) {
-  dot_tile(dot_tile_q5_K_avx512, vec_dot_q5_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
+  dot_tile(dot_tile_q5_K_avx512, nullptr, vec_dot_q5_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
 }
 void vec_dot_q6_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out) {
-  dot_tile(dot_tile_q6_K_avx512, vec_dot_q6_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
+  dot_tile(dot_tile_q6_K_avx512, nullptr, vec_dot_q6_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
 }
 
 }  // namespace lm::quant

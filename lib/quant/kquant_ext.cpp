@@ -747,7 +747,7 @@ LM_QUANT_TILE(tile_q3_K_avx512, LM_TARGET_AVX512, BlockQ3_K, dot_q3_K_avx512)
 LM_QUANT_TILE(tile_iq4_xs_avx2, LM_TARGET_AVX2, BlockIQ4_XS, dot_iq4_xs_avx2)
 
 // One weight row, one activation row.
-template <typename Block, void (*Tile)(const uint8_t*, size_t, int, const uint8_t*, size_t, int, size_t, float*)>
+template <TileKernel Tile>
 float one_row(const void* x, const void* y, size_t n) {
   float out;
   Tile(static_cast<const uint8_t*>(x), 0, 1, static_cast<const uint8_t*>(y), 0, 1, n / kSuperBlock, &out);
@@ -759,13 +759,13 @@ bool use_avx2() { return dot_path() >= DotPath::Avx2; }
 }  // namespace
 
 float vec_dot_q2_K_q8_K(const void* x, const void* y, size_t n) {
-  if (use_avx2()) return one_row<BlockQ2_K, tile_q2_K_avx2>(x, y, n);
+  if (use_avx2()) return one_row<tile_q2_K_avx2>(x, y, n);
   return vec_dot_q2_K_q8_K_ref(x, y, n);
 }
 
 float vec_dot_q3_K_q8_K(const void* x, const void* y, size_t n) {
-  if (dot_path() == DotPath::Avx512Vnni) return one_row<BlockQ3_K, tile_q3_K_avx512>(x, y, n);
-  if (use_avx2()) return one_row<BlockQ3_K, tile_q3_K_avx2>(x, y, n);
+  if (dot_path() == DotPath::Avx512Vnni) return one_row<tile_q3_K_avx512>(x, y, n);
+  if (use_avx2()) return one_row<tile_q3_K_avx2>(x, y, n);
   return vec_dot_q3_K_q8_K_ref(x, y, n);
 }
 
@@ -780,35 +780,21 @@ float vec_dot_q5_K_q8_K(const void* x, const void* y, size_t n) {
 }
 
 float vec_dot_iq4_xs_q8_K(const void* x, const void* y, size_t n) {
-  if (use_avx2()) return one_row<BlockIQ4_XS, tile_iq4_xs_avx2>(x, y, n);
+  if (use_avx2()) return one_row<tile_iq4_xs_avx2>(x, y, n);
   return vec_dot_iq4_xs_q8_K_ref(x, y, n);
 }
 
-namespace {
-// The walk's tile on the paths that have one, else vec_dot per pair (the plain twin).
-using TileKernel = void (*)(const uint8_t*, size_t, int, const uint8_t*, size_t, int, size_t, float*);
-void rows_tile(TileKernel avx512, TileKernel avx2, float (*dot)(const void*, const void*, size_t), const void* x,
-               size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n, float* out) {
-  const auto* xb = static_cast<const uint8_t*>(x);
-  const auto* yb = static_cast<const uint8_t*>(y);
-  TileKernel k = dot_path() == DotPath::Avx512Vnni && avx512 ? avx512 : use_avx2() ? avx2 : nullptr;
-  if (k) return k(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
-  for (int i = 0; i < nx; ++i)
-    for (int j = 0; j < ny; ++j) out[size_t(i) * ny + j] = dot(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
-}
-}  // namespace
-
 void vec_dot_q2_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out) {
-  rows_tile(nullptr, tile_q2_K_avx2, vec_dot_q2_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
+  dot_tile(nullptr, tile_q2_K_avx2, vec_dot_q2_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
 }
 void vec_dot_q3_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out) {
-  rows_tile(tile_q3_K_avx512, tile_q3_K_avx2, vec_dot_q3_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
+  dot_tile(tile_q3_K_avx512, tile_q3_K_avx2, vec_dot_q3_K_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
 }
 void vec_dot_iq4_xs_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                               float* out) {
-  rows_tile(nullptr, tile_iq4_xs_avx2, vec_dot_iq4_xs_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
+  dot_tile(nullptr, tile_iq4_xs_avx2, vec_dot_iq4_xs_q8_K, x, x_stride, nx, y, y_stride, ny, n, out);
 }
 
 }  // namespace lm::quant

@@ -9,6 +9,8 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
+#include "quant/kquant.hpp"
+
 #define LM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define LM_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
@@ -36,6 +38,22 @@
   }
 
 namespace lm::quant {
+
+// A function LM_QUANT_TILE defines.
+using TileKernel = void (*)(const uint8_t*, size_t, int, const uint8_t*, size_t, int, size_t, float*);
+
+// The vec_dot_*_tile functions: `avx512` on the AVX-512 VNNI path, else `avx2` from AVX2 up
+// (either may be null: no tile there), else `dot` per pair. n values per row.
+inline void dot_tile(TileKernel avx512, TileKernel avx2, float (*dot)(const void*, const void*, size_t), const void* x,
+                     size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n, float* out) {
+  const auto* xb = static_cast<const uint8_t*>(x);
+  const auto* yb = static_cast<const uint8_t*>(y);
+  const DotPath path = dot_path();
+  const TileKernel k = path == DotPath::Avx512Vnni && avx512 ? avx512 : path >= DotPath::Avx2 ? avx2 : nullptr;
+  if (k) return k(xb, x_stride, nx, yb, y_stride, ny, n / kSuperBlock, out);
+  for (int i = 0; i < nx; ++i)
+    for (int j = 0; j < ny; ++j) out[size_t(i) * ny + j] = dot(xb + size_t(i) * x_stride, yb + size_t(j) * y_stride, n);
+}
 
 // The sum of v's 8 lanes: ((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7)).
 LM_TARGET_AVX2 inline float hsum8(__m256 v) {
