@@ -11,10 +11,11 @@ namespace lm::kernels {
 
 namespace {
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+int every_core(int cores) { return cores; }
 }  // namespace
 
-ThreadTuner::ThreadTuner(int max_threads, double (*clock)(), int start, int first_probe)
-    : clock_(clock ? clock : now_s) {
+ThreadTuner::ThreadTuner(int max_threads, double (*clock)(), int start, int first_probe, int (*idle)(int))
+    : clock_(clock ? clock : now_s), idle_(idle ? idle : every_core) {
   for (int n = max_threads; n > 1; n /= 2) counts_.push_back(n);
   if (!counts_.empty()) counts_.push_back(1);
   int first = 0;
@@ -35,9 +36,14 @@ int ThreadTuner::begin(int rows) {
   Kind& k = kinds_[size_t(kind)];
   if (k.probe < 0 && --k.until_probe <= 0) {  // start a probe of the next other count
     if (k.next_alt == k.cur || k.next_alt >= int(counts_.size())) k.next_alt = k.cur == 0 ? 1 : 0;
-    k.probe = k.next_alt;
-    k.probe_left = int(k.probe_s.size());
+    const int alt = k.next_alt;
     k.next_alt = (k.next_alt + 1) % int(counts_.size());
+    if (counts_[size_t(alt)] > counts_[size_t(k.cur)] && idle_(counts_[0]) < counts_[size_t(alt)]) {
+      k.until_probe = k.interval;  // other programs run on the cores it would add: not now
+    } else {
+      k.probe = alt;
+      k.probe_left = int(k.probe_s.size());
+    }
   }
   last_kind_ = kind, last_rows_ = std::max(rows, 1), last_probe_ = k.probe >= 0;
   const int n = counts_[size_t(last_probe_ ? k.probe : k.cur)];
@@ -142,8 +148,8 @@ int set_threads(int threads) {
   apply_threads(n);
   const bool tune = threads <= 0 && n > 1;
   const int start = tune ? idle_cores(n) : n;
-  g_tuner = tune ? std::make_unique<ThreadTuner>(n, nullptr, start) : nullptr;
-  g_training_tuner = tune ? std::make_unique<ThreadTuner>(n, nullptr, start, 32) : nullptr;
+  g_tuner = tune ? std::make_unique<ThreadTuner>(n, nullptr, start, 6, idle_cores) : nullptr;
+  g_training_tuner = tune ? std::make_unique<ThreadTuner>(n, nullptr, start, 32, idle_cores) : nullptr;
   return n;
 }
 

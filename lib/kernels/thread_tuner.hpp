@@ -30,7 +30,16 @@ class ThreadTuner {
   // its first steps waiting at barriers. Step `first_probe` is the first probe of
   // another count (the first 2 steps are not measured): soon for decoding steps of a millisecond,
   // later for training steps of a second, where a probe of a slower count costs more.
-  explicit ThreadTuner(int max_threads, double (*clock)() = nullptr, int start = 0, int first_probe = 6);
+  //
+  // A probe of more threads than the current count is skipped (and tried again after the probe
+  // interval) while `idle(max_threads)` says fewer cores than that count are free of other
+  // programs' runnable threads; null: every core is (tests). Beside a busy process such a probe
+  // gains nothing (beside one busy loop on two cores, one thread was the fastest count for
+  // decoding, prompts and training in every run) and can cost far more than the whole run: the
+  // first step of a probe of two threads took 95-181 ms in 4 of 8 runs of 256 decoding steps of
+  // 0.3 ms, halving their speed.
+  explicit ThreadTuner(int max_threads, double (*clock)() = nullptr, int start = 0, int first_probe = 6,
+                       int (*idle)(int) = nullptr);
   // The count for the next step of `rows` rows; it is applied (set_active_threads) before this
   // returns. Call end() when the step's evaluation is done: it puts back the count that was
   // applied before begin(), so a tuned step nested in another (a teacher's evaluation inside a
@@ -82,6 +91,7 @@ class ThreadTuner {
   double last_begin_ = 0, last_end_ = 0;
   int before_ = 0;  // the count applied when the last step began (0: none)
   double (*clock_)();
+  int (*idle_)(int);
 };
 
 // Applies n threads to our OpenMP loops and OpenBLAS when it differs from the last count

@@ -3,6 +3,7 @@
 // every step at the full count.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "base/threads.hpp"
@@ -151,5 +152,31 @@ TEST_CASE("ThreadTuner: a later first probe (training steps) keeps an idle run a
   ThreadTuner busy(2, fake_clock, 0, 32);
   run(busy, 45, [](int n) { return n == 2 ? 0.9 : 0.55; });
   CHECK(busy.current(1) == 1);
+  lm::kernels::set_threads(0);
+}
+
+namespace {
+int g_idle = 2;
+int fake_idle(int cores) { return std::min(cores, g_idle); }
+}  // namespace
+
+TEST_CASE("ThreadTuner: no probe of more threads while other programs run on the cores it would add") {
+  // Beside a busy process, the first step of a probe of two threads can wait for a core for a
+  // hundred milliseconds; the probe measures nothing worth that, so it is not taken.
+  g_idle = 1;
+  ThreadTuner t(2, fake_clock, 1, 6, fake_idle);
+  const auto busy_probe = [](int n) { return n == 2 ? 0.1 : 0.3e-3; };
+  CHECK(run(t, 2000, busy_probe) == 0);
+  CHECK(t.current(1) == 1);
+  // A probe of fewer threads is not held back: at two threads under the same load, the tuner
+  // still finds one.
+  ThreadTuner at_two(2, fake_clock, 2, 6, fake_idle);
+  run(at_two, 40, [](int n) { return n == 2 ? 3e-3 : 0.3e-3; });
+  CHECK(at_two.current(1) == 1);
+  // The load ends: the next probe interval (32 steps: skipped probes do not lengthen it) finds
+  // two threads faster.
+  g_idle = 2;
+  run(t, 40, [](int n) { return n == 2 ? 0.2e-3 : 0.3e-3; });
+  CHECK(t.current(1) == 2);
   lm::kernels::set_threads(0);
 }
