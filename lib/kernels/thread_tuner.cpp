@@ -30,8 +30,9 @@ int ThreadTuner::kind_of(int rows) {
 int ThreadTuner::begin(int rows) {
   if (counts_.empty()) return 1;
   const double t = clock_();
-  if (last_kind_ >= 0 && last_end_ >= last_begin_)
-    record(std::min(t - last_begin_, last_end_ - last_begin_ + 0.005) / last_rows_);
+  // A step followed by a wait (for input, for a request) is not measured: the wait is the same
+  // at any count, and in a window of 16 steps one or two of them outweigh the difference.
+  if (last_kind_ >= 0 && last_end_ >= last_begin_ && t - last_end_ <= 0.005) record((t - last_begin_) / last_rows_);
   const int kind = kind_of(rows);
   Kind& k = kinds_[size_t(kind)];
   if (k.probe < 0 && --k.until_probe <= 0) {  // start a probe of the next other count
@@ -93,22 +94,30 @@ void ThreadTuner::record(double per_row) {
   const int n = std::min(k.n_recent, int(k.recent.size()));
   double cur = 0;
   for (int i = 0; i < n; ++i) cur += k.recent[size_t(i)] / n;
-  // The mean of the probe's steps after its first, against the mean of the current count's
-  // recent steps: means, because on a loaded machine most steps are quick and a few wait
+  // The first step of a probe of more threads wakes them, so it is not counted; a probe of
+  // fewer threads has none to wake.
+  const bool fewer = k.probe > k.cur;
+  const size_t first = fewer ? 0 : 1;
+  const size_t counted = at + 1 - first;
+  // The mean of the probe's counted steps, against the mean of the current count's recent
+  // steps: means, because on a loaded machine most steps are quick and a few wait
   // milliseconds for a core, and those few are the loss.
   double alt = 0;
-  for (size_t i = 1; i <= at; ++i) alt += k.probe_s[i] / double(at);
+  for (size_t i = first; i <= at; ++i) alt += k.probe_s[i] / double(counted);
   // Probe steps a quarter slower than the current mean (over at least two), or one twice as
-  // slow, or a first step (which wakes the threads, so it is not counted) eight times as slow,
-  // end the probe: a count worth taking is faster from its first steps, and on a loaded
-  // machine a step with too many threads can take a hundred times longer.
-  const bool hopeless = n > 0 && ((at >= 2 && alt > 1.25 * cur) || (at >= 1 && alt > 2 * cur) ||
-                                  (at == 0 && per_row > 8 * cur));
+  // slow (one and a half for fewer threads), or a first step of more threads eight times as
+  // slow, end the probe: a count worth taking is faster from its first steps, and on a loaded
+  // machine a step with too many threads can take a hundred times longer. On an idle machine a
+  // probe of fewer threads is the cost (one thread ran prompt steps 1.9x slower than two), and
+  // in a run of 30 prompt steps each probe step cost 3%.
+  const bool hopeless = n > 0 && ((counted >= 2 && alt > 1.25 * cur) ||
+                                  (counted >= 1 && alt > (fewer ? 1.5 : 2.0) * cur) ||
+                                  (!fewer && at == 0 && per_row > 8 * cur));
   // Three steps under 0.7 of the current mean decide it the other way: a busy process beside
   // the threads makes the full count that much slower, and every step waited costs.
-  const bool decisive = at >= 3 && n > 0 && alt < 0.7 * cur;
+  const bool decisive = counted >= 3 && n > 0 && alt < 0.7 * cur;
   if (--k.probe_left > 0 && !hopeless && !decisive) return;
-  if (n == 0 || at == 0) cur = alt;  // nothing to compare: keep the current count
+  if (n == 0 || counted == 0) cur = alt;  // nothing to compare: keep the current count
   if (alt < 0.9 * cur) {
     if (k.probe < k.cur && n > 0) {  // more threads: watched over the next steps
       k.confirm = 9;

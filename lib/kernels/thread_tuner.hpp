@@ -48,8 +48,9 @@ class ThreadTuner {
   // A step's cost is the time from its begin() to the next begin(): the evaluation and what
   // the caller does between evaluations (sampling, output). Threads that wait at the end of a
   // parallel region spin for a while, and on a loaded machine they take the core from the
-  // serial work in between, so the evaluation's time alone hides the loss. A gap longer than the
-  // evaluation plus 5 ms (waiting for input) counts as 5 ms.
+  // serial work in between, so the evaluation's time alone hides the loss. A step followed by
+  // more than 5 ms outside evaluations (waiting for input or a request; a training step's
+  // validation or checkpoint) is not measured.
   int begin(int rows);
   void end();
   int max_threads() const { return counts_.empty() ? 1 : counts_[0]; }

@@ -91,7 +91,7 @@ TEST_CASE("ThreadTuner: a kind not measured yet starts at the count another kind
   CHECK(one.max_threads() == 1);
 }
 
-TEST_CASE("ThreadTuner: a gap between steps (waiting for input) counts as 5 ms at most") {
+TEST_CASE("ThreadTuner: a step followed by a wait (for input) is not measured") {
   ThreadTuner t(2, fake_clock);
   for (int i = 0; i < 3000; ++i) {
     const int n = t.begin(1);
@@ -100,6 +100,14 @@ TEST_CASE("ThreadTuner: a gap between steps (waiting for input) counts as 5 ms a
     if (i % 7 == 0) g_now += 2.0;  // the caller waits for a line now and then
   }
   CHECK(t.current(1) == 2);
+  // Under a load the steps between the waits still find one thread.
+  for (int i = 0; i < 3000; ++i) {
+    const int n = t.begin(1);
+    g_now += n == 2 ? 3e-3 : 0.9e-3;
+    t.end();
+    if (i % 7 == 0) g_now += 2.0;
+  }
+  CHECK(t.current(1) == 1);
   lm::kernels::set_threads(0);  // leave the process's threads as the other tests expect
 }
 
@@ -178,5 +186,15 @@ TEST_CASE("ThreadTuner: no probe of more threads while other programs run on the
   g_idle = 2;
   run(t, 40, [](int n) { return n == 2 ? 0.2e-3 : 0.3e-3; });
   CHECK(t.current(1) == 2);
+  lm::kernels::set_threads(0);
+}
+
+TEST_CASE("ThreadTuner: on an idle machine a probe of fewer threads costs one step") {
+  // 30 prompt steps of 512 rows: two threads 40 ms, one 76 ms. The probe's first step counts
+  // (there are no threads to wake), and one step 1.5 times as slow ends it.
+  ThreadTuner t(2, fake_clock);
+  const int full = run(t, 30, [](int n) { return n == 2 ? 40e-3 : 76e-3; }, 512);
+  CHECK(full == 29);
+  CHECK(t.current(512) == 2);
   lm::kernels::set_threads(0);
 }
