@@ -99,10 +99,12 @@ of the data is held out.)");
       .man(R"(The model file to write (GGUF). Its directory is checked before training starts.
 Its name without extension becomes the model's
 .BR general.name .)");
-  lm::tools::doc(app.add_option("--arch", shape.arch, "Architecture: a llama decoder, an LSTM or a bert encoder"))
+  lm::tools::doc(app.add_option("--arch", shape.arch, "Architecture: a llama or gpt2 decoder, an LSTM or a bert encoder"))
       .group("Model shape")
-      .choices({"llama", "lstm", "bert"})
-      .man(R"(The model to train: llama, the transformer decoder (the default); lstm, a
+      .choices({"llama", "gpt2", "lstm", "bert"})
+      .man(R"(The model to train: llama, the transformer decoder (the default); gpt2, GPT\-2's
+decoder (pre\-LayerNorm blocks with biases, learned positions, a GELU MLP; written in
+llama.cpp's gpt2 layout, so llama.cpp runs it too; lm\-finetune does not take it); lstm, a
 recurrent language model (stacked LSTM layers with a projection, trained by truncated
 backpropagation through time; only lm reads its files); or bert, a transformer encoder
 (bidirectional attention, post-LayerNorm blocks, learned positions, GELU) trained as a
@@ -218,7 +220,7 @@ and early_stop.)");
       // A resumed run is of the checkpoint's architecture unless told otherwise.
       const std::string arch =
           lm::format::GgufFile::open(tf.resume).try_get_string(lm::format::kKeyArchitecture).value_or("");
-      if (arch == "lstm" || arch == "bert") shape.arch = arch;
+      if (arch == "lstm" || arch == "bert" || arch == "gpt2") shape.arch = arch;
     }
     const bool encoder = lm::train::is_encoder(shape);
     if (objective.empty()) objective = encoder ? "mlm" : "next-token";

@@ -50,6 +50,20 @@ void ModelConfig::validate() const {
   if (!(norm_eps > 0) || !(rope_base > 1)) throw UsageError("norm epsilon must be > 0 and RoPE base > 1");
 }
 
+ModelConfig gpt2_config(ModelConfig c) {
+  const bool tied = c.tied;
+  c.arch = ArchOptions{};
+  c.arch.name = "gpt2";
+  c.arch.norm = NormKind::Layer;
+  c.arch.ffn = FfnKind::Gelu;
+  c.arch.learned_pos = true;
+  c.n_head_kv = c.n_head;
+  c.n_head_dim = 0;
+  c.n_cls = 0;
+  c.tied = tied;
+  return c;
+}
+
 ModelConfig preset(const std::string& name) {
   ModelConfig c;
   if (name == "tiny") {
@@ -73,6 +87,11 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
   };
   if (c.is_encoder()) {
     for (const TensorSpec& t : find_arch("bert")->tensors(c)) add(t.name, t.rows, t.cols);
+    return v;
+  }
+  if (c.is_gpt2()) {  // the file's tensors, output.weight only when untied
+    for (const TensorSpec& t : find_arch("gpt2")->tensors(c))
+      if (t.name != "output.weight" || !c.tied) add(t.name, t.rows, t.cols);
     return v;
   }
   const int C = c.n_embd, K = c.kv_dim(), F = c.n_ff;
@@ -181,9 +200,10 @@ void Params::init(Rng& rng) {
 
 struct Model::Acts {
   // Per layer l (index l), sized for N = B*T rows. x has n_layer + 1 entries (the residual
-  // stream entering each layer, then leaving the last one).
-  std::vector<LargeVector<float>> x, xn1, rstd1, q, k, v, att, ao, x2, xn2, rstd2, g, u, h;
-  LargeVector<float> xf, rstdf, logits, losses;
+  // stream entering each layer, then leaving the last one). gpt2: g is unused, u holds the MLP's
+  // input to GELU, and mean1, mean2 (and meanf) are its LayerNorms' means.
+  std::vector<LargeVector<float>> x, xn1, rstd1, q, k, v, att, ao, x2, xn2, rstd2, g, u, h, mean1, mean2;
+  LargeVector<float> xf, rstdf, meanf, logits, losses;
   std::vector<float> kls;  // distillation: the KL term per row
   std::vector<int> targets;
   // Backward scratch, shared by all layers.
@@ -204,6 +224,9 @@ Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
       trunk_backward_(buffers.trunk_backward),
       lora_(std::make_unique<LoraPass>()) {
   cfg.validate();
+  if (cfg.is_gpt2() && (cfg.n_cls > 0 || cfg.n_head_kv != cfg.n_head || cfg.n_head_dim != 0))
+    throw UsageError("lm trains gpt2 as a language model with as many key/value heads as heads and a head size of "
+                     "width / heads");
   if (B < 1 || B > (1 << 20)) throw UsageError("batch size " + std::to_string(B) + " is out of range [1, 1048576]");
   if (T < 1 || T > cfg.n_ctx)
     throw UsageError("sequence length " + std::to_string(T) + " is out of range [1, " + std::to_string(cfg.n_ctx) + "]");
@@ -226,11 +249,16 @@ Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
   per_layer(a_->x2, N * C, L);
   per_layer(a_->xn2, N * C, L);
   per_layer(a_->rstd2, N, L);
-  per_layer(a_->g, N * F, L);
+  per_layer(a_->g, cfg.is_gpt2() ? 0 : N * F, L);
   per_layer(a_->u, N * F, L);
   per_layer(a_->h, N * F, L);
   a_->xf.resize(N * C);
   a_->rstdf.resize(N);
+  if (cfg.is_gpt2()) {
+    per_layer(a_->mean1, N, L);
+    per_layer(a_->mean2, N, L);
+    a_->meanf.resize(N);
+  }
   if (buffers.lm_logits) a_->logits.resize(N * size_t(cfg.n_vocab));
   a_->losses.resize(N);
   a_->targets.resize(N);
@@ -255,15 +283,16 @@ const float* Model::logits() const { return a_->logits.data(); }
 size_t Model::activation_bytes() const {
   size_t n = 0;
   for (auto* group : {&a_->x, &a_->xn1, &a_->rstd1, &a_->q, &a_->k, &a_->v, &a_->att, &a_->ao, &a_->x2, &a_->xn2,
-                      &a_->rstd2, &a_->g, &a_->u, &a_->h})
+                      &a_->rstd2, &a_->g, &a_->u, &a_->h, &a_->mean1, &a_->mean2})
     for (const auto& v : *group) n += v.size();
-  for (auto* v : {&a_->xf, &a_->rstdf, &a_->logits, &a_->losses, &a_->dres, &a_->dtmp, &a_->dxn, &a_->dq, &a_->dk,
+  for (auto* v : {&a_->xf, &a_->rstdf, &a_->meanf, &a_->logits, &a_->losses, &a_->dres, &a_->dtmp, &a_->dxn, &a_->dq, &a_->dk,
                   &a_->dv, &a_->datt, &a_->dao, &a_->dg, &a_->du, &a_->dh})
     n += v->size();
   return n * sizeof(float) + lora_->bytes();
 }
 
 void Model::set_lora(Lora* lora) {
+  if (lora && cfg_.is_gpt2()) throw UsageError("LoRA adapters are trained on llama-layout decoders, not gpt2");
   if (lora)
     LM_ASSERT(lora->base.n_layer == cfg_.n_layer && lora->base.n_embd == cfg_.n_embd && lora->base.n_ff == cfg_.n_ff);
   lora_->attach(lora, size_t(B_) * T_, size_t(std::max(cfg_.n_embd, cfg_.n_ff)));
@@ -276,7 +305,7 @@ void Model::set_training(bool on, uint64_t seed) {
 
 bool Model::trunk_trains(const Params& p) const {
   if (lora_->lora()) return true;
-  for (size_t i = 0; i <= output_norm_param(cfg_); ++i)
+  for (size_t i = 0; i <= output_norm_param(cfg_) + (cfg_.is_gpt2() ? 1 : 0); ++i)
     if (p.has_grad(i)) return true;
   return false;
 }
@@ -307,6 +336,7 @@ void Model::lora_backward(int l, LayerParam v, const float* x, const float* dy, 
 void Model::trunk(const Params& p, const int* tokens, int b, int t) {
   LM_ASSERT(b >= 1 && b <= B_ && t >= 1 && t <= T_);
   b_ = b, t_ = t, tokens_ = tokens;
+  if (cfg_.is_gpt2()) return trunk_gpt2(p, b, t);
   Acts& a = *a_;
   const int N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
@@ -518,6 +548,7 @@ void Model::backward(Params& p) {
       }
     }
   }
+  if (cfg_.is_gpt2()) return backward_gpt2(p);
   rmsnorm_backward(a.dres.data(), grad(out_norm), a.dxn.data(), a.x[size_t(cfg_.n_layer)].data(), p.get(out_norm),
                    a.rstdf.data(), N, C);
   for (int l = cfg_.n_layer - 1; l >= 0; --l) {
@@ -569,6 +600,120 @@ void Model::backward(Params& p) {
     if (dropping()) drop(a.dres.data(), size_t(N) * C, kSiteEmbd);
     embedding_backward(dE, tokens_, a.dres.data(), N, C);
   }
+}
+
+// gpt2 (docs/architectures.md): x0 = E[token] + P[position]; per layer
+//   x2 = x + drop(Wo attn(Wq n1(x) + bq, Wk n1(x) + bk, Wv n1(x) + bv) + bo),
+//   x' = x2 + drop(Wd gelu(Wu n2(x2) + bu) + bd), n1, n2 LayerNorms with biases;
+// then xf = nf(x_L). q, k, v are row ranges of the fused attn_qkv (and its bias).
+void Model::trunk_gpt2(const Params& p, int b, int t) {
+  Acts& a = *a_;
+  const int N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
+  const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
+  const float eps = cfg_.norm_eps;
+  auto at = [](std::vector<LargeVector<float>>& group, int l) { return group[size_t(l) % group.size()].data(); };
+  float* x0 = a.x[0].data();
+  embedding_forward(x0, tokens_, p.get(0), N, C);
+  const float* P = p.get(1);
+#pragma omp parallel for schedule(static) if (size_t(N) * C >= 65536)
+  for (int n = 0; n < N; ++n) {
+    float* row = x0 + size_t(n) * C;
+    const float* pr = P + size_t(n % t) * C;
+    for (int c = 0; c < C; ++c) row[c] += pr[c];
+  }
+  if (dropping()) drop(x0, size_t(N) * C, kSiteEmbd);
+  // dst = res + drop(in W^T + bias), one residual branch (dtmp holds it).
+  auto add_branch = [&](float* dst, const float* res, const float* in, const float* W, const float* bias, int nin,
+                        int l, bool mlp) {
+    float* y = a.dtmp.data();
+    const size_t n = size_t(N) * C;
+    linear_forward(y, in, W, bias, N, nin, C);
+    if (dropping()) drop(y, n, branch_site(l, mlp));
+    for (size_t i = 0; i < n; ++i) dst[i] = res[i] + y[i];
+  };
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    auto W = [&](Gpt2LayerParam v) { return p.get(gpt2_param(l, v)); };
+    const float* x = at(a.x, l);
+    float *xn1 = at(a.xn1, l), *q = at(a.q, l), *k = at(a.k, l), *v = at(a.v, l), *ao = at(a.ao, l),
+          *x2 = at(a.x2, l), *xn2 = at(a.xn2, l), *u = at(a.u, l), *h = at(a.h, l);
+    layernorm_forward_train(xn1, at(a.mean1, l), at(a.rstd1, l), x, W(kGAttnNorm), W(kGAttnNormB), N, C, eps);
+    const float *Wqkv = W(kGQkv), *bqkv = W(kGQkvB);
+    linear_forward(q, xn1, Wqkv, bqkv, N, C, C);
+    linear_forward(k, xn1, Wqkv + size_t(C) * C, bqkv + C, N, C, K);
+    linear_forward(v, xn1, Wqkv + size_t(C + K) * C, bqkv + C + K, N, C, K);
+    attention_forward(ao, at(a.att, l), q, k, v, b, t, H, Hkv, D);
+    add_branch(x2, x, ao, W(kGO), W(kGOB), C, l, false);
+    layernorm_forward_train(xn2, at(a.mean2, l), at(a.rstd2, l), x2, W(kGFfnNorm), W(kGFfnNormB), N, C, eps);
+    linear_forward(u, xn2, W(kGUp), W(kGUpB), N, C, F);
+    gelu_forward(h, u, size_t(N) * F);
+    add_branch(at(a.x, l + 1), x2, h, W(kGDown), W(kGDownB), F, l, true);
+  }
+  const size_t nf = output_norm_param(cfg_);
+  layernorm_forward_train(a.xf.data(), a.meanf.data(), a.rstdf.data(), at(a.x, cfg_.n_layer), p.get(nf),
+                          p.get(nf + 1), N, C, eps);
+}
+
+// From the gradient of xf in dxn (the head's backward) to every weight's.
+void Model::backward_gpt2(Params& p) {
+  Acts& a = *a_;
+  const int b = b_, t = t_, N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
+  const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
+  const size_t NC = size_t(N) * C;
+  const size_t nf = output_norm_param(cfg_);
+  layernorm_backward(a.dres.data(), p.grad_of(nf), p.grad_of(nf + 1), a.dxn.data(), a.x[size_t(cfg_.n_layer)].data(),
+                     p.get(nf), a.meanf.data(), a.rstdf.data(), N, C);
+  auto branch_grad = [&](int l, bool mlp) -> const float* {
+    if (!dropping()) return a.dres.data();
+    std::copy(a.dres.begin(), a.dres.begin() + long(NC), a.dtmp.begin());
+    drop(a.dtmp.data(), NC, branch_site(l, mlp));
+    return a.dtmp.data();
+  };
+  for (int l = cfg_.n_layer - 1; l >= 0; --l) {
+    const size_t L = size_t(l);
+    auto W = [&](Gpt2LayerParam v) { return p.get(gpt2_param(l, v)); };
+    auto G = [&](Gpt2LayerParam v) { return p.grad_of(gpt2_param(l, v)); };
+    // x' = x2 + Wd gelu(u) + bd: dres is the gradient of x' and of x2 through the residual.
+    const float* dbranch = branch_grad(l, true);
+    if (float* db = G(kGDownB)) bias_backward(db, dbranch, N, C);
+    matmul_backward(a.dh.data(), G(kGDown), dbranch, a.h[L].data(), W(kGDown), N, F, C, false);
+    gelu_backward(a.du.data(), a.dh.data(), a.u[L].data(), size_t(N) * F);
+    if (float* db = G(kGUpB)) bias_backward(db, a.du.data(), N, F);
+    matmul_backward(a.dxn.data(), G(kGUp), a.du.data(), a.xn2[L].data(), W(kGUp), N, C, F, false);
+    layernorm_backward(a.dtmp.data(), G(kGFfnNorm), G(kGFfnNormB), a.dxn.data(), a.x2[L].data(), W(kGFfnNorm),
+                       a.mean2[L].data(), a.rstd2[L].data(), N, C);
+    for (size_t i = 0; i < NC; ++i) a.dres[i] += a.dtmp[i];
+    // x2 = x + Wo attn(...) + bo
+    dbranch = branch_grad(l, false);
+    if (float* db = G(kGOB)) bias_backward(db, dbranch, N, C);
+    matmul_backward(a.dao.data(), G(kGO), dbranch, a.ao[L].data(), W(kGO), N, C, C, false);
+    attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[L].data(),
+                       a.q[L].data(), a.k[L].data(), a.v[L].data(), b, t, H, Hkv, D);
+    const float* Wqkv = W(kGQkv);
+    float *dW = G(kGQkv), *db = G(kGQkvB);
+    if (db) {
+      bias_backward(db, a.dq.data(), N, C);
+      bias_backward(db + C, a.dk.data(), N, K);
+      bias_backward(db + C + K, a.dv.data(), N, K);
+    }
+    const float* xn1 = a.xn1[L].data();
+    matmul_backward(a.dxn.data(), dW, a.dq.data(), xn1, Wqkv, N, C, C, false);
+    matmul_backward(a.dxn.data(), dW ? dW + size_t(C) * C : nullptr, a.dk.data(), xn1, Wqkv + size_t(C) * C, N, C, K,
+                    true);
+    matmul_backward(a.dxn.data(), dW ? dW + size_t(C + K) * C : nullptr, a.dv.data(), xn1, Wqkv + size_t(C + K) * C,
+                    N, C, K, true);
+    layernorm_backward(a.dtmp.data(), G(kGAttnNorm), G(kGAttnNormB), a.dxn.data(), a.x[L].data(), W(kGAttnNorm),
+                       a.mean1[L].data(), a.rstd1[L].data(), N, C);
+    for (size_t i = 0; i < NC; ++i) a.dres[i] += a.dtmp[i];
+    if (on_layer_grads_) on_layer_grads_(l);
+  }
+  if (dropping()) drop(a.dres.data(), NC, kSiteEmbd);
+  if (float* dE = p.grad_of(0)) embedding_backward(dE, tokens_, a.dres.data(), N, C);
+  if (float* dP = p.grad_of(1))
+    for (int n = 0; n < N; ++n) {  // in row order: the same bits at any thread count
+      float* row = dP + size_t(n % t) * C;
+      const float* d = a.dres.data() + size_t(n) * C;
+      for (int c = 0; c < C; ++c) row[c] += d[c];
+    }
 }
 
 }  // namespace lm::model

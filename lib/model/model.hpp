@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/memory.hpp"
@@ -65,7 +66,7 @@ struct ModelConfig {
   bool tied = true;     // the lm head is token_embd (no output.weight)
   int n_cls = 0;        // labels of a sequence classifier (cls.output.weight/.bias); 0 = none, else 2 to kMaxLabels
   int cls_pooling = 3;  // what the classifier reads: kPoolMean or kPoolLast (llama.pooling_type)
-  ArchOptions arch;     // how the layers are built; training supports llama's, qwen2's and phi3's (load_params checks)
+  ArchOptions arch;     // how the layers are built; training supports llama's, qwen2's, phi3's and gpt2's (load_params checks)
 
   int head_dim() const { return n_head_dim ? n_head_dim : n_embd / n_head; }  // D
   int q_dim() const { return n_head * head_dim(); }              // width of the queries
@@ -86,6 +87,11 @@ struct ModelConfig {
   // The decoders Model trains (Params, add_model, a classifier head): llama, qwen2, phi3. The one
   // list of them; an architecture that gains the backward passes joins it here.
   bool trainable_decoder() const { return is_llama() || is_qwen2() || is_phi3(); }
+  // gpt2 (docs/architectures.md): pre-LN blocks with LayerNorm and biases, learned positions,
+  // fused q/k/v with a bias, a GELU MLP, biases on every linear layer, a final LayerNorm. Model
+  // pretrains it (lm-train --arch gpt2) in the file's own layout (gpt2_param); fine-tuning,
+  // LoRA and a classifier head are llama-layout decoders' only.
+  bool is_gpt2() const { return arch.name == "gpt2"; }
   // The longest context an inference Session takes: n_ctx, or 2^30 for an LSTM, whose state
   // does not grow with the sequence. And the context lm-generate and lm-serve use when not told:
   // n_ctx, or for an LSTM the larger of its training window and 4096.
@@ -108,6 +114,10 @@ inline constexpr int kPoolMean = 1, kPoolLast = 3, kPoolRank = 4;
 // Throws UsageError "NAME V is out of range [LO, HI]" unless LO <= v <= HI: a configuration
 // field's check.
 void check_range(const char* name, long v, long lo, long hi);
+
+// cfg (its sizes) made a gpt2 (arch "gpt2": LayerNorm with biases, learned positions, GELU MLP,
+// biases everywhere), as many key/value heads as heads, no classifier; tied unless cfg is not.
+ModelConfig gpt2_config(ModelConfig cfg);
 
 // Presets "tiny", "small", "medium" (docs/architecture.md, decisions). Throws UsageError.
 ModelConfig preset(const std::string& name);
@@ -135,11 +145,27 @@ inline size_t layer_param(int l, LayerParam v) { return 1 + size_t(l) * kLayerPa
 inline size_t qkv_bias_param(const ModelConfig& c, int l, int j) {
   return 1 + size_t(c.n_layer) * kLayerParams + 3 * size_t(l) + size_t(j);
 }
+// gpt2's layout (its file's order): token_embd.weight 0, position_embd.weight 1, then
+// kGpt2LayerParams per layer in this order, then output_norm.weight and .bias and (untied)
+// output.weight. kGQkv is attn_qkv (q rows, then k, then v; kGQkvB likewise).
+enum Gpt2LayerParam : size_t {
+  kGAttnNorm, kGAttnNormB, kGQkv, kGQkvB, kGO, kGOB, kGFfnNorm, kGFfnNormB, kGUp, kGUpB, kGDown, kGDownB,
+  kGpt2LayerParams
+};
+inline size_t gpt2_param(int l, Gpt2LayerParam v) { return 2 + size_t(l) * kGpt2LayerParams + v; }
 inline size_t output_norm_param(const ModelConfig& c) {
+  if (c.is_gpt2()) return 2 + size_t(c.n_layer) * kGpt2LayerParams;
   return 1 + size_t(c.n_layer) * (kLayerParams + (c.qkv_bias() ? 3 : 0));
 }
 // The lm head: output.weight, or token_embd.weight when tied.
-inline size_t head_param(const ModelConfig& c) { return c.tied ? 0 : output_norm_param(c) + 1; }
+inline size_t head_param(const ModelConfig& c) {
+  return c.tied ? 0 : output_norm_param(c) + (c.is_gpt2() ? 2 : 1);
+}
+// Layer l's views: [first, end) in param_layout() (qwen2's q, k, v biases are elsewhere).
+inline std::pair<size_t, size_t> layer_views(const ModelConfig& c, int l) {
+  if (c.is_gpt2()) return {gpt2_param(l, kGAttnNorm), gpt2_param(l + 1, kGAttnNorm)};
+  return {layer_param(l, kAttnNorm), layer_param(l + 1, kAttnNorm)};
+}
 // The classification head's weight (its bias is the next view); only when n_cls > 0. An
 // encoder's is after its layers (encoder.hpp: kEncTop + L kEncLayerParams).
 inline size_t cls_param(const ModelConfig& c) {
@@ -275,6 +301,10 @@ class Model {
  private:
   struct Acts;
   void trunk(const Params& p, const int* tokens, int b, int t);
+  // gpt2s layers: tokens to the final norm's output; and from the gradient of
+  // that output (in dxn) to the weights.
+  void trunk_gpt2(const Params& p, int b, int t);
+  void backward_gpt2(Params& p);
   void lora_forward(int l, LayerParam v, const float* x, float* y, int N, int in, int out);
   void lora_backward(int l, LayerParam v, const float* x, const float* dy, float* dx, int N, int in, int out);
   // Multiplies y[0 .. n) by the dropout mask of `site` (forward and backward alike).

@@ -286,10 +286,22 @@ Params load_encoder_params(const format::GgufFile& g, bool with_grad) {
 
 Params load_params(const format::GgufFile& g, bool with_grad) {
   const ModelConfig cfg = read_config(g);
+  if (cfg.is_gpt2()) {  // the file's layout: every tensor is a view of its own
+    if (cfg.n_head_kv != cfg.n_head || cfg.n_head_dim != 0)
+      throw FormatError(g.path(), "is a gpt2 model of a shape lm does not train (grouped-query heads, or a head size "
+                                  "other than width / heads)");
+    for (const ParamView& v : param_layout(cfg))
+      if (!g.find_tensor(v.name))
+        throw FormatError(g.path(), "has no tensor '" + v.name + "', which lm's gpt2 training needs");
+    const FileTensors f = checked_tensors(g, cfg);
+    Params p(cfg, with_grad);
+    read_views(f, cfg, p);
+    return p;
+  }
   if (!cfg.trainable_decoder())
     throw FormatError(g.path(), "architecture '" + cfg.arch.name +
                                     "' can be run (lm-generate, lm-eval) but not trained or merged with LoRA yet; "
-                                    "training supports llama, qwen2 and phi3");
+                                    "training supports llama, qwen2, phi3 and (lm-train) gpt2");
   const ArchOptions& a = cfg.arch;
   if (a.n_rot != 0 || a.rope_freq_scale != 1.0f || a.rope_attn_factor != 1.0f || a.yarn_ctx_orig != 0 ||
       a.rope_ctx_orig != 0 || g.find_tensor("rope_freqs.weight") || g.find_tensor("rope_factors_long.weight") ||
@@ -540,6 +552,18 @@ void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer
 void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
                const std::vector<std::string>& labels) {
   const ModelConfig& c = p.cfg;
+  if (c.is_gpt2()) {  // llama.cpp's gpt2 keys; the tensors in the file's layout
+    LM_ASSERT(c.n_cls == 0);
+    begin_model_file(out, "gpt2", name, tok, c.n_vocab);
+    out.set_u32("gpt2.context_length", uint32_t(c.n_ctx));
+    out.set_u32("gpt2.embedding_length", uint32_t(c.n_embd));
+    out.set_u32("gpt2.block_count", uint32_t(c.n_layer));
+    out.set_u32("gpt2.feed_forward_length", uint32_t(c.n_ff));
+    out.set_u32("gpt2.attention.head_count", uint32_t(c.n_head));
+    out.set_f32("gpt2.attention.layer_norm_epsilon", c.norm_eps);
+    end_model_file(out, p, tok);
+    return;
+  }
   LM_ASSERT(c.trainable_decoder());
   begin_model_file(out, c.arch.name.c_str(), name, tok, c.n_vocab);
   auto key = [&](const char* suffix) { return c.arch.name + "." + suffix; };

@@ -107,6 +107,8 @@ void verify_checkpoint(const format::GgufFile& g) {
 void check_same_model(const format::GgufFile& g, const model::ModelConfig& cfg) {
   const model::ModelConfig c = model::read_config(g);
   std::string diff;
+  if (c.arch.name != cfg.arch.name)
+    diff = "architecture " + c.arch.name + " in the checkpoint but " + cfg.arch.name + " now";
   auto cmp = [&](const char* name, int now, int checkpoint) {
     diff_option(diff, name, int64_t(checkpoint), int64_t(now));
   };
@@ -179,8 +181,8 @@ class PretrainJob final : public Job {
     }
     net_.set_on_layer_grads([this, f = std::move(f)](int l) {
       size_t lo = SIZE_MAX, hi = 0;
-      for (size_t v = 0; v < model::kLayerParams; ++v) {
-        const size_t view = model::layer_param(l, model::LayerParam(v));
+      const auto [first, end] = model::layer_views(p_.cfg, l);
+      for (size_t view = first; view < end; ++view) {
         if (const float* g = p_.grad_of(view)) {
           const model::ParamView& pv = p_.views[view];
           lo = std::min(lo, size_t(g - p_.grad.data()));
@@ -241,6 +243,7 @@ model::ModelConfig make_config(const ModelShape& o, int n_vocab) {
   if (is_encoder(o) && (o.kv_heads || o.untied))
     throw UsageError("--kv-heads and --untied are a decoder's: an encoder has as many key/value heads as heads and "
                      "predicts through its embeddings");
+  if (o.arch == "gpt2" && o.kv_heads) throw UsageError("--kv-heads is llama's: gpt2 has as many key/value heads as heads");
   if (o.hidden || o.proj) throw UsageError("--hidden and --proj are an LSTM's (--arch lstm)");
   if (o.preset.starts_with("lstm-"))
     throw UsageError("preset '" + o.preset + "' is an LSTM's: add --arch lstm, or choose tiny, small or medium");
@@ -254,6 +257,7 @@ model::ModelConfig make_config(const ModelShape& o, int n_vocab) {
   if (o.ff) c.n_ff = *o.ff;
   c.tied = !o.untied;
   if (is_encoder(o)) c = model::encoder_config(c);
+  if (o.arch == "gpt2") c = model::gpt2_config(c);
   c.validate();
   return c;
 }

@@ -19,7 +19,7 @@ namespace lm::train {
 
 // The shape of a model lm-train makes: a preset, then the fields set here.
 struct ModelShape {
-  std::string arch = "llama";       // "llama", "lstm" (docs/lstm.md) or "bert" (docs/encoder.md)
+  std::string arch = "llama";       // "llama", "gpt2", "lstm" (docs/lstm.md) or "bert" (docs/encoder.md)
   std::string preset = "small";     // starting point for the model shape; the fields below override
   std::optional<int> context, layers, embd, heads, kv_heads, ff;
   std::optional<int> hidden, proj;  // an LSTM's units per layer H and projection width P (0: none)

@@ -222,3 +222,51 @@ TEST_CASE("configurations are validated with the field and its range") {
   CHECK_THROWS_AS(Model(preset("tiny"), 1, 257), UsageError);
   CHECK(preset("medium").n_params() == 109529856u + 0u);
 }
+
+TEST_CASE("gpt2 gradients match finite differences: LayerNorms and biases, fused q/k/v, learned positions, GELU") {
+  for (bool tied : {true, false})
+    for (float dropout : {0.0f, 0.25f}) {
+      CAPTURE(tied);
+      CAPTURE(dropout);
+      ModelConfig base;
+      base.n_vocab = 31, base.n_ctx = 8, base.n_layer = 2, base.n_embd = 16, base.n_head = 4, base.n_head_kv = 4;
+      base.n_ff = 28, base.tied = tied;
+      const ModelConfig cfg = gpt2_config(base);
+      Params p(cfg);
+      REQUIRE(p.views[1].name == "position_embd.weight");
+      REQUIRE(p.views[gpt2_param(1, kGQkvB)].name == "blk.1.attn_qkv.bias");
+      REQUIRE(p.views[output_norm_param(cfg) + 1].name == "output_norm.bias");
+      REQUIRE(p.views[head_param(cfg)].name == (tied ? "token_embd.weight" : "output.weight"));
+      REQUIRE(p.views.size() == output_norm_param(cfg) + (tied ? 2 : 3));
+      Rng rng(13);
+      p.init(rng);
+      for (auto& w : p.w) w += 0.2f * rng.normal();  // norms' biases too: every path carries signal
+      const int B = 2, T = 8;
+      Model m(cfg, B, T);
+      m.set_dropout(dropout);
+      m.set_training(true, 17);
+      for (auto [b, t] : {std::pair{2, 8}, std::pair{1, 5}}) {
+        std::vector<int> tokens(size_t(b) * t), targets(size_t(b) * t);
+        for (size_t i = 0; i < tokens.size(); ++i) {
+          tokens[i] = int(rng.below(31));
+          targets[i] = i % 5 == 4 ? -1 : int(rng.below(31));
+        }
+        std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+        m.forward(p, tokens.data(), targets.data(), b, t);
+        m.backward(p);
+        lm::test::check_param_grads(p, [&] { return double(m.forward(p, tokens.data(), targets.data(), b, t)); }, rng,
+                                    3);
+      }
+      // Every view of the first layer has a gradient somewhere (a check on zeros proves nothing).
+      for (size_t v = gpt2_param(0, kGAttnNorm); v < gpt2_param(1, kGAttnNorm); ++v) {
+        const ParamView& pv = p.views[v];
+        double sum = 0;
+        for (size_t i = 0; i < size_t(pv.rows) * pv.cols; ++i) sum += std::fabs(p.grad_of(v)[i]);
+        CHECK_MESSAGE(sum > 1e-4, pv.name);
+      }
+    }
+  // Shapes lm does not train: grouped-query heads, a classifier.
+  ModelConfig gqa = gpt2_config(ModelConfig{});
+  gqa.n_head_kv = 2;
+  CHECK_THROWS_AS(Model(gqa, 1, 8), UsageError);
+}

@@ -75,6 +75,34 @@ TEST_CASE("session logits equal the training forward pass, whole, chunked and on
   }
 }
 
+TEST_CASE("gpt2: session logits (the inference path llama.cpp's figures check) equal the training forward pass") {
+  for (bool tied : {true, false}) {
+    CAPTURE(tied);
+    const ModelConfig cfg = gpt2_config(config(tied, 4));
+    Params p(cfg, false);
+    Rng rng(7);
+    p.init(rng);
+    for (auto& w : p.w) w *= 10.0f;
+    for (const ParamView& v : p.views)  // biases away from their zero init, norm gains from one
+      if (v.name.ends_with(".bias") || v.rows == 1)
+        for (int i = 0; i < v.cols; ++i) p.get(size_t(&v - p.views.data()))[i] += 0.5f * rng.normal();
+    const int T = 40, V = cfg.n_vocab;
+    std::vector<int> tokens(T);
+    for (int& t : tokens) t = int(rng.below(uint64_t(V)));
+    Model m(cfg, 1, T);
+    m.forward(p, tokens.data(), nullptr, 1, T);
+    const float* want = m.logits();
+    for (int batch : {T, 7, 1}) {
+      CAPTURE(batch);
+      Session s(p, cfg.n_ctx, batch);
+      for (int i = 0; i < T; i += batch) {
+        const int n = std::min(batch, T - i);
+        CHECK(max_diff(s.eval(tokens.data() + i, n, true), want + size_t(i) * V, size_t(n) * V) < 1e-4);
+      }
+    }
+  }
+}
+
 TEST_CASE("greedy decoding with the cache equals recomputing the whole sequence every step") {
   const ModelConfig cfg = config(false, 2);
   Params p(cfg, false);

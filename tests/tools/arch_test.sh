@@ -4,8 +4,8 @@
 # perplexity within 0.1% and llama-simple's greedy continuation byte for byte
 # (tests/data/arch/ARCH.txt, recorded by bench/arch_vs_llama.sh --record), and its quantized
 # copies llama-perplexity's within 0.2%. Then what the
-# tools do with such models: quantized copies, qwen2's and phi3's fine-tuning, refusals to train the
-# others, and bad files.
+# tools do with such models: quantized copies, qwen2's and phi3's fine-tuning, gpt2's training
+# from scratch, refusals to train the others, and bad files.
 source "$(dirname "$0")/lib.sh"
 : "${LM_TEST_BIN:?set LM_TEST_BIN to the directory holding lm_test_write_gguf}"
 A=$LM_TEST_DATA/arch
@@ -135,9 +135,39 @@ for run in "qwen2" "phi3 --lora --lora-targets all"; do
   expect_exit 0 "lm-generate reads the $arch classifier" -- lm-generate -q -m $arch-cls.gguf -n 4 -p "The jury" -t 2
 done
 
-# Other architectures do not train yet: a clear refusal, not a crash.
+# gpt2 trains from scratch (lm-train --arch gpt2): the loss falls, the file is llama.cpp's gpt2
+# layout (llama-perplexity's figure for this run's file, tests/data/arch/gpt2-trained.txt, within
+# 0.1%), and a run interrupted by SIGINT resumes, at another thread count, to the same file.
+g2=(--arch gpt2 --tokenizer "$vocab" --data "$A/text.txt" --layers 2 --embd 64 --heads 4 --ff 256 --context 64
+  --batch 4 --lr 3e-3 --eval-every 0 --seed 7)
+expect_exit 0 "lm-train --arch gpt2" -- lm-train "${g2[@]}" --steps 40 --metrics g2.jsonl -o gpt2-trained.gguf -q -t 2
+first=$(head -1 g2.jsonl | grep -o '"loss":[0-9.]*' | cut -d: -f2)
+last=$(tail -1 g2.jsonl | grep -o '"loss":[0-9.]*' | cut -d: -f2)
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b > 0 && b < a - 1) }' && pass || fail "gpt2 training loss $first -> $last"
+want=$(awk '$1 == "perplexity" { print $2 }' "$A/gpt2-trained.txt")
+got=$(lm-eval perplexity -q -m gpt2-trained.gguf -c 64 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
+awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(d < 0.001 && d > -0.001) }' && pass ||
+  fail "the trained gpt2: perplexity $got, llama.cpp $want (more than 0.1% apart)"
+g2steps=$([[ -n ${LM_TEST_LEAN:-} ]] && echo 60 || echo 150)
+mkdir -p g2full g2part  # the same file name: the model's name in the file is the output's
+lm-train "${g2[@]}" --batch 2 --steps $g2steps --dropout 0.1 -o g2full/model.gguf -q -t 2 > /dev/null
+interrupt_run g2-part.jsonl g2-int.err lm-train "${g2[@]}" --batch 2 --steps $g2steps --dropout 0.1 \
+  --metrics g2-part.jsonl -o g2part/model.gguf -t 2
+expect_exit 0 "gpt2: resume" -- lm-train "${g2[@]}" --batch 2 --steps $g2steps --dropout 0.1 \
+  --resume g2part/model.gguf.ckpt -o g2part/model.gguf -q -t 1
+(( stopped < g2steps )) && pass || fail "the gpt2 run finished before the interrupt"
+same_files g2full/model.gguf g2part/model.gguf "the resumed gpt2 run writes the same model"
+expect_exit 1 "a gpt2 checkpoint does not resume as llama" -- lm-train "${g2[@]/gpt2/llama}" --batch 2 \
+  --steps $g2steps --dropout 0.1 --resume g2part/model.gguf.ckpt -o x.gguf
+expect_err "checkpoint belongs to another run: architecture gpt2 in the checkpoint but llama now" "names the difference"
+expect_exit 2 "--kv-heads with gpt2" -- lm-train "${g2[@]}" --kv-heads 2 --steps 1 -o x.gguf
+expect_err "^lm-train: --kv-heads is llama's: gpt2 has as many key/value heads as heads\$" "says why"
+
+# What does not train: gpt2 in lm-finetune, gemma2 anywhere: a clear refusal, not a crash.
 expect_exit 1 "lm-finetune refuses gpt2" -- lm-finetune -m gpt2.gguf -o ft.gguf --data "$A/text.txt" --steps 1
-expect_err "gpt2.gguf: architecture 'gpt2' can be run .* but not trained.*training supports llama, qwen2 and phi3" "the refusal names the file and says why"
+expect_err "gpt2.gguf: is a gpt2 model: lm-train trains gpt2 from scratch, but lm-finetune .* takes llama, qwen2, phi3, lstm and bert models" "the refusal names the file and says why"
+expect_exit 1 "lm-finetune refuses gemma2" -- lm-finetune -m gemma2.gguf -o ft.gguf --data "$A/text.txt" --steps 1
+expect_err "gemma2.gguf: architecture 'gemma2' can be run .* but not trained.*training supports llama, qwen2, phi3 and \(lm-train\) gpt2" "says why"
 
 # Bad files: an architecture lm does not know, contradictory keys, a missing bias.
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf falcon.gguf str general.architecture falcon
