@@ -276,9 +276,6 @@ early_stop and output (model, adapter or classifier).)");
     lm::format::GgufFile g = lm::format::GgufFile::open(model);
     if (lm::model::is_adapter(g)) throw lm::FormatError(model, "is a LoRA adapter; -m needs a model");
     const lm::model::ModelConfig file_cfg = lm::model::read_config(g);
-    if (file_cfg.is_gpt2())
-      throw lm::FormatError(model, "is a gpt2 model: lm-train trains gpt2 from scratch, but lm-finetune (LoRA, full "
-                                   "fine-tuning, classifiers) takes llama, qwen2, phi3, lstm and bert models");
     const bool lstm = file_cfg.is_lstm(), encoder = file_cfg.is_encoder();
     if (lstm) lm::train::check_lstm_finetune(f);  // before the data is read
     else lm::train::refuse_weight_drop(o);

@@ -301,7 +301,7 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
   if (!cfg.trainable_decoder())
     throw FormatError(g.path(), "architecture '" + cfg.arch.name +
                                     "' can be run (lm-generate, lm-eval) but not trained or merged with LoRA yet; "
-                                    "training supports llama, qwen2, phi3 and (lm-train) gpt2");
+                                    "training supports llama, qwen2, phi3 and gpt2");
   const ArchOptions& a = cfg.arch;
   if (a.n_rot != 0 || a.rope_freq_scale != 1.0f || a.rope_attn_factor != 1.0f || a.yarn_ctx_orig != 0 ||
       a.rope_ctx_orig != 0 || g.find_tensor("rope_freqs.weight") || g.find_tensor("rope_factors_long.weight") ||

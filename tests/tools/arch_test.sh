@@ -163,11 +163,21 @@ expect_err "checkpoint belongs to another run: architecture gpt2 in the checkpoi
 expect_exit 2 "--kv-heads with gpt2" -- lm-train "${g2[@]}" --kv-heads 2 --steps 1 -o x.gguf
 expect_err "^lm-train: --kv-heads is llama's: gpt2 has as many key/value heads as heads\$" "says why"
 
-# What does not train: gpt2 in lm-finetune, gemma2 anywhere: a clear refusal, not a crash.
-expect_exit 1 "lm-finetune refuses gpt2" -- lm-finetune -m gpt2.gguf -o ft.gguf --data "$A/text.txt" --steps 1
-expect_err "gpt2.gguf: is a gpt2 model: lm-train trains gpt2 from scratch, but lm-finetune .* takes llama, qwen2, phi3, lstm and bert models" "the refusal names the file and says why"
+# A full fine-tune of the random gpt2 file, against llama.cpp's figure for the same run's file.
+expect_exit 0 "lm-finetune on gpt2" -- lm-finetune -q -m gpt2.gguf -o gpt2-ft.gguf --data "$A/text.txt" --steps 20 \
+  --lr 3e-3 -t 2
+want=$(awk '$1 == "perplexity-finetuned" { print $2 }' "$A/gpt2-trained.txt")
+got=$(lm-eval perplexity -q -m gpt2-ft.gguf -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
+awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(d < 0.001 && d > -0.001) }' && pass ||
+  fail "the fine-tuned gpt2: perplexity $got, llama.cpp $want (more than 0.1% apart)"
+expect_exit 2 "no LoRA on gpt2" -- lm-finetune -m gpt2.gguf -o ft.gguf --lora --data "$A/text.txt" --steps 1
+expect_err "^lm-finetune: LoRA adapts llama, qwen2, phi3 and bert models; fine-tune a gpt2 model fully \(without --lora\)\$" "says why"
+expect_exit 2 "no gpt2 classifier" -- lm-finetune -m gpt2.gguf -o ft.gguf --task classify --data cls-train.tsv --steps 1
+expect_err "a gpt2 classifier is not supported yet" "says why"
+
+# What does not train: gemma2: a clear refusal, not a crash.
 expect_exit 1 "lm-finetune refuses gemma2" -- lm-finetune -m gemma2.gguf -o ft.gguf --data "$A/text.txt" --steps 1
-expect_err "gemma2.gguf: architecture 'gemma2' can be run .* but not trained.*training supports llama, qwen2, phi3 and \(lm-train\) gpt2" "says why"
+expect_err "gemma2.gguf: architecture 'gemma2' can be run .* but not trained.*training supports llama, qwen2, phi3 and gpt2" "says why"
 
 # Bad files: an architecture lm does not know, contradictory keys, a missing bias.
 "$LM_TEST_BIN/lm_test_edit_gguf" qwen2.gguf falcon.gguf str general.architecture falcon
