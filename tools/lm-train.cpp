@@ -104,7 +104,7 @@ Its name without extension becomes the model's
       .choices({"llama", "gpt2", "lstm", "bert"})
       .man(R"(The model to train: llama, the transformer decoder (the default); gpt2, GPT\-2's
 decoder (pre\-LayerNorm blocks with biases, learned positions, a GELU MLP; written in
-llama.cpp's gpt2 layout, so llama.cpp runs it too; lm\-finetune fine\-tunes it, without LoRA); lstm, a
+llama.cpp's gpt2 layout, so llama.cpp runs it too; lm\-finetune fine\-tunes it, LoRA too); lstm, a
 recurrent language model (stacked LSTM layers with a projection, trained by truncated
 backpropagation through time; only lm reads its files); or bert, a transformer encoder
 (bidirectional attention, post-LayerNorm blocks, learned positions, GELU) trained as a

@@ -48,6 +48,15 @@ std::vector<LayerParam> parse_lora_targets(const std::string& spec) {
 }
 
 size_t adapted_view(const ModelConfig& c, int l, LayerParam v) {
+  if (c.is_gpt2()) {  // q, k and v: the fused attn_qkv view (fused_rows gives each one's rows)
+    switch (v) {
+      case kWq: case kWk: case kWv: return gpt2_param(l, kGQkv);
+      case kWo: return gpt2_param(l, kGO);
+      case kWu: return gpt2_param(l, kGUp);
+      case kWd: return gpt2_param(l, kGDown);
+      default: return kNoView;
+    }
+  }
   if (!c.is_encoder()) return layer_param(l, v);
   switch (v) {
     case kWq: return encoder_param(l, kEncQ);
@@ -61,8 +70,9 @@ size_t adapted_view(const ModelConfig& c, int l, LayerParam v) {
 }
 
 LayerParam fused_leader(const ModelConfig& c, LayerParam v) {
-  if (!c.fused_projections()) return v;
+  if (!c.fused_projections() && !c.is_gpt2()) return v;
   if (v == kWk || v == kWv) return kWq;
+  if (c.is_gpt2()) return v;
   return v == kWu ? kWg : v;
 }
 
@@ -81,7 +91,7 @@ Lora::Lora(const ModelConfig& c, const LoraOptions& o)
   if (c.n_layer > 0 && adapted_view(c, 0, kWg) == kNoView && std::count(t.begin(), t.end(), kWu))
     t.erase(std::remove(t.begin(), t.end(), kWg), t.end());
   // A fused tensor is adapted whole: one of its projections named brings the others.
-  if (c.fused_projections()) {
+  if (c.fused_projections() || c.is_gpt2()) {
     const std::vector<LayerParam> named = t;
     for (LayerParam v : {kWq, kWk, kWv, kWg, kWu})
       if (std::find(t.begin(), t.end(), v) == t.end() &&
@@ -219,10 +229,17 @@ void merge_lora(Params& p, const Lora& l) {
       const ParamView& a = l.views[size_t(i)];
       const ParamView& b = l.views[size_t(i) + 1];
       const size_t w = adapted_view(l.base, layer, v);
-      // W (out, in) += scale * B (out, r) A (r, in), with v's rows of B
-      kernels::sgemm(false, false, p.views[w].rows, a.cols, a.rows, l.scale(),
+      // W (out, in) += scale * B (out, r) A (r, in), with v's rows of B; where the view is the
+      // fused tensor itself (gpt2's attn_qkv), v's rows of it.
+      int rows = p.views[w].rows;
+      float* W = p.get(w);
+      if (l.base.is_gpt2() && (v == kWq || v == kWk || v == kWv)) {
+        rows = v == kWq ? l.base.q_dim() : l.base.kv_dim();
+        W += size_t(l.row0(layer, v)) * size_t(a.cols);
+      }
+      kernels::sgemm(false, false, rows, a.cols, a.rows, l.scale(),
                      l.get(size_t(i) + 1) + size_t(l.row0(layer, v)) * b.cols, b.cols, l.get(size_t(i)), a.cols, 1.0f,
-                     p.get(w), a.cols);
+                     W, a.cols);
     }
 }
 

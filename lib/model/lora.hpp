@@ -24,6 +24,7 @@ struct LoraOptions {
   // encoder's MLP has no gate: kWg is dropped there when kWu is also a target ("mlp", "all").
   // A model with fused projections (ModelConfig::fused_projections, phi3) adapts a fused tensor
   // as a whole: any of q, k, v adapts attn_qkv (all three), gate or up adapts ffn_up (both).
+  // gpt2 fuses q, k, v alone (attn_qkv) and has no gate.
   std::vector<LayerParam> targets{kWq, kWk, kWv, kWo};
 };
 

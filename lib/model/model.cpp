@@ -124,9 +124,10 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
 }
 
 FusedRows fused_rows(const ModelConfig& c, int l, LayerParam v) {
-  if (!c.fused_projections()) return {};
+  if (!c.fused_projections() && !c.is_gpt2()) return {};
   const std::string p = "blk." + std::to_string(l) + ".";
   const int Q = c.q_dim(), K = c.kv_dim(), F = c.n_ff;
+  if (c.is_gpt2() && (v == kWg || v == kWu)) return {};  // gpt2 fuses q, k, v only
   switch (v) {
     case kWq: return {p + "attn_qkv.weight", Q + 2 * K, 0};
     case kWk: return {p + "attn_qkv.weight", Q + 2 * K, Q};
@@ -292,7 +293,6 @@ size_t Model::activation_bytes() const {
 }
 
 void Model::set_lora(Lora* lora) {
-  if (lora && cfg_.is_gpt2()) throw UsageError("LoRA adapters are trained on llama-layout decoders, not gpt2");
   if (lora)
     LM_ASSERT(lora->base.n_layer == cfg_.n_layer && lora->base.n_embd == cfg_.n_embd && lora->base.n_ff == cfg_.n_ff);
   lora_->attach(lora, size_t(B_) * T_, size_t(std::max(cfg_.n_embd, cfg_.n_ff)));
@@ -628,6 +628,7 @@ void Model::trunk_gpt2(const Params& p, int b, int t) {
     float* y = a.dtmp.data();
     const size_t n = size_t(N) * C;
     linear_forward(y, in, W, bias, N, nin, C);
+    lora_forward(l, mlp ? kWd : kWo, in, y, N, nin, C);
     if (dropping()) drop(y, n, branch_site(l, mlp));
     for (size_t i = 0; i < n; ++i) dst[i] = res[i] + y[i];
   };
@@ -641,10 +642,14 @@ void Model::trunk_gpt2(const Params& p, int b, int t) {
     linear_forward(q, xn1, Wqkv, bqkv, N, C, C);
     linear_forward(k, xn1, Wqkv + size_t(C) * C, bqkv + C, N, C, K);
     linear_forward(v, xn1, Wqkv + size_t(C + K) * C, bqkv + C + K, N, C, K);
+    lora_forward(l, kWq, xn1, q, N, C, C);
+    lora_forward(l, kWk, xn1, k, N, C, K);
+    lora_forward(l, kWv, xn1, v, N, C, K);
     attention_forward(ao, at(a.att, l), q, k, v, b, t, H, Hkv, D);
     add_branch(x2, x, ao, W(kGO), W(kGOB), C, l, false);
     layernorm_forward_train(xn2, at(a.mean2, l), at(a.rstd2, l), x2, W(kGFfnNorm), W(kGFfnNormB), N, C, eps);
     linear_forward(u, xn2, W(kGUp), W(kGUpB), N, C, F);
+    lora_forward(l, kWu, xn2, u, N, C, F);
     gelu_forward(h, u, size_t(N) * F);
     add_branch(at(a.x, l + 1), x2, h, W(kGDown), W(kGDownB), F, l, true);
   }
@@ -676,9 +681,11 @@ void Model::backward_gpt2(Params& p) {
     const float* dbranch = branch_grad(l, true);
     if (float* db = G(kGDownB)) bias_backward(db, dbranch, N, C);
     matmul_backward(a.dh.data(), G(kGDown), dbranch, a.h[L].data(), W(kGDown), N, F, C, false);
+    lora_backward(l, kWd, a.h[L].data(), dbranch, a.dh.data(), N, F, C);
     gelu_backward(a.du.data(), a.dh.data(), a.u[L].data(), size_t(N) * F);
     if (float* db = G(kGUpB)) bias_backward(db, a.du.data(), N, F);
     matmul_backward(a.dxn.data(), G(kGUp), a.du.data(), a.xn2[L].data(), W(kGUp), N, C, F, false);
+    lora_backward(l, kWu, a.xn2[L].data(), a.du.data(), a.dxn.data(), N, C, F);
     layernorm_backward(a.dtmp.data(), G(kGFfnNorm), G(kGFfnNormB), a.dxn.data(), a.x2[L].data(), W(kGFfnNorm),
                        a.mean2[L].data(), a.rstd2[L].data(), N, C);
     for (size_t i = 0; i < NC; ++i) a.dres[i] += a.dtmp[i];
@@ -686,6 +693,7 @@ void Model::backward_gpt2(Params& p) {
     dbranch = branch_grad(l, false);
     if (float* db = G(kGOB)) bias_backward(db, dbranch, N, C);
     matmul_backward(a.dao.data(), G(kGO), dbranch, a.ao[L].data(), W(kGO), N, C, C, false);
+    lora_backward(l, kWo, a.ao[L].data(), dbranch, a.dao.data(), N, C, C);
     attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[L].data(),
                        a.q[L].data(), a.k[L].data(), a.v[L].data(), b, t, H, Hkv, D);
     const float* Wqkv = W(kGQkv);
@@ -701,6 +709,9 @@ void Model::backward_gpt2(Params& p) {
                     true);
     matmul_backward(a.dxn.data(), dW ? dW + size_t(C + K) * C : nullptr, a.dv.data(), xn1, Wqkv + size_t(C + K) * C,
                     N, C, K, true);
+    lora_backward(l, kWq, xn1, a.dq.data(), a.dxn.data(), N, C, C);
+    lora_backward(l, kWk, xn1, a.dk.data(), a.dxn.data(), N, C, K);
+    lora_backward(l, kWv, xn1, a.dv.data(), a.dxn.data(), N, C, K);
     layernorm_backward(a.dtmp.data(), G(kGAttnNorm), G(kGAttnNormB), a.dxn.data(), a.x[L].data(), W(kGAttnNorm),
                        a.mean1[L].data(), a.rstd1[L].data(), N, C);
     for (size_t i = 0; i < NC; ++i) a.dres[i] += a.dtmp[i];

@@ -89,8 +89,8 @@ struct ModelConfig {
   bool trainable_decoder() const { return is_llama() || is_qwen2() || is_phi3(); }
   // gpt2 (docs/architectures.md): pre-LN blocks with LayerNorm and biases, learned positions,
   // fused q/k/v with a bias, a GELU MLP, biases on every linear layer, a final LayerNorm. Model
-  // trains it (lm-train --arch gpt2, lm-finetune without LoRA) in the file's own layout
-  // (gpt2_param); LoRA and a classifier head are llama-layout decoders' only.
+  // trains it (lm-train --arch gpt2, lm-finetune, LoRA with attn_qkv as one pair) in the file's
+  // own layout (gpt2_param); a classifier head is llama-layout decoders' only.
   bool is_gpt2() const { return arch.name == "gpt2"; }
   // The longest context an inference Session takes: n_ctx, or 2^30 for an LSTM, whose state
   // does not grow with the sequence. And the context lm-generate and lm-serve use when not told:

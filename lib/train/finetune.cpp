@@ -202,8 +202,6 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   T_ = f.context > 0 ? f.context : cfg.n_ctx;
   if (T_ > cfg.n_ctx)
     throw UsageError("--context " + std::to_string(T_) + " is longer than the model's " + std::to_string(cfg.n_ctx));
-  if (cfg.is_gpt2() && f.lora)
-    throw UsageError("LoRA adapts llama, qwen2, phi3 and bert models; fine-tune a gpt2 model fully (without --lora)");
   if (f.task == Task::Classify && !encoder && !cfg.trainable_decoder())
     throw UsageError("--task classify fine-tunes a llama, qwen2, phi3 or bert model; a " + cfg.arch.name +
                      " classifier is not supported yet");

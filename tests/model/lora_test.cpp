@@ -254,6 +254,58 @@ TEST_CASE("phi3 LoRA: one pair per fused tensor, gradients match finite differen
   for (size_t i = 0; i < with.size(); ++i) CHECK(plain.logits()[i] == doctest::Approx(with[i]).epsilon(1e-4));
 }
 
+TEST_CASE("gpt2 LoRA: q, k, v share attn_qkv's pair, no gate; gradients match finite differences; merged equals applied") {
+  ModelConfig base = small_cfg();
+  base.n_head_kv = base.n_head;
+  const ModelConfig cfg = gpt2_config(base);
+  Params p(cfg, false);
+  Rng rng(8);
+  p.init(rng);
+  for (auto& w : p.w) w += 0.2f * rng.normal();
+  LoraOptions o;
+  o.rank = 2, o.alpha = 5, o.dropout = 0.2f;
+  o.targets = parse_lora_targets("v,o,mlp");  // v brings q and k (attn_qkv); mlp is up and down
+  Lora lora(cfg, o);
+  CHECK(lora.opt.targets == std::vector<LayerParam>{kWq, kWk, kWv, kWo, kWu, kWd});
+  REQUIRE(lora.views.size() == 2 * 4 * 2);  // qkv, o, up, down pairs in 2 layers
+  CHECK(lora.views[1].name == "blk.0.attn_qkv.weight.lora_b");
+  CHECK(lora.views[1].rows == 3 * 16);
+  CHECK(lora.views[7].name == "blk.0.ffn_down.weight.lora_b");
+  CHECK((lora.pair(1, kWk) == lora.pair(1, kWq) && lora.row0(1, kWk) == 16 && lora.row0(1, kWv) == 32));
+  LoraOptions gate = o;
+  gate.targets = parse_lora_targets("gate");
+  CHECK_THROWS_AS(Lora(cfg, gate), UsageError);
+  lora.init(rng);
+  for (auto& w : lora.w) w += 0.3f * rng.normal();
+  const int B = 2, T = 7;
+  std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(31)), targets[i] = int(rng.below(31));
+  Model m(cfg, B, T);
+  m.set_lora(&lora);
+  m.set_training(true, 3);  // LoRA's dropout: the same masks in every forward below
+  std::fill(lora.grad.begin(), lora.grad.end(), 0.0f);
+  m.forward(p, tokens.data(), targets.data(), B, T);
+  m.backward(p);
+  REQUIRE(max_abs(lora.grad) > 0);
+  lm::test::check_param_grads(lora, [&] { return double(m.forward(p, tokens.data(), targets.data(), B, T)); }, rng, 3);
+
+  m.set_training(false);
+  m.forward(p, tokens.data(), nullptr, B, T);
+  std::vector<float> with(m.logits(), m.logits() + size_t(B) * T * cfg.n_vocab);
+  format::GgufWriter w;
+  add_adapter(w, lora, "test");
+  const std::string path = "lora_gpt2_test.gguf";
+  w.save(path);
+  format::GgufFile g = format::GgufFile::open(path);
+  Lora back = load_adapter(g, cfg);
+  std::remove(path.c_str());
+  CHECK(back.opt.targets == lora.opt.targets);
+  merge_lora(p, back);
+  Model plain(cfg, B, T);
+  plain.forward(p, tokens.data(), nullptr, B, T);
+  for (size_t i = 0; i < with.size(); ++i) CHECK(plain.logits()[i] == doctest::Approx(with[i]).epsilon(1e-4));
+}
+
 namespace {
 ModelConfig encoder_cls_cfg(int pooling) {
   ModelConfig c;

@@ -170,8 +170,17 @@ want=$(awk '$1 == "perplexity-finetuned" { print $2 }' "$A/gpt2-trained.txt")
 got=$(lm-eval perplexity -q -m gpt2-ft.gguf -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
 awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(d < 0.001 && d > -0.001) }' && pass ||
   fail "the fine-tuned gpt2: perplexity $got, llama.cpp $want (more than 0.1% apart)"
-expect_exit 2 "no LoRA on gpt2" -- lm-finetune -m gpt2.gguf -o ft.gguf --lora --data "$A/text.txt" --steps 1
-expect_err "^lm-finetune: LoRA adapts llama, qwen2, phi3 and bert models; fine-tune a gpt2 model fully \(without --lora\)\$" "says why"
+# LoRA on every projection (q, k, v: one pair on attn_qkv), applied at load time and merged,
+# against llama.cpp's figures for the same files (its --lora applies the adapter).
+ad=(-m gpt2.gguf --lora --lora-targets all --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2)
+expect_exit 0 "a gpt2 LoRA adapter" -- lm-finetune -q "${ad[@]}" -o gpt2-ad.gguf
+expect_exit 0 "the same run merged" -- lm-finetune -q "${ad[@]}" --merge -o gpt2-merged.gguf
+for f in "lora:--lora gpt2-ad.gguf -m gpt2.gguf" "lora-merged:-m gpt2-merged.gguf"; do
+  want=$(awk -v k="perplexity-${f%%:*}" '$1 == k { print $2 }' "$A/gpt2-trained.txt")
+  got=$(lm-eval perplexity -q ${f#*:} -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
+  awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(a > 0 && d < 0.001 && d > -0.001) }' && pass ||
+    fail "gpt2 ${f%%:*}: perplexity $got, llama.cpp $want (more than 0.1% apart)"
+done
 expect_exit 2 "no gpt2 classifier" -- lm-finetune -m gpt2.gguf -o ft.gguf --task classify --data cls-train.tsv --steps 1
 expect_err "a gpt2 classifier is not supported yet" "says why"
 
