@@ -269,35 +269,34 @@ LstmParams load_lstm_params(const format::GgufFile& g, bool with_grad) {
   return p;
 }
 
-Params load_encoder_params(const format::GgufFile& g, bool with_grad) {
-  const ModelConfig cfg = read_config(g);
-  if (!cfg.is_encoder()) throw FormatError(g.path(), "is a '" + cfg.arch.name + "' model, not an encoder (bert)");
+namespace {
+
+// A model trained in its file's own layout (bert, gpt2): every view a tensor of the file, of
+// the shape lm trains (as many key/value heads as heads, head size width / heads). `what` is
+// what the views are for, in the error naming a missing one.
+Params load_own_layout(const format::GgufFile& g, const ModelConfig& cfg, bool with_grad, const std::string& what) {
   if (cfg.n_head_kv != cfg.n_head || cfg.n_head_dim != 0)
-    throw FormatError(g.path(), "is a bert model of a shape lm does not train (grouped-query heads, or a head size "
-                                "other than width / heads)");
-  for (const ParamView& v : param_layout(cfg))  // e.g. a fused attn_qkv: readable, but not this layout
-    if (!g.find_tensor(v.name))
-      throw FormatError(g.path(), "has no tensor '" + v.name + "', which lm's encoder trains (docs/encoder.md)");
+    throw FormatError(g.path(), "is a " + cfg.arch.name + " model of a shape lm does not train (grouped-query heads, "
+                                "or a head size other than width / heads)");
+  for (const ParamView& v : param_layout(cfg))  // e.g. a bert file's fused attn_qkv: readable, but not this layout
+    if (!g.find_tensor(v.name)) throw FormatError(g.path(), "has no tensor '" + v.name + "', which " + what);
   const FileTensors f = checked_tensors(g, cfg);
   Params p(cfg, with_grad);
   read_views(f, cfg, p);
   return p;
 }
 
+}  // namespace
+
+Params load_encoder_params(const format::GgufFile& g, bool with_grad) {
+  const ModelConfig cfg = read_config(g);
+  if (!cfg.is_encoder()) throw FormatError(g.path(), "is a '" + cfg.arch.name + "' model, not an encoder (bert)");
+  return load_own_layout(g, cfg, with_grad, "lm's encoder trains (docs/encoder.md)");
+}
+
 Params load_params(const format::GgufFile& g, bool with_grad) {
   const ModelConfig cfg = read_config(g);
-  if (cfg.is_gpt2()) {  // the file's layout: every tensor is a view of its own
-    if (cfg.n_head_kv != cfg.n_head || cfg.n_head_dim != 0)
-      throw FormatError(g.path(), "is a gpt2 model of a shape lm does not train (grouped-query heads, or a head size "
-                                  "other than width / heads)");
-    for (const ParamView& v : param_layout(cfg))
-      if (!g.find_tensor(v.name))
-        throw FormatError(g.path(), "has no tensor '" + v.name + "', which lm's gpt2 training needs");
-    const FileTensors f = checked_tensors(g, cfg);
-    Params p(cfg, with_grad);
-    read_views(f, cfg, p);
-    return p;
-  }
+  if (cfg.is_gpt2()) return load_own_layout(g, cfg, with_grad, "lm's gpt2 training needs");
   if (!cfg.trainable_decoder())
     throw FormatError(g.path(), "architecture '" + cfg.arch.name +
                                     "' can be run (lm-generate, lm-eval) but not trained or merged with LoRA yet; "
@@ -528,16 +527,23 @@ void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenize
   end_model_file(out, p, tok);
 }
 
+// The sizes every transformer file gives under its architecture's name: context, width, layers,
+// feed-forward width, heads.
+static void add_shape_keys(format::GgufWriter& out, const ModelConfig& c) {
+  const std::string a = c.arch.name + ".";
+  out.set_u32(a + "context_length", uint32_t(c.n_ctx));
+  out.set_u32(a + "embedding_length", uint32_t(c.n_embd));
+  out.set_u32(a + "block_count", uint32_t(c.n_layer));
+  out.set_u32(a + "feed_forward_length", uint32_t(c.n_ff));
+  out.set_u32(a + "attention.head_count", uint32_t(c.n_head));
+}
+
 void add_encoder_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, const std::string& name,
                        const std::vector<std::string>& labels) {
   const ModelConfig& c = p.cfg;
   LM_ASSERT(c.is_encoder());
   begin_model_file(out, "bert", name, tok, c.n_vocab);
-  out.set_u32("bert.context_length", uint32_t(c.n_ctx));
-  out.set_u32("bert.embedding_length", uint32_t(c.n_embd));
-  out.set_u32("bert.block_count", uint32_t(c.n_layer));
-  out.set_u32("bert.feed_forward_length", uint32_t(c.n_ff));
-  out.set_u32("bert.attention.head_count", uint32_t(c.n_head));
+  add_shape_keys(out, c);
   out.set_f32("bert.attention.layer_norm_epsilon", c.norm_eps);
   out.set_bool("bert.attention.causal", false);
   // Sentence embeddings: the mean of the hidden states; a classifier: its pooling (rank: the
@@ -555,11 +561,7 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
   if (c.is_gpt2()) {  // llama.cpp's gpt2 keys; the tensors in the file's layout
     LM_ASSERT(c.n_cls == 0);
     begin_model_file(out, "gpt2", name, tok, c.n_vocab);
-    out.set_u32("gpt2.context_length", uint32_t(c.n_ctx));
-    out.set_u32("gpt2.embedding_length", uint32_t(c.n_embd));
-    out.set_u32("gpt2.block_count", uint32_t(c.n_layer));
-    out.set_u32("gpt2.feed_forward_length", uint32_t(c.n_ff));
-    out.set_u32("gpt2.attention.head_count", uint32_t(c.n_head));
+    add_shape_keys(out, c);
     out.set_f32("gpt2.attention.layer_norm_epsilon", c.norm_eps);
     end_model_file(out, p, tok);
     return;
@@ -567,11 +569,7 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
   LM_ASSERT(c.trainable_decoder());
   begin_model_file(out, c.arch.name.c_str(), name, tok, c.n_vocab);
   auto key = [&](const char* suffix) { return c.arch.name + "." + suffix; };
-  out.set_u32(key("context_length"), uint32_t(c.n_ctx));
-  out.set_u32(key("embedding_length"), uint32_t(c.n_embd));
-  out.set_u32(key("block_count"), uint32_t(c.n_layer));
-  out.set_u32(key("feed_forward_length"), uint32_t(c.n_ff));
-  out.set_u32(key("attention.head_count"), uint32_t(c.n_head));
+  add_shape_keys(out, c);
   out.set_u32(key("attention.head_count_kv"), uint32_t(c.n_head_kv));
   out.set_u32(key("rope.dimension_count"), uint32_t(c.head_dim()));
   out.set_f32(key("rope.freq_base"), c.rope_base);
