@@ -41,6 +41,9 @@ int print_dry_run(const lm::train::ModelShape& shape, const lm::train::TrainOpti
   else if (c.is_lstm())
     std::printf("model\tlstm: V %d, T %d, L %d, E %d, H %d, P %d, %s\n", c.n_vocab, c.n_ctx, c.n_layer, c.n_embd,
                 c.n_ff, c.n_proj, c.tied ? "tied" : "untied");
+  else if (c.is_gpt2())
+    std::printf("model\tgpt2: V %d, T %d, L %d, C %d, H %d, F %d, %s\n", c.n_vocab, c.n_ctx, c.n_layer, c.n_embd,
+                c.n_head, c.n_ff, c.tied ? "tied" : "untied");
   else
     std::printf("model\tV %d, T %d, L %d, C %d, H %d, kv heads %d, F %d, %s\n", c.n_vocab, c.n_ctx, c.n_layer,
                 c.n_embd, c.n_head, c.n_head_kv, c.n_ff, c.tied ? "tied" : "untied");

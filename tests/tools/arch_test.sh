@@ -160,6 +160,8 @@ same_files g2full/model.gguf g2part/model.gguf "the resumed gpt2 run writes the 
 expect_exit 1 "a gpt2 checkpoint does not resume as llama" -- lm-train "${g2[@]/gpt2/llama}" --batch 2 \
   --steps $g2steps --dropout 0.1 --resume g2part/model.gguf.ckpt -o x.gguf
 expect_err "checkpoint belongs to another run: architecture gpt2 in the checkpoint but llama now" "names the difference"
+expect_exit 0 "lm-train --arch gpt2 --dry-run" -- lm-train "${g2[@]}" --dry-run
+grep -q "^model	gpt2: V [0-9]*, T 64, L 2, C 64, H 4, F 256, tied\$" "$T/out" && pass || fail "dry run: $(head -1 "$T/out")"
 expect_exit 2 "--kv-heads with gpt2" -- lm-train "${g2[@]}" --kv-heads 2 --steps 1 -o x.gguf
 expect_err "^lm-train: --kv-heads is llama's: gpt2 has as many key/value heads as heads\$" "says why"
 
