@@ -1,6 +1,7 @@
-// Tests for lib/model/model: logits, loss and gradients of a tiny GQA model against the PyTorch
-// golden fixture (tests/model/make_golden.py writes tests/data/golden_tiny.bin), and gradients
-// of an untied model against finite differences.
+// Tests for lib/model/model: logits, loss and gradients of a tiny GQA model and of a tiny gpt2
+// against PyTorch golden fixtures (tests/model/make_golden.py writes tests/data/golden_tiny.bin,
+// tests/model/make_gpt2_golden.py tests/data/gpt2_golden.bin), and gradients against finite
+// differences.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -221,6 +222,42 @@ TEST_CASE("configurations are validated with the field and its range") {
   CHECK_THROWS_AS(preset("huge"), UsageError);
   CHECK_THROWS_AS(Model(preset("tiny"), 1, 257), UsageError);
   CHECK(preset("medium").n_params() == 109529856u + 0u);
+}
+
+TEST_CASE("tiny gpt2 matches the PyTorch golden fixture: logits, loss and every gradient") {
+  // tests/model/make_gpt2_golden.py writes it: GPT-2's block in PyTorch, in double precision.
+  Reader r{load_file(std::string(LM_TEST_DATA_DIR) + "/gpt2_golden.bin")};
+  REQUIRE(r.take<char>(8) == std::vector<char>{'L', 'M', 'G', 'P', 'T', '2', '1', '\0'});
+  auto h = r.take<int32_t>(7);
+  ModelConfig base;
+  base.n_vocab = h[0], base.n_ctx = h[1], base.n_layer = h[2], base.n_embd = h[3], base.n_head = h[4];
+  base.n_ff = h[5], base.tied = true;
+  ModelConfig cfg = gpt2_config(base);
+  cfg.norm_eps = r.take<float>(1)[0];
+  const int B = h[6], T = cfg.n_ctx;
+  auto tokens = r.take<int32_t>(size_t(B) * T);
+  auto targets = r.take<int32_t>(size_t(B) * T);
+  Params p(cfg);
+  const auto w = r.take<float>(cfg.n_params());
+  p.w.assign(w.begin(), w.end());
+  auto logits = r.take<float>(size_t(B) * T * cfg.n_vocab);
+  float loss = r.take<float>(1)[0];
+  auto grads = r.take<float>(cfg.n_params());
+  CHECK(r.pos == r.bytes.size());
+
+  Model m(cfg, B, T);
+  m.forward(p, tokens.data(), nullptr, B, T);
+  CHECK(rel_err(m.logits(), logits.data(), logits.size()) < 2e-5);
+  Model inference(cfg, B, T, ModelBuffers{.trunk_backward = false});
+  inference.forward(p, tokens.data(), nullptr, B, T);
+  CHECK(std::memcmp(inference.logits(), m.logits(), logits.size() * sizeof(float)) == 0);
+  float ours = m.forward(p, tokens.data(), targets.data(), B, T);
+  CHECK(ours == doctest::Approx(loss).epsilon(1e-5));
+  m.backward(p);
+  for (const auto& v : p.views) {
+    CAPTURE(v.name);
+    CHECK(rel_err(p.grad.data() + v.offset, grads.data() + v.offset, size_t(v.rows) * v.cols) < 1e-4);
+  }
 }
 
 TEST_CASE("gpt2 gradients match finite differences: LayerNorms and biases, fused q/k/v, learned positions, GELU") {
