@@ -7,7 +7,10 @@ bias, B 32 streams x T windows with the state carried (detached) from one window
 as lm's bench trains it. The bert-* presets are lm's encoder (docs/encoder.md) with the
 masked-language-model objective: token, position and type embeddings and their LayerNorm,
 nn.TransformerEncoderLayer blocks (post-LN, GELU, eps 1e-12, no dropout), 15% of the positions
-predicted through the tied embedding (the head on those rows only, as lm computes it). Prints one line:
+predicted through the tied embedding (the head on those rows only, as lm computes it). The gpt2-*
+presets are GPT-2 (lm-train --arch gpt2) at the preset's sizes: learned positions, pre-LN blocks
+of nn.LayerNorm (eps 1e-5), one q/k/v nn.Linear with a bias, causal softmax attention, an output
+projection and a GELU (tanh form) MLP with biases, a final LayerNorm, the head tied. Prints one line:
 "torch <preset> <tokens/s median> <min> <max> <peak RSS MiB>". Needs Debian's python3-torch.
 Usage: /usr/bin/python3 bench/torch_peer.py PRESET STEPS THREADS
 """
@@ -54,6 +57,50 @@ class Block(torch.nn.Module):
         x = x + self.o((a @ v).transpose(1, 2).reshape(b, t, c))
         n = rmsnorm(x, self.n2)
         return x + self.d(torch.nn.functional.silu(self.g(n)) * self.u(n))
+
+
+class Gpt2Block(torch.nn.Module):
+    def __init__(self, d, h, ff):
+        super().__init__()
+        self.h = h
+        self.n1, self.n2 = torch.nn.LayerNorm(d, eps=1e-5), torch.nn.LayerNorm(d, eps=1e-5)
+        self.qkv, self.o = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+        self.u, self.d = torch.nn.Linear(d, ff), torch.nn.Linear(ff, d)
+
+    def forward(self, x, mask):
+        b, t, c = x.shape
+        hd = c // self.h
+        q, k, v = (z.view(b, t, self.h, hd).transpose(1, 2) for z in self.qkv(self.n1(x)).split(c, -1))
+        a = torch.softmax((q @ k.transpose(-1, -2)) / hd ** 0.5 + mask, -1)
+        x = x + self.o((a @ v).transpose(1, 2).reshape(b, t, c))
+        return x + self.d(torch.nn.functional.gelu(self.u(self.n2(x)), approximate="tanh"))
+
+
+class Gpt2:
+    """The gpt2 peer of a preset with vocabulary V: N(0, 0.02) matrices, zero biases, unit gains."""
+
+    def __init__(self, preset, V):
+        _, T, L, C, H, F, _ = PRESETS[preset]
+        self.V = V
+        self.emb, self.pos = torch.nn.Embedding(V, C), torch.nn.Embedding(T, C)
+        self.blocks = torch.nn.ModuleList(Gpt2Block(C, H, F) for _ in range(L))
+        self.norm = torch.nn.LayerNorm(C, eps=1e-5)
+        self.params = [p for m in (self.emb, self.pos, self.blocks, self.norm) for p in m.parameters()]
+        for w in (self.emb.weight, self.pos.weight):
+            torch.nn.init.normal_(w, 0.0, 0.02)
+        for m in self.blocks.modules():
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.normal_(m.weight, 0.0, 0.02)
+                torch.nn.init.zeros_(m.bias)
+        self.mask = torch.full((T, T), float("-inf")).triu(1)
+
+    def loss(self, x, y):
+        t = x.shape[1]
+        h = self.emb(x) + self.pos.weight[:t]
+        for blk in self.blocks:
+            h = blk(h, self.mask)
+        logits = self.norm(h) @ self.emb.weight.T
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, self.V), y.reshape(-1))
 
 
 class Model:
@@ -168,11 +215,14 @@ def main():
     if preset.startswith("bert-"):
         bert_main(preset, steps, threads)
         return
+    gpt2 = preset.startswith("gpt2-")
+    if gpt2:
+        preset = preset[5:]
     V, T, _, _, _, _, tokens = PRESETS[preset]
     B = tokens // T
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = Model(preset, V)
+    model = Gpt2(preset, V) if gpt2 else Model(preset, V)
     params = model.params
     opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.1)
     rates = []
@@ -187,7 +237,8 @@ def main():
         if s >= 3:
             rates.append(B * T / (time.perf_counter() - t0))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"torch {preset} {statistics.median(rates):.0f} {min(rates):.0f} {max(rates):.0f} {rss:.0f}")
+    print(f"torch {'gpt2-' if gpt2 else ''}{preset} {statistics.median(rates):.0f} {min(rates):.0f} {max(rates):.0f} "
+          f"{rss:.0f}")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 // and MFU against 385 GFLOP/s. The LSTM presets (lstm-tiny, lstm-small, lstm-medium: docs/lstm.md)
 // train B 32 streams x T windows with the state carried, FLOPs 6N per token. The encoder presets
 // (bert-tiny, bert-small: docs/encoder.md) train the masked-language-model objective on B 32 x
-// T 128 rows, 15% of the positions predicted, FLOPs as lm-train counts them.
-// Usage: train_step_bench [tiny|small|medium|lstm-*|bert-tiny|bert-small] [steps] [threads]
+// T 128 rows, 15% of the positions predicted, FLOPs as lm-train counts them. gpt2-tiny,
+// gpt2-small, gpt2-medium: the preset's sizes as a gpt2 (lm-train --arch gpt2).
+// Usage: train_step_bench [tiny|small|medium|gpt2-*|lstm-*|bert-tiny|bert-small] [steps] [threads]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -110,8 +111,11 @@ int main(int argc, char** argv) {
   const int threads = kernels::set_threads(argc > 3 ? std::atoi(argv[3]) : 2);
   if (name.starts_with("lstm-")) return bench_lstm(name, steps, threads);
   if (name.starts_with("bert-")) return bench_encoder(name, steps, threads);
-  model::ModelConfig cfg = model::preset(name);
-  const int T = cfg.n_ctx, B = (name == "tiny" ? 4096 : name == "small" ? 4096 : 2048) / T;
+  const bool gpt2 = name.starts_with("gpt2-");
+  const std::string size = gpt2 ? name.substr(5) : name;
+  model::ModelConfig cfg = model::preset(size);
+  if (gpt2) cfg = model::gpt2_config(cfg);
+  const int T = cfg.n_ctx, B = (size == "tiny" ? 4096 : size == "small" ? 4096 : 2048) / T;
   model::Params p(cfg);
   Rng rng(1);
   p.init(rng);
