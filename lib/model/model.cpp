@@ -89,7 +89,7 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
     for (const TensorSpec& t : find_arch("bert")->tensors(c)) add(t.name, t.rows, t.cols);
     return v;
   }
-  if (c.is_gpt2()) {  // the file's tensors, output.weight only when untied
+  if (c.is_gpt2()) {  // the file's tensors, output.weight only when untied; a classifier's head
     for (const TensorSpec& t : find_arch("gpt2")->tensors(c))
       if (t.name != "output.weight" || !c.tied) add(t.name, t.rows, t.cols);
     return v;
@@ -225,9 +225,8 @@ Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
       trunk_backward_(buffers.trunk_backward),
       lora_(std::make_unique<LoraPass>()) {
   cfg.validate();
-  if (cfg.is_gpt2() && (cfg.n_cls > 0 || cfg.n_head_kv != cfg.n_head || cfg.n_head_dim != 0))
-    throw UsageError("lm trains gpt2 as a language model with as many key/value heads as heads and a head size of "
-                     "width / heads");
+  if (cfg.is_gpt2() && (cfg.n_head_kv != cfg.n_head || cfg.n_head_dim != 0))
+    throw UsageError("lm trains gpt2 with as many key/value heads as heads and a head size of width / heads");
   if (B < 1 || B > (1 << 20)) throw UsageError("batch size " + std::to_string(B) + " is out of range [1, 1048576]");
   if (T < 1 || T > cfg.n_ctx)
     throw UsageError("sequence length " + std::to_string(T) + " is out of range [1, " + std::to_string(cfg.n_ctx) + "]");

@@ -89,8 +89,8 @@ struct ModelConfig {
   bool trainable_decoder() const { return is_llama() || is_qwen2() || is_phi3(); }
   // gpt2 (docs/architectures.md): pre-LN blocks with LayerNorm and biases, learned positions,
   // fused q/k/v with a bias, a GELU MLP, biases on every linear layer, a final LayerNorm. Model
-  // trains it (lm-train --arch gpt2, lm-finetune, LoRA with attn_qkv as one pair) in the file's
-  // own layout (gpt2_param); a classifier head is llama-layout decoders' only.
+  // trains it (lm-train --arch gpt2, lm-finetune, LoRA with attn_qkv as one pair, a classifier
+  // head) in the file's own layout (gpt2_param).
   bool is_gpt2() const { return arch.name == "gpt2"; }
   // The longest context an inference Session takes: n_ctx, or 2^30 for an LSTM, whose state
   // does not grow with the sequence. And the context lm-generate and lm-serve use when not told:
@@ -169,6 +169,7 @@ inline std::pair<size_t, size_t> layer_views(const ModelConfig& c, int l) {
 // The classification head's weight (its bias is the next view); only when n_cls > 0. An
 // encoder's is after its layers (encoder.hpp: kEncTop + L kEncLayerParams).
 inline size_t cls_param(const ModelConfig& c) {
+  if (c.is_gpt2()) return output_norm_param(c) + (c.tied ? 2 : 3);  // after the final norm's bias
   return c.is_encoder() ? 5 + size_t(c.n_layer) * 16 : output_norm_param(c) + (c.tied ? 1 : 2);
 }
 

@@ -47,7 +47,7 @@ ModelConfig read_config(const format::GgufFile& g) {
                                 std::to_string(c.out_width()) + " differs from the embedding width " +
                                 std::to_string(c.n_embd) + ", so the embeddings cannot be the output layer");
   if (const format::GgufTensorInfo* cls =
-          c.trainable_decoder() || c.is_encoder() ? g.find_tensor("cls.output.weight") : nullptr) {
+          c.trainable_decoder() || c.is_encoder() || c.is_gpt2() ? g.find_tensor("cls.output.weight") : nullptr) {
     if (cls->n_dims != 2 || cls->ne[0] != c.n_embd || cls->ne[1] < 2 || cls->ne[1] > kMaxLabels)
       throw FormatError(path, "tensor 'cls.output.weight' has shape {" + std::to_string(cls->ne[0]) + ", " +
                                   std::to_string(cls->ne[1]) + "}, expected {" + std::to_string(c.n_embd) +
@@ -529,6 +529,13 @@ void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenize
 
 // The sizes every transformer file gives under its architecture's name: context, width, layers,
 // feed-forward width, heads.
+// A decoder classifier's labels and pooling, under its architecture's name; nothing without a head.
+static void add_classifier_keys(format::GgufWriter& out, const ModelConfig& c, const std::vector<std::string>& labels) {
+  if (c.n_cls == 0) return;
+  out.set_array_string(c.arch.name + ".classifier.output_labels", checked_labels(c, labels));
+  out.set_u32(c.arch.name + ".pooling_type", uint32_t(c.cls_pooling));
+}
+
 static void add_shape_keys(format::GgufWriter& out, const ModelConfig& c) {
   const std::string a = c.arch.name + ".";
   out.set_u32(a + "context_length", uint32_t(c.n_ctx));
@@ -559,10 +566,10 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
                const std::vector<std::string>& labels) {
   const ModelConfig& c = p.cfg;
   if (c.is_gpt2()) {  // llama.cpp's gpt2 keys; the tensors in the file's layout
-    LM_ASSERT(c.n_cls == 0);
     begin_model_file(out, "gpt2", name, tok, c.n_vocab);
     add_shape_keys(out, c);
     out.set_f32("gpt2.attention.layer_norm_epsilon", c.norm_eps);
+    add_classifier_keys(out, c, labels);
     end_model_file(out, p, tok);
     return;
   }
@@ -575,10 +582,7 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
   out.set_f32(key("rope.freq_base"), c.rope_base);
   out.set_f32(key("attention.layer_norm_rms_epsilon"), c.norm_eps);
   out.set_u32(key("vocab_size"), uint32_t(c.n_vocab));
-  if (c.n_cls > 0) {
-    out.set_array_string(key("classifier.output_labels"), checked_labels(c, labels));
-    out.set_u32(key("pooling_type"), uint32_t(c.cls_pooling));
-  }
+  add_classifier_keys(out, c, labels);
   if (c.fused_projections())
     end_fused_model_file(out, p, tok);
   else

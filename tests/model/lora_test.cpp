@@ -72,11 +72,15 @@ TEST_CASE("LoRA gradients match finite differences; the frozen base gets none") 
 }
 
 TEST_CASE("classification head and trunk gradients match finite differences, last-token and mean pooling, with dropout") {
+  // llama and gpt2 (its head after the final norm's bias, its own layout's views).
+  for (bool gpt2 : {false, true})
   for (int pooling : {kPoolLast, kPoolMean})
   for (float dropout : {0.0f, 0.25f}) {
+  CAPTURE(gpt2);
   CAPTURE(pooling);
   CAPTURE(dropout);
   ModelConfig cfg = small_cfg();
+  if (gpt2) cfg.n_head_kv = cfg.n_head, cfg = gpt2_config(cfg);
   cfg.n_cls = 4;
   cfg.cls_pooling = pooling;
   Params p(cfg);
@@ -91,9 +95,13 @@ TEST_CASE("classification head and trunk gradients match finite differences, las
   for (auto& t : tokens) t = int(rng.below(31));
   m.forward_classify(p, tokens.data(), lengths.data(), labels.data(), B, T);
   m.backward(p);
+  const std::vector<size_t> views =
+      gpt2 ? std::vector<size_t>{0, 1, gpt2_param(1, kGQkv), gpt2_param(0, kGFfnNormB), output_norm_param(cfg) + 1,
+                                 cls_param(cfg), cls_param(cfg) + 1}
+           : std::vector<size_t>{0, layer_param(1, kWq), layer_param(0, kFfnNorm), cls_param(cfg), cls_param(cfg) + 1};
   lm::test::check_param_grads(
       p, [&] { return double(m.forward_classify(p, tokens.data(), lengths.data(), labels.data(), B, T)); }, rng, 3,
-      {size_t(0), layer_param(1, kWq), layer_param(0, kFfnNorm), cls_param(cfg), cls_param(cfg) + 1});
+      views);
   // Padding after a row's length changes nothing; probabilities sum to one.
   m.set_training(false);
   std::vector<float> before(size_t(B) * cfg.n_cls);

@@ -34,6 +34,7 @@ std::vector<TensorSpec> tensors(const ModelConfig& c) {
   s.push_back({"output_norm.weight", Role::OutNorm, -1, 1, C, true});
   s.push_back({"output_norm.bias", Role::OutNormB, -1, 1, C, true});
   s.push_back({"output.weight", Role::Head, -1, c.n_vocab, C, false});
+  add_cls_specs(s, c);
   return s;
 }
 
