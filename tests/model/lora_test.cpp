@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,46 @@ double max_abs(const LargeVector<float>& v) {
   double m = 0;
   for (float x : v) m = std::max(m, double(std::fabs(x)));
   return m;
+}
+
+// The checks of an adapter with fused pairs (phi3, gpt2) on the small model p (31 tokens): lora
+// initialised and moved off its init, its gradients against finite differences (in training
+// mode, so LoRA dropout draws its masks), the adapter file written to `path`, looked at by
+// check_file, read back bit for bit, and merged into p giving the logits applied.
+void check_fused_lora(Params& p, Lora& lora, Rng& rng, const std::string& path,
+                      const std::function<void(const format::GgufFile&)>& check_file) {
+  const ModelConfig& cfg = p.cfg;
+  lora.init(rng);
+  for (auto& w : lora.w) w += 0.3f * rng.normal();
+  const int B = 2, T = 7;
+  std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(31)), targets[i] = int(rng.below(31));
+  Model m(cfg, B, T);
+  m.set_lora(&lora);
+  m.set_training(true, 3);  // the same masks in every forward below
+  std::fill(lora.grad.begin(), lora.grad.end(), 0.0f);
+  m.forward(p, tokens.data(), targets.data(), B, T);
+  m.backward(p);
+  REQUIRE(max_abs(lora.grad) > 0);
+  // A's gradient is the sum over the projections that share it.
+  lm::test::check_param_grads(lora, [&] { return double(m.forward(p, tokens.data(), targets.data(), B, T)); }, rng, 3);
+
+  m.set_training(false);
+  m.forward(p, tokens.data(), nullptr, B, T);
+  std::vector<float> with(m.logits(), m.logits() + size_t(B) * T * cfg.n_vocab);
+  format::GgufWriter w;
+  add_adapter(w, lora, "test");
+  w.save(path);
+  format::GgufFile g = format::GgufFile::open(path);
+  check_file(g);
+  Lora back = load_adapter(g, cfg);
+  std::remove(path.c_str());
+  CHECK(back.opt.targets == lora.opt.targets);
+  CHECK(std::vector<float>(back.w.begin(), back.w.end()) == std::vector<float>(lora.w.begin(), lora.w.end()));
+  merge_lora(p, back);
+  Model plain(cfg, B, T);
+  plain.forward(p, tokens.data(), nullptr, B, T);
+  for (size_t i = 0; i < with.size(); ++i) CHECK(plain.logits()[i] == doctest::Approx(with[i]).epsilon(1e-4));
 }
 
 }  // namespace
@@ -227,39 +268,12 @@ TEST_CASE("phi3 LoRA: one pair per fused tensor, gradients match finite differen
   CHECK(lora.views[5].rows == 2 * 24);
   CHECK((lora.pair(1, kWk) == lora.pair(1, kWq) && lora.row0(1, kWk) == 16 && lora.row0(1, kWv) == 24));
   CHECK((lora.pair(0, kWu) == lora.pair(0, kWg) && lora.row0(0, kWu) == 24));
-  lora.init(rng);
-  for (auto& w : lora.w) w += 0.3f * rng.normal();
-  const int B = 2, T = 7;
-  std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(31)), targets[i] = int(rng.below(31));
-  Model m(cfg, B, T);
-  m.set_lora(&lora);
-  std::fill(lora.grad.begin(), lora.grad.end(), 0.0f);
-  m.forward(p, tokens.data(), targets.data(), B, T);
-  m.backward(p);
-  REQUIRE(max_abs(lora.grad) > 0);
-  // A's gradient is the sum over the projections that share it.
-  lm::test::check_param_grads(lora, [&] { return double(m.forward(p, tokens.data(), targets.data(), B, T)); }, rng, 3);
-
-  m.forward(p, tokens.data(), nullptr, B, T);
-  std::vector<float> with(m.logits(), m.logits() + size_t(B) * T * cfg.n_vocab);
-  format::GgufWriter w;
-  add_adapter(w, lora, "test");
-  const std::string path = "lora_phi3_test.gguf";
-  w.save(path);
-  format::GgufFile g = format::GgufFile::open(path);
-  CHECK(g.find_tensor("blk.0.attn_q.weight.lora_a") == nullptr);
-  const auto* b = g.find_tensor("blk.1.attn_qkv.weight.lora_b");
-  REQUIRE(b);
-  CHECK((b->ne[0] == 2 && b->ne[1] == 32));
-  Lora back = load_adapter(g, cfg);
-  std::remove(path.c_str());
-  CHECK(back.opt.targets == lora.opt.targets);
-  CHECK(std::vector<float>(back.w.begin(), back.w.end()) == std::vector<float>(lora.w.begin(), lora.w.end()));
-  merge_lora(p, back);
-  Model plain(cfg, B, T);
-  plain.forward(p, tokens.data(), nullptr, B, T);
-  for (size_t i = 0; i < with.size(); ++i) CHECK(plain.logits()[i] == doctest::Approx(with[i]).epsilon(1e-4));
+  check_fused_lora(p, lora, rng, "lora_phi3_test.gguf", [](const format::GgufFile& g) {
+    CHECK(g.find_tensor("blk.0.attn_q.weight.lora_a") == nullptr);
+    const auto* b = g.find_tensor("blk.1.attn_qkv.weight.lora_b");
+    REQUIRE(b);
+    CHECK((b->ne[0] == 2 && b->ne[1] == 32));
+  });
 }
 
 TEST_CASE("gpt2 LoRA: q, k, v share attn_qkv's pair, no gate; gradients match finite differences; merged equals applied") {
@@ -283,35 +297,11 @@ TEST_CASE("gpt2 LoRA: q, k, v share attn_qkv's pair, no gate; gradients match fi
   LoraOptions gate = o;
   gate.targets = parse_lora_targets("gate");
   CHECK_THROWS_AS(Lora(cfg, gate), UsageError);
-  lora.init(rng);
-  for (auto& w : lora.w) w += 0.3f * rng.normal();
-  const int B = 2, T = 7;
-  std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(31)), targets[i] = int(rng.below(31));
-  Model m(cfg, B, T);
-  m.set_lora(&lora);
-  m.set_training(true, 3);  // LoRA's dropout: the same masks in every forward below
-  std::fill(lora.grad.begin(), lora.grad.end(), 0.0f);
-  m.forward(p, tokens.data(), targets.data(), B, T);
-  m.backward(p);
-  REQUIRE(max_abs(lora.grad) > 0);
-  lm::test::check_param_grads(lora, [&] { return double(m.forward(p, tokens.data(), targets.data(), B, T)); }, rng, 3);
-
-  m.set_training(false);
-  m.forward(p, tokens.data(), nullptr, B, T);
-  std::vector<float> with(m.logits(), m.logits() + size_t(B) * T * cfg.n_vocab);
-  format::GgufWriter w;
-  add_adapter(w, lora, "test");
-  const std::string path = "lora_gpt2_test.gguf";
-  w.save(path);
-  format::GgufFile g = format::GgufFile::open(path);
-  Lora back = load_adapter(g, cfg);
-  std::remove(path.c_str());
-  CHECK(back.opt.targets == lora.opt.targets);
-  merge_lora(p, back);
-  Model plain(cfg, B, T);
-  plain.forward(p, tokens.data(), nullptr, B, T);
-  for (size_t i = 0; i < with.size(); ++i) CHECK(plain.logits()[i] == doctest::Approx(with[i]).epsilon(1e-4));
+  check_fused_lora(p, lora, rng, "lora_gpt2_test.gguf", [](const format::GgufFile& g) {
+    const auto* b = g.find_tensor("blk.1.attn_qkv.weight.lora_b");
+    REQUIRE(b);
+    CHECK((b->ne[0] == 2 && b->ne[1] == 48));
+  });
 }
 
 namespace {

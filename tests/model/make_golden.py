@@ -79,11 +79,17 @@ def main():
     loss = torch.nn.functional.cross_entropy(logits.view(-1, V), targets.view(-1), ignore_index=-1)
     loss.backward()
 
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "golden_tiny.bin")
+    write_golden("golden_tiny.bin", b"LMGOLD1\0", struct.pack("<9i", V, T, L, C, H, HKV, F, 1, B) +
+                 struct.pack("<2f", EPS, BASE), tokens, targets, params, logits, loss)
+
+
+def write_golden(name, magic, header, tokens, targets, params, logits, loss):
+    """Writes tests/data/NAME: magic, header (packed bytes), tokens and targets as i32, each
+    parameter as f32, the logits, the loss, then each parameter's gradient; prints the loss."""
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", name)
     with open(out, "wb") as f:
-        f.write(b"LMGOLD1\0")
-        f.write(struct.pack("<9i", V, T, L, C, H, HKV, F, 1, B))
-        f.write(struct.pack("<2f", EPS, BASE))
+        f.write(magic)
+        f.write(header)
         f.write(tokens.to(torch.int32).numpy().astype("<i4").tobytes())
         f.write(targets.to(torch.int32).numpy().astype("<i4").tobytes())
         for t in params:

@@ -16,10 +16,11 @@ rows, then k, then v) and bias, attn_output weight and bias, ffn_norm weight and
 weight and bias, ffn_down weight and bias, then output_norm weight and bias), each row-major
 [out][in]; f32 logits[B*T*V]; f32 mean loss; f32 gradients in the same order as the weights.
 """
-import os
 import struct
 
 import torch
+
+from make_golden import write_golden  # this directory's script: the file's common body
 
 V, T, L, C, H, F, B = 53, 9, 2, 24, 3, 40, 2
 EPS = 1e-5
@@ -77,21 +78,8 @@ def main():
     loss = torch.nn.functional.cross_entropy(logits.view(-1, V), targets.view(-1), ignore_index=-1)
     loss.backward()
 
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "gpt2_golden.bin")
-    with open(out, "wb") as f:
-        f.write(b"LMGPT21\0")
-        f.write(struct.pack("<7i", V, T, L, C, H, F, B))
-        f.write(struct.pack("<f", EPS))
-        f.write(tokens.to(torch.int32).numpy().astype("<i4").tobytes())
-        f.write(targets.to(torch.int32).numpy().astype("<i4").tobytes())
-        for t in params:
-            f.write(t.detach().to(torch.float32).numpy().astype("<f4").tobytes())
-        f.write(logits.detach().to(torch.float32).numpy().astype("<f4").tobytes())
-        f.write(struct.pack("<f", loss.item()))
-        for t in params:
-            f.write(t.grad.to(torch.float32).numpy().astype("<f4").tobytes())
-    print(f"wrote {out}: loss {loss.item():.6f}")
-
+    write_golden("gpt2_golden.bin", b"LMGPT21\0", struct.pack("<7i", V, T, L, C, H, F, B) + struct.pack("<f", EPS),
+                 tokens, targets, params, logits, loss)
 
 if __name__ == "__main__":
     main()

@@ -32,19 +32,12 @@ double rel_err(const float* a, const float* b, size_t n) {
   return num / (den + 1e-12);
 }
 
-}  // namespace
-
-TEST_CASE("tiny GQA model matches the PyTorch golden fixture: logits, loss and every gradient") {
-  Reader r{load_file(std::string(LM_TEST_DATA_DIR) + "/golden_tiny.bin")};
-  REQUIRE(r.take<char>(8) == std::vector<char>{'L', 'M', 'G', 'O', 'L', 'D', '1', '\0'});
-  auto h = r.take<int32_t>(9);
-  auto f = r.take<float>(2);
-  ModelConfig cfg;
-  cfg.n_vocab = h[0], cfg.n_ctx = h[1], cfg.n_layer = h[2], cfg.n_embd = h[3], cfg.n_head = h[4];
-  cfg.n_head_kv = h[5], cfg.n_ff = h[6], cfg.tied = h[7] != 0;
-  cfg.norm_eps = f[0], cfg.rope_base = f[1];
-  const int B = h[8], T = cfg.n_ctx;
-  REQUIRE(cfg.n_head_kv < cfg.n_head);  // the fixture exercises grouped-query attention
+// The body of a golden fixture after its header (tokens, targets, weights in cfg's parameter
+// order, logits, loss, gradients), checked against Model: logits within 2e-5 (and an inference
+// Model, whose layers share one set of buffers, giving the same bits), the loss within 1e-5,
+// every view's gradient within 1e-4 relative.
+void check_golden(Reader& r, const ModelConfig& cfg, int B) {
+  const int T = cfg.n_ctx;
   auto tokens = r.take<int32_t>(size_t(B) * T);
   auto targets = r.take<int32_t>(size_t(B) * T);
   Params p(cfg);
@@ -58,7 +51,6 @@ TEST_CASE("tiny GQA model matches the PyTorch golden fixture: logits, loss and e
   Model m(cfg, B, T);
   m.forward(p, tokens.data(), nullptr, B, T);
   CHECK(rel_err(m.logits(), logits.data(), logits.size()) < 2e-5);
-  // An inference model, whose layers share one set of buffers, computes the same logits.
   Model inference(cfg, B, T, ModelBuffers{.trunk_backward = false});
   CHECK(inference.activation_bytes() < m.activation_bytes());
   inference.forward(p, tokens.data(), nullptr, B, T);
@@ -68,9 +60,23 @@ TEST_CASE("tiny GQA model matches the PyTorch golden fixture: logits, loss and e
   m.backward(p);
   for (const auto& v : p.views) {
     CAPTURE(v.name);
-    const size_t n = size_t(v.rows) * v.cols;
-    CHECK(rel_err(p.grad.data() + v.offset, grads.data() + v.offset, n) < 1e-4);
+    CHECK(rel_err(p.grad.data() + v.offset, grads.data() + v.offset, size_t(v.rows) * v.cols) < 1e-4);
   }
+}
+
+}  // namespace
+
+TEST_CASE("tiny GQA model matches the PyTorch golden fixture: logits, loss and every gradient") {
+  Reader r{load_file(std::string(LM_TEST_DATA_DIR) + "/golden_tiny.bin")};
+  REQUIRE(r.take<char>(8) == std::vector<char>{'L', 'M', 'G', 'O', 'L', 'D', '1', '\0'});
+  auto h = r.take<int32_t>(9);
+  auto f = r.take<float>(2);
+  ModelConfig cfg;
+  cfg.n_vocab = h[0], cfg.n_ctx = h[1], cfg.n_layer = h[2], cfg.n_embd = h[3], cfg.n_head = h[4];
+  cfg.n_head_kv = h[5], cfg.n_ff = h[6], cfg.tied = h[7] != 0;
+  cfg.norm_eps = f[0], cfg.rope_base = f[1];
+  REQUIRE(cfg.n_head_kv < cfg.n_head);  // the fixture exercises grouped-query attention
+  check_golden(r, cfg, h[8]);
 }
 
 TEST_CASE("untied model gradients match finite differences, with and without dropout; smaller batches reuse the buffers") {
@@ -234,30 +240,7 @@ TEST_CASE("tiny gpt2 matches the PyTorch golden fixture: logits, loss and every 
   base.n_ff = h[5], base.tied = true;
   ModelConfig cfg = gpt2_config(base);
   cfg.norm_eps = r.take<float>(1)[0];
-  const int B = h[6], T = cfg.n_ctx;
-  auto tokens = r.take<int32_t>(size_t(B) * T);
-  auto targets = r.take<int32_t>(size_t(B) * T);
-  Params p(cfg);
-  const auto w = r.take<float>(cfg.n_params());
-  p.w.assign(w.begin(), w.end());
-  auto logits = r.take<float>(size_t(B) * T * cfg.n_vocab);
-  float loss = r.take<float>(1)[0];
-  auto grads = r.take<float>(cfg.n_params());
-  CHECK(r.pos == r.bytes.size());
-
-  Model m(cfg, B, T);
-  m.forward(p, tokens.data(), nullptr, B, T);
-  CHECK(rel_err(m.logits(), logits.data(), logits.size()) < 2e-5);
-  Model inference(cfg, B, T, ModelBuffers{.trunk_backward = false});
-  inference.forward(p, tokens.data(), nullptr, B, T);
-  CHECK(std::memcmp(inference.logits(), m.logits(), logits.size() * sizeof(float)) == 0);
-  float ours = m.forward(p, tokens.data(), targets.data(), B, T);
-  CHECK(ours == doctest::Approx(loss).epsilon(1e-5));
-  m.backward(p);
-  for (const auto& v : p.views) {
-    CAPTURE(v.name);
-    CHECK(rel_err(p.grad.data() + v.offset, grads.data() + v.offset, size_t(v.rows) * v.cols) < 1e-4);
-  }
+  check_golden(r, cfg, h[6]);
 }
 
 TEST_CASE("gpt2 gradients match finite differences: LayerNorms and biases, fused q/k/v, learned positions, GELU") {
