@@ -172,6 +172,11 @@ want=$(awk '$1 == "perplexity-finetuned" { print $2 }' "$A/gpt2-trained.txt")
 got=$(lm-eval perplexity -q -m gpt2-ft.gguf -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
 awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(d < 0.001 && d > -0.001) }' && pass ||
   fail "the fine-tuned gpt2: perplexity $got, llama.cpp $want (more than 0.1% apart)"
+"$LM_TEST_BIN/lm_test_edit_gguf" gpt2.gguf gpt2-nobias.gguf drop blk.0.attn_qkv.bias
+expect_exit 1 "a gpt2 file without a bias does not train" -- lm-finetune -m gpt2-nobias.gguf -o ft.gguf \
+  --data "$A/text.txt" --steps 1
+expect_err "^lm-finetune: gpt2-nobias.gguf: has no tensor 'blk.0.attn_qkv.bias', which lm's gpt2 training needs\$" \
+  "names the file and the tensor"
 # LoRA on every projection (q, k, v: one pair on attn_qkv), applied at load time and merged,
 # against llama.cpp's figures for the same files (its --lora applies the adapter).
 ad=(-m gpt2.gguf --lora --lora-targets all --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2)
