@@ -318,6 +318,8 @@ namespace {
 // Mask sites: one per LoRA pair (LoraPass: 0 .. L kLayerParams), then the model's dropout.
 constexpr uint64_t kSiteEmbd = uint64_t(1) << 32, kSiteCls = kSiteEmbd + 1;
 inline uint64_t branch_site(int l, bool mlp) { return kSiteEmbd + 2 + 2 * uint64_t(l) + mlp; }
+// Layer l's buffer of a group: its own with a trunk backward, else the one the layers share.
+inline float* at(std::vector<LargeVector<float>>& group, int l) { return group[size_t(l) % group.size()].data(); }
 }  // namespace
 
 void Model::drop(float* y, size_t n, uint64_t site) const {
@@ -357,8 +359,6 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
     drop(y, n, branch_site(l, mlp));
     for (size_t i = 0; i < n; ++i) dst[i] = res[i] + y[i];
   };
-  // Layer l's buffer of a group: its own with a trunk backward, else the one they share.
-  auto at = [](std::vector<LargeVector<float>>& group, int l) { return group[size_t(l) % group.size()].data(); };
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const float* x = at(a.x, l);
     float *xn1 = at(a.xn1, l), *q = at(a.q, l), *k = at(a.k, l), *v = at(a.v, l), *ao = at(a.ao, l),
@@ -610,7 +610,6 @@ void Model::trunk_gpt2(const Params& p, int b, int t) {
   const int N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
   const float eps = cfg_.norm_eps;
-  auto at = [](std::vector<LargeVector<float>>& group, int l) { return group[size_t(l) % group.size()].data(); };
   float* x0 = a.x[0].data();
   embedding_forward(x0, tokens_, p.get(0), N, C);
   const float* P = p.get(1);
