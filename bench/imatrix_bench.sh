@@ -20,6 +20,7 @@
 #   CAL_BYTES    calibration text: the first CAL_BYTES of train.txt (default: all of it)
 #   VALID_BYTES  held-out text: the first VALID_BYTES of valid.txt (default: all of it)
 #   VOCAB        tokenizer size when one is trained (default 8000)
+#   TYPES        the lm-quantize types compared (default "q4_k_m q3_k_m")
 # A quick run of the script itself (not a measurement):
 #   DATA=/tmp/brown CTX=64 CAL_BYTES=200000 VALID_BYTES=50000 VOCAB=1000 \
 #     bench/imatrix_bench.sh build /tmp/imx-tiny.gguf tiny 30s
@@ -105,7 +106,7 @@ echo "model $model ($preset), imatrix of $(basename "$cal") ($(size "$cal") byte
 echo
 echo "| type | imatrix | quantizer | MiB | perplexity | vs no imatrix | vs llama-quantize | same tensors as llama-quantize |"
 echo "|---|---|---|---|---|---|---|---|"
-for t in q4_k_m q3_k_m; do
+for t in ${TYPES:-q4_k_m q3_k_m}; do
   lm-quantize -q -t "$threads" -m "$model" -o "$work/$t.gguf" --type "$t"
   lm-quantize -q -t "$threads" -m "$model" -o "$work/$t-imx.gguf" --type "$t" --imatrix "$work/imatrix.gguf" 2> /dev/null
   p0=$(ppl "$work/$t.gguf") p1=$(ppl "$work/$t-imx.gguf")
