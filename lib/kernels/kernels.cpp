@@ -185,6 +185,50 @@ void embedding_backward_ref(float* dE, const int* tokens, const float* dx, int N
     for (int c = 0; c < C; ++c) dE[size_t(tokens[n]) * C + c] += dx[size_t(n) * C + c];
 }
 
+// ---- learned positions ----
+
+LM_TARGET_CLONES static void position_add_row(float* row, const float* pr, const float* extra, int C) {
+  if (extra) {
+#pragma omp simd
+    for (int c = 0; c < C; ++c) row[c] += pr[c] + extra[c];
+  } else {
+#pragma omp simd
+    for (int c = 0; c < C; ++c) row[c] += pr[c];
+  }
+}
+
+void position_add_forward(float* x, const float* P, const float* extra, int N, int T, int C) {
+#pragma omp parallel for schedule(static) if (size_t(N) * C >= kParallelMin)
+  for (int n = 0; n < N; ++n) position_add_row(x + size_t(n) * C, P + size_t(n % T) * C, extra, C);
+}
+void position_add_forward_ref(float* x, const float* P, const float* extra, int N, int T, int C) {
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c)
+      x[size_t(n) * C + c] += extra ? P[size_t(n % T) * C + c] + extra[c] : P[size_t(n % T) * C + c];
+}
+
+// dP[n % T, c0..c1) += dx[n, c0..c1) for every n in order.
+LM_TARGET_CLONES static void position_add_backward_block(float* dP, const float* dx, int N, int T, int C, int c0,
+                                                         int c1) {
+  for (int n = 0; n < N; ++n) {
+    float* row = dP + size_t(n % T) * C;
+    const float* d = dx + size_t(n) * C;
+#pragma omp simd
+    for (int c = c0; c < c1; ++c) row[c] += d[c];
+  }
+}
+
+void position_add_backward(float* dP, const float* dx, int N, int T, int C) {
+  // As embedding_backward: threads own column blocks, rows add in the order of n.
+#pragma omp parallel for schedule(static) if (size_t(N) * C >= kParallelMin)
+  for (int c0 = 0; c0 < C; c0 += kColBlock)
+    position_add_backward_block(dP, dx, N, T, C, c0, std::min(C, c0 + kColBlock));
+}
+void position_add_backward_ref(float* dP, const float* dx, int N, int T, int C) {
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c) dP[size_t(n % T) * C + c] += dx[size_t(n) * C + c];
+}
+
 // ---- RMSNorm ----
 
 LM_TARGET_CLONES static float rmsnorm_row(float* y, const float* x, const float* w, int C, float eps) {

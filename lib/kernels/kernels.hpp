@@ -46,6 +46,15 @@ void embedding_forward_ref(float* x, const int* tokens, const float* E, int N, i
 void embedding_backward(float* dE, const int* tokens, const float* dx, int N, int C);
 void embedding_backward_ref(float* dE, const int* tokens, const float* dx, int N, int C);
 
+// Learned positions (gpt2, bert): x (N, C) row n += P (T, C) row n % T, plus extra (C) when
+// extra is not null (bert's token type 0: row[c] += P[c] + extra[c]); the N rows are sequences of
+// T positions one after another.
+void position_add_forward(float* x, const float* P, const float* extra, int N, int T, int C);
+void position_add_forward_ref(float* x, const float* P, const float* extra, int N, int T, int C);
+// dP (T, C) row n % T += dx (N, C) row n, for every n in order; the same bits at any thread count.
+void position_add_backward(float* dP, const float* dx, int N, int T, int C);
+void position_add_backward_ref(float* dP, const float* dx, int N, int T, int C);
+
 // RMSNorm (Zhang & Sennrich 2019): y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
 // x, y (N, C); w (C); rstd (N) is saved for the backward pass.
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int N, int C, float eps);

@@ -129,14 +129,7 @@ void EncoderModel::trunk(const Params& p, const int* tokens, const int* lengths,
 
   // Embeddings: token + position + type 0, then their norm.
   embedding_forward(a.e.data(), a.tokens.data(), p.get(kEncTok), N, C);
-  const float* P = p.get(kEncPos);
-  const float* type0 = p.get(kEncTypes);
-#pragma omp parallel for schedule(static) if (size_t(N) * C >= 65536)
-  for (int n = 0; n < N; ++n) {
-    float* row = a.e.data() + size_t(n) * C;
-    const float* pr = P + size_t(n % t) * C;
-    for (int c = 0; c < C; ++c) row[c] += pr[c] + type0[c];
-  }
+  position_add_forward(a.e.data(), p.get(kEncPos), p.get(kEncTypes), N, t, C);
   layernorm_forward_train(a.x[0].data(), a.mean0.data(), a.rstd0.data(), a.e.data(), p.get(kEncEmbNorm),
                           p.get(kEncEmbNormB), N, C, eps);
   if (dropping()) drop(a.x[0].data(), size_t(N) * C, 0);
@@ -360,12 +353,7 @@ void EncoderModel::trunk_backward(Params& p) {
   layernorm_backward(a.dB.data(), p.grad_of(kEncEmbNorm), p.grad_of(kEncEmbNormB), a.dA.data(), a.e.data(),
                      p.get(kEncEmbNorm), a.mean0.data(), a.rstd0.data(), N, C);
   if (float* dE = p.grad_of(kEncTok)) embedding_backward(dE, a.tokens.data(), a.dB.data(), N, C);
-  if (float* dP = p.grad_of(kEncPos))
-    for (int n = 0; n < N; ++n) {  // in row order: the same bits at any thread count
-      float* row = dP + size_t(n % t) * C;
-      const float* d = a.dB.data() + size_t(n) * C;
-      for (int c = 0; c < C; ++c) row[c] += d[c];
-    }
+  if (float* dP = p.grad_of(kEncPos)) position_add_backward(dP, a.dB.data(), N, t, C);
   if (float* dT = p.grad_of(kEncTypes)) bias_backward(dT, a.dB.data(), N, C);  // type 0's row
 }
 

@@ -612,13 +612,7 @@ void Model::trunk_gpt2(const Params& p, int b, int t) {
   const float eps = cfg_.norm_eps;
   float* x0 = a.x[0].data();
   embedding_forward(x0, tokens_, p.get(0), N, C);
-  const float* P = p.get(1);
-#pragma omp parallel for schedule(static) if (size_t(N) * C >= 65536)
-  for (int n = 0; n < N; ++n) {
-    float* row = x0 + size_t(n) * C;
-    const float* pr = P + size_t(n % t) * C;
-    for (int c = 0; c < C; ++c) row[c] += pr[c];
-  }
+  position_add_forward(x0, p.get(1), nullptr, N, t, C);
   if (dropping()) drop(x0, size_t(N) * C, kSiteEmbd);
   // dst = res + drop(in W^T + bias), one residual branch (dtmp holds it).
   auto add_branch = [&](float* dst, const float* res, const float* in, const float* W, const float* bias, int nin,
@@ -717,12 +711,7 @@ void Model::backward_gpt2(Params& p) {
   }
   if (dropping()) drop(a.dres.data(), NC, kSiteEmbd);
   if (float* dE = p.grad_of(0)) embedding_backward(dE, tokens_, a.dres.data(), N, C);
-  if (float* dP = p.grad_of(1))
-    for (int n = 0; n < N; ++n) {  // in row order: the same bits at any thread count
-      float* row = dP + size_t(n % t) * C;
-      const float* d = a.dres.data() + size_t(n) * C;
-      for (int c = 0; c < C; ++c) row[c] += d[c];
-    }
+  if (float* dP = p.grad_of(1)) position_add_backward(dP, a.dres.data(), N, t, C);
 }
 
 }  // namespace lm::model
