@@ -40,7 +40,7 @@ void ModelConfig::validate() const {
     return;
   }
   if (n_cls == 1) throw UsageError("a classifier needs at least 2 labels");
-  if (n_embd % n_head != 0)
+  if (n_head_dim == 0 && n_embd % n_head != 0)
     throw UsageError("embedding width " + std::to_string(n_embd) + " is not a multiple of the head count " +
                      std::to_string(n_head));
   if (n_head % n_head_kv != 0)
@@ -94,15 +94,15 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
       if (t.name != "output.weight" || !c.tied) add(t.name, t.rows, t.cols);
     return v;
   }
-  const int C = c.n_embd, K = c.kv_dim(), F = c.n_ff;
+  const int C = c.n_embd, Q = c.q_dim(), K = c.kv_dim(), F = c.n_ff;
   add("token_embd.weight", c.n_vocab, C);
   for (int l = 0; l < c.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     add(p + "attn_norm.weight", 1, C);
-    add(p + "attn_q.weight", C, C);
+    add(p + "attn_q.weight", Q, C);
     add(p + "attn_k.weight", K, C);
     add(p + "attn_v.weight", K, C);
-    add(p + "attn_output.weight", C, C);
+    add(p + "attn_output.weight", C, Q);
     add(p + "ffn_norm.weight", 1, C);
     add(p + "ffn_gate.weight", F, C);
     add(p + "ffn_up.weight", F, C);
@@ -110,7 +110,7 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
   }
   for (int l = 0; c.qkv_bias() && l < c.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
-    add(p + "attn_q.bias", 1, C);
+    add(p + "attn_q.bias", 1, Q);
     add(p + "attn_k.bias", 1, K);
     add(p + "attn_v.bias", 1, K);
   }
@@ -230,8 +230,8 @@ Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
   if (B < 1 || B > (1 << 20)) throw UsageError("batch size " + std::to_string(B) + " is out of range [1, 1048576]");
   if (T < 1 || T > cfg.n_ctx)
     throw UsageError("sequence length " + std::to_string(T) + " is out of range [1, " + std::to_string(cfg.n_ctx) + "]");
-  const size_t N = size_t(B) * T, C = size_t(cfg.n_embd), K = size_t(cfg.kv_dim()), F = size_t(cfg.n_ff);
-  const size_t A = size_t(B) * cfg.n_head * T * T;
+  const size_t N = size_t(B) * T, C = size_t(cfg.n_embd), Q = size_t(cfg.q_dim()), K = size_t(cfg.kv_dim());
+  const size_t F = size_t(cfg.n_ff), A = size_t(B) * cfg.n_head * T * T;
   // Without a trunk backward the layers share one set of buffers, and the residual stream
   // alternates between two.
   const size_t L = buffers.trunk_backward ? size_t(cfg.n_layer) : 1;
@@ -241,11 +241,11 @@ Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
   per_layer(a_->x, N * C, L + 1);
   per_layer(a_->xn1, N * C, L);
   per_layer(a_->rstd1, N, L);
-  per_layer(a_->q, N * C, L);
+  per_layer(a_->q, N * Q, L);
   per_layer(a_->k, N * K, L);
   per_layer(a_->v, N * K, L);
   per_layer(a_->att, A, L);
-  per_layer(a_->ao, N * C, L);
+  per_layer(a_->ao, N * Q, L);
   per_layer(a_->x2, N * C, L);
   per_layer(a_->xn2, N * C, L);
   per_layer(a_->rstd2, N, L);
@@ -264,7 +264,8 @@ Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
   a_->targets.resize(N);
   a_->dtmp.resize(N * C);  // forward's dropout branch too
   if (buffers.trunk_backward) {
-    for (auto* s : {&a_->dres, &a_->dxn, &a_->dq, &a_->dao}) s->resize(N * C);
+    for (auto* s : {&a_->dres, &a_->dxn}) s->resize(N * C);
+    for (auto* s : {&a_->dq, &a_->dao}) s->resize(N * Q);
     for (auto* s : {&a_->dk, &a_->dv}) s->resize(N * K);
     for (auto* s : {&a_->dg, &a_->du, &a_->dh}) s->resize(N * F);
     a_->datt.resize(A);
@@ -339,7 +340,7 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
   b_ = b, t_ = t, tokens_ = tokens;
   if (cfg_.is_gpt2()) return trunk_gpt2(p, b, t);
   Acts& a = *a_;
-  const int N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff;
+  const int N = b * t, C = cfg_.n_embd, Q = cfg_.q_dim(), K = cfg_.kv_dim(), F = cfg_.n_ff;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
   embedding_forward(a.x[0].data(), tokens, p.get(0), N, C);
   if (dropping()) drop(a.x[0].data(), size_t(N) * C, kSiteEmbd);
@@ -364,20 +365,20 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
     float *xn1 = at(a.xn1, l), *q = at(a.q, l), *k = at(a.k, l), *v = at(a.v, l), *ao = at(a.ao, l),
           *x2 = at(a.x2, l), *xn2 = at(a.xn2, l), *g = at(a.g, l), *u = at(a.u, l), *h = at(a.h, l);
     rmsnorm_forward(xn1, at(a.rstd1, l), x, p.get(layer_view(l, kAttnNorm)), N, C, cfg_.norm_eps);
-    matmul_forward(q, xn1, p.get(layer_view(l, kWq)), N, C, C);
+    matmul_forward(q, xn1, p.get(layer_view(l, kWq)), N, C, Q);
     matmul_forward(k, xn1, p.get(layer_view(l, kWk)), N, C, K);
     matmul_forward(v, xn1, p.get(layer_view(l, kWv)), N, C, K);
     if (cfg_.qkv_bias()) {
-      add_bias(q, p.get(qkv_bias_param(cfg_, l, 0)), N, C);
+      add_bias(q, p.get(qkv_bias_param(cfg_, l, 0)), N, Q);
       add_bias(k, p.get(qkv_bias_param(cfg_, l, 1)), N, K);
       add_bias(v, p.get(qkv_bias_param(cfg_, l, 2)), N, K);
     }
-    lora_forward(l, kWq, xn1, q, N, C, C);
+    lora_forward(l, kWq, xn1, q, N, C, Q);
     lora_forward(l, kWk, xn1, k, N, C, K);
     lora_forward(l, kWv, xn1, v, N, C, K);
     rope_forward_qk(q, k, b, t, H, Hkv, D, cfg_.rope_base, 0, cfg_.arch.neox);
     attention_forward(ao, at(a.att, l), q, k, v, b, t, H, Hkv, D);
-    add_branch(x2, x, ao, l, kWo, C, C, false);
+    add_branch(x2, x, ao, l, kWo, Q, C, false);
     rmsnorm_forward(xn2, at(a.rstd2, l), x2, p.get(layer_view(l, kFfnNorm)), N, C, cfg_.norm_eps);
     matmul_forward(g, xn2, p.get(layer_view(l, kWg)), N, C, F);
     matmul_forward(u, xn2, p.get(layer_view(l, kWu)), N, C, F);
@@ -503,7 +504,8 @@ const float* Model::class_probs() const { return a_->cls_logits.data(); }
 void Model::backward(Params& p) {
   Acts& a = *a_;
   LM_ASSERT(a.have_targets);
-  const int b = b_, t = t_, N = b * t, C = cfg_.n_embd, K = cfg_.kv_dim(), F = cfg_.n_ff, V = cfg_.n_vocab;
+  const int b = b_, t = t_, N = b * t, C = cfg_.n_embd, Q = cfg_.q_dim(), K = cfg_.kv_dim(), F = cfg_.n_ff;
+  const int V = cfg_.n_vocab;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
   auto grad = [&](size_t view) { return p.grad_of(view); };  // nullptr: a frozen view
   const size_t out_norm = output_norm_param(cfg_);
@@ -570,24 +572,24 @@ void Model::backward(Params& p) {
     for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] += a.dtmp[i];
     // x2 = x + Wo attn(...)
     dbranch = branch_grad(l, false);
-    matmul_backward(a.dao.data(), grad(layer_view(l, kWo)), dbranch, a.ao[L].data(), p.get(layer_view(l, kWo)), N, C, C,
+    matmul_backward(a.dao.data(), grad(layer_view(l, kWo)), dbranch, a.ao[L].data(), p.get(layer_view(l, kWo)), N, Q, C,
                     false);
-    lora_backward(l, kWo, a.ao[L].data(), dbranch, a.dao.data(), N, C, C);
+    lora_backward(l, kWo, a.ao[L].data(), dbranch, a.dao.data(), N, Q, C);
     attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[L].data(),
                        a.q[L].data(), a.k[L].data(), a.v[L].data(), b, t, H, Hkv, D);
     rope_backward_qk(a.dq.data(), a.dk.data(), b, t, H, Hkv, D, cfg_.rope_base, 0, cfg_.arch.neox);
     if (cfg_.qkv_bias()) {
-      if (float* db = grad(qkv_bias_param(cfg_, l, 0))) bias_backward(db, a.dq.data(), N, C);
+      if (float* db = grad(qkv_bias_param(cfg_, l, 0))) bias_backward(db, a.dq.data(), N, Q);
       if (float* db = grad(qkv_bias_param(cfg_, l, 1))) bias_backward(db, a.dk.data(), N, K);
       if (float* db = grad(qkv_bias_param(cfg_, l, 2))) bias_backward(db, a.dv.data(), N, K);
     }
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWq)), a.dq.data(), a.xn1[L].data(), p.get(layer_view(l, kWq)), N,
-                    C, C, false);
+                    C, Q, false);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWk)), a.dk.data(), a.xn1[L].data(), p.get(layer_view(l, kWk)), N,
                     C, K, true);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWv)), a.dv.data(), a.xn1[L].data(), p.get(layer_view(l, kWv)), N,
                     C, K, true);
-    lora_backward(l, kWq, a.xn1[L].data(), a.dq.data(), a.dxn.data(), N, C, C);
+    lora_backward(l, kWq, a.xn1[L].data(), a.dq.data(), a.dxn.data(), N, C, Q);
     lora_backward(l, kWk, a.xn1[L].data(), a.dk.data(), a.dxn.data(), N, C, K);
     lora_backward(l, kWv, a.xn1[L].data(), a.dv.data(), a.dxn.data(), N, C, K);
     rmsnorm_backward(a.dtmp.data(), grad(layer_view(l, kAttnNorm)), a.dxn.data(), a.x[L].data(),

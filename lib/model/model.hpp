@@ -56,7 +56,7 @@ struct ModelConfig {
   int n_head = 6;       // H
   int n_head_kv = 6;    // kv heads; divides n_head (grouped-query attention when smaller)
   int n_ff = 1024;      // F, the SwiGLU hidden width
-  int n_head_dim = 0;   // D when it is not n_embd / n_head (attention.key_length; inference only)
+  int n_head_dim = 0;   // D when it is not n_embd / n_head (attention.key_length): q is H*D wide
   // An LSTM (arch.name "lstm", docs/lstm.md) reads n_ctx as its training window, n_embd as the
   // embedding width E, n_ff as the units per layer H, n_proj as its projection width P (0: none);
   // n_head and n_head_kv are 1.

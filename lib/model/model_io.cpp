@@ -306,8 +306,6 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
       a.rope_ctx_orig != 0 || g.find_tensor("rope_freqs.weight") || g.find_tensor("rope_factors_long.weight") ||
       g.find_tensor("rope_factors_short.weight"))
     throw FormatError(g.path(), "has RoPE scaling or partial RoPE, which training does not support yet");
-  if (cfg.n_head_dim != 0)
-    throw FormatError(g.path(), "has a head size other than width / heads, which training does not support yet");
   if (g.find_tensor("output.bias"))
     throw FormatError(g.path(), "has an output.bias, which training does not support yet");
   const FileTensors f = checked_tensors(g, cfg);
@@ -579,6 +577,10 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
   add_shape_keys(out, c);
   out.set_u32(key("attention.head_count_kv"), uint32_t(c.n_head_kv));
   out.set_u32(key("rope.dimension_count"), uint32_t(c.head_dim()));
+  if (c.n_head_dim != 0) {  // as llama.cpp's converter writes a head size other than width / heads
+    out.set_u32(key("attention.key_length"), uint32_t(c.n_head_dim));
+    out.set_u32(key("attention.value_length"), uint32_t(c.n_head_dim));
+  }
   out.set_f32(key("rope.freq_base"), c.rope_base);
   out.set_f32(key("attention.layer_norm_rms_epsilon"), c.norm_eps);
   out.set_u32(key("vocab_size"), uint32_t(c.n_vocab));

@@ -422,8 +422,8 @@ uint64_t FinetuneJob::tokens_per_micro_step() const {
 double FinetuneJob::flops_per_token() const {
   // Matrix products per token: forward 2 per weight, backward 2 for the input gradient and 2
   // more for each trained weight; the head is the vocabulary (LM tasks) or the labels. LoRA
-  // pairs cost 6 r (in + out) each; attention 12 L C T as in lm-train. A linear probe
-  // (--head-only) runs no backward below the head: forward 2 per weight, attention 4 L C T.
+  // pairs cost 6 r (in + out) each; attention 12 L Q T as in lm-train (Q = heads x head size). A
+  // linear probe (--head-only) runs no backward below the head: forward 2 per weight, attention 4 L Q T.
   const model::ModelConfig& c = p_.cfg;
   const bool classify = f_.task == Task::Classify;
   double used = 0, trained = 0;
@@ -445,7 +445,7 @@ double FinetuneJob::flops_per_token() const {
     for (const auto& v : lora_->views) lora += double(v.rows) * v.cols;
   const bool probe = f_.head_only;
   return (probe ? 2.0 : 4.0) * used + 2.0 * trained + 6.0 * lora +
-         (probe ? 4.0 : 12.0) * c.n_layer * c.n_embd * double(T_);
+         (probe ? 4.0 : 12.0) * c.n_layer * c.q_dim() * double(T_);
 }
 
 void FinetuneJob::set_training(bool on, uint64_t seed) {

@@ -275,7 +275,7 @@ DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab, cons
   const int B = o.batch, T = d.cfg.n_ctx;
   d.n_params = d.cfg.n_params();
   d.tokens_per_step = uint64_t(B) * T * uint64_t(o.grad_accum);
-  d.flops_per_step = double(d.tokens_per_step) * (6.0 * double(d.n_params) + 12.0 * d.cfg.n_layer * d.cfg.n_embd * double(T));
+  d.flops_per_step = double(d.tokens_per_step) * (6.0 * double(d.n_params) + 12.0 * d.cfg.n_layer * d.cfg.q_dim() * double(T));
   d.state_bytes = d.n_params * 4 * sizeof(float);
   model::Params p(d.cfg);
   Rng rng(o.seed);

@@ -69,6 +69,34 @@ TEST_CASE("a model written as GGUF loads back bit for bit, tied and untied") {
   }
 }
 
+TEST_CASE("a head size other than width / heads is written as llama.cpp's key_length and loads back for training") {
+  test::TempDir dir;
+  Tokenizer tok = tokenizer();
+  for (const char* arch : {"llama", "qwen2", "phi3"}) {
+    CAPTURE(arch);
+    ModelConfig c = small_config(false);
+    c.arch.name = arch, c.arch.neox = c.arch.name != "llama";
+    c.n_head_dim = 12;  // width 32, 4 heads: q is 48 wide
+    Params p(c);
+    Rng rng(6);
+    p.init(rng);
+    format::GgufFile g = format::GgufFile::open(write_model(dir.path() + "/" + arch + ".gguf", p, tok));
+    CHECK(g.get_u32(std::string(arch) + ".attention.key_length") == 12);
+    CHECK(g.get_u32(std::string(arch) + ".attention.value_length") == 12);
+    CHECK(g.get_u32(std::string(arch) + ".rope.dimension_count") == 12);
+    if (c.arch.name != "phi3") {
+      CHECK(g.find_tensor("blk.0.attn_q.weight")->ne[1] == 48);
+      CHECK(g.find_tensor("blk.0.attn_output.weight")->ne[0] == 48);
+    } else {
+      CHECK(g.find_tensor("blk.0.attn_qkv.weight")->ne[1] == 48 + 2 * 24);
+    }
+    Params q = load_params(g);
+    CHECK(q.cfg.n_head_dim == 12);
+    CHECK(q.cfg.q_dim() == 48);
+    CHECK(q.w == p.w);
+  }
+}
+
 TEST_CASE("a qwen2 model loads for training from llama.cpp's tensor order, and is written back as qwen2") {
   test::TempDir dir;
   Tokenizer tok = tokenizer();

@@ -139,6 +139,34 @@ TEST_CASE("qwen2 gradients match finite differences: q, k, v biases and RoPE in 
   CHECK(bias_grad > 1e-3);
 }
 
+TEST_CASE("a head size other than width / heads: gradients match finite differences, q wider and narrower") {
+  // Width 16, 4 heads: head sizes 6 and 2 make q (and attn_output's input) 24 and 8 wide.
+  for (auto [arch, D] : {std::pair{"llama", 6}, std::pair{"qwen2", 2}}) {
+    CAPTURE(arch);
+    ModelConfig cfg;
+    cfg.arch.name = arch, cfg.arch.neox = cfg.arch.name == "qwen2";
+    cfg.n_vocab = 23, cfg.n_ctx = 6, cfg.n_layer = 2, cfg.n_embd = 16, cfg.n_head = 4, cfg.n_head_kv = 2;
+    cfg.n_ff = 20, cfg.tied = false, cfg.n_head_dim = D;
+    Params p(cfg);
+    const ParamView& wq = p.views[layer_param(1, kWq)];
+    const ParamView& wo = p.views[layer_param(1, kWo)];
+    REQUIRE(wq.name == "blk.1.attn_q.weight");
+    CHECK((wq.rows == 4 * D && wq.cols == 16));
+    CHECK((wo.rows == 16 && wo.cols == 4 * D));
+    Rng rng(21);
+    p.init(rng);
+    for (auto& w : p.w) w += 0.2f * rng.normal();
+    const int B = 2, T = 6;
+    Model m(cfg, B, T);
+    std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
+    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(23)), targets[i] = int(rng.below(23));
+    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+    m.forward(p, tokens.data(), targets.data(), B, T);
+    m.backward(p);
+    lm::test::check_param_grads(p, [&] { return double(m.forward(p, tokens.data(), targets.data(), B, T)); }, rng, 4);
+  }
+}
+
 // Distillation (docs/distillation.md): forward with soft targets gives the kernel's loss on the
 // model's logits, and its gradients through every weight match finite differences, for next-token
 // prediction (top-k teacher rows) and for a classifier (dense rows over the labels).

@@ -41,11 +41,16 @@ TEST_CASE("session logits equal the training forward pass, whole, chunked and on
   // blocks without llama's direct residual products) with grouped-query heads; gpt2 (LayerNorms,
   // learned positions, fused q/k/v, GELU, biases; the inference path llama.cpp's figures check)
   // tied and untied.
-  for (auto [tied, kv, arch] : {std::tuple{true, 4, "llama"}, std::tuple{false, 2, "llama"}, std::tuple{true, 2, "qwen2"},
-                                std::tuple{false, 2, "phi3"}, std::tuple{true, 4, "gpt2"}, std::tuple{false, 4, "gpt2"}}) {
+  // A head size D other than width / heads (8 here) makes q H*D wide: 12 and 6.
+  for (auto [tied, kv, arch, D] :
+       {std::tuple{true, 4, "llama", 0}, std::tuple{false, 2, "llama", 0}, std::tuple{true, 2, "qwen2", 0},
+        std::tuple{false, 2, "phi3", 0}, std::tuple{true, 4, "gpt2", 0}, std::tuple{false, 4, "gpt2", 0},
+        std::tuple{false, 2, "llama", 12}, std::tuple{true, 2, "qwen2", 6}, std::tuple{false, 4, "phi3", 12}}) {
     CAPTURE(tied);
     CAPTURE(arch);
+    CAPTURE(D);
     ModelConfig cfg = config(tied, kv);
+    cfg.n_head_dim = D;
     cfg.arch.name = arch, cfg.arch.neox = cfg.arch.name != "llama";
     if (cfg.arch.name == "gpt2") cfg = gpt2_config(cfg);
     Params p(cfg, false);
