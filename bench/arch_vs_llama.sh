@@ -6,6 +6,7 @@
 # prompt (llama-simple and lm-generate --greedy); then the perplexity of its q8_0, q4_0, q4_k_m,
 # q6_k, q5_k_m and q3_k_m copies made by lm-quantize.
 #   bench/arch_vs_llama.sh LLAMA_BIN_DIR [--record]
+#   ARCHS="llama-hd" bench/arch_vs_llama.sh LLAMA_BIN_DIR [--record]   those architectures only, no embeddings
 # LLAMA_BIN_DIR holds llama-perplexity, llama-simple and llama-embedding from a CPU build of
 # llama.cpp. bert, an encoder, is compared by its sentence embedding instead (llama-embedding).
 # Prints per architecture both perplexities, their relative difference and whether the
@@ -38,7 +39,7 @@ llama_ppl() {
   return 1
 }
 printf '%-8s %14s %14s %10s %s\n' arch llama.cpp lm difference continuation
-for arch in llama llama3 qwen2 qwen2-yarn phi3 phi3-longrope gpt2 gemma2; do
+for arch in ${ARCHS:-llama llama3 llama-hd qwen2 qwen2-yarn phi3 phi3-longrope gpt2 gemma2}; do
   m=$tmp/$arch.gguf
   "$tbin/lm_test_write_gguf" --random "$arch" "$vocab" "$m"
   ref=$(llama_ppl "$m") || { echo "$arch: llama-perplexity gave no estimate:"; tail -5 "$tmp/ppl.out"; exit 1; }
@@ -75,6 +76,7 @@ for arch in llama llama3 qwen2 qwen2-yarn phi3 phi3-longrope gpt2 gemma2; do
   fi
 done
 
+[[ -n ${ARCHS:-} ]] && exit $status
 # Sentence embeddings: what llama-embedding gives (mean pooling, unit length) against
 # `lm-eval embed --normalize`, for bert (an encoder, WordPiece vocabulary; mean is its file's
 # pooling) and for a llama decoder (--pooling mean; the hidden states after the output norm).

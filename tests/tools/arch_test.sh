@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 A=$LM_TEST_DATA/arch
 vocab=$LM_TEST_DATA/vocab/bytebpe-gpt-2.gguf
 
-for arch in llama llama3 qwen2 qwen2-yarn phi3 phi3-longrope gpt2 gemma2; do
+for arch in llama llama3 llama-hd qwen2 qwen2-yarn phi3 phi3-longrope gpt2 gemma2; do
   "$LM_TEST_BIN/lm_test_write_gguf" --random $arch "$vocab" $arch.gguf || { fail "$arch: writing the model"; continue; }
   want=$(awk '$1 == "perplexity" { print $2 }' "$A/$arch.txt")
   expect_exit 0 "$arch: lm-eval perplexity" -- lm-eval perplexity -q -m $arch.gguf -c 128 -t 2 "$A/text.txt"
@@ -187,6 +187,19 @@ for f in "lora:--lora gpt2-ad.gguf -m gpt2.gguf" "lora-merged:-m gpt2-merged.ggu
   got=$(lm-eval perplexity -q ${f#*:} -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
   awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(a > 0 && d < 0.001 && d > -0.001) }' && pass ||
     fail "gpt2 ${f%%:*}: perplexity $got, llama.cpp $want (more than 0.1% apart)"
+done
+
+# A head size other than width / heads (llama-hd: 4 heads of 24 in a 64-wide model, so q is 96
+# wide) trains: a full fine-tune, and a LoRA adapter on every projection applied at load time,
+# against llama.cpp's figures for the same files (tests/data/arch/llama-hd-trained.txt, 0.1%).
+hd=(-m llama-hd.gguf --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2)
+expect_exit 0 "lm-finetune a llama file of another head size" -- lm-finetune -q "${hd[@]}" -o hd-ft.gguf
+expect_exit 0 "a LoRA adapter on it" -- lm-finetune -q "${hd[@]}" --lora --lora-targets all -o hd-ad.gguf
+for f in "finetuned:-m hd-ft.gguf" "lora:--lora hd-ad.gguf -m llama-hd.gguf"; do
+  want=$(awk -v k="perplexity-${f%%:*}" '$1 == k { print $2 }' "$A/llama-hd-trained.txt")
+  got=$(lm-eval perplexity -q ${f#*:} -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
+  awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(a > 0 && d < 0.001 && d > -0.001) }' && pass ||
+    fail "llama-hd ${f%%:*}: perplexity $got, llama.cpp $want (more than 0.1% apart)"
 done
 
 # What does not train: gemma2: a clear refusal, not a crash.

@@ -6,10 +6,11 @@
 //     continuation, [PAD]/[UNK]/[CLS]/[SEP]/[MASK] and other [..] pieces special) as llama.cpp's
 //     converters store it: "bert" model, word-initial pieces prefixed with U+2581;
 //   lm_test_write_gguf --random ARCH VOCAB.gguf OUT.gguf [--shape C,L,H,KV,FF[,V]]
-//     writes a model of architecture ARCH (llama, llama3, qwen2, qwen2-yarn, phi3, phi3-longrope, gpt2, gemma2, bert,
+//     writes a model of architecture ARCH (llama, llama3, llama-hd, qwen2, qwen2-yarn, phi3, phi3-longrope, gpt2, gemma2, bert,
 //     bert-cls; bert-cls is bert with a 3-label classifier head and rank pooling; llama3 is llama with Llama 3.1's
 //     rope_freqs.weight, phi3-longrope phi3 with Phi-3.5's rope_factors_long/short and an original context of 64,
-//     qwen2-yarn qwen2 with YaRN scaling by 4 from an original context of 64) with random F32 weights, llama.cpp's tensor names
+//     qwen2-yarn qwen2 with YaRN scaling by 4 from an original context of 64, llama-hd llama with a
+//     head size 8 more than width / heads) with random F32 weights, llama.cpp's tensor names
 //     and keys, and the tokenizer of VOCAB.gguf: the files the architectures are checked on
 //     against llama.cpp (tests/data/arch/). The same arguments always give the same file.
 //     --shape sets the width, layers, heads, key/value heads and feed-forward width (default
@@ -118,7 +119,7 @@ void wordpiece(const char* in, const char* out) {
 void random_model(const std::string& which, const char* vocab_path, const char* out, const std::string& shape) {
   using lm::model::Role;
   lm::format::GgufFile vocab = lm::format::GgufFile::open(vocab_path);
-  const std::string arch = which == "llama3"          ? "llama"
+  const std::string arch = which == "llama3" || which == "llama-hd" ? "llama"
                            : which == "phi3-longrope" ? "phi3"
                            : which == "qwen2-yarn"    ? "qwen2"
                            : which == "bert-cls"      ? "bert"
@@ -143,6 +144,7 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
   c.rope_base = which == "llama3" ? 500000.0f : 10000.0f;
   c.tied = arch == "qwen2" || arch == "gpt2" || arch == "gemma2";
   if (arch == "gemma2") c.n_head_dim = 32;  // a head size other than C / H, as Gemma 2 has
+  if (which == "llama-hd") c.n_head_dim = c.n_embd / c.n_head + 8;  // q wider than the model
   if (which == "bert-cls") c.n_cls = 3, c.cls_pooling = lm::model::kPoolRank;  // a classifier: rank pooling
   lm::format::GgufWriter w;
   for (const auto& [k, v] : vocab.metadata())
@@ -192,9 +194,11 @@ void random_model(const std::string& which, const char* vocab_path, const char* 
     w.set_f32(a + "rope.scaling.factor", 4.0f);
     w.set_u32(a + "rope.scaling.original_context_length", 64);
   }
-  if (arch == "gemma2") {
+  if (c.n_head_dim != 0) {
     w.set_u32(a + "attention.key_length", uint32_t(c.head_dim()));
     w.set_u32(a + "attention.value_length", uint32_t(c.head_dim()));
+  }
+  if (arch == "gemma2") {
     w.set_u32(a + "attention.sliding_window", 24);  // shorter than the test's windows of 128
     w.set_f32(a + "attn_logit_softcapping", 50.0f);
     w.set_f32(a + "final_logit_softcapping", 30.0f);
