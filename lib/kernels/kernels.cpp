@@ -1115,7 +1115,8 @@ static constexpr int kAttnBlock = 128;
 // Causal attention (lengths unused), or bidirectional over right-padded rows (the encoder):
 // query i of row b sees the keys 0 .. i, or 0 .. lengths[b] - 1 (all T without lengths).
 static void attention_forward_impl(float* out, float* att, const float* q, const float* k, const float* v,
-                                   const int* lengths, bool causal, int B, int T, int H, int Hkv, int D) {
+                                   const int* lengths, bool causal, int B, int T, int H, int Hkv, int D,
+                                   float softcap = 0.0f) {
   const float scale = 1.0f / std::sqrt(float(D));
   const int group = H / Hkv;
   const bool avx512 = has_avx512f();
@@ -1133,6 +1134,8 @@ static void attention_forward_impl(float* out, float* att, const float* q, const
         const int rows = std::min(kAttnBlock, T - r0), keys = causal ? r0 + rows : lengths ? lengths[b] : T;
         float* sr = s + size_t(r0) * T;
         sgemm(false, true, rows, keys, D, scale, qb + size_t(r0) * H * D, H * D, kb, Hkv * D, 0.0f, sr, T);
+        if (softcap > 0.0f)
+          for (int i = 0; i < rows; ++i) softcap_forward(sr + size_t(i) * T, size_t(keys), softcap);
         if (causal)
           causal_softmax_block(sr, r0, rows, T);
         else
@@ -1143,7 +1146,8 @@ static void attention_forward_impl(float* out, float* att, const float* q, const
 }
 
 static void attention_forward_ref_impl(float* out, float* att, const float* q, const float* k, const float* v,
-                                       const int* lengths, bool causal, int B, int T, int H, int Hkv, int D) {
+                                       const int* lengths, bool causal, int B, int T, int H, int Hkv, int D,
+                                       double softcap = 0.0) {
   const double scale = 1.0 / std::sqrt(double(D));
   const int group = H / Hkv;
   std::vector<double> s(static_cast<size_t>(T));
@@ -1157,7 +1161,7 @@ static void attention_forward_ref_impl(float* out, float* att, const float* q, c
           const float* kj = k + ((size_t(b) * T + j) * Hkv + h / group) * D;
           double d = 0;
           for (int c = 0; c < D; ++c) d += double(qi[c]) * kj[c];
-          s[size_t(j)] = d * scale;
+          s[size_t(j)] = softcap > 0 ? softcap * std::tanh(d * scale / softcap) : d * scale;
           mx = std::max(mx, s[size_t(j)]);
         }
         for (int j = 0; j < keys; ++j) sum += s[size_t(j)] = std::exp(s[size_t(j)] - mx);
@@ -1173,12 +1177,12 @@ static void attention_forward_ref_impl(float* out, float* att, const float* q, c
 }
 
 void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int H,
-                       int Hkv, int D) {
-  attention_forward_impl(out, att, q, k, v, nullptr, true, B, T, H, Hkv, D);
+                       int Hkv, int D, float softcap) {
+  attention_forward_impl(out, att, q, k, v, nullptr, true, B, T, H, Hkv, D, softcap);
 }
 void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int B, int T,
-                           int H, int Hkv, int D) {
-  attention_forward_ref_impl(out, att, q, k, v, nullptr, true, B, T, H, Hkv, D);
+                           int H, int Hkv, int D, float softcap) {
+  attention_forward_ref_impl(out, att, q, k, v, nullptr, true, B, T, H, Hkv, D, softcap);
 }
 void attention_encoder_forward(float* out, float* att, const float* q, const float* k, const float* v,
                                const int* lengths, int B, int T, int H, int Hkv, int D) {
@@ -1380,13 +1384,16 @@ LM_TARGET_CLONES static void softmax_backward_row(float* d, const float* p, int 
 // The backward pass of attention_forward_impl (causal, or bidirectional over padded rows).
 static void attention_backward_impl(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
                                     const float* q, const float* k, const float* v, const int* lengths, bool causal,
-                                    int B, int T, int H, int Hkv, int D) {
+                                    int B, int T, int H, int Hkv, int D, float softcap = 0.0f) {
   const float scale = 1.0f / std::sqrt(float(D));
   const int group = H / Hkv;
   // Tasks are (b, kv head): the heads of a group add into the same dk and dv rows.
 #pragma omp parallel for collapse(2) schedule(dynamic)
   for (int b = 0; b < B; ++b)
     for (int g = 0; g < Hkv; ++g) {
+      // Soft-capped scores c = cap tanh(s / cap): their derivative 1 - (c / cap)^2 comes from the
+      // scores recomputed here, a block at a time (the forward pass keeps only the probabilities).
+      std::vector<float> capped(softcap > 0.0f ? size_t(std::min(kAttnBlock, T)) * T : 0);
       const float* kb = k + (size_t(b) * T * Hkv + g) * D;
       const float* vb = v + (size_t(b) * T * Hkv + g) * D;
       float* dkb = dk + (size_t(b) * T * Hkv + g) * D;
@@ -1408,9 +1415,20 @@ static void attention_backward_impl(float* dq, float* dk, float* dv, float* datt
           const float* dor = dob + size_t(r0) * H * D;
           sgemm(true, false, keys, D, rows, 1.0f, pr, T, dor, H * D, 1.0f, dvb, Hkv * D);  // dV += P^T dO
           sgemm(false, true, rows, keys, D, 1.0f, dor, H * D, vb, Hkv * D, 0.0f, dpr, T);  // dP = dO V^T
+          if (softcap > 0.0f) {
+            sgemm(false, true, rows, keys, D, scale, qb + size_t(r0) * H * D, H * D, kb, Hkv * D, 0.0f, capped.data(),
+                  T);
+            for (int i = 0; i < rows; ++i) softcap_forward(capped.data() + size_t(i) * T, size_t(keys), softcap);
+          }
           for (int i = r0; i < r0 + rows; ++i) {
             float* d = dpr + size_t(i - r0) * T;
-            softmax_backward_row(d, pr + size_t(i - r0) * T, causal ? i + 1 : keys, scale);
+            const int n = causal ? i + 1 : keys;
+            softmax_backward_row(d, pr + size_t(i - r0) * T, n, scale);
+            if (softcap > 0.0f) {
+              const float* c = capped.data() + size_t(i - r0) * T;
+              const float inv = 1.0f / softcap;
+              for (int j = 0; j < n; ++j) d[j] *= 1.0f - (c[j] * inv) * (c[j] * inv);
+            }
             if (causal) std::fill(d + i + 1, d + keys, 0.0f);
           }
           sgemm(false, false, rows, D, keys, 1.0f, dpr, T, kb, Hkv * D, 0.0f, dqb + size_t(r0) * H * D, H * D);  // dQ
@@ -1421,8 +1439,9 @@ static void attention_backward_impl(float* dq, float* dk, float* dv, float* datt
 }
 
 void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
-                        const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D) {
-  attention_backward_impl(dq, dk, dv, datt, dout, att, q, k, v, nullptr, true, B, T, H, Hkv, D);
+                        const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D,
+                        float softcap) {
+  attention_backward_impl(dq, dk, dv, datt, dout, att, q, k, v, nullptr, true, B, T, H, Hkv, D, softcap);
 }
 void attention_encoder_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
                                 const float* q, const float* k, const float* v, const int* lengths, int B, int T,
@@ -1439,13 +1458,13 @@ LM_TARGET_CLONES static double sum_squares_block(const float* x, size_t n) {
 
 static void attention_backward_ref_impl(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                         const float* k, const float* v, const int* lengths, bool causal, int B, int T,
-                                        int H, int Hkv, int D) {
+                                        int H, int Hkv, int D, double softcap = 0.0) {
   const double scale = 1.0 / std::sqrt(double(D));
   const int group = H / Hkv;
   std::vector<double> dkv(size_t(B) * T * Hkv * D * 2, 0.0);  // dk then dv, in double
   double* dka = dkv.data();
   double* dva = dkv.data() + size_t(B) * T * Hkv * D;
-  std::vector<double> p(static_cast<size_t>(T)), dp(static_cast<size_t>(T));
+  std::vector<double> p(static_cast<size_t>(T)), dp(static_cast<size_t>(T)), dcap(static_cast<size_t>(T), 1.0);
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h)
       for (int i = 0; i < T; ++i) {
@@ -1459,6 +1478,10 @@ static void attention_backward_ref_impl(float* dq, float* dk, float* dv, const f
           double s = 0;
           for (int c = 0; c < D; ++c) s += double(qi[c]) * kj[c];
           p[size_t(j)] = s * scale;
+          if (softcap > 0) {  // c = cap tanh(s / cap), dc/ds = 1 - tanh^2
+            const double th = std::tanh(p[size_t(j)] / softcap);
+            p[size_t(j)] = softcap * th, dcap[size_t(j)] = 1.0 - th * th;
+          }
           mx = std::max(mx, p[size_t(j)]);
         }
         for (int j = 0; j < keys; ++j) sum += p[size_t(j)] = std::exp(p[size_t(j)] - mx);
@@ -1473,7 +1496,7 @@ static void attention_backward_ref_impl(float* dq, float* dk, float* dv, const f
         }
         std::vector<double> dqa(size_t(D), 0.0);
         for (int j = 0; j < keys; ++j) {
-          const double ds = p[size_t(j)] * (dp[size_t(j)] - dot) * scale;
+          const double ds = p[size_t(j)] * (dp[size_t(j)] - dot) * dcap[size_t(j)] * scale;
           const float* kj = k + at(size_t(j), Hkv, h / group);
           const size_t o = at(size_t(j), Hkv, h / group);
           for (int c = 0; c < D; ++c) {
@@ -1488,8 +1511,9 @@ static void attention_backward_ref_impl(float* dq, float* dk, float* dv, const f
 }
 
 void attention_backward_ref(float* dq, float* dk, float* dv, float* /*datt*/, const float* dout, const float* /*att*/,
-                            const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D) {
-  attention_backward_ref_impl(dq, dk, dv, dout, q, k, v, nullptr, true, B, T, H, Hkv, D);
+                            const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D,
+                            float softcap) {
+  attention_backward_ref_impl(dq, dk, dv, dout, q, k, v, nullptr, true, B, T, H, Hkv, D, softcap);
 }
 void attention_encoder_backward_ref(float* dq, float* dk, float* dv, float* /*datt*/, const float* dout,
                                     const float* /*att*/, const float* q, const float* k, const float* v,

@@ -159,17 +159,21 @@ void adamw_step_ref(float* p, const float* g, float* m, float* v, size_t n, floa
 // Causal self-attention with grouped-query heads (Hkv divides H; head h reads kv head
 // h / (H / Hkv)): out = softmax(q k^T / sqrt(D) + causal mask) v for every (b, h).
 // q, out (B, T, H, D); k, v (B, T, Hkv, D); att (B, H, T, T) receives the probabilities, which
-// the backward pass needs (entries above the diagonal are 0).
+// the backward pass needs (entries above the diagonal are 0). softcap > 0 (Gemma 2): the scaled
+// scores s become softcap * tanh(s / softcap) before the softmax.
 void attention_forward(float* out, float* att, const float* q, const float* k, const float* v, int B, int T, int H,
-                       int Hkv, int D);
+                       int Hkv, int D, float softcap = 0.0f);
 void attention_forward_ref(float* out, float* att, const float* q, const float* k, const float* v, int B, int T,
-                           int H, int Hkv, int D);
+                           int H, int Hkv, int D, float softcap = 0.0f);
 // dq (B, T, H, D), dk and dv (B, T, Hkv, D) are overwritten. datt (B, H, T, T) is scratch.
+// With a softcap, the capped scores' derivative comes from scores recomputed from q and k.
 void attention_backward(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
-                        const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D);
+                        const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D,
+                        float softcap = 0.0f);
 // The definition in double: recomputes the probabilities from q and k, so att and datt are unused.
 void attention_backward_ref(float* dq, float* dk, float* dv, float* datt, const float* dout, const float* att,
-                            const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D);
+                            const float* q, const float* k, const float* v, int B, int T, int H, int Hkv, int D,
+                            float softcap = 0.0f);
 
 // Bidirectional self-attention (an encoder, docs/encoder.md) over right-padded rows: in row b
 // every query 0 .. T-1 sees the keys 0 .. lengths[b] - 1 (lengths nullptr: all T; each >= 1).
@@ -247,6 +251,9 @@ void geglu_forward_ref(float* h, const float* g, const float* u, size_t n);
 // dg = dh gelu'(g), the derivative of gelu_forward's function (tanh form). dg may alias dh.
 void gelu_backward(float* dg, const float* dh, const float* g, size_t n);
 void gelu_backward_ref(float* dg, const float* dh, const float* g, size_t n);
+// GeGLU's backward: du = dh gelu(g), dg = dh u gelu'(g). No aliasing. n values.
+void geglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n);
+void geglu_backward_ref(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n);
 // y (N, OC) row r += b (OC), for every row.
 void add_bias(float* y, const float* b, int N, int OC);
 void add_bias_ref(float* y, const float* b, int N, int OC);

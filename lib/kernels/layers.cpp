@@ -329,6 +329,32 @@ void gelu_backward(float* dg, const float* dh, const float* g, size_t n) {
   }
 }
 
+void geglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n) {
+  const bool avx512 = has_avx512f();
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (size_t c = 0; c < n; c += kChunk) {
+    const size_t len = std::min(kChunk, n - c);
+    float* dgc = dg + c;
+    for (size_t i = 0; i < len; ++i) dgc[i] = dh[c + i] * u[c + i];  // d gelu(g), before du is written
+    if (avx512) {
+      gelu_chunk_avx512(du + c, g + c, dh + c, len);  // du = gelu(g) dh
+      gelu_backward_chunk_avx512(dgc, dgc, g + c, len);
+    } else {
+      gelu_chunk(du + c, g + c, dh + c, len);
+      gelu_backward_chunk(dgc, dgc, g + c, len);
+    }
+  }
+}
+
+void geglu_backward_ref(float* dg, float* du, const float* dh, const float* g, const float* u, size_t n) {
+  const double k = std::sqrt(2.0 / M_PI), a = 0.044715;
+  for (size_t i = 0; i < n; ++i) {
+    const double x = g[i], th = std::tanh(k * (x + a * x * x * x));
+    du[i] = float(double(dh[i]) * gelu_ref(g[i]));
+    dg[i] = float(double(dh[i]) * u[i] * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * k * (1 + 3 * a * x * x)));
+  }
+}
+
 void gelu_backward_ref(float* dg, const float* dh, const float* g, size_t n) {
   const double k = std::sqrt(2.0 / M_PI), a = 0.044715;
   for (size_t i = 0; i < n; ++i) {

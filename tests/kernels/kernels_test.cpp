@@ -543,26 +543,34 @@ TEST_CASE("matmul forward and backward match the reference on both sides of the 
   }
 }
 
-TEST_CASE("attention forward matches the reference; backward matches finite differences (MHA and GQA)") {
+TEST_CASE("attention forward matches the reference; backward matches finite differences (MHA and GQA, soft-capped)") {
   for_each_path([] {
-  // T 300 spans three row blocks of the fast kernel, the last one partial.
+  // T 300 spans three row blocks of the fast kernel, the last one partial. A soft-cap of 0.5
+  // (Gemma 2's is 50 on larger scores) bends these scores of about unit size.
+  for (float cap : {0.0f, 0.5f})
   for (auto [B, T, H, Hkv, D] : {std::tuple{1, 1, 1, 1, 4}, std::tuple{2, 7, 4, 4, 8}, std::tuple{1, 40, 6, 2, 16},
                                  std::tuple{1, 300, 2, 1, 8}}) {
+    CAPTURE(cap);
     CAPTURE(T);
     CAPTURE(Hkv);
     const size_t nq = size_t(B) * T * H * D, nk = size_t(B) * T * Hkv * D, na = size_t(B) * H * T * T;
     auto q = randn(nq, 21), k = randn(nk, 22), v = randn(nk, 23), dout = randn(nq, 24);
     std::vector<float> out(nq), out_ref(nq), att(na), att_ref(na);
-    attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), B, T, H, Hkv, D);
-    attention_forward_ref(out_ref.data(), att_ref.data(), q.data(), k.data(), v.data(), B, T, H, Hkv, D);
+    attention_forward(out.data(), att.data(), q.data(), k.data(), v.data(), B, T, H, Hkv, D, cap);
+    attention_forward_ref(out_ref.data(), att_ref.data(), q.data(), k.data(), v.data(), B, T, H, Hkv, D, cap);
     CHECK(max_rel_diff(out, out_ref) < 1e-5);
     CHECK(max_rel_diff(att, att_ref) < 1e-5);
+    if (cap > 0) {  // the cap changed the result (a check that passes uncapped would prove nothing)
+      std::vector<float> plain(nq), pa(na);
+      attention_forward_ref(plain.data(), pa.data(), q.data(), k.data(), v.data(), B, T, H, Hkv, D);
+      if (T > 1) CHECK(max_rel_diff(plain, out_ref) > 1e-3);
+    }
     std::vector<float> dq(nq), dk(nk, 7.0f), dv(nk, 7.0f), datt(na);
     attention_backward(dq.data(), dk.data(), dv.data(), datt.data(), dout.data(), att.data(), q.data(), k.data(),
-                       v.data(), B, T, H, Hkv, D);
+                       v.data(), B, T, H, Hkv, D, cap);
     auto loss = [&] {
       std::vector<float> o(nq), a(na);
-      attention_forward_ref(o.data(), a.data(), q.data(), k.data(), v.data(), B, T, H, Hkv, D);
+      attention_forward_ref(o.data(), a.data(), q.data(), k.data(), v.data(), B, T, H, Hkv, D, cap);
       return dot(o, dout);
     };
     check_grad(q, dq, loss);
@@ -570,7 +578,7 @@ TEST_CASE("attention forward matches the reference; backward matches finite diff
     check_grad(v, dv, loss);
     std::vector<float> dq_ref(nq), dk_ref(nk), dv_ref(nk);
     attention_backward_ref(dq_ref.data(), dk_ref.data(), dv_ref.data(), nullptr, dout.data(), nullptr, q.data(),
-                           k.data(), v.data(), B, T, H, Hkv, D);
+                           k.data(), v.data(), B, T, H, Hkv, D, cap);
     CHECK(max_rel_diff(dq, dq_ref) < 1e-4);
     CHECK(max_rel_diff(dk, dk_ref) < 1e-4);
     CHECK(max_rel_diff(dv, dv_ref) < 1e-4);
@@ -877,6 +885,27 @@ TEST_CASE("gelu_backward matches the reference and finite differences of gelu_fo
     CHECK(d[0] == doctest::Approx(0.5).epsilon(1e-6));
     CHECK(std::fabs(d[1]) < 1e-6);
     CHECK(d[2] == doctest::Approx(1.0).epsilon(1e-6));
+  });
+}
+
+TEST_CASE("geglu_backward matches the reference and finite differences of geglu_forward") {
+  for_each_path([] {
+    for (size_t n : {size_t(1), size_t(17), size_t(20001)}) {
+      CAPTURE(n);
+      auto g = randn(n, 63, 3.0f), u = randn(n, 64), dh = randn(n, 65);
+      std::vector<float> dg(n), du(n), dg_ref(n), du_ref(n);
+      geglu_backward(dg.data(), du.data(), dh.data(), g.data(), u.data(), n);
+      geglu_backward_ref(dg_ref.data(), du_ref.data(), dh.data(), g.data(), u.data(), n);
+      CHECK(max_rel_diff(dg, dg_ref) < 2e-5);
+      CHECK(max_rel_diff(du, du_ref) < 2e-5);
+      auto loss = [&] {
+        std::vector<float> h(n);
+        geglu_forward_ref(h.data(), g.data(), u.data(), n);
+        return dot(h, dh);
+      };
+      check_grad(g, dg, loss, 24, 1e-2f, 2e-2);
+      check_grad(u, du, loss, 24, 1e-2f, 2e-2);
+    }
   });
 }
 
