@@ -45,7 +45,9 @@ Classifier::Classifier(const format::GgufFile& g, const std::vector<model::Adapt
     return;
   }
   add_bos_ = tok_.add_bos();
-  T_ = p_.cfg.n_ctx;
+  // The training model computes full causal attention: a model with a sliding window (gemma2)
+  // reads at most the window's tokens of a text, as lm-finetune trained it (--context).
+  T_ = p_.cfg.arch.sliding_window > 0 ? std::min(p_.cfg.n_ctx, p_.cfg.arch.sliding_window) : p_.cfg.n_ctx;
   const model::ModelBuffers inference{.lm_logits = false, .trunk_backward = false};
   net_ = std::make_unique<model::Model>(p_.cfg, B_, T_, inference);
 }

@@ -114,6 +114,11 @@ std::vector<ParamView> param_layout(const ModelConfig& c) {
     add(p + "attn_k.bias", 1, K);
     add(p + "attn_v.bias", 1, K);
   }
+  for (int l = 0; c.arch.post_norms && l < c.n_layer; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    add(p + "post_attention_norm.weight", 1, C);
+    add(p + "post_ffw_norm.weight", 1, C);
+  }
   add("output_norm.weight", 1, C);
   if (!c.tied) add("output.weight", c.n_vocab, C);
   if (c.n_cls > 0) {
@@ -204,6 +209,9 @@ struct Model::Acts {
   // stream entering each layer, then leaving the last one). gpt2: g is unused, u holds the MLP's
   // input to GELU, and mean1, mean2 (and meanf) are its LayerNorms' means.
   std::vector<LargeVector<float>> x, xn1, rstd1, q, k, v, att, ao, x2, xn2, rstd2, g, u, h, mean1, mean2;
+  // Post-norms (gemma2): each branch's output before its norm, and the norm's rstd.
+  std::vector<LargeVector<float>> ya, rstda, yf, rstdf2;
+  LargeVector<float> dpost, capd;  // the post-norm's input gradient; the logits' soft-cap derivative
   LargeVector<float> xf, rstdf, meanf, logits, losses;
   std::vector<float> kls;  // distillation: the KL term per row
   std::vector<int> targets;
@@ -230,6 +238,12 @@ Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
   if (B < 1 || B > (1 << 20)) throw UsageError("batch size " + std::to_string(B) + " is out of range [1, 1048576]");
   if (T < 1 || T > cfg.n_ctx)
     throw UsageError("sequence length " + std::to_string(T) + " is out of range [1, " + std::to_string(cfg.n_ctx) + "]");
+  if (cfg.arch.sliding_window > 0 && T > cfg.arch.sliding_window)
+    throw UsageError("sequence length " + std::to_string(T) + " is past the model's sliding window of " +
+                     std::to_string(cfg.arch.sliding_window) + " tokens, which training does not support (use --context " +
+                     std::to_string(cfg.arch.sliding_window) + " or less)");
+  if (cfg.arch.attn_scale != 0 && std::fabs(cfg.arch.attn_scale * std::sqrt(float(cfg.head_dim())) - 1.0f) > 1e-6f)
+    throw UsageError("training scales attention scores by 1 / sqrt(head size) only");
   const size_t N = size_t(B) * T, C = size_t(cfg.n_embd), Q = size_t(cfg.q_dim()), K = size_t(cfg.kv_dim());
   const size_t F = size_t(cfg.n_ff), A = size_t(B) * cfg.n_head * T * T;
   // Without a trunk backward the layers share one set of buffers, and the residual stream
@@ -259,7 +273,15 @@ Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
     per_layer(a_->mean2, N, L);
     a_->meanf.resize(N);
   }
+  if (cfg.arch.post_norms) {
+    per_layer(a_->ya, N * C, L);
+    per_layer(a_->rstda, N, L);
+    per_layer(a_->yf, N * C, L);
+    per_layer(a_->rstdf2, N, L);
+    if (buffers.trunk_backward) a_->dpost.resize(N * C);
+  }
   if (buffers.lm_logits) a_->logits.resize(N * size_t(cfg.n_vocab));
+  if (buffers.lm_logits && cfg.arch.final_softcap > 0) a_->capd.resize(N * size_t(cfg.n_vocab));
   a_->losses.resize(N);
   a_->targets.resize(N);
   a_->dtmp.resize(N * C);  // forward's dropout branch too
@@ -342,12 +364,29 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
   Acts& a = *a_;
   const int N = b * t, C = cfg_.n_embd, Q = cfg_.q_dim(), K = cfg_.kv_dim(), F = cfg_.n_ff;
   const int H = cfg_.n_head, Hkv = cfg_.n_head_kv, D = cfg_.head_dim();
+  const ArchOptions& A = cfg_.arch;
   embedding_forward(a.x[0].data(), tokens, p.get(0), N, C);
+  if (A.embd_scale) {  // Gemma: embeddings times sqrt(C), as Session does
+    const float s = std::sqrt(float(C));
+    for (size_t i = 0; i < size_t(N) * C; ++i) a.x[0][i] *= s;
+  }
   if (dropping()) drop(a.x[0].data(), size_t(N) * C, kSiteEmbd);
   // dst = res + drop(in W^T + LoRA), one residual branch; dtmp holds the branch while dropping.
+  // With post-norms (gemma2) dst = res + drop(norm(in W^T + LoRA)), the branch kept in ya / yf.
   auto add_branch = [&](float* dst, const float* res, const float* in, int l, LayerParam v, int nin, int nout,
                         bool mlp) {
     const size_t n = size_t(N) * nout;
+    if (A.post_norms) {
+      float* y = at(mlp ? a.yf : a.ya, l);
+      matmul_forward(y, in, p.get(layer_view(l, v)), N, nin, nout);
+      lora_forward(l, v, in, y, N, nin, nout);
+      float* yn = a.dtmp.data();
+      rmsnorm_forward(yn, at(mlp ? a.rstdf2 : a.rstda, l), y, p.get(post_norm_param(cfg_, l, mlp)), N, C,
+                      cfg_.norm_eps);
+      if (dropping()) drop(yn, n, branch_site(l, mlp));
+      for (size_t i = 0; i < n; ++i) dst[i] = res[i] + yn[i];
+      return;
+    }
     if (!dropping()) {
       std::memcpy(dst, res, sizeof(float) * n);
       matmul_forward(dst, in, p.get(layer_view(l, v)), N, nin, nout, 1.0f);
@@ -377,14 +416,17 @@ void Model::trunk(const Params& p, const int* tokens, int b, int t) {
     lora_forward(l, kWk, xn1, k, N, C, K);
     lora_forward(l, kWv, xn1, v, N, C, K);
     rope_forward_qk(q, k, b, t, H, Hkv, D, cfg_.rope_base, 0, cfg_.arch.neox);
-    attention_forward(ao, at(a.att, l), q, k, v, b, t, H, Hkv, D);
+    attention_forward(ao, at(a.att, l), q, k, v, b, t, H, Hkv, D, A.attn_softcap);
     add_branch(x2, x, ao, l, kWo, Q, C, false);
     rmsnorm_forward(xn2, at(a.rstd2, l), x2, p.get(layer_view(l, kFfnNorm)), N, C, cfg_.norm_eps);
     matmul_forward(g, xn2, p.get(layer_view(l, kWg)), N, C, F);
     matmul_forward(u, xn2, p.get(layer_view(l, kWu)), N, C, F);
     lora_forward(l, kWg, xn2, g, N, C, F);
     lora_forward(l, kWu, xn2, u, N, C, F);
-    swiglu_forward(h, g, u, size_t(N) * F);
+    if (A.ffn == FfnKind::GeGLU)
+      geglu_forward(h, g, u, size_t(N) * F);
+    else
+      swiglu_forward(h, g, u, size_t(N) * F);
     add_branch(at(a.x, l + 1), x2, h, l, kWd, F, C, true);
   }
   rmsnorm_forward(a.xf.data(), a.rstdf.data(), at(a.x, cfg_.n_layer), p.get(output_norm_param(cfg_)), N, C,
@@ -398,6 +440,14 @@ float Model::forward(const Params& p, const int* tokens, const int* targets, int
   a.classify = false;
   const int N = b * t, C = cfg_.n_embd, V = cfg_.n_vocab;
   matmul_forward(a.logits.data(), a.xf.data(), p.get(head_param(cfg_)), N, C, V);
+  if (const float cap = cfg_.arch.final_softcap; cap > 0) {  // Gemma 2: z -> cap tanh(z / cap)
+    const size_t n = size_t(N) * V;
+    softcap_forward(a.logits.data(), n, cap);
+    for (size_t i = 0; i < n; ++i) {
+      const float th = a.logits[i] / cap;
+      a.capd[i] = 1.0f - th * th;
+    }
+  }
   a.have_targets = targets != nullptr;
   if (!targets) return 0.0f;
   int scored = 0;
@@ -518,7 +568,9 @@ void Model::backward(Params& p) {
   };
   if (!a.classify) {
     LM_ASSERT(trunk_backward_);
-    const float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
+    float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
+    if (cfg_.arch.final_softcap > 0)  // through the soft-cap
+      for (size_t i = 0; i < size_t(N) * V; ++i) dlogits[i] *= a.capd[i];
     const size_t head = head_param(cfg_);
     matmul_backward(a.dxn.data(), grad(head), dlogits, a.xf.data(), p.get(head), N, C, V, false);
   } else {
@@ -557,10 +609,18 @@ void Model::backward(Params& p) {
     // x' = x2 + Wd swiglu(...): dres is the gradient of x' and, after the MLP branch is added,
     // of x2 (the residual path is the identity).
     const float* dbranch = branch_grad(l, true);
+    if (cfg_.arch.post_norms) {  // through the norm after the MLP
+      rmsnorm_backward(a.dpost.data(), grad(post_norm_param(cfg_, l, 1)), dbranch, a.yf[L].data(),
+                       p.get(post_norm_param(cfg_, l, 1)), a.rstdf2[L].data(), N, C);
+      dbranch = a.dpost.data();
+    }
     matmul_backward(a.dh.data(), grad(layer_view(l, kWd)), dbranch, a.h[L].data(), p.get(layer_view(l, kWd)), N, F, C,
                     false);
     lora_backward(l, kWd, a.h[L].data(), dbranch, a.dh.data(), N, F, C);
-    swiglu_backward(a.dg.data(), a.du.data(), a.dh.data(), a.g[L].data(), a.u[L].data(), size_t(N) * F);
+    if (cfg_.arch.ffn == FfnKind::GeGLU)
+      geglu_backward(a.dg.data(), a.du.data(), a.dh.data(), a.g[L].data(), a.u[L].data(), size_t(N) * F);
+    else
+      swiglu_backward(a.dg.data(), a.du.data(), a.dh.data(), a.g[L].data(), a.u[L].data(), size_t(N) * F);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWg)), a.dg.data(), a.xn2[L].data(), p.get(layer_view(l, kWg)), N,
                     C, F, false);
     matmul_backward(a.dxn.data(), grad(layer_view(l, kWu)), a.du.data(), a.xn2[L].data(), p.get(layer_view(l, kWu)), N,
@@ -572,11 +632,16 @@ void Model::backward(Params& p) {
     for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] += a.dtmp[i];
     // x2 = x + Wo attn(...)
     dbranch = branch_grad(l, false);
+    if (cfg_.arch.post_norms) {  // through the norm after attention
+      rmsnorm_backward(a.dpost.data(), grad(post_norm_param(cfg_, l, 0)), dbranch, a.ya[L].data(),
+                       p.get(post_norm_param(cfg_, l, 0)), a.rstda[L].data(), N, C);
+      dbranch = a.dpost.data();
+    }
     matmul_backward(a.dao.data(), grad(layer_view(l, kWo)), dbranch, a.ao[L].data(), p.get(layer_view(l, kWo)), N, Q, C,
                     false);
     lora_backward(l, kWo, a.ao[L].data(), dbranch, a.dao.data(), N, Q, C);
     attention_backward(a.dq.data(), a.dk.data(), a.dv.data(), a.datt.data(), a.dao.data(), a.att[L].data(),
-                       a.q[L].data(), a.k[L].data(), a.v[L].data(), b, t, H, Hkv, D);
+                       a.q[L].data(), a.k[L].data(), a.v[L].data(), b, t, H, Hkv, D, cfg_.arch.attn_softcap);
     rope_backward_qk(a.dq.data(), a.dk.data(), b, t, H, Hkv, D, cfg_.rope_base, 0, cfg_.arch.neox);
     if (cfg_.qkv_bias()) {
       if (float* db = grad(qkv_bias_param(cfg_, l, 0))) bias_backward(db, a.dq.data(), N, Q);
@@ -599,6 +664,10 @@ void Model::backward(Params& p) {
   }
   if (float* dE = grad(0)) {
     if (dropping()) drop(a.dres.data(), size_t(N) * C, kSiteEmbd);
+    if (cfg_.arch.embd_scale) {
+      const float s = std::sqrt(float(C));
+      for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] *= s;
+    }
     embedding_backward(dE, tokens_, a.dres.data(), N, C);
   }
 }

@@ -86,7 +86,11 @@ struct ModelConfig {
   bool fused_projections() const { return is_phi3(); }
   // The decoders Model trains (Params, add_model, a classifier head): llama, qwen2, phi3. The one
   // list of them; an architecture that gains the backward passes joins it here.
-  bool trainable_decoder() const { return is_llama() || is_qwen2() || is_phi3(); }
+  bool trainable_decoder() const { return is_llama() || is_qwen2() || is_phi3() || is_gemma2(); }
+  // gemma2 (docs/architectures.md): llama's layout plus a norm after each layer's attention and
+  // MLP (post_norm_param), trained with its layer options: embeddings times sqrt(C), GeGLU,
+  // soft-capped attention scores and logits, a head size of its own.
+  bool is_gemma2() const { return arch.name == "gemma2"; }
   // gpt2 (docs/architectures.md): pre-LN blocks with LayerNorm and biases, learned positions,
   // fused q/k/v with a bias, a GELU MLP, biases on every linear layer, a final LayerNorm. Model
   // trains it (lm-train --arch gpt2, lm-finetune, LoRA with attn_qkv as one pair, a classifier
@@ -153,9 +157,14 @@ enum Gpt2LayerParam : size_t {
   kGpt2LayerParams
 };
 inline size_t gpt2_param(int l, Gpt2LayerParam v) { return 2 + size_t(l) * kGpt2LayerParams + v; }
+// Layer l's norm after attention (j = 0: post_attention_norm) or after the MLP (j = 1:
+// post_ffw_norm); only when cfg.arch.post_norms (gemma2).
+inline size_t post_norm_param(const ModelConfig& c, int l, int j) {
+  return 1 + size_t(c.n_layer) * (kLayerParams + (c.qkv_bias() ? 3 : 0)) + 2 * size_t(l) + size_t(j);
+}
 inline size_t output_norm_param(const ModelConfig& c) {
   if (c.is_gpt2()) return 2 + size_t(c.n_layer) * kGpt2LayerParams;
-  return 1 + size_t(c.n_layer) * (kLayerParams + (c.qkv_bias() ? 3 : 0));
+  return 1 + size_t(c.n_layer) * (kLayerParams + (c.qkv_bias() ? 3 : 0) + (c.arch.post_norms ? 2 : 0));
 }
 // The lm head: output.weight, or token_embd.weight when tied.
 inline size_t head_param(const ModelConfig& c) {

@@ -300,7 +300,7 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
   if (!cfg.trainable_decoder())
     throw FormatError(g.path(), "architecture '" + cfg.arch.name +
                                     "' can be run (lm-generate, lm-eval) but not trained or merged with LoRA yet; "
-                                    "training supports llama, qwen2, phi3 and gpt2");
+                                    "training supports llama, qwen2, phi3, gemma2 and gpt2");
   const ArchOptions& a = cfg.arch;
   if (a.n_rot != 0 || a.rope_freq_scale != 1.0f || a.rope_attn_factor != 1.0f || a.yarn_ctx_orig != 0 ||
       a.rope_ctx_orig != 0 || g.find_tensor("rope_freqs.weight") || g.find_tensor("rope_factors_long.weight") ||
@@ -308,6 +308,9 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
     throw FormatError(g.path(), "has RoPE scaling or partial RoPE, which training does not support yet");
   if (g.find_tensor("output.bias"))
     throw FormatError(g.path(), "has an output.bias, which training does not support yet");
+  if (a.attn_scale != 0 && std::fabs(a.attn_scale * std::sqrt(float(cfg.head_dim())) - 1.0f) > 1e-6f)
+    throw FormatError(g.path(), "scales attention scores by 1 / sqrt(width / heads) (Gemma 2 27B), which training "
+                                "does not support yet");
   const FileTensors f = checked_tensors(g, cfg);
   Params p(cfg, with_grad);
   read_views(f, cfg, p);
@@ -584,6 +587,11 @@ void add_model(format::GgufWriter& out, const Params& p, const Tokenizer& tok, c
   out.set_f32(key("rope.freq_base"), c.rope_base);
   out.set_f32(key("attention.layer_norm_rms_epsilon"), c.norm_eps);
   out.set_u32(key("vocab_size"), uint32_t(c.n_vocab));
+  if (c.is_gemma2()) {  // the keys llama.cpp's converter writes for Gemma 2
+    out.set_f32(key("attn_logit_softcapping"), c.arch.attn_softcap);
+    out.set_f32(key("final_logit_softcapping"), c.arch.final_softcap);
+    out.set_u32(key("attention.sliding_window"), uint32_t(c.arch.sliding_window));
+  }
   add_classifier_keys(out, c, labels);
   if (c.fused_projections())
     end_fused_model_file(out, p, tok);

@@ -97,6 +97,34 @@ TEST_CASE("a head size other than width / heads is written as llama.cpp's key_le
   }
 }
 
+TEST_CASE("a gemma2 model is written with llama.cpp's gemma2 keys and loads back with its layer options") {
+  test::TempDir dir;
+  Tokenizer tok = tokenizer();
+  ModelConfig c = small_config(true);
+  c.arch.name = "gemma2", c.arch.neox = true, c.arch.ffn = FfnKind::GeGLU, c.arch.embd_scale = true;
+  c.arch.post_norms = true, c.arch.attn_softcap = 50.0f, c.arch.final_softcap = 30.0f;
+  c.arch.sliding_window = 8, c.arch.swa_pattern = 2, c.n_head_dim = 16;
+  Params p(c);
+  Rng rng(8);
+  p.init(rng);
+  for (float& x : p.w) x += 0.1f * rng.normal();
+  format::GgufFile g = format::GgufFile::open(write_model(dir.path() + "/g.gguf", p, tok));
+  CHECK(g.get_string("general.architecture") == "gemma2");
+  CHECK(g.get_f32("gemma2.attn_logit_softcapping") == 50.0f);
+  CHECK(g.get_f32("gemma2.final_logit_softcapping") == 30.0f);
+  CHECK(g.get_u32("gemma2.attention.sliding_window") == 8);
+  CHECK(g.find_tensor("blk.1.post_ffw_norm.weight") != nullptr);
+  Params q = load_params(g);
+  CHECK(q.cfg.is_gemma2());
+  CHECK(q.cfg.arch.ffn == FfnKind::GeGLU);
+  CHECK((q.cfg.arch.embd_scale && q.cfg.arch.post_norms && q.cfg.arch.neox));
+  CHECK(q.cfg.arch.attn_softcap == 50.0f);
+  CHECK(q.cfg.arch.final_softcap == 30.0f);
+  CHECK(q.cfg.arch.sliding_window == 8);
+  CHECK(q.cfg.n_head_dim == 16);
+  CHECK(q.w == p.w);
+}
+
 TEST_CASE("a qwen2 model loads for training from llama.cpp's tensor order, and is written back as qwen2") {
   test::TempDir dir;
   Tokenizer tok = tokenizer();

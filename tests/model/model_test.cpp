@@ -167,6 +167,50 @@ TEST_CASE("a head size other than width / heads: gradients match finite differen
   }
 }
 
+// gemma2's layer options on the llama trunk: embeddings times sqrt(C), a head size of its own,
+// soft-capped attention scores and logits, GeGLU, norms after attention and the MLP. Small caps
+// so that tanh bends these random scores; Gemma 2's own are 50 and 30.
+static ModelConfig gemma2_test_config() {
+  ModelConfig cfg;
+  cfg.arch.name = "gemma2", cfg.arch.neox = true, cfg.arch.ffn = FfnKind::GeGLU;
+  cfg.arch.embd_scale = true, cfg.arch.post_norms = true;
+  cfg.arch.attn_softcap = 0.5f, cfg.arch.final_softcap = 1.5f, cfg.arch.sliding_window = 6, cfg.arch.swa_pattern = 2;
+  cfg.n_vocab = 23, cfg.n_ctx = 8, cfg.n_layer = 2, cfg.n_embd = 16, cfg.n_head = 4, cfg.n_head_kv = 2;
+  cfg.n_ff = 20, cfg.tied = true, cfg.n_head_dim = 6;
+  return cfg;
+}
+
+TEST_CASE("gemma2 gradients match finite differences: soft-caps, GeGLU, post-norms, embedding scale") {
+  const ModelConfig cfg = gemma2_test_config();
+  Params p(cfg);
+  REQUIRE(p.views[post_norm_param(cfg, 1, 1)].name == "blk.1.post_ffw_norm.weight");
+  REQUIRE(p.views[output_norm_param(cfg)].name == "output_norm.weight");
+  Rng rng(23);
+  p.init(rng);
+  for (auto& w : p.w) w += 0.3f * rng.normal();  // the norms' gains too
+  for (int dropout : {0, 1}) {
+    CAPTURE(dropout);
+    const int B = 2, T = 6;
+    Model m(cfg, B, T);
+    m.set_dropout(dropout ? 0.2f : 0.0f);
+    m.set_training(dropout != 0, 5);
+    std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
+    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(23)), targets[i] = int(rng.below(23));
+    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+    m.forward(p, tokens.data(), targets.data(), B, T);
+    m.backward(p);
+    lm::test::check_param_grads(p, [&] { return double(m.forward(p, tokens.data(), targets.data(), B, T)); }, rng, 4);
+    // The logits are soft-capped: every one inside (-1.5, 1.5).
+    m.forward(p, tokens.data(), nullptr, B, T);
+    float mx = 0;
+    for (int i = 0; i < B * T * 23; ++i) mx = std::max(mx, std::fabs(m.logits()[i]));
+    CHECK(mx < 1.5f);
+    CHECK(mx > 0.5f);
+  }
+  // Past the sliding window, training is refused (it computes full causal attention).
+  CHECK_THROWS_WITH_AS(Model(cfg, 1, 7), doctest::Contains("sliding window"), UsageError);
+}
+
 // Distillation (docs/distillation.md): forward with soft targets gives the kernel's loss on the
 // model's logits, and its gradients through every weight match finite differences, for next-token
 // prediction (top-k teacher rows) and for a classifier (dense rows over the labels).

@@ -83,6 +83,32 @@ TEST_CASE("session logits equal the training forward pass, whole, chunked and on
   }
 }
 
+TEST_CASE("gemma2: session logits equal the training forward pass (soft-caps, GeGLU, post-norms, head size)") {
+  ModelConfig cfg = config(true, 2);
+  cfg.arch.name = "gemma2", cfg.arch.neox = true, cfg.arch.ffn = FfnKind::GeGLU;
+  cfg.arch.embd_scale = true, cfg.arch.post_norms = true;
+  cfg.arch.attn_softcap = 2.0f, cfg.arch.final_softcap = 3.0f;
+  cfg.arch.sliding_window = cfg.n_ctx, cfg.arch.swa_pattern = 2;  // no position past the window
+  cfg.n_head_dim = 12;
+  Params p(cfg, false);
+  Rng rng(7);
+  p.init(rng);
+  for (auto& w : p.w) w *= 10.0f;
+  const int T = 40, V = cfg.n_vocab;
+  std::vector<int> tokens(T);
+  for (int& t : tokens) t = int(rng.below(uint64_t(V)));
+  Model m(cfg, 1, T);
+  m.forward(p, tokens.data(), nullptr, 1, T);
+  for (int batch : {T, 7}) {
+    CAPTURE(batch);
+    Session s(p, cfg.n_ctx, batch);
+    for (int i = 0; i < T; i += batch) {
+      const int n = std::min(batch, T - i);
+      CHECK(max_diff(s.eval(tokens.data() + i, n, true), m.logits() + size_t(i) * V, size_t(n) * V) < 1e-4);
+    }
+  }
+}
+
 TEST_CASE("greedy decoding with the cache equals recomputing the whole sequence every step") {
   const ModelConfig cfg = config(false, 2);
   Params p(cfg, false);

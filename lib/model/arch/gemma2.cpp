@@ -48,6 +48,7 @@ std::vector<TensorSpec> tensors(const ModelConfig& c) {
     s.push_back(layer_weight(l, "post_ffw_norm", Role::FfnPostNorm, 1, C));
   }
   s.push_back({"output_norm.weight", Role::OutNorm, -1, 1, C, true});
+  add_cls_specs(s, c);  // a classifier lm-finetune --task classify wrote
   return s;
 }
 
