@@ -35,11 +35,11 @@ int main(int argc, char** argv) {
   lm::tools::TrainerFlags tf;
   bool dry = false, json = false, merge = false;
 
-  CLI::App app{"Fine-tune a llama, qwen2, phi3 or gpt2 GGUF model on CPU: continued training, prompt/completion pairs, LoRA "
+  CLI::App app{"Fine-tune a llama, qwen2, phi3, gemma2 or gpt2 GGUF model on CPU: continued training, prompt/completion pairs, LoRA "
                "adapters, sequence classification; or an LSTM on text or prompt/completion pairs"};
   lm::tools::init_app(app, "lm-finetune");
   lm::tools::doc(app.add_option("-m,--model", model,
-                                "Model to start from (GGUF: llama, qwen2, phi3, gpt2, bert or an LSTM; the tokenizer inside "
+                                "Model to start from (GGUF: llama, qwen2, phi3, gemma2, gpt2, bert or an LSTM; the tokenizer inside "
                                 "is used)")
                      ->type_name("FILE")
                      ->required())
@@ -85,7 +85,7 @@ renamed. Its name without extension becomes
       .man(R"(What a new classifier's head reads: for a decoder, the final hidden state of the text's last
 token (its default) or the mean of the final hidden states over the text's tokens, stored as
 .B ARCH.pooling_type
-(3 or 1; ARCH is llama, qwen2, phi3 or gpt2); for an encoder (bert), the first token's (cls, the start token, its default), stored as
+(3 or 1; ARCH is llama, qwen2, phi3, gemma2 or gpt2); for an encoder (bert), the first token's (cls, the start token, its default), stored as
 .B bert.pooling_type
 4 (rank, which llama.cpp applies the head with), or the mean (1). A classifier trained further
 keeps its own.)");

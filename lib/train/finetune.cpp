@@ -203,7 +203,7 @@ FinetuneJob::FinetuneJob(const TrainOptions& o, const FinetuneOptions& f, model:
   if (T_ > cfg.n_ctx)
     throw UsageError("--context " + std::to_string(T_) + " is longer than the model's " + std::to_string(cfg.n_ctx));
   if (f.task == Task::Classify && !encoder && !cfg.trainable_decoder() && !cfg.is_gpt2())
-    throw UsageError("--task classify fine-tunes a llama, qwen2, phi3, gpt2 or bert model; a " + cfg.arch.name +
+    throw UsageError("--task classify fine-tunes a llama, qwen2, phi3, gemma2, gpt2 or bert model; a " + cfg.arch.name +
                      " classifier is not supported yet");
   if (f.task == Task::Classify) {
     const int n = int(data.labeled->labels.size());
