@@ -180,6 +180,22 @@ static ModelConfig gemma2_test_config() {
   return cfg;
 }
 
+TEST_CASE("tiny gemma2 matches the PyTorch golden fixture: logits, loss and every gradient") {
+  // tests/model/make_gemma2_golden.py writes it: Gemma 2's block in PyTorch, in double precision.
+  Reader r{load_file(std::string(LM_TEST_DATA_DIR) + "/gemma2_golden.bin")};
+  REQUIRE(r.take<char>(8) == std::vector<char>{'L', 'M', 'G', 'E', 'M', 'M', 'A', '2'});
+  auto h = r.take<int32_t>(9);
+  auto f = r.take<float>(3);
+  ModelConfig cfg;
+  cfg.arch.name = "gemma2", cfg.arch.neox = true, cfg.arch.ffn = FfnKind::GeGLU;
+  cfg.arch.embd_scale = true, cfg.arch.post_norms = true;
+  cfg.n_vocab = h[0], cfg.n_ctx = h[1], cfg.n_layer = h[2], cfg.n_embd = h[3], cfg.n_head = h[4];
+  cfg.n_head_kv = h[5], cfg.n_head_dim = h[6], cfg.n_ff = h[7], cfg.tied = true;
+  cfg.norm_eps = f[0], cfg.arch.attn_softcap = f[1], cfg.arch.final_softcap = f[2];
+  cfg.arch.sliding_window = cfg.n_ctx, cfg.arch.swa_pattern = 2;
+  check_golden(r, cfg, h[8]);
+}
+
 TEST_CASE("gemma2 gradients match finite differences: soft-caps, GeGLU, post-norms, embedding scale") {
   const ModelConfig cfg = gemma2_test_config();
   Params p(cfg);
