@@ -170,11 +170,16 @@ TEST_CASE("a head size other than width / heads: gradients match finite differen
 // gemma2's layer options on the llama trunk: embeddings times sqrt(C), a head size of its own,
 // soft-capped attention scores and logits, GeGLU, norms after attention and the MLP. Small caps
 // so that tanh bends these random scores; Gemma 2's own are 50 and 30.
-static ModelConfig gemma2_test_config() {
-  ModelConfig cfg;
+static void set_gemma2(ModelConfig& cfg, float attn_softcap, float final_softcap, int window) {
   cfg.arch.name = "gemma2", cfg.arch.neox = true, cfg.arch.ffn = FfnKind::GeGLU;
   cfg.arch.embd_scale = true, cfg.arch.post_norms = true;
-  cfg.arch.attn_softcap = 0.5f, cfg.arch.final_softcap = 1.5f, cfg.arch.sliding_window = 6, cfg.arch.swa_pattern = 2;
+  cfg.arch.attn_softcap = attn_softcap, cfg.arch.final_softcap = final_softcap;
+  cfg.arch.sliding_window = window, cfg.arch.swa_pattern = 2;
+}
+
+static ModelConfig gemma2_test_config() {
+  ModelConfig cfg;
+  set_gemma2(cfg, 0.5f, 1.5f, 6);
   cfg.n_vocab = 23, cfg.n_ctx = 8, cfg.n_layer = 2, cfg.n_embd = 16, cfg.n_head = 4, cfg.n_head_kv = 2;
   cfg.n_ff = 20, cfg.tied = true, cfg.n_head_dim = 6;
   return cfg;
@@ -187,12 +192,9 @@ TEST_CASE("tiny gemma2 matches the PyTorch golden fixture: logits, loss and ever
   auto h = r.take<int32_t>(9);
   auto f = r.take<float>(3);
   ModelConfig cfg;
-  cfg.arch.name = "gemma2", cfg.arch.neox = true, cfg.arch.ffn = FfnKind::GeGLU;
-  cfg.arch.embd_scale = true, cfg.arch.post_norms = true;
   cfg.n_vocab = h[0], cfg.n_ctx = h[1], cfg.n_layer = h[2], cfg.n_embd = h[3], cfg.n_head = h[4];
-  cfg.n_head_kv = h[5], cfg.n_head_dim = h[6], cfg.n_ff = h[7], cfg.tied = true;
-  cfg.norm_eps = f[0], cfg.arch.attn_softcap = f[1], cfg.arch.final_softcap = f[2];
-  cfg.arch.sliding_window = cfg.n_ctx, cfg.arch.swa_pattern = 2;
+  cfg.n_head_kv = h[5], cfg.n_head_dim = h[6], cfg.n_ff = h[7], cfg.tied = true, cfg.norm_eps = f[0];
+  set_gemma2(cfg, f[1], f[2], cfg.n_ctx);  // every sequence inside the window
   check_golden(r, cfg, h[8]);
 }
 

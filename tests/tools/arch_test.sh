@@ -10,6 +10,15 @@ source "$(dirname "$0")/lib.sh"
 : "${LM_TEST_BIN:?set LM_TEST_BIN to the directory holding lm_test_write_gguf}"
 A=$LM_TEST_DATA/arch
 vocab=$LM_TEST_DATA/vocab/bytebpe-gpt-2.gguf
+# like_llama FIXTURE KEY LABEL ARGS...: lm-eval perplexity ARGS over text.txt in windows of 128
+# is within 0.1% of llama-perplexity's figure KEY in tests/data/arch/FIXTURE.
+like_llama() {
+  local want got
+  want=$(awk -v k="$2" '$1 == k { print $2 }' "$A/$1")
+  got=$(lm-eval perplexity -q "${@:4}" -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
+  awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(a > 0 && d < 0.001 && d > -0.001) }' && pass ||
+    fail "$3: perplexity $got, llama.cpp $want (more than 0.1% apart)"
+}
 
 for arch in llama llama3 llama-hd qwen2 qwen2-yarn phi3 phi3-longrope gpt2 gemma2; do
   "$LM_TEST_BIN/lm_test_write_gguf" --random $arch "$vocab" $arch.gguf || { fail "$arch: writing the model"; continue; }
@@ -168,10 +177,7 @@ expect_err "^lm-train: --kv-heads is llama's: gpt2 has as many key/value heads a
 # A full fine-tune of the random gpt2 file, against llama.cpp's figure for the same run's file.
 expect_exit 0 "lm-finetune on gpt2" -- lm-finetune -q -m gpt2.gguf -o gpt2-ft.gguf --data "$A/text.txt" --steps 20 \
   --lr 3e-3 -t 2
-want=$(awk '$1 == "perplexity-finetuned" { print $2 }' "$A/gpt2-trained.txt")
-got=$(lm-eval perplexity -q -m gpt2-ft.gguf -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
-awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(d < 0.001 && d > -0.001) }' && pass ||
-  fail "the fine-tuned gpt2: perplexity $got, llama.cpp $want (more than 0.1% apart)"
+like_llama gpt2-trained.txt perplexity-finetuned "the fine-tuned gpt2" -m gpt2-ft.gguf
 "$LM_TEST_BIN/lm_test_edit_gguf" gpt2.gguf gpt2-nobias.gguf drop blk.0.attn_qkv.bias
 expect_exit 1 "a gpt2 file without a bias does not train" -- lm-finetune -m gpt2-nobias.gguf -o ft.gguf \
   --data "$A/text.txt" --steps 1
@@ -182,40 +188,26 @@ expect_err "^lm-finetune: gpt2-nobias.gguf: has no tensor 'blk.0.attn_qkv.bias',
 ad=(-m gpt2.gguf --lora --lora-targets all --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2)
 expect_exit 0 "a gpt2 LoRA adapter" -- lm-finetune -q "${ad[@]}" -o gpt2-ad.gguf
 expect_exit 0 "the same run merged" -- lm-finetune -q "${ad[@]}" --merge -o gpt2-merged.gguf
-for f in "lora:--lora gpt2-ad.gguf -m gpt2.gguf" "lora-merged:-m gpt2-merged.gguf"; do
-  want=$(awk -v k="perplexity-${f%%:*}" '$1 == k { print $2 }' "$A/gpt2-trained.txt")
-  got=$(lm-eval perplexity -q ${f#*:} -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
-  awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(a > 0 && d < 0.001 && d > -0.001) }' && pass ||
-    fail "gpt2 ${f%%:*}: perplexity $got, llama.cpp $want (more than 0.1% apart)"
-done
+like_llama gpt2-trained.txt perplexity-lora "gpt2 lora" --lora gpt2-ad.gguf -m gpt2.gguf
+like_llama gpt2-trained.txt perplexity-lora-merged "gpt2 lora-merged" -m gpt2-merged.gguf
 
-# A head size other than width / heads (llama-hd: 4 heads of 24 in a 64-wide model, so q is 96
-# wide) trains: a full fine-tune, and a LoRA adapter on every projection applied at load time,
-# against llama.cpp's figures for the same files (tests/data/arch/llama-hd-trained.txt, 0.1%).
-hd=(-m llama-hd.gguf --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2)
-expect_exit 0 "lm-finetune a llama file of another head size" -- lm-finetune -q "${hd[@]}" -o hd-ft.gguf
-expect_exit 0 "a LoRA adapter on it" -- lm-finetune -q "${hd[@]}" --lora --lora-targets all -o hd-ad.gguf
-for f in "finetuned:-m hd-ft.gguf" "lora:--lora hd-ad.gguf -m llama-hd.gguf"; do
-  want=$(awk -v k="perplexity-${f%%:*}" '$1 == k { print $2 }' "$A/llama-hd-trained.txt")
-  got=$(lm-eval perplexity -q ${f#*:} -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
-  awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(a > 0 && d < 0.001 && d > -0.001) }' && pass ||
-    fail "llama-hd ${f%%:*}: perplexity $got, llama.cpp $want (more than 0.1% apart)"
-done
-
-# gemma2 trains (soft-capped attention and logits, GeGLU, post-norms, the embedding scale, its
-# own head size): a full fine-tune, and a LoRA adapter on every projection applied at load time,
-# against llama.cpp's figures (tests/data/arch/gemma2-trained.txt, 0.1%). Its windows are at most
-# the file's sliding window (24): a longer context is refused with the way out.
+# Fine-tuned files against llama.cpp's figures for the same files (tests/data/arch/ARCH-trained.txt,
+# 0.1%): a full fine-tune, and a LoRA adapter on every projection applied at load time, of
+# - llama-hd, a head size other than width / heads (4 heads of 24 in a 64-wide model: q is 96 wide);
+# - gemma2: soft-capped attention and logits, GeGLU, post-norms, the embedding scale, its own head
+#   size. Its windows are at most the file's sliding window (24): a longer context is refused
+#   with the way out.
 expect_exit 2 "gemma2: a context past the sliding window" -- lm-finetune -m gemma2.gguf -o ft.gguf --data "$A/text.txt" --steps 1
 expect_err "sequence length 256 is past the model's sliding window of 24 tokens, which training does not support \\(use --context 24 or less\\)" "says why and what to do"
-gm=(-m gemma2.gguf --context 24 --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2)
-expect_exit 0 "lm-finetune a gemma2 model" -- lm-finetune -q "${gm[@]}" -o gemma2-ft.gguf
-expect_exit 0 "a gemma2 LoRA adapter" -- lm-finetune -q "${gm[@]}" --lora --lora-targets all -o gemma2-ad.gguf
-for f in "finetuned:-m gemma2-ft.gguf" "lora:--lora gemma2-ad.gguf -m gemma2.gguf"; do
-  want=$(awk -v k="perplexity-${f%%:*}" '$1 == k { print $2 }' "$A/gemma2-trained.txt")
-  got=$(lm-eval perplexity -q ${f#*:} -c 128 -t 2 "$A/text.txt" | awk -F'\t' 'NR == 2 { print $5 }')
-  awk -v a="$want" -v b="$got" 'BEGIN { d = (b - a) / a; exit !(a > 0 && d < 0.001 && d > -0.001) }' && pass ||
-    fail "gemma2 ${f%%:*}: perplexity $got, llama.cpp $want (more than 0.1% apart)"
+for run in "llama-hd" "gemma2 --context 24"; do
+  set -- $run
+  arch=$1
+  shift
+  ft=(-m $arch.gguf "$@" --data "$A/text.txt" --steps 20 --lr 3e-3 -t 2)
+  expect_exit 0 "lm-finetune $arch" -- lm-finetune -q "${ft[@]}" -o $arch-ft.gguf
+  expect_exit 0 "a $arch LoRA adapter" -- lm-finetune -q "${ft[@]}" --lora --lora-targets all -o $arch-ad.gguf
+  like_llama $arch-trained.txt perplexity-finetuned "$arch finetuned" -m $arch-ft.gguf
+  like_llama $arch-trained.txt perplexity-lora "$arch lora" --lora $arch-ad.gguf -m $arch.gguf
 done
 
 # Bad files: an architecture lm does not know, contradictory keys, a missing bias.
