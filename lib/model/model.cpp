@@ -306,10 +306,11 @@ const float* Model::logits() const { return a_->logits.data(); }
 size_t Model::activation_bytes() const {
   size_t n = 0;
   for (auto* group : {&a_->x, &a_->xn1, &a_->rstd1, &a_->q, &a_->k, &a_->v, &a_->att, &a_->ao, &a_->x2, &a_->xn2,
-                      &a_->rstd2, &a_->g, &a_->u, &a_->h, &a_->mean1, &a_->mean2})
+                      &a_->rstd2, &a_->g, &a_->u, &a_->h, &a_->mean1, &a_->mean2, &a_->ya, &a_->rstda, &a_->yf,
+                      &a_->rstdf2})
     for (const auto& v : *group) n += v.size();
   for (auto* v : {&a_->xf, &a_->rstdf, &a_->meanf, &a_->logits, &a_->losses, &a_->dres, &a_->dtmp, &a_->dxn, &a_->dq, &a_->dk,
-                  &a_->dv, &a_->datt, &a_->dao, &a_->dg, &a_->du, &a_->dh})
+                  &a_->dv, &a_->datt, &a_->dao, &a_->dg, &a_->du, &a_->dh, &a_->dpost, &a_->capd})
     n += v->size();
   return n * sizeof(float) + lora_->bytes();
 }
@@ -317,7 +318,7 @@ size_t Model::activation_bytes() const {
 void Model::set_lora(Lora* lora) {
   if (lora)
     LM_ASSERT(lora->base.n_layer == cfg_.n_layer && lora->base.n_embd == cfg_.n_embd && lora->base.n_ff == cfg_.n_ff);
-  lora_->attach(lora, size_t(B_) * T_, size_t(std::max(cfg_.n_embd, cfg_.n_ff)));
+  lora_->attach(lora, size_t(B_) * T_, size_t(std::max({cfg_.n_embd, cfg_.q_dim(), cfg_.n_ff})));  // widest input
 }
 
 void Model::set_training(bool on, uint64_t seed) {
@@ -443,6 +444,7 @@ float Model::forward(const Params& p, const int* tokens, const int* targets, int
   if (const float cap = cfg_.arch.final_softcap; cap > 0) {  // Gemma 2: z -> cap tanh(z / cap)
     const size_t n = size_t(N) * V;
     softcap_forward(a.logits.data(), n, cap);
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; ++i) {
       const float th = a.logits[i] / cap;
       a.capd[i] = 1.0f - th * th;
@@ -569,8 +571,10 @@ void Model::backward(Params& p) {
   if (!a.classify) {
     LM_ASSERT(trunk_backward_);
     float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
-    if (cfg_.arch.final_softcap > 0)  // through the soft-cap
+    if (cfg_.arch.final_softcap > 0) {  // through the soft-cap
+#pragma omp parallel for schedule(static)
       for (size_t i = 0; i < size_t(N) * V; ++i) dlogits[i] *= a.capd[i];
+    }
     const size_t head = head_param(cfg_);
     matmul_backward(a.dxn.data(), grad(head), dlogits, a.xf.data(), p.get(head), N, C, V, false);
   } else {

@@ -77,9 +77,14 @@ void check_fused_lora(Params& p, Lora& lora, Rng& rng, const std::string& path,
 }  // namespace
 
 TEST_CASE("LoRA gradients match finite differences; the frozen base gets none") {
+  // Head size 0 (width / heads) and 16: queries 32 wide, wider than the model (16) and the MLP
+  // (24), so attn_output's adapter reads the widest input (LoRA dropout's buffers hold it).
+  for (int D : {0, 16})
   for (float dropout : {0.0f, 0.3f}) {
+    CAPTURE(D);
     CAPTURE(dropout);
     ModelConfig cfg = small_cfg();
+    cfg.n_head_dim = D;
     Params p(cfg, /*with_grad=*/false);
     Rng rng(3);
     p.init(rng);
