@@ -200,7 +200,7 @@ class PretrainJob final : public Job {
   void skip_micro_step() override { sampler_.skip(o_.batch); }
   uint64_t tokens_per_micro_step() const override { return uint64_t(o_.batch) * T_; }
   double flops_per_token() const override {
-    return 6.0 * double(p_.cfg.n_params()) + 12.0 * p_.cfg.n_layer * p_.cfg.n_embd * double(T_);
+    return 6.0 * double(p_.cfg.n_params()) + 12.0 * p_.cfg.n_layer * p_.cfg.q_dim() * double(T_);
   }
   std::optional<float> validate() override {
     if (!in_.valid || in_.valid->size() <= size_t(T_)) return std::nullopt;

@@ -123,6 +123,13 @@ TEST_CASE("a gemma2 model is written with llama.cpp's gemma2 keys and loads back
   CHECK(q.cfg.arch.sliding_window == 8);
   CHECK(q.cfg.n_head_dim == 16);
   CHECK(q.w == p.w);
+  // A gemma2 file with an output.weight of its own (none of llama.cpp's converters write one) is
+  // refused for training with a line, not an assertion.
+  c.tied = false;
+  Params untied(c);
+  untied.init(rng);
+  format::GgufFile gu = format::GgufFile::open(write_model(dir.path() + "/gu.gguf", untied, tok));
+  CHECK_THROWS_WITH_AS(load_params(gu), doctest::Contains("gemma2 model with an output.weight"), FormatError);
 }
 
 TEST_CASE("a qwen2 model loads for training from llama.cpp's tensor order, and is written back as qwen2") {

@@ -41,7 +41,7 @@ TEST_CASE("session logits equal the training forward pass, whole, chunked and on
   // blocks without llama's direct residual products) with grouped-query heads; gpt2 (LayerNorms,
   // learned positions, fused q/k/v, GELU, biases; the inference path llama.cpp's figures check)
   // tied and untied.
-  // A head size D other than width / heads (8 here) makes q H*D wide: 12 and 6.
+  // A head size D other than width / heads (8 here), 12 or 6, makes q H*D wide: 48 or 24 for 4 heads.
   for (auto [tied, kv, arch, D] :
        {std::tuple{true, 4, "llama", 0}, std::tuple{false, 2, "llama", 0}, std::tuple{true, 2, "qwen2", 0},
         std::tuple{false, 2, "phi3", 0}, std::tuple{true, 4, "gpt2", 0}, std::tuple{false, 4, "gpt2", 0},
