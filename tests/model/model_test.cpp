@@ -64,6 +64,24 @@ void check_golden(Reader& r, const ModelConfig& cfg, int B) {
   }
 }
 
+// Random tokens and targets for b rows of t (each target at i % skip == skip - 1 unscored when
+// skip > 0), Model's gradients of every view of p, then `samples` of each against finite
+// differences. Returns the tokens.
+std::vector<int> check_model_grads(Model& m, Params& p, Rng& rng, int b, int t, int skip, int samples) {
+  const uint64_t V = uint64_t(p.cfg.n_vocab);
+  std::vector<int> tokens(size_t(b) * t), targets(size_t(b) * t);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    tokens[i] = int(rng.below(V));
+    targets[i] = skip > 0 && i % size_t(skip) == size_t(skip - 1) ? -1 : int(rng.below(V));
+  }
+  std::fill(p.grad.begin(), p.grad.end(), 0.0f);
+  m.forward(p, tokens.data(), targets.data(), b, t);
+  m.backward(p);
+  lm::test::check_param_grads(p, [&] { return double(m.forward(p, tokens.data(), targets.data(), b, t)); }, rng,
+                              samples);
+  return tokens;
+}
+
 }  // namespace
 
 TEST_CASE("tiny GQA model matches the PyTorch golden fixture: logits, loss and every gradient") {
@@ -94,17 +112,7 @@ TEST_CASE("untied model gradients match finite differences, with and without dro
   // The masks are a function of the seed, so every forward below draws the same ones.
   m.set_dropout(dropout);
   m.set_training(true, 21);
-  for (auto [b, t] : {std::pair{3, 9}, std::pair{2, 5}}) {
-    std::vector<int> tokens(size_t(b) * t), targets(size_t(b) * t);
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      tokens[i] = int(rng.below(37));
-      targets[i] = i % 4 == 3 ? -1 : int(rng.below(37));
-    }
-    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
-    m.forward(p, tokens.data(), targets.data(), b, t);
-    m.backward(p);
-    lm::test::check_param_grads(p, [&] { return double(m.forward(p, tokens.data(), targets.data(), b, t)); }, rng, 3);
-  }
+  for (auto [b, t] : {std::pair{3, 9}, std::pair{2, 5}}) check_model_grads(m, p, rng, b, t, 4, 3);
   }
 }
 
@@ -121,15 +129,7 @@ TEST_CASE("qwen2 gradients match finite differences: q, k, v biases and RoPE in 
   for (auto& w : p.w) w += 0.2f * rng.normal();  // biases too: every path carries signal
   const int B = 2, T = 7;
   Model m(cfg, B, T);
-  std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    tokens[i] = int(rng.below(29));
-    targets[i] = i % 5 == 4 ? -1 : int(rng.below(29));
-  }
-  std::fill(p.grad.begin(), p.grad.end(), 0.0f);
-  m.forward(p, tokens.data(), targets.data(), B, T);
-  m.backward(p);
-  lm::test::check_param_grads(p, [&] { return double(m.forward(p, tokens.data(), targets.data(), B, T)); }, rng, 4);
+  check_model_grads(m, p, rng, B, T, 5, 4);
   // The biases' gradients are not all zero (a check that passes on zeros would prove nothing).
   double bias_grad = 0;
   for (int j = 0; j < 3; ++j) {
@@ -158,12 +158,7 @@ TEST_CASE("a head size other than width / heads: gradients match finite differen
     for (auto& w : p.w) w += 0.2f * rng.normal();
     const int B = 2, T = 6;
     Model m(cfg, B, T);
-    std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
-    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(23)), targets[i] = int(rng.below(23));
-    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
-    m.forward(p, tokens.data(), targets.data(), B, T);
-    m.backward(p);
-    lm::test::check_param_grads(p, [&] { return double(m.forward(p, tokens.data(), targets.data(), B, T)); }, rng, 4);
+    check_model_grads(m, p, rng, B, T, 0, 4);
   }
 }
 
@@ -212,12 +207,7 @@ TEST_CASE("gemma2 gradients match finite differences: soft-caps, GeGLU, post-nor
     Model m(cfg, B, T);
     m.set_dropout(dropout ? 0.2f : 0.0f);
     m.set_training(dropout != 0, 5);
-    std::vector<int> tokens(size_t(B) * T), targets(size_t(B) * T);
-    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(rng.below(23)), targets[i] = int(rng.below(23));
-    std::fill(p.grad.begin(), p.grad.end(), 0.0f);
-    m.forward(p, tokens.data(), targets.data(), B, T);
-    m.backward(p);
-    lm::test::check_param_grads(p, [&] { return double(m.forward(p, tokens.data(), targets.data(), B, T)); }, rng, 4);
+    const std::vector<int> tokens = check_model_grads(m, p, rng, B, T, 0, 4);
     // The logits are soft-capped: every one inside (-1.5, 1.5).
     m.forward(p, tokens.data(), nullptr, B, T);
     float mx = 0;
@@ -355,18 +345,7 @@ TEST_CASE("gpt2 gradients match finite differences: LayerNorms and biases, fused
       Model m(cfg, B, T);
       m.set_dropout(dropout);
       m.set_training(true, 17);
-      for (auto [b, t] : {std::pair{2, 8}, std::pair{1, 5}}) {
-        std::vector<int> tokens(size_t(b) * t), targets(size_t(b) * t);
-        for (size_t i = 0; i < tokens.size(); ++i) {
-          tokens[i] = int(rng.below(31));
-          targets[i] = i % 5 == 4 ? -1 : int(rng.below(31));
-        }
-        std::fill(p.grad.begin(), p.grad.end(), 0.0f);
-        m.forward(p, tokens.data(), targets.data(), b, t);
-        m.backward(p);
-        lm::test::check_param_grads(p, [&] { return double(m.forward(p, tokens.data(), targets.data(), b, t)); }, rng,
-                                    3);
-      }
+      for (auto [b, t] : {std::pair{2, 8}, std::pair{1, 5}}) check_model_grads(m, p, rng, b, t, 5, 3);
       // Every view of the first layer has a gradient somewhere (a check on zeros proves nothing).
       for (size_t v = gpt2_param(0, kGAttnNorm); v < gpt2_param(1, kGAttnNorm); ++v) {
         const ParamView& pv = p.views[v];
