@@ -151,6 +151,12 @@ std::string loop_diff(const format::GgufFile& g, const TrainOptions& o, int rank
   return diff;
 }
 
+// A decoder's training FLOPs per token of windows of T: 6 per parameter (forward and backward)
+// and attention's 12 L Q T (Q = heads x head size).
+double decoder_flops_per_token(const model::ModelConfig& c, int T) {
+  return 6.0 * double(c.n_params()) + 12.0 * c.n_layer * c.q_dim() * double(T);
+}
+
 // Pretraining: random windows of a token stream through a freshly initialised model.
 class PretrainJob final : public Job {
  public:
@@ -199,9 +205,7 @@ class PretrainJob final : public Job {
   std::string options_diff(const format::GgufFile& g) const override { return distill_diff(g, teacher_); }
   void skip_micro_step() override { sampler_.skip(o_.batch); }
   uint64_t tokens_per_micro_step() const override { return uint64_t(o_.batch) * T_; }
-  double flops_per_token() const override {
-    return 6.0 * double(p_.cfg.n_params()) + 12.0 * p_.cfg.n_layer * p_.cfg.q_dim() * double(T_);
-  }
+  double flops_per_token() const override { return decoder_flops_per_token(p_.cfg, T_); }
   std::optional<float> validate() override {
     if (!in_.valid || in_.valid->size() <= size_t(T_)) return std::nullopt;
     net_.set_training(false);
@@ -275,7 +279,7 @@ DryRun dry_run(const ModelShape& shape, const TrainOptions& o, int n_vocab, cons
   const int B = o.batch, T = d.cfg.n_ctx;
   d.n_params = d.cfg.n_params();
   d.tokens_per_step = uint64_t(B) * T * uint64_t(o.grad_accum);
-  d.flops_per_step = double(d.tokens_per_step) * (6.0 * double(d.n_params) + 12.0 * d.cfg.n_layer * d.cfg.q_dim() * double(T));
+  d.flops_per_step = double(d.tokens_per_step) * decoder_flops_per_token(d.cfg, T);
   d.state_bytes = d.n_params * 4 * sizeof(float);
   model::Params p(d.cfg);
   Rng rng(o.seed);
