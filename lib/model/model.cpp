@@ -50,6 +50,10 @@ void ModelConfig::validate() const {
   if (!(norm_eps > 0) || !(rope_base > 1)) throw UsageError("norm epsilon must be > 0 and RoPE base > 1");
 }
 
+bool ModelConfig::head_size_score_scale() const {
+  return arch.attn_scale == 0 || std::fabs(arch.attn_scale * std::sqrt(float(head_dim())) - 1.0f) <= 1e-6f;
+}
+
 ModelConfig gpt2_config(ModelConfig c) {
   const bool tied = c.tied;
   c.arch = ArchOptions{};
@@ -242,7 +246,7 @@ Model::Model(const ModelConfig& cfg, int B, int T, ModelBuffers buffers)
     throw UsageError("sequence length " + std::to_string(T) + " is past the model's sliding window of " +
                      std::to_string(cfg.arch.sliding_window) + " tokens, which training does not support (use --context " +
                      std::to_string(cfg.arch.sliding_window) + " or less)");
-  if (cfg.arch.attn_scale != 0 && std::fabs(cfg.arch.attn_scale * std::sqrt(float(cfg.head_dim())) - 1.0f) > 1e-6f)
+  if (!cfg.head_size_score_scale())
     throw UsageError("training scales attention scores by 1 / sqrt(head size) only");
   const size_t N = size_t(B) * T, C = size_t(cfg.n_embd), Q = size_t(cfg.q_dim()), K = size_t(cfg.kv_dim());
   const size_t F = size_t(cfg.n_ff), A = size_t(B) * cfg.n_head * T * T;
@@ -568,6 +572,14 @@ void Model::backward(Params& p) {
     drop(a.dtmp.data(), size_t(N) * C, branch_site(l, mlp));
     return a.dtmp.data();
   };
+  // gemma2: the gradient of a branch's output before the norm after it (attention's, or the
+  // MLP's), from the gradient d after it; in dpost.
+  auto through_post_norm = [&](int l, bool mlp, const float* d) -> const float* {
+    const size_t w = post_norm_param(cfg_, l, mlp);
+    rmsnorm_backward(a.dpost.data(), grad(w), d, (mlp ? a.yf : a.ya)[size_t(l)].data(), p.get(w),
+                     (mlp ? a.rstdf2 : a.rstda)[size_t(l)].data(), N, C);
+    return a.dpost.data();
+  };
   if (!a.classify) {
     LM_ASSERT(trunk_backward_);
     float* dlogits = a.logits.data();  // cross-entropy left the gradient in place
@@ -613,11 +625,7 @@ void Model::backward(Params& p) {
     // x' = x2 + Wd swiglu(...): dres is the gradient of x' and, after the MLP branch is added,
     // of x2 (the residual path is the identity).
     const float* dbranch = branch_grad(l, true);
-    if (cfg_.arch.post_norms) {  // through the norm after the MLP
-      rmsnorm_backward(a.dpost.data(), grad(post_norm_param(cfg_, l, 1)), dbranch, a.yf[L].data(),
-                       p.get(post_norm_param(cfg_, l, 1)), a.rstdf2[L].data(), N, C);
-      dbranch = a.dpost.data();
-    }
+    if (cfg_.arch.post_norms) dbranch = through_post_norm(l, true, dbranch);
     matmul_backward(a.dh.data(), grad(layer_view(l, kWd)), dbranch, a.h[L].data(), p.get(layer_view(l, kWd)), N, F, C,
                     false);
     lora_backward(l, kWd, a.h[L].data(), dbranch, a.dh.data(), N, F, C);
@@ -636,11 +644,7 @@ void Model::backward(Params& p) {
     for (size_t i = 0; i < size_t(N) * C; ++i) a.dres[i] += a.dtmp[i];
     // x2 = x + Wo attn(...)
     dbranch = branch_grad(l, false);
-    if (cfg_.arch.post_norms) {  // through the norm after attention
-      rmsnorm_backward(a.dpost.data(), grad(post_norm_param(cfg_, l, 0)), dbranch, a.ya[L].data(),
-                       p.get(post_norm_param(cfg_, l, 0)), a.rstda[L].data(), N, C);
-      dbranch = a.dpost.data();
-    }
+    if (cfg_.arch.post_norms) dbranch = through_post_norm(l, false, dbranch);
     matmul_backward(a.dao.data(), grad(layer_view(l, kWo)), dbranch, a.ao[L].data(), p.get(layer_view(l, kWo)), N, Q, C,
                     false);
     lora_backward(l, kWo, a.ao[L].data(), dbranch, a.dao.data(), N, Q, C);

@@ -102,6 +102,9 @@ struct ModelConfig {
   int max_context() const { return is_lstm() ? 1 << 30 : n_ctx; }
   int default_context() const { return is_lstm() ? (n_ctx > 4096 ? n_ctx : 4096) : n_ctx; }
   int kv_dim() const { return n_head_kv * head_dim(); }
+  // Attention scores scaled by 1 / sqrt(head size), the scale training computes (Gemma 2 27B's
+  // files scale by 1 / sqrt(width / heads) instead).
+  bool head_size_score_scale() const;
   // The width of the final hidden state (what the output layer reads): n_embd, or for an LSTM
   // its layers' output width, P, or H without a projection.
   int out_width() const { return is_lstm() ? (n_proj ? n_proj : n_ff) : n_embd; }

@@ -311,7 +311,7 @@ Params load_params(const format::GgufFile& g, bool with_grad) {
   if (cfg.is_gemma2() && g.find_tensor("output.weight"))  // Gemma 2's head is its embeddings
     throw FormatError(g.path(), "is a gemma2 model with an output.weight (its head is token_embd), which training "
                                 "does not support");
-  if (a.attn_scale != 0 && std::fabs(a.attn_scale * std::sqrt(float(cfg.head_dim())) - 1.0f) > 1e-6f)
+  if (!cfg.head_size_score_scale())
     throw FormatError(g.path(), "scales attention scores by 1 / sqrt(width / heads) (Gemma 2 27B), which training "
                                 "does not support yet");
   const FileTensors f = checked_tensors(g, cfg);
