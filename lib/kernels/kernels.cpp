@@ -1392,8 +1392,11 @@ static void attention_backward_impl(float* dq, float* dk, float* dv, float* datt
   for (int b = 0; b < B; ++b)
     for (int g = 0; g < Hkv; ++g) {
       // Soft-capped scores c = cap tanh(s / cap): their derivative 1 - (c / cap)^2 comes from the
-      // scores recomputed here, a block at a time (the forward pass keeps only the probabilities).
-      std::vector<float> capped(softcap > 0.0f ? size_t(std::min(kAttnBlock, T)) * T : 0);
+      // scores recomputed here, a block at a time (the forward pass keeps only the probabilities),
+      // in a buffer each thread keeps from call to call.
+      static thread_local std::vector<float> capped;
+      if (softcap > 0.0f && capped.size() < size_t(std::min(kAttnBlock, T)) * T)
+        capped.resize(size_t(std::min(kAttnBlock, T)) * T);
       const float* kb = k + (size_t(b) * T * Hkv + g) * D;
       const float* vb = v + (size_t(b) * T * Hkv + g) * D;
       float* dkb = dk + (size_t(b) * T * Hkv + g) * D;
