@@ -61,10 +61,12 @@ constexpr size_t kParallelMin = 16384;
 //        weight block once for 8 activation rows: qgemm_bench on the medium layer at 2 threads,
 //        N = 8 / 64 / 512, 96-113 / 116 / 116-117 GMAC/s, against 47-50 / 56-63 / 84-94 before
 //        (pairs to 32 rows, panels beyond).
-//   q2_K, iq4_xs from AVX2 up: to 64 rows (kDotMaxRowsAvx2Tile). Their tiles are AVX2 walks:
-//        N = 8 and 64 gain (q2_K 65-74 / 79-85 against 45-66 / 54-61, iq4_xs 68-79 / 67-86
-//        against 34-47 / 42-50), but at N = 512 the panels stay ahead for q2_K (91-94 against
-//        80-83) and level for iq4_xs (77-90 against 79-83).
+//   iq4_xs on AVX-512 VNNI: always. Its AVX-512 tile at 2 threads on the medium layer, N = 8 /
+//        64 / 128 / 512: 103 / 124 / 124 / 123 GMAC/s, against panels' 67 / 81 / 90 from N = 128.
+//   q2_K, and iq4_xs off AVX-512 VNNI, from AVX2 up: to 64 rows (kDotMaxRowsAvx2Tile). Their
+//        tiles are AVX2 walks: N = 8 and 64 gain (q2_K 65-74 / 79-85 against 45-66 / 54-61,
+//        iq4_xs 68-79 / 67-86 against 34-47 / 42-50), but at N = 512 the panels stay ahead for
+//        q2_K (91-94 against 80-83) and level for iq4_xs (77-90 against 79-83).
 //   q4_K, q5_K, q6_K off AVX-512 VNNI (one pair at a time, about 52 GMAC/s for q5_K): up to 32
 //        rows. N = 8 and 16 gained for every type and none lost at 32; q5_K N = 32: 52 / 49,
 //        N = 64: 52 / 95.
@@ -555,11 +557,13 @@ void panel_forward(float* y, const float* x, const QWeight& W, int N, float beta
 
 int dot_max_rows(GgmlType t) {
   // q4_K, q5_K, q6_K: the tile is AVX-512 VNNI code; elsewhere they compute a pair at a time.
-  // q3_K: tiles from AVX2 up, for every batch. q2_K, iq4_xs: tiles from AVX2 up, to 64 rows.
+  // q3_K: tiles from AVX2 up, for every batch; iq4_xs too on AVX-512 VNNI. q2_K, and iq4_xs
+  // on AVX2: tiles to 64 rows.
   const quant::DotPath path = quant::dot_path();
   if ((t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K) && path == quant::DotPath::Avx512Vnni)
     return kDotMaxRowsTile;
   if (t == GgmlType::Q3_K && path >= quant::DotPath::Avx2) return kDotMaxRowsTile;
+  if (t == GgmlType::IQ4_XS && path == quant::DotPath::Avx512Vnni) return kDotMaxRowsTile;
   if ((t == GgmlType::Q2_K || t == GgmlType::IQ4_XS) && path >= quant::DotPath::Avx2) return kDotMaxRowsAvx2Tile;
   return kDotMaxRows;
 }

@@ -614,7 +614,7 @@ DotPath best_dot_path() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-      __builtin_cpu_supports("fma") && cpu_has_f16c())
+      __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2") && cpu_has_f16c())
     return DotPath::Avx512Vnni;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
     return DotPath::Avx2;

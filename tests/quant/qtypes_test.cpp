@@ -256,26 +256,38 @@ TEST_CASE("new block types: the largest levels and scales overflow no integer la
   }
 }
 
-TEST_CASE("q3_K: the AVX-512 product equals the AVX2 one to the bit") {
+TEST_CASE("q3_K, iq4_xs: the AVX-512 product equals the AVX2 one to the bit") {
   // Both sum the same exact integer lanes, then run the same float operations (the AVX-512
-  // walk folds its 16 lanes into the AVX2 walk's 8 first).
+  // walks fold their 16 lanes into the AVX2 walks' 8 first).
   PathGuard guard;
   limit_dot_path(DotPath::Avx512Vnni);
   if (dot_path() != DotPath::Avx512Vnni) return;  // this CPU lacks it
-  const Type& ty = *std::find_if(std::begin(kTypes), std::end(kTypes), [](const Type& t) { return t.t == GgmlType::Q3_K; });
-  lm::Rng rng(91);
-  std::vector<DotCase> cases;
-  for (int it = 0; it < 40; ++it) {
-    const size_t n = kSuperBlock * (1 + rng.below(12));
-    cases.push_back(it % 2 ? random_bytes_case(ty, n, rng) : quantized_case(ty.t, n, rng, 1.0f));
-  }
-  for (int level : {127, -127}) cases.push_back(extreme_case(ty, 4 * kSuperBlock, level));
-  for (const DotCase& c : cases) {
-    limit_dot_path(DotPath::Avx512Vnni);
-    const float wide = vec_dot(c.t, c.x(), c.y(), c.n);
-    limit_dot_path(DotPath::Avx2);
-    const float narrow = vec_dot(c.t, c.x(), c.y(), c.n);
-    CHECK(std::memcmp(&wide, &narrow, sizeof wide) == 0);
+  for (GgmlType t : {GgmlType::Q3_K, GgmlType::IQ4_XS}) {
+    const Type& ty = *std::find_if(std::begin(kTypes), std::end(kTypes), [t](const Type& k) { return k.t == t; });
+    CAPTURE(std::string(ty.name));
+    lm::Rng rng(91);
+    std::vector<DotCase> cases;
+    for (int it = 0; it < 40; ++it) {
+      const size_t n = kSuperBlock * (1 + rng.below(12));
+      cases.push_back(it % 2 ? random_bytes_case(ty, n, rng) : quantized_case(ty.t, n, rng, 1.0f));
+    }
+    for (int level : {127, -127}) {
+      cases.push_back(extreme_case(ty, 4 * kSuperBlock, level));
+      if (t != GgmlType::IQ4_XS) continue;
+      // Every byte after d 0: the most negative level (-127) and scale (-32).
+      DotCase c = extreme_case(ty, 4 * kSuperBlock, level);
+      for (size_t b = 0; b < 4; ++b)
+        std::fill(c.x() + b * block_bytes(t) + 2, c.x() + (b + 1) * block_bytes(t), uint8_t(0));
+      cases.push_back(std::move(c));
+    }
+    for (const DotCase& c : cases) {
+      limit_dot_path(DotPath::Avx512Vnni);
+      const float wide = vec_dot(c.t, c.x(), c.y(), c.n);
+      limit_dot_path(DotPath::Avx2);
+      const float narrow = vec_dot(c.t, c.x(), c.y(), c.n);
+      CHECK(std::memcmp(&wide, &narrow, sizeof wide) == 0);
+      CHECK(std::fabs(narrow - vec_dot_ref(c.t, c.x(), c.y(), c.n)) <= 1e-5 * magnitude(ty, c));
+    }
   }
 }
 
