@@ -62,7 +62,8 @@ constexpr size_t kParallelMin = 16384;
 //        N = 8 / 64 / 512, 96-113 / 116 / 116-117 GMAC/s, against 47-50 / 56-63 / 84-94 before
 //        (pairs to 32 rows, panels beyond).
 //   iq4_xs on AVX-512 VNNI: always. Its AVX-512 tile at 2 threads on the medium layer, N = 8 /
-//        64 / 128 / 512: 103 / 124 / 124 / 123 GMAC/s, against panels' 67 / 81 / 90 from N = 128.
+//        64 / 128 / 256 / 512: 103 / 124 / 124 / 123 / 123 GMAC/s. Before, the AVX2 tile gave
+//        68-79 / 67-86 at N = 8 / 64, and the panels 67 / 81 / 90 at N = 128 / 256 / 512.
 //   q2_K, and iq4_xs off AVX-512 VNNI, from AVX2 up: to 64 rows (kDotMaxRowsAvx2Tile). Their
 //        tiles are AVX2 walks: N = 8 and 64 gain (q2_K 65-74 / 79-85 against 45-66 / 54-61,
 //        iq4_xs 68-79 / 67-86 against 34-47 / 42-50), but at N = 512 the panels stay ahead for

@@ -122,8 +122,8 @@ void vec_dot_q6_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* 
                             float* out);
 void vec_dot_q5_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out);
-// The same for q2_K, q3_K and iq4_xs rows (kquant_ext.cpp): their walks (AVX2, and q3_K's
-// AVX-512 one) unpack a weight block once for 8 activation rows; the plain path calls
+// The same for q2_K, q3_K and iq4_xs rows (kquant_ext.cpp): their walks (AVX2, and q3_K's and
+// iq4_xs's AVX-512 ones) unpack a weight block once for 8 activation rows; the plain path calls
 // vec_dot_* per pair.
 void vec_dot_q2_K_q8_K_tile(const void* x, size_t x_stride, int nx, const void* y, size_t y_stride, int ny, size_t n,
                             float* out);
@@ -133,7 +133,7 @@ void vec_dot_iq4_xs_q8_K_tile(const void* x, size_t x_stride, int nx, const void
                               float* out);
 
 // The paths vec_dot_* can take, slowest first: plain C++, AVX2 (with FMA, F16C), AVX-512 with
-// VNNI's vpdpbusd (F, BW, VL, VNNI). The best the CPU has is chosen once, at first use.
+// VNNI's vpdpbusd (F, BW, VL, VNNI, with FMA, F16C and BMI2). The best the CPU has is chosen once, at first use.
 enum class DotPath { Portable, Avx2, Avx512Vnni };
 DotPath dot_path();  // the path vec_dot_* take now
 // For tests and benchmarks: take at most `max` (or the best the CPU has, if lower), so every

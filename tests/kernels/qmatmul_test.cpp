@@ -214,8 +214,8 @@ TEST_CASE("f32 and f16 weights: the fast paths agree with the reference") {
     }
 }
 
-// Short batches take the dot products (up to 32 rows; q4_K, q5_K and q6_K always on AVX-512
-// VNNI), longer ones dequantized panels into sgemm shared out among the threads (33 x 70 x 768
+// Short batches take the dot products (up to 32 rows; from AVX2 up q3_K always and q2_K to 64;
+// q4_K, q5_K, q6_K and iq4_xs always on AVX-512 VNNI, iq4_xs to 64 on AVX2), longer ones dequantized panels into sgemm shared out among the threads (33 x 70 x 768
 // is large enough to run in parallel). 129 and 257 rows, on the shorter rows only: the tile on
 // long batches.
 TEST_CASE("block types with vec_dot: decoding and prompt paths agree with the reference") {

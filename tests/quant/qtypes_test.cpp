@@ -1,7 +1,7 @@
 // Tests for the block types q4_1, q5_0, q5_1, iq4_nl, q2_K, q3_K, q5_K and iq4_xs (quant.hpp,
 // kquant.hpp): round trips within each format's error, zero rows, the row API, and the dot
-// products with their activations: every SIMD path against `_ref` (and q3_K on AVX-512 against
-// AVX2, to the bit), `_ref` against the dot product of the decoded rows, on quantized rows,
+// products with their activations: every SIMD path against `_ref` (and q3_K and iq4_xs on
+// AVX-512 against AVX2, to the bit), `_ref` against the dot product of the decoded rows, on quantized rows,
 // random block bytes and the largest levels.
 // Bit-compatibility with ggml is ggml_golden_test.cpp's job.
 #include <doctest/doctest.h>
