@@ -4,14 +4,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "base/error.hpp"
 #include "base/rng.hpp"
+#include "format/gguf.hpp"
 #include "model/model.hpp"
 #include "model/session.hpp"
 #include "model/weights.hpp"
+#include "quant/kquant.hpp"
 
 using namespace lm;
 using namespace lm::model;
@@ -219,18 +222,21 @@ TEST_CASE("the KV cache grows with the tokens evaluated, up to n_ctx, and growin
   CHECK(small.capacity() == 20);
 }
 
-TEST_CASE("eval_batch: sequences evaluated together get the logits each gets alone") {
+namespace {
+
+// Prompts of 1-9 tokens and 4 decoding steps, alone and in batches of up to 15 rows, with
+// `types` of weights, on a `C`-wide model (every type's blocks whole).
+void check_batch_equals_alone(int C, std::initializer_list<format::GgmlType> types) {
   ModelConfig cfg;
-  // 128 columns: whole groups of four 32-value blocks, so the integer kernels' vector paths run.
-  cfg.n_vocab = 67, cfg.n_ctx = 48, cfg.n_layer = 2, cfg.n_embd = 128, cfg.n_head = 4, cfg.n_head_kv = 2, cfg.n_ff = 256;
+  cfg.n_vocab = 67, cfg.n_ctx = 48, cfg.n_layer = 2, cfg.n_embd = C, cfg.n_head = 4, cfg.n_head_kv = 2, cfg.n_ff = 2 * C;
   Params p(cfg, false);
   Rng rng(11);
   p.init(rng);
   for (auto& w : p.w) w *= 10.0f;
   const std::vector<std::vector<int>> prompts = {{1, 2, 3, 4, 5}, {9, 8, 7, 6, 5, 4, 3, 2, 1}, {42}, {7, 7}};
   const int steps = 4, V = cfg.n_vocab;
-  for (auto type : {format::GgmlType::F32, format::GgmlType::Q8_0, format::GgmlType::Q4_0}) {
-    CAPTURE(int(type));
+  for (auto type : types) {
+    CAPTURE(std::string(format::ggml_type_info(type).name));
     const Weights w = type == format::GgmlType::F32 ? view_weights(p) : quantize_weights(p, type, type);
     // Alone: each prompt in one evaluation, then `steps` tokens one at a time.
     std::vector<std::vector<float>> want(prompts.size());
@@ -286,4 +292,22 @@ TEST_CASE("eval_batch: sequences evaluated together get the logits each gets alo
     CHECK(all.n_past(1) == 0);
     CHECK(all.n_past(0) == int(prompts[0].size()) + steps);
   }
+}
+
+}  // namespace
+
+TEST_CASE("eval_batch: sequences evaluated together get the logits each gets alone") {
+  // 128 columns: whole groups of four 32-value blocks, so the integer kernels' vector paths run.
+  check_batch_equals_alone(128, {format::GgmlType::F32, format::GgmlType::Q8_0, format::GgmlType::Q4_0,
+                                 format::GgmlType::Q5_1, format::GgmlType::IQ4_NL});
+  // The K-quants and iq4_xs (256-value blocks): batches this short take their dot products on
+  // every path (tiles, or one pair at a time), with the bits of one row.
+  for (quant::DotPath path : {quant::DotPath::Avx512Vnni, quant::DotPath::Avx2, quant::DotPath::Portable}) {
+    quant::limit_dot_path(path);
+    if (quant::dot_path() != path) continue;  // this CPU lacks it
+    CAPTURE(int(path));
+    check_batch_equals_alone(256, {format::GgmlType::Q4_K, format::GgmlType::Q6_K, format::GgmlType::Q3_K,
+                                   format::GgmlType::Q2_K, format::GgmlType::IQ4_XS});
+  }
+  quant::limit_dot_path(quant::DotPath::Avx512Vnni);  // back to the best the CPU has
 }
