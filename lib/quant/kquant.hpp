@@ -133,7 +133,8 @@ void vec_dot_iq4_xs_q8_K_tile(const void* x, size_t x_stride, int nx, const void
                               float* out);
 
 // The paths vec_dot_* can take, slowest first: plain C++, AVX2 (with FMA, F16C), AVX-512 with
-// VNNI's vpdpbusd (F, BW, VL, VNNI, with FMA, F16C and BMI2). The best the CPU has is chosen once, at first use.
+// VNNI's vpdpbusd (F, BW, VL, VNNI, with FMA, F16C and BMI2). The best the CPU has is chosen
+// once, at first use.
 enum class DotPath { Portable, Avx2, Avx512Vnni };
 DotPath dot_path();  // the path vec_dot_* take now
 // For tests and benchmarks: take at most `max` (or the best the CPU has, if lower), so every

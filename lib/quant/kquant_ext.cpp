@@ -748,7 +748,6 @@ LM_TARGET_AVX512 inline __attribute__((always_inline)) void dot_q3_K_avx512(cons
 // add in one), and the 16 lanes folded to the AVX2 walk's 8 before any float operation, so both
 // give the same bits. The scales come from two pdeps (BMI2, which every AVX-512 CPU has) where
 // the AVX2 walk extracts them one at a time: without that, this walk was no faster than AVX2's.
-#define LM_TARGET_AVX512_BMI2 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2")))
 // The 8 scales as int16: scales_l's nibbles and scales_h's bit pairs spread into bytes.
 LM_TARGET_AVX512_BMI2 inline __m128i iq4_xs_scales_sse(const BlockIQ4_XS& x) {
   uint32_t l;

@@ -13,6 +13,8 @@
 
 #define LM_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define LM_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+// With BMI2 too (pdep): the VNNI dot path requires it (best_dot_path).
+#define LM_TARGET_AVX512_BMI2 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2")))
 
 // Defines NAME(x, x_stride, nx, y, y_stride, ny, nb, out) for target attribute TARGET: nx weight
 // rows of BLOCK (row i at x + i * x_stride bytes) against ny activation rows (row j at y + j *

@@ -215,8 +215,9 @@ TEST_CASE("f32 and f16 weights: the fast paths agree with the reference") {
 }
 
 // Short batches take the dot products (up to 32 rows; from AVX2 up q3_K always and q2_K to 64;
-// q4_K, q5_K, q6_K and iq4_xs always on AVX-512 VNNI, iq4_xs to 64 on AVX2), longer ones dequantized panels into sgemm shared out among the threads (33 x 70 x 768
-// is large enough to run in parallel). 129 and 257 rows, on the shorter rows only: the tile on
+// q4_K, q5_K, q6_K and iq4_xs always on AVX-512 VNNI, iq4_xs to 64 on AVX2), longer ones
+// dequantized panels into sgemm shared out among the threads (33 x 70 x 768 is large enough to
+// run in parallel). 129 and 257 rows, on the shorter rows only: the tile on
 // long batches.
 TEST_CASE("block types with vec_dot: decoding and prompt paths agree with the reference") {
   const GgmlType types[] = {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
