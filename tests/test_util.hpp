@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "quant/kquant.hpp"
 #include "tokenizer/tokenizer.hpp"
 
 namespace lm::test {
@@ -64,5 +65,10 @@ inline Tokenizer train_tokenizer(const std::vector<std::string>& lines, int voca
   Logger quiet("test", Logger::Level::Quiet);
   return Tokenizer::train(opts, [&](std::string& l) { return i < lines.size() ? (l = lines[i++], true) : false; }, quiet);
 }
+
+// Restores the best dot path (quant::limit_dot_path) when a test ends, passing or failing.
+struct DotPathGuard {
+  ~DotPathGuard() { quant::limit_dot_path(quant::DotPath::Avx512Vnni); }
+};
 
 }  // namespace lm::test

@@ -15,6 +15,7 @@
 #include "model/session.hpp"
 #include "model/weights.hpp"
 #include "quant/kquant.hpp"
+#include "test_util.hpp"
 
 using namespace lm;
 using namespace lm::model;
@@ -302,6 +303,7 @@ TEST_CASE("eval_batch: sequences evaluated together get the logits each gets alo
                                  format::GgmlType::Q5_1, format::GgmlType::IQ4_NL});
   // The K-quants and iq4_xs (256-value blocks): batches this short take their dot products on
   // every path (tiles, or one pair at a time), with the bits of one row.
+  lm::test::DotPathGuard guard;
   for (quant::DotPath path : {quant::DotPath::Avx512Vnni, quant::DotPath::Avx2, quant::DotPath::Portable}) {
     quant::limit_dot_path(path);
     if (quant::dot_path() != path) continue;  // this CPU lacks it
@@ -309,5 +311,4 @@ TEST_CASE("eval_batch: sequences evaluated together get the logits each gets alo
     check_batch_equals_alone(256, {format::GgmlType::Q4_K, format::GgmlType::Q6_K, format::GgmlType::Q3_K,
                                    format::GgmlType::Q2_K, format::GgmlType::IQ4_XS});
   }
-  quant::limit_dot_path(quant::DotPath::Avx512Vnni);  // back to the best the CPU has
 }

@@ -14,6 +14,7 @@
 #include "base/rng.hpp"
 #include "quant/kquant.hpp"
 #include "quant/quant.hpp"
+#include "test_util.hpp"
 
 using namespace lm::quant;
 using lm::format::GgmlType;
@@ -107,10 +108,6 @@ const char* path_name(DotPath p) {
   return p == DotPath::Avx512Vnni ? "AVX-512 VNNI" : p == DotPath::Avx2 ? "AVX2" : "portable";
 }
 
-// Restores the best path when a test ends, passing or failing.
-struct PathGuard {
-  ~PathGuard() { limit_dot_path(DotPath::Avx512Vnni); }
-};
 
 }  // namespace
 
@@ -317,7 +314,7 @@ float dot(const Format& f, const DotCase& c, bool ref) {
 // Every path on this CPU against the reference twin, and the twin against the double dot
 // product of the decoded rows; all within 1e-5 of the terms' magnitude.
 void check_all_paths(const Format& f, const DotCase& c) {
-  PathGuard guard;
+  lm::test::DotPathGuard guard;
   const float ref = dot(f, c, true);
   const double tol = 1e-5 * magnitude(f, c);
   std::vector<float> xd(c.n), yd(c.n);
@@ -341,7 +338,7 @@ void check_all_paths(const Format& f, const DotCase& c) {
 }  // namespace
 
 TEST_CASE("dot path selection: the best the CPU has, limited on request") {
-  PathGuard guard;
+  lm::test::DotPathGuard guard;
   const DotPath best = dot_path();
   MESSAGE("K-quant dot products on this CPU: " << std::string(path_name(best)));
   limit_dot_path(DotPath::Portable);
@@ -394,7 +391,7 @@ TEST_CASE("vec_dot: the largest levels and scales overflow no integer lane") {
 }
 
 TEST_CASE("vec_dot: zero rows give exactly zero on every path") {
-  PathGuard guard;
+  lm::test::DotPathGuard guard;
   lm::Rng rng(5);
   for (const Format* f : {&kQ4K, &kQ6K}) {
     const DotCase c = quantized_case(*f, Kind::Zero, 1024, rng);
@@ -410,7 +407,7 @@ TEST_CASE("vec_dot: zero rows give exactly zero on every path") {
 // sequences decodes as each would alone. The rows sit further apart than their size, and the
 // slot after the last output must stay untouched.
 TEST_CASE("vec_dot_tile: every product equals vec_dot's to the bit, on every path") {
-  PathGuard guard;
+  lm::test::DotPathGuard guard;
   lm::Rng rng(7);
   for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::IQ4_XS}) {
     const size_t n = 3 * kSuperBlock;
@@ -452,7 +449,7 @@ TEST_CASE("vec_dot_tile: every product equals vec_dot's to the bit, on every pat
 // values on .5 after scaling, zero blocks, subnormal blocks, and rows with infinity or NaN (left
 // to the plain version).
 TEST_CASE("quantize_q8_K: the AVX-512 version writes the plain version's bytes") {
-  PathGuard guard;
+  lm::test::DotPathGuard guard;
   lm::Rng rng(11);
   const size_t n = 4 * kSuperBlock;
   for (int it = 0; it < 300; ++it) {

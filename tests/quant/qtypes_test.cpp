@@ -1,8 +1,8 @@
 // Tests for the block types q4_1, q5_0, q5_1, iq4_nl, q2_K, q3_K, q5_K and iq4_xs (quant.hpp,
 // kquant.hpp): round trips within each format's error, zero rows, the row API, and the dot
 // products with their activations: every SIMD path against `_ref` (and q3_K and iq4_xs on
-// AVX-512 against AVX2, to the bit), `_ref` against the dot product of the decoded rows, on quantized rows,
-// random block bytes and the largest levels.
+// AVX-512 against AVX2, to the bit), `_ref` against the dot product of the decoded rows, on
+// quantized rows, random block bytes and the largest levels.
 // Bit-compatibility with ggml is ggml_golden_test.cpp's job.
 #include <doctest/doctest.h>
 
@@ -16,6 +16,7 @@
 #include "base/rng.hpp"
 #include "quant/kquant.hpp"
 #include "quant/quant.hpp"
+#include "test_util.hpp"
 
 using namespace lm::quant;
 using lm::format::GgmlType;
@@ -66,9 +67,6 @@ std::vector<float> decode_act(GgmlType t, const uint8_t* q, size_t n) {
 
 const DotPath kPaths[] = {DotPath::Portable, DotPath::Avx2, DotPath::Avx512Vnni};
 
-struct PathGuard {
-  ~PathGuard() { limit_dot_path(DotPath::Avx512Vnni); }
-};
 
 // A weight row and an activation row, each at an odd offset in its buffer (unaligned).
 struct DotCase {
@@ -171,7 +169,7 @@ double magnitude(const Type& ty, const DotCase& c) {
 }
 
 void check_all_paths(const Type& ty, const DotCase& c) {
-  PathGuard guard;
+  lm::test::DotPathGuard guard;
   const float ref = vec_dot_ref(c.t, c.x(), c.y(), c.n);
   const double tol = 1e-5 * magnitude(ty, c);
   const std::vector<float> xd = decode(c.t, c.x(), c.n);
@@ -259,7 +257,7 @@ TEST_CASE("new block types: the largest levels and scales overflow no integer la
 TEST_CASE("q3_K, iq4_xs: the AVX-512 product equals the AVX2 one to the bit") {
   // Both sum the same exact integer lanes, then run the same float operations (the AVX-512
   // walks fold their 16 lanes into the AVX2 walks' 8 first).
-  PathGuard guard;
+  lm::test::DotPathGuard guard;
   limit_dot_path(DotPath::Avx512Vnni);
   if (dot_path() != DotPath::Avx512Vnni) return;  // this CPU lacks it
   for (GgmlType t : {GgmlType::Q3_K, GgmlType::IQ4_XS}) {
