@@ -531,8 +531,6 @@ void add_lstm_model(format::GgufWriter& out, const LstmParams& p, const Tokenize
   end_model_file(out, p, tok);
 }
 
-// The sizes every transformer file gives under its architecture's name: context, width, layers,
-// feed-forward width, heads.
 // A decoder classifier's labels and pooling, under its architecture's name; nothing without a head.
 static void add_classifier_keys(format::GgufWriter& out, const ModelConfig& c, const std::vector<std::string>& labels) {
   if (c.n_cls == 0) return;
@@ -540,6 +538,8 @@ static void add_classifier_keys(format::GgufWriter& out, const ModelConfig& c, c
   out.set_u32(c.arch.name + ".pooling_type", uint32_t(c.cls_pooling));
 }
 
+// The sizes every transformer file gives under its architecture's name: context, width, layers,
+// feed-forward width, heads.
 static void add_shape_keys(format::GgufWriter& out, const ModelConfig& c) {
   const std::string a = c.arch.name + ".";
   out.set_u32(a + "context_length", uint32_t(c.n_ctx));
